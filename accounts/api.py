@@ -1,0 +1,244 @@
+"""REST API of the accounts app under /api/v1/: who am I, projects, members, API tokens, audit events."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import selectors, services
+from accounts.models import AuditEvent, ProjectPerm, Role, User
+from accounts.permissions import (
+    get_membership_for_user,
+    get_own_api_token,
+    get_project_for_user,
+    is_site_staff,
+    require_site_staff,
+)
+
+
+def _user(request: Request) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _paginated(
+    request: Request, view: APIView, queryset: QuerySet[Any], serializer: type[serializers.Serializer]
+) -> Response:
+    paginator = LimitOffsetPagination()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    return paginator.get_paginated_response(serializer(page, many=True).data)
+
+
+class MeOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    display_name = serializers.CharField()
+    email = serializers.EmailField()
+    is_staff = serializers.BooleanField()
+
+
+class MeView(APIView):
+    @extend_schema(responses=MeOut, summary="The authenticated user")
+    def get(self, request: Request) -> Response:
+        user = _user(request)
+        me = {
+            "id": user.pk,
+            "username": user.username,
+            "display_name": user.display_name,
+            "email": user.email,
+            "is_staff": is_site_staff(user),
+        }
+        return Response(MeOut(me).data)
+
+
+class ProjectOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    role = serializers.ChoiceField(
+        choices=Role.choices, allow_null=True, help_text="Your role; null for staff."
+    )
+    member_count = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses=ProjectOut(many=True), summary="Projects you can see, with your role in each")
+    def get(self, request: Request) -> Response:
+        return _paginated(request, self, selectors.projects_for_user(request.user), ProjectOut)
+
+
+class ProjectDetailView(APIView):
+    @extend_schema(responses=ProjectOut, summary="One project (404 if you are not a member)")
+    def get(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk)
+        annotated = selectors.projects_for_user(request.user).get(pk=project.pk)
+        return Response(ProjectOut(annotated).data)
+
+
+class MemberOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField(source="user.username")
+    display_name = serializers.CharField(source="user.display_name")
+    role = serializers.ChoiceField(choices=Role.choices)
+    created_at = serializers.DateTimeField()
+
+
+class MemberAddIn(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberRoleIn(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberListView(APIView):
+    @extend_schema(responses=MemberOut(many=True), summary="Members of a project (project admins)")
+    def get(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
+        return _paginated(request, self, selectors.project_members(project), MemberOut)
+
+    @extend_schema(
+        request=MemberAddIn, responses={201: MemberOut}, summary="Add an existing user to a project"
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
+        data = MemberAddIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = User.objects.filter(username=data.validated_data["username"]).first()
+        if user is None:
+            raise serializers.ValidationError({"username": ["No user with this username."]})
+        membership = services.membership_add(
+            actor=_user(request), project=project, user=user, role=data.validated_data["role"]
+        )
+        return Response(MemberOut(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailView(APIView):
+    @extend_schema(request=MemberRoleIn, responses=MemberOut, summary="Change a member's role")
+    def patch(self, request: Request, pk: int, membership_pk: int) -> Response:
+        membership = get_membership_for_user(request.user, pk, membership_pk)
+        data = MemberRoleIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.membership_change_role(
+            actor=_user(request), membership=membership, role=data.validated_data["role"]
+        )
+        return Response(MemberOut(membership).data)
+
+    @extend_schema(responses={204: None}, summary="Remove a member")
+    def delete(self, request: Request, pk: int, membership_pk: int) -> Response:
+        membership = get_membership_for_user(request.user, pk, membership_pk)
+        services.membership_remove(actor=_user(request), membership=membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuditEventOut(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_label")
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "seq",
+            "created_at",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "project_id",
+            "payload",
+            "prev_hash",
+            "hash",
+        ]
+
+
+class AuditFilterIn(serializers.Serializer):
+    action = serializers.CharField(required=False, default="", help_text="Prefix, e.g. `membership.`")
+    actor = serializers.CharField(required=False, default="", help_text="Username")
+    object_type = serializers.CharField(required=False, default="")
+    since = serializers.DateTimeField(required=False, default=None)
+    until = serializers.DateTimeField(required=False, default=None)
+
+
+class _AuditListBase(APIView):
+    def _list(self, request: Request, project_pk: int | None) -> Response:
+        project = None
+        if project_pk is None:
+            require_site_staff(request.user)
+        else:
+            project = get_project_for_user(request.user, project_pk, ProjectPerm.VIEW_AUDIT)
+        filters = AuditFilterIn(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        events = selectors.audit_events(
+            project=project, filters=selectors.AuditFilter(**filters.validated_data)
+        )
+        return _paginated(request, self, events, AuditEventOut)
+
+
+AUDIT_PARAMS = [
+    OpenApiParameter("action", str, description="Action prefix, e.g. `membership.`"),
+    OpenApiParameter("actor", str, description="Username of the actor"),
+    OpenApiParameter("object_type", str),
+    OpenApiParameter("since", str, description="ISO 8601 date-time, inclusive"),
+    OpenApiParameter("until", str, description="ISO 8601 date-time, exclusive"),
+]
+
+
+class ProjectAuditEventListView(_AuditListBase):
+    @extend_schema(
+        parameters=AUDIT_PARAMS, responses=AuditEventOut(many=True), summary="A project's audit events"
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return self._list(request, pk)
+
+
+class AuditEventListView(_AuditListBase):
+    @extend_schema(
+        parameters=AUDIT_PARAMS, responses=AuditEventOut(many=True), summary="All audit events (staff)"
+    )
+    def get(self, request: Request) -> Response:
+        return self._list(request, None)
+
+
+class ApiTokenOut(serializers.Serializer):
+    token_key = serializers.CharField(help_text="The token's public prefix, used to revoke it.")
+    name = serializers.CharField()
+    created = serializers.DateTimeField()
+    expiry = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
+class ApiTokenCreatedOut(ApiTokenOut):
+    token = serializers.CharField(help_text="The secret. It is shown only in this response.")
+
+
+class ApiTokenIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    days = serializers.IntegerField(min_value=1, max_value=365, default=90)
+
+
+class ApiTokenListView(APIView):
+    @extend_schema(responses=ApiTokenOut(many=True), summary="Your API tokens (never the secrets)")
+    def get(self, request: Request) -> Response:
+        return _paginated(request, self, selectors.api_tokens_for_user(request.user), ApiTokenOut)
+
+    @extend_schema(request=ApiTokenIn, responses={201: ApiTokenCreatedOut}, summary="Create an API token")
+    def post(self, request: Request) -> Response:
+        data = ApiTokenIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        token, raw = services.api_token_create(user=_user(request), **data.validated_data)
+        out = ApiTokenCreatedOut({**ApiTokenOut(token).data, "token": raw})
+        return Response(out.data, status=status.HTTP_201_CREATED)
+
+
+class ApiTokenDetailView(APIView):
+    @extend_schema(responses={204: None}, summary="Revoke one of your API tokens")
+    def delete(self, request: Request, token_key: str) -> Response:
+        token = get_own_api_token(request.user, token_key)
+        services.api_token_revoke(actor=_user(request), token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)

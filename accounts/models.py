@@ -1,0 +1,144 @@
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+from knox.models import AbstractAuthToken
+
+
+class User(AbstractUser):  # type: ignore[django-manager-missing]  # knox adds auth_token_set
+    """A person. Accounts are deactivated, never deleted, so the audit chain keeps its actors."""
+
+    display_name = models.CharField(max_length=150, blank=True)
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.username
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+    DATA_LEAD = "data_lead", "Data lead"
+    PROJECT_ADMIN = "project_admin", "Project admin"
+
+
+class ProjectPerm:
+    """Object-permission codenames on ``Project``; a membership's role grants a set of them."""
+
+    VIEW = "view_project"
+    ANNOTATE = "annotate_project"
+    REVIEW = "review_project"
+    MANAGE_DATA = "manage_project_data"
+    MANAGE_MEMBERS = "manage_project_members"
+    VIEW_AUDIT = "view_project_audit"
+    RUN_TRAINING = "run_project_training"
+
+    ALL = (VIEW, ANNOTATE, REVIEW, MANAGE_DATA, MANAGE_MEMBERS, VIEW_AUDIT, RUN_TRAINING)
+
+
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    Role.ANNOTATOR: (ProjectPerm.VIEW, ProjectPerm.ANNOTATE),
+    Role.REVIEWER: (ProjectPerm.VIEW, ProjectPerm.ANNOTATE, ProjectPerm.REVIEW),
+    Role.DATA_LEAD: (ProjectPerm.VIEW, ProjectPerm.MANAGE_DATA),
+    Role.PROJECT_ADMIN: ProjectPerm.ALL,
+}
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("annotate_project", "Label and rank items"),
+            ("review_project", "Review annotations"),
+            ("manage_project_data", "Import data, edit rubrics, build and export releases"),
+            ("manage_project_members", "Add members and change their roles"),
+            ("view_project_audit", "Read the project's audit log"),
+            ("run_project_training", "Start and cancel training jobs"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=32, choices=Role.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    added_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["user__username"]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} as {self.get_role_display()}"
+
+
+class ApiToken(AbstractAuthToken):
+    """A personal API token. Only a SHA-512 digest is stored; the token is shown once at creation."""
+
+    # Annotated because the knox base class is untyped.
+    name: "models.CharField[str, str]" = models.CharField(max_length=100)
+    last_used_at: "models.DateTimeField[datetime | None, datetime | None]" = models.DateTimeField(
+        null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["-created"]
+
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEvent(models.Model):
+    """One link of the append-only audit chain.
+
+    ``hash`` = sha256(prev_hash + "\\n" + canonical JSON of the event), so changing, removing or
+    reordering any event breaks every link after it. On PostgreSQL a trigger refuses UPDATE and DELETE.
+    """
+
+    seq = models.PositiveBigIntegerField(unique=True)
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, null=True, related_name="+")
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=100, db_index=True)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=100, blank=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, null=True, related_name="audit_events")
+    payload = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [models.Index(fields=["project", "-seq"], name="audit_project_seq")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "created_at": self.created_at.astimezone(UTC).isoformat(),
+            "actor_id": self.actor_id,
+            "actor": self.actor_label,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "project_id": self.project_id,
+            "payload": self.payload,
+        }
+
+    def compute_hash(self) -> str:
+        body = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(f"{self.prev_hash}\n{body}".encode()).hexdigest()

@@ -1,0 +1,372 @@
+"""Every write of the accounts app. Each service is atomic and records its audit event."""
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import Model
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+
+from accounts.errors import DomainError
+from accounts.models import (
+    GENESIS_HASH,
+    ROLE_PERMISSIONS,
+    ApiToken,
+    AuditEvent,
+    Membership,
+    Project,
+    Role,
+    User,
+)
+
+# An arbitrary constant that names the audit chain's advisory lock on PostgreSQL.
+_AUDIT_LOCK_KEY = 0x656E636C617665
+
+
+def _lock_audit_chain() -> None:
+    """Serialise appends to the chain until the surrounding transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: transactions start IMMEDIATE (see settings),
+    so the write lock is already held and appends are serial.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
+
+
+def audit_event_record(
+    *,
+    actor: User | AnonymousUser | None,
+    action: str,
+    target: Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    project: Project | None = None,
+    payload: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the audit chain and return it.
+
+    ``target`` fills ``object_type``/``object_id`` from a model instance. The payload is normalised to
+    plain JSON first, so what is hashed is exactly what is stored. Raises ``ValueError`` for a payload
+    that is not JSON (NaN, sets, objects). Call it inside the service's transaction, last, so the chain
+    lock is held only briefly.
+    """
+    if target is not None:
+        object_type = object_type or target._meta.label_lower
+        object_id = object_id or str(target.pk)
+    clean_payload = json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder, allow_nan=False))
+    real_actor = actor if isinstance(actor, User) else None
+    actor_label = real_actor.username if real_actor else str(clean_payload.get("username", "(anonymous)"))
+    with transaction.atomic():
+        _lock_audit_chain()
+        last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+        event = AuditEvent(
+            seq=(last["seq"] + 1) if last else 1,
+            created_at=timezone.now(),
+            actor=real_actor,
+            actor_label=actor_label[:150],
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            project=project,
+            payload=clean_payload,
+            prev_hash=last["hash"] if last else GENESIS_HASH,
+        )
+        event.hash = event.compute_hash()
+        event.save(force_insert=True)
+    return event
+
+
+# --- Projects and memberships ---------------------------------------------------------------------------
+
+
+def project_create(*, actor: User, name: str, description: str = "", admin: User | None = None) -> Project:
+    """Create a project; ``admin``, if given, becomes its first project admin.
+
+    Raises ``DomainError`` if the name is taken.
+    """
+    name = name.strip()
+    if not name:
+        raise DomainError("A project needs a name.", field="name")
+    with transaction.atomic():
+        if Project.objects.filter(name__iexact=name).exists():
+            raise DomainError(f"A project named “{name}” already exists.", field="name")
+        project = Project.objects.create(name=name, description=description.strip(), created_by=actor)
+        audit_event_record(
+            actor=actor,
+            action="project.create",
+            target=project,
+            project=project,
+            payload={"name": project.name, "description": project.description},
+        )
+        if admin is not None:
+            membership_add(actor=actor, project=project, user=admin, role=Role.PROJECT_ADMIN)
+    return project
+
+
+def _grant_role(membership: Membership) -> None:
+    for codename in ROLE_PERMISSIONS[membership.role]:
+        assign_perm(codename, membership.user, membership.project)
+
+
+def _revoke_role(membership: Membership) -> None:
+    for codename in ROLE_PERMISSIONS[membership.role]:
+        remove_perm(codename, membership.user, membership.project)
+
+
+def _check_role(role: str) -> None:
+    if role not in Role.values:
+        raise DomainError(f"Unknown role “{role}”. Choose one of: {', '.join(Role.values)}.", field="role")
+
+
+def membership_add(*, actor: User, project: Project, user: User, role: str) -> Membership:
+    """Make ``user`` a member of ``project`` with ``role`` and grant the role's object permissions.
+
+    Raises ``DomainError`` for an unknown role, an inactive user or an existing membership.
+    """
+    _check_role(role)
+    if not user.is_active:
+        raise DomainError(f"{user.username} is deactivated and cannot join a project.", field="user")
+    with transaction.atomic():
+        if Membership.objects.filter(project=project, user=user).exists():
+            raise DomainError(f"{user.username} is already a member of this project.", field="user")
+        membership = Membership.objects.create(project=project, user=user, role=role, added_by=actor)
+        _grant_role(membership)
+        audit_event_record(
+            actor=actor,
+            action="membership.add",
+            target=membership,
+            project=project,
+            payload={"user": user.username, "role": role},
+        )
+    return membership
+
+
+def _ensure_an_admin_remains(membership: Membership) -> None:
+    if membership.role != Role.PROJECT_ADMIN:
+        return
+    others = (
+        Membership.objects.select_for_update()
+        .filter(project_id=membership.project_id, role=Role.PROJECT_ADMIN, user__is_active=True)
+        .exclude(pk=membership.pk)
+    )
+    if not others.exists():
+        raise DomainError("A project must keep at least one active project admin.", field="role")
+
+
+def membership_change_role(*, actor: User, membership: Membership, role: str) -> Membership:
+    """Change a member's role and swap their object permissions to match.
+
+    Raises ``DomainError`` for an unknown role or when it would leave the project without an admin.
+    """
+    _check_role(role)
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
+        )
+        old_role = membership.role
+        if old_role == role:
+            return membership
+        if role != Role.PROJECT_ADMIN:
+            _ensure_an_admin_remains(membership)
+        _revoke_role(membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+        _grant_role(membership)
+        audit_event_record(
+            actor=actor,
+            action="membership.change_role",
+            target=membership,
+            project=membership.project,
+            payload={"user": membership.user.username, "from": old_role, "to": role},
+        )
+    return membership
+
+
+def membership_remove(*, actor: User, membership: Membership) -> None:
+    """Remove a member and every object permission their role granted.
+
+    Raises ``DomainError`` when it would leave the project without an admin.
+    """
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
+        )
+        _ensure_an_admin_remains(membership)
+        _revoke_role(membership)
+        audit_event_record(
+            actor=actor,
+            action="membership.remove",
+            target=membership,
+            project=membership.project,
+            payload={"user": membership.user.username, "role": membership.role},
+        )
+        membership.delete()
+
+
+# --- Users -----------------------------------------------------------------------------------------------
+
+
+def user_create(
+    *,
+    actor: User | None,
+    username: str,
+    email: str = "",
+    display_name: str = "",
+    password: str | None = None,
+    is_staff: bool = False,
+) -> User:
+    """Create an account. Without a password it cannot log in until the invite link sets one.
+
+    Raises ``DomainError`` if the username is taken or the password fails the validators.
+    """
+    username = username.strip()
+    if not username:
+        raise DomainError("A username is required.", field="username")
+    with transaction.atomic():
+        if User.objects.filter(username__iexact=username).exists():
+            raise DomainError(f"The username “{username}” is taken.", field="username")
+        user = User(
+            username=username, email=email.strip(), display_name=display_name.strip(), is_staff=is_staff
+        )
+        if password is None:
+            user.set_unusable_password()
+        else:
+            _validate_password(password, user)
+            user.set_password(password)
+        user.save()
+        audit_event_record(
+            actor=actor,
+            action="user.create",
+            target=user,
+            payload={"username": user.username, "is_staff": is_staff, "invited": password is None},
+        )
+    return user
+
+
+def user_invite(
+    *,
+    actor: User,
+    username: str,
+    email: str = "",
+    display_name: str = "",
+    project: Project | None = None,
+    role: str | None = None,
+) -> User:
+    """Create an account without a password, optionally as a member of ``project`` with ``role``.
+
+    The caller shows the one-time invite link (``selectors.invite_path``) to hand to the person.
+    Raises ``DomainError`` as ``user_create`` and ``membership_add`` do.
+    """
+    with transaction.atomic():
+        user = user_create(actor=actor, username=username, email=email, display_name=display_name)
+        if project is not None and role:
+            membership_add(actor=actor, project=project, user=user, role=role)
+    return user
+
+
+def _validate_password(password: str, user: User) -> None:
+    try:
+        validate_password(password, user)
+    except ValidationError as exc:
+        raise DomainError(" ".join(exc.messages), field="password") from exc
+
+
+def user_password_set(*, user: User, password: str, via: str) -> User:
+    """Set a password (from an invite link or the change-password page) after validating it.
+
+    Raises ``DomainError`` if the password fails the validators.
+    """
+    _validate_password(password, user)
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit_event_record(actor=user, action="user.password_set", target=user, payload={"via": via})
+    return user
+
+
+def user_set_active(*, actor: User, user: User, active: bool) -> User:
+    """Activate or deactivate an account; deactivation also revokes its API tokens.
+
+    Raises ``DomainError`` when staff try to deactivate themselves.
+    """
+    if user.pk == actor.pk and not active:
+        raise DomainError("You cannot deactivate your own account.")
+    with transaction.atomic():
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        revoked = 0
+        if not active:
+            revoked, _ = ApiToken.objects.filter(user=user).delete()
+        audit_event_record(
+            actor=actor,
+            action="user.activate" if active else "user.deactivate",
+            target=user,
+            payload={"username": user.username, "tokens_revoked": revoked},
+        )
+    return user
+
+
+# --- API tokens ------------------------------------------------------------------------------------------
+
+
+def api_token_create(*, user: User, name: str, days: int) -> tuple[ApiToken, str]:
+    """Create a personal API token; returns the record and the token, which is never shown again.
+
+    Raises ``DomainError`` for an empty name or a lifetime outside 1..365 days.
+    """
+    name = name.strip()
+    if not name:
+        raise DomainError("Give the token a name, e.g. the script that will use it.", field="name")
+    if not 1 <= days <= 365:
+        raise DomainError("A token lives between 1 and 365 days.", field="days")
+    with transaction.atomic():
+        token, raw = ApiToken.objects.create(user=user, expiry=timedelta(days=days), name=name)
+        audit_event_record(
+            actor=user,
+            action="api_token.create",
+            object_type="accounts.apitoken",
+            object_id=token.token_key,
+            payload={"name": name, "expires": token.expiry},
+        )
+    return token, raw
+
+
+def api_token_revoke(*, actor: User, token: ApiToken) -> None:
+    """Revoke (delete) a token; requests with it fail from now on."""
+    with transaction.atomic():
+        audit_event_record(
+            actor=actor,
+            action="api_token.revoke",
+            object_type="accounts.apitoken",
+            object_id=token.token_key,
+            payload={"name": token.name, "owner": token.user.username},
+        )
+        token.delete()
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    """Note when a token was last used, at most once a minute (not audited: it changes no rights)."""
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+
+
+# --- Authentication events -------------------------------------------------------------------------------
+
+
+def auth_event_record(*, action: str, user: User | None, username: str, ip: str | None) -> None:
+    """Audit a login, logout, failed login or lockout."""
+    audit_event_record(
+        actor=user,
+        action=action,
+        object_type="accounts.user",
+        object_id=str(user.pk) if user else "",
+        payload={"username": username, "ip": ip},
+    )

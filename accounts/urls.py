@@ -1,0 +1,40 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from accounts import api, views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("projects/new/", views.project_create, name="project_create"),
+    path("projects/<int:pk>/", views.project_detail, name="project_detail"),
+    path("projects/<int:pk>/members/", views.project_members, name="project_members"),
+    path("projects/<int:pk>/members/add/", views.member_add, name="member_add"),
+    path("projects/<int:pk>/members/invite/", views.member_invite, name="member_invite"),
+    path("projects/<int:pk>/members/<int:membership_pk>/role/", views.member_change_role, name="member_role"),
+    path("projects/<int:pk>/members/<int:membership_pk>/remove/", views.member_remove, name="member_remove"),
+    path("projects/<int:pk>/audit/", views.project_audit, name="project_audit"),
+    path("audit/", views.site_audit, name="site_audit"),
+    path("users/", views.users, name="users"),
+    path("users/<int:pk>/active/", views.user_set_active, name="user_set_active"),
+    path("account/password/", views.password_change, name="password_change"),
+    path("account/tokens/", views.api_tokens, name="api_tokens"),
+    path("account/tokens/<str:token_key>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("invite/<str:uidb64>/<str:token>/", views.invite_accept, name="invite_accept"),
+]
+
+api_urlpatterns = [
+    path("me/", api.MeView.as_view(), name="api_me"),
+    path("projects/", api.ProjectListView.as_view(), name="api_projects"),
+    path("projects/<int:pk>/", api.ProjectDetailView.as_view(), name="api_project"),
+    path("projects/<int:pk>/members/", api.MemberListView.as_view(), name="api_members"),
+    path("projects/<int:pk>/members/<int:membership_pk>/", api.MemberDetailView.as_view(), name="api_member"),
+    path(
+        "projects/<int:pk>/audit-events/", api.ProjectAuditEventListView.as_view(), name="api_project_audit"
+    ),
+    path("audit-events/", api.AuditEventListView.as_view(), name="api_audit"),
+    path("tokens/", api.ApiTokenListView.as_view(), name="api_tokens_list"),
+    path("tokens/<str:token_key>/", api.ApiTokenDetailView.as_view(), name="api_token"),
+]

@@ -1,0 +1,1 @@
+"""Settings live in one module per mode: ``local`` (embedded default), ``production`` and ``test``."""

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from accounts.urls import api_urlpatterns as accounts_api
+from enclave import api
+
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    return HttpResponseRedirect(static("favicon.svg"))
+
+
+api_v1 = [
+    path("health/", api.HealthView.as_view(), name="api_health"),
+    *accounts_api,
+]
+
+urlpatterns = [
+    path("", include("accounts.urls")),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),
+    path("django-admin/", admin.site.urls),
+    path("favicon.ico", favicon),
+]
