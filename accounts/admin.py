@@ -3,7 +3,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 from guardian.admin import GuardedModelAdmin
 
-from accounts.models import ApiToken, AuditEvent, Membership, Project, User
+from accounts.models import ApiTokenInfo, AuditEvent, Membership, Project, User
 
 
 @admin.register(User)
@@ -37,9 +37,9 @@ class MembershipAdmin(ReadOnlyAdmin):
     list_filter = ("role", "project")
 
 
-@admin.register(ApiToken)
-class ApiTokenAdmin(ReadOnlyAdmin):
-    list_display = ("token_key", "name", "user", "created", "expiry", "last_used_at")
+@admin.register(ApiTokenInfo)
+class ApiTokenInfoAdmin(ReadOnlyAdmin):
+    list_display = ("token", "name", "last_used_at")
 
 
 @admin.register(AuditEvent)

@@ -60,9 +60,7 @@ class ProjectOut(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     description = serializers.CharField()
-    role = serializers.ChoiceField(
-        choices=Role.choices, allow_null=True, help_text="Your role; null for staff."
-    )
+    role = serializers.ChoiceField(choices=Role.choices, allow_null=True, help_text="Your role; null for staff.")
     member_count = serializers.IntegerField()
     created_at = serializers.DateTimeField()
 
@@ -104,9 +102,7 @@ class MemberListView(APIView):
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
         return _paginated(request, self, selectors.project_members(project), MemberOut)
 
-    @extend_schema(
-        request=MemberAddIn, responses={201: MemberOut}, summary="Add an existing user to a project"
-    )
+    @extend_schema(request=MemberAddIn, responses={201: MemberOut}, summary="Add an existing user to a project")
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
         data = MemberAddIn(data=request.data)
@@ -174,9 +170,7 @@ class _AuditListBase(APIView):
             project = get_project_for_user(request.user, project_pk, ProjectPerm.VIEW_AUDIT)
         filters = AuditFilterIn(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        events = selectors.audit_events(
-            project=project, filters=selectors.AuditFilter(**filters.validated_data)
-        )
+        events = selectors.audit_events(project=project, filters=selectors.AuditFilter(**filters.validated_data))
         return _paginated(request, self, events, AuditEventOut)
 
 
@@ -190,31 +184,27 @@ AUDIT_PARAMS = [
 
 
 class ProjectAuditEventListView(_AuditListBase):
-    @extend_schema(
-        parameters=AUDIT_PARAMS, responses=AuditEventOut(many=True), summary="A project's audit events"
-    )
+    @extend_schema(parameters=AUDIT_PARAMS, responses=AuditEventOut(many=True), summary="A project's audit events")
     def get(self, request: Request, pk: int) -> Response:
         return self._list(request, pk)
 
 
 class AuditEventListView(_AuditListBase):
-    @extend_schema(
-        parameters=AUDIT_PARAMS, responses=AuditEventOut(many=True), summary="All audit events (staff)"
-    )
+    @extend_schema(parameters=AUDIT_PARAMS, responses=AuditEventOut(many=True), summary="All audit events (staff)")
     def get(self, request: Request) -> Response:
         return self._list(request, None)
 
 
 class ApiTokenOut(serializers.Serializer):
     token_key = serializers.CharField(help_text="The token's public prefix, used to revoke it.")
-    name = serializers.CharField()
+    name = serializers.CharField(source="info.name")
     created = serializers.DateTimeField()
     expiry = serializers.DateTimeField()
-    last_used_at = serializers.DateTimeField(allow_null=True)
+    last_used_at = serializers.DateTimeField(source="info.last_used_at", allow_null=True)
 
 
 class ApiTokenCreatedOut(ApiTokenOut):
-    token = serializers.CharField(help_text="The secret. It is shown only in this response.")
+    token = serializers.CharField(source="raw_token", help_text="The secret. It is shown only in this response.")
 
 
 class ApiTokenIn(serializers.Serializer):
@@ -232,8 +222,8 @@ class ApiTokenListView(APIView):
         data = ApiTokenIn(data=request.data)
         data.is_valid(raise_exception=True)
         token, raw = services.api_token_create(user=_user(request), **data.validated_data)
-        out = ApiTokenCreatedOut({**ApiTokenOut(token).data, "token": raw})
-        return Response(out.data, status=status.HTTP_201_CREATED)
+        token.raw_token = raw  # the only moment the secret exists outside the caller's hands
+        return Response(ApiTokenCreatedOut(token).data, status=status.HTTP_201_CREATED)
 
 
 class ApiTokenDetailView(APIView):

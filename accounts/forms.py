@@ -55,6 +55,4 @@ class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False)
     object_type = forms.CharField(required=False, label="Object type")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Until (incl.)"
-    )
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Until (incl.)")

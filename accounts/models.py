@@ -1,15 +1,15 @@
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
-from knox.models import AbstractAuthToken
+from knox.models import AuthToken
 
 
-class User(AbstractUser):  # type: ignore[django-manager-missing]  # knox adds auth_token_set
+class User(AbstractUser):
     """A person. Accounts are deactivated, never deleted, so the audit chain keeps its actors."""
 
     display_name = models.CharField(max_length=150, blank=True)
@@ -84,17 +84,18 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} as {self.get_role_display()}"
 
 
-class ApiToken(AbstractAuthToken):
-    """A personal API token. Only a SHA-512 digest is stored; the token is shown once at creation."""
+class ApiTokenInfo(models.Model):
+    """What knox's ``AuthToken`` does not hold: the token's name and when it was last used.
 
-    # Annotated because the knox base class is untyped.
-    name: "models.CharField[str, str]" = models.CharField(max_length=100)
-    last_used_at: "models.DateTimeField[datetime | None, datetime | None]" = models.DateTimeField(
-        null=True, blank=True
-    )
+    knox stores only a SHA-512 digest of each token; the token itself is shown once, at creation.
+    """
 
-    class Meta:
-        ordering = ["-created"]
+    token = models.OneToOneField(AuthToken, on_delete=models.CASCADE, primary_key=True, related_name="info")
+    name = models.CharField(max_length=100)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
 
 
 GENESIS_HASH = "0" * 64

@@ -3,8 +3,9 @@ user can never learn that a project they do not belong to exists."""
 
 from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
+from knox.models import AuthToken
 
-from accounts.models import ApiToken, Membership, Project, ProjectPerm, User
+from accounts.models import Membership, Project, ProjectPerm, User
 
 AnyUser = User | AnonymousUser
 
@@ -55,8 +56,8 @@ def get_user_for_staff(staff: AnyUser, pk: int | str) -> User:
     return user
 
 
-def get_own_api_token(user: AnyUser, token_key: str) -> ApiToken:
-    token = ApiToken.objects.select_related("user").filter(user_id=user.pk, token_key=token_key).first()
+def get_own_api_token(user: AnyUser, token_key: str) -> AuthToken:
+    token = AuthToken.objects.select_related("user", "info").filter(user_id=user.pk, token_key=token_key).first()
     if token is None:
         raise Http404("No such token.")
     return token

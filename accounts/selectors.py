@@ -9,8 +9,9 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from guardian.shortcuts import get_objects_for_user
+from knox.models import AuthToken
 
-from accounts.models import GENESIS_HASH, ApiToken, AuditEvent, Membership, Project, ProjectPerm, User
+from accounts.models import GENESIS_HASH, AuditEvent, Membership, Project, ProjectPerm, User
 from accounts.permissions import AnyUser, is_site_staff
 
 
@@ -22,9 +23,7 @@ def projects_for_user(user: AnyUser) -> QuerySet[Project]:
     if is_site_staff(user):
         projects = Project.objects.all()
     else:
-        projects = get_objects_for_user(
-            user, f"accounts.{ProjectPerm.VIEW}", klass=Project, accept_global_perms=False
-        )
+        projects = get_objects_for_user(user, f"accounts.{ProjectPerm.VIEW}", klass=Project, accept_global_perms=False)
     role = Membership.objects.filter(project=OuterRef("pk"), user_id=user.pk).values("role")[:1]
     return projects.annotate(role=Subquery(role), member_count=Count("memberships")).order_by("name")
 
@@ -36,11 +35,7 @@ def role_in_project(user: AnyUser, project: Project) -> str | None:
 
 
 def project_members(project: Project) -> QuerySet[Membership]:
-    return (
-        Membership.objects.filter(project=project)
-        .select_related("user", "added_by")
-        .order_by("user__username")
-    )
+    return Membership.objects.filter(project=project).select_related("user", "added_by").order_by("user__username")
 
 
 def users_addable_to(project: Project) -> QuerySet[User]:
@@ -51,8 +46,8 @@ def users_for_staff() -> QuerySet[User]:
     return User.objects.annotate(project_count=Count("memberships")).order_by("username")
 
 
-def api_tokens_for_user(user: AnyUser) -> QuerySet[ApiToken]:
-    return ApiToken.objects.filter(user_id=user.pk).order_by("-created")
+def api_tokens_for_user(user: AnyUser) -> QuerySet[AuthToken]:
+    return AuthToken.objects.filter(user_id=user.pk).select_related("info").order_by("-created")
 
 
 def invite_path(user: User) -> str:

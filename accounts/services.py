@@ -12,12 +12,13 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
+from knox.models import AuthToken
 
 from accounts.errors import DomainError
 from accounts.models import (
     GENESIS_HASH,
     ROLE_PERMISSIONS,
-    ApiToken,
+    ApiTokenInfo,
     AuditEvent,
     Membership,
     Project,
@@ -86,7 +87,7 @@ def audit_event_record(
 # --- Projects and memberships ---------------------------------------------------------------------------
 
 
-def project_create(*, actor: User, name: str, description: str = "", admin: User | None = None) -> Project:
+def project_create(*, actor: User | None, name: str, description: str = "", admin: User | None = None) -> Project:
     """Create a project; ``admin``, if given, becomes its first project admin.
 
     Raises ``DomainError`` if the name is taken.
@@ -125,7 +126,7 @@ def _check_role(role: str) -> None:
         raise DomainError(f"Unknown role “{role}”. Choose one of: {', '.join(Role.values)}.", field="role")
 
 
-def membership_add(*, actor: User, project: Project, user: User, role: str) -> Membership:
+def membership_add(*, actor: User | None, project: Project, user: User, role: str) -> Membership:
     """Make ``user`` a member of ``project`` with ``role`` and grant the role's object permissions.
 
     Raises ``DomainError`` for an unknown role, an inactive user or an existing membership.
@@ -167,9 +168,7 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
     """
     _check_role(role)
     with transaction.atomic():
-        membership = (
-            Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
-        )
+        membership = Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
         old_role = membership.role
         if old_role == role:
             return membership
@@ -195,9 +194,7 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
     Raises ``DomainError`` when it would leave the project without an admin.
     """
     with transaction.atomic():
-        membership = (
-            Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
-        )
+        membership = Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
         _ensure_an_admin_remains(membership)
         _revoke_role(membership)
         audit_event_record(
@@ -232,9 +229,7 @@ def user_create(
     with transaction.atomic():
         if User.objects.filter(username__iexact=username).exists():
             raise DomainError(f"The username “{username}” is taken.", field="username")
-        user = User(
-            username=username, email=email.strip(), display_name=display_name.strip(), is_staff=is_staff
-        )
+        user = User(username=username, email=email.strip(), display_name=display_name.strip(), is_staff=is_staff)
         if password is None:
             user.set_unusable_password()
         else:
@@ -303,7 +298,8 @@ def user_set_active(*, actor: User, user: User, active: bool) -> User:
         user.save(update_fields=["is_active"])
         revoked = 0
         if not active:
-            revoked, _ = ApiToken.objects.filter(user=user).delete()
+            revoked = AuthToken.objects.filter(user=user).count()
+            AuthToken.objects.filter(user=user).delete()
         audit_event_record(
             actor=actor,
             action="user.activate" if active else "user.deactivate",
@@ -316,7 +312,7 @@ def user_set_active(*, actor: User, user: User, active: bool) -> User:
 # --- API tokens ------------------------------------------------------------------------------------------
 
 
-def api_token_create(*, user: User, name: str, days: int) -> tuple[ApiToken, str]:
+def api_token_create(*, user: User, name: str, days: int) -> tuple[AuthToken, str]:
     """Create a personal API token; returns the record and the token, which is never shown again.
 
     Raises ``DomainError`` for an empty name or a lifetime outside 1..365 days.
@@ -327,7 +323,8 @@ def api_token_create(*, user: User, name: str, days: int) -> tuple[ApiToken, str
     if not 1 <= days <= 365:
         raise DomainError("A token lives between 1 and 365 days.", field="days")
     with transaction.atomic():
-        token, raw = ApiToken.objects.create(user=user, expiry=timedelta(days=days), name=name)
+        token, raw = AuthToken.objects.create(user=user, expiry=timedelta(days=days))
+        ApiTokenInfo.objects.create(token=token, name=name)
         audit_event_record(
             actor=user,
             action="api_token.create",
@@ -338,7 +335,7 @@ def api_token_create(*, user: User, name: str, days: int) -> tuple[ApiToken, str
     return token, raw
 
 
-def api_token_revoke(*, actor: User, token: ApiToken) -> None:
+def api_token_revoke(*, actor: User, token: AuthToken) -> None:
     """Revoke (delete) a token; requests with it fail from now on."""
     with transaction.atomic():
         audit_event_record(
@@ -346,16 +343,17 @@ def api_token_revoke(*, actor: User, token: ApiToken) -> None:
             action="api_token.revoke",
             object_type="accounts.apitoken",
             object_id=token.token_key,
-            payload={"name": token.name, "owner": token.user.username},
+            payload={"name": token.info.name, "owner": token.user.username},
         )
         token.delete()
 
 
-def api_token_touch(*, token: ApiToken) -> None:
+def api_token_touch(*, token: AuthToken) -> None:
     """Note when a token was last used, at most once a minute (not audited: it changes no rights)."""
     now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    ApiTokenInfo.objects.filter(token_id=token.pk).exclude(last_used_at__gt=now - timedelta(minutes=1)).update(
+        last_used_at=now
+    )
 
 
 # --- Authentication events -------------------------------------------------------------------------------

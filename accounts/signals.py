@@ -32,9 +32,7 @@ def _on_login_failed(
     auth_event_record(action="auth.login_failed", user=None, username=username, ip=_ip(request))
 
 
-def _on_locked_out(
-    sender: Any, request: HttpRequest, username: str | None, ip_address: str, **kwargs: Any
-) -> None:
+def _on_locked_out(sender: Any, request: HttpRequest, username: str | None, ip_address: str, **kwargs: Any) -> None:
     auth_event_record(action="auth.locked_out", user=None, username=username or "", ip=ip_address)
 
 

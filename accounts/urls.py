@@ -31,9 +31,7 @@ api_urlpatterns = [
     path("projects/<int:pk>/", api.ProjectDetailView.as_view(), name="api_project"),
     path("projects/<int:pk>/members/", api.MemberListView.as_view(), name="api_members"),
     path("projects/<int:pk>/members/<int:membership_pk>/", api.MemberDetailView.as_view(), name="api_member"),
-    path(
-        "projects/<int:pk>/audit-events/", api.ProjectAuditEventListView.as_view(), name="api_project_audit"
-    ),
+    path("projects/<int:pk>/audit-events/", api.ProjectAuditEventListView.as_view(), name="api_project_audit"),
     path("audit-events/", api.AuditEventListView.as_view(), name="api_audit"),
     path("tokens/", api.ApiTokenListView.as_view(), name="api_tokens_list"),
     path("tokens/<str:token_key>/", api.ApiTokenDetailView.as_view(), name="api_token"),

@@ -246,9 +246,7 @@ def _audit_filters(form: AuditFilterForm) -> selectors.AuditFilter:
     data = form.cleaned_data
     tz = timezone.get_current_timezone()
     since = datetime.combine(data["since"], time.min, tzinfo=tz) if data["since"] else None
-    until = (
-        datetime.combine(data["until"], time.min, tzinfo=tz) + timedelta(days=1) if data["until"] else None
-    )
+    until = datetime.combine(data["until"], time.min, tzinfo=tz) + timedelta(days=1) if data["until"] else None
     return selectors.AuditFilter(
         action=data["action"].strip(),
         actor=data["actor"].strip(),
@@ -432,5 +430,5 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 def api_token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
     token = get_own_api_token(request.user, token_key)
     services.api_token_revoke(actor=_user(request), token=token)
-    messages.success(request, f"Token “{token.name}” revoked.")
+    messages.success(request, f"Token “{token.info.name}” revoked.")
     return redirect("api_tokens")

@@ -23,9 +23,7 @@ class HealthOut(serializers.Serializer):
 
 class HealthView(APIView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter("worker", bool, description="Also run the health task on a worker (≤ 5 s)")
-        ],
+        parameters=[OpenApiParameter("worker", bool, description="Also run the health task on a worker (≤ 5 s)")],
         responses=HealthOut,
         summary="Database, broker and worker health",
     )

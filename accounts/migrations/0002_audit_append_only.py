@@ -7,7 +7,7 @@ from django.db.migrations.state import StateApps
 CREATE = """
 CREATE OR REPLACE FUNCTION enclave_audit_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'accounts_auditevent is append-only: % refused', TG_OP
+    RAISE EXCEPTION 'accounts_auditevent is append-only: %% refused', TG_OP
         USING ERRCODE = 'insufficient_privilege';
 END;
 $$ LANGUAGE plpgsql;

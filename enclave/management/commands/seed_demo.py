@@ -34,9 +34,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if str(settings.SETTINGS_MODULE).endswith("production") and not options["allow_production"]:
-            raise CommandError(
-                "Refusing to create demo accounts with a known password under production settings."
-            )
+            raise CommandError("Refusing to create demo accounts with a known password under production settings.")
         with transaction.atomic():
             users = {name: self._user(name, label, staff) for name, label, staff in DEMO_USERS}
             staff = users["staff"]
@@ -48,9 +46,7 @@ class Command(BaseCommand):
                 ("projectadmin", Role.PROJECT_ADMIN),
             ]:
                 self._member(staff, project, users[name], role)
-            other = self._project(
-                staff, OTHER_PROJECT, "Insurance claim notes; only the outsider belongs here."
-            )
+            other = self._project(staff, OTHER_PROJECT, "Insurance claim notes; only the outsider belongs here.")
             self._member(staff, other, users["outsider"], Role.PROJECT_ADMIN)
         if options["verbosity"] >= 1:
             self.stdout.write(f"Demo accounts (password “{DEMO_PASSWORD}”): " + ", ".join(users))

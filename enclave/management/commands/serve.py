@@ -23,9 +23,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-        parser.add_argument(
-            "--no-seed", action="store_true", help="Do not create demo data on a new database."
-        )
+        parser.add_argument("--no-seed", action="store_true", help="Do not create demo data on a new database.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
@@ -57,11 +55,7 @@ class Command(BaseCommand):
 
         url = f"http://{options['host']}:{options['port']}/"
         self.stdout.write(self.style.SUCCESS(f"\nEnclave is running at {url}"))
-        db = (
-            "PostgreSQL"
-            if settings.DATABASE_IS_POSTGRES
-            else f"SQLite ({settings.DATABASES['default']['NAME']})"
-        )
+        db = "PostgreSQL" if settings.DATABASE_IS_POSTGRES else f"SQLite ({settings.DATABASES['default']['NAME']})"
         broker = "Redis" if settings.REDIS_URL else f"filesystem ({settings.BROKER_DIR})"
         self.stdout.write(f"Database: {db}; broker: {broker}")
         if seeded or User.objects.filter(username=DEMO_USERS[0][0]).exists():

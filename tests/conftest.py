@@ -1,0 +1,115 @@
+"""Shared fixtures: the personas, the CI guard and service checks.
+
+Under ``CI=true`` the suite refuses to run unless it is on PostgreSQL and Redis, and both answer.
+"""
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from accounts.models import Membership, Project, Role, User
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Playwright's sync API keeps an event loop on the main thread; Django would refuse ORM calls there.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not IN_CI:
+        return
+    problems = []
+    if not settings.DATABASE_IS_POSTGRES:
+        problems.append("DATABASE_URL does not point at PostgreSQL")
+    if not settings.REDIS_URL:
+        problems.append("REDIS_URL is not set")
+    else:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+        except redis.RedisError as exc:
+            problems.append(f"Redis at {settings.REDIS_URL} does not answer: {exc}")
+    if problems:
+        pytest.exit("CI=true needs PostgreSQL and Redis: " + "; ".join(problems), returncode=3)
+
+
+@pytest.fixture
+def on_postgres() -> None:
+    """For tests of PostgreSQL-only behaviour. Under CI the session guard guarantees PostgreSQL."""
+    if not settings.DATABASE_IS_POSTGRES:
+        pytest.skip("needs PostgreSQL (set DATABASE_URL); CI always runs it")
+
+
+@dataclass
+class Personas:
+    """Project A with one member per role, project B with the outsider, and site staff."""
+
+    project: Project
+    other_project: Project
+    annotator: User
+    reviewer: User
+    data_lead: User
+    project_admin: User
+    outsider: User
+    staff: User
+    newcomer: User  # an active account in no project, for "add member" tests
+
+    def membership(self, user: User) -> Membership:
+        return Membership.objects.get(project=self.project, user=user)
+
+    def by_name(self, name: str) -> User:
+        user = getattr(self, name)
+        assert isinstance(user, User)
+        return user
+
+
+PERSONA_NAMES = ("annotator", "reviewer", "data_lead", "project_admin", "outsider", "staff")
+
+
+def make_personas() -> Personas:
+    project = ProjectFactory.create(name="Project A")
+    other = ProjectFactory.create(name="Project B")
+    people = {
+        "annotator": Role.ANNOTATOR,
+        "reviewer": Role.REVIEWER,
+        "data_lead": Role.DATA_LEAD,
+        "project_admin": Role.PROJECT_ADMIN,
+    }
+    users = {name: UserFactory.create(username=name) for name in people}
+    for name, role in people.items():
+        MembershipFactory.create(project=project, user=users[name], role=role)
+    outsider = UserFactory.create(username="outsider")
+    MembershipFactory.create(project=other, user=outsider, role=Role.PROJECT_ADMIN)
+    return Personas(
+        project=project,
+        other_project=other,
+        outsider=outsider,
+        staff=UserFactory.create(username="staff", is_staff=True),
+        newcomer=UserFactory.create(username="newcomer"),
+        **users,
+    )
+
+
+@pytest.fixture
+def personas(db: None) -> Personas:
+    return make_personas()
+
+
+@pytest.fixture
+def client_for(client: Client) -> "ClientFor":
+    return ClientFor()
+
+
+class ClientFor:
+    """``client_for(user)`` gives a fresh Django test client logged in as that user."""
+
+    def __call__(self, user: User | None) -> Client:
+        c = Client()
+        if user is not None:
+            c.force_login(user)
+        return c

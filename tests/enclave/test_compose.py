@@ -1,0 +1,170 @@
+"""The production docker-compose.yml: its shape, read with PyYAML, and its validity, checked by a compose
+client when this machine has one. No Docker engine runs here, so nothing is started."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent.parent
+COMPOSE_FILE = REPO / "docker-compose.yml"
+
+SERVICES = {"postgres", "redis", "migrate", "web", "worker", "gpu-worker"}
+ONE_SHOT = {"migrate"}
+# Pulled from the public registry; every other service runs the image built from the Dockerfile.
+BASE_IMAGES = {"postgres:15", "redis:7"}
+APP_SERVICES = {"web", "worker", "gpu-worker"}
+LOOPBACK = {"127.0.0.1", "localhost"}
+
+
+def _compose() -> dict:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _services() -> dict:
+    services = _compose()["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def _option(command: list[str], flag: str) -> str:
+    assert flag in command, f"{flag} missing from {command}"
+    return command[command.index(flag) + 1]
+
+
+def _strings(node: object) -> list[str]:
+    """Every string in a parsed YAML tree, keys included."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in (*_strings(key), *_strings(value))]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return []
+
+
+def _url_hosts(text: str) -> list[str]:
+    """The host of every scheme://[user[:password]@]host[:port][/path] in text."""
+    hosts = []
+    for after_scheme in text.split("://")[1:]:
+        authority = after_scheme.split("/", 1)[0].split("'", 1)[0]
+        host = authority.rsplit("@", 1)[-1].split(":", 1)[0]
+        hosts.append(host.strip("}\"' "))
+    return hosts
+
+
+def test_it_defines_the_six_services() -> None:
+    assert set(_services()) == SERVICES
+
+
+def test_it_reserves_nvidia_gpus_for_the_gpu_worker_and_keeps_it_offline() -> None:
+    gpu = _services()["gpu-worker"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert {"driver": "nvidia", "count": "all", "capabilities": ["gpu"]} in devices
+    environment = gpu["environment"]
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        assert str(environment[name]) == "1", name
+    assert "models:/models:ro" in gpu["volumes"]
+
+
+def test_it_shares_the_artifacts_volume_between_web_and_workers() -> None:
+    services = _services()
+    for name in APP_SERVICES:
+        assert "artifacts:/data/artifacts" in services[name]["volumes"], name
+    assert {"artifacts", "models"} <= set(_compose()["volumes"])
+
+
+def test_it_routes_each_worker_to_its_queue() -> None:
+    services = _services()
+    for name, queue in (("worker", "default"), ("gpu-worker", "gpu")):
+        command = services[name]["command"]
+        assert command[:4] == ["celery", "-A", "enclave", "worker"], name
+        assert _option(command, "-Q") == queue, name
+        assert _option(command, "-n") == f"{queue}@%h", name
+        # The healthcheck pings this very node, not any worker ($$ is compose's escape for $).
+        assert f"-d {queue}@$$HOSTNAME" in " ".join(services[name]["healthcheck"]["test"]), name
+
+
+def test_it_gives_every_long_running_service_a_healthcheck() -> None:
+    for name, service in _services().items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no"
+            continue
+        healthcheck = service.get("healthcheck")
+        assert healthcheck, f"{name} has no healthcheck"
+        assert not healthcheck.get("disable", False), name
+        assert healthcheck["test"][0] in {"CMD", "CMD-SHELL"}, name
+
+
+def test_it_starts_the_app_after_a_successful_migration() -> None:
+    services = _services()
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    for name in APP_SERVICES:
+        depends_on = services[name]["depends_on"]
+        assert depends_on["migrate"]["condition"] == "service_completed_successfully", name
+        assert depends_on["redis"]["condition"] == "service_healthy", name
+
+
+def test_it_references_no_host_outside_the_compose_network() -> None:
+    services = _services()
+    for name, service in services.items():
+        image = service["image"]
+        if image in BASE_IMAGES:
+            assert "build" not in service, name
+            continue
+        # A locally built image: a bare name (no registry host) that compose builds and never pulls.
+        assert "build" in service, f"{name} uses {image}, neither a base image nor built here"
+        assert "/" not in image.split(":", 1)[0], f"{name} names a registry: {image}"
+        assert service["pull_policy"] == "build", name
+    hosts = {host for text in _strings(_compose()) for host in _url_hosts(text)}
+    assert hosts, "no URL found: the host check would prove nothing"
+    assert hosts <= set(services) | LOOPBACK, f"hosts outside the compose network: {hosts}"
+
+
+def _compose_client() -> list[str]:
+    """The compose command of this machine; skips the test when there is none."""
+    legacy = shutil.which("docker-compose")
+    if legacy:
+        return [legacy]
+    docker = shutil.which("docker")
+    if docker:
+        plugin = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=60, check=False)
+        if plugin.returncode == 0:
+            return [docker, "compose"]
+    pytest.skip(
+        "no compose client on this machine: neither `docker-compose` nor the `docker compose` plugin "
+        "is on PATH (apt-get install docker-compose to run this check)"
+    )
+
+
+def _config_quiet(client: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*client, "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_it_passes_the_compose_clients_own_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = _compose_client()
+    monkeypatch.setenv("POSTGRES_PASSWORD", "x")
+    monkeypatch.setenv("SECRET_KEY", "y")
+    result = _config_quiet(client)
+    assert result.returncode == 0, result.stderr
+
+
+def test_it_refuses_to_start_without_the_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = _compose_client()
+    monkeypatch.delenv("POSTGRES_PASSWORD", raising=False)
+    monkeypatch.setenv("SECRET_KEY", "y")
+    result = _config_quiet(client)
+    assert result.returncode != 0
+    assert "set POSTGRES_PASSWORD" in result.stdout + result.stderr
