@@ -1,0 +1,146 @@
+import re
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.utils import timezone
+from knox.models import AuthToken
+
+from accounts.models import ApiTokenInfo, AuditEvent, User
+from tests.conftest import ClientFor, Personas
+from tests.factories import PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _login(client: Client, username: str, password: str):  # type: ignore[no-untyped-def]
+    return client.post("/login/", {"username": username, "password": password})
+
+
+def test_it_logs_in_to_the_dashboard_and_audits_it() -> None:
+    UserFactory.create(username="ana")
+    client = Client()
+    response = _login(client, "ana", PASSWORD)
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert "Your projects" in client.get("/").content.decode()
+    event = AuditEvent.objects.get(action="auth.login")
+    assert event.actor_label == "ana"
+
+
+def test_it_locks_an_account_after_repeated_failures() -> None:
+    UserFactory.create(username="ana")
+    client = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        response = _login(client, "ana", "wrong-password")
+        assert response.status_code == 200
+        assert "Please enter a correct username and password" in response.content.decode()
+    locked = _login(client, "ana", "wrong-password")
+    assert locked.status_code == 429
+    assert "Too many failed logins" in locked.content.decode()
+    # While locked, even the right password is refused.
+    assert _login(Client(), "ana", PASSWORD).status_code == 429
+    assert AuditEvent.objects.filter(action="auth.login_failed", actor_label="ana").count() >= 4
+    assert AuditEvent.objects.filter(action="auth.locked_out").exists()
+
+
+def test_it_ends_idle_sessions() -> None:
+    assert settings.SESSION_SAVE_EVERY_REQUEST
+    UserFactory.create(username="ana")
+    client = Client()
+    _login(client, "ana", PASSWORD)
+    assert client.session.get_expiry_age() <= settings.SESSION_COOKIE_AGE
+    Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_an_invite_link_sets_a_password_once(client_for: ClientFor) -> None:
+    staff = UserFactory.create(is_staff=True)
+    page = client_for(staff).post("/users/", {"username": "newbie", "display_name": "New Bie"})
+    assert page.status_code == 200
+    match = re.search(r'value="http://testserver(/invite/[^"]+)"', page.content.decode())
+    assert match, "the invite link is shown"
+    link = match.group(1)
+    newbie = User.objects.get(username="newbie")
+    assert not newbie.has_usable_password()
+
+    anonymous = Client()
+    assert "Welcome, New Bie" in anonymous.get(link).content.decode()
+    weak = anonymous.post(link, {"new_password1": "short", "new_password2": "short"})
+    assert weak.status_code == 200
+    assert "too short" in weak.content.decode()
+    good = "a-long-and-unusual-passphrase"
+    done = anonymous.post(link, {"new_password1": good, "new_password2": good})
+    assert done.status_code == 302
+    assert _login(Client(), "newbie", good).status_code == 302
+    assert anonymous.get(link).status_code == 404, "a used link stops working"
+    assert AuditEvent.objects.filter(action="user.password_set", actor_label="newbie", payload__via="invite").exists()
+
+
+def test_a_project_admin_invites_straight_into_the_project(personas: Personas, client_for: ClientFor) -> None:
+    page = client_for(personas.project_admin).post(
+        f"/projects/{personas.project.pk}/members/invite/", {"username": "clinician", "role": "reviewer"}
+    )
+    assert page.status_code == 200
+    assert "Invite link for clinician" in page.content.decode()
+    assert personas.project.memberships.get(user__username="clinician").role == "reviewer"
+
+
+def test_api_tokens_are_shown_once_and_stored_as_digests(client_for: ClientFor) -> None:
+    user = UserFactory.create(username="scripter")
+    page = client_for(user).post("/account/tokens/", {"name": "nightly export", "days": 30})
+    raw = re.search(r'id="new-token" aria-label="New token">|value="(enclave_[0-9a-f]+)"', page.content.decode())
+    assert raw and raw.group(1)
+    token = raw.group(1)
+    stored = AuthToken.objects.get(user=user)
+    assert stored.digest != token
+    assert token not in stored.digest
+    assert token not in client_for(user).get("/account/tokens/").content.decode()
+
+    api = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    me = api.get("/api/v1/me/")
+    assert me.status_code == 200
+    assert me.json()["username"] == "scripter"
+    assert ApiTokenInfo.objects.get(token=stored).last_used_at is not None
+
+    client_for(user).post(f"/account/tokens/{stored.token_key}/revoke/")
+    assert api.get("/api/v1/me/").status_code == 401
+    assert list(
+        AuditEvent.objects.filter(actor=user, action__startswith="api_token")
+        .values_list("action", flat=True)
+        .order_by("seq")
+    ) == [
+        "api_token.create",
+        "api_token.revoke",
+    ]
+
+
+def test_expired_and_malformed_tokens_are_refused() -> None:
+    from accounts import services
+
+    user = UserFactory.create()
+    token, raw = services.api_token_create(user=user, name="short-lived", days=1)
+    AuthToken.objects.filter(pk=token.pk).update(expiry=timezone.now() - timedelta(minutes=1))
+    assert Client(HTTP_AUTHORIZATION=f"Token {raw}").get("/api/v1/me/").status_code == 401
+    assert Client(HTTP_AUTHORIZATION="Token enclave_nonsense").get("/api/v1/me/").status_code == 401
+    assert Client(HTTP_AUTHORIZATION="Token a b").get("/api/v1/me/").status_code == 401
+
+
+def test_the_api_creates_a_token_and_returns_it_once(client_for: ClientFor) -> None:
+    user = UserFactory.create()
+    client = client_for(user)
+    created = client.post("/api/v1/tokens/", {"name": "ci", "days": 7}, content_type="application/json")
+    assert created.status_code == 201
+    body = created.json()
+    assert body["token"].startswith("enclave_")
+    assert body["name"] == "ci"
+    listed = client.get("/api/v1/tokens/").json()
+    assert listed["count"] == 1
+    assert "token" not in listed["results"][0]
+    bad = client.post("/api/v1/tokens/", {"name": "x", "days": 9999}, content_type="application/json")
+    assert bad.status_code == 400
+    assert "days" in bad.json()

@@ -1,0 +1,109 @@
+"""Settings are read from the environment and fail with a clear message on bad values."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Variables of the surrounding run that would change what the subprocess sees.
+_CLEARED = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
+
+
+def _django(module: str, env: dict[str, str], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    clean.update({"DJANGO_SETTINGS_MODULE": module, "ENCLAVE_DATA_DIR": str(tmp_path), **env})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "banana"}, "DEBUG='banana' is invalid: expected one of"),
+        ({"SESSION_IDLE_MINUTES": "soon"}, "SESSION_IDLE_MINUTES='soon' is invalid: expected a whole number"),
+        ({"SESSION_IDLE_MINUTES": "1"}, "expected a whole number >= 5"),
+        (
+            {"DATABASE_URL": "mysql://root@localhost/enclave"},
+            "DATABASE_URL='mysql://root@localhost/enclave' is invalid",
+        ),
+        ({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432"}, "a URL that names the database"),
+        ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL='http://127.0.0.1:6379' is invalid"),
+    ],
+)
+def test_it_refuses_bad_environment_values(env: dict[str, str], message: str, tmp_path: Path) -> None:
+    result = _django("enclave.settings.local", env, "check", tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+def test_production_needs_a_secret_key(tmp_path: Path) -> None:
+    result = _django(
+        "enclave.settings.production", {"ALLOWED_HOSTS": "enclave.bank.internal"}, "check", tmp_path=tmp_path
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY is required and not set" in result.stderr
+
+
+def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
+    env = {
+        "SECRET_KEY": "x7#kq-2v!m9@pl4r$ztw8&yh3^nb6*cj1(sd5)fg0+ue_ia=o%" * 2,
+        "ALLOWED_HOSTS": "enclave.bank.internal",
+    }
+    result = _django(
+        "enclave.settings.production", env, "check", "--deploy", "--fail-level", "WARNING", tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_the_embedded_default_needs_nothing_set(tmp_path: Path) -> None:
+    script = (
+        "import django;django.setup();from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    clean.update({"DJANGO_SETTINGS_MODULE": "enclave.settings.local", "ENCLAVE_DATA_DIR": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "False"]
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_database_and_redis_urls_switch_the_stack(tmp_path: Path) -> None:
+    script = (
+        "import django;django.setup();from django.conf import settings as s;"
+        "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME'], s.CELERY_BROKER_URL,"
+        " s.CACHES['default']['BACKEND'])"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    clean.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "enclave.settings.local",
+            "ENCLAVE_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://enclave:pw@db.internal:5432/enclave",
+            "REDIS_URL": "redis://cache.internal:6379/2",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "enclave",
+        "redis://cache.internal:6379/2",
+        "django.core.cache.backends.redis.RedisCache",
+    ]

@@ -1,0 +1,84 @@
+"""A real Celery worker process consumes the health task through the configured broker (Redis in CI,
+the embedded filesystem broker otherwise) and answers from the test database."""
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from enclave.celery import app
+from enclave.tasks import health_check
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "postgresql":
+        auth = quote(db["USER"] or "")
+        if db["PASSWORD"]:
+            auth += ":" + quote(db["PASSWORD"])
+        return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return f"sqlite:///{db['NAME']}"
+
+
+@pytest.fixture
+def worker(transactional_db: None) -> Iterator[subprocess.Popen[str]]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "enclave.settings.test",
+        "DATABASE_URL": _test_database_url(),
+        "ENCLAVE_DATA_DIR": str(settings.DATA_DIR),
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "enclave", "worker", "-Q", "default", "-n", "pytest@%h",
+            "--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        ],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.mark.worker
+def test_a_worker_runs_the_health_task(worker: subprocess.Popen[str]) -> None:
+    result = health_check.delay()
+    try:
+        answer = result.get(timeout=90)
+    except Exception:
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=20)[0]
+        pytest.fail(f"the worker did not answer; its output:\n{output[-4000:]}")
+    assert answer["status"] == "ok"
+    assert answer["database"] == connection.vendor
+    if os.environ.get("CI") == "true":
+        assert settings.CELERY_BROKER_URL.startswith("redis://")
+
+
+def test_training_tasks_route_to_the_gpu_queue() -> None:
+    router = app.amqp.router
+    assert router.route({}, "training.tasks.run_job")["queue"].name == "gpu"
+    assert router.route({}, "enclave.health_check")["queue"].name == "default"
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_always_eager is False
+
+
+def test_publishing_fails_loudly_when_the_broker_is_down() -> None:
+    """With the broker unreachable, .delay() raises within seconds instead of hanging or dropping the task."""
+    from kombu.exceptions import OperationalError
+
+    down = app.connection_for_write("redis://127.0.0.1:1/0")
+    with pytest.raises(OperationalError):
+        health_check.apply_async(connection=down)
