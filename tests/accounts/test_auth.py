@@ -94,7 +94,8 @@ def test_api_tokens_are_shown_once_and_stored_as_digests(client_for: ClientFor) 
     user = UserFactory.create(username="scripter")
     page = client_for(user).post("/account/tokens/", {"name": "nightly export", "days": 30})
     raw = re.search(r'id="new-token" aria-label="New token">|value="(enclave_[0-9a-f]+)"', page.content.decode())
-    assert raw and raw.group(1)
+    assert raw
+    assert raw.group(1)
     token = raw.group(1)
     stored = AuthToken.objects.get(user=user)
     assert stored.digest != token

@@ -1,4 +1,5 @@
 import pytest
+from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import AuditEvent, Role
 from tests.conftest import ClientFor, Personas
@@ -16,12 +17,14 @@ def test_the_dashboard_lists_only_my_projects_with_my_role(personas: Personas, c
     assert "Project B" in outsider
     assert "Project A" not in outsider
     staff = client_for(personas.staff).get("/").content.decode()
-    assert "Project A" in staff and "Project B" in staff and "New project" in staff
+    assert "Project A" in staff
+    assert "Project B" in staff
+    assert "New project" in staff
 
 
 def test_the_dashboard_query_count_does_not_grow_with_projects(
-    personas: Personas, client_for: ClientFor, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+    personas: Personas, client_for: ClientFor, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     client = client_for(personas.annotator)
     client.get("/")
     for _ in range(15):
@@ -67,8 +70,8 @@ def test_the_members_page_removes_a_row_with_htmx(personas: Personas, client_for
 
 
 def test_the_members_page_lists_members_in_constant_queries(
-    personas: Personas, client_for: ClientFor, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+    personas: Personas, client_for: ClientFor, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     client = client_for(personas.project_admin)
     for _ in range(12):
         MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR)
@@ -100,8 +103,8 @@ def test_the_audit_page_shows_only_this_projects_events(personas: Personas, clie
 
 
 def test_the_api_lists_projects_with_roles_in_constant_queries(
-    personas: Personas, client_for: ClientFor, django_assert_max_num_queries
-) -> None:  # type: ignore[no-untyped-def]
+    personas: Personas, client_for: ClientFor, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     client = client_for(personas.data_lead)
     for _ in range(10):
         MembershipFactory.create(project=ProjectFactory.create(), user=personas.data_lead, role=Role.DATA_LEAD)
@@ -153,4 +156,5 @@ def test_no_page_loads_anything_from_outside(personas: Personas, client_for: Cli
         assert "http://" not in body.replace("http://testserver", "")
         assert "https://" not in body
         csp = response.headers["Content-Security-Policy"]
-        assert "default-src 'self'" in csp and "http" not in csp
+        assert "default-src 'self'" in csp
+        assert "http" not in csp

@@ -81,4 +81,4 @@ def test_publishing_fails_loudly_when_the_broker_is_down() -> None:
 
     down = app.connection_for_write("redis://127.0.0.1:1/0")
     with pytest.raises(OperationalError):
-        health_check.apply_async(connection=down)
+        health_check.apply_async(connection=down)  # type: ignore[call-arg]
