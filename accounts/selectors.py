@@ -112,33 +112,15 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> AuditVerification:
     expected_seq = 1
     checked = 0
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=chunk_size):
+        reason = ""
         if event.seq != expected_seq:
-            return AuditVerification(
-                False,
-                checked,
-                expected_seq - 1,
-                expected_prev,
-                event.seq,
-                f"sequence jumps from {expected_seq - 1} to {event.seq}: events are missing",
-            )
-        if event.prev_hash != expected_prev:
-            return AuditVerification(
-                False,
-                checked,
-                expected_seq - 1,
-                expected_prev,
-                event.seq,
-                "prev_hash does not match the previous event's hash: an earlier event was changed or removed",
-            )
-        if event.compute_hash() != event.hash:
-            return AuditVerification(
-                False,
-                checked,
-                expected_seq - 1,
-                expected_prev,
-                event.seq,
-                "the stored hash does not match the event's content: this event was changed",
-            )
+            reason = f"sequence jumps from {expected_seq - 1} to {event.seq}: events are missing"
+        elif event.prev_hash != expected_prev:
+            reason = "prev_hash does not match the previous event's hash: an earlier event was changed or removed"
+        elif event.compute_hash() != event.hash:
+            reason = "the stored hash does not match the event's content: this event was changed"
+        if reason:
+            return AuditVerification(False, checked, expected_seq - 1, expected_prev, event.seq, reason)
         checked += 1
         expected_prev = event.hash
         expected_seq += 1

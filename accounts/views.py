@@ -10,6 +10,7 @@ from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.contrib.auth.tokens import default_token_generator
 from django.core.paginator import Paginator
 from django.db import connection
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -43,6 +44,11 @@ from accounts.permissions import (
 class LoginView(auth_views.LoginView):
     form_class = LoginForm
     redirect_authenticated_user = True
+
+
+def _form_error(form: Form, exc: DomainError) -> None:
+    """Show a service's refusal next to the field it names, or above the form."""
+    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
 
 
 def _user(request: HttpRequest) -> User:
@@ -79,7 +85,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
                 admin=form.cleaned_data["admin"],
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            _form_error(form, exc)
         else:
             messages.success(request, f"Project “{project.name}” created.")
             return redirect("project_detail", pk=project.pk)
@@ -151,7 +157,7 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
                 role=form.cleaned_data["role"],
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            _form_error(form, exc)
         else:
             messages.success(request, f"{membership.user.username} added as {membership.get_role_display()}.")
             return redirect("project_members", pk=project.pk)
@@ -176,7 +182,7 @@ def member_invite(request: HttpRequest, pk: int) -> HttpResponse:
                 role=role_form.cleaned_data["role"],
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            _form_error(form, exc)
         else:
             return _members_page(request, pk, invited=user)
     if not role_form.is_valid():
@@ -328,7 +334,7 @@ def users(request: HttpRequest) -> HttpResponse:
                 is_staff=form.cleaned_data["is_staff"],
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            _form_error(form, exc)
         else:
             return _users_page(request, invited=user)
     return _users_page(request, form=form, status=400)
@@ -419,7 +425,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
                 user=_user(request), name=form.cleaned_data["name"], days=form.cleaned_data["days"]
             )
         except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            _form_error(form, exc)
         else:
             return _tokens_page(request, new_token=raw)
     return _tokens_page(request, form=form, status=400)
