@@ -9,7 +9,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("projects/new/", views.project_create, name="project_create"),
-    path("projects/<int:pk>/", views.project_detail, name="project_detail"),
     path("projects/<int:pk>/members/", views.project_members, name="project_members"),
     path("projects/<int:pk>/members/add/", views.member_add, name="member_add"),
     path("projects/<int:pk>/members/invite/", views.member_invite, name="member_invite"),

@@ -30,6 +30,7 @@ from accounts.forms import (
     RoleForm,
     StaffInviteForm,
 )
+from accounts.http import is_htmx
 from accounts.models import ProjectPerm, User
 from accounts.permissions import (
     get_membership_for_user,
@@ -37,7 +38,6 @@ from accounts.permissions import (
     get_project_for_user,
     get_user_for_staff,
     require_site_staff,
-    user_has_project_perm,
 )
 
 
@@ -90,24 +90,6 @@ def project_create(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Project “{project.name}” created.")
             return redirect("project_detail", pk=project.pk)
     return render(request, "accounts/project_form.html", {"form": form})
-
-
-@login_required
-@require_GET
-def project_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_project_for_user(request.user, pk)
-    can = {perm: user_has_project_perm(request.user, project, perm) for perm in ProjectPerm.ALL}
-    return render(
-        request,
-        "accounts/project_detail.html",
-        {
-            "project": project,
-            "role": selectors.role_in_project(request.user, project),
-            "can_manage_members": can[ProjectPerm.MANAGE_MEMBERS],
-            "can_view_audit": can[ProjectPerm.VIEW_AUDIT],
-            "member_count": project.memberships.count(),
-        },
-    )
 
 
 def _members_page(
@@ -213,7 +195,7 @@ def member_change_role(request: HttpRequest, pk: int, membership_pk: int) -> Htt
         "row_error": error,
         "row_saved": error is None,
     }
-    if request.htmx:  # type: ignore[attr-defined]
+    if is_htmx(request):
         return render(request, "accounts/_member_row.html", context)
     if error:
         messages.error(request, error)
@@ -227,7 +209,7 @@ def member_remove(request: HttpRequest, pk: int, membership_pk: int) -> HttpResp
     try:
         services.membership_remove(actor=_user(request), membership=membership)
     except DomainError as exc:
-        if request.htmx:  # type: ignore[attr-defined]
+        if is_htmx(request):
             return render(
                 request,
                 "accounts/_member_row.html",
@@ -240,7 +222,7 @@ def member_remove(request: HttpRequest, pk: int, membership_pk: int) -> HttpResp
             )
         messages.error(request, exc.message)
         return redirect("project_members", pk=pk)
-    if request.htmx:  # type: ignore[attr-defined]
+    if is_htmx(request):
         return HttpResponse("")
     messages.success(request, f"{membership.user.username} removed from the project.")
     return redirect("project_members", pk=pk)
@@ -280,7 +262,7 @@ def _audit_page(request: HttpRequest, project_pk: int | None) -> HttpResponse:
         "actions": selectors.audit_actions(project),
         "query": query.urlencode(),
     }
-    if request.htmx:  # type: ignore[attr-defined]
+    if is_htmx(request):
         return render(request, "accounts/_audit_table.html", context)
     return render(request, "accounts/audit.html", context)
 

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.urls import api_urlpatterns as accounts_api
+from annotation.urls import api_urlpatterns as annotation_api
 from enclave import api
 
 
@@ -15,10 +16,12 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
 api_v1 = [
     path("health/", api.HealthView.as_view(), name="api_health"),
     *accounts_api,
+    *annotation_api,
 ]
 
 urlpatterns = [
     path("", include("accounts.urls")),
+    path("", include("annotation.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),

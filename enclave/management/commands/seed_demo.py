@@ -1,3 +1,5 @@
+import json
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -6,6 +8,10 @@ from django.db import transaction
 
 from accounts import services
 from accounts.models import Project, Role, User
+from annotation import services as annotation_services
+from annotation.models import ImportBatch, RubricVersion
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 
 DEMO_PASSWORD = "enclave-demo"  # noqa: S105 - printed on purpose: these accounts exist only in the demo
 
@@ -48,6 +54,7 @@ class Command(BaseCommand):
                 self._member(staff, project, users[name], role)
             other = self._project(staff, OTHER_PROJECT, "Insurance claim notes; only the outsider belongs here.")
             self._member(staff, other, users["outsider"], Role.PROJECT_ADMIN)
+            self._annotation_demo(project, users)
         if options["verbosity"] >= 1:
             self.stdout.write(f"Demo accounts (password “{DEMO_PASSWORD}”): " + ", ".join(users))
 
@@ -66,3 +73,34 @@ class Command(BaseCommand):
     def _member(self, actor: User, project: Project, user: User, role: str) -> None:
         if not project.memberships.filter(user=user).exists():
             services.membership_add(actor=actor, project=project, user=user, role=role)
+
+    def _annotation_demo(self, project: Project, users: dict[str, User]) -> None:
+        """A rubric, an import of support chats with planted PII (scrubbed on the way in), and two
+        submitted annotations so the review queue has work."""
+        lead = users["datalead"]
+        if not RubricVersion.objects.filter(project=project).exists():
+            rubric = json.loads((DEMO_DIR / "banking_rubric.json").read_text())
+            annotation_services.rubric_save(
+                actor=lead, project=project, guidelines=rubric["guidelines"], criteria=rubric["criteria"]
+            )
+        if ImportBatch.objects.filter(project=project).exists():
+            return
+        with (DEMO_DIR / "banking_support.jsonl").open("rb") as upload:
+            annotation_services.import_start(
+                actor=lead, project=project, upload=upload, source_name="banking_support.jsonl", fmt="chat_jsonl"
+            )
+        annotator = users["annotator"]
+        for n in range(2):
+            slot = annotation_services.item_next(user=annotator, project=project)
+            if slot is None:
+                break
+            annotation_services.annotation_submit(
+                user=annotator,
+                item=slot.item,
+                response=(slot.item.response or "") + " Is there anything else I can help you with?",
+                scores={"factually_correct": "pass", "helpfulness": "4", "compliance_risk": "none"},
+                flags=[],
+                note="",
+                time_spent_ms=45_000 + n * 10_000,
+                submit_key=f"demo-{slot.item_id}",
+            )

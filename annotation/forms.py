@@ -1,0 +1,108 @@
+import json
+from typing import Any
+
+from django import forms
+
+from annotation.models import AnnotationSettings, PiiMode
+from annotation.parsing import ImportFormat
+
+FORMAT_CHOICES = [
+    (ImportFormat.CHAT_JSONL.value, 'JSONL, OpenAI chat ({"messages": [...]})'),
+    (ImportFormat.PROMPT_RESPONSE_JSONL.value, 'JSONL, {"prompt", "response"}'),
+    (ImportFormat.CSV.value, "CSV with a column mapping"),
+]
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField()
+    fmt = forms.ChoiceField(choices=FORMAT_CHOICES, label="Format")
+    skip_bad_lines = forms.BooleanField(
+        required=False,
+        label="Skip bad lines",
+        help_text="Import the good lines and keep the report. Without it, one bad line means nothing is imported.",
+    )
+    csv_prompt = forms.CharField(required=False, label="CSV: prompt column")
+    csv_response = forms.CharField(required=False, label="CSV: response column")
+    csv_system = forms.CharField(required=False, label="CSV: system prompt column")
+    csv_id = forms.CharField(required=False, label="CSV: id column")
+    csv_metadata = forms.CharField(required=False, label="CSV: metadata columns (comma-separated)")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("fmt") == ImportFormat.CSV and not data.get("csv_prompt"):
+            self.add_error("csv_prompt", "Name the column that holds the prompt.")
+        return data
+
+
+class RubricForm(forms.Form):
+    guidelines = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 10}), required=False, help_text="Markdown. Shown beside every item."
+    )
+    criteria_json = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 16, "class": "mono", "spellcheck": "false"}),
+        label="Criteria",
+        help_text='A list of criteria: {"name", "guidance", "scale": pass_fail | likert5 | likert7 | categories, '
+        '"categories": [...], "required": true, "weight": 1}.',
+    )
+
+    def clean_criteria_json(self) -> list[dict[str, Any]]:
+        try:
+            value = json.loads(self.cleaned_data["criteria_json"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+        if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+            raise forms.ValidationError("Criteria must be a list of objects.")
+        return value
+
+
+class AnnotationSettingsForm(forms.Form):
+    annotators_per_item = forms.IntegerField(min_value=1, max_value=10, label="Annotators per item (k)")
+    lease_minutes = forms.IntegerField(
+        min_value=5,
+        max_value=1440,
+        label="Lease (minutes)",
+        help_text="An item returns to the queue if left this long.",
+    )
+    pii_mode = forms.ChoiceField(choices=PiiMode.choices, label="PII policy at import")
+    pii_patterns_text = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        label="Extra PII patterns",
+        help_text="One per line: TYPE regex, e.g. ACCOUNT ACC-\\d{6}",
+    )
+    pii_terms_text = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Extra PII terms",
+        help_text="One per line: customer names, product codes … replaced wherever they appear.",
+    )
+
+    def __init__(self, *args: Any, instance_settings: AnnotationSettings, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "initial",
+            {
+                "annotators_per_item": instance_settings.annotators_per_item,
+                "lease_minutes": instance_settings.lease_minutes,
+                "pii_mode": instance_settings.pii_mode,
+                "pii_patterns_text": "\n".join(f"{t} {p}" for t, p in instance_settings.pii_patterns),
+                "pii_terms_text": "\n".join(instance_settings.pii_terms),
+            },
+        )
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        patterns = []
+        for number, line in enumerate((data.pop("pii_patterns_text", "") or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            kind, _, regex = line.strip().partition(" ")
+            if not regex.strip() or not kind.isupper():
+                self.add_error(
+                    "pii_patterns_text", f"Line {number}: write an upper-case TYPE, a space, then the regex."
+                )
+                continue
+            patterns.append([kind, regex.strip()])
+        data["pii_patterns"] = patterns
+        data["pii_terms"] = [t.strip() for t in (data.pop("pii_terms_text", "") or "").splitlines() if t.strip()]
+        return data

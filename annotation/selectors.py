@@ -1,0 +1,106 @@
+"""Reads of the annotation app."""
+
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+
+from accounts.models import Project, User
+from annotation.models import (
+    Annotation,
+    AnnotationSettings,
+    AnnotationState,
+    Draft,
+    ImportBatch,
+    Item,
+    ItemState,
+    RubricVersion,
+    Slot,
+    SlotState,
+)
+
+
+def annotation_settings(project: Project) -> AnnotationSettings:
+    """The project's settings, or the defaults (unsaved) when nobody changed them yet."""
+    found = AnnotationSettings.objects.filter(project=project).first()
+    return found or AnnotationSettings(project=project)
+
+
+def current_rubric(project: Project) -> RubricVersion | None:
+    return RubricVersion.objects.filter(project=project).order_by("-version").first()
+
+
+def import_batches(project: Project) -> QuerySet[ImportBatch]:
+    return ImportBatch.objects.filter(project=project).select_related("uploaded_by").order_by("-created_at")
+
+
+def draft_for(user: User, item: Item) -> Draft | None:
+    return Draft.objects.filter(item=item, user=user).first()
+
+
+def own_annotation(user: User, item: Item) -> Annotation | None:
+    return Annotation.objects.filter(item=item, annotator=user).first()
+
+
+def sent_back_to(user: User, project: Project) -> QuerySet[Annotation]:
+    return (
+        Annotation.objects.filter(item__project=project, annotator=user, state=AnnotationState.REJECTED)
+        .select_related("item")
+        .prefetch_related("reviews__reviewer")
+        .order_by("reviewed_at")
+    )
+
+
+def review_queue(project: Project, reviewer: User) -> QuerySet[Annotation]:
+    """Submitted annotations waiting for review, oldest first, never the reviewer's own."""
+    return (
+        Annotation.objects.filter(item__project=project, state=AnnotationState.SUBMITTED)
+        .exclude(annotator=reviewer)
+        .select_related("annotator", "item", "rubric_version")
+        .order_by("submitted_at", "pk")
+    )
+
+
+def items_on_hold(project: Project) -> QuerySet[Item]:
+    return Item.objects.filter(project=project, state=ItemState.ON_HOLD).order_by("pk")
+
+
+def project_dashboard(project: Project) -> dict[str, Any]:
+    """Counts by state, per-annotator throughput and acceptance, for the project page."""
+    slots = Slot.objects.filter(project=project).aggregate(
+        total=Count("pk"),
+        free=Count("pk", filter=Q(state=SlotState.FREE)),
+        leased=Count("pk", filter=Q(state=SlotState.LEASED)),
+        done=Count("pk", filter=Q(state=SlotState.DONE)),
+    )
+    annotations = Annotation.objects.filter(item__project=project).aggregate(
+        submitted=Count("pk", filter=Q(state=AnnotationState.SUBMITTED)),
+        approved=Count("pk", filter=Q(state=AnnotationState.APPROVED)),
+        rejected=Count("pk", filter=Q(state=AnnotationState.REJECTED)),
+    )
+    items = Item.objects.filter(project=project).aggregate(
+        total=Count("pk"), on_hold=Count("pk", filter=Q(state=ItemState.ON_HOLD))
+    )
+    people = (
+        Annotation.objects.filter(item__project=project)
+        .values("annotator__username")
+        .annotate(
+            total=Count("pk"),
+            approved=Count("pk", filter=Q(state=AnnotationState.APPROVED)),
+            rejected=Count("pk", filter=Q(state=AnnotationState.REJECTED)),
+            revised=Count("pk", filter=Q(revision__gt=1)),
+        )
+        .order_by("-total", "annotator__username")
+    )
+    per_annotator = []
+    for row in people:
+        decided = row["approved"] + row["rejected"]
+        per_annotator.append(
+            {
+                "username": row["annotator__username"],
+                "total": row["total"],
+                "approved": row["approved"],
+                "rejected": row["rejected"],
+                "acceptance": (row["approved"] / decided) if decided else None,
+            }
+        )
+    return {"slots": slots, "annotations": annotations, "items": items, "per_annotator": per_annotator}

@@ -1,0 +1,689 @@
+"""Every write of the annotation app: settings, rubrics, imports, the queue, drafts, submissions, reviews."""
+
+import hashlib
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.errors import DomainError
+from accounts.models import Project, User
+from accounts.services import audit_event_record
+from annotation import selectors
+from annotation.models import (
+    Annotation,
+    AnnotationSettings,
+    AnnotationState,
+    Draft,
+    Flag,
+    ImportBatch,
+    ImportStatus,
+    Item,
+    ItemState,
+    PiiMode,
+    Review,
+    ReviewDecision,
+    RubricVersion,
+    Skip,
+    Slot,
+    SlotState,
+)
+from annotation.parsing import CsvMapping, ImportFormat, LineError, Record, content_hash, parse
+from annotation.pii import PiiPolicy, PiiPolicyError, compile_policy
+from annotation.rubrics import parse_criteria, validate_scores
+
+# Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
+SYNC_IMPORT_BYTES = 2 * 1024 * 1024
+_INSERT_CHUNK = 1000
+_REPORT_LIMIT = 1000
+
+
+# --- Settings and rubrics --------------------------------------------------------------------------------
+
+
+def annotation_settings_update(
+    *,
+    actor: User,
+    project: Project,
+    annotators_per_item: int,
+    lease_minutes: int,
+    pii_mode: str,
+    pii_patterns: list[list[str]],
+    pii_terms: list[str],
+) -> AnnotationSettings:
+    """Change the workflow settings. Raising ``annotators_per_item`` adds slots to open items; lowering
+    it removes free slots. Raises ``DomainError`` for values out of range or a PII pattern that does not
+    compile."""
+    if not 1 <= annotators_per_item <= 10:
+        raise DomainError("Between 1 and 10 annotators per item.", field="annotators_per_item")
+    if not 5 <= lease_minutes <= 24 * 60:
+        raise DomainError("A lease lasts between 5 minutes and 24 hours.", field="lease_minutes")
+    if pii_mode not in PiiMode.values:
+        raise DomainError("Unknown PII policy.", field="pii_mode")
+    try:
+        compile_policy(PiiPolicy(mode="replace", extra_patterns=tuple((t, p) for t, p in pii_patterns)))
+    except PiiPolicyError as exc:
+        raise DomainError(str(exc), field="pii_patterns") from exc
+    with transaction.atomic():
+        current, _ = AnnotationSettings.objects.select_for_update().get_or_create(project=project)
+        before = {"k": current.annotators_per_item, "lease": current.lease_minutes, "pii_mode": current.pii_mode}
+        current.annotators_per_item = annotators_per_item
+        current.lease_minutes = lease_minutes
+        current.pii_mode = pii_mode
+        current.pii_patterns = [list(p) for p in pii_patterns]
+        current.pii_terms = [t for t in pii_terms if t.strip()]
+        current.updated_at = timezone.now()
+        current.save()
+        _resize_slots(project, annotators_per_item)
+        audit_event_record(
+            actor=actor,
+            action="annotation.settings_update",
+            target=current,
+            project=project,
+            payload={
+                "before": before,
+                "after": {"k": annotators_per_item, "lease": lease_minutes, "pii_mode": pii_mode},
+                "pii_patterns": len(current.pii_patterns),
+                "pii_terms": len(current.pii_terms),
+            },
+        )
+    return current
+
+
+def _resize_slots(project: Project, k: int) -> None:
+    items = Item.objects.filter(project=project).values_list("id", "priority")
+    new_slots: list[Slot] = []
+    for item_id, priority in items.iterator(chunk_size=2000):
+        existing = Slot.objects.filter(item_id=item_id).count()
+        new_slots.extend(Slot(item_id=item_id, project=project, index=i, priority=priority) for i in range(existing, k))
+        if existing > k:
+            extra = Slot.objects.filter(item_id=item_id, state=SlotState.FREE, index__gte=k)
+            extra.delete()
+    Slot.objects.bulk_create(new_slots, batch_size=_INSERT_CHUNK)
+
+
+def rubric_save(*, actor: User, project: Project, guidelines: str, criteria: list[dict[str, Any]]) -> RubricVersion:
+    """Save the project's guidelines and criteria. A version that annotations already use is never
+    changed: a new version is made. Raises ``DomainError`` for invalid criteria."""
+    parsed = parse_criteria(criteria)
+    if not parsed:
+        raise DomainError("A rubric needs at least one criterion.", field="criteria")
+    stored = [c.as_json() for c in parsed]
+    with transaction.atomic():
+        current = RubricVersion.objects.select_for_update().filter(project=project).order_by("-version").first()
+        if current is not None and not current.annotations.exists():
+            current.guidelines = guidelines
+            current.criteria = stored
+            current.save(update_fields=["guidelines", "criteria"])
+            version, made_new = current, False
+        else:
+            version = RubricVersion.objects.create(
+                project=project,
+                version=(current.version + 1) if current else 1,
+                guidelines=guidelines,
+                criteria=stored,
+                created_by=actor,
+            )
+            made_new = True
+        audit_event_record(
+            actor=actor,
+            action="rubric.create_version" if made_new else "rubric.edit",
+            target=version,
+            project=project,
+            payload={"version": version.version, "criteria": [c["key"] for c in stored]},
+        )
+    return version
+
+
+# --- Import ----------------------------------------------------------------------------------------------
+
+
+def import_start(
+    *,
+    actor: User,
+    project: Project,
+    upload: IO[bytes],
+    source_name: str,
+    fmt: str,
+    csv_mapping: dict[str, Any] | None = None,
+    skip_bad_lines: bool = False,
+) -> ImportBatch:
+    """Store the uploaded file (hashing it on the way), record an ``ImportBatch`` and import it: small
+    files at once, large ones on a worker. Raises ``DomainError`` for an unknown format or a CSV import
+    without a prompt column."""
+    if fmt not in ImportFormat.__members__.values():
+        raise DomainError(f"Unknown import format “{fmt}”.", field="fmt")
+    if fmt == ImportFormat.CSV and not (csv_mapping or {}).get("prompt"):
+        raise DomainError("A CSV import needs the name of the prompt column.", field="csv_mapping")
+    incoming = Path(settings.MEDIA_ROOT) / "imports" / str(project.pk)
+    incoming.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    stored = incoming / f"{timezone.now():%Y%m%dT%H%M%S%f}.upload"
+    with stored.open("wb") as out:
+        for chunk in iter(lambda: upload.read(1024 * 1024), b""):
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    with transaction.atomic():
+        batch = ImportBatch.objects.create(
+            project=project,
+            uploaded_by=actor,
+            source_name=source_name[:255],
+            fmt=fmt,
+            csv_mapping=csv_mapping,
+            skip_bad_lines=skip_bad_lines,
+            sha256=digest.hexdigest(),
+            size_bytes=size,
+            stored_path=str(stored),
+        )
+        audit_event_record(
+            actor=actor,
+            action="import.start",
+            target=batch,
+            project=project,
+            payload={"source": batch.source_name, "sha256": batch.sha256, "bytes": size, "format": fmt},
+        )
+        if size > SYNC_IMPORT_BYTES:
+            from annotation.tasks import import_run_task
+
+            transaction.on_commit(lambda: import_run_task.delay(batch.pk))
+    if size <= SYNC_IMPORT_BYTES:
+        import_run(batch_id=batch.pk)
+        batch.refresh_from_db()
+    return batch
+
+
+class _Refused(Exception):
+    """Bad lines without skip-bad-lines: roll the whole import back."""
+
+
+def import_run(*, batch_id: int) -> ImportBatch:
+    """Parse, validate, scrub, de-duplicate and insert a batch's items in one transaction.
+
+    With bad lines and without ``skip_bad_lines`` nothing is written and the batch is ``refused`` with
+    its line-numbered report. Every outcome is audited. Never raises for bad input; an unexpected error
+    marks the batch ``failed`` with its reason and is re-raised.
+    """
+    batch = ImportBatch.objects.select_related("project").get(pk=batch_id)
+    if batch.status not in {ImportStatus.QUEUED, ImportStatus.RUNNING}:
+        return batch
+    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.RUNNING)
+    report = _ImportReport()
+    try:
+        with transaction.atomic():
+            _import_items(batch, report)
+            if report.bad and not batch.skip_bad_lines:
+                raise _Refused
+            status = ImportStatus.DONE
+    except _Refused:
+        status = ImportStatus.REFUSED
+        report.imported = 0
+    except Exception as exc:
+        _finish_import(batch, report, ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}")
+        raise
+    return _finish_import(batch, report, status)
+
+
+class _ImportReport:
+    def __init__(self) -> None:
+        self.lines = 0
+        self.imported = 0
+        self.bad = 0
+        self.duplicates = 0
+        self.pii_rejected = 0
+        self.errors: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, Any]] = []  # duplicates and PII-rejected items: reported, not errors
+        self.scrub_counts: dict[str, int] = {}
+
+    def error(self, line: int, reason: str) -> None:
+        self.bad += 1
+        if len(self.errors) < _REPORT_LIMIT:
+            self.errors.append({"line": line, "reason": reason})
+
+    def skip(self, line: int, reason: str, *, pii: bool = False) -> None:
+        if pii:
+            self.pii_rejected += 1
+        else:
+            self.duplicates += 1
+        if len(self.skipped) < _REPORT_LIMIT:
+            self.skipped.append({"line": line, "reason": reason})
+
+
+def _records(batch: ImportBatch) -> Iterator[Record | LineError]:
+    mapping = None
+    if batch.csv_mapping:
+        raw = batch.csv_mapping
+        mapping = CsvMapping(
+            prompt=raw["prompt"],
+            response=raw.get("response") or None,
+            system=raw.get("system") or None,
+            id=raw.get("id") or None,
+            metadata=tuple(raw.get("metadata") or ()),
+        )
+    with open(batch.stored_path, "rb") as stream:
+        yield from parse(stream, ImportFormat(batch.fmt), csv_mapping=mapping)
+
+
+def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
+    project = batch.project
+    config = selectors.annotation_settings(project)
+    scrubber = compile_policy(
+        PiiPolicy(
+            mode="reject" if config.pii_mode == PiiMode.REJECT else "replace",
+            extra_patterns=tuple((t, p) for t, p in config.pii_patterns),
+            terms=tuple(config.pii_terms),
+        )
+    )
+    seen_in_file: dict[str, int] = {}
+    pending: list[tuple[int, Item]] = []
+    for entry in _records(batch):
+        report.lines = max(report.lines, entry.line)
+        if isinstance(entry, LineError):
+            report.error(entry.line, entry.reason)
+            continue
+        texts = [m.content for m in entry.messages] + ([entry.response] if entry.response is not None else [])
+        result = scrubber.scrub(texts)
+        for kind, count in result.counts.items():
+            report.scrub_counts[kind] = report.scrub_counts.get(kind, 0) + count
+        if result.found and config.pii_mode == PiiMode.REJECT:
+            found = ", ".join(f"{k}×{n}" for k, n in sorted(result.counts.items()))
+            report.skip(entry.line, f"contains PII ({found}); the project's policy rejects such items", pii=True)
+            continue
+        scrubbed = result.texts
+        messages = [{"role": m.role, "content": scrubbed[i]} for i, m in enumerate(entry.messages)]
+        response = scrubbed[-1] if entry.response is not None else None
+        digest = content_hash(entry.messages, entry.response)
+        if digest in seen_in_file:
+            report.skip(entry.line, f"same conversation as line {seen_in_file[digest]}")
+            continue
+        seen_in_file[digest] = entry.line
+        item = Item(
+            project=project,
+            batch=batch,
+            external_id=entry.external_id or "",
+            messages=messages,
+            response=response,
+            metadata=entry.metadata,
+            content_hash=digest,
+        )
+        pending.append((entry.line, item))
+        if len(pending) >= _INSERT_CHUNK:
+            _insert(batch, pending, report, config.annotators_per_item)
+            _progress(batch, report)
+            pending = []
+    if pending:
+        _insert(batch, pending, report, config.annotators_per_item)
+
+
+def _progress(batch: ImportBatch, report: _ImportReport) -> None:
+    """The import is one transaction, so its rows are invisible until the end; progress goes to the
+    cache, which every process shares, and the batch page reads it from there."""
+    cache.set(f"import-progress:{batch.pk}", report.lines, timeout=3600)
+
+
+def _insert(batch: ImportBatch, pending: list[tuple[int, Item]], report: _ImportReport, k: int) -> None:
+    project = batch.project
+    hashes = [item.content_hash for _, item in pending]
+    existing = dict(Item.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", "id"))
+    fresh = []
+    for line, item in pending:
+        if item.content_hash in existing:
+            report.skip(line, f"already in the project as item #{existing[item.content_hash]}")
+        else:
+            fresh.append(item)
+    if report.bad and not batch.skip_bad_lines:
+        return  # the batch will be refused: keep reading only to report every bad line
+    created = Item.objects.bulk_create(fresh, batch_size=_INSERT_CHUNK)
+    Slot.objects.bulk_create(
+        [Slot(item=item, project=project, index=i, priority=item.priority) for item in created for i in range(k)],
+        batch_size=_INSERT_CHUNK,
+    )
+    report.imported += len(created)
+
+
+def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, failure: str = "") -> ImportBatch:
+    """Record the outcome, delete the uploaded file (raw text must not outlive the import) and audit."""
+    Path(batch.stored_path).unlink(missing_ok=True)
+    with transaction.atomic():
+        batch = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        batch.status = status
+        batch.lines_read = report.lines
+        batch.imported_count = report.imported
+        batch.bad_line_count = report.bad
+        batch.duplicate_count = report.duplicates
+        batch.pii_rejected_count = report.pii_rejected
+        batch.errors = report.errors
+        batch.duplicates = report.skipped
+        batch.scrub_counts = report.scrub_counts
+        batch.failure_reason = failure
+        batch.stored_path = ""
+        batch.finished_at = timezone.now()
+        batch.save()
+        audit_event_record(
+            actor=batch.uploaded_by,
+            action=f"import.{status}",
+            target=batch,
+            project=batch.project,
+            payload={
+                "lines": report.lines,
+                "imported": report.imported,
+                "bad_lines": report.bad,
+                "duplicates": report.duplicates,
+                "pii_rejected": report.pii_rejected,
+                "pii_found": report.scrub_counts,
+                "failure": failure,
+            },
+        )
+    cache.delete(f"import-progress:{batch.pk}")
+    return batch
+
+
+# --- The queue -------------------------------------------------------------------------------------------
+
+
+def _lease(project: Project) -> timedelta:
+    return timedelta(minutes=selectors.annotation_settings(project).lease_minutes)
+
+
+def item_next(*, user: User, project: Project, kind: str = "sft") -> Slot | None:
+    """Hand ``user`` their next slot, or None when nothing is left for them.
+
+    First their own unfinished slot (so a closed tab resumes where it was), then a free slot of an item
+    they have never held, priority and edge cases first, items they skipped last. On PostgreSQL the
+    candidate row is taken with ``FOR UPDATE SKIP LOCKED``, so concurrent callers never get one slot
+    twice; there are exactly ``k`` slots per item, so ``k`` is never exceeded.
+    """
+    now = timezone.now()
+    lease = _lease(project)
+    with transaction.atomic():
+        own = (
+            Slot.objects.select_for_update(of=("self",))
+            .filter(project=project, user=user, state=SlotState.LEASED, item__state=ItemState.OPEN, item__kind=kind)
+            .order_by("leased_until")
+            .first()
+        )
+        if own is not None:
+            own.leased_until = now + lease
+            own.save(update_fields=["leased_until"])
+            return own
+        for include_skipped in (False, True):
+            slot = _claim_free_slot(user=user, project=project, kind=kind, now=now, include_skipped=include_skipped)
+            if slot is not None:
+                slot.user = user
+                slot.state = SlotState.LEASED
+                slot.leased_until = now + lease
+                slot.save(update_fields=["user", "state", "leased_until"])
+                audit_event_record(
+                    actor=user,
+                    action="queue.lease",
+                    object_type="annotation.item",
+                    object_id=slot.item_id,
+                    project=project,
+                    payload={"slot": slot.index, "until": slot.leased_until},
+                )
+                return slot
+    return None
+
+
+def _claim_free_slot(*, user: User, project: Project, kind: str, now: Any, include_skipped: bool) -> Slot | None:
+    candidates = (
+        Slot.objects.filter(project=project, item__state=ItemState.OPEN, item__kind=kind)
+        .filter(state__in=[SlotState.FREE, SlotState.LEASED])
+        .exclude(state=SlotState.LEASED, leased_until__gte=now)
+        .exclude(item__slots__user=user)
+    )
+    skipped = Skip.objects.filter(user=user, item__project=project).values("item_id")
+    candidates = candidates.filter(item_id__in=skipped) if include_skipped else candidates.exclude(item_id__in=skipped)
+    return (
+        candidates.order_by("-priority", "item_id", "index")
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("item")
+        .first()
+    )
+
+
+def _own_slot(user: User, item: Item) -> Slot | None:
+    return Slot.objects.select_for_update().filter(item=item, user=user).first()
+
+
+def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int) -> Draft:
+    """Autosave the user's work on an item and extend their lease (an active annotator keeps the slot).
+    Drafts are not audited: nothing is decided until submission."""
+    with transaction.atomic():
+        draft, _ = Draft.objects.select_for_update().get_or_create(item=item, user=user)
+        draft.data = {
+            "response": str(data.get("response", "")),
+            "scores": {str(k): str(v) for k, v in dict(data.get("scores") or {}).items()},
+            "flags": [str(f) for f in data.get("flags") or [] if str(f) in Flag.values],
+            "note": str(data.get("note", "")),
+        }
+        draft.time_spent_ms = max(draft.time_spent_ms, max(0, int(time_spent_ms)))
+        draft.updated_at = timezone.now()
+        draft.save()
+        Slot.objects.filter(item=item, user=user, state=SlotState.LEASED).update(
+            leased_until=timezone.now() + _lease(item.project)
+        )
+    return draft
+
+
+def item_skip(*, user: User, item: Item) -> None:
+    """Give the slot back; the item returns to the queue, and to this user only after everything else."""
+    with transaction.atomic():
+        slot = _own_slot(user, item)
+        if slot is None or slot.state != SlotState.LEASED:
+            raise DomainError("This item is not assigned to you.")
+        slot.user = None
+        slot.state = SlotState.FREE
+        slot.leased_until = None
+        slot.save(update_fields=["user", "state", "leased_until"])
+        Skip.objects.create(item=item, user=user)
+        audit_event_record(actor=user, action="queue.skip", target=item, project=item.project, payload={})
+
+
+def annotation_submit(
+    *,
+    user: User,
+    item: Item,
+    response: str,
+    scores: dict[str, Any],
+    flags: list[str],
+    note: str,
+    time_spent_ms: int,
+    submit_key: str,
+) -> Annotation:
+    """Submit the user's annotation of ``item`` under the project's current rubric.
+
+    Idempotent: the same ``submit_key`` again returns the stored annotation. A sent-back annotation is
+    revised in place (the earlier revision is kept in ``history``). Flagging ``pii_leak`` puts the item
+    on hold. Raises ``DomainError`` when the item is not the user's, scores are missing or off-scale, the
+    ideal response is empty, or an annotation was already submitted.
+    """
+    submit_key = submit_key.strip()[:64]
+    if not submit_key:
+        raise DomainError("Missing submission key.")
+    with transaction.atomic():
+        slot = _own_slot(user, item)
+        existing = Annotation.objects.select_for_update().filter(item=item, annotator=user).first()
+        if existing is not None and existing.submit_key == submit_key:
+            return existing
+        revising = existing is not None and existing.state == AnnotationState.REJECTED
+        if existing is not None and not revising:
+            raise DomainError("You already submitted this item.")
+        if not revising and (slot is None or slot.state != SlotState.LEASED):
+            raise DomainError(
+                "This item is no longer assigned to you (the lease ran out and someone else took it). "
+                "Your draft is kept."
+            )
+        rubric = selectors.current_rubric(item.project)
+        if rubric is None:
+            raise DomainError("This project has no rubric yet; a data lead must write one first.")
+        clean_scores = validate_scores(parse_criteria(rubric.criteria), scores)
+        if not response.strip():
+            raise DomainError("Write the ideal response before submitting.", field="response")
+        clean_flags = sorted({f for f in flags if f in Flag.values})
+        fields: dict[str, Any] = {
+            "rubric_version": rubric,
+            "original_response": item.response,
+            "response": response.replace("\r\n", "\n"),
+            "scores": clean_scores,
+            "flags": clean_flags,
+            "note": note.strip(),
+            "time_spent_ms": max(0, int(time_spent_ms)),
+            "state": AnnotationState.SUBMITTED,
+            "submit_key": submit_key,
+            "submitted_at": timezone.now(),
+        }
+        try:
+            with transaction.atomic():
+                if revising and existing is not None:
+                    existing.history = [*existing.history, _snapshot(existing)]
+                    existing.revision = F("revision") + 1
+                    for name, value in fields.items():
+                        setattr(existing, name, value)
+                    existing.save()
+                    existing.refresh_from_db()
+                    annotation = existing
+                else:
+                    annotation = Annotation.objects.create(item=item, annotator=user, **fields)
+        except IntegrityError:
+            # Two tabs raced; the other one stored it first.
+            stored = Annotation.objects.get(item=item, annotator=user)
+            if stored.submit_key == submit_key:
+                return stored
+            raise DomainError("You already submitted this item.") from None
+        if slot is not None and slot.state == SlotState.LEASED:
+            slot.state = SlotState.DONE
+            slot.leased_until = None
+            slot.save(update_fields=["state", "leased_until"])
+        Draft.objects.filter(item=item, user=user).delete()
+        if Flag.PII_LEAK in clean_flags:
+            _hold(item, user, "An annotator flagged PII that slipped through scrubbing.")
+        if Flag.EDGE_CASE in clean_flags and not item.edge_case:
+            Item.objects.filter(pk=item.pk).update(edge_case=True)
+        audit_event_record(
+            actor=user,
+            action="annotation.revise" if revising else "annotation.submit",
+            target=annotation,
+            project=item.project,
+            payload={
+                "item": item.pk,
+                "rubric_version": rubric.version,
+                "scores": clean_scores,
+                "flags": clean_flags,
+                "revision": annotation.revision,
+                "time_spent_ms": annotation.time_spent_ms,
+            },
+        )
+    return annotation
+
+
+def _snapshot(annotation: Annotation) -> dict[str, Any]:
+    return {
+        "revision": annotation.revision,
+        "response": annotation.response,
+        "scores": annotation.scores,
+        "flags": annotation.flags,
+        "note": annotation.note,
+        "submitted_at": annotation.submitted_at.isoformat(),
+    }
+
+
+def _hold(item: Item, actor: User, reason: str) -> None:
+    Item.objects.filter(pk=item.pk).update(state=ItemState.ON_HOLD, hold_reason=reason)
+    audit_event_record(actor=actor, action="item.hold", target=item, project=item.project, payload={"reason": reason})
+
+
+def item_release_hold(*, actor: User, item: Item, redact: str = "") -> Item:
+    """Put a held item back in the queue, after replacing every occurrence of ``redact`` (the PII that
+    slipped through) with ``[REDACTED]`` in its conversation and response."""
+    with transaction.atomic():
+        item = Item.objects.select_for_update().get(pk=item.pk)
+        if item.state != ItemState.ON_HOLD:
+            raise DomainError("This item is not on hold.")
+        replaced = 0
+        if redact.strip():
+            needle = redact.strip()
+            for message in item.messages:
+                replaced += message["content"].count(needle)
+                message["content"] = message["content"].replace(needle, "[REDACTED]")
+            if item.response:
+                replaced += item.response.count(needle)
+                item.response = item.response.replace(needle, "[REDACTED]")
+            for annotation in Annotation.objects.filter(item=item, response__contains=needle):
+                annotation.response = annotation.response.replace(needle, "[REDACTED]")
+                annotation.save(update_fields=["response"])
+        item.state = ItemState.OPEN
+        item.hold_reason = ""
+        item.save(update_fields=["messages", "response", "state", "hold_reason"])
+        audit_event_record(
+            actor=actor, action="item.release", target=item, project=item.project, payload={"redacted": replaced}
+        )
+    return item
+
+
+# --- Review ----------------------------------------------------------------------------------------------
+
+
+def annotation_review(
+    *,
+    reviewer: User,
+    annotation: Annotation,
+    decision: str,
+    comment: str = "",
+    edited_response: str | None = None,
+    edited_scores: dict[str, Any] | None = None,
+) -> Review:
+    """Approve, send back (with a comment) or edit-and-approve a submitted annotation.
+
+    Raises ``DomainError`` when reviewers review their own work, the annotation is not waiting for review,
+    a send-back has no comment, or an edit leaves the response empty or scores off-scale.
+    """
+    if decision not in ReviewDecision.values:
+        raise DomainError("Choose approve, send back, or edit and approve.", field="decision")
+    with transaction.atomic():
+        annotation = (
+            Annotation.objects.select_for_update().select_related("item", "rubric_version").get(pk=annotation.pk)
+        )
+        if annotation.annotator_id == reviewer.pk:
+            raise DomainError("Nobody reviews their own work: another reviewer must take this one.")
+        if annotation.state != AnnotationState.SUBMITTED:
+            raise DomainError("This annotation is not waiting for review (someone else may have reviewed it).")
+        clean_scores = None
+        if decision == ReviewDecision.REJECT and not comment.strip():
+            raise DomainError("Say what to change when sending an annotation back.", field="comment")
+        if decision == ReviewDecision.EDIT_APPROVE:
+            if not (edited_response or "").strip():
+                raise DomainError("The edited response is empty.", field="edited_response")
+            clean_scores = validate_scores(
+                parse_criteria(annotation.rubric_version.criteria), edited_scores or annotation.scores
+            )
+        review = Review.objects.create(
+            annotation=annotation,
+            reviewer=reviewer,
+            decision=decision,
+            comment=comment.strip(),
+            edited_response=edited_response if decision == ReviewDecision.EDIT_APPROVE else None,
+            edited_scores=clean_scores,
+        )
+        annotation.state = AnnotationState.REJECTED if decision == ReviewDecision.REJECT else AnnotationState.APPROVED
+        annotation.reviewed_at = timezone.now()
+        annotation.save(update_fields=["state", "reviewed_at"])
+        audit_event_record(
+            actor=reviewer,
+            action=f"review.{decision}",
+            target=annotation,
+            project=annotation.item.project,
+            payload={
+                "annotator": annotation.annotator_id,
+                "comment": review.comment,
+                "edited": clean_scores is not None,
+            },
+        )
+    return review

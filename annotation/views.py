@@ -1,0 +1,412 @@
+"""htmx pages of the annotation app: labeling, review, import, rubric, settings and the project dashboard."""
+
+import difflib
+import json
+import uuid
+from typing import Any
+
+import nh3
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from markdown_it import MarkdownIt
+
+from accounts.errors import DomainError
+from accounts.http import is_htmx
+from accounts.models import ProjectPerm, User
+from accounts.permissions import get_project_for_user, user_has_project_perm
+from accounts.selectors import role_in_project
+from annotation import selectors, services
+from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm
+from annotation.models import Annotation, AnnotationState, Flag, Item, ReviewDecision, RubricVersion, Slot
+from annotation.parsing import ImportFormat
+from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user, get_item_for_user
+from annotation.rubrics import SCALES, Criterion, parse_criteria
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def render_markdown(text: str) -> SafeString:
+    """Guidelines are Markdown written by data leads; raw HTML is off and the output is sanitised again."""
+    return mark_safe(nh3.clean(_markdown.render(text or "")))  # noqa: S308 - sanitised by nh3 just above
+
+
+def response_diff(original: str | None, edited: str) -> SafeString:
+    """A word-level diff of the annotator's ideal response against the model's, escaped piece by piece."""
+    if not original:
+        return mark_safe("")
+    before, after = original.split(" "), edited.split(" ")
+    parts: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes():
+        if op in {"delete", "replace"}:
+            parts.append(f"<del>{escape(' '.join(before[i1:i2]))}</del>")
+        if op in {"insert", "replace"}:
+            parts.append(f"<ins>{escape(' '.join(after[j1:j2]))}</ins>")
+        if op == "equal":
+            parts.append(str(escape(" ".join(before[i1:i2]))))
+    return mark_safe(" ".join(parts))  # noqa: S308 - every piece escaped above
+
+
+def _workspace_context(request: HttpRequest, item: Item, *, revising: Annotation | None = None) -> dict[str, Any]:
+    user = _user(request)
+    rubric = selectors.current_rubric(item.project)
+    criteria: list[Criterion] = parse_criteria(rubric.criteria) if rubric else []
+    draft = selectors.draft_for(user, item)
+    if draft is not None:
+        data = draft.data
+        time_spent = draft.time_spent_ms
+    elif revising is not None:
+        data = {
+            "response": revising.response,
+            "scores": revising.scores,
+            "flags": revising.flags,
+            "note": revising.note,
+        }
+        time_spent = revising.time_spent_ms
+    else:
+        data = {"response": item.response or "", "scores": {}, "flags": [], "note": ""}
+        time_spent = 0
+    scores = data.get("scores", {})
+    return {
+        "project": item.project,
+        "item": item,
+        "rubric": rubric,
+        "criteria": [{"c": c, "value": scores.get(c.key, "")} for c in criteria],
+        "data": data,
+        "flags": [(value, label, value in data.get("flags", [])) for value, label in Flag.choices],
+        "time_spent_ms": time_spent,
+        "submit_key": uuid.uuid4().hex,
+        "diff": response_diff(item.response, data.get("response", "")),
+        "revising": revising,
+        "draft_restored": draft is not None,
+        "review": revising.reviews.first() if revising else None,
+        "guidelines": render_markdown(rubric.guidelines) if rubric else "",
+    }
+
+
+def _next_workspace(request: HttpRequest, project_pk: int, *, notice: str = "") -> HttpResponse:
+    project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE)
+    slot: Slot | None = services.item_next(user=_user(request), project=project)
+    if slot is None:
+        context = {"project": project, "sent_back": selectors.sent_back_to(_user(request), project), "notice": notice}
+        template = "annotation/_queue_empty.html"
+    else:
+        context = {**_workspace_context(request, slot.item), "notice": notice}
+        template = "annotation/_workspace.html"
+    if is_htmx(request):
+        response = render(request, template, context)
+        if slot is not None:
+            response["HX-Push-Url"] = reverse("annotate_item", args=[project.pk, slot.item_id])
+        return response
+    return render(request, "annotation/label.html", {**context, "workspace_template": template})
+
+
+@login_required
+@require_GET
+def annotate(request: HttpRequest, pk: int) -> HttpResponse:
+    return _next_workspace(request, pk)
+
+
+@login_required
+@require_GET
+def annotate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    """A specific item: the one the user holds (resume) or one sent back to them (revise)."""
+    item = get_item_for_user(request.user, pk, item_pk)
+    user = _user(request)
+    own = selectors.own_annotation(user, item)
+    holds = item.slots.filter(user=user, state="leased").exists()
+    if own is not None and own.state == AnnotationState.REJECTED:
+        context = _workspace_context(request, item, revising=own)
+    elif holds:
+        context = _workspace_context(request, item)
+    else:
+        messages.info(request, "That item is not assigned to you; here is your next one.")
+        return redirect("annotate", pk=pk)
+    return render(request, "annotation/label.html", {**context, "workspace_template": "annotation/_workspace.html"})
+
+
+def _posted_work(request: HttpRequest) -> dict[str, Any]:
+    scores = {key[len("score_") :]: value for key, value in request.POST.items() if key.startswith("score_") and value}
+    return {
+        "response": request.POST.get("response", ""),
+        "scores": scores,
+        "flags": request.POST.getlist("flags"),
+        "note": request.POST.get("note", ""),
+    }
+
+
+def _time_spent(request: HttpRequest) -> int:
+    try:
+        return max(0, int(request.POST.get("time_spent_ms", "0")))
+    except ValueError:
+        return 0
+
+
+@login_required
+@require_POST
+def draft_save(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    item = get_item_for_user(request.user, pk, item_pk)
+    work = _posted_work(request)
+    draft = services.draft_save(user=_user(request), item=item, data=work, time_spent_ms=_time_spent(request))
+    return render(
+        request,
+        "annotation/_draft_saved.html",
+        {"draft": draft, "diff": response_diff(item.response, work["response"]), "item": item},
+    )
+
+
+@login_required
+@require_POST
+def submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    item = get_item_for_user(request.user, pk, item_pk)
+    work = _posted_work(request)
+    try:
+        services.annotation_submit(
+            user=_user(request),
+            item=item,
+            time_spent_ms=_time_spent(request),
+            submit_key=request.POST.get("submit_key", ""),
+            **work,
+        )
+    except DomainError as exc:
+        # Keep everything typed so far: save it as the draft and show the form again with the reason.
+        services.draft_save(user=_user(request), item=item, data=work, time_spent_ms=_time_spent(request))
+        context = {**_workspace_context(request, item), "error": exc.message}
+        own = selectors.own_annotation(_user(request), item)
+        if own is not None and own.state == AnnotationState.REJECTED:
+            context = {**_workspace_context(request, item, revising=own), "error": exc.message}
+        if is_htmx(request):
+            return render(request, "annotation/_workspace.html", context)
+        context["workspace_template"] = "annotation/_workspace.html"
+        return render(request, "annotation/label.html", context, status=422)
+    return _next_workspace(request, pk, notice="Submitted. Here is the next one.")
+
+
+@login_required
+@require_POST
+def skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    item = get_item_for_user(request.user, pk, item_pk)
+    try:
+        services.item_skip(user=_user(request), item=item)
+    except DomainError as exc:
+        return _next_workspace(request, pk, notice=exc.message)
+    return _next_workspace(request, pk, notice="Skipped; it will come back later.")
+
+
+# --- Review ----------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def review_queue(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk, ProjectPerm.REVIEW)
+    page = Paginator(selectors.review_queue(project, _user(request)), 50).get_page(request.GET.get("page"))
+    return render(request, "annotation/review_queue.html", {"project": project, "page": page})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
+    annotation = get_annotation_for_reviewer(request.user, pk, annotation_pk)
+    error = ""
+    if request.method == "POST":
+        decision = request.POST.get("decision", "")
+        edited_scores = {
+            key[len("score_") :]: value for key, value in request.POST.items() if key.startswith("score_") and value
+        }
+        try:
+            services.annotation_review(
+                reviewer=_user(request),
+                annotation=annotation,
+                decision=decision,
+                comment=request.POST.get("comment", ""),
+                edited_response=request.POST.get("edited_response"),
+                edited_scores=edited_scores or None,
+            )
+        except DomainError as exc:
+            error = exc.message
+        else:
+            label = dict(ReviewDecision.choices)[decision]
+            messages.success(request, f"{label}: annotation #{annotation.pk} by {annotation.annotator.username}.")
+            following = selectors.review_queue(annotation.item.project, _user(request)).first()
+            if following is not None:
+                return redirect("review", pk=pk, annotation_pk=following.pk)
+            return redirect("review_queue", pk=pk)
+    criteria = parse_criteria(annotation.rubric_version.criteria)
+    return render(
+        request,
+        "annotation/review.html",
+        {
+            "project": annotation.item.project,
+            "annotation": annotation,
+            "item": annotation.item,
+            "criteria": [{"c": c, "value": annotation.scores.get(c.key, "")} for c in criteria],
+            "diff": response_diff(annotation.original_response, annotation.response),
+            "error": error,
+            "own": annotation.annotator_id == request.user.pk,
+        },
+        status=400 if error else 200,
+    )
+
+
+# --- Data lead pages -------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def imports(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        mapping = None
+        if form.cleaned_data["fmt"] == ImportFormat.CSV:
+            mapping = {
+                "prompt": form.cleaned_data["csv_prompt"],
+                "response": form.cleaned_data["csv_response"],
+                "system": form.cleaned_data["csv_system"],
+                "id": form.cleaned_data["csv_id"],
+                "metadata": [c.strip() for c in form.cleaned_data["csv_metadata"].split(",") if c.strip()],
+            }
+        try:
+            batch = services.import_start(
+                actor=_user(request),
+                project=project,
+                upload=upload,
+                source_name=upload.name,
+                fmt=form.cleaned_data["fmt"],
+                csv_mapping=mapping,
+                skip_bad_lines=form.cleaned_data["skip_bad_lines"],
+            )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            return redirect("import_detail", pk=pk, batch_pk=batch.pk)
+    return render(
+        request,
+        "annotation/imports.html",
+        {"project": project, "form": form, "batches": selectors.import_batches(project)[:50]},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_GET
+def import_detail(request: HttpRequest, pk: int, batch_pk: int) -> HttpResponse:
+    batch = get_batch_for_user(request.user, pk, batch_pk)
+    lines = cache.get(f"import-progress:{batch.pk}") or batch.lines_read
+    context = {"project": batch.project, "batch": batch, "progress_lines": lines}
+    if is_htmx(request):
+        return render(request, "annotation/_import_status.html", context)
+    return render(request, "annotation/import_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rubric(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk, ProjectPerm.VIEW)
+    can_edit = user_has_project_perm(request.user, project, ProjectPerm.MANAGE_DATA)
+    current = selectors.current_rubric(project)
+    form = None
+    if can_edit:
+        initial = {
+            "guidelines": current.guidelines if current else "",
+            "criteria_json": json.dumps(current.criteria if current else [], indent=2, ensure_ascii=False),
+        }
+        form = RubricForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            try:
+                saved = services.rubric_save(
+                    actor=_user(request),
+                    project=project,
+                    guidelines=form.cleaned_data["guidelines"],
+                    criteria=form.cleaned_data["criteria_json"],
+                )
+            except DomainError as exc:
+                form.add_error("criteria_json", exc.message)
+            else:
+                messages.success(request, f"Rubric saved as version {saved.version}.")
+                return redirect("rubric", pk=pk)
+    elif request.method == "POST":
+        get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)  # 404 for read-only roles
+    return render(
+        request,
+        "annotation/rubric.html",
+        {
+            "project": project,
+            "rubric": current,
+            "criteria": parse_criteria(current.criteria) if current else [],
+            "guidelines": render_markdown(current.guidelines) if current else "",
+            "form": form,
+            "scales": SCALES,
+            "versions": RubricVersion.objects.filter(project=project)[:20],
+        },
+        status=400 if form is not None and form.errors else 200,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def annotation_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+    current = selectors.annotation_settings(project)
+    form = AnnotationSettingsForm(request.POST or None, instance_settings=current)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.annotation_settings_update(actor=_user(request), project=project, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("annotation_settings", pk=pk)
+    return render(
+        request, "annotation/settings.html", {"project": project, "form": form}, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def on_hold(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+    if request.method == "POST":
+        item = get_item_for_user(request.user, pk, int(request.POST.get("item", "0") or 0), ProjectPerm.MANAGE_DATA)
+        try:
+            services.item_release_hold(actor=_user(request), item=item, redact=request.POST.get("redact", ""))
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, f"Item #{item.pk} is back in the queue.")
+        return redirect("on_hold", pk=pk)
+    return render(request, "annotation/on_hold.html", {"project": project, "items": selectors.items_on_hold(project)})
+
+
+@login_required
+@require_GET
+def project_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk)
+    can = {perm: user_has_project_perm(request.user, project, perm) for perm in ProjectPerm.ALL}
+    return render(
+        request,
+        "annotation/dashboard.html",
+        {
+            "project": project,
+            "role": role_in_project(request.user, project),
+            "can": can,
+            "can_manage_members": can[ProjectPerm.MANAGE_MEMBERS],
+            "can_view_audit": can[ProjectPerm.VIEW_AUDIT],
+            "stats": selectors.project_dashboard(project),
+            "sent_back": selectors.sent_back_to(_user(request), project)[:20] if can[ProjectPerm.ANNOTATE] else [],
+        },
+    )

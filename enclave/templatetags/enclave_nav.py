@@ -1,0 +1,41 @@
+"""The project tab bar, shown on every project page, with the tabs the user's role allows."""
+
+from typing import Any
+
+from django import template
+from django.urls import reverse
+
+from accounts.models import Project, ProjectPerm
+from accounts.permissions import user_has_project_perm
+
+register = template.Library()
+
+_TABS = [
+    ("project_detail", "Overview", ProjectPerm.VIEW),
+    ("annotate", "Annotate", ProjectPerm.ANNOTATE),
+    ("review_queue", "Review", ProjectPerm.REVIEW),
+    ("imports", "Imports", ProjectPerm.MANAGE_DATA),
+    ("rubric", "Rubric", ProjectPerm.VIEW),
+    ("on_hold", "On hold", ProjectPerm.MANAGE_DATA),
+    ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
+    ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
+    ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
+]
+
+
+# Pages that belong under another page's tab.
+_UNDER = {"annotate_item": "annotate", "review": "review_queue", "import_detail": "imports"}
+
+
+@register.inclusion_tag("_project_nav.html", takes_context=True)
+def project_nav(context: dict[str, Any], project: Project) -> dict[str, Any]:
+    request = context["request"]
+    current = request.resolver_match.url_name if request.resolver_match else ""
+    current = _UNDER.get(current, current)
+    granted = {perm: user_has_project_perm(request.user, project, perm) for perm in {t[2] for t in _TABS}}
+    tabs = [
+        {"url": reverse(name, args=[project.pk]), "label": label, "current": name == current}
+        for name, label, perm in _TABS
+        if granted[perm]
+    ]
+    return {"tabs": tabs}
