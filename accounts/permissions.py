@@ -3,6 +3,7 @@ user can never learn that a project they do not belong to exists."""
 
 from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
+from guardian.core import ObjectPermissionChecker
 from knox.models import AuthToken
 
 from accounts.models import Membership, Project, ProjectPerm, User
@@ -21,6 +22,15 @@ def user_has_project_perm(user: AnyUser, project: Project, perm: str) -> bool:
     if is_site_staff(user):
         return True
     return user.has_perm(f"accounts.{perm}", project)
+
+
+def project_perms_for(user: AnyUser, project: Project) -> set[str]:
+    """Every project permission the user holds, in one query (for pages that show many tabs or buttons)."""
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    if is_site_staff(user):
+        return set(ProjectPerm.ALL)
+    return set(ObjectPermissionChecker(user).get_perms(project))
 
 
 def get_project_for_user(user: AnyUser, pk: int | str, perm: str = ProjectPerm.VIEW) -> Project:

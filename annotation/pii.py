@@ -4,41 +4,35 @@ A project's :class:`PiiPolicy` is compiled once (:func:`compile_policy`) and the
 is run over all texts of one item at a time (every turn plus the model response), so that the same value
 gets the same typed placeholder (``[EMAIL_1]``) everywhere in the item.
 
-Detectors, tried on every text:
+Detectors, tried on every text ("key" is what is compared for consistent placeholders):
 
-==========  =====================================================================  ==========================
-Type        Candidate                                                              Kept when / compared as
-==========  =====================================================================  ==========================
-EMAIL       ``local@label.label.tld`` (ASCII, pragmatic)                           always / lower-cased
-IBAN        2 letters, 2 digits, 11-30 alphanumerics, optionally spaced by 4       ``stdnum.iban`` checksum
-                                                                                   and country format /
-                                                                                   compact, upper-cased
-CARD        13-19 digits, one group or groups of 4 (also 4-6-5, 4-6-4),            Luhn valid and IIN starts
-            separated by single spaces or dashes                                   3-6 or 2221-2720 / digits
-SSN         US ``ddd-dd-dddd`` (or single spaces)                                  SSA rules: area not 000,
-                                                                                   666, 900-999; group not
-                                                                                   00; serial not 0000 /
-                                                                                   digits
-IPV4        dotted quad                                                            ``ipaddress`` parses it /
-                                                                                   canonical form
-IPV6        hex groups with at least two colons (``::1``, full, ``::ffff:a.b.c.d``)  ``ipaddress`` parses it /
-                                                                                   compressed form
-PHONE       ``phonenumbers.PhoneNumberMatcher`` in the policy's default region     ``Leniency.VALID`` /
-            (``+CC`` numbers in any region)                                        E.164
-<extra>     each project regex, typed by the project                               non-empty / exact text
-TERM        project literal terms, case-insensitive, whole words, any whitespace   casefolded, spaces
-                                                                                   collapsed
-==========  =====================================================================  ==========================
+=======  ==========================================================  ===============================  ===============
+Type     Candidate                                                   Kept only if                     Key
+=======  ==========================================================  ===============================  ===============
+EMAIL    ``local@label.tld``, ASCII, pragmatic                       always                           lower-cased
+IBAN     2 letters, 2 digits, 11-30 alphanumerics, spaced by 4 or    ``stdnum.iban``: checksum and    compact,
+         not, any case                                               the country's BBAN format        upper-cased
+CARD     13-19 digits as one group, groups of 4, or 4-6-5 / 4-6-4,   Luhn valid, IIN starts 3-6 or    digits
+         single spaces or dashes between groups                      2221-2720
+SSN      US ``ddd-dd-dddd`` (or single spaces)                       area not 000, 666, 900-999;      digits
+                                                                     group not 00; serial not 0000
+IPV4     dotted quad, not after a letter (``v1.2.3.4``)              ``ipaddress`` accepts it         canonical
+IPV6     hex groups, 2+ colons: ``::1``, full, ``::ffff:1.2.3.4``    ``ipaddress`` accepts it         compressed
+PHONE    ``phonenumbers.PhoneNumberMatcher``, policy's region;       ``Leniency.VALID``               E.164
+         ``+CC`` numbers whatever the region
+<extra>  each project regex, under the project's type name           non-empty match                  exact text
+TERM     project terms, case-insensitive, whole words, any spacing   always                           casefolded
+=======  ==========================================================  ===============================  ===============
 
 Overlaps are resolved per text: a PHONE never wins over an overlapping IBAN, CARD, SSN or IP address (their
 checks are much stricter than "is a valid phone number"); otherwise the longer match wins, then the earlier,
 then the detector listed first above.
 
 Detection runs in passes until a pass finds nothing (at most ``_MAX_PASSES``): each pass masks what it found
-and the next looks again, because a match can hide a neighbour, e.g. a phone number written straight before
-a card number makes one digit run too long to be either. This makes scrubbing idempotent: the scrubbed texts
-contain nothing any detector would find again, and placeholder-shaped tokens (``[TYPE_n]``) are never
-detected as anything.
+and the next looks again, because a match can hide a neighbour: e.g. the phone matcher gives up on a phone
+number written straight before a card number until the card is masked. This makes scrubbing idempotent: the
+scrubbed texts contain nothing any detector would find again, and placeholder-shaped tokens (``[TYPE_n]``)
+are never detected as anything.
 """
 
 from __future__ import annotations

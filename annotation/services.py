@@ -449,14 +449,32 @@ def _claim_free_slot(*, user: User, project: Project, kind: str, now: Any, inclu
     )
 
 
+def item_set_priority(*, actor: User, item: Item, priority: int) -> Item:
+    """Move an item up (or down) the queue; higher goes first. Raises ``DomainError`` outside -100..100."""
+    if not -100 <= priority <= 100:
+        raise DomainError("Priority goes from -100 to 100.", field="priority")
+    with transaction.atomic():
+        Item.objects.filter(pk=item.pk).update(priority=priority)
+        Slot.objects.filter(item=item).update(priority=priority)
+        item.priority = priority
+        audit_event_record(
+            actor=actor, action="item.set_priority", target=item, project=item.project, payload={"priority": priority}
+        )
+    return item
+
+
 def _own_slot(user: User, item: Item) -> Slot | None:
     return Slot.objects.select_for_update().filter(item=item, user=user).first()
 
 
-def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int) -> Draft:
+def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int) -> Draft | None:
     """Autosave the user's work on an item and extend their lease (an active annotator keeps the slot).
-    Drafts are not audited: nothing is decided until submission."""
+    Drafts are not audited: nothing is decided until submission. Returns None (saves nothing) when the
+    item is already submitted, e.g. an autosave that fires just after the submit."""
     with transaction.atomic():
+        annotation = Annotation.objects.filter(item=item, annotator=user).first()
+        if annotation is not None and annotation.state != AnnotationState.REJECTED:
+            return None
         draft, _ = Draft.objects.select_for_update().get_or_create(item=item, user=user)
         draft.data = {
             "response": str(data.get("response", "")),

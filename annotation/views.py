@@ -21,7 +21,7 @@ from markdown_it import MarkdownIt
 from accounts.errors import DomainError
 from accounts.http import is_htmx
 from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user, user_has_project_perm
+from accounts.permissions import get_project_for_user, project_perms_for, user_has_project_perm
 from accounts.selectors import role_in_project
 from annotation import selectors, services
 from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm
@@ -160,6 +160,8 @@ def draft_save(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_item_for_user(request.user, pk, item_pk)
     work = _posted_work(request)
     draft = services.draft_save(user=_user(request), item=item, data=work, time_spent_ms=_time_spent(request))
+    if draft is None:
+        return HttpResponse('<span id="draft-status" class="muted small">Already submitted</span>')
     return render(
         request,
         "annotation/_draft_saved.html",
@@ -396,7 +398,8 @@ def on_hold(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def project_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk)
-    can = {perm: user_has_project_perm(request.user, project, perm) for perm in ProjectPerm.ALL}
+    granted = project_perms_for(request.user, project)
+    can = {perm: perm in granted for perm in ProjectPerm.ALL}
     return render(
         request,
         "annotation/dashboard.html",

@@ -5,10 +5,17 @@ The matrix test tries each route as every persona: the allowed ones get ``ok``, 
 refused with 401/403 (API). Later features append their routes to ``ROUTES`` here.
 """
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.models import Role, User
+from accounts.services import membership_add
+from annotation import services as annotation_services
+from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_items, jsonl
 from tests.conftest import Personas
 
 MEMBERS = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "staff"})
@@ -26,6 +33,8 @@ class Route:
     ok: int = 200
     data: Callable[[Personas], dict[str, Any]] = field(default=lambda p: {})
     api: bool = False
+    multipart: bool = False  # API routes that upload files
+    setup: Callable[[Personas, User], None] | None = None  # runs as the persona before the request
 
 
 def _a(p: Personas) -> int:
@@ -34,6 +43,53 @@ def _a(p: Personas) -> int:
 
 def _annotator_membership(p: Personas) -> int:
     return p.membership(p.annotator).pk
+
+
+def _item(p: Personas) -> int:
+    """One imported item of project A, with a rubric."""
+    if "item" not in p.made:
+        give_rubric(p.project, p.data_lead)
+        p.made["item"] = import_items(p.project, p.data_lead, 1)[0]
+    return int(p.made["item"].pk)
+
+
+def _lease_item(p: Personas, user: User) -> None:
+    _item(p)
+    annotation_services.item_next(user=user, project=p.project)
+
+
+def _annotation(p: Personas) -> int:
+    """A submitted annotation of project A by someone who is none of the personas."""
+    if "annotation" not in p.made:
+        _item(p)
+        author = p.made.setdefault("author", p.newcomer)
+        membership_add(actor=None, project=p.project, user=author, role=Role.ANNOTATOR)
+        slot = annotation_services.item_next(user=author, project=p.project)
+        assert slot is not None
+        p.made["annotation"] = annotation_services.annotation_submit(
+            user=author, item=slot.item, response="Answer", scores=GOOD_SCORES, flags=[], note="",
+            time_spent_ms=1, submit_key="matrix",
+        )  # fmt: skip
+    return int(p.made["annotation"].pk)
+
+
+def _batch(p: Personas) -> int:
+    if "batch" not in p.made:
+        p.made["batch"] = annotation_services.import_start(
+            actor=p.data_lead, project=p.project, upload=io.BytesIO(jsonl(chat_line("Hi?"))),
+            source_name="m.jsonl", fmt="chat_jsonl",
+        )  # fmt: skip
+    return int(p.made["batch"].pk)
+
+
+def _upload(p: Personas) -> dict[str, Any]:
+    return {"file": SimpleUploadedFile("up.jsonl", jsonl(chat_line("Uploaded?"))), "fmt": "chat_jsonl"}
+
+
+ANNOTATORS = frozenset({"annotator", "reviewer", "project_admin", "staff"})
+REVIEWERS = frozenset({"reviewer", "project_admin", "staff"})
+DATA = frozenset({"data_lead", "project_admin", "staff"})
+DATA_OR_REVIEW = frozenset({"reviewer", "data_lead", "project_admin", "staff"})
 
 
 ROUTES: list[Route] = [
@@ -95,5 +151,53 @@ ROUTES: list[Route] = [
     Route(
         "api token create", "post", lambda p: "/api/v1/tokens/", EVERYONE, ok=201, api=True,
         data=lambda p: {"name": "script", "days": 7},
+    ),
+    # --- annotation: pages ---
+    Route("annotate", "get", lambda p: f"/projects/{_a(p)}/annotate/", ANNOTATORS),
+    Route(
+        "annotate item (not mine)", "get", lambda p: f"/projects/{_a(p)}/annotate/{_item(p)}/", ANNOTATORS, ok=302
+    ),
+    Route(
+        "draft save", "post", lambda p: f"/projects/{_a(p)}/annotate/{_item(p)}/draft/", ANNOTATORS,
+        data=lambda p: {"response": "draft", "score_helpful": "3"}, setup=_lease_item,
+    ),
+    Route(
+        "submit", "post", lambda p: f"/projects/{_a(p)}/annotate/{_item(p)}/submit/", ANNOTATORS,
+        data=lambda p: {"response": "done", "score_correct": "pass", "score_helpful": "4", "submit_key": "x"},
+        setup=_lease_item,
+    ),
+    Route("skip", "post", lambda p: f"/projects/{_a(p)}/annotate/{_item(p)}/skip/", ANNOTATORS, setup=_lease_item),
+    Route("review queue", "get", lambda p: f"/projects/{_a(p)}/review/", REVIEWERS),
+    Route("review page", "get", lambda p: f"/projects/{_a(p)}/review/{_annotation(p)}/", REVIEWERS),
+    Route(
+        "review approve", "post", lambda p: f"/projects/{_a(p)}/review/{_annotation(p)}/", REVIEWERS, ok=302,
+        data=lambda p: {"decision": "approve"},
+    ),
+    Route("imports page", "get", lambda p: f"/projects/{_a(p)}/imports/", DATA),
+    Route("import upload", "post", lambda p: f"/projects/{_a(p)}/imports/", DATA, ok=302, data=_upload),
+    Route("import detail", "get", lambda p: f"/projects/{_a(p)}/imports/{_batch(p)}/", DATA),
+    Route("rubric page", "get", lambda p: f"/projects/{_a(p)}/rubric/", MEMBERS),
+    Route(
+        "rubric save", "post", lambda p: f"/projects/{_a(p)}/rubric/", DATA, ok=302,
+        data=lambda p: {"guidelines": "g", "criteria_json": '[{"name": "Ok", "scale": "pass_fail"}]'},
+    ),
+    Route("annotation settings page", "get", lambda p: f"/projects/{_a(p)}/annotation-settings/", DATA),
+    Route(
+        "annotation settings save", "post", lambda p: f"/projects/{_a(p)}/annotation-settings/", DATA, ok=302,
+        data=lambda p: {"annotators_per_item": 2, "lease_minutes": 30, "pii_mode": "replace"},
+    ),
+    Route("on hold page", "get", lambda p: f"/projects/{_a(p)}/on-hold/", DATA),
+    # --- annotation: API ---
+    Route("api imports", "get", lambda p: f"/api/v1/projects/{_a(p)}/imports/", DATA, api=True),
+    Route(
+        "api import upload", "post", lambda p: f"/api/v1/projects/{_a(p)}/imports/", DATA, ok=201, api=True,
+        multipart=True, data=_upload,
+    ),
+    Route("api import detail", "get", lambda p: f"/api/v1/projects/{_a(p)}/imports/{_batch(p)}/", DATA, api=True),
+    Route("api items", "get", lambda p: f"/api/v1/projects/{_a(p)}/items/", DATA, api=True),
+    Route("api annotations", "get", lambda p: f"/api/v1/projects/{_a(p)}/annotations/", DATA_OR_REVIEW, api=True),
+    Route(
+        "api review", "post", lambda p: f"/api/v1/projects/{_a(p)}/annotations/{_annotation(p)}/review/", REVIEWERS,
+        api=True, data=lambda p: {"decision": "approve"},
     ),
 ]  # fmt: skip

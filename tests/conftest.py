@@ -4,7 +4,8 @@ Under ``CI=true`` the suite refuses to run unless it is on PostgreSQL and Redis,
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -58,6 +59,7 @@ class Personas:
     outsider: User
     staff: User
     newcomer: User  # an active account in no project, for "add member" tests
+    made: dict[str, Any] = field(default_factory=dict)  # objects routes build once per test
 
     def membership(self, user: User) -> Membership:
         return Membership.objects.get(project=self.project, user=user)

@@ -7,10 +7,13 @@ from tests.conftest import PERSONA_NAMES, ClientFor, Personas
 
 
 def _call(client_for: ClientFor, personas: Personas, route: Route, persona: str | None):  # type: ignore[no-untyped-def]
-    client = client_for(personas.by_name(persona) if persona else None)
+    user = personas.by_name(persona) if persona else None
     path = route.path(personas)
+    if route.setup is not None and user is not None:
+        route.setup(personas, user)
+    client = client_for(user)
     data = route.data(personas)
-    if route.api and route.method in {"post", "patch", "put"}:
+    if route.api and not route.multipart and route.method in {"post", "patch", "put"}:
         return getattr(client, route.method)(path, data=json.dumps(data), content_type="application/json")
     if route.method == "get":
         return client.get(path, data)

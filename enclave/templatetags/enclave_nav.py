@@ -6,7 +6,7 @@ from django import template
 from django.urls import reverse
 
 from accounts.models import Project, ProjectPerm
-from accounts.permissions import user_has_project_perm
+from accounts.permissions import project_perms_for
 
 register = template.Library()
 
@@ -32,10 +32,10 @@ def project_nav(context: dict[str, Any], project: Project) -> dict[str, Any]:
     request = context["request"]
     current = request.resolver_match.url_name if request.resolver_match else ""
     current = _UNDER.get(current, current)
-    granted = {perm: user_has_project_perm(request.user, project, perm) for perm in {t[2] for t in _TABS}}
+    granted = project_perms_for(request.user, project)
     tabs = [
         {"url": reverse(name, args=[project.pk]), "label": label, "current": name == current}
         for name, label, perm in _TABS
-        if granted[perm]
+        if perm in granted
     ]
     return {"tabs": tabs}

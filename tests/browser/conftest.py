@@ -34,7 +34,10 @@ def page(browser, live_server):  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=live_server.url)
     page = context.new_page()
     problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: problems.append(f"console {m.type}: {m.text[:160]} at {m.location}") if m.type == "error" else None,
+    )
     page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
     yield page
     context.close()

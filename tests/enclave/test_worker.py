@@ -82,3 +82,32 @@ def test_publishing_fails_loudly_when_the_broker_is_down() -> None:
     down = app.connection_for_write("redis://127.0.0.1:1/0")
     with pytest.raises(OperationalError):
         health_check.apply_async(connection=down)  # type: ignore[call-arg]
+
+
+@pytest.mark.worker
+def test_a_large_import_runs_on_the_worker(worker: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import time
+
+    from annotation import services
+    from annotation.models import ImportBatch
+    from tests.annotation.helpers import chat_line, jsonl
+    from tests.conftest import make_personas
+
+    personas = make_personas()
+    monkeypatch.setattr(services, "SYNC_IMPORT_BYTES", 100)  # anything above 100 bytes goes to a worker
+    lines = [chat_line(f"Question {n} from customer{n}@example.com?") for n in range(300)]
+    batch = services.import_start(
+        actor=personas.data_lead, project=personas.project, upload=io.BytesIO(jsonl(*lines)),
+        source_name="big.jsonl", fmt="chat_jsonl",
+    )  # fmt: skip
+    assert batch.status == "queued"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        batch = ImportBatch.objects.get(pk=batch.pk)
+        if batch.status not in {"queued", "running"}:
+            break
+        time.sleep(0.3)
+    assert batch.status == "done", batch.failure_reason or batch.status
+    assert batch.imported_count == 300
+    assert batch.scrub_counts == {"EMAIL": 300}

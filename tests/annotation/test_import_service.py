@@ -1,0 +1,114 @@
+import pytest
+from django.db import connection
+
+from accounts.models import AuditEvent
+from annotation import services
+from annotation.models import Item, Slot
+from tests.annotation.helpers import chat_line, import_lines
+from tests.conftest import Personas
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_imports_scrubs_and_records_the_batch(personas: Personas) -> None:
+    batch = import_lines(
+        personas.project,
+        personas.data_lead,
+        chat_line("Mail me at jo.bloggs@example.com or call +44 20 7946 0958", "Will do, jo.bloggs@example.com."),
+        chat_line("Card 4111 1111 1111 1111 was stolen", None, id="ext-7", metadata={"channel": "app"}),
+    )
+    assert batch.status == "done"
+    assert batch.imported_count == 2
+    assert batch.scrub_counts == {"EMAIL": 2, "PHONE": 1, "CARD": 1}
+    assert len(batch.sha256) == 64
+    first, second = Item.objects.filter(batch=batch).order_by("id")
+    assert first.messages[0]["content"] == "Mail me at [EMAIL_1] or call [PHONE_1]"
+    assert first.response == "Will do, [EMAIL_1]."
+    assert second.external_id == "ext-7"
+    assert second.metadata == {"channel": "app"}
+    assert second.response is None
+    assert Slot.objects.filter(item__batch=batch).count() == 2
+    assert batch.stored_path == ""
+    actions = list(AuditEvent.objects.filter(project=personas.project).values_list("action", flat=True))
+    assert "import.start" in actions
+    assert "import.done" in actions
+
+
+def test_raw_pii_never_reaches_the_database(personas: Personas) -> None:
+    import_lines(
+        personas.project,
+        personas.data_lead,
+        chat_line("IBAN GB82 WEST 1234 5698 7654 32 and SSN 123-45-6789, mail a@b.example", "ok a@b.example"),
+    )
+    with connection.cursor() as cursor:
+        for table in ("annotation_item", "annotation_importbatch", "accounts_auditevent"):
+            cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
+            dump = repr(cursor.fetchall())
+            for raw in ("GB82", "WEST 1234", "123-45-6789", "a@b.example"):
+                assert raw not in dump, f"{raw!r} found in {table}"
+
+
+def test_one_bad_line_refuses_the_whole_file_and_reports_every_line(personas: Personas) -> None:
+    batch = import_lines(
+        personas.project,
+        personas.data_lead,
+        chat_line("Fine question?"),
+        '{"messages": [{"role": "user", "content": "broken"}',
+        chat_line("Another fine one?"),
+        '{"messages": [{"role": "bot", "content": "who am I"}]}',
+        '{"messages": [{"role": "user", "content": ""}]}',
+    )
+    assert batch.status == "refused"
+    assert batch.imported_count == 0
+    assert [e["line"] for e in batch.errors] == [2, 4, 5]
+    assert "invalid JSON" in batch.errors[0]["reason"]
+    assert "unknown role 'bot'" in batch.errors[1]["reason"]
+    assert "empty content" in batch.errors[2]["reason"]
+    assert not Item.objects.filter(project=personas.project).exists()
+    assert not Slot.objects.exists()
+
+
+def test_skip_bad_lines_imports_the_rest_and_keeps_the_report(personas: Personas) -> None:
+    batch = import_lines(
+        personas.project, personas.data_lead, chat_line("Good one?"), "not json at all", chat_line("Good two?"),
+        skip_bad_lines=True,
+    )  # fmt: skip
+    assert batch.status == "done"
+    assert batch.imported_count == 2
+    assert batch.bad_line_count == 1
+    assert batch.errors[0]["line"] == 2
+
+
+def test_duplicates_are_reported_within_the_file_and_against_the_project(personas: Personas) -> None:
+    import_lines(personas.project, personas.data_lead, chat_line("Where is my card?"))
+    batch = import_lines(
+        personas.project,
+        personas.data_lead,
+        chat_line("where   is my CARD?"),
+        chat_line("Something new?"),
+        chat_line("Something  new?"),
+    )
+    assert batch.status == "done"
+    assert batch.imported_count == 1
+    assert batch.duplicate_count == 2
+    reasons = {d["line"]: d["reason"] for d in batch.duplicates}
+    assert reasons[1].startswith("already in the project as item #")
+    assert reasons[3] == "same conversation as line 2"
+
+
+def test_the_reject_policy_keeps_pii_items_out(personas: Personas) -> None:
+    services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=1, lease_minutes=30,
+        pii_mode="reject", pii_patterns=[["ACCOUNT", r"ACC-\d{6}"]], pii_terms=["Hildegard"],
+    )  # fmt: skip
+    batch = import_lines(
+        personas.project,
+        personas.data_lead,
+        chat_line("My account ACC-123456 is blocked"),
+        chat_line("Hildegard here, hello"),
+        chat_line("No personal data in this one"),
+    )
+    assert batch.imported_count == 1
+    assert batch.pii_rejected_count == 2
+    assert batch.scrub_counts == {"ACCOUNT": 1, "TERM": 1}
+    assert "the project's policy rejects" in batch.duplicates[0]["reason"]

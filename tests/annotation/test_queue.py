@@ -1,0 +1,149 @@
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import Role
+from annotation import services
+from annotation.models import Annotation, Slot, SlotState
+from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
+from tests.conftest import Personas
+from tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _set_k(personas: Personas, k: int, lease: int = 30) -> None:
+    services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=k, lease_minutes=lease,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+
+
+def _submit(personas: Personas, user, slot: Slot, key: str = "k1") -> Annotation:  # type: ignore[no-untyped-def]
+    return services.annotation_submit(
+        user=user, item=slot.item, response="An ideal answer.", scores=GOOD_SCORES, flags=[], note="",
+        time_spent_ms=1000, submit_key=key,
+    )  # fmt: skip
+
+
+def test_it_hands_out_priority_items_first_and_resumes_a_held_slot(personas: Personas) -> None:
+    items = import_items(personas.project, personas.data_lead, 3)
+    services.item_set_priority(actor=personas.data_lead, item=items[2], priority=5)
+    first = services.item_next(user=personas.annotator, project=personas.project)
+    assert first is not None
+    assert first.item_id == items[2].pk
+    again = services.item_next(user=personas.annotator, project=personas.project)
+    assert again is not None
+    assert again.pk == first.pk, "an unfinished slot comes back instead of a new one"
+
+
+def test_k_distinct_annotators_and_never_the_same_item_twice(personas: Personas) -> None:
+    give_rubric(personas.project, personas.data_lead)
+    _set_k(personas, 2)
+    (item,) = import_items(personas.project, personas.data_lead, 1)
+    third = MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR).user
+    a = services.item_next(user=personas.annotator, project=personas.project)
+    b = services.item_next(user=personas.reviewer, project=personas.project)
+    assert a is not None
+    assert b is not None
+    assert {a.item_id, b.item_id} == {item.pk}
+    assert a.pk != b.pk
+    assert services.item_next(user=third, project=personas.project) is None, "k=2 is never exceeded"
+    _submit(personas, personas.annotator, a)
+    assert services.item_next(user=personas.annotator, project=personas.project) is None
+    assert Slot.objects.filter(item=item, state=SlotState.DONE).count() == 1
+
+
+def test_expired_leases_return_to_the_queue(personas: Personas) -> None:
+    import_items(personas.project, personas.data_lead, 1)
+    slot = services.item_next(user=personas.annotator, project=personas.project)
+    assert slot is not None
+    assert services.item_next(user=personas.reviewer, project=personas.project) is None
+    Slot.objects.filter(pk=slot.pk).update(leased_until=timezone.now() - timedelta(seconds=1))
+    taken = services.item_next(user=personas.reviewer, project=personas.project)
+    assert taken is not None
+    assert taken.pk == slot.pk
+    assert taken.user == personas.reviewer
+
+
+def test_skipped_items_come_back_after_everything_else(personas: Personas) -> None:
+    items = import_items(personas.project, personas.data_lead, 2)
+    first = services.item_next(user=personas.annotator, project=personas.project)
+    assert first is not None
+    services.item_skip(user=personas.annotator, item=first.item)
+    second = services.item_next(user=personas.annotator, project=personas.project)
+    assert second is not None
+    assert second.item_id != first.item_id
+    services.item_skip(user=personas.annotator, item=second.item)
+    back = services.item_next(user=personas.annotator, project=personas.project)
+    assert back is not None
+    assert back.item_id in {i.pk for i in items}
+
+
+def test_submitting_twice_stores_one_annotation(personas: Personas) -> None:
+    give_rubric(personas.project, personas.data_lead)
+    import_items(personas.project, personas.data_lead, 1)
+    slot = services.item_next(user=personas.annotator, project=personas.project)
+    assert slot is not None
+    first = _submit(personas, personas.annotator, slot, key="same-key")
+    second = _submit(personas, personas.annotator, slot, key="same-key")
+    assert first.pk == second.pk
+    assert Annotation.objects.count() == 1
+
+
+def test_autosave_extends_the_lease_and_keeps_the_draft(personas: Personas) -> None:
+    (item,) = import_items(personas.project, personas.data_lead, 1)
+    slot = services.item_next(user=personas.annotator, project=personas.project)
+    assert slot is not None
+    Slot.objects.filter(pk=slot.pk).update(leased_until=timezone.now() + timedelta(seconds=5))
+    draft = services.draft_save(
+        user=personas.annotator, item=item, data={"response": "half done", "scores": {"helpful": "3"}},
+        time_spent_ms=12_000,
+    )  # fmt: skip
+    slot.refresh_from_db()
+    assert slot.leased_until is not None
+    assert slot.leased_until > timezone.now() + timedelta(minutes=29)
+    assert draft is not None
+    assert draft.data["response"] == "half done"
+    assert draft.time_spent_ms == 12_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_next_item_never_hands_a_slot_twice(personas: Personas, on_postgres: None) -> None:
+    _set_k(personas, 2)
+    import_items(personas.project, personas.data_lead, 40)
+    workers = [MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR).user for _ in range(16)]
+    claimed: list[tuple[int, int, int]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work(user) -> None:  # type: ignore[no-untyped-def]
+        try:
+            for _ in range(8):
+                slot = services.item_next(user=user, project=personas.project)
+                if slot is None:
+                    break
+                with lock:
+                    claimed.append((slot.pk, slot.item_id, user.pk))
+                Slot.objects.filter(pk=slot.pk).update(state=SlotState.DONE)  # finish it, take another
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    slots = [c[0] for c in claimed]
+    assert len(slots) == len(set(slots)), "no slot was handed out twice"
+    assert len(claimed) == 80, "all 40 items × k=2 were handed out"
+    per_item: dict[int, set[int]] = {}
+    for _, item_id, user_id in claimed:
+        per_item.setdefault(item_id, set()).add(user_id)
+    assert all(len(users) == 2 for users in per_item.values()), "k distinct annotators per item, never more"

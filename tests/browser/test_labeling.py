@@ -1,0 +1,106 @@
+import pytest
+from playwright.sync_api import expect
+
+from annotation.models import Annotation, AnnotationState, Draft
+from tests.annotation.helpers import give_rubric, import_items
+from tests.browser.conftest import screenshot
+from tests.conftest import make_personas
+from tests.factories import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _login(page, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("h1:has-text('Your projects')")
+
+
+def _label_with_keys(page, answer: str) -> None:  # type: ignore[no-untyped-def]
+    """Type the ideal response, Tab into each criterion, score it with a number key, Ctrl+Enter."""
+    expect(page.locator("#id_response")).to_be_focused()
+    page.keyboard.press("Control+a")
+    page.keyboard.type(answer)
+    page.keyboard.press("Tab")  # → Correct
+    page.keyboard.press("1")  # pass
+    page.keyboard.press("Tab")  # → Helpful
+    page.keyboard.press("4")
+    page.keyboard.press("Tab")  # → Tone
+    page.keyboard.press("2")  # casual
+    page.keyboard.press("Control+Enter")
+
+
+def test_an_annotator_labels_by_keyboard_and_a_closed_tab_loses_nothing(page, browser, live_server) -> None:  # type: ignore[no-untyped-def]
+    personas = make_personas()
+    give_rubric(personas.project, personas.data_lead)
+    import_items(personas.project, personas.data_lead, 3)
+    _login(page, "annotator")
+    page.goto(f"/projects/{personas.project.pk}/annotate/")
+    page.wait_for_selector("#label-form")
+    screenshot(page, "label-first-item")
+    first_item = page.get_attribute("#label-form", "data-item")
+
+    _label_with_keys(page, "First ideal answer.")
+    expect(page.locator("#label-form")).not_to_have_attribute("data-item", first_item or "")
+    expect(page.locator("#workspace .notice")).to_contain_text("Submitted")
+    second_item = page.get_attribute("#label-form", "data-item")
+    _label_with_keys(page, "Second ideal answer.")
+    expect(page.locator("#label-form")).not_to_have_attribute("data-item", second_item or "")
+    stored = Annotation.objects.filter(annotator=personas.annotator).order_by("id")
+    assert [a.response for a in stored] == ["First ideal answer.", "Second ideal answer."]
+    assert all(a.scores == {"correct": "pass", "helpful": "4", "tone": "casual"} for a in stored)
+    assert all(a.time_spent_ms > 0 for a in stored)
+
+    third_item = page.get_attribute("#label-form", "data-item")
+    page.locator("#id_response").fill("Half-written third answer")
+    page.keyboard.press("Tab")
+    page.keyboard.press("3")  # nothing on a two-option scale: stays unscored
+    page.keyboard.press("Tab")
+    page.keyboard.press("2")
+    expect(page.locator("#draft-status")).to_contain_text("Draft saved")
+    page.close()  # the tab is gone mid-draft
+
+    context = page.context
+    again = context.new_page()
+    again.goto(f"/projects/{personas.project.pk}/annotate/")
+    again.wait_for_selector("#label-form")
+    assert again.get_attribute("#label-form", "data-item") == third_item
+    expect(again.locator("#id_response")).to_have_value("Half-written third answer")
+    expect(again.locator("input[name=score_helpful][value='2']")).to_be_checked()
+    expect(again.locator("#draft-status")).to_contain_text("Draft restored")
+    screenshot(again, "label-draft-restored")
+    assert Draft.objects.get(user=personas.annotator).data["response"] == "Half-written third answer"
+    again.close()
+
+
+def test_a_reviewer_approves_one_and_sends_one_back(page) -> None:  # type: ignore[no-untyped-def]
+    from annotation import services
+    from tests.annotation.helpers import GOOD_SCORES
+
+    personas = make_personas()
+    give_rubric(personas.project, personas.data_lead)
+    import_items(personas.project, personas.data_lead, 2)
+    for n in range(2):
+        slot = services.item_next(user=personas.annotator, project=personas.project)
+        assert slot is not None
+        services.annotation_submit(
+            user=personas.annotator, item=slot.item, response=f"Answer {n}", scores=GOOD_SCORES, flags=[],
+            note="", time_spent_ms=1000, submit_key=f"k{n}",
+        )  # fmt: skip
+    _login(page, "reviewer")
+    page.goto(f"/projects/{personas.project.pk}/review/")
+    expect(page.locator("#review-queue tbody tr")).to_have_count(2)
+    screenshot(page, "review-queue")
+    page.locator("#review-queue tbody tr a").first.click()
+    page.wait_for_selector("#review-form")
+    screenshot(page, "review-page")
+    page.click("button[value=approve]")
+    page.wait_for_selector(".message.success")
+    page.fill("#id_comment", "Please mention the three-day wait.")
+    page.click("button[value=reject]")
+    page.wait_for_selector(".message.success")
+    states = dict(Annotation.objects.values_list("response", "state"))
+    assert states == {"Answer 0": AnnotationState.APPROVED, "Answer 1": AnnotationState.REJECTED}
+    expect(page.locator("#review-queue tbody")).to_contain_text("Nothing waits for review")
