@@ -35,7 +35,7 @@ from annotation.models import (
     SlotState,
 )
 from annotation.parsing import CsvMapping, ImportFormat, LineError, Record, content_hash, parse
-from annotation.pii import PiiPolicy, PiiPolicyError, compile_policy
+from annotation.pii import PiiPolicy, PiiPolicyError, Scrubber, compile_policy
 from annotation.rubrics import parse_criteria, validate_scores
 
 # Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
@@ -256,7 +256,7 @@ class _ImportReport:
             self.skipped.append({"line": line, "reason": reason})
 
 
-def _records(batch: ImportBatch) -> Iterator[Record | LineError]:
+def _records(batch: ImportBatch, stream: IO[bytes]) -> Iterator[Record | LineError]:
     mapping = None
     if batch.csv_mapping:
         raw = batch.csv_mapping
@@ -267,13 +267,11 @@ def _records(batch: ImportBatch) -> Iterator[Record | LineError]:
             id=raw.get("id") or None,
             metadata=tuple(raw.get("metadata") or ()),
         )
-    with open(batch.stored_path, "rb") as stream:
-        yield from parse(stream, ImportFormat(batch.fmt), csv_mapping=mapping)
+    yield from parse(stream, ImportFormat(batch.fmt), csv_mapping=mapping)
 
 
 def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
-    project = batch.project
-    config = selectors.annotation_settings(project)
+    config = selectors.annotation_settings(batch.project)
     scrubber = compile_policy(
         PiiPolicy(
             mode="reject" if config.pii_mode == PiiMode.REJECT else "replace",
@@ -281,9 +279,17 @@ def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
             terms=tuple(config.pii_terms),
         )
     )
+    with open(batch.stored_path, "rb") as stream:  # its position drives the progress bar
+        _import_stream(batch, report, config, scrubber, stream)
+
+
+def _import_stream(
+    batch: ImportBatch, report: _ImportReport, config: AnnotationSettings, scrubber: Scrubber, stream: IO[bytes]
+) -> None:
+    project = batch.project
     seen_in_file: dict[str, int] = {}
     pending: list[tuple[int, Item]] = []
-    for entry in _records(batch):
+    for entry in _records(batch, stream):
         report.lines = max(report.lines, entry.line)
         if isinstance(entry, LineError):
             report.error(entry.line, entry.reason)
@@ -316,16 +322,17 @@ def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
         pending.append((entry.line, item))
         if len(pending) >= _INSERT_CHUNK:
             _insert(batch, pending, report, config.annotators_per_item)
-            _progress(batch, report)
+            _progress(batch, report, stream.tell())
             pending = []
     if pending:
         _insert(batch, pending, report, config.annotators_per_item)
 
 
-def _progress(batch: ImportBatch, report: _ImportReport) -> None:
+def _progress(batch: ImportBatch, report: _ImportReport, position: int) -> None:
     """The import is one transaction, so its rows are invisible until the end; progress goes to the
     cache, which every process shares, and the batch page reads it from there."""
-    cache.set(f"import-progress:{batch.pk}", report.lines, timeout=3600)
+    percent = min(99, int(100 * position / batch.size_bytes)) if batch.size_bytes else 0
+    cache.set(f"import-progress:{batch.pk}", {"lines": report.lines, "percent": percent}, timeout=3600)
 
 
 def _insert(batch: ImportBatch, pending: list[tuple[int, Item]], report: _ImportReport, k: int) -> None:

@@ -308,8 +308,8 @@ def imports(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def import_detail(request: HttpRequest, pk: int, batch_pk: int) -> HttpResponse:
     batch = get_batch_for_user(request.user, pk, batch_pk)
-    lines = cache.get(f"import-progress:{batch.pk}") or batch.lines_read
-    context = {"project": batch.project, "batch": batch, "progress_lines": lines}
+    progress = cache.get(f"import-progress:{batch.pk}") or {"lines": batch.lines_read, "percent": 0}
+    context = {"project": batch.project, "batch": batch, "progress": progress}
     if is_htmx(request):
         return render(request, "annotation/_import_status.html", context)
     return render(request, "annotation/import_detail.html", context)

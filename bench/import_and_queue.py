@@ -1,0 +1,127 @@
+"""Import throughput with PII scrubbing, peak memory, and "next item" latency over a large queue.
+
+Runs on a throwaway database (Django's test-database machinery): PostgreSQL when DATABASE_URL is set,
+else SQLite.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/enclave .venv/bin/python bench/import_and_queue.py --lines 100000
+"""
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("ENCLAVE_DATA_DIR", tempfile.mkdtemp(prefix="enclave-bench-"))
+os.environ["DJANGO_SETTINGS_MODULE"] = "enclave.settings.local"
+
+QUESTIONS = [
+    "I lost my card {card}, please block it and call me on {phone}.",
+    "Please send the statement to {email}; my IBAN is {iban}.",
+    "Why was I charged a fee of £{n} on my current account last month?",
+    "Can I raise my transfer limit? I need to pay {n} to my landlord.",
+    "The app shows a login from {ip} that wasn't me.",
+]
+ANSWER = (
+    "Thank you for getting in touch. I have looked at your account and can confirm the request. "
+    "You will receive a confirmation by post within five working days. Anything else I can help with?"
+)
+
+
+def _line(n: int, rng: random.Random) -> str:
+    question = rng.choice(QUESTIONS).format(
+        card="4111 1111 1111 1111",
+        phone="+44 20 7946 0958",
+        email=f"customer{n}@example.com",
+        iban="GB82 WEST 1234 5698 7654 32",
+        ip=f"203.0.113.{n % 250}",
+        n=n,
+    )
+    messages = [
+        {"role": "system", "content": "You are the bank's support assistant."},
+        {"role": "user", "content": f"Ticket {n}: {question}"},
+        {"role": "assistant", "content": ANSWER},
+    ]
+    return json.dumps({"id": f"t{n}", "messages": messages})
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--next-calls", type=int, default=500)
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
+    old = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    rows: list[tuple[str, str]] = []
+    try:
+        from accounts import services as accounts_services
+        from annotation import services
+        from annotation.models import Item, Slot, SlotState
+
+        lead = accounts_services.user_create(actor=None, username="lead")
+        project = accounts_services.project_create(actor=lead, name="Bench")
+        rng = random.Random(7)
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+            for n in range(args.lines):
+                handle.write(_line(n, rng) + "\n")
+            path = handle.name
+        size_mb = os.path.getsize(path) / 1e6
+
+        services.SYNC_IMPORT_BYTES = 1 << 40  # run inline, in this process, so its memory is measured
+        rss_before = _rss_mb()
+        start = time.perf_counter()
+        with open(path, "rb") as upload:
+            batch = services.import_start(
+                actor=lead, project=project, upload=upload, source_name="bench.jsonl", fmt="chat_jsonl"
+            )
+        elapsed = time.perf_counter() - start
+        os.unlink(path)
+        assert batch.status == "done", (batch.status, batch.errors[:3])
+        rows.append((f"import {args.lines:,} lines ({size_mb:.0f} MB)", f"{args.lines / elapsed:,.0f} lines/s"))
+        rows.append(("import wall time", f"{elapsed:.1f} s"))
+        rows.append(("peak RSS (whole process)", f"{_rss_mb():.0f} MB"))
+        rows.append(("peak RSS growth during import", f"{_rss_mb() - rss_before:.0f} MB"))
+        rows.append(("PII found", ", ".join(f"{k} {v:,}" for k, v in sorted(batch.scrub_counts.items()))))
+
+        annotator = accounts_services.user_create(actor=None, username="annotator")
+        timings = []
+        for _ in range(args.next_calls):
+            start = time.perf_counter()
+            slot = services.item_next(user=annotator, project=project)
+            timings.append((time.perf_counter() - start) * 1000)
+            assert slot is not None
+            Slot.objects.filter(pk=slot.pk).update(state=SlotState.DONE)
+        timings.sort()
+        p95 = timings[int(len(timings) * 0.95) - 1]
+        items = Item.objects.filter(project=project).count()
+        rows.append((f'"next item" p50, {items:,} items', f"{statistics.median(timings):.1f} ms"))
+        rows.append((f'"next item" p95, {items:,} items', f"{p95:.1f} ms"))
+    finally:
+        teardown_databases(old, verbosity=0)
+
+    db = "PostgreSQL" if settings.DATABASE_IS_POSTGRES else "SQLite (Django's in-memory test database)"
+    print(f"\nImport and queue on {db} ({os.cpu_count()} cores)\n")
+    print(f"| {'measure':<36} | {'result':>34} |")
+    print(f"|{'-' * 38}|{'-' * 36}|")
+    for name, value in rows:
+        print(f"| {name:<36} | {value:>34} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+import pytest
+
+from annotation import services
+from tests.annotation.helpers import chat_line, give_rubric, import_lines
+from tests.conftest import ClientFor, Personas
+
+pytestmark = pytest.mark.django_db
+
+
+def test_imported_markup_is_shown_as_text_never_run(personas: Personas, client_for: ClientFor) -> None:
+    give_rubric(personas.project, personas.data_lead)
+    import_lines(
+        personas.project,
+        personas.data_lead,
+        chat_line('<script>alert("x")</script><img src=x onerror=alert(1)>', '<a href="javascript:alert(1)">hi</a>'),
+    )
+    body = client_for(personas.annotator).get(f"/projects/{personas.project.pk}/annotate/").content.decode()
+    assert "<script>alert" not in body
+    assert "<img src=x" not in body
+    assert '<a href="javascript:' not in body
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
+
+
+def test_guidelines_markdown_is_rendered_and_sanitised(personas: Personas, client_for: ClientFor) -> None:
+    services.rubric_save(
+        actor=personas.data_lead, project=personas.project,
+        guidelines="**Be exact.** <script>alert(1)</script> [x](javascript:alert(1))",
+        criteria=[{"name": "Ok", "scale": "pass_fail"}],
+    )  # fmt: skip
+    body = client_for(personas.annotator).get(f"/projects/{personas.project.pk}/rubric/").content.decode()
+    assert "<strong>Be exact.</strong>" in body
+    assert "<script>alert(1)</script>" not in body
+    assert "href=\"javascript:" not in body
+
+
+def test_the_import_page_reports_bad_lines_by_number(personas: Personas, client_for: ClientFor) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests.annotation.helpers import jsonl
+
+    client = client_for(personas.data_lead)
+    upload = SimpleUploadedFile("bad.jsonl", jsonl(chat_line("ok?"), "{oops", chat_line("fine?")))
+    response = client.post(f"/projects/{personas.project.pk}/imports/", {"file": upload, "fmt": "chat_jsonl"})
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "Nothing was imported because 1 line is bad" in page
+    assert '<td class="num mono">2</td>' in page
+    assert "invalid JSON" in page
+
+
+def test_the_dashboard_counts_work_by_state(personas: Personas, client_for: ClientFor) -> None:
+    give_rubric(personas.project, personas.data_lead)
+    import_lines(personas.project, personas.data_lead, chat_line("one?"), chat_line("two?"))
+    slot = services.item_next(user=personas.annotator, project=personas.project)
+    assert slot is not None
+    services.annotation_submit(
+        user=personas.annotator, item=slot.item, response="r", scores={"correct": "pass", "helpful": "3"},
+        flags=[], note="", time_spent_ms=1, submit_key="d",
+    )  # fmt: skip
+    body = client_for(personas.reviewer).get(f"/projects/{personas.project.pk}/").content.decode()
+    assert '<span class="num">2</span><span class="label">items</span>' in body
+    assert '<span class="num">1</span><span class="label">awaiting review</span>' in body
+    assert "<td>annotator</td>" in body
