@@ -1,7 +1,7 @@
-import json
 from typing import Any
 
 from django import forms
+from django.http import QueryDict
 
 from annotation.models import AnnotationSettings, PiiMode
 from annotation.parsing import ImportFormat
@@ -38,21 +38,29 @@ class RubricForm(forms.Form):
     guidelines = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 10}), required=False, help_text="Markdown. Shown beside every item."
     )
-    criteria_json = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 16, "class": "mono", "spellcheck": "false"}),
-        label="Criteria",
-        help_text='A list of criteria: {"name", "guidance", "scale": pass_fail | likert5 | likert7 | categories, '
-        '"categories": [...], "required": true, "weight": 1}.',
-    )
 
-    def clean_criteria_json(self) -> list[dict[str, Any]]:
-        try:
-            value = json.loads(self.cleaned_data["criteria_json"])
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
-        if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
-            raise forms.ValidationError("Criteria must be a list of objects.")
-        return value
+
+def criteria_from_post(data: "QueryDict") -> list[dict[str, Any]]:
+    """Read the criteria table of the rubric page: rows ``crit-<n>-<field>``; rows without a name or
+    marked for removal are dropped. The service validates what remains."""
+    rows = sorted({int(key.split("-")[1]) for key in data if key.startswith("crit-") and key.split("-")[1].isdigit()})
+    criteria = []
+    for n in rows:
+        name = data.get(f"crit-{n}-name", "").strip()
+        if not name or data.get(f"crit-{n}-remove"):
+            continue
+        criteria.append(
+            {
+                "key": data.get(f"crit-{n}-key", "").strip() or None,
+                "name": name,
+                "guidance": data.get(f"crit-{n}-guidance", ""),
+                "scale": data.get(f"crit-{n}-scale", ""),
+                "categories": [c.strip() for c in data.get(f"crit-{n}-categories", "").split(",") if c.strip()],
+                "required": bool(data.get(f"crit-{n}-required")),
+                "weight": data.get(f"crit-{n}-weight", "1") or "1",
+            }
+        )
+    return criteria
 
 
 class AnnotationSettingsForm(forms.Form):

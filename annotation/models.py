@@ -138,7 +138,7 @@ class Slot(models.Model):
             models.UniqueConstraint(fields=["item", "index"], name="slot_index_unique"),
             models.UniqueConstraint(fields=["item", "user"], condition=Q(user__isnull=False), name="one_slot_per_user"),
         ]
-        indexes = [models.Index(fields=["project", "state", "-priority", "item"], name="slot_queue_order")]
+        indexes = [models.Index(fields=["project", "state", "-priority", "item", "index"], name="slot_queue_order")]
 
     def __str__(self) -> str:
         return f"slot {self.index} of item #{self.item_id}"

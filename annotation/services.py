@@ -440,20 +440,27 @@ def item_next(*, user: User, project: Project, kind: str = "sft") -> Slot | None
 
 
 def _claim_free_slot(*, user: User, project: Project, kind: str, now: Any, include_skipped: bool) -> Slot | None:
-    candidates = (
-        Slot.objects.filter(project=project, item__state=ItemState.OPEN, item__kind=kind)
-        .filter(state__in=[SlotState.FREE, SlotState.LEASED])
-        .exclude(state=SlotState.LEASED, leased_until__gte=now)
-        .exclude(item__slots__user=user)
+    """Expired leases first (abandoned work, usually none), then free slots. Each query filters on one
+    ``state`` so it walks the ``slot_queue_order`` index in queue order and stops at the first row it can
+    lock: no sort over the whole queue."""
+    candidates = Slot.objects.filter(project=project, item__state=ItemState.OPEN, item__kind=kind).exclude(
+        item__slots__user=user
     )
     skipped = Skip.objects.filter(user=user, item__project=project).values("item_id")
     candidates = candidates.filter(item_id__in=skipped) if include_skipped else candidates.exclude(item_id__in=skipped)
-    return (
-        candidates.order_by("-priority", "item_id", "index")
-        .select_for_update(skip_locked=True, of=("self",))
-        .select_related("item")
-        .first()
-    )
+    for pool in (
+        candidates.filter(state=SlotState.LEASED, leased_until__lt=now),
+        candidates.filter(state=SlotState.FREE),
+    ):
+        slot = (
+            pool.order_by("-priority", "item_id", "index")
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("item")
+            .first()
+        )
+        if slot is not None:
+            return slot
+    return None
 
 
 def item_set_priority(*, actor: User, item: Item, priority: int) -> Item:

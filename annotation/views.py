@@ -1,7 +1,6 @@
 """htmx pages of the annotation app: labeling, review, import, rubric, settings and the project dashboard."""
 
 import difflib
-import json
 import uuid
 from typing import Any
 
@@ -24,7 +23,7 @@ from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for, user_has_project_perm
 from accounts.selectors import role_in_project
 from annotation import selectors, services
-from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm
+from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm, criteria_from_post
 from annotation.models import Annotation, AnnotationState, Flag, Item, ReviewDecision, RubricVersion, Slot
 from annotation.parsing import ImportFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user, get_item_for_user
@@ -252,6 +251,7 @@ def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
         "annotation/review.html",
         {
             "project": annotation.item.project,
+            "heading": f"Review annotation #{annotation.pk}",
             "annotation": annotation,
             "item": annotation.item,
             "criteria": [{"c": c, "value": annotation.scores.get(c.key, "")} for c in criteria],
@@ -309,7 +309,7 @@ def imports(request: HttpRequest, pk: int) -> HttpResponse:
 def import_detail(request: HttpRequest, pk: int, batch_pk: int) -> HttpResponse:
     batch = get_batch_for_user(request.user, pk, batch_pk)
     progress = cache.get(f"import-progress:{batch.pk}") or {"lines": batch.lines_read, "percent": 0}
-    context = {"project": batch.project, "batch": batch, "progress": progress}
+    context = {"project": batch.project, "batch": batch, "progress": progress, "heading": f"Import #{batch.pk}"}
     if is_htmx(request):
         return render(request, "annotation/_import_status.html", context)
     return render(request, "annotation/import_detail.html", context)
@@ -322,25 +322,24 @@ def rubric(request: HttpRequest, pk: int) -> HttpResponse:
     can_edit = user_has_project_perm(request.user, project, ProjectPerm.MANAGE_DATA)
     current = selectors.current_rubric(project)
     form = None
+    rows: list[dict[str, Any]] = list(current.criteria) if current else []
     if can_edit:
-        initial = {
-            "guidelines": current.guidelines if current else "",
-            "criteria_json": json.dumps(current.criteria if current else [], indent=2, ensure_ascii=False),
-        }
-        form = RubricForm(request.POST or None, initial=initial)
-        if request.method == "POST" and form.is_valid():
-            try:
-                saved = services.rubric_save(
-                    actor=_user(request),
-                    project=project,
-                    guidelines=form.cleaned_data["guidelines"],
-                    criteria=form.cleaned_data["criteria_json"],
-                )
-            except DomainError as exc:
-                form.add_error("criteria_json", exc.message)
-            else:
-                messages.success(request, f"Rubric saved as version {saved.version}.")
-                return redirect("rubric", pk=pk)
+        form = RubricForm(request.POST or None, initial={"guidelines": current.guidelines if current else ""})
+        if request.method == "POST":
+            rows = criteria_from_post(request.POST)
+            if form.is_valid():
+                try:
+                    saved = services.rubric_save(
+                        actor=_user(request),
+                        project=project,
+                        guidelines=form.cleaned_data["guidelines"],
+                        criteria=rows,
+                    )
+                except DomainError as exc:
+                    form.add_error(None, exc.message)
+                else:
+                    messages.success(request, f"Rubric saved as version {saved.version}.")
+                    return redirect("rubric", pk=pk)
     elif request.method == "POST":
         get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)  # 404 for read-only roles
     return render(
@@ -353,6 +352,7 @@ def rubric(request: HttpRequest, pk: int) -> HttpResponse:
             "guidelines": render_markdown(current.guidelines) if current else "",
             "form": form,
             "scales": SCALES,
+            "rows": [*rows, *({} for _ in range(2))],  # two blank rows to add criteria
             "versions": RubricVersion.objects.filter(project=project)[:20],
         },
         status=400 if form is not None and form.errors else 200,

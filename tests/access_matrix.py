@@ -179,7 +179,7 @@ ROUTES: list[Route] = [
     Route("rubric page", "get", lambda p: f"/projects/{_a(p)}/rubric/", MEMBERS),
     Route(
         "rubric save", "post", lambda p: f"/projects/{_a(p)}/rubric/", DATA, ok=302,
-        data=lambda p: {"guidelines": "g", "criteria_json": '[{"name": "Ok", "scale": "pass_fail"}]'},
+        data=lambda p: {"guidelines": "g", "crit-1-name": "Ok", "crit-1-scale": "pass_fail", "crit-1-required": "on"},
     ),
     Route("annotation settings page", "get", lambda p: f"/projects/{_a(p)}/annotation-settings/", DATA),
     Route(

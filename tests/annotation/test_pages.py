@@ -30,7 +30,7 @@ def test_guidelines_markdown_is_rendered_and_sanitised(personas: Personas, clien
     body = client_for(personas.annotator).get(f"/projects/{personas.project.pk}/rubric/").content.decode()
     assert "<strong>Be exact.</strong>" in body
     assert "<script>alert(1)</script>" not in body
-    assert "href=\"javascript:" not in body
+    assert 'href="javascript:' not in body
 
 
 def test_the_import_page_reports_bad_lines_by_number(personas: Personas, client_for: ClientFor) -> None:
@@ -61,3 +61,33 @@ def test_the_dashboard_counts_work_by_state(personas: Personas, client_for: Clie
     assert '<span class="num">2</span><span class="label">items</span>' in body
     assert '<span class="num">1</span><span class="label">awaiting review</span>' in body
     assert "<td>annotator</td>" in body
+
+
+def test_the_rubric_table_saves_criteria_and_explains_mistakes(personas: Personas, client_for: ClientFor) -> None:
+    client = client_for(personas.data_lead)
+    url = f"/projects/{personas.project.pk}/rubric/"
+    bad = client.post(
+        url, {"guidelines": "", "crit-1-name": "Tone", "crit-1-scale": "categories", "crit-1-categories": "one"}
+    )
+    assert bad.status_code == 400
+    assert "needs at least two categories" in bad.content.decode()
+    assert 'value="Tone"' in bad.content.decode(), "what was typed stays on the page"
+    good = client.post(
+        url,
+        {
+            "guidelines": "Be kind.",
+            "crit-1-name": "Tone", "crit-1-scale": "categories", "crit-1-categories": "warm, neutral",
+            "crit-1-required": "on",
+            "crit-2-name": "Correct", "crit-2-scale": "pass_fail", "crit-2-weight": "2",
+            "crit-3-name": "",
+        },
+    )  # fmt: skip
+    assert good.status_code == 302
+    from annotation.selectors import current_rubric
+
+    rubric = current_rubric(personas.project)
+    assert rubric is not None
+    assert [(c["name"], c["scale"], c["categories"], c["required"], c["weight"]) for c in rubric.criteria] == [
+        ("Tone", "categories", ["warm", "neutral"], True, 1.0),
+        ("Correct", "pass_fail", [], False, 2.0),
+    ]
