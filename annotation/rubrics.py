@@ -24,6 +24,10 @@ class Criterion:
     weight: float
 
     @property
+    def scale_label(self) -> str:
+        return SCALES[self.scale]
+
+    @property
     def options(self) -> list[str]:
         """The values an annotator can pick, in keyboard order (1, 2, 3 …)."""
         if self.scale == "pass_fail":
