@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user
+from accounts.permissions import get_project_for_user, user_has_project_perm
 from annotation import selectors, services
 from annotation.models import Annotation, AnnotationState, ImportBatch, Item, ItemState, ReviewDecision
 from annotation.parsing import ImportFormat
@@ -151,8 +151,6 @@ class AnnotationListView(APIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.VIEW)
-        from accounts.permissions import user_has_project_perm
-
         if not (
             user_has_project_perm(request.user, project, ProjectPerm.MANAGE_DATA)
             or user_has_project_perm(request.user, project, ProjectPerm.REVIEW)

@@ -9,7 +9,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 
 from accounts.errors import DomainError
@@ -80,7 +80,8 @@ def annotation_settings_update(
         current.pii_terms = [t for t in pii_terms if t.strip()]
         current.updated_at = timezone.now()
         current.save()
-        _resize_slots(project, annotators_per_item)
+        if before["k"] != annotators_per_item:
+            _resize_slots(project, annotators_per_item)
         audit_event_record(
             actor=actor,
             action="annotation.settings_update",
@@ -97,15 +98,19 @@ def annotation_settings_update(
 
 
 def _resize_slots(project: Project, k: int) -> None:
-    items = Item.objects.filter(project=project).values_list("id", "priority")
+    """Give every item ``k`` slots: add the missing ones, drop free ones beyond ``k`` (slots already
+    leased or done stay, so work in progress is never taken away)."""
+    Slot.objects.filter(project=project, state=SlotState.FREE, index__gte=k).delete()
+    short = Item.objects.filter(project=project).annotate(slot_count=Count("slots")).filter(slot_count__lt=k)
     new_slots: list[Slot] = []
-    for item_id, priority in items.iterator(chunk_size=2000):
-        existing = Slot.objects.filter(item_id=item_id).count()
-        new_slots.extend(Slot(item_id=item_id, project=project, index=i, priority=priority) for i in range(existing, k))
-        if existing > k:
-            extra = Slot.objects.filter(item_id=item_id, state=SlotState.FREE, index__gte=k)
-            extra.delete()
-    Slot.objects.bulk_create(new_slots, batch_size=_INSERT_CHUNK)
+    for item_id, priority, slot_count in short.values_list("id", "priority", "slot_count").iterator(chunk_size=2000):
+        new_slots.extend(
+            Slot(item_id=item_id, project=project, index=i, priority=priority) for i in range(slot_count, k)
+        )
+        if len(new_slots) >= _INSERT_CHUNK:
+            Slot.objects.bulk_create(new_slots)
+            new_slots = []
+    Slot.objects.bulk_create(new_slots)
 
 
 def rubric_save(*, actor: User, project: Project, guidelines: str, criteria: list[dict[str, Any]]) -> RubricVersion:

@@ -147,3 +147,15 @@ def test_concurrent_next_item_never_hands_a_slot_twice(personas: Personas, on_po
     for _, item_id, user_id in claimed:
         per_item.setdefault(item_id, set()).add(user_id)
     assert all(len(users) == 2 for users in per_item.values()), "k distinct annotators per item, never more"
+
+
+def test_changing_k_adds_and_removes_free_slots_only(personas: Personas) -> None:
+    items = import_items(personas.project, personas.data_lead, 3)
+    held = services.item_next(user=personas.annotator, project=personas.project)
+    assert held is not None
+    _set_k(personas, 3)
+    assert all(Slot.objects.filter(item=i).count() == 3 for i in items)
+    _set_k(personas, 1)
+    assert Slot.objects.filter(project=personas.project).count() == 3
+    held.refresh_from_db()
+    assert held.state == SlotState.LEASED, "work in progress is never taken away"
