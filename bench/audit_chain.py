@@ -16,8 +16,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("ENCLAVE_DATA_DIR", tempfile.mkdtemp(prefix="enclave-bench-"))
 os.environ["DJANGO_SETTINGS_MODULE"] = "enclave.settings.local"
+
+from _common import print_table, throwaway_database
 
 
 def main() -> None:
@@ -27,15 +30,11 @@ def main() -> None:
     args = parser.parse_args()
 
     import django
-    from django.conf import settings
 
     django.setup()
     from django.db import connection
-    from django.test.utils import setup_databases, teardown_databases
 
-    # Django's test-database machinery gives us a fresh, migrated database and removes it afterwards.
-    old = setup_databases(verbosity=0, interactive=False, keepdb=False)
-    try:
+    with throwaway_database() as db:
         from accounts import services
         from accounts.models import User
         from accounts.selectors import audit_chain_verify
@@ -51,10 +50,16 @@ def main() -> None:
 
         per_thread = max(1, args.events // args.threads)
 
+        errors: list[BaseException] = []
+
         def write() -> None:
-            for i in range(per_thread):
-                services.audit_event_record(actor=user, action="bench.concurrent", payload={"i": i})
-            connection.close()
+            try:
+                for i in range(per_thread):
+                    services.audit_event_record(actor=user, action="bench.concurrent", payload={"i": i})
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connection.close()
 
         threads = [threading.Thread(target=write) for _ in range(args.threads)]
         start = time.perf_counter()
@@ -62,6 +67,8 @@ def main() -> None:
             t.start()
         for t in threads:
             t.join()
+        if errors:
+            raise SystemExit(f"{len(errors)} writer(s) failed, first: {errors[0]!r}")
         concurrent = per_thread * args.threads / (time.perf_counter() - start)
         rows.append((f"append, {args.threads} writers", f"{concurrent:,.0f} events/s"))
 
@@ -70,15 +77,7 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         assert result.ok, result.reason
         rows.append((f"verify {result.checked:,} events", f"{result.checked / elapsed:,.0f} events/s"))
-    finally:
-        teardown_databases(old, verbosity=0)
-
-    db = "PostgreSQL" if settings.DATABASE_IS_POSTGRES else "SQLite (Django's in-memory test database)"
-    print(f"\nAudit chain on {db} ({os.cpu_count()} cores)\n")
-    print(f"| {'measure':<24} | {'result':>18} |")
-    print(f"|{'-' * 26}|{'-' * 20}|")
-    for name, value in rows:
-        print(f"| {name:<24} | {value:>18} |")
+    print_table(f"Audit chain on {db}", rows)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("ENCLAVE_DATA_DIR", tempfile.mkdtemp(prefix="enclave-bench-"))
 os.environ["DJANGO_SETTINGS_MODULE"] = "enclave.settings.local"
+
+from _common import print_table, throwaway_database
 
 QUESTIONS = [
     "I lost my card {card}, please block it and call me on {phone}.",
@@ -64,12 +67,9 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.conf import settings
-    from django.test.utils import setup_databases, teardown_databases
 
-    old = setup_databases(verbosity=0, interactive=False, keepdb=False)
     rows: list[tuple[str, str]] = []
-    try:
+    with throwaway_database() as db:
         from accounts import services as accounts_services
         from annotation import services
         from annotation.models import Item, Slot, SlotState
@@ -112,15 +112,7 @@ def main() -> None:
         items = Item.objects.filter(project=project).count()
         rows.append((f'"next item" p50, {items:,} items', f"{statistics.median(timings):.1f} ms"))
         rows.append((f'"next item" p95, {items:,} items', f"{p95:.1f} ms"))
-    finally:
-        teardown_databases(old, verbosity=0)
-
-    db = "PostgreSQL" if settings.DATABASE_IS_POSTGRES else "SQLite (Django's in-memory test database)"
-    print(f"\nImport and queue on {db} ({os.cpu_count()} cores)\n")
-    print(f"| {'measure':<36} | {'result':>34} |")
-    print(f"|{'-' * 38}|{'-' * 36}|")
-    for name, value in rows:
-        print(f"| {name:<36} | {value:>34} |")
+    print_table(f"Import and queue on {db}", rows)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,32 @@
+"""What every benchmark shares: a throwaway database and the table it prints."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A fresh, migrated database (Django's test-database machinery), removed afterwards; yields its kind."""
+    from django.conf import settings
+    from django.db import connections
+    from django.test.utils import setup_databases, teardown_databases
+
+    if not settings.DATABASE_IS_POSTGRES:
+        # A file, as in the embedded default: an in-memory database would measure something else.
+        connections["default"].settings_dict["TEST"]["NAME"] = os.path.join(settings.DATA_DIR, "bench.sqlite3")
+    old = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    try:
+        yield "PostgreSQL" if settings.DATABASE_IS_POSTGRES else "SQLite (a file, as in the embedded default)"
+    finally:
+        teardown_databases(old, verbosity=0)
+
+
+def print_table(title: str, rows: list[tuple[str, str]]) -> None:
+    name_width = max(len(name) for name, _ in rows)
+    value_width = max(len(value) for _, value in rows)
+    print(f"\n{title} ({os.cpu_count()} cores)\n")
+    print(f"| {'measure':<{name_width}} | {'result':>{value_width}} |")
+    print(f"|{'-' * (name_width + 2)}|{'-' * (value_width + 2)}|")
+    for name, value in rows:
+        print(f"| {name:<{name_width}} | {value:>{value_width}} |")
