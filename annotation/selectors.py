@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 
 from accounts.models import Project, User
 from annotation.models import (
@@ -88,6 +88,7 @@ def project_dashboard(project: Project) -> dict[str, Any]:
             approved=Count("pk", filter=Q(state=AnnotationState.APPROVED)),
             rejected=Count("pk", filter=Q(state=AnnotationState.REJECTED)),
             revised=Count("pk", filter=Q(revision__gt=1)),
+            time_ms=Sum("time_spent_ms"),
         )
         .order_by("-total", "annotator__username")
     )
@@ -101,6 +102,8 @@ def project_dashboard(project: Project) -> dict[str, Any]:
                 "approved": row["approved"],
                 "rejected": row["rejected"],
                 "acceptance": (row["approved"] / decided) if decided else None,
+                "per_hour": (row["total"] * 3_600_000 / row["time_ms"]) if row["time_ms"] else None,
+                "avg_ms": (row["time_ms"] // row["total"]) if row["time_ms"] else None,
             }
         )
     return {"slots": slots, "annotations": annotations, "items": items, "per_annotator": per_annotator}
