@@ -10,6 +10,7 @@ FORMAT_CHOICES = [
     (ImportFormat.CHAT_JSONL.value, 'JSONL, OpenAI chat ({"messages": [...]})'),
     (ImportFormat.PROMPT_RESPONSE_JSONL.value, 'JSONL, {"prompt", "response"}'),
     (ImportFormat.CSV.value, "CSV with a column mapping"),
+    (ImportFormat.COMPARISON_JSONL.value, 'JSONL comparisons ({"prompt" or "messages", "candidates": [...]})'),
 ]
 
 

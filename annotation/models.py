@@ -100,6 +100,10 @@ class Item(models.Model):
     # None means "no model answer to review" (write from scratch), which differs from an empty answer.
     response = models.TextField(null=True, blank=True)  # noqa: DJ001
     metadata = models.JSONField(default=dict, blank=True)
+    # Comparison items: [{"content", "provenance": {"model", "version", "adapter", "decoding", ...}}]; a
+    # candidate's id is its index here. Provenance never reaches an annotator's page.
+    candidates = models.JSONField(default=list, blank=True)
+    gold = models.JSONField(null=True, blank=True)  # the known answer of a gold comparison, in candidate ids
     content_hash = models.CharField(max_length=64)
     priority = models.SmallIntegerField(default=0)
     edge_case = models.BooleanField(default=False)

@@ -1,4 +1,5 @@
-"""Streaming, validating parser for imports of real interactions: chat transcripts, prompt/response pairs and CSV.
+"""Streaming, validating parser for imports of real interactions: chat transcripts, prompt/response pairs, CSV,
+and preference comparisons (one context, several candidate answers to compare).
 
 ``parse`` reads a binary file object one physical line at a time and yields a ``Record`` for every usable line
 (or CSV row) and a ``LineError`` for every unusable one, so an upload of any size is processed in bounded memory
@@ -20,14 +21,17 @@ import json
 import math
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "MAX_CANDIDATES",
     "MAX_ID_CHARS",
+    "MIN_CANDIDATES",
     "ROLES",
+    "CandidateRecord",
     "CsvMapping",
     "ImportFormat",
     "Limits",
@@ -41,6 +45,11 @@ __all__ = [
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 MAX_ID_CHARS = 200
+MIN_CANDIDATES = 2
+MAX_CANDIDATES = 20
+# The keys of a candidate object that have a field of their own; any other key is kept in ``extra``.
+_CANDIDATE_KEYS = frozenset({"content", "model", "version", "adapter", "decoding"})
+_GOLD_TIE = "tie"
 
 _BOM = codecs.BOM_UTF8
 # Lines over the limit are skipped in chunks of this size, so a 2 GB line costs 64 KB of memory, not 2 GB.
@@ -55,6 +64,7 @@ class ImportFormat(StrEnum):
     CHAT_JSONL = "chat_jsonl"
     PROMPT_RESPONSE_JSONL = "prompt_response_jsonl"
     CSV = "csv"
+    COMPARISON_JSONL = "comparison_jsonl"
 
 
 @dataclass(frozen=True)
@@ -90,12 +100,39 @@ class Message:
 
 
 @dataclass(frozen=True)
+class CandidateRecord:
+    """One answer of a comparison, with where it came from (provenance strings are stripped, "" when not given)."""
+
+    content: str
+    model: str = ""
+    version: str = ""
+    adapter: str = ""
+    decoding: dict[str, Any] = field(default_factory=dict)  # sampling settings such as temperature
+    extra: dict[str, Any] = field(default_factory=dict)  # every other key of the candidate object, as given
+
+    def provenance(self) -> dict[str, Any]:
+        """Return everything but the content as a JSON-ready dict."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "adapter": self.adapter,
+            "decoding": self.decoding,
+            "extra": self.extra,
+        }
+
+
+@dataclass(frozen=True)
 class Record:
     line: int  # 1-based physical line number; for CSV the line where the row starts
     messages: tuple[Message, ...]
     response: str | None  # the model's answer to be reviewed, if the import carries one
     external_id: str | None
     metadata: dict[str, Any]
+    # Comparisons only: the answers to compare (in file order; never fewer than MIN_CANDIDATES) ...
+    candidates: tuple[CandidateRecord, ...] = ()
+    # ... and the known verdict of a gold item, as given: a 1-based candidate number, "tie", or a ranking as a
+    # list of groups of 1-based candidate numbers, best group first (``[[2], [1, 3]]``). None when not given.
+    gold: Any = None
 
 
 @dataclass(frozen=True)
@@ -156,27 +193,40 @@ def parse(
         if csv_mapping is None:
             raise ValueError("CSV imports need a csv_mapping")
         return _parse_csv(lines, csv_mapping, limits)
-    build = _chat_record if fmt is ImportFormat.CHAT_JSONL else _prompt_response_record
-    return _parse_jsonl(lines, build, limits)
+    builders = {
+        ImportFormat.CHAT_JSONL: _chat_record,
+        ImportFormat.PROMPT_RESPONSE_JSONL: _prompt_response_record,
+        ImportFormat.COMPARISON_JSONL: _comparison_record,
+    }
+    return _parse_jsonl(lines, builders[fmt], limits)
 
 
-def normalise_for_dedup(messages: Sequence[Message], response: str | None) -> str:
-    """Return a canonical text of a conversation for spotting duplicates.
+def normalise_for_dedup(
+    messages: Sequence[Message], response: str | None, candidates: Sequence[CandidateRecord | str] = ()
+) -> str:
+    """Return a canonical text of a conversation (and of the candidates of a comparison) for spotting duplicates.
 
     Each text is NFC-normalised, casefolded, stripped and has every run of whitespace collapsed to one space, so
     it never contains a newline; the parts are therefore joined with newlines, each prefixed by its role
-    (``<user> ...``) and the response by ``<response>``, which keeps different splits from colliding.
+    (``<user> ...``), the response by ``<response>`` and each candidate by ``<candidate>``, which keeps different
+    splits from colliding. Candidates are sorted, so the same comparison with its candidates in another order
+    gives the same text; provenance plays no part. Without candidates the text is what it always was.
     """
     parts = [f"<{_fold(message.role)}> {_fold(message.content)}" for message in messages]
     if response is not None:
         parts.append(f"<response> {_fold(response)}")
+    folded = (_fold(item if isinstance(item, str) else item.content) for item in candidates)
+    parts.extend(f"<candidate> {text}" for text in sorted(folded))
     return "\n".join(parts)
 
 
-def content_hash(messages: Sequence[Message], response: str | None) -> str:
-    """Return the SHA-256 hex digest of ``normalise_for_dedup(messages, response)``."""
+def content_hash(
+    messages: Sequence[Message], response: str | None, candidates: Sequence[CandidateRecord | str] = ()
+) -> str:
+    """Return the SHA-256 hex digest of ``normalise_for_dedup(messages, response, candidates)``."""
     # surrogatepass so a hand-built Message with a lone surrogate still hashes instead of raising.
-    return hashlib.sha256(normalise_for_dedup(messages, response).encode("utf-8", "surrogatepass")).hexdigest()
+    text = normalise_for_dedup(messages, response, candidates)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _fold(text: str) -> str:
@@ -300,12 +350,7 @@ def _chat_record(obj: dict[str, Any], line: int, limits: Limits) -> Record:
     """
     if "messages" not in obj:
         raise _Invalid("missing field 'messages'")
-    items = obj["messages"]
-    if not isinstance(items, list) or not items:
-        raise _Invalid("'messages' must be a non-empty list")
-    if len(items) > limits.max_messages:
-        raise _Invalid(f"too many messages ({len(items):,}; the limit is {limits.max_messages:,})")
-    messages = [_message(item, number, limits) for number, item in enumerate(items, start=1)]
+    messages = _json_messages(obj, limits)
     response = None
     if messages[-1].role == "assistant":
         response = messages.pop().content
@@ -316,6 +361,20 @@ def _chat_record(obj: dict[str, Any], line: int, limits: Limits) -> Record:
         # is almost always a truncated export.
         raise _Invalid("the conversation must end with a user message or an assistant response")
     return Record(line, tuple(messages), response, _json_external_id(obj), _json_metadata(obj))
+
+
+def _json_messages(obj: dict[str, Any], limits: Limits) -> list[Message]:
+    """Return the validated messages of a line that has a ``messages`` key.
+
+    Raises:
+        _Invalid: if it is not a non-empty list, is too long, or a message is unusable.
+    """
+    items = obj["messages"]
+    if not isinstance(items, list) or not items:
+        raise _Invalid("'messages' must be a non-empty list")
+    if len(items) > limits.max_messages:
+        raise _Invalid(f"too many messages ({len(items):,}; the limit is {limits.max_messages:,})")
+    return [_message(item, number, limits) for number, item in enumerate(items, start=1)]
 
 
 def _message(item: Any, number: int, limits: Limits) -> Message:
@@ -348,13 +407,170 @@ def _prompt_response_record(obj: dict[str, Any], line: int, limits: Limits) -> R
     Raises:
         _Invalid: for the first problem found.
     """
+    messages = _prompt_messages(obj, limits)
+    response = _json_text(obj, "response", limits)
+    return Record(line, messages, response, _json_external_id(obj), _json_metadata(obj))
+
+
+def _prompt_messages(obj: dict[str, Any], limits: Limits) -> tuple[Message, ...]:
+    """Return the optional system message and the user message of a line with ``prompt`` and ``system``.
+
+    Raises:
+        _Invalid: if the prompt is missing or null, or either text is unusable.
+    """
     prompt = _json_text(obj, "prompt", limits)
     if prompt is None:
         raise _Invalid("missing field 'prompt'" if "prompt" not in obj else "'prompt' must be a string, not null")
     system = _json_text(obj, "system", limits)
-    response = _json_text(obj, "response", limits)
-    messages = ((Message("system", system),) if system is not None else ()) + (Message("user", prompt),)
-    return Record(line, messages, response, _json_external_id(obj), _json_metadata(obj))
+    return ((Message("system", system),) if system is not None else ()) + (Message("user", prompt),)
+
+
+def _comparison_record(obj: dict[str, Any], line: int, limits: Limits) -> Record:
+    """Return the record of one comparison line: a context to answer and the candidate answers to compare.
+
+    The context is either ``messages`` (ending with the user turn to answer) or ``prompt`` with an optional
+    ``system``; a null value counts as absent, so exporters that write both keys with one of them null still work.
+
+    Raises:
+        _Invalid: for the first problem found: context, candidates, gold, id, metadata.
+    """
+    has_messages = obj.get("messages") is not None
+    has_prompt = obj.get("prompt") is not None
+    if has_messages and has_prompt:
+        raise _Invalid("give either 'messages' or 'prompt', not both")
+    if has_messages:
+        if obj.get("system") is not None:
+            # Dropping it silently would lose the system prompt; with 'messages' it belongs in the conversation.
+            raise _Invalid("'system' goes with 'prompt'; with 'messages', make it the first message")
+        messages = tuple(_json_messages(obj, limits))
+        if messages[-1].role == "assistant":
+            raise _Invalid("the conversation must end with a user message; the answers go in 'candidates'")
+        if messages[-1].role != "user":
+            raise _Invalid("the conversation must end with a user message")
+    elif has_prompt:
+        messages = _prompt_messages(obj, limits)
+    elif "messages" in obj:
+        raise _Invalid("'messages' must be a non-empty list")
+    elif "prompt" in obj:
+        raise _Invalid("'prompt' must be a string, not null")
+    else:
+        raise _Invalid("missing field 'messages' or 'prompt'")
+    candidates = _json_candidates(obj, limits)
+    gold = obj.get("gold")
+    if gold is not None:
+        _check_gold(gold, len(candidates))
+    return Record(line, messages, None, _json_external_id(obj), _json_metadata(obj), candidates, gold)
+
+
+def _json_candidates(obj: dict[str, Any], limits: Limits) -> tuple[CandidateRecord, ...]:
+    """Return the line's candidates, in file order.
+
+    Raises:
+        _Invalid: if ``candidates`` is missing, not a list of MIN_CANDIDATES to MAX_CANDIDATES objects, a
+            candidate is unusable, or two candidates have the same content.
+    """
+    if "candidates" not in obj:
+        raise _Invalid("missing field 'candidates'")
+    items = obj["candidates"]
+    if (
+        not isinstance(items, list)
+        or not MIN_CANDIDATES <= len(items) <= MAX_CANDIDATES
+        or not all(isinstance(item, dict) for item in items)
+    ):
+        raise _Invalid(f"'candidates' must be a list of {MIN_CANDIDATES} to {MAX_CANDIDATES} objects")
+    candidates = tuple(_candidate(item, number, limits) for number, item in enumerate(items, start=1))
+    first_with: dict[str, int] = {}
+    for number, candidate in enumerate(candidates, start=1):
+        earlier = first_with.setdefault(candidate.content, number)
+        if earlier != number:
+            raise _Invalid(f"candidates {earlier} and {number} are identical")
+    return candidates
+
+
+def _candidate(item: dict[str, Any], number: int, limits: Limits) -> CandidateRecord:
+    """Return candidate ``number`` (1-based) of a comparison line.
+
+    Raises:
+        _Invalid: if its content is missing or unusable, or a provenance field has the wrong type or is unstorable.
+    """
+    label = f"candidate {number}"
+    if "content" not in item:
+        raise _Invalid(f"{label} has no 'content'")
+    content = item["content"]
+    if not isinstance(content, str):
+        raise _Invalid(f"{label} has content that is {_json_type(content)}, not a string")
+    text = _clean_text(content, f"{label} content", limits, empty=f"{label} has empty content")
+    model, version, adapter = (_candidate_string(item, key, label) for key in ("model", "version", "adapter"))
+    decoding = item.get("decoding")
+    if decoding is None:
+        decoding = {}
+    elif not isinstance(decoding, dict):
+        raise _Invalid(f"{label} 'decoding' must be an object")
+    _check_json_storable(decoding, f"{label} 'decoding'")
+    extra = {key: value for key, value in item.items() if key not in _CANDIDATE_KEYS}
+    _check_json_storable(extra, label)
+    return CandidateRecord(text, model, version, adapter, decoding, extra)
+
+
+def _candidate_string(item: dict[str, Any], key: str, label: str) -> str:
+    """Return a candidate's provenance string under ``key``, stripped; "" if absent or null.
+
+    Raises:
+        _Invalid: if it is not a string or holds a NUL or unpaired surrogate.
+    """
+    value = item.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Invalid(f"{label} '{key}' must be a string, not {_json_type(value)}")
+    text = value.strip()
+    _check_storable(text, f"{label} '{key}'")
+    return text
+
+
+def _check_gold(gold: Any, count: int) -> None:
+    """Check a gold verdict against ``count`` candidates (see ``Record.gold`` for the three accepted shapes).
+
+    Raises:
+        _Invalid: naming what is wrong.
+    """
+    if isinstance(gold, str):
+        if gold != _GOLD_TIE:
+            raise _Invalid(f"'gold' must be a candidate number, \"{_GOLD_TIE}\" or a ranking, not {_show(gold)}")
+        return
+    if isinstance(gold, int) and not isinstance(gold, bool):
+        _check_gold_number(gold, count, "'gold'")
+        return
+    if not isinstance(gold, list):
+        raise _Invalid(
+            f"'gold' must be a candidate number, \"{_GOLD_TIE}\" or a ranking (a list of lists of candidate "
+            f"numbers), not {_json_type(gold)}"
+        )
+    if not gold:
+        raise _Invalid("'gold' ranking is empty")
+    seen: set[int] = set()
+    for place, group in enumerate(gold, start=1):
+        label = f"'gold' ranking group {place}"
+        if not isinstance(group, list) or not group:
+            raise _Invalid(f"{label} must be a non-empty list of candidate numbers")
+        for number in group:
+            if isinstance(number, bool) or not isinstance(number, int):
+                raise _Invalid(f"{label} holds {_json_type(number)}, not a candidate number")
+            _check_gold_number(number, count, label)
+            if number in seen:
+                raise _Invalid(f"'gold' ranking names candidate {number} more than once")
+            seen.add(number)
+    missing = [str(number) for number in range(1, count + 1) if number not in seen]
+    if missing:
+        which = f"candidate {missing[0]}" if len(missing) == 1 else f"candidates {', '.join(missing)}"
+        raise _Invalid(f"'gold' ranking leaves out {which}; it must rank every candidate exactly once")
+
+
+def _check_gold_number(number: int, count: int, label: str) -> None:
+    if not 1 <= number <= count:
+        # A number may have up to 4,300 digits; a reason should stay readable.
+        shown = str(number) if abs(number) < 10**12 else f"{str(number)[:12]}…"
+        raise _Invalid(f"{label} names candidate {shown}, but the candidates are numbered 1 to {count}")
 
 
 def _json_text(obj: dict[str, Any], key: str, limits: Limits) -> str | None:

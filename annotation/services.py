@@ -1,6 +1,7 @@
 """Every write of the annotation app: settings, rubrics, imports, the queue, drafts, submissions, reviews."""
 
 import hashlib
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -41,6 +42,7 @@ from annotation.rubrics import parse_criteria, validate_scores
 # Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
 SYNC_IMPORT_BYTES = 2 * 1024 * 1024
 _INSERT_CHUNK = 1000
+_DRAFT_LIMIT = 1_000_000  # characters of JSON; a draft is one person's work on one item
 _REPORT_LIMIT = 1000
 
 
@@ -299,7 +301,9 @@ def _import_stream(
         if isinstance(entry, LineError):
             report.error(entry.line, entry.reason)
             continue
+        has_response = entry.response is not None
         texts = [m.content for m in entry.messages] + ([entry.response] if entry.response is not None else [])
+        texts += [c.content for c in entry.candidates]  # one item: placeholders stay consistent across all
         result = scrubber.scrub(texts)
         for kind, count in result.counts.items():
             report.scrub_counts[kind] = report.scrub_counts.get(kind, 0) + count
@@ -308,9 +312,15 @@ def _import_stream(
             report.skip(entry.line, f"contains PII ({found}); the project's policy rejects such items", pii=True)
             continue
         scrubbed = result.texts
+        n = len(entry.messages)
         messages = [{"role": m.role, "content": scrubbed[i]} for i, m in enumerate(entry.messages)]
-        response = scrubbed[-1] if entry.response is not None else None
-        digest = content_hash(entry.messages, entry.response)
+        response = scrubbed[n] if has_response else None
+        first_candidate = n + int(has_response)
+        candidates = [
+            {"content": scrubbed[first_candidate + i], "provenance": c.provenance()}
+            for i, c in enumerate(entry.candidates)
+        ]
+        digest = content_hash(entry.messages, entry.response, entry.candidates)
         if digest in seen_in_file:
             report.skip(entry.line, f"same conversation as line {seen_in_file[digest]}")
             continue
@@ -318,9 +328,12 @@ def _import_stream(
         item = Item(
             project=project,
             batch=batch,
+            kind="comparison" if candidates else "sft",
             external_id=entry.external_id or "",
             messages=messages,
             response=response,
+            candidates=candidates,
+            gold=_gold_in_candidate_ids(entry.gold),
             metadata=entry.metadata,
             content_hash=digest,
         )
@@ -331,6 +344,15 @@ def _import_stream(
             pending = []
     if pending:
         _insert(batch, pending, report, config.annotators_per_item)
+
+
+def _gold_in_candidate_ids(gold: Any) -> Any:
+    """Files number candidates from 1; inside Enclave a candidate's id is its index (from 0)."""
+    if gold is None or gold == "tie":
+        return gold
+    if isinstance(gold, int):
+        return gold - 1
+    return [[number - 1 for number in tier] for tier in gold]
 
 
 def _progress(batch: ImportBatch, report: _ImportReport, position: int) -> None:
@@ -494,13 +516,10 @@ def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: i
         annotation = Annotation.objects.filter(item=item, annotator=user).first()
         if annotation is not None and annotation.state != AnnotationState.REJECTED:
             return None
+        if len(json.dumps(data)) > _DRAFT_LIMIT:
+            raise DomainError("This draft is too large to save.")
         draft, _ = Draft.objects.select_for_update().get_or_create(item=item, user=user)
-        draft.data = {
-            "response": str(data.get("response", "")),
-            "scores": {str(k): str(v) for k, v in dict(data.get("scores") or {}).items()},
-            "flags": [str(f) for f in data.get("flags") or [] if str(f) in Flag.values],
-            "note": str(data.get("note", "")),
-        }
+        draft.data = data
         draft.time_spent_ms = max(draft.time_spent_ms, max(0, int(time_spent_ms)))
         draft.updated_at = timezone.now()
         draft.save()

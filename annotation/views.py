@@ -141,7 +141,7 @@ def _posted_work(request: HttpRequest) -> dict[str, Any]:
     return {
         "response": request.POST.get("response", ""),
         "scores": scores,
-        "flags": request.POST.getlist("flags"),
+        "flags": [f for f in request.POST.getlist("flags") if f in Flag.values],
         "note": request.POST.get("note", ""),
     }
 

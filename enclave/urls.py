@@ -22,6 +22,7 @@ api_v1 = [
 urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("annotation.urls")),
+    path("", include("preferences.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),

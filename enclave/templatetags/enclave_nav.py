@@ -13,10 +13,13 @@ register = template.Library()
 _TABS = [
     ("project_detail", "Overview", ProjectPerm.VIEW),
     ("annotate", "Annotate", ProjectPerm.ANNOTATE),
+    ("compare", "Compare", ProjectPerm.ANNOTATE),
     ("review_queue", "Review", ProjectPerm.REVIEW),
+    ("adjudications", "Adjudicate", ProjectPerm.REVIEW),
     ("imports", "Imports", ProjectPerm.MANAGE_DATA),
     ("rubric", "Rubric", ProjectPerm.VIEW),
     ("on_hold", "On hold", ProjectPerm.MANAGE_DATA),
+    ("preference_quality", "Agreement", ProjectPerm.MANAGE_DATA),
     ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
     ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
@@ -24,7 +27,13 @@ _TABS = [
 
 
 # Pages that belong under another page's tab.
-_UNDER = {"annotate_item": "annotate", "review": "review_queue", "import_detail": "imports"}
+_UNDER = {
+    "annotate_item": "annotate",
+    "review": "review_queue",
+    "import_detail": "imports",
+    "compare_item": "compare",
+    "adjudicate": "adjudications",
+}
 
 
 @register.inclusion_tag("_project_nav.html", takes_context=True)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from annotation.parsing import (
+    CandidateRecord,
     CsvMapping,
     ImportFormat,
     Limits,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 MB = 1024 * 1024
 SMALL = Limits(max_chars_per_message=20, max_messages=4, max_line_bytes=300)
+JSONL_FORMATS = (ImportFormat.CHAT_JSONL, ImportFormat.PROMPT_RESPONSE_JSONL, ImportFormat.COMPARISON_JSONL)
 
 
 class LazyStream(io.RawIOBase):
@@ -66,6 +68,10 @@ def _jsonl(*lines: object) -> bytes:
 
 def _chat(*turns: tuple[str, str], **extra: Any) -> dict[str, Any]:
     return {"messages": [{"role": role, "content": content} for role, content in turns], **extra}
+
+
+def _candidates(*contents: str) -> list[dict[str, str]]:
+    return [{"content": content} for content in contents]
 
 
 def _errors(results: Iterable[Record | LineError]) -> list[tuple[int, str]]:
@@ -285,6 +291,235 @@ def test_it_reports_bad_prompt_response_lines() -> None:
     assert [record.line for record in _records(results)] == [9]
 
 
+# --- comparison JSONL ----------------------------------------------------------------------------------------------
+
+
+def test_it_parses_comparison_lines_in_messages_and_prompt_form_and_keeps_provenance() -> None:
+    data = _jsonl(
+        _chat(
+            ("system", "Be brief."),
+            ("user", "Hi"),
+            ("assistant", "Hello"),
+            ("user", "Name a colour"),
+            candidates=[
+                {
+                    "content": "Red",
+                    "model": " gpt-4o ",
+                    "version": "2024-08-06",
+                    "adapter": "lora-7",
+                    "decoding": {"temperature": 0.7, "top_p": 1},
+                    "latency_ms": 812,
+                    "tags": ["a", {"b": None}],
+                },
+                {"content": "Blue", "model": "llama-3", "decoding": None, "version": None},
+            ],
+            id=5,
+            metadata={"k": [1]},
+            gold=[[2], [1]],
+        ),
+        {
+            "prompt": "What is 2+2?\r\nQuick.",
+            "system": "Be exact.",
+            "messages": None,
+            "candidates": _candidates("4", "Four\r\n", "IV"),
+            "gold": "tie",
+        },
+        _chat(("user", "Pick"), prompt=None, system=None, candidates=_candidates("a", "b"), gold=2, response="ignored"),
+    )
+
+    assert _parse(data, ImportFormat.COMPARISON_JSONL) == [
+        Record(
+            line=1,
+            messages=(
+                Message("system", "Be brief."),
+                Message("user", "Hi"),
+                Message("assistant", "Hello"),
+                Message("user", "Name a colour"),
+            ),
+            response=None,
+            external_id="5",
+            metadata={"k": [1]},
+            candidates=(
+                CandidateRecord(
+                    content="Red",
+                    model="gpt-4o",
+                    version="2024-08-06",
+                    adapter="lora-7",
+                    decoding={"temperature": 0.7, "top_p": 1},
+                    extra={"latency_ms": 812, "tags": ["a", {"b": None}]},
+                ),
+                CandidateRecord(content="Blue", model="llama-3"),
+            ),
+            gold=[[2], [1]],
+        ),
+        Record(
+            2,
+            (Message("system", "Be exact."), Message("user", "What is 2+2?\nQuick.")),
+            None,
+            None,
+            {},
+            (CandidateRecord("4"), CandidateRecord("Four\n"), CandidateRecord("IV")),
+            "tie",
+        ),
+        Record(3, (Message("user", "Pick"),), None, None, {}, (CandidateRecord("a"), CandidateRecord("b")), 2),
+    ]
+
+
+def test_a_candidate_gives_its_provenance_as_a_dict() -> None:
+    candidate = CandidateRecord("Red", model="m", decoding={"temperature": 0}, extra={"x": 1})
+
+    assert candidate.provenance() == {
+        "model": "m",
+        "version": "",
+        "adapter": "",
+        "decoding": {"temperature": 0},
+        "extra": {"x": 1},
+    }
+    assert CandidateRecord("a").decoding is not CandidateRecord("b").decoding
+
+
+def test_it_reports_each_bad_comparison_line_once_with_its_line_number() -> None:
+    two = _candidates("a", "b")
+    data = _jsonl(
+        _chat(("user", "Hi"), candidates=two),  # 1
+        _chat(("user", "Hi"), prompt="Hi", candidates=two),  # 2
+        {"candidates": two},  # 3
+        {"messages": None, "candidates": two},  # 4
+        {"prompt": None, "candidates": two},  # 5
+        _chat(("user", "Hi"), ("assistant", "Hello"), candidates=two),  # 6
+        _chat(("user", "Hi"), ("system", "Be brief."), candidates=two),  # 7
+        _chat(("user", "Hi"), system="Be brief.", candidates=two),  # 8
+        {"prompt": "Hi"},  # 9
+        {"prompt": "Hi", "candidates": _candidates("a")},  # 10
+        {"prompt": "Hi", "candidates": _candidates(*(f"c{n}" for n in range(21)))},  # 11
+        {"prompt": "Hi", "candidates": ["a", "b"]},  # 12
+        {"prompt": "Hi", "candidates": {"content": "a"}},  # 13
+        {"prompt": "Hi", "candidates": _candidates("a", "b", " \n ")},  # 14
+        {"prompt": "Hi", "candidates": _candidates("a", "x" * 21)},  # 15
+        {"prompt": "Hi", "candidates": [{"content": "a", "decoding": [1]}, {"content": "b"}]},  # 16
+        {"prompt": "Hi", "candidates": _candidates("same", "other", "same", "other")},  # 17
+        {"prompt": "Hi", "candidates": _candidates("a\r\nb", "a\nb")},  # 18
+        {"prompt": "Hi", "candidates": [{"content": "a"}, {"model": "m"}]},  # 19
+        {"prompt": "Hi", "candidates": [{"content": 1}, {"content": "b"}]},  # 20
+        {"prompt": "Hi", "candidates": _candidates("a", "b\x00")},  # 21
+        '{"prompt": "Hi", "candidates": [{"content": "\\ud800"}, {"content": "b"}]}',  # 22
+        {"prompt": "Hi", "candidates": [{"content": "a", "model": 5}, {"content": "b"}]},  # 23
+        '{"prompt": "Hi", "candidates": [{"content": "a"}, {"content": "b", "score": NaN}]}',  # 24
+        '{"prompt": "Hi", "candidates": [{"content": "a", "x\\u0000": 1}, {"content": "b"}]}',  # 25
+        '{"prompt": "Hi", "candidates": [{"content": "a", "decoding": {"t": Infinity}}, {"content": "b"}]}',  # 26
+        {"prompt": "Hi", "candidates": two, "gold": 3},  # 27
+        {"prompt": "", "candidates": two},  # 28
+        _chat(("bot", "Hi"), candidates=two),  # 29
+        _chat(*[("user", "Hi")] * 5, candidates=two),  # 30
+        {"prompt": "Hi", "candidates": two, "id": True},  # 31
+        {"prompt": "Hi", "candidates": two, "metadata": [1]},  # 32
+        "",  # 33: blank
+        {"prompt": "Hi", "candidates": two, "gold": 1},  # 34
+        {"prompt": "Hi", "candidates": [{"content": "a"}, {"content": "b", "version": "v\x00"}]},  # 35
+        {"prompt": "Hi", "candidates": None},  # 36
+    )
+
+    results = _parse(data, ImportFormat.COMPARISON_JSONL, limits=Limits(max_chars_per_message=20, max_messages=4))
+
+    assert _errors(results) == [
+        (2, "give either 'messages' or 'prompt', not both"),
+        (3, "missing field 'messages' or 'prompt'"),
+        (4, "'messages' must be a non-empty list"),
+        (5, "'prompt' must be a string, not null"),
+        (6, "the conversation must end with a user message; the answers go in 'candidates'"),
+        (7, "the conversation must end with a user message"),
+        (8, "'system' goes with 'prompt'; with 'messages', make it the first message"),
+        (9, "missing field 'candidates'"),
+        (10, "'candidates' must be a list of 2 to 20 objects"),
+        (11, "'candidates' must be a list of 2 to 20 objects"),
+        (12, "'candidates' must be a list of 2 to 20 objects"),
+        (13, "'candidates' must be a list of 2 to 20 objects"),
+        (14, "candidate 3 has empty content"),
+        (15, "candidate 2 content is too long (21 characters; the limit is 20)"),
+        (16, "candidate 1 'decoding' must be an object"),
+        (17, "candidates 1 and 3 are identical"),
+        (18, "candidates 1 and 2 are identical"),
+        (19, "candidate 2 has no 'content'"),
+        (20, "candidate 1 has content that is a number, not a string"),
+        (21, "candidate 2 content contains a NUL character"),
+        (22, "candidate 1 content contains an unpaired surrogate (a broken \\u escape)"),
+        (23, "candidate 1 'model' must be a string, not a number"),
+        (24, "candidate 2 contains a number that is not finite (NaN or Infinity)"),
+        (25, "candidate 1 contains a NUL character"),
+        (26, "candidate 1 'decoding' contains a number that is not finite (NaN or Infinity)"),
+        (27, "'gold' names candidate 3, but the candidates are numbered 1 to 2"),
+        (28, "'prompt' is empty"),
+        (29, "unknown role 'bot' in message 1"),
+        (30, "too many messages (5; the limit is 4)"),
+        (31, "'id' must be a string or an integer, not a boolean"),
+        (32, "'metadata' must be an object, not an array"),
+        (35, "candidate 2 'version' contains a NUL character"),
+        (36, "'candidates' must be a list of 2 to 20 objects"),
+    ]
+    assert [record.line for record in _records(results)] == [1, 34]
+
+
+def test_it_accepts_exactly_2_to_20_candidates() -> None:
+    data = _jsonl(*({"prompt": "Hi", "candidates": _candidates(*map(str, range(n)))} for n in (2, 20)))
+
+    assert [len(record.candidates) for record in _records(_parse(data, ImportFormat.COMPARISON_JSONL))] == [2, 20]
+
+
+def test_the_other_formats_leave_candidates_and_gold_empty() -> None:
+    line = {"messages": [{"role": "user", "content": "Hi"}], "prompt": "Hi", "candidates": _candidates("a", "b")}
+
+    for fmt in (ImportFormat.CHAT_JSONL, ImportFormat.PROMPT_RESPONSE_JSONL):
+        [record] = _parse(_jsonl({**line, "gold": 1}), fmt)
+        assert isinstance(record, Record)
+        assert (record.candidates, record.gold) == ((), None)
+
+
+NOT_GOLD = "'gold' must be a candidate number, \"tie\" or a ranking (a list of lists of candidate numbers), not"
+
+
+@pytest.mark.parametrize(
+    ("gold", "error"),
+    [
+        (None, None),
+        (1, None),
+        (3, None),
+        ("tie", None),
+        ([[2], [1, 3]], None),
+        ([[1, 2, 3]], None),
+        ([[3], [2], [1]], None),
+        (0, "'gold' names candidate 0, but the candidates are numbered 1 to 3"),
+        (-1, "'gold' names candidate -1, but the candidates are numbered 1 to 3"),
+        (4, "'gold' names candidate 4, but the candidates are numbered 1 to 3"),
+        (10**40, "'gold' names candidate 100000000000…, but the candidates are numbered 1 to 3"),
+        ("Tie", "'gold' must be a candidate number, \"tie\" or a ranking, not 'Tie'"),
+        ("1", "'gold' must be a candidate number, \"tie\" or a ranking, not '1'"),
+        (True, f"{NOT_GOLD} a boolean"),
+        (1.0, f"{NOT_GOLD} a number"),
+        ({"best": 1}, f"{NOT_GOLD} an object"),
+        ([], "'gold' ranking is empty"),
+        ([1, 2, 3], "'gold' ranking group 1 must be a non-empty list of candidate numbers"),
+        ([[1], [], [2, 3]], "'gold' ranking group 2 must be a non-empty list of candidate numbers"),
+        ([[1], [2, "3"]], "'gold' ranking group 2 holds a string, not a candidate number"),
+        ([[1], [2, True]], "'gold' ranking group 2 holds a boolean, not a candidate number"),
+        ([[1], [2, 3.0]], "'gold' ranking group 2 holds a number, not a candidate number"),
+        ([[1], [2], [3], [4]], "'gold' ranking group 4 names candidate 4, but the candidates are numbered 1 to 3"),
+        ([[0], [1, 2, 3]], "'gold' ranking group 1 names candidate 0, but the candidates are numbered 1 to 3"),
+        ([[1, 2], [2, 3]], "'gold' ranking names candidate 2 more than once"),
+        ([[1, 1], [2, 3]], "'gold' ranking names candidate 1 more than once"),
+        ([[2]], "'gold' ranking leaves out candidates 1, 3; it must rank every candidate exactly once"),
+        ([[2], [1]], "'gold' ranking leaves out candidate 3; it must rank every candidate exactly once"),
+    ],
+)
+def test_it_validates_gold_and_keeps_it_as_given(gold: Any, error: str | None) -> None:
+    data = _jsonl("", {"prompt": "Hi", "candidates": _candidates("a", "b", "c"), "gold": gold})
+
+    [result] = _parse(data, ImportFormat.COMPARISON_JSONL)
+
+    candidates = (CandidateRecord("a"), CandidateRecord("b"), CandidateRecord("c"))
+    expected = Record(2, (Message("user", "Hi"),), None, None, {}, candidates, gold)
+    assert result == (LineError(2, error) if error else expected)
+
+
 # --- CSV -----------------------------------------------------------------------------------------------------------
 
 MAPPING = CsvMapping(prompt="question", response="answer", system="sys", id="ref", metadata=("team", "score"))
@@ -402,6 +637,64 @@ def test_it_normalises_whitespace_and_case_variants_to_the_same_hash() -> None:
     assert len(content_hash(*one)) == 64
 
 
+def test_it_keeps_the_hashes_it_gave_before_comparisons_existed() -> None:
+    # Computed before content_hash took candidates; items already stored carry these values.
+    messages = [Message("system", "Be brief."), Message("user", "What is the capital of France?")]
+
+    assert content_hash(messages, "Paris.") == "ee5063d94c1fc807ba61e89fbfdd62c853beab76c70103fcf7fa05a7f56683aa"
+    assert content_hash(messages, "Paris.", ()) == content_hash(messages, "Paris.")
+    assert content_hash([Message("user", "Hi")], None) == (
+        "de083927a98ddf50bc04f35a90e188245b3500f9bce20f03561490894906a902"
+    )
+    assert normalise_for_dedup(messages, "Paris.", []) == (
+        "<system> be brief.\n<user> what is the capital of france?\n<response> paris."
+    )
+
+
+def test_it_hashes_a_comparison_the_same_whatever_the_order_or_provenance_of_its_candidates() -> None:
+    context = [Message("user", "Name a colour")]
+    one = (CandidateRecord("Red", model="a"), CandidateRecord("Blue", model="b"), CandidateRecord("Green"))
+    two = (CandidateRecord(" GREEN "), CandidateRecord("red", version="2"), CandidateRecord("blue", decoding={"t": 1}))
+
+    assert normalise_for_dedup(context, None, one) == (
+        "<user> name a colour\n<candidate> blue\n<candidate> green\n<candidate> red"
+    )
+    assert content_hash(context, None, one) == content_hash(context, None, two)
+    assert content_hash(context, None, one) == content_hash(context, None, ["Green", "Blue", "Red"])
+
+
+def test_it_tells_comparisons_apart_from_each_other_and_from_sft_records() -> None:
+    context = [Message("user", "Name a colour")]
+
+    hashes = {
+        content_hash(context, None),
+        content_hash(context, "Red"),
+        content_hash(context, None, ["Red", "Blue"]),
+        content_hash(context, None, ["Red", "Green"]),
+        content_hash(context, None, ["Red", "Blue", "Green"]),
+        content_hash(context, None, ["Red Blue", "Green"]),
+        content_hash([Message("user", "Name a color")], None, ["Red", "Blue"]),
+        content_hash(context, "Red", ["Red", "Blue"]),
+    }
+
+    assert len(hashes) == 8
+
+
+def test_it_finds_the_same_comparison_in_two_lines_with_candidates_swapped() -> None:
+    data = _jsonl(
+        {"prompt": "Pick", "candidates": [{"content": "A", "model": "x"}, {"content": "B", "model": "y"}]},
+        {"messages": [{"role": "user", "content": "pick"}], "candidates": [{"content": "b"}, {"content": "a "}]},
+        {"prompt": "Pick", "candidates": _candidates("A", "C")},
+    )
+
+    first, second, third = (
+        content_hash(record.messages, record.response, record.candidates)
+        for record in _records(_parse(data, ImportFormat.COMPARISON_JSONL))
+    )
+
+    assert first == second != third
+
+
 def test_it_gives_different_content_different_hashes() -> None:
     base = [Message("user", "What is the capital of France?")]
 
@@ -457,6 +750,16 @@ json_values = st.recursive(
 )
 roles = st.sampled_from(["system", "user", "assistant", "tool", "bot", ""]) | json_values
 messages = st.fixed_dictionaries({}, optional={"role": roles, "content": st.text(max_size=40) | json_values})
+candidate_objects = st.fixed_dictionaries(
+    {},
+    optional={
+        "content": st.text(max_size=20) | json_values,
+        "model": st.text(max_size=8) | json_values,
+        "decoding": json_values,
+        "extra": json_values,
+    },
+)
+gold_values = st.integers(-1, 4) | st.just("tie") | st.lists(st.lists(st.integers(0, 4), max_size=3), max_size=4)
 line_objects = st.one_of(
     json_values,
     st.fixed_dictionaries(
@@ -466,6 +769,17 @@ line_objects = st.one_of(
     st.fixed_dictionaries(
         {"prompt": st.text(max_size=40) | json_values},
         optional={"response": st.text(max_size=40) | json_values, "system": st.text() | json_values, "id": json_values},
+    ),
+    st.fixed_dictionaries(
+        {"candidates": st.lists(candidate_objects | json_values, max_size=4) | json_values},
+        optional={
+            "messages": st.lists(messages, max_size=3) | json_values,
+            "prompt": st.text(max_size=20) | json_values,
+            "system": st.text(max_size=10) | json_values,
+            "gold": gold_values | json_values,
+            "id": json_values,
+            "metadata": json_values,
+        },
     ),
 )
 
@@ -485,7 +799,7 @@ def _check_outcomes(data: bytes, fmt: ImportFormat, mapping: CsvMapping | None =
 @given(st.lists(st.binary(max_size=500), max_size=12), st.sampled_from([b"\n", b"\r\n"]))
 def test_it_never_raises_on_arbitrary_bytes(chunks: list[bytes], newline: bytes) -> None:
     data = newline.join(chunks)
-    for fmt in (ImportFormat.CHAT_JSONL, ImportFormat.PROMPT_RESPONSE_JSONL):
+    for fmt in JSONL_FORMATS:
         _check_outcomes(data, fmt)
     _check_outcomes(b"prompt,response\n" + data, ImportFormat.CSV, CsvMapping(prompt="prompt", response="response"))
 
@@ -497,9 +811,17 @@ def test_it_never_raises_on_arbitrary_json_lines(objects: list[Any], ensure_asci
     data = b"".join(
         json.dumps(obj, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass") + b"\n" for obj in objects
     )
-    for fmt in (ImportFormat.CHAT_JSONL, ImportFormat.PROMPT_RESPONSE_JSONL):
+    for fmt in JSONL_FORMATS:
         results = _check_outcomes(data, fmt)
         assert len(results) <= len(objects)
+        for record in _records(results):
+            if fmt is ImportFormat.COMPARISON_JSONL:
+                assert 2 <= len(record.candidates) <= 20
+                assert len({candidate.content for candidate in record.candidates}) == len(record.candidates)
+                assert record.messages[-1].role == "user"
+                assert record.response is None
+            else:
+                assert (record.candidates, record.gold) == ((), None)
 
 
 plain_text = st.text(
@@ -542,6 +864,47 @@ def test_it_reads_back_well_formed_conversations(conversations: list[list[str]])
         (n, max(1, len(texts) - 1), texts[-1] if len(texts) > 1 else None)
         for n, texts in enumerate(conversations, start=1)
     ]
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(plain_text, min_size=1, max_size=2),
+            st.lists(plain_text, min_size=2, max_size=6, unique=True),
+            st.randoms(use_true_random=False),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_it_reads_back_well_formed_comparisons_and_hashes_them_regardless_of_candidate_order(
+    comparisons: list[tuple[list[str], list[str], Any]], use_prompt: bool
+) -> None:
+    lines = []
+    golds = []
+    for context, answers, rng in comparisons:
+        numbers = list(range(1, len(answers) + 1))
+        rng.shuffle(numbers)
+        cut = rng.randint(1, len(numbers))
+        gold = [sorted(numbers[:cut]), sorted(numbers[cut:])] if cut < len(numbers) else [numbers]
+        golds.append(gold)
+        head = {"prompt": context[-1]} if use_prompt else _chat(*[("user", text) for text in context])
+        candidates = [{"content": answer, "model": f"m{n}"} for n, answer in enumerate(answers)]
+        lines.append({**head, "candidates": candidates, "gold": gold})
+
+    records = _records(_parse(_jsonl(*lines), ImportFormat.COMPARISON_JSONL))
+
+    assert [(r.line, [c.content for c in r.candidates], [c.model for c in r.candidates], r.gold) for r in records] == [
+        (n, answers, [f"m{i}" for i in range(len(answers))], gold)
+        for n, ((_, answers, _), gold) in enumerate(zip(comparisons, golds, strict=True), start=1)
+    ]
+    for record, (_, _, rng) in zip(records, comparisons, strict=True):
+        shuffled = list(record.candidates)
+        rng.shuffle(shuffled)
+        assert content_hash(record.messages, None, shuffled) == content_hash(record.messages, None, record.candidates)
+        assert content_hash(record.messages, None, record.candidates) != content_hash(record.messages, None)
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,12 @@
-// The labeling page: time on task, keyboard scoring, Ctrl+Enter submit, Alt+S skip.
-// Everything else (autosave, submit, next item) is htmx; this file only adds keys and the clock.
+// Pages where people judge items (labeling, comparing): time on task, Ctrl+Enter submit, Alt+S skip, and
+// number keys for the focused rubric criterion. Everything else (autosave, submit, next item) is htmx.
 (function () {
   "use strict";
 
   var visibleSince = null;
   var base = 0;
 
-  function form() { return document.getElementById("label-form"); }
+  function form() { return document.querySelector("form[data-timed]"); }
 
   function startClock() {
     var f = form();
@@ -15,6 +15,7 @@
     visibleSince = document.visibilityState === "visible" ? Date.now() : null;
     var answer = document.getElementById("id_response");
     if (f && answer && !f.dataset.focused) { f.dataset.focused = "1"; answer.focus(); }
+    document.dispatchEvent(new CustomEvent("workspace:ready"));
   }
 
   function elapsed() {
@@ -72,9 +73,11 @@
     choice.dispatchEvent(new Event("change", { bubbles: true }));
   });
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", startClock);
-  } else {
+  // Deferred scripts run before DOMContentLoaded, so page scripts loaded after this one can still listen
+  // for "workspace:ready".
+  if (document.readyState === "complete") {
     startClock();
+  } else {
+    document.addEventListener("DOMContentLoaded", startClock);
   }
 })();

@@ -1,0 +1,24 @@
+"""Access helpers of the preferences app: each answers 404 for missing and forbidden alike."""
+
+from django.http import Http404
+
+from accounts.models import ProjectPerm
+from accounts.permissions import AnyUser, get_project_for_user
+from annotation.models import Item
+from preferences.models import Adjudication
+
+
+def get_comparison_for_user(user: AnyUser, project_pk: int, item_pk: int) -> Item:
+    project = get_project_for_user(user, project_pk, ProjectPerm.ANNOTATE)
+    item = Item.objects.filter(project=project, pk=item_pk, kind="comparison").select_related("project").first()
+    if item is None:
+        raise Http404("No such comparison.")
+    return item
+
+
+def get_adjudication_for_reviewer(user: AnyUser, project_pk: int, adjudication_pk: int) -> Adjudication:
+    project = get_project_for_user(user, project_pk, ProjectPerm.REVIEW)
+    adjudication = Adjudication.objects.filter(item__project=project, pk=adjudication_pk).select_related("item").first()
+    if adjudication is None:
+        raise Http404("No such adjudication.")
+    return adjudication

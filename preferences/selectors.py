@@ -1,0 +1,71 @@
+"""Reads of the preferences app: settings, queues, and the figures of the quality page."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.models import Project
+from annotation.models import Item
+from preferences.agreement import PositionBias, position_bias, win_rates
+from preferences.models import (
+    Adjudication,
+    AgreementSnapshot,
+    AnnotatorQuality,
+    Judgement,
+    JudgementMode,
+    PreferenceSettings,
+)
+
+
+def preference_settings(project: Project) -> PreferenceSettings:
+    """The project's settings, or the defaults (unsaved) when nobody changed them yet."""
+    return PreferenceSettings.objects.filter(project=project).first() or PreferenceSettings(project=project)
+
+
+def open_adjudications(project: Project) -> QuerySet[Adjudication]:
+    return (
+        Adjudication.objects.filter(item__project=project, decided_at__isnull=True)
+        .select_related("item")
+        .order_by("needed_since")
+    )
+
+
+def judgements_of(item: Item) -> QuerySet[Judgement]:
+    return Judgement.objects.filter(item=item).select_related("annotator").order_by("created_at")
+
+
+def latest_agreement(project: Project) -> AgreementSnapshot | None:
+    return AgreementSnapshot.objects.filter(project=project).order_by("-computed_at").first()
+
+
+def annotator_quality(project: Project) -> QuerySet[AnnotatorQuality]:
+    return AnnotatorQuality.objects.filter(project=project).select_related("annotator").order_by("annotator__username")
+
+
+def position_bias_for(project: Project) -> PositionBias | None:
+    """Share of decisive pairwise choices that went to the first-displayed candidate (expected: half)."""
+    shown = Judgement.objects.filter(item__project=project, mode=JudgementMode.PAIRWISE, is_gold=False).values_list(
+        "displayed_result", flat=True
+    )
+    decisive = first = 0
+    for choice in shown.iterator(chunk_size=5000):
+        if choice.get("choice") in {"A", "B"}:
+            decisive += 1
+            first += choice["choice"] == "A"
+    return position_bias(first, decisive, 2) if decisive else None
+
+
+def win_rates_for(project: Project) -> dict[Any, Any]:
+    """Per-model win rates over pairwise judgements (ties count half; "both bad" is not an outcome)."""
+    outcomes = []
+    rows = Judgement.objects.filter(item__project=project, mode=JudgementMode.PAIRWISE, is_gold=False).values_list(
+        "result", "item__candidates"
+    )
+    for result, candidates in rows.iterator(chunk_size=2000):
+        if len(candidates) != 2 or result.get("winner") == "both_bad":
+            continue
+        models = [c.get("provenance", {}).get("model") or f"candidate {i + 1}" for i, c in enumerate(candidates)]
+        winner = result.get("winner")
+        score = 0.5 if winner == "tie" else (1.0 if winner == 0 else 0.0)
+        outcomes.append((models[0], models[1], score))
+    return dict(sorted(win_rates(outcomes).items(), key=lambda kv: str(kv[0])))

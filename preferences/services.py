@@ -1,0 +1,407 @@
+"""Every write of the preferences app: settings, judgements (with gold and speed checks), adjudication,
+exclusions. The queue, the import and PII scrubbing are annotation's, called here, never copied."""
+
+import hashlib
+import random
+import statistics
+from collections import Counter
+from collections.abc import Hashable
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.errors import DomainError
+from accounts.models import Project, User
+from accounts.services import audit_event_record
+from annotation import services as annotation_services
+from annotation.models import Item, ItemState, Slot, SlotState
+from annotation.selectors import annotation_settings
+from preferences.models import (
+    Adjudication,
+    AgreementSnapshot,
+    AnnotatorQuality,
+    Judgement,
+    JudgementMode,
+    PreferenceSettings,
+)
+from preferences.selectors import preference_settings
+
+COMPARISON = "comparison"
+PAIR_CHOICES = ("A", "B", "tie", "both_bad")
+STRENGTHS = {1: "slightly", 2: "clearly", 3: "much"}
+LETTERS = "ABCDEFGHIJKLMNOPQRST"
+
+
+def preference_settings_update(*, actor: User, project: Project, **values: Any) -> PreferenceSettings:
+    """Change how a project collects preferences. Raises ``DomainError`` for out-of-range values."""
+    checks = {
+        "gold_rate": (0.0, 0.5),
+        "gold_accuracy_threshold": (0.0, 1.0),
+        "fast_fraction": (0.0, 1.0),
+        "adjudication_threshold": (0.0, 1.0),
+    }
+    for name, (low, high) in checks.items():
+        if name in values and not low <= float(values[name]) <= high:
+            raise DomainError(f"{name.replace('_', ' ').capitalize()} must be between {low} and {high}.", field=name)
+    if "mode" in values and values["mode"] not in JudgementMode.values:
+        raise DomainError("Unknown judgement mode.", field="mode")
+    with transaction.atomic():
+        current, _ = PreferenceSettings.objects.select_for_update().get_or_create(project=project)
+        for name, value in values.items():
+            setattr(current, name, value)
+        current.updated_at = timezone.now()
+        current.save()
+        audit_event_record(
+            actor=actor, action="preferences.settings_update", target=current, project=project, payload=values
+        )
+    return current
+
+
+def display_order(user: User, item: Item) -> tuple[int, list[int]]:
+    """The candidate ids in the order ``user`` sees them, and the seed that shuffled them. The seed is
+    derived from a server secret, so the order is stable across reloads and cannot be chosen by a client."""
+    digest = hashlib.sha256(f"{settings.SECRET_KEY}:order:{user.pk}:{item.pk}".encode()).digest()
+    seed = int.from_bytes(digest[:6], "big")
+    order = list(range(len(item.candidates)))
+    random.Random(seed).shuffle(order)  # noqa: S311 - a display shuffle, not a secret
+    return seed, order
+
+
+def comparison_next(*, user: User, project: Project) -> Item | None:
+    """The user's next comparison: at the project's gold rate a gold item they have not judged (it looks
+    like any other), otherwise a slot from the shared queue (``annotation.services.item_next``)."""
+    config = preference_settings(project)
+    gold = (
+        Item.objects.filter(project=project, kind=COMPARISON, gold__isnull=False, state=ItemState.OPEN)
+        .exclude(judgements__annotator=user)
+        .order_by("?")
+        .first()
+        if random.random() < config.gold_rate  # noqa: S311 - sampling, not security
+        else None
+    )
+    if gold is not None:
+        return gold
+    slot = annotation_services.item_next(user=user, project=project, kind=COMPARISON)
+    return slot.item if slot is not None else None
+
+
+def _winner(choice: str, order: list[int]) -> int | str:
+    if choice in {"tie", "both_bad"}:
+        return choice
+    return order[LETTERS.index(choice)]
+
+
+def _map_result(mode: str, shown: dict[str, Any], order: list[int], criteria: list[str]) -> dict[str, Any]:
+    """Check a displayed-order choice and translate it into candidate ids. Raises ``DomainError``."""
+    n = len(order)
+    letters = list(LETTERS[:n])
+    if mode in {JudgementMode.PAIRWISE, JudgementMode.PER_CRITERION} and n != 2:
+        raise DomainError("Pairwise judgements need exactly two candidates; this project should rank instead.")
+    if mode == JudgementMode.PAIRWISE:
+        choice = shown.get("choice")
+        if choice not in PAIR_CHOICES:
+            raise DomainError("Choose A, B, tie or both bad.", field="choice")
+        strength: int | None = None
+        if choice in {"A", "B"}:
+            try:
+                strength = int(shown.get("strength") or 1)
+            except (TypeError, ValueError):
+                strength = 0
+            if strength not in STRENGTHS:
+                raise DomainError("Strength is slightly (1), clearly (2) or much (3) better.", field="strength")
+        return {"winner": _winner(str(choice), order), "strength": strength}
+    if mode == JudgementMode.RANKING:
+        tiers = shown.get("ranking")
+        if not isinstance(tiers, list) or not all(isinstance(t, list) and t for t in tiers):
+            raise DomainError("Rank every candidate.", field="ranking")
+        flat = [str(x) for tier in tiers for x in tier]
+        if sorted(flat) != letters:
+            raise DomainError(f"Rank each of {', '.join(letters)} exactly once.", field="ranking")
+        return {"ranking": [sorted(order[letters.index(str(x))] for x in tier) for tier in tiers]}
+    per = shown.get("criteria") or {}
+    if sorted(per) != sorted(criteria):
+        missing = [c for c in criteria if c not in per]
+        raise DomainError(f"Choose for every criterion (missing: {', '.join(missing) or 'none'}).", field="criteria")
+    for key, choice in per.items():
+        if choice not in PAIR_CHOICES:
+            raise DomainError(f"“{choice}” is not a choice for {key}.", field="criteria")
+    overall = shown.get("overall")
+    if overall not in PAIR_CHOICES:
+        raise DomainError("Choose overall: A, B, tie or both bad.", field="overall")
+    return {
+        "criteria": {key: _winner(str(choice), order) for key, choice in per.items()},
+        "overall": _winner(str(overall), order),
+    }
+
+
+def gold_matches(result: dict[str, Any], gold: Any) -> bool:
+    """Whether a judgement (in candidate ids) gives the gold answer: gold is a candidate id, "tie", or a
+    ranking (list of tiers of candidate ids)."""
+    if isinstance(gold, list):
+        return [sorted(t) for t in result.get("ranking", [])] == [sorted(t) for t in gold]
+    answer = result.get("winner", result.get("overall"))
+    if "ranking" in result:
+        top = result["ranking"][0]
+        answer = top[0] if len(top) == 1 else "tie"
+    return answer == gold
+
+
+def _project_median_ms(project: Project) -> float | None:
+    recent = list(
+        Judgement.objects.filter(item__project=project, is_gold=False)
+        .order_by("-created_at")
+        .values_list("time_spent_ms", flat=True)[:500]
+    )
+    return statistics.median(recent) if len(recent) >= 10 else None
+
+
+def judgement_submit(
+    *,
+    user: User,
+    item: Item,
+    shown: dict[str, Any],
+    rationale: str,
+    time_spent_ms: int,
+    idempotency_key: str,
+) -> Judgement:
+    """Store the user's judgement of ``item``.
+
+    ``shown`` is the choice in display positions (letters A, B, …); it is mapped to candidate ids with the
+    order this user was shown. Idempotent: the same ``idempotency_key`` returns the stored judgement. Gold
+    items update the annotator's gold accuracy; very fast judgements are flagged. When all ``k``
+    judgements of an item disagree beyond the project threshold, the item goes to adjudication. Raises
+    ``DomainError`` for a malformed choice, a missing rationale, an item not assigned to the user, or a
+    second judgement of the same item.
+    """
+    key = idempotency_key.strip()[:64]
+    if not key:
+        raise DomainError("Missing idempotency key.")
+    if item.kind != COMPARISON:
+        raise DomainError("This item is not a comparison.")
+    config = preference_settings(item.project)
+    earlier = Judgement.objects.filter(idempotency_key=key).first()
+    if earlier is not None:
+        if earlier.annotator_id != user.pk or earlier.item_id != item.pk:
+            raise DomainError("This idempotency key was already used for another judgement.")
+        return earlier
+    if config.rationale_required and not rationale.strip():
+        raise DomainError("Say why: this project asks for a rationale.", field="rationale")
+    seed, order = display_order(user, item)
+    criteria = [c["key"] for c in _criteria(item.project)]
+    result = _map_result(config.mode, shown, order, criteria)
+    is_gold = item.gold is not None
+    median = _project_median_ms(item.project)
+    too_fast = bool(median and time_spent_ms < config.fast_fraction * median)
+    try:
+        with transaction.atomic():
+            slot = None
+            if not is_gold:
+                slot = Slot.objects.select_for_update().filter(item=item, user=user).first()
+                if slot is None or slot.state != SlotState.LEASED:
+                    if Judgement.objects.filter(item=item, annotator=user).exists():
+                        raise DomainError("You already judged this comparison.")
+                    raise DomainError("This comparison is no longer assigned to you (the lease ran out).")
+            judgement = Judgement.objects.create(
+                item=item,
+                annotator=user,
+                mode=config.mode,
+                seed=seed,
+                displayed_order=order,
+                result=result,
+                displayed_result=shown,
+                rationale=rationale.strip(),
+                time_spent_ms=max(0, int(time_spent_ms)),
+                idempotency_key=key,
+                is_gold=is_gold,
+                gold_correct=gold_matches(result, item.gold) if is_gold else None,
+                too_fast=too_fast,
+            )
+            if slot is not None:
+                slot.state = SlotState.DONE
+                slot.leased_until = None
+                slot.save(update_fields=["state", "leased_until"])
+            _update_quality(item.project, user, judgement, config)
+            audit_event_record(
+                actor=user,
+                action="judgement.submit",
+                target=judgement,
+                project=item.project,
+                payload={"item": item.pk, "result": result, "gold": is_gold, "too_fast": too_fast},
+            )
+            if not is_gold:
+                _open_adjudication_if_disputed(item, config)
+    except IntegrityError:
+        stored = (
+            Judgement.objects.filter(idempotency_key=key).first()
+            or Judgement.objects.filter(item=item, annotator=user).first()
+        )
+        if stored is not None and stored.idempotency_key == key:
+            return stored
+        raise DomainError("You already judged this comparison.") from None
+    return judgement
+
+
+def _criteria(project: Project) -> list[dict[str, Any]]:
+    from annotation.selectors import current_rubric
+
+    rubric = current_rubric(project)
+    return list(rubric.criteria) if rubric else []
+
+
+def _update_quality(project: Project, user: User, judgement: Judgement, config: PreferenceSettings) -> None:
+    quality, _ = AnnotatorQuality.objects.select_for_update().get_or_create(project=project, annotator=user)
+    if judgement.is_gold:
+        quality.gold_seen += 1
+        quality.gold_correct += int(bool(judgement.gold_correct))
+    if judgement.too_fast:
+        quality.fast_judgements += 1
+    accuracy = quality.gold_accuracy
+    was_flagged = quality.flagged
+    quality.flagged = bool(
+        quality.gold_seen >= config.gold_minimum and accuracy is not None and accuracy < config.gold_accuracy_threshold
+    )
+    quality.updated_at = timezone.now()
+    quality.save()
+    if quality.flagged and not was_flagged:
+        audit_event_record(
+            actor=None,
+            action="annotator.flag",
+            target=quality,
+            project=project,
+            payload={"annotator": user.username, "gold_accuracy": accuracy, "gold_seen": quality.gold_seen},
+        )
+
+
+def _label(result: dict[str, Any]) -> str:
+    if "ranking" in result:
+        return repr(result["ranking"])
+    return str(result.get("winner", result.get("overall")))
+
+
+def _open_adjudication_if_disputed(item: Item, config: PreferenceSettings) -> None:
+    k = annotation_settings(item.project).annotators_per_item
+    results = list(Judgement.objects.filter(item=item, is_gold=False).values_list("result", flat=True))
+    if len(results) < max(2, k):
+        return
+    labels = Counter(_label(r) for r in results)
+    agreement = labels.most_common(1)[0][1] / len(results)
+    if agreement < config.adjudication_threshold and not Adjudication.objects.filter(item=item).exists():
+        adjudication = Adjudication.objects.create(item=item, agreement=agreement)
+        audit_event_record(
+            actor=None,
+            action="adjudication.open",
+            target=adjudication,
+            project=item.project,
+            payload={"item": item.pk, "agreement": agreement, "judgements": len(results)},
+        )
+
+
+def adjudication_decide(
+    *, reviewer: User, adjudication: Adjudication, result: dict[str, Any], note: str
+) -> Adjudication:
+    """Record the final answer (in candidate ids) of a disputed comparison. Raises ``DomainError`` when it is
+    already decided, or when the reviewer judged the item themselves."""
+    with transaction.atomic():
+        adjudication = Adjudication.objects.select_for_update().select_related("item").get(pk=adjudication.pk)
+        if adjudication.decided_at is not None:
+            raise DomainError("This comparison was already adjudicated.")
+        if Judgement.objects.filter(item=adjudication.item, annotator=reviewer).exists():
+            raise DomainError("You judged this comparison yourself; another reviewer must adjudicate it.")
+        adjudication.reviewer = reviewer
+        adjudication.result = result
+        adjudication.note = note.strip()
+        adjudication.decided_at = timezone.now()
+        adjudication.save()
+        audit_event_record(
+            actor=reviewer,
+            action="adjudication.decide",
+            target=adjudication,
+            project=adjudication.item.project,
+            payload={"item": adjudication.item_id, "result": result},
+        )
+    return adjudication
+
+
+def annotator_set_excluded(*, actor: User, quality: AnnotatorQuality, excluded: bool) -> AnnotatorQuality:
+    """Exclude (or re-include) an annotator's judgements from releases of the project."""
+    with transaction.atomic():
+        quality.excluded = excluded
+        quality.updated_at = timezone.now()
+        quality.save(update_fields=["excluded", "updated_at"])
+        audit_event_record(
+            actor=actor,
+            action="annotator.exclude" if excluded else "annotator.include",
+            target=quality,
+            project=quality.project,
+            payload={"annotator": quality.annotator.username},
+        )
+    return quality
+
+
+def _signed_strength(result: dict[str, Any]) -> int | None:
+    """Pairwise preference on one ordinal scale: +strength for candidate 0, -strength for 1, 0 for a tie."""
+    winner = result.get("winner")
+    if winner == "tie":
+        return 0
+    if winner in (0, 1):
+        return int(result.get("strength") or 1) * (1 if winner == 0 else -1)
+    return None
+
+
+def agreement_recompute(*, project: Project) -> AgreementSnapshot:
+    """Recompute the project's agreement figures from every non-gold judgement and store a snapshot:
+    Krippendorff's alpha (nominal on choices, ordinal on signed strength, nominal per criterion), Cohen's
+    kappa for each pair of annotators sharing items, mean Kendall's W over ranked items, and each
+    annotator's agreement with the consensus."""
+    from preferences.agreement import (
+        agreement_with_consensus,
+        cohens_kappa_pairs,
+        kendalls_w,
+        krippendorff_alpha,
+    )
+
+    rows = Judgement.objects.filter(item__project=project, is_gold=False).values_list(
+        "item_id", "annotator__username", "result"
+    )
+    choice: dict[Hashable, dict[Hashable, Hashable]] = {}
+    strength: dict[Hashable, dict[Hashable, Hashable]] = {}
+    per_criterion: dict[str, dict[Hashable, dict[Hashable, Hashable]]] = {}
+    rankings: dict[int, list[dict[Hashable, float]]] = {}
+    count = 0
+    for item_id, annotator, result in rows.iterator(chunk_size=5000):
+        count += 1
+        if "ranking" in result:
+            ranks: dict[Hashable, float] = {
+                cand: float(position) for position, tier in enumerate(result["ranking"], 1) for cand in tier
+            }
+            rankings.setdefault(item_id, []).append(ranks)
+            top = result["ranking"][0]
+            choice.setdefault(item_id, {})[annotator] = str(top[0]) if len(top) == 1 else "tie"
+            continue
+        label = result.get("winner", result.get("overall"))
+        choice.setdefault(item_id, {})[annotator] = str(label)
+        signed = _signed_strength(result)
+        if signed is not None:
+            strength.setdefault(item_id, {})[annotator] = signed
+        for key, value in (result.get("criteria") or {}).items():
+            per_criterion.setdefault(key, {}).setdefault(item_id, {})[annotator] = str(value)
+    w_values = [w for w in (kendalls_w(r) for r in rankings.values() if len(r) >= 2) if w is not None]
+    figures = {
+        "alpha_choice_nominal": krippendorff_alpha(choice, "nominal"),
+        "alpha_strength_ordinal": krippendorff_alpha(strength, "ordinal", value_order=list(range(-3, 4))),
+        "alpha_per_criterion": {key: krippendorff_alpha(data, "nominal") for key, data in per_criterion.items()},
+        "kendalls_w_mean": (sum(w_values) / len(w_values)) if w_values else None,
+        "kendalls_w_items": len(w_values),
+        "cohens_kappa": [
+            {"a": str(p.rater_a), "b": str(p.rater_b), "shared": p.shared_units, "kappa": p.kappa}
+            for p in cohens_kappa_pairs(choice)
+        ],
+        "consensus": {
+            str(rater): {"units": score.units, "agreed": score.agreed, "rate": score.rate}
+            for rater, score in agreement_with_consensus(choice).items()
+        },
+    }
+    snapshot = AgreementSnapshot.objects.create(project=project, judgements=count, figures=figures)
+    return snapshot

@@ -1,0 +1,235 @@
+"""htmx pages of the preferences app: the comparison page, adjudication, agreement and bias."""
+
+import uuid
+from typing import Any
+
+import nh3
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from markdown_it import MarkdownIt
+
+from accounts.errors import DomainError
+from accounts.http import is_htmx
+from accounts.models import ProjectPerm, User
+from accounts.permissions import get_project_for_user, project_perms_for
+from annotation import services as annotation_services
+from annotation.models import Item
+from annotation.selectors import current_rubric, draft_for
+from preferences import selectors, services
+from preferences.models import JudgementMode
+from preferences.permissions import get_adjudication_for_reviewer, get_comparison_for_user
+
+# Candidates are model output: Markdown and code blocks render, raw HTML never does, and nh3 sanitises the
+# result again (links keep only safe schemes, no event handlers survive).
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
+
+
+def render_candidate(text: str) -> SafeString:
+    return mark_safe(nh3.clean(_markdown.render(text or ""), url_schemes={"http", "https", "mailto"}))  # noqa: S308
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notice: str = "") -> dict[str, Any]:
+    user = _user(request)
+    config = selectors.preference_settings(item.project)
+    _, order = services.display_order(user, item)
+    letters = services.LETTERS
+    shown = [
+        {"letter": letters[position], "html": render_candidate(item.candidates[candidate]["content"])}
+        for position, candidate in enumerate(order)
+    ]
+    draft = draft_for(user, item)
+    rubric = current_rubric(item.project)
+    return {
+        "project": item.project,
+        "item": item,
+        "candidates": shown,  # content only, in display order: model names never reach the page
+        "mode": config.mode,
+        "modes": JudgementMode,
+        "criteria": list(rubric.criteria) if rubric and config.mode == JudgementMode.PER_CRITERION else [],
+        "rationale_required": config.rationale_required,
+        "draft": draft.data if draft else {},
+        "time_spent_ms": draft.time_spent_ms if draft else 0,
+        "idempotency_key": uuid.uuid4().hex,
+        "rank_options": range(1, len(shown) + 1),
+        "error": error,
+        "notice": notice,
+    }
+
+
+def _next(request: HttpRequest, project_pk: int, *, notice: str = "") -> HttpResponse:
+    project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE)
+    item = services.comparison_next(user=_user(request), project=project)
+    if item is None:
+        context: dict[str, Any] = {"project": project, "notice": notice}
+        template = "preferences/_compare_empty.html"
+    else:
+        context = _compare_context(request, item, notice=notice)
+        template = "preferences/_compare.html"
+    if is_htmx(request):
+        response = render(request, template, context)
+        if item is not None:
+            response["HX-Push-Url"] = reverse("compare_item", args=[project.pk, item.pk])
+        return response
+    return render(request, "preferences/compare.html", {**context, "workspace_template": template})
+
+
+@login_required
+@require_GET
+def compare(request: HttpRequest, pk: int) -> HttpResponse:
+    return _next(request, pk)
+
+
+@login_required
+@require_GET
+def compare_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    item = get_comparison_for_user(request.user, pk, item_pk)
+    user = _user(request)
+    holds = item.gold is not None or item.slots.filter(user=user, state="leased").exists()
+    if not holds or item.judgements.filter(annotator=user).exists():
+        return redirect("compare", pk=pk)
+    context = _compare_context(request, item)
+    return render(request, "preferences/compare.html", {**context, "workspace_template": "preferences/_compare.html"})
+
+
+def _shown_from_post(request: HttpRequest, mode: str) -> dict[str, Any]:
+    post = request.POST
+    if mode == JudgementMode.PAIRWISE:
+        return {"choice": post.get("choice", ""), "strength": post.get("strength") or None}
+    if mode == JudgementMode.RANKING:
+        ranks: dict[int, list[str]] = {}
+        for key in post:
+            value = post.get(key, "")
+            if key.startswith("rank_") and value.isdigit():
+                ranks.setdefault(int(value), []).append(key[len("rank_") :])
+        return {"ranking": [sorted(ranks[r]) for r in sorted(ranks)]}
+    return {
+        "criteria": {k[len("crit_") :]: v for k, v in post.items() if k.startswith("crit_") and v},
+        "overall": post.get("overall", ""),
+    }
+
+
+def _time(request: HttpRequest) -> int:
+    value = request.POST.get("time_spent_ms", "0")
+    return int(value) if value.isdigit() else 0
+
+
+@login_required
+@require_POST
+def compare_draft(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    item = get_comparison_for_user(request.user, pk, item_pk)
+    mode = selectors.preference_settings(item.project).mode
+    data = {"shown": _shown_from_post(request, mode), "rationale": request.POST.get("rationale", "")}
+    saved = annotation_services.draft_save(user=_user(request), item=item, data=data, time_spent_ms=_time(request))
+    text = f"Draft saved {saved.updated_at:%H:%M:%S}" if saved else "Already submitted"
+    return HttpResponse(f'<span id="draft-status" class="muted small">{text}</span>')
+
+
+@login_required
+@require_POST
+def compare_submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    item = get_comparison_for_user(request.user, pk, item_pk)
+    mode = selectors.preference_settings(item.project).mode
+    try:
+        services.judgement_submit(
+            user=_user(request),
+            item=item,
+            shown=_shown_from_post(request, mode),
+            rationale=request.POST.get("rationale", ""),
+            time_spent_ms=_time(request),
+            idempotency_key=request.POST.get("idempotency_key", ""),
+        )
+    except DomainError as exc:
+        context = _compare_context(request, item, error=exc.message)
+        if is_htmx(request):
+            return render(request, "preferences/_compare.html", context)
+        context["workspace_template"] = "preferences/_compare.html"
+        return render(request, "preferences/compare.html", context, status=422)
+    return _next(request, pk, notice="Saved. Here is the next comparison.")
+
+
+@login_required
+@require_POST
+def compare_skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
+    item = get_comparison_for_user(request.user, pk, item_pk)
+    try:
+        annotation_services.item_skip(user=_user(request), item=item)
+    except DomainError as exc:
+        return _next(request, pk, notice=exc.message)
+    return _next(request, pk, notice="Skipped; it will come back later.")
+
+
+@login_required
+@require_GET
+def adjudications(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk, ProjectPerm.REVIEW)
+    return render(
+        request,
+        "preferences/adjudications.html",
+        {"project": project, "open": selectors.open_adjudications(project)},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpResponse:
+    adjudication = get_adjudication_for_reviewer(request.user, pk, adjudication_pk)
+    item = adjudication.item
+    error = ""
+    if request.method == "POST":
+        winner = request.POST.get("winner", "")
+        result: dict[str, Any] = {"winner": int(winner) if winner.isdigit() else winner}
+        try:
+            if result["winner"] not in {*range(len(item.candidates)), "tie", "both_bad"}:
+                raise DomainError("Choose the better candidate, a tie, or both bad.")
+            services.adjudication_decide(
+                reviewer=_user(request), adjudication=adjudication, result=result, note=request.POST.get("note", "")
+            )
+        except DomainError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Comparison #{item.pk} adjudicated.")
+            return redirect("adjudications", pk=pk)
+    judgements = selectors.judgements_of(item)
+    return render(
+        request,
+        "preferences/adjudicate.html",
+        {
+            "project": item.project,
+            "adjudication": adjudication,
+            "item": item,
+            "candidates": [{"id": i, "html": render_candidate(c["content"])} for i, c in enumerate(item.candidates)],
+            "judgements": judgements,
+            "error": error,
+        },
+        status=400 if error else 200,
+    )
+
+
+@login_required
+@require_GET
+def quality(request: HttpRequest, pk: int) -> HttpResponse:
+    """Agreement, position bias, win rates and annotator quality, for reviewers and data leads."""
+    project = get_project_for_user(request.user, pk)
+    if not project_perms_for(request.user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
+        raise Http404("No such project.")
+    return render(
+        request,
+        "preferences/quality.html",
+        {
+            "project": project,
+            "snapshot": selectors.latest_agreement(project),
+            "bias": selectors.position_bias_for(project),
+            "win_rates": selectors.win_rates_for(project),
+            "annotators": selectors.annotator_quality(project),
+        },
+    )

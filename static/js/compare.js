@@ -1,0 +1,125 @@
+// The comparison page, on top of workspace.js: choice keys, strength, per-criterion arrows, ranking by
+// keys or drag, and restoring a saved draft. Choices are letters in display order; the server maps them.
+(function () {
+  "use strict";
+
+  function form() { return document.getElementById("compare-form"); }
+  function typing() {
+    var el = document.activeElement;
+    return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text"));
+  }
+  var CHOICE = { "1": "A", "2": "B", "3": "tie", "0": "both_bad" };
+
+  function check(name, value) {
+    var f = form();
+    var input = f && f.querySelector('input[name="' + name + '"][value="' + value + '"]');
+    if (!input) return false;
+    input.checked = true;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    return true;
+  }
+
+  function rows() { return Array.prototype.slice.call(form().querySelectorAll(".criterion-choice")); }
+  function currentRow() {
+    var list = rows();
+    var marked = list.filter(function (r) { return r.classList.contains("current"); })[0];
+    return marked || list[0];
+  }
+  function moveRow(step) {
+    var list = rows(), current = currentRow(), index = list.indexOf(current) + step;
+    if (index < 0 || index >= list.length) return;
+    current.classList.remove("current");
+    list[index].classList.add("current");
+    list[index].scrollIntoView({ block: "nearest" });
+  }
+
+  function cards() { return Array.prototype.slice.call(form().querySelectorAll(".candidate")); }
+  function ranksFromOrder() {
+    cards().forEach(function (card, i) {
+      var select = card.querySelector("select");
+      if (select) { select.value = String(i + 1); }
+    });
+    var first = form().querySelector(".candidate select");
+    if (first) first.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  function restoreDraft() {
+    var f = form(), node = document.getElementById("draft-json");
+    if (!f || !node) return;
+    var shown = JSON.parse(node.textContent || "null") || {};
+    if (shown.choice) check("choice", shown.choice);
+    if (shown.strength) check("strength", String(shown.strength));
+    Object.keys(shown.criteria || {}).forEach(function (k) { check("crit_" + k, shown.criteria[k]); });
+    if (shown.overall) check("overall", shown.overall);
+    (shown.ranking || []).forEach(function (tier, i) {
+      tier.forEach(function (letter) {
+        var select = f.querySelector('select[name="rank_' + letter + '"]');
+        if (select) select.value = String(i + 1);
+      });
+    });
+    var firstRow = f.querySelector(".criterion-choice");
+    if (firstRow) firstRow.classList.add("current");
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var f = form();
+    if (!f || typing() || event.ctrlKey || event.altKey || event.metaKey) return;
+    var mode = f.dataset.mode;
+    var digit = event.code && event.code.indexOf("Digit") === 0 ? event.code.slice(5) : null;
+    if (mode === "pairwise" && digit) {
+      if (event.shiftKey && check("strength", digit)) { event.preventDefault(); return; }
+      if (!event.shiftKey && CHOICE[digit] && check("choice", CHOICE[digit])) event.preventDefault();
+      return;
+    }
+    if (mode === "per_criterion") {
+      if (event.key === "ArrowDown" || event.key === "ArrowRight") { event.preventDefault(); moveRow(1); return; }
+      if (event.key === "ArrowUp" || event.key === "ArrowLeft") { event.preventDefault(); moveRow(-1); return; }
+      if (digit && CHOICE[digit]) {
+        var row = currentRow(), key = row.dataset.key;
+        if (check(key === "overall" ? "overall" : "crit_" + key, CHOICE[digit])) { event.preventDefault(); moveRow(1); }
+      }
+      return;
+    }
+    if (mode === "ranking") {
+      var list = cards(), index = list.indexOf(document.activeElement.closest && document.activeElement.closest(".candidate"));
+      if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+        event.preventDefault();
+        var next = list[Math.max(0, Math.min(list.length - 1, (index < 0 ? 0 : index + (event.key === "ArrowRight" ? 1 : -1))))];
+        if (next) next.focus();
+        return;
+      }
+      if (digit && index >= 0) {
+        var select = list[index].querySelector("select");
+        if (select && select.querySelector('option[value="' + digit + '"]')) {
+          event.preventDefault();
+          select.value = digit;
+          select.dispatchEvent(new Event("change", { bubbles: true }));
+          if (list[index + 1]) list[index + 1].focus();
+        }
+      }
+    }
+  });
+
+  // Drag a card before another to reorder; the order becomes ranks 1..n (use the keys for ties).
+  var dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    var card = event.target.closest && event.target.closest(".candidate");
+    if (!card) return;
+    dragged = card;
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", card.dataset.letter);
+  });
+  document.addEventListener("dragover", function (event) {
+    if (dragged && event.target.closest && event.target.closest(".candidate")) event.preventDefault();
+  });
+  document.addEventListener("drop", function (event) {
+    var target = event.target.closest && event.target.closest(".candidate");
+    if (!dragged || !target || target === dragged) return;
+    event.preventDefault();
+    target.parentNode.insertBefore(dragged, target);
+    dragged = null;
+    ranksFromOrder();
+  });
+
+  document.addEventListener("workspace:ready", restoreDraft);
+})();

@@ -1,0 +1,208 @@
+import threading
+
+import pytest
+from django.db import connection
+
+from accounts.errors import DomainError
+from accounts.models import Role
+from annotation import services as annotation_services
+from annotation.models import Item, Slot, SlotState
+from preferences import services
+from preferences.models import Adjudication, AnnotatorQuality, Judgement
+from tests.conftest import Personas
+from tests.factories import MembershipFactory, UserFactory
+from tests.preferences.helpers import comparison_line, import_comparisons, letter_of, make_comparisons, set_mode
+
+pytestmark = pytest.mark.django_db
+
+
+def _take(user, project) -> Item:  # type: ignore[no-untyped-def]
+    item = services.comparison_next(user=user, project=project)
+    assert item is not None
+    return item
+
+
+def _judge(user, item: Item, shown: dict, key: str = "k", rationale: str = "") -> Judgement:  # type: ignore[no-untyped-def,type-arg]
+    return services.judgement_submit(
+        user=user, item=item, shown=shown, rationale=rationale, time_spent_ms=4000, idempotency_key=key
+    )
+
+
+def test_import_keeps_candidates_with_provenance_scrubbed_and_gold_in_ids(personas: Personas) -> None:
+    batch = import_comparisons(
+        personas.project,
+        personas.data_lead,
+        comparison_line("Reply to anna@example.com", "Write to anna@example.com", "I cannot share that.", gold=2),
+        comparison_line("Reply to anna@example.com", "I cannot share that.", "Write to anna@example.com"),
+    )
+    assert batch.imported_count == 1
+    assert batch.duplicate_count == 1, "the same candidates in another order are the same comparison"
+    item = Item.objects.get(batch=batch)
+    assert item.kind == "comparison"
+    assert item.messages == [{"role": "user", "content": "Reply to [EMAIL_1]"}]
+    assert item.candidates[0]["content"] == "Write to [EMAIL_1]"
+    assert item.candidates[0]["provenance"]["model"] == "m-alpha"
+    assert item.candidates[1]["provenance"]["decoding"] == {"temperature": 0.7}
+    assert item.gold == 1
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+def test_a_displayed_choice_maps_back_to_the_right_candidate(personas: Personas, swapped: bool) -> None:
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    # Find an annotator whose shuffle shows candidate 1 first (swapped) or candidate 0 first.
+    for n in range(40):
+        user = UserFactory.create(username=f"judge{n}")
+        if services.display_order(user, item)[1] == ([1, 0] if swapped else [0, 1]):
+            break
+    else:
+        pytest.fail("no annotator with that display order among 40")
+    MembershipFactory.create(project=personas.project, user=user, role=Role.ANNOTATOR)
+    assert _take(user, personas.project) == item
+    judgement = _judge(user, item, {"choice": "A", "strength": "3"})
+    assert judgement.result == {"winner": 1 if swapped else 0, "strength": 3}
+    assert judgement.displayed_order == ([1, 0] if swapped else [0, 1])
+    assert judgement.displayed_result == {"choice": "A", "strength": "3"}
+
+
+def test_an_n_way_ranking_with_a_tie_maps_back(personas: Personas) -> None:
+    set_mode(personas.project, personas.data_lead, "ranking")
+    item, item2 = make_comparisons(personas.project, personas.data_lead, 2, candidates=3)
+    assert _take(personas.annotator, personas.project) == item
+    best, tied = letter_of(personas.annotator, item, 2), [letter_of(personas.annotator, item, c) for c in (0, 1)]
+    judgement = _judge(personas.annotator, item, {"ranking": [[best], tied]})
+    assert judgement.result == {"ranking": [[2], [0, 1]]}
+    assert _take(personas.annotator, personas.project) == item2
+    with pytest.raises(DomainError, match="exactly once"):
+        _judge(personas.annotator, item2, {"ranking": [["A"], ["B"]]}, key="k2")
+
+
+def test_the_same_key_twice_stores_one_judgement(personas: Personas) -> None:
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    _take(personas.annotator, personas.project)
+    first = _judge(personas.annotator, item, {"choice": "tie"}, key="same")
+    again = _judge(personas.annotator, item, {"choice": "tie"}, key="same")
+    assert first.pk == again.pk
+    assert Judgement.objects.count() == 1
+    with pytest.raises(DomainError, match="already judged"):
+        _judge(personas.annotator, item, {"choice": "A"}, key="other")
+
+
+def test_a_rationale_can_be_required(personas: Personas) -> None:
+    set_mode(personas.project, personas.data_lead, "pairwise", rationale_required=True)
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    _take(personas.annotator, personas.project)
+    with pytest.raises(DomainError, match="rationale"):
+        _judge(personas.annotator, item, {"choice": "A"})
+    assert _judge(personas.annotator, item, {"choice": "A"}, rationale="More precise.").rationale == "More precise."
+
+
+def test_gold_accuracy_flags_an_annotator_below_the_threshold(personas: Personas) -> None:
+    set_mode(
+        personas.project, personas.data_lead, "pairwise", gold_rate=0.5, gold_minimum=3, gold_accuracy_threshold=0.7
+    )
+    lines = [comparison_line(f"Gold {n}?", f"Good {n}", f"Bad {n}", gold=1) for n in range(4)]
+    import_comparisons(personas.project, personas.data_lead, *lines)
+    golds = list(Item.objects.filter(project=personas.project, gold__isnull=False).order_by("id"))
+    for n, gold in enumerate(golds[:3]):
+        wrong = letter_of(personas.annotator, gold, 1)  # candidate 1 is the bad one
+        _judge(personas.annotator, gold, {"choice": wrong}, key=f"g{n}")
+    quality = AnnotatorQuality.objects.get(project=personas.project, annotator=personas.annotator)
+    assert (quality.gold_seen, quality.gold_correct, quality.flagged) == (3, 0, True)
+    services.annotator_set_excluded(actor=personas.data_lead, quality=quality, excluded=True)
+    quality.refresh_from_db()
+    assert quality.excluded
+
+
+def test_disagreement_beyond_the_threshold_opens_an_adjudication(personas: Personas) -> None:
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=3, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    people = [personas.annotator, personas.reviewer, personas.project_admin]
+    for n, (user, candidate) in enumerate(zip(people, [0, 1, 0], strict=True)):
+        _take(user, personas.project)
+        assert not Adjudication.objects.exists()
+        _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"d{n}")
+    adjudication = Adjudication.objects.get(item=item)
+    assert adjudication.agreement == pytest.approx(2 / 3), "2 of 3 agree: under the 0.67 threshold"
+    with pytest.raises(DomainError, match="judged this comparison yourself"):
+        services.adjudication_decide(
+            reviewer=personas.reviewer, adjudication=adjudication, result={"winner": 0}, note=""
+        )
+    decided = services.adjudication_decide(
+        reviewer=personas.staff, adjudication=adjudication, result={"winner": 0}, note="A is exact."
+    )
+    assert decided.result == {"winner": 0}
+    assert decided.decided_at is not None
+
+
+def test_a_unanimous_item_needs_no_adjudication(personas: Personas) -> None:
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    for n, user in enumerate([personas.annotator, personas.reviewer]):
+        _take(user, personas.project)
+        _judge(user, item, {"choice": letter_of(user, item, 1)}, key=f"u{n}")
+    assert not Adjudication.objects.exists()
+
+
+def test_position_bias_and_win_rates(personas: Personas) -> None:
+    from preferences import selectors
+
+    items = make_comparisons(personas.project, personas.data_lead, 6)
+    for n, item in enumerate(items):
+        _take(personas.annotator, personas.project)
+        _judge(personas.annotator, item, {"choice": "A"}, key=f"p{n}")
+    bias = selectors.position_bias_for(personas.project)
+    assert bias is not None
+    assert bias.share == 1.0
+    assert bias.expected == 0.5
+    assert bias.p_value is not None
+    assert bias.p_value < 0.05
+    rates = selectors.win_rates_for(personas.project)
+    assert set(rates) == {"m-alpha", "m-beta"}
+    assert rates["m-alpha"].comparisons == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_32_threads_store_every_judgement_once(personas: Personas, on_postgres: None) -> None:
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+    make_comparisons(personas.project, personas.data_lead, 64)
+    people = [MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR).user for _ in range(32)]
+    errors: list[BaseException] = []
+
+    def work(user) -> None:  # type: ignore[no-untyped-def]
+        try:
+            for _ in range(6):
+                item = services.comparison_next(user=user, project=personas.project)
+                if item is None:
+                    break
+                key = f"{user.pk}-{item.pk}"
+                for _ in range(2):  # a double submit must store one judgement
+                    services.judgement_submit(
+                        user=user, item=item, shown={"choice": "A"}, rationale="", time_spent_ms=1000,
+                        idempotency_key=key,
+                    )  # fmt: skip
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    judgements = Judgement.objects.filter(item__project=personas.project)
+    assert judgements.count() == 128, "64 items × k=2, none lost"
+    assert judgements.values("item", "annotator").distinct().count() == 128, "none duplicated"
+    per_item = {i.pk: i.judgements.count() for i in Item.objects.filter(project=personas.project)}
+    assert set(per_item.values()) == {2}, "k never exceeded"
+    assert Slot.objects.filter(project=personas.project).exclude(state=SlotState.DONE).count() == 0
