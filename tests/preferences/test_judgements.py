@@ -22,7 +22,7 @@ def _take(user, project) -> Item:  # type: ignore[no-untyped-def]
     return item
 
 
-def _judge(user, item: Item, shown: dict, key: str = "k", rationale: str = "") -> Judgement:  # type: ignore[no-untyped-def,type-arg]
+def _judge(user, item: Item, shown: dict, key: str = "k", rationale: str = "") -> Judgement:  # type: ignore[no-untyped-def]
     return services.judgement_submit(
         user=user, item=item, shown=shown, rationale=rationale, time_spent_ms=4000, idempotency_key=key
     )
