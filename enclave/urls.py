@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from accounts.urls import api_urlpatterns as accounts_api
 from annotation.urls import api_urlpatterns as annotation_api
 from enclave import api
+from preferences.urls import api_urlpatterns as preferences_api
 
 
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
@@ -17,6 +18,7 @@ api_v1 = [
     path("health/", api.HealthView.as_view(), name="api_health"),
     *accounts_api,
     *annotation_api,
+    *preferences_api,
 ]
 
 urlpatterns = [

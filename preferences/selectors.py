@@ -69,3 +69,18 @@ def win_rates_for(project: Project) -> dict[Any, Any]:
         score = 0.5 if winner == "tie" else (1.0 if winner == 0 else 0.0)
         outcomes.append((models[0], models[1], score))
     return dict(sorted(win_rates(outcomes).items(), key=lambda kv: str(kv[0])))
+
+
+def excluded_annotator_ids(project: Project) -> set[int]:
+    """Annotators whose judgements a data lead excluded from the project's releases."""
+    return set(AnnotatorQuality.objects.filter(project=project, excluded=True).values_list("annotator_id", flat=True))
+
+
+def releasable_judgements(project: Project) -> QuerySet[Judgement]:
+    """The judgements a release may use: not on gold items (those test annotators) and not by an excluded
+    annotator. Adjudicated items keep their judgements; the release prefers the adjudicated answer."""
+    return (
+        Judgement.objects.filter(item__project=project, is_gold=False)
+        .exclude(annotator_id__in=AnnotatorQuality.objects.filter(project=project, excluded=True).values("annotator"))
+        .order_by("item_id", "id")
+    )

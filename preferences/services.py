@@ -1,7 +1,9 @@
 """Every write of the preferences app: settings, judgements (with gold and speed checks), adjudication,
 exclusions. The queue, the import and PII scrubbing are annotation's, called here, never copied."""
 
+import contextlib
 import hashlib
+import logging
 import random
 import statistics
 from collections import Counter
@@ -9,6 +11,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -32,6 +35,9 @@ COMPARISON = "comparison"
 PAIR_CHOICES = ("A", "B", "tie", "both_bad")
 STRENGTHS = {1: "slightly", 2: "clearly", 3: "much"}
 LETTERS = "ABCDEFGHIJKLMNOPQRST"
+AGREEMENT_PENDING = "agreement-pending:{}"
+
+logger = logging.getLogger(__name__)
 
 
 def preference_settings_update(*, actor: User, project: Project, **values: Any) -> PreferenceSettings:
@@ -199,6 +205,13 @@ def judgement_submit(
             slot = None
             if not is_gold:
                 slot = Slot.objects.select_for_update().filter(item=item, user=user).first()
+                # A second tab with the same key waited on the slot lock until the first committed: answer
+                # with what the first one stored.
+                raced = Judgement.objects.filter(idempotency_key=key).first()
+                if raced is not None:
+                    if raced.annotator_id != user.pk or raced.item_id != item.pk:
+                        raise DomainError("This idempotency key was already used for another judgement.")
+                    return raced
                 if slot is None or slot.state != SlotState.LEASED:
                     if Judgement.objects.filter(item=item, annotator=user).exists():
                         raise DomainError("You already judged this comparison.")
@@ -232,6 +245,7 @@ def judgement_submit(
             )
             if not is_gold:
                 _open_adjudication_if_disputed(item, config)
+            _schedule_agreement(item.project)
     except IntegrityError:
         stored = (
             Judgement.objects.filter(idempotency_key=key).first()
@@ -241,6 +255,34 @@ def judgement_submit(
             return stored
         raise DomainError("You already judged this comparison.") from None
     return judgement
+
+
+def _schedule_agreement(project: Project) -> None:
+    """Queue one agreement recomputation per project at a time: many judgements, one pending task. The
+    judgement is already stored when this runs; a broker that is down costs a log line and a stale figure
+    (the next judgement, or "Recompute now" on the quality page, tries again), never the judgement."""
+    key = AGREEMENT_PENDING.format(project.pk)
+    try:
+        queued = cache.add(key, True, timeout=600)
+    except Exception:  # the cache is the broker's Redis: down means no task either
+        logger.warning("agreement for project %s not scheduled: cache unavailable", project.pk, exc_info=True)
+        return
+    if queued:
+        transaction.on_commit(lambda: agreement_schedule_now(project.pk))
+
+
+def agreement_schedule_now(project_id: int) -> bool:
+    """Send the agreement task to a worker; False (and the pending mark cleared) when the broker is down."""
+    from preferences.tasks import agreement_recompute_task
+
+    try:
+        agreement_recompute_task.delay(project_id)
+    except Exception:
+        logger.warning("agreement for project %s not scheduled: broker unavailable", project_id, exc_info=True)
+        with contextlib.suppress(Exception):  # the cache may be down with the broker: nothing more to undo
+            cache.delete(AGREEMENT_PENDING.format(project_id))
+        return False
+    return True
 
 
 def _criteria(project: Project) -> list[dict[str, Any]]:

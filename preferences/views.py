@@ -15,13 +15,14 @@ from markdown_it import MarkdownIt
 
 from accounts.errors import DomainError
 from accounts.http import is_htmx
-from accounts.models import ProjectPerm, User
+from accounts.models import Project, ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for
 from annotation import services as annotation_services
 from annotation.models import Item
 from annotation.selectors import current_rubric, draft_for
 from preferences import selectors, services
-from preferences.models import JudgementMode
+from preferences.forms import PreferenceSettingsForm
+from preferences.models import AnnotatorQuality, JudgementMode
 from preferences.permissions import get_adjudication_for_reviewer, get_comparison_for_user
 
 # Candidates are model output: Markdown and code blocks render, raw HTML never does, and nh3 sanitises the
@@ -219,9 +220,7 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
 @require_GET
 def quality(request: HttpRequest, pk: int) -> HttpResponse:
     """Agreement, position bias, win rates and annotator quality, for reviewers and data leads."""
-    project = get_project_for_user(request.user, pk)
-    if not project_perms_for(request.user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
-        raise Http404("No such project.")
+    project = _can_see_quality(request, pk)
     return render(
         request,
         "preferences/quality.html",
@@ -231,5 +230,58 @@ def quality(request: HttpRequest, pk: int) -> HttpResponse:
             "bias": selectors.position_bias_for(project),
             "win_rates": selectors.win_rates_for(project),
             "annotators": selectors.annotator_quality(project),
+            "can_exclude": ProjectPerm.MANAGE_DATA in project_perms_for(request.user, project),
         },
+    )
+
+
+def _can_see_quality(request: HttpRequest, pk: int) -> Project:
+    project = get_project_for_user(request.user, pk)
+    if not project_perms_for(request.user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
+        raise Http404("No such project.")
+    return project
+
+
+@login_required
+@require_POST
+def agreement_refresh(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask a worker to recompute the agreement figures now."""
+    project = _can_see_quality(request, pk)
+    if services.agreement_schedule_now(project.pk):
+        messages.success(request, "A worker is recomputing the agreement figures; reload in a moment.")
+    else:
+        messages.error(request, "The task queue is not answering; the figures were not recomputed.")
+    return redirect("preference_quality", pk=pk)
+
+
+@login_required
+@require_POST
+def annotator_exclude(request: HttpRequest, pk: int, user_pk: int) -> HttpResponse:
+    """Exclude an annotator's judgements from releases, or take them back in (data leads)."""
+    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+    quality = AnnotatorQuality.objects.filter(project=project, annotator_id=user_pk).select_related("annotator").first()
+    if quality is None:
+        raise Http404("No such annotator in this project.")
+    excluded = request.POST.get("excluded") == "1"
+    services.annotator_set_excluded(actor=_user(request), quality=quality, excluded=excluded)
+    verb = "excluded from" if excluded else "included in"
+    messages.success(request, f"Judgements of {quality.annotator.username} are {verb} releases.")
+    return redirect("preference_quality", pk=pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preference_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+    form = PreferenceSettingsForm(request.POST or None, instance_settings=selectors.preference_settings(project))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.preference_settings_update(actor=_user(request), project=project, **form.values())
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, "Comparison settings saved.")
+            return redirect("preference_settings", pk=pk)
+    return render(
+        request, "preferences/settings.html", {"project": project, "form": form}, status=400 if form.errors else 200
     )

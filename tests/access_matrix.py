@@ -17,6 +17,7 @@ from accounts.services import membership_add
 from annotation import services as annotation_services
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_items, jsonl
 from tests.conftest import Personas
+from tests.preferences.helpers import comparison_line, make_comparisons
 
 MEMBERS = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "staff"})
 ADMINS = frozenset({"project_admin", "staff"})
@@ -84,6 +85,46 @@ def _batch(p: Personas) -> int:
 
 def _upload(p: Personas) -> dict[str, Any]:
     return {"file": SimpleUploadedFile("up.jsonl", jsonl(chat_line("Uploaded?"))), "fmt": "chat_jsonl"}
+
+
+def _comparison(p: Personas) -> int:
+    """One pairwise comparison of project A."""
+    if "comparison" not in p.made:
+        p.made["comparison"] = make_comparisons(p.project, p.data_lead, 1)[0]
+    return int(p.made["comparison"].pk)
+
+
+def _make_comparison(p: Personas, user: User) -> None:
+    _comparison(p)
+
+
+def _lease_comparison(p: Personas, user: User) -> None:
+    _comparison(p)
+    assert annotation_services.item_next(user=user, project=p.project, kind="comparison") is not None
+
+
+def _adjudication(p: Personas) -> int:
+    from preferences.models import Adjudication
+
+    if "adjudication" not in p.made:
+        p.made["adjudication"] = Adjudication.objects.create(item_id=_comparison(p), agreement=0.5)
+    return int(p.made["adjudication"].pk)
+
+
+def _judged_annotator(p: Personas) -> int:
+    """An annotator of project A with a quality row (someone who has judged), for the exclude action."""
+    from preferences.models import AnnotatorQuality
+
+    if "quality" not in p.made:
+        membership_add(actor=None, project=p.project, user=p.newcomer, role=Role.ANNOTATOR)
+        p.made["quality"] = AnnotatorQuality.objects.create(project=p.project, annotator=p.newcomer)
+    return int(p.made["quality"].annotator_id)
+
+
+def _comparisons_body(p: Personas) -> dict[str, Any]:
+    import json
+
+    return {"comparisons": [json.loads(comparison_line("Which is better?", "One.", "Two."))]}
 
 
 ANNOTATORS = frozenset({"annotator", "reviewer", "project_admin", "staff"})
@@ -200,4 +241,62 @@ ROUTES: list[Route] = [
         "api review", "post", lambda p: f"/api/v1/projects/{_a(p)}/annotations/{_annotation(p)}/review/", REVIEWERS,
         api=True, data=lambda p: {"decision": "approve"},
     ),
+    # --- preferences: pages ---
+    Route("compare", "get", lambda p: f"/projects/{_a(p)}/compare/", ANNOTATORS),
+    Route(
+        "compare item (not mine)", "get", lambda p: f"/projects/{_a(p)}/compare/{_comparison(p)}/", ANNOTATORS, ok=302
+    ),
+    Route(
+        "compare item (mine)", "get", lambda p: f"/projects/{_a(p)}/compare/{_comparison(p)}/", ANNOTATORS,
+        setup=_lease_comparison,
+    ),
+    Route(
+        "compare draft", "post", lambda p: f"/projects/{_a(p)}/compare/{_comparison(p)}/draft/", ANNOTATORS,
+        data=lambda p: {"choice": "A"}, setup=_lease_comparison,
+    ),
+    Route(
+        "compare submit", "post", lambda p: f"/projects/{_a(p)}/compare/{_comparison(p)}/submit/", ANNOTATORS,
+        data=lambda p: {"choice": "A", "strength": "2", "idempotency_key": "matrix"}, setup=_lease_comparison,
+    ),
+    Route(
+        "compare skip", "post", lambda p: f"/projects/{_a(p)}/compare/{_comparison(p)}/skip/", ANNOTATORS,
+        setup=_lease_comparison,
+    ),
+    Route("adjudication queue", "get", lambda p: f"/projects/{_a(p)}/adjudication/", REVIEWERS),
+    Route("adjudicate page", "get", lambda p: f"/projects/{_a(p)}/adjudication/{_adjudication(p)}/", REVIEWERS),
+    Route(
+        "adjudicate", "post", lambda p: f"/projects/{_a(p)}/adjudication/{_adjudication(p)}/", REVIEWERS, ok=302,
+        data=lambda p: {"winner": "0", "note": "A is right"},
+    ),
+    Route("quality page", "get", lambda p: f"/projects/{_a(p)}/quality/", DATA_OR_REVIEW),
+    Route("agreement refresh", "post", lambda p: f"/projects/{_a(p)}/quality/refresh/", DATA_OR_REVIEW, ok=302),
+    Route(
+        "annotator exclude", "post", lambda p: f"/projects/{_a(p)}/quality/annotators/{_judged_annotator(p)}/exclude/",
+        DATA, ok=302, data=lambda p: {"excluded": "1"},
+    ),
+    Route("comparison settings page", "get", lambda p: f"/projects/{_a(p)}/comparison-settings/", DATA),
+    Route(
+        "comparison settings save", "post", lambda p: f"/projects/{_a(p)}/comparison-settings/", DATA, ok=302,
+        data=lambda p: {
+            "mode": "ranking", "gold_rate": 10, "gold_accuracy_threshold": 70, "gold_minimum": 5, "fast_fraction": 25,
+            "adjudication_threshold": 67,
+        },
+    ),
+    # --- preferences: API ---
+    Route("api comparisons", "get", lambda p: f"/api/v1/projects/{_a(p)}/comparisons/", DATA, api=True),
+    Route(
+        "api comparisons create", "post", lambda p: f"/api/v1/projects/{_a(p)}/comparisons/", DATA, ok=201, api=True,
+        data=_comparisons_body,
+    ),
+    Route(
+        "api next comparison", "post", lambda p: f"/api/v1/projects/{_a(p)}/comparisons/next/", ANNOTATORS, api=True,
+        setup=_make_comparison,
+    ),
+    Route(
+        "api judgement submit", "post", lambda p: f"/api/v1/projects/{_a(p)}/comparisons/{_comparison(p)}/judgements/",
+        ANNOTATORS, ok=201, api=True, data=lambda p: {"choice": "B", "strength": 1, "idempotency_key": "api-matrix"},
+        setup=_lease_comparison,
+    ),
+    Route("api judgements", "get", lambda p: f"/api/v1/projects/{_a(p)}/judgements/", DATA_OR_REVIEW, api=True),
+    Route("api agreement", "get", lambda p: f"/api/v1/projects/{_a(p)}/agreement/", DATA_OR_REVIEW, api=True),
 ]  # fmt: skip

@@ -10,7 +10,8 @@ from accounts.permissions import project_perms_for
 
 register = template.Library()
 
-_TABS = [
+# (url name, label, the permission, or any one of a set of permissions, that shows the tab)
+_TABS: list[tuple[str, str, str | set[str]]] = [
     ("project_detail", "Overview", ProjectPerm.VIEW),
     ("annotate", "Annotate", ProjectPerm.ANNOTATE),
     ("compare", "Compare", ProjectPerm.ANNOTATE),
@@ -19,7 +20,7 @@ _TABS = [
     ("imports", "Imports", ProjectPerm.MANAGE_DATA),
     ("rubric", "Rubric", ProjectPerm.VIEW),
     ("on_hold", "On hold", ProjectPerm.MANAGE_DATA),
-    ("preference_quality", "Agreement", ProjectPerm.MANAGE_DATA),
+    ("preference_quality", "Agreement", {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}),
     ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
     ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
@@ -33,6 +34,7 @@ _UNDER = {
     "import_detail": "imports",
     "compare_item": "compare",
     "adjudicate": "adjudications",
+    "preference_settings": "annotation_settings",
 }
 
 
@@ -45,6 +47,6 @@ def project_nav(context: dict[str, Any], project: Project) -> dict[str, Any]:
     tabs = [
         {"url": reverse(name, args=[project.pk]), "label": label, "current": name == current}
         for name, label, perm in _TABS
-        if perm in granted
+        if (granted & perm if isinstance(perm, set) else perm in granted)
     ]
     return {"tabs": tabs}

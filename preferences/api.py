@@ -1,0 +1,267 @@
+"""REST API of the preferences app: next comparison, submit a judgement, list judgements, agreement."""
+
+import json
+from typing import Any
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ProjectPerm, User
+from accounts.permissions import get_project_for_user, project_perms_for
+from annotation import services as annotation_services
+from annotation.api import ImportOut
+from annotation.models import Item
+from annotation.parsing import ImportFormat
+from preferences import selectors, services
+from preferences.models import Judgement
+from preferences.permissions import get_comparison_for_user
+
+
+def _user(request: Request) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+class CandidateIn(serializers.Serializer[Any]):
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    model = serializers.CharField(required=False, help_text="Provenance: never shown to annotators.")
+    version = serializers.CharField(required=False)
+    adapter = serializers.CharField(required=False)
+    decoding = serializers.DictField(required=False)
+
+
+class ComparisonIn(serializers.Serializer[Any]):
+    """One comparison, the same fields as a line of the comparison JSONL import."""
+
+    id = serializers.CharField(required=False)
+    prompt = serializers.CharField(required=False)
+    messages = serializers.ListField(child=serializers.DictField(), required=False)
+    candidates = serializers.ListField(child=CandidateIn(), min_length=2)
+    gold = serializers.JSONField(
+        required=False,
+        help_text='The known answer of a gold item: a 1-based candidate number, "tie", or a ranking ([[2], [1, 3]]).',
+    )
+    metadata = serializers.DictField(required=False)
+
+
+class ComparisonsIn(serializers.Serializer[Any]):
+    """What the view checks: the elements themselves are checked by the importer, which numbers its errors."""
+
+    comparisons = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=10_000)
+    skip_bad_lines = serializers.BooleanField(default=False)
+
+
+class ComparisonsInSchema(serializers.Serializer[Any]):
+    """What the schema documents."""
+
+    comparisons = ComparisonIn(many=True)
+    skip_bad_lines = serializers.BooleanField(default=False)
+
+
+class ComparisonListOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    messages = serializers.ListField(child=serializers.DictField())
+    candidates = serializers.ListField(child=serializers.DictField(), help_text="Content and provenance.")
+    gold = serializers.JSONField(allow_null=True)
+    state = serializers.CharField()
+    metadata = serializers.DictField()
+
+
+class ComparisonsCreateView(APIView):
+    @extend_schema(
+        request=ComparisonsInSchema,
+        responses={201: ImportOut, 202: ImportOut},
+        summary="Create comparisons (data leads): validated, PII-scrubbed and numbered like a JSONL import",
+        description=(
+            "Each element of `comparisons` has the fields of a line of the comparison JSONL import "
+            "(`prompt` or `messages`, `candidates` with `content` and provenance, optional `gold`, `id`, "
+            "`metadata`). The list goes through the same import as a file: element n is line n of the report, "
+            "and one bad element refuses the whole request unless `skip_bad_lines` is set."
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+        data = ComparisonsIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        lines = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in data.validated_data["comparisons"])
+        upload = SimpleUploadedFile("api.jsonl", lines.encode(), content_type="application/x-ndjson")
+        batch = annotation_services.import_start(
+            actor=_user(request),
+            project=project,
+            upload=upload,
+            source_name=f"API request by {_user(request).username}",
+            fmt=ImportFormat.COMPARISON_JSONL,
+            skip_bad_lines=data.validated_data["skip_bad_lines"],
+        )
+        done = batch.status not in {"queued", "running"}
+        return Response(ImportOut(batch).data, status=status.HTTP_201_CREATED if done else status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("gold", bool), OpenApiParameter("state", str)],
+        responses=ComparisonListOut(many=True),
+        summary="Comparisons of a project with provenance and gold answers (data leads)",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+        rows = Item.objects.filter(project=project, kind=services.COMPARISON).order_by("id")
+        params = request.query_params
+        if params.get("gold") in {"true", "false"}:
+            rows = rows.filter(gold__isnull=params["gold"] == "false")
+        if params.get("state"):
+            rows = rows.filter(state=params["state"])
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        body = [
+            {
+                "id": item.pk,
+                "external_id": item.external_id,
+                "messages": item.messages,
+                "candidates": item.candidates,
+                "gold": item.gold,
+                "state": item.state,
+                "metadata": item.metadata,
+            }
+            for item in page or []
+        ]
+        return paginator.get_paginated_response(ComparisonListOut(body, many=True).data)
+
+
+class ComparisonOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    messages = serializers.ListField(child=serializers.DictField())
+    candidates = serializers.ListField(
+        child=serializers.DictField(), help_text="In this annotator's display order, as letter and content only."
+    )
+    mode = serializers.CharField()
+
+
+class NextComparisonView(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: ComparisonOut, 204: None},
+        summary="Your next comparison, leased to you (204 when none is left)",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk, ProjectPerm.ANNOTATE)
+        item = services.comparison_next(user=_user(request), project=project)
+        if item is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        _, order = services.display_order(_user(request), item)
+        shown = [{"letter": services.LETTERS[i], "content": item.candidates[c]["content"]} for i, c in enumerate(order)]
+        mode = selectors.preference_settings(project).mode
+        return Response(
+            ComparisonOut({"id": item.pk, "messages": item.messages, "candidates": shown, "mode": mode}).data
+        )
+
+
+class JudgementIn(serializers.Serializer[Any]):
+    choice = serializers.ChoiceField(choices=list(services.PAIR_CHOICES), required=False)
+    strength = serializers.IntegerField(min_value=1, max_value=3, required=False, allow_null=True)
+    ranking = serializers.ListField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    criteria = serializers.DictField(child=serializers.CharField(), required=False)
+    overall = serializers.CharField(required=False)
+    rationale = serializers.CharField(required=False, allow_blank=True, default="")
+    time_spent_ms = serializers.IntegerField(min_value=0, default=0)
+    idempotency_key = serializers.CharField(max_length=64)
+
+
+class JudgementOut(serializers.ModelSerializer[Judgement]):
+    annotator = serializers.CharField(source="annotator.username")
+    annotator_excluded = serializers.SerializerMethodField(
+        help_text="A data lead excluded this annotator's judgements from releases (e.g. low gold accuracy)."
+    )
+
+    def get_annotator_excluded(self, judgement: Judgement) -> bool:
+        excluded: set[int] = self.context.get("excluded", set())
+        return judgement.annotator_id in excluded
+
+    class Meta:
+        model = Judgement
+        fields = [
+            "id", "item_id", "annotator", "mode", "displayed_order", "result", "displayed_result", "rationale",
+            "time_spent_ms", "is_gold", "gold_correct", "too_fast", "annotator_excluded", "created_at",
+        ]  # fmt: skip
+
+
+class JudgementSubmitView(APIView):
+    @extend_schema(
+        request=JudgementIn,
+        responses={201: JudgementOut},
+        summary="Submit a judgement in display letters; the same idempotency key stores it once",
+    )
+    def post(self, request: Request, pk: int, item_pk: int) -> Response:
+        item = get_comparison_for_user(request.user, pk, item_pk)
+        data = JudgementIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        meta = {k: values.pop(k) for k in ("rationale", "time_spent_ms", "idempotency_key")}
+        judgement = services.judgement_submit(
+            user=_user(request),
+            item=item,
+            shown=values,
+            rationale=meta["rationale"],
+            time_spent_ms=meta["time_spent_ms"],
+            idempotency_key=meta["idempotency_key"],
+        )
+        return Response(JudgementOut(judgement).data, status=status.HTTP_201_CREATED)
+
+
+class JudgementListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("annotator", str),
+            OpenApiParameter("item", int),
+            OpenApiParameter("gold", bool),
+            OpenApiParameter(
+                "releasable", bool, description="Only what a release may use: no gold, no excluded annotator."
+            ),
+        ],
+        responses=JudgementOut(many=True),
+        summary="Judgements of a project (reviewers and data leads)",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk)
+        if not project_perms_for(request.user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
+            get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)  # answers 404
+        rows = Judgement.objects.filter(item__project=project).select_related("annotator").order_by("id")
+        params = request.query_params
+        if params.get("annotator"):
+            rows = rows.filter(annotator__username=params["annotator"])
+        if params.get("item", "").isdigit():
+            rows = rows.filter(item_id=int(params["item"]))
+        if params.get("gold") in {"true", "false"}:
+            rows = rows.filter(is_gold=params["gold"] == "true")
+        excluded = selectors.excluded_annotator_ids(project)
+        if params.get("releasable") == "true":
+            rows = rows.filter(is_gold=False).exclude(annotator_id__in=excluded)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        out = JudgementOut(page, many=True, context={"excluded": excluded})
+        return paginator.get_paginated_response(out.data)
+
+
+class AgreementOut(serializers.Serializer[Any]):
+    computed_at = serializers.DateTimeField(allow_null=True)
+    judgements = serializers.IntegerField()
+    figures = serializers.DictField()
+
+
+class AgreementView(APIView):
+    @extend_schema(responses=AgreementOut, summary="The latest agreement figures of a project")
+    def get(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk)
+        if not project_perms_for(request.user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
+            get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+        snapshot = selectors.latest_agreement(project)
+        body = {
+            "computed_at": snapshot.computed_at if snapshot else None,
+            "judgements": snapshot.judgements if snapshot else 0,
+            "figures": snapshot.figures if snapshot else {},
+        }
+        return Response(AgreementOut(body).data)

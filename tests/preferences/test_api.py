@@ -1,0 +1,184 @@
+import json
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from accounts.errors import DomainError
+from annotation.models import ImportBatch, Item
+from preferences import selectors, services
+from preferences.models import Judgement
+from tests.conftest import ClientFor, Personas
+from tests.preferences.helpers import comparison_line, letter_of, make_comparisons, set_mode
+
+pytestmark = pytest.mark.django_db
+
+
+def _post(client: Client, path: str, body: dict[str, Any]) -> Any:
+    return client.post(path, data=json.dumps(body), content_type="application/json")
+
+
+def test_comparisons_created_through_the_api_go_through_the_import(personas: Personas, client_for: ClientFor) -> None:
+    lead = client_for(personas.data_lead)
+    path = f"/api/v1/projects/{personas.project.pk}/comparisons/"
+    good = json.loads(comparison_line("Call +44 20 7946 0958 about it?", "Sure.", "No."))
+    bad = {"prompt": "Only one?", "candidates": [{"content": "Lonely"}]}
+    refused = _post(lead, path, {"comparisons": [good, bad]})
+    assert refused.status_code == 201
+    body = refused.json()
+    assert body["status"] == "refused"
+    assert [e["line"] for e in body["errors"]] == [2], "element 2 is reported by its number"
+    assert not Item.objects.filter(project=personas.project).exists(), "nothing half-imported"
+    created = _post(lead, path, {"comparisons": [good, {**good, "prompt": "Other?", "gold": 1}]})
+    assert created.json()["imported_count"] == 2
+    listed = lead.get(path, {"gold": "true"}).json()["results"]
+    assert len(listed) == 1
+    assert listed[0]["gold"] == 0, "stored as a 0-based candidate id"
+    assert listed[0]["candidates"][0]["provenance"]["model"] == "m-alpha", "data leads see provenance"
+    everything = lead.get(path).json()["results"]
+    assert "[PHONE_1]" in everything[0]["messages"][0]["content"], "scrubbed like any import"
+    assert ImportBatch.objects.filter(project=personas.project).count() == 2
+
+
+def test_next_and_submit_through_the_api(personas: Personas, client_for: ClientFor) -> None:
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    api = client_for(personas.annotator)
+    base = f"/api/v1/projects/{personas.project.pk}"
+    shown = api.post(f"{base}/comparisons/next/").json()
+    assert shown["id"] == item.pk
+    assert [c["letter"] for c in shown["candidates"]] == ["A", "B"]
+    assert "m-alpha" not in json.dumps(shown), "provenance never reaches an annotator"
+    assert "provenance" not in json.dumps(shown)
+    winner = letter_of(personas.annotator, item, 1)
+    body = {"choice": winner, "strength": 3, "rationale": "Cites the rule.", "idempotency_key": "api-1"}
+    first = _post(api, f"{base}/comparisons/{item.pk}/judgements/", body)
+    again = _post(api, f"{base}/comparisons/{item.pk}/judgements/", body)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert first.json()["result"] == {"winner": 1, "strength": 3}
+    assert Judgement.objects.count() == 1
+    assert api.post(f"{base}/comparisons/next/").status_code == 204
+    other = _post(api, f"{base}/comparisons/{item.pk}/judgements/", {**body, "idempotency_key": "api-2"})
+    assert other.status_code == 400
+    assert "already judged" in json.dumps(other.json())
+
+
+def test_a_malformed_judgement_is_refused_with_a_reason(personas: Personas, client_for: ClientFor) -> None:
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    api = client_for(personas.annotator)
+    base = f"/api/v1/projects/{personas.project.pk}"
+    api.post(f"{base}/comparisons/next/")
+    response = _post(api, f"{base}/comparisons/{item.pk}/judgements/", {"choice": "C", "idempotency_key": "x"})
+    assert response.status_code == 400
+    response = _post(api, f"{base}/comparisons/{item.pk}/judgements/", {"idempotency_key": "x"})
+    assert response.status_code == 400
+    assert "Choose A, B, tie or both bad" in json.dumps(response.json())
+    assert not Judgement.objects.exists()
+
+
+def test_judgement_list_filters_and_marks_excluded_annotators(personas: Personas, client_for: ClientFor) -> None:
+    items = make_comparisons(personas.project, personas.data_lead, 2)
+    for n, user in enumerate([personas.annotator, personas.reviewer]):
+        item = services.comparison_next(user=user, project=personas.project)
+        assert item is not None
+        services.judgement_submit(
+            user=user, item=item, shown={"choice": "A"}, rationale="", time_spent_ms=1, idempotency_key=f"l{n}"
+        )
+    quality = selectors.annotator_quality(personas.project).get(annotator=personas.annotator)
+    services.annotator_set_excluded(actor=personas.data_lead, quality=quality, excluded=True)
+    lead = client_for(personas.data_lead)
+    path = f"/api/v1/projects/{personas.project.pk}/judgements/"
+    rows = lead.get(path).json()["results"]
+    assert {(r["annotator"], r["annotator_excluded"]) for r in rows} == {("annotator", True), ("reviewer", False)}
+    assert [r["annotator"] for r in lead.get(path, {"releasable": "true"}).json()["results"]] == ["reviewer"]
+    assert [r["annotator"] for r in lead.get(path, {"annotator": "reviewer"}).json()["results"]] == ["reviewer"]
+    for item in items:
+        expected = [r["id"] for r in rows if r["item_id"] == item.pk]
+        assert [r["id"] for r in lead.get(path, {"item": item.pk}).json()["results"]] == expected
+    assert list(selectors.releasable_judgements(personas.project).values_list("annotator__username", flat=True)) == [
+        "reviewer"
+    ]
+
+
+def test_agreement_endpoint_serves_the_latest_snapshot(personas: Personas, client_for: ClientFor) -> None:
+    lead = client_for(personas.data_lead)
+    path = f"/api/v1/projects/{personas.project.pk}/agreement/"
+    assert lead.get(path).json() == {"computed_at": None, "judgements": 0, "figures": {}}
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    services.comparison_next(user=personas.annotator, project=personas.project)
+    services.judgement_submit(
+        user=personas.annotator, item=item, shown={"choice": "tie"}, rationale="", time_spent_ms=1, idempotency_key="a"
+    )
+    services.agreement_recompute(project=personas.project)
+    body = lead.get(path).json()
+    assert body["judgements"] == 1
+    assert "alpha_choice_nominal" in body["figures"]
+
+
+def test_far_faster_than_the_median_is_flagged(personas: Personas) -> None:
+    set_mode(personas.project, personas.data_lead, "pairwise", fast_fraction=0.25)
+    items = make_comparisons(personas.project, personas.data_lead, 12)
+    for n, item in enumerate(items):
+        assert services.comparison_next(user=personas.annotator, project=personas.project) == item
+        took = 500 if n == 11 else 8000
+        judgement = services.judgement_submit(
+            user=personas.annotator, item=item, shown={"choice": "B"}, rationale="", time_spent_ms=took,
+            idempotency_key=f"f{n}",
+        )  # fmt: skip
+        assert judgement.too_fast == (n == 11), n
+    assert selectors.annotator_quality(personas.project).get().fast_judgements == 1
+
+
+def test_gold_items_are_served_at_the_rate_and_look_like_any_other(personas: Personas, client_for: ClientFor) -> None:
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.5)
+    from tests.preferences.helpers import import_comparisons
+
+    import_comparisons(
+        personas.project, personas.data_lead, comparison_line("Which is right?", "Right", "Wrong", gold=1),
+        *[comparison_line(f"Plain {n}?", f"x{n}", f"y{n}") for n in range(3)],
+    )  # fmt: skip
+    gold = Item.objects.get(project=personas.project, gold__isnull=False)
+    served = set()
+    for _ in range(40):
+        item = services.comparison_next(user=personas.annotator, project=personas.project)
+        assert item is not None
+        served.add(item.pk)
+    assert gold.pk in served, "at a 50 % rate, 40 requests serve the gold item"
+    body = client_for(personas.annotator).get(f"/projects/{personas.project.pk}/compare/{gold.pk}/").content.decode()
+    assert "Right" in body
+    assert "gold" not in body.lower(), "nothing on the page tells a gold item apart"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("same_key", [True, False])
+def test_two_tabs_racing_store_one_judgement(personas: Personas, on_postgres: None, same_key: bool) -> None:
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    services.comparison_next(user=personas.annotator, project=personas.project)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def tab(n: int) -> None:
+        try:
+            barrier.wait()
+            judgement = services.judgement_submit(
+                user=personas.annotator, item=item, shown={"choice": "A"}, rationale="", time_spent_ms=1000,
+                idempotency_key="tab" if same_key else f"tab{n}",
+            )  # fmt: skip
+            outcomes.append(judgement.pk)
+        except DomainError as exc:
+            outcomes.append(exc.message)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=tab, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = Judgement.objects.get(item=item)
+    if same_key:
+        assert outcomes == [stored.pk, stored.pk], "both tabs get the one stored judgement"
+    else:
+        assert sorted(map(str, outcomes)) == sorted([str(stored.pk), "You already judged this comparison."])
