@@ -155,12 +155,26 @@ def gold_matches(result: dict[str, Any], gold: Any) -> bool:
 
 
 def _project_median_ms(project: Project) -> float | None:
+    """Median time on task of the project's latest 500 non-gold judgements (None under 10), cached for a
+    minute: it moves slowly, and every submit asks for it."""
+    key = f"judgement-median:{project.pk}"
+    try:
+        cached = cache.get(key)
+    except Exception:
+        cached = None
+    if cached is not None:
+        return cached[0]
     recent = list(
         Judgement.objects.filter(item__project=project, is_gold=False)
         .order_by("-created_at")
         .values_list("time_spent_ms", flat=True)[:500]
     )
-    return statistics.median(recent) if len(recent) >= 10 else None
+    if len(recent) < 10:
+        return None  # too few to judge speed by; cheap to ask again
+    median = statistics.median(recent)
+    with contextlib.suppress(Exception):
+        cache.set(key, (median,), timeout=60)
+    return median
 
 
 def judgement_submit(

@@ -39,6 +39,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit("CI=true needs PostgreSQL and Redis: " + "; ".join(problems), returncode=3)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with an empty cache: cached figures (medians, pending marks) are per project id,
+    and ids are reused once a test's transaction is rolled back."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def on_postgres() -> None:
     """For tests of PostgreSQL-only behaviour. Under CI the session guard guarantees PostgreSQL."""
