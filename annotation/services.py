@@ -103,7 +103,11 @@ def _resize_slots(project: Project, k: int) -> None:
     """Give every item ``k`` slots: add the missing ones, drop free ones beyond ``k`` (slots already
     leased or done stay, so work in progress is never taken away)."""
     Slot.objects.filter(project=project, state=SlotState.FREE, index__gte=k).delete()
-    short = Item.objects.filter(project=project).annotate(slot_count=Count("slots")).filter(slot_count__lt=k)
+    short = (
+        Item.objects.filter(project=project, gold__isnull=True)
+        .annotate(slot_count=Count("slots"))
+        .filter(slot_count__lt=k)
+    )
     new_slots: list[Slot] = []
     for item_id, priority, slot_count in short.values_list("id", "priority", "slot_count").iterator(chunk_size=2000):
         new_slots.extend(
@@ -375,8 +379,15 @@ def _insert(batch: ImportBatch, pending: list[tuple[int, Item]], report: _Import
     if report.bad and not batch.skip_bad_lines:
         return  # the batch will be refused: keep reading only to report every bad line
     created = Item.objects.bulk_create(fresh, batch_size=_INSERT_CHUNK)
+    # Gold comparisons get no slots: every annotator may see each of them once, mixed in at the project's
+    # gold rate by ``preferences.services.comparison_next``, so they stay out of the k-per-item queue.
     Slot.objects.bulk_create(
-        [Slot(item=item, project=project, index=i, priority=item.priority) for item in created for i in range(k)],
+        [
+            Slot(item=item, project=project, index=i, priority=item.priority)
+            for item in created
+            if item.gold is None
+            for i in range(k)
+        ],
         batch_size=_INSERT_CHUNK,
     )
     report.imported += len(created)

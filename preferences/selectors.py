@@ -55,6 +55,15 @@ def position_bias_for(project: Project) -> PositionBias | None:
     return position_bias(first, decisive, 2) if decisive else None
 
 
+def system_label(provenance: dict[str, Any], position: int = 0) -> str:
+    """What produced a candidate, for win rates: model, version and adapter ("base 1.0 + lora #3")."""
+    name = " ".join(str(provenance.get(k) or "") for k in ("model", "version")).strip()
+    adapter = str(provenance.get("adapter") or "")
+    if adapter:
+        name = f"{name} + {adapter}" if name else adapter
+    return name or f"candidate {position + 1}"
+
+
 def win_rates_for(project: Project) -> dict[Any, Any]:
     """Per-model win rates over pairwise judgements (ties count half; "both bad" is not an outcome)."""
     outcomes = []
@@ -64,7 +73,7 @@ def win_rates_for(project: Project) -> dict[Any, Any]:
     for result, candidates in rows.iterator(chunk_size=2000):
         if len(candidates) != 2 or result.get("winner") == "both_bad":
             continue
-        models = [c.get("provenance", {}).get("model") or f"candidate {i + 1}" for i, c in enumerate(candidates)]
+        models = [system_label(c.get("provenance") or {}, i) for i, c in enumerate(candidates)]
         winner = result.get("winner")
         score = 0.5 if winner == "tie" else (1.0 if winner == 0 else 0.0)
         outcomes.append((models[0], models[1], score))

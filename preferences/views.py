@@ -57,6 +57,8 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
         "mode": config.mode,
         "modes": JudgementMode,
         "criteria": list(rubric.criteria) if rubric and config.mode == JudgementMode.PER_CRITERION else [],
+        "rubric": rubric,
+        "guidelines": render_candidate(rubric.guidelines) if rubric and rubric.guidelines else "",
         "rationale_required": config.rationale_required,
         "draft": draft.data if draft else {},
         "time_spent_ms": draft.time_spent_ms if draft else 0,

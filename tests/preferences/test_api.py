@@ -151,6 +151,32 @@ def test_gold_items_are_served_at_the_rate_and_look_like_any_other(personas: Per
     assert "gold" not in body.lower(), "nothing on the page tells a gold item apart"
 
 
+def test_gold_items_stay_out_of_the_shared_queue(personas: Personas) -> None:
+    from annotation import services as annotation_services
+    from annotation.models import Slot
+    from tests.preferences.helpers import import_comparisons
+
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    import_comparisons(
+        personas.project, personas.data_lead, comparison_line("Which is right?", "Right", "Wrong", gold=1),
+        comparison_line("Plain?", "x", "y"),
+    )  # fmt: skip
+    gold = Item.objects.get(project=personas.project, gold__isnull=False)
+    assert not Slot.objects.filter(item=gold).exists(), "every annotator sees a gold item once: no k slots"
+    plain = services.comparison_next(user=personas.annotator, project=personas.project)
+    assert plain is not None
+    assert plain.gold is None
+    services.judgement_submit(
+        user=personas.annotator, item=plain, shown={"choice": "A"}, rationale="", time_spent_ms=1, idempotency_key="p"
+    )
+    assert services.comparison_next(user=personas.annotator, project=personas.project) is None
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=3, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+    assert not Slot.objects.filter(item=gold).exists(), "raising k adds no slots to gold items"
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("same_key", [True, False])
 def test_two_tabs_racing_store_one_judgement(personas: Personas, on_postgres: None, same_key: bool) -> None:

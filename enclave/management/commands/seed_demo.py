@@ -10,6 +10,7 @@ from accounts import services
 from accounts.models import Project, Role, User
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, RubricVersion
+from preferences import services as preference_services
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 
@@ -26,6 +27,7 @@ DEMO_USERS: list[tuple[str, str, bool]] = [
 
 DEMO_PROJECT = "Retail banking support (demo)"
 OTHER_PROJECT = "Claims triage (demo)"
+COMPARISON_PROJECT = "Retail banking: base model vs. adapter (demo)"
 
 
 class Command(BaseCommand):
@@ -55,6 +57,19 @@ class Command(BaseCommand):
             other = self._project(staff, OTHER_PROJECT, "Insurance claim notes; only the outsider belongs here.")
             self._member(staff, other, users["outsider"], Role.PROJECT_ADMIN)
             self._annotation_demo(project, users)
+            comparisons = self._project(
+                staff,
+                COMPARISON_PROJECT,
+                "Which answer is better: the base model or the fine-tuned adapter? Pairwise, two judgements each.",
+            )
+            for name, role in [
+                ("annotator", Role.ANNOTATOR),
+                ("reviewer", Role.REVIEWER),
+                ("datalead", Role.DATA_LEAD),
+                ("projectadmin", Role.PROJECT_ADMIN),
+            ]:
+                self._member(staff, comparisons, users[name], role)
+            self._preference_demo(comparisons, users)
         if options["verbosity"] >= 1:
             self.stdout.write(f"Demo accounts (password “{DEMO_PASSWORD}”): " + ", ".join(users))
 
@@ -104,3 +119,40 @@ class Command(BaseCommand):
                 time_spent_ms=45_000 + n * 10_000,
                 submit_key=f"demo-{slot.item_id}",
             )
+
+    def _preference_demo(self, project: Project, users: dict[str, User]) -> None:
+        """Comparisons of the base model against an adapter (three of them gold), two judgements per
+        comparison, a few already judged by the reviewer and the project admin, and agreement computed."""
+        lead = users["datalead"]
+        if ImportBatch.objects.filter(project=project).exists():
+            return
+        rubric = json.loads((DEMO_DIR / "banking_rubric.json").read_text())
+        annotation_services.rubric_save(
+            actor=lead, project=project, guidelines=rubric["guidelines"], criteria=rubric["criteria"]
+        )
+        annotation_services.annotation_settings_update(
+            actor=lead, project=project, annotators_per_item=2, lease_minutes=30, pii_mode="replace",
+            pii_patterns=[], pii_terms=[],
+        )  # fmt: skip
+        preference_services.preference_settings_update(actor=lead, project=project, mode="pairwise", gold_rate=0.2)
+        with (DEMO_DIR / "banking_comparisons.jsonl").open("rb") as upload:
+            annotation_services.import_start(
+                actor=lead, project=project, upload=upload, source_name="banking_comparisons.jsonl",
+                fmt="comparison_jsonl",
+            )  # fmt: skip
+        # Two colleagues judged the first four comparisons; they disagree on one, which goes to adjudication.
+        picks = {"reviewer": [1, 0, 1, 1], "projectadmin": [1, 0, 0, 1]}
+        for name, winners in picks.items():
+            user = users[name]
+            for n, winner in enumerate(winners):
+                slot = annotation_services.item_next(user=user, project=project, kind="comparison")
+                if slot is None:
+                    break
+                _, order = preference_services.display_order(user, slot.item)
+                preference_services.judgement_submit(
+                    user=user, item=slot.item,
+                    shown={"choice": preference_services.LETTERS[order.index(winner)], "strength": 2},
+                    rationale="Safer and more precise." if winner == 1 else "Shorter and still correct.",
+                    time_spent_ms=30_000 + 5_000 * n, idempotency_key=f"demo-{name}-{slot.item_id}",
+                )  # fmt: skip
+        preference_services.agreement_recompute(project=project)

@@ -1,0 +1,38 @@
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from accounts.models import Project, User
+from annotation.models import Item, Slot
+from preferences.models import Adjudication, AgreementSnapshot, Judgement
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_seeds_every_project_once_and_the_pages_work() -> None:
+    call_command("seed_demo", verbosity=0)
+    call_command("seed_demo", verbosity=0)  # idempotent
+    assert Project.objects.count() == 3
+    comparisons = Project.objects.get(name__contains="base model vs. adapter")
+    items = Item.objects.filter(project=comparisons, kind="comparison")
+    assert items.count() == 12
+    gold = items.filter(gold__isnull=False)
+    assert gold.count() == 3
+    assert not Slot.objects.filter(item__in=gold).exists()
+    models = {c["provenance"].get("adapter") or c["provenance"]["model"] for i in items for c in i.candidates}
+    assert models == {"bank-assist-7b", "sft-lora-r16 #14"}, "candidates from two models"
+    assert Judgement.objects.filter(item__project=comparisons).count() == 8
+    assert Adjudication.objects.filter(item__project=comparisons).count() == 1, "the one disagreement"
+    assert AgreementSnapshot.objects.filter(project=comparisons).exists()
+    assert not comparisons.memberships.filter(user__username="outsider").exists()
+
+    client = Client()
+    client.force_login(User.objects.get(username="annotator"))
+    page = client.get(f"/projects/{comparisons.pk}/compare/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "bank-assist" not in body
+    assert "sft-lora" not in body
+    client.force_login(User.objects.get(username="datalead"))
+    quality = client.get(f"/projects/{comparisons.pk}/quality/").content.decode()
+    assert "bank-assist-7b 2026.09 + sft-lora-r16 #14" in quality, "win rates tell the adapter from its base"
