@@ -30,6 +30,14 @@ def open_adjudications(project: Project) -> QuerySet[Adjudication]:
     )
 
 
+def decided_adjudications(project: Project, limit: int = 20) -> QuerySet[Adjudication]:
+    return (
+        Adjudication.objects.filter(item__project=project, decided_at__isnull=False)
+        .select_related("reviewer")
+        .order_by("-decided_at")[:limit]
+    )
+
+
 def judgements_of(item: Item) -> QuerySet[Judgement]:
     return Judgement.objects.filter(item=item).select_related("annotator").order_by("created_at")
 

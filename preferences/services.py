@@ -142,6 +142,26 @@ def _map_result(mode: str, shown: dict[str, Any], order: list[int], criteria: li
     }
 
 
+def describe_result(result: dict[str, Any] | None) -> str:
+    """A judgement (in candidate ids) as a reviewer reads it, with candidates numbered from 1:
+    "2 clearly better", "tie", "2 > 1 = 3", "overall 1 · accuracy: 1, tone: tie"."""
+    if not result:
+        return "—"
+
+    def name(value: Any) -> str:
+        return {"tie": "tie", "both_bad": "both bad"}.get(value, f"{value + 1}" if isinstance(value, int) else "?")
+
+    if "ranking" in result:
+        return " > ".join(" = ".join(str(c + 1) for c in tier) for tier in result["ranking"])
+    if "criteria" in result:
+        parts = ", ".join(f"{key}: {name(value)}" for key, value in result["criteria"].items())
+        return f"overall {name(result.get('overall'))} · {parts}"
+    winner = result.get("winner")
+    if isinstance(winner, int) and result.get("strength") in STRENGTHS:
+        return f"{name(winner)} {STRENGTHS[result['strength']]} better"
+    return f"{name(winner)} better" if isinstance(winner, int) else name(winner)
+
+
 def gold_matches(result: dict[str, Any], gold: Any) -> bool:
     """Whether a judgement (in candidate ids) gives the gold answer: gold is a candidate id, "tie", or a
     ranking (list of tiers of candidate ids)."""

@@ -178,8 +178,29 @@ def adjudications(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "preferences/adjudications.html",
-        {"project": project, "open": selectors.open_adjudications(project)},
+        {
+            "project": project,
+            "open": selectors.open_adjudications(project),
+            "decided": [(a, services.describe_result(a.result)) for a in selectors.decided_adjudications(project)],
+        },
     )
+
+
+def _adjudication_result(request: HttpRequest, count: int, ranked: bool) -> dict[str, Any]:
+    """The reviewer's final answer in candidate ids: a ranking (ties allowed) or a winner."""
+    if ranked:
+        ranks: dict[int, list[int]] = {}
+        for candidate in range(count):
+            value = request.POST.get(f"rank_{candidate}", "")
+            if not value.isdigit():
+                raise DomainError("Give every candidate a rank (equal ranks are ties).")
+            ranks.setdefault(int(value), []).append(candidate)
+        return {"ranking": [ranks[r] for r in sorted(ranks)]}
+    winner = request.POST.get("winner", "")
+    choice: int | str = int(winner) if winner.isdigit() else winner
+    if choice not in {*range(count), "tie", "both_bad"}:
+        raise DomainError("Choose the better candidate, a tie, or both bad.")
+    return {"winner": choice}
 
 
 @login_required
@@ -188,19 +209,17 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
     adjudication = get_adjudication_for_reviewer(request.user, pk, adjudication_pk)
     item = adjudication.item
     error = ""
+    ranked = len(item.candidates) > 2 or selectors.preference_settings(item.project).mode == JudgementMode.RANKING
     if request.method == "POST":
-        winner = request.POST.get("winner", "")
-        result: dict[str, Any] = {"winner": int(winner) if winner.isdigit() else winner}
         try:
-            if result["winner"] not in {*range(len(item.candidates)), "tie", "both_bad"}:
-                raise DomainError("Choose the better candidate, a tie, or both bad.")
+            result = _adjudication_result(request, len(item.candidates), ranked)
             services.adjudication_decide(
                 reviewer=_user(request), adjudication=adjudication, result=result, note=request.POST.get("note", "")
             )
         except DomainError as exc:
             error = exc.message
         else:
-            messages.success(request, f"Comparison #{item.pk} adjudicated.")
+            messages.success(request, f"Comparison #{item.pk} adjudicated: {services.describe_result(result)}.")
             return redirect("adjudications", pk=pk)
     judgements = selectors.judgements_of(item)
     return render(
@@ -211,7 +230,9 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
             "adjudication": adjudication,
             "item": item,
             "candidates": [{"id": i, "html": render_candidate(c["content"])} for i, c in enumerate(item.candidates)],
-            "judgements": judgements,
+            "judgements": [(j, services.describe_result(j.result)) for j in judgements],
+            "ranked": ranked,
+            "rank_options": range(1, len(item.candidates) + 1),
             "error": error,
         },
         status=400 if error else 200,

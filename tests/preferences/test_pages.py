@@ -85,3 +85,80 @@ def test_the_quality_page_shows_bias_and_agreement(personas: Personas, client_fo
     assert "went to the candidate shown first" in body
     assert "m-alpha" in body, "data leads see per-model win rates"
     assert "Computed" in body
+
+
+def test_adjudicating_a_ranking_on_the_page(personas: Personas, client_for: ClientFor) -> None:
+    from annotation import services as annotation_services
+    from preferences.models import Adjudication
+
+    set_mode(personas.project, personas.data_lead, "ranking")
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1, candidates=3)
+    judges = [(personas.annotator, [[0], [1, 2]]), (personas.project_admin, [[2], [0], [1]])]
+    for n, (user, ranking) in enumerate(judges):
+        services.comparison_next(user=user, project=personas.project)
+        shown = [[letter_of(user, item, c) for c in tier] for tier in ranking]
+        services.judgement_submit(
+            user=user, item=item, shown={"ranking": shown}, rationale=f"r{n}", time_spent_ms=1, idempotency_key=f"a{n}"
+        )
+    adjudication = Adjudication.objects.get(item=item)
+    client = client_for(personas.reviewer)
+    path = f"/projects/{personas.project.pk}/adjudication/{adjudication.pk}/"
+    page = client.get(path).content.decode()
+    assert "1 &gt; 2 = 3" in page, "judgements read as rankings with candidate numbers"
+    assert 'name="rank_2"' in page
+    refused = client.post(path, {"rank_0": "1", "rank_1": "2"})
+    assert refused.status_code == 400
+    assert "Give every candidate a rank" in refused.content.decode()
+    done = client.post(path, {"rank_0": "1", "rank_1": "2", "rank_2": "1", "note": "0 and 2 equally good"})
+    assert done.status_code == 302
+    adjudication.refresh_from_db()
+    assert adjudication.result == {"ranking": [[0, 2], [1]]}
+    listing = client.get(f"/projects/{personas.project.pk}/adjudication/").content.decode()
+    assert "1 = 3 &gt; 2" in listing
+    assert "0 and 2 equally good" in listing
+
+
+def test_comparison_settings_page_saves_percentages_as_fractions(personas: Personas, client_for: ClientFor) -> None:
+    from accounts.models import AuditEvent
+    from preferences.selectors import preference_settings
+
+    client = client_for(personas.data_lead)
+    path = f"/projects/{personas.project.pk}/comparison-settings/"
+    values = {
+        "mode": "per_criterion", "rationale_required": "on", "gold_rate": "15", "gold_accuracy_threshold": "80",
+        "gold_minimum": "4", "fast_fraction": "30", "adjudication_threshold": "75",
+    }  # fmt: skip
+    assert client.post(path, values).status_code == 302
+    saved = preference_settings(personas.project)
+    assert (saved.mode, saved.rationale_required, saved.gold_rate, saved.adjudication_threshold) == (
+        "per_criterion", True, 0.15, 0.75,
+    )  # fmt: skip
+    assert AuditEvent.objects.filter(action="preferences.settings_update").exists()
+    bad = client.post(path, {**values, "gold_rate": "80"})
+    assert bad.status_code == 400
+    assert preference_settings(personas.project).gold_rate == 0.15
+    assert 'value="15"' in client.get(path).content.decode()
+
+
+def test_a_data_lead_excludes_and_reincludes_an_annotator(personas: Personas, client_for: ClientFor) -> None:
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    services.comparison_next(user=personas.annotator, project=personas.project)
+    services.judgement_submit(
+        user=personas.annotator, item=item, shown={"choice": "A"}, rationale="", time_spent_ms=1, idempotency_key="e"
+    )
+    client = client_for(personas.data_lead)
+    path = f"/projects/{personas.project.pk}/quality/annotators/{personas.annotator.pk}/exclude/"
+    client.post(path, {"excluded": "1"})
+    page = client.get(f"/projects/{personas.project.pk}/quality/").content.decode()
+    assert "excluded from releases" in page
+    assert "Include again" in page
+    client.post(path, {"excluded": "0"})
+    from preferences.selectors import releasable_judgements
+
+    assert releasable_judgements(personas.project).count() == 1
+    reviewer_page = client_for(personas.reviewer).get(f"/projects/{personas.project.pk}/quality/").content.decode()
+    assert "Exclude" not in reviewer_page, "reviewers watch quality; data leads decide exclusions"
