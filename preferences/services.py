@@ -19,7 +19,7 @@ from accounts.errors import DomainError
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation import services as annotation_services
-from annotation.models import Item, ItemState, Slot, SlotState
+from annotation.models import Draft, Item, ItemState, Slot, SlotState
 from annotation.selectors import annotation_settings
 from preferences.models import (
     Adjudication,
@@ -265,6 +265,7 @@ def judgement_submit(
                 gold_correct=gold_matches(result, item.gold) if is_gold else None,
                 too_fast=too_fast,
             )
+            Draft.objects.filter(item=item, user=user).delete()
             if slot is not None:
                 slot.state = SlotState.DONE
                 slot.leased_until = None
@@ -289,6 +290,14 @@ def judgement_submit(
             return stored
         raise DomainError("You already judged this comparison.") from None
     return judgement
+
+
+def comparison_draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int) -> Draft | None:
+    """Autosave a half-made judgement (annotation's drafts, which also extend the lease). Returns None and
+    saves nothing once the user has judged the item, e.g. an autosave that fires just after the submit."""
+    if Judgement.objects.filter(item=item, annotator=user).exists():
+        return None
+    return annotation_services.draft_save(user=user, item=item, data=data, time_spent_ms=time_spent_ms)
 
 
 def _schedule_agreement(project: Project) -> None:

@@ -132,7 +132,7 @@ def compare_draft(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
     mode = selectors.preference_settings(item.project).mode
     data = {"shown": _shown_from_post(request, mode), "rationale": request.POST.get("rationale", "")}
-    saved = annotation_services.draft_save(user=_user(request), item=item, data=data, time_spent_ms=_time(request))
+    saved = services.comparison_draft_save(user=_user(request), item=item, data=data, time_spent_ms=_time(request))
     text = f"Draft saved {saved.updated_at:%H:%M:%S}" if saved else "Already submitted"
     return HttpResponse(f'<span id="draft-status" class="muted small">{text}</span>')
 

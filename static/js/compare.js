@@ -59,6 +59,11 @@
     });
     var firstRow = f.querySelector(".criterion-choice");
     if (firstRow) firstRow.classList.add("current");
+    // Ranking starts on the first card, so number keys work at once.
+    if (f.dataset.mode === "ranking") {
+      var firstCard = f.querySelector(".candidate");
+      if (firstCard && (!document.activeElement || document.activeElement === document.body)) firstCard.focus();
+    }
   }
 
   document.addEventListener("keydown", function (event) {
@@ -121,5 +126,18 @@
     ranksFromOrder();
   });
 
-  document.addEventListener("workspace:ready", restoreDraft);
+  // The chosen card (pairwise, or overall) is outlined, so the choice is visible next to the text.
+  function markChosen() {
+    var f = form();
+    if (!f) return;
+    var picked = f.querySelector('input[name="choice"]:checked, input[name="overall"]:checked');
+    cards().forEach(function (card) {
+      card.classList.toggle("chosen", !!picked && picked.value === card.dataset.letter);
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target && (event.target.name === "choice" || event.target.name === "overall")) markChosen();
+  });
+
+  document.addEventListener("workspace:ready", function () { restoreDraft(); markChosen(); });
 })();

@@ -16,6 +16,7 @@
     var answer = document.getElementById("id_response");
     if (f && answer && !f.dataset.focused) { f.dataset.focused = "1"; answer.focus(); }
     document.dispatchEvent(new CustomEvent("workspace:ready"));
+    if (f) f.dataset.ready = "1";
   }
 
   function elapsed() {
@@ -39,7 +40,8 @@
     }
   });
 
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // After the settle, when htmx has wired up the new item's autosave triggers.
+  document.addEventListener("htmx:afterSettle", function (event) {
     if (event.detail.target && event.detail.target.id === "workspace") {
       startClock();
       window.scrollTo(0, 0);

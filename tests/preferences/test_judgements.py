@@ -206,3 +206,17 @@ def test_32_threads_store_every_judgement_once(personas: Personas, on_postgres: 
     per_item = {i.pk: i.judgements.count() for i in Item.objects.filter(project=personas.project)}
     assert set(per_item.values()) == {2}, "k never exceeded"
     assert Slot.objects.filter(project=personas.project).exclude(state=SlotState.DONE).count() == 0
+
+
+def test_a_submit_removes_the_draft_and_a_late_autosave_saves_nothing(personas: Personas) -> None:
+    from annotation.models import Draft
+
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    _take(personas.annotator, personas.project)
+    services.comparison_draft_save(user=personas.annotator, item=item, data={"shown": {"choice": "A"}}, time_spent_ms=9)
+    assert Draft.objects.filter(user=personas.annotator, item=item).exists()
+    _judge(personas.annotator, item, {"choice": "A"})
+    assert not Draft.objects.filter(user=personas.annotator).exists()
+    late = services.comparison_draft_save(user=personas.annotator, item=item, data={}, time_spent_ms=10)
+    assert late is None
+    assert not Draft.objects.filter(user=personas.annotator).exists()

@@ -1,0 +1,115 @@
+"""Comparing by keyboard only, in a real Chromium: pairwise with strength, and an N-way ranking with a tie."""
+
+import pytest
+from playwright.sync_api import expect
+
+from annotation.models import Draft
+from preferences.models import Judgement
+from tests.browser.conftest import screenshot
+from tests.browser.test_labeling import _login
+from tests.conftest import make_personas
+from tests.preferences.helpers import comparison_line, import_comparisons, letter_of, set_mode
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+SCRIPTED = '<script>document.title="owned"</script><img src=x onerror="document.title=\'owned\'">'
+
+
+def _current_item(page) -> int:  # type: ignore[no-untyped-def]
+    """The comparison on screen, once the page is ready for keys (htmx has wired up its autosave)."""
+    page.wait_for_selector("#compare-form[data-ready]")
+    return int(page.get_attribute("#compare-form", "data-item") or 0)
+
+
+def test_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # type: ignore[no-untyped-def]
+    personas = make_personas()
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    lines = [
+        comparison_line(
+            f"Question {n}: can I raise my transfer limit?",
+            f"**Yes.** Open *Payments → Limits* (answer {n}a).\n\n```\nlimit = 20000\n```",
+            f"No idea, ask someone else (answer {n}b). {SCRIPTED}",
+        )
+        for n in range(3)
+    ]
+    import_comparisons(personas.project, personas.data_lead, *lines)
+    _login(page, "annotator")
+    page.goto(f"/projects/{personas.project.pk}/compare/")
+    page.wait_for_selector("#compare-form")
+    screenshot(page, "compare-pairwise")
+    assert page.title() != "owned", "an imported script never runs"
+    expect(page.locator(".candidate-body strong").first).to_have_text("Yes.")
+
+    # First: candidate 0 much better (its letter, then Shift+3), submitted twice in a row.
+    first = _current_item(page)
+    from annotation.models import Item
+
+    item = Item.objects.get(pk=first)
+    page.keyboard.press("1" if letter_of(personas.annotator, item, 0) == "A" else "2")
+    page.keyboard.press("Shift+Digit3")
+    expect(page.locator("#draft-status")).to_contain_text("Draft saved")
+    expect(page.locator(".candidate.chosen")).to_have_count(1)
+    screenshot(page, "compare-pairwise-chosen")
+    page.keyboard.press("Control+Enter")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#workspace .notice")).to_contain_text("Saved")
+    expect(page.locator("#compare-form")).not_to_have_attribute("data-item", str(first))
+
+    # Second: a tie. Third: both bad, after a reload restores the half-made choice from the draft.
+    second = _current_item(page)
+    page.keyboard.press("3")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#compare-form")).not_to_have_attribute("data-item", str(second))
+    third = _current_item(page)
+    page.keyboard.press("0")
+    expect(page.locator("#draft-status")).to_contain_text("Draft saved")
+    page.reload()
+    page.wait_for_selector("#compare-form")
+    assert _current_item(page) == third
+    expect(page.locator("input[name=choice][value=both_bad]")).to_be_checked()
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#workspace")).to_contain_text("No comparison left")
+    screenshot(page, "compare-queue-done")
+
+    stored = {j.item_id: j for j in Judgement.objects.filter(annotator=personas.annotator)}
+    assert set(stored) == {first, second, third}, "three judgements, the double submit stored once"
+    assert stored[first].result == {"winner": 0, "strength": 3}
+    assert stored[second].result == {"winner": "tie", "strength": None}
+    assert stored[third].result == {"winner": "both_bad", "strength": None}
+    assert all(j.time_spent_ms > 0 for j in stored.values())
+    assert not Draft.objects.filter(user=personas.annotator).exists(), "drafts go once submitted"
+
+
+def test_an_n_way_ranking_with_a_tie_by_keyboard(page) -> None:  # type: ignore[no-untyped-def]
+    personas = make_personas()
+    set_mode(personas.project, personas.data_lead, "ranking", gold_rate=0.0)
+    import_comparisons(
+        personas.project, personas.data_lead,
+        comparison_line(
+            "Summarise the complaint.", "Best summary.", "Weak summary.", "Also a best summary.",
+            models=("m-alpha", "m-beta", "m-gamma"),
+        ),
+    )  # fmt: skip
+    _login(page, "annotator")
+    page.goto(f"/projects/{personas.project.pk}/compare/")
+    page.wait_for_selector("#compare-form[data-mode=ranking]")
+    from annotation.models import Item
+
+    item = Item.objects.get(project=personas.project)
+    # Cards in display order; the page starts on the first one, and a rank key moves to the next.
+    ranks = {0: "1", 1: "2", 2: "1"}
+    for position in range(3):
+        letter = "ABC"[position]
+        candidate = next(c for c in range(3) if letter_of(personas.annotator, item, c) == letter)
+        expect(page.locator(f".candidate[data-letter={letter}]")).to_be_focused()
+        page.keyboard.press(ranks[candidate])
+    expect(page.locator("#draft-status")).to_contain_text("Draft saved")
+    screenshot(page, "compare-ranking-tie")
+    page.set_viewport_size({"width": 420, "height": 900})
+    screenshot(page, "compare-ranking-narrow")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#workspace")).to_contain_text("No comparison left")
+    judgement = Judgement.objects.get(annotator=personas.annotator)
+    assert judgement.result == {"ranking": [[0, 2], [1]]}
+    assert judgement.mode == "ranking"
+    assert "m-alpha" not in page.content()
