@@ -111,3 +111,44 @@ def test_a_large_import_runs_on_the_worker(worker: subprocess.Popen[str], monkey
     assert batch.status == "done", batch.failure_reason or batch.status
     assert batch.imported_count == 300
     assert batch.scrub_counts == {"EMAIL": 300}
+
+
+@pytest.mark.worker
+def test_judgements_schedule_one_agreement_run_on_the_worker(worker: subprocess.Popen[str]) -> None:
+    """Judgements commit, schedule the agreement task once per burst, and a worker stores the figures."""
+    import time
+
+    from annotation import services as annotation_services
+    from preferences import services
+    from preferences.models import AgreementSnapshot
+    from tests.conftest import make_personas
+    from tests.preferences.helpers import letter_of, make_comparisons
+
+    personas = make_personas()
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+    items = make_comparisons(personas.project, personas.data_lead, 3)
+    for user, winners in [(personas.annotator, [0, 1, 0]), (personas.reviewer, [0, 1, 1])]:
+        for n, winner in enumerate(winners):
+            item = services.comparison_next(user=user, project=personas.project)
+            assert item == items[n]
+            services.judgement_submit(
+                user=user, item=item, shown={"choice": letter_of(user, item, winner)}, rationale="",
+                time_spent_ms=5000, idempotency_key=f"w-{user.pk}-{n}",
+            )  # fmt: skip
+    deadline = time.monotonic() + 90
+    snapshot = None
+    while time.monotonic() < deadline and snapshot is None:
+        snapshot = AgreementSnapshot.objects.filter(project=personas.project, judgements=6).first()
+        time.sleep(0.3)
+    if snapshot is None:
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=20)[0]
+        pytest.fail(f"no agreement snapshot over 6 judgements; worker output:\n{output[-4000:]}")
+    figures = snapshot.figures
+    assert figures["cohens_kappa"][0]["shared"] == 3
+    assert figures["alpha_choice_nominal"] is not None
+    # Six judgements arrived in a burst: far fewer runs than judgements (the pending mark debounces them).
+    assert AgreementSnapshot.objects.filter(project=personas.project).count() < 6
