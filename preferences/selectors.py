@@ -50,17 +50,31 @@ def annotator_quality(project: Project) -> QuerySet[AnnotatorQuality]:
     return AnnotatorQuality.objects.filter(project=project).select_related("annotator").order_by("annotator__username")
 
 
-def position_bias_for(project: Project) -> PositionBias | None:
-    """Share of decisive pairwise choices that went to the first-displayed candidate (expected: half)."""
-    shown = Judgement.objects.filter(item__project=project, mode=JudgementMode.PAIRWISE, is_gold=False).values_list(
-        "displayed_result", flat=True
-    )
-    decisive = first = 0
-    for choice in shown.iterator(chunk_size=5000):
-        if choice.get("choice") in {"A", "B"}:
-            decisive += 1
-            first += choice["choice"] == "A"
-    return position_bias(first, decisive, 2) if decisive else None
+def _top_displayed(result: dict[str, Any], order: list[int]) -> int | None:
+    """The display position of the single preferred candidate of a judgement, or None when it picked no
+    single one (tie, both bad, a tied top rank)."""
+    if "ranking" in result:
+        top = result["ranking"][0] if result["ranking"] else []
+        winner = top[0] if len(top) == 1 else None
+    else:
+        winner = result.get("winner", result.get("overall"))
+    return order.index(winner) if isinstance(winner, int) and winner in order else None
+
+
+def position_bias_for(project: Project) -> list[tuple[int, PositionBias]]:
+    """Per number of candidates shown: the share of decisive judgements (one candidate preferred: a
+    pairwise or overall choice, or a single top rank) that went to the first-displayed candidate, against
+    1/N, with a binomial test. Gold items are left out."""
+    counts: dict[int, list[int]] = {}  # shown -> [decisive, first]
+    rows = Judgement.objects.filter(item__project=project, is_gold=False).values_list("result", "displayed_order")
+    for result, order in rows.iterator(chunk_size=5000):
+        position = _top_displayed(result, order)
+        if position is None:
+            continue
+        tally = counts.setdefault(len(order), [0, 0])
+        tally[0] += 1
+        tally[1] += position == 0
+    return [(n, position_bias(first, decisive, n)) for n, (decisive, first) in sorted(counts.items())]
 
 
 def system_label(provenance: dict[str, Any], position: int = 0) -> str:
@@ -73,19 +87,28 @@ def system_label(provenance: dict[str, Any], position: int = 0) -> str:
 
 
 def win_rates_for(project: Project) -> dict[Any, Any]:
-    """Per-model win rates over pairwise judgements (ties count half; "both bad" is not an outcome)."""
+    """Per system (model, version, adapter), win rates over every pair of candidates a judgement ordered:
+    the pairwise or overall winner beats the other (ties count half; "both bad" is not an outcome), and a
+    ranking gives one outcome per pair of candidates (same rank: a tie). Gold items are left out."""
     outcomes = []
-    rows = Judgement.objects.filter(item__project=project, mode=JudgementMode.PAIRWISE, is_gold=False).values_list(
-        "result", "item__candidates"
-    )
+    rows = Judgement.objects.filter(item__project=project, is_gold=False).values_list("result", "item__candidates")
     for result, candidates in rows.iterator(chunk_size=2000):
-        if len(candidates) != 2 or result.get("winner") == "both_bad":
+        systems = [system_label(c.get("provenance") or {}, i) for i, c in enumerate(candidates)]
+        if "ranking" in result:
+            place = {cand: tier for tier, group in enumerate(result["ranking"]) for cand in group}
+            for a in range(len(candidates)):
+                for b in range(a + 1, len(candidates)):
+                    if a in place and b in place:
+                        score = 0.5 if place[a] == place[b] else (1.0 if place[a] < place[b] else 0.0)
+                        outcomes.append((systems[a], systems[b], score))
             continue
-        models = [system_label(c.get("provenance") or {}, i) for i, c in enumerate(candidates)]
-        winner = result.get("winner")
+        winner = result.get("winner", result.get("overall"))
+        if len(candidates) != 2 or winner == "both_bad":
+            continue
         score = 0.5 if winner == "tie" else (1.0 if winner == 0 else 0.0)
-        outcomes.append((models[0], models[1], score))
+        outcomes.append((systems[0], systems[1], score))
     return dict(sorted(win_rates(outcomes).items(), key=lambda kv: str(kv[0])))
+
 
 
 def excluded_annotator_ids(project: Project) -> set[int]:

@@ -156,8 +156,8 @@ def test_position_bias_and_win_rates(personas: Personas) -> None:
     for n, item in enumerate(items):
         _take(personas.annotator, personas.project)
         _judge(personas.annotator, item, {"choice": "A"}, key=f"p{n}")
-    bias = selectors.position_bias_for(personas.project)
-    assert bias is not None
+    ((shown, bias),) = selectors.position_bias_for(personas.project)
+    assert shown == 2
     assert bias.share == 1.0
     assert bias.expected == 0.5
     assert bias.p_value is not None
@@ -220,3 +220,25 @@ def test_a_submit_removes_the_draft_and_a_late_autosave_saves_nothing(personas: 
     late = services.comparison_draft_save(user=personas.annotator, item=item, data={}, time_spent_ms=10)
     assert late is None
     assert not Draft.objects.filter(user=personas.annotator).exists()
+
+
+def test_rankings_count_towards_position_bias_and_win_rates(personas: Personas) -> None:
+    from preferences import selectors
+
+    set_mode(personas.project, personas.data_lead, "ranking")
+    items = make_comparisons(personas.project, personas.data_lead, 3, candidates=3)
+    for n, item in enumerate(items):
+        _take(personas.annotator, personas.project)
+        # Candidate 0 (m-alpha) alone on top; 1 (m-beta) and 2 (m-alpha again) tie below.
+        best, rest = letter_of(personas.annotator, item, 0), [letter_of(personas.annotator, item, c) for c in (1, 2)]
+        _judge(personas.annotator, item, {"ranking": [[best], rest]}, key=f"r{n}")
+    ((shown, bias),) = selectors.position_bias_for(personas.project)
+    assert shown == 3
+    assert bias.expected == pytest.approx(1 / 3)
+    firsts = sum(services.display_order(personas.annotator, i)[1][0] == 0 for i in items)
+    assert bias.share == pytest.approx(firsts / 3)
+    rates = selectors.win_rates_for(personas.project)
+    # Per item: alpha(0) beats beta(1), alpha(0) beats alpha(2) (same system: left out), beta(1) ties alpha(2).
+    assert rates["m-beta"].comparisons == 6
+    assert rates["m-beta"].wins == pytest.approx(1.5)
+    assert rates["m-alpha"].wins == pytest.approx(4.5)

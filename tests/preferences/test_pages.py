@@ -82,7 +82,7 @@ def test_the_quality_page_shows_bias_and_agreement(personas: Personas, client_fo
         )  # fmt: skip
     services.agreement_recompute(project=personas.project)
     body = client_for(personas.data_lead).get(f"/projects/{personas.project.pk}/quality/").content.decode()
-    assert "went to the candidate shown first" in body
+    assert "went to the one shown first" in body
     assert "m-alpha" in body, "data leads see per-model win rates"
     assert "Computed" in body
 
