@@ -12,7 +12,6 @@ from preferences.models import (
     AgreementSnapshot,
     AnnotatorQuality,
     Judgement,
-    JudgementMode,
     PreferenceSettings,
 )
 
@@ -108,7 +107,6 @@ def win_rates_for(project: Project) -> dict[Any, Any]:
         score = 0.5 if winner == "tie" else (1.0 if winner == 0 else 0.0)
         outcomes.append((systems[0], systems[1], score))
     return dict(sorted(win_rates(outcomes).items(), key=lambda kv: str(kv[0])))
-
 
 
 def excluded_annotator_ids(project: Project) -> set[int]:
