@@ -242,3 +242,45 @@ def test_rankings_count_towards_position_bias_and_win_rates(personas: Personas) 
     assert rates["m-beta"].comparisons == 6
     assert rates["m-beta"].wins == pytest.approx(1.5)
     assert rates["m-alpha"].wins == pytest.approx(4.5)
+
+
+def test_per_criterion_choices_map_back_and_get_their_own_alpha(personas: Personas) -> None:
+    from tests.annotation.helpers import give_rubric
+
+    give_rubric(personas.project, personas.data_lead)  # criteria: correct, helpful, tone
+    set_mode(personas.project, personas.data_lead, "per_criterion")
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    _take(personas.annotator, personas.project)
+    with pytest.raises(DomainError, match="missing: tone"):
+        _judge(personas.annotator, item, {"criteria": {"correct": "A", "helpful": "A"}, "overall": "A"})
+    one = letter_of(personas.annotator, item, 1)
+    judgement = _judge(
+        personas.annotator, item, {"criteria": {"correct": one, "helpful": "tie", "tone": "both_bad"}, "overall": one}
+    )
+    assert judgement.result == {"criteria": {"correct": 1, "helpful": "tie", "tone": "both_bad"}, "overall": 1}
+    _take(personas.reviewer, personas.project)
+    other = letter_of(personas.reviewer, item, 1)
+    _judge(
+        personas.reviewer, item, {"criteria": {"correct": other, "helpful": "tie", "tone": "tie"}, "overall": other},
+        key="k2",
+    )  # fmt: skip
+    figures = services.agreement_recompute(project=personas.project).figures
+    assert set(figures["alpha_per_criterion"]) == {"correct", "helpful", "tone"}
+
+
+@pytest.mark.parametrize(("threshold", "opened"), [(0.5, False), (0.51, True)])
+def test_adjudication_opens_strictly_below_the_threshold(personas: Personas, threshold: float, opened: bool) -> None:
+    set_mode(personas.project, personas.data_lead, "pairwise", adjudication_threshold=threshold)
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    for n, (user, candidate) in enumerate([(personas.annotator, 0), (personas.reviewer, 1)]):
+        _take(user, personas.project)
+        _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"t{n}")
+    assert Adjudication.objects.filter(item=item).exists() is opened, "1 of 2 agree: 0.5"
