@@ -113,7 +113,12 @@ class Item(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "content_hash"], name="one_item_per_content")]
-        indexes = [models.Index(fields=["project", "state", "-priority", "id"], name="item_queue_order")]
+        indexes = [
+            models.Index(fields=["project", "state", "-priority", "id"], name="item_queue_order"),
+            # The gold pick of "next comparison" walks a project's gold items from a random id: a few index
+            # probes instead of reading every item (38 ms at 50k items without it). Partial, so it stays small.
+            models.Index(fields=["project", "id"], name="item_gold", condition=models.Q(gold__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"item #{self.pk}"

@@ -10,7 +10,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.errors import DomainError
@@ -481,8 +481,15 @@ def _claim_free_slot(*, user: User, project: Project, kind: str, now: Any, inclu
     """Expired leases first (abandoned work, usually none), then free slots. Each query filters on one
     ``state`` so it walks the ``slot_queue_order`` index in queue order and stops at the first row it can
     lock: no sort over the whole queue."""
-    candidates = Slot.objects.filter(project=project, item__state=ItemState.OPEN, item__kind=kind).exclude(
-        item__slots__user=user
+    # "Never held a slot of this item" is a correlated subquery on the (item, user) unique index, one probe
+    # per row walked. As a NOT EXISTS, PostgreSQL made it an anti-join that, with statistics taken before
+    # anyone held a slot, compared each row walked with every slot the user ever held: 60 ms for an
+    # annotator 900 items ahead of the others at 50k items, growing with the square of the lead.
+    held = Slot.objects.filter(item=OuterRef("item"), user=user).values("pk")[:1]
+    candidates = (
+        Slot.objects.filter(project=project, item__state=ItemState.OPEN, item__kind=kind)
+        .alias(held=Subquery(held))
+        .filter(held__isnull=True)
     )
     skipped = Skip.objects.filter(user=user, item__project=project).values("item_id")
     candidates = candidates.filter(item_id__in=skipped) if include_skipped else candidates.exclude(item_id__in=skipped)

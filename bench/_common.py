@@ -30,3 +30,18 @@ def print_table(title: str, rows: list[tuple[str, str]]) -> None:
     print(f"|{'-' * (name_width + 2)}|{'-' * (value_width + 2)}|")
     for name, value in rows:
         print(f"| {name:<{name_width}} | {value:>{value_width}} |")
+
+
+def print_columns(title: str, header: list[str], rows: list[list[str]]) -> None:
+    """Like ``print_table``, with several result columns (e.g. one per size): names left, results right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "| " + " | ".join(padded) + " |"
+
+    print(f"\n{title} ({os.cpu_count()} cores)\n")
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print(line(row))
