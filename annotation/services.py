@@ -531,6 +531,9 @@ def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: i
     Drafts are not audited: nothing is decided until submission. Returns None (saves nothing) when the
     item is already submitted, e.g. an autosave that fires just after the submit."""
     with transaction.atomic():
+        # Lock order everywhere: the user's slot, then the draft. The submits lock the slot first and delete
+        # the draft; taking the draft first here deadlocked an autosave racing a submit on PostgreSQL.
+        slot = _own_slot(user, item)
         annotation = Annotation.objects.filter(item=item, annotator=user).first()
         if annotation is not None and annotation.state != AnnotationState.REJECTED:
             return None
@@ -541,9 +544,9 @@ def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: i
         draft.time_spent_ms = max(draft.time_spent_ms, max(0, int(time_spent_ms)))
         draft.updated_at = timezone.now()
         draft.save()
-        Slot.objects.filter(item=item, user=user, state=SlotState.LEASED).update(
-            leased_until=timezone.now() + _lease(item.project)
-        )
+        if slot is not None and slot.state == SlotState.LEASED:
+            slot.leased_until = timezone.now() + _lease(item.project)
+            slot.save(update_fields=["leased_until"])
     return draft
 
 

@@ -159,3 +159,45 @@ def test_changing_k_adds_and_removes_free_slots_only(personas: Personas) -> None
     assert Slot.objects.filter(project=personas.project).count() == 3
     held.refresh_from_db()
     assert held.state == SlotState.LEASED, "work in progress is never taken away"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_autosave_racing_the_submit_never_deadlocks(personas: Personas, on_postgres: None) -> None:
+    """Autosave and submit take the slot, then the draft: the opposite order deadlocked on PostgreSQL."""
+    give_rubric(personas.project, personas.data_lead)
+    import_items(personas.project, personas.data_lead, 12)
+    errors: list[BaseException] = []
+    for n in range(12):
+        slot = services.item_next(user=personas.annotator, project=personas.project)
+        assert slot is not None
+        services.draft_save(user=personas.annotator, item=slot.item, data={"response": "x"}, time_spent_ms=1)
+        barrier = threading.Barrier(2)
+
+        def autosave(item=slot.item, barrier=barrier) -> None:  # type: ignore[no-untyped-def]
+            try:
+                barrier.wait()
+                services.draft_save(user=personas.annotator, item=item, data={"response": "y"}, time_spent_ms=2)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        def submit(item=slot.item, key=f"race-{n}", barrier=barrier) -> None:  # type: ignore[no-untyped-def]
+            try:
+                barrier.wait()
+                services.annotation_submit(
+                    user=personas.annotator, item=item, response="Done.", scores=GOOD_SCORES, flags=[], note="",
+                    time_spent_ms=3, submit_key=key,
+                )  # fmt: skip
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=autosave), threading.Thread(target=submit)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert Annotation.objects.filter(annotator=personas.annotator).count() == 12
