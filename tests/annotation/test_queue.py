@@ -170,10 +170,11 @@ def test_an_autosave_racing_the_submit_never_deadlocks(personas: Personas, on_po
     for n in range(12):
         slot = services.item_next(user=personas.annotator, project=personas.project)
         assert slot is not None
-        services.draft_save(user=personas.annotator, item=slot.item, data={"response": "x"}, time_spent_ms=1)
+        item = slot.item
+        services.draft_save(user=personas.annotator, item=item, data={"response": "x"}, time_spent_ms=1)
         barrier = threading.Barrier(2)
 
-        def autosave(item=slot.item, barrier=barrier) -> None:  # type: ignore[no-untyped-def]
+        def autosave(item=item, barrier=barrier) -> None:  # type: ignore[no-untyped-def]
             try:
                 barrier.wait()
                 services.draft_save(user=personas.annotator, item=item, data={"response": "y"}, time_spent_ms=2)
@@ -182,7 +183,7 @@ def test_an_autosave_racing_the_submit_never_deadlocks(personas: Personas, on_po
             finally:
                 connection.close()
 
-        def submit(item=slot.item, key=f"race-{n}", barrier=barrier) -> None:  # type: ignore[no-untyped-def]
+        def submit(item=item, key=f"race-{n}", barrier=barrier) -> None:  # type: ignore[no-untyped-def]
             try:
                 barrier.wait()
                 services.annotation_submit(
