@@ -4,7 +4,6 @@ import difflib
 import uuid
 from typing import Any
 
-import nh3
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -15,7 +14,6 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from markdown_it import MarkdownIt
 
 from accounts.errors import DomainError
 from accounts.http import is_htmx
@@ -27,19 +25,13 @@ from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm, cri
 from annotation.models import Annotation, AnnotationState, Flag, Item, ReviewDecision, RubricVersion, Slot
 from annotation.parsing import ImportFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user, get_item_for_user
+from annotation.rendering import render_markdown
 from annotation.rubrics import SCALES, Criterion, parse_criteria
-
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
 
 
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-def render_markdown(text: str) -> SafeString:
-    """Guidelines are Markdown written by data leads; raw HTML is off and the output is sanitised again."""
-    return mark_safe(nh3.clean(_markdown.render(text or "")))  # noqa: S308 - sanitised by nh3 just above
 
 
 def response_diff(original: str | None, edited: str) -> SafeString:

@@ -12,14 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user, project_perms_for
+from accounts.permissions import get_project_for_user
 from annotation import services as annotation_services
 from annotation.api import ImportOut
 from annotation.models import Item
 from annotation.parsing import ImportFormat
 from preferences import selectors, services
 from preferences.models import Judgement
-from preferences.permissions import get_comparison_for_user
+from preferences.permissions import get_comparison_for_user, get_project_for_quality
 
 
 def _user(request: Request) -> User:
@@ -226,9 +226,7 @@ class JudgementListView(APIView):
         summary="Judgements of a project (reviewers and data leads)",
     )
     def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk)
-        if not project_perms_for(request.user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
-            get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)  # answers 404
+        project = get_project_for_quality(request.user, pk)
         rows = Judgement.objects.filter(item__project=project).select_related("annotator").order_by("id")
         params = request.query_params
         if params.get("annotator"):
@@ -255,9 +253,7 @@ class AgreementOut(serializers.Serializer[Any]):
 class AgreementView(APIView):
     @extend_schema(responses=AgreementOut, summary="The latest agreement figures of a project")
     def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk)
-        if not project_perms_for(request.user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
-            get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+        project = get_project_for_quality(request.user, pk)
         snapshot = selectors.latest_agreement(project)
         body = {
             "computed_at": snapshot.computed_at if snapshot else None,

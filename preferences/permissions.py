@@ -2,8 +2,8 @@
 
 from django.http import Http404
 
-from accounts.models import ProjectPerm
-from accounts.permissions import AnyUser, get_project_for_user
+from accounts.models import Project, ProjectPerm
+from accounts.permissions import AnyUser, get_project_for_user, project_perms_for
 from annotation.models import Item
 from preferences.models import Adjudication
 
@@ -22,3 +22,11 @@ def get_adjudication_for_reviewer(user: AnyUser, project_pk: int, adjudication_p
     if adjudication is None:
         raise Http404("No such adjudication.")
     return adjudication
+
+
+def get_project_for_quality(user: AnyUser, project_pk: int) -> Project:
+    """The project, for who watches quality and agreement: reviewers and data leads; 404 for anyone else."""
+    project = get_project_for_user(user, project_pk)
+    if not project_perms_for(user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
+        raise Http404("No such project.")
+    return project

@@ -396,8 +396,16 @@ def _open_adjudication_if_disputed(item: Item, config: PreferenceSettings) -> No
 def adjudication_decide(
     *, reviewer: User, adjudication: Adjudication, result: dict[str, Any], note: str
 ) -> Adjudication:
-    """Record the final answer (in candidate ids) of a disputed comparison. Raises ``DomainError`` when it is
-    already decided, or when the reviewer judged the item themselves."""
+    """Record the final answer (in candidate ids) of a disputed comparison: ``{"winner": id | "tie" |
+    "both_bad"}`` or ``{"ranking": [[ids], …]}`` covering every candidate once. Raises ``DomainError`` for
+    another shape, when it is already decided, or when the reviewer judged the item themselves."""
+    count = len(adjudication.item.candidates)
+    if "ranking" in result:
+        ranked = sorted(c for tier in result["ranking"] for c in tier)
+        if not all(result["ranking"]) or ranked != list(range(count)):
+            raise DomainError("Give every candidate a rank (equal ranks are ties).")
+    elif result.get("winner") not in {*range(count), "tie", "both_bad"}:
+        raise DomainError("Choose the better candidate, a tie, or both bad.")
     with transaction.atomic():
         adjudication = Adjudication.objects.select_for_update().select_related("item").get(pk=adjudication.pk)
         if adjudication.decided_at is not None:

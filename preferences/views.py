@@ -3,35 +3,29 @@
 import uuid
 from typing import Any
 
-import nh3
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from markdown_it import MarkdownIt
 
 from accounts.errors import DomainError
 from accounts.http import is_htmx
-from accounts.models import Project, ProjectPerm, User
+from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for
 from annotation import services as annotation_services
 from annotation.models import Item
+from annotation.rendering import render_markdown
 from annotation.selectors import current_rubric, draft_for
 from preferences import selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import AnnotatorQuality, JudgementMode
-from preferences.permissions import get_adjudication_for_reviewer, get_comparison_for_user
-
-# Candidates are model output: Markdown and code blocks render, raw HTML never does, and nh3 sanitises the
-# result again (links keep only safe schemes, no event handlers survive).
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
-
-
-def render_candidate(text: str) -> SafeString:
-    return mark_safe(nh3.clean(_markdown.render(text or ""), url_schemes={"http", "https", "mailto"}))  # noqa: S308
+from preferences.permissions import (
+    get_adjudication_for_reviewer,
+    get_comparison_for_user,
+    get_project_for_quality,
+)
 
 
 def _user(request: HttpRequest) -> User:
@@ -45,7 +39,7 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
     _, order = services.display_order(user, item)
     letters = services.LETTERS
     shown = [
-        {"letter": letters[position], "html": render_candidate(item.candidates[candidate]["content"])}
+        {"letter": letters[position], "html": render_markdown(item.candidates[candidate]["content"])}
         for position, candidate in enumerate(order)
     ]
     draft = draft_for(user, item)
@@ -58,7 +52,7 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
         "modes": JudgementMode,
         "criteria": list(rubric.criteria) if rubric and config.mode == JudgementMode.PER_CRITERION else [],
         "rubric": rubric,
-        "guidelines": render_candidate(rubric.guidelines) if rubric and rubric.guidelines else "",
+        "guidelines": render_markdown(rubric.guidelines) if rubric and rubric.guidelines else "",
         "rationale_required": config.rationale_required,
         "draft": draft.data if draft else {},
         "time_spent_ms": draft.time_spent_ms if draft else 0,
@@ -187,20 +181,16 @@ def adjudications(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _adjudication_result(request: HttpRequest, count: int, ranked: bool) -> dict[str, Any]:
-    """The reviewer's final answer in candidate ids: a ranking (ties allowed) or a winner."""
+    """The reviewer's final answer from the form, in candidate ids (the service checks it)."""
     if ranked:
         ranks: dict[int, list[int]] = {}
         for candidate in range(count):
             value = request.POST.get(f"rank_{candidate}", "")
-            if not value.isdigit():
-                raise DomainError("Give every candidate a rank (equal ranks are ties).")
-            ranks.setdefault(int(value), []).append(candidate)
+            if value.isdigit():  # an unranked candidate is missing from the ranking: the service refuses it
+                ranks.setdefault(int(value), []).append(candidate)
         return {"ranking": [ranks[r] for r in sorted(ranks)]}
     winner = request.POST.get("winner", "")
-    choice: int | str = int(winner) if winner.isdigit() else winner
-    if choice not in {*range(count), "tie", "both_bad"}:
-        raise DomainError("Choose the better candidate, a tie, or both bad.")
-    return {"winner": choice}
+    return {"winner": int(winner) if winner.isdigit() else winner}
 
 
 @login_required
@@ -229,7 +219,7 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
             "project": item.project,
             "adjudication": adjudication,
             "item": item,
-            "candidates": [{"id": i, "html": render_candidate(c["content"])} for i, c in enumerate(item.candidates)],
+            "candidates": [{"id": i, "html": render_markdown(c["content"])} for i, c in enumerate(item.candidates)],
             "judgements": [(j, services.describe_result(j.result)) for j in judgements],
             "ranked": ranked,
             "rank_options": range(1, len(item.candidates) + 1),
@@ -243,7 +233,7 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
 @require_GET
 def quality(request: HttpRequest, pk: int) -> HttpResponse:
     """Agreement, position bias, win rates and annotator quality, for reviewers and data leads."""
-    project = _can_see_quality(request, pk)
+    project = get_project_for_quality(request.user, pk)
     return render(
         request,
         "preferences/quality.html",
@@ -258,18 +248,11 @@ def quality(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _can_see_quality(request: HttpRequest, pk: int) -> Project:
-    project = get_project_for_user(request.user, pk)
-    if not project_perms_for(request.user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
-        raise Http404("No such project.")
-    return project
-
-
 @login_required
 @require_POST
 def agreement_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask a worker to recompute the agreement figures now."""
-    project = _can_see_quality(request, pk)
+    project = get_project_for_quality(request.user, pk)
     if services.agreement_schedule_now(project.pk):
         messages.success(request, "A worker is recomputing the agreement figures; reload in a moment.")
     else:
