@@ -59,6 +59,9 @@ class ImportBatch(models.Model):
     uploaded_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     source_name = models.CharField(max_length=255)
     fmt = models.CharField(max_length=32)
+    # "annotation": items for the queue; "mixin": general-purpose conversations that releases may mix into
+    # their training split as they are (never shown to annotators).
+    purpose = models.CharField(max_length=16, default="annotation")
     csv_mapping = models.JSONField(null=True, blank=True)
     skip_bad_lines = models.BooleanField(default=False)
     sha256 = models.CharField(max_length=64)

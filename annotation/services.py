@@ -164,12 +164,18 @@ def import_start(
     fmt: str,
     csv_mapping: dict[str, Any] | None = None,
     skip_bad_lines: bool = False,
+    purpose: str = "annotation",
 ) -> ImportBatch:
     """Store the uploaded file (hashing it on the way), record an ``ImportBatch`` and import it: small
-    files at once, large ones on a worker. Raises ``DomainError`` for an unknown format or a CSV import
-    without a prompt column."""
+    files at once, large ones on a worker. ``purpose="mixin"`` imports general-purpose conversations with
+    their answers, which releases may mix into training and annotators never see. Raises ``DomainError``
+    for an unknown format or purpose, or a CSV import without a prompt column."""
     if fmt not in ImportFormat.__members__.values():
         raise DomainError(f"Unknown import format “{fmt}”.", field="fmt")
+    if purpose not in {"annotation", "mixin"}:
+        raise DomainError(f"Unknown import purpose “{purpose}”.", field="purpose")
+    if purpose == "mixin" and fmt == ImportFormat.COMPARISON_JSONL:
+        raise DomainError("A general-purpose mix-in is conversations with answers, not comparisons.", field="fmt")
     if fmt == ImportFormat.CSV and not (csv_mapping or {}).get("prompt"):
         raise DomainError("A CSV import needs the name of the prompt column.", field="csv_mapping")
     incoming = Path(settings.MEDIA_ROOT) / "imports" / str(project.pk)
@@ -188,6 +194,7 @@ def import_start(
             uploaded_by=actor,
             source_name=source_name[:255],
             fmt=fmt,
+            purpose=purpose,
             csv_mapping=csv_mapping,
             skip_bad_lines=skip_bad_lines,
             sha256=digest.hexdigest(),
@@ -199,7 +206,13 @@ def import_start(
             action="import.start",
             target=batch,
             project=project,
-            payload={"source": batch.source_name, "sha256": batch.sha256, "bytes": size, "format": fmt},
+            payload={
+                "source": batch.source_name,
+                "sha256": batch.sha256,
+                "bytes": size,
+                "format": fmt,
+                "purpose": purpose,
+            },
         )
         if size > SYNC_IMPORT_BYTES:
             from annotation.tasks import import_run_task
@@ -306,6 +319,9 @@ def _import_stream(
             report.error(entry.line, entry.reason)
             continue
         has_response = entry.response is not None
+        if batch.purpose == "mixin" and not has_response:
+            report.error(entry.line, "a general-purpose mix-in line needs the assistant's answer")
+            continue
         texts = [m.content for m in entry.messages] + ([entry.response] if entry.response is not None else [])
         texts += [c.content for c in entry.candidates]  # one item: placeholders stay consistent across all
         result = scrubber.scrub(texts)
@@ -332,7 +348,7 @@ def _import_stream(
         item = Item(
             project=project,
             batch=batch,
-            kind="comparison" if candidates else "sft",
+            kind="mixin" if batch.purpose == "mixin" else ("comparison" if candidates else "sft"),
             external_id=entry.external_id or "",
             messages=messages,
             response=response,
@@ -385,7 +401,7 @@ def _insert(batch: ImportBatch, pending: list[tuple[int, Item]], report: _Import
         [
             Slot(item=item, project=project, index=i, priority=item.priority)
             for item in created
-            if item.gold is None
+            if item.gold is None and item.kind != "mixin"
             for i in range(k)
         ],
         batch_size=_INSERT_CHUNK,

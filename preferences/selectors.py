@@ -49,7 +49,7 @@ def annotator_quality(project: Project) -> QuerySet[AnnotatorQuality]:
     return AnnotatorQuality.objects.filter(project=project).select_related("annotator").order_by("annotator__username")
 
 
-def _top_displayed(result: dict[str, Any], order: list[int]) -> int | None:
+def top_displayed(result: dict[str, Any], order: list[int]) -> int | None:
     """The display position of the single preferred candidate of a judgement, or None when it picked no
     single one (tie, both bad, a tied top rank)."""
     if "ranking" in result:
@@ -67,7 +67,7 @@ def position_bias_for(project: Project) -> list[tuple[int, PositionBias]]:
     counts: dict[int, list[int]] = {}  # shown -> [decisive, first]
     rows = Judgement.objects.filter(item__project=project, is_gold=False).values_list("result", "displayed_order")
     for result, order in rows.iterator(chunk_size=5000):
-        position = _top_displayed(result, order)
+        position = top_displayed(result, order)
         if position is None:
             continue
         tally = counts.setdefault(len(order), [0, 0])

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "accounts",
     "annotation",
     "preferences",
+    "releases",
     "training",
     "enclave",
 ]
@@ -246,12 +247,31 @@ SPECTACULAR_SETTINGS = {
 # --- Pages, static files, security headers --------------------------------------------------------------
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True
+MEDIA_ROOT = DATA_DIR / "artifacts"
+# The artifact store of releases and adapters: the local filesystem under MEDIA_ROOT unless an
+# S3-compatible bucket inside the perimeter is configured (MinIO, Ceph, a private S3 endpoint).
+ARTIFACT_S3_BUCKET = env_optional_str("ARTIFACT_S3_BUCKET")
+_ARTIFACTS: dict[str, Any] = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                              "OPTIONS": {"location": str(MEDIA_ROOT)}}  # fmt: skip
+if ARTIFACT_S3_BUCKET:
+    _ARTIFACTS = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": ARTIFACT_S3_BUCKET,
+            "endpoint_url": env_optional_str("ARTIFACT_S3_ENDPOINT_URL"),
+            "access_key": env_optional_str("ARTIFACT_S3_ACCESS_KEY"),
+            "secret_key": env_optional_str("ARTIFACT_S3_SECRET_KEY"),
+            "region_name": env_optional_str("ARTIFACT_S3_REGION"),
+            "file_overwrite": False,
+            "default_acl": None,
+        },
+    }
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": _ARTIFACTS,
 }
-WHITENOISE_USE_FINDERS = True
-MEDIA_ROOT = DATA_DIR / "artifacts"
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -1,0 +1,107 @@
+"""Dataset releases: immutable, content-hashed SFT and preference sets built from approved annotations and
+judgements. A built release never changes: its files are hashed into ``manifest.json`` and the release hash
+is the sha256 of that manifest. On PostgreSQL triggers refuse changes to a built release, its files and its
+item rows (migration 0002); the services and the admin refuse them everywhere."""
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Project, User
+from annotation.models import Item
+
+
+class ReleaseKind(models.TextChoices):
+    SFT = "sft", "SFT (ideal responses)"
+    PREFERENCE = "preference", "Preference pairs"
+
+
+class ReleaseState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    BUILDING = "building", "Building"
+    BUILT = "built", "Built"
+    FAILED = "failed", "Failed"
+    DELETED = "deleted", "Deleted (tombstone)"
+
+
+FROZEN_STATES = (ReleaseState.BUILT, ReleaseState.DELETED)
+
+
+class Release(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="releases")
+    kind = models.CharField(max_length=16, choices=ReleaseKind.choices)
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    recipe = models.JSONField()  # canonical: see releases.recipe.Recipe
+    assumptions = models.TextField(blank=True)  # datasheet (d), written by the data lead before the build
+    state = models.CharField(max_length=16, choices=ReleaseState.choices, default=ReleaseState.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    progress_note = models.CharField(max_length=200, blank=True)
+    failure_reason = models.TextField(blank=True)
+    leak_report = models.JSONField(default=dict, blank=True)
+    manifest = models.JSONField(null=True, blank=True)
+    hash = models.CharField(max_length=64, blank=True)  # sha256 of the canonical manifest
+    datasheet = models.JSONField(null=True, blank=True)
+    build_stats = models.JSONField(default=dict, blank=True)  # timings: not part of the hash
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    built_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["project", "name", "version"], name="one_release_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def frozen(self) -> bool:
+        return self.state in FROZEN_STATES
+
+    @property
+    def storage_prefix(self) -> str:
+        return f"releases/{self.project_id}/{self.pk}"
+
+
+class ReleaseFile(models.Model):
+    """One artifact of a built release. ``path`` is relative to the release (``trl_preference/train.jsonl``)."""
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="files")
+    path = models.CharField(max_length=300)
+    fmt = models.CharField(max_length=32)
+    split = models.CharField(max_length=16, blank=True)  # train / eval; blank for manifest and datasheet
+    rows = models.PositiveBigIntegerField(null=True, blank=True)
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["release", "path"], name="one_release_file_path")]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def storage_name(self) -> str:
+        return f"{self.release.storage_prefix}/{self.path}"
+
+
+class ReleaseItem(models.Model):
+    """Which split an item went to in a release, and a fingerprint of what it contributed: the rows of
+    sticky evaluation splits, leakage checks against earlier releases and diffs between releases."""
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="items")
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="+")
+    split = models.CharField(max_length=8)
+    group_hash = models.CharField(max_length=32)  # of the normalised prompt: a group never straddles splits
+    fingerprint = models.CharField(max_length=32)  # of the rows the item produced
+    outcome = models.TextField(blank=True)  # preference: "criterion:chosen>rejected;..." for flips
+    source = models.CharField(max_length=8, default="annotated")  # or "mixin"
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["release", "item"], name="one_row_per_release_item")]
+        indexes = [models.Index(fields=["split", "release"], name="release_item_split")]
+
+    def __str__(self) -> str:
+        return f"item #{self.item_id} in {self.split} of release #{self.release_id}"

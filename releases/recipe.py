@@ -1,0 +1,107 @@
+"""What goes into a release: the recipe, validated once and stored canonically (its canonical JSON is part
+of the manifest, so the same recipe on the same data always gives the same release hash)."""
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from accounts.errors import DomainError
+
+AGGREGATIONS = {
+    "majority": "Majority (most judgements win; an even split between A and B is dropped)",
+    "unanimity": "Unanimity (every judgement agrees)",
+    "gold_weighted": "Weighted by each annotator's gold accuracy",
+}
+TIE_POLICIES = {"drop": "Drop ties", "keep": "Keep ties as a half-weight pair in both directions"}
+RANKING_PAIRS = {
+    "all": "All pairs",
+    "best_vs_rest": "Best versus each of the rest",
+    "adjacent": "Adjacent ranks only",
+}
+LEAK_POLICIES = {
+    "fail": "Fail the build with a report",
+    "move_to_eval": "Move the leaking training item to eval",
+    "drop": "Drop the leaking training item",
+}
+DEFAULT_EXCLUDED_FLAGS = ("pii_leak", "unsafe")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    kind: str
+    rubric_versions: tuple[int, ...] = ()  # empty: any version
+    tags: tuple[str, ...] = ()  # empty: any item; else an item needs one of these in metadata "tags"
+    exclude_flagged_annotators: bool = True  # below the gold-accuracy threshold (data-lead exclusions always apply)
+    exclude_flags: tuple[str, ...] = DEFAULT_EXCLUDED_FLAGS  # SFT: leave out annotations carrying these flags
+    min_agreement: float = 0.0  # preference: share of (weighted) judgements behind the outcome
+    aggregation: str = "majority"
+    ties: str = "drop"
+    min_strength: float = 0.0  # preference: mean strength (1 slightly .. 3 much) of the winning judgements
+    ranking_pairs: str = "all"
+    per_criterion: bool = False  # preference: one pair set per rubric criterion as well as overall
+    eval_fraction: float = 0.1
+    leakage: str = "fail"
+    near_duplicate_threshold: float = 0.8  # estimated Jaccard similarity of word 3-gram shingles
+    mixin_batches: tuple[int, ...] = ()  # SFT: general-purpose import batches mixed into train
+    mixin_fraction: float = 0.0  # at most this share of the train rows come from the mix-in
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            key: sorted(value) if isinstance(value, tuple) else value for key, value in sorted(asdict(self).items())
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        """Validate and normalise a recipe. Raises ``DomainError`` naming the field to fix."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise DomainError(f"Unknown recipe field(s): {', '.join(unknown)}.", field=unknown[0])
+        kind = data.get("kind")
+        if kind not in {"sft", "preference"}:
+            raise DomainError("The kind is “sft” or “preference”.", field="kind")
+        values: dict[str, Any] = {"kind": kind}
+        values["rubric_versions"] = tuple(sorted({_int(v, "rubric_versions") for v in data.get("rubric_versions", ())}))
+        values["tags"] = tuple(sorted({str(t).strip() for t in data.get("tags", ()) if str(t).strip()}))
+        values["mixin_batches"] = tuple(sorted({_int(v, "mixin_batches") for v in data.get("mixin_batches", ())}))
+        values["exclude_flags"] = tuple(sorted({str(f) for f in data.get("exclude_flags", DEFAULT_EXCLUDED_FLAGS)}))
+        values["exclude_flagged_annotators"] = bool(data.get("exclude_flagged_annotators", True))
+        values["per_criterion"] = bool(data.get("per_criterion", False))
+        for key, low, high in (
+            ("min_agreement", 0.0, 1.0),
+            ("min_strength", 0.0, 3.0),
+            ("eval_fraction", 0.0, 0.5),
+            ("near_duplicate_threshold", 0.5, 1.0),
+            ("mixin_fraction", 0.0, 0.9),
+        ):
+            default = getattr(cls, key)
+            try:
+                number = round(float(data.get(key, default)), 6)
+            except (TypeError, ValueError):
+                raise DomainError(f"{key} must be a number.", field=key) from None
+            if not low <= number <= high:
+                raise DomainError(f"{key} must lie between {low:g} and {high:g}.", field=key)
+            values[key] = number
+        for key, choices in (
+            ("aggregation", AGGREGATIONS),
+            ("ties", TIE_POLICIES),
+            ("ranking_pairs", RANKING_PAIRS),
+            ("leakage", LEAK_POLICIES),
+        ):
+            value = data.get(key, getattr(cls, key))
+            if value not in choices:
+                raise DomainError(f"{key} is one of: {', '.join(choices)}.", field=key)
+            values[key] = value
+        if kind == "sft" and (values["per_criterion"] or values["min_strength"]):
+            raise DomainError("Per-criterion sets and minimum strength apply to preference releases.", field="kind")
+        if kind == "preference" and values["mixin_batches"]:
+            raise DomainError("General-purpose mix-in applies to SFT releases.", field="mixin_batches")
+        if values["mixin_fraction"] and not values["mixin_batches"]:
+            raise DomainError("Choose the mix-in import batches for a mix-in fraction.", field="mixin_batches")
+        return cls(**values)
+
+
+def _int(value: Any, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise DomainError(f"{field} holds whole numbers.", field=field) from None

@@ -1,0 +1,862 @@
+"""Writes of the releases app: define, build, delete (tombstone) and verify dataset releases.
+
+The build streams the project's approved annotations (SFT) or releasable judgements (preference) twice:
+the first pass decides every item's split and indexes the evaluation side for the leakage check, the
+second aggregates, checks each training item for leaks and writes the rows to every exporter. Nothing is
+held per item beyond the evaluation index, so memory stays flat as the data grows.
+"""
+
+import hashlib
+import hmac
+import logging
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.db import transaction
+from django.db.models import Max, OuterRef, Subquery
+from django.utils import timezone
+
+from accounts.errors import DomainError
+from accounts.models import Project, User
+from accounts.services import audit_event_record
+from annotation.models import (
+    Annotation,
+    AnnotationState,
+    ImportBatch,
+    Item,
+    ItemState,
+    Review,
+    ReviewDecision,
+    RubricVersion,
+)
+from preferences.models import Adjudication, AnnotatorQuality, Judgement
+from preferences.selectors import preference_settings, top_displayed
+from releases import aggregation, splits
+from releases.datasheet import Tally, render
+from releases.exporters import Exporter, WrittenFile, exporters_for, file_sha256
+from releases.models import FROZEN_STATES, Release, ReleaseFile, ReleaseItem, ReleaseState
+from releases.recipe import Recipe
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "enclave-release/1"
+_PROGRESS_EVERY = 2000
+_ITEM_ROWS_BATCH = 2000
+_CHUNK = 2000
+
+
+def artifact_storage() -> Storage:
+    return storages["artifacts"]
+
+
+def canonical_json(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+
+
+def pseudonym(project_id: int, user_id: int) -> str:
+    """A stable pseudonym of an annotator within a project (keyed hash: not reversible without the key)."""
+    mac = hmac.new(settings.SECRET_KEY.encode(), f"pseudonym:{project_id}:{user_id}".encode(), hashlib.sha256)
+    return f"annotator-{mac.hexdigest()[:10]}"
+
+
+@cache
+def code_version() -> str:
+    """The product's code version: ``ENCLAVE_CODE_VERSION`` when set (images), else the git commit."""
+    if settings.ENCLAVE_CODE_VERSION:
+        return str(settings.ENCLAVE_CODE_VERSION)
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+# --- Define ------------------------------------------------------------------------------------------------
+
+
+def release_create(
+    *, actor: User, project: Project, name: str, recipe: dict[str, Any], assumptions: str = ""
+) -> Release:
+    """Define a release (the next version of ``name``) and queue its build. Raises ``DomainError`` for a bad
+    recipe, an unknown rubric version or mix-in batch."""
+    name = name.strip()
+    if not name:
+        raise DomainError("Give the release a name.", field="name")
+    checked = Recipe.from_dict(recipe)
+    if checked.rubric_versions:
+        known = set(RubricVersion.objects.filter(project=project).values_list("version", flat=True))
+        missing = sorted(set(checked.rubric_versions) - known)
+        if missing:
+            raise DomainError(f"No rubric version {missing[0]} in this project.", field="rubric_versions")
+    if checked.mixin_batches:
+        known = set(ImportBatch.objects.filter(project=project, purpose="mixin").values_list("id", flat=True))
+        missing = sorted(set(checked.mixin_batches) - known)
+        if missing:
+            raise DomainError(f"Import #{missing[0]} is not a mix-in import of this project.", field="mixin_batches")
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)  # one version number per name, even when racing
+        latest = Release.objects.filter(project=project, name=name).aggregate(v=Max("version"))["v"] or 0
+        release = Release.objects.create(
+            project=project,
+            kind=checked.kind,
+            name=name[:100],
+            version=latest + 1,
+            recipe=checked.canonical(),
+            assumptions=assumptions.strip(),
+            created_by=actor,
+        )
+        audit_event_record(
+            actor=actor,
+            action="release.create",
+            target=release,
+            project=project,
+            payload={"name": release.name, "version": release.version, "recipe": release.recipe},
+        )
+        from releases.tasks import release_build_task
+
+        transaction.on_commit(lambda: release_build_task.delay(release.pk))
+    return release
+
+
+def release_rebuild(*, actor: User, release: Release) -> Release:
+    """A new version of the release from the same recipe and assumptions (on unchanged data: the same hash)."""
+    return release_create(
+        actor=actor, project=release.project, name=release.name, recipe=release.recipe, assumptions=release.assumptions
+    )
+
+
+# --- Build -------------------------------------------------------------------------------------------------
+
+
+class BuildRefused(Exception):
+    """The data or the recipe do not make a release (leaks under the "fail" policy, nothing selected)."""
+
+    def __init__(self, reason: str, report: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.report = report or {}
+
+
+@dataclass
+class Unit:
+    """What one item contributes: its prompt (for the split and the leak check) and its rows."""
+
+    item_id: int
+    batch_id: int | None
+    messages: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    voters: list[int] = field(default_factory=list)
+    source: str = "annotated"
+    tags: list[str] = field(default_factory=list)
+    rubric_version: int | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def group_hash(self) -> str:
+        return splits.digest(splits.normalise(splits.prompt_text(self.messages)))
+
+
+def _merge(items: Iterable[tuple[Any, ...]], rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[tuple[Any, ...], list]]:
+    """Join two streams ordered by item id: each item with the rows that belong to it (maybe none)."""
+    row_iter = iter(rows)
+    pending = next(row_iter, None)
+    for item in items:
+        mine = []
+        while pending is not None and pending[0] < item[0]:
+            pending = next(row_iter, None)
+        while pending is not None and pending[0] == item[0]:
+            mine.append(pending)
+            pending = next(row_iter, None)
+        yield item, mine
+
+
+def _tags(metadata: dict[str, Any]) -> list[str]:
+    tags = metadata.get("tags") if isinstance(metadata, dict) else None
+    if isinstance(tags, str):
+        return [tags]
+    return [str(t) for t in tags] if isinstance(tags, list) else []
+
+
+class _Selection:
+    """The recipe applied to a project: who is left out, which items qualify, how votes weigh."""
+
+    def __init__(self, project: Project, recipe: Recipe) -> None:
+        self.project = project
+        self.recipe = recipe
+        quality = AnnotatorQuality.objects.filter(project=project)
+        self.excluded = set(quality.filter(excluded=True).values_list("annotator_id", flat=True))
+        self.flagged = set(quality.filter(flagged=True, excluded=False).values_list("annotator_id", flat=True))
+        self.left_out = self.excluded | (self.flagged if recipe.exclude_flagged_annotators else set())
+        self.weights = {
+            annotator: aggregation.gold_weight(seen, correct)
+            for annotator, seen, correct in quality.values_list("annotator_id", "gold_seen", "gold_correct")
+        }
+
+    def tag_ok(self, tags: list[str]) -> bool:
+        return not self.recipe.tags or bool(set(tags) & set(self.recipe.tags))
+
+    def units(self, tally: Tally | None = None) -> Iterator[Unit]:
+        if self.recipe.kind == "sft":
+            yield from self._sft_units(tally)
+            yield from self._mixin_units()
+        else:
+            yield from self._preference_units(tally)
+
+    def count(self) -> int:
+        kind = "sft" if self.recipe.kind == "sft" else "comparison"
+        count = Item.objects.filter(project=self.project, kind=kind, state=ItemState.OPEN).count()
+        if self.recipe.mixin_batches:
+            count += Item.objects.filter(project=self.project, batch_id__in=self.recipe.mixin_batches).count()
+        return count
+
+    def _sft_units(self, tally: Tally | None) -> Iterator[Unit]:
+        edited = (
+            Review.objects.filter(annotation=OuterRef("pk"), decision=ReviewDecision.EDIT_APPROVE)
+            .order_by("-created_at")
+            .values("edited_response")[:1]
+        )
+        annotations = Annotation.objects.filter(
+            item__project=self.project, item__kind="sft", item__state=ItemState.OPEN, state=AnnotationState.APPROVED
+        ).exclude(annotator_id__in=self.left_out)
+        if self.recipe.rubric_versions:
+            annotations = annotations.filter(rubric_version__version__in=self.recipe.rubric_versions)
+        rows = (
+            annotations.annotate(edited=Subquery(edited))
+            .order_by("item_id", "id")
+            .values_list("item_id", "annotator_id", "response", "edited", "flags", "rubric_version__version")
+        )
+        items = (
+            Item.objects.filter(project=self.project, kind="sft", state=ItemState.OPEN)
+            .order_by("id")
+            .values_list("id", "batch_id", "messages", "metadata")
+        )
+        excluded_flags = set(self.recipe.exclude_flags)
+        for (item_id, batch_id, messages, metadata), found in _merge(
+            items.iterator(chunk_size=_CHUNK), rows.iterator(chunk_size=_CHUNK)
+        ):
+            if not found:
+                continue
+            tags = _tags(metadata)
+            if not self.tag_ok(tags):
+                if tally is not None:
+                    tally.dropped["tags not selected"] += 1
+                continue
+            answers: dict[str, list[int]] = {}
+            version = None
+            for _, annotator, response, edited_response, flags, rubric_version in found:
+                if excluded_flags & set(flags or []):
+                    if tally is not None:
+                        tally.dropped["annotation flagged " + "/".join(sorted(excluded_flags & set(flags)))] += 1
+                    continue
+                answers.setdefault(edited_response if edited_response is not None else response, []).append(annotator)
+                version = rubric_version if version is None else max(version, rubric_version)
+            unit_rows = [
+                {
+                    "item_id": item_id,
+                    "messages": [*messages, {"role": "assistant", "content": answer}],
+                    "annotators": sorted({pseudonym(self.project.pk, a) for a in who}),
+                    "rubric_version": version,
+                    "source": "annotated",
+                }
+                for answer, who in answers.items()
+            ]
+            if unit_rows:
+                yield Unit(
+                    item_id,
+                    batch_id,
+                    messages,
+                    unit_rows,
+                    [a for who in answers.values() for a in who],
+                    tags=tags,
+                    rubric_version=version,
+                )
+
+    def _mixin_units(self) -> Iterator[Unit]:
+        if not self.recipe.mixin_batches:
+            return
+        items = (
+            Item.objects.filter(project=self.project, batch_id__in=self.recipe.mixin_batches, kind="mixin")
+            .order_by("id")
+            .values_list("id", "batch_id", "messages", "response", "metadata")
+        )
+        for item_id, batch_id, messages, response, metadata in items.iterator(chunk_size=_CHUNK):
+            if response is None:
+                continue
+            row = {
+                "item_id": item_id,
+                "messages": [*messages, {"role": "assistant", "content": response}],
+                "annotators": [],
+                "rubric_version": None,
+                "source": "mixin",
+            }
+            yield Unit(item_id, batch_id, messages, [row], source="mixin", tags=_tags(metadata))
+
+    def _preference_units(self, tally: Tally | None) -> Iterator[Unit]:
+        recipe = self.recipe
+        judgements = (
+            Judgement.objects.filter(item__project=self.project, is_gold=False)
+            .exclude(annotator_id__in=self.left_out)
+            .order_by("item_id", "id")
+            .values_list("item_id", "annotator_id", "result", "displayed_order")
+        )
+        items = (
+            Item.objects.filter(project=self.project, kind="comparison", gold__isnull=True, state=ItemState.OPEN)
+            .order_by("id")
+            .values_list("id", "batch_id", "messages", "candidates", "metadata")
+        )
+        adjudicated = dict(
+            Adjudication.objects.filter(item__project=self.project, decided_at__isnull=False).values_list(
+                "item_id", "result"
+            )
+        )
+        for (item_id, batch_id, messages, candidates, metadata), found in _merge(
+            items.iterator(chunk_size=_CHUNK), judgements.iterator(chunk_size=_CHUNK)
+        ):
+            if not found and item_id not in adjudicated:
+                continue
+            tags = _tags(metadata)
+            if not self.tag_ok(tags):
+                if tally is not None:
+                    tally.dropped["tags not selected"] += 1
+                continue
+            n = len(candidates)
+            weight = (lambda a: self.weights.get(a, 0.5)) if recipe.aggregation == "gold_weighted" else (lambda a: 1.0)
+            votes = [aggregation.Vote(annotator, result, weight(annotator)) for _, annotator, result, _ in found]
+            outcomes = aggregation.aggregate_pairs(votes, n, recipe.aggregation)
+            if item_id in adjudicated:
+                final = aggregation.adjudicated_pairs(adjudicated[item_id], n)
+                outcomes = [o for o in outcomes if o.criterion != aggregation.OVERALL] + [
+                    o for o in final if o.criterion == aggregation.OVERALL
+                ]
+            if not recipe.per_criterion:
+                outcomes = [o for o in outcomes if o.criterion == aggregation.OVERALL]
+            pairs = aggregation.expand_pairs(
+                outcomes,
+                n,
+                ranking_pairs=recipe.ranking_pairs,
+                ties=recipe.ties,
+                min_agreement=recipe.min_agreement,
+                min_strength=recipe.min_strength,
+            )
+            if not pairs:
+                if tally is not None:
+                    tally.dropped["no preference passed the recipe"] += 1
+                continue
+            voters = [annotator for _, annotator, _, _ in found]
+            names = sorted({pseudonym(self.project.pk, a) for a in voters})
+            rows = [
+                {
+                    "item_id": item_id,
+                    "criterion": pair.criterion,
+                    "prompt": messages,
+                    "chosen": candidates[pair.chosen]["content"],
+                    "rejected": candidates[pair.rejected]["content"],
+                    "chosen_id": pair.chosen,
+                    "rejected_id": pair.rejected,
+                    "margin": pair.margin,
+                    "agreement": pair.agreement,
+                    "tie": pair.tie,
+                    "annotators": names,
+                }
+                for pair in pairs
+            ]
+            stats = {
+                "adjudicated": item_id in adjudicated,
+                "outcomes": outcomes,
+                "positions": [(len(order), top_displayed(result, order)) for _, _, result, order in found],
+                "strengths": [result.get("strength") for _, _, result, _ in found if result.get("strength")],
+            }
+            yield Unit(item_id, batch_id, messages, rows, voters, tags=tags, stats=stats)
+
+
+@dataclass
+class _Splitter:
+    fraction: float
+    sticky_items: set[int]
+    sticky_groups: set[str]
+
+    def split(self, unit: Unit) -> str:
+        if unit.source == "mixin":
+            return "train"
+        group = unit.group_hash
+        if unit.item_id in self.sticky_items or group in self.sticky_groups:
+            return "eval"
+        return "eval" if splits.in_eval_by_hash(group, self.fraction) else "train"
+
+
+def _set_progress(release: Release, percent: int, note: str) -> None:
+    Release.objects.filter(pk=release.pk, state=ReleaseState.BUILDING).update(
+        progress=percent, progress_note=note[:200]
+    )
+
+
+def _start(release_id: int) -> Release | None:
+    """Mark the release building, unless another build of the project runs (then None: try later)."""
+    with transaction.atomic():
+        release = Release.objects.select_for_update().select_related("project").get(pk=release_id)
+        if release.state not in (ReleaseState.QUEUED, ReleaseState.BUILDING):
+            return release
+        Project.objects.select_for_update().get(pk=release.project_id)
+        busy = Release.objects.filter(project_id=release.project_id, state=ReleaseState.BUILDING).exclude(pk=release.pk)
+        if busy.exists():
+            return None
+        # A build that died half-way (worker lost) starts again from a clean slate.
+        ReleaseItem.objects.filter(release=release).delete()
+        release.state = ReleaseState.BUILDING
+        release.progress = 0
+        release.progress_note = "starting"
+        release.save(update_fields=["state", "progress", "progress_note"])
+    return release
+
+
+def release_build(*, release_id: int) -> Release | None:
+    """Build a queued release: select, split, check for leaks, aggregate, export, hash, store and freeze.
+    Returns None when another build of the same project is running (the task retries later). A refused or
+    crashed build leaves the release ``failed`` with the reason (and the leak report), and nothing of it
+    in the artifact store."""
+    release = _start(release_id)
+    if release is None or release.state != ReleaseState.BUILDING:
+        return release
+    scratch = Path(settings.DATA_DIR) / "tmp" / f"release-{release.pk}-{uuid.uuid4().hex[:8]}"
+    try:
+        return _build(release, scratch)
+    except BuildRefused as refused:
+        _fail(release, refused.reason, refused.report)
+    except Exception as exc:
+        logger.exception("Build of release #%s crashed", release.pk)
+        _fail(release, f"The build crashed: {type(exc).__name__}: {exc}", {})
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    release.refresh_from_db()
+    return release
+
+
+def _fail(release: Release, reason: str, report: dict[str, Any]) -> None:
+    ReleaseItem.objects.filter(release=release).delete()
+    _delete_stored(release)
+    with transaction.atomic():
+        Release.objects.filter(pk=release.pk).update(
+            state=ReleaseState.FAILED, failure_reason=reason, leak_report=report, progress_note="failed"
+        )
+        audit_event_record(
+            actor=None,
+            action="release.fail",
+            object_type="releases.release",
+            object_id=release.pk,
+            project=release.project,
+            payload={"reason": reason, "leaks": len(report.get("leaks", []))},
+        )
+
+
+def _build(release: Release, scratch: Path) -> Release:
+    started = time.perf_counter()
+    project = release.project
+    recipe = Recipe.from_dict(release.recipe)
+    selection = _Selection(project, recipe)
+    total = max(1, selection.count())
+    frozen_eval = ReleaseItem.objects.filter(
+        release__project=project, release__state__in=FROZEN_STATES, split="eval"
+    ).exclude(release=release)
+    splitter = _Splitter(
+        recipe.eval_fraction,
+        set(frozen_eval.values_list("item_id", flat=True)),
+        set(frozen_eval.values_list("group_hash", flat=True)),
+    )
+
+    # Pass 1: the evaluation side (this release's eval items and every earlier eval item) and the counts
+    # the mix-in cap needs.
+    index = splits.EvalIndex(threshold=recipe.near_duplicate_threshold)
+    train_rows = mixin_items = 0
+    for position, unit in enumerate(selection.units(), 1):
+        if unit.source == "mixin":
+            mixin_items += 1
+        elif splitter.split(unit) == "eval":
+            index.add(unit.item_id, unit.messages)
+        else:
+            train_rows += len(unit.rows)
+        if position % _PROGRESS_EVERY == 0:
+            _set_progress(release, min(30, 30 * position // total), f"splitting: {position:,} items")
+    earlier = Item.objects.filter(pk__in=frozen_eval.values("item_id")).exclude(pk__in=index.signatures.keys())
+    for item_id, messages in earlier.values_list("id", "messages").iterator(chunk_size=_CHUNK):
+        index.add(item_id, messages)
+    mixin_share = 0.0
+    if mixin_items and recipe.mixin_fraction:
+        cap = recipe.mixin_fraction / (1 - recipe.mixin_fraction) * train_rows
+        mixin_share = min(1.0, cap / mixin_items)
+
+    # Pass 2: aggregate, check leaks, write.
+    scratch.mkdir(parents=True, exist_ok=True)
+    root = scratch / "release"
+    exporters = exporters_for(release.kind, root, scratch / "arrow")
+    timers = {type(e).__name__: 0.0 for e in exporters}
+    tally = Tally(gold_items=Item.objects.filter(project=project, kind="comparison", gold__isnull=False).count())
+    tally.excluded_annotators = len(selection.excluded)
+    tally.flagged_excluded = len(selection.flagged)
+    leaks: list[dict[str, Any]] = []
+    batches: dict[int, int] = {}
+    voters: set[int] = set()
+    rubric_versions: set[int] = set()
+    item_rows: list[ReleaseItem] = []
+    for position, unit in enumerate(selection.units(tally), 1):
+        if unit.source == "mixin" and not splits.in_eval_by_hash(unit.group_hash, mixin_share):
+            continue  # beyond the mix-in cap (a stable choice: the same items every time)
+        split = splitter.split(unit)
+        if split == "train":
+            leak = index.probe(unit.item_id, unit.messages)
+            if leak is not None:
+                tally.leaks[leak.kind] += 1
+                leaks.append(leak.as_dict() | {"action": recipe.leakage})
+                if recipe.leakage == "drop":
+                    tally.dropped["leak: dropped from train"] += 1
+                    continue
+                if recipe.leakage == "move_to_eval":
+                    split = "eval"
+        if leaks and recipe.leakage == "fail":
+            continue  # keep looking, to report every leak; nothing will be written
+        _write_unit(release, unit, split, exporters, timers, tally)
+        item_rows.append(_item_row(release, unit, split))
+        batches[unit.batch_id or 0] = batches.get(unit.batch_id or 0, 0) + 1
+        voters.update(unit.voters)
+        if unit.rubric_version is not None:
+            rubric_versions.add(unit.rubric_version)
+        if len(item_rows) >= _ITEM_ROWS_BATCH:
+            ReleaseItem.objects.bulk_create(item_rows)
+            item_rows = []
+        if position % _PROGRESS_EVERY == 0:
+            _set_progress(release, 30 + min(60, 60 * position // total), f"writing: {position:,} items")
+    if leaks and recipe.leakage == "fail":
+        raise BuildRefused(
+            f"{len(leaks)} training item(s) leak into the evaluation side (exact, normalised or near duplicates); "
+            "nothing was released. See the leak report, or choose another leakage policy.",
+            {"leaks": leaks[:1000], "total": len(leaks)},
+        )
+    if item_rows:
+        ReleaseItem.objects.bulk_create(item_rows)
+    if not tally.rows:
+        raise BuildRefused("The recipe selects nothing: no approved annotations or decided preferences match it.")
+
+    _set_progress(release, 92, "closing files")
+    files: list[WrittenFile] = []
+    for exporter in exporters:
+        began = time.perf_counter()
+        files += exporter.close()
+        timers[type(exporter).__name__] += time.perf_counter() - began
+    manifest = _manifest(release, recipe, files, tally, batches, voters, rubric_versions)
+    sheet, markdown = render(manifest=manifest, tally=tally, assumptions=release.assumptions)
+    for name, data in (("datasheet.json", canonical_json(sheet)), ("datasheet.md", markdown.encode())):
+        (root / name).write_bytes(data)
+        files.append(WrittenFile(name, "datasheet", "", None, len(data), hashlib.sha256(data).hexdigest()))
+    manifest["files"] = sorted((_file_entry(f) for f in files), key=lambda f: f["path"])
+    manifest_bytes = canonical_json(manifest)
+    (root / "manifest.json").write_bytes(manifest_bytes)
+    release_hash = hashlib.sha256(manifest_bytes).hexdigest()
+    files.append(WrittenFile("manifest.json", "manifest", "", None, len(manifest_bytes), release_hash))
+
+    _set_progress(release, 96, "storing files")
+    _store(release, root, files)
+    stats = {"seconds": round(time.perf_counter() - started, 3), "exporter_seconds": timers, "leaks": len(leaks)}
+    with transaction.atomic():
+        ReleaseFile.objects.bulk_create(
+            [
+                ReleaseFile(
+                    release=release,
+                    path=f.path,
+                    fmt=f.fmt,
+                    split=f.split,
+                    rows=f.rows,
+                    size_bytes=f.size_bytes,
+                    sha256=f.sha256,
+                )
+                for f in files
+            ]
+        )
+        Release.objects.filter(pk=release.pk).update(
+            state=ReleaseState.BUILT,
+            progress=100,
+            progress_note="built",
+            manifest=manifest,
+            hash=release_hash,
+            datasheet=sheet,
+            leak_report={"leaks": leaks[:1000], "total": len(leaks)} if leaks else {},
+            build_stats=stats,
+            built_at=timezone.now(),
+        )
+        audit_event_record(
+            actor=None,
+            action="release.build",
+            object_type="releases.release",
+            object_id=release.pk,
+            project=project,
+            payload={"hash": release_hash, "rows": dict(tally.rows), "files": len(files)},
+        )
+    release.refresh_from_db()
+    return release
+
+
+def _write_unit(
+    release: Release, unit: Unit, split: str, exporters: list[Exporter], timers: dict[str, float], tally: Tally
+) -> None:
+    for n, row in enumerate(unit.rows):
+        row["id"] = (
+            f"{unit.item_id}-{n}"
+            if release.kind == "sft"
+            else f"{unit.item_id}-{row['criterion']}-{row['chosen_id']}-{row['rejected_id']}"
+        )
+        for exporter in exporters:
+            began = time.perf_counter()
+            exporter.write(split, row)
+            timers[type(exporter).__name__] += time.perf_counter() - began
+    tally.rows[split] += len(unit.rows)
+    tally.items[split] += 1
+    tally.sources[unit.source] += len(unit.rows)
+    for tag in unit.tags:
+        tally.per_tag[tag] += len(unit.rows)
+    if unit.rubric_version is not None:
+        tally.per_rubric_version[f"v{unit.rubric_version}"] += len(unit.rows)
+    for row in unit.rows:
+        for name in row["annotators"]:
+            tally.annotator_votes[name] += 1
+        if release.kind == "preference":
+            tally.per_criterion[row["criterion"]] += 1
+    if release.kind != "preference":
+        return
+    tally.adjudicated += int(unit.stats["adjudicated"])
+    for outcome in unit.stats["outcomes"]:
+        tally.agreement_sum[outcome.criterion] += outcome.agreement
+        tally.agreement_n[outcome.criterion] += 1
+        tally.unanimous[outcome.criterion] += outcome.agreement >= 1.0
+        if outcome.criterion == aggregation.OVERALL:
+            label = {1.0: "lower candidate id preferred", 0.0: "higher candidate id preferred"}.get(
+                outcome.score, "tie"
+            )
+            tally.labels[label] += 1
+    for shown, position in unit.stats["positions"]:
+        tally.position(shown, position)
+    for strength in unit.stats["strengths"]:
+        tally.strengths[str(strength)] += 1
+
+
+def _item_row(release: Release, unit: Unit, split: str) -> ReleaseItem:
+    fingerprint = hashlib.sha256(
+        orjson.dumps(
+            [{k: v for k, v in r.items() if k != "annotators"} for r in unit.rows], option=orjson.OPT_SORT_KEYS
+        )
+    ).hexdigest()[:32]
+    outcome = ";".join(
+        sorted(f"{r['criterion']}:{r['chosen_id']}>{r['rejected_id']}" for r in unit.rows if not r.get("tie"))
+        if release.kind == "preference"
+        else []
+    )
+    return ReleaseItem(
+        release=release,
+        item_id=unit.item_id,
+        split=split,
+        group_hash=unit.group_hash,
+        fingerprint=fingerprint,
+        outcome=outcome,
+        source=unit.source,
+    )
+
+
+def _file_entry(f: WrittenFile) -> dict[str, Any]:
+    return {
+        "path": f.path,
+        "format": f.fmt,
+        "split": f.split,
+        "rows": f.rows,
+        "bytes": f.size_bytes,
+        "sha256": f.sha256,
+    }
+
+
+def _manifest(
+    release: Release,
+    recipe: Recipe,
+    files: list[WrittenFile],
+    tally: Tally,
+    batches: dict[int, int],
+    voters: set[int],
+    rubric_versions: set[int],
+) -> dict[str, Any]:
+    project = release.project
+    batch_rows = ImportBatch.objects.filter(pk__in=[b for b in batches if b]).order_by("pk")
+    scrubbed: dict[str, int] = {}
+    for batch in batch_rows:
+        for kind, count in (batch.scrub_counts or {}).items():
+            scrubbed[kind] = scrubbed.get(kind, 0) + int(count)
+    if release.kind == "preference":
+        from annotation.selectors import current_rubric
+
+        current = current_rubric(project)
+        versions = [current] if current else []
+        settings_row = preference_settings(project)
+        procedure = {
+            "judgement_mode": settings_row.mode,
+            "rationale_required": settings_row.rationale_required,
+            "gold_rate": settings_row.gold_rate,
+            "adjudication_below_agreement": settings_row.adjudication_threshold,
+            "aggregation": recipe.aggregation,
+        }
+    else:
+        versions = list(RubricVersion.objects.filter(project=project, version__in=rubric_versions).order_by("version"))
+        procedure = {"review": "four-eyes: an annotation is approved by a reviewer other than its annotator"}
+    from annotation.selectors import annotation_settings
+
+    procedure["annotators_per_item"] = annotation_settings(project).annotators_per_item
+    return {
+        "format": MANIFEST_FORMAT,
+        "project": {"id": project.pk, "name": project.name},
+        "kind": release.kind,
+        "recipe": recipe.canonical(),
+        "counts": tally.as_dict(),
+        "rubric_versions": [
+            {
+                "version": v.version,
+                "guidelines_sha256": hashlib.sha256(v.guidelines.encode()).hexdigest(),
+                "criteria": [c.get("key", "") for c in v.criteria],
+            }
+            for v in versions
+        ],
+        "import_batches": [
+            {
+                "id": b.pk,
+                "source": b.source_name,
+                "format": b.fmt,
+                "sha256": b.sha256,
+                "purpose": b.purpose,
+                "items_used": batches.get(b.pk, 0),
+            }
+            for b in batch_rows
+        ],
+        "pii_scrubbing": dict(sorted(scrubbed.items())),
+        "procedure": procedure,
+        "annotators": sorted({pseudonym(project.pk, v) for v in voters}),
+        "code_version": code_version(),
+        "files": [],
+    }
+
+
+def _store(release: Release, root: Path, files: list[WrittenFile]) -> None:
+    """Move (local filesystem) or upload (other storages) every file into the artifact store."""
+    storage = artifact_storage()
+    for f in files:
+        name = f"{release.storage_prefix}/{f.path}"
+        source = root / f.path
+        if isinstance(storage, FileSystemStorage):
+            target = Path(storage.path(name))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, target)
+            target.chmod(0o444)
+            continue
+        with source.open("rb") as stream:
+            stored = storage.save(name, File(stream, name=f.path))
+        if stored != name:
+            raise RuntimeError(f"the artifact store renamed {name} to {stored}")
+
+
+def _delete_stored(release: Release) -> None:
+    storage = artifact_storage()
+    if isinstance(storage, FileSystemStorage):
+        shutil.rmtree(storage.path(release.storage_prefix), ignore_errors=True)
+        return
+    for f in ReleaseFile.objects.filter(release=release):
+        storage.delete(f.storage_name)
+
+
+# --- Delete and verify -------------------------------------------------------------------------------------
+
+
+def release_delete(*, actor: User, release: Release, reason: str = "") -> Release:
+    """Delete a release's files and leave a tombstone: the row keeps its hash, manifest and item rows (its
+    evaluation items stay sticky). Admin only (checked by the caller's access helper). Raises
+    ``DomainError`` while it builds or when it is already deleted."""
+    with transaction.atomic():
+        release = Release.objects.select_for_update().select_related("project").get(pk=release.pk)
+        if release.state == ReleaseState.DELETED:
+            raise DomainError("This release is already deleted.")
+        if release.state in (ReleaseState.QUEUED, ReleaseState.BUILDING):
+            raise DomainError("Wait for the build to end before deleting the release.")
+        Release.objects.filter(pk=release.pk).update(
+            state=ReleaseState.DELETED, deleted_by=actor, deleted_at=timezone.now()
+        )
+        audit_event_record(
+            actor=actor,
+            action="release.delete",
+            target=release,
+            project=release.project,
+            payload={"name": release.name, "version": release.version, "hash": release.hash, "reason": reason},
+        )
+        transaction.on_commit(lambda: _delete_stored(release))
+    release.refresh_from_db()
+    return release
+
+
+def release_verify(*, release: Release) -> list[str]:
+    """Re-hash every stored file and the manifest. Returns the problems found (empty: intact)."""
+    if release.state != ReleaseState.BUILT:
+        return [f"release #{release.pk} is {release.get_state_display().lower()}, not built"]
+    problems = []
+    storage = artifact_storage()
+    recorded = {f.path: f for f in release.files.all()}
+    manifest_files = {f["path"]: f for f in (release.manifest or {}).get("files", [])}
+    for path, entry in sorted(recorded.items()):
+        name = f"{release.storage_prefix}/{path}"
+        if not storage.exists(name):
+            problems.append(f"{path}: missing from the artifact store")
+            continue
+        digest = hashlib.sha256()
+        with storage.open(name, "rb") as stream:
+            for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+                digest.update(chunk)
+        actual = digest.hexdigest()
+        if actual != entry.sha256:
+            problems.append(f"{path}: sha256 {actual} differs from the recorded {entry.sha256}")
+        if path != "manifest.json" and manifest_files.get(path, {}).get("sha256") != entry.sha256:
+            problems.append(f"{path}: the manifest records another hash")
+    if set(manifest_files) != set(recorded) - {"manifest.json"}:
+        problems.append("the manifest and the release's file list differ")
+    if hashlib.sha256(canonical_json(release.manifest)).hexdigest() != release.hash:
+        problems.append("the stored manifest does not hash to the release hash")
+    if recorded.get("manifest.json") and recorded["manifest.json"].sha256 != release.hash:
+        problems.append("manifest.json is not recorded under the release hash")
+    return problems
+
+
+def export_to_directory(*, release: Release, target: Path, formats: Iterable[str] = ()) -> list[Path]:
+    """Copy a built release's files (all, or those of ``formats``) from the artifact store to ``target``."""
+    if release.state != ReleaseState.BUILT:
+        raise DomainError(
+            f"Release #{release.pk} is {release.get_state_display().lower()}; only built releases export."
+        )
+    wanted = set(formats)
+    storage = artifact_storage()
+    written = []
+    for f in release.files.all():
+        if wanted and f.fmt not in wanted:
+            continue
+        out = target / f.path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with storage.open(f.storage_name, "rb") as source, out.open("wb") as sink:
+            shutil.copyfileobj(source, sink, 1024 * 1024)
+        if file_sha256(out) != f.sha256:
+            raise DomainError(f"{f.path} does not match its recorded hash: run release_verify.")
+        written.append(out)
+    return written
