@@ -8,6 +8,7 @@ from accounts.urls import api_urlpatterns as accounts_api
 from annotation.urls import api_urlpatterns as annotation_api
 from enclave import api
 from preferences.urls import api_urlpatterns as preferences_api
+from releases.urls import api_urlpatterns as releases_api
 
 
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
@@ -19,12 +20,14 @@ api_v1 = [
     *accounts_api,
     *annotation_api,
     *preferences_api,
+    *releases_api,
 ]
 
 urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("annotation.urls")),
     path("", include("preferences.urls")),
+    path("", include("releases.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),

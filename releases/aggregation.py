@@ -157,8 +157,11 @@ def expand_pairs(
         else:
             wanted = [(a, b) for (a, b) in sorted(decided)]
         for x, y in wanted:
-            o = decided.get((min(x, y), max(x, y)))
-            if o is None or o.agreement + 1e-9 < min_agreement:
+            found = decided.get((min(x, y), max(x, y)))
+            if found is None:
+                continue
+            o = found
+            if o.agreement + 1e-9 < min_agreement:
                 continue
             if min_strength and (o.strength is None or o.strength + 1e-9 < min_strength):
                 continue

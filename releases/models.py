@@ -56,6 +56,10 @@ class Release(models.Model):
         return f"{self.name} v{self.version}"
 
     @property
+    def version_str(self) -> str:
+        return str(self.version)
+
+    @property
     def frozen(self) -> bool:
         return self.state in FROZEN_STATES
 
@@ -97,7 +101,7 @@ class ReleaseItem(models.Model):
     group_hash = models.CharField(max_length=32)  # of the normalised prompt: a group never straddles splits
     fingerprint = models.CharField(max_length=32)  # of the rows the item produced
     outcome = models.TextField(blank=True)  # preference: "criterion:chosen>rejected;..." for flips
-    source = models.CharField(max_length=8, default="annotated")  # or "mixin"
+    source = models.CharField(max_length=16, default="annotated")  # or "mixin"
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["release", "item"], name="one_row_per_release_item")]

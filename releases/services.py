@@ -322,11 +322,13 @@ class _Selection:
             .order_by("id")
             .values_list("id", "batch_id", "messages", "candidates", "metadata")
         )
-        adjudicated = dict(
-            Adjudication.objects.filter(item__project=self.project, decided_at__isnull=False).values_list(
-                "item_id", "result"
-            )
-        )
+        adjudicated: dict[int, dict[str, Any]] = {
+            item_id: result
+            for item_id, result in Adjudication.objects.filter(
+                item__project=self.project, decided_at__isnull=False
+            ).values_list("item_id", "result")
+            if result
+        }
         for (item_id, batch_id, messages, candidates, metadata), found in _merge(
             items.iterator(chunk_size=_CHUNK), judgements.iterator(chunk_size=_CHUNK)
         ):

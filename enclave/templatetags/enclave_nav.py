@@ -21,6 +21,7 @@ _TABS: list[tuple[str, str, str | set[str]]] = [
     ("rubric", "Rubric", ProjectPerm.VIEW),
     ("on_hold", "On hold", ProjectPerm.MANAGE_DATA),
     ("preference_quality", "Agreement", {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}),
+    ("releases", "Releases", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
     ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
@@ -35,6 +36,9 @@ _UNDER = {
     "compare_item": "compare",
     "adjudicate": "adjudications",
     "preference_settings": "annotation_settings",
+    "release_new": "releases",
+    "release_detail": "releases",
+    "release_diff": "releases",
 }
 
 

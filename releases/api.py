@@ -1,0 +1,185 @@
+"""REST API of the releases app: define and list releases, read one (manifest, files, leak report), its
+datasheet, stream its files, diff two releases, delete (admins). A built release has no update operation."""
+
+from typing import Any
+
+from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.errors import DomainError
+from accounts.models import ProjectPerm, User
+from accounts.permissions import get_project_for_user
+from releases import selectors, services
+from releases.models import Release
+from releases.permissions import (
+    get_project_for_releases,
+    get_release_file_for_user,
+    get_release_for_admin,
+    get_release_for_user,
+)
+from releases.recipe import AGGREGATIONS, LEAK_POLICIES, RANKING_PAIRS, TIE_POLICIES
+from releases.views import stream_release_file
+
+
+def _user(request: Request) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+class RecipeIn(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=["sft", "preference"])
+    rubric_versions = serializers.ListField(child=serializers.IntegerField(), required=False)
+    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    exclude_flagged_annotators = serializers.BooleanField(required=False, default=True)
+    exclude_flags = serializers.ListField(child=serializers.CharField(), required=False)
+    min_agreement = serializers.FloatField(required=False, min_value=0, max_value=1)
+    aggregation = serializers.ChoiceField(choices=list(AGGREGATIONS), required=False)
+    ties = serializers.ChoiceField(choices=list(TIE_POLICIES), required=False)
+    min_strength = serializers.FloatField(required=False, min_value=0, max_value=3)
+    ranking_pairs = serializers.ChoiceField(choices=list(RANKING_PAIRS), required=False)
+    per_criterion = serializers.BooleanField(required=False, default=False)
+    eval_fraction = serializers.FloatField(required=False, min_value=0, max_value=0.5)
+    leakage = serializers.ChoiceField(choices=list(LEAK_POLICIES), required=False)
+    near_duplicate_threshold = serializers.FloatField(required=False, min_value=0.5, max_value=1)
+    mixin_batches = serializers.ListField(child=serializers.IntegerField(), required=False)
+    mixin_fraction = serializers.FloatField(required=False, min_value=0, max_value=0.9)
+
+
+class ReleaseIn(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100)
+    recipe = RecipeIn()
+    assumptions = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReleaseFileOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    path = serializers.CharField()
+    fmt = serializers.CharField()
+    split = serializers.CharField()
+    rows = serializers.IntegerField(allow_null=True)
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class ReleaseOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    kind = serializers.CharField()
+    state = serializers.CharField()
+    progress = serializers.IntegerField()
+    progress_note = serializers.CharField()
+    failure_reason = serializers.CharField()
+    hash = serializers.CharField()
+    recipe = serializers.DictField()
+    assumptions = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+    built_at = serializers.DateTimeField(allow_null=True)
+    deleted_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReleaseDetailOut(ReleaseOut):
+    manifest = serializers.DictField(allow_null=True)
+    leak_report = serializers.DictField()
+    files = ReleaseFileOut(many=True, source="files.all")
+
+
+class ReleaseListCreateView(APIView):
+    @extend_schema(responses=ReleaseOut(many=True), summary="The project's releases, newest first")
+    def get(self, request: Request, pk: int) -> Response:
+        project = get_project_for_releases(request.user, pk)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(selectors.releases_of(project), request, view=self)
+        return paginator.get_paginated_response(ReleaseOut(page, many=True).data)
+
+    @extend_schema(
+        request=ReleaseIn,
+        responses={202: ReleaseOut},
+        summary="Define a release and queue its build (data leads)",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+        data = ReleaseIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        recipe = dict(request.data.get("recipe", {}))
+        release = services.release_create(
+            actor=_user(request),
+            project=project,
+            name=data.validated_data["name"],
+            recipe=recipe,
+            assumptions=data.validated_data["assumptions"],
+        )
+        return Response(ReleaseOut(release).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ReleaseDetailView(APIView):
+    @extend_schema(responses=ReleaseDetailOut, summary="A release: state, hash, manifest, files, leak report")
+    def get(self, request: Request, pk: int, release_pk: int) -> Response:
+        release = get_release_for_user(request.user, pk, release_pk)
+        return Response(ReleaseDetailOut(release).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: ReleaseOut},
+        summary="Delete a release (project admins): its files go, a tombstone with its hash stays",
+    )
+    def delete(self, request: Request, pk: int, release_pk: int) -> Response:
+        release = get_release_for_admin(request.user, pk, release_pk)
+        deleted = services.release_delete(
+            actor=_user(request), release=release, reason=request.query_params.get("reason", "")
+        )
+        return Response(ReleaseOut(deleted).data)
+
+
+class ReleaseDatasheetView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["json", "md"], description="json (default) or md")],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="The release's datasheet (EU AI Act Art. 10(2)), as JSON or Markdown",
+    )
+    def get(self, request: Request, pk: int, release_pk: int) -> HttpResponseBase:
+        release = get_release_for_user(request.user, pk, release_pk)
+        if release.datasheet is None:
+            raise DomainError("This release has no datasheet yet: it is not built.")
+        if request.query_params.get("format") == "md":
+            found = release.files.filter(path="datasheet.md").first()
+            if found is None:
+                raise DomainError("The datasheet's files were deleted with the release.")
+            return stream_release_file(request._request, found)
+        return Response(release.datasheet)
+
+
+class ReleaseFileView(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="Stream one file of a built release (ETag: its sha256; If-None-Match answers 304)",
+    )
+    def get(self, request: Request, pk: int, release_pk: int, file_pk: int) -> HttpResponseBase:
+        found = get_release_file_for_user(request.user, pk, release_pk, file_pk)
+        return stream_release_file(request._request, found)
+
+
+class ReleaseDiffView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("a", int, required=True), OpenApiParameter("b", int, required=True)],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="What changed between two built releases: added, removed, changed, flips, split moves",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        project = get_project_for_releases(request.user, pk)
+        built = selectors.built_releases(project)
+        found: list[Release] = []
+        for key in ("a", "b"):
+            value = request.query_params.get(key, "")
+            release = built.filter(pk=int(value)).first() if value.isdigit() else None
+            if release is None:
+                raise DomainError(f"“{key}” must be the id of a built release of this project.", field=key)
+            found.append(release)
+        return Response(selectors.release_diff(found[0], found[1]))

@@ -1,0 +1,97 @@
+"""Reads of the releases app: lists, downloads and the diff between two releases."""
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import QuerySet
+
+from accounts.models import Project
+from annotation.models import ImportBatch
+from releases.models import Release, ReleaseItem, ReleaseState
+
+DIFF_EXAMPLES = 50
+
+
+def releases_of(project: Project) -> QuerySet[Release]:
+    return Release.objects.filter(project=project).select_related("created_by").order_by("-created_at", "-id")
+
+
+def built_releases(project: Project) -> QuerySet[Release]:
+    return releases_of(project).filter(state=ReleaseState.BUILT)
+
+
+def mixin_batches(project: Project) -> QuerySet[ImportBatch]:
+    return ImportBatch.objects.filter(project=project, purpose="mixin", status="done").order_by("-created_at")
+
+
+def previous_release(release: Release) -> Release | None:
+    return (
+        Release.objects.filter(project_id=release.project_id, kind=release.kind, state=ReleaseState.BUILT)
+        .filter(created_at__lt=release.created_at)
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def _rows(release: Release) -> Iterator[tuple[int, str, str, str]]:
+    yield from (
+        ReleaseItem.objects.filter(release=release)
+        .order_by("item_id")
+        .values_list("item_id", "split", "fingerprint", "outcome")
+        .iterator(chunk_size=5000)
+    )
+
+
+def _flips(before: str, after: str) -> list[str]:
+    """Pairs whose preference reversed: "overall:0>1" before, "overall:1>0" after."""
+    old = {tuple(p.split(":", 1)) for p in before.split(";") if p}
+    flipped = []
+    for criterion, pair in (tuple(p.split(":", 1)) for p in after.split(";") if p):
+        chosen, rejected = pair.split(">")
+        if (criterion, f"{rejected}>{chosen}") in old:
+            flipped.append(f"{criterion}: {rejected} > {chosen} became {chosen} > {rejected}")
+    return flipped
+
+
+def release_diff(a: Release, b: Release) -> dict[str, Any]:
+    """What changed from release ``a`` to release ``b`` of one project, by a merge over their item rows
+    (both ordered by item id, so memory stays flat): items added, removed, changed (their rows differ),
+    preference flips and split moves. A move out of evaluation breaks the sticky-split promise and is
+    listed under ``eval_to_train`` (it must stay empty)."""
+    keys = ("added", "removed", "changed", "unchanged", "flips", "train_to_eval", "eval_to_train")
+    counts = dict.fromkeys(keys, 0)
+    examples: dict[str, list[Any]] = {key: [] for key in counts if key != "unchanged"}
+
+    def note(key: str, value: Any) -> None:
+        counts[key] += 1
+        if len(examples[key]) < DIFF_EXAMPLES:
+            examples[key].append(value)
+
+    left, right = _rows(a), _rows(b)
+    x, y = next(left, None), next(right, None)
+    while x is not None or y is not None:
+        if x is not None and (y is None or x[0] < y[0]):
+            note("removed", {"item": x[0], "split": x[1]})
+            x = next(left, None)
+            continue
+        assert y is not None
+        if x is None or y[0] < x[0]:
+            note("added", {"item": y[0], "split": y[1]})
+            y = next(right, None)
+            continue
+        if x[1] != y[1]:
+            note(f"{x[1]}_to_{y[1]}", {"item": x[0]})
+        if x[2] != y[2]:
+            note("changed", {"item": x[0]})
+            for flip in _flips(x[3], y[3]):
+                note("flips", {"item": x[0], "pair": flip})
+        else:
+            counts["unchanged"] += 1
+        x, y = next(left, None), next(right, None)
+    return {
+        "from": {"id": a.pk, "name": a.name, "version": a.version, "hash": a.hash},
+        "to": {"id": b.pk, "name": b.name, "version": b.version, "hash": b.hash},
+        "same_hash": bool(a.hash) and a.hash == b.hash,
+        "counts": counts,
+        "examples": examples,
+    }

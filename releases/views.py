@@ -1,0 +1,168 @@
+"""htmx pages of the releases app: list and define, a release with its build progress, files and
+datasheet, downloads, the diff between two releases, and the admin's delete."""
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.errors import DomainError
+from accounts.models import ProjectPerm, User
+from accounts.permissions import get_project_for_user, project_perms_for
+from annotation.rendering import render_markdown
+from releases import selectors, services
+from releases.exporters import FORMAT_LABELS
+from releases.forms import ReleaseForm
+from releases.models import Release, ReleaseFile, ReleaseState
+from releases.permissions import (
+    get_project_for_releases,
+    get_release_file_for_user,
+    get_release_for_admin,
+    get_release_for_user,
+)
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@login_required
+@require_GET
+def release_list(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_releases(request.user, pk)
+    perms = project_perms_for(request.user, project)
+    return render(
+        request,
+        "releases/list.html",
+        {
+            "project": project,
+            "releases": selectors.releases_of(project),
+            "can_build": ProjectPerm.MANAGE_DATA in perms,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def release_new(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+    initial: dict[str, Any] = {}
+    source = request.GET.get("from", "")
+    if source.isdigit():
+        earlier = Release.objects.filter(project=project, pk=int(source)).first()
+        if earlier is not None:
+            initial = ReleaseForm.initial_from(earlier.recipe, earlier.name) | {"assumptions": earlier.assumptions}
+    form = ReleaseForm(request.POST or None, project=project, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            release = services.release_create(
+                actor=_user(request),
+                project=project,
+                name=form.cleaned_data["name"],
+                recipe=form.recipe(),
+                assumptions=form.cleaned_data["assumptions"],
+            )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"{release} is queued; a worker builds it now.")
+            return redirect("release_detail", pk=pk, release_pk=release.pk)
+    return render(request, "releases/new.html", {"project": project, "form": form}, status=400 if form.errors else 200)
+
+
+def _detail_context(request: HttpRequest, release: Release) -> dict[str, Any]:
+    perms = project_perms_for(request.user, release.project)
+    files = list(release.files.all()) if release.state in (ReleaseState.BUILT, ReleaseState.DELETED) else []
+    previous = selectors.previous_release(release) if release.state == ReleaseState.BUILT else None
+    return {
+        "project": release.project,
+        "release": release,
+        "files": [(f, FORMAT_LABELS.get(f.fmt, f.fmt)) for f in files],
+        "previous": previous,
+        "datasheet_html": render_markdown(_datasheet_markdown(release)) if release.state == ReleaseState.BUILT else "",
+        "can_build": ProjectPerm.MANAGE_DATA in perms,
+        "can_delete": ProjectPerm.MANAGE_MEMBERS in perms,
+        "building": release.state in (ReleaseState.QUEUED, ReleaseState.BUILDING),
+        "others": selectors.built_releases(release.project).exclude(pk=release.pk),
+    }
+
+
+def _datasheet_markdown(release: Release) -> str:
+    stored = release.files.filter(path="datasheet.md").first()
+    if stored is None:
+        return ""
+    with services.artifact_storage().open(stored.storage_name, "rb") as stream:
+        return stream.read().decode()
+
+
+@login_required
+@require_GET
+def release_detail(request: HttpRequest, pk: int, release_pk: int) -> HttpResponse:
+    release = get_release_for_user(request.user, pk, release_pk)
+    context = _detail_context(request, release)
+    if request.headers.get("HX-Request") and request.GET.get("fragment") == "progress":
+        if context["building"]:
+            return render(request, "releases/_progress.html", context)
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"  # built or failed: show the whole page
+        return response
+    return render(request, "releases/detail.html", context)
+
+
+@login_required
+@require_GET
+def release_file_download(request: HttpRequest, pk: int, release_pk: int, file_pk: int) -> HttpResponseBase:
+    """Stream one file of a built release; the ETag is its sha256, so a client can check and cache it."""
+    found = get_release_file_for_user(request.user, pk, release_pk, file_pk)
+    return stream_release_file(request, found)
+
+
+def stream_release_file(request: HttpRequest, found: ReleaseFile) -> HttpResponseBase:
+    if found.release.state != ReleaseState.BUILT:
+        raise Http404("This release has no files.")
+    etag = f'"{found.sha256}"'
+    response: HttpResponseBase
+    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        response = HttpResponseNotModified()
+    else:
+        stream = services.artifact_storage().open(found.storage_name, "rb")
+        filename = f"{found.release.name}-v{found.release.version}-{found.path.replace('/', '-')}"
+        response = FileResponse(stream, as_attachment=True, filename=filename)
+        response["Content-Length"] = str(found.size_bytes)
+        response["X-Content-SHA256"] = found.sha256
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+@login_required
+@require_GET
+def release_diff(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_releases(request.user, pk)
+    built = selectors.built_releases(project)
+    a = built.filter(pk=request.GET.get("a") or 0).first() if str(request.GET.get("a", "")).isdigit() else None
+    b = built.filter(pk=request.GET.get("b") or 0).first() if str(request.GET.get("b", "")).isdigit() else None
+    diff = selectors.release_diff(a, b) if a and b else None
+    if request.GET.get("format") == "json":
+        if diff is None:
+            return JsonResponse({"detail": "Choose two built releases of this project: ?a=ID&b=ID."}, status=400)
+        return JsonResponse(diff)
+    return render(request, "releases/diff.html", {"project": project, "releases": built, "a": a, "b": b, "diff": diff})
+
+
+@login_required
+@require_POST
+def release_delete(request: HttpRequest, pk: int, release_pk: int) -> HttpResponse:
+    release = get_release_for_admin(request.user, pk, release_pk)
+    try:
+        services.release_delete(actor=_user(request), release=release, reason=request.POST.get("reason", ""))
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{release} is deleted; its tombstone keeps the hash {release.hash[:16]}….")
+    return redirect("release_detail", pk=pk, release_pk=release_pk)

@@ -1,0 +1,265 @@
+"""Building releases: every export loads in its own library, splits are sticky and never straddle a
+group, leaks fail the build with a report, the hash is deterministic and a built release is frozen."""
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, transaction
+
+from accounts.errors import DomainError
+from annotation.models import Item
+from releases import services, splits
+from releases.models import Release, ReleaseFile, ReleaseItem
+from tests.conftest import Personas
+from tests.releases.helpers import build, comparisons, judge, mixin_batch, sft_project
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+PROMPTS = [
+    f"Customer {n} asks how a {w} works for their {a} account and what it costs each month in fees"
+    for n, (w, a) in enumerate(
+        [
+            (w, a)
+            for w in ("standing order", "direct debit", "card freeze", "chargeback")
+            for a in ("savings", "current", "business", "joint", "student", "pension")
+        ]  # fmt: skip
+    )
+]
+
+
+def judged(p: Personas, prompts: list[str] = PROMPTS) -> list[Item]:
+    items = comparisons(p.project, p.data_lead, prompts)
+    for n, item in enumerate(items):
+        judge(item, p.annotator, {"winner": n % 2, "strength": 2})
+        judge(item, p.reviewer, {"winner": n % 2, "strength": 3})
+    return items
+
+
+def exported(release: Release, tmp_path: Path) -> Path:
+    services.export_to_directory(release=release, target=tmp_path)
+    return tmp_path
+
+
+def test_it_builds_a_preference_release_whose_exports_load_in_their_libraries(
+    personas: Personas, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import datasets
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    judged(personas)
+    release = build(personas.project, personas.data_lead, eval_fraction=0.25)
+    assert release.state == "built", release.failure_reason
+    counts = release.manifest["counts"]["rows"]
+    assert counts["train"] + counts["eval"] == len(PROMPTS)
+    assert counts["eval"] > 0
+    out = exported(release, tmp_path)
+
+    trl = datasets.load_dataset("json", data_files={"train": str(out / "trl_preference/train.jsonl")})["train"]
+    assert trl.num_rows == counts["train"]
+    first = json.loads((out / "trl_preference/train.jsonl").read_text().splitlines()[0])
+    assert set(first) == {"prompt", "chosen", "rejected", "margin"}
+    assert first["chosen"][0]["role"] == "assistant"
+    assert first["prompt"][0]["content"] in PROMPTS
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, local_files_only=True)
+    config = DPOConfig(
+        output_dir=str(tmp_path / "dpo"), max_steps=1, per_device_train_batch_size=2, bf16=False, use_cpu=True,
+        report_to=[], max_length=384, loss_type=["sigmoid"], save_strategy="no",
+    )  # fmt: skip
+    trainer = DPOTrainer(
+        model=model, args=config, train_dataset=trl, processing_class=tokenizer,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )  # fmt: skip
+    assert trainer.train().global_step == 1
+
+    openai = [json.loads(line) for line in (out / "openai_preference/eval.jsonl").read_text().splitlines()]
+    assert len(openai) == counts["eval"]
+    assert set(openai[0]) == {"input", "preferred_output", "non_preferred_output"}
+    assert openai[0]["input"]["messages"][0]["role"] == "user"
+
+    table = pq.read_table(out / "parquet/train.parquet")
+    assert table.num_rows == counts["train"]
+    assert {"prompt", "chosen", "rejected", "margin", "agreement", "annotators"} <= set(table.column_names)
+    names = {name for row in table.column("annotators").to_pylist() for name in row}
+    assert names and all(n.startswith("annotator-") for n in names)
+    assert "annotator" not in names and "reviewer" not in names  # pseudonyms, never usernames
+
+    on_disk = datasets.load_from_disk(str(out / "hf_dataset"))
+    assert {s: on_disk[s].num_rows for s in on_disk} == {"train": counts["train"], "eval": counts["eval"]}
+
+
+def test_it_builds_an_sft_release_that_trains_and_keeps_the_reviewers_edits(
+    personas: Personas, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    import datasets
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    p = personas
+    sft_project(p.project, p.data_lead, p.annotator, p.reviewer, PROMPTS[:12])
+    release = build(p.project, p.data_lead, kind="sft", eval_fraction=0.2)
+    assert release.state == "built", release.failure_reason
+    out = exported(release, tmp_path)
+    train = datasets.load_dataset("json", data_files=str(out / "trl_sft/train.jsonl"), split="train")
+    assert train.num_rows == release.manifest["counts"]["rows"]["train"]
+    assert train[0]["messages"][-1]["role"] == "assistant"
+    assert train[0]["messages"][-1]["content"].startswith("An ideal answer.")
+    chat = [json.loads(x) for x in (out / "openai_chat/train.jsonl").read_text().splitlines()]
+    assert chat[0] == {"messages": train[0]["messages"]}
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_model_dir, local_files_only=True),
+        args=SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=1, per_device_train_batch_size=2, bf16=False,
+                       use_cpu=True, report_to=[], max_length=384, save_strategy="no"),
+        train_dataset=train,
+        processing_class=AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True),
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+    )  # fmt: skip
+    assert trainer.train().global_step == 1
+    assert release.manifest["rubric_versions"][0]["version"] == 1
+    assert release.datasheet["c_preparation"]["rubric_versions"][0]["criteria"]
+
+
+def test_the_same_recipe_on_the_same_data_gives_the_same_hash(personas: Personas) -> None:
+    judged(personas)
+    first = build(personas.project, personas.data_lead, eval_fraction=0.2)
+    again = services.release_rebuild(actor=personas.data_lead, release=first)
+    again = services.release_build(release_id=again.pk)
+    assert again is not None
+    assert (first.version, again.version) == (1, 2)
+    assert first.hash and again.hash == first.hash
+    assert services.release_verify(release=again) == []
+
+
+def test_the_evaluation_split_is_sticky_and_no_group_straddles_it(personas: Personas) -> None:
+    p = personas
+    judged(p, PROMPTS[:12])
+    v1 = build(p.project, p.data_lead, eval_fraction=0.3)
+    v1_eval = set(ReleaseItem.objects.filter(release=v1, split="eval").values_list("item_id", flat=True))
+    assert v1_eval
+    # More data, one prompt twice in different spelling (one group), and a much smaller eval fraction.
+    judged(p, [*PROMPTS[12:], PROMPTS[0].upper() + "!!", PROMPTS[1] + "  ?"])
+    v2 = build(p.project, p.data_lead, eval_fraction=0.01)
+    assert v2.state == "built", v2.failure_reason
+    v2_rows = ReleaseItem.objects.filter(release=v2)
+    assert v1_eval <= set(v2_rows.filter(split="eval").values_list("item_id", flat=True))
+    splits_per_group: dict[str, set[str]] = {}
+    for group, split in v2_rows.values_list("group_hash", "split"):
+        splits_per_group.setdefault(group, set()).add(split)
+    assert all(len(s) == 1 for s in splits_per_group.values())
+    assert any(
+        len([1 for g, _ in v2_rows.values_list("group_hash", "split") if g == group]) == 2 for group in splits_per_group
+    )
+
+
+WORDS = "fee rate loan card branch limit overdraft statement transfer deposit interest balance payee".split()
+LONG_PROMPTS = [f"{p}. " + " ".join(random.Random(n).choices(WORDS, k=60)) for n, p in enumerate(PROMPTS[:12])]
+
+
+def _near_duplicate_in_train(prompt: str) -> str:
+    """A one-word variant of ``prompt`` whose group hashes into train (so it would leak)."""
+    words = prompt.split()
+    for n in range(200):
+        variant = " ".join([*words[:40], f"ref{n}", *words[41:]])
+        group = splits.digest(splits.normalise(splits.prompt_text([{"role": "user", "content": variant}])))
+        if not splits.in_eval_by_hash(group, 0.3):
+            return variant
+    raise AssertionError("no variant hashed into train")
+
+
+def test_a_planted_near_duplicate_fails_the_build_with_a_report(personas: Personas) -> None:
+    p = personas
+    judged(p, LONG_PROMPTS)
+    v1 = build(p.project, p.data_lead, eval_fraction=0.3)
+    eval_row = ReleaseItem.objects.filter(release=v1, split="eval").select_related("item").first()
+    assert eval_row is not None
+    planted = _near_duplicate_in_train(eval_row.item.messages[0]["content"])
+    [leaky] = judged(p, [planted])
+
+    failed = build(p.project, p.data_lead, eval_fraction=0.3)
+    assert failed.state == "failed"
+    assert "leak" in failed.failure_reason
+    [leak] = failed.leak_report["leaks"]
+    assert (leak["kind"], leak["train_item"], leak["eval_item"]) == ("near", leaky.pk, eval_row.item_id)
+    assert not ReleaseItem.objects.filter(release=failed).exists()
+    assert not ReleaseFile.objects.filter(release=failed).exists()
+
+    dropped = build(p.project, p.data_lead, eval_fraction=0.3, leakage="drop")
+    assert dropped.state == "built"
+    assert not ReleaseItem.objects.filter(release=dropped, item=leaky).exists()
+    moved = build(p.project, p.data_lead, eval_fraction=0.3, leakage="move_to_eval")
+    assert ReleaseItem.objects.get(release=moved, item=leaky).split == "eval"  # and sticky from now on
+
+
+def test_an_exact_duplicate_of_an_eval_prompt_in_the_mixin_is_a_leak(personas: Personas) -> None:
+    p = personas
+    sft_project(p.project, p.data_lead, p.annotator, p.reviewer, PROMPTS[:10])
+    v1 = build(p.project, p.data_lead, kind="sft", eval_fraction=0.3)
+    eval_prompt = ReleaseItem.objects.filter(release=v1, split="eval").select_related("item").first()
+    assert eval_prompt is not None
+    general = [(f"General question {w} about weather and gardens", "A general answer.") for w in "abcdefgh"]
+    batch = mixin_batch(p.project, p.data_lead, [*general, (eval_prompt.item.messages[0]["content"], "Copied.")])
+    assert batch.status == "done", batch.errors
+    assert not Item.objects.filter(batch=batch).exclude(kind="mixin").exists()
+
+    failed = build(p.project, p.data_lead, kind="sft", eval_fraction=0.3, mixin_batches=[batch.pk], mixin_fraction=0.5)
+    assert failed.state == "failed"
+    assert failed.leak_report["leaks"][0]["kind"] == "exact"
+    ok = build(p.project, p.data_lead, kind="sft", eval_fraction=0.3, mixin_batches=[batch.pk], mixin_fraction=0.5,
+               leakage="drop")  # fmt: skip
+    assert ok.state == "built"
+    mixed = ReleaseItem.objects.filter(release=ok, source="mixin")
+    assert mixed.exists()
+    assert set(mixed.values_list("split", flat=True)) == {"train"}
+    rows = ok.manifest["counts"]
+    assert rows["sources"]["mixin"] <= rows["rows"]["train"]
+
+
+def test_release_verify_finds_a_changed_byte(personas: Personas) -> None:
+    judged(personas, PROMPTS[:6])
+    release = build(personas.project, personas.data_lead)
+    call_command("release_verify", str(release.pk))
+    stored = release.files.get(path="trl_preference/train.jsonl")
+    path = Path(services.artifact_storage().path(stored.storage_name))
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[5] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CommandError, match="failed verification"):
+        call_command("release_verify", str(release.pk))
+    assert any("trl_preference/train.jsonl" in problem for problem in services.release_verify(release=release))
+
+
+def test_a_built_release_is_frozen_and_deleting_leaves_a_tombstone(
+    personas: Personas, on_postgres: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    judged(personas, PROMPTS[:8])
+    release = build(personas.project, personas.data_lead, eval_fraction=0.4)
+    for attempt in (
+        lambda: Release.objects.filter(pk=release.pk).update(name="renamed"),
+        lambda: Release.objects.filter(pk=release.pk).update(hash="0" * 64),
+        lambda: ReleaseFile.objects.filter(release=release).update(sha256="0" * 64),
+        lambda: ReleaseItem.objects.filter(release=release).update(split="train"),
+        lambda: ReleaseItem.objects.filter(release=release).delete(),
+        lambda: Release.objects.filter(pk=release.pk).delete(),
+    ):
+        with pytest.raises(DatabaseError), transaction.atomic():
+            attempt()
+    eval_items = set(ReleaseItem.objects.filter(release=release, split="eval").values_list("item_id", flat=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = services.release_delete(actor=personas.project_admin, release=release, reason="superseded")
+    assert (deleted.state, deleted.hash) == ("deleted", release.hash)
+    with pytest.raises(DomainError):
+        services.release_delete(actor=personas.project_admin, release=deleted)
+    assert not services.artifact_storage().exists(f"{release.storage_prefix}/manifest.json")
+    later = build(personas.project, personas.data_lead, eval_fraction=0.0)
+    assert eval_items <= set(ReleaseItem.objects.filter(release=later, split="eval").values_list("item_id", flat=True))
