@@ -29,7 +29,7 @@ PROMPTS = [
             (w, a)
             for w in ("standing order", "direct debit", "card freeze", "chargeback")
             for a in ("savings", "current", "business", "joint", "student", "pension")
-        ]  # fmt: skip
+        ]
     )
 ]
 
@@ -58,6 +58,7 @@ def test_it_builds_a_preference_release_whose_exports_load_in_their_libraries(
     judged(personas)
     release = build(personas.project, personas.data_lead, eval_fraction=0.25)
     assert release.state == "built", release.failure_reason
+    assert release.manifest is not None
     counts = release.manifest["counts"]["rows"]
     assert counts["train"] + counts["eval"] == len(PROMPTS)
     assert counts["eval"] > 0
@@ -90,8 +91,10 @@ def test_it_builds_a_preference_release_whose_exports_load_in_their_libraries(
     assert table.num_rows == counts["train"]
     assert {"prompt", "chosen", "rejected", "margin", "agreement", "annotators"} <= set(table.column_names)
     names = {name for row in table.column("annotators").to_pylist() for name in row}
-    assert names and all(n.startswith("annotator-") for n in names)
-    assert "annotator" not in names and "reviewer" not in names  # pseudonyms, never usernames
+    assert names
+    assert all(n.startswith("annotator-") for n in names)
+    assert "annotator" not in names
+    assert "reviewer" not in names
 
     on_disk = datasets.load_from_disk(str(out / "hf_dataset"))
     assert {s: on_disk[s].num_rows for s in on_disk} == {"train": counts["train"], "eval": counts["eval"]}
@@ -111,6 +114,7 @@ def test_it_builds_an_sft_release_that_trains_and_keeps_the_reviewers_edits(
     assert release.state == "built", release.failure_reason
     out = exported(release, tmp_path)
     train = datasets.load_dataset("json", data_files=str(out / "trl_sft/train.jsonl"), split="train")
+    assert release.manifest is not None
     assert train.num_rows == release.manifest["counts"]["rows"]["train"]
     assert train[0]["messages"][-1]["role"] == "assistant"
     assert train[0]["messages"][-1]["content"].startswith("An ideal answer.")
@@ -125,6 +129,8 @@ def test_it_builds_an_sft_release_that_trains_and_keeps_the_reviewers_edits(
         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
     )  # fmt: skip
     assert trainer.train().global_step == 1
+    assert release.manifest is not None
+    assert release.datasheet is not None
     assert release.manifest["rubric_versions"][0]["version"] == 1
     assert release.datasheet["c_preparation"]["rubric_versions"][0]["criteria"]
 
@@ -133,10 +139,12 @@ def test_the_same_recipe_on_the_same_data_gives_the_same_hash(personas: Personas
     judged(personas)
     first = build(personas.project, personas.data_lead, eval_fraction=0.2)
     again = services.release_rebuild(actor=personas.data_lead, release=first)
-    again = services.release_build(release_id=again.pk)
-    assert again is not None
+    rebuilt = services.release_build(release_id=again.pk)
+    assert rebuilt is not None
+    again = rebuilt
     assert (first.version, again.version) == (1, 2)
-    assert first.hash and again.hash == first.hash
+    assert first.hash
+    assert again.hash == first.hash
     assert services.release_verify(release=again) == []
 
 
@@ -161,7 +169,7 @@ def test_the_evaluation_split_is_sticky_and_no_group_straddles_it(personas: Pers
     )
 
 
-WORDS = "fee rate loan card branch limit overdraft statement transfer deposit interest balance payee".split()
+WORDS = ("fee", "rate", "loan", "card", "branch", "limit", "overdraft", "statement", "transfer", "deposit")
 LONG_PROMPTS = [f"{p}. " + " ".join(random.Random(n).choices(WORDS, k=60)) for n, p in enumerate(PROMPTS[:12])]
 
 
@@ -220,6 +228,7 @@ def test_an_exact_duplicate_of_an_eval_prompt_in_the_mixin_is_a_leak(personas: P
     mixed = ReleaseItem.objects.filter(release=ok, source="mixin")
     assert mixed.exists()
     assert set(mixed.values_list("split", flat=True)) == {"train"}
+    assert ok.manifest is not None
     rows = ok.manifest["counts"]
     assert rows["sources"]["mixin"] <= rows["rows"]["train"]
 
