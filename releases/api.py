@@ -140,7 +140,7 @@ class ReleaseDetailView(APIView):
 
 class ReleaseDatasheetView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["json", "md"], description="json (default) or md")],
+        parameters=[OpenApiParameter("as", str, enum=["json", "md"], description="json (default) or md (Markdown)")],
         responses={200: OpenApiTypes.OBJECT},
         summary="The release's datasheet (EU AI Act Art. 10(2)), as JSON or Markdown",
     )
@@ -148,7 +148,7 @@ class ReleaseDatasheetView(APIView):
         release = get_release_for_user(request.user, pk, release_pk)
         if release.datasheet is None:
             raise DomainError("This release has no datasheet yet: it is not built.")
-        if request.query_params.get("format") == "md":
+        if request.query_params.get("as") == "md":
             found = release.files.filter(path="datasheet.md").first()
             if found is None:
                 raise DomainError("The datasheet's files were deleted with the release.")

@@ -127,6 +127,27 @@ def _comparisons_body(p: Personas) -> dict[str, Any]:
     return {"comparisons": [json.loads(comparison_line("Which is better?", "One.", "Two."))]}
 
 
+def _release(p: Personas) -> int:
+    """A built preference release of project A (two judged comparisons)."""
+    if "release" not in p.made:
+        from tests.releases.helpers import build, comparisons, judge
+
+        for n, item in enumerate(comparisons(p.project, p.data_lead, ["Which fee applies?", "Is the card frozen?"])):
+            judge(item, p.reviewer, {"winner": n % 2, "strength": 1})
+        p.made["release"] = build(p.project, p.data_lead, eval_fraction=0.0)
+    return int(p.made["release"].pk)
+
+
+def _release_file(p: Personas) -> int:
+    from releases.models import ReleaseFile
+
+    return ReleaseFile.objects.get(release_id=_release(p), path="trl_preference/train.jsonl").pk
+
+
+RELEASE_FORM = {"name": "matrix", "kind": "preference", "eval_percent": 10, "aggregation": "majority", "ties": "drop",
+                "min_agreement_percent": 0, "min_strength": 0, "ranking_pairs": "all", "leakage": "fail",
+                "near_duplicate_percent": 80, "mixin_percent": 0, "exclude_flagged_annotators": "on"}  # fmt: skip
+
 ANNOTATORS = frozenset({"annotator", "reviewer", "project_admin", "staff"})
 REVIEWERS = frozenset({"reviewer", "project_admin", "staff"})
 DATA = frozenset({"data_lead", "project_admin", "staff"})
@@ -299,4 +320,27 @@ ROUTES: list[Route] = [
     ),
     Route("api judgements", "get", lambda p: f"/api/v1/projects/{_a(p)}/judgements/", DATA_OR_REVIEW, api=True),
     Route("api agreement", "get", lambda p: f"/api/v1/projects/{_a(p)}/agreement/", DATA_OR_REVIEW, api=True),
+    # --- releases: pages ---
+    Route("releases", "get", lambda p: f"/projects/{_a(p)}/releases/", DATA),
+    Route("release new page", "get", lambda p: f"/projects/{_a(p)}/releases/new/", DATA),
+    Route("release new", "post", lambda p: f"/projects/{_a(p)}/releases/new/", DATA, ok=302,
+          data=lambda p: RELEASE_FORM),
+    Route("release page", "get", lambda p: f"/projects/{_a(p)}/releases/{_release(p)}/", DATA),
+    Route("release file", "get", lambda p: f"/projects/{_a(p)}/releases/{_release(p)}/files/{_release_file(p)}/", DATA),
+    Route("release diff", "get", lambda p: f"/projects/{_a(p)}/releases/diff/", DATA,
+          data=lambda p: {"a": _release(p), "b": _release(p)}),
+    Route("release delete", "post", lambda p: f"/projects/{_a(p)}/releases/{_release(p)}/delete/", ADMINS, ok=302),
+    # --- releases: API ---
+    Route("api releases", "get", lambda p: f"/api/v1/projects/{_a(p)}/releases/", DATA, api=True),
+    Route("api release create", "post", lambda p: f"/api/v1/projects/{_a(p)}/releases/", DATA, ok=202, api=True,
+          data=lambda p: {"name": "api", "recipe": {"kind": "preference"}}),
+    Route("api release", "get", lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/", DATA, api=True),
+    Route("api release datasheet", "get", lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/datasheet/",
+          DATA, api=True),
+    Route("api release file", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/files/{_release_file(p)}/", DATA, api=True),
+    Route("api release diff", "get", lambda p: f"/api/v1/projects/{_a(p)}/releases/diff/", DATA, api=True,
+          data=lambda p: {"a": _release(p), "b": _release(p)}),
+    Route("api release delete", "delete", lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/", ADMINS,
+          api=True),
 ]  # fmt: skip

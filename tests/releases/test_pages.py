@@ -1,0 +1,118 @@
+"""The release pages and API: define, watch, download with ETag, datasheet, diff, refusals."""
+
+import hashlib
+from typing import Any
+
+from accounts.models import Role
+from accounts.services import membership_add
+from releases import services
+from releases.models import Release
+from tests.conftest import ClientFor, Personas
+from tests.factories import UserFactory
+from tests.releases.helpers import build, comparisons, judge
+from tests.releases.test_build import PROMPTS, judged
+
+
+def body(response: Any) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def test_a_data_lead_defines_a_release_and_reads_its_datasheet(personas: Personas, client_for: ClientFor) -> None:
+    judged(personas, PROMPTS[:10])
+    client = client_for(personas.data_lead)
+    form = {"name": "Retail DPO", "kind": "preference", "eval_percent": 20, "aggregation": "majority", "ties": "drop",
+            "min_agreement_percent": 0, "min_strength": 0, "ranking_pairs": "all", "leakage": "fail",
+            "near_duplicate_percent": 80, "mixin_percent": 0, "exclude_flagged_annotators": "on",
+            "assumptions": "Customers write in English; answers follow the 2026 fee schedule."}  # fmt: skip
+    response = client.post(f"/projects/{personas.project.pk}/releases/new/", form)
+    release = Release.objects.get(name="Retail DPO")
+    assert response.status_code == 302
+    assert response["Location"] == f"/projects/{personas.project.pk}/releases/{release.pk}/"
+    assert (release.state, release.version, release.recipe["eval_fraction"]) == ("queued", 1, 0.2)
+    page = client.get(response["Location"]).content.decode()
+    assert 'id="release-progress"' in page
+    services.release_build(release_id=release.pk)
+    fragment = client.get(response["Location"] + "?fragment=progress", headers={"HX-Request": "true"})
+    assert (fragment.status_code, fragment["HX-Refresh"]) == (204, "true")
+    release.refresh_from_db()
+    page = client.get(response["Location"]).content.decode()
+    assert release.hash in page
+    for heading in ("(a) Design choices", "(b) Data collection", "(c) Preparation", "(d) Assumptions",
+                    "(e) Quantity", "(f) Examination", "(g) Mitigation", "(h) Gaps"):  # fmt: skip
+        assert heading in page
+    assert "2026 fee schedule" in page
+    assert "trl_preference/train.jsonl" in page
+    sheet = client.get(f"/api/v1/projects/{personas.project.pk}/releases/{release.pk}/datasheet/").json()
+    assert sheet["d_assumptions"].startswith("Customers write in English")
+    assert sheet["e_quantity_and_suitability"]["rows"] == release.manifest["counts"]["rows"]  # type: ignore[index]
+    markdown = client.get(f"/api/v1/projects/{personas.project.pk}/releases/{release.pk}/datasheet/?as=md")
+    assert body(markdown).decode().startswith("# Datasheet")
+
+
+def test_downloads_stream_with_the_file_hash_as_etag(personas: Personas, client_for: ClientFor) -> None:
+    judged(personas, PROMPTS[:6])
+    release = build(personas.project, personas.data_lead)
+    found = release.files.get(path="trl_preference/train.jsonl")
+    client = client_for(personas.project_admin)  # admins train on releases: they may download
+    url = f"/projects/{personas.project.pk}/releases/{release.pk}/files/{found.pk}/"
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["ETag"] == f'"{found.sha256}"'
+    assert hashlib.sha256(body(response)).hexdigest() == found.sha256
+    assert "attachment" in response["Content-Disposition"]
+    assert client.get(url, headers={"If-None-Match": f'"{found.sha256}"'}).status_code == 304
+    api = client.get(f"/api/v1/projects/{personas.project.pk}/releases/{release.pk}/files/{found.pk}/")
+    assert hashlib.sha256(body(api)).hexdigest() == found.sha256
+
+
+def test_the_diff_lists_added_items_and_preference_flips(personas: Personas, client_for: ClientFor) -> None:
+    p = personas
+    items = judged(p, PROMPTS[:8])
+    v1 = build(p.project, p.data_lead, eval_fraction=0.0)
+    flipped = items[0]  # annotator and reviewer chose candidate 0; three more people now choose 1
+    for n in range(3):
+        person = UserFactory.create(username=f"expert{n}")
+        membership_add(actor=None, project=p.project, user=person, role=Role.ANNOTATOR)
+        judge(flipped, person, {"winner": 1, "strength": 2})
+    [added] = comparisons(p.project, p.data_lead, [PROMPTS[9]])
+    judge(added, p.annotator, {"winner": 0, "strength": 1})
+    v2 = build(p.project, p.data_lead, eval_fraction=0.0)
+    client = client_for(p.data_lead)
+    diff = client.get(f"/api/v1/projects/{p.project.pk}/releases/diff/", {"a": v1.pk, "b": v2.pk}).json()
+    assert diff["counts"]["added"] == 1
+    assert diff["examples"]["added"] == [{"item": added.pk, "split": "train"}]
+    assert diff["counts"]["flips"] == 1
+    assert diff["examples"]["flips"][0]["item"] == flipped.pk
+    assert diff["counts"]["eval_to_train"] == 0
+    assert diff["counts"]["removed"] == 0
+    page = client.get(f"/projects/{p.project.pk}/releases/diff/", {"a": v1.pk, "b": v2.pk}).content.decode()
+    assert "Flips" in page
+    assert f"item #{flipped.pk}" in page
+    same = client.get(f"/projects/{p.project.pk}/releases/diff/?a={v2.pk}&b={v2.pk}&format=json").json()
+    assert same["same_hash"] is True
+
+
+def test_the_api_refuses_bad_recipes_and_changes_to_a_release(personas: Personas, client_for: ClientFor) -> None:
+    judged(personas, PROMPTS[:4])
+    release = build(personas.project, personas.data_lead)
+    client = client_for(personas.data_lead)
+    url = f"/api/v1/projects/{personas.project.pk}/releases/"
+    bad = client.post(url, {"name": "x", "recipe": {"kind": "preference", "ties": "sometimes"}},
+                      content_type="application/json")  # fmt: skip
+    assert bad.status_code == 400
+    assert "ties" in bad.content.decode()
+    unknown = client.post(url, {"name": "x", "recipe": {"kind": "preference", "rubric_versions": [7]}},
+                          content_type="application/json")  # fmt: skip
+    assert unknown.status_code == 400
+    assert "rubric version 7" in unknown.content.decode()
+    for method in ("patch", "put"):
+        refused = getattr(client, method)(f"{url}{release.pk}/", {"name": "renamed"}, content_type="application/json")
+        assert refused.status_code == 405
+    release.refresh_from_db()
+    assert release.name == "rel"
+    staff = client_for(personas.staff)
+    change = staff.post(f"/django-admin/releases/release/{release.pk}/change/", {"name": "renamed"})
+    assert change.status_code == 403
+    assert staff.post(f"/django-admin/releases/release/{release.pk}/delete/", {"post": "yes"}).status_code == 403
+    release.refresh_from_db()
+    assert (release.name, release.state) == ("rel", "built")
