@@ -28,7 +28,7 @@ class ImportOut(serializers.ModelSerializer[ImportBatch]):
     class Meta:
         model = ImportBatch
         fields = [
-            "id", "source_name", "fmt", "sha256", "size_bytes", "status", "skip_bad_lines", "uploaded_by",
+            "id", "source_name", "fmt", "purpose", "sha256", "size_bytes", "status", "skip_bad_lines", "uploaded_by",
             "lines_read", "imported_count", "bad_line_count", "duplicate_count", "pii_rejected_count",
             "errors", "duplicates", "scrub_counts", "failure_reason", "created_at", "finished_at",
         ]  # fmt: skip
@@ -38,6 +38,10 @@ class ImportIn(serializers.Serializer[None]):
     file = serializers.FileField()
     fmt = serializers.ChoiceField(choices=[f.value for f in ImportFormat])
     skip_bad_lines = serializers.BooleanField(default=False)
+    purpose = serializers.ChoiceField(
+        choices=["annotation", "mixin"], default="annotation",
+        help_text="mixin: general-purpose conversations with answers for SFT releases, never annotated.",
+    )  # fmt: skip
     csv_prompt = serializers.CharField(required=False, default="")
     csv_response = serializers.CharField(required=False, default="")
     csv_system = serializers.CharField(required=False, default="")
@@ -82,6 +86,7 @@ class ImportListView(APIView):
             fmt=values["fmt"],
             csv_mapping=mapping,
             skip_bad_lines=values["skip_bad_lines"],
+            purpose=values["purpose"],
         )
         done = batch.status not in {"queued", "running"}
         return Response(ImportOut(batch).data, status=status.HTTP_201_CREATED if done else status.HTTP_202_ACCEPTED)

@@ -22,6 +22,14 @@ class ImportForm(forms.Form):
         label="Skip bad lines",
         help_text="Import the good lines and keep the report. Without it, one bad line means nothing is imported.",
     )
+    purpose = forms.ChoiceField(
+        choices=[
+            ("annotation", "Items to annotate"),
+            ("mixin", "General-purpose mix-in for SFT releases (conversations with answers; never annotated)"),
+        ],
+        initial="annotation",
+        help_text="A mix-in is imported separately and mixed into the training split of SFT releases as it is.",
+    )
     csv_prompt = forms.CharField(required=False, label="CSV: prompt column")
     csv_response = forms.CharField(required=False, label="CSV: response column")
     csv_system = forms.CharField(required=False, label="CSV: system prompt column")

@@ -152,3 +152,35 @@ def test_judgements_schedule_one_agreement_run_on_the_worker(worker: subprocess.
     assert figures["alpha_choice_nominal"] is not None
     # Six judgements arrived in a burst: far fewer runs than judgements (the pending mark debounces them).
     assert AgreementSnapshot.objects.filter(project=personas.project).count() < 6
+
+
+@pytest.mark.worker
+def test_a_release_is_built_on_the_worker(worker: subprocess.Popen[str]) -> None:
+    """Defining a release queues its build; a worker builds, stores and freezes it."""
+    import time
+
+    from releases import services
+    from releases.models import Release
+    from tests.conftest import make_personas
+    from tests.releases.helpers import comparisons, judge
+
+    personas = make_personas()
+    for n, item in enumerate(
+        comparisons(personas.project, personas.data_lead, [f"Fee question {n}" for n in "abcdef"])
+    ):
+        judge(item, personas.reviewer, {"winner": n % 2, "strength": 2})
+    release = services.release_create(
+        actor=personas.data_lead, project=personas.project, name="worker", recipe={"kind": "preference"}
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        release = Release.objects.get(pk=release.pk)
+        if release.state in {"built", "failed"}:
+            break
+        time.sleep(0.3)
+    if release.state != "built":
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=20)[0]
+        pytest.fail(f"release is {release.state} ({release.failure_reason}); worker output:\n{output[-4000:]}")
+    assert len(release.hash) == 64
+    assert services.release_verify(release=release) == []

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, transaction
 
@@ -16,7 +17,7 @@ from accounts.errors import DomainError
 from annotation.models import Item
 from releases import services, splits
 from releases.models import Release, ReleaseFile, ReleaseItem
-from tests.conftest import Personas
+from tests.conftest import ClientFor, Personas
 from tests.releases.helpers import build, comparisons, judge, mixin_batch, sft_project
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -272,3 +273,20 @@ def test_a_built_release_is_frozen_and_deleting_leaves_a_tombstone(
     assert not services.artifact_storage().exists(f"{release.storage_prefix}/manifest.json")
     later = build(personas.project, personas.data_lead, eval_fraction=0.0)
     assert eval_items <= set(ReleaseItem.objects.filter(release=later, split="eval").values_list("item_id", flat=True))
+
+
+def test_a_mixin_import_needs_answers_and_never_reaches_the_queue(personas: Personas, client_for: ClientFor) -> None:
+    from annotation.services import item_next
+
+    p = personas
+    bad = mixin_batch(p.project, p.data_lead, [("A question without an answer", "")])
+    assert bad.status == "refused"
+    upload = SimpleUploadedFile("general.jsonl", b'{"messages": [{"role": "user", "content": "Hi"}, '
+                                b'{"role": "assistant", "content": "Hello."}]}\n')  # fmt: skip
+    response = client_for(p.data_lead).post(
+        f"/projects/{p.project.pk}/imports/", {"file": upload, "fmt": "chat_jsonl", "purpose": "mixin"}
+    )
+    assert response.status_code == 302
+    item = Item.objects.get(project=p.project)
+    assert (item.kind, item.batch.purpose if item.batch else None) == ("mixin", "mixin")
+    assert item_next(user=p.annotator, project=p.project) is None
