@@ -5,6 +5,7 @@ from django.test import Client
 from accounts.models import Project, User
 from annotation.models import Item, Slot
 from preferences.models import Adjudication, AgreementSnapshot, Judgement
+from releases.models import Release
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +26,10 @@ def test_the_demo_seeds_every_project_once_and_the_pages_work() -> None:
     assert Adjudication.objects.filter(item__project=comparisons).count() == 1, "the one disagreement"
     assert AgreementSnapshot.objects.filter(project=comparisons).exists()
     assert not comparisons.memberships.filter(user__username="outsider").exists()
+    [release] = Release.objects.filter(project=comparisons)
+    assert release.state == "built", release.failure_reason
+    assert release.manifest is not None
+    assert release.manifest["counts"]["rows"]["train"] > 0
 
     client = Client()
     client.force_login(User.objects.get(username="annotator"))

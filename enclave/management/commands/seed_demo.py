@@ -11,6 +11,7 @@ from accounts.models import Project, Role, User
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, RubricVersion
 from preferences import services as preference_services
+from releases import services as release_services
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 
@@ -156,3 +157,11 @@ class Command(BaseCommand):
                     time_spent_ms=30_000 + 5_000 * n, idempotency_key=f"demo-{name}-{slot.item_id}",
                 )  # fmt: skip
         preference_services.agreement_recompute(project=project)
+        # A first release of what is judged so far, built here so the demo opens with one (its queued
+        # build task finds it built and does nothing).
+        release = release_services.release_create(
+            actor=lead, project=project, name="Adapter preferences",
+            recipe={"kind": "preference", "eval_fraction": 0.25, "ties": "keep"},
+            assumptions="Demo data: synthetic retail-banking questions; two bank staff judged each comparison.",
+        )  # fmt: skip
+        release_services.release_build(release_id=release.pk)
