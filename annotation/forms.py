@@ -28,6 +28,7 @@ class ImportForm(forms.Form):
             ("mixin", "General-purpose mix-in for SFT releases (conversations with answers; never annotated)"),
         ],
         initial="annotation",
+        required=False,
         help_text="A mix-in is imported separately and mixed into the training split of SFT releases as it is.",
     )
     csv_prompt = forms.CharField(required=False, label="CSV: prompt column")

@@ -283,7 +283,7 @@ def imports(request: HttpRequest, pk: int) -> HttpResponse:
                 fmt=form.cleaned_data["fmt"],
                 csv_mapping=mapping,
                 skip_bad_lines=form.cleaned_data["skip_bad_lines"],
-                purpose=form.cleaned_data["purpose"],
+                purpose=form.cleaned_data["purpose"] or "annotation",
             )
         except DomainError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
