@@ -6,7 +6,7 @@ from markdown_it import MarkdownIt
 
 # Raw HTML is off in the parser, and nh3 sanitises the output again: no script, no event handlers, and
 # links keep only these schemes.
-_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False})
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 _URL_SCHEMES = {"http", "https", "mailto"}
 
 

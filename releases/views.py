@@ -152,7 +152,22 @@ def release_diff(request: HttpRequest, pk: int) -> HttpResponse:
         if diff is None:
             return JsonResponse({"detail": "Choose two built releases of this project: ?a=ID&b=ID."}, status=400)
         return JsonResponse(diff)
-    return render(request, "releases/diff.html", {"project": project, "releases": built, "a": a, "b": b, "diff": diff})
+    context: dict[str, Any] = {"project": project, "releases": built, "a": a, "b": b, "diff": diff}
+    if diff is not None:
+        context["counts"] = [(DIFF_LABELS[k], v, k == "eval_to_train" and v > 0) for k, v in diff["counts"].items()]
+        context["examples"] = [(DIFF_LABELS[k], rows) for k, rows in diff["examples"].items()]
+    return render(request, "releases/diff.html", context)
+
+
+DIFF_LABELS = {
+    "added": "items added",
+    "removed": "items removed",
+    "changed": "items changed",
+    "unchanged": "unchanged",
+    "flips": "preference flips",
+    "train_to_eval": "train → eval",
+    "eval_to_train": "eval → train",
+}
 
 
 @login_required

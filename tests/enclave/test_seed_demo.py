@@ -22,7 +22,7 @@ def test_the_demo_seeds_every_project_once_and_the_pages_work() -> None:
     assert not Slot.objects.filter(item__in=gold).exists()
     models = {c["provenance"].get("adapter") or c["provenance"]["model"] for i in items for c in i.candidates}
     assert models == {"bank-assist-7b", "sft-lora-r16 #14"}, "candidates from two models"
-    assert Judgement.objects.filter(item__project=comparisons).count() == 8
+    assert Judgement.objects.filter(item__project=comparisons).count() == 12
     assert Adjudication.objects.filter(item__project=comparisons).count() == 1, "the one disagreement"
     assert AgreementSnapshot.objects.filter(project=comparisons).exists()
     assert not comparisons.memberships.filter(user__username="outsider").exists()
@@ -30,6 +30,7 @@ def test_the_demo_seeds_every_project_once_and_the_pages_work() -> None:
     assert release.state == "built", release.failure_reason
     assert release.manifest is not None
     assert release.manifest["counts"]["rows"]["train"] > 0
+    assert release.manifest["counts"]["rows"]["eval"] > 0, "the demo has a held-out split for training to evaluate on"
 
     client = Client()
     client.force_login(User.objects.get(username="annotator"))

@@ -86,7 +86,7 @@ def test_the_diff_lists_added_items_and_preference_flips(personas: Personas, cli
     assert diff["counts"]["eval_to_train"] == 0
     assert diff["counts"]["removed"] == 0
     page = client.get(f"/projects/{p.project.pk}/releases/diff/", {"a": v1.pk, "b": v2.pk}).content.decode()
-    assert "Flips" in page
+    assert "Preference flips" in page
     assert f"item #{flipped.pk}" in page
     same = client.get(f"/projects/{p.project.pk}/releases/diff/?a={v2.pk}&b={v2.pk}&format=json").json()
     assert same["same_hash"] is True

@@ -141,8 +141,8 @@ class Command(BaseCommand):
                 actor=lead, project=project, upload=upload, source_name="banking_comparisons.jsonl",
                 fmt="comparison_jsonl",
             )  # fmt: skip
-        # Two colleagues judged the first four comparisons; they disagree on one, which goes to adjudication.
-        picks = {"reviewer": [1, 0, 1, 1], "projectadmin": [1, 0, 0, 1]}
+        # Two colleagues judged the first six comparisons; they disagree on one, which goes to adjudication.
+        picks = {"reviewer": [1, 0, 1, 1, 1, 0], "projectadmin": [1, 0, 0, 1, 1, 0]}
         for name, winners in picks.items():
             user = users[name]
             for n, winner in enumerate(winners):
@@ -161,7 +161,7 @@ class Command(BaseCommand):
         # build task finds it built and does nothing).
         release = release_services.release_create(
             actor=lead, project=project, name="Adapter preferences",
-            recipe={"kind": "preference", "eval_fraction": 0.25, "ties": "keep"},
+            recipe={"kind": "preference", "eval_fraction": 0.5, "ties": "keep"},  # a tiny demo: a large held-out share
             assumptions="Demo data: synthetic retail-banking questions; two bank staff judged each comparison.",
         )  # fmt: skip
         release_services.release_build(release_id=release.pk)
