@@ -290,3 +290,30 @@ def test_a_mixin_import_needs_answers_and_never_reaches_the_queue(personas: Pers
     item = Item.objects.get(project=p.project)
     assert (item.kind, item.batch.purpose if item.batch else None) == ("mixin", "mixin")
     assert item_next(user=p.annotator, project=p.project) is None
+
+
+def test_per_criterion_sets_get_their_own_files(personas: Personas, tmp_path: Path) -> None:
+    items = comparisons(personas.project, personas.data_lead, PROMPTS[:6])
+    for user in (personas.annotator, personas.reviewer):
+        for item in items:
+            judge(item, user, {"criteria": {"accuracy": 0, "tone": 1}, "overall": 0})
+    release = build(personas.project, personas.data_lead, per_criterion=True, eval_fraction=0.0)
+    assert release.state == "built", release.failure_reason
+    call_command("release_export", str(release.pk), str(tmp_path), "--format", "trl_preference")
+    written = sorted(p.name for p in (tmp_path / "trl_preference").iterdir())
+    assert written == ["eval.jsonl", "train.accuracy.jsonl", "train.jsonl", "train.tone.jsonl"]
+    tone = [json.loads(line) for line in (tmp_path / "trl_preference/train.tone.jsonl").read_text().splitlines()]
+    assert len(tone) == 6
+    assert all(row["chosen"][0]["content"].startswith("Answer 1") for row in tone)
+    assert not (tmp_path / "parquet").exists()
+    assert release.datasheet is not None
+    assert release.datasheet["e_quantity_and_suitability"]["per_criterion"] == {"accuracy": 6, "overall": 6, "tone": 6}
+
+
+def test_a_built_release_does_not_build_again(personas: Personas) -> None:
+    judged(personas, PROMPTS[:4])
+    release = build(personas.project, personas.data_lead)
+    again = services.release_build(release_id=release.pk)
+    assert again is not None
+    assert (again.state, again.hash, again.built_at) == ("built", release.hash, release.built_at)
+    assert release.files.count() == again.files.count()

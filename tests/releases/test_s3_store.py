@@ -1,0 +1,70 @@
+"""Releases on an S3-compatible artifact store through django-storages: an S3 protocol server on
+loopback (moto's standalone server, the same HTTP API MinIO and Ceph speak) stands in for the bucket."""
+
+import hashlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from releases import services
+from tests.conftest import ClientFor, Personas
+from tests.releases.helpers import build
+from tests.releases.test_build import PROMPTS, judged
+from tests.releases.test_pages import body
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def s3_bucket() -> Iterator[dict[str, Any]]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    options = {
+        "bucket_name": "enclave-artifacts",
+        "endpoint_url": f"http://127.0.0.1:{port}",
+        "access_key": "enclave-test",
+        "secret_key": "enclave-test-secret",
+        "region_name": "us-east-1",
+        "file_overwrite": False,
+        "default_acl": None,
+    }
+    boto3.client(
+        "s3", endpoint_url=options["endpoint_url"], aws_access_key_id=options["access_key"],
+        aws_secret_access_key=options["secret_key"], region_name="us-east-1",
+    ).create_bucket(Bucket=options["bucket_name"])  # fmt: skip
+    try:
+        yield options
+    finally:
+        server.stop()
+
+
+def test_a_release_is_stored_verified_and_downloaded_from_s3(
+    personas: Personas, client_for: ClientFor, s3_bucket: dict[str, Any], settings: Any
+) -> None:
+    from storages.backends.s3 import S3Storage
+
+    judged(personas, PROMPTS[:6])
+    storages = {**settings.STORAGES, "artifacts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": s3_bucket}}
+    with override_settings(STORAGES=storages):
+        assert isinstance(services.artifact_storage(), S3Storage)
+        release = build(personas.project, personas.data_lead)
+        assert release.state == "built", release.failure_reason
+        assert services.release_verify(release=release) == []
+        found = release.files.get(path="trl_preference/train.jsonl")
+        assert services.artifact_storage().exists(found.storage_name)
+        response = client_for(personas.data_lead).get(
+            f"/projects/{personas.project.pk}/releases/{release.pk}/files/{found.pk}/"
+        )
+        assert hashlib.sha256(body(response)).hexdigest() == found.sha256
+        services.release_delete(actor=personas.project_admin, release=release)
