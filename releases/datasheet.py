@@ -8,8 +8,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from preferences.agreement import position_bias
+from preferences.agreement import krippendorff_alpha, position_bias
+from releases.aggregation import vote_scores
 
+ALPHA_ITEMS = 20_000  # Krippendorff's alpha over the first this many items (by id): bounded memory
 THIN_SLICE = 20  # a tag or criterion with fewer rows than this is listed as a gap
 LOW_AGREEMENT = 0.7  # a criterion whose mean majority share is below this is listed as a gap
 
@@ -35,6 +37,17 @@ class Tally:
     excluded_annotators: int = 0
     flagged_excluded: int = 0
     leaks: Counter[str] = field(default_factory=Counter)
+    ratings: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # criterion -> unit -> rater
+    rated_items: int = 0
+
+    def rate(self, item_id: int, votes: list[tuple[int, dict[str, Any]]], candidates: int) -> None:
+        """Keep each vote's per-pair scores (nominal labels) for Krippendorff's alpha, up to ALPHA_ITEMS items."""
+        if self.rated_items >= ALPHA_ITEMS or len(votes) < 2:
+            return
+        self.rated_items += 1
+        for annotator, result in votes:
+            for (criterion, a, b), (score, _) in vote_scores(result, candidates).items():
+                self.ratings.setdefault(criterion, {}).setdefault(f"{item_id}:{a}:{b}", {})[annotator] = score
 
     def position(self, shown: int, position: int | None) -> None:
         if position is None:
@@ -57,6 +70,10 @@ class Tally:
         }
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def _share(counter: Counter[str]) -> dict[str, float]:
     total = sum(counter.values())
     return {key: round(value / total, 4) for key, value in sorted(counter.items())} if total else {}
@@ -65,11 +82,14 @@ def _share(counter: Counter[str]) -> dict[str, float]:
 def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str) -> tuple[dict[str, Any], str]:
     recipe = manifest["recipe"]
     kind = manifest["kind"]
-    agreement = {
+    agreement: dict[str, dict[str, Any]] = {
         c: {
             "mean_majority_share": round(tally.agreement_sum[c] / tally.agreement_n[c], 4),
             "unanimous_share": round(tally.unanimous[c] / tally.agreement_n[c], 4),
             "pairs": tally.agreement_n[c],
+            "krippendorff_alpha": _rounded(krippendorff_alpha(tally.ratings[c], "nominal"))
+            if c in tally.ratings
+            else None,
         }
         for c in sorted(tally.agreement_n)
     }
@@ -90,6 +110,11 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str) -> tuple
         f"criterion “{c}”: mean majority share {a['mean_majority_share']:.2f}"
         for c, a in agreement.items()
         if a["mean_majority_share"] < LOW_AGREEMENT
+    ]
+    gaps += [
+        f"criterion “{c}”: Krippendorff's α {a['krippendorff_alpha']:.2f} (below 0.667)"
+        for c, a in agreement.items()
+        if a["krippendorff_alpha"] is not None and a["krippendorff_alpha"] < 0.667
     ]
     gaps += [f"tag “{t}”: {n} rows" for t, n in sorted(tally.per_tag.items()) if n < THIN_SLICE]
     gaps += [f"criterion “{c}”: {n} rows" for c, n in sorted(tally.per_criterion.items()) if n < THIN_SLICE]
@@ -218,10 +243,16 @@ def _markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
         out.append(
             _table(
                 [
-                    (k, v["pairs"], v["mean_majority_share"], v["unanimous_share"])
+                    (
+                        k,
+                        v["pairs"],
+                        v["mean_majority_share"],
+                        v["unanimous_share"],
+                        "—" if v["krippendorff_alpha"] is None else v["krippendorff_alpha"],
+                    )
                     for k, v in f["agreement_per_criterion"].items()
                 ],
-                ("criterion", "pairs", "mean majority share", "unanimous share"),
+                ("criterion", "pairs", "mean majority share", "unanimous share", "Krippendorff's α (nominal)"),
             )
         )
     out.append("\n## (g) Mitigation\n")

@@ -382,6 +382,8 @@ class _Selection:
             ]
             stats = {
                 "adjudicated": item_id in adjudicated,
+                "votes": [(annotator, result) for _, annotator, result, _ in found],
+                "candidates": n,
                 "outcomes": outcomes,
                 "positions": [(len(order), top_displayed(result, order)) for _, _, result, order in found],
                 "strengths": [result.get("strength") for _, _, result, _ in found if result.get("strength")],
@@ -641,6 +643,7 @@ def _write_unit(
     if release.kind != "preference":
         return
     tally.adjudicated += int(unit.stats["adjudicated"])
+    tally.rate(unit.item_id, unit.stats["votes"], unit.stats["candidates"])
     for outcome in unit.stats["outcomes"]:
         tally.agreement_sum[outcome.criterion] += outcome.agreement
         tally.agreement_n[outcome.criterion] += 1

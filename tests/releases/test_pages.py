@@ -44,6 +44,8 @@ def test_a_data_lead_defines_a_release_and_reads_its_datasheet(personas: Persona
     assert "trl_preference/train.jsonl" in page
     sheet = client.get(f"/api/v1/projects/{personas.project.pk}/releases/{release.pk}/datasheet/").json()
     assert sheet["d_assumptions"].startswith("Customers write in English")
+    agreement = sheet["f_bias_examination"]["agreement_per_criterion"]["overall"]
+    assert agreement == {"pairs": 10, "mean_majority_share": 1.0, "unanimous_share": 1.0, "krippendorff_alpha": 1.0}
     assert sheet["e_quantity_and_suitability"]["rows"] == release.manifest["counts"]["rows"]  # type: ignore[index]
     markdown = client.get(f"/api/v1/projects/{personas.project.pk}/releases/{release.pk}/datasheet/?as=md")
     assert body(markdown).decode().startswith("# Datasheet")
