@@ -10,6 +10,7 @@ Preference rows: ``id, item_id, criterion, prompt, chosen, rejected, margin, agr
 import hashlib
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 SPLITS = ("train", "eval")
+_HF_SHARD = "data-00000-of-00001.arrow"
 _BATCH = 2000
 _OPENAI_ROLES = {"system", "user", "assistant"}
 
@@ -234,8 +236,19 @@ class ArrowExporter(Exporter):
         (root / "parquet").mkdir(parents=True, exist_ok=True)
         scratch.mkdir(parents=True, exist_ok=True)
         self.parquet = {s: pq.ParquetWriter(root / "parquet" / f"{s}.parquet", self.schema) for s in SPLITS}
+        self.hf_schema = self._hf_skeleton()
         self.arrow_sinks = {s: pa.OSFile(str(scratch / f"{s}.arrow"), "wb") for s in SPLITS}
-        self.arrow = {s: pa.ipc.new_stream(self.arrow_sinks[s], self.schema) for s in SPLITS}
+        self.arrow = {s: pa.ipc.new_stream(self.arrow_sinks[s], self.hf_schema) for s in SPLITS}
+
+    def _hf_skeleton(self) -> Any:
+        """Let ``datasets`` write an empty directory with our features (its JSON files), and return the schema
+        its shards carry (with the features metadata). The rows stream into one shard per split of that
+        schema, so the directory is finished without reading the data back."""
+        from datasets import Dataset, DatasetDict, Features
+
+        empty = pa.Table.from_batches([], schema=self.schema)
+        DatasetDict({s: Dataset(empty) for s in SPLITS}).save_to_disk(str(self.scratch / "hf_skeleton"))
+        return Features.from_arrow_schema(self.schema).arrow_schema
 
     def _convert(self, row: dict[str, Any]) -> dict[str, Any]:
         if self.kind == "sft":
@@ -255,7 +268,7 @@ class ArrowExporter(Exporter):
             return
         batch = pa.RecordBatch.from_pylist(self.pending[split], schema=self.schema)
         self.parquet[split].write_batch(batch)
-        self.arrow[split].write_batch(batch)
+        self.arrow[split].write_batch(batch.replace_schema_metadata(self.hf_schema.metadata))
         self.rows[split] += batch.num_rows
         self.pending[split] = []
 
@@ -281,11 +294,10 @@ class ArrowExporter(Exporter):
         return written
 
     def _hf_directory(self) -> list[WrittenFile]:
-        from datasets import Dataset, DatasetDict
-
         target = self.root / "hf_dataset"
-        splits = DatasetDict({s: Dataset.from_file(str(self.scratch / f"{s}.arrow")) for s in SPLITS})
-        splits.save_to_disk(str(target))
+        shutil.copytree(self.scratch / "hf_skeleton", target)
+        for split in SPLITS:
+            shutil.move(self.scratch / f"{split}.arrow", target / split / _HF_SHARD)
         written = []
         for path in sorted(target.rglob("*")):
             if not path.is_file():
@@ -303,9 +315,10 @@ class ArrowExporter(Exporter):
 
 
 def _stable_state(path: Path) -> None:
-    """``datasets`` records a fingerprint derived from the scratch file's path; replace it with one derived
-    from the data, so the same rows always give the same bytes (and the same release hash)."""
+    """The empty skeleton lists no data file and carries a random fingerprint: name the shard, and derive the
+    fingerprint from the data, so the same rows always give the same bytes (and the same release hash)."""
     state = json.loads(path.read_text())
+    state["_data_files"] = [{"filename": _HF_SHARD}]
     digest = hashlib.sha256()
     for data_file in state.get("_data_files", []):
         digest.update(file_sha256(path.parent / data_file["filename"]).encode())

@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,8 @@ import orjson
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
-from django.db import transaction
-from django.db.models import Max, OuterRef, Subquery
+from django.db import connection, transaction
+from django.db.models import F, Func, IntegerField, Max, OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.errors import DomainError
@@ -169,9 +169,13 @@ class Unit:
     rubric_version: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
+    def normalised(self) -> str:
+        return splits.normalise(splits.prompt_text(self.messages))
+
+    @cached_property
     def group_hash(self) -> str:
-        return splits.digest(splits.normalise(splits.prompt_text(self.messages)))
+        return splits.digest(self.normalised)
 
 
 def _merge(items: Iterable[tuple[Any, ...]], rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[tuple[Any, ...], list]]:
@@ -186,6 +190,11 @@ def _merge(items: Iterable[tuple[Any, ...]], rows: Iterable[tuple[Any, ...]]) ->
             mine.append(pending)
             pending = next(row_iter, None)
         yield item, mine
+
+
+def _json_array_length(field: str) -> Func:
+    function = "jsonb_array_length" if connection.vendor == "postgresql" else "json_array_length"
+    return Func(F(field), function=function, output_field=IntegerField())
 
 
 def _tags(metadata: dict[str, Any]) -> list[str]:
@@ -213,12 +222,14 @@ class _Selection:
     def tag_ok(self, tags: list[str]) -> bool:
         return not self.recipe.tags or bool(set(tags) & set(self.recipe.tags))
 
-    def units(self, tally: Tally | None = None) -> Iterator[Unit]:
+    def units(self, tally: Tally | None = None, *, light: bool = False) -> Iterator[Unit]:
+        """Every item's contribution, in item order. ``light``: the prompt and the number of rows only
+        (preference rows then carry no texts): what the first pass needs, without reading the answers."""
         if self.recipe.kind == "sft":
             yield from self._sft_units(tally)
             yield from self._mixin_units()
         else:
-            yield from self._preference_units(tally)
+            yield from self._preference_units(tally, light=light)
 
     def count(self) -> int:
         kind = "sft" if self.recipe.kind == "sft" else "comparison"
@@ -309,7 +320,7 @@ class _Selection:
             }
             yield Unit(item_id, batch_id, messages, [row], source="mixin", tags=_tags(metadata))
 
-    def _preference_units(self, tally: Tally | None) -> Iterator[Unit]:
+    def _preference_units(self, tally: Tally | None, *, light: bool) -> Iterator[Unit]:
         recipe = self.recipe
         judgements = (
             Judgement.objects.filter(item__project=self.project, is_gold=False)
@@ -319,8 +330,9 @@ class _Selection:
         )
         items = (
             Item.objects.filter(project=self.project, kind="comparison", gold__isnull=True, state=ItemState.OPEN)
+            .annotate(shown=_json_array_length("candidates"))
             .order_by("id")
-            .values_list("id", "batch_id", "messages", "candidates", "metadata")
+            .values_list("id", "batch_id", "messages", "shown" if light else "candidates", "metadata")
         )
         adjudicated: dict[int, dict[str, Any]] = {
             item_id: result
@@ -339,7 +351,7 @@ class _Selection:
                 if tally is not None:
                     tally.dropped["tags not selected"] += 1
                 continue
-            n = len(candidates)
+            n = candidates if light else len(candidates)
             weight = (lambda a: self.weights.get(a, 0.5)) if recipe.aggregation == "gold_weighted" else (lambda a: 1.0)
             votes = [aggregation.Vote(annotator, result, weight(annotator)) for _, annotator, result, _ in found]
             outcomes = aggregation.aggregate_pairs(votes, n, recipe.aggregation)
@@ -361,6 +373,9 @@ class _Selection:
             if not pairs:
                 if tally is not None:
                     tally.dropped["no preference passed the recipe"] += 1
+                continue
+            if light:
+                yield Unit(item_id, batch_id, messages, [{} for _ in pairs])
                 continue
             voters = [annotator for _, annotator, _, _ in found]
             names = sorted({pseudonym(self.project.pk, a) for a in voters})
@@ -489,18 +504,18 @@ def _build(release: Release, scratch: Path) -> Release:
     # the mix-in cap needs.
     index = splits.EvalIndex(threshold=recipe.near_duplicate_threshold)
     train_rows = mixin_items = 0
-    for position, unit in enumerate(selection.units(), 1):
+    for position, unit in enumerate(selection.units(light=True), 1):
         if unit.source == "mixin":
             mixin_items += 1
         elif splitter.split(unit) == "eval":
-            index.add(unit.item_id, unit.messages)
+            index.add(unit.item_id, unit.messages, unit.normalised)
         else:
             train_rows += len(unit.rows)
         if position % _PROGRESS_EVERY == 0:
             _set_progress(release, min(30, 30 * position // total), f"splitting: {position:,} items")
-    earlier = Item.objects.filter(pk__in=frozen_eval.values("item_id")).exclude(pk__in=index.signatures.keys())
+    earlier = Item.objects.filter(pk__in=frozen_eval.values("item_id")).order_by("id")
     for item_id, messages in earlier.values_list("id", "messages").iterator(chunk_size=_CHUNK):
-        index.add(item_id, messages)
+        index.add(item_id, messages)  # skips the items indexed above
     mixin_share = 0.0
     if mixin_items and recipe.mixin_fraction:
         cap = recipe.mixin_fraction / (1 - recipe.mixin_fraction) * train_rows
@@ -524,7 +539,7 @@ def _build(release: Release, scratch: Path) -> Release:
             continue  # beyond the mix-in cap (a stable choice: the same items every time)
         split = splitter.split(unit)
         if split == "train":
-            leak = index.probe(unit.item_id, unit.messages)
+            leak = index.probe(unit.item_id, unit.messages, unit.normalised)
             if leak is not None:
                 tally.leaks[leak.kind] += 1
                 leaks.append(leak.as_dict() | {"action": recipe.leakage})
