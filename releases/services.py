@@ -516,6 +516,7 @@ def _build(release: Release, scratch: Path) -> Release:
     earlier = Item.objects.filter(pk__in=frozen_eval.values("item_id")).order_by("id")
     for item_id, messages in earlier.values_list("id", "messages").iterator(chunk_size=_CHUNK):
         index.add(item_id, messages)  # skips the items indexed above
+    index.freeze()
     mixin_share = 0.0
     if mixin_items and recipe.mixin_fraction:
         cap = recipe.mixin_fraction / (1 - recipe.mixin_fraction) * train_rows

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 import xxhash
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash
 
 NUM_PERM = 64
 _PUNCTUATION = re.compile(r"[^\w\s]+", re.UNICODE)
@@ -86,44 +86,80 @@ class Leak:
         }
 
 
+BANDS, ROWS = 16, 4  # LSH banding of the 64 values: a pair at similarity 0.8 meets in some band 99.98 % of the time
+with np.errstate(over="ignore"):
+    _BAND_WEIGHTS = np.uint64(0x9E3779B97F4A7C15) ** np.arange(1, ROWS + 1, dtype=np.uint64)
+
+
+def _bands(signatures: np.ndarray) -> np.ndarray:
+    """One 64-bit key per band and signature (an array of rows by BANDS), wrapping arithmetic on uint64."""
+    shaped = signatures.astype(np.uint64).reshape(len(signatures), BANDS, ROWS)
+    with np.errstate(over="ignore"):
+        return (shaped * _BAND_WEIGHTS).sum(axis=2, dtype=np.uint64)
+
+
 @dataclass
 class EvalIndex:
-    """Everything on the evaluation side, to probe training items against."""
+    """Everything on the evaluation side, to probe training items against: digests of the raw and the
+    normalised prompt, and MinHash signatures (``datasketch``) in a banded LSH kept as sorted numpy arrays.
+    About 420 bytes an evaluation item, so the index stays small when the evaluation split is large; add
+    every evaluation item first, then ``freeze``, then probe."""
 
     threshold: float
-    exact: dict[str, int] = field(default_factory=dict)
-    normalised: dict[str, int] = field(default_factory=dict)
-    signatures: dict[int, np.ndarray] = field(default_factory=dict)  # compact: 64 × uint32
-    lsh: MinHashLSH = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.lsh = MinHashLSH(threshold=self.threshold, num_perm=NUM_PERM)
+    exact: dict[bytes, int] = field(default_factory=dict)
+    normalised: dict[bytes, int] = field(default_factory=dict)
+    ids: dict[int, int] = field(default_factory=dict)  # item id -> row
+    _rows: list[np.ndarray] = field(default_factory=list)
+    _signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_PERM), dtype=np.uint32))
+    _sorted_bands: np.ndarray = field(default_factory=lambda: np.zeros((BANDS, 0), dtype=np.uint64))
+    _order: np.ndarray = field(default_factory=lambda: np.zeros((BANDS, 0), dtype=np.int64))
+    _frozen: bool = False
 
     def add(self, item_id: int, messages: list[dict[str, Any]], text: str | None = None) -> None:
         """Index an evaluation item; ``text`` is its normalised prompt when the caller has it already."""
-        if item_id in self.signatures:
+        if self._frozen:
+            raise RuntimeError("the evaluation index is frozen")
+        if item_id in self.ids:
             return
         text = text if text is not None else normalise(prompt_text(messages))
-        self.exact.setdefault(raw_digest(messages), item_id)
-        self.normalised.setdefault(digest(text), item_id)
-        signature = minhash(text)
-        self.signatures[item_id] = signature.hashvalues.astype(np.uint32)
-        self.lsh.insert(item_id, signature)
+        self.exact.setdefault(bytes.fromhex(raw_digest(messages)), item_id)
+        self.normalised.setdefault(bytes.fromhex(digest(text)), item_id)
+        self.ids[item_id] = len(self._rows)
+        self._rows.append(minhash(text).hashvalues.astype(np.uint32))
+
+    def freeze(self) -> None:
+        if self._rows:
+            self._signatures = np.vstack(self._rows)
+            bands = _bands(self._signatures).T  # BANDS × n
+            self._order = np.argsort(bands, axis=1, kind="stable")
+            self._sorted_bands = np.take_along_axis(bands, self._order, axis=1)
+        self._rows = []
+        self._item_of = np.array(sorted(self.ids, key=self.ids.__getitem__), dtype=np.int64)
+        self._frozen = True
 
     def probe(self, item_id: int, messages: list[dict[str, Any]], text: str | None = None) -> Leak | None:
         """The closest leak of a training item, or None; ``text`` is its normalised prompt if known."""
-        exact = self.exact.get(raw_digest(messages))
+        if not self._frozen:
+            self.freeze()
+        exact = self.exact.get(bytes.fromhex(raw_digest(messages)))
         if exact is not None:
             return Leak("exact", item_id, exact, 1.0)
         text = text if text is not None else normalise(prompt_text(messages))
-        same = self.normalised.get(digest(text))
+        same = self.normalised.get(bytes.fromhex(digest(text)))
         if same is not None:
             return Leak("normalised", item_id, same, 1.0)
-        signature = minhash(text)
-        mine = signature.hashvalues.astype(np.uint32)
+        if not len(self._signatures):
+            return None
+        mine = minhash(text).hashvalues.astype(np.uint32)
+        keys = _bands(mine[np.newaxis, :])[0]
+        found: set[int] = set()
+        for band in range(BANDS):
+            row = self._sorted_bands[band]
+            low, high = np.searchsorted(row, keys[band], "left"), np.searchsorted(row, keys[band], "right")
+            found.update(self._order[band, low:high].tolist())
         best: Leak | None = None
-        for candidate in sorted(self.lsh.query(signature)):
-            similarity = float(np.mean(mine == self.signatures[candidate]))
+        for row_index in sorted(found):
+            similarity = float(np.mean(mine == self._signatures[row_index]))
             if similarity >= self.threshold and (best is None or similarity > best.similarity):
-                best = Leak("near", item_id, int(candidate), similarity)
+                best = Leak("near", item_id, int(self._item_of[row_index]), similarity)
         return best
