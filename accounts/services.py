@@ -64,7 +64,9 @@ def audit_event_record(
     clean_payload = json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder, allow_nan=False))
     real_actor = actor if isinstance(actor, User) else None
     actor_label = real_actor.username if real_actor else str(clean_payload.get("username", "(anonymous)"))
-    with transaction.atomic():
+    # Inside the caller's transaction no savepoint is needed: an append that fails fails the change it
+    # records (two round trips fewer per event); alone, it runs in a transaction of its own.
+    with transaction.atomic(savepoint=False):
         _lock_audit_chain()
         last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
         event = AuditEvent(
