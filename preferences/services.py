@@ -300,6 +300,7 @@ def judgement_submit(
                 slot.save(update_fields=["state", "leased_until"])
             _update_quality(item.project, user, judgement, config)
             disputed = None if is_gold else _disputed_agreement(item)
+            _schedule_agreement(item.project)  # a cache round trip: before the chain lock, not under it
             # The audit appends come last: the chain lock is held from here to the commit.
             audit_event_record(
                 actor=user,
@@ -310,7 +311,6 @@ def judgement_submit(
             )
             if disputed is not None and disputed[0] < config.adjudication_threshold:
                 _open_adjudication(item, agreement=disputed[0], judgements=disputed[1])
-            _schedule_agreement(item.project)
     except IntegrityError:
         stored = (
             Judgement.objects.filter(idempotency_key=key).first()
