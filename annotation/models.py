@@ -150,7 +150,12 @@ class Slot(models.Model):
             models.UniqueConstraint(fields=["item", "index"], name="slot_index_unique"),
             models.UniqueConstraint(fields=["item", "user"], condition=Q(user__isnull=False), name="one_slot_per_user"),
         ]
-        indexes = [models.Index(fields=["project", "state", "-priority", "item", "index"], name="slot_queue_order")]
+        indexes = [
+            models.Index(fields=["project", "state", "-priority", "item", "index"], name="slot_queue_order"),
+            # "Your own unfinished slot", asked first by every "next": the few leased slots of a user, not every
+            # slot they ever finished (a full scan of those grew with the annotator's history).
+            models.Index(fields=["user", "project"], condition=Q(state="leased"), name="slot_leased_by_user"),
+        ]
 
     def __str__(self) -> str:
         return f"slot {self.index} of item #{self.item_id}"

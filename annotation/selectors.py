@@ -20,7 +20,11 @@ from annotation.models import (
 
 
 def annotation_settings(project: Project) -> AnnotationSettings:
-    """The project's settings, or the defaults (unsaved) when nobody changed them yet."""
+    """The project's settings, or the defaults (unsaved) when nobody changed them yet. Read with the project
+    when it was fetched with them (``get_project_for_user(…, with_settings=("annotation",))``)."""
+    cache = project._state.fields_cache
+    if "annotation" in cache:
+        return cache["annotation"] or AnnotationSettings(project=project)
     found = AnnotationSettings.objects.filter(project=project).first()
     return found or AnnotationSettings(project=project)
 

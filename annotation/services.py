@@ -82,6 +82,8 @@ def annotation_settings_update(
         current.pii_terms = [t for t in pii_terms if t.strip()]
         current.updated_at = timezone.now()
         current.save()
+        if "annotation" in project._state.fields_cache:  # read with the project: keep what it holds current
+            project._state.fields_cache["annotation"] = current
         if before["k"] != annotators_per_item:
             _resize_slots(project, annotators_per_item)
         audit_event_record(

@@ -19,7 +19,7 @@ from annotation.models import Item
 from annotation.parsing import ImportFormat
 from preferences import selectors, services
 from preferences.models import Judgement
-from preferences.permissions import get_comparison_for_user, get_project_for_quality
+from preferences.permissions import SETTINGS, get_comparison_for_user, get_project_for_quality
 
 
 def _user(request: Request) -> User:
@@ -148,7 +148,7 @@ class NextComparisonView(APIView):
         summary="Your next comparison, leased to you (204 when none is left)",
     )
     def post(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk, ProjectPerm.ANNOTATE)
+        project = get_project_for_user(request.user, pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
         item = services.comparison_next(user=_user(request), project=project)
         if item is None:
             return Response(status=status.HTTP_204_NO_CONTENT)

@@ -7,12 +7,16 @@ from accounts.permissions import AnyUser, get_project_for_user, project_perms_fo
 from annotation.models import Item
 from preferences.models import Adjudication
 
+# What a judgement or the next comparison reads of its project: fetched with it, in one query.
+SETTINGS = ("preferences", "annotation")
+
 
 def get_comparison_for_user(user: AnyUser, project_pk: int, item_pk: int) -> Item:
-    project = get_project_for_user(user, project_pk, ProjectPerm.ANNOTATE)
-    item = Item.objects.filter(project=project, pk=item_pk, kind="comparison").select_related("project").first()
+    project = get_project_for_user(user, project_pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
+    item = Item.objects.filter(project=project, pk=item_pk, kind="comparison").first()
     if item is None:
         raise Http404("No such comparison.")
+    item.project = project  # the instance that carries the settings and the permissions already read
     return item
 
 

@@ -17,7 +17,11 @@ from preferences.models import (
 
 
 def preference_settings(project: Project) -> PreferenceSettings:
-    """The project's settings, or the defaults (unsaved) when nobody changed them yet."""
+    """The project's settings, or the defaults (unsaved) when nobody changed them yet. Read with the project
+    when it was fetched with them (``get_project_for_user(…, with_settings=("preferences",))``)."""
+    cache = project._state.fields_cache
+    if "preferences" in cache:
+        return cache["preferences"] or PreferenceSettings(project=project)
     return PreferenceSettings.objects.filter(project=project).first() or PreferenceSettings(project=project)
 
 

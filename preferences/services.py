@@ -60,6 +60,8 @@ def preference_settings_update(*, actor: User, project: Project, **values: Any) 
             setattr(current, name, value)
         current.updated_at = timezone.now()
         current.save()
+        if "preferences" in project._state.fields_cache:  # read with the project: keep what it holds current
+            project._state.fields_cache["preferences"] = current
         audit_event_record(
             actor=actor, action="preferences.settings_update", target=current, project=project, payload=values
         )
@@ -207,6 +209,15 @@ def _project_median_ms(project: Project) -> float | None:
     return median
 
 
+def _stored_for_key(key: str, user: User, item: Item) -> Judgement | None:
+    """The judgement already stored under ``key``, if any. Raises ``DomainError`` when the key belongs to
+    another user's or another item's judgement."""
+    stored = Judgement.objects.filter(idempotency_key=key).first()
+    if stored is not None and (stored.annotator_id != user.pk or stored.item_id != item.pk):
+        raise DomainError("This idempotency key was already used for another judgement.")
+    return stored
+
+
 def judgement_submit(
     *,
     user: User,
@@ -231,35 +242,42 @@ def judgement_submit(
     if item.kind != COMPARISON:
         raise DomainError("This item is not a comparison.")
     config = preference_settings(item.project)
-    earlier = Judgement.objects.filter(idempotency_key=key).first()
-    if earlier is not None:
-        if earlier.annotator_id != user.pk or earlier.item_id != item.pk:
-            raise DomainError("This idempotency key was already used for another judgement.")
-        return earlier
-    if config.rationale_required and not rationale.strip():
-        raise DomainError("Say why: this project asks for a rationale.", field="rationale")
     seed, order = display_order(user, item)
-    criteria = [c["key"] for c in _criteria(item.project)]
-    result = _map_result(config.mode, shown, order, criteria)
+    try:
+        if config.rationale_required and not rationale.strip():
+            raise DomainError("Say why: this project asks for a rationale.", field="rationale")
+        criteria = [c["key"] for c in _criteria(item.project)] if config.mode == JudgementMode.PER_CRITERION else []
+        result = _map_result(config.mode, shown, order, criteria)
+    except DomainError:
+        # A key that was stored already is answered with what was stored, whatever came with it this time.
+        earlier = _stored_for_key(key, user, item)
+        if earlier is not None:
+            return earlier
+        raise
     is_gold = item.gold is not None
     median = _project_median_ms(item.project)
     too_fast = bool(median and time_spent_ms < config.fast_fraction * median)
     try:
         with transaction.atomic():
             slot = None
-            if not is_gold:
+            if is_gold:
+                # Gold items have no slots: everyone judges each once; a resend finds what was stored.
+                earlier = _stored_for_key(key, user, item)
+                if earlier is not None:
+                    return earlier
+            else:
                 slot = Slot.objects.select_for_update().filter(item=item, user=user).first()
-                # A second tab with the same key waited on the slot lock until the first committed: answer
-                # with what the first one stored.
-                raced = Judgement.objects.filter(idempotency_key=key).first()
-                if raced is not None:
-                    if raced.annotator_id != user.pk or raced.item_id != item.pk:
-                        raise DomainError("This idempotency key was already used for another judgement.")
-                    return raced
                 if slot is None or slot.state != SlotState.LEASED:
+                    # Judged already: a resend, or a second tab with the same key that waited on the slot lock
+                    # until the first committed. Answer with what the first one stored.
+                    earlier = _stored_for_key(key, user, item)
+                    if earlier is not None:
+                        return earlier
                     if Judgement.objects.filter(item=item, annotator=user).exists():
                         raise DomainError("You already judged this comparison.")
                     raise DomainError("This comparison is no longer assigned to you (the lease ran out).")
+                # Leased to this user and locked: no judgement of theirs for this item can exist, and a key
+                # already used elsewhere fails the insert on its unique index (handled below).
             judgement = Judgement.objects.create(
                 item=item,
                 annotator=user,
@@ -281,6 +299,9 @@ def judgement_submit(
                 slot.leased_until = None
                 slot.save(update_fields=["state", "leased_until"])
             _update_quality(item.project, user, judgement, config)
+            disputed = None if is_gold else _disputed_agreement(item)
+            _schedule_agreement(item.project)  # a cache round trip: before the chain lock, not under it
+            # The audit appends come last: the chain lock is held from here to the commit.
             audit_event_record(
                 actor=user,
                 action="judgement.submit",
@@ -288,15 +309,16 @@ def judgement_submit(
                 project=item.project,
                 payload={"item": item.pk, "result": result, "gold": is_gold, "too_fast": too_fast},
             )
-            if not is_gold:
-                _open_adjudication_if_disputed(item, config)
-            _schedule_agreement(item.project)
+            if disputed is not None and disputed[0] < config.adjudication_threshold:
+                _open_adjudication(item, agreement=disputed[0], judgements=disputed[1])
     except IntegrityError:
         stored = (
             Judgement.objects.filter(idempotency_key=key).first()
             or Judgement.objects.filter(item=item, annotator=user).first()
         )
         if stored is not None and stored.idempotency_key == key:
+            if stored.annotator_id != user.pk or stored.item_id != item.pk:
+                raise DomainError("This idempotency key was already used for another judgement.") from None
             return stored
         raise DomainError("You already judged this comparison.") from None
     return judgement
@@ -346,17 +368,20 @@ def _criteria(project: Project) -> list[dict[str, Any]]:
 
 
 def _update_quality(project: Project, user: User, judgement: Judgement, config: PreferenceSettings) -> None:
+    if not judgement.is_gold and not judgement.too_fast:
+        # Most judgements change no count: read the row (no lock, no write) and stop when the flag, which the
+        # settings may have moved, stays as it is.
+        current = AnnotatorQuality.objects.filter(project=project, annotator=user).first()
+        if current is not None and current.flagged == _should_flag(current, config):
+            return
     quality, _ = AnnotatorQuality.objects.select_for_update().get_or_create(project=project, annotator=user)
     if judgement.is_gold:
         quality.gold_seen += 1
         quality.gold_correct += int(bool(judgement.gold_correct))
     if judgement.too_fast:
         quality.fast_judgements += 1
-    accuracy = quality.gold_accuracy
     was_flagged = quality.flagged
-    quality.flagged = bool(
-        quality.gold_seen >= config.gold_minimum and accuracy is not None and accuracy < config.gold_accuracy_threshold
-    )
+    quality.flagged = _should_flag(quality, config)
     quality.updated_at = timezone.now()
     quality.save()
     if quality.flagged and not was_flagged:
@@ -365,8 +390,19 @@ def _update_quality(project: Project, user: User, judgement: Judgement, config: 
             action="annotator.flag",
             target=quality,
             project=project,
-            payload={"annotator": user.username, "gold_accuracy": accuracy, "gold_seen": quality.gold_seen},
+            payload={
+                "annotator": user.username,
+                "gold_accuracy": quality.gold_accuracy,
+                "gold_seen": quality.gold_seen,
+            },
         )
+
+
+def _should_flag(quality: AnnotatorQuality, config: PreferenceSettings) -> bool:
+    accuracy = quality.gold_accuracy
+    return bool(
+        quality.gold_seen >= config.gold_minimum and accuracy is not None and accuracy < config.gold_accuracy_threshold
+    )
 
 
 def _label(result: dict[str, Any]) -> str:
@@ -375,22 +411,28 @@ def _label(result: dict[str, Any]) -> str:
     return str(result.get("winner", result.get("overall")))
 
 
-def _open_adjudication_if_disputed(item: Item, config: PreferenceSettings) -> None:
+def _disputed_agreement(item: Item) -> tuple[float, int] | None:
+    """(share of the largest agreeing group, number of judgements) once all ``k`` judgements of the item are
+    in and it has no adjudication yet; None before."""
     k = annotation_settings(item.project).annotators_per_item
     results = list(Judgement.objects.filter(item=item, is_gold=False).values_list("result", flat=True))
     if len(results) < max(2, k):
-        return
+        return None
     labels = Counter(_label(r) for r in results)
-    agreement = labels.most_common(1)[0][1] / len(results)
-    if agreement < config.adjudication_threshold and not Adjudication.objects.filter(item=item).exists():
-        adjudication = Adjudication.objects.create(item=item, agreement=agreement)
-        audit_event_record(
-            actor=None,
-            action="adjudication.open",
-            target=adjudication,
-            project=item.project,
-            payload={"item": item.pk, "agreement": agreement, "judgements": len(results)},
-        )
+    return labels.most_common(1)[0][1] / len(results), len(results)
+
+
+def _open_adjudication(item: Item, *, agreement: float, judgements: int) -> None:
+    if Adjudication.objects.filter(item=item).exists():
+        return
+    adjudication = Adjudication.objects.create(item=item, agreement=agreement)
+    audit_event_record(
+        actor=None,
+        action="adjudication.open",
+        target=adjudication,
+        project=item.project,
+        payload={"item": item.pk, "agreement": agreement, "judgements": judgements},
+    )
 
 
 def adjudication_decide(

@@ -22,6 +22,7 @@ from preferences import selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import AnnotatorQuality, JudgementMode
 from preferences.permissions import (
+    SETTINGS,
     get_adjudication_for_reviewer,
     get_comparison_for_user,
     get_project_for_quality,
@@ -64,7 +65,7 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
 
 
 def _next(request: HttpRequest, project_pk: int, *, notice: str = "") -> HttpResponse:
-    project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE)
+    project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
     item = services.comparison_next(user=_user(request), project=project)
     if item is None:
         context: dict[str, Any] = {"project": project, "notice": notice}

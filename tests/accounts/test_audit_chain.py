@@ -58,6 +58,22 @@ def test_it_stores_exactly_what_it_hashed() -> None:
 
 
 @pytest.mark.django_db
+def test_the_hash_computed_in_the_database_is_the_one_python_computes() -> None:
+    """On PostgreSQL the append hashes in SQL: the same text, whatever the payload holds."""
+    project = ProjectFactory.create()
+    user = UserFactory.create(username="zoë")
+    tricky = {"quote": '“A” \\ "B"\n', "nested": {"z": [1, 2.5, None, True], "a": "ü€😀"}, "seq": 7, "n": 10**12}
+    for payload in ({}, tricky):
+        event = services.audit_event_record(
+            actor=user, action="t.ünïcode", target=project, project=project, payload=payload
+        )
+        stored = AuditEvent.objects.get(pk=event.pk)
+        assert (stored.seq, stored.prev_hash, stored.hash) == (event.seq, event.prev_hash, event.hash)
+        assert stored.compute_hash() == stored.hash
+    assert audit_chain_verify().ok
+
+
+@pytest.mark.django_db
 def test_audit_verify_finds_an_edited_row(capsys: pytest.CaptureFixture[str]) -> None:
     events = _record(6)
     call_command("audit_verify")

@@ -145,3 +145,31 @@ def test_the_api_creates_a_token_and_returns_it_once(client_for: ClientFor) -> N
     bad = client.post("/api/v1/tokens/", {"name": "x", "days": 9999}, content_type="application/json")
     assert bad.status_code == 400
     assert "days" in bad.json()
+
+
+def test_a_token_is_checked_in_one_query_and_stamped_at_most_once_a_minute() -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts import services
+
+    user = UserFactory.create()
+    token, raw = services.api_token_create(user=user, name="busy script", days=1)
+    stale, _ = services.api_token_create(user=user, name="old", days=1)
+    AuthToken.objects.filter(pk=stale.pk).update(expiry=timezone.now() - timedelta(days=1))
+    api = Client(HTTP_AUTHORIZATION=f"Token {raw}")
+    assert api.get("/api/v1/me/").status_code == 200
+    first = ApiTokenInfo.objects.get(token=token).last_used_at
+    assert first is not None
+    assert not AuthToken.objects.filter(pk=stale.pk).exists(), "the user's expired tokens go when one is stamped"
+    with CaptureQueriesContext(connection) as queries:
+        assert api.get("/api/v1/me/").status_code == 200
+    writes = [q["sql"] for q in queries.captured_queries if not q["sql"].lstrip().upper().startswith("SELECT")]
+    assert writes == [], "stamped less than a minute ago: the request writes nothing"
+    assert sum("knox_authtoken" in q["sql"] for q in queries.captured_queries) == 1
+    assert ApiTokenInfo.objects.get(token=token).last_used_at == first
+    ApiTokenInfo.objects.filter(token=token).update(last_used_at=first - timedelta(minutes=2))
+    assert api.get("/api/v1/me/").status_code == 200
+    stamped = ApiTokenInfo.objects.get(token=token).last_used_at
+    assert stamped is not None
+    assert stamped > first - timedelta(minutes=1)

@@ -208,3 +208,37 @@ def test_two_tabs_racing_store_one_judgement(personas: Personas, on_postgres: No
         assert outcomes == [stored.pk, stored.pk], "both tabs get the one stored judgement"
     else:
         assert sorted(map(str, outcomes)) == sorted([str(stored.pk), "You already judged this comparison."])
+
+
+def _statements(queries: Any) -> list[str]:
+    control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE SAVEPOINT")
+    return [q["sql"] for q in queries.captured_queries if not q["sql"].lstrip().upper().startswith(control)]
+
+
+def test_next_and_submit_keep_to_their_query_budget(personas: Personas) -> None:
+    """Token, project, permissions and settings are read once per request; the judgement's writes and its
+    audit append follow. A budget, so that a query creeping back into the hot path fails here."""
+    from django.core.cache import cache
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.services import api_token_create
+
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    make_comparisons(personas.project, personas.data_lead, 3)
+    cache.set(f"judgement-median:{personas.project.pk}", (60_000,))  # as in a project with a history
+    _, raw = api_token_create(user=personas.annotator, name="budget", days=1)
+    api = Client(HTTP_AUTHORIZATION=f"Token {raw}")
+    base = f"/api/v1/projects/{personas.project.pk}/comparisons"
+    for n in range(3):  # the first: the token's first use is stamped, the annotator's quality row created
+        with CaptureQueriesContext(connection) as next_queries:
+            shown = api.post(f"{base}/next/").json()
+        body = {"choice": "A", "strength": 1, "idempotency_key": f"budget-{n}", "time_spent_ms": 30_000}
+        with CaptureQueriesContext(connection) as submit_queries:
+            assert _post(api, f"{base}/{shown['id']}/judgements/", body).status_code == 201
+        if n == 0:
+            continue
+        # token, project with settings, permissions, own slot, expired lease, free slot, lease, audit (3)
+        assert len(_statements(next_queries)) <= 10, _statements(next_queries)
+        # token, project with settings, permissions, item, slot lock, insert, draft, slot, quality,
+        # judgements of the item, audit (3)
+        assert len(_statements(submit_queries)) <= 13, "\n".join(s[:90] for s in _statements(submit_queries))

@@ -284,3 +284,22 @@ def test_adjudication_opens_strictly_below_the_threshold(personas: Personas, thr
         _take(user, personas.project)
         _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"t{n}")
     assert Adjudication.objects.filter(item=item).exists() is opened, "1 of 2 agree: 0.5"
+
+
+def test_a_key_stored_for_one_judgement_is_refused_for_another(personas: Personas) -> None:
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    make_comparisons(personas.project, personas.data_lead, 3)
+    first = _take(personas.annotator, personas.project)
+    stored = _judge(personas.annotator, first, {"choice": "A"}, key="shared-key")
+    assert _judge(personas.annotator, first, {"choice": "B"}, key="shared-key") == stored, "a resend: the stored one"
+    assert _judge(personas.annotator, first, {"choice": "nonsense"}, key="shared-key") == stored
+    second = _take(personas.annotator, personas.project)
+    with pytest.raises(DomainError, match="already used for another judgement"):
+        _judge(personas.annotator, second, {"choice": "A"}, key="shared-key")
+    slot = Slot.objects.get(item=second, user=personas.annotator)
+    assert slot.state == SlotState.LEASED, "the refused submit changed nothing"
+    assert not Judgement.objects.filter(item=second).exists()
+    other = _take(personas.reviewer, personas.project)
+    with pytest.raises(DomainError, match="already used for another judgement"):
+        _judge(personas.reviewer, other, {"choice": "A"}, key="shared-key")
+    assert Judgement.objects.count() == 1
