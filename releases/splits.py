@@ -22,8 +22,7 @@ import xxhash
 from datasketch import MinHash
 
 NUM_PERM = 64
-_PUNCTUATION = re.compile(r"[^\w\s]+", re.UNICODE)
-_SPACE = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"\W+")  # punctuation and whitespace alike: each run becomes one space
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -32,7 +31,7 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
 
 def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower()
-    return _SPACE.sub(" ", _PUNCTUATION.sub(" ", text)).strip()
+    return _NOT_WORD.sub(" ", text).strip()
 
 
 def digest(text: str) -> str:
@@ -49,10 +48,6 @@ def in_eval_by_hash(group_hash: str, fraction: float) -> bool:
     return position < fraction
 
 
-def _xxh(data: bytes) -> int:
-    return xxhash.xxh32_intdigest(data)
-
-
 # The permutations depend only on the seed: made once, not per item (five times faster on short prompts).
 _TEMPLATE = MinHash(num_perm=NUM_PERM, seed=1)
 
@@ -62,9 +57,13 @@ def minhash(normalised: str) -> MinHash:
     if len(words) < 3:
         shingles = [normalised.encode()]
     else:
-        shingles = [" ".join(words[i : i + 3]).encode() for i in range(len(words) - 2)]
+        shingles = [f"{a} {b} {c}".encode() for a, b, c in zip(words, words[1:], words[2:], strict=False)]
     signature = MinHash(
-        num_perm=NUM_PERM, seed=1, hashfunc=_xxh, permutations=_TEMPLATE.permutations, scheme=_TEMPLATE.scheme
+        num_perm=NUM_PERM,
+        seed=1,
+        hashfunc=xxhash.xxh32_intdigest,
+        permutations=_TEMPLATE.permutations,
+        scheme=_TEMPLATE.scheme,
     )
     signature.update_batch(shingles)
     return signature
