@@ -1,8 +1,13 @@
 """What every benchmark shares: a throwaway database and the table it prints."""
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
@@ -45,3 +50,19 @@ def print_columns(title: str, header: list[str], rows: list[list[str]]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for row in rows:
         print(line(row))
+
+
+def size_label(count: int) -> str:
+    """10000 → "10k", 1000000 → "1M", other counts with separators."""
+    if count >= 1_000_000 and count % 1_000_000 == 0:
+        return f"{count // 1_000_000}M"
+    if count >= 1000 and count % 1000 == 0:
+        return f"{count // 1000}k"
+    return f"{count:,}"
+
+
+def collect_static(env: dict[str, str]) -> None:
+    """Production serves collected, hashed and compressed files (whitenoise's manifest storage)."""
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )

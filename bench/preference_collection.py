@@ -50,10 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("ENCLAVE_DATA_DIR", tempfile.mkdtemp(prefix="enclave-bench-"))
 os.environ["DJANGO_SETTINGS_MODULE"] = "enclave.settings.local"
 
-from _common import print_columns, throwaway_database
+from _common import ROOT, collect_static, print_columns, size_label, throwaway_database
 from faker.providers.lorem.en_US import Provider as LoremProvider
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # As docker-compose.yml runs the web service (the Dockerfile's CMD says the same).
 GUNICORN_WORKERS = 3
@@ -366,13 +364,6 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def _collect_static(env: dict[str, str]) -> None:
-    """Production serves collected, hashed and compressed files (whitenoise's manifest storage)."""
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
 
 
 class Server:
@@ -916,14 +907,6 @@ def _run_size(count: int, opts: Options, base_env: dict[str, str], work: Path) -
 # --- Main ------------------------------------------------------------------------------------------------
 
 
-def _label(count: int) -> str:
-    if count >= 1_000_000 and count % 1_000_000 == 0:
-        return f"{count // 1_000_000}M"
-    if count >= 1000 and count % 1000 == 0:
-        return f"{count // 1000}k"
-    return f"{count:,}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--comparisons", type=int, nargs="+", default=[10_000, 50_000, 1_000_000])
@@ -970,7 +953,7 @@ def main() -> None:
         "OMP_NUM_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    _collect_static(base_env)
+    collect_static(base_env)
     opts = Options(
         judgements=args.judgements,
         warmup=50,
@@ -1020,7 +1003,7 @@ def main() -> None:
         ("ranking page: files", "page files", ""),
         ("ranking page: as served (Accept-Encoding: gzip, br)", "page served", ""),
     ]
-    header = ["measure", *(f"{_label(c)} comparisons" for c in args.comparisons), "target"]
+    header = ["measure", *(f"{size_label(c)} comparisons" for c in args.comparisons), "target"]
     rows = [[name, *(results[c].get(key, "n/a") for c in args.comparisons), target] for name, key, target in measures]
     try:
         revision = subprocess.run(

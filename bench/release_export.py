@@ -53,9 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson
-from _common import print_columns, throwaway_database
-
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, collect_static, print_columns, size_label, throwaway_database
 
 RESULT_MARK = "BENCH-RESULT "
 PASSWORD = "bench-release-password-3141"  # noqa: S105 - a throwaway account in a throwaway database
@@ -514,14 +512,6 @@ def _run_size(count: int, opts: Options, base_env: dict[str, str], work: Path) -
 # --- Table ---------------------------------------------------------------------------------------------------
 
 
-def _label(count: int) -> str:
-    if count >= 1_000_000 and count % 1_000_000 == 0:
-        return f"{count // 1_000_000}M"
-    if count >= 1000 and count % 1000 == 0:
-        return f"{count // 1000}k"
-    return f"{count:,}"
-
-
 def _rate(rows: int, size: int, seconds: float) -> tuple[float, float]:
     return (rows / seconds, size / 1e6 / seconds) if seconds else (0.0, 0.0)
 
@@ -542,7 +532,7 @@ def _row(r: dict[str, Any]) -> list[str]:
     )
     export_mb = r["export_bytes"] / 1e6
     return [
-        f"{_label(n)} ({r['words']} w)",
+        f"{size_label(n)} ({r['words']} w)",
         f"{n:,}",
         f"{built['seconds']:,.1f}",
         f"{n / built['seconds']:,.0f}",
@@ -579,7 +569,7 @@ def _notes(results: list[dict[str, Any]]) -> list[str]:
         exporters = sum(timers.values())
         trl = r["formats"]["trl_preference"]
         lines.append(
-            f"{_label(r['judgements'])}: text {r['text_kb']:.1f} KB and TRL row "
+            f"{size_label(r['judgements'])}: text {r['text_kb']:.1f} KB and TRL row "
             f"{trl['bytes'] / trl['rows'] / 1024:.1f} KB "
             f"per judgement; rows train {r['split_rows']['train']:,} / eval {r['split_rows']['eval']:,}; "
             f"leaks {built['build_stats']['leaks']}; load {r['load_s']:.0f} s, database {r['db_mb'] / 1000:.2f} GB; "
@@ -606,7 +596,7 @@ def _targets(results: list[dict[str, Any]]) -> list[str]:
         end_to_end = r["judgements"] / built["seconds"]
         exporter = trl_rows / timers["TrlPreferenceJsonl"]
         lines.append(
-            f"{_label(r['judgements'])}: TRL preference JSONL ≥ {TARGET_ROWS_PER_S:,} rows/s: "
+            f"{size_label(r['judgements'])}: TRL preference JSONL ≥ {TARGET_ROWS_PER_S:,} rows/s: "
             f"whole build {end_to_end:,.0f} {mark(end_to_end >= TARGET_ROWS_PER_S)}, "
             f"exporter alone {exporter:,.0f} {mark(exporter >= TARGET_ROWS_PER_S)}; "
             f"first byte < {TARGET_TTFB_S:g} s: {r['ttfb_cold_s'] * 1000:,.0f} ms cold, "
@@ -616,7 +606,8 @@ def _targets(results: list[dict[str, Any]]) -> list[str]:
         small, large = results[0], results[-1]
         growth = large["build"]["peak_mb"] - small["build"]["peak_mb"]
         lines.append(
-            f"peak RSS growth {_label(small['judgements'])} → {_label(large['judgements'])} < {TARGET_GROWTH_MB} MB: "
+            f"peak RSS growth {size_label(small['judgements'])} → {size_label(large['judgements'])} "
+            f"< {TARGET_GROWTH_MB} MB: "
             f"{growth:+,.0f} MB {mark(growth < TARGET_GROWTH_MB)}"
             + ("" if large["judgements"] >= 1_000_000 else " (the target is stated up to 1M)")
         )
@@ -658,7 +649,6 @@ def main() -> None:
     import django
 
     django.setup()
-    from preference_collection import _collect_static
 
     base_env = {
         **os.environ,
@@ -675,7 +665,7 @@ def main() -> None:
         ttfb_repeats=args.ttfb_repeats,
     )  # fmt: skip
     try:
-        _collect_static(base_env)
+        collect_static(base_env)
         results = []
         for count in args.sizes:
             result = _run_size(count, opts, base_env, work)

@@ -157,7 +157,7 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str) -> tuple
         "g_mitigation": mitigation,
         "h_gaps": gaps,
     }
-    return sheet, _markdown(manifest, sheet)
+    return sheet, markdown(manifest, sheet)
 
 
 def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
@@ -168,7 +168,8 @@ def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
+def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
+    """The datasheet as Markdown, from the manifest and the datasheet JSON (what ``datasheet.md`` holds)."""
     e = sheet["e_quantity_and_suitability"]
     f = sheet["f_bias_examination"]
     c = sheet["c_preparation"]

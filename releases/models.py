@@ -60,10 +60,6 @@ class Release(models.Model):
         return str(self.version)
 
     @property
-    def frozen(self) -> bool:
-        return self.state in FROZEN_STATES
-
-    @property
     def storage_prefix(self) -> str:
         return f"releases/{self.project_id}/{self.pk}"
 

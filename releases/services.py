@@ -14,7 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
@@ -219,8 +219,13 @@ class _Selection:
             for annotator, seen, correct in quality.values_list("annotator_id", "gold_seen", "gold_correct")
         }
 
-    def tag_ok(self, tags: list[str]) -> bool:
-        return not self.recipe.tags or bool(set(tags) & set(self.recipe.tags))
+    def selected(self, tags: list[str], tally: Tally | None) -> bool:
+        """Whether an item's tags pass the recipe (counted in the tally when they do not)."""
+        if not self.recipe.tags or set(tags) & set(self.recipe.tags):
+            return True
+        if tally is not None:
+            tally.dropped["tags not selected"] += 1
+        return False
 
     def units(self, tally: Tally | None = None, *, light: bool = False) -> Iterator[Unit]:
         """Every item's contribution, in item order. ``light``: the prompt and the number of rows only
@@ -266,9 +271,7 @@ class _Selection:
             if not found:
                 continue
             tags = _tags(metadata)
-            if not self.tag_ok(tags):
-                if tally is not None:
-                    tally.dropped["tags not selected"] += 1
+            if not self.selected(tags, tally):
                 continue
             answers: dict[str, list[int]] = {}
             version = None
@@ -347,9 +350,7 @@ class _Selection:
             if not found and item_id not in adjudicated:
                 continue
             tags = _tags(metadata)
-            if not self.tag_ok(tags):
-                if tally is not None:
-                    tally.dropped["tags not selected"] += 1
+            if not self.selected(tags, tally):
                 continue
             n = candidates if light else len(candidates)
             weight = (lambda a: self.weights.get(a, 0.5)) if recipe.aggregation == "gold_weighted" else (lambda a: 1.0)
@@ -594,20 +595,7 @@ def _build(release: Release, scratch: Path) -> Release:
     _store(release, root, files)
     stats = {"seconds": round(time.perf_counter() - started, 3), "exporter_seconds": timers, "leaks": len(leaks)}
     with transaction.atomic():
-        ReleaseFile.objects.bulk_create(
-            [
-                ReleaseFile(
-                    release=release,
-                    path=f.path,
-                    fmt=f.fmt,
-                    split=f.split,
-                    rows=f.rows,
-                    size_bytes=f.size_bytes,
-                    sha256=f.sha256,
-                )
-                for f in files
-            ]
-        )
+        ReleaseFile.objects.bulk_create([ReleaseFile(release=release, **asdict(f)) for f in files])
         Release.objects.filter(pk=release.pk).update(
             state=ReleaseState.BUILT,
             progress=100,

@@ -15,6 +15,7 @@ from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for
 from annotation.rendering import render_markdown
 from releases import selectors, services
+from releases.datasheet import markdown
 from releases.exporters import FORMAT_LABELS
 from releases.forms import ReleaseForm
 from releases.models import Release, ReleaseFile, ReleaseState
@@ -84,20 +85,14 @@ def _detail_context(request: HttpRequest, release: Release) -> dict[str, Any]:
         "release": release,
         "files": [(f, FORMAT_LABELS.get(f.fmt, f.fmt)) for f in files],
         "previous": previous,
-        "datasheet_html": render_markdown(_datasheet_markdown(release)) if release.state == ReleaseState.BUILT else "",
+        "datasheet_html": render_markdown(markdown(release.manifest, release.datasheet))
+        if release.state == ReleaseState.BUILT and release.manifest and release.datasheet
+        else "",
         "can_build": ProjectPerm.MANAGE_DATA in perms,
         "can_delete": ProjectPerm.MANAGE_MEMBERS in perms,
         "building": release.state in (ReleaseState.QUEUED, ReleaseState.BUILDING),
         "others": selectors.built_releases(release.project).exclude(pk=release.pk),
     }
-
-
-def _datasheet_markdown(release: Release) -> str:
-    stored = release.files.filter(path="datasheet.md").first()
-    if stored is None:
-        return ""
-    with services.artifact_storage().open(stored.storage_name, "rb") as stream:
-        return stream.read().decode()
 
 
 @login_required
