@@ -1,1 +1,195 @@
-"""Models of the training app arrive with its issue; the app is installed so its rooms are in place."""
+"""Training: the base-model registry, LoRA jobs (SFT and DPO) with their logged metrics and log lines, the
+GPU workers' capabilities, and adapters with their lineage.
+
+A job's inputs (release, base model, canonical config) never change after it is defined; "run again" makes a
+new job. An adapter is bound to the hashes of everything that made it, copied onto the row so the lineage
+survives even if a release becomes a tombstone."""
+
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Project, User
+from releases.models import Release
+
+
+class BaseModelState(models.TextChoices):
+    VALIDATING = "validating", "Validating"
+    READY = "ready", "Ready"
+    INVALID = "invalid", "Invalid"
+
+
+class BaseModel(models.Model):
+    """A causal LM in a local directory that the GPU workers can read (a shared models volume). Site-wide:
+    site staff register it, project admins train on it. Its hash covers the weight and tokenizer files."""
+
+    name = models.CharField(max_length=100, unique=True)
+    path = models.CharField(max_length=500)
+    description = models.TextField(blank=True)
+    state = models.CharField(max_length=16, choices=BaseModelState.choices, default=BaseModelState.VALIDATING)
+    failure_reason = models.TextField(blank=True)
+    architecture = models.CharField(max_length=100, blank=True)
+    model_type = models.CharField(max_length=50, blank=True)
+    parameter_count = models.PositiveBigIntegerField(null=True, blank=True)
+    dtype = models.CharField(max_length=20, blank=True)
+    linear_modules = models.JSONField(default=list, blank=True)  # names LoRA can target (q_proj, ...)
+    content_hash = models.CharField(max_length=64, blank=True)
+    files = models.JSONField(default=list, blank=True)  # [{path, size_bytes, sha256}], sorted by path
+    registered_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    registered_at = models.DateTimeField(default=timezone.now)
+    validated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobKind(models.TextChoices):
+    SFT = "sft", "SFT (supervised fine-tuning)"
+    DPO = "dpo", "DPO (preference optimisation)"
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+RELEASE_KIND_FOR_JOB: dict[str, str] = {JobKind.SFT: "sft", JobKind.DPO: "preference"}
+
+
+class TrainingJob(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="training_jobs")
+    kind = models.CharField(max_length=8, choices=JobKind.choices)
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="training_jobs")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="jobs")
+    config = models.JSONField()  # canonical: see training.config.JobConfig
+    config_hash = models.CharField(max_length=64)
+    preset = models.CharField(max_length=32, blank=True)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(null=True, blank=True)
+    phase = models.CharField(max_length=100, blank=True)  # what the job does right now, for the page
+    failure_reason = models.TextField(blank=True)
+    evaluation = models.JSONField(default=dict, blank=True)  # {"before": {...}, "after": {...}}
+    environment = models.JSONField(default=dict, blank=True)  # library versions, hardware, network record
+    rerun_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reruns")
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    worker = models.CharField(max_length=200, blank=True)
+    child_pid = models.PositiveIntegerField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="training_job_state_beat")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display().split(' ')[0]} job #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.total_steps:
+            return 100 if self.state == JobState.SUCCEEDED else 0
+        return min(100, round(100 * self.step / self.total_steps))
+
+    @property
+    def work_name(self) -> str:
+        return f"job-{self.pk}"
+
+
+class JobMetric(models.Model):
+    """One logged step of a job: ``values`` holds what the trainer logged (loss, learning_rate, grad_norm;
+    for DPO rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins; eval_* for evaluations)."""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    phase = models.CharField(max_length=8, default="train")  # train / eval
+    epoch = models.FloatField(null=True, blank=True)
+    values = models.JSONField()
+    logged_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["job", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.phase} step {self.step} of job #{self.job_id}"
+
+
+class JobLogLine(models.Model):
+    """A line the training process printed (stdout and stderr, in order), kept so a failed job shows why."""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="log_lines")
+    seq = models.PositiveIntegerField()
+    line = models.TextField()
+    logged_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["job", "seq"]
+        constraints = [models.UniqueConstraint(fields=["job", "seq"], name="one_log_line_per_seq")]
+
+    def __str__(self) -> str:
+        return f"line {self.seq} of job #{self.job_id}"
+
+
+class TrainingWorker(models.Model):
+    """What a worker on the ``gpu`` queue reported about itself when it started and on every job: the
+    devices and libraries that decide which configs it can run (QLoRA needs a GPU and bitsandbytes)."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    devices = models.JSONField(default=list, blank=True)  # [{"name", "memory_bytes"}] of CUDA devices
+    bitsandbytes = models.BooleanField(default=False)
+    versions = models.JSONField(default=dict, blank=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
+class Adapter(models.Model):
+    """A trained LoRA adapter in the artifact store and everything that made it."""
+
+    job = models.OneToOneField(TrainingJob, on_delete=models.PROTECT, related_name="adapter")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="adapters")
+    name = models.CharField(max_length=200)
+    storage_prefix = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64)  # of adapter_model.safetensors
+    size_bytes = models.PositiveBigIntegerField()
+    files = models.JSONField(default=list)  # [{path, size_bytes, sha256}]
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="adapters")
+    release_hash = models.CharField(max_length=64)
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="adapters")
+    base_model_hash = models.CharField(max_length=64)
+    config = models.JSONField()
+    config_hash = models.CharField(max_length=64)
+    seed = models.BigIntegerField()
+    library_versions = models.JSONField(default=dict)
+    code_version = models.CharField(max_length=64)
+    hardware = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)  # evaluation before and after, final training figures
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    started_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name

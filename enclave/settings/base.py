@@ -306,6 +306,15 @@ USE_TZ = True
 
 ENCLAVE_CODE_VERSION = env_optional_str("ENCLAVE_CODE_VERSION")
 
+# Training. Each job trains in a child of the gpu worker, in its own directory under TRAINING_WORK_DIR (local
+# disk of the worker); the worker beats twice a second while it supervises, and a running job whose heartbeat is
+# older than TRAINING_HEARTBEAT_TIMEOUT seconds is failed as "worker lost". Base models may be registered only
+# under TRAINING_MODEL_ROOTS (the shared models volume), when set.
+TRAINING_WORK_DIR = Path(env_str("TRAINING_WORK_DIR", str(DATA_DIR / "training"))).resolve()
+TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 90, minimum=10, maximum=86_400)
+TRAINING_CANCEL_GRACE_SECONDS = env_int("TRAINING_CANCEL_GRACE_SECONDS", 10, minimum=1, maximum=600)
+TRAINING_MODEL_ROOTS = [Path(root).resolve() for root in env_list("TRAINING_MODEL_ROOTS", [])]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,151 @@
+"""What a base-model directory holds, read without loading the weights: the config, the tokenizer and its
+chat template, safetensors headers (parameter count, dtype, linear module names), and a content hash of the
+weight, config and tokenizer files, each streamed once through sha256.
+
+Runs on a ``gpu`` worker, whose view of the shared models volume is the one that matters. Every load is
+local: ``local_files_only=True`` under the offline environment."""
+
+import hashlib
+import json
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+WEIGHT_SUFFIX = ".safetensors"
+HASHED_NAMES = {
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "model.safetensors.index.json",
+}
+_CHUNK = 4 * 1024 * 1024
+_NOT_TARGETS = {"lm_head", "embed_tokens", "wte", "wpe", "embed_positions", "score"}
+
+
+class ModelDirectoryError(Exception):
+    """The directory is not a usable base model; the message says what is missing."""
+
+
+@dataclass
+class ModelFacts:
+    architecture: str
+    model_type: str
+    parameter_count: int
+    dtype: str
+    linear_modules: list[str]
+    files: list[dict[str, Any]] = field(default_factory=list)
+    content_hash: str = ""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_hash(files: list[dict[str, Any]]) -> str:
+    """One hash of a file list: sha256 over ``path<TAB>sha256`` lines in path order."""
+    lines = "".join(f"{f['path']}\t{f['sha256']}\n" for f in sorted(files, key=lambda f: f["path"]))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file: tensor names with dtype and shape (the weights are not read)."""
+    with path.open("rb") as stream:
+        raw = stream.read(8)
+        if len(raw) != 8:
+            raise ModelDirectoryError(f"{path.name} is not a safetensors file (too short).")
+        (length,) = struct.unpack("<Q", raw)
+        if length > 100 * 1024 * 1024:
+            raise ModelDirectoryError(f"{path.name} is not a safetensors file (header of {length} bytes).")
+        try:
+            header: dict[str, Any] = json.loads(stream.read(length))
+        except ValueError:
+            raise ModelDirectoryError(f"{path.name} is not a safetensors file (unreadable header).") from None
+    header.pop("__metadata__", None)
+    return header
+
+
+def inspect_model_directory(directory: Path) -> ModelFacts:
+    """Check and describe a base-model directory; raises ``ModelDirectoryError`` with the reason."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    directory = Path(directory)
+    if not directory.is_absolute():
+        raise ModelDirectoryError("Give an absolute path.")
+    if not directory.is_dir():
+        raise ModelDirectoryError(f"{directory} is not a directory this worker can read.")
+    if not (directory / "config.json").is_file():
+        raise ModelDirectoryError("No config.json: this is not a transformers model directory.")
+    weights = sorted(directory.glob(f"*{WEIGHT_SUFFIX}"))
+    if not weights:
+        pickled = [p.name for p in directory.glob("*.bin")] + [p.name for p in directory.glob("*.pt")]
+        if pickled:
+            raise ModelDirectoryError(
+                f"Weights must be safetensors; found only {', '.join(sorted(pickled))}. "
+                "Convert them (model.save_pretrained(dir, safe_serialization=True)) and register again."
+            )
+        raise ModelDirectoryError("No *.safetensors weights in the directory.")
+    try:
+        config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    except Exception as exc:
+        raise ModelDirectoryError(f"config.json does not load: {exc}") from None
+    architectures = list(getattr(config, "architectures", None) or [])
+    if not any(name.endswith("ForCausalLM") for name in architectures):
+        raise ModelDirectoryError(
+            f"Not a causal language model: architectures {architectures or 'not set'} (need *ForCausalLM)."
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except Exception as exc:
+        raise ModelDirectoryError(f"The tokenizer does not load: {exc}") from None
+    if not getattr(tokenizer, "chat_template", None):
+        raise ModelDirectoryError("The tokenizer has no chat template; conversations cannot be formatted.")
+    try:
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": "ping"}, {"role": "assistant", "content": "pong"}], tokenize=False
+        )
+    except Exception as exc:
+        raise ModelDirectoryError(f"The chat template does not render a conversation: {exc}") from None
+
+    parameters = 0
+    dtypes: Counter[str] = Counter()
+    modules: set[str] = set()
+    for path in weights:
+        for name, tensor in safetensors_header(path).items():
+            count = 1
+            for size in tensor.get("shape", []):
+                count *= int(size)
+            parameters += count
+            dtypes[str(tensor.get("dtype", "?"))] += count
+            parts = name.split(".")
+            is_matrix = len(tensor.get("shape", [])) == 2 and parts[-1] == "weight" and len(parts) >= 2
+            if is_matrix and parts[-2] not in _NOT_TARGETS:
+                modules.add(parts[-2])
+
+    files = []
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and (path.suffix == WEIGHT_SUFFIX or path.name in HASHED_NAMES):
+            files.append({"path": path.name, "size_bytes": path.stat().st_size, "sha256": file_sha256(path)})
+    return ModelFacts(
+        architecture=architectures[0],
+        model_type=str(getattr(config, "model_type", "")),
+        parameter_count=parameters,
+        dtype=dtypes.most_common(1)[0][0] if dtypes else "",
+        linear_modules=sorted(modules),
+        files=files,
+        content_hash=content_hash(files),
+    )

@@ -1,0 +1,386 @@
+"""The worker side of a training job: prepare the work directory, start the training process, watch it, and
+record what happened.
+
+The training runs in a child process, never in the worker: a crash, an out-of-memory kill or a cancel ends
+the child and the worker goes on to the next job. Children are forked from a fork server that imported
+torch, transformers, peft and trl once when the worker started (``prepare_worker``), so a job starts in
+well under a second instead of paying ~10 s of imports. With several GPUs visible the child is started
+through ``accelerate launch`` instead.
+
+While the child runs, the supervisor tails its ``events.jsonl`` and output into the database about twice a
+second, beats the heartbeat, and checks for a cancel. When it exits, the adapter's files go to the artifact
+store with their sha256 and the ``Adapter`` is registered with its lineage."""
+
+import contextlib
+import json
+import logging
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.core.files import File
+from django.db import close_old_connections
+
+from accounts.errors import DomainError
+from releases.models import ReleaseFile
+from releases.services import artifact_storage, code_version
+from training import launch, services
+from training.environment import OFFLINE_ENV, THREAD_ENV, apply_offline_env, library_versions
+from training.inspection import file_sha256
+from training.models import JobState, TrainingJob
+
+logger = logging.getLogger(__name__)
+
+PRELOAD = ["training.trainer"]
+POLL_SECONDS = 0.5
+_LOG_BATCH = 500
+
+
+# --- The fork server and the worker's facts ---------------------------------------------------------------
+
+
+def _context() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+_facts: dict[str, Any] = {}
+_facts_lock = threading.Lock()
+
+
+def worker_facts() -> dict[str, Any]:
+    """Hardware, library versions and optional libraries as a training child sees them. Probed once per worker
+    through the fork server, which also warms it: the first call takes the ~10 s of imports."""
+    with _facts_lock:
+        if not _facts:
+            apply_offline_env()
+            work = Path(settings.TRAINING_WORK_DIR)
+            work.mkdir(parents=True, exist_ok=True)
+            target = work / f"probe-{os.getpid()}.json"
+            process = _context().Process(target=launch.probe, args=(str(target),), name="enclave-probe")
+            process.start()
+            process.join(timeout=600)
+            try:
+                _facts.update(json.loads(target.read_text()))
+            except (OSError, ValueError) as exc:
+                raise RuntimeError(f"The training probe did not report (exit code {process.exitcode}).") from exc
+            finally:
+                target.unlink(missing_ok=True)
+        return dict(_facts)
+
+
+def prepare_worker(hostname: str) -> None:
+    """When a gpu worker starts: fail the jobs it ran before a restart, warm the fork server and report what
+    this worker can run (GPUs, bitsandbytes, FlashAttention)."""
+    close_old_connections()
+    try:
+        services.training_jobs_fail_orphans(worker=hostname)
+        facts = worker_facts()
+        services.training_worker_report(
+            hostname=hostname,
+            devices=facts["hardware"]["devices"],
+            bitsandbytes=facts["bitsandbytes"],
+            flash_attention=facts["flash_attention"],
+            versions=facts["versions"],
+        )
+    finally:
+        close_old_connections()
+
+
+# --- Children ---------------------------------------------------------------------------------------------
+
+
+class Child(Protocol):
+    pid: int | None
+
+    def exit_code(self) -> int | None: ...
+
+    def signal(self, signum: int) -> None: ...
+
+
+@dataclass
+class ForkedChild:
+    process: Any
+    pid: int | None = None
+
+    def __post_init__(self) -> None:
+        self.pid = self.process.pid
+
+    def exit_code(self) -> int | None:
+        if self.process.is_alive():
+            return None
+        self.process.join(timeout=1)
+        code = self.process.exitcode
+        return int(code) if code is not None else None
+
+    def signal(self, signum: int) -> None:
+        if self.pid and self.process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+
+@dataclass
+class LaunchedChild:
+    """``accelerate launch`` with one process per GPU; signals go to its whole process group."""
+
+    popen: "subprocess.Popen[bytes]"
+    pid: int | None = None
+    log: Any = None
+
+    def __post_init__(self) -> None:
+        self.pid = self.popen.pid
+
+    def exit_code(self) -> int | None:
+        return self.popen.poll()
+
+    def signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signum)
+
+
+def start_child(spec_path: Path, devices: int) -> Child:
+    if devices > 1:
+        log = (spec_path.parent / "output.log").open("ab")
+        env = {**os.environ, **OFFLINE_ENV, **THREAD_ENV}
+        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [
+                sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(devices),
+                "--module", "training.trainer", str(spec_path),
+            ],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR, start_new_session=True,
+        )  # fmt: skip
+        return LaunchedChild(popen=popen, log=log)
+    process = _context().Process(target=launch.child, args=(str(spec_path),), name=spec_path.parent.name)
+    process.start()
+    return ForkedChild(process=process)
+
+
+# --- Tailing ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tail:
+    """New complete lines of a file that another process appends to."""
+
+    path: Path
+    offset: int = 0
+    partial: bytes = b""
+
+    def read(self, final: bool = False) -> list[str]:
+        try:
+            with self.path.open("rb") as stream:
+                stream.seek(self.offset)
+                data = stream.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = b"" if final else lines.pop()
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines if line or not final]
+
+
+@dataclass
+class Watch:
+    job: TrainingJob
+    events: Tail
+    output: Tail
+    log_seq: int = 0
+    total_steps: int | None = None
+    last_lines: list[str] = field(default_factory=list)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    def pump(self, child_pid: int | None = None, final: bool = False) -> bool:
+        """Move new events and output to the database; returns whether a cancel was asked for."""
+        metrics: list[dict[str, Any]] = []
+        phase: str | None = None
+        for line in self.events.read(final):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            kind = event.get("event")
+            if kind == "begin":
+                self.total_steps = int(event["total_steps"])
+            elif kind == "log" and event.get("phase") in ("train", "eval"):
+                metrics.append(event)
+            elif kind == "phase":
+                phase = str(event["phase"])
+            elif kind == "evaluation":
+                self.evaluation[event["when"]] = event["values"]
+            elif kind == "error":
+                self.error = str(event["message"])
+        lines = [line for line in self.output.read(final) if line.strip()]
+        self.last_lines = (self.last_lines + lines)[-20:]
+        cancel = False
+        for start in range(0, max(len(lines), 1), _LOG_BATCH):
+            chunk = lines[start : start + _LOG_BATCH]
+            cancel = services.training_job_progress(
+                job=self.job,
+                metrics=metrics if start == 0 else [],
+                log_lines=chunk,
+                log_seq=self.log_seq,
+                total_steps=self.total_steps,
+                phase=phase,
+                child_pid=child_pid,
+            )
+            self.log_seq += len(chunk)
+        return cancel
+
+
+# --- The job ----------------------------------------------------------------------------------------------
+
+
+def _exit_reason(code: int | None, watch: Watch) -> str:
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        reason = f"The training process was killed by {name}."
+        if -code == signal.SIGKILL:
+            reason += " The usual cause is the out-of-memory killer: try a smaller batch size or max_length."
+    elif code == 75:
+        reason = "The training process stopped because its supervising worker went away."
+    else:
+        reason = f"The training process failed (exit code {code})."
+    if watch.error:
+        reason += f" {watch.error}"
+    if watch.last_lines:
+        reason += "\nLast log lines:\n" + "\n".join(watch.last_lines[-8:])
+    return reason
+
+
+def _stage_data(job: TrainingJob, work: Path) -> tuple[str, str | None]:
+    """Copy the release's train and eval files from the artifact store, checking each against its sha256."""
+    storage = artifact_storage()
+    names: dict[str, str | None] = {}
+    for split, path in (("train", services.TRAIN_FILES[job.kind]), ("eval", services.EVAL_FILES[job.kind])):
+        stored = ReleaseFile.objects.filter(release=job.release, path=path).select_related("release").first()
+        if stored is None or not stored.rows:
+            names[split] = None
+            continue
+        target = work / "data" / f"{split}.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with storage.open(stored.storage_name, "rb") as source, target.open("wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+        if file_sha256(target) != stored.sha256:
+            raise DomainError(f"{path} of {job.release} does not match its sha256 in the manifest; not training.")
+        names[split] = str(target.relative_to(work))
+    if names["train"] is None:
+        raise DomainError(f"{job.release} has no training rows.")
+    return str(names["train"]), names["eval"]
+
+
+def _store_adapter(job: TrainingJob, adapter_dir: Path) -> tuple[str, list[dict[str, Any]]]:
+    storage = artifact_storage()
+    prefix = f"adapters/{job.project_id}/job-{job.pk}"
+    files = []
+    for path in sorted(adapter_dir.rglob("*")):
+        if not path.is_file():
+            continue
+        relative = str(path.relative_to(adapter_dir))
+        digest = file_sha256(path)
+        name = f"{prefix}/{relative}"
+        if storage.exists(name):
+            storage.delete(name)
+        with path.open("rb") as stream:
+            saved = storage.save(name, File(stream, name=relative))
+        if saved != name:
+            raise RuntimeError(f"The artifact store saved {name} as {saved}.")
+        files.append({"path": relative, "size_bytes": path.stat().st_size, "sha256": digest})
+    return prefix, files
+
+
+def run_job(job_id: int, worker: str) -> str:
+    """Run one job to its end on this worker; returns the final state. Never raises for a failed training."""
+    try:
+        facts = worker_facts()
+    except Exception as exc:
+        facts, broken = {"versions": library_versions(), "hardware": {}}, f"This worker cannot train: {exc}"
+    else:
+        broken = ""
+    environment = {"versions": facts["versions"], "hardware": facts["hardware"], "code_version": code_version()}
+    job = services.training_job_begin(job_id=job_id, worker=worker, environment=environment)
+    if job is None:
+        return "skipped"
+    if broken:
+        services.training_job_finish(job=job, state=JobState.FAILED, reason=broken)
+        return JobState.FAILED
+    work = Path(settings.TRAINING_WORK_DIR) / job.work_name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    watch = Watch(job=job, events=Tail(work / "events.jsonl"), output=Tail(work / "output.log"))
+    try:
+        train_file, eval_file = _stage_data(job, work)
+        spec = {
+            "job_id": job.pk,
+            "kind": job.kind,
+            "config": job.config,
+            "model_dir": job.base_model.path,
+            "work_dir": str(work),
+            "train_file": train_file,
+            "eval_file": eval_file,
+            "supervisor_pid": os.getpid(),
+        }
+        spec_path = work / "spec.json"
+        spec_path.write_text(json.dumps(spec, indent=2, sort_keys=True))
+        child = start_child(spec_path, len(facts["hardware"]["devices"]))
+        state, reason = _supervise(child, watch)
+        if state == JobState.SUCCEEDED:
+            result = json.loads((work / "result.json").read_text())
+            prefix, files = _store_adapter(job, work / "adapter")
+            services.adapter_register(
+                job=job,
+                storage_prefix=prefix,
+                files=files,
+                result=result,
+                hardware=facts["hardware"],
+                library_versions=facts["versions"],
+                code_version=environment["code_version"],
+            )
+        else:
+            services.training_job_finish(job=job, state=state, reason=reason, evaluation=watch.evaluation)
+    except Exception as exc:
+        logger.exception("training job %s failed in its supervisor", job_id)
+        message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+        services.training_job_finish(job=job, state=JobState.FAILED, reason=message, evaluation=watch.evaluation)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    job.refresh_from_db(fields=["state"])
+    return str(job.state)
+
+
+def _supervise(child: Child, watch: Watch) -> tuple[str, str]:
+    """Pump the child's events and output into the database every half second (each pump is the heartbeat
+    too) until it exits; a cancel sends SIGTERM, then SIGKILL after the grace period."""
+    cancel_at: float | None = None
+    while True:
+        code = child.exit_code()
+        now = time.monotonic()
+        if code is not None:
+            watch.pump(final=True)
+            break
+        if watch.pump(child_pid=child.pid) and cancel_at is None:
+            cancel_at = now
+            child.signal(signal.SIGTERM)
+        if cancel_at is not None and now - cancel_at > settings.TRAINING_CANCEL_GRACE_SECONDS:
+            child.signal(signal.SIGKILL)
+        time.sleep(POLL_SECONDS)
+    if cancel_at is not None:
+        job = TrainingJob.objects.select_related("cancel_requested_by").get(pk=watch.job.pk)
+        who = job.cancel_requested_by.username if job.cancel_requested_by else "an admin"
+        return JobState.CANCELLED, f"Cancelled by {who} at step {job.step}."
+    if code == 0 and (Path(watch.events.path).parent / "result.json").exists():
+        return JobState.SUCCEEDED, ""
+    return JobState.FAILED, _exit_reason(code, watch)
