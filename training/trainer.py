@@ -20,11 +20,10 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 from training.environment import apply_offline_env
 
