@@ -9,6 +9,7 @@ from annotation.urls import api_urlpatterns as annotation_api
 from enclave import api
 from preferences.urls import api_urlpatterns as preferences_api
 from releases.urls import api_urlpatterns as releases_api
+from training.urls import api_urlpatterns as training_api
 
 
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
@@ -21,6 +22,7 @@ api_v1 = [
     *annotation_api,
     *preferences_api,
     *releases_api,
+    *training_api,
 ]
 
 urlpatterns = [
@@ -28,6 +30,7 @@ urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("preferences.urls")),
     path("", include("releases.urls")),
+    path("", include("training.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),

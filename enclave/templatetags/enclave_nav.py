@@ -22,6 +22,7 @@ _TABS: list[tuple[str, str, str | set[str]]] = [
     ("on_hold", "On hold", ProjectPerm.MANAGE_DATA),
     ("preference_quality", "Agreement", {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}),
     ("releases", "Releases", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
+    ("training", "Training", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
     ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
@@ -39,6 +40,9 @@ _UNDER = {
     "release_new": "releases",
     "release_detail": "releases",
     "release_diff": "releases",
+    "training_new": "training",
+    "training_job": "training",
+    "adapter": "training",
 }
 
 

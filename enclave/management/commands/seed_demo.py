@@ -12,6 +12,8 @@ from annotation import services as annotation_services
 from annotation.models import ImportBatch, RubricVersion
 from preferences import services as preference_services
 from releases import services as release_services
+from training import services as training_services
+from training.models import BaseModel
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 
@@ -29,6 +31,7 @@ DEMO_USERS: list[tuple[str, str, bool]] = [
 DEMO_PROJECT = "Retail banking support (demo)"
 OTHER_PROJECT = "Claims triage (demo)"
 COMPARISON_PROJECT = "Retail banking: base model vs. adapter (demo)"
+TINY_MODEL = "tiny-llama (demo, random weights)"
 
 
 class Command(BaseCommand):
@@ -71,6 +74,7 @@ class Command(BaseCommand):
             ]:
                 self._member(staff, comparisons, users[name], role)
             self._preference_demo(comparisons, users)
+            self._training_demo(staff)
         if options["verbosity"] >= 1:
             self.stdout.write(f"Demo accounts (password “{DEMO_PASSWORD}”): " + ", ".join(users))
 
@@ -120,6 +124,25 @@ class Command(BaseCommand):
                 time_spent_ms=45_000 + n * 10_000,
                 submit_key=f"demo-{slot.item_id}",
             )
+
+    def _training_demo(self, staff: User) -> None:
+        """A tiny random Llama with a locally trained tokenizer, built under the data directory and registered
+        as a base model, so a DPO job on the demo release runs on a CPU in seconds."""
+        if BaseModel.objects.filter(name=TINY_MODEL).exists():
+            return
+        from training.tiny_model import make_tiny_model
+
+        directory = Path(settings.DATA_DIR) / "models" / "tiny-llama"
+        if not (directory / "config.json").exists():
+            make_tiny_model(directory)
+        model = training_services.base_model_register(
+            actor=staff,
+            name=TINY_MODEL,
+            path=str(directory),
+            description="Built by seed_demo: 2 layers, hidden size 32, a byte-level BPE tokenizer trained on local "
+            "text and a chat template. For trying the pipeline, not for answers.",
+        )
+        training_services.base_model_validate(model_id=model.pk)  # at once: the demo opens with it ready
 
     def _preference_demo(self, project: Project, users: dict[str, User]) -> None:
         """Comparisons of the base model against an adapter (three of them gold), two judgements per

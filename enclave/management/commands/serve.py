@@ -48,7 +48,7 @@ class Command(BaseCommand):
             ],
             "worker-gpu": [
                 python, "-m", "celery", "-A", "enclave", "worker", "-Q", "gpu",
-                "-n", "gpu@%h", "--concurrency", "1", "--loglevel", "INFO",
+                "-n", "gpu@%h", "--pool", "solo", "--loglevel", "INFO",
             ],
         }  # fmt: skip
         procs = {name: subprocess.Popen(cmd, env=env) for name, cmd in children.items()}  # noqa: S603

@@ -1,0 +1,149 @@
+// Training pages: the job form fills its config from the chosen preset, and a job's page draws its loss,
+// reward and learning-rate charts (vendored uPlot) from the metrics endpoint, appending new steps while the
+// job runs. No inline script: the CSP allows only our own files.
+(function () {
+  "use strict";
+
+  // --- The job form ---------------------------------------------------------------------------------------
+  function setupForm(form) {
+    var tableNode = document.getElementById("preset-table");
+    if (!tableNode) return;
+    var table = JSON.parse(tableNode.textContent);
+    var kind = form.querySelector("[name=kind]");
+    var preset = form.querySelector("[name=preset]");
+
+    function showKind() {
+      form.querySelectorAll(".only-sft").forEach(function (el) { el.hidden = kind.value !== "sft"; });
+      form.querySelectorAll(".only-dpo").forEach(function (el) { el.hidden = kind.value !== "dpo"; });
+      document.querySelectorAll("#preset-help [data-preset]").forEach(function (el) {
+        el.hidden = el.getAttribute("data-preset") !== preset.value;
+      });
+    }
+
+    function fill() {
+      var values = table[preset.value] && table[preset.value][kind.value];
+      if (!values) return;
+      Object.keys(values).forEach(function (name) {
+        var input = form.querySelector("[name=" + name + "]");
+        if (!input) return;
+        if (input.type === "checkbox") input.checked = Boolean(values[name]);
+        else input.value = values[name];
+      });
+      showKind();
+    }
+
+    preset.addEventListener("change", fill);
+    kind.addEventListener("change", fill);
+    showKind();
+  }
+
+  // --- Charts ---------------------------------------------------------------------------------------------
+  var COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c"];
+
+  function Chart(box, series, height) {
+    this.box = box;
+    this.names = series.map(function (s) { return s.key; });
+    this.rows = {};  // step -> {key: value}
+    var opts = {
+      width: Math.max(280, box.clientWidth || 480),
+      height: height || 220,
+      scales: { x: { time: false } },
+      axes: [{ label: "step" }, {}],
+      series: [{ label: "step" }].concat(series.map(function (s, i) {
+        return {
+          label: s.label,
+          stroke: COLORS[i % COLORS.length],
+          width: 2,
+          spanGaps: true,
+          points: { show: s.points || false, size: 6 },
+          scale: s.scale || "y",
+        };
+      })),
+    };
+    if (series.some(function (s) { return s.scale === "y2"; })) {
+      opts.axes.push({ scale: "y2", side: 1, grid: { show: false } });
+      opts.scales.y2 = { auto: true };
+    }
+    this.plot = new window.uPlot(opts, this.data(), box);
+    var self = this;
+    window.addEventListener("resize", function () {
+      self.plot.setSize({ width: Math.max(280, box.clientWidth || 480), height: opts.height });
+    });
+  }
+
+  Chart.prototype.add = function (step, key, value) {
+    if (this.names.indexOf(key) < 0 || typeof value !== "number") return false;
+    (this.rows[step] = this.rows[step] || {})[key] = value;
+    return true;
+  };
+
+  Chart.prototype.data = function () {
+    var rows = this.rows;
+    var steps = Object.keys(rows).map(Number).sort(function (a, b) { return a - b; });
+    return [steps].concat(this.names.map(function (key) {
+      return steps.map(function (step) { return key in rows[step] ? rows[step][key] : null; });
+    }));
+  };
+
+  Chart.prototype.redraw = function () { this.plot.setData(this.data()); };
+
+  function setupCharts(root) {
+    if (!window.uPlot) return;
+    var url = root.getAttribute("data-metrics-url");
+    var kind = root.getAttribute("data-kind");
+    var charts = [];
+    var loss = document.getElementById("chart-loss");
+    if (loss) {
+      charts.push(new Chart(loss, [
+        { key: "loss", label: "train loss" },
+        { key: "eval_loss", label: "eval loss", points: true },
+      ]));
+    }
+    var rewards = document.getElementById("chart-rewards");
+    if (rewards && kind === "dpo") {
+      charts.push(new Chart(rewards, [
+        { key: "rewards/chosen", label: "chosen" },
+        { key: "rewards/rejected", label: "rejected" },
+        { key: "rewards/margins", label: "margin" },
+        { key: "rewards/accuracies", label: "accuracy", scale: "y2" },
+        { key: "eval_rewards/accuracies", label: "eval accuracy", scale: "y2", points: true },
+      ]));
+    }
+    var lr = document.getElementById("chart-lr");
+    if (lr) {
+      charts.push(new Chart(lr, [
+        { key: "learning_rate", label: "learning rate" },
+        { key: "grad_norm", label: "grad norm", scale: "y2" },
+      ]));
+    }
+    var last = 0;
+    var active = root.getAttribute("data-active") === "1";
+
+    function poll() {
+      fetch(url + "?after=" + last, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (body) {
+          if (!body) return;
+          var changed = false;
+          body.metrics.forEach(function (m) {
+            Object.keys(m.values).forEach(function (key) {
+              charts.forEach(function (chart) { changed = chart.add(m.step, key, m.values[key]) || changed; });
+            });
+          });
+          last = body.last;
+          if (changed) charts.forEach(function (chart) { chart.redraw(); });
+          active = body.state === "queued" || body.state === "running";
+          root.setAttribute("data-points", String(last));
+        })
+        .finally(function () { if (active) setTimeout(poll, 1500); });
+    }
+    poll();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var form = document.getElementById("job-form");
+    if (form) setupForm(form);
+    var charts = document.getElementById("charts");
+    if (charts) setupCharts(charts);
+  });
+})();

@@ -1,0 +1,249 @@
+"""REST API of the training app: the base-model registry (site staff register; project admins read), jobs
+(start with a preset and overrides, read, metrics, cancel, run again) and adapters with their lineage."""
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.errors import DomainError
+from accounts.models import Membership, ProjectPerm, Role, User
+from accounts.permissions import get_project_for_user, is_site_staff, require_site_staff
+from releases.models import Release
+from training import selectors, services
+from training.config import PRESETS
+from training.models import BaseModel, BaseModelState
+from training.permissions import (
+    get_adapter_for_user,
+    get_base_model_for_staff,
+    get_job_for_admin,
+    get_job_for_user,
+    get_project_for_training,
+)
+
+
+def _user(request: Request) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+class BaseModelIn(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=100)
+    path = serializers.CharField(max_length=500)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class BaseModelOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    path = serializers.CharField()
+    description = serializers.CharField()
+    state = serializers.CharField()
+    failure_reason = serializers.CharField()
+    architecture = serializers.CharField()
+    model_type = serializers.CharField()
+    parameter_count = serializers.IntegerField(allow_null=True)
+    dtype = serializers.CharField()
+    linear_modules = serializers.ListField(child=serializers.CharField())
+    content_hash = serializers.CharField()
+    files = serializers.ListField(child=serializers.DictField())
+    registered_at = serializers.DateTimeField()
+    validated_at = serializers.DateTimeField(allow_null=True)
+
+
+class BaseModelListCreateView(APIView):
+    @extend_schema(responses=BaseModelOut(many=True), summary="Registered base models (site staff; project admins)")
+    def get(self, request: Request) -> Response:
+        if not is_site_staff(request.user):
+            runs_training = Membership.objects.filter(user_id=request.user.pk or 0, role=Role.PROJECT_ADMIN).exists()
+            if not runs_training:
+                require_site_staff(request.user)
+        models = BaseModel.objects.all()
+        if not is_site_staff(request.user):
+            models = models.filter(state=BaseModelState.READY)
+        return Response(BaseModelOut(models, many=True).data)
+
+    @extend_schema(
+        request=BaseModelIn,
+        responses={202: BaseModelOut},
+        summary="Register a local model directory (site staff); a gpu worker validates and hashes it",
+    )
+    def post(self, request: Request) -> Response:
+        require_site_staff(request.user)
+        data = BaseModelIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = services.base_model_register(actor=_user(request), **data.validated_data)
+        return Response(BaseModelOut(model).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BaseModelDetailView(APIView):
+    @extend_schema(responses=BaseModelOut, summary="A base model: state, architecture, size, hash, files")
+    def get(self, request: Request, model_pk: int) -> Response:
+        return Response(BaseModelOut(get_base_model_for_staff(request.user, model_pk)).data)
+
+
+class JobIn(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=["sft", "dpo"])
+    release = serializers.IntegerField(help_text="id of a built release of this project (SFT or preference)")
+    base_model = serializers.IntegerField(help_text="id of a ready base model")
+    preset = serializers.ChoiceField(choices=list(PRESETS), required=False, allow_blank=True, default="")
+    config = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="Overrides of the preset: lora_r, lora_alpha, lora_dropout, target_modules, use_dora, use_qlora, "
+        "learning_rate, epochs, max_steps, batch_size, gradient_accumulation_steps, max_length, lr_scheduler, "
+        "warmup_ratio, logging_steps, eval_steps, seed; SFT: packing, padding_free; DPO: beta, loss_type (a list).",
+    )
+
+
+class JobOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    state = serializers.CharField()
+    phase = serializers.CharField()
+    release = serializers.IntegerField(source="release_id")
+    release_hash = serializers.CharField(source="release.hash")
+    base_model = serializers.IntegerField(source="base_model_id")
+    base_model_hash = serializers.CharField(source="base_model.content_hash")
+    preset = serializers.CharField()
+    config = serializers.DictField()
+    config_hash = serializers.CharField()
+    step = serializers.IntegerField()
+    total_steps = serializers.IntegerField(allow_null=True)
+    failure_reason = serializers.CharField()
+    evaluation = serializers.DictField()
+    worker = serializers.CharField()
+    rerun_of = serializers.IntegerField(source="rerun_of_id", allow_null=True)
+    adapter = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+
+    def get_adapter(self, job: Any) -> int | None:
+        adapter = getattr(job, "adapter", None)
+        return adapter.pk if adapter is not None else None
+
+
+class JobDetailOut(JobOut):
+    environment = serializers.DictField()
+    log_tail = serializers.SerializerMethodField()
+
+    def get_log_tail(self, job: Any) -> list[str]:
+        return selectors.job_log_tail(job)
+
+
+class JobListCreateView(APIView):
+    @extend_schema(responses=JobOut(many=True), summary="The project's training jobs, newest first")
+    def get(self, request: Request, pk: int) -> Response:
+        project = get_project_for_training(request.user, pk)
+        services.training_jobs_reap()
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(selectors.jobs_of(project), request, view=self)
+        return paginator.get_paginated_response(JobOut(page, many=True).data)
+
+    @extend_schema(
+        request=JobIn,
+        responses={202: JobOut},
+        summary="Start an SFT or DPO LoRA job (project admins); refused with the reason before queueing",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        project = get_project_for_user(request.user, pk, ProjectPerm.RUN_TRAINING)
+        data = JobIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        release = Release.objects.filter(project=project, pk=data.validated_data["release"]).first()
+        if release is None:
+            raise DomainError("No such release in this project.", field="release")
+        base_model = BaseModel.objects.filter(pk=data.validated_data["base_model"]).first()
+        if base_model is None:
+            raise DomainError("No such base model.", field="base_model")
+        config = services.job_config_from_input(
+            kind=data.validated_data["kind"], preset=data.validated_data["preset"], values=data.validated_data["config"]
+        )
+        job = services.training_job_start(
+            actor=_user(request),
+            project=project,
+            kind=data.validated_data["kind"],
+            release=release,
+            base_model=base_model,
+            config=config,
+            preset=data.validated_data["preset"],
+        )
+        return Response(JobOut(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobDetailView(APIView):
+    @extend_schema(responses=JobDetailOut, summary="A job: state, progress, evaluation, environment, last log lines")
+    def get(self, request: Request, pk: int, job_pk: int) -> Response:
+        services.training_jobs_reap()
+        return Response(JobDetailOut(get_job_for_user(request.user, pk, job_pk)).data)
+
+
+class JobMetricsView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="only metrics with an id above this")],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="A job's logged steps and evaluations (loss, learning rate, grad norm, DPO rewards)",
+    )
+    def get(self, request: Request, pk: int, job_pk: int) -> Response:
+        job = get_job_for_user(request.user, pk, job_pk)
+        after = request.query_params.get("after", "0")
+        metrics = selectors.job_metrics(job, after=int(after) if after.isdigit() else 0)
+        return Response({"state": job.state, "step": job.step, "total_steps": job.total_steps, "metrics": metrics})
+
+
+class JobCancelView(APIView):
+    @extend_schema(request=None, responses={200: JobOut}, summary="Cancel a queued or running job (project admins)")
+    def post(self, request: Request, pk: int, job_pk: int) -> Response:
+        job = services.training_job_cancel(actor=_user(request), job=get_job_for_admin(request.user, pk, job_pk))
+        return Response(JobOut(job).data)
+
+
+class JobRerunView(APIView):
+    @extend_schema(
+        request=None, responses={202: JobOut}, summary="A new job with the same release, base model and config"
+    )
+    def post(self, request: Request, pk: int, job_pk: int) -> Response:
+        job = services.training_job_rerun(actor=_user(request), job=get_job_for_admin(request.user, pk, job_pk))
+        return Response(JobOut(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AdapterOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    job = serializers.IntegerField(source="job_id")
+    sha256 = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    release = serializers.IntegerField(source="release_id")
+    release_hash = serializers.CharField()
+    base_model = serializers.IntegerField(source="base_model_id")
+    base_model_hash = serializers.CharField()
+    config_hash = serializers.CharField()
+    seed = serializers.IntegerField()
+    code_version = serializers.CharField()
+    metrics = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class AdapterListView(APIView):
+    @extend_schema(responses=AdapterOut(many=True), summary="The project's adapters, newest first")
+    def get(self, request: Request, pk: int) -> Response:
+        project = get_project_for_training(request.user, pk)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(selectors.adapters_of(project), request, view=self)
+        return paginator.get_paginated_response(AdapterOut(page, many=True).data)
+
+
+class AdapterDetailView(APIView):
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        summary="An adapter's lineage record: release, base model, config, seed, versions, code, hardware, metrics",
+    )
+    def get(self, request: Request, pk: int, adapter_pk: int) -> Response:
+        return Response(selectors.lineage(get_adapter_for_user(request.user, pk, adapter_pk)))

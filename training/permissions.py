@@ -1,0 +1,68 @@
+"""Access helpers of the training app: each answers 404 for missing and forbidden alike.
+
+Project admins (and site staff) start, cancel and re-run jobs; data leads may watch them and read adapters'
+lineage, which ties their releases to what was trained. Annotators and reviewers never see training. The
+base-model registry is site-wide and kept by site staff."""
+
+from django.http import Http404
+
+from accounts.models import Project, ProjectPerm
+from accounts.permissions import AnyUser, get_project_for_user, project_perms_for, require_site_staff
+from training.models import Adapter, BaseModel, TrainingJob
+
+READ_PERMS = {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}
+
+
+def get_project_for_training(user: AnyUser, project_pk: int | str) -> Project:
+    project = get_project_for_user(user, project_pk)
+    if not project_perms_for(user, project) & READ_PERMS:
+        raise Http404("No such project.")
+    return project
+
+
+def can_run_training(user: AnyUser, project: Project) -> bool:
+    return ProjectPerm.RUN_TRAINING in project_perms_for(user, project)
+
+
+def _job(project: Project, job_pk: int | str) -> TrainingJob:
+    job = (
+        TrainingJob.objects.filter(project=project, pk=job_pk)
+        .select_related("project", "release", "base_model", "created_by", "cancel_requested_by", "rerun_of")
+        .first()
+        if str(job_pk).isdigit()
+        else None
+    )
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+def get_job_for_user(user: AnyUser, project_pk: int | str, job_pk: int | str) -> TrainingJob:
+    return _job(get_project_for_training(user, project_pk), job_pk)
+
+
+def get_job_for_admin(user: AnyUser, project_pk: int | str, job_pk: int | str) -> TrainingJob:
+    """Cancelling and re-running are for those who may start jobs: project admins and site staff."""
+    return _job(get_project_for_user(user, project_pk, ProjectPerm.RUN_TRAINING), job_pk)
+
+
+def get_adapter_for_user(user: AnyUser, project_pk: int | str, adapter_pk: int | str) -> Adapter:
+    project = get_project_for_training(user, project_pk)
+    adapter = (
+        Adapter.objects.filter(project=project, pk=adapter_pk)
+        .select_related("project", "job", "release", "base_model", "started_by")
+        .first()
+        if str(adapter_pk).isdigit()
+        else None
+    )
+    if adapter is None:
+        raise Http404("No such adapter.")
+    return adapter
+
+
+def get_base_model_for_staff(user: AnyUser, model_pk: int | str) -> BaseModel:
+    require_site_staff(user)
+    model = BaseModel.objects.filter(pk=model_pk).first() if str(model_pk).isdigit() else None
+    if model is None:
+        raise Http404("No such base model.")
+    return model

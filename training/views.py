@@ -1,0 +1,275 @@
+"""htmx pages of the training app: the project's jobs and adapters, the job form, a job's live page (state,
+progress, ETA, charts, log tail, Cancel and Run again), an adapter's lineage page and JSON, adapter file
+downloads, and the site staff's base-model registry."""
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.errors import DomainError
+from accounts.models import ProjectPerm, User
+from accounts.permissions import get_project_for_user, require_site_staff
+from releases.services import artifact_storage
+from training import selectors, services
+from training.config import PRESETS
+from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, preset_table
+from training.models import BaseModel, JobState, TrainingJob
+from training.permissions import (
+    can_run_training,
+    get_adapter_for_user,
+    get_base_model_for_staff,
+    get_job_for_admin,
+    get_job_for_user,
+    get_project_for_training,
+)
+
+# Below this many parameters the quick CPU preset is the sensible first choice (the demo's tiny model).
+SMALL_MODEL = 50_000_000
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+@login_required
+@require_GET
+def job_list(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_training(request.user, pk)
+    services.training_jobs_reap()
+    jobs = list(selectors.jobs_of(project)[:200])
+    context = {
+        "project": project,
+        "jobs": jobs,
+        "adapters": selectors.adapters_of(project)[:200],
+        "can_run": can_run_training(request.user, project),
+        "active": any(job.is_active for job in jobs),
+    }
+    if request.headers.get("HX-Request") and request.GET.get("fragment") == "jobs":
+        return render(request, "training/_job_rows.html", context)
+    return render(request, "training/list.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_new(request: HttpRequest, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, pk, ProjectPerm.RUN_TRAINING)
+    initial = _initial(project_releases=selectors.trainable_releases(project).first(), source=request.GET.get("from"))
+    form = JobForm(request.POST or None, project=project, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            config = services.job_config_from_input(kind=form.cleaned_data["kind"], values=form.config_values())
+            job = services.training_job_start(
+                actor=_user(request),
+                project=project,
+                kind=form.cleaned_data["kind"],
+                release=form.cleaned_data["release"],
+                base_model=form.cleaned_data["base_model"],
+                config=config,
+                preset=form.cleaned_data["preset"],
+            )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"{job} is queued for a gpu worker.")
+            return redirect("training_job", pk=pk, job_pk=job.pk)
+    context = {
+        "project": project,
+        "form": form,
+        "presets": list(PRESETS.values()),
+        "preset_table": preset_table(),
+        "config_fields": [form[name] for name in CONFIG_FIELDS],
+        "has_models": selectors.ready_base_models().exists(),
+    }
+    return render(request, "training/new.html", context, status=400 if form.errors else 200)
+
+
+def _initial(project_releases: Any, source: str | None) -> dict[str, Any]:
+    models = list(selectors.ready_base_models())
+    small = next((m for m in models if m.parameter_count and m.parameter_count < SMALL_MODEL), None)
+    preset = "cpu_check" if small is not None else "standard"
+    kind = "dpo"
+    if project_releases is not None and project_releases.kind == "sft":
+        kind = "sft"
+    initial: dict[str, Any] = {"preset": preset, "kind": kind}
+    if small is not None:
+        initial["base_model"] = small.pk
+    if project_releases is not None:
+        initial["release"] = project_releases.pk
+    table = preset_table()[preset]
+    values = {**table["sft"], **table["dpo"], **table[kind]}  # the other kind's options stay filled in
+    initial.update({name: values[name] for name in CONFIG_FIELDS})
+    return initial
+
+
+def _job_context(request: HttpRequest, job: TrainingJob) -> dict[str, Any]:
+    eta = selectors.job_eta_seconds(job)
+    return {
+        "project": job.project,
+        "job": job,
+        "log_lines": selectors.job_log_tail(job),
+        "eta": _duration(eta) if eta is not None else "",
+        "can_run": can_run_training(request.user, job.project),
+        "adapter": getattr(job, "adapter", None) if job.state == JobState.SUCCEEDED else None,
+    }
+
+
+def _duration(value: float) -> str:
+    seconds = round(value)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
+    services.training_jobs_reap()
+    job = get_job_for_user(request.user, pk, job_pk)
+    context = _job_context(request, job)
+    if request.headers.get("HX-Request") and request.GET.get("fragment") == "status":
+        response = render(request, "training/_status.html", context)
+        if not job.is_active:
+            response["HX-Refresh"] = "true"  # ended: show the whole page with its results
+        return response
+    context["config_rows"] = sorted(job.config.items())
+    context["heading"] = f"Job #{job.pk} · {job.get_kind_display()}"
+    return render(request, "training/detail.html", context)
+
+
+@login_required
+@require_GET
+def job_metrics(request: HttpRequest, pk: int, job_pk: int) -> JsonResponse:
+    job = get_job_for_user(request.user, pk, job_pk)
+    after = request.GET.get("after", "0")
+    metrics = selectors.job_metrics(job, after=int(after) if after.isdigit() else 0)
+    return JsonResponse(
+        {
+            "state": job.state,
+            "step": job.step,
+            "total_steps": job.total_steps,
+            "kind": job.kind,
+            "metrics": metrics,
+            "last": metrics[-1]["id"] if metrics else int(after) if after.isdigit() else 0,
+        }
+    )
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
+    job = get_job_for_admin(request.user, pk, job_pk)
+    try:
+        job = services.training_job_cancel(actor=_user(request), job=job)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        if job.state == JobState.CANCELLED:
+            messages.success(request, f"{job} is cancelled.")
+        else:
+            messages.success(request, f"Cancelling {job}: its worker stops the training process now.")
+    return redirect("training_job", pk=pk, job_pk=job_pk)
+
+
+@login_required
+@require_POST
+def job_rerun(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
+    job = get_job_for_admin(request.user, pk, job_pk)
+    try:
+        again = services.training_job_rerun(actor=_user(request), job=job)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("training_job", pk=pk, job_pk=job_pk)
+    messages.success(request, f"{again} runs {job} again with identical inputs.")
+    return redirect("training_job", pk=pk, job_pk=again.pk)
+
+
+@login_required
+@require_GET
+def adapter_detail(request: HttpRequest, pk: int, adapter_pk: int) -> HttpResponse:
+    adapter = get_adapter_for_user(request.user, pk, adapter_pk)
+    record = selectors.lineage(adapter)
+    return render(
+        request,
+        "training/adapter.html",
+        {
+            "project": adapter.project,
+            "heading": f"Adapter #{adapter.pk}",
+            "adapter": adapter,
+            "lineage": record,
+            "config_rows": sorted(adapter.config.items()),
+            "files": list(enumerate(adapter.files)),
+        },
+    )
+
+
+@login_required
+@require_GET
+def adapter_lineage(request: HttpRequest, pk: int, adapter_pk: int) -> JsonResponse:
+    adapter = get_adapter_for_user(request.user, pk, adapter_pk)
+    response = JsonResponse(selectors.lineage(adapter), json_dumps_params={"indent": 2, "sort_keys": True})
+    response["Content-Disposition"] = f'attachment; filename="adapter-{adapter.pk}-lineage.json"'
+    return response
+
+
+@login_required
+@require_GET
+def adapter_file(request: HttpRequest, pk: int, adapter_pk: int, index: int) -> FileResponse:
+    adapter = get_adapter_for_user(request.user, pk, adapter_pk)
+    if index >= len(adapter.files):
+        raise Http404("No such file.")
+    entry = adapter.files[index]
+    stream = artifact_storage().open(f"{adapter.storage_prefix}/{entry['path']}", "rb")
+    response = FileResponse(stream, as_attachment=True, filename=f"adapter-{adapter.pk}-{entry['path']}")
+    response["Content-Length"] = str(entry["size_bytes"])
+    response["X-Content-SHA256"] = entry["sha256"]
+    response["ETag"] = f'"{entry["sha256"]}"'
+    return response
+
+
+# --- Base-model registry (site staff) ---------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def base_models(request: HttpRequest) -> HttpResponse:
+    require_site_staff(request.user)
+    form = BaseModelForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            model = services.base_model_register(actor=_user(request), **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"{model} is registered; a gpu worker checks the directory now.")
+            return redirect("base_model", model_pk=model.pk)
+    return render(
+        request,
+        "training/base_models.html",
+        {"models": BaseModel.objects.select_related("registered_by"), "form": form},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def base_model_detail(request: HttpRequest, model_pk: int) -> HttpResponse:
+    model = get_base_model_for_staff(request.user, model_pk)
+    if request.method == "POST":
+        services.base_model_revalidate(actor=_user(request), model=model)
+        messages.success(request, f"{model} is being checked again.")
+        return redirect("base_model", model_pk=model.pk)
+    if request.headers.get("HX-Request") and request.GET.get("fragment") == "state":
+        response = HttpResponse(status=204)
+        if model.state != "validating":
+            response["HX-Refresh"] = "true"
+        return response
+    return render(request, "training/base_model.html", {"model": model})
