@@ -97,7 +97,7 @@ class JobIn(serializers.Serializer[Any]):
         default=dict,
         help_text="Overrides of the preset: lora_r, lora_alpha, lora_dropout, target_modules, use_dora, use_qlora, "
         "learning_rate, epochs, max_steps, batch_size, gradient_accumulation_steps, max_length, lr_scheduler, "
-        "warmup_ratio, logging_steps, eval_steps, seed; SFT: packing, padding_free; DPO: beta, loss_type (a list).",
+        "warmup_ratio, logging_steps, eval_steps, seed; SFT: packing; DPO: beta, loss_type (a list).",
     )
 
 

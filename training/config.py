@@ -2,9 +2,8 @@
 
 Everything is checked here, in the web process, before anything is queued: ranges, DPO loss types that this
 TRL version knows, target modules that the base model has, and options that need hardware (QLoRA needs a
-CUDA GPU with bitsandbytes; padding-free and packing need FlashAttention) against what the ``gpu`` workers
-reported. The canonical form holds only the keys that apply to the job's kind, sorted, so equal configs hash
-equally."""
+CUDA GPU with bitsandbytes) against what the ``gpu`` workers reported. The canonical form holds only the
+keys that apply to the job's kind, sorted, so equal configs hash equally."""
 
 import hashlib
 import re
@@ -24,7 +23,7 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 ALL_LINEAR = "all-linear"
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
-SFT_ONLY = ("packing", "padding_free")
+SFT_ONLY = ("packing",)
 DPO_ONLY = ("beta", "loss_type")
 
 
@@ -48,9 +47,10 @@ class JobConfig:
     logging_steps: int = 1
     eval_steps: int = 0  # 0: evaluate before and after training only
     seed: int = 42
-    # SFT only
+    # SFT only: pack examples into max_length blocks (best-fit decreasing), which TRL trains padding-free.
+    # (Padding-free without packing is not offered: TRL 1.16 does not enforce max_length then, and its DPO
+    # trainer falls back to padding.)
     packing: bool = False
-    padding_free: bool = False
     # DPO only
     beta: float = 0.1
     loss_type: tuple[str, ...] = ("sigmoid",)
@@ -137,10 +137,6 @@ class JobConfig:
     def from_canonical(cls, values: dict[str, Any]) -> "JobConfig":
         rest = {k: v for k, v in values.items() if k != "kind"}
         return cls.from_dict(values["kind"], rest)
-
-    @property
-    def needs_flash_attention(self) -> bool:
-        return self.kind == "sft" and (self.packing or self.padding_free)
 
 
 def config_hash(canonical: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from training.models import BaseModel, JobKind
 CONFIG_FIELDS = (
     "lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_qlora", "learning_rate", "epochs",
     "max_steps", "batch_size", "gradient_accumulation_steps", "max_length", "lr_scheduler", "warmup_ratio",
-    "logging_steps", "eval_steps", "seed", "packing", "padding_free", "beta", "loss_type",
+    "logging_steps", "eval_steps", "seed", "packing", "beta", "loss_type",
 )  # fmt: skip
 
 
@@ -33,12 +33,12 @@ def preset_table() -> dict[str, dict[str, dict[str, Any]]]:
     return table
 
 
-class ReleaseChoiceField(forms.ModelChoiceField[Release]):
+class ReleaseChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Release) -> str:
         return f"{obj.name} v{obj.version} ({obj.get_kind_display()}, {obj.hash[:8]})"
 
 
-class BaseModelChoiceField(forms.ModelChoiceField[BaseModel]):
+class BaseModelChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: BaseModel) -> str:
         size = f"{obj.parameter_count:,} parameters" if obj.parameter_count else "size unknown"
         return f"{obj.name} ({obj.architecture}, {size})"
@@ -67,8 +67,7 @@ class JobForm(forms.Form):
     logging_steps = forms.IntegerField(label="Log every N steps", min_value=1)
     eval_steps = forms.IntegerField(label="Evaluate every N steps", min_value=0, help_text="0: before and after only")
     seed = forms.IntegerField(label="Seed", min_value=0)
-    packing = forms.BooleanField(label="Packing (SFT; needs FlashAttention)", required=False)
-    padding_free = forms.BooleanField(label="Padding-free (SFT; needs FlashAttention)", required=False)
+    packing = forms.BooleanField(label="Packing (SFT; padding-free, best-fit decreasing)", required=False)
     beta = forms.FloatField(label="DPO beta")
     loss_type = forms.CharField(
         label="DPO loss types",

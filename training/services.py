@@ -144,21 +144,14 @@ def _online_workers() -> list[TrainingWorker]:
 
 
 def _check_hardware(config: JobConfig) -> None:
-    if not (config.use_qlora or config.needs_flash_attention):
+    if not config.use_qlora:
         return
-    workers = _online_workers()
-    with_gpu = [w for w in workers if w.devices]
-    if config.use_qlora and not any(w.bitsandbytes for w in with_gpu):
+    with_gpu = [w for w in _online_workers() if w.devices]
+    if not any(w.bitsandbytes for w in with_gpu):
         raise DomainError(
             "QLoRA (4-bit) needs a gpu worker with a CUDA GPU and bitsandbytes; "
-            + ("none is online." if not with_gpu else "the online GPU workers have no bitsandbytes."),
+            + ("no worker with a GPU is online." if not with_gpu else "the online GPU workers have no bitsandbytes."),
             field="use_qlora",
-        )
-    if config.needs_flash_attention and not any(w.versions.get("flash_attn") == "installed" for w in with_gpu):
-        raise DomainError(
-            "Packing and padding-free training need FlashAttention on a GPU worker; none that is online has it. "
-            "Switch them off to train with padding.",
-            field="packing" if config.packing else "padding_free",
         )
 
 

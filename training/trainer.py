@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from training.environment import apply_offline_env
+from training.environment import apply_offline_env, has_flash_attention
 
 apply_offline_env()
 # TRL calls transformers' renamed gradient-checkpointing helpers; the warnings say nothing about the job.
@@ -44,6 +44,7 @@ from transformers import (  # noqa: E402
     TrainerState,
     TrainingArguments,
 )
+from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from transformers.trainer_utils import enable_full_determinism  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # noqa: E402
@@ -168,6 +169,21 @@ class StreamingCallback(TrainerCallback):
         if phase == "train" and "loss" not in values and "train_loss" in values:
             phase = "summary"
         self.emit("log", step=state.global_step, epoch=state.epoch, phase=phase, values=values)
+        say(log_line(phase, state.global_step, state.max_steps, values))
+
+
+_LOG_KEYS = (
+    ("loss", "loss"), ("eval_loss", "eval loss"), ("learning_rate", "lr"), ("grad_norm", "grad norm"),
+    ("rewards/accuracies", "reward acc"), ("rewards/margins", "margin"), ("eval_rewards/accuracies", "eval reward acc"),
+    ("eval_rewards/margins", "eval margin"), ("mean_token_accuracy", "token acc"), ("train_loss", "mean loss"),
+    ("train_runtime", "seconds"),
+)  # fmt: skip
+
+
+def log_line(phase: str, step: int, total: int, values: dict[str, float]) -> str:
+    """One readable line per logged step for the job's log (the numbers themselves go to events.jsonl)."""
+    parts = [f"{key_label} {values[key]:.4g}" for key, key_label in _LOG_KEYS if key in values]
+    return f"{phase} step {step}/{total}: " + " · ".join(parts)
 
 
 def _watch_supervisor(pid: int) -> None:
@@ -305,8 +321,8 @@ def _load_model(model_dir: Path, config: dict[str, Any]) -> PreTrainedModel:
             bnb_4bit_compute_dtype=torch.bfloat16,
             bnb_4bit_use_double_quant=True,
         )
-    if config.get("packing") or config.get("padding_free"):
-        kwargs["attn_implementation"] = "flash_attention_2"
+    if torch.cuda.is_available() and config.get("packing") and has_flash_attention():
+        kwargs["attn_implementation"] = "flash_attention_2"  # packed batches run padding-free
     if torch.cuda.is_available():
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
@@ -391,7 +407,7 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
     if kind == "sft":
         trainer = SFTTrainer(
             model=model,
-            args=SFTConfig(**args, packing=config["packing"], padding_free=config["padding_free"]),
+            args=SFTConfig(**args, packing=config["packing"]),
             train_dataset=train_set,
             eval_dataset=eval_set,
             processing_class=tokenizer,
@@ -408,6 +424,7 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
             peft_config=_lora(config),
             callbacks=[callback],
         )
+    trainer.remove_callback(PrinterCallback)  # StreamingCallback writes a shorter line per log instead
     peft_model = trainer.model
     assert isinstance(peft_model, PeftModel)
 
