@@ -144,6 +144,77 @@ def _release_file(p: Personas) -> int:
     return ReleaseFile.objects.get(release_id=_release(p), path="trl_preference/train.jsonl").pk
 
 
+
+def _base_model(p: Personas) -> int:
+    """A ready base model (the registry row; no worker is needed to read or start against it)."""
+    if "base_model" not in p.made:
+        from training.models import BaseModel
+
+        p.made["base_model"] = BaseModel.objects.create(
+            name="matrix-model", path="/models/matrix", state="ready", architecture="LlamaForCausalLM",
+            parameter_count=1000, dtype="F32", linear_modules=["q_proj", "v_proj"], content_hash="b" * 64,
+            registered_by=p.staff,
+        )  # fmt: skip
+    return int(p.made["base_model"].pk)
+
+
+def _job(p: Personas) -> int:
+    """A queued DPO job of project A on the release above (its task is queued only on commit: never here)."""
+    if "job" not in p.made:
+        from releases.models import Release
+        from training import services as training_services
+        from training.config import JobConfig
+        from training.models import BaseModel
+
+        p.made["job"] = training_services.training_job_start(
+            actor=p.project_admin, project=p.project, kind="dpo", release=Release.objects.get(pk=_release(p)),
+            base_model=BaseModel.objects.get(pk=_base_model(p)), config=JobConfig.from_dict("dpo", {"max_steps": 2}),
+        )  # fmt: skip
+    return int(p.made["job"].pk)
+
+
+def _adapter(p: Personas) -> int:
+    """A finished job's adapter with one file in the artifact store."""
+    if "adapter" not in p.made:
+        from django.core.files.base import ContentFile
+
+        from releases.services import artifact_storage
+        from training import services as training_services
+        from training.models import TrainingJob
+
+        job = TrainingJob.objects.get(pk=_job(p))
+        TrainingJob.objects.filter(pk=job.pk).update(state="running")
+        storage = artifact_storage()
+        name = f"adapters/{p.project.pk}/job-{job.pk}/adapter_model.safetensors"
+        if storage.exists(name):
+            storage.delete(name)
+        storage.save(name, ContentFile(b"weights"))
+        p.made["adapter"] = training_services.adapter_register(
+            job=job, storage_prefix=f"adapters/{p.project.pk}/job-{job.pk}",
+            files=[{"path": "adapter_model.safetensors", "size_bytes": 7, "sha256": "c" * 64}],
+            result={"evaluation": {}, "train": {"steps": 2}}, hardware={"device": "cpu"},
+            library_versions={"trl": "1.16.0"}, code_version="test",
+        )  # fmt: skip
+    return int(p.made["adapter"].pk)
+
+
+def _job_body(p: Personas) -> dict[str, Any]:
+    return {"kind": "dpo", "release": _release(p), "base_model": _base_model(p), "preset": "cpu_check",
+            "config": {"max_steps": 3}}  # fmt: skip
+
+
+def _job_form(p: Personas) -> dict[str, Any]:
+    from training.forms import preset_table
+
+    values = preset_table()["cpu_check"]["dpo"]
+    form = {key: value for key, value in values.items() if key not in ("kind", "use_dora", "use_qlora")}
+    return {**form, "kind": "dpo", "release": _release(p), "base_model": _base_model(p), "preset": "cpu_check"}
+
+
+def _base_model_setup(p: Personas, user: User) -> None:
+    _base_model(p)
+
+
 RELEASE_FORM = {"name": "matrix", "kind": "preference", "eval_percent": 10, "aggregation": "majority", "ties": "drop",
                 "min_agreement_percent": 0, "min_strength": 0, "ranking_pairs": "all", "leakage": "fail",
                 "near_duplicate_percent": 80, "mixin_percent": 0, "exclude_flagged_annotators": "on"}  # fmt: skip
@@ -343,4 +414,40 @@ ROUTES: list[Route] = [
           data=lambda p: {"a": _release(p), "b": _release(p)}),
     Route("api release delete", "delete", lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/", ADMINS,
           api=True),
+    # --- training: pages ---
+    Route("training", "get", lambda p: f"/projects/{_a(p)}/training/", DATA, setup=lambda p, u: (_adapter(p), None)[1]),
+    Route("training new page", "get", lambda p: f"/projects/{_a(p)}/training/new/", ADMINS,
+          setup=_base_model_setup),
+    Route("training new", "post", lambda p: f"/projects/{_a(p)}/training/new/", ADMINS, ok=302, data=_job_form),
+    Route("training job", "get", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/", DATA),
+    Route("training job metrics", "get", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/metrics/", DATA),
+    Route("training job cancel", "post", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/cancel/", ADMINS, ok=302),
+    Route("training job rerun", "post", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/rerun/", ADMINS, ok=302),
+    Route("adapter page", "get", lambda p: f"/projects/{_a(p)}/adapters/{_adapter(p)}/", DATA),
+    Route("adapter lineage", "get", lambda p: f"/projects/{_a(p)}/adapters/{_adapter(p)}/lineage.json", DATA),
+    Route("adapter file", "get", lambda p: f"/projects/{_a(p)}/adapters/{_adapter(p)}/files/0/", DATA),
+    Route("base models", "get", lambda p: "/models/", STAFF),
+    Route("base model register", "post", lambda p: "/models/", STAFF, ok=302,
+          data=lambda p: {"name": "registered", "path": "/models/registered"}),
+    Route("base model page", "get", lambda p: f"/models/{_base_model(p)}/", STAFF),
+    Route("base model check again", "post", lambda p: f"/models/{_base_model(p)}/", STAFF, ok=302),
+    # --- training: API ---
+    # Site-wide: every project admin (the outsider administers project B) may read the ready models.
+    Route("api base models", "get", lambda p: "/api/v1/base-models/", ADMINS | {"outsider"}, api=True,
+          setup=_base_model_setup),
+    Route("api base model register", "post", lambda p: "/api/v1/base-models/", STAFF, ok=202, api=True,
+          data=lambda p: {"name": "api-registered", "path": "/models/api"}),
+    Route("api base model", "get", lambda p: f"/api/v1/base-models/{_base_model(p)}/", STAFF, api=True),
+    Route("api training jobs", "get", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/", DATA, api=True),
+    Route("api training job start", "post", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/", ADMINS, ok=202,
+          api=True, data=_job_body),
+    Route("api training job", "get", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/{_job(p)}/", DATA, api=True),
+    Route("api training job metrics", "get", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/{_job(p)}/metrics/",
+          DATA, api=True),
+    Route("api training job cancel", "post", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/{_job(p)}/cancel/",
+          ADMINS, api=True),
+    Route("api training job rerun", "post", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/{_job(p)}/rerun/",
+          ADMINS, ok=202, api=True),
+    Route("api adapters", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/", DATA, api=True),
+    Route("api adapter", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/{_adapter(p)}/", DATA, api=True),
 ]  # fmt: skip
