@@ -5,6 +5,7 @@ Under ``CI=true`` the suite refuses to run unless it is on PostgreSQL and Redis,
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,3 +125,11 @@ class ClientFor:
         if user is not None:
             c.force_login(user)
         return c
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama with a locally trained tokenizer, loaded like any local base model."""
+    from training.tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))

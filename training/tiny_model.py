@@ -14,7 +14,7 @@ CHAT_TEMPLATE = (
 )
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 
-_WORDS = (  # noqa: SIM905 - a word list reads best as text
+WORDS = (  # noqa: SIM905 - a word list reads best as text
     "the a an customer account payment card claim policy patient dose record please thank you sorry we "
     "can cannot will would should transfer refund fee balance loan rate risk report review approve reject "
     "check hello goodbye help question answer because therefore however kindly rude polite yes no maybe "
@@ -26,7 +26,7 @@ _WORDS = (  # noqa: SIM905 - a word list reads best as text
 def _corpus(lines: int, seed: int) -> Iterator[str]:
     rng = random.Random(seed)  # noqa: S311 - filler text, not a secret
     for _ in range(lines):
-        yield " ".join(rng.choice(_WORDS) for _ in range(rng.randint(4, 24))) + rng.choice([".", "?", "!", ","])
+        yield " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 24))) + rng.choice([".", "?", "!", ","])
 
 
 def make_tiny_model(directory: Path, *, seed: int = 0, vocab_size: int = 512, hidden_size: int = 32) -> Path:

@@ -4,10 +4,7 @@ the embedded filesystem broker otherwise) and answers from the test database."""
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -15,41 +12,14 @@ from django.db import connection
 
 from enclave.celery import app
 from enclave.tasks import health_check
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "postgresql":
-        auth = quote(db["USER"] or "")
-        if db["PASSWORD"]:
-            auth += ":" + quote(db["PASSWORD"])
-        return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    return f"sqlite:///{db['NAME']}"
+from tests.workers import start_worker, stop_worker
 
 
 @pytest.fixture
 def worker(transactional_db: None) -> Iterator[subprocess.Popen[str]]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "enclave.settings.test",
-        "DATABASE_URL": _test_database_url(),
-        "ENCLAVE_DATA_DIR": str(settings.DATA_DIR),
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "enclave", "worker", "-Q", "default", "-n", "pytest@%h",
-            "--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-        ],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    proc = start_worker("default", "pytest")
     yield proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_worker(proc, timeout=20)
 
 
 @pytest.mark.worker
