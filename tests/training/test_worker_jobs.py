@@ -7,6 +7,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.worker
 def gpu_worker(transactional_db: None, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     log = (tmp_path / "gpu-worker.log").open("w")
     proc = start_worker("gpu", "pytest-gpu", output=log)
-    proc.log_path = tmp_path / "gpu-worker.log"  # type: ignore[attr-defined]
+    proc.log_path = tmp_path / "gpu-worker.log"
     yield proc
     stop_worker(proc, timeout=60)
     log.close()
@@ -132,9 +133,10 @@ def test_it_trains_sft_and_dpo_adapters_that_load_and_carry_their_lineage(
         base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, local_files_only=True)
         loaded = PeftModel.from_pretrained(base, local, local_files_only=True)
-        prompt = tokenizer.apply_chat_template(
-            [{"role": "user", "content": "hello"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hello"}], add_generation_prompt=True, tokenize=False
         )
+        prompt = tokenizer(str(text), return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():
             out = loaded.generate(**prompt, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         assert out.shape[1] > prompt["input_ids"].shape[1]
@@ -146,7 +148,7 @@ def test_it_trains_sft_and_dpo_adapters_that_load_and_carry_their_lineage(
     assert not any((Path(settings.TRAINING_WORK_DIR)).glob("job-*")), "work directories are removed"
 
 
-def services_lineage(adapter: Adapter) -> dict[str, object]:
+def services_lineage(adapter: Adapter) -> dict[str, Any]:
     from training.selectors import lineage
 
     return lineage(adapter)

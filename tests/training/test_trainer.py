@@ -1,0 +1,107 @@
+"""The training program itself, run as the gpu worker's child runs it (a separate process, offline): the DPO
+learning check on a synthetic task, the network guard, and a clear error for bad input."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+from training import learning_check
+from training.environment import OFFLINE_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(spec: dict[str, Any], work: Path) -> subprocess.CompletedProcess[str]:
+    spec_path = work / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    env = {**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "training.trainer", str(spec_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path.relative_to(path.parent.parent))
+
+
+def test_it_learns_the_polite_over_rude_preference_on_held_out_prompts(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Held-out preference accuracy goes from 0.5 (the untrained adapter ties every pair) to at least 0.9,
+    with a clear margin, within a CPU budget of a couple of minutes."""
+    train, held_out = learning_check.train_and_held_out()
+    assert not {r["prompt"][0]["content"] for r in train} & {r["prompt"][0]["content"] for r in held_out}
+    spec = {
+        "kind": "dpo", "config": learning_check.CONFIG, "model_dir": str(tiny_model_dir), "work_dir": str(tmp_path),
+        "train_file": _write(tmp_path / "data" / "train.jsonl", train),
+        "eval_file": _write(tmp_path / "data" / "eval.jsonl", held_out),
+    }  # fmt: skip
+    started = time.monotonic()
+    done = _run(spec, tmp_path)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    before, after = result["evaluation"]["before"], result["evaluation"]["after"]
+    assert before["preference_accuracy"] == 0.5
+    assert before["mean_margin"] == 0.0
+    assert after["preference_accuracy"] >= learning_check.PASS_ACCURACY, after
+    assert after["mean_margin"] >= learning_check.PASS_MARGIN, after
+    assert learning_check.passed(result["evaluation"])
+    assert result["train"]["steps"] == 60
+    assert seconds < 180, f"the learning check took {seconds:.0f} s"
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size > 0
+
+
+def test_it_refuses_connections_out_of_the_perimeter_but_not_loopback() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    program = textwrap.dedent(f"""
+        import json, socket
+        from training.trainer import NetworkGuard
+        guard = NetworkGuard().install()
+        check = guard.self_check()
+        socket.create_connection(("127.0.0.1", {port}), timeout=5).close()
+        try:
+            socket.create_connection(("203.0.113.7", 443), timeout=5)
+        except PermissionError as exc:
+            refused = str(exc)
+        else:
+            refused = ""
+        print(json.dumps({{"check": check, "refused": refused, "record": guard.record()}}))
+    """)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", program], cwd=ROOT, env={**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": "1"},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        listener.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["check"] == "refused 192.0.2.1:9 before sending"
+    assert "refused a connection to 203.0.113.7" in answer["refused"]
+    assert answer["record"]["connects"] == ["127.0.0.1", "203.0.113.7"]
+    assert answer["record"]["refused"] == ["203.0.113.7"]
+
+
+def test_it_fails_with_the_reason_when_the_release_file_is_missing(tiny_model_dir: Path, tmp_path: Path) -> None:
+    config = {key: value for key, value in learning_check.CONFIG.items() if key not in ("beta", "loss_type")}
+    spec = {
+        "kind": "sft", "config": {**config, "kind": "sft", "packing": False}, "model_dir": str(tiny_model_dir),
+        "work_dir": str(tmp_path), "train_file": "data/train.jsonl", "eval_file": None,
+    }  # fmt: skip
+    done = _run(spec, tmp_path)
+    assert done.returncode == 1
+    assert "The release has no training rows." in done.stdout
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "error"
+    assert not (tmp_path / "result.json").exists()
