@@ -144,7 +144,6 @@ def _release_file(p: Personas) -> int:
     return ReleaseFile.objects.get(release_id=_release(p), path="trl_preference/train.jsonl").pk
 
 
-
 def _base_model(p: Personas) -> int:
     """A ready base model (the registry row; no worker is needed to read or start against it)."""
     if "base_model" not in p.made:

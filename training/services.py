@@ -359,15 +359,19 @@ def training_job_progress(
     return TrainingJob.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists()
 
 
-def _fail(job: TrainingJob, reason: str) -> None:
-    job.state = JobState.FAILED
+def _end(job: TrainingJob, state: str, reason: str) -> None:
+    """End a locked, running job as failed or cancelled, with the reason, and audit it."""
+    job.state = state
     job.failure_reason = reason[:8000]
     job.finished_at = timezone.now()
     job.phase = ""
     job.save(update_fields=["state", "failure_reason", "finished_at", "phase"])
-    audit_event_record(
-        actor=None, action="training.job_fail", target=job, project=job.project, payload={"reason": reason[:2000]}
-    )
+    action = "training.job_cancelled" if state == JobState.CANCELLED else "training.job_fail"
+    audit_event_record(actor=None, action=action, target=job, project=job.project, payload={"reason": reason[:2000]})
+
+
+def _fail(job: TrainingJob, reason: str) -> None:
+    _end(job, JobState.FAILED, reason)
 
 
 def training_job_finish(
@@ -381,17 +385,7 @@ def training_job_finish(
         if evaluation is not None:
             job.evaluation = evaluation
             job.save(update_fields=["evaluation"])
-        if state == JobState.CANCELLED:
-            job.state = JobState.CANCELLED
-            job.failure_reason = reason[:8000]
-            job.finished_at = timezone.now()
-            job.phase = ""
-            job.save(update_fields=["state", "failure_reason", "finished_at", "phase"])
-            audit_event_record(
-                actor=None, action="training.job_cancelled", target=job, project=job.project, payload={"reason": reason}
-            )
-        else:
-            _fail(job, reason)
+        _end(job, JobState.CANCELLED if state == JobState.CANCELLED else JobState.FAILED, reason)
     return job
 
 

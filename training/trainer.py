@@ -452,7 +452,8 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
 
     emit("phase", phase="saving adapter")
     adapter_dir = work / "adapter"
-    peft_model.save_pretrained(str(adapter_dir), safe_serialization=True)
+    if trainer.is_world_process_zero():
+        peft_model.save_pretrained(str(adapter_dir), safe_serialization=True)
     steps = int(trainer.state.global_step)
     return {
         "evaluation": {"before": before, "after": after, "held_out_rows": len(eval_rows)},
@@ -481,7 +482,9 @@ def main(spec_path: str, *, redirect_output: bool = False) -> int:
     guard = NetworkGuard().install()
     if spec.get("supervisor_pid"):
         _watch_supervisor(int(spec["supervisor_pid"]))
-    emit = EventWriter(work / "events.jsonl")
+    # Under ``accelerate launch`` (several GPUs) every rank trains; only rank 0 reports and saves.
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    emit = EventWriter(work / "events.jsonl" if is_main else Path(os.devnull))
     try:
         self_check = guard.self_check()
         result = run(spec, emit)
@@ -495,8 +498,9 @@ def main(spec_path: str, *, redirect_output: bool = False) -> int:
     finally:
         emit.close()
     result["network"] = {**guard.record(), "self_check": self_check}
-    (work / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-    say("Done.")
+    if is_main:
+        (work / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+        say("Done.")
     return 0
 
 

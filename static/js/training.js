@@ -140,7 +140,15 @@
     poll();
   }
 
+  // The log pane shows its newest lines: keep it scrolled to the bottom as the fragment refreshes.
+  function scrollLog() {
+    var log = document.getElementById("job-log");
+    if (log) log.scrollTop = log.scrollHeight;
+  }
+  document.addEventListener("htmx:afterSettle", scrollLog);
+
   document.addEventListener("DOMContentLoaded", function () {
+    scrollLog();
     var form = document.getElementById("job-form");
     if (form) setupForm(form);
     var charts = document.getElementById("charts");

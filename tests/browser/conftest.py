@@ -48,4 +48,20 @@ def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    # A full-page capture of a page taller than the window resizes it for a moment; set the size again so
+    # the next click lands where the page now is (headless Chromium otherwise drops it).
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": size["height"] + 1})
+    page.set_viewport_size(size)
     return path
+
+
+def log_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
+    """Log in through the login form and wait for the dashboard."""
+    from tests.factories import PASSWORD
+
+    page.goto("/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Your projects')")

@@ -1,7 +1,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import log_in, screenshot
 from tests.conftest import make_personas
 from tests.factories import PASSWORD
 
@@ -30,11 +30,7 @@ def test_an_annotator_logs_in_and_sees_their_projects(page) -> None:  # type: ig
 
 def test_a_project_admin_changes_a_role_without_a_reload(page) -> None:  # type: ignore[no-untyped-def]
     personas = make_personas()
-    page.goto("/login/")
-    page.fill("#id_username", "project_admin")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Your projects')")
+    log_in(page, "project_admin")
     page.goto(f"/projects/{personas.project.pk}/members/")
     membership = personas.membership(personas.annotator)
     page.evaluate("window.__marker = 'same page'")

@@ -31,6 +31,18 @@ def test_the_demo_seeds_every_project_once_and_the_pages_work() -> None:
     assert release.manifest is not None
     assert release.manifest["counts"]["rows"]["train"] > 0
     assert release.manifest["counts"]["rows"]["eval"] > 0, "the demo has a held-out split for training to evaluate on"
+    from training.models import BaseModel
+
+    [model] = BaseModel.objects.all()
+    assert model.state == "ready", model.failure_reason
+    assert model.architecture == "LlamaForCausalLM"
+    assert len(model.content_hash) == 64
+    admin = Client()
+    admin.force_login(User.objects.get(username="projectadmin"))
+    form = admin.get(f"/projects/{comparisons.pk}/training/new/").content.decode()
+    assert f'<option value="{release.pk}" selected>' in form, "the demo release is preselected"
+    assert f'<option value="{model.pk}" selected>' in form, "so is the tiny model, with the CPU preset"
+    assert '<option value="cpu_check" selected>' in form
 
     client = Client()
     client.force_login(User.objects.get(username="annotator"))
