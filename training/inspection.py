@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.environment import apply_offline_env
+
 WEIGHT_SUFFIX = ".safetensors"
 HASHED_NAMES = {
     "config.json",
@@ -81,6 +83,7 @@ def safetensors_header(path: Path) -> dict[str, Any]:
 
 def inspect_model_directory(directory: Path) -> ModelFacts:
     """Check and describe a base-model directory; raises ``ModelDirectoryError`` with the reason."""
+    apply_offline_env()  # before transformers is first imported in this process; loads are local-only anyway
     from transformers import AutoConfig, AutoTokenizer
 
     directory = Path(directory)

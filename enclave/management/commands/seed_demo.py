@@ -130,8 +130,10 @@ class Command(BaseCommand):
         as a base model, so a DPO job on the demo release runs on a CPU in seconds."""
         if BaseModel.objects.filter(name=TINY_MODEL).exists():
             return
+        from training.environment import apply_offline_env
         from training.tiny_model import make_tiny_model
 
+        apply_offline_env()
         directory = Path(settings.DATA_DIR) / "models" / "tiny-llama"
         if not (directory / "config.json").exists():
             make_tiny_model(directory)
