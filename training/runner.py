@@ -379,8 +379,9 @@ def _supervise(child: Child, watch: Watch) -> tuple[str, str]:
         time.sleep(POLL_SECONDS)
     if cancel_at is not None:
         job = TrainingJob.objects.select_related("cancel_requested_by").get(pk=watch.job.pk)
-        who = job.cancel_requested_by.username if job.cancel_requested_by else "an admin"
-        return JobState.CANCELLED, f"Cancelled by {who} at step {job.step}."
+        if job.cancel_requested_by is None:  # ended meanwhile (failed as lost): training_job_finish keeps that
+            return JobState.FAILED, "The job ended while it trained; the training process was stopped."
+        return JobState.CANCELLED, f"Cancelled by {job.cancel_requested_by.username} at step {job.step}."
     if code == 0 and (Path(watch.events.path).parent / "result.json").exists():
         return JobState.SUCCEEDED, ""
     return JobState.FAILED, _exit_reason(code, watch)

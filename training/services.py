@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.errors import DomainError
@@ -323,9 +324,9 @@ def training_job_progress(
     phase: str | None = None,
     child_pid: int | None = None,
 ) -> bool:
-    """On the worker, about twice a second: store new metrics and log lines, beat, and answer whether a
-    cancel was asked for. ``log_seq`` numbers the first of ``log_lines``. Not audited (no state change):
-    the job's start and end are."""
+    """On the worker, about twice a second: store new metrics and log lines, beat, and answer whether to
+    stop (a cancel was asked for, or the job already ended). ``log_seq`` numbers the first of
+    ``log_lines``. Not audited (no state change): the job's start and end are."""
     now = timezone.now()
     if metrics:
         JobMetric.objects.bulk_create(
@@ -356,7 +357,13 @@ def training_job_progress(
     if child_pid is not None:
         changes["child_pid"] = child_pid
     TrainingJob.objects.filter(pk=job.pk, state=JobState.RUNNING).update(**changes)
-    return TrainingJob.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists()
+    # Stop when asked to, and also when the job ended behind the supervisor's back (failed by the reaper
+    # while this worker could not reach the database): nobody would record what the child trains.
+    return (
+        TrainingJob.objects.filter(pk=job.pk)
+        .filter(Q(cancel_requested_at__isnull=False) | ~Q(state=JobState.RUNNING))
+        .exists()
+    )
 
 
 def _end(job: TrainingJob, state: str, reason: str) -> None:
@@ -400,12 +407,15 @@ def adapter_register(
     code_version: str,
 ) -> Adapter:
     """On the worker, after the adapter's files are in the artifact store: the ``Adapter`` and its lineage,
-    and the job succeeds. Raises ``DomainError`` if the weights file is missing from ``files``."""
+    and the job succeeds. Raises ``DomainError`` if the weights file is missing from ``files`` or the job is
+    no longer running (failed as lost meanwhile)."""
     weights = next((f for f in files if f["path"] == "adapter_model.safetensors"), None)
     if weights is None:
         raise DomainError("The training process saved no adapter_model.safetensors.")
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().select_related("release", "base_model", "project").get(pk=job.pk)
+        if job.state != JobState.RUNNING:
+            raise DomainError(f"{job} already ended as {job.state}; its adapter is not registered.")
         finished = timezone.now()
         release = job.release
         adapter = Adapter.objects.create(

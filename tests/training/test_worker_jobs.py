@@ -5,12 +5,15 @@ that load and generate, full lineage, the network record, cancel, a SIGKILLed ch
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from releases.services import artifact_storage
@@ -47,8 +50,6 @@ def _download(adapter: Adapter, target: Path) -> Path:
 
 
 def _register_through_worker(actor: object, directory: Path, proc: subprocess.Popen[str]) -> BaseModel:
-    import time
-
     model = services.base_model_register(actor=actor, name="tiny", path=str(directory))  # type: ignore[arg-type]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -191,6 +192,21 @@ def test_it_cancels_survives_a_killed_child_and_reproduces_an_adapter(
     assert "Last log lines" in job.failure_reason
     assert "train step" in job.failure_reason
 
+    # A job failed behind its supervisor's back (by the reaper, as when the worker lost the database for a
+    # while) is stopped rather than trained on for nobody, and keeps the reaper's reason.
+    job = services.training_job_start(actor=admin, project=project, kind="dpo", release=prefs, base_model=model,
+                                      config=endless)  # fmt: skip
+    job = wait_for(job, {JobState.FAILED}, until=lambda j: j.step >= 2 and j.child_pid)
+    later = timezone.now() + timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT + 5)
+    assert services.training_jobs_reap(now=later) == [job.pk]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _alive(job.child_pid or 0):
+        time.sleep(0.2)
+    assert not _alive(job.child_pid or 0)
+    job.refresh_from_db()
+    assert job.state == JobState.FAILED
+    assert job.failure_reason.startswith("Lost the worker")
+
     # The worker still serves: the next job succeeds, and running it again gives the same adapter, byte for byte.
     first = services.training_job_start(actor=admin, project=project, kind="dpo", release=prefs, base_model=model,
                                         config=quick_config("dpo"))  # fmt: skip
@@ -202,7 +218,7 @@ def test_it_cancels_survives_a_killed_child_and_reproduces_an_adapter(
     assert again.rerun_of == first
     assert again.config_hash == first.config_hash
     assert Adapter.objects.get(job=again).sha256 == Adapter.objects.get(job=first).sha256
-    assert TrainingJob.objects.filter(project=project).count() == 4
+    assert TrainingJob.objects.filter(project=project).count() == 5
 
 
 def _alive(pid: int) -> bool:
