@@ -44,6 +44,10 @@ class BaseModel(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def parameters_label(self) -> str:
+        return f"{self.parameter_count:,}" if self.parameter_count is not None else "—"
+
 
 class JobKind(models.TextChoices):
     SFT = "sft", "SFT (supervised fine-tuning)"
