@@ -194,7 +194,7 @@ class JobMetricsView(APIView):
     def get(self, request: Request, pk: int, job_pk: int) -> Response:
         job = get_job_for_user(request.user, pk, job_pk)
         after = request.query_params.get("after", "0")
-        metrics = selectors.job_metrics(job, after=int(after) if after.isdigit() else 0)
+        metrics = selectors.job_metrics(job, after=selectors.metric_cursor(after))
         return Response({"state": job.state, "step": job.step, "total_steps": job.total_steps, "metrics": metrics})
 
 

@@ -123,8 +123,9 @@ class JobConfig:
         values.pop("extra")
         for name in DPO_ONLY if self.kind == "sft" else SFT_ONLY:
             values.pop(name)
-        values["target_modules"] = sorted(values["target_modules"])
-        values["loss_type"] = list(values["loss_type"]) if "loss_type" in values else None
+        values["target_modules"] = sorted(set(values["target_modules"]))
+        # Without per-loss weights TRL sums the losses, so their order carries no meaning: sorted.
+        values["loss_type"] = sorted(values["loss_type"]) if "loss_type" in values else None
         if values["loss_type"] is None:
             values.pop("loss_type")
         return values

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.files import File
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from accounts.errors import DomainError
 from releases.models import ReleaseFile
@@ -244,9 +244,48 @@ class Watch:
 # --- The job ----------------------------------------------------------------------------------------------
 
 
+def _stop(child: Child) -> None:
+    """SIGTERM, then SIGKILL after the grace period: the child must not outlive its supervision."""
+    child.signal(signal.SIGTERM)
+    deadline = time.monotonic() + settings.TRAINING_CANCEL_GRACE_SECONDS
+    while child.exit_code() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if child.exit_code() is None:
+        child.signal(signal.SIGKILL)
+
+
+class HeartbeatThread(threading.Thread):
+    """Beats for a running job every few seconds from its own database connection, so that staging the data
+    and storing the adapter (minutes for large files) do not look like a lost worker."""
+
+    def __init__(self, job_id: int, every: float = 5.0) -> None:
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.job_id = job_id
+        self.every = every
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(self.every):
+                try:
+                    services.training_job_beat(job_id=self.job_id)
+                except DatabaseError:
+                    logger.warning("job %s: heartbeat not written", self.job_id, exc_info=True)
+                    close_old_connections()
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=10)
+
+
 def _exit_reason(code: int | None, watch: Watch) -> str:
     if code is not None and code < 0:
-        name = signal.Signals(-code).name
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
         reason = f"The training process was killed by {name}."
         if -code == signal.SIGKILL:
             reason += " The usual cause is the out-of-memory killer: try a smaller batch size or max_length."
@@ -321,6 +360,8 @@ def run_job(job_id: int, worker: str) -> str:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     watch = Watch(job=job, events=Tail(work / "events.jsonl"), output=Tail(work / "output.log"))
+    beat = HeartbeatThread(job.pk)  # staging and storing can take longer than the reaper waits
+    beat.start()
     try:
         train_file, eval_file = _stage_data(job, work)
         spec = {
@@ -356,6 +397,7 @@ def run_job(job_id: int, worker: str) -> str:
         message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
         services.training_job_finish(job=job, state=JobState.FAILED, reason=message, evaluation=watch.evaluation)
     finally:
+        beat.stop()
         shutil.rmtree(work, ignore_errors=True)
     job.refresh_from_db(fields=["state"])
     return str(job.state)
@@ -363,20 +405,37 @@ def run_job(job_id: int, worker: str) -> str:
 
 def _supervise(child: Child, watch: Watch) -> tuple[str, str]:
     """Pump the child's events and output into the database every half second (each pump is the heartbeat
-    too) until it exits; a cancel sends SIGTERM, then SIGKILL after the grace period."""
+    too) until it exits; a cancel sends SIGTERM, then SIGKILL after the grace period. A pump that fails (the
+    database restarting) is retried until the heartbeat timeout; whatever error ends supervision, the child
+    is stopped first, so no training runs on without a supervisor."""
     cancel_at: float | None = None
-    while True:
-        code = child.exit_code()
-        now = time.monotonic()
-        if code is not None:
-            watch.pump(final=True)
-            break
-        if watch.pump(child_pid=child.pid) and cancel_at is None:
-            cancel_at = now
-            child.signal(signal.SIGTERM)
-        if cancel_at is not None and now - cancel_at > settings.TRAINING_CANCEL_GRACE_SECONDS:
-            child.signal(signal.SIGKILL)
-        time.sleep(POLL_SECONDS)
+    last_pumped = time.monotonic()
+    try:
+        while True:
+            code = child.exit_code()
+            now = time.monotonic()
+            if code is not None:
+                watch.pump(final=True)
+                break
+            try:
+                stop = watch.pump(child_pid=child.pid)
+            except DatabaseError:
+                if now - last_pumped > settings.TRAINING_HEARTBEAT_TIMEOUT:
+                    raise
+                logger.warning("job %s: the database did not take a pump; retrying", watch.job.pk, exc_info=True)
+                close_old_connections()
+                stop = False
+            else:
+                last_pumped = now
+            if stop and cancel_at is None:
+                cancel_at = now
+                child.signal(signal.SIGTERM)
+            if cancel_at is not None and now - cancel_at > settings.TRAINING_CANCEL_GRACE_SECONDS:
+                child.signal(signal.SIGKILL)
+            time.sleep(POLL_SECONDS)
+    except BaseException:
+        _stop(child)
+        raise
     if cancel_at is not None:
         job = TrainingJob.objects.select_related("cancel_requested_by").get(pk=watch.job.pk)
         if job.cancel_requested_by is None:  # ended meanwhile (failed as lost): training_job_finish keeps that

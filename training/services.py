@@ -91,6 +91,9 @@ def base_model_validate(*, model_id: int) -> BaseModel:
         facts = inspect_model_directory(Path(model.path))
     except ModelDirectoryError as exc:
         changes: dict[str, Any] = {"state": BaseModelState.INVALID, "failure_reason": str(exc)}
+    except Exception as exc:  # an unreadable file, a malformed header: say so rather than validate forever
+        logger.exception("base model %s could not be checked", model_id)
+        changes = {"state": BaseModelState.INVALID, "failure_reason": f"The check failed: {type(exc).__name__}: {exc}"}
     else:
         changes = {
             "state": BaseModelState.READY,
@@ -287,13 +290,17 @@ def training_job_cancel(*, actor: User, job: TrainingJob) -> TrainingJob:
 
 def training_job_begin(*, job_id: int, worker: str, environment: dict[str, Any]) -> TrainingJob | None:
     """On the worker: take a queued job and mark it running. Returns ``None`` when there is nothing to run
-    (cancelled while queued, or already ended). A job that is already running means the worker that ran it
-    died and the broker delivered the task again: that job is failed, never silently re-run."""
+    (cancelled while queued, or already ended, or running under a supervisor that still beats). A running job
+    whose heartbeat is stale means the worker that ran it died and the broker delivered the task again:
+    that job is failed, never silently re-run."""
     with transaction.atomic():
-        job = TrainingJob.objects.select_for_update().filter(pk=job_id).first()
+        job = TrainingJob.objects.select_for_update().filter(pk=job_id).select_related("release", "base_model").first()
         if job is None or job.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
             return None
         if job.state == JobState.RUNNING:
+            fresh = timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
+            if job.heartbeat_at is not None and job.heartbeat_at >= fresh:
+                return None  # its supervisor is alive (a task delivered twice): leave the job to it
             _fail(
                 job,
                 f"The worker {job.worker or '(unknown)'} was lost while this job ran (the task came back to the "
@@ -305,7 +312,10 @@ def training_job_begin(*, job_id: int, worker: str, environment: dict[str, Any])
         job.started_at = now
         job.heartbeat_at = now
         job.worker = worker[:200]
-        job.environment = environment
+        job.environment = {
+            **environment,
+            "inputs": {"release_hash": job.release.hash, "base_model_hash": job.base_model.content_hash},
+        }
         job.phase = "preparing data"
         job.save(update_fields=["state", "started_at", "heartbeat_at", "worker", "environment", "phase"])
         audit_event_record(
@@ -366,6 +376,11 @@ def training_job_progress(
     )
 
 
+def training_job_beat(*, job_id: int) -> None:
+    """The worker is alive and still on this job (between pumps: staging data, storing the adapter)."""
+    TrainingJob.objects.filter(pk=job_id, state=JobState.RUNNING).update(heartbeat_at=timezone.now())
+
+
 def _end(job: TrainingJob, state: str, reason: str) -> None:
     """End a locked, running job as failed or cancelled, with the reason, and audit it."""
     job.state = state
@@ -416,6 +431,12 @@ def adapter_register(
         job = TrainingJob.objects.select_for_update().select_related("release", "base_model", "project").get(pk=job.pk)
         if job.state != JobState.RUNNING:
             raise DomainError(f"{job} already ended as {job.state}; its adapter is not registered.")
+        started_with = job.environment.get("inputs", {}).get("base_model_hash", job.base_model.content_hash)
+        if job.base_model.content_hash != started_with:
+            raise DomainError(
+                f"The base model {job.base_model} was checked again while the job ran and its hash changed "
+                f"({started_with[:12]}… → {job.base_model.content_hash[:12]}…); not registering the adapter."
+            )
         finished = timezone.now()
         release = job.release
         adapter = Adapter.objects.create(

@@ -433,8 +433,7 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
             return {}
         emit("phase", phase=f"evaluating {'the base model' if when == 'before' else 'the adapter'}")
         if kind == "sft":
-            values = _finite(trainer.evaluate(metric_key_prefix="eval"))
-            values = {"eval_loss": values["eval_loss"], **{k: v for k, v in values.items() if k != "eval_loss"}}
+            values = _finite(trainer.evaluate(metric_key_prefix="eval"))  # a NaN loss is left out, not kept
         else:
             values = preference_accuracy(
                 peft_model, tokenizer, eval_rows, beta=config["beta"], max_length=config["max_length"]

@@ -150,7 +150,7 @@ def job_detail(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
 def job_metrics(request: HttpRequest, pk: int, job_pk: int) -> JsonResponse:
     job = get_job_for_user(request.user, pk, job_pk)
     after = request.GET.get("after", "0")
-    metrics = selectors.job_metrics(job, after=int(after) if after.isdigit() else 0)
+    metrics = selectors.job_metrics(job, after=selectors.metric_cursor(after))
     return JsonResponse(
         {
             "state": job.state,
@@ -158,7 +158,7 @@ def job_metrics(request: HttpRequest, pk: int, job_pk: int) -> JsonResponse:
             "total_steps": job.total_steps,
             "kind": job.kind,
             "metrics": metrics,
-            "last": metrics[-1]["id"] if metrics else int(after) if after.isdigit() else 0,
+            "last": metrics[-1]["id"] if metrics else selectors.metric_cursor(after),
         }
     )
 

@@ -52,7 +52,11 @@ def test_it_stores_the_config_canonically_so_equal_configs_hash_equally() -> Non
     b = JobConfig.from_dict("dpo", {"seed": "7", "target_modules": "q_proj, v_proj", "loss_type": ["sigmoid", "sft"]})
     assert a.canonical() == b.canonical()
     assert a.hash == b.hash
-    assert a.canonical()["loss_type"] == ["sigmoid", "sft"]  # a list, as TRL 1.16 takes it
+    assert a.canonical()["loss_type"] == ["sft", "sigmoid"]  # a list, as TRL takes it; sorted, for they add up
+    same = JobConfig.from_dict(
+        "dpo", {"loss_type": "sft, sigmoid", "target_modules": "v_proj, q_proj, q_proj", "seed": 7}
+    )
+    assert same.hash == a.hash, "order and repeats of modules and loss types do not change the config"
     assert a.canonical()["target_modules"] == ["q_proj", "v_proj"]
     assert "packing" not in a.canonical()
     sft = JobConfig.from_dict("sft", {"beta": 0.5})  # DPO-only options do not enter an SFT config
@@ -131,7 +135,12 @@ def test_it_fails_jobs_whose_worker_went_silent_redelivered_or_restarted(
     assert "train step 2/9" in silent.failure_reason
     assert fresh.state == JobState.RUNNING
 
-    # The broker delivers a job again after its worker died: it is failed, not trained twice.
+    # A task delivered twice while its supervisor still beats is left alone; delivered again after its
+    # worker died (heartbeat stale), the job is failed, not trained twice.
+    assert services.training_job_begin(job_id=fresh.pk, worker="gpu@other", environment={}) is None
+    fresh.refresh_from_db()
+    assert fresh.state == JobState.RUNNING
+    TrainingJob.objects.filter(pk=fresh.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=300))
     assert services.training_job_begin(job_id=fresh.pk, worker="gpu@other", environment={}) is None
     fresh.refresh_from_db()
     assert fresh.state == JobState.FAILED
