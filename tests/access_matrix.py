@@ -172,7 +172,7 @@ def _job(p: Personas) -> int:
     return int(p.made["job"].pk)
 
 
-def _adapter(p: Personas) -> int:
+def matrix_adapter(p: Personas) -> int:
     """A finished job's adapter with one file in the artifact store."""
     if "adapter" not in p.made:
         from django.core.files.base import ContentFile
@@ -202,7 +202,7 @@ def _job_body(p: Personas) -> dict[str, Any]:
             "config": {"max_steps": 3}}  # fmt: skip
 
 
-def _job_form(p: Personas) -> dict[str, Any]:
+def matrix_job_form(p: Personas) -> dict[str, Any]:
     from training.forms import preset_table
 
     values = preset_table()["cpu_check"]["dpo"]
@@ -414,17 +414,17 @@ ROUTES: list[Route] = [
     Route("api release delete", "delete", lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/", ADMINS,
           api=True),
     # --- training: pages ---
-    Route("training", "get", lambda p: f"/projects/{_a(p)}/training/", DATA, setup=lambda p, u: (_adapter(p), None)[1]),
+    Route("training", "get", lambda p: f"/projects/{_a(p)}/training/", DATA,
+          setup=lambda p, u: (matrix_adapter(p), None)[1]),
     Route("training new page", "get", lambda p: f"/projects/{_a(p)}/training/new/", ADMINS,
           setup=_base_model_setup),
-    Route("training new", "post", lambda p: f"/projects/{_a(p)}/training/new/", ADMINS, ok=302, data=_job_form),
+    Route("training new", "post", lambda p: f"/projects/{_a(p)}/training/new/", ADMINS, ok=302, data=matrix_job_form),
     Route("training job", "get", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/", DATA),
-    Route("training job metrics", "get", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/metrics/", DATA),
     Route("training job cancel", "post", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/cancel/", ADMINS, ok=302),
     Route("training job rerun", "post", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/rerun/", ADMINS, ok=302),
-    Route("adapter page", "get", lambda p: f"/projects/{_a(p)}/adapters/{_adapter(p)}/", DATA),
-    Route("adapter lineage", "get", lambda p: f"/projects/{_a(p)}/adapters/{_adapter(p)}/lineage.json", DATA),
-    Route("adapter file", "get", lambda p: f"/projects/{_a(p)}/adapters/{_adapter(p)}/files/0/", DATA),
+    Route("adapter page", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/", DATA),
+    Route("adapter lineage", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/lineage.json", DATA),
+    Route("adapter file", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/files/0/", DATA),
     Route("base models", "get", lambda p: "/models/", STAFF),
     Route("base model register", "post", lambda p: "/models/", STAFF, ok=302,
           data=lambda p: {"name": "registered", "path": "/models/registered"}),
@@ -448,5 +448,5 @@ ROUTES: list[Route] = [
     Route("api training job rerun", "post", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/{_job(p)}/rerun/",
           ADMINS, ok=202, api=True),
     Route("api adapters", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/", DATA, api=True),
-    Route("api adapter", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/{_adapter(p)}/", DATA, api=True),
+    Route("api adapter", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/", DATA, api=True),
 ]  # fmt: skip

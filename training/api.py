@@ -12,13 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.errors import DomainError
-from accounts.models import Membership, ProjectPerm, Role, User
-from accounts.permissions import get_project_for_user, is_site_staff, require_site_staff
+from accounts.models import ProjectPerm, User
+from accounts.permissions import get_project_for_user, require_site_staff
 from releases.models import Release
 from training import selectors, services
 from training.config import PRESETS
-from training.models import BaseModel, BaseModelState
+from training.models import BaseModel
 from training.permissions import (
+    base_models_for_user,
     get_adapter_for_user,
     get_base_model_for_staff,
     get_job_for_admin,
@@ -59,14 +60,7 @@ class BaseModelOut(serializers.Serializer[Any]):
 class BaseModelListCreateView(APIView):
     @extend_schema(responses=BaseModelOut(many=True), summary="Registered base models (site staff; project admins)")
     def get(self, request: Request) -> Response:
-        if not is_site_staff(request.user):
-            runs_training = Membership.objects.filter(user_id=request.user.pk or 0, role=Role.PROJECT_ADMIN).exists()
-            if not runs_training:
-                require_site_staff(request.user)
-        models = BaseModel.objects.all()
-        if not is_site_staff(request.user):
-            models = models.filter(state=BaseModelState.READY)
-        return Response(BaseModelOut(models, many=True).data)
+        return Response(BaseModelOut(base_models_for_user(request.user), many=True).data)
 
     @extend_schema(
         request=BaseModelIn,
@@ -189,13 +183,22 @@ class JobMetricsView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("after", int, description="only metrics with an id above this")],
         responses={200: OpenApiTypes.OBJECT},
-        summary="A job's logged steps and evaluations (loss, learning rate, grad norm, DPO rewards)",
+        summary="A job's logged steps and evaluations (loss, learning rate, grad norm, DPO rewards); the job page's "
+        "charts read it too",
     )
     def get(self, request: Request, pk: int, job_pk: int) -> Response:
         job = get_job_for_user(request.user, pk, job_pk)
-        after = request.query_params.get("after", "0")
-        metrics = selectors.job_metrics(job, after=selectors.metric_cursor(after))
-        return Response({"state": job.state, "step": job.step, "total_steps": job.total_steps, "metrics": metrics})
+        after = selectors.metric_cursor(request.query_params.get("after", "0"))
+        metrics = selectors.job_metrics(job, after=after)
+        return Response(
+            {
+                "state": job.state,
+                "step": job.step,
+                "total_steps": job.total_steps,
+                "metrics": metrics,
+                "last": metrics[-1]["id"] if metrics else after,  # the next call's ``after``
+            }
+        )
 
 
 class JobCancelView(APIView):

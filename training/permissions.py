@@ -4,11 +4,18 @@ Project admins (and site staff) start, cancel and re-run jobs; data leads may wa
 lineage, which ties their releases to what was trained. Annotators and reviewers never see training. The
 base-model registry is site-wide and kept by site staff."""
 
+from django.db.models import QuerySet
 from django.http import Http404
 
-from accounts.models import Project, ProjectPerm
-from accounts.permissions import AnyUser, get_project_for_user, project_perms_for, require_site_staff
-from training.models import Adapter, BaseModel, TrainingJob
+from accounts.models import Membership, Project, ProjectPerm, Role
+from accounts.permissions import (
+    AnyUser,
+    get_project_for_user,
+    is_site_staff,
+    project_perms_for,
+    require_site_staff,
+)
+from training.models import Adapter, BaseModel, BaseModelState, TrainingJob
 
 READ_PERMS = {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}
 
@@ -58,6 +65,16 @@ def get_adapter_for_user(user: AnyUser, project_pk: int | str, adapter_pk: int |
     if adapter is None:
         raise Http404("No such adapter.")
     return adapter
+
+
+def base_models_for_user(user: AnyUser) -> QuerySet[BaseModel]:
+    """Site staff see every registered model; a project admin of any project sees the ready ones (to choose
+    from when starting a job); anyone else gets 404."""
+    if is_site_staff(user):
+        return BaseModel.objects.all()
+    if not Membership.objects.filter(user_id=user.pk or 0, role=Role.PROJECT_ADMIN).exists():
+        raise Http404("Not found.")
+    return BaseModel.objects.filter(state=BaseModelState.READY)
 
 
 def get_base_model_for_staff(user: AnyUser, model_pk: int | str) -> BaseModel:

@@ -189,7 +189,7 @@ class Tail:
         data = self.partial + data
         lines = data.split(b"\n")
         self.partial = b"" if final else lines.pop()
-        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines if line or not final]
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines if line]
 
 
 @dataclass

@@ -6,7 +6,6 @@ urlpatterns = [
     path("projects/<int:pk>/training/", views.job_list, name="training"),
     path("projects/<int:pk>/training/new/", views.job_new, name="training_new"),
     path("projects/<int:pk>/training/<int:job_pk>/", views.job_detail, name="training_job"),
-    path("projects/<int:pk>/training/<int:job_pk>/metrics/", views.job_metrics, name="training_job_metrics"),
     path("projects/<int:pk>/training/<int:job_pk>/cancel/", views.job_cancel, name="training_job_cancel"),
     path("projects/<int:pk>/training/<int:job_pk>/rerun/", views.job_rerun, name="training_job_rerun"),
     path("projects/<int:pk>/adapters/<int:adapter_pk>/", views.adapter_detail, name="adapter"),

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.errors import DomainError
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, require_site_staff
+from releases.models import Release
 from releases.services import artifact_storage
 from training import selectors, services
 from training.config import PRESETS
@@ -58,7 +59,8 @@ def job_list(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def job_new(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk, ProjectPerm.RUN_TRAINING)
-    initial = _initial(project_releases=selectors.trainable_releases(project).first(), source=request.GET.get("from"))
+    presets = preset_table()
+    initial = _initial(selectors.trainable_releases(project).first(), presets)
     form = JobForm(request.POST or None, project=project, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -81,26 +83,27 @@ def job_new(request: HttpRequest, pk: int) -> HttpResponse:
         "project": project,
         "form": form,
         "presets": list(PRESETS.values()),
-        "preset_table": preset_table(),
+        "preset_table": presets,
         "config_fields": [form[name] for name in CONFIG_FIELDS],
         "has_models": selectors.ready_base_models().exists(),
     }
     return render(request, "training/new.html", context, status=400 if form.errors else 200)
 
 
-def _initial(project_releases: Any, source: str | None) -> dict[str, Any]:
-    models = list(selectors.ready_base_models())
-    small = next((m for m in models if m.parameter_count and m.parameter_count < SMALL_MODEL), None)
+def _initial(release: Release | None, presets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The form's first values: the newest trainable release and its kind, and, when a small base model is
+    ready (the demo's), that model with the CPU-sized preset."""
+    small = next(
+        (m for m in selectors.ready_base_models() if m.parameter_count and m.parameter_count < SMALL_MODEL), None
+    )
     preset = "cpu_check" if small is not None else "standard"
-    kind = "dpo"
-    if project_releases is not None and project_releases.kind == "sft":
-        kind = "sft"
+    kind = "sft" if release is not None and release.kind == "sft" else "dpo"
     initial: dict[str, Any] = {"preset": preset, "kind": kind}
     if small is not None:
         initial["base_model"] = small.pk
-    if project_releases is not None:
-        initial["release"] = project_releases.pk
-    table = preset_table()[preset]
+    if release is not None:
+        initial["release"] = release.pk
+    table = presets[preset]
     values = {**table["sft"], **table["dpo"], **table[kind]}  # the other kind's options stay filled in
     initial.update({name: values[name] for name in CONFIG_FIELDS})
     return initial
@@ -143,24 +146,6 @@ def job_detail(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
     context["config_rows"] = sorted(job.config.items())
     context["heading"] = f"Job #{job.pk} · {job.get_kind_display()}"
     return render(request, "training/detail.html", context)
-
-
-@login_required
-@require_GET
-def job_metrics(request: HttpRequest, pk: int, job_pk: int) -> JsonResponse:
-    job = get_job_for_user(request.user, pk, job_pk)
-    after = request.GET.get("after", "0")
-    metrics = selectors.job_metrics(job, after=selectors.metric_cursor(after))
-    return JsonResponse(
-        {
-            "state": job.state,
-            "step": job.step,
-            "total_steps": job.total_steps,
-            "kind": job.kind,
-            "metrics": metrics,
-            "last": metrics[-1]["id"] if metrics else selectors.metric_cursor(after),
-        }
-    )
 
 
 @login_required

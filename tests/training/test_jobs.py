@@ -217,18 +217,18 @@ def test_it_registers_only_absolute_paths_under_the_model_roots(personas: Person
 def test_the_pages_show_refusals_progress_and_lineage(
     personas: Personas, tiny_model_dir: Path, client_for: ClientFor
 ) -> None:
-    from tests.access_matrix import _adapter, _job_form
+    from tests.access_matrix import matrix_adapter, matrix_job_form
 
     project = personas.project
     admin = client_for(personas.project_admin)
     ready_model(personas.staff, tiny_model_dir, name="matrix-model-real")
-    form = _job_form(personas)
+    form = matrix_job_form(personas)
     refused = admin.post(f"/projects/{project.pk}/training/new/", {**form, "loss_type": "sigmoid, nonsense"})
     assert refused.status_code == 400
     assert "Unknown DPO loss type “nonsense”" in refused.content.decode()
     assert not TrainingJob.objects.filter(project=project).exists()
 
-    adapter_pk = _adapter(personas)
+    adapter_pk = matrix_adapter(personas)
     job = TrainingJob.objects.get(project=project)
     page = admin.get(f"/projects/{project.pk}/training/{job.pk}/").content.decode()
     assert "Succeeded" in page

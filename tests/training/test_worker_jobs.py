@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.conf import settings
@@ -20,7 +19,7 @@ from releases.services import artifact_storage
 from tests.conftest import make_personas
 from tests.training.helpers import preference_release, quick_config, sft_release, wait_for
 from tests.workers import start_worker, stop_worker
-from training import services
+from training import selectors, services
 from training.models import Adapter, BaseModel, JobMetric, JobState, TrainingJob, TrainingWorker
 
 pytestmark = pytest.mark.worker
@@ -103,7 +102,7 @@ def test_it_trains_sft_and_dpo_adapters_that_load_and_carry_their_lineage(
         assert adapter.started_at <= adapter.finished_at
         assert len(adapter.sha256) == 64
         assert adapter.size_bytes > 0
-        lineage = services_lineage(adapter)
+        lineage = selectors.lineage(adapter)
         assert lineage["release"]["hash"] == release.hash
         assert lineage["base_model"]["hash"] == model.content_hash
 
@@ -147,12 +146,6 @@ def test_it_trains_sft_and_dpo_adapters_that_load_and_carry_their_lineage(
     assert {"training.job_start", "training.job_running", "training.adapter_register"} <= actions
     assert TrainingWorker.objects.filter(hostname__startswith="pytest-gpu@").exists()
     assert not any((Path(settings.TRAINING_WORK_DIR)).glob("job-*")), "work directories are removed"
-
-
-def services_lineage(adapter: Adapter) -> dict[str, Any]:
-    from training.selectors import lineage
-
-    return lineage(adapter)
 
 
 def test_it_cancels_survives_a_killed_child_and_reproduces_an_adapter(
