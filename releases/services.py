@@ -40,6 +40,7 @@ from annotation.models import (
     ReviewDecision,
     RubricVersion,
 )
+from enclave.dispatch import send_on_commit
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
 from preferences.selectors import preference_settings, top_displayed
 from releases import aggregation, splits
@@ -132,7 +133,12 @@ def release_create(
         )
         from releases.tasks import release_build_task
 
-        transaction.on_commit(lambda: release_build_task.delay(release.pk))
+        send_on_commit(
+            lambda: release_build_task.delay(release.pk),
+            what=f"build of release #{release.pk}",
+            on_refused=lambda reason: _fail_unsent_build(release, reason),
+        )
+    release.refresh_from_db()  # queued, or failed because its build could not be sent
     return release
 
 
@@ -467,6 +473,13 @@ def release_build(*, release_id: int) -> Release | None:
         shutil.rmtree(scratch, ignore_errors=True)
     release.refresh_from_db()
     return release
+
+
+def _fail_unsent_build(release: Release, reason: str) -> None:
+    """The build's task never reached the broker: fail the release with the reason rather than leave it queued."""
+    with transaction.atomic():  # a worker that got the task after all takes this lock to start building
+        if Release.objects.select_for_update().filter(pk=release.pk, state=ReleaseState.QUEUED).exists():
+            _fail(release, reason, {})
 
 
 def _fail(release: Release, reason: str, report: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.errors import DomainError
 from accounts.models import Project, User
 from accounts.services import audit_event_record
+from enclave.dispatch import send_on_commit
 from releases.models import Release, ReleaseState
 from training.config import ALL_LINEAR, JobConfig, preset_values
 from training.models import (
@@ -45,7 +46,6 @@ EVAL_FILES = {"sft": "trl_sft/eval.jsonl", "dpo": "trl_preference/eval.jsonl"}
 def base_model_register(*, actor: User, name: str, path: str, description: str = "") -> BaseModel:
     """Register a local model directory and queue its validation on a gpu worker. Raises ``DomainError`` for
     a taken name, a relative path or one outside ``TRAINING_MODEL_ROOTS``."""
-    from training.tasks import validate_base_model
 
     name = name.strip()
     if not name:
@@ -65,20 +65,21 @@ def base_model_register(*, actor: User, name: str, path: str, description: str =
         audit_event_record(
             actor=actor, action="training.base_model_register", target=model, payload={"name": name, "path": path}
         )
-        transaction.on_commit(lambda: validate_base_model.delay(model.pk))
+        _queue_check(model)
+    model.refresh_from_db()  # validating, or invalid because its check could not be sent
     return model
 
 
 def base_model_revalidate(*, actor: User, model: BaseModel) -> BaseModel:
     """Check the directory again (after files changed on the volume): the hash is recomputed."""
-    from training.tasks import validate_base_model
 
     with transaction.atomic():
         model.state = BaseModelState.VALIDATING
         model.failure_reason = ""
         model.save(update_fields=["state", "failure_reason"])
         audit_event_record(actor=actor, action="training.base_model_revalidate", target=model, payload={})
-        transaction.on_commit(lambda: validate_base_model.delay(model.pk))
+        _queue_check(model)
+    model.refresh_from_db()  # validating, or invalid because its check could not be sent
     return model
 
 
@@ -243,7 +244,12 @@ def training_job_start(
                 "rerun_of": rerun_of.pk if rerun_of else None,
             },
         )
-        transaction.on_commit(lambda: run_training_job.apply_async(args=(job.pk,), task_id=task_id))
+        send_on_commit(
+            lambda: run_training_job.apply_async(args=(job.pk,), task_id=task_id),
+            what=f"training job #{job.pk}",
+            on_refused=lambda reason: _fail_unsent_job(job.pk, reason),
+        )
+    job.refresh_from_db()  # queued, or failed because its task could not be sent
     return job
 
 
@@ -390,6 +396,41 @@ def _end(job: TrainingJob, state: str, reason: str) -> None:
     job.save(update_fields=["state", "failure_reason", "finished_at", "phase"])
     action = "training.job_cancelled" if state == JobState.CANCELLED else "training.job_fail"
     audit_event_record(actor=None, action=action, target=job, project=job.project, payload={"reason": reason[:2000]})
+
+
+def _fail_unsent_job(job_id: int, reason: str) -> None:
+    """The job's task never reached the broker: fail it with the reason rather than leave it queued."""
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().get(pk=job_id)
+        if job.state == JobState.QUEUED:
+            _fail(job, reason)
+
+
+def _queue_check(model: BaseModel) -> None:
+    """Send the model's check to a gpu worker once the transaction commits."""
+    from training.tasks import validate_base_model
+
+    send_on_commit(
+        lambda: validate_base_model.delay(model.pk),
+        what=f"check of base model #{model.pk}",
+        on_refused=lambda reason: _invalidate_unchecked_model(model.pk, reason),
+    )
+
+
+def _invalidate_unchecked_model(model_id: int, reason: str) -> None:
+    """The model's check never reached the broker: say so rather than show it "validating" forever."""
+    with transaction.atomic():
+        model = BaseModel.objects.select_for_update().get(pk=model_id)
+        if model.state != BaseModelState.VALIDATING:
+            return
+        model.state, model.failure_reason = BaseModelState.INVALID, reason
+        model.save(update_fields=["state", "failure_reason"])
+        audit_event_record(
+            actor=None,
+            action="training.base_model_validate",
+            target=model,
+            payload={"state": model.state, "reason": reason, "content_hash": model.content_hash, "parameters": None},
+        )
 
 
 def _fail(job: TrainingJob, reason: str) -> None:

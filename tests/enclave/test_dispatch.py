@@ -1,0 +1,112 @@
+"""With the broker unreachable, work that was recorded as queued fails with the reason instead of waiting
+forever, and the service that started it returns normally. The broker is a real unreachable address."""
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from accounts.models import AuditEvent
+from annotation import services as annotation_services
+from annotation.models import ImportBatch, ImportStatus
+from enclave.celery import app
+from enclave.dispatch import send_on_commit
+from releases import services as release_services
+from releases.models import Release, ReleaseState
+from tests.annotation.helpers import chat_line, jsonl
+from tests.conftest import Personas
+from tests.training.helpers import preference_release, quick_config, ready_model
+from training import services as training_services
+from training.models import BaseModel, BaseModelState, JobState, TrainingJob
+
+# Real commits: the refusal is recorded when the service's own transaction commits, before it returns.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+@pytest.fixture
+def broker_down() -> Iterator[None]:
+    """Point the app's publishing at an address where no broker listens, then put the real one back. The
+    real connection and producer pools are set aside, not closed: kombu keeps them in a global registry."""
+    saved_conf = app.conf.broker_url, app.conf.broker_transport_options
+    saved_pools = app._pool, app.amqp._producer_pool  # type: ignore[attr-defined]
+    app._pool = app.amqp._producer_pool = None  # type: ignore[attr-defined]
+    app.conf.update(broker_url=DOWN, broker_transport_options={})
+    try:
+        yield
+    finally:
+        if app._pool is not None:  # type: ignore[attr-defined]
+            app._pool.force_close_all()  # type: ignore[attr-defined]
+        app.conf.update(broker_url=saved_conf[0], broker_transport_options=saved_conf[1])
+        app._pool, app.amqp._producer_pool = saved_pools  # type: ignore[attr-defined]
+
+
+def test_an_import_that_cannot_reach_a_worker_fails_with_the_reason(
+    personas: Personas, broker_down: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(annotation_services, "SYNC_IMPORT_BYTES", 100)  # to a worker
+    batch = annotation_services.import_start(
+        actor=personas.data_lead, project=personas.project, source_name="big.jsonl", fmt="chat_jsonl",
+        upload=io.BytesIO(jsonl(*[chat_line(f"Question {n}?") for n in range(20)])),
+    )  # fmt: skip
+    assert batch.status == ImportStatus.FAILED  # what the caller (page, API) gets back is already the outcome
+    batch = ImportBatch.objects.get(pk=batch.pk)
+    assert batch.status == ImportStatus.FAILED
+    assert "could not be sent to a worker" in batch.failure_reason
+    assert batch.stored_path == ""  # the upload is not kept for a retry that never comes
+    assert AuditEvent.objects.filter(action="import.failed", object_id=str(batch.pk)).exists()
+
+
+def test_a_release_whose_build_cannot_be_sent_fails_with_the_reason(personas: Personas, broker_down: None) -> None:
+    release = release_services.release_create(
+        actor=personas.data_lead, project=personas.project, name="r", recipe={"kind": "preference"}
+    )
+    assert release.state == ReleaseState.FAILED
+    release = Release.objects.get(pk=release.pk)
+    assert release.state == ReleaseState.FAILED
+    assert "could not be sent to a worker" in release.failure_reason
+    assert AuditEvent.objects.filter(action="release.fail", object_id=str(release.pk)).exists()
+
+
+def test_a_model_check_or_a_training_job_that_cannot_be_sent_fails_with_the_reason(
+    personas: Personas, tiny_model_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    prefs = preference_release(personas.project, personas.data_lead, personas.reviewer)
+    ready = ready_model(personas.staff, tiny_model_dir)
+    request.getfixturevalue("broker_down")
+    model = training_services.base_model_register(
+        actor=personas.staff, name="another", path=str(tiny_model_dir), description=""
+    )
+    assert model.state == BaseModelState.INVALID
+    model = BaseModel.objects.get(pk=model.pk)
+    assert model.state == BaseModelState.INVALID
+    assert "could not be sent to a worker" in model.failure_reason
+    job = training_services.training_job_start(
+        actor=personas.project_admin, project=personas.project, kind="dpo", release=prefs, base_model=ready,
+        config=quick_config("dpo"),
+    )  # fmt: skip
+    assert job.state == JobState.FAILED
+    job = TrainingJob.objects.get(pk=job.pk)
+    assert job.state == JobState.FAILED
+    assert "could not be sent to a worker" in job.failure_reason
+    assert AuditEvent.objects.filter(action="training.job_fail", object_id=str(job.pk)).exists()
+
+
+def test_a_refusal_that_cannot_be_recorded_still_leaves_the_commit_and_later_hooks_alone() -> None:
+    from django.db import transaction
+
+    def refuse() -> None:
+        raise ConnectionError("broker down")
+
+    def record(reason: str) -> None:
+        seen.append(reason)
+        raise ConnectionError("cache down too")
+
+    seen: list[str] = []
+    with transaction.atomic():
+        send_on_commit(refuse, what="a test task", on_refused=record)
+        transaction.on_commit(lambda: seen.append("later hook"))
+    assert seen[0].startswith("The task could not be sent to a worker (ConnectionError: broker down)")
+    assert seen[1] == "later hook"
