@@ -1,5 +1,7 @@
 """Every write of the annotation app: settings, rubrics, imports, the queue, drafts, submissions, reviews."""
 
+import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -9,7 +11,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, OuterRef, Subquery
 from django.utils import timezone
 
@@ -38,6 +40,8 @@ from annotation.models import (
 from annotation.parsing import CsvMapping, ImportFormat, LineError, Record, content_hash, parse
 from annotation.pii import PiiPolicy, PiiPolicyError, Scrubber, compile_policy
 from annotation.rubrics import parse_criteria, validate_scores
+from enclave import rawrows
+from enclave.dispatch import send_on_commit
 
 # Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
 SYNC_IMPORT_BYTES = 2 * 1024 * 1024
@@ -219,10 +223,14 @@ def import_start(
         if size > SYNC_IMPORT_BYTES:
             from annotation.tasks import import_run_task
 
-            transaction.on_commit(lambda: import_run_task.delay(batch.pk))
+            send_on_commit(
+                lambda: import_run_task.delay(batch.pk),
+                what=f"import #{batch.pk}",
+                on_refused=lambda reason: _fail_unsent_import(batch.pk, reason),
+            )
     if size <= SYNC_IMPORT_BYTES:
         import_run(batch_id=batch.pk)
-        batch.refresh_from_db()
+    batch.refresh_from_db()  # done, or queued, or failed because its task could not be sent
     return batch
 
 
@@ -240,7 +248,10 @@ def import_run(*, batch_id: int) -> ImportBatch:
     batch = ImportBatch.objects.select_related("project").get(pk=batch_id)
     if batch.status not in {ImportStatus.QUEUED, ImportStatus.RUNNING}:
         return batch
-    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.RUNNING)
+    if not ImportBatch.objects.filter(pk=batch.pk, status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).update(
+        status=ImportStatus.RUNNING
+    ):
+        return ImportBatch.objects.get(pk=batch.pk)  # failed meanwhile (its task was reported unsent)
     report = _ImportReport()
     try:
         with transaction.atomic():
@@ -411,6 +422,14 @@ def _insert(batch: ImportBatch, pending: list[tuple[int, Item]], report: _Import
     report.imported += len(created)
 
 
+def _fail_unsent_import(batch_id: int, reason: str) -> None:
+    """The import's task never reached the broker: fail it with the reason (nothing was imported)."""
+    with transaction.atomic():
+        batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status == ImportStatus.QUEUED:  # a worker that got the task after all moves it on under this lock
+            _finish_import(batch, _ImportReport(), ImportStatus.FAILED, failure=reason)
+
+
 def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, failure: str = "") -> ImportBatch:
     """Record the outcome, delete the uploaded file (raw text must not outlive the import) and audit."""
     Path(batch.stored_path).unlink(missing_ok=True)
@@ -444,7 +463,8 @@ def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, fa
                 "failure": failure,
             },
         )
-    cache.delete(f"import-progress:{batch.pk}")
+    with contextlib.suppress(Exception):  # the cache is the broker's Redis: down, it must not fail the outcome
+        cache.delete(f"import-progress:{batch.pk}")
     return batch
 
 
@@ -464,25 +484,37 @@ def item_next(*, user: User, project: Project, kind: str = "sft") -> Slot | None
     twice; there are exactly ``k`` slots per item, so ``k`` is never exceeded.
     """
     now = timezone.now()
-    lease = _lease(project)
+    until = now + _lease(project)
+    fast = connection.vendor == "postgresql"
     with transaction.atomic():
-        own = (
-            Slot.objects.select_for_update(of=("self",))
-            .filter(project=project, user=user, state=SlotState.LEASED, item__state=ItemState.OPEN, item__kind=kind)
-            .order_by("leased_until")
-            .first()
-        )
+        if fast:
+            own = _slot_with_item(
+                _queue_sql("own"), {"project": project.pk, "user": user.pk, "kind": kind, "until": until}
+            )
+        else:
+            own = (
+                Slot.objects.select_for_update(of=("self",))
+                .filter(project=project, user=user, state=SlotState.LEASED, item__state=ItemState.OPEN, item__kind=kind)
+                .order_by("leased_until")
+                .first()
+            )
+            if own is not None:
+                own.leased_until = until
+                own.save(update_fields=["leased_until"])
         if own is not None:
-            own.leased_until = now + lease
-            own.save(update_fields=["leased_until"])
             return own
         for include_skipped in (False, True):
-            slot = _claim_free_slot(user=user, project=project, kind=kind, now=now, include_skipped=include_skipped)
+            if fast:
+                params = {"project": project.pk, "user": user.pk, "kind": kind, "now": now, "until": until}
+                slot = _slot_with_item(_queue_sql("claim", include_skipped), params)
+            else:
+                slot = _claim_free_slot(user=user, project=project, kind=kind, now=now, include_skipped=include_skipped)
+                if slot is not None:
+                    slot.user = user
+                    slot.state = SlotState.LEASED
+                    slot.leased_until = until
+                    slot.save(update_fields=["user", "state", "leased_until"])
             if slot is not None:
-                slot.user = user
-                slot.state = SlotState.LEASED
-                slot.leased_until = now + lease
-                slot.save(update_fields=["user", "state", "leased_until"])
                 audit_event_record(
                     actor=user,
                     action="queue.lease",
@@ -493,6 +525,75 @@ def item_next(*, user: User, project: Project, kind: str = "sft") -> Slot | None
                 )
                 return slot
     return None
+
+
+# PostgreSQL: "next" in one statement a step, written out because compiling the querysets below cost more
+# Python time than PostgreSQL spent running them. Each statement locks, updates and returns the slot with
+# its item; the querysets of the other databases (below) say the same and are tested alike.
+_OWN_SLOT_SQL = """
+WITH own AS (
+  SELECT s.id FROM annotation_slot s JOIN annotation_item i ON i.id = s.item_id
+   WHERE s.project_id = %(project)s AND s.user_id = %(user)s AND s.state = 'leased'
+     AND i.state = 'open' AND i.kind = %(kind)s
+   ORDER BY s.leased_until LIMIT 1 FOR UPDATE OF s
+), updated AS (
+  UPDATE annotation_slot s SET leased_until = %(until)s FROM own WHERE s.id = own.id RETURNING s.*
+)
+SELECT {slot}, {item} FROM updated JOIN annotation_item item ON item.id = updated.item_id
+"""
+
+# Expired leases first, then free slots, each walking the slot_queue_order index in queue order and stopping
+# at the first row it can lock; the second branch runs only when the first finds nothing. Each branch sits in
+# a subquery because FOR UPDATE is not allowed in a UNION's own branches. "Never held a slot of this item" is
+# one probe of the (item, user) unique index per row walked (see _claim_free_slot).
+_CLAIM_SQL = """
+WITH pick AS (
+  SELECT id FROM ({expired}) AS expired
+  UNION ALL
+  SELECT id FROM ({free}) AS free
+  LIMIT 1
+), updated AS (
+  UPDATE annotation_slot s SET user_id = %(user)s, state = 'leased', leased_until = %(until)s
+    FROM pick WHERE s.id = pick.id RETURNING s.*
+)
+SELECT {slot}, {item} FROM updated JOIN annotation_item item ON item.id = updated.item_id
+"""
+
+_CLAIM_BRANCH = """
+SELECT s.id FROM annotation_slot s JOIN annotation_item i ON i.id = s.item_id
+ WHERE s.project_id = %(project)s AND {state} AND i.state = 'open' AND i.kind = %(kind)s
+   AND (SELECT h.id FROM annotation_slot h WHERE h.item_id = s.item_id AND h.user_id = %(user)s LIMIT 1) IS NULL
+   AND s.item_id {skipped} IN (SELECT k.item_id FROM annotation_skip k JOIN annotation_item ki ON ki.id = k.item_id
+                               WHERE k.user_id = %(user)s AND ki.project_id = %(project)s)
+ ORDER BY s.priority DESC, s.item_id, s.index LIMIT 1 FOR UPDATE OF s SKIP LOCKED
+"""
+
+
+@functools.cache
+def _queue_sql(which: str, skipped: bool = False) -> str:
+    """The statement ``which`` ("own" or "claim"), selecting the slot's columns then its item's."""
+    slot, item = rawrows.columns(Slot, "updated"), rawrows.columns(Item, "item")
+    if which == "own":
+        return _OWN_SLOT_SQL.format(slot=slot, item=item)
+    negate = "" if skipped else "NOT"
+    return _CLAIM_SQL.format(
+        expired=_CLAIM_BRANCH.format(state="s.state = 'leased' AND s.leased_until < %(now)s", skipped=negate),
+        free=_CLAIM_BRANCH.format(state="s.state = 'free'", skipped=negate),
+        slot=slot,
+        item=item,
+    )
+
+
+def _slot_with_item(sql: str, params: dict[str, Any]) -> Slot | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    width = rawrows.width(Slot)
+    slot = rawrows.instance(Slot, row[:width])
+    slot.item = rawrows.instance(Item, row[width:])
+    return slot
 
 
 def _claim_free_slot(*, user: User, project: Project, kind: str, now: Any, include_skipped: bool) -> Slot | None:
@@ -540,8 +641,29 @@ def item_set_priority(*, actor: User, item: Item, priority: int) -> Item:
     return item
 
 
-def _own_slot(user: User, item: Item) -> Slot | None:
-    return Slot.objects.select_for_update().filter(item=item, user=user).first()
+# ``Slot.objects.select_for_update().filter(item=item, user=user).first()`` (one row at most) and the end of a
+# slot's work, written out: every submit runs them, and compiling the querysets cost more than running them.
+_USER_SLOT_SQL = "SELECT {columns} FROM annotation_slot s WHERE s.item_id = %s AND s.user_id = %s{lock}"
+_SLOT_DONE_SQL = "UPDATE annotation_slot SET state = %s, leased_until = NULL WHERE id = %s"
+_DRAFT_DELETE_SQL = "DELETE FROM annotation_draft WHERE item_id = %s AND user_id = %s"
+
+
+def own_slot_locked(user: User, item: Item) -> Slot | None:
+    """The user's slot of ``item``, locked until the transaction ends (PostgreSQL); lock it before the draft."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(_USER_SLOT_SQL.format(columns=rawrows.columns(Slot, "s"), lock=lock), [item.pk, user.pk])
+        row = cursor.fetchone()
+    return rawrows.instance(Slot, row) if row is not None else None
+
+
+def slot_finish(*, user: User, item: Item, slot: Slot | None) -> None:
+    """The user's work on ``item`` is stored: their leased slot is done and their draft goes."""
+    with connection.cursor() as cursor:
+        if slot is not None and slot.state == SlotState.LEASED:
+            cursor.execute(_SLOT_DONE_SQL, [SlotState.DONE, slot.pk])
+            slot.state, slot.leased_until = SlotState.DONE, None
+        cursor.execute(_DRAFT_DELETE_SQL, [item.pk, user.pk])
 
 
 def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int) -> Draft | None:
@@ -551,7 +673,7 @@ def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: i
     with transaction.atomic():
         # Lock order everywhere: the user's slot, then the draft. The submits lock the slot first and delete
         # the draft; taking the draft first here deadlocked an autosave racing a submit on PostgreSQL.
-        slot = _own_slot(user, item)
+        slot = own_slot_locked(user, item)
         annotation = Annotation.objects.filter(item=item, annotator=user).first()
         if annotation is not None and annotation.state != AnnotationState.REJECTED:
             return None
@@ -571,7 +693,7 @@ def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: i
 def item_skip(*, user: User, item: Item) -> None:
     """Give the slot back; the item returns to the queue, and to this user only after everything else."""
     with transaction.atomic():
-        slot = _own_slot(user, item)
+        slot = own_slot_locked(user, item)
         if slot is None or slot.state != SlotState.LEASED:
             raise DomainError("This item is not assigned to you.")
         slot.user = None
@@ -604,7 +726,7 @@ def annotation_submit(
     if not submit_key:
         raise DomainError("Missing submission key.")
     with transaction.atomic():
-        slot = _own_slot(user, item)
+        slot = own_slot_locked(user, item)
         existing = Annotation.objects.select_for_update().filter(item=item, annotator=user).first()
         if existing is not None and existing.submit_key == submit_key:
             return existing
@@ -653,11 +775,7 @@ def annotation_submit(
             if stored.submit_key == submit_key:
                 return stored
             raise DomainError("You already submitted this item.") from None
-        if slot is not None and slot.state == SlotState.LEASED:
-            slot.state = SlotState.DONE
-            slot.leased_until = None
-            slot.save(update_fields=["state", "leased_until"])
-        Draft.objects.filter(item=item, user=user).delete()
+        slot_finish(user=user, item=item, slot=slot)
         if Flag.PII_LEAK in clean_flags:
             _hold(item, user, "An annotator flagged PII that slipped through scrubbing.")
         if Flag.EDGE_CASE in clean_flags and not item.edge_case:
