@@ -134,6 +134,7 @@
           if (changed) charts.forEach(function (chart) { chart.redraw(); });
           active = body.state === "queued" || body.state === "running";
           root.setAttribute("data-points", String(last));
+          root.setAttribute("data-active", active ? "1" : "0");
         })
         .finally(function () { if (active) setTimeout(poll, 1500); });
     }

@@ -57,6 +57,8 @@ def test_a_project_admin_starts_a_dpo_job_watches_it_and_opens_the_lineage(  # t
         screenshot(page, "training-job-done")
         assert page.locator("#job-state").inner_text() == "Succeeded"
         expect(page.locator("#charts")).to_have_attribute("data-points", re.compile(r"^[1-9][0-9]*$"))
+        # The charts stop asking once they have seen the job end; leaving earlier would cut a request short.
+        expect(page.locator("#charts")).to_have_attribute("data-active", "0", timeout=10_000)
         assert page.locator("#charts canvas").count() >= 3, "uPlot drew the loss, reward and learning-rate charts"
         assert "train step 30/30" in page.locator("#job-log").inner_text()
         assert page.locator("#evaluation").inner_text().count("0.500") >= 1  # the base model ties every pair
