@@ -9,8 +9,8 @@ from django.http import Http404
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from knox.models import AuthToken
 
+from accounts import rawrows
 from accounts.models import Membership, Project, ProjectPerm, User
-from enclave import rawrows
 
 AnyUser = User | AnonymousUser
 

@@ -15,6 +15,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, OuterRef, Subquery
 from django.utils import timezone
 
+from accounts import rawrows
+from accounts.dispatch import send_on_commit
 from accounts.errors import DomainError
 from accounts.models import Project, User
 from accounts.services import audit_event_record
@@ -40,8 +42,6 @@ from annotation.models import (
 from annotation.parsing import CsvMapping, ImportFormat, LineError, Record, content_hash, parse
 from annotation.pii import PiiPolicy, PiiPolicyError, Scrubber, compile_policy
 from annotation.rubrics import parse_criteria, validate_scores
-from enclave import rawrows
-from enclave.dispatch import send_on_commit
 
 # Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
 SYNC_IMPORT_BYTES = 2 * 1024 * 1024

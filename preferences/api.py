@@ -1,6 +1,7 @@
 """REST API of the preferences app: next comparison, submit a judgement, list judgements, agreement."""
 
 import json
+import threading
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -9,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
 from accounts.models import ProjectPerm, User
@@ -159,7 +161,28 @@ class NextComparisonView(APIView):
         return Response({"id": item.pk, "messages": item.messages, "candidates": shown, "mode": mode})
 
 
-class JudgementIn(serializers.Serializer[Any]):
+class _FieldsBuiltOncePerThread(serializers.Serializer[Any]):
+    """DRF deep-copies (rebuilds) a serializer's declared fields for every instance: 150 µs of the 260 µs that
+    validating a judgement took. Each thread builds them once and lends them to the serializer at hand. A
+    thread serves one request at a time, so a lent field is never used by two serializers at once."""
+
+    _built = threading.local()
+
+    @property  # DRF declares a cached_property; this one hands out the thread's fields
+    def fields(self) -> BindingDict:
+        fields: BindingDict | None = getattr(self._built, type(self).__qualname__, None)
+        if fields is None:
+            fields = BindingDict(self)
+            for name, field in self.get_fields().items():
+                fields[name] = field
+            setattr(self._built, type(self).__qualname__, fields)
+        fields.serializer = self
+        for field in fields.values():
+            field.parent = self  # a field reaches the serializer (partial, context) through its parent
+        return fields
+
+
+class JudgementIn(_FieldsBuiltOncePerThread):
     choice = serializers.ChoiceField(choices=list(services.PAIR_CHOICES), required=False)
     strength = serializers.IntegerField(min_value=1, max_value=3, required=False, allow_null=True)
     ranking = serializers.ListField(child=serializers.ListField(child=serializers.CharField()), required=False)

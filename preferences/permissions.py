@@ -3,10 +3,10 @@
 from django.db import connection
 from django.http import Http404
 
+from accounts import rawrows
 from accounts.models import Project, ProjectPerm
 from accounts.permissions import MAX_ID, AnyUser, get_project_for_user, project_perms_for
 from annotation.models import Item
-from enclave import rawrows
 from preferences.models import Adjudication
 
 # What a judgement or the next comparison reads of its project: fetched with it, in one query.

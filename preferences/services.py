@@ -8,23 +8,25 @@ import json
 import logging
 import random
 import statistics
+import threading
 from collections import Counter
 from collections.abc import Hashable
 from typing import Any
 
+from cachetools import TTLCache
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
+from accounts import rawrows
 from accounts.errors import DomainError
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation import services as annotation_services
 from annotation.models import Draft, Item, ItemState, SlotState
 from annotation.selectors import annotation_settings
-from enclave import rawrows
 from preferences.models import (
     Adjudication,
     AgreementSnapshot,
@@ -231,9 +233,34 @@ def gold_matches(result: dict[str, Any], gold: Any) -> bool:
     return answer == gold
 
 
+# Each web process keeps a project's median for a few seconds in front of the shared cache: every submit asks
+# for it, and the Redis round trip (a client built per call by Django's cache) cost more than the rest of
+# the speed check. A median moves slowly; a few seconds more staleness changes no flag that matters.
+_LOCAL_MEDIANS: TTLCache[int, tuple[float]] = TTLCache(maxsize=1024, ttl=5)
+_LOCAL_MEDIANS_LOCK = threading.Lock()
+
+
+def process_medians_forget() -> None:
+    """Drop this process's copies of the medians (tests, whose project ids repeat once rolled back)."""
+    with _LOCAL_MEDIANS_LOCK:
+        _LOCAL_MEDIANS.clear()
+
+
 def _project_median_ms(project: Project) -> float | None:
     """Median time on task of the project's latest 500 non-gold judgements (None under 10), cached for a
-    minute: it moves slowly, and every submit asks for it."""
+    minute in the shared cache and a few seconds in this process: it moves slowly, and every submit asks."""
+    with _LOCAL_MEDIANS_LOCK:
+        local = _LOCAL_MEDIANS.get(project.pk)
+    if local is not None:
+        return local[0]
+    median = _shared_project_median_ms(project)
+    if median is not None:  # too few judgements yet: asked again next time, as the shared cache does
+        with _LOCAL_MEDIANS_LOCK:
+            _LOCAL_MEDIANS[project.pk] = (median,)
+    return median
+
+
+def _shared_project_median_ms(project: Project) -> float | None:
     key = f"judgement-median:{project.pk}"
     try:
         cached = cache.get(key)

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import F, Func, IntegerField, Max, OuterRef, Subquery
 from django.utils import timezone
 
+from accounts.dispatch import send_on_commit
 from accounts.errors import DomainError
 from accounts.models import Project, User
 from accounts.services import audit_event_record
@@ -40,7 +41,6 @@ from annotation.models import (
     ReviewDecision,
     RubricVersion,
 )
-from enclave.dispatch import send_on_commit
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
 from preferences.selectors import preference_settings, top_displayed
 from releases import aggregation, splits

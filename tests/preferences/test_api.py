@@ -252,3 +252,33 @@ def test_next_and_submit_keep_to_their_query_budget(personas: Personas) -> None:
         # token, project with settings (and permissions: one statement on PostgreSQL), item, slot lock, insert,
         # draft, slot, quality, judgements of the item, audit (2 on PostgreSQL, 3 elsewhere)
         assert len(_statements(submit_queries)) <= submit_budget, "\n".join(s[:90] for s in _statements(submit_queries))
+
+
+def test_judgement_input_is_validated_alone_in_each_thread() -> None:
+    """JudgementIn lends each thread one set of fields: threads validating at once, and one thread going from
+    a bad judgement to a good one, each get their own outcome."""
+    good = {"choice": "B", "strength": 2, "idempotency_key": "k-good", "time_spent_ms": 1200}
+    bad = {"choice": "Z", "idempotency_key": "", "time_spent_ms": -1}
+    failures: list[str] = []
+
+    def validate(offset: int) -> None:
+        for n in range(300):
+            data = good if (n + offset) % 2 else bad
+            serializer = preferences_api.JudgementIn(data=data)
+            if serializer.is_valid() != (data is good):
+                failures.append(f"{offset}/{n}: {serializer.errors}")
+            elif data is good and serializer.validated_data != {**good, "rationale": ""}:
+                failures.append(f"{offset}/{n}: {serializer.validated_data}")
+            elif data is bad and set(serializer.errors) != {"choice", "idempotency_key", "time_spent_ms"}:
+                failures.append(f"{offset}/{n}: {serializer.errors}")
+
+    threads = [threading.Thread(target=validate, args=(offset,)) for offset in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    fields = preferences_api.JudgementIn(data=good).fields
+    assert list(fields) == [
+        "choice", "strength", "ranking", "criteria", "overall", "rationale", "time_spent_ms", "idempotency_key",
+    ]  # fmt: skip

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from accounts.dispatch import send_on_commit
 from accounts.models import AuditEvent
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, ImportStatus
 from enclave.celery import app
-from enclave.dispatch import send_on_commit
 from releases import services as release_services
 from releases.models import Release, ReleaseState
 from tests.annotation.helpers import chat_line, jsonl
