@@ -56,6 +56,14 @@ def _converters(model: type[Model], vendor: str) -> tuple[tuple[int, Any, tuple[
     return tuple(found)
 
 
+def one(model: type[M], sql: str, params: Sequence[Any] | dict[str, Any]) -> M | None:
+    """Run ``sql`` (which selects ``columns(model, …)``) and return its first row as a ``model``, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return instance(model, row) if row is not None else None
+
+
 def instance(model: type[M], values: Sequence[Any]) -> M:
     """A ``model`` instance from a row slice selected with ``columns(model, …)``."""
     row = list(values)

@@ -651,10 +651,7 @@ _DRAFT_DELETE_SQL = "DELETE FROM annotation_draft WHERE item_id = %s AND user_id
 def own_slot_locked(user: User, item: Item) -> Slot | None:
     """The user's slot of ``item``, locked until the transaction ends (PostgreSQL); lock it before the draft."""
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
-        cursor.execute(_USER_SLOT_SQL.format(columns=rawrows.columns(Slot, "s"), lock=lock), [item.pk, user.pk])
-        row = cursor.fetchone()
-    return rawrows.instance(Slot, row) if row is not None else None
+    return rawrows.one(Slot, _USER_SLOT_SQL.format(columns=rawrows.columns(Slot, "s"), lock=lock), [item.pk, user.pk])
 
 
 def slot_finish(*, user: User, item: Item, slot: Slot | None) -> None:

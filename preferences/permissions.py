@@ -1,6 +1,5 @@
 """Access helpers of the preferences app: each answers 404 for missing and forbidden alike."""
 
-from django.db import connection
 from django.http import Http404
 
 from accounts import rawrows
@@ -22,10 +21,7 @@ def get_comparison_for_user(user: AnyUser, project_pk: int, item_pk: int) -> Ite
         raise Http404("No such comparison.")
     # ``Item.objects.filter(project=project, pk=item_pk, kind="comparison").first()``, written out: every submit
     # asks it, and compiling the queryset cost more than running it.
-    with connection.cursor() as cursor:
-        cursor.execute(_ITEM_SQL.format(columns=rawrows.columns(Item, "i")), [item_pk, project.pk, "comparison"])
-        row = cursor.fetchone()
-    item = rawrows.instance(Item, row) if row is not None else None
+    item = rawrows.one(Item, _ITEM_SQL.format(columns=rawrows.columns(Item, "i")), [item_pk, project.pk, "comparison"])
     if item is None:
         raise Http404("No such comparison.")
     item.project = project  # the instance that carries the settings and the permissions already read

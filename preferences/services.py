@@ -104,13 +104,7 @@ def _gold_unjudged(user: User, project: Project) -> Item | None:
     passed over, whatever its statistics say. ORDER BY random() read every item of the project instead (38 ms
     at 50k items). Gold items that follow a run of judged ones are a little likelier to come up; all do."""
     if connection.vendor == "postgresql":  # the same, in one statement (see annotation's item_next)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _gold_sql(),
-                {"project": project.pk, "user": user.pk, "kind": COMPARISON},
-            )
-            row = cursor.fetchone()
-        return rawrows.instance(Item, row) if row is not None else None
+        return rawrows.one(Item, _gold_sql(), {"project": project.pk, "user": user.pk, "kind": COMPARISON})
     golds = Item.objects.filter(project=project, kind=COMPARISON, gold__isnull=False, state=ItemState.OPEN)
     bounds = golds.aggregate(low=Min("pk"), high=Max("pk"))
     if bounds["low"] is None:
@@ -287,10 +281,8 @@ def _shared_project_median_ms(project: Project) -> float | None:
 def _stored_for_key(key: str, user: User, item: Item) -> Judgement | None:
     """The judgement already stored under ``key``, if any. Raises ``DomainError`` when the key belongs to
     another user's or another item's judgement."""
-    with connection.cursor() as cursor:  # Judgement.objects.filter(idempotency_key=key).first(): every resend asks
-        cursor.execute(_BY_KEY_SQL.format(columns=rawrows.columns(Judgement, "j")), [key])
-        row = cursor.fetchone()
-    stored = rawrows.instance(Judgement, row) if row is not None else None
+    # Judgement.objects.filter(idempotency_key=key).first(), written out: every resend asks it
+    stored = rawrows.one(Judgement, _BY_KEY_SQL.format(columns=rawrows.columns(Judgement, "j")), [key])
     if stored is not None and (stored.annotator_id != user.pk or stored.item_id != item.pk):
         raise DomainError("This idempotency key was already used for another judgement.")
     return stored
@@ -407,10 +399,8 @@ _RESULTS_SQL = "SELECT result FROM preferences_judgement WHERE item_id = %s AND 
 
 def _quality_row(project: Project, user: User) -> AnnotatorQuality | None:
     """``AnnotatorQuality.objects.filter(project=project, annotator=user).first()`` (one row at most)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_QUALITY_SQL.format(columns=rawrows.columns(AnnotatorQuality, "q")), [project.pk, user.pk])
-        row = cursor.fetchone()
-    return rawrows.instance(AnnotatorQuality, row) if row is not None else None
+    sql = _QUALITY_SQL.format(columns=rawrows.columns(AnnotatorQuality, "q"))
+    return rawrows.one(AnnotatorQuality, sql, [project.pk, user.pk])
 
 
 def comparison_draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int) -> Draft | None:

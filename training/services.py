@@ -46,7 +46,6 @@ EVAL_FILES = {"sft": "trl_sft/eval.jsonl", "dpo": "trl_preference/eval.jsonl"}
 def base_model_register(*, actor: User, name: str, path: str, description: str = "") -> BaseModel:
     """Register a local model directory and queue its validation on a gpu worker. Raises ``DomainError`` for
     a taken name, a relative path or one outside ``TRAINING_MODEL_ROOTS``."""
-
     name = name.strip()
     if not name:
         raise DomainError("Give the model a name.", field="name")
@@ -72,7 +71,6 @@ def base_model_register(*, actor: User, name: str, path: str, description: str =
 
 def base_model_revalidate(*, actor: User, model: BaseModel) -> BaseModel:
     """Check the directory again (after files changed on the volume): the hash is recomputed."""
-
     with transaction.atomic():
         model.state = BaseModelState.VALIDATING
         model.failure_reason = ""

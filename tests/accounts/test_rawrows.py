@@ -4,7 +4,6 @@ the same instances (every column, converted as the ORM converts it), the same se
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.db.models import Model
 from django.http import Http404
 
@@ -34,11 +33,9 @@ _BY_PK = "SELECT {columns} FROM {table} t WHERE t.{pk} = %s"
 def _raw(model: type[Model], pk: Any) -> Model:
     assert model._meta.pk is not None
     sql = _BY_PK.format(columns=rawrows.columns(model, "t"), table=model._meta.db_table, pk=model._meta.pk.column)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [pk])
-        row = cursor.fetchone()
-    assert row is not None
-    return rawrows.instance(model, row)
+    found = rawrows.one(model, sql, [pk])
+    assert found is not None
+    return found
 
 
 def test_instances_equal_the_orms_for_every_column(personas: Personas) -> None:
@@ -62,6 +59,8 @@ def test_instances_equal_the_orms_for_every_column(personas: Personas) -> None:
         assert raw._state.db == orm._state.db
     assert isinstance(_raw(Item, slot.item_id).candidates, list)  # type: ignore[attr-defined]
     assert rawrows.is_null(Item, [None] * rawrows.width(Item))
+    missing = _BY_PK.format(columns=rawrows.columns(Item, "t"), table=Item._meta.db_table, pk="id")
+    assert rawrows.one(Item, missing, [slot.item_id + 10_000]) is None
 
 
 def test_the_token_comes_with_its_user_and_info(personas: Personas) -> None:
