@@ -485,78 +485,78 @@ def item_next(*, user: User, project: Project, kind: str = "sft") -> Slot | None
     """
     now = timezone.now()
     until = now + _lease(project)
-    fast = connection.vendor == "postgresql"
     with transaction.atomic():
-        if fast:
-            own = _slot_with_item(
-                _queue_sql("own"), {"project": project.pk, "user": user.pk, "kind": kind, "until": until}
-            )
+        if connection.vendor == "postgresql":
+            params = {"project": project.pk, "user": user.pk, "kind": kind, "now": now, "until": until}
+            slot, claimed = _slot_with_item(_queue_sql(skipped=False), params)
+            if slot is None:
+                slot, claimed = _slot_with_item(_queue_sql(skipped=True), params)
         else:
-            own = (
-                Slot.objects.select_for_update(of=("self",))
-                .filter(project=project, user=user, state=SlotState.LEASED, item__state=ItemState.OPEN, item__kind=kind)
-                .order_by("leased_until")
-                .first()
+            slot, claimed = _own_or_claimed_slot(user=user, project=project, kind=kind, now=now, until=until)
+        if slot is not None and claimed:
+            audit_event_record(
+                actor=user,
+                action="queue.lease",
+                object_type="annotation.item",
+                object_id=slot.item_id,
+                project=project,
+                payload={"slot": slot.index, "until": slot.leased_until},
             )
-            if own is not None:
-                own.leased_until = until
-                own.save(update_fields=["leased_until"])
-        if own is not None:
-            return own
-        for include_skipped in (False, True):
-            if fast:
-                params = {"project": project.pk, "user": user.pk, "kind": kind, "now": now, "until": until}
-                slot = _slot_with_item(_queue_sql("claim", include_skipped), params)
-            else:
-                slot = _claim_free_slot(user=user, project=project, kind=kind, now=now, include_skipped=include_skipped)
-                if slot is not None:
-                    slot.user = user
-                    slot.state = SlotState.LEASED
-                    slot.leased_until = until
-                    slot.save(update_fields=["user", "state", "leased_until"])
-            if slot is not None:
-                audit_event_record(
-                    actor=user,
-                    action="queue.lease",
-                    object_type="annotation.item",
-                    object_id=slot.item_id,
-                    project=project,
-                    payload={"slot": slot.index, "until": slot.leased_until},
-                )
-                return slot
-    return None
+        return slot
 
 
-# PostgreSQL: "next" in one statement a step, written out because compiling the querysets below cost more
-# Python time than PostgreSQL spent running them. Each statement locks, updates and returns the slot with
-# its item; the querysets of the other databases (below) say the same and are tested alike.
-_OWN_SLOT_SQL = """
+def _own_or_claimed_slot(*, user: User, project: Project, kind: str, now: Any, until: Any) -> tuple[Slot | None, bool]:
+    """``item_next`` as querysets (databases other than PostgreSQL): the user's own leased slot, its lease
+    renewed, or a newly claimed one; and whether it was claimed."""
+    own = (
+        Slot.objects.select_for_update(of=("self",))
+        .filter(project=project, user=user, state=SlotState.LEASED, item__state=ItemState.OPEN, item__kind=kind)
+        .order_by("leased_until")
+        .first()
+    )
+    if own is not None:
+        own.leased_until = until
+        own.save(update_fields=["leased_until"])
+        return own, False
+    for include_skipped in (False, True):
+        slot = _claim_free_slot(user=user, project=project, kind=kind, now=now, include_skipped=include_skipped)
+        if slot is not None:
+            slot.user = user
+            slot.state = SlotState.LEASED
+            slot.leased_until = until
+            slot.save(update_fields=["user", "state", "leased_until"])
+            return slot, True
+    return None, False
+
+
+# PostgreSQL: "next" in one statement (a second only when the only slots left are of items the user skipped),
+# written out because compiling the querysets above cost more Python time than PostgreSQL spent running them.
+# The user's own leased slot comes first; only when there is none (a one-time filter: the claim branches are
+# never executed otherwise) the expired leases, then the free slots, each walking the slot_queue_order index
+# in queue order and stopping at the first row it can lock. Each branch sits in a subquery because FOR UPDATE
+# is not allowed in a UNION's own branches. One UPDATE renews the own slot (user and state unchanged) or leases
+# the claimed one, and the slot comes back with its item and whether it was claimed. "Never held a slot of
+# this item" is one probe of the (item, user) unique index per row walked (see _claim_free_slot).
+_NEXT_SQL = """
 WITH own AS (
   SELECT s.id FROM annotation_slot s JOIN annotation_item i ON i.id = s.item_id
    WHERE s.project_id = %(project)s AND s.user_id = %(user)s AND s.state = 'leased'
      AND i.state = 'open' AND i.kind = %(kind)s
    ORDER BY s.leased_until LIMIT 1 FOR UPDATE OF s
-), updated AS (
-  UPDATE annotation_slot s SET leased_until = %(until)s FROM own WHERE s.id = own.id RETURNING s.*
-)
-SELECT {slot}, {item} FROM updated JOIN annotation_item item ON item.id = updated.item_id
-"""
-
-# Expired leases first, then free slots, each walking the slot_queue_order index in queue order and stopping
-# at the first row it can lock; the second branch runs only when the first finds nothing. Each branch sits in
-# a subquery because FOR UPDATE is not allowed in a UNION's own branches. "Never held a slot of this item" is
-# one probe of the (item, user) unique index per row walked (see _claim_free_slot).
-_CLAIM_SQL = """
-WITH pick AS (
-  SELECT id FROM ({expired}) AS expired
+), target AS (
+  SELECT id, false AS claimed FROM own
   UNION ALL
-  SELECT id FROM ({free}) AS free
-  LIMIT 1
+  SELECT id, true FROM (
+    SELECT id FROM ({expired}) AS expired
+    UNION ALL
+    SELECT id FROM ({free}) AS free
+    LIMIT 1
+  ) AS pick WHERE NOT EXISTS (SELECT FROM own)
 ), updated AS (
   UPDATE annotation_slot s SET user_id = %(user)s, state = 'leased', leased_until = %(until)s
-    FROM pick WHERE s.id = pick.id RETURNING s.*
+    FROM target WHERE s.id = target.id RETURNING s.*, target.claimed
 )
-SELECT {slot}, {item} FROM updated JOIN annotation_item item ON item.id = updated.item_id
+SELECT {slot}, {item}, updated.claimed FROM updated JOIN annotation_item item ON item.id = updated.item_id
 """
 
 _CLAIM_BRANCH = """
@@ -570,30 +570,28 @@ SELECT s.id FROM annotation_slot s JOIN annotation_item i ON i.id = s.item_id
 
 
 @functools.cache
-def _queue_sql(which: str, skipped: bool = False) -> str:
-    """The statement ``which`` ("own" or "claim"), selecting the slot's columns then its item's."""
-    slot, item = rawrows.columns(Slot, "updated"), rawrows.columns(Item, "item")
-    if which == "own":
-        return _OWN_SLOT_SQL.format(slot=slot, item=item)
+def _queue_sql(*, skipped: bool) -> str:
+    """ "next" among items the user has not skipped, or (``skipped``) among those they have."""
     negate = "" if skipped else "NOT"
-    return _CLAIM_SQL.format(
+    return _NEXT_SQL.format(
         expired=_CLAIM_BRANCH.format(state="s.state = 'leased' AND s.leased_until < %(now)s", skipped=negate),
         free=_CLAIM_BRANCH.format(state="s.state = 'free'", skipped=negate),
-        slot=slot,
-        item=item,
+        slot=rawrows.columns(Slot, "updated"),
+        item=rawrows.columns(Item, "item"),
     )
 
 
-def _slot_with_item(sql: str, params: dict[str, Any]) -> Slot | None:
+def _slot_with_item(sql: str, params: dict[str, Any]) -> tuple[Slot | None, bool]:
+    """The slot (with its item) that ``sql`` leased, and whether it was newly claimed."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
-        return None
-    width = rawrows.width(Slot)
+        return None, False
+    width, item_end = rawrows.width(Slot), rawrows.width(Slot) + rawrows.width(Item)
     slot = rawrows.instance(Slot, row[:width])
-    slot.item = rawrows.instance(Item, row[width:])
-    return slot
+    slot.item = rawrows.instance(Item, row[width:item_end])
+    return slot, bool(row[item_end])
 
 
 def _claim_free_slot(*, user: User, project: Project, kind: str, now: Any, include_skipped: bool) -> Slot | None:

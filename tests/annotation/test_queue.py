@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from accounts.models import Role
+from accounts.models import AuditEvent, Role
 from annotation import services
 from annotation.models import Annotation, Slot, SlotState
 from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
@@ -35,9 +35,17 @@ def test_it_hands_out_priority_items_first_and_resumes_a_held_slot(personas: Per
     first = services.item_next(user=personas.annotator, project=personas.project)
     assert first is not None
     assert first.item_id == items[2].pk
+    leases = AuditEvent.objects.filter(action="queue.lease")
+    assert leases.count() == 1
     again = services.item_next(user=personas.annotator, project=personas.project)
     assert again is not None
     assert again.pk == first.pk, "an unfinished slot comes back instead of a new one"
+    assert again.item.pk == items[2].pk
+    assert again.leased_until is not None
+    assert first.leased_until is not None
+    assert again.leased_until >= first.leased_until, "its lease is renewed"
+    assert leases.count() == 1, "a renewed lease is no new lease"
+    assert Slot.objects.filter(user=personas.annotator).count() == 1
 
 
 def test_k_distinct_annotators_and_never_the_same_item_twice(personas: Personas) -> None:

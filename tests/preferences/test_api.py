@@ -243,8 +243,8 @@ def test_next_and_submit_keep_to_their_query_budget(personas: Personas) -> None:
         if n == 0:
             continue
         if connection.vendor == "postgresql":
-            # token; project with settings and permissions; own slot; claim with its item; audit (2)
-            next_budget, submit_budget = 6, 11
+            # token; project with settings and permissions; own slot or claim, with its item; audit (2)
+            next_budget, submit_budget = 5, 11
         else:
             # token, project with settings, permissions, own slot, expired lease, free slot, lease, audit (3)
             next_budget, submit_budget = 10, 12
