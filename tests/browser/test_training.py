@@ -55,6 +55,8 @@ def test_a_project_admin_starts_a_dpo_job_watches_it_and_opens_the_lineage(  # t
                 pytest.fail(page.locator("#failure").inner_text() + Path(tmp_path / "gpu-worker.log").read_text())
             time.sleep(0.5)
         screenshot(page, "training-job-done")
+        # A project admin sees every project tab; they wrap instead of widening the page past the window.
+        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
         assert page.locator("#job-state").inner_text() == "Succeeded"
         expect(page.locator("#charts")).to_have_attribute("data-points", re.compile(r"^[1-9][0-9]*$"))
         # The charts stop asking once they have seen the job end; leaving earlier would cut a request short.
