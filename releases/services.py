@@ -24,7 +24,8 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection, transaction
-from django.db.models import F, Func, IntegerField, Max, OuterRef, Subquery
+from django.db.models import F, Func, IntegerField, Max, OuterRef, Subquery, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts.dispatch import send_on_commit
@@ -203,6 +204,12 @@ def _json_array_length(field: str) -> Func:
     return Func(F(field), function=function, output_field=IntegerField())
 
 
+def _as_text(name: str) -> Cast:
+    """A JSON column read as its text, for orjson to decode: Django's converter (the standard library's
+    ``json``) took a tenth of a build."""
+    return Cast(name, TextField())
+
+
 def _tags(metadata: dict[str, Any]) -> list[str]:
     tags = metadata.get("tags") if isinstance(metadata, dict) else None
     if isinstance(tags, str):
@@ -334,14 +341,20 @@ class _Selection:
         judgements = (
             Judgement.objects.filter(item__project=self.project, is_gold=False)
             .exclude(annotator_id__in=self.left_out)
+            .annotate(result_text=_as_text("result"), displayed_order_text=_as_text("displayed_order"))
             .order_by("item_id", "id")
-            .values_list("item_id", "annotator_id", "result", "displayed_order")
+            .values_list("item_id", "annotator_id", "result_text", "displayed_order_text")
         )
         items = (
             Item.objects.filter(project=self.project, kind="comparison", gold__isnull=True, state=ItemState.OPEN)
-            .annotate(shown=_json_array_length("candidates"))
+            .annotate(
+                shown=_json_array_length("candidates"),
+                messages_text=_as_text("messages"),
+                candidates_text=_as_text("candidates"),
+                metadata_text=_as_text("metadata"),
+            )
             .order_by("id")
-            .values_list("id", "batch_id", "messages", "shown" if light else "candidates", "metadata")
+            .values_list("id", "batch_id", "messages_text", "shown" if light else "candidates_text", "metadata_text")
         )
         adjudicated: dict[int, dict[str, Any]] = {
             item_id: result
@@ -350,16 +363,24 @@ class _Selection:
             ).values_list("item_id", "result")
             if result
         }
-        for (item_id, batch_id, messages, candidates, metadata), found in _merge(
+        loads = orjson.loads
+        weight = (lambda a: self.weights.get(a, 0.5)) if recipe.aggregation == "gold_weighted" else (lambda a: 1.0)
+        for (item_id, batch_id, messages_text, candidates, metadata), rows_found in _merge(
             items.iterator(chunk_size=_CHUNK), judgements.iterator(chunk_size=_CHUNK)
         ):
-            if not found and item_id not in adjudicated:
+            if not rows_found and item_id not in adjudicated:
                 continue
-            tags = _tags(metadata)
+            tags = _tags(loads(metadata))
             if not self.selected(tags, tally):
                 continue
+            messages = loads(messages_text)
+            if not light:
+                candidates = loads(candidates)
             n = candidates if light else len(candidates)
-            weight = (lambda a: self.weights.get(a, 0.5)) if recipe.aggregation == "gold_weighted" else (lambda a: 1.0)
+            found = [
+                (i, annotator, loads(result), [] if light else loads(order))
+                for i, annotator, result, order in rows_found
+            ]
             votes = [aggregation.Vote(annotator, result, weight(annotator)) for _, annotator, result, _ in found]
             outcomes = aggregation.aggregate_pairs(votes, n, recipe.aggregation)
             if item_id in adjudicated:
@@ -548,7 +569,7 @@ def _build(release: Release, scratch: Path) -> Release:
     batches: dict[int, int] = {}
     voters: set[int] = set()
     rubric_versions: set[int] = set()
-    item_rows: list[ReleaseItem] = []
+    item_rows: list[tuple[Any, ...]] = []
     for position, unit in enumerate(selection.units(tally), 1):
         if unit.source == "mixin" and not splits.in_eval_by_hash(unit.group_hash, mixin_share):
             continue  # beyond the mix-in cap (a stable choice: the same items every time)
@@ -572,7 +593,7 @@ def _build(release: Release, scratch: Path) -> Release:
         if unit.rubric_version is not None:
             rubric_versions.add(unit.rubric_version)
         if len(item_rows) >= _ITEM_ROWS_BATCH:
-            ReleaseItem.objects.bulk_create(item_rows)
+            _save_item_rows(item_rows)
             item_rows = []
         if position % _PROGRESS_EVERY == 0:
             _set_progress(release, 30 + min(60, 60 * position // total), f"writing: {position:,} items")
@@ -583,7 +604,7 @@ def _build(release: Release, scratch: Path) -> Release:
             {"leaks": leaks[:1000], "total": len(leaks)},
         )
     if item_rows:
-        ReleaseItem.objects.bulk_create(item_rows)
+        _save_item_rows(item_rows)
     if not tally.rows:
         raise BuildRefused("The recipe selects nothing: no approved annotations or decided preferences match it.")
 
@@ -676,7 +697,11 @@ def _write_unit(
         tally.strengths[str(strength)] += 1
 
 
-def _item_row(release: Release, unit: Unit, split: str) -> ReleaseItem:
+_ITEM_COLUMNS = ("release_id", "item_id", "split", "group_hash", "fingerprint", "outcome", "source")
+
+
+def _item_row(release: Release, unit: Unit, split: str) -> tuple[Any, ...]:
+    """The values of the item's ReleaseItem row, in ``_ITEM_COLUMNS`` order."""
     fingerprint = hashlib.sha256(
         orjson.dumps(
             [{k: v for k, v in r.items() if k != "annotators"} for r in unit.rows], option=orjson.OPT_SORT_KEYS
@@ -687,15 +712,21 @@ def _item_row(release: Release, unit: Unit, split: str) -> ReleaseItem:
         if release.kind == "preference"
         else []
     )
-    return ReleaseItem(
-        release=release,
-        item_id=unit.item_id,
-        split=split,
-        group_hash=unit.group_hash,
-        fingerprint=fingerprint,
-        outcome=outcome,
-        source=unit.source,
-    )
+    return (release.pk, unit.item_id, split, unit.group_hash, fingerprint, outcome, unit.source)
+
+
+def _save_item_rows(rows: list[tuple[Any, ...]]) -> None:
+    """Insert ReleaseItem rows: by COPY on PostgreSQL (a tenth of the time bulk_create took), else in bulk."""
+    if connection.vendor != "postgresql":
+        ReleaseItem.objects.bulk_create([ReleaseItem(**dict(zip(_ITEM_COLUMNS, row, strict=True))) for row in rows])
+        return
+    columns = ", ".join(_ITEM_COLUMNS)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {ReleaseItem._meta.db_table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def _file_entry(f: WrittenFile) -> dict[str, Any]:

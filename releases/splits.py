@@ -7,7 +7,11 @@ release. Evaluation is sticky: an item (or a group) that was ever in an evaluati
 
 Leaks are looked for between every training item and the evaluation side (this release's eval split and
 every earlier one): the same raw prompt, the same normalised prompt, or a near duplicate whose estimated
-Jaccard similarity of word 3-gram shingles reaches the threshold (MinHash with LSH, from ``datasketch``).
+Jaccard similarity of word 3-gram shingles reaches the threshold (MinHash from ``rensa``, banded LSH).
+
+The shingles are hashed without a Python object per shingle: one polynomial prefix sum over the
+normalised text's bytes gives every word 3-gram's hash from its start and end offsets, and ``rensa`` (Rust)
+turns the flat hashes into the signature.
 """
 
 import hashlib
@@ -18,11 +22,13 @@ from typing import Any
 
 import numpy as np
 import orjson
-import xxhash
-from datasketch import MinHash
+from rensa import RMinHash
 
 NUM_PERM = 64
+_SEED = 1
 _NOT_WORD = re.compile(r"\W+")  # punctuation and whitespace alike: each run becomes one space
+# The same mapping for ASCII bytes: letters, digits and "_" stay, everything else becomes a space.
+_ASCII_WORD = bytes(c if chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(128)) + b" " * 128
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -30,6 +36,8 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
 
 
 def normalise(text: str) -> str:
+    if text.isascii():  # NFKC changes no ASCII text; a byte table does what the regex does, 3-4 times faster
+        return b" ".join(text.lower().encode().translate(_ASCII_WORD).split()).decode()
     text = unicodedata.normalize("NFKC", text).lower()
     return _NOT_WORD.sub(" ", text).strip()
 
@@ -48,25 +56,67 @@ def in_eval_by_hash(group_hash: str, fraction: float) -> bool:
     return position < fraction
 
 
-# The permutations depend only on the seed: made once, not per item (five times faster on short prompts).
-_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=1)
+# Polynomial hashing modulo 2**64 over the text's bytes: with C[k] = sum of b[j] * Q**j for j < k (Q the
+# inverse of P), the bytes [s, e) hash to (C[e] - C[s]) * P**s = sum of b[s + i] * Q**i, whatever s is.
+_P = np.uint64(0x9E3779B97F4A7C15)
+_Q = np.uint64(pow(int(_P), -1, 2**64))
+_powers: dict[str, np.ndarray] = {"p": np.ones(1, dtype=np.uint64), "q": np.ones(1, dtype=np.uint64)}
 
 
-def minhash(normalised: str) -> MinHash:
-    words = normalised.split()
-    if len(words) < 3:
-        shingles = [normalised.encode()]
-    else:
-        shingles = [f"{a} {b} {c}".encode() for a, b, c in zip(words, words[1:], words[2:], strict=False)]
-    signature = MinHash(
-        num_perm=NUM_PERM,
-        seed=1,
-        hashfunc=xxhash.xxh32_intdigest,
-        permutations=_TEMPLATE.permutations,
-        scheme=_TEMPLATE.scheme,
-    )
-    signature.update_batch(shingles)
-    return signature
+def _power_tables(length: int) -> tuple[np.ndarray, np.ndarray]:
+    p, q = _powers["p"], _powers["q"]
+    if len(p) < length:
+        size = max(length, 2 * len(p), 4096)
+        with np.errstate(over="ignore"):
+            p = np.cumprod(np.full(size, _P, dtype=np.uint64), dtype=np.uint64) * _Q  # P**0 .. P**(size-1)
+            q = np.cumprod(np.full(size, _Q, dtype=np.uint64), dtype=np.uint64) * _P
+        _powers.update(p=p, q=q)  # replaced whole, so a concurrent reader sees the old or the new pair
+    return p, q
+
+
+def _fmix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's finaliser: every input bit reaches every output bit (the sums' low bits are weak)."""
+    with np.errstate(over="ignore"):
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB93FE53D86A3)
+        h ^= h >> np.uint64(33)
+    return h
+
+
+def shingle_hashes(normalised: str) -> np.ndarray:
+    """A 64-bit hash of every word 3-gram of a normalised text (words are separated by single spaces); a
+    text of fewer than three words is one shingle, itself."""
+    data = np.frombuffer(normalised.encode(), dtype=np.uint8)
+    p, q = _power_tables(len(data) + 1)
+    with np.errstate(over="ignore"):
+        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
+        np.cumsum(data * q[: len(data)], dtype=np.uint64, out=prefix[1:])
+        spaces = np.flatnonzero(data == ord(" "))
+        if len(spaces) < 2:
+            starts, ends = np.zeros(1, dtype=np.int64), np.array([len(data)])
+        else:
+            starts = np.concatenate(([0], spaces[:-2] + 1))
+            ends = np.concatenate((spaces[2:], [len(data)]))
+        hashes = (prefix[ends] - prefix[starts]) * p[starts]
+        hashes ^= (ends - starts).astype(np.uint64) * _Q
+    return _fmix64(hashes)
+
+
+def signatures(texts: list[str]) -> np.ndarray:
+    """MinHash signatures (``NUM_PERM`` uint32 values a row) of normalised texts, in one call into rensa."""
+    if not texts:
+        return np.zeros((0, NUM_PERM), dtype=np.uint32)
+    parts = [shingle_hashes(text) for text in texts]
+    offsets = np.zeros(len(parts) + 1, dtype=np.uint64)
+    np.cumsum([len(part) for part in parts], out=offsets[1:])
+    matrix = RMinHash.digest_matrix_from_flat_token_hashes(np.concatenate(parts), offsets, NUM_PERM, _SEED)
+    return np.array(matrix.to_rows(), dtype=np.uint32)
+
+
+def minhash(normalised: str) -> np.ndarray:
+    return signatures([normalised])[0]
 
 
 @dataclass(frozen=True)
@@ -88,19 +138,21 @@ class Leak:
 BANDS, ROWS = 16, 4  # LSH banding of the 64 values: a pair at similarity 0.8 meets in some band 99.98 % of the time
 with np.errstate(over="ignore"):
     _BAND_WEIGHTS = np.uint64(0x9E3779B97F4A7C15) ** np.arange(1, ROWS + 1, dtype=np.uint64)
+    _BAND_SALT = np.arange(BANDS, dtype=np.uint64) * np.uint64(0xD6E8FEB86659FD93)
 
 
 def _bands(signatures: np.ndarray) -> np.ndarray:
-    """One 64-bit key per band and signature (an array of rows by BANDS), wrapping arithmetic on uint64."""
+    """One 64-bit key per band and signature (an array of rows by BANDS), wrapping arithmetic on uint64; the
+    band's number is in its key, so all bands share one sorted array."""
     shaped = signatures.astype(np.uint64).reshape(len(signatures), BANDS, ROWS)
     with np.errstate(over="ignore"):
-        return (shaped * _BAND_WEIGHTS).sum(axis=2, dtype=np.uint64)
+        return (shaped * _BAND_WEIGHTS).sum(axis=2, dtype=np.uint64) + _BAND_SALT
 
 
 @dataclass
 class EvalIndex:
     """Everything on the evaluation side, to probe training items against: digests of the raw and the
-    normalised prompt, and MinHash signatures (``datasketch``) in a banded LSH kept as sorted numpy arrays.
+    normalised prompt, and MinHash signatures in a banded LSH kept as one sorted numpy array of band keys.
     About 420 bytes an evaluation item, so the index stays small when the evaluation split is large; add
     every evaluation item first, then ``freeze``, then probe."""
 
@@ -108,10 +160,11 @@ class EvalIndex:
     exact: dict[bytes, int] = field(default_factory=dict)
     normalised: dict[bytes, int] = field(default_factory=dict)
     ids: dict[int, int] = field(default_factory=dict)  # item id -> row
+    _texts: list[str] = field(default_factory=list)  # waiting to be signed, a batch at a time
     _rows: list[np.ndarray] = field(default_factory=list)
     _signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_PERM), dtype=np.uint32))
-    _sorted_bands: np.ndarray = field(default_factory=lambda: np.zeros((BANDS, 0), dtype=np.uint64))
-    _order: np.ndarray = field(default_factory=lambda: np.zeros((BANDS, 0), dtype=np.int64))
+    _sorted_keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    _key_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     _frozen: bool = False
 
     def add(self, item_id: int, messages: list[dict[str, Any]], text: str | None = None) -> None:
@@ -123,15 +176,21 @@ class EvalIndex:
         text = text if text is not None else normalise(prompt_text(messages))
         self.exact.setdefault(bytes.fromhex(raw_digest(messages)), item_id)
         self.normalised.setdefault(bytes.fromhex(digest(text)), item_id)
-        self.ids[item_id] = len(self._rows)
-        self._rows.append(minhash(text).hashvalues.astype(np.uint32))
+        self.ids[item_id] = len(self.ids)
+        self._texts.append(text)
+        if len(self._texts) >= 1000:
+            self._sign()
+
+    def _sign(self) -> None:
+        self._rows.append(signatures(self._texts))
+        self._texts = []
 
     def freeze(self) -> None:
-        if self._rows:
-            self._signatures = np.vstack(self._rows)
-            bands = _bands(self._signatures).T  # BANDS × n
-            self._order = np.argsort(bands, axis=1, kind="stable")
-            self._sorted_bands = np.take_along_axis(bands, self._order, axis=1)
+        self._sign()
+        self._signatures = np.vstack(self._rows)
+        keys = _bands(self._signatures).ravel()  # row-major: key k belongs to signature k // BANDS
+        order = np.argsort(keys, kind="stable")
+        self._sorted_keys, self._key_rows = keys[order], order // BANDS
         self._rows = []
         self._item_of = np.array(sorted(self.ids, key=self.ids.__getitem__), dtype=np.int64)
         self._frozen = True
@@ -149,16 +208,16 @@ class EvalIndex:
             return Leak("normalised", item_id, same, 1.0)
         if not len(self._signatures):
             return None
-        mine = minhash(text).hashvalues.astype(np.uint32)
+        mine = minhash(text)
         keys = _bands(mine[np.newaxis, :])[0]
-        found: set[int] = set()
-        for band in range(BANDS):
-            row = self._sorted_bands[band]
-            low, high = np.searchsorted(row, keys[band], "left"), np.searchsorted(row, keys[band], "right")
-            found.update(self._order[band, low:high].tolist())
-        best: Leak | None = None
-        for row_index in sorted(found):
-            similarity = float(np.mean(mine == self._signatures[row_index]))
-            if similarity >= self.threshold and (best is None or similarity > best.similarity):
-                best = Leak("near", item_id, int(self._item_of[row_index]), similarity)
-        return best
+        low = np.searchsorted(self._sorted_keys, keys, "left")
+        high = np.searchsorted(self._sorted_keys, keys, "right")
+        hits = high > low
+        if not hits.any():
+            return None
+        found = np.unique(np.concatenate([self._key_rows[a:b] for a, b in zip(low[hits], high[hits], strict=True)]))
+        similarity = (self._signatures[found] == mine).mean(axis=1)
+        best = int(np.argmax(similarity))
+        if similarity[best] < self.threshold:
+            return None
+        return Leak("near", item_id, int(self._item_of[found[best]]), float(similarity[best]))

@@ -1,10 +1,14 @@
 """The leakage index on its own: near duplicates are found, unrelated prompts are not."""
 
 import random
+import re
+import string
+import unicodedata
 
+import numpy as np
 import pytest
 
-from releases.splits import EvalIndex, in_eval_by_hash
+from releases.splits import EvalIndex, in_eval_by_hash, normalise, shingle_hashes, signatures
 
 WORDS = ("fee", "rate", "loan", "card", "branch", "limit", "overdraft", "statement", "transfer", "deposit", "bond")
 
@@ -52,3 +56,56 @@ def test_the_split_position_is_stable_and_follows_the_fraction() -> None:
     assert 0.08 < share < 0.12
     assert [in_eval_by_hash(g, 0.1) for g in groups[:50]] == [in_eval_by_hash(g, 0.1) for g in groups[:50]]
     assert all(in_eval_by_hash(g, 0.2) for g in groups if in_eval_by_hash(g, 0.1)), "a larger share only adds"
+
+
+def _regex_normalise(text: str) -> str:
+    return re.sub(r"\W+", " ", unicodedata.normalize("NFKC", text).lower()).strip()
+
+
+def test_the_ascii_shortcut_normalises_exactly_as_the_regex_does() -> None:
+    rng = random.Random(3)
+    alphabet = string.printable + "\x00\x01\x1c\x1f\x7f__"
+    texts = ["".join(rng.choices(alphabet, k=rng.randint(0, 80))) for _ in range(5000)]
+    texts += ["  Ünïcode: ﬁne ＦＵＬＬ width!  ", "tab\tand\nnewline", "__init__ x_y", ""]
+    assert [normalise(t) for t in texts] == [_regex_normalise(t) for t in texts]
+
+
+def _reference_shingle_hash(shingle: bytes) -> int:
+    """The same polynomial (in the inverse of P, modulo 2**64) and finaliser, one byte at a time."""
+    mask = 2**64 - 1
+    q = pow(0x9E3779B97F4A7C15, -1, 2**64)
+    h = sum(b * pow(q, i, 2**64) for i, b in enumerate(shingle)) & mask
+    h ^= (len(shingle) * q) & mask
+    for multiplier in (0xFF51AFD7ED558CCD, 0xC4CEB93FE53D86A3):
+        h ^= h >> 33
+        h = (h * multiplier) & mask
+    return h ^ (h >> 33)
+
+
+@pytest.mark.parametrize("text", ["a b c d e", "one two", "single", "", "é ü ß x y", "fee rate fee rate fee"])
+def test_shingle_hashes_are_the_hashes_of_the_word_three_grams(text: str) -> None:
+    words = text.split()
+    shingles = [" ".join(words[i : i + 3]).encode() for i in range(len(words) - 2)] or [text.encode()]
+    assert shingle_hashes(text).tolist() == [_reference_shingle_hash(s) for s in shingles]
+
+
+def test_a_shingle_hashes_the_same_wherever_it_stands() -> None:
+    first = shingle_hashes("loan card fee rate limit")
+    second = shingle_hashes("bond deposit loan card fee")
+    assert first[0] == second[2], "'loan card fee' at offset 0 and at offset 13"
+
+
+def test_signatures_estimate_the_jaccard_similarity_of_the_shingle_sets() -> None:
+    rng = random.Random(5)
+    errors = []
+    for _ in range(200):
+        base = rng.choices(WORDS + tuple(string.ascii_lowercase), k=120)
+        other = [w if rng.random() > rng.choice((0.02, 0.1, 0.3)) else "edit" for w in base]
+        a, b = " ".join(base), " ".join(other)
+        sets = [{tuple(words[i : i + 3]) for i in range(len(words) - 2)} for words in (base, other)]
+        truth = len(sets[0] & sets[1]) / len(sets[0] | sets[1])
+        sig = signatures([a, b])
+        errors.append(float(np.mean(sig[0] == sig[1])) - truth)
+    assert abs(float(np.mean(errors))) < 0.02, "unbiased"
+    assert float(np.std(errors)) < 0.08, "about sqrt(J(1-J)/64)"
+    assert (signatures(["a b c d"]) == signatures(["a b c d"])).all(), "deterministic"
