@@ -1,9 +1,12 @@
 """Writes of the releases app: define, build, delete (tombstone) and verify dataset releases.
 
-The build streams the project's approved annotations (SFT) or releasable judgements (preference) twice:
-the first pass decides every item's split and indexes the evaluation side for the leakage check, the
-second aggregates, checks each training item for leaks and writes the rows to every exporter. Nothing is
-held per item beyond the evaluation index, so memory stays flat as the data grows.
+The build streams the project's approved annotations (SFT) or releasable judgements (preference) once:
+each item is aggregated, given its split and written to every exporter, while the evaluation side is
+indexed for the leakage check and the training items' prompt digests and signatures wait in a scratch
+file. When the stream ends, the evaluation items of earlier releases join the index and every training
+item is checked. A leak refuses the build, or (policies "drop" and "move to eval") the rows are written a
+second time with the leaking items dropped or moved. Nothing is held per item beyond the evaluation index,
+so memory stays flat as the data grows.
 """
 
 import hashlib
@@ -24,7 +27,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection, transaction
-from django.db.models import F, Func, IntegerField, Max, OuterRef, Subquery, TextField
+from django.db.models import Max, OuterRef, Subquery, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -199,11 +202,6 @@ def _merge(items: Iterable[tuple[Any, ...]], rows: Iterable[tuple[Any, ...]]) ->
         yield item, mine
 
 
-def _json_array_length(field: str) -> Func:
-    function = "jsonb_array_length" if connection.vendor == "postgresql" else "json_array_length"
-    return Func(F(field), function=function, output_field=IntegerField())
-
-
 def _as_text(name: str) -> Cast:
     """A JSON column read as its text, for orjson to decode: Django's converter (the standard library's
     ``json``) took a tenth of a build."""
@@ -240,14 +238,21 @@ class _Selection:
             tally.dropped["tags not selected"] += 1
         return False
 
-    def units(self, tally: Tally | None = None, *, light: bool = False) -> Iterator[Unit]:
-        """Every item's contribution, in item order. ``light``: the prompt and the number of rows only
-        (preference rows then carry no texts): what the first pass needs, without reading the answers."""
+    def units(self, tally: Tally | None = None) -> Iterator[Unit]:
+        """Every item's contribution, in item order (mix-in items last)."""
         if self.recipe.kind == "sft":
             yield from self._sft_units(tally)
             yield from self._mixin_units()
         else:
-            yield from self._preference_units(tally, light=light)
+            yield from self._preference_units(tally)
+
+    def mixin_count(self) -> int:
+        """How many mix-in items the recipe's batches offer (the cap on them is a share of the training rows)."""
+        if not self.recipe.mixin_batches:
+            return 0
+        return Item.objects.filter(
+            project=self.project, batch_id__in=self.recipe.mixin_batches, kind="mixin", response__isnull=False
+        ).count()
 
     def count(self) -> int:
         kind = "sft" if self.recipe.kind == "sft" else "comparison"
@@ -336,7 +341,7 @@ class _Selection:
             }
             yield Unit(item_id, batch_id, messages, [row], source="mixin", tags=_tags(metadata))
 
-    def _preference_units(self, tally: Tally | None, *, light: bool) -> Iterator[Unit]:
+    def _preference_units(self, tally: Tally | None) -> Iterator[Unit]:
         recipe = self.recipe
         judgements = (
             Judgement.objects.filter(item__project=self.project, is_gold=False)
@@ -348,13 +353,12 @@ class _Selection:
         items = (
             Item.objects.filter(project=self.project, kind="comparison", gold__isnull=True, state=ItemState.OPEN)
             .annotate(
-                shown=_json_array_length("candidates"),
                 messages_text=_as_text("messages"),
                 candidates_text=_as_text("candidates"),
                 metadata_text=_as_text("metadata"),
             )
             .order_by("id")
-            .values_list("id", "batch_id", "messages_text", "shown" if light else "candidates_text", "metadata_text")
+            .values_list("id", "batch_id", "messages_text", "candidates_text", "metadata_text")
         )
         adjudicated: dict[int, dict[str, Any]] = {
             item_id: result
@@ -373,14 +377,9 @@ class _Selection:
             tags = _tags(loads(metadata))
             if not self.selected(tags, tally):
                 continue
-            messages = loads(messages_text)
-            if not light:
-                candidates = loads(candidates)
-            n = candidates if light else len(candidates)
-            found = [
-                (i, annotator, loads(result), [] if light else loads(order))
-                for i, annotator, result, order in rows_found
-            ]
+            messages, candidates = loads(messages_text), loads(candidates)
+            n = len(candidates)
+            found = [(i, annotator, loads(result), loads(order)) for i, annotator, result, order in rows_found]
             votes = [aggregation.Vote(annotator, result, weight(annotator)) for _, annotator, result, _ in found]
             outcomes = aggregation.aggregate_pairs(votes, n, recipe.aggregation)
             if item_id in adjudicated:
@@ -401,9 +400,6 @@ class _Selection:
             if not pairs:
                 if tally is not None:
                     tally.dropped["no preference passed the recipe"] += 1
-                continue
-            if light:
-                yield Unit(item_id, batch_id, messages, [{} for _ in pairs])
                 continue
             voters = [annotator for _, annotator, _, _ in found]
             names = sorted({pseudonym(self.project.pk, a) for a in voters})
@@ -535,76 +531,37 @@ def _build(release: Release, scratch: Path) -> Release:
         set(frozen_eval.values_list("group_hash", flat=True)),
     )
 
-    # Pass 1: the evaluation side (this release's eval items and every earlier eval item) and the counts
-    # the mix-in cap needs.
+    # One pass writes every row while the evaluation side (this release's eval items, then every earlier
+    # one) is indexed and the training items wait on disk; they are checked for leaks once the index is
+    # complete. Leaks refuse the build, or, under "drop" and "move to eval", the rows are written again
+    # knowing which training items leak.
     index = splits.EvalIndex(threshold=recipe.near_duplicate_threshold)
-    train_rows = mixin_items = 0
-    for position, unit in enumerate(selection.units(light=True), 1):
-        if unit.source == "mixin":
-            mixin_items += 1
-        elif splitter.split(unit) == "eval":
-            index.add(unit.item_id, unit.messages, unit.normalised)
-        else:
-            train_rows += len(unit.rows)
-        if position % _PROGRESS_EVERY == 0:
-            _set_progress(release, min(30, 30 * position // total), f"splitting: {position:,} items")
+    pending = splits.PendingProbes(scratch / "leak-check" / "train.bin")
+    passes = _Pass(release, selection, splitter, scratch, total)
+    written = passes.write(index=index, pending=pending)
     earlier = Item.objects.filter(pk__in=frozen_eval.values("item_id")).order_by("id")
     for item_id, messages in earlier.values_list("id", "messages").iterator(chunk_size=_CHUNK):
         index.add(item_id, messages)  # skips the items indexed above
     index.freeze()
-    mixin_share = 0.0
-    if mixin_items and recipe.mixin_fraction:
-        cap = recipe.mixin_fraction / (1 - recipe.mixin_fraction) * train_rows
-        mixin_share = min(1.0, cap / mixin_items)
-
-    # Pass 2: aggregate, check leaks, write.
-    scratch.mkdir(parents=True, exist_ok=True)
-    root = scratch / "release"
-    exporters = exporters_for(release.kind, root, scratch / "arrow")
-    timers = {type(e).__name__: 0.0 for e in exporters}
-    tally = Tally(gold_items=Item.objects.filter(project=project, kind="comparison", gold__isnull=False).count())
-    tally.excluded_annotators = len(selection.excluded)
-    tally.flagged_excluded = len(selection.flagged)
-    leaks: list[dict[str, Any]] = []
-    batches: dict[int, int] = {}
-    voters: set[int] = set()
-    rubric_versions: set[int] = set()
-    item_rows: list[tuple[Any, ...]] = []
-    for position, unit in enumerate(selection.units(tally), 1):
-        if unit.source == "mixin" and not splits.in_eval_by_hash(unit.group_hash, mixin_share):
-            continue  # beyond the mix-in cap (a stable choice: the same items every time)
-        split = splitter.split(unit)
-        if split == "train":
-            leak = index.probe(unit.item_id, unit.messages, unit.normalised)
-            if leak is not None:
-                tally.leaks[leak.kind] += 1
-                leaks.append(leak.as_dict() | {"action": recipe.leakage})
-                if recipe.leakage == "drop":
-                    tally.dropped["leak: dropped from train"] += 1
-                    continue
-                if recipe.leakage == "move_to_eval":
-                    split = "eval"
-        if leaks and recipe.leakage == "fail":
-            continue  # keep looking, to report every leak; nothing will be written
-        _write_unit(release, unit, split, exporters, timers, tally)
-        item_rows.append(_item_row(release, unit, split))
-        batches[unit.batch_id or 0] = batches.get(unit.batch_id or 0, 0) + 1
-        voters.update(unit.voters)
-        if unit.rubric_version is not None:
-            rubric_versions.add(unit.rubric_version)
-        if len(item_rows) >= _ITEM_ROWS_BATCH:
-            _save_item_rows(item_rows)
-            item_rows = []
-        if position % _PROGRESS_EVERY == 0:
-            _set_progress(release, 30 + min(60, 60 * position // total), f"writing: {position:,} items")
-    if leaks and recipe.leakage == "fail":
+    _set_progress(release, 86, "checking for leaks")
+    found = list(pending.leaks(index))
+    leaks = [leak.as_dict() | {"action": recipe.leakage} for leak in found]
+    if found and recipe.leakage == "fail":
         raise BuildRefused(
             f"{len(leaks)} training item(s) leak into the evaluation side (exact, normalised or near duplicates); "
             "nothing was released. See the leak report, or choose another leakage policy.",
             {"leaks": leaks[:1000], "total": len(leaks)},
         )
-    if item_rows:
-        _save_item_rows(item_rows)
+    if found:
+        for exporter in written.exporters:
+            exporter.close()  # its files are written over by the second pass
+        ReleaseItem.objects.filter(release=release).delete()
+        written = passes.write(leak_action={leak.train_item: recipe.leakage for leak in found})
+    for leak in found:
+        written.tally.leaks[leak.kind] += 1
+    exporters, timers, tally = written.exporters, written.timers, written.tally
+    batches, voters, rubric_versions = written.batches, written.voters, written.rubric_versions
+    root = passes.root
     if not tally.rows:
         raise BuildRefused("The recipe selects nothing: no approved annotations or decided preferences match it.")
 
@@ -651,6 +608,90 @@ def _build(release: Release, scratch: Path) -> Release:
         )
     release.refresh_from_db()
     return release
+
+
+@dataclass
+class _Written:
+    """What one writing pass produced: the open exporters and what the manifest and datasheet count."""
+
+    exporters: list[Exporter]
+    timers: dict[str, float]
+    tally: Tally
+    batches: dict[int, int] = field(default_factory=dict)
+    voters: set[int] = field(default_factory=set)
+    rubric_versions: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Pass:
+    """Writes the release's rows to every exporter and its ReleaseItem rows, in one stream over the data."""
+
+    release: Release
+    selection: _Selection
+    splitter: _Splitter
+    scratch: Path
+    total: int
+
+    @property
+    def root(self) -> Path:
+        return self.scratch / "release"
+
+    def write(
+        self,
+        *,
+        index: splits.EvalIndex | None = None,
+        pending: splits.PendingProbes | None = None,
+        leak_action: dict[int, str] | None = None,
+    ) -> _Written:
+        """One pass. ``index`` and ``pending`` collect the evaluation side and the training items to check;
+        ``leak_action`` drops training items or moves them to eval (a second pass, after the check)."""
+        release, recipe, leak_action = self.release, self.selection.recipe, leak_action or {}
+        for leftover in (self.root, self.scratch / "arrow"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        exporters = exporters_for(release.kind, self.root, self.scratch / "arrow")
+        tally = Tally(
+            gold_items=Item.objects.filter(project=release.project, kind="comparison", gold__isnull=False).count()
+        )
+        tally.excluded_annotators = len(self.selection.excluded)
+        tally.flagged_excluded = len(self.selection.flagged)
+        out = _Written(exporters, {type(e).__name__: 0.0 for e in exporters}, tally)
+        mixin_items, mixin_share, train_rows = self.selection.mixin_count(), -1.0, 0
+        item_rows: list[tuple[Any, ...]] = []
+        for position, unit in enumerate(self.selection.units(tally), 1):
+            if unit.source == "mixin":
+                if mixin_share < 0:  # mix-in items come last: every training row is counted by now
+                    cap = recipe.mixin_fraction / (1 - recipe.mixin_fraction) * train_rows
+                    mixin_share = min(1.0, cap / mixin_items) if mixin_items and recipe.mixin_fraction else 0.0
+                if not splits.in_eval_by_hash(unit.group_hash, mixin_share):
+                    continue  # beyond the mix-in cap (a stable choice: the same items every time)
+            split = self.splitter.split(unit)
+            action = leak_action.get(unit.item_id)
+            if action == "drop":
+                tally.dropped["leak: dropped from train"] += 1
+                continue
+            if action == "move_to_eval":
+                split = "eval"
+            elif split == "eval" and index is not None:
+                index.add(unit.item_id, unit.messages, unit.normalised)
+            elif split == "train":
+                train_rows += len(unit.rows) if unit.source != "mixin" else 0
+                if pending is not None:
+                    pending.add(unit.item_id, unit.messages, unit.normalised)
+            _write_unit(release, unit, split, exporters, out.timers, tally)
+            item_rows.append(_item_row(release, unit, split))
+            out.batches[unit.batch_id or 0] = out.batches.get(unit.batch_id or 0, 0) + 1
+            out.voters.update(unit.voters)
+            if unit.rubric_version is not None:
+                out.rubric_versions.add(unit.rubric_version)
+            if len(item_rows) >= _ITEM_ROWS_BATCH:
+                _save_item_rows(item_rows)
+                item_rows = []
+            if position % _PROGRESS_EVERY == 0:
+                note = "writing again without the leaking items" if leak_action else "writing"
+                _set_progress(release, min(85, 85 * position // self.total), f"{note}: {position:,} items")
+        if item_rows:
+            _save_item_rows(item_rows)
+        return out
 
 
 def _write_unit(

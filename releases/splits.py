@@ -17,8 +17,10 @@ turns the flat hashes into the signature.
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import orjson
@@ -197,27 +199,90 @@ class EvalIndex:
 
     def probe(self, item_id: int, messages: list[dict[str, Any]], text: str | None = None) -> Leak | None:
         """The closest leak of a training item, or None; ``text`` is its normalised prompt if known."""
+        text = text if text is not None else normalise(prompt_text(messages))
+        found = self.probe_many(
+            np.array([item_id]),
+            [bytes.fromhex(raw_digest(messages))],
+            [bytes.fromhex(digest(text))],
+            minhash(text)[np.newaxis, :],
+        )
+        return found[0] if found else None
+
+    def probe_many(
+        self, item_ids: np.ndarray, exact: list[bytes], normalised: list[bytes], signed: np.ndarray
+    ) -> list[Leak]:
+        """The closest leak of each of many training items (their ids, prompt digests and signatures), in
+        their order; the band keys of all of them are looked up in two numpy calls."""
         if not self._frozen:
             self.freeze()
-        exact = self.exact.get(bytes.fromhex(raw_digest(messages)))
-        if exact is not None:
-            return Leak("exact", item_id, exact, 1.0)
-        text = text if text is not None else normalise(prompt_text(messages))
-        same = self.normalised.get(bytes.fromhex(digest(text)))
-        if same is not None:
-            return Leak("normalised", item_id, same, 1.0)
-        if not len(self._signatures):
-            return None
-        mine = minhash(text)
-        keys = _bands(mine[np.newaxis, :])[0]
-        low = np.searchsorted(self._sorted_keys, keys, "left")
-        high = np.searchsorted(self._sorted_keys, keys, "right")
+        leaks: list[Leak | None] = [None] * len(item_ids)
+        if len(self._signatures):
+            keys = _bands(signed)
+            low = np.searchsorted(self._sorted_keys, keys, "left")
+            high = np.searchsorted(self._sorted_keys, keys, "right")
+            for row in np.flatnonzero((high > low).any(axis=1)).tolist():
+                leaks[row] = self._near(int(item_ids[row]), signed[row], low[row], high[row])
+        for row, (raw, text) in enumerate(zip(exact, normalised, strict=True)):
+            if (same := self.exact.get(raw)) is not None:
+                leaks[row] = Leak("exact", int(item_ids[row]), same, 1.0)
+            elif (same := self.normalised.get(text)) is not None:
+                leaks[row] = Leak("normalised", int(item_ids[row]), same, 1.0)
+        return [leak for leak in leaks if leak is not None]
+
+    def _near(self, item_id: int, mine: np.ndarray, low: np.ndarray, high: np.ndarray) -> Leak | None:
         hits = high > low
-        if not hits.any():
-            return None
         found = np.unique(np.concatenate([self._key_rows[a:b] for a, b in zip(low[hits], high[hits], strict=True)]))
         similarity = (self._signatures[found] == mine).mean(axis=1)
         best = int(np.argmax(similarity))
         if similarity[best] < self.threshold:
             return None
         return Leak("near", item_id, int(self._item_of[found[best]]), float(similarity[best]))
+
+
+_PENDING = np.dtype([("item", "<i8"), ("exact", "V16"), ("normalised", "V16"), ("signature", "<u4", (NUM_PERM,))])
+
+
+class PendingProbes:
+    """Training items waiting for the leak check until the evaluation side is complete: their ids, prompt
+    digests and signatures, written to a scratch file (~300 bytes an item) so memory stays flat."""
+
+    batch = 1000
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.stream: IO[bytes] | None = path.open("wb")
+        self.waiting: list[tuple[int, bytes, bytes, str]] = []
+
+    def add(self, item_id: int, messages: list[dict[str, Any]], text: str) -> None:
+        """A training item; ``text`` is its normalised prompt."""
+        self.waiting.append((item_id, bytes.fromhex(raw_digest(messages)), bytes.fromhex(digest(text)), text))
+        if len(self.waiting) >= self.batch:
+            self._write()
+
+    def _write(self) -> None:
+        if not self.waiting or self.stream is None:
+            return
+        rows = np.empty(len(self.waiting), dtype=_PENDING)
+        rows["item"] = [w[0] for w in self.waiting]
+        rows["exact"] = [w[1] for w in self.waiting]
+        rows["normalised"] = [w[2] for w in self.waiting]
+        rows["signature"] = signatures([w[3] for w in self.waiting])
+        self.stream.write(rows.tobytes())
+        self.waiting = []
+
+    def leaks(self, index: EvalIndex) -> Iterator[Leak]:
+        """Every leak among the items added, in the order they were added."""
+        self._write()
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        with self.path.open("rb") as stream:
+            while chunk := stream.read(8 * self.batch * _PENDING.itemsize):
+                rows = np.frombuffer(chunk, dtype=_PENDING)
+                yield from index.probe_many(
+                    rows["item"],
+                    [bytes(v) for v in rows["exact"]],
+                    [bytes(v) for v in rows["normalised"]],
+                    rows["signature"],
+                )

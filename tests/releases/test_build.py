@@ -207,6 +207,21 @@ def test_a_planted_near_duplicate_fails_the_build_with_a_report(personas: Person
     assert not ReleaseItem.objects.filter(release=dropped, item=leaky).exists()
     moved = build(p.project, p.data_lead, eval_fraction=0.3, leakage="move_to_eval")
     assert ReleaseItem.objects.get(release=moved, item=leaky).split == "eval"  # and sticky from now on
+    # The rows were written a second time without (or with the moved) leaking item: files, items and counts agree.
+    counts = {}
+    for release, action in ((dropped, "drop"), (moved, "move_to_eval")):
+        assert release.manifest is not None
+        counts[action] = release.manifest["counts"]
+        assert [(x["train_item"], x["action"]) for x in release.leak_report["leaks"]] == [(leaky.pk, action)]
+        assert counts[action]["leaks"] == {"near": 1}
+        assert services.release_verify(release=release) == []
+        for split in ("train", "eval"):
+            jsonl = ReleaseFile.objects.get(release=release, fmt="trl_preference", split=split)
+            assert jsonl.rows == counts[action]["rows"].get(split, 0)
+            in_split = ReleaseItem.objects.filter(release=release, split=split)
+            assert in_split.count() == counts[action]["items"].get(split, 0)
+    assert counts["drop"]["dropped"]["leak: dropped from train"] == 1
+    assert counts["move_to_eval"]["items"]["eval"] == counts["drop"]["items"]["eval"] + 1
 
 
 def test_an_exact_duplicate_of_an_eval_prompt_in_the_mixin_is_a_leak(personas: Personas) -> None:

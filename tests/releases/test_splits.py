@@ -4,11 +4,20 @@ import random
 import re
 import string
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from releases.splits import EvalIndex, in_eval_by_hash, normalise, shingle_hashes, signatures
+from releases.splits import (
+    EvalIndex,
+    PendingProbes,
+    in_eval_by_hash,
+    normalise,
+    prompt_text,
+    shingle_hashes,
+    signatures,
+)
 
 WORDS = ("fee", "rate", "loan", "card", "branch", "limit", "overdraft", "statement", "transfer", "deposit", "bond")
 
@@ -109,3 +118,27 @@ def test_signatures_estimate_the_jaccard_similarity_of_the_shingle_sets() -> Non
     assert abs(float(np.mean(errors))) < 0.02, "unbiased"
     assert float(np.std(errors)) < 0.08, "about sqrt(J(1-J)/64)"
     assert (signatures(["a b c d"]) == signatures(["a b c d"])).all(), "deterministic"
+
+
+def test_waiting_training_items_are_checked_in_order_once_the_index_is_complete(tmp_path: Path) -> None:
+    index = EvalIndex(threshold=0.8)
+    pending = PendingProbes(tmp_path / "train.bin")
+    pending.batch = 7  # several batches on disk, and a part-filled one
+    edited = prompt(3)[0]["content"].split()
+    edited[10] = "mortgage"
+    trains = {100 + s: prompt(100 + s) for s in range(30)}
+    trains[105] = prompt(1)  # an exact copy of an evaluation prompt
+    trains[117] = [{"role": "user", "content": " ".join(edited)}]  # a near duplicate of one
+    trains[129] = [{"role": "user", "content": prompt(2)[0]["content"].upper()}]  # the same once normalised
+    for item_id, messages in trains.items():
+        pending.add(item_id, messages, normalise(prompt_text(messages)))
+    for seed in range(10):  # the evaluation side is complete only after the training items were seen
+        index.add(seed, prompt(seed))
+    index.freeze()
+    leaks = list(pending.leaks(index))
+    assert [(x.train_item, x.kind, x.eval_item) for x in leaks] == [
+        (105, "exact", 1),
+        (117, "near", 3),
+        (129, "normalised", 2),
+    ]
+    assert leaks[1].similarity >= 0.8
