@@ -11,7 +11,7 @@ a child process with the production settings, so its peak RSS (``ru_maxrss``) be
 web/Celery path that queues it is bypassed: the Release row is created directly, queued, with the
 canonical recipe (preference, eval fraction 0.1, leakage policy "fail"). Per format, rows/s and MB/s are
 the rows and bytes of that format's files over the seconds the build spent in its exporter
-(``build_stats["exporter_seconds"]``); the build's own rate covers everything (two passes over the data,
+(``build_stats["exporter_seconds"]``); the build's own rate covers everything (one pass over the data,
 aggregation, leak check, all formats, hashing, storing). gunicorn is then started as in production
 (``docker-compose.yml``: production settings, 3 workers of 4 threads, X-Forwarded-Proto from the TLS proxy)
 and the TRL train file is downloaded over loopback by a data lead logged in through the login form (the
