@@ -655,11 +655,13 @@ class _Pass:
         tally.excluded_annotators = len(self.selection.excluded)
         tally.flagged_excluded = len(self.selection.flagged)
         out = _Written(exporters, {type(e).__name__: 0.0 for e in exporters}, tally)
-        mixin_items, mixin_share, train_rows = self.selection.mixin_count(), -1.0, 0
+        mixin_items, mixin_share, train_rows = self.selection.mixin_count(), None, 0
         item_rows: list[tuple[Any, ...]] = []
         for position, unit in enumerate(self.selection.units(tally), 1):
             if unit.source == "mixin":
-                if mixin_share < 0:  # mix-in items come last: every training row is counted by now
+                if mixin_share is None:  # mix-in items come last: every training row is counted by now
+                    # A second pass has fewer training rows, so its mix-in items are a subset of the first
+                    # pass's (all of which were checked for leaks).
                     cap = recipe.mixin_fraction / (1 - recipe.mixin_fraction) * train_rows
                     mixin_share = min(1.0, cap / mixin_items) if mixin_items and recipe.mixin_fraction else 0.0
                 if not splits.in_eval_by_hash(unit.group_hash, mixin_share):

@@ -194,7 +194,7 @@ class EvalIndex:
         order = np.argsort(keys, kind="stable")
         self._sorted_keys, self._key_rows = keys[order], order // BANDS
         self._rows = []
-        self._item_of = np.array(sorted(self.ids, key=self.ids.__getitem__), dtype=np.int64)
+        self._item_of = np.fromiter(self.ids, dtype=np.int64, count=len(self.ids))  # ids are kept in row order
         self._frozen = True
 
     def probe(self, item_id: int, messages: list[dict[str, Any]], text: str | None = None) -> Leak | None:
@@ -278,7 +278,7 @@ class PendingProbes:
             self.stream.close()
             self.stream = None
         with self.path.open("rb") as stream:
-            while chunk := stream.read(8 * self.batch * _PENDING.itemsize):
+            while chunk := stream.read(self.batch * _PENDING.itemsize):
                 rows = np.frombuffer(chunk, dtype=_PENDING)
                 yield from index.probe_many(
                     rows["item"],
