@@ -90,30 +90,52 @@ def _fmix64(h: np.ndarray) -> np.ndarray:
 def shingle_hashes(normalised: str) -> np.ndarray:
     """A 64-bit hash of every word 3-gram of a normalised text (words are separated by single spaces); a
     text of fewer than three words is one shingle, itself."""
-    data = np.frombuffer(normalised.encode(), dtype=np.uint8)
-    p, q = _power_tables(len(data) + 1)
+    return _shingle_hashes([normalised])[0]
+
+
+def _shingle_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The shingle hashes of many normalised texts at once, and where each text's hashes start and end
+    (``offsets``, one more than there are texts). The texts are joined by newlines (a normalised text has
+    none) and hashed by one prefix sum: numpy's cost per call would otherwise outweigh a short text."""
+    joined = "\n".join(texts).encode()
+    data = np.frombuffer(joined, dtype=np.uint8)
+    size = len(data)
+    p, q = _power_tables(size + 1)
     with np.errstate(over="ignore"):
-        prefix = np.zeros(len(data) + 1, dtype=np.uint64)
-        np.cumsum(data * q[: len(data)], dtype=np.uint64, out=prefix[1:])
-        spaces = np.flatnonzero(data == ord(" "))
-        if len(spaces) < 2:
-            starts, ends = np.zeros(1, dtype=np.int64), np.array([len(data)])
-        else:
-            starts = np.concatenate(([0], spaces[:-2] + 1))
-            ends = np.concatenate((spaces[2:], [len(data)]))
+        prefix = np.zeros(size + 1, dtype=np.uint64)
+        np.cumsum(data * q[:size], dtype=np.uint64, out=prefix[1:])
+        # Word j is [word_start[j], word_end[j]); a text of no bytes is one empty word.
+        cuts = np.flatnonzero((data == ord(" ")) | (data == ord("\n")))
+        word_start = np.concatenate(([0], cuts + 1))
+        word_end = np.concatenate((cuts, [size]))
+        word_text = np.zeros(len(word_start), dtype=np.int64)
+        word_text[1:] = np.cumsum(data[cuts] == ord("\n"))
+        words = np.bincount(word_text, minlength=len(texts))
+        # A 3-gram starts at every word whose second next word is in the same text; a text of fewer than
+        # three words is one shingle from its first word's start to its last word's end.
+        count = len(word_start)
+        trigram = np.zeros(count, dtype=bool)
+        trigram[:-2] = word_text[:-2] == word_text[2:]
+        first_word = np.concatenate(([0], np.cumsum(words)[:-1]))
+        text_end = word_end[first_word + words - 1]
+        whole = np.zeros(count, dtype=bool)
+        whole[first_word[words < 3]] = True
+        chosen = np.flatnonzero(trigram | whole)
+        starts = word_start[chosen]
+        ends = np.where(trigram[chosen], word_end[np.minimum(chosen + 2, count - 1)], text_end[word_text[chosen]])
         hashes = (prefix[ends] - prefix[starts]) * p[starts]
         hashes ^= (ends - starts).astype(np.uint64) * _Q
-    return _fmix64(hashes)
+    offsets = np.zeros(len(texts) + 1, dtype=np.uint64)
+    np.cumsum(np.maximum(words - 2, 1), out=offsets[1:])
+    return _fmix64(hashes), offsets
 
 
 def signatures(texts: list[str]) -> np.ndarray:
     """MinHash signatures (``NUM_PERM`` uint32 values a row) of normalised texts, in one call into rensa."""
     if not texts:
         return np.zeros((0, NUM_PERM), dtype=np.uint32)
-    parts = [shingle_hashes(text) for text in texts]
-    offsets = np.zeros(len(parts) + 1, dtype=np.uint64)
-    np.cumsum([len(part) for part in parts], out=offsets[1:])
-    matrix = RMinHash.digest_matrix_from_flat_token_hashes(np.concatenate(parts), offsets, NUM_PERM, _SEED)
+    hashes, offsets = _shingle_hashes(texts)
+    matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, NUM_PERM, _SEED)
     return np.array(matrix.to_rows(), dtype=np.uint32)
 
 

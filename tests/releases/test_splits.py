@@ -104,6 +104,24 @@ def test_a_shingle_hashes_the_same_wherever_it_stands() -> None:
     assert first[0] == second[2], "'loan card fee' at offset 0 and at offset 13"
 
 
+def test_texts_signed_together_are_signed_as_they_would_be_alone() -> None:
+    """Many texts are hashed in one prefix sum: no shingle may cross from one text into the next, and short
+    or empty texts (one shingle each) keep their place among the others."""
+    rng = random.Random(11)
+    vocab = (*WORDS, "é", "ünïcode", "x")
+    texts = [" ".join(rng.choices(vocab, k=rng.choice((0, 1, 2, 3, 4, 9, 60)))) for _ in range(400)]
+    together = signatures(texts)
+    alone = np.stack([signatures([text])[0] for text in texts])
+    assert (together == alone).all()
+    reference = [sorted(_reference_shingle_hash(s) for s in _shingles(text)) for text in texts[:40]]
+    assert [sorted(shingle_hashes(text).tolist()) for text in texts[:40]] == reference
+
+
+def _shingles(text: str) -> list[bytes]:
+    words = text.split()
+    return [" ".join(words[i : i + 3]).encode() for i in range(len(words) - 2)] or [text.encode()]
+
+
 def test_signatures_estimate_the_jaccard_similarity_of_the_shingle_sets() -> None:
     rng = random.Random(5)
     errors = []
