@@ -712,7 +712,9 @@ def annotation_submit(
 ) -> Annotation:
     """Submit the user's annotation of ``item`` under the project's current rubric.
 
-    Idempotent: the same ``submit_key`` again returns the stored annotation. A sent-back annotation is
+    Idempotent: the same ``submit_key`` with the same content returns the stored annotation; with other
+    content (a page submitted again after the Back button) it is refused as a conflict, so nobody is told
+    that changes were saved when they were not. A sent-back annotation is
     revised in place (the earlier revision is kept in ``history``). Flagging ``pii_leak`` puts the item
     on hold. Raises ``DomainError`` when the item is not the user's, scores are missing or off-scale, the
     ideal response is empty, or an annotation was already submitted.
@@ -724,7 +726,9 @@ def annotation_submit(
         slot = own_slot_locked(user, item)
         existing = Annotation.objects.select_for_update().filter(item=item, annotator=user).first()
         if existing is not None and existing.submit_key == submit_key:
-            return existing
+            if _same_submission(existing, response=response, scores=scores, flags=flags, note=note):
+                return existing
+            raise _changed_after_submit()
         revising = existing is not None and existing.state == AnnotationState.REJECTED
         if existing is not None and not revising:
             raise DomainError("You already submitted this item.")
@@ -768,7 +772,9 @@ def annotation_submit(
             # Two tabs raced; the other one stored it first.
             stored = Annotation.objects.get(item=item, annotator=user)
             if stored.submit_key == submit_key:
-                return stored
+                if _same_submission(stored, response=response, scores=scores, flags=flags, note=note):
+                    return stored
+                raise _changed_after_submit() from None
             raise DomainError("You already submitted this item.") from None
         slot_finish(user=user, item=item, slot=slot)
         if Flag.PII_LEAK in clean_flags:
@@ -790,6 +796,28 @@ def annotation_submit(
             },
         )
     return annotation
+
+
+def _changed_after_submit() -> DomainError:
+    return DomainError(
+        "You had already submitted this item; the changes made after submitting were not saved. "
+        "Your submitted version stands (a reviewer can send it back for revision).",
+        status=409,
+    )
+
+
+def _same_submission(stored: Annotation, *, response: str, scores: dict[str, Any], flags: list[str], note: str) -> bool:
+    """Whether a resent submission carries what was stored (a double click, a retry) rather than changes."""
+    try:
+        clean_scores = validate_scores(parse_criteria(stored.rubric_version.criteria), scores)
+    except DomainError:
+        return False
+    return (
+        response.replace("\r\n", "\n") == stored.response
+        and clean_scores == stored.scores
+        and sorted({f for f in flags if f in Flag.values}) == list(stored.flags)
+        and note.strip() == stored.note
+    )
 
 
 def _snapshot(annotation: Annotation) -> dict[str, Any]:

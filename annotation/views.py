@@ -87,15 +87,16 @@ def _workspace_context(request: HttpRequest, item: Item, *, revising: Annotation
     }
 
 
-def _next_workspace(request: HttpRequest, project_pk: int, *, notice: str = "") -> HttpResponse:
+def _next_workspace(request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool = False) -> HttpResponse:
     project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE)
     slot: Slot | None = services.item_next(user=_user(request), project=project)
     if slot is None:
-        context = {"project": project, "sent_back": selectors.sent_back_to(_user(request), project), "notice": notice}
+        context = {"project": project, "sent_back": selectors.sent_back_to(_user(request), project)}
         template = "annotation/_queue_empty.html"
     else:
-        context = {**_workspace_context(request, slot.item), "notice": notice}
+        context = _workspace_context(request, slot.item)
         template = "annotation/_workspace.html"
+    context.update(notice=notice, notice_warn=warn)
     if is_htmx(request):
         response = render(request, template, context)
         if slot is not None:
@@ -122,6 +123,9 @@ def annotate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
         context = _workspace_context(request, item, revising=own)
     elif holds:
         context = _workspace_context(request, item)
+    elif own is not None:
+        messages.info(request, f"You submitted item #{item.pk} already; here is your next one.")
+        return redirect("annotate", pk=pk)
     else:
         messages.info(request, "That item is not assigned to you; here is your next one.")
         return redirect("annotate", pk=pk)
@@ -174,6 +178,8 @@ def submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
             **work,
         )
     except DomainError as exc:
+        if exc.conflict:  # submitted before (the page came back with Back): say so and move on
+            return _next_workspace(request, pk, notice=exc.message, warn=True)
         # Keep everything typed so far: save it as the draft and show the form again with the reason.
         services.draft_save(user=_user(request), item=item, data=work, time_spent_ms=_time_spent(request))
         context = {**_workspace_context(request, item), "error": exc.message}

@@ -1,4 +1,4 @@
-"""The API's exception handler: domain errors become a 400 whose body says what to fix."""
+"""The API's exception handler: domain errors become a 400 (409 for a conflict) whose body says what to fix."""
 
 from typing import Any
 
@@ -13,5 +13,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body: dict[str, Any] = {"detail": exc.message}
         if exc.field:
             body["field"] = exc.field
-        return Response(body, status=400)
+        return Response(body, status=exc.status)
     return drf_exception_handler(exc, context)

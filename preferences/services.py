@@ -300,7 +300,9 @@ def judgement_submit(
     """Store the user's judgement of ``item``.
 
     ``shown`` is the choice in display positions (letters A, B, …); it is mapped to candidate ids with the
-    order this user was shown. Idempotent: the same ``idempotency_key`` returns the stored judgement. Gold
+    order this user was shown. Idempotent: the same ``idempotency_key`` with the same choice and rationale
+    returns the stored judgement; with another (a page submitted again after the Back button) it is refused
+    as a conflict (409), so nobody is told a changed answer was saved. Gold
     items update the annotator's gold accuracy; very fast judgements are flagged. When all ``k``
     judgements of an item disagree beyond the project threshold, the item goes to adjudication. Raises
     ``DomainError`` for a malformed choice, a missing rationale, an item not assigned to the user, or a
@@ -319,10 +321,9 @@ def judgement_submit(
         criteria = [c["key"] for c in _criteria(item.project)] if config.mode == JudgementMode.PER_CRITERION else []
         result = _map_result(config.mode, shown, order, criteria)
     except DomainError:
-        # A key that was stored already is answered with what was stored, whatever came with it this time.
         earlier = _stored_for_key(key, user, item)
         if earlier is not None:
-            return earlier
+            return _resent(earlier, shown=shown, result=None, rationale=rationale)
         raise
     is_gold = item.gold is not None
     median = _project_median_ms(item.project)
@@ -334,7 +335,7 @@ def judgement_submit(
                 # Gold items have no slots: everyone judges each once; a resend finds what was stored.
                 earlier = _stored_for_key(key, user, item)
                 if earlier is not None:
-                    return earlier
+                    return _resent(earlier, shown=shown, result=result, rationale=rationale)
             else:
                 slot = annotation_services.own_slot_locked(user, item)
                 if slot is None or slot.state != SlotState.LEASED:
@@ -342,7 +343,7 @@ def judgement_submit(
                     # until the first committed. Answer with what the first one stored.
                     earlier = _stored_for_key(key, user, item)
                     if earlier is not None:
-                        return earlier
+                        return _resent(earlier, shown=shown, result=result, rationale=rationale)
                     if Judgement.objects.filter(item=item, annotator=user).exists():
                         raise DomainError("You already judged this comparison.")
                     raise DomainError("This comparison is no longer assigned to you (the lease ran out).")
@@ -385,9 +386,22 @@ def judgement_submit(
         if stored is not None and stored.idempotency_key == key:
             if stored.annotator_id != user.pk or stored.item_id != item.pk:
                 raise DomainError("This idempotency key was already used for another judgement.") from None
-            return stored
+            return _resent(stored, shown=shown, result=result, rationale=rationale)
         raise DomainError("You already judged this comparison.") from None
     return judgement
+
+
+def _resent(stored: Judgement, *, shown: dict[str, Any], result: dict[str, Any] | None, rationale: str) -> Judgement:
+    """The stored judgement, when a resent submission carries what it holds (a double click, a retry after a
+    lost answer). Raises a conflict when the choice or the rationale differ: they were not saved."""
+    same_choice = stored.displayed_result == shown or (result is not None and stored.result == result)
+    if same_choice and stored.rationale == rationale.strip():
+        return stored
+    raise DomainError(
+        "You had already judged this comparison; the changes made after submitting were not saved. "
+        "Your first judgement stands.",
+        status=409,
+    )
 
 
 # The statements of a submit, written out (the slot's are annotation's): compiling their querysets cost more

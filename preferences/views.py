@@ -64,7 +64,7 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
     }
 
 
-def _next(request: HttpRequest, project_pk: int, *, notice: str = "") -> HttpResponse:
+def _next(request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool = False) -> HttpResponse:
     project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
     item = services.comparison_next(user=_user(request), project=project)
     if item is None:
@@ -73,6 +73,7 @@ def _next(request: HttpRequest, project_pk: int, *, notice: str = "") -> HttpRes
     else:
         context = _compare_context(request, item, notice=notice)
         template = "preferences/_compare.html"
+    context["notice_warn"] = warn
     if is_htmx(request):
         response = render(request, template, context)
         if item is not None:
@@ -93,7 +94,10 @@ def compare_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
     user = _user(request)
     holds = item.gold is not None or item.slots.filter(user=user, state="leased").exists()
-    if not holds or item.judgements.filter(annotator=user).exists():
+    if item.judgements.filter(annotator=user).exists():
+        messages.info(request, f"You judged comparison #{item.pk} already; here is your next one.")
+        return redirect("compare", pk=pk)
+    if not holds:
         return redirect("compare", pk=pk)
     context = _compare_context(request, item)
     return render(request, "preferences/compare.html", {**context, "workspace_template": "preferences/_compare.html"})
@@ -147,6 +151,8 @@ def compare_submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
             idempotency_key=request.POST.get("idempotency_key", ""),
         )
     except DomainError as exc:
+        if exc.conflict:  # judged before (the page came back with Back): say so and move on
+            return _next(request, pk, notice=exc.message, warn=True)
         context = _compare_context(request, item, error=exc.message)
         if is_htmx(request):
             return render(request, "preferences/_compare.html", context)

@@ -91,3 +91,27 @@ def test_the_rubric_table_saves_criteria_and_explains_mistakes(personas: Persona
         ("Tone", "categories", ["warm", "neutral"], True, 1.0),
         ("Correct", "pass_fail", [], False, 2.0),
     ]
+
+
+def test_back_then_a_changed_submit_says_nothing_was_saved(personas: Personas, client_for: ClientFor) -> None:
+    give_rubric(personas.project, personas.data_lead)
+    import_lines(personas.project, personas.data_lead, chat_line("First question?"), chat_line("Second question?"))
+    client = client_for(personas.annotator)
+    client.get(f"/projects/{personas.project.pk}/annotate/")
+    slot = personas.annotator.slots.get()
+    url = f"/projects/{personas.project.pk}/annotate/{slot.item_id}/"
+    form = {"response": "The ideal answer.", "score_correct": "pass", "score_helpful": "4", "submit_key": "page-1"}
+    response = client.post(url + "submit/", form, HTTP_HX_REQUEST="true")
+    assert "Submitted. Here is the next one." in response.content.decode()
+
+    restored = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true", follow=True)
+    body = restored.content.decode()
+    assert "<html" in body, "a history restore gets the whole page, not a fragment"
+    assert f"You submitted item #{slot.item_id} already" in body
+
+    response = client.post(url + "submit/", {**form, "response": "Changed after Back."}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert "the changes made after submitting were not saved" in body
+    assert 'class="notice warn" role="alert"' in body
+    assert "Submitted. Here is the next one." not in body
+    assert personas.annotator.annotations.get().response == "The ideal answer."

@@ -5,6 +5,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from accounts.errors import DomainError
 from accounts.models import AuditEvent, Role
 from annotation import services
 from annotation.models import Annotation, Slot, SlotState
@@ -100,6 +101,26 @@ def test_submitting_twice_stores_one_annotation(personas: Personas) -> None:
     second = _submit(personas, personas.annotator, slot, key="same-key")
     assert first.pk == second.pk
     assert Annotation.objects.count() == 1
+
+
+def test_a_resend_with_changed_content_is_refused_and_the_submission_stands(personas: Personas) -> None:
+    """The page came back with the Back button and was changed: its key was used, so nothing is saved, and
+    the annotator is told so instead of "Submitted"."""
+    give_rubric(personas.project, personas.data_lead)
+    import_items(personas.project, personas.data_lead, 1)
+    slot = services.item_next(user=personas.annotator, project=personas.project)
+    assert slot is not None
+    first = _submit(personas, personas.annotator, slot, key="page-key")
+    with pytest.raises(DomainError, match="changes made after submitting were not saved") as refused:
+        services.annotation_submit(
+            user=personas.annotator, item=slot.item, response="A better answer, written after Back.",
+            scores=GOOD_SCORES, flags=[], note="", time_spent_ms=1000, submit_key="page-key",
+        )  # fmt: skip
+    assert refused.value.status == 409
+    first.refresh_from_db()
+    assert first.response == "An ideal answer."
+    assert Annotation.objects.count() == 1
+    assert AuditEvent.objects.filter(action="annotation.submit").count() == 1
 
 
 def test_autosave_extends_the_lease_and_keeps_the_draft(personas: Personas) -> None:

@@ -104,3 +104,27 @@ def test_a_reviewer_approves_one_and_sends_one_back(page) -> None:  # type: igno
     states = dict(Annotation.objects.values_list("response", "state"))
     assert states == {"Answer 0": AnnotationState.APPROVED, "Answer 1": AnnotationState.REJECTED}
     expect(page.locator("#review-queue tbody")).to_contain_text("Nothing waits for review")
+
+
+def test_back_after_a_submit_shows_the_queue_not_a_stale_form(page) -> None:  # type: ignore[no-untyped-def]
+    """htmx keeps no page snapshots: Back asks the server, which says the item was submitted and moves on,
+    so an annotator cannot edit a submitted answer in a stale form and believe it saved."""
+    personas = make_personas()
+    give_rubric(personas.project, personas.data_lead)
+    import_items(personas.project, personas.data_lead, 3)
+    _login(page, "annotator")
+    page.goto(f"/projects/{personas.project.pk}/annotate/")
+    page.wait_for_selector("#label-form")
+    first_item = page.get_attribute("#label-form", "data-item")
+    page.goto(f"/projects/{personas.project.pk}/annotate/{first_item}/")  # the item's own address, as a bookmark
+    _label_with_keys(page, "First ideal answer.")
+    expect(page.locator("#label-form")).not_to_have_attribute("data-item", first_item or "")
+    second_item = page.get_attribute("#label-form", "data-item")
+    assert page.url.endswith(f"/annotate/{second_item}/")
+
+    page.go_back()
+    expect(page.locator(".messages, .notice").first).to_contain_text(f"You submitted item #{first_item} already")
+    expect(page.locator("#label-form")).to_have_attribute("data-item", second_item or "")
+    expect(page.locator("#id_response")).not_to_have_value("First ideal answer.")
+    screenshot(page, "label-back-after-submit")
+    assert Annotation.objects.get(annotator=personas.annotator).response == "First ideal answer."

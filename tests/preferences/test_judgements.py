@@ -291,8 +291,13 @@ def test_a_key_stored_for_one_judgement_is_refused_for_another(personas: Persona
     make_comparisons(personas.project, personas.data_lead, 3)
     first = _take(personas.annotator, personas.project)
     stored = _judge(personas.annotator, first, {"choice": "A"}, key="shared-key")
-    assert _judge(personas.annotator, first, {"choice": "B"}, key="shared-key") == stored, "a resend: the stored one"
-    assert _judge(personas.annotator, first, {"choice": "nonsense"}, key="shared-key") == stored
+    assert _judge(personas.annotator, first, {"choice": "A"}, key="shared-key") == stored, "a resend: the stored one"
+    for changed in ({"choice": "B"}, {"choice": "nonsense"}):  # the page came back with Back and was changed
+        with pytest.raises(DomainError, match="changes made after submitting were not saved") as refused:
+            _judge(personas.annotator, first, changed, key="shared-key")
+        assert refused.value.status == 409
+    stored.refresh_from_db()
+    assert stored.displayed_result["choice"] == "A", "the first judgement stands"
     second = _take(personas.annotator, personas.project)
     with pytest.raises(DomainError, match="already used for another judgement"):
         _judge(personas.annotator, second, {"choice": "A"}, key="shared-key")

@@ -58,6 +58,34 @@ def test_submitting_from_the_page_maps_letters_and_loads_the_next(personas: Pers
     assert judgement.result == {"winner": 1, "strength": 2}
 
 
+def test_back_then_a_changed_submit_says_nothing_was_saved(personas: Personas, client_for: ClientFor) -> None:
+    """Back brings the judged comparison's page again (htmx asks the server, which moves on); a form kept
+    open from before and submitted again with another choice is refused, visibly, and changes nothing."""
+    first, second = make_comparisons(personas.project, personas.data_lead, 2)
+    client = client_for(personas.annotator)
+    client.get(f"/projects/{personas.project.pk}/compare/")
+    url = f"/projects/{personas.project.pk}/compare/{first.pk}/"
+    form = {"choice": letter_of(personas.annotator, first, 0), "strength": "2", "idempotency_key": "page-1"}
+    assert client.post(url + "submit/", form, HTTP_HX_REQUEST="true").status_code == 200
+
+    restored = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true", follow=True)
+    body = restored.content.decode()
+    assert "<html" in body, "a history restore gets the whole page, not a fragment"
+    assert f"You judged comparison #{first.pk} already" in body
+    assert f'data-item="{second.pk}"' in body
+
+    changed = {**form, "choice": letter_of(personas.annotator, first, 1)}
+    response = client.post(url + "submit/", changed, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "the changes made after submitting were not saved" in body
+    assert 'class="notice warn" role="alert"' in body
+    assert "Saved. Here is the next comparison." not in body
+    assert first.judgements.get().result == {"winner": 0, "strength": 2}, "the first judgement stands"
+    assert client.post(url + "submit/", form, HTTP_HX_REQUEST="true").status_code == 200, "a plain resend is fine"
+    assert first.judgements.count() == 1
+
+
 def test_a_ranking_posted_with_a_tie(personas: Personas, client_for: ClientFor) -> None:
     set_mode(personas.project, personas.data_lead, "ranking")
     (item,) = make_comparisons(personas.project, personas.data_lead, 1, candidates=3)
