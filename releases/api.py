@@ -127,6 +127,7 @@ class ReleaseDetailView(APIView):
 
     @extend_schema(
         request=None,
+        parameters=[OpenApiParameter("reason", str, required=True, description="Why (into the audit log)")],
         responses={200: ReleaseOut},
         summary="Delete a release (project admins): its files go, a tombstone with its hash stays",
     )

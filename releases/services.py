@@ -883,7 +883,10 @@ def _delete_stored(release: Release) -> None:
 def release_delete(*, actor: User, release: Release, reason: str = "") -> Release:
     """Delete a release's files and leave a tombstone: the row keeps its hash, manifest and item rows (its
     evaluation items stay sticky). Admin only (checked by the caller's access helper). Raises
-    ``DomainError`` while it builds or when it is already deleted."""
+    ``DomainError`` while it builds, when it is already deleted, or without a reason (auditors ask why)."""
+    reason = reason.strip()
+    if len(reason) < 3:
+        raise DomainError("Say why the release is deleted (the reason goes into the audit log).", field="reason")
     with transaction.atomic():
         release = Release.objects.select_for_update().select_related("project").get(pk=release.pk)
         if release.state == ReleaseState.DELETED:

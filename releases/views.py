@@ -174,5 +174,6 @@ def release_delete(request: HttpRequest, pk: int, release_pk: int) -> HttpRespon
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{release} is deleted; its tombstone keeps the hash {release.hash[:16]}….")
+        kept = f"the hash {release.hash[:16]}…" if release.hash else "the recipe"
+        messages.success(request, f"{release} is deleted; its tombstone keeps {kept}.")
     return redirect("release_detail", pk=pk, release_pk=release_pk)

@@ -411,8 +411,8 @@ ROUTES: list[Route] = [
           lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/files/{_release_file(p)}/", DATA, api=True),
     Route("api release diff", "get", lambda p: f"/api/v1/projects/{_a(p)}/releases/diff/", DATA, api=True,
           data=lambda p: {"a": _release(p), "b": _release(p)}),
-    Route("api release delete", "delete", lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/", ADMINS,
-          api=True),
+    Route("api release delete", "delete",
+          lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/?reason=matrix", ADMINS, api=True),
     # --- training: pages ---
     Route("training", "get", lambda p: f"/projects/{_a(p)}/training/", DATA,
           setup=lambda p, u: (matrix_adapter(p), None)[1]),

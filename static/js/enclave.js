@@ -22,6 +22,12 @@
     }
   });
 
+  // <form data-confirm="…"> asks before it is sent (a deletion, a cancelled run): one click is not enough.
+  document.addEventListener("submit", function (event) {
+    var form = event.target.closest("form[data-confirm]");
+    if (form && !window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+  }, true);
+
   // A request that fails (server error, network gone) says so instead of doing nothing.
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr.status;

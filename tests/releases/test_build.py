@@ -283,8 +283,8 @@ def test_a_built_release_is_frozen_and_deleting_leaves_a_tombstone(
     with django_capture_on_commit_callbacks(execute=True):
         deleted = services.release_delete(actor=personas.project_admin, release=release, reason="superseded")
     assert (deleted.state, deleted.hash) == ("deleted", release.hash)
-    with pytest.raises(DomainError):
-        services.release_delete(actor=personas.project_admin, release=deleted)
+    with pytest.raises(DomainError, match="already deleted"):
+        services.release_delete(actor=personas.project_admin, release=deleted, reason="again")
     assert not services.artifact_storage().exists(f"{release.storage_prefix}/manifest.json")
     later = build(personas.project, personas.data_lead, eval_fraction=0.0)
     assert eval_items <= set(ReleaseItem.objects.filter(release=later, split="eval").values_list("item_id", flat=True))

@@ -118,3 +118,37 @@ def test_the_api_refuses_bad_recipes_and_changes_to_a_release(personas: Personas
     assert staff.post(f"/django-admin/releases/release/{release.pk}/delete/", {"post": "yes"}).status_code == 403
     release.refresh_from_db()
     assert (release.name, release.state) == ("rel", "built")
+
+
+def test_deleting_a_release_needs_a_reason_on_the_page_and_in_the_api(
+    personas: Personas, client_for: ClientFor, django_capture_on_commit_callbacks: Any
+) -> None:
+    from accounts.models import AuditEvent
+
+    judged(personas, PROMPTS[:6])
+    first = build(personas.project, personas.data_lead, name="v-page")
+    second = build(personas.project, personas.data_lead, name="v-api")
+    admin = client_for(personas.project_admin)
+    page_url = f"/projects/{personas.project.pk}/releases/{first.pk}/"
+    page = admin.get(page_url).content.decode()
+    assert "data-confirm=" in page, "the page asks before deleting"
+    assert 'placeholder="Reason (required, audited)" aria-label="Reason for deleting" required' in page
+
+    refused = admin.post(page_url + "delete/", {"reason": " "}, follow=True).content.decode()
+    assert "Say why the release is deleted" in refused
+    first.refresh_from_db()
+    assert first.state == "built"
+    with django_capture_on_commit_callbacks(execute=True):
+        done = admin.post(page_url + "delete/", {"reason": "superseded by v2"}, follow=True).content.decode()
+    assert "is deleted; its tombstone keeps the hash" in done
+    first.refresh_from_db()
+    assert first.state == "deleted"
+    event = AuditEvent.objects.get(action="release.delete", object_id=str(first.pk))
+    assert event.payload["reason"] == "superseded by v2"
+
+    api_url = f"/api/v1/projects/{personas.project.pk}/releases/{second.pk}/"
+    response = admin.delete(api_url)
+    assert (response.status_code, response.json()["field"]) == (400, "reason")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.delete(api_url + "?reason=withdrawn")
+    assert (response.status_code, response.json()["state"]) == (200, "deleted")

@@ -67,4 +67,4 @@ def test_a_release_is_stored_verified_and_downloaded_from_s3(
             f"/projects/{personas.project.pk}/releases/{release.pk}/files/{found.pk}/"
         )
         assert hashlib.sha256(body(response)).hexdigest() == found.sha256
-        services.release_delete(actor=personas.project_admin, release=release)
+        services.release_delete(actor=personas.project_admin, release=release, reason="end of the check")
