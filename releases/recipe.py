@@ -105,3 +105,47 @@ def _int(value: Any, field: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise DomainError(f"{field} holds whole numbers.", field=field) from None
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:g} %"
+
+
+def _listed(values: Any, empty: str) -> str:
+    return ", ".join(str(v) for v in values) if values else empty
+
+
+# How the release page shows a stored recipe: (key, label, how to show the value). Keys a recipe does not
+# have (one stored by an older version) are left out; keys this table does not know are shown as they are.
+_DESCRIBED: tuple[tuple[str, str, Any], ...] = (
+    ("kind", "Kind", lambda v: {"sft": "SFT conversations", "preference": "Preference pairs (DPO)"}.get(v, v)),
+    ("eval_fraction", "Held-out evaluation", _percent),
+    ("rubric_versions", "Rubric versions", lambda v: _listed([f"v{n}" for n in v], "any")),
+    ("tags", "Item tags", lambda v: _listed(v, "any")),
+    ("exclude_flagged_annotators", "Annotators flagged for low gold accuracy", lambda v: "left out" if v else "kept"),
+    ("exclude_flags", "Annotations left out when flagged", lambda v: _listed(v, "none")),
+    ("aggregation", "Aggregation", lambda v: AGGREGATIONS.get(v, v)),
+    ("ties", "Ties", lambda v: TIE_POLICIES.get(v, v)),
+    ("min_agreement", "Minimum agreement", _percent),
+    ("min_strength", "Minimum strength", lambda v: f"{v:g}" if v else "none"),
+    ("ranking_pairs", "N-way rankings become", lambda v: RANKING_PAIRS.get(v, v)),
+    ("per_criterion", "Per-criterion pair sets", lambda v: "yes, and overall" if v else "overall only"),
+    ("leakage", "When a leak is found", lambda v: LEAK_POLICIES.get(v, v)),
+    ("near_duplicate_threshold", "Near duplicate at similarity", _percent),
+    ("mixin_batches", "General-purpose mix-in imports", lambda v: _listed([f"#{n}" for n in v], "none")),
+    ("mixin_fraction", "Mix-in share of train", _percent),
+)
+
+
+def describe(recipe: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """A stored recipe as (label, value in words, recipe key) rows, in the order of the definition form."""
+    rows = []
+    for key, label, show in _DESCRIBED:
+        if key in recipe:
+            try:
+                rows.append((label, str(show(recipe[key])), key))
+            except (TypeError, ValueError):
+                rows.append((label, str(recipe[key]), key))
+    known = {key for key, _, _ in _DESCRIBED}
+    rows.extend((key, str(value), key) for key, value in sorted(recipe.items()) if key not in known)
+    return rows

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.errors import DomainError
@@ -25,6 +26,7 @@ from releases.permissions import (
     get_release_for_admin,
     get_release_for_user,
 )
+from releases.recipe import describe
 
 
 def _user(request: HttpRequest) -> User:
@@ -92,6 +94,7 @@ def _detail_context(request: HttpRequest, release: Release) -> dict[str, Any]:
         "can_delete": ProjectPerm.MANAGE_MEMBERS in perms,
         "building": release.state in (ReleaseState.QUEUED, ReleaseState.BUILDING),
         "others": selectors.built_releases(release.project).exclude(pk=release.pk),
+        "recipe_rows": describe(release.recipe or {}),
     }
 
 
@@ -126,7 +129,9 @@ def stream_release_file(request: HttpRequest, found: ReleaseFile) -> HttpRespons
         response = HttpResponseNotModified()
     else:
         stream = services.artifact_storage().open(found.storage_name, "rb")
-        filename = f"{found.release.name}-v{found.release.version}-{found.path.replace('/', '-')}"
+        # No spaces or odd characters in a name that lands in a shell: "Retail DPO" → "retail-dpo-v2-…"
+        name = slugify(found.release.name) or "release"
+        filename = f"{name}-v{found.release.version}-{found.path.replace('/', '-')}"
         response = FileResponse(stream, as_attachment=True, filename=filename)
         response["Content-Length"] = str(found.size_bytes)
         response["X-Content-SHA256"] = found.sha256
@@ -174,6 +179,6 @@ def release_delete(request: HttpRequest, pk: int, release_pk: int) -> HttpRespon
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        kept = f"the hash {release.hash[:16]}…" if release.hash else "the recipe"
-        messages.success(request, f"{release} is deleted; its tombstone keeps {kept}.")
+        kept = f"the hash {release.hash[:16]}…" if release.hash else "the recipe."
+        messages.success(request, f"{release} is deleted; its tombstone keeps {kept}")
     return redirect("release_detail", pk=pk, release_pk=release_pk)

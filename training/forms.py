@@ -91,3 +91,14 @@ class BaseModelForm(forms.Form):
     name = forms.CharField(max_length=100)
     path = forms.CharField(max_length=500, help_text="Absolute path of the directory as the gpu workers see it.")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+def config_rows(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """A stored config as (label, value, config key) rows, labelled as on the job form."""
+    fields = JobForm.base_fields
+    rows = []
+    for key, value in sorted(config.items()):
+        field = fields.get(key)
+        shown = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        rows.append((str(field.label) if field is not None and field.label else key, shown, key))
+    return rows

@@ -17,7 +17,7 @@ from releases.models import Release
 from releases.services import artifact_storage
 from training import selectors, services
 from training.config import PRESETS
-from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, preset_table
+from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, config_rows, preset_table
 from training.models import BaseModel, JobState, TrainingJob
 from training.permissions import (
     can_run_training,
@@ -143,7 +143,8 @@ def job_detail(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
         if not job.is_active:
             response["HX-Refresh"] = "true"  # ended: show the whole page with its results
         return response
-    context["config_rows"] = sorted(job.config.items())
+    context["config_rows"] = config_rows(job.config)
+    context["preset_label"] = PRESETS[job.preset].label if job.preset in PRESETS else job.preset
     context["heading"] = f"Job #{job.pk} · {job.get_kind_display()}"
     return render(request, "training/detail.html", context)
 
@@ -190,7 +191,7 @@ def adapter_detail(request: HttpRequest, pk: int, adapter_pk: int) -> HttpRespon
             "heading": f"Adapter #{adapter.pk}",
             "adapter": adapter,
             "lineage": record,
-            "config_rows": sorted(adapter.config.items()),
+            "config_rows": config_rows(adapter.config),
             "files": list(enumerate(adapter.files)),
         },
     )

@@ -132,6 +132,11 @@ def test_deleting_a_release_needs_a_reason_on_the_page_and_in_the_api(
     page_url = f"/projects/{personas.project.pk}/releases/{first.pk}/"
     page = admin.get(page_url).content.decode()
     assert "data-confirm=" in page, "the page asks before deleting"
+    recipe = page[page.index('id="recipe"') :]
+    for label, value in (("Held-out evaluation", "10 %"), ("Aggregation", "Majority (most judgements win"),
+                         ("When a leak is found", "Fail the build with a report"), ("Item tags", "any")):  # fmt: skip
+        assert f"{label}</th><td>{value}" in recipe
+    assert "eval_fraction" not in recipe.split("</table>")[0].replace("field “eval_fraction”", "")
     assert 'placeholder="Reason (required, audited)" aria-label="Reason for deleting" required' in page
 
     refused = admin.post(page_url + "delete/", {"reason": " "}, follow=True).content.decode()

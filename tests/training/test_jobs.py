@@ -234,6 +234,7 @@ def test_the_pages_show_refusals_progress_and_lineage(
     assert "Succeeded" in page
     assert job.config_hash in page
     assert "Run again" in page
+    assert 'title="config field “lora_r”">LoRA rank</th>' in page, "config rows carry the form's labels"
     lineage = admin.get(f"/projects/{project.pk}/adapters/{adapter_pk}/lineage.json").json()
     assert lineage["format"] == "enclave-adapter-lineage/1"
     assert lineage["release"]["hash"] == job.release.hash
