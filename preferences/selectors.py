@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from accounts.models import Project
+from accounts.models import Project, User
 from annotation.models import Item
 from preferences.agreement import PositionBias, position_bias, win_rates
 from preferences.models import (
@@ -25,12 +25,19 @@ def preference_settings(project: Project) -> PreferenceSettings:
     return PreferenceSettings.objects.filter(project=project).first() or PreferenceSettings(project=project)
 
 
-def open_adjudications(project: Project) -> QuerySet[Adjudication]:
-    return (
+def open_adjudications(project: Project, viewer: User | None = None) -> QuerySet[Adjudication]:
+    """Undecided adjudications, oldest first; with ``viewer``, each says whether they judged the comparison
+    themselves (``is_party``: then another reviewer must decide it)."""
+    rows = (
         Adjudication.objects.filter(item__project=project, decided_at__isnull=True)
         .select_related("item")
         .order_by("needed_since")
     )
+    if viewer is not None:
+        rows = rows.annotate(
+            is_party=Exists(Judgement.objects.filter(item_id=OuterRef("item_id"), annotator_id=viewer.pk))
+        )
+    return rows
 
 
 def decided_adjudications(project: Project, limit: int = 20) -> QuerySet[Adjudication]:

@@ -181,7 +181,7 @@ def adjudications(request: HttpRequest, pk: int) -> HttpResponse:
         "preferences/adjudications.html",
         {
             "project": project,
-            "open": selectors.open_adjudications(project),
+            "open": selectors.open_adjudications(project, viewer=_user(request)),
             "decided": [(a, services.describe_result(a.result)) for a in selectors.decided_adjudications(project)],
         },
     )
@@ -219,14 +219,21 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
             messages.success(request, f"Comparison #{item.pk} adjudicated: {services.describe_result(result)}.")
             return redirect("adjudications", pk=pk)
     judgements = selectors.judgements_of(item)
+    posted = request.POST if request.method == "POST" else {}
     return render(
         request,
         "preferences/adjudicate.html",
         {
+            "is_party": any(j.annotator_id == request.user.pk for j in judgements),
+            "posted_winner": posted.get("winner", ""),
+            "posted_note": posted.get("note", ""),
             "project": item.project,
             "adjudication": adjudication,
             "item": item,
-            "candidates": [{"id": i, "html": render_markdown(c["content"])} for i, c in enumerate(item.candidates)],
+            "candidates": [
+                {"id": i, "html": render_markdown(c["content"]), "rank": posted.get(f"rank_{i}", "")}
+                for i, c in enumerate(item.candidates)
+            ],
             "judgements": [(j, services.describe_result(j.result)) for j in judgements],
             "ranked": ranked,
             "rank_options": range(1, len(item.candidates) + 1),

@@ -133,14 +133,24 @@ def test_adjudicating_a_ranking_on_the_page(personas: Personas, client_for: Clie
             user=user, item=item, shown={"ranking": shown}, rationale=f"r{n}", time_spent_ms=1, idempotency_key=f"a{n}"
         )
     adjudication = Adjudication.objects.get(item=item)
-    client = client_for(personas.reviewer)
     path = f"/projects/{personas.project.pk}/adjudication/{adjudication.pk}/"
+    party = client_for(personas.project_admin)
+    assert "you judged it: another reviewer decides" in party.get(path[: path.rindex("/", 0, -1) + 1]).content.decode()
+    page = party.get(path).content.decode()
+    assert "You judged this comparison yourself" in page
+    assert 'name="rank_0"' not in page, "no form for a party to the dispute"
+
+    client = client_for(personas.reviewer)
+    assert "another reviewer decides" not in client.get(path[: path.rindex("/", 0, -1) + 1]).content.decode()
     page = client.get(path).content.decode()
     assert "1 &gt; 2 = 3" in page, "judgements read as rankings with candidate numbers"
     assert 'name="rank_2"' in page
-    refused = client.post(path, {"rank_0": "1", "rank_1": "2"})
+    refused = client.post(path, {"rank_0": "1", "rank_1": "2", "note": "kept after a refusal"})
     assert refused.status_code == 400
-    assert "Give every candidate a rank" in refused.content.decode()
+    body = refused.content.decode()
+    assert "Give every candidate a rank" in body
+    assert '<option value="2" selected>2</option>' in body, "the ranks chosen so far stay"
+    assert ">kept after a refusal</textarea>" in body
     done = client.post(path, {"rank_0": "1", "rank_1": "2", "rank_2": "1", "note": "0 and 2 equally good"})
     assert done.status_code == 302
     adjudication.refresh_from_db()

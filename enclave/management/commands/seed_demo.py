@@ -148,7 +148,7 @@ class Command(BaseCommand):
 
     def _preference_demo(self, project: Project, users: dict[str, User]) -> None:
         """Comparisons of the base model against an adapter (three of them gold), two judgements per
-        comparison, a few already judged by the reviewer and the project admin, and agreement computed."""
+        comparison, a few already judged by the annotator and the project admin, and agreement computed."""
         lead = users["datalead"]
         if ImportBatch.objects.filter(project=project).exists():
             return
@@ -166,8 +166,9 @@ class Command(BaseCommand):
                 actor=lead, project=project, upload=upload, source_name="banking_comparisons.jsonl",
                 fmt="comparison_jsonl",
             )  # fmt: skip
-        # Two colleagues judged the first six comparisons; they disagree on one, which goes to adjudication.
-        picks = {"reviewer": [1, 0, 1, 1, 1, 0], "projectadmin": [1, 0, 0, 1, 1, 0]}
+        # Two colleagues judged the first six comparisons; they disagree on one, which goes to adjudication,
+        # where the reviewer (who judged none of them) decides it.
+        picks = {"annotator": [1, 0, 1, 1, 1, 0], "projectadmin": [1, 0, 0, 1, 1, 0]}
         for name, winners in picks.items():
             user = users[name]
             for n, winner in enumerate(winners):
