@@ -17,6 +17,21 @@ from annotation.models import (
     Slot,
     SlotState,
 )
+from annotation.parsing import ImportFormat
+
+WORK_KINDS = frozenset({"sft", "comparison"})
+
+
+def work_kinds(project: Project) -> frozenset[str]:
+    """The kinds of work a project holds, from its imports (a handful of rows, not its items): "sft"
+    (conversations to annotate) and/or "comparison". A project that imported nothing yet may get either."""
+    formats = set(
+        ImportBatch.objects.filter(project=project, purpose="annotation", imported_count__gt=0)
+        .values_list("fmt", flat=True)
+        .distinct()
+    )
+    kinds = frozenset("comparison" if fmt == ImportFormat.COMPARISON_JSONL else "sft" for fmt in formats)
+    return kinds or WORK_KINDS
 
 
 def annotation_settings(project: Project) -> AnnotationSettings:

@@ -15,6 +15,7 @@ from accounts.errors import DomainError
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for
 from annotation.rendering import render_markdown
+from annotation.selectors import work_kinds
 from releases import selectors, services
 from releases.datasheet import markdown
 from releases.exporters import FORMAT_LABELS
@@ -54,7 +55,8 @@ def release_list(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def release_new(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-    initial: dict[str, Any] = {}
+    # A project that holds only annotated conversations makes SFT releases; else preference pairs first.
+    initial: dict[str, Any] = {"kind": "sft" if work_kinds(project) == {"sft"} else "preference"}
     source = request.GET.get("from", "")
     if source.isdigit():
         earlier = Release.objects.filter(project=project, pk=int(source)).first()

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.errors import DomainError
 from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user, require_site_staff
+from accounts.permissions import get_project_for_user, project_perms_for, require_site_staff
+from annotation.selectors import work_kinds
 from releases.models import Release
 from releases.services import artifact_storage
 from training import selectors, services
@@ -60,7 +61,8 @@ def job_list(request: HttpRequest, pk: int) -> HttpResponse:
 def job_new(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk, ProjectPerm.RUN_TRAINING)
     presets = preset_table()
-    initial = _initial(selectors.trainable_releases(project).first(), presets)
+    releases = selectors.trainable_releases(project)
+    initial = _initial(releases.first(), presets, sft_only=work_kinds(project) == {"sft"})
     form = JobForm(request.POST or None, project=project, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -86,18 +88,23 @@ def job_new(request: HttpRequest, pk: int) -> HttpResponse:
         "preset_table": presets,
         "config_fields": [form[name] for name in CONFIG_FIELDS],
         "has_models": selectors.ready_base_models().exists(),
+        "has_releases": releases.exists(),
+        "can_build_releases": ProjectPerm.MANAGE_DATA in project_perms_for(request.user, project),
     }
     return render(request, "training/new.html", context, status=400 if form.errors else 200)
 
 
-def _initial(release: Release | None, presets: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The form's first values: the newest trainable release and its kind, and, when a small base model is
-    ready (the demo's), that model with the CPU-sized preset."""
+def _initial(
+    release: Release | None, presets: dict[str, dict[str, dict[str, Any]]], *, sft_only: bool = False
+) -> dict[str, Any]:
+    """The form's first values: the newest trainable release and its kind (without one, SFT in a project of
+    annotated conversations only, else DPO), and, when a small base model is ready (the demo's), that model
+    with the CPU-sized preset."""
     small = next(
         (m for m in selectors.ready_base_models() if m.parameter_count and m.parameter_count < SMALL_MODEL), None
     )
     preset = "cpu_check" if small is not None else "standard"
-    kind = "sft" if release is not None and release.kind == "sft" else "dpo"
+    kind = "sft" if (release.kind == "sft" if release is not None else sft_only) else "dpo"
     initial: dict[str, Any] = {"preset": preset, "kind": kind}
     if small is not None:
         initial["base_model"] = small.pk

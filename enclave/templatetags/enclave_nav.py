@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from accounts.models import Project, ProjectPerm
 from accounts.permissions import project_perms_for
+from annotation.selectors import work_kinds
 
 register = template.Library()
 
@@ -28,6 +29,9 @@ _TABS: list[tuple[str, str, str | set[str]]] = [
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
 ]
 
+# Tabs for one kind of work, hidden in a project that imported only the other kind (a project that imported
+# nothing yet shows both; the page itself stays reachable by its address).
+_KIND_OF_TAB = {"annotate": "sft", "review_queue": "sft", "compare": "comparison", "adjudications": "comparison"}
 
 # Pages that belong under another page's tab.
 _UNDER = {
@@ -52,9 +56,11 @@ def project_nav(context: dict[str, Any], project: Project) -> dict[str, Any]:
     current = request.resolver_match.url_name if request.resolver_match else ""
     current = _UNDER.get(current, current)
     granted = project_perms_for(request.user, project)
+    kinds = work_kinds(project)
     tabs = [
         {"url": reverse(name, args=[project.pk]), "label": label, "current": name == current}
         for name, label, perm in _TABS
         if (granted & perm if isinstance(perm, set) else perm in granted)
+        and (_KIND_OF_TAB.get(name) in kinds or name not in _KIND_OF_TAB or name == current)
     ]
     return {"tabs": tabs}

@@ -115,3 +115,31 @@ def test_back_then_a_changed_submit_says_nothing_was_saved(personas: Personas, c
     assert 'class="notice warn" role="alert"' in body
     assert "Submitted. Here is the next one." not in body
     assert personas.annotator.annotations.get().response == "The ideal answer."
+
+
+def test_tabs_and_defaults_follow_the_kind_of_work_a_project_holds(personas: Personas, client_for: ClientFor) -> None:
+    from tests.preferences.helpers import make_comparisons
+
+    lead, annotator = client_for(personas.data_lead), client_for(personas.annotator)
+    tabs = annotator.get(f"/projects/{personas.project.pk}/").content.decode()
+    assert ">Annotate</a>" in tabs, "nothing imported yet: both kinds of work are offered"
+    assert ">Compare</a>" in tabs
+
+    import_lines(personas.project, personas.data_lead, chat_line("What is an IBAN?"))
+    tabs = annotator.get(f"/projects/{personas.project.pk}/").content.decode()
+    assert ">Annotate</a>" in tabs
+    assert ">Compare</a>" not in tabs
+    assert ">Adjudicate</a>" not in tabs
+    new_release = lead.get(f"/projects/{personas.project.pk}/releases/new/").content.decode()
+    assert '<option value="sft" selected>' in new_release, "an SFT project defines SFT releases"
+    admin = client_for(personas.project_admin)
+    new_job = admin.get(f"/projects/{personas.project.pk}/training/new/").content.decode()
+    assert '<option value="sft" selected>' in new_job
+    assert 'id="no-release"' in new_job, "says a release must be built first"
+
+    make_comparisons(personas.other_project, personas.data_lead, 1)
+    client = client_for(personas.staff)
+    tabs = client.get(f"/projects/{personas.other_project.pk}/").content.decode()
+    assert ">Compare</a>" in tabs
+    assert ">Annotate</a>" not in tabs
+    assert ">Review</a>" not in tabs
