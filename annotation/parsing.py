@@ -332,9 +332,11 @@ def _load_json(text: str) -> Any:
         _Invalid: if the text is not JSON, nests too deeply, or holds a number with too many digits.
     """
     try:
-        return json.loads(text)
+        # Without its line ending: a line cut off mid-object is reported where it ends, not at "column 1"
+        # of a line after it.
+        return json.loads(text.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
-        raise _Invalid(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        raise _Invalid(f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}") from None
     except RecursionError:
         raise _Invalid("invalid JSON: nested too deeply") from None
     except ValueError:

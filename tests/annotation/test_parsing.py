@@ -148,9 +148,11 @@ def test_it_reports_each_bad_chat_line_once_with_its_line_number_and_keeps_going
         "x" * 10_001,  # 27
         "   \t ",  # 28: blank
         good,  # 29
+        '{"messages": [{"role": "user", "content": "cut off',  # 30: truncated mid-string
+        '{"messages": [{"role": "user", "content": "Hi"}]',  # 31: truncated after the list
     )
-    data += b'{"messages": "\xff"}\n'  # 30
-    data += b"\xef\xbb\xbf" + _jsonl(good)  # 31: a BOM anywhere but the start is not tolerated
+    data += b'{"messages": "\xff"}\n'  # 32
+    data += b"\xef\xbb\xbf" + _jsonl(good)  # 33: a BOM anywhere but the start is not tolerated
 
     results = _parse(
         data, ImportFormat.CHAT_JSONL, limits=Limits(max_chars_per_message=20, max_messages=4, max_line_bytes=10_000)
@@ -182,8 +184,10 @@ def test_it_reports_each_bad_chat_line_once_with_its_line_number_and_keeps_going
         (25, "invalid JSON: nested too deeply"),
         (26, "invalid JSON: a number has too many digits"),
         (27, "line is too long (10,001 bytes; the limit is 10,000)"),
-        (30, "not valid UTF-8 (byte 0xff at position 15)"),
-        (31, "invalid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at column 1"),
+        (30, "invalid JSON: Unterminated string starting at column 43"),
+        (31, "invalid JSON: Expecting ',' delimiter at column 49"),  # just past its end
+        (32, "not valid UTF-8 (byte 0xff at position 15)"),
+        (33, "invalid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at column 1"),
     ]
     assert [record.line for record in _records(results)] == [1, 29]
 
