@@ -900,6 +900,9 @@ def annotation_review(
             clean_scores = validate_scores(
                 parse_criteria(annotation.rubric_version.criteria), edited_scores or annotation.scores
             )
+            unchanged = (edited_response or "").replace("\r\n", "\n") == annotation.response
+            if unchanged and clean_scores == annotation.scores:
+                raise DomainError("Nothing was edited: use Approve, or change the response or a score first.")
         review = Review.objects.create(
             annotation=annotation,
             reviewer=reviewer,

@@ -256,6 +256,8 @@ def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
             "diff": response_diff(annotation.original_response, annotation.response),
             "error": error,
             "own": annotation.annotator_id == request.user.pk,
+            "reviewable": annotation.state == AnnotationState.SUBMITTED and annotation.annotator_id != request.user.pk,
+            "last_review": annotation.reviews.select_related("reviewer").order_by("-created_at").first(),
         },
         status=400 if error else 200,
     )

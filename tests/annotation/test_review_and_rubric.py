@@ -5,7 +5,7 @@ from accounts.models import AuditEvent
 from annotation import services
 from annotation.models import Annotation, AnnotationState, Item, ItemState, RubricVersion
 from tests.annotation.helpers import CRITERIA, GOOD_SCORES, give_rubric, import_items
-from tests.conftest import Personas
+from tests.conftest import ClientFor, Personas
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +116,26 @@ def test_a_pii_flag_holds_the_item_until_a_data_lead_redacts_it(personas: Person
     item.refresh_from_db()
     assert item.state == ItemState.OPEN
     assert item.messages[0]["content"] == "I am Ms [REDACTED]"
+
+
+def test_approve_my_edit_needs_an_edit_and_a_reviewed_annotation_shows_its_outcome(
+    personas: Personas, client_for: ClientFor
+) -> None:
+    annotation = _annotated(personas)
+    with pytest.raises(DomainError, match="Nothing was edited: use Approve"):
+        services.annotation_review(
+            reviewer=personas.reviewer, annotation=annotation, decision="edit_approve", comment="",
+            edited_response="The ideal answer.", edited_scores=None,
+        )  # fmt: skip
+    reviewer = client_for(personas.reviewer)
+    url = f"/projects/{personas.project.pk}/review/{annotation.pk}/"
+    assert 'value="approve"' in reviewer.get(url).content.decode(), "waiting: the actions are there"
+
+    services.annotation_review(
+        reviewer=personas.reviewer, annotation=annotation, decision="edit_approve", comment="",
+        edited_response="The ideal answer, tightened.", edited_scores=None,
+    )  # fmt: skip
+    page = reviewer.get(url).content.decode()
+    assert "Edited and approved by reviewer" in page
+    assert 'value="approve"' not in page, "nothing left to decide: no buttons"
+    assert 'id="review-form" inert' in page
