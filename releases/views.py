@@ -147,18 +147,30 @@ def stream_release_file(request: HttpRequest, found: ReleaseFile) -> HttpRespons
 def release_diff(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_releases(request.user, pk)
     built = selectors.built_releases(project)
-    a = built.filter(pk=request.GET.get("a") or 0).first() if str(request.GET.get("a", "")).isdigit() else None
-    b = built.filter(pk=request.GET.get("b") or 0).first() if str(request.GET.get("b", "")).isdigit() else None
-    diff = selectors.release_diff(a, b) if a and b else None
+    chosen: dict[str, Release | None] = {}
+    problems = []
+    for side, label in (("a", "From"), ("b", "To")):
+        raw = request.GET.get(side, "").strip()
+        chosen[side] = built.filter(pk=int(raw)).first() if raw.isdigit() else None
+        if raw and chosen[side] is None:
+            problems.append(f"{label}: “{raw[:20]}” is not a built release of this project.")
+    a, b = chosen["a"], chosen["b"]
+    if a is not None and a == b:
+        problems.append("Choose two different releases.")
+    diff = selectors.release_diff(a, b) if a and b and not problems else None
     if request.GET.get("format") == "json":
         if diff is None:
-            return JsonResponse({"detail": "Choose two built releases of this project: ?a=ID&b=ID."}, status=400)
+            detail = " ".join(problems) or "Choose two built releases of this project: ?a=ID&b=ID."
+            return JsonResponse({"detail": detail}, status=400)
         return JsonResponse(diff)
+    if not request.GET and len(built) >= 2:
+        b, a = built[0], built[1]  # nothing chosen yet: offer the newest against the one before
     context: dict[str, Any] = {"project": project, "releases": built, "a": a, "b": b, "diff": diff}
+    context["problems"] = problems
     if diff is not None:
         context["counts"] = [(DIFF_LABELS[k], v, k == "eval_to_train" and v > 0) for k, v in diff["counts"].items()]
         context["examples"] = [(DIFF_LABELS[k], rows) for k, rows in diff["examples"].items()]
-    return render(request, "releases/diff.html", context)
+    return render(request, "releases/diff.html", context, status=400 if problems else 200)
 
 
 DIFF_LABELS = {

@@ -90,8 +90,20 @@ def test_the_diff_lists_added_items_and_preference_flips(personas: Personas, cli
     page = client.get(f"/projects/{p.project.pk}/releases/diff/", {"a": v1.pk, "b": v2.pk}).content.decode()
     assert "Preference flips" in page
     assert f"item #{flipped.pk}" in page
-    same = client.get(f"/projects/{p.project.pk}/releases/diff/?a={v2.pk}&b={v2.pk}&format=json").json()
+    v3 = build(p.project, p.data_lead, eval_fraction=0.0)  # the same recipe on the same data
+    same = client.get(f"/projects/{p.project.pk}/releases/diff/?a={v2.pk}&b={v3.pk}&format=json").json()
     assert same["same_hash"] is True
+    itself = client.get(f"/projects/{p.project.pk}/releases/diff/?a={v2.pk}&b={v2.pk}&format=json")
+    assert (itself.status_code, itself.json()["detail"]) == (400, "Choose two different releases.")
+    page = client.get(f"/projects/{p.project.pk}/releases/diff/").content.decode()
+    assert f'<option value="{v3.pk}" selected>' in page.split('name="b"')[1].split("</select>")[0], "newest as To"
+    assert f'<option value="{v2.pk}" selected>' in page.split('name="a"')[1].split("</select>")[0]
+    unknown = "is not a built release of this project."
+    for query, message in (({"a": "x", "b": v2.pk}, f"From: “x” {unknown}"),
+                           ({"a": v1.pk, "b": 999_999}, f"To: “999999” {unknown}")):  # fmt: skip
+        refused = client.get(f"/projects/{p.project.pk}/releases/diff/", query)
+        assert refused.status_code == 400
+        assert message in refused.content.decode()
 
 
 def test_the_api_refuses_bad_recipes_and_changes_to_a_release(personas: Personas, client_for: ClientFor) -> None:
