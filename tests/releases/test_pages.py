@@ -99,8 +99,11 @@ def test_the_diff_lists_added_items_and_preference_flips(personas: Personas, cli
     assert f'<option value="{v3.pk}" selected>' in page.split('name="b"')[1].split("</select>")[0], "newest as To"
     assert f'<option value="{v2.pk}" selected>' in page.split('name="a"')[1].split("</select>")[0]
     unknown = "is not a built release of this project."
-    for query, message in (({"a": "x", "b": v2.pk}, f"From: “x” {unknown}"),
-                           ({"a": v1.pk, "b": 999_999}, f"To: “999999” {unknown}")):  # fmt: skip
+    queries: tuple[tuple[dict[str, str | int], str], ...] = (
+        ({"a": "x", "b": v2.pk}, f"From: “x” {unknown}"),
+        ({"a": v1.pk, "b": 999_999}, f"To: “999999” {unknown}"),
+    )
+    for query, message in queries:
         refused = client.get(f"/projects/{p.project.pk}/releases/diff/", query)
         assert refused.status_code == 400
         assert message in refused.content.decode()
