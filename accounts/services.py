@@ -112,7 +112,8 @@ def audit_event_record(
         object_id = object_id or str(target.pk)
     clean_payload = json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder, allow_nan=False))
     real_actor = actor if isinstance(actor, User) else None
-    actor_label = real_actor.username if real_actor else str(clean_payload.get("username", "(anonymous)"))
+    # No user: the platform itself (a worker, the reaper, a build), or a login attempt naming a username.
+    actor_label = real_actor.username if real_actor else str(clean_payload.get("username", "(system)"))
     event = AuditEvent(
         created_at=timezone.now(),
         actor=real_actor,

@@ -60,6 +60,12 @@ class Release(models.Model):
         return str(self.version)
 
     @property
+    def eval_rows(self) -> int:
+        """Rows in the held-out split of a built release (0 before it is built)."""
+        counts = (self.manifest or {}).get("counts") or {}
+        return int((counts.get("rows") or {}).get("eval", 0))
+
+    @property
     def storage_prefix(self) -> str:
         return f"releases/{self.project_id}/{self.pk}"
 

@@ -35,7 +35,8 @@ def preset_table() -> dict[str, dict[str, dict[str, Any]]]:
 
 class ReleaseChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Release) -> str:
-        return f"{obj.name} v{obj.version} ({obj.get_kind_display()}, {obj.hash[:8]})"
+        held_out = "" if obj.eval_rows else ", no held-out rows: no evaluation"
+        return f"{obj.name} v{obj.version} ({obj.get_kind_display()}, {obj.hash[:8]}{held_out})"
 
 
 class BaseModelChoiceField(forms.ModelChoiceField):

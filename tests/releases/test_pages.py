@@ -172,3 +172,19 @@ def test_deleting_a_release_needs_a_reason_on_the_page_and_in_the_api(
     with django_capture_on_commit_callbacks(execute=True):
         response = admin.delete(api_url + "?reason=withdrawn")
     assert (response.status_code, response.json()["state"]) == (200, "deleted")
+
+
+def test_a_release_without_held_out_rows_says_so_where_it_is_trained(personas: Personas, client_for: ClientFor) -> None:
+    judged(personas, PROMPTS[:4])
+    none_held = build(personas.project, personas.data_lead, name="all-train", eval_fraction=0.0)
+    some_held = build(personas.project, personas.data_lead, name="held", eval_fraction=0.5)
+    assert (none_held.eval_rows, some_held.eval_rows > 0) == (0, True)
+    lead = client_for(personas.data_lead)
+    page = lead.get(f"/projects/{personas.project.pk}/releases/{none_held.pk}/").content.decode()
+    assert 'id="no-eval"' in page
+    assert "at 0 % held out, no group of this data landed in evaluation" in page
+    assert 'id="no-eval"' not in lead.get(f"/projects/{personas.project.pk}/releases/{some_held.pk}/").content.decode()
+    form = client_for(personas.project_admin).get(f"/projects/{personas.project.pk}/training/new/").content.decode()
+    assert "all-train v1 (Preference pairs, " in form
+    assert ", no held-out rows: no evaluation)" in form.split("all-train v1")[1].split("</option>")[0]
+    assert "no held-out rows" not in form.split("held v1")[1].split("</option>")[0]
