@@ -75,6 +75,7 @@ def _workspace_context(request: HttpRequest, item: Item, *, revising: Annotation
         "item": item,
         "rubric": rubric,
         "criteria": [{"c": c, "value": scores.get(c.key, "")} for c in criteria],
+        "top_key": min(9, max((len(c.options) for c in criteria), default=0)),
         "data": data,
         "flags": [(value, label, value in data.get("flags", [])) for value, label in Flag.choices],
         "time_spent_ms": time_spent,

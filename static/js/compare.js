@@ -19,6 +19,18 @@
     return true;
   }
 
+  // Strength says how much better A or B is: for a tie or "both bad" it means nothing, so it is switched
+  // off (a disabled fieldset's value is not sent).
+  function syncStrength() {
+    var f = form(), box = document.getElementById("strength");
+    if (!f || !box) return;
+    var chosen = f.querySelector('input[name="choice"]:checked');
+    box.disabled = !!chosen && (chosen.value === "tie" || chosen.value === "both_bad");
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.name === "choice") syncStrength();
+  });
+
   function rows() { return Array.prototype.slice.call(form().querySelectorAll(".criterion-choice")); }
   function currentRow() {
     var list = rows();
@@ -49,6 +61,7 @@
     var shown = JSON.parse(node.textContent || "null") || {};
     if (shown.choice) check("choice", shown.choice);
     if (shown.strength) check("strength", String(shown.strength));
+    syncStrength();
     Object.keys(shown.criteria || {}).forEach(function (k) { check("crit_" + k, shown.criteria[k]); });
     if (shown.overall) check("overall", shown.overall);
     (shown.ranking || []).forEach(function (tier, i) {
@@ -72,7 +85,8 @@
     var mode = f.dataset.mode;
     var digit = event.code && event.code.indexOf("Digit") === 0 ? event.code.slice(5) : null;
     if (mode === "pairwise" && digit) {
-      if (event.shiftKey && check("strength", digit)) { event.preventDefault(); return; }
+      var strengthOff = document.getElementById("strength") && document.getElementById("strength").disabled;
+      if (event.shiftKey && !strengthOff && check("strength", digit)) { event.preventDefault(); return; }
       if (!event.shiftKey && CHOICE[digit] && check("choice", CHOICE[digit])) event.preventDefault();
       return;
     }

@@ -57,7 +57,12 @@ def test_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # type: ign
 
     # Second: a tie. Third: both bad, after a reload restores the half-made choice from the draft.
     second = _current_item(page)
+    expect(page.locator("input[name=strength]").first).to_be_enabled()
+    page.keyboard.press("Shift+Digit2")
     page.keyboard.press("3")
+    expect(page.locator("input[name=strength]").first).to_be_disabled()  # a tie has no strength: switched off, not sent
+    page.keyboard.press("Shift+Digit1")
+    expect(page.locator("input[name=strength][value='1']")).not_to_be_checked()
     page.keyboard.press("Control+Enter")
     expect(page.locator("#compare-form")).not_to_have_attribute("data-item", str(second))
     third = _current_item(page)
@@ -67,6 +72,7 @@ def test_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # type: ign
     page.wait_for_selector("#compare-form")
     assert _current_item(page) == third
     expect(page.locator("input[name=choice][value=both_bad]")).to_be_checked()
+    expect(page.locator("input[name=strength]").first).to_be_disabled()
     page.keyboard.press("Control+Enter")
     expect(page.locator("#workspace")).to_contain_text("No comparison left")
     screenshot(page, "compare-queue-done")
