@@ -18,6 +18,17 @@ def _login(page, username: str) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_selector("h1:has-text('Your projects')")
 
 
+def _annotating(page):  # type: ignore[no-untyped-def]
+    """Three items under a rubric, and the annotator on the annotate page."""
+    personas = make_personas()
+    give_rubric(personas.project, personas.data_lead)
+    import_items(personas.project, personas.data_lead, 3)
+    _login(page, "annotator")
+    page.goto(f"/projects/{personas.project.pk}/annotate/")
+    page.wait_for_selector("#label-form")
+    return personas
+
+
 def _label_with_keys(page, answer: str) -> None:  # type: ignore[no-untyped-def]
     """Type the ideal response, Tab into each criterion, score it with a number key, Ctrl+Enter."""
     expect(page.locator("#id_response")).to_be_focused()
@@ -33,12 +44,7 @@ def _label_with_keys(page, answer: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_an_annotator_labels_by_keyboard_and_a_closed_tab_loses_nothing(page, browser, live_server) -> None:  # type: ignore[no-untyped-def]
-    personas = make_personas()
-    give_rubric(personas.project, personas.data_lead)
-    import_items(personas.project, personas.data_lead, 3)
-    _login(page, "annotator")
-    page.goto(f"/projects/{personas.project.pk}/annotate/")
-    page.wait_for_selector("#label-form")
+    personas = _annotating(page)
     screenshot(page, "label-first-item")
     first_item = page.get_attribute("#label-form", "data-item")
 
@@ -109,12 +115,7 @@ def test_a_reviewer_approves_one_and_sends_one_back(page) -> None:  # type: igno
 def test_back_after_a_submit_shows_the_queue_not_a_stale_form(page) -> None:  # type: ignore[no-untyped-def]
     """htmx keeps no page snapshots: Back asks the server, which says the item was submitted and moves on,
     so an annotator cannot edit a submitted answer in a stale form and believe it saved."""
-    personas = make_personas()
-    give_rubric(personas.project, personas.data_lead)
-    import_items(personas.project, personas.data_lead, 3)
-    _login(page, "annotator")
-    page.goto(f"/projects/{personas.project.pk}/annotate/")
-    page.wait_for_selector("#label-form")
+    personas = _annotating(page)
     first_item = page.get_attribute("#label-form", "data-item")
     page.goto(f"/projects/{personas.project.pk}/annotate/{first_item}/")  # the item's own address, as a bookmark
     _label_with_keys(page, "First ideal answer.")
