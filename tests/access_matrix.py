@@ -397,8 +397,7 @@ ROUTES: list[Route] = [
           data=lambda p: RELEASE_FORM),
     Route("release page", "get", lambda p: f"/projects/{_a(p)}/releases/{_release(p)}/", DATA),
     Route("release file", "get", lambda p: f"/projects/{_a(p)}/releases/{_release(p)}/files/{_release_file(p)}/", DATA),
-    Route("release diff", "get", lambda p: f"/projects/{_a(p)}/releases/diff/", DATA,
-          data=lambda p: {"a": _release(p), "b": _release(p)}),
+    Route("release diff", "get", lambda p: f"/projects/{_a(p)}/releases/diff/", DATA),
     Route("release delete", "post", lambda p: f"/projects/{_a(p)}/releases/{_release(p)}/delete/", ADMINS, ok=302),
     # --- releases: API ---
     Route("api releases", "get", lambda p: f"/api/v1/projects/{_a(p)}/releases/", DATA, api=True),
