@@ -10,6 +10,7 @@ from typing import Any
 
 from preferences.agreement import krippendorff_alpha, position_bias
 from releases.aggregation import vote_scores
+from releases.recipe import describe
 
 ALPHA_ITEMS = 20_000  # Krippendorff's alpha over the first this many items (by id): bounded memory
 THIN_SLICE = 20  # a tag or criterion with fewer rows than this is listed as a gap
@@ -176,7 +177,8 @@ def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
     out = [f"# Datasheet: {manifest['kind']} release of project “{manifest['project']['name']}”\n"]
     out.append("Organised by EU AI Act Article 10(2). The release hash is the sha256 of `manifest.json`.\n")
     out.append("## (a) Design choices\n")
-    out.append(_table(sorted(sheet["a_design_choices"]["recipe"].items()), ("setting", "value")))
+    recipe = sheet["a_design_choices"]["recipe"]
+    out.append(_table([(label, value, key) for label, value, key in describe(recipe)], ("setting", "value", "field")))
     out.append("## (b) Data collection and origin\n")
     out.append(
         _table(

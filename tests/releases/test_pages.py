@@ -48,7 +48,10 @@ def test_a_data_lead_defines_a_release_and_reads_its_datasheet(personas: Persona
     assert agreement == {"pairs": 10, "mean_majority_share": 1.0, "unanimous_share": 1.0, "krippendorff_alpha": 1.0}
     assert sheet["e_quantity_and_suitability"]["rows"] == release.manifest["counts"]["rows"]  # type: ignore[index]
     markdown = client.get(f"/api/v1/projects/{personas.project.pk}/releases/{release.pk}/datasheet/?as=md")
-    assert body(markdown).decode().startswith("# Datasheet")
+    text = body(markdown).decode()
+    assert text.startswith("# Datasheet")
+    assert "| Held-out evaluation | 20 % | eval_fraction |" in text, "design choices in words, with the field"
+    assert sheet["a_design_choices"]["recipe"]["eval_fraction"] == 0.2, "the JSON keeps the values"
 
 
 def test_downloads_stream_with_the_file_hash_as_etag(personas: Personas, client_for: ClientFor) -> None:
