@@ -86,10 +86,11 @@ def _tokens_with_user_and_info(token_key: str) -> list[AuthToken]:
         cursor.execute(sql, [token_key])
         rows = cursor.fetchall()
     tokens = []
-    user_end = rawrows.width(AuthToken) + rawrows.width(User)
+    token_end = rawrows.width(AuthToken)
+    user_end = token_end + rawrows.width(User)
     for row in rows:
-        token = rawrows.instance(AuthToken, row[: rawrows.width(AuthToken)])
-        token.user = rawrows.instance(User, row[rawrows.width(AuthToken) : user_end])
+        token = rawrows.instance(AuthToken, row[:token_end])
+        token.user = rawrows.instance(User, row[token_end:user_end])
         info = row[user_end:]
         token._state.fields_cache["info"] = (
             None if rawrows.is_null(ApiTokenInfo, info) else rawrows.instance(ApiTokenInfo, info)

@@ -34,6 +34,12 @@ def work_kinds(project: Project) -> frozenset[str]:
     return kinds or WORK_KINDS
 
 
+def default_release_kind(project: Project) -> str:
+    """What a new release (and a training job with no release yet) starts as: "sft" in a project that holds
+    only conversations to annotate, else "preference"."""
+    return "sft" if work_kinds(project) == {"sft"} else "preference"
+
+
 def annotation_settings(project: Project) -> AnnotationSettings:
     """The project's settings, or the defaults (unsaved) when nobody changed them yet. Read with the project
     when it was fetched with them (``get_project_for_user(…, with_settings=("annotation",))``)."""

@@ -743,11 +743,11 @@ def annotation_submit(
         clean_scores = validate_scores(parse_criteria(rubric.criteria), scores)
         if not response.strip():
             raise DomainError("Write the ideal response before submitting.", field="response")
-        clean_flags = sorted({f for f in flags if f in Flag.values})
+        clean_flags = _clean_flags(flags)
         fields: dict[str, Any] = {
             "rubric_version": rubric,
             "original_response": item.response,
-            "response": response.replace("\r\n", "\n"),
+            "response": _clean_response(response),
             "scores": clean_scores,
             "flags": clean_flags,
             "note": note.strip(),
@@ -813,11 +813,19 @@ def _same_submission(stored: Annotation, *, response: str, scores: dict[str, Any
     except DomainError:
         return False
     return (
-        response.replace("\r\n", "\n") == stored.response
+        _clean_response(response) == stored.response
         and clean_scores == stored.scores
-        and sorted({f for f in flags if f in Flag.values}) == list(stored.flags)
+        and _clean_flags(flags) == list(stored.flags)
         and note.strip() == stored.note
     )
+
+
+def _clean_response(response: str) -> str:
+    return response.replace("\r\n", "\n")  # a browser's textarea sends CRLF
+
+
+def _clean_flags(flags: list[str]) -> list[str]:
+    return sorted({f for f in flags if f in Flag.values})
 
 
 def _snapshot(annotation: Annotation) -> dict[str, Any]:
@@ -900,7 +908,7 @@ def annotation_review(
             clean_scores = validate_scores(
                 parse_criteria(annotation.rubric_version.criteria), edited_scores or annotation.scores
             )
-            unchanged = (edited_response or "").replace("\r\n", "\n") == annotation.response
+            unchanged = _clean_response(edited_response or "") == annotation.response
             if unchanged and clean_scores == annotation.scores:
                 raise DomainError("Nothing was edited: use Approve, or change the response or a score first.")
         review = Review.objects.create(

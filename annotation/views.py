@@ -124,11 +124,9 @@ def annotate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
         context = _workspace_context(request, item, revising=own)
     elif holds:
         context = _workspace_context(request, item)
-    elif own is not None:
-        messages.info(request, f"You submitted item #{item.pk} already; here is your next one.")
-        return redirect("annotate", pk=pk)
     else:
-        messages.info(request, "That item is not assigned to you; here is your next one.")
+        why = f"You submitted item #{item.pk} already" if own is not None else "That item is not assigned to you"
+        messages.info(request, f"{why}; here is your next one.")
         return redirect("annotate", pk=pk)
     return render(request, "annotation/label.html", {**context, "workspace_template": "annotation/_workspace.html"})
 
@@ -245,6 +243,7 @@ def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
                 return redirect("review", pk=pk, annotation_pk=following.pk)
             return redirect("review_queue", pk=pk)
     criteria = parse_criteria(annotation.rubric_version.criteria)
+    own = annotation.annotator_id == request.user.pk
     return render(
         request,
         "annotation/review.html",
@@ -256,8 +255,8 @@ def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
             "criteria": [{"c": c, "value": annotation.scores.get(c.key, "")} for c in criteria],
             "diff": response_diff(annotation.original_response, annotation.response),
             "error": error,
-            "own": annotation.annotator_id == request.user.pk,
-            "reviewable": annotation.state == AnnotationState.SUBMITTED and annotation.annotator_id != request.user.pk,
+            "own": own,
+            "reviewable": annotation.state == AnnotationState.SUBMITTED and not own,
             "last_review": annotation.reviews.select_related("reviewer").order_by("-created_at").first(),
         },
         status=400 if error else 200,

@@ -93,11 +93,10 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
 def compare_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
     user = _user(request)
-    holds = item.gold is not None or item.slots.filter(user=user, state="leased").exists()
     if item.judgements.filter(annotator=user).exists():
         messages.info(request, f"You judged comparison #{item.pk} already; here is your next one.")
         return redirect("compare", pk=pk)
-    if not holds:
+    if item.gold is None and not item.slots.filter(user=user, state="leased").exists():
         return redirect("compare", pk=pk)
     context = _compare_context(request, item)
     return render(request, "preferences/compare.html", {**context, "workspace_template": "preferences/_compare.html"})

@@ -87,14 +87,9 @@ def _fmix64(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def shingle_hashes(normalised: str) -> np.ndarray:
-    """A 64-bit hash of every word 3-gram of a normalised text (words are separated by single spaces); a
-    text of fewer than three words is one shingle, itself."""
-    return _shingle_hashes([normalised])[0]
-
-
-def _shingle_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The shingle hashes of many normalised texts at once, and where each text's hashes start and end
+def shingle_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A 64-bit hash of every word 3-gram of each normalised text (words are separated by single spaces; a
+    text of fewer than three words is one shingle, itself), and where each text's hashes start and end
     (``offsets``, one more than there are texts). The texts are joined by newlines (a normalised text has
     none) and hashed by one prefix sum: numpy's cost per call would otherwise outweigh a short text."""
     joined = "\n".join(texts).encode()
@@ -134,13 +129,9 @@ def signatures(texts: list[str]) -> np.ndarray:
     """MinHash signatures (``NUM_PERM`` uint32 values a row) of normalised texts, in one call into rensa."""
     if not texts:
         return np.zeros((0, NUM_PERM), dtype=np.uint32)
-    hashes, offsets = _shingle_hashes(texts)
+    hashes, offsets = shingle_hashes(texts)
     matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, NUM_PERM, _SEED)
     return np.array(matrix.to_rows(), dtype=np.uint32)
-
-
-def minhash(normalised: str) -> np.ndarray:
-    return signatures([normalised])[0]
 
 
 @dataclass(frozen=True)
@@ -226,7 +217,7 @@ class EvalIndex:
             np.array([item_id]),
             [bytes.fromhex(raw_digest(messages))],
             [bytes.fromhex(digest(text))],
-            minhash(text)[np.newaxis, :],
+            signatures([text]),
         )
         return found[0] if found else None
 

@@ -15,7 +15,7 @@ from accounts.errors import DomainError
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for
 from annotation.rendering import render_markdown
-from annotation.selectors import work_kinds
+from annotation.selectors import default_release_kind
 from releases import selectors, services
 from releases.datasheet import markdown
 from releases.exporters import FORMAT_LABELS
@@ -55,8 +55,7 @@ def release_list(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def release_new(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-    # A project that holds only annotated conversations makes SFT releases; else preference pairs first.
-    initial: dict[str, Any] = {"kind": "sft" if work_kinds(project) == {"sft"} else "preference"}
+    initial: dict[str, Any] = {"kind": default_release_kind(project)}
     source = request.GET.get("from", "")
     if source.isdigit():
         earlier = Release.objects.filter(project=project, pk=int(source)).first()
@@ -193,6 +192,6 @@ def release_delete(request: HttpRequest, pk: int, release_pk: int) -> HttpRespon
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        kept = f"the hash {release.hash[:16]}…" if release.hash else "the recipe."
+        kept = f"the hash {release.hash[:16]}…" if release.hash else "the recipe."  # "…" ends the sentence
         messages.success(request, f"{release} is deleted; its tombstone keeps {kept}")
     return redirect("release_detail", pk=pk, release_pk=release_pk)

@@ -13,13 +13,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.errors import DomainError
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for, require_site_staff
-from annotation.selectors import work_kinds
+from annotation.selectors import default_release_kind
 from releases.models import Release
 from releases.services import artifact_storage
 from training import selectors, services
 from training.config import PRESETS
 from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, config_rows, preset_table
-from training.models import BaseModel, JobState, TrainingJob
+from training.models import RELEASE_KIND_FOR_JOB, BaseModel, JobState, TrainingJob
 from training.permissions import (
     can_run_training,
     get_adapter_for_user,
@@ -61,8 +61,8 @@ def job_list(request: HttpRequest, pk: int) -> HttpResponse:
 def job_new(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk, ProjectPerm.RUN_TRAINING)
     presets = preset_table()
-    releases = selectors.trainable_releases(project)
-    initial = _initial(releases.first(), presets, sft_only=work_kinds(project) == {"sft"})
+    newest = selectors.trainable_releases(project).first()
+    initial = _initial(newest, presets, release_kind=default_release_kind(project))
     form = JobForm(request.POST or None, project=project, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -88,23 +88,26 @@ def job_new(request: HttpRequest, pk: int) -> HttpResponse:
         "preset_table": presets,
         "config_fields": [form[name] for name in CONFIG_FIELDS],
         "has_models": selectors.ready_base_models().exists(),
-        "has_releases": releases.exists(),
+        "has_releases": newest is not None,
         "can_build_releases": ProjectPerm.MANAGE_DATA in project_perms_for(request.user, project),
     }
     return render(request, "training/new.html", context, status=400 if form.errors else 200)
 
 
+_JOB_KIND_FOR_RELEASE = {release_kind: job_kind for job_kind, release_kind in RELEASE_KIND_FOR_JOB.items()}
+
+
 def _initial(
-    release: Release | None, presets: dict[str, dict[str, dict[str, Any]]], *, sft_only: bool = False
+    release: Release | None, presets: dict[str, dict[str, dict[str, Any]]], *, release_kind: str = "preference"
 ) -> dict[str, Any]:
-    """The form's first values: the newest trainable release and its kind (without one, SFT in a project of
-    annotated conversations only, else DPO), and, when a small base model is ready (the demo's), that model
-    with the CPU-sized preset."""
+    """The form's first values: the newest trainable release and the job kind that trains on it (on a
+    ``release_kind`` release when there is none yet), and, when a small base model is ready (the demo's), that
+    model with the CPU-sized preset."""
     small = next(
         (m for m in selectors.ready_base_models() if m.parameter_count and m.parameter_count < SMALL_MODEL), None
     )
     preset = "cpu_check" if small is not None else "standard"
-    kind = "sft" if (release.kind == "sft" if release is not None else sft_only) else "dpo"
+    kind = _JOB_KIND_FOR_RELEASE[release.kind if release is not None else release_kind]
     initial: dict[str, Any] = {"preset": preset, "kind": kind}
     if small is not None:
         initial["base_model"] = small.pk

@@ -57,10 +57,11 @@ def project_nav(context: dict[str, Any], project: Project) -> dict[str, Any]:
     current = _UNDER.get(current, current)
     granted = project_perms_for(request.user, project)
     kinds = work_kinds(project)
-    tabs = [
-        {"url": reverse(name, args=[project.pk]), "label": label, "current": name == current}
-        for name, label, perm in _TABS
-        if (granted & perm if isinstance(perm, set) else perm in granted)
-        and (_KIND_OF_TAB.get(name) in kinds or name not in _KIND_OF_TAB or name == current)
-    ]
+    tabs = []
+    for name, label, perm in _TABS:
+        allowed = granted & perm if isinstance(perm, set) else perm in granted
+        kind = _KIND_OF_TAB.get(name)
+        needed = kind is None or kind in kinds or name == current
+        if allowed and needed:
+            tabs.append({"url": reverse(name, args=[project.pk]), "label": label, "current": name == current})
     return {"tabs": tabs}
