@@ -214,6 +214,13 @@ def review_queue(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "annotation/review_queue.html", {"project": project, "page": page})
 
 
+_REVIEW_DONE = {
+    ReviewDecision.APPROVE: "approved",
+    ReviewDecision.REJECT: "sent back to them",
+    ReviewDecision.EDIT_APPROVE: "approved with your edit",
+}
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
@@ -236,8 +243,8 @@ def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
         except DomainError as exc:
             error = exc.message
         else:
-            label = dict(ReviewDecision.choices)[decision]
-            messages.success(request, f"{label}: annotation #{annotation.pk} by {annotation.annotator.username}.")
+            done = _REVIEW_DONE[ReviewDecision(decision)]
+            messages.success(request, f"Annotation #{annotation.pk} by {annotation.annotator.username} {done}.")
             following = selectors.review_queue(annotation.item.project, _user(request)).first()
             if following is not None:
                 return redirect("review", pk=pk, annotation_pk=following.pk)

@@ -139,3 +139,16 @@ def test_approve_my_edit_needs_an_edit_and_a_reviewed_annotation_shows_its_outco
     assert "Edited and approved by reviewer" in page
     assert 'value="approve"' not in page, "nothing left to decide: no buttons"
     assert 'id="review-form" inert' in page
+
+
+def test_the_review_page_confirms_a_decision_in_words(personas: Personas, client_for: ClientFor) -> None:
+    annotation = _annotated(personas)
+    reviewer = client_for(personas.reviewer)
+    response = reviewer.post(
+        f"/projects/{personas.project.pk}/review/{annotation.pk}/",
+        {"decision": "reject", "comment": "Mention the 3-day wait."},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert f"Annotation #{annotation.pk} by annotator sent back to them." in page
+    assert "Send back:" not in page

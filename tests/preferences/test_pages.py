@@ -113,6 +113,8 @@ def test_the_quality_page_shows_bias_and_agreement(personas: Personas, client_fo
     assert "went to the one shown first" in body
     assert "m-alpha" in body, "data leads see per-model win rates"
     assert "Computed" in body
+    assert '<td>annotator</td><td class="num">0</td>' in body, "one annotator alone has nobody to agree with"
+    assert 'id="consensus-note"' in body, "and the page says why an annotator can show 0 items"
 
 
 def test_adjudicating_a_ranking_on_the_page(personas: Personas, client_for: ClientFor) -> None:
