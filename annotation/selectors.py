@@ -66,6 +66,17 @@ def own_annotation(user: User, item: Item) -> Annotation | None:
     return Annotation.objects.filter(item=item, annotator=user).first()
 
 
+def holds_item(user: User, item: Item) -> bool:
+    """Whether ``user`` may still submit their work on ``item``: they hold its lease, it was sent back to
+    them, or it is a gold comparison (gold items have no slots). False once the lease ran out and the slot
+    went to someone else: their draft is kept, but it cannot be submitted."""
+    if item.gold is not None:
+        return True
+    if Slot.objects.filter(item=item, user=user, state=SlotState.LEASED).exists():
+        return True
+    return Annotation.objects.filter(item=item, annotator=user, state=AnnotationState.REJECTED).exists()
+
+
 def sent_back_to(user: User, project: Project) -> QuerySet[Annotation]:
     return (
         Annotation.objects.filter(item__project=project, annotator=user, state=AnnotationState.REJECTED)

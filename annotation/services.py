@@ -731,7 +731,7 @@ def annotation_submit(
             raise _changed_after_submit()
         revising = existing is not None and existing.state == AnnotationState.REJECTED
         if existing is not None and not revising:
-            raise DomainError("You already submitted this item.")
+            raise DomainError("You already submitted this item (in another tab or window).", status=409)
         if not revising and (slot is None or slot.state != SlotState.LEASED):
             raise DomainError(
                 "This item is no longer assigned to you (the lease ran out and someone else took it). "
@@ -775,7 +775,7 @@ def annotation_submit(
                 if _same_submission(stored, response=response, scores=scores, flags=flags, note=note):
                     return stored
                 raise _changed_after_submit() from None
-            raise DomainError("You already submitted this item.") from None
+            raise DomainError("You already submitted this item (in another tab or window).", status=409) from None
         slot_finish(user=user, item=item, slot=slot)
         if Flag.PII_LEAK in clean_flags:
             _hold(item, user, "An annotator flagged PII that slipped through scrubbing.")

@@ -156,6 +156,8 @@ def draft_save(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     draft = services.draft_save(user=_user(request), item=item, data=work, time_spent_ms=_time_spent(request))
     if draft is None:
         return HttpResponse('<span id="draft-status" class="muted small">Already submitted</span>')
+    if not selectors.holds_item(_user(request), item):
+        return render(request, "_draft_lost.html")
     return render(
         request,
         "annotation/_draft_saved.html",

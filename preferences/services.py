@@ -345,7 +345,7 @@ def judgement_submit(
                     if earlier is not None:
                         return _resent(earlier, shown=shown, result=result, rationale=rationale)
                     if Judgement.objects.filter(item=item, annotator=user).exists():
-                        raise DomainError("You already judged this comparison.")
+                        raise DomainError("You already judged this comparison (in another tab or window).", status=409)
                     raise DomainError("This comparison is no longer assigned to you (the lease ran out).")
                 # Leased to this user and locked: no judgement of theirs for this item can exist, and a key
                 # already used elsewhere fails the insert on its unique index (handled below).
@@ -387,7 +387,7 @@ def judgement_submit(
             if stored.annotator_id != user.pk or stored.item_id != item.pk:
                 raise DomainError("This idempotency key was already used for another judgement.") from None
             return _resent(stored, shown=shown, result=result, rationale=rationale)
-        raise DomainError("You already judged this comparison.") from None
+        raise DomainError("You already judged this comparison (in another tab or window).", status=409) from None
     return judgement
 
 

@@ -1,5 +1,6 @@
 """htmx pages of the preferences app: the comparison page, adjudication, agreement and bias."""
 
+import json
 import uuid
 from typing import Any
 
@@ -17,7 +18,7 @@ from accounts.permissions import get_project_for_user, project_perms_for
 from annotation import services as annotation_services
 from annotation.models import Item
 from annotation.rendering import render_markdown
-from annotation.selectors import current_rubric, draft_for
+from annotation.selectors import current_rubric, draft_for, holds_item
 from preferences import selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import AnnotatorQuality, JudgementMode
@@ -56,6 +57,9 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
         "guidelines": render_markdown(rubric.guidelines) if rubric and rubric.guidelines else "",
         "rationale_required": config.rationale_required,
         "draft": draft.data if draft else {},
+        # Read by compare.js from an attribute: htmx drops <script> elements from what it swaps in.
+        "draft_json": json.dumps((draft.data if draft else {}).get("shown") or {}),
+        "draft_restored": bool(draft) and not error,
         "time_spent_ms": draft.time_spent_ms if draft else 0,
         "idempotency_key": uuid.uuid4().hex,
         "rank_options": range(1, len(shown) + 1),
@@ -131,6 +135,8 @@ def compare_draft(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     mode = selectors.preference_settings(item.project).mode
     data = {"shown": _shown_from_post(request, mode), "rationale": request.POST.get("rationale", "")}
     saved = services.comparison_draft_save(user=_user(request), item=item, data=data, time_spent_ms=_time(request))
+    if saved is not None and not holds_item(_user(request), item):
+        return render(request, "_draft_lost.html")
     text = f"Draft saved {saved.updated_at:%H:%M:%S}" if saved else "Already submitted"
     return HttpResponse(f'<span id="draft-status" class="muted small">{text}</span>')
 
@@ -140,18 +146,24 @@ def compare_draft(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 def compare_submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
     mode = selectors.preference_settings(item.project).mode
+    shown = _shown_from_post(request, mode)
+    rationale = request.POST.get("rationale", "")
     try:
         services.judgement_submit(
             user=_user(request),
             item=item,
-            shown=_shown_from_post(request, mode),
-            rationale=request.POST.get("rationale", ""),
+            shown=shown,
+            rationale=rationale,
             time_spent_ms=_time(request),
             idempotency_key=request.POST.get("idempotency_key", ""),
         )
     except DomainError as exc:
-        if exc.conflict:  # judged before (the page came back with Back): say so and move on
+        if exc.conflict:  # judged before (Back, or another tab): say so and move on
             return _next(request, pk, notice=exc.message, warn=True)
+        # Keep everything chosen and typed: save it as the draft and show the form again with the reason.
+        services.comparison_draft_save(
+            user=_user(request), item=item, data={"shown": shown, "rationale": rationale}, time_spent_ms=_time(request)
+        )
         context = _compare_context(request, item, error=exc.message)
         if is_htmx(request):
             return render(request, "preferences/_compare.html", context)
@@ -164,6 +176,8 @@ def compare_submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 @require_POST
 def compare_skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
+    if item.gold is not None:  # gold items hold no slot: nothing to give back, and nothing may tell them apart
+        return _next(request, pk, notice="Skipped; it will come back later.")
     try:
         annotation_services.item_skip(user=_user(request), item=item)
     except DomainError as exc:

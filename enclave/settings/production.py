@@ -16,7 +16,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-CSRF_COOKIE_HTTPONLY = True
+# Readable by the page's own script (Django's default): htmx sends the cookie's current token, so a page
+# opened before the user logged in again in another tab (login rotates the token) can still save its work.
+# HttpOnly would protect nothing here: the same token is in every form of the page.
+CSRF_COOKIE_HTTPONLY = False
 
 STATIC_ROOT = env_str("STATIC_ROOT", str(DATA_DIR / "staticfiles"))
 WHITENOISE_USE_FINDERS = False

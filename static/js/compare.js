@@ -10,22 +10,25 @@
   }
   var CHOICE = { "1": "A", "2": "B", "3": "tie", "0": "both_bad" };
 
-  function check(name, value) {
+  // quiet: set it as it was saved, without a change event (that would autosave what was just restored).
+  function check(name, value, quiet) {
     var f = form();
     var input = f && f.querySelector('input[name="' + name + '"][value="' + value + '"]');
     if (!input) return false;
     input.checked = true;
-    input.dispatchEvent(new Event("change", { bubbles: true }));
+    if (!quiet) input.dispatchEvent(new Event("change", { bubbles: true }));
     return true;
   }
 
   // Strength says how much better A or B is: for a tie or "both bad" it means nothing, so it is switched
-  // off (a disabled fieldset's value is not sent).
+  // off (a disabled fieldset's value is not sent). A or B without a strength is stored as "slightly", so
+  // the page shows that choice rather than leaving it unmarked.
   function syncStrength() {
     var f = form(), box = document.getElementById("strength");
     if (!f || !box) return;
     var chosen = f.querySelector('input[name="choice"]:checked');
     box.disabled = !!chosen && (chosen.value === "tie" || chosen.value === "both_bad");
+    if (chosen && !box.disabled && !f.querySelector('input[name="strength"]:checked')) check("strength", "1", true);
   }
   document.addEventListener("change", function (event) {
     if (event.target && event.target.name === "choice") syncStrength();
@@ -56,14 +59,14 @@
   }
 
   function restoreDraft() {
-    var f = form(), node = document.getElementById("draft-json");
-    if (!f || !node) return;
-    var shown = JSON.parse(node.textContent || "null") || {};
-    if (shown.choice) check("choice", shown.choice);
-    if (shown.strength) check("strength", String(shown.strength));
+    var f = form();
+    if (!f) return;
+    var shown = JSON.parse(f.dataset.draft || "null") || {};
+    if (shown.choice) check("choice", shown.choice, true);
+    if (shown.strength) check("strength", String(shown.strength), true);
     syncStrength();
-    Object.keys(shown.criteria || {}).forEach(function (k) { check("crit_" + k, shown.criteria[k]); });
-    if (shown.overall) check("overall", shown.overall);
+    Object.keys(shown.criteria || {}).forEach(function (k) { check("crit_" + k, shown.criteria[k], true); });
+    if (shown.overall) check("overall", shown.overall, true);
     (shown.ranking || []).forEach(function (tier, i) {
       tier.forEach(function (letter) {
         var select = f.querySelector('select[name="rank_' + letter + '"]');
@@ -153,5 +156,12 @@
     if (event.target && (event.target.name === "choice" || event.target.name === "overall")) markChosen();
   });
 
-  document.addEventListener("workspace:ready", function () { restoreDraft(); markChosen(); });
+  // The address names the comparison on screen, so a reload or a reopened tab shows it again (with its
+  // draft) instead of drawing another one.
+  function keepAddress() {
+    var f = form(), url = f && f.dataset.itemUrl;
+    if (url && window.location.pathname !== url) window.history.replaceState(window.history.state, "", url);
+  }
+
+  document.addEventListener("workspace:ready", function () { restoreDraft(); markChosen(); keepAddress(); });
 })();

@@ -28,16 +28,49 @@
     if (form && !window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
   }, true);
 
-  // A request that fails (server error, network gone) says so instead of doing nothing.
-  document.addEventListener("htmx:responseError", function (event) {
-    var status = event.detail.xhr.status;
-    showNotice("The server answered " + status + ". Nothing was lost; try again.", "error");
-  });
-  document.addEventListener("htmx:sendError", function () {
-    showNotice("Enclave could not be reached. Check the connection and try again.", "error");
+  // htmx sends the CSRF token of the cookie as it is now, not as it was when the page loaded: logging in
+  // again in another tab rotates it, and a form opened before must still be able to save its work.
+  function csrfCookie() {
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+  document.addEventListener("htmx:configRequest", function (event) {
+    var token = csrfCookie();
+    if (!token) return;
+    event.detail.headers["X-CSRFToken"] = token;
+    if (event.detail.parameters["csrfmiddlewaretoken"] !== undefined) {
+      event.detail.parameters["csrfmiddlewaretoken"] = token;
+    }
   });
 
-  function showNotice(text, kind) {
+  // A request that fails says what happened and what to do; nothing on the page is swapped away, so what
+  // the user typed stays where it is.
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status === 401) {
+      var login = xhr.getResponseHeader("X-Login-Url") || "/login/";
+      showNotice("You are signed out (the session ended, or you logged out in another tab). Your work on this " +
+        "page is still here: log in again in a new tab, then come back and submit.", "error",
+        { href: login, text: "Log in in a new tab" });
+    } else if (xhr.status === 403) {
+      showNotice("The server refused this (403). What you typed is still on this page: copy it before " +
+        "reloading.", "error");
+    } else {
+      showNotice("The server answered " + xhr.status + ". What you typed is still on this page; try again.",
+        "error");
+    }
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showNotice("Enclave could not be reached. What you typed is still on this page: check the connection " +
+      "and try again.", "error");
+  });
+  // Once a request gets through, the failure notices of earlier attempts are out of date.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!event.detail.successful) return;
+    document.querySelectorAll(".messages [data-client]").forEach(function (item) { item.remove(); });
+  });
+
+  function showNotice(text, kind, link) {
     var list = document.querySelector(".messages");
     if (!list) {
       list = document.createElement("ul");
@@ -45,9 +78,25 @@
       list.setAttribute("role", "status");
       document.getElementById("main").prepend(list);
     }
+    var same = Array.prototype.some.call(list.querySelectorAll("[data-client]"), function (item) {
+      return item.dataset.text === text;
+    });
+    if (same) return;  // an autosave and a submit failing alike say it once
     var item = document.createElement("li");
     item.className = "message " + kind;
+    item.dataset.client = "1";
+    item.dataset.text = text;
     item.textContent = text;
+    if (link) {
+      var anchor = document.createElement("a");
+      anchor.href = link.href;
+      anchor.target = "_blank";
+      anchor.rel = "noopener";
+      anchor.textContent = link.text;
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(anchor);
+    }
     list.appendChild(item);
+    item.scrollIntoView({ block: "nearest" });  // seen even when the failed button is far down the page
   }
 })();

@@ -143,3 +143,38 @@ def test_tabs_and_defaults_follow_the_kind_of_work_a_project_holds(personas: Per
     assert ">Compare</a>" in tabs
     assert ">Annotate</a>" not in tabs
     assert ">Review</a>" not in tabs
+
+
+def test_work_in_another_tab_a_lost_lease_and_a_signed_out_user(personas: Personas, client_for: ClientFor) -> None:
+    """What a page open on an item is told when the item was submitted elsewhere, when its lease went to
+    someone else, and when the user was signed out meanwhile."""
+    from annotation.models import Slot
+
+    give_rubric(personas.project, personas.data_lead)
+    import_lines(personas.project, personas.data_lead, chat_line("First question?"), chat_line("Second question?"))
+    client = client_for(personas.annotator)
+    client.get(f"/projects/{personas.project.pk}/annotate/")
+    slot = personas.annotator.slots.get()
+    url = f"/projects/{personas.project.pk}/annotate/{slot.item_id}/"
+    form = {"response": "The ideal answer.", "score_correct": "pass", "score_helpful": "4"}
+    assert client.post(url + "submit/", {**form, "submit_key": "tab-1"}, HTTP_HX_REQUEST="true").status_code == 200
+    other_tab = client.post(url + "submit/", {**form, "submit_key": "tab-2"}, HTTP_HX_REQUEST="true")
+    body = other_tab.content.decode()
+    assert "You already submitted this item (in another tab or window)." in body
+    assert 'class="notice warn" role="alert"' in body, "the other tab moves on to the next item with a warning"
+    assert personas.annotator.annotations.count() == 1
+
+    second = personas.annotator.slots.get(state="leased")
+    draft_url = f"/projects/{personas.project.pk}/annotate/{second.item_id}/draft/"
+    assert "Draft saved" in client.post(draft_url, {"response": "Half"}, HTTP_HX_REQUEST="true").content.decode()
+    Slot.objects.filter(pk=second.pk).update(user=personas.reviewer)  # the lease ran out and the reviewer took it
+    lost = client.post(draft_url, {"response": "Half an answer"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "went to someone else after your lease ran out" in lost
+
+    client.logout()
+    signed_out = client.post(draft_url, {"response": "More"}, HTTP_HX_REQUEST="true")
+    assert signed_out.status_code == 401, "htmx gets 401, not the login page swapped into the form"
+    assert signed_out["X-Login-Url"] == "/login/"
+    page_load = client.get(url)
+    assert page_load.status_code == 302, "a whole page still goes to the login page"
+    assert page_load["Location"].startswith("/login/")

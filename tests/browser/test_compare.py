@@ -119,3 +119,38 @@ def test_an_n_way_ranking_with_a_tie_by_keyboard(page) -> None:  # type: ignore[
     assert judgement.result == {"ranking": [[0, 2], [1]]}
     assert judgement.mode == "ranking"
     assert "m-alpha" not in page.content()
+
+
+def test_a_refused_judgement_keeps_its_choice_and_the_next_one_starts_on_the_keys(page) -> None:  # type: ignore[no-untyped-def]
+    personas = make_personas()
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0, rationale_required=True)
+    import_comparisons(
+        personas.project, personas.data_lead,
+        comparison_line("First?", "One answer.", "Another answer."),
+        comparison_line("Second?", "A third answer.", "A fourth answer."),
+    )  # fmt: skip
+    _login(page, "annotator")
+    page.goto(f"/projects/{personas.project.pk}/compare/")
+    first = _current_item(page)
+    expect(page).to_have_url(f"{page.url.split('/projects/')[0]}/projects/{personas.project.pk}/compare/{first}/")
+    page.keyboard.press("2")
+    expect(page.locator("input[name=strength][value='1']")).to_be_checked()  # what B alone is stored as
+    page.keyboard.press("Shift+Digit3")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#submit-error")).to_contain_text("Say why")
+    expect(page.locator("input[name=choice][value=B]")).to_be_checked()
+    expect(page.locator("input[name=strength][value='3']")).to_be_checked()
+    screenshot(page, "compare-refused-keeps-choice")
+
+    page.focus("#id_rationale")
+    page.keyboard.type("Cites the rule 1.")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator("#compare-form")).not_to_have_attribute("data-item", str(first))
+    second = _current_item(page)
+    page.keyboard.press("1")  # a key for the new comparison, not a character in its empty rationale
+    expect(page.locator("input[name=choice][value=A]")).to_be_checked()
+    expect(page.locator("#id_rationale")).to_have_value("")
+    stored = Judgement.objects.get(annotator=personas.annotator, item_id=first)
+    assert stored.displayed_result == {"choice": "B", "strength": "3"}
+    assert stored.rationale == "Cites the rule 1."
+    assert second != first

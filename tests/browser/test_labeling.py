@@ -1,3 +1,5 @@
+import time
+
 import pytest
 from playwright.sync_api import expect
 
@@ -129,3 +131,66 @@ def test_back_after_a_submit_shows_the_queue_not_a_stale_form(page) -> None:  # 
     expect(page.locator("#id_response")).not_to_have_value("First ideal answer.")
     screenshot(page, "label-back-after-submit")
     assert Annotation.objects.get(annotator=personas.annotator).response == "First ideal answer."
+
+
+def test_words_typed_just_before_leaving_the_page_are_kept(page) -> None:  # type: ignore[no-untyped-def]
+    """The autosave waits for a pause in typing; leaving the page sooner sends what was typed anyway."""
+    personas = _annotating(page)
+    item = page.get_attribute("#label-form", "data-item")
+    expect(page.locator("#id_response")).to_be_focused()
+    page.keyboard.press("Control+a")
+    page.keyboard.type("Typed just before leaving")
+    page.goto("/")  # at once: no pause for the autosave
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        draft = Draft.objects.filter(user=personas.annotator).first()
+        if draft is not None and draft.data.get("response") == "Typed just before leaving":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the last words never reached the draft")
+    page.goto(f"/projects/{personas.project.pk}/annotate/")
+    page.wait_for_selector("#label-form")
+    assert page.get_attribute("#label-form", "data-item") == item
+    expect(page.locator("#id_response")).to_have_value("Typed just before leaving")
+
+
+def test_signed_out_in_another_tab_then_back_in_the_work_is_submitted_once(browser, live_server) -> None:  # type: ignore[no-untyped-def]
+    """Logging out (or the session ending) leaves the open form as it is, says what happened, and after a
+    login in another tab (which gives a new CSRF token) the same form submits without retyping."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=live_server.url)
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        personas = _annotating(page)
+        page.locator("#id_response").fill("Written before the logout.")
+        page.keyboard.press("Tab")
+        page.keyboard.press("1")
+        page.keyboard.press("Tab")
+        page.keyboard.press("4")
+        expect(page.locator("#draft-status")).to_contain_text("Draft saved")
+
+        other = context.new_page()
+        other.goto("/")
+        other.click("details.menu summary")
+        other.click("text=Log out")
+        other.wait_for_url("**/login/**")
+
+        page.locator("#id_response").fill("Written before the logout, finished after it.")
+        page.keyboard.press("Control+Enter")
+        expect(page.locator(".messages")).to_contain_text("You are signed out")
+        expect(page.locator(".messages a")).to_have_attribute("target", "_blank")
+        expect(page.locator("#id_response")).to_have_value("Written before the logout, finished after it.")
+        assert not page.locator("#workspace #id_username").count(), "no login form swapped into the work"
+        screenshot(page, "label-signed-out")
+
+        _login(other, "annotator")
+        page.keyboard.press("Control+Enter")
+        expect(page.locator("#workspace .notice")).to_contain_text("Submitted")
+        expect(page.locator(".messages")).not_to_contain_text("You are signed out")
+        stored = Annotation.objects.get(annotator=personas.annotator)
+        assert stored.response == "Written before the logout, finished after it."
+        assert [e for e in errors if "401" not in e] == [], errors
+    finally:
+        context.close()

@@ -62,7 +62,7 @@ def test_next_and_submit_through_the_api(personas: Personas, client_for: ClientF
     assert Judgement.objects.count() == 1
     assert api.post(f"{base}/comparisons/next/").status_code == 204
     other = _post(api, f"{base}/comparisons/{item.pk}/judgements/", {**body, "idempotency_key": "api-2"})
-    assert other.status_code == 400
+    assert other.status_code == 409, "a second judgement of the same comparison conflicts with the first"
     assert "already judged" in json.dumps(other.json())
 
 
@@ -212,7 +212,8 @@ def test_two_tabs_racing_store_one_judgement(personas: Personas, on_postgres: No
     if same_key:
         assert outcomes == [stored.pk, stored.pk], "both tabs get the one stored judgement"
     else:
-        assert sorted(map(str, outcomes)) == sorted([str(stored.pk), "You already judged this comparison."])
+        refused = "You already judged this comparison (in another tab or window)."
+        assert sorted(map(str, outcomes)) == sorted([str(stored.pk), refused])
 
 
 def _statements(queries: Any) -> list[str]:

@@ -1,5 +1,6 @@
 import pytest
 
+from annotation.models import Draft, Item
 from preferences import services
 from tests.conftest import ClientFor, Personas
 from tests.preferences.helpers import comparison_line, import_comparisons, letter_of, make_comparisons, set_mode
@@ -202,3 +203,61 @@ def test_a_data_lead_excludes_and_reincludes_an_annotator(personas: Personas, cl
     assert releasable_judgements(personas.project).count() == 1
     reviewer_page = client_for(personas.reviewer).get(f"/projects/{personas.project.pk}/quality/").content.decode()
     assert "Exclude" not in reviewer_page, "reviewers watch quality; data leads decide exclusions"
+
+
+def test_a_refused_submit_keeps_what_was_chosen_and_typed(personas: Personas, client_for: ClientFor) -> None:
+    set_mode(personas.project, personas.data_lead, "pairwise", rationale_required=True)
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    client = client_for(personas.annotator)
+    client.get(f"/projects/{personas.project.pk}/compare/")
+    response = client.post(
+        f"/projects/{personas.project.pk}/compare/{item.pk}/submit/",
+        {"choice": "B", "strength": "3", "rationale": "  ", "idempotency_key": "k1"},
+        HTTP_HX_REQUEST="true",
+    )
+    body = response.content.decode()
+    assert "this project asks for a rationale" in body
+    assert 'data-draft="{&quot;choice&quot;: &quot;B&quot;, &quot;strength&quot;: &quot;3&quot;}"' in body, (
+        "the page restores the choice from an attribute (htmx drops the scripts of what it swaps in)"
+    )
+    draft = Draft.objects.get(item=item, user=personas.annotator)
+    assert draft.data["shown"] == {"choice": "B", "strength": "3"}, "and the draft holds it for a reload"
+    assert not item.judgements.exists()
+
+
+def test_a_comparison_judged_in_another_tab_moves_on(personas: Personas, client_for: ClientFor) -> None:
+    first, second = make_comparisons(personas.project, personas.data_lead, 2)
+    client = client_for(personas.annotator)
+    client.get(f"/projects/{personas.project.pk}/compare/")
+    url = f"/projects/{personas.project.pk}/compare/{first.pk}/submit/"
+    assert client.post(url, {"choice": "A", "idempotency_key": "tab-1"}, HTTP_HX_REQUEST="true").status_code == 200
+    other_tab = client.post(url, {"choice": "B", "idempotency_key": "tab-2"}, HTTP_HX_REQUEST="true")
+    body = other_tab.content.decode()
+    assert "You already judged this comparison (in another tab or window)." in body
+    assert f'data-item="{second.pk}"' in body, "the page goes on to the next comparison instead of sticking"
+    assert first.judgements.count() == 1
+
+
+def test_skipping_a_gold_comparison_looks_like_skipping_any_other(personas: Personas, client_for: ClientFor) -> None:
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.5)
+    import_comparisons(personas.project, personas.data_lead, comparison_line("Gold?", "Good", "Bad", gold=1))
+    gold = Item.objects.get(project=personas.project, gold__isnull=False)
+    client = client_for(personas.annotator)
+    response = client.post(f"/projects/{personas.project.pk}/compare/{gold.pk}/skip/", HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert "Skipped; it will come back later." in body
+    assert "not assigned to you" not in body
+
+
+def test_an_autosave_after_the_lease_went_to_someone_else_says_so(personas: Personas, client_for: ClientFor) -> None:
+    from annotation.models import Slot
+
+    (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    client = client_for(personas.annotator)
+    client.get(f"/projects/{personas.project.pk}/compare/")
+    url = f"/projects/{personas.project.pk}/compare/{item.pk}/draft/"
+    assert "Draft saved" in client.post(url, {"choice": "A"}, HTTP_HX_REQUEST="true").content.decode()
+    Slot.objects.filter(item=item, user=personas.annotator).update(user=personas.reviewer)  # expired, then taken
+    body = client.post(url, {"choice": "B"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "went to someone else after your lease ran out" in body
+    assert "Draft saved" not in body
