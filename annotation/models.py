@@ -178,6 +178,9 @@ class Draft(models.Model):
     data = models.JSONField(default=dict)
     time_spent_ms = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The open page (browser tab) that saved it last, "<random>.<ms when the page was rendered>": an older
+    # tab of the same item may not overwrite what a newer one saved.
+    page = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "user"], name="one_draft_per_user_item")]

@@ -4,6 +4,8 @@ import contextlib
 import functools
 import hashlib
 import json
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -661,10 +663,24 @@ def slot_finish(*, user: User, item: Item, slot: Slot | None) -> None:
         cursor.execute(_DRAFT_DELETE_SQL, [item.pk, user.pk])
 
 
-def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int) -> Draft | None:
+def draft_page_token() -> str:
+    """The token of a page that is about to be rendered with a form: "<random>.<ms now>"."""
+    return f"{uuid.uuid4().hex[:16]}.{int(time.time() * 1000)}"
+
+
+def _page_opened_ms(page: str) -> int | None:
+    _, _, opened = page.partition(".")
+    return int(opened) if opened.isdigit() else None
+
+
+def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int, page: str = "") -> Draft | None:
     """Autosave the user's work on an item and extend their lease (an active annotator keeps the slot).
     Drafts are not audited: nothing is decided until submission. Returns None (saves nothing) when the
-    item is already submitted, e.g. an autosave that fires just after the submit."""
+    item is already submitted, e.g. an autosave that fires just after the submit.
+
+    ``page`` is the token of the page that sends it (``draft_page_token``). Two tabs on one item: once a
+    tab saved, a tab opened before that save may not overwrite it (it shows older work); it is refused as
+    a conflict until it is reloaded. The saving tab itself never conflicts with its own saves."""
     with transaction.atomic():
         # Lock order everywhere: the user's slot, then the draft. The submits lock the slot first and delete
         # the draft; taking the draft first here deadlocked an autosave racing a submit on PostgreSQL.
@@ -674,7 +690,22 @@ def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: i
             return None
         if len(json.dumps(data)) > _DRAFT_LIMIT:
             raise DomainError("This draft is too large to save.")
-        draft, _ = Draft.objects.select_for_update().get_or_create(item=item, user=user)
+        draft, created = Draft.objects.select_for_update().get_or_create(item=item, user=user)
+        opened = _page_opened_ms(page)
+        if (
+            not created
+            and opened is not None
+            and draft.page
+            and draft.page != page
+            and draft.updated_at.timestamp() * 1000 > opened
+        ):
+            raise DomainError(
+                "This item is also open in another tab or window, where it was changed after this page was "
+                "opened: nothing here was saved. Copy what you need, then reload to continue from the newer "
+                "version.",
+                status=409,
+            )
+        draft.page = page or draft.page
         draft.data = data
         draft.time_spent_ms = max(draft.time_spent_ms, max(0, int(time_spent_ms)))
         draft.updated_at = timezone.now()

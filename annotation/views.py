@@ -80,6 +80,7 @@ def _workspace_context(request: HttpRequest, item: Item, *, revising: Annotation
         "flags": [(value, label, value in data.get("flags", [])) for value, label in Flag.choices],
         "time_spent_ms": time_spent,
         "submit_key": uuid.uuid4().hex,
+        "page_token": services.draft_page_token(),
         "diff": response_diff(item.response, data.get("response", "")),
         "revising": revising,
         "draft_restored": draft is not None,
@@ -153,7 +154,13 @@ def _time_spent(request: HttpRequest) -> int:
 def draft_save(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_item_for_user(request.user, pk, item_pk)
     work = _posted_work(request)
-    draft = services.draft_save(user=_user(request), item=item, data=work, time_spent_ms=_time_spent(request))
+    try:
+        draft = services.draft_save(
+            user=_user(request), item=item, data=work, time_spent_ms=_time_spent(request),
+            page=request.POST.get("page", ""),
+        )  # fmt: skip
+    except DomainError as exc:
+        return render(request, "_draft_refused.html", {"message": exc.message})
     if draft is None:
         return HttpResponse('<span id="draft-status" class="muted small">Already submitted</span>')
     if not selectors.holds_item(_user(request), item):

@@ -417,12 +417,15 @@ def _quality_row(project: Project, user: User) -> AnnotatorQuality | None:
     return rawrows.one(AnnotatorQuality, sql, [project.pk, user.pk])
 
 
-def comparison_draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int) -> Draft | None:
-    """Autosave a half-made judgement (annotation's drafts, which also extend the lease). Returns None and
-    saves nothing once the user has judged the item, e.g. an autosave that fires just after the submit."""
+def comparison_draft_save(
+    *, user: User, item: Item, data: dict[str, Any], time_spent_ms: int, page: str = ""
+) -> Draft | None:
+    """Autosave a half-made judgement (annotation's drafts, which also extend the lease and refuse an older
+    tab's overwrite). Returns None and saves nothing once the user has judged the item, e.g. an autosave
+    that fires just after the submit."""
     if Judgement.objects.filter(item=item, annotator=user).exists():
         return None
-    return annotation_services.draft_save(user=user, item=item, data=data, time_spent_ms=time_spent_ms)
+    return annotation_services.draft_save(user=user, item=item, data=data, time_spent_ms=time_spent_ms, page=page)
 
 
 def _schedule_agreement(project: Project) -> None:

@@ -62,6 +62,7 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
         "draft_restored": bool(draft) and not error,
         "time_spent_ms": draft.time_spent_ms if draft else 0,
         "idempotency_key": uuid.uuid4().hex,
+        "page_token": annotation_services.draft_page_token(),
         "rank_options": range(1, len(shown) + 1),
         "error": error,
         "notice": notice,
@@ -134,7 +135,12 @@ def compare_draft(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
     mode = selectors.preference_settings(item.project).mode
     data = {"shown": _shown_from_post(request, mode), "rationale": request.POST.get("rationale", "")}
-    saved = services.comparison_draft_save(user=_user(request), item=item, data=data, time_spent_ms=_time(request))
+    try:
+        saved = services.comparison_draft_save(
+            user=_user(request), item=item, data=data, time_spent_ms=_time(request), page=request.POST.get("page", "")
+        )
+    except DomainError as exc:
+        return render(request, "_draft_refused.html", {"message": exc.message})
     if saved is not None and not holds_item(_user(request), item):
         return render(request, "_draft_lost.html")
     text = f"Draft saved {saved.updated_at:%H:%M:%S}" if saved else "Already submitted"

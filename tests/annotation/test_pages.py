@@ -1,3 +1,6 @@
+import re
+import time
+
 import pytest
 
 from annotation import services
@@ -178,3 +181,23 @@ def test_work_in_another_tab_a_lost_lease_and_a_signed_out_user(personas: Person
     page_load = client.get(url)
     assert page_load.status_code == 302, "a whole page still goes to the login page"
     assert page_load["Location"].startswith("/login/")
+
+
+def test_an_older_tab_is_told_its_autosave_was_refused(personas: Personas, client_for: ClientFor) -> None:
+    give_rubric(personas.project, personas.data_lead)
+    import_lines(personas.project, personas.data_lead, chat_line("First question?"))
+    client = client_for(personas.annotator)
+    first_tab = client.get(f"/projects/{personas.project.pk}/annotate/").content.decode()
+    older = re.search(r'name="page" value="([^"]+)"', first_tab)
+    assert older is not None
+    time.sleep(0.01)
+    slot = personas.annotator.slots.get()
+    second_tab = client.get(f"/projects/{personas.project.pk}/annotate/{slot.item_id}/").content.decode()
+    newer = re.search(r'name="page" value="([^"]+)"', second_tab)
+    assert newer is not None
+    draft_url = f"/projects/{personas.project.pk}/annotate/{slot.item_id}/draft/"
+    saved = client.post(draft_url, {"response": "From the newer tab", "page": newer[1]}, HTTP_HX_REQUEST="true")
+    assert "Draft saved" in saved.content.decode()
+    stale = client.post(draft_url, {"response": "From the older tab", "page": older[1]}, HTTP_HX_REQUEST="true")
+    assert "also open in another tab" in stale.content.decode()
+    assert personas.annotator.drafts.get().data["response"] == "From the newer tab"

@@ -1,4 +1,5 @@
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -8,7 +9,7 @@ from django.utils import timezone
 from accounts.errors import DomainError
 from accounts.models import AuditEvent, Role
 from annotation import services
-from annotation.models import Annotation, Slot, SlotState
+from annotation.models import Annotation, Draft, Slot, SlotState
 from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
 from tests.conftest import Personas
 from tests.factories import MembershipFactory
@@ -138,6 +139,34 @@ def test_autosave_extends_the_lease_and_keeps_the_draft(personas: Personas) -> N
     assert draft is not None
     assert draft.data["response"] == "half done"
     assert draft.time_spent_ms == 12_000
+
+
+def test_an_older_tab_cannot_overwrite_what_a_newer_one_saved(personas: Personas) -> None:
+    (item,) = import_items(personas.project, personas.data_lead, 1)
+    assert services.item_next(user=personas.annotator, project=personas.project) is not None
+
+    def save(page: str, text: str) -> Draft | None:
+        return services.draft_save(
+            user=personas.annotator, item=item, data={"response": text}, time_spent_ms=1, page=page
+        )
+
+    old_tab = services.draft_page_token()
+    time.sleep(0.01)
+    new_tab = services.draft_page_token()
+    save(old_tab, "typed in the first tab")
+    save(old_tab, "typed in the first tab, more")  # a tab never conflicts with itself
+    with pytest.raises(DomainError, match="also open in another tab") as refused:
+        save(new_tab, "what the second tab showed when it opened")
+    assert refused.value.conflict
+    assert Draft.objects.get(item=item).data["response"] == "typed in the first tab, more"
+
+    time.sleep(0.01)
+    reloaded = services.draft_page_token()  # reloaded: it shows the first tab's work, and may save over it
+    save(reloaded, "the second tab, after a reload")
+    with pytest.raises(DomainError, match="also open in another tab"):
+        save(old_tab, "the first tab again, now the older one")
+    assert Draft.objects.get(item=item).data["response"] == "the second tab, after a reload"
+    assert save("", "a save from no page (a refused submit) is always kept") is not None
 
 
 @pytest.mark.django_db(transaction=True)
