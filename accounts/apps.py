@@ -7,6 +7,10 @@ class AccountsConfig(AppConfig):
     name = "accounts"
 
     def ready(self) -> None:
+        from django.urls import register_converter
+
         from accounts import signals
+        from accounts.http import IdConverter
 
         signals.connect()
+        register_converter(IdConverter, "id")  # before any URLconf is read

@@ -5,6 +5,48 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 
+# The largest id a bigint column holds. A larger number finds nothing, but the drivers raise on it (SQLite's
+# OverflowError, PostgreSQL's "out of range") instead of saying so: it must never reach a query.
+MAX_ID = 2**63 - 1
+
+
+def parse_id(value: object) -> int | None:
+    """``value`` as a row id, when it is one: an int, or a string of ASCII digits ("²" and "٣" are digits to
+    ``str.isdigit`` but not to ``int``), from 1 to ``MAX_ID``. None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        number = int(value)
+    else:
+        return None
+    return number if 0 < number <= MAX_ID else None
+
+
+def parse_count(value: object, default: int = 0) -> int:
+    """A whole number from a form field (a rank, a time in ms): ASCII digits only, at most 18 of them;
+    ``default`` for anything else."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return default
+
+
+class IdConverter:
+    """``<id:pk>`` in a URL: ASCII digits that fit a bigint, so an absurd id in an address is a 404 and never
+    an overflow in the database driver."""
+
+    regex = "[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        number = parse_id(value)
+        if number is None:
+            raise ValueError(value)  # the URL does not match: 404
+        return number
+
+    def to_url(self, value: int | str) -> str:
+        return str(value)
+
 
 def is_htmx(request: HttpRequest) -> bool:
     """True for requests htmx made for a fragment (django-htmx's middleware sets ``request.htmx``). A history

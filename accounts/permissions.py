@@ -10,6 +10,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 from knox.models import AuthToken
 
 from accounts import rawrows
+from accounts.http import parse_id
 from accounts.models import Membership, Project, ProjectPerm, User
 
 AnyUser = User | AnonymousUser
@@ -78,12 +79,13 @@ def get_project_for_user(
     """The project, when ``user`` holds ``perm`` on it; 404 otherwise. ``with_settings`` names one-to-one
     settings rows (``"annotation"``, ``"preferences"``) to read in the same query, for the request's
     services to use instead of reading them again."""
-    if not str(pk).isdigit() or int(pk) > MAX_ID:
+    project_id = parse_id(pk)
+    if project_id is None:
         raise Http404("No such project.")
     if connection.vendor == "postgresql" and user.is_authenticated and user.is_active:
-        project = _project_with_perms(user, int(pk), with_settings)
+        project = _project_with_perms(user, project_id, with_settings)
     else:
-        rows = Project.objects.filter(pk=pk)
+        rows = Project.objects.filter(pk=project_id)
         if with_settings:
             rows = rows.select_related(*with_settings)
         project = rows.first()
@@ -94,7 +96,6 @@ def get_project_for_user(
     return project
 
 
-MAX_ID = 2**63 - 1  # beyond a bigint SQLite's driver raises OverflowError (a 500) instead of finding nothing
 _PROJECT_SQL = "SELECT {columns}, ARRAY({perms}) FROM {table} p {joins} WHERE p.id = %s"
 
 
@@ -139,7 +140,7 @@ def get_membership_for_user(user: AnyUser, project_pk: int | str, membership_pk:
     project = get_project_for_user(user, project_pk, ProjectPerm.MANAGE_MEMBERS)
     membership = (
         Membership.objects.select_related("user", "project").filter(project=project, pk=membership_pk).first()
-        if str(membership_pk).isdigit()
+        if parse_id(membership_pk) is not None
         else None
     )
     if membership is None:
@@ -154,7 +155,7 @@ def require_site_staff(user: AnyUser) -> None:
 
 def get_user_for_staff(staff: AnyUser, pk: int | str) -> User:
     require_site_staff(staff)
-    user = User.objects.filter(pk=pk).first() if str(pk).isdigit() else None
+    user = User.objects.filter(pk=pk).first() if parse_id(pk) is not None else None
     if user is None:
         raise Http404("No such user.")
     return user

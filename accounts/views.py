@@ -30,7 +30,7 @@ from accounts.forms import (
     RoleForm,
     StaffInviteForm,
 )
-from accounts.http import is_htmx
+from accounts.http import is_htmx, parse_id
 from accounts.models import ProjectPerm, User
 from accounts.permissions import (
     get_membership_for_user,
@@ -341,7 +341,7 @@ def _invited_user(uidb64: str) -> User | None:
         pk = force_str(urlsafe_base64_decode(uidb64))
     except (TypeError, ValueError):
         return None
-    return User.objects.filter(pk=pk, is_active=True).first() if pk.isdigit() else None
+    return User.objects.filter(pk=pk, is_active=True).first() if parse_id(pk) is not None else None
 
 
 @require_http_methods(["GET", "POST"])

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.http import parse_id
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, user_has_project_perm
 from annotation import selectors, services
@@ -123,8 +124,9 @@ class ItemListView(APIView):
         params = request.query_params
         if params.get("state"):
             items = items.filter(state=params["state"])
-        if params.get("batch", "").isdigit():
-            items = items.filter(batch_id=int(params["batch"]))
+        batch = parse_id(params.get("batch"))
+        if batch is not None:
+            items = items.filter(batch_id=batch)
         if params.get("edge_case") in {"true", "1"}:
             items = items.filter(edge_case=True)
         paginator = LimitOffsetPagination()
@@ -171,8 +173,9 @@ class AnnotationListView(APIView):
             rows = rows.filter(state=params["state"])
         if params.get("annotator"):
             rows = rows.filter(annotator__username=params["annotator"])
-        if params.get("item", "").isdigit():
-            rows = rows.filter(item_id=int(params["item"]))
+        item = parse_id(params.get("item"))
+        if item is not None:
+            rows = rows.filter(item_id=item)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(AnnotationOut(page, many=True).data)

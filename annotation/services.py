@@ -663,6 +663,15 @@ def slot_finish(*, user: User, item: Item, slot: Slot | None) -> None:
         cursor.execute(_DRAFT_DELETE_SQL, [item.pk, user.pk])
 
 
+# Time on task is counted by the page while its tab is visible; more than a week on one item is a clock
+# or a client gone wrong, and is stored as a week (an absurd number would overflow the column).
+MAX_TIME_ON_TASK_MS = 7 * 24 * 3600 * 1000
+
+
+def time_on_task(time_spent_ms: int) -> int:
+    return min(max(0, int(time_spent_ms)), MAX_TIME_ON_TASK_MS)
+
+
 def draft_page_token() -> str:
     """The token of a page that is about to be rendered with a form: "<random>.<ms now>"."""
     return f"{uuid.uuid4().hex[:16]}.{int(time.time() * 1000)}"
@@ -707,7 +716,7 @@ def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: i
             )
         draft.page = page or draft.page
         draft.data = data
-        draft.time_spent_ms = max(draft.time_spent_ms, max(0, int(time_spent_ms)))
+        draft.time_spent_ms = max(draft.time_spent_ms, time_on_task(time_spent_ms))
         draft.updated_at = timezone.now()
         draft.save()
         if slot is not None and slot.state == SlotState.LEASED:
@@ -782,7 +791,7 @@ def annotation_submit(
             "scores": clean_scores,
             "flags": clean_flags,
             "note": note.strip(),
-            "time_spent_ms": max(0, int(time_spent_ms)),
+            "time_spent_ms": time_on_task(time_spent_ms),
             "state": AnnotationState.SUBMITTED,
             "submit_key": submit_key,
             "submitted_at": timezone.now(),

@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.errors import DomainError
-from accounts.http import is_htmx
+from accounts.http import is_htmx, parse_count
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for, user_has_project_perm
 from accounts.selectors import role_in_project
@@ -143,10 +143,7 @@ def _posted_work(request: HttpRequest) -> dict[str, Any]:
 
 
 def _time_spent(request: HttpRequest) -> int:
-    try:
-        return max(0, int(request.POST.get("time_spent_ms", "0")))
-    except ValueError:
-        return 0
+    return parse_count(request.POST.get("time_spent_ms"))
 
 
 @login_required

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
+from accounts.http import parse_id
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user
 from annotation import services as annotation_services
@@ -189,7 +190,7 @@ class JudgementIn(_FieldsBuiltOncePerThread):
     criteria = serializers.DictField(child=serializers.CharField(), required=False)
     overall = serializers.CharField(required=False)
     rationale = serializers.CharField(required=False, allow_blank=True, default="")
-    time_spent_ms = serializers.IntegerField(min_value=0, default=0)
+    time_spent_ms = serializers.IntegerField(min_value=0, max_value=annotation_services.MAX_TIME_ON_TASK_MS, default=0)
     idempotency_key = serializers.CharField(max_length=64)
 
 
@@ -277,8 +278,9 @@ class JudgementListView(APIView):
         params = request.query_params
         if params.get("annotator"):
             rows = rows.filter(annotator__username=params["annotator"])
-        if params.get("item", "").isdigit():
-            rows = rows.filter(item_id=int(params["item"]))
+        item = parse_id(params.get("item"))
+        if item is not None:
+            rows = rows.filter(item_id=item)
         if params.get("gold") in {"true", "false"}:
             rows = rows.filter(is_gold=params["gold"] == "true")
         excluded = selectors.excluded_annotator_ids(project)

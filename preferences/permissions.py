@@ -3,8 +3,9 @@
 from django.http import Http404
 
 from accounts import rawrows
+from accounts.http import MAX_ID
 from accounts.models import Project, ProjectPerm
-from accounts.permissions import MAX_ID, AnyUser, get_project_for_user, project_perms_for
+from accounts.permissions import AnyUser, get_project_for_user, project_perms_for
 from annotation.models import Item
 from preferences.models import Adjudication
 

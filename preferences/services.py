@@ -358,7 +358,7 @@ def judgement_submit(
                 result=result,
                 displayed_result=shown,
                 rationale=rationale.strip(),
-                time_spent_ms=max(0, int(time_spent_ms)),
+                time_spent_ms=annotation_services.time_on_task(time_spent_ms),
                 idempotency_key=key,
                 is_gold=is_gold,
                 gold_correct=gold_matches(result, item.gold) if is_gold else None,

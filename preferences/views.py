@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.errors import DomainError
-from accounts.http import is_htmx
+from accounts.http import is_htmx, parse_count
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for
 from annotation import services as annotation_services
@@ -115,8 +115,9 @@ def _shown_from_post(request: HttpRequest, mode: str) -> dict[str, Any]:
         ranks: dict[int, list[str]] = {}
         for key in post:
             value = post.get(key, "")
-            if key.startswith("rank_") and value.isdigit():
-                ranks.setdefault(int(value), []).append(key[len("rank_") :])
+            rank = parse_count(value, -1)
+            if key.startswith("rank_") and rank >= 0:
+                ranks.setdefault(rank, []).append(key[len("rank_") :])
         return {"ranking": [sorted(ranks[r]) for r in sorted(ranks)]}
     return {
         "criteria": {k[len("crit_") :]: v for k, v in post.items() if k.startswith("crit_") and v},
@@ -125,8 +126,7 @@ def _shown_from_post(request: HttpRequest, mode: str) -> dict[str, Any]:
 
 
 def _time(request: HttpRequest) -> int:
-    value = request.POST.get("time_spent_ms", "0")
-    return int(value) if value.isdigit() else 0
+    return parse_count(request.POST.get("time_spent_ms"))
 
 
 @login_required
@@ -211,12 +211,13 @@ def _adjudication_result(request: HttpRequest, count: int, ranked: bool) -> dict
     if ranked:
         ranks: dict[int, list[int]] = {}
         for candidate in range(count):
-            value = request.POST.get(f"rank_{candidate}", "")
-            if value.isdigit():  # an unranked candidate is missing from the ranking: the service refuses it
-                ranks.setdefault(int(value), []).append(candidate)
+            rank = parse_count(request.POST.get(f"rank_{candidate}"), -1)
+            if rank >= 0:  # an unranked candidate is missing from the ranking: the service refuses it
+                ranks.setdefault(rank, []).append(candidate)
         return {"ranking": [ranks[r] for r in sorted(ranks)]}
     winner = request.POST.get("winner", "")
-    return {"winner": int(winner) if winner.isdigit() else winner}
+    number = parse_count(winner, -1)
+    return {"winner": number if number >= 0 else winner}
 
 
 @login_required

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.errors import DomainError
+from accounts.http import parse_id
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user
 from releases import selectors, services
@@ -179,7 +180,8 @@ class ReleaseDiffView(APIView):
         found: list[Release] = []
         for key in ("a", "b"):
             value = request.query_params.get(key, "")
-            release = built.filter(pk=int(value)).first() if value.isdigit() else None
+            number = parse_id(value)
+            release = built.filter(pk=number).first() if number is not None else None
             if release is None:
                 raise DomainError(f"“{key}” must be the id of a built release of this project.", field=key)
             found.append(release)

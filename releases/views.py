@@ -12,6 +12,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.errors import DomainError
+from accounts.http import parse_id
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for
 from annotation.rendering import render_markdown
@@ -56,9 +57,9 @@ def release_list(request: HttpRequest, pk: int) -> HttpResponse:
 def release_new(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
     initial: dict[str, Any] = {"kind": default_release_kind(project)}
-    source = request.GET.get("from", "")
-    if source.isdigit():
-        earlier = Release.objects.filter(project=project, pk=int(source)).first()
+    source = parse_id(request.GET.get("from"))
+    if source is not None:
+        earlier = Release.objects.filter(project=project, pk=source).first()
         if earlier is not None:
             initial = ReleaseForm.initial_from(earlier.recipe, earlier.name) | {"assumptions": earlier.assumptions}
     form = ReleaseForm(request.POST or None, project=project, initial=initial)
@@ -150,7 +151,8 @@ def release_diff(request: HttpRequest, pk: int) -> HttpResponse:
     problems = []
     for side, label in (("a", "From"), ("b", "To")):
         raw = request.GET.get(side, "").strip()
-        chosen[side] = built.filter(pk=int(raw)).first() if raw.isdigit() else None
+        number = parse_id(raw)
+        chosen[side] = built.filter(pk=number).first() if number is not None else None
         if raw and chosen[side] is None:
             problems.append(f"{label}: “{raw[:20]}” is not a built release of this project.")
     a, b = chosen["a"], chosen["b"]

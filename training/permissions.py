@@ -7,6 +7,7 @@ base-model registry is site-wide and kept by site staff."""
 from django.db.models import QuerySet
 from django.http import Http404
 
+from accounts.http import parse_id
 from accounts.models import Membership, Project, ProjectPerm, Role
 from accounts.permissions import (
     AnyUser,
@@ -36,7 +37,7 @@ def _job(project: Project, job_pk: int | str) -> TrainingJob:
         TrainingJob.objects.filter(project=project, pk=job_pk)
         .select_related("project", "release", "base_model", "created_by", "cancel_requested_by", "rerun_of")
         .first()
-        if str(job_pk).isdigit()
+        if parse_id(job_pk) is not None
         else None
     )
     if job is None:
@@ -59,7 +60,7 @@ def get_adapter_for_user(user: AnyUser, project_pk: int | str, adapter_pk: int |
         Adapter.objects.filter(project=project, pk=adapter_pk)
         .select_related("project", "job", "release", "base_model", "started_by")
         .first()
-        if str(adapter_pk).isdigit()
+        if parse_id(adapter_pk) is not None
         else None
     )
     if adapter is None:
@@ -79,7 +80,7 @@ def base_models_for_user(user: AnyUser) -> QuerySet[BaseModel]:
 
 def get_base_model_for_staff(user: AnyUser, model_pk: int | str) -> BaseModel:
     require_site_staff(user)
-    model = BaseModel.objects.filter(pk=model_pk).first() if str(model_pk).isdigit() else None
+    model = BaseModel.objects.filter(pk=model_pk).first() if parse_id(model_pk) is not None else None
     if model is None:
         raise Http404("No such base model.")
     return model

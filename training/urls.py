@@ -3,36 +3,36 @@ from django.urls import path
 from training import api, views
 
 urlpatterns = [
-    path("projects/<int:pk>/training/", views.job_list, name="training"),
-    path("projects/<int:pk>/training/new/", views.job_new, name="training_new"),
-    path("projects/<int:pk>/training/<int:job_pk>/", views.job_detail, name="training_job"),
-    path("projects/<int:pk>/training/<int:job_pk>/cancel/", views.job_cancel, name="training_job_cancel"),
-    path("projects/<int:pk>/training/<int:job_pk>/rerun/", views.job_rerun, name="training_job_rerun"),
-    path("projects/<int:pk>/adapters/<int:adapter_pk>/", views.adapter_detail, name="adapter"),
-    path("projects/<int:pk>/adapters/<int:adapter_pk>/lineage.json", views.adapter_lineage, name="adapter_lineage"),
-    path("projects/<int:pk>/adapters/<int:adapter_pk>/files/<int:index>/", views.adapter_file, name="adapter_file"),
+    path("projects/<id:pk>/training/", views.job_list, name="training"),
+    path("projects/<id:pk>/training/new/", views.job_new, name="training_new"),
+    path("projects/<id:pk>/training/<id:job_pk>/", views.job_detail, name="training_job"),
+    path("projects/<id:pk>/training/<id:job_pk>/cancel/", views.job_cancel, name="training_job_cancel"),
+    path("projects/<id:pk>/training/<id:job_pk>/rerun/", views.job_rerun, name="training_job_rerun"),
+    path("projects/<id:pk>/adapters/<id:adapter_pk>/", views.adapter_detail, name="adapter"),
+    path("projects/<id:pk>/adapters/<id:adapter_pk>/lineage.json", views.adapter_lineage, name="adapter_lineage"),
+    path("projects/<id:pk>/adapters/<id:adapter_pk>/files/<int:index>/", views.adapter_file, name="adapter_file"),
     path("models/", views.base_models, name="base_models"),
-    path("models/<int:model_pk>/", views.base_model_detail, name="base_model"),
+    path("models/<id:model_pk>/", views.base_model_detail, name="base_model"),
 ]
 
 api_urlpatterns = [
     path("base-models/", api.BaseModelListCreateView.as_view(), name="api_base_models"),
-    path("base-models/<int:model_pk>/", api.BaseModelDetailView.as_view(), name="api_base_model"),
-    path("projects/<int:pk>/training/jobs/", api.JobListCreateView.as_view(), name="api_training_jobs"),
-    path("projects/<int:pk>/training/jobs/<int:job_pk>/", api.JobDetailView.as_view(), name="api_training_job"),
+    path("base-models/<id:model_pk>/", api.BaseModelDetailView.as_view(), name="api_base_model"),
+    path("projects/<id:pk>/training/jobs/", api.JobListCreateView.as_view(), name="api_training_jobs"),
+    path("projects/<id:pk>/training/jobs/<id:job_pk>/", api.JobDetailView.as_view(), name="api_training_job"),
     path(
-        "projects/<int:pk>/training/jobs/<int:job_pk>/metrics/",
+        "projects/<id:pk>/training/jobs/<id:job_pk>/metrics/",
         api.JobMetricsView.as_view(),
         name="api_training_job_metrics",
     ),
     path(
-        "projects/<int:pk>/training/jobs/<int:job_pk>/cancel/",
+        "projects/<id:pk>/training/jobs/<id:job_pk>/cancel/",
         api.JobCancelView.as_view(),
         name="api_training_job_cancel",
     ),
     path(
-        "projects/<int:pk>/training/jobs/<int:job_pk>/rerun/", api.JobRerunView.as_view(), name="api_training_job_rerun"
+        "projects/<id:pk>/training/jobs/<id:job_pk>/rerun/", api.JobRerunView.as_view(), name="api_training_job_rerun"
     ),
-    path("projects/<int:pk>/adapters/", api.AdapterListView.as_view(), name="api_adapters"),
-    path("projects/<int:pk>/adapters/<int:adapter_pk>/", api.AdapterDetailView.as_view(), name="api_adapter"),
+    path("projects/<id:pk>/adapters/", api.AdapterListView.as_view(), name="api_adapters"),
+    path("projects/<id:pk>/adapters/<id:adapter_pk>/", api.AdapterDetailView.as_view(), name="api_adapter"),
 ]
