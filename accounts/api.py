@@ -5,13 +5,13 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.models import AuditEvent, ProjectPerm, Role, User
+from accounts.pagination import Pagination
 from accounts.permissions import (
     get_membership_for_user,
     get_own_api_token,
@@ -29,7 +29,7 @@ def _user(request: Request) -> User:
 def _paginated(
     request: Request, view: APIView, queryset: QuerySet[Any], serializer: type[serializers.Serializer]
 ) -> Response:
-    paginator = LimitOffsetPagination()
+    paginator = Pagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer(page, many=True).data)
 
@@ -38,7 +38,7 @@ class MeOut(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
     display_name = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(help_text="Empty when none is on record.")
     is_staff = serializers.BooleanField()
 
 
@@ -66,6 +66,8 @@ class ProjectOut(serializers.Serializer):
 
 
 class ProjectListView(APIView):
+    pagination_class = Pagination
+
     @extend_schema(responses=ProjectOut(many=True), summary="Projects you can see, with your role in each")
     def get(self, request: Request) -> Response:
         return _paginated(request, self, selectors.projects_for_user(request.user), ProjectOut)
@@ -97,6 +99,8 @@ class MemberRoleIn(serializers.Serializer):
 
 
 class MemberListView(APIView):
+    pagination_class = Pagination
+
     @extend_schema(responses=MemberOut(many=True), summary="Members of a project (project admins)")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
@@ -162,6 +166,8 @@ class AuditFilterIn(serializers.Serializer):
 
 
 class _AuditListBase(APIView):
+    pagination_class = Pagination
+
     def _list(self, request: Request, project_pk: int | None) -> Response:
         project = None
         if project_pk is None:
@@ -213,6 +219,8 @@ class ApiTokenIn(serializers.Serializer):
 
 
 class ApiTokenListView(APIView):
+    pagination_class = Pagination
+
     @extend_schema(responses=ApiTokenOut(many=True), summary="Your API tokens (never the secrets)")
     def get(self, request: Request) -> Response:
         return _paginated(request, self, selectors.api_tokens_for_user(request.user), ApiTokenOut)

@@ -3,7 +3,6 @@
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,6 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.http import parse_id
 from accounts.models import ProjectPerm, User
+from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user, user_has_project_perm
 from annotation import selectors, services
 from annotation.models import Annotation, AnnotationState, ImportBatch, Item, ItemState, ReviewDecision
@@ -51,12 +51,13 @@ class ImportIn(serializers.Serializer[None]):
 
 
 class ImportListView(APIView):
+    pagination_class = Pagination
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(responses=ImportOut(many=True), summary="Import batches of a project (data leads)")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(selectors.import_batches(project), request, view=self)
         return paginator.get_paginated_response(ImportOut(page, many=True).data)
 
@@ -109,6 +110,8 @@ class ItemOut(serializers.ModelSerializer[Item]):
 
 
 class ItemListView(APIView):
+    pagination_class = Pagination
+
     @extend_schema(
         parameters=[
             OpenApiParameter("state", str, enum=ItemState.values),
@@ -129,7 +132,7 @@ class ItemListView(APIView):
             items = items.filter(batch_id=batch)
         if params.get("edge_case") in {"true", "1"}:
             items = items.filter(edge_case=True)
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(items, request, view=self)
         return paginator.get_paginated_response(ItemOut(page, many=True).data)
 
@@ -147,6 +150,8 @@ class AnnotationOut(serializers.ModelSerializer[Annotation]):
 
 
 class AnnotationListView(APIView):
+    pagination_class = Pagination
+
     @extend_schema(
         parameters=[
             OpenApiParameter("state", str, enum=AnnotationState.values),
@@ -176,7 +181,7 @@ class AnnotationListView(APIView):
         item = parse_id(params.get("item"))
         if item is not None:
             rows = rows.filter(item_id=item)
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(AnnotationOut(page, many=True).data)
 

@@ -1,7 +1,8 @@
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.templatetags.static import static
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.urls import api_urlpatterns as accounts_api
@@ -15,6 +16,16 @@ from training.urls import api_urlpatterns as training_api
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(static("favicon.svg"))
 
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """An address under /api/ that matches nothing (``/api/v1/projects/abc/``) answers in JSON, like every
+    other API error; the pages keep their 404 page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found
 
 api_v1 = [
     path("health/", api.HealthView.as_view(), name="api_health"),

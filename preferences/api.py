@@ -7,7 +7,7 @@ from typing import Any
 from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.serializer_helpers import BindingDict
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from accounts.http import parse_id
 from accounts.models import ProjectPerm, User
+from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user
 from annotation import services as annotation_services
 from annotation.api import ImportOut
@@ -60,9 +61,9 @@ class ComparisonsIn(serializers.Serializer[Any]):
 
 
 class ComparisonsInSchema(serializers.Serializer[Any]):
-    """What the schema documents."""
+    """Comparisons to import: each element is a line of the comparison JSONL import."""
 
-    comparisons = ComparisonIn(many=True)
+    comparisons = serializers.ListField(child=ComparisonIn(), min_length=1, max_length=10_000)
     skip_bad_lines = serializers.BooleanField(default=False)
 
 
@@ -77,6 +78,9 @@ class ComparisonListOut(serializers.Serializer[Any]):
 
 
 class ComparisonsCreateView(APIView):
+    pagination_class = Pagination
+    parser_classes = [JSONParser]  # nested lists and objects: JSON only
+
     @extend_schema(
         request=ComparisonsInSchema,
         responses={201: ImportOut, 202: ImportOut},
@@ -118,7 +122,7 @@ class ComparisonsCreateView(APIView):
             rows = rows.filter(gold__isnull=params["gold"] == "false")
         if params.get("state"):
             rows = rows.filter(state=params["state"])
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         body = [
             {
@@ -184,6 +188,10 @@ class _FieldsBuiltOncePerThread(serializers.Serializer[Any]):
 
 
 class JudgementIn(_FieldsBuiltOncePerThread):
+    """A judgement in the letters the annotator was shown (A, B, …): ``choice`` and ``strength`` in pairwise
+    mode, ``ranking`` (tiers of letters, best first) in ranking mode, ``criteria`` and ``overall`` per
+    criterion. The server maps letters to candidates."""
+
     choice = serializers.ChoiceField(choices=list(services.PAIR_CHOICES), required=False)
     strength = serializers.IntegerField(min_value=1, max_value=3, required=False, allow_null=True)
     ranking = serializers.ListField(child=serializers.ListField(child=serializers.CharField()), required=False)
@@ -237,6 +245,8 @@ def judgement_out(judgement: Judgement, excluded: set[int] | frozenset[int] = fr
 
 
 class JudgementSubmitView(APIView):
+    parser_classes = [JSONParser]  # a ranking is a list of lists: JSON only
+
     @extend_schema(
         request=JudgementIn,
         responses={201: JudgementOut},
@@ -260,6 +270,8 @@ class JudgementSubmitView(APIView):
 
 
 class JudgementListView(APIView):
+    pagination_class = Pagination
+
     @extend_schema(
         parameters=[
             OpenApiParameter("annotator", str),
@@ -286,7 +298,7 @@ class JudgementListView(APIView):
         excluded = selectors.excluded_annotator_ids(project)
         if params.get("releasable") == "true":
             rows = rows.filter(is_gold=False).exclude(annotator_id__in=excluded)
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response([judgement_out(j, excluded) for j in page or []])
 

@@ -7,7 +7,7 @@ from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from accounts.errors import DomainError
 from accounts.http import parse_id
 from accounts.models import ProjectPerm, User
+from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user
 from releases import selectors, services
 from releases.models import Release
@@ -93,10 +94,13 @@ class ReleaseDetailOut(ReleaseOut):
 
 
 class ReleaseListCreateView(APIView):
+    pagination_class = Pagination
+    parser_classes = [JSONParser]  # the recipe is a nested object: no form encoding can carry it
+
     @extend_schema(responses=ReleaseOut(many=True), summary="The project's releases, newest first")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_releases(request.user, pk)
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(selectors.releases_of(project), request, view=self)
         return paginator.get_paginated_response(ReleaseOut(page, many=True).data)
 
@@ -109,7 +113,7 @@ class ReleaseListCreateView(APIView):
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
         data = ReleaseIn(data=request.data)
         data.is_valid(raise_exception=True)
-        recipe = dict(request.data.get("recipe", {}))
+        recipe = dict(data.validated_data["recipe"])  # checked and typed: "false" is False, not a true string
         release = services.release_create(
             actor=_user(request),
             project=project,

@@ -6,13 +6,14 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.errors import DomainError
 from accounts.models import ProjectPerm, User
+from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user, require_site_staff
 from releases.models import Release
 from training import selectors, services
@@ -134,11 +135,14 @@ class JobDetailOut(JobOut):
 
 
 class JobListCreateView(APIView):
+    pagination_class = Pagination
+    parser_classes = [JSONParser]  # config is a nested object: JSON only
+
     @extend_schema(responses=JobOut(many=True), summary="The project's training jobs, newest first")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_training(request.user, pk)
         services.training_jobs_reap()
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(selectors.jobs_of(project), request, view=self)
         return paginator.get_paginated_response(JobOut(page, many=True).data)
 
@@ -235,10 +239,12 @@ class AdapterOut(serializers.Serializer[Any]):
 
 
 class AdapterListView(APIView):
+    pagination_class = Pagination
+
     @extend_schema(responses=AdapterOut(many=True), summary="The project's adapters, newest first")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_training(request.user, pk)
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(selectors.adapters_of(project), request, view=self)
         return paginator.get_paginated_response(AdapterOut(page, many=True).data)
 

@@ -53,3 +53,17 @@ def test_absurd_ids_in_query_strings_filter_nothing_or_are_refused(personas: Per
         page = client.get(f"/projects/{personas.project.pk}/releases/diff/?a={value}&b=1")
         assert page.status_code == 400
         assert client.get(f"/projects/{personas.project.pk}/releases/new/?from={value}").status_code == 200
+
+
+def test_api_lists_cap_their_page_and_unknown_api_addresses_answer_in_json(
+    personas: Personas, client_for: ClientFor
+) -> None:
+    client = client_for(personas.data_lead)
+    listed = client.get(f"/api/v1/projects/?limit={HUGE}&offset={HUGE}")
+    assert listed.status_code == 200, "a limit no database holds is capped, an offset past the end is the end"
+    assert listed.json()["results"] == []
+    assert client.get(f"/api/v1/projects/?limit={HUGE}").json()["count"] >= 1
+    missing = client.get("/api/v1/projects/abc/")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "Not found."}
+    assert "<html" in client.get("/projects/abc/").content.decode(), "pages keep their 404 page"

@@ -125,6 +125,14 @@ def test_the_api_refuses_bad_recipes_and_changes_to_a_release(personas: Personas
                           content_type="application/json")  # fmt: skip
     assert unknown.status_code == 400
     assert "rubric version 7" in unknown.content.decode()
+    typed = client.post(url, {"name": "typed", "recipe": {"kind": "preference", "exclude_flagged_annotators": "false",
+                        "per_criterion": "false"}}, content_type="application/json")  # fmt: skip
+    assert typed.status_code == 202
+    stored = personas.project.releases.get(name="typed").recipe
+    assert stored["exclude_flagged_annotators"] is False, "the checked value is stored: the string 'false' is False"
+    assert stored["per_criterion"] is False
+    form = client.post(url, {"name": "form", "recipe.kind": "preference"})
+    assert form.status_code == 415, "a recipe is a nested object: JSON only"
     for method in ("patch", "put"):
         refused = getattr(client, method)(f"{url}{release.pk}/", {"name": "renamed"}, content_type="application/json")
         assert refused.status_code == 405
