@@ -2,8 +2,10 @@ import re
 import time
 
 import pytest
+from django.test import Client
 
 from annotation import services
+from annotation.models import Slot
 from tests.annotation.helpers import chat_line, give_rubric, import_lines
 from tests.conftest import ClientFor, Personas
 
@@ -96,13 +98,18 @@ def test_the_rubric_table_saves_criteria_and_explains_mistakes(personas: Persona
     ]
 
 
-def test_back_then_a_changed_submit_says_nothing_was_saved(personas: Personas, client_for: ClientFor) -> None:
+def _annotating_two_items(personas: Personas, client_for: ClientFor) -> tuple[Client, Slot, str]:
+    """Two items under a rubric; the annotator holds the first. Returns their client, slot and item address."""
     give_rubric(personas.project, personas.data_lead)
     import_lines(personas.project, personas.data_lead, chat_line("First question?"), chat_line("Second question?"))
     client = client_for(personas.annotator)
     client.get(f"/projects/{personas.project.pk}/annotate/")
     slot = personas.annotator.slots.get()
-    url = f"/projects/{personas.project.pk}/annotate/{slot.item_id}/"
+    return client, slot, f"/projects/{personas.project.pk}/annotate/{slot.item_id}/"
+
+
+def test_back_then_a_changed_submit_says_nothing_was_saved(personas: Personas, client_for: ClientFor) -> None:
+    client, slot, url = _annotating_two_items(personas, client_for)
     form = {"response": "The ideal answer.", "score_correct": "pass", "score_helpful": "4", "submit_key": "page-1"}
     response = client.post(url + "submit/", form, HTTP_HX_REQUEST="true")
     assert "Submitted. Here is the next one." in response.content.decode()
@@ -151,14 +158,7 @@ def test_tabs_and_defaults_follow_the_kind_of_work_a_project_holds(personas: Per
 def test_work_in_another_tab_a_lost_lease_and_a_signed_out_user(personas: Personas, client_for: ClientFor) -> None:
     """What a page open on an item is told when the item was submitted elsewhere, when its lease went to
     someone else, and when the user was signed out meanwhile."""
-    from annotation.models import Slot
-
-    give_rubric(personas.project, personas.data_lead)
-    import_lines(personas.project, personas.data_lead, chat_line("First question?"), chat_line("Second question?"))
-    client = client_for(personas.annotator)
-    client.get(f"/projects/{personas.project.pk}/annotate/")
-    slot = personas.annotator.slots.get()
-    url = f"/projects/{personas.project.pk}/annotate/{slot.item_id}/"
+    client, _slot, url = _annotating_two_items(personas, client_for)
     form = {"response": "The ideal answer.", "score_correct": "pass", "score_helpful": "4"}
     assert client.post(url + "submit/", {**form, "submit_key": "tab-1"}, HTTP_HX_REQUEST="true").status_code == 200
     other_tab = client.post(url + "submit/", {**form, "submit_key": "tab-2"}, HTTP_HX_REQUEST="true")
