@@ -414,6 +414,7 @@ def project_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk)
     granted = project_perms_for(request.user, project)
     can = {perm: perm in granted for perm in ProjectPerm.ALL}
+    kinds = selectors.work_kinds(project)
     return render(
         request,
         "annotation/dashboard.html",
@@ -424,6 +425,10 @@ def project_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "can_manage_members": can[ProjectPerm.MANAGE_MEMBERS],
             "can_view_audit": can[ProjectPerm.VIEW_AUDIT],
             "stats": selectors.project_dashboard(project),
+            # What the project holds decides the buttons and counts: a project that imported nothing yet shows
+            # both kinds, as its tabs do.
+            "sft": "sft" in kinds or not kinds,
+            "comparisons": "comparison" in kinds or not kinds,
             "sent_back": selectors.sent_back_to(_user(request), project)[:20] if can[ProjectPerm.ANNOTATE] else [],
         },
     )

@@ -153,6 +153,13 @@ def test_tabs_and_defaults_follow_the_kind_of_work_a_project_holds(personas: Per
     assert ">Compare</a>" in tabs
     assert ">Annotate</a>" not in tabs
     assert ">Review</a>" not in tabs
+    assert ">Start comparing</a>" in tabs, "the overview's buttons follow the work too"
+    assert ">Adjudication queue</a>" in tabs
+    assert "Start annotating" not in tabs
+    assert 'id="annotators"' not in tabs, "no table of SFT annotations in a project of comparisons"
+    sft_overview = annotator.get(f"/projects/{personas.project.pk}/").content.decode()
+    assert ">Start annotating</a>" in sft_overview
+    assert "Start comparing" not in sft_overview
 
 
 def test_work_in_another_tab_a_lost_lease_and_a_signed_out_user(personas: Personas, client_for: ClientFor) -> None:
