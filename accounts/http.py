@@ -10,26 +10,28 @@ from django.shortcuts import resolve_url
 MAX_ID = 2**63 - 1
 
 
-def parse_id(value: object) -> int | None:
-    """``value`` as a row id, when it is one: an int, or a string of ASCII digits ("²" and "٣" are digits to
-    ``str.isdigit`` but not to ``int``), from 1 to ``MAX_ID``. None for anything else."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        number = int(value)
-    else:
-        return None
-    return number if 0 < number <= MAX_ID else None
+def _ascii_number(value: object, digits: int) -> int | None:
+    """A string of at most ``digits`` ASCII digits as an int ("²" and "٣" are digits to ``str.isdigit`` but
+    not to ``int``)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= digits:
+        return int(value)
+    return None
 
 
 def parse_count(value: object, default: int = 0) -> int:
-    """A whole number from a form field (a rank, a time in ms): ASCII digits only, at most 18 of them;
-    ``default`` for anything else."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    return default
+    """A whole number from a form field (a rank, a time in ms): at most 18 ASCII digits; ``default`` for
+    anything else."""
+    number = _ascii_number(value, 18)
+    return default if number is None else number
+
+
+def parse_id(value: object) -> int | None:
+    """``value`` as a row id, when it is one: an int, or a string of ASCII digits, from 1 to ``MAX_ID``.
+    None for anything else."""
+    if isinstance(value, bool):
+        return None
+    number = value if isinstance(value, int) else _ascii_number(value, 19)
+    return number if number is not None and 0 < number <= MAX_ID else None
 
 
 class IdConverter:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts import rawrows
 from accounts.dispatch import send_on_commit
 from accounts.errors import DomainError
+from accounts.http import parse_id
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation import selectors
@@ -678,8 +679,7 @@ def draft_page_token() -> str:
 
 
 def _page_opened_ms(page: str) -> int | None:
-    _, _, opened = page.partition(".")
-    return int(opened) if opened.isdigit() else None
+    return parse_id(page.partition(".")[2])
 
 
 def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: int, page: str = "") -> Draft | None:

@@ -425,10 +425,9 @@ def project_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "can_manage_members": can[ProjectPerm.MANAGE_MEMBERS],
             "can_view_audit": can[ProjectPerm.VIEW_AUDIT],
             "stats": selectors.project_dashboard(project),
-            # What the project holds decides the buttons and counts: a project that imported nothing yet shows
-            # both kinds, as its tabs do.
-            "sft": "sft" in kinds or not kinds,
-            "comparisons": "comparison" in kinds or not kinds,
+            # What the project holds decides the buttons and counts, as it decides its tabs.
+            "sft": "sft" in kinds,
+            "comparisons": "comparison" in kinds,
             "sent_back": selectors.sent_back_to(_user(request), project)[:20] if can[ProjectPerm.ANNOTATE] else [],
         },
     )

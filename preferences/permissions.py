@@ -3,7 +3,7 @@
 from django.http import Http404
 
 from accounts import rawrows
-from accounts.http import MAX_ID
+from accounts.http import parse_id
 from accounts.models import Project, ProjectPerm
 from accounts.permissions import AnyUser, get_project_for_user, project_perms_for
 from annotation.models import Item
@@ -18,7 +18,7 @@ _ITEM_SQL = "SELECT {columns} FROM annotation_item i WHERE i.id = %s AND i.proje
 
 def get_comparison_for_user(user: AnyUser, project_pk: int, item_pk: int) -> Item:
     project = get_project_for_user(user, project_pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
-    if item_pk > MAX_ID:
+    if parse_id(item_pk) is None:
         raise Http404("No such comparison.")
     # ``Item.objects.filter(project=project, pk=item_pk, kind="comparison").first()``, written out: every submit
     # asks it, and compiling the queryset cost more than running it.

@@ -13,7 +13,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.errors import DomainError
-from accounts.http import parse_id
 from accounts.models import ProjectPerm, User
 from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user
@@ -180,12 +179,9 @@ class ReleaseDiffView(APIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_releases(request.user, pk)
-        built = selectors.built_releases(project)
         found: list[Release] = []
         for key in ("a", "b"):
-            value = request.query_params.get(key, "")
-            number = parse_id(value)
-            release = built.filter(pk=number).first() if number is not None else None
+            release = selectors.built_release(project, request.query_params.get(key))
             if release is None:
                 raise DomainError(f"“{key}” must be the id of a built release of this project.", field=key)
             found.append(release)

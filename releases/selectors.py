@@ -5,6 +5,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from accounts.http import parse_id
 from accounts.models import Project
 from annotation.models import ImportBatch
 from releases.models import Release, ReleaseItem, ReleaseState
@@ -18,6 +19,12 @@ def releases_of(project: Project) -> QuerySet[Release]:
 
 def built_releases(project: Project) -> QuerySet[Release]:
     return releases_of(project).filter(state=ReleaseState.BUILT)
+
+
+def built_release(project: Project, value: object) -> Release | None:
+    """The built release of ``project`` that ``value`` (an id from a query string) names, if any."""
+    number = parse_id(value)
+    return built_releases(project).filter(pk=number).first() if number is not None else None
 
 
 def mixin_batches(project: Project) -> QuerySet[ImportBatch]:

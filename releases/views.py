@@ -151,8 +151,7 @@ def release_diff(request: HttpRequest, pk: int) -> HttpResponse:
     problems = []
     for side, label in (("a", "From"), ("b", "To")):
         raw = request.GET.get(side, "").strip()
-        number = parse_id(raw)
-        chosen[side] = built.filter(pk=number).first() if number is not None else None
+        chosen[side] = selectors.built_release(project, raw)
         if raw and chosen[side] is None:
             problems.append(f"{label}: “{raw[:20]}” is not a built release of this project.")
     a, b = chosen["a"], chosen["b"]

@@ -4,10 +4,7 @@
   "use strict";
 
   function form() { return document.getElementById("compare-form"); }
-  function typing() {
-    var el = document.activeElement;
-    return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text"));
-  }
+  var typing = window.enclave.typing;
   var CHOICE = { "1": "A", "2": "B", "3": "tie", "0": "both_bad" };
 
   // quiet: set it as it was saved, without a change event (that would autosave what was just restored).

@@ -34,6 +34,16 @@
     var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
     return match ? decodeURIComponent(match[1]) : null;
   }
+  // Shared with the page scripts loaded after this one (workspace.js, compare.js).
+  window.enclave = {
+    csrfToken: csrfCookie,
+    // Whether the keys go into a text field (so they type, not choose).
+    typing: function () {
+      var el = document.activeElement;
+      return !!el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text"));
+    },
+  };
+
   document.addEventListener("htmx:configRequest", function (event) {
     var token = csrfCookie();
     if (!token) return;

@@ -11,10 +11,7 @@
   var touched = false;  // typed or chosen anything on this item
 
   function form() { return document.querySelector("form[data-timed]"); }
-  function typing() {
-    var el = document.activeElement;
-    return !!el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text"));
-  }
+  var typing = window.enclave.typing;
 
   function startClock(swapped) {
     var f = form();
@@ -77,14 +74,10 @@
     if (!dirty || !f || !f.dataset.draftUrl) return;
     var data = new FormData(f);
     data.set("time_spent_ms", String(elapsed()));
-    var token = (document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/) || [])[1];
-    if (token) data.set("csrfmiddlewaretoken", decodeURIComponent(token));
+    var token = window.enclave.csrfToken();
+    if (token) data.set("csrfmiddlewaretoken", token);
     dirty = false;
-    try {
-      fetch(f.dataset.draftUrl, { method: "POST", body: data, keepalive: true, credentials: "same-origin" });
-    } catch (e) {
-      navigator.sendBeacon(f.dataset.draftUrl, data);
-    }
+    fetch(f.dataset.draftUrl, { method: "POST", body: data, keepalive: true, credentials: "same-origin" });
   }
   window.addEventListener("pagehide", flush);
   document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden") flush(); });
