@@ -695,7 +695,10 @@ def draft_save(*, user: User, item: Item, data: dict[str, Any], time_spent_ms: i
         # the draft; taking the draft first here deadlocked an autosave racing a submit on PostgreSQL.
         slot = own_slot_locked(user, item)
         annotation = Annotation.objects.filter(item=item, annotator=user).first()
-        if annotation is not None and annotation.state != AnnotationState.REJECTED:
+        revising = annotation is not None and annotation.state == AnnotationState.REJECTED
+        if (annotation is not None or (slot is not None and slot.state == SlotState.DONE)) and not revising:
+            # Submitted (an annotation, or a judgement, which finishes the slot), perhaps while this autosave
+            # waited on the slot lock: a draft now would outlive the submission.
             return None
         if len(json.dumps(data)) > _DRAFT_LIMIT:
             raise DomainError("This draft is too large to save.")

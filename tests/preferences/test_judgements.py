@@ -220,6 +220,11 @@ def test_a_submit_removes_the_draft_and_a_late_autosave_saves_nothing(personas: 
     late = services.comparison_draft_save(user=personas.annotator, item=item, data={}, time_spent_ms=10)
     assert late is None
     assert not Draft.objects.filter(user=personas.annotator).exists()
+    # An autosave that asked "judged yet?" just before the submit committed, then waited on the slot lock:
+    # the finished slot stops it.
+    raced = annotation_services.draft_save(user=personas.annotator, item=item, data={}, time_spent_ms=11)
+    assert raced is None
+    assert not Draft.objects.filter(user=personas.annotator).exists()
 
 
 def test_rankings_count_towards_position_bias_and_win_rates(personas: Personas) -> None:
