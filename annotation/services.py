@@ -485,7 +485,26 @@ def item_next(*, user: User, project: Project, kind: str = "sft") -> Slot | None
     they have never held, priority and edge cases first, items they skipped last. On PostgreSQL the
     candidate row is taken with ``FOR UPDATE SKIP LOCKED``, so concurrent callers never get one slot
     twice; there are exactly ``k`` slots per item, so ``k`` is never exceeded.
+
+    Two calls of one user at once (a double click that submitted twice, two tabs) may both find no slot of
+    theirs and claim two slots of one item; the unique (item, user) index refuses the second once the first
+    commits, and that call then starts again and finds the first one's slot as its own: both get one item.
     """
+    for attempt in (1, 2):
+        try:
+            return _item_next_once(user=user, project=project, kind=kind)
+        except IntegrityError as exc:
+            if attempt == 2 or not _is_one_slot_per_user(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _is_one_slot_per_user(exc: IntegrityError) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)  # psycopg names the constraint; SQLite serialises writers
+    return getattr(diag, "constraint_name", None) == "one_slot_per_user"
+
+
+def _item_next_once(*, user: User, project: Project, kind: str) -> Slot | None:
     now = timezone.now()
     until = now + _lease(project)
     with transaction.atomic():

@@ -6,7 +6,9 @@ For each size, a throwaway PostgreSQL database (Django's test-database machinery
 candidates. gunicorn is started against it as in production (``docker-compose.yml``: production settings,
 3 workers of 4 threads, behind a TLS proxy that sets X-Forwarded-Proto) and driven over keep-alive HTTP on
 loopback through the REST API, with API tokens, from this process, which shares the machine's cores with
-the server and the database. The database is dropped afterwards. PostgreSQL and Redis are required; the
+the server and the database. The 32 annotators run twice: first as the comparison page works (each submit
+answers with the next comparison: one request a judgement), then as a script calling "next" and "submit"
+separately (two). The database is dropped afterwards. PostgreSQL and Redis are required; the
 Redis database is emptied.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/enclave REDIS_URL=redis://127.0.0.1:6379/14 \\
@@ -56,6 +58,11 @@ from faker.providers.lorem.en_US import Provider as LoremProvider
 # As docker-compose.yml runs the web service (the Dockerfile's CMD says the same).
 GUNICORN_WORKERS = 3
 GUNICORN_THREADS = 4
+# How the crowd's clients ask: as a script calling the two endpoints, or as the comparison page does (the
+# submit answers with the next comparison).
+TWO_CALLS = "next, then submit"
+AND_NEXT = "submit and next"
+CROWDS = {"and-next": AND_NEXT, "two-calls": TWO_CALLS}
 PASSWORD = "bench-page-password-2718"  # noqa: S105 - a throwaway account in a throwaway database
 MODELS = (
     {"model": "llama-3.1-8b-instruct", "version": "2024-07", "decoding": {"temperature": 0.7, "top_p": 0.9}},
@@ -369,10 +376,12 @@ def _free_port() -> int:
 class Server:
     """gunicorn with the production settings against the throwaway database, stopped on exit."""
 
-    def __init__(self, env: dict[str, str], workers: int, threads: int, log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], workers: int, threads: int, log: Path, app: str = "enclave.wsgi:application"
+    ) -> None:
         self.port = _free_port()
         command = [
-            sys.executable, "-m", "gunicorn", "enclave.wsgi:application",
+            sys.executable, "-m", "gunicorn", app,
             "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", str(threads),
         ]  # fmt: skip
         self.log = log
@@ -530,9 +539,22 @@ class Tally:
 
 
 class Annotator:
-    """Closed loop: ask for the next comparison, rank it, submit; some submits are sent twice."""
+    """Closed loop: ask for the next comparison, rank it, submit; some submits are sent twice.
 
-    def __init__(self, *, port: int, token: str, username: str, project_id: int, seed: int, resend_every: int) -> None:
+    With ``and_next`` the client works as the comparison page does: each submit goes to the endpoint that
+    stores the judgement and answers with the next comparison, so a judgement is one request, not two."""
+
+    def __init__(
+        self,
+        *,
+        port: int,
+        token: str,
+        username: str,
+        project_id: int,
+        seed: int,
+        resend_every: int,
+        and_next: bool = False,
+    ) -> None:
         self.port = port
         self.token = token
         self.api = Api(port, token)
@@ -541,6 +563,8 @@ class Annotator:
         self.project_id = project_id
         self.rng = random.Random(seed)
         self.resend_every = resend_every
+        self.and_next = and_next
+        self.upcoming: dict[str, Any] | None = None  # the comparison the last and-next answer handed out
 
     def cycle(self, *, window: tuple[float, float] | None) -> bool:
         """One comparison; False when the queue has nothing left for this annotator. Times are kept when
@@ -548,17 +572,20 @@ class Annotator:
         tally = self.tally
         started = time.perf_counter()
         keep = window is None or window[0] <= started < window[1]
-        status, body, ms = self.api.post_json(f"/api/v1/projects/{self.project_id}/comparisons/next/")
-        if status == 204:
-            tally.exhausted = True
-            return False
-        if status != 200:
-            tally.errors[f"next {status}: {str(body)[:80]}"] += 1
-            return True
-        if keep:
-            tally.next_ms.append(ms)
+        if self.upcoming is not None:
+            body, self.upcoming = self.upcoming, None
+        else:
+            status, body, ms = self.api.post_json(f"/api/v1/projects/{self.project_id}/comparisons/next/")
+            if status == 204:
+                tally.exhausted = True
+                return False
+            if status != 200:
+                tally.errors[f"next {status}: {str(body)[:80]}"] += 1
+                return True
+            if keep:
+                tally.next_ms.append(ms)
+            tally.handed.append(body["id"])
         item = body["id"]
-        tally.handed.append(item)
         letters = [c["letter"] for c in body["candidates"]]
         self.rng.shuffle(letters)
         # A strict order, or a best answer over a tie of the rest.
@@ -569,6 +596,8 @@ class Annotator:
             "idempotency_key": uuid.uuid4().hex,
         }
         submit = f"/api/v1/projects/{self.project_id}/comparisons/{item}/judgements/"
+        if self.and_next:
+            submit += "and-next/"
         n = len(tally.handed)
         racing = self.resend_every and n % self.resend_every == self.resend_every // 2
         if racing:
@@ -587,13 +616,19 @@ class Annotator:
         if keep:
             tally.submit_ms.append(ms)
         self._ack(payload["idempotency_key"], status, out, ms)
+        if self.and_next and status == 201:
+            self.upcoming = out["next"]
+            if self.upcoming is None:
+                tally.exhausted = True
+            else:
+                tally.handed.append(self.upcoming["id"])
         if status == 201 and (window is None or window[0] <= acked_at <= window[1]):
             tally.in_window += 1
         if self.resend_every and n % self.resend_every == 0:
             # A retry after a lost answer: the same key again, after the first was acknowledged.
             tally.resent += 1
             self._ack(payload["idempotency_key"], *self.api.post_json(submit, payload))
-        return True
+        return not tally.exhausted
 
     @staticmethod
     def _post(api: Api | None, path: str, payload: dict[str, Any]) -> tuple[int, Any, float]:
@@ -605,8 +640,9 @@ class Annotator:
         if status != 201:
             tally.errors[f"submit {status}: {str(out)[:80]}"] += 1
             return
-        earlier = tally.acked.setdefault(key, out["id"])
-        if earlier != out["id"]:
+        judgement = out["judgement"]["id"] if self.and_next else out["id"]
+        earlier = tally.acked.setdefault(key, judgement)
+        if earlier != judgement:
             tally.conflicting_acks += 1
 
 
@@ -654,12 +690,19 @@ def _verify(*, project: Any, k: int, tallies: list[Tally]) -> dict[str, Counter[
     double["judgements without the judge's slot"] = plain.exclude(Exists(done_slot)).count()
     holders = set(Slot.objects.filter(project=project, user__isnull=False).values_list("user__username", "item_id"))
     users_per_item: Counter[int] = Counter()
-    for tally in tallies:
-        handed = [item for item in tally.handed if item not in gold_ids]
+    by_user: dict[str, list[int]] = {}
+    for tally in tallies:  # one user may drive several phases, resuming the comparison leased to them
+        by_user.setdefault(tally.username, [])
+        handed = by_user[tally.username]
+        if handed and tally.handed and handed[-1] == tally.handed[0]:
+            handed.pop()
+        handed.extend(tally.handed)
+    for username, handed_all in by_user.items():
+        handed = [item for item in handed_all if item not in gold_ids]
         double["items handed twice to one annotator"] += len(handed) - len(set(handed))
         # A slot taken over by someone else while its holder still works on it would show here.
         double["items handed out whose slot is not the annotator's"] += sum(
-            1 for item in set(handed) if (tally.username, item) not in holders
+            1 for item in set(handed) if (username, item) not in holders
         )
         users_per_item.update(set(handed))
     double["items handed to more than k annotators"] = sum(1 for n in users_per_item.values() if n > k)
@@ -770,6 +813,43 @@ class Options:
     workers: int
     threads: int
     sample: int
+    crowds: list[str]
+
+
+def _crowd(crowd: list[Annotator], opts: "Options", meter: CpuMeter) -> dict[str, str]:
+    """Run the annotators at once without think time: judgements/s, latency and CPU in the measured window."""
+    begin = time.perf_counter()
+    window = (begin + opts.ramp, begin + opts.ramp + opts.duration)
+
+    def run(annotator: Annotator) -> None:
+        try:
+            while time.perf_counter() < window[1] and annotator.cycle(window=window):
+                pass
+        except Exception as exc:  # counted and shown: the table must say when a client failed
+            annotator.tally.errors[f"client {type(exc).__name__}: {exc}"] += 1
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in crowd]
+    for thread in threads:
+        thread.start()
+    time.sleep(max(0.0, window[0] - time.perf_counter()))
+    before = meter.sample()
+    time.sleep(max(0.0, window[1] - time.perf_counter()))
+    after = meter.sample()
+    for thread in threads:
+        thread.join()
+    tallies = [a.tally for a in crowd]
+    judged = sum(t.in_window for t in tallies)
+    result: dict[str, str] = {}
+    result["cpu"], result["cores"] = meter.per_judgement(before, after, judged)
+    result["throughput"] = f"{judged / opts.duration:,.0f} /s"
+    next_ms = [ms for t in tallies for ms in t.next_ms]
+    result["next p95"] = _ms(next_ms, 0.95) if next_ms else "(with the submit)"
+    result["submit p95"] = _ms([ms for t in tallies for ms in t.submit_ms], 0.95)
+    result["n"] = f"{judged:,} in {opts.duration:.0f} s"
+    result["resent"] = f"{sum(t.resent for t in tallies):,}"
+    if any(t.exhausted for t in tallies):
+        result["throughput"] += " (queue ran dry)"
+    return result
 
 
 def _run_size(count: int, opts: Options, base_env: dict[str, str], work: Path) -> dict[str, str]:
@@ -848,43 +928,22 @@ def _run_size(count: int, opts: Options, base_env: dict[str, str], work: Path) -
             result["submit p95"] = _ms(solo.tally.submit_ms, 0.95)
             result["solo n"] = f"{len(solo.tally.submit_ms):,}"
 
-            print(f"[{count:,}] {opts.clients} annotators for {opts.ramp + opts.duration:.0f} s …", flush=True)
-            crowd = [
-                Annotator(port=server.port, token=token, username=username, project_id=project.pk, seed=n + 2,
-                          resend_every=opts.resend_every)
-                for n, (username, token) in enumerate(users[1:])
-            ]  # fmt: skip
-            begin = time.perf_counter()
-            window = (begin + opts.ramp, begin + opts.ramp + opts.duration)
+            crowds: list[Annotator] = []
+            for style in opts.crowds:
+                print(
+                    f"[{count:,}] {opts.clients} annotators ({style}) for {opts.ramp + opts.duration:.0f} s …",
+                    flush=True,
+                )
+                crowd = [
+                    Annotator(port=server.port, token=token, username=username, project_id=project.pk,
+                              seed=n + 2 + 1000 * len(crowds), resend_every=opts.resend_every,
+                              and_next=style == AND_NEXT)
+                    for n, (username, token) in enumerate(users[1:])
+                ]  # fmt: skip
+                result.update({f"{style} {name}": value for name, value in _crowd(crowd, opts, meter).items()})
+                crowds.extend(crowd)
 
-            def run(annotator: Annotator) -> None:
-                try:
-                    while time.perf_counter() < window[1] and annotator.cycle(window=window):
-                        pass
-                except Exception as exc:  # counted and shown: the table must say when a client failed
-                    annotator.tally.errors[f"client {type(exc).__name__}: {exc}"] += 1
-
-            threads = [threading.Thread(target=run, args=(a,)) for a in crowd]
-            for thread in threads:
-                thread.start()
-            time.sleep(max(0.0, window[0] - time.perf_counter()))
-            before = meter.sample()
-            time.sleep(max(0.0, window[1] - time.perf_counter()))
-            after = meter.sample()
-            for thread in threads:
-                thread.join()
-            tallies = [a.tally for a in crowd]
-            judged = sum(t.in_window for t in tallies)
-            result["crowd cpu"], result["crowd cores"] = meter.per_judgement(before, after, judged)
-            result["throughput"] = f"{judged / opts.duration:,.0f} /s"
-            result["crowd next p95"] = _ms([ms for t in tallies for ms in t.next_ms], 0.95)
-            result["crowd submit p95"] = _ms([ms for t in tallies for ms in t.submit_ms], 0.95)
-            result["crowd n"] = f"{judged:,} in {opts.duration:.0f} s"
-            result["resent"] = f"{sum(t.resent for t in tallies):,}"
-            if any(t.exhausted for t in tallies):
-                result["throughput"] += " (queue ran dry)"
-
-            everyone = [solo.tally, *tallies]
+            everyone = [solo.tally, *(a.tally for a in crowds)]
             checks = _verify(project=project, k=opts.k, tallies=everyone)
             for name, found in checks.items():
                 result[name] = _count(found)
@@ -892,7 +951,7 @@ def _run_size(count: int, opts: Options, base_env: dict[str, str], work: Path) -
             for tally in everyone:
                 errors.update(tally.errors)
             result["errors"] = _count(errors)
-            reconnects = solo.api.reconnects + sum(a.api.reconnects for a in crowd)
+            reconnects = solo.api.reconnects + sum(a.api.reconnects for a in crowds)
             result["reconnects"] = f"{reconnects:,}"
 
             page = _page_bytes(port=server.port, project_id=project.pk, username=reader.username)
@@ -919,6 +978,11 @@ def main() -> None:
     parser.add_argument("--resend-every", type=int, default=10, help="send the same submit twice every n")
     parser.add_argument("--workers", type=int, default=GUNICORN_WORKERS)
     parser.add_argument("--threads", type=int, default=GUNICORN_THREADS)
+    parser.add_argument(
+        "--crowd", nargs="+", choices=list(CROWDS), default=list(CROWDS),
+        help="how the concurrent annotators call: submit-and-next (one request a judgement, as the page does), "
+        "next then submit (two); each runs for --duration, in this order",
+    )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="smoke run: 2,000 comparisons, short phases")
     args = parser.parse_args()
     if args.quick:  # smaller defaults; what is given on the command line stays
@@ -966,6 +1030,7 @@ def main() -> None:
         workers=args.workers,
         threads=args.threads,
         sample=min(200, min(args.comparisons)),
+        crowds=[CROWDS[name] for name in args.crowd],
     )
     results = {}
     for count in args.comparisons:
@@ -986,13 +1051,19 @@ def main() -> None:
         ("1 annotator: judgements timed", "solo n", ""),
         ("1 annotator: CPU per judgement (next + submit)", "solo cpu", ""),
         ("1 annotator: cores busy", "solo cores", ""),
-        (f"{args.clients} annotators, closed loop: judgements/s", "throughput", "≥ 300 /s"),
-        (f"{args.clients} annotators: judgements in the window", "crowd n", ""),
-        (f'{args.clients} annotators: "next" p95', "crowd next p95", ""),
-        (f'{args.clients} annotators: "submit" p95', "crowd submit p95", ""),
-        (f"{args.clients} annotators: CPU per judgement (next + submit)", "crowd cpu", ""),
-        (f"{args.clients} annotators: cores busy", "crowd cores", ""),
-        ("submits sent twice with the same key", "resent", ""),
+        *(
+            row
+            for style in opts.crowds
+            for row in (
+                (f"{args.clients} annotators, {style}, closed loop: judgements/s", f"{style} throughput", "≥ 300 /s"),
+                (f"{args.clients} annotators, {style}: judgements in the window", f"{style} n", ""),
+                (f'{args.clients} annotators, {style}: "next" p95', f"{style} next p95", ""),
+                (f'{args.clients} annotators, {style}: "submit" p95', f"{style} submit p95", ""),
+                (f"{args.clients} annotators, {style}: CPU per judgement", f"{style} cpu", ""),
+                (f"{args.clients} annotators, {style}: cores busy", f"{style} cores", ""),
+                (f"{args.clients} annotators, {style}: submits sent twice with the same key", f"{style} resent", ""),
+            )
+        ),
         ("lost judgements", "lost", "0"),
         ("duplicated judgements", "duplicated", "0"),
         ("double-assigned judgements", "double-assigned", "0"),
@@ -1018,9 +1089,10 @@ def main() -> None:
         f"with API tokens. The load generator (this process) shares the same cores. Three ~300-word candidates "
         f"per comparison, ranking mode, k = {args.k}, one gold comparison in {args.gold_every}, default gold rate "
         f"0.1; {args.judgements:,} sequential judgements after 50 warm-up; {args.clients} annotators without think "
-        f"time for {args.duration:.0f} s after {args.ramp:.0f} s of ramp, one submit in {args.resend_every} sent "
-        f"twice (CPU per judgement includes those). “Other tool”: the most-used open-source tool, measured on the "
-        f"same machine at 50k."
+        f"time for {args.duration:.0f} s after {args.ramp:.0f} s of ramp, once per way of calling "
+        f"({'; '.join(opts.crowds)}; with “submit and next” a judgement is one request, as on the comparison "
+        f"page), one submit in {args.resend_every} sent twice (CPU per judgement includes those). “Other tool”: "
+        f"the most-used open-source tool, measured on the same machine at 50k."
     )
     print_columns("Preferences over HTTP", header, rows)
 

@@ -14,7 +14,7 @@ from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
 from accounts.http import parse_id
-from accounts.models import ProjectPerm, User
+from accounts.models import Project, ProjectPerm, User
 from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user
 from annotation import services as annotation_services
@@ -156,14 +156,22 @@ class NextComparisonView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
-        item = services.comparison_next(user=_user(request), project=project)
-        if item is None:
+        shown = _next_comparison(_user(request), project)
+        if shown is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        _, order = services.display_order(_user(request), item)
-        shown = [{"letter": services.LETTERS[i], "content": item.candidates[c]["content"]} for i, c in enumerate(order)]
-        mode = selectors.preference_settings(project).mode
-        # The documented shape (ComparisonOut) built directly: the serializer's field copies cost more than the rest.
-        return Response({"id": item.pk, "messages": item.messages, "candidates": shown, "mode": mode})
+        return Response(shown)
+
+
+def _next_comparison(user: User, project: Project) -> dict[str, Any] | None:
+    """The user's next comparison leased to them, as ``ComparisonOut`` documents it (built directly: the
+    serializer's field copies cost more than the rest), or None when nothing is left for them."""
+    item = services.comparison_next(user=user, project=project)
+    if item is None:
+        return None
+    _, order = services.display_order(user, item)
+    shown = [{"letter": services.LETTERS[i], "content": item.candidates[c]["content"]} for i, c in enumerate(order)]
+    mode = selectors.preference_settings(project).mode
+    return {"id": item.pk, "messages": item.messages, "candidates": shown, "mode": mode}
 
 
 class _FieldsBuiltOncePerThread(serializers.Serializer[Any]):
@@ -254,19 +262,50 @@ class JudgementSubmitView(APIView):
     )
     def post(self, request: Request, pk: int, item_pk: int) -> Response:
         item = get_comparison_for_user(request.user, pk, item_pk)
-        data = JudgementIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        meta = {k: values.pop(k) for k in ("rationale", "time_spent_ms", "idempotency_key")}
-        judgement = services.judgement_submit(
-            user=_user(request),
-            item=item,
-            shown=values,
-            rationale=meta["rationale"],
-            time_spent_ms=meta["time_spent_ms"],
-            idempotency_key=meta["idempotency_key"],
-        )
-        return Response(judgement_out(judgement), status=status.HTTP_201_CREATED)
+        return Response(judgement_out(_submit(request, item)), status=status.HTTP_201_CREATED)
+
+
+def _submit(request: Request, item: Item) -> Judgement:
+    data = JudgementIn(data=request.data)
+    data.is_valid(raise_exception=True)
+    values = dict(data.validated_data)
+    meta = {k: values.pop(k) for k in ("rationale", "time_spent_ms", "idempotency_key")}
+    return services.judgement_submit(
+        user=_user(request),
+        item=item,
+        shown=values,
+        rationale=meta["rationale"],
+        time_spent_ms=meta["time_spent_ms"],
+        idempotency_key=meta["idempotency_key"],
+    )
+
+
+class JudgementAndNextOut(serializers.Serializer[Any]):
+    judgement = JudgementOut()
+    next = ComparisonOut(allow_null=True, help_text="Your next comparison, leased to you; null when none is left.")
+
+
+class JudgementSubmitAndNextView(APIView):
+    """What the comparison page does on submit: store the judgement, then hand out the next comparison, in one
+    request (one authentication and one project read instead of two of each)."""
+
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=JudgementIn,
+        responses={201: JudgementAndNextOut},
+        summary="Submit a judgement and receive your next comparison in one call",
+        description=(
+            "The same judgement and idempotency rules as the submit endpoint; a resend with the same key answers "
+            "with the stored judgement and the comparison leased to you now (the same one the first answer "
+            "named, while its lease holds). `next` is null when nothing is left for you."
+        ),
+    )
+    def post(self, request: Request, pk: int, item_pk: int) -> Response:
+        item = get_comparison_for_user(request.user, pk, item_pk)
+        judgement = _submit(request, item)
+        body = {"judgement": judgement_out(judgement), "next": _next_comparison(_user(request), item.project)}
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class JudgementListView(APIView):

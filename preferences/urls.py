@@ -28,6 +28,11 @@ api_urlpatterns = [
         api.JudgementSubmitView.as_view(),
         name="api_judgement_submit",
     ),
+    path(
+        "projects/<id:pk>/comparisons/<id:item_pk>/judgements/and-next/",
+        api.JudgementSubmitAndNextView.as_view(),
+        name="api_judgement_submit_and_next",
+    ),
     path("projects/<id:pk>/judgements/", api.JudgementListView.as_view(), name="api_judgements"),
     path("projects/<id:pk>/agreement/", api.AgreementView.as_view(), name="api_agreement"),
 ]

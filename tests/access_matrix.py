@@ -388,6 +388,12 @@ ROUTES: list[Route] = [
         ANNOTATORS, ok=201, api=True, data=lambda p: {"choice": "B", "strength": 1, "idempotency_key": "api-matrix"},
         setup=_lease_comparison,
     ),
+    Route(
+        "api judgement submit and next", "post",
+        lambda p: f"/api/v1/projects/{_a(p)}/comparisons/{_comparison(p)}/judgements/and-next/",
+        ANNOTATORS, ok=201, api=True, data=lambda p: {"choice": "A", "idempotency_key": "api-matrix-and-next"},
+        setup=_lease_comparison,
+    ),
     Route("api judgements", "get", lambda p: f"/api/v1/projects/{_a(p)}/judgements/", DATA_OR_REVIEW, api=True),
     Route("api agreement", "get", lambda p: f"/api/v1/projects/{_a(p)}/agreement/", DATA_OR_REVIEW, api=True),
     # --- releases: pages ---

@@ -260,3 +260,39 @@ def test_an_autosave_racing_the_submit_never_deadlocks(personas: Personas, on_po
             t.join()
     assert errors == []
     assert Annotation.objects.filter(annotator=personas.annotator).count() == 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_calls_of_one_user_at_once_get_one_item(personas: Personas, on_postgres: None) -> None:
+    """A double click or two tabs ask for the next item at the same moment: both find no slot of the user's and
+    may claim two slots of one item, which the (item, user) index refuses; the refused call starts again and
+    gets the slot the other one leased instead of an error."""
+    _set_k(personas, 2)
+    import_items(personas.project, personas.data_lead, 30)
+    errors: list[BaseException] = []
+    for _ in range(30):
+        barrier = threading.Barrier(2)
+        got: list[int] = []
+
+        def ask(barrier=barrier, got=got) -> None:  # type: ignore[no-untyped-def]
+            try:
+                barrier.wait()
+                slot = services.item_next(user=personas.annotator, project=personas.project)
+                assert slot is not None
+                got.append(slot.item_id)
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=ask) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        held = Slot.objects.filter(project=personas.project, user=personas.annotator, state=SlotState.LEASED)
+        assert set(got) <= set(held.values_list("item_id", flat=True)), "each call got a slot the user holds"
+        held.update(state=SlotState.DONE)
+    per_item = Slot.objects.filter(project=personas.project, user=personas.annotator).values_list("item_id", flat=True)
+    assert len(per_item) == len(set(per_item)), "never two slots of one item"

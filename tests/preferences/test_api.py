@@ -66,6 +66,41 @@ def test_next_and_submit_through_the_api(personas: Personas, client_for: ClientF
     assert "already judged" in json.dumps(other.json())
 
 
+def test_submit_and_next_stores_the_judgement_and_hands_out_the_next(personas: Personas, client_for: ClientFor) -> None:
+    first_item, second_item = make_comparisons(personas.project, personas.data_lead, 2)
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    api = client_for(personas.annotator)
+    base = f"/api/v1/projects/{personas.project.pk}/comparisons"
+    shown = api.post(f"{base}/next/").json()
+    assert shown["id"] == first_item.pk
+    body = {"choice": letter_of(personas.annotator, first_item, 0), "strength": 2, "idempotency_key": "and-next-1"}
+    answer = _post(api, f"{base}/{first_item.pk}/judgements/and-next/", body)
+    assert answer.status_code == 201
+    judgement = Judgement.objects.get()
+    assert answer.json()["judgement"] == preferences_api.judgement_out(judgement), "as the submit endpoint answers"
+    assert judgement.result == {"winner": 0, "strength": 2}
+    upcoming = answer.json()["next"]
+    assert upcoming["id"] == second_item.pk
+    assert [c["letter"] for c in upcoming["candidates"]] == ["A", "B"]
+    assert "m-alpha" not in json.dumps(upcoming), "provenance never reaches an annotator"
+    assert upcoming == api.post(f"{base}/next/").json(), "leased to the annotator, as next would hand it out"
+
+    again = _post(api, f"{base}/{first_item.pk}/judgements/and-next/", body)
+    assert again.status_code == 201, "a resend answers with what was stored"
+    assert again.json()["judgement"]["id"] == judgement.pk
+    assert again.json()["next"]["id"] == second_item.pk, "and the comparison the user holds now"
+    assert Judgement.objects.count() == 1
+
+    changed = _post(api, f"{base}/{first_item.pk}/judgements/and-next/", {**body, "strength": 3})
+    assert changed.status_code == 409, "the same key with another choice is a conflict, as on the submit endpoint"
+    last = {"choice": "tie", "idempotency_key": "and-next-2"}
+    done = _post(api, f"{base}/{second_item.pk}/judgements/and-next/", last)
+    assert done.status_code == 201
+    assert done.json()["next"] is None, "nothing left for this annotator"
+    refused = _post(api, f"{base}/{second_item.pk}/judgements/and-next/", {"choice": "C", "idempotency_key": "x"})
+    assert refused.status_code == 400
+
+
 def test_a_malformed_judgement_is_refused_with_a_reason(personas: Personas, client_for: ClientFor) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     api = client_for(personas.annotator)
