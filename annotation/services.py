@@ -664,14 +664,29 @@ def item_set_priority(*, actor: User, item: Item, priority: int) -> Item:
 # ``Slot.objects.select_for_update().filter(item=item, user=user).first()`` (one row at most) and the end of a
 # slot's work, written out: every submit runs them, and compiling the querysets cost more than running them.
 _USER_SLOT_SQL = "SELECT {columns} FROM annotation_slot s WHERE s.item_id = %s AND s.user_id = %s{lock}"
+# With the item's row: NO KEY UPDATE, so work on one item is taken in turn (two such locks wait for each other)
+# while the foreign-key checks of other rows that point at the item (KEY SHARE) never wait for it.
+_USER_SLOT_AND_ITEM_SQL = """
+SELECT {columns} FROM annotation_slot s JOIN annotation_item i ON i.id = s.item_id
+ WHERE s.item_id = %s AND s.user_id = %s FOR UPDATE OF s FOR NO KEY UPDATE OF i
+"""
 _SLOT_DONE_SQL = "UPDATE annotation_slot SET state = %s, leased_until = NULL WHERE id = %s"
 _DRAFT_DELETE_SQL = "DELETE FROM annotation_draft WHERE item_id = %s AND user_id = %s"
 
 
-def own_slot_locked(user: User, item: Item) -> Slot | None:
-    """The user's slot of ``item``, locked until the transaction ends (PostgreSQL); lock it before the draft."""
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    return rawrows.one(Slot, _USER_SLOT_SQL.format(columns=rawrows.columns(Slot, "s"), lock=lock), [item.pk, user.pk])
+def own_slot_locked(user: User, item: Item, *, lock_item: bool = False) -> Slot | None:
+    """The user's slot of ``item``, locked until the transaction ends (PostgreSQL); lock it before the draft.
+
+    ``lock_item`` locks the item's row too, for a submit that then reads what the item's other slots gave:
+    a second submit of the item waits for this one to commit, so of two last submits at once the later one
+    sees both results (each alone would see only its own and the ones before). Databases without row locks
+    (SQLite) run one writer at a time anyway."""
+    columns = rawrows.columns(Slot, "s")
+    if not connection.features.has_select_for_update:
+        return rawrows.one(Slot, _USER_SLOT_SQL.format(columns=columns, lock=""), [item.pk, user.pk])
+    if lock_item:
+        return rawrows.one(Slot, _USER_SLOT_AND_ITEM_SQL.format(columns=columns), [item.pk, user.pk])
+    return rawrows.one(Slot, _USER_SLOT_SQL.format(columns=columns, lock=" FOR UPDATE"), [item.pk, user.pk])
 
 
 def slot_finish(*, user: User, item: Item, slot: Slot | None) -> None:

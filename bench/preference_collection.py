@@ -530,6 +530,7 @@ class Tally:
     acked: dict[str, int] = field(default_factory=dict)  # idempotency key → judgement id of the 201
     conflicting_acks: int = 0  # the same key acknowledged with two different judgement ids
     handed: list[int] = field(default_factory=list)  # item ids "next" handed out, in order
+    judged: set[int] = field(default_factory=set)  # item ids whose submit was acknowledged
     next_ms: list[float] = field(default_factory=list)
     submit_ms: list[float] = field(default_factory=list)
     in_window: int = 0  # judgements acknowledged inside the measured window
@@ -616,6 +617,8 @@ class Annotator:
         if keep:
             tally.submit_ms.append(ms)
         self._ack(payload["idempotency_key"], status, out, ms)
+        if status == 201:
+            tally.judged.add(item)
         if self.and_next and status == 201:
             self.upcoming = out["next"]
             if self.upcoming is None:
@@ -690,16 +693,18 @@ def _verify(*, project: Any, k: int, tallies: list[Tally]) -> dict[str, Counter[
     double["judgements without the judge's slot"] = plain.exclude(Exists(done_slot)).count()
     holders = set(Slot.objects.filter(project=project, user__isnull=False).values_list("user__username", "item_id"))
     users_per_item: Counter[int] = Counter()
-    by_user: dict[str, list[int]] = {}
-    for tally in tallies:  # one user may drive several phases, resuming the comparison leased to them
-        by_user.setdefault(tally.username, [])
-        handed = by_user[tally.username]
-        if handed and tally.handed and handed[-1] == tally.handed[0]:
-            handed.pop()
-        handed.extend(tally.handed)
-    for username, handed_all in by_user.items():
-        handed = [item for item in handed_all if item not in gold_ids]
-        double["items handed twice to one annotator"] += len(handed) - len(set(handed))
+    by_user: dict[str, list[Tally]] = {}
+    for tally in tallies:  # one user may drive several phases, in order
+        by_user.setdefault(tally.username, []).append(tally)
+    for username, phases in by_user.items():
+        judged_before: set[int] = set()
+        for phase in phases:
+            handed_here = [item for item in phase.handed if item not in gold_ids]
+            double["items handed twice to one annotator"] += len(handed_here) - len(set(handed_here))
+            # A later phase resumes the comparisons the user still holds; one they judged must not come back.
+            double["items handed twice to one annotator"] += len(set(handed_here) & judged_before)
+            judged_before |= phase.judged
+        handed = [item for phase in phases for item in phase.handed if item not in gold_ids]
         # A slot taken over by someone else while its holder still works on it would show here.
         double["items handed out whose slot is not the annotator's"] += sum(
             1 for item in set(handed) if (username, item) not in holders

@@ -235,9 +235,12 @@ _LOCAL_MEDIANS_LOCK = threading.Lock()
 
 
 def process_medians_forget() -> None:
-    """Drop this process's copies of the medians (tests, whose project ids repeat once rolled back)."""
+    """Drop this process's copies of the medians and pending marks (tests, whose project ids repeat once
+    rolled back)."""
     with _LOCAL_MEDIANS_LOCK:
         _LOCAL_MEDIANS.clear()
+    with _LOCAL_PENDING_LOCK:
+        _LOCAL_PENDING.clear()
 
 
 def _project_median_ms(project: Project) -> float | None:
@@ -337,7 +340,9 @@ def judgement_submit(
                 if earlier is not None:
                     return _resent(earlier, shown=shown, result=result, rationale=rationale)
             else:
-                slot = annotation_services.own_slot_locked(user, item)
+                # The item's row too: of two last judgements of the item at once, the later one must see both
+                # to decide on adjudication below.
+                slot = annotation_services.own_slot_locked(user, item, lock_item=True)
                 if slot is None or slot.state != SlotState.LEASED:
                     # Judged already: a resend, or a second tab with the same key that waited on the slot lock
                     # until the first committed. Answer with what the first one stored.
@@ -428,10 +433,20 @@ def comparison_draft_save(
     return annotation_services.draft_save(user=user, item=item, data=data, time_spent_ms=time_spent_ms, page=page)
 
 
+# Each web process remembers for a few seconds that a project's recomputation is pending, so a burst of
+# judgements asks the shared cache once, not once each (Django's Redis cache builds a client per call). A task
+# that ends meanwhile is followed by the next one at most this late.
+_LOCAL_PENDING: TTLCache[int, bool] = TTLCache(maxsize=1024, ttl=5)
+_LOCAL_PENDING_LOCK = threading.Lock()
+
+
 def _schedule_agreement(project: Project) -> None:
     """Queue one agreement recomputation per project at a time: many judgements, one pending task. The
     judgement is already stored when this runs; a broker that is down costs a log line and a stale figure
     (the next judgement, or "Recompute now" on the quality page, tries again), never the judgement."""
+    with _LOCAL_PENDING_LOCK:
+        if _LOCAL_PENDING.get(project.pk):
+            return
     key = AGREEMENT_PENDING.format(project.pk)
     try:
         queued = cache.add(key, True, timeout=600)
@@ -440,6 +455,9 @@ def _schedule_agreement(project: Project) -> None:
         return
     if queued:
         transaction.on_commit(lambda: agreement_schedule_now(project.pk))
+    else:  # pending already (sent by this process or another): no need to ask again for a few seconds
+        with _LOCAL_PENDING_LOCK:
+            _LOCAL_PENDING[project.pk] = True
 
 
 def agreement_schedule_now(project_id: int) -> bool:

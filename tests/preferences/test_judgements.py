@@ -313,3 +313,40 @@ def test_a_key_stored_for_one_judgement_is_refused_for_another(personas: Persona
     with pytest.raises(DomainError, match="already used for another judgement"):
         _judge(personas.reviewer, other, {"choice": "A"}, key="shared-key")
     assert Judgement.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_last_two_judgements_at_once_still_open_the_adjudication(personas: Personas, on_postgres: None) -> None:
+    """Two annotators submit the last judgements of an item at the same moment and disagree: each alone saw
+    only its own result and the earlier ones, so neither opened the adjudication. The item's row lock makes
+    the later one wait and see both."""
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    items = make_comparisons(personas.project, personas.data_lead, 12)
+    pair = [personas.annotator, personas.reviewer]
+    errors: list[BaseException] = []
+    for n, item in enumerate(items):
+        assert [_take(user, personas.project).pk for user in pair] == [item.pk, item.pk]
+        barrier = threading.Barrier(2)
+
+        def judge(user, candidate, barrier=barrier, item=item, n=n) -> None:  # type: ignore[no-untyped-def]
+            try:
+                barrier.wait()
+                _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"race-{n}-{user.pk}")
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=judge, args=(user, c)) for user, c in zip(pair, [0, 1], strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert Judgement.objects.count() == 24
+    opened = set(Adjudication.objects.values_list("item_id", flat=True))
+    assert opened == {item.pk for item in items}, "every split item goes to adjudication"
