@@ -67,11 +67,9 @@ def own_annotation(user: User, item: Item) -> Annotation | None:
 
 
 def holds_item(user: User, item: Item) -> bool:
-    """Whether ``user`` may still submit their work on ``item``: they hold its lease, it was sent back to
-    them, or it is a gold comparison (gold items have no slots). False once the lease ran out and the slot
-    went to someone else: their draft is kept, but it cannot be submitted."""
-    if item.gold is not None:
-        return True
+    """Whether ``user`` may still submit their work on ``item``: they hold its lease, or it was sent back to
+    them. False once the lease ran out and the slot went to someone else: their draft is kept, but it cannot
+    be submitted. (Comparisons, gold ones included: ``preferences.selectors.holds_comparison``.)"""
     if Slot.objects.filter(item=item, user=user, state=SlotState.LEASED).exists():
         return True
     return Annotation.objects.filter(item=item, annotator=user, state=AnnotationState.REJECTED).exists()

@@ -252,17 +252,45 @@ def judgement_out(judgement: Judgement, excluded: set[int] | frozenset[int] = fr
     }
 
 
+class JudgementReceiptOut(serializers.Serializer[Any]):
+    """What the annotator who submitted is told: their judgement, without the quality fields (gold or not,
+    right or not, too fast, excluded) that reviewers and data leads see in the judgement list. Saying which
+    items are gold would let annotators tell each other the known answers."""
+
+    id = serializers.IntegerField()
+    item_id = serializers.IntegerField()
+    annotator = serializers.CharField()
+    mode = serializers.CharField()
+    displayed_order = serializers.ListField(child=serializers.IntegerField())
+    result = serializers.DictField()
+    displayed_result = serializers.DictField()
+    rationale = serializers.CharField(allow_blank=True)
+    time_spent_ms = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+_QUALITY_FIELDS = ("is_gold", "gold_correct", "too_fast", "annotator_excluded")
+
+
+def judgement_receipt(judgement: Judgement) -> dict[str, Any]:
+    """What ``JudgementReceiptOut`` documents."""
+    body = judgement_out(judgement)
+    for name in _QUALITY_FIELDS:
+        del body[name]
+    return body
+
+
 class JudgementSubmitView(APIView):
     parser_classes = [JSONParser]  # a ranking is a list of lists: JSON only
 
     @extend_schema(
         request=JudgementIn,
-        responses={201: JudgementOut},
+        responses={201: JudgementReceiptOut},
         summary="Submit a judgement in display letters; the same idempotency key stores it once",
     )
     def post(self, request: Request, pk: int, item_pk: int) -> Response:
         item = get_comparison_for_user(request.user, pk, item_pk)
-        return Response(judgement_out(_submit(request, item)), status=status.HTTP_201_CREATED)
+        return Response(judgement_receipt(_submit(request, item)), status=status.HTTP_201_CREATED)
 
 
 def _submit(request: Request, item: Item) -> Judgement:
@@ -281,7 +309,7 @@ def _submit(request: Request, item: Item) -> Judgement:
 
 
 class JudgementAndNextOut(serializers.Serializer[Any]):
-    judgement = JudgementOut()
+    judgement = JudgementReceiptOut()
     next = ComparisonOut(allow_null=True, help_text="Your next comparison, leased to you; null when none is left.")
 
 
@@ -304,7 +332,7 @@ class JudgementSubmitAndNextView(APIView):
     def post(self, request: Request, pk: int, item_pk: int) -> Response:
         item = get_comparison_for_user(request.user, pk, item_pk)
         judgement = _submit(request, item)
-        body = {"judgement": judgement_out(judgement), "next": _next_comparison(_user(request), item.project)}
+        body = {"judgement": judgement_receipt(judgement), "next": _next_comparison(_user(request), item.project)}
         return Response(body, status=status.HTTP_201_CREATED)
 
 

@@ -61,6 +61,22 @@ class Judgement(models.Model):
         return f"judgement #{self.pk} by {self.annotator}"
 
 
+class GoldAssignment(models.Model):
+    """A gold comparison handed to one annotator. Gold items have no slots (everyone judges each once), so
+    this row is what lets them submit for it: a gold item they were never handed answers like any
+    comparison that is not assigned to them, and cannot be found by trying ids."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    served_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="one_gold_assignment")]
+
+    def __str__(self) -> str:
+        return f"gold item #{self.item_id} for {self.annotator}"
+
+
 class AnnotatorQuality(models.Model):
     """Gold accuracy and flags of one annotator in one project, kept current by the services."""
 

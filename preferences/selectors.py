@@ -5,12 +5,13 @@ from typing import Any
 from django.db.models import Exists, OuterRef, QuerySet
 
 from accounts.models import Project, User
-from annotation.models import Item
+from annotation.models import Item, Slot, SlotState
 from preferences.agreement import PositionBias, position_bias, win_rates
 from preferences.models import (
     Adjudication,
     AgreementSnapshot,
     AnnotatorQuality,
+    GoldAssignment,
     Judgement,
     PreferenceSettings,
 )
@@ -23,6 +24,15 @@ def preference_settings(project: Project) -> PreferenceSettings:
     if "preferences" in cache:
         return cache["preferences"] or PreferenceSettings(project=project)
     return PreferenceSettings.objects.filter(project=project).first() or PreferenceSettings(project=project)
+
+
+def holds_comparison(user: User, item: Item) -> bool:
+    """Whether ``user`` may still submit a judgement of ``item``: its slot is leased to them, or it is a gold
+    comparison handed to them. False once a lease ran out and the slot went to someone else, and for a gold
+    item they were never handed (nothing tells it apart from any comparison not theirs)."""
+    if item.gold is not None:
+        return GoldAssignment.objects.filter(item=item, annotator=user).exists()
+    return Slot.objects.filter(item=item, user=user, state=SlotState.LEASED).exists()
 
 
 def open_adjudications(project: Project, viewer: User | None = None) -> QuerySet[Adjudication]:

@@ -31,6 +31,7 @@ from preferences.models import (
     Adjudication,
     AgreementSnapshot,
     AnnotatorQuality,
+    GoldAssignment,
     Judgement,
     JudgementMode,
     PreferenceSettings,
@@ -90,9 +91,31 @@ def comparison_next(*, user: User, project: Project) -> Item | None:
     if random.random() < config.gold_rate:  # noqa: S311 - sampling, not security
         gold = _gold_unjudged(user, project)
         if gold is not None:
+            _gold_assign(user, gold)
             return gold
     slot = annotation_services.item_next(user=user, project=project, kind=COMPARISON)
     return slot.item if slot is not None else None
+
+
+def _gold_assign(user: User, item: Item) -> None:
+    """Record that ``user`` was handed the gold ``item`` (once; handed again, nothing changes), audited like
+    a lease: only a gold item handed out may be judged."""
+    with transaction.atomic():
+        _, created = GoldAssignment.objects.get_or_create(item=item, annotator=user)
+        if created:
+            audit_event_record(
+                actor=user,
+                action="queue.lease",
+                object_type="annotation.item",
+                object_id=item.pk,
+                project=item.project,
+                payload={"gold": True},
+            )
+
+
+def _gold_assigned_locked(user: User, item: Item) -> bool:
+    """Whether ``user`` was handed the gold ``item``; the row stays locked until the transaction ends."""
+    return GoldAssignment.objects.select_for_update().filter(item=item, annotator=user).exists()
 
 
 def _gold_unjudged(user: User, project: Project) -> Item | None:
@@ -335,25 +358,29 @@ def judgement_submit(
         with transaction.atomic():
             slot = None
             if is_gold:
-                # Gold items have no slots: everyone judges each once; a resend finds what was stored.
+                # Gold items have no slots: everyone judges each once, if it was handed to them; a resend
+                # finds what was stored. One never handed out answers as any comparison not assigned.
                 earlier = _stored_for_key(key, user, item)
                 if earlier is not None:
                     return _resent(earlier, shown=shown, result=result, rationale=rationale)
+                assigned = _gold_assigned_locked(user, item)
             else:
                 # The item's row too: of two last judgements of the item at once, the later one must see both
                 # to decide on adjudication below.
                 slot = annotation_services.own_slot_locked(user, item, lock_item=True)
-                if slot is None or slot.state != SlotState.LEASED:
+                assigned = slot is not None and slot.state == SlotState.LEASED
+                if not assigned:
                     # Judged already: a resend, or a second tab with the same key that waited on the slot lock
                     # until the first committed. Answer with what the first one stored.
                     earlier = _stored_for_key(key, user, item)
                     if earlier is not None:
                         return _resent(earlier, shown=shown, result=result, rationale=rationale)
-                    if Judgement.objects.filter(item=item, annotator=user).exists():
-                        raise DomainError("You already judged this comparison (in another tab or window).", status=409)
-                    raise DomainError("This comparison is no longer assigned to you (the lease ran out).")
-                # Leased to this user and locked: no judgement of theirs for this item can exist, and a key
-                # already used elsewhere fails the insert on its unique index (handled below).
+            if not assigned:
+                if Judgement.objects.filter(item=item, annotator=user).exists():
+                    raise DomainError("You already judged this comparison (in another tab or window).", status=409)
+                raise DomainError("This comparison is no longer assigned to you (the lease ran out).")
+            # Assigned to this user and locked: a second judgement of theirs for this item, or a key already used
+            # elsewhere, fails the insert on its unique index (handled below).
             judgement = Judgement.objects.create(
                 item=item,
                 annotator=user,

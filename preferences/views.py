@@ -18,7 +18,7 @@ from accounts.permissions import get_project_for_user, project_perms_for
 from annotation import services as annotation_services
 from annotation.models import Item
 from annotation.rendering import render_markdown
-from annotation.selectors import current_rubric, draft_for, holds_item
+from annotation.selectors import current_rubric, draft_for
 from preferences import selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import AnnotatorQuality, JudgementMode
@@ -101,7 +101,7 @@ def compare_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     if item.judgements.filter(annotator=user).exists():
         messages.info(request, f"You judged comparison #{item.pk} already; here is your next one.")
         return redirect("compare", pk=pk)
-    if item.gold is None and not item.slots.filter(user=user, state="leased").exists():
+    if not selectors.holds_comparison(user, item):
         return redirect("compare", pk=pk)
     context = _compare_context(request, item)
     return render(request, "preferences/compare.html", {**context, "workspace_template": "preferences/_compare.html"})
@@ -141,7 +141,7 @@ def compare_draft(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
         )
     except DomainError as exc:
         return render(request, "_draft_refused.html", {"message": exc.message})
-    if saved is not None and not holds_item(_user(request), item):
+    if saved is not None and not selectors.holds_comparison(_user(request), item):
         return render(request, "_draft_lost.html")
     text = f"Draft saved {saved.updated_at:%H:%M:%S}" if saved else "Already submitted"
     return HttpResponse(f'<span id="draft-status" class="muted small">{text}</span>')

@@ -77,7 +77,7 @@ def test_submit_and_next_stores_the_judgement_and_hands_out_the_next(personas: P
     answer = _post(api, f"{base}/{first_item.pk}/judgements/and-next/", body)
     assert answer.status_code == 201
     judgement = Judgement.objects.get()
-    assert answer.json()["judgement"] == preferences_api.judgement_out(judgement), "as the submit endpoint answers"
+    assert answer.json()["judgement"] == preferences_api.judgement_receipt(judgement), "as the submit answers"
     assert judgement.result == {"winner": 0, "strength": 2}
     upcoming = answer.json()["next"]
     assert upcoming["id"] == second_item.pk
@@ -189,6 +189,43 @@ def test_gold_items_are_served_at_the_rate_and_look_like_any_other(personas: Per
     body = client_for(personas.annotator).get(f"/projects/{personas.project.pk}/compare/{gold.pk}/").content.decode()
     assert "Right" in body
     assert "gold" not in body.lower(), "nothing on the page tells a gold item apart"
+    winner = letter_of(personas.annotator, gold, 0)
+    path = f"/api/v1/projects/{personas.project.pk}/comparisons/{gold.pk}/judgements/"
+    answer = _post(client_for(personas.annotator), path, {"choice": winner, "idempotency_key": "gold-api"})
+    assert answer.status_code == 201
+    assert not {"is_gold", "gold_correct", "too_fast"} & set(answer.json()), "the answer does not say gold"
+    assert answer.json() == preferences_api.judgement_receipt(Judgement.objects.get(item=gold))
+
+
+def test_a_gold_item_never_handed_out_looks_like_any_comparison_not_yours(
+    personas: Personas, client_for: ClientFor
+) -> None:
+    """The page, its autosave and the API answer a gold item the annotator was never handed exactly as a
+    plain comparison that is not theirs, so trying ids finds no gold item."""
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    from tests.preferences.helpers import import_comparisons
+
+    import_comparisons(
+        personas.project, personas.data_lead, comparison_line("Known?", "Right", "Wrong", gold=1),
+        comparison_line("Plain?", "x", "y"),
+    )  # fmt: skip
+    gold = Item.objects.get(project=personas.project, gold__isnull=False)
+    plain = Item.objects.get(project=personas.project, gold__isnull=True)
+    client = client_for(personas.annotator)
+    answers = []
+    for item in (gold, plain):
+        base = f"/projects/{personas.project.pk}/compare/{item.pk}"
+        page = client.get(f"{base}/")
+        draft = client.post(f"{base}/draft/", {"choice": "A", "rationale": "", "time_spent_ms": "10"})
+        api = _post(
+            client,
+            f"/api/v1/projects/{personas.project.pk}/comparisons/{item.pk}/judgements/",
+            {"choice": "A", "idempotency_key": f"probe-{item.pk}"},
+        )
+        answers.append((page.status_code, page.get("Location"), draft.content.decode(), api.status_code, api.json()))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 302, "the page sends them to their next comparison"
+    assert not Judgement.objects.exists()
 
 
 def test_gold_items_stay_out_of_the_shared_queue(personas: Personas) -> None:

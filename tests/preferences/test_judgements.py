@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 
 from accounts.errors import DomainError
-from accounts.models import Role
+from accounts.models import AuditEvent, Role
 from annotation import services as annotation_services
 from annotation.models import Item, Slot, SlotState
 from preferences import services
@@ -96,14 +96,47 @@ def test_a_rationale_can_be_required(personas: Personas) -> None:
     assert _judge(personas.annotator, item, {"choice": "A"}, rationale="More precise.").rationale == "More precise."
 
 
+def _served_gold(personas: Personas) -> Item:
+    """Ask for comparisons until a gold one is handed out (a project of gold items only, at a 50 % rate)."""
+    for _ in range(100):
+        item = services.comparison_next(user=personas.annotator, project=personas.project)
+        if item is not None:
+            assert item.gold is not None
+            return item
+    raise AssertionError("no gold item was served")
+
+
+def test_a_gold_item_never_handed_out_cannot_be_judged_or_told_apart(personas: Personas) -> None:
+    """Trying ids: a gold comparison the annotator was never handed answers as any comparison that is not
+    theirs (refused, nothing stored); once handed out, it may be judged, and the answer does not say gold."""
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.5)
+    import_comparisons(
+        personas.project, personas.data_lead, comparison_line("Known?", "Right", "Wrong", gold=1),
+        comparison_line("Plain?", "x", "y"),
+    )  # fmt: skip
+    gold = Item.objects.get(project=personas.project, gold__isnull=False)
+    plain = Item.objects.get(project=personas.project, gold__isnull=True)
+    refusals = []
+    for item in (gold, plain):
+        with pytest.raises(DomainError) as refused:
+            _judge(personas.annotator, item, {"choice": "A"}, key=f"probe-{item.pk}")
+        refusals.append((refused.value.message, refused.value.status))
+    assert refusals[0] == refusals[1], "the same refusal for a gold and a plain comparison"
+    assert not Judgement.objects.exists()
+    assert _served_gold(personas) == gold
+    assert AuditEvent.objects.filter(action="queue.lease", object_id=str(gold.pk), payload__gold=True).count() == 1
+    judged = _judge(personas.annotator, gold, {"choice": letter_of(personas.annotator, gold, 0)}, key="served")
+    assert (judged.is_gold, judged.gold_correct) == (True, True)
+
+
 def test_gold_accuracy_flags_an_annotator_below_the_threshold(personas: Personas) -> None:
     set_mode(
         personas.project, personas.data_lead, "pairwise", gold_rate=0.5, gold_minimum=3, gold_accuracy_threshold=0.7
     )
     lines = [comparison_line(f"Gold {n}?", f"Good {n}", f"Bad {n}", gold=1) for n in range(4)]
     import_comparisons(personas.project, personas.data_lead, *lines)
-    golds = list(Item.objects.filter(project=personas.project, gold__isnull=False).order_by("id"))
-    for n, gold in enumerate(golds[:3]):
+    for n in range(3):
+        gold = _served_gold(personas)
         wrong = letter_of(personas.annotator, gold, 1)  # candidate 1 is the bad one
         _judge(personas.annotator, gold, {"choice": wrong}, key=f"g{n}")
     quality = AnnotatorQuality.objects.get(project=personas.project, annotator=personas.annotator)
