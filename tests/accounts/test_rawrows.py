@@ -125,6 +125,7 @@ def test_gold_pick_serves_each_unjudged_gold_item_and_then_none(personas: Person
         assert gold is not None
         assert gold.pk in {g.pk for g in golds} - seen
         seen.add(gold.pk)
+        services._gold_assign(personas.annotator, gold)  # as comparison_next does when it serves one
         services.judgement_submit(
             user=personas.annotator, item=gold, shown={"choice": "A"}, rationale="", time_spent_ms=1,
             idempotency_key=f"g{n}",
