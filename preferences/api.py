@@ -145,7 +145,9 @@ class ComparisonOut(serializers.Serializer[Any]):
     candidates = serializers.ListField(
         child=serializers.DictField(), help_text="In this annotator's display order, as letter and content only."
     )
-    mode = serializers.CharField()
+    mode = serializers.CharField(
+        help_text="How to judge it: the project's mode, except that more than two candidates are always ranked."
+    )
 
 
 class NextComparisonView(APIView):
@@ -170,7 +172,7 @@ def _next_comparison(user: User, project: Project) -> dict[str, Any] | None:
         return None
     _, order = services.display_order(user, item)
     shown = [{"letter": services.LETTERS[i], "content": item.candidates[c]["content"]} for i, c in enumerate(order)]
-    mode = selectors.preference_settings(project).mode
+    mode = selectors.judgement_mode(project, item)
     return {"id": item.pk, "messages": item.messages, "candidates": shown, "mode": mode}
 
 

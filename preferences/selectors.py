@@ -13,6 +13,7 @@ from preferences.models import (
     AnnotatorQuality,
     GoldAssignment,
     Judgement,
+    JudgementMode,
     PreferenceSettings,
 )
 
@@ -24,6 +25,16 @@ def preference_settings(project: Project) -> PreferenceSettings:
     if "preferences" in cache:
         return cache["preferences"] or PreferenceSettings(project=project)
     return PreferenceSettings.objects.filter(project=project).first() or PreferenceSettings(project=project)
+
+
+def judgement_mode(project: Project, item: Item) -> str:
+    """How ``item`` is judged: in the project's mode, except that a comparison of more than two candidates is
+    always ranked (a pair choice, overall or per criterion, needs exactly two), so an N-way comparison in a
+    pairwise project is ranked instead of holding up its annotators."""
+    mode = preference_settings(project).mode
+    if len(item.candidates) != 2 and mode in {JudgementMode.PAIRWISE, JudgementMode.PER_CRITERION}:
+        return JudgementMode.RANKING
+    return mode
 
 
 def holds_comparison(user: User, item: Item) -> bool:

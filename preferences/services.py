@@ -36,7 +36,7 @@ from preferences.models import (
     JudgementMode,
     PreferenceSettings,
 )
-from preferences.selectors import preference_settings
+from preferences.selectors import judgement_mode, preference_settings
 
 COMPARISON = "comparison"
 PAIR_CHOICES = ("A", "B", "tie", "both_bad")
@@ -340,12 +340,13 @@ def judgement_submit(
     if item.kind != COMPARISON:
         raise DomainError("This item is not a comparison.")
     config = preference_settings(item.project)
+    mode = judgement_mode(item.project, item)
     seed, order = display_order(user, item)
     try:
         if config.rationale_required and not rationale.strip():
             raise DomainError("Say why: this project asks for a rationale.", field="rationale")
-        criteria = [c["key"] for c in _criteria(item.project)] if config.mode == JudgementMode.PER_CRITERION else []
-        result = _map_result(config.mode, shown, order, criteria)
+        criteria = [c["key"] for c in _criteria(item.project)] if mode == JudgementMode.PER_CRITERION else []
+        result = _map_result(mode, shown, order, criteria)
     except DomainError:
         earlier = _stored_for_key(key, user, item)
         if earlier is not None:
@@ -384,7 +385,7 @@ def judgement_submit(
             judgement = Judgement.objects.create(
                 item=item,
                 annotator=user,
-                mode=config.mode,
+                mode=mode,
                 seed=seed,
                 displayed_order=order,
                 result=result,

@@ -38,6 +38,7 @@ def _user(request: HttpRequest) -> User:
 def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notice: str = "") -> dict[str, Any]:
     user = _user(request)
     config = selectors.preference_settings(item.project)
+    mode = selectors.judgement_mode(item.project, item)
     _, order = services.display_order(user, item)
     letters = services.LETTERS
     shown = [
@@ -50,9 +51,9 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
         "project": item.project,
         "item": item,
         "candidates": shown,  # content only, in display order: model names never reach the page
-        "mode": config.mode,
+        "mode": mode,
         "modes": JudgementMode,
-        "criteria": list(rubric.criteria) if rubric and config.mode == JudgementMode.PER_CRITERION else [],
+        "criteria": list(rubric.criteria) if rubric and mode == JudgementMode.PER_CRITERION else [],
         "rubric": rubric,
         "guidelines": render_markdown(rubric.guidelines) if rubric and rubric.guidelines else "",
         "rationale_required": config.rationale_required,
@@ -133,7 +134,7 @@ def _time(request: HttpRequest) -> int:
 @require_POST
 def compare_draft(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
-    mode = selectors.preference_settings(item.project).mode
+    mode = selectors.judgement_mode(item.project, item)
     data = {"shown": _shown_from_post(request, mode), "rationale": request.POST.get("rationale", "")}
     try:
         saved = services.comparison_draft_save(
@@ -151,7 +152,7 @@ def compare_draft(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 @require_POST
 def compare_submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
-    mode = selectors.preference_settings(item.project).mode
+    mode = selectors.judgement_mode(item.project, item)
     shown = _shown_from_post(request, mode)
     rationale = request.POST.get("rationale", "")
     try:

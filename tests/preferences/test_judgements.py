@@ -9,7 +9,7 @@ from annotation import services as annotation_services
 from annotation.models import Item, Slot, SlotState
 from preferences import services
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
-from tests.conftest import Personas
+from tests.conftest import ClientFor, Personas
 from tests.factories import MembershipFactory, UserFactory
 from tests.preferences.helpers import comparison_line, import_comparisons, letter_of, make_comparisons, set_mode
 
@@ -383,3 +383,18 @@ def test_the_last_two_judgements_at_once_still_open_the_adjudication(personas: P
     assert Judgement.objects.count() == 24
     opened = set(Adjudication.objects.values_list("item_id", flat=True))
     assert opened == {item.pk for item in items}, "every split item goes to adjudication"
+
+
+def test_a_comparison_of_three_in_a_pairwise_project_is_ranked(personas: Personas, client_for: ClientFor) -> None:
+    """A pair choice needs two candidates: an N-way comparison in a pairwise project is served and judged as a
+    ranking instead of holding up the annotator until the lease runs out."""
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    (three,) = make_comparisons(personas.project, personas.data_lead, 1, candidates=3)
+    api = client_for(personas.annotator)
+    shown = api.post(f"/api/v1/projects/{personas.project.pk}/comparisons/next/").json()
+    assert (shown["id"], shown["mode"]) == (three.pk, "ranking")
+    page = api.get(f"/projects/{personas.project.pk}/compare/{three.pk}/").content.decode()
+    assert 'name="rank_A"' in page, "the page offers ranks, not A/B"
+    ranking = [[letter_of(personas.annotator, three, c)] for c in (2, 0, 1)]
+    judgement = _judge(personas.annotator, three, {"ranking": ranking})
+    assert (judgement.mode, judgement.result) == ("ranking", {"ranking": [[2], [0], [1]]})
