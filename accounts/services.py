@@ -41,21 +41,15 @@ def _lock_audit_chain() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
 
 
-# PostgreSQL links and inserts the event in one statement, run right after the lock (its snapshot is taken
-# then, so it reads the head the previous holder committed): hash = sha256(prev_hash + "\n" + body), where the
-# body is the canonical JSON the Python side serialised, up to the sequence number, which sorts last among its
-# keys ('…,"seq":' then the number then '}'). The chain lock is held for one round trip fewer, with no Python
-# work between the head read and the insert; ``AuditEvent.compute_hash`` checks the result (audit_verify).
+# PostgreSQL takes the chain lock and links and inserts the event in one call of the server-side function
+# ``enclave_audit_append`` (migration accounts/0004): hash = sha256(prev_hash + "\n" + body), where the body is
+# the canonical JSON the Python side serialised, up to the sequence number, which sorts last among its keys
+# ('…,"seq":' then the number then '}'). Inside the function the INSERT runs after the lock with a snapshot of
+# its own, so it reads the head the previous holder committed; the lock is held from there to the commit with
+# no round trip and no Python work in between. ``AuditEvent.compute_hash`` checks the result (audit_verify).
 _APPEND_SQL = """
-INSERT INTO {table} (seq, created_at, actor_id, actor_label, action, object_type, object_id, project_id, payload,
-                     prev_hash, hash)
-SELECT head.seq + 1, %s::timestamptz, %s::bigint, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::jsonb,
-       head.hash,
-       encode(sha256(convert_to(head.hash || E'\\n' || %s::text || (head.seq + 1)::text || '}}', 'UTF8')), 'hex')
-FROM (SELECT coalesce(last.seq, 0) AS seq, coalesce(last.hash, %s::text) AS hash
-      FROM (SELECT 1) AS one
-      LEFT JOIN (SELECT seq, hash FROM {table} ORDER BY seq DESC LIMIT 1) AS last ON true) AS head
-RETURNING id, seq, prev_hash, hash
+SELECT * FROM enclave_audit_append(%s::bigint, %s::timestamptz, %s::bigint, %s::text, %s::text, %s::text, %s::text,
+                                   %s::bigint, %s::jsonb, %s::text, %s::text)
 """
 _SEQ_TAIL = '"seq":0}'
 
@@ -63,14 +57,14 @@ _SEQ_TAIL = '"seq":0}'
 def _append_on_postgresql(event: AuditEvent) -> None:
     event.seq = 0
     body = json.dumps(event.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if not body.endswith(_SEQ_TAIL):  # the canonical form changed: the statement below would hash another text
+    if not body.endswith(_SEQ_TAIL):  # the canonical form changed: the function would hash another text
         raise RuntimeError("The canonical audit JSON no longer ends with its sequence number.")
     prefix = body[: -len("0}")]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
         cursor.execute(
-            _APPEND_SQL.format(table=AuditEvent._meta.db_table),
+            _APPEND_SQL,
             [
+                _AUDIT_LOCK_KEY,
                 event.created_at,
                 event.actor_id,
                 event.actor_label,

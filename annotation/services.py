@@ -672,6 +672,11 @@ SELECT {columns} FROM annotation_slot s JOIN annotation_item i ON i.id = s.item_
 """
 _SLOT_DONE_SQL = "UPDATE annotation_slot SET state = %s, leased_until = NULL WHERE id = %s"
 _DRAFT_DELETE_SQL = "DELETE FROM annotation_draft WHERE item_id = %s AND user_id = %s"
+# PostgreSQL: both in one statement (a data-modifying WITH), one round trip fewer on every submit.
+_SLOT_DONE_AND_DRAFT_DELETE_SQL = """
+WITH draft AS (DELETE FROM annotation_draft WHERE item_id = %s AND user_id = %s)
+UPDATE annotation_slot SET state = %s, leased_until = NULL WHERE id = %s
+"""
 
 
 def own_slot_locked(user: User, item: Item, *, lock_item: bool = False) -> Slot | None:
@@ -693,9 +698,14 @@ def slot_finish(*, user: User, item: Item, slot: Slot | None) -> None:
     """The user's work on ``item`` is stored: their leased slot is done and their draft goes."""
     with connection.cursor() as cursor:
         if slot is not None and slot.state == SlotState.LEASED:
-            cursor.execute(_SLOT_DONE_SQL, [SlotState.DONE, slot.pk])
+            if connection.vendor == "postgresql":
+                cursor.execute(_SLOT_DONE_AND_DRAFT_DELETE_SQL, [item.pk, user.pk, SlotState.DONE, slot.pk])
+            else:
+                cursor.execute(_SLOT_DONE_SQL, [SlotState.DONE, slot.pk])
+                cursor.execute(_DRAFT_DELETE_SQL, [item.pk, user.pk])
             slot.state, slot.leased_until = SlotState.DONE, None
-        cursor.execute(_DRAFT_DELETE_SQL, [item.pk, user.pk])
+        else:
+            cursor.execute(_DRAFT_DELETE_SQL, [item.pk, user.pk])
 
 
 # Time on task is counted by the page while its tab is visible; more than a week on one item is a clock

@@ -398,8 +398,13 @@ def judgement_submit(
                 too_fast=too_fast,
             )
             annotation_services.slot_finish(user=user, item=item, slot=slot)
-            _update_quality(item.project, user, judgement, config)
-            disputed = None if is_gold else _disputed_agreement(item)
+            if is_gold:
+                _update_quality(item.project, user, judgement, config)
+                disputed = None
+            else:
+                quality, results = _quality_and_item_results(item.project, user, item, read_quality=not too_fast)
+                _update_quality(item.project, user, judgement, config, read=quality)
+                disputed = _disputed_agreement(item, results)
             _schedule_agreement(item.project)  # a cache round trip: before the chain lock, not under it
             # The audit appends come last: the chain lock is held from here to the commit.
             audit_event_record(
@@ -448,6 +453,38 @@ def _quality_row(project: Project, user: User) -> AnnotatorQuality | None:
     """``AnnotatorQuality.objects.filter(project=project, annotator=user).first()`` (one row at most)."""
     sql = _QUALITY_SQL.format(columns=rawrows.columns(AnnotatorQuality, "q"))
     return rawrows.one(AnnotatorQuality, sql, [project.pk, user.pk])
+
+
+# PostgreSQL: the quality row (if any) and the item's non-gold results in one statement, one round trip fewer.
+_QUALITY_AND_RESULTS_SQL = """
+SELECT {columns}, ARRAY(SELECT r.result::text FROM preferences_judgement r WHERE r.item_id = %s AND NOT r.is_gold)
+  FROM (SELECT 1) AS one LEFT JOIN preferences_annotatorquality q ON q.project_id = %s AND q.annotator_id = %s
+"""
+
+_NOT_READ = object()
+
+
+def _quality_and_item_results(
+    project: Project, user: User, item: Item, *, read_quality: bool
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The user's quality row (None without one; not read unless ``read_quality``: a too-fast judgement takes
+    it locked instead) and the results of the item's non-gold judgements, this one's included."""
+    if connection.vendor != "postgresql" or not read_quality:
+        return (_quality_row(project, user) if read_quality else _NOT_READ), _item_results(item)
+    with connection.cursor() as cursor:
+        sql = _QUALITY_AND_RESULTS_SQL.format(columns=rawrows.columns(AnnotatorQuality, "q"))
+        cursor.execute(sql, [item.pk, project.pk, user.pk])
+        row = cursor.fetchone()
+    assert row is not None  # one row always: the LEFT JOIN's
+    values, results = row[:-1], row[-1]
+    quality = None if rawrows.is_null(AnnotatorQuality, values) else rawrows.instance(AnnotatorQuality, values)
+    return quality, [json.loads(r) for r in results]
+
+
+def _item_results(item: Item) -> list[dict[str, Any]]:
+    with connection.cursor() as cursor:
+        cursor.execute(_RESULTS_SQL, [item.pk])
+        return [json.loads(r) if isinstance(r, str) else r for (r,) in cursor.fetchall()]
 
 
 def comparison_draft_save(
@@ -509,11 +546,15 @@ def _criteria(project: Project) -> list[dict[str, Any]]:
     return list(rubric.criteria) if rubric else []
 
 
-def _update_quality(project: Project, user: User, judgement: Judgement, config: PreferenceSettings) -> None:
+def _update_quality(
+    project: Project, user: User, judgement: Judgement, config: PreferenceSettings, *, read: Any = _NOT_READ
+) -> None:
+    """Count a gold or too-fast judgement and raise or lower the flag. ``read`` is the quality row (or None)
+    when the caller already read it."""
     if not judgement.is_gold and not judgement.too_fast:
         # Most judgements change no count: read the row (no lock, no write) and stop when the flag, which the
         # settings may have moved, stays as it is.
-        current = _quality_row(project, user)
+        current = _quality_row(project, user) if read is _NOT_READ else read
         if current is not None and current.flagged == _should_flag(current, config):
             return
     quality, _ = AnnotatorQuality.objects.select_for_update().get_or_create(project=project, annotator=user)
@@ -553,13 +594,10 @@ def _label(result: dict[str, Any]) -> str:
     return str(result.get("winner", result.get("overall")))
 
 
-def _disputed_agreement(item: Item) -> tuple[float, int] | None:
+def _disputed_agreement(item: Item, results: list[dict[str, Any]]) -> tuple[float, int] | None:
     """(share of the largest agreeing group, number of judgements) once all ``k`` judgements of the item are
-    in and it has no adjudication yet; None before."""
+    in (``results``: their results, read after the item's row was locked); None before."""
     k = annotation_settings(item.project).annotators_per_item
-    with connection.cursor() as cursor:
-        cursor.execute(_RESULTS_SQL, [item.pk])
-        results = [json.loads(r) if isinstance(r, str) else r for (r,) in cursor.fetchall()]
     if len(results) < max(2, k):
         return None
     labels = Counter(_label(r) for r in results)
