@@ -405,6 +405,12 @@ def judgement_submit(
                 quality, results = _quality_and_item_results(item.project, user, item, read_quality=not too_fast)
                 _update_quality(item.project, user, judgement, config, read=quality)
                 disputed = _disputed_agreement(item, results)
+            opened: tuple[Adjudication, dict[str, Any]] | None = None
+            if disputed is not None and disputed[0] < config.adjudication_threshold:
+                adjudication = _adjudication_create(item, agreement=disputed[0])
+                if adjudication is not None:
+                    facts = {"item": item.pk, "agreement": disputed[0], "judgements": disputed[1]}
+                    opened = (adjudication, facts)
             _schedule_agreement(item.project)  # a cache round trip: before the chain lock, not under it
             # The audit appends come last: the chain lock is held from here to the commit.
             audit_event_record(
@@ -414,8 +420,10 @@ def judgement_submit(
                 project=item.project,
                 payload={"item": item.pk, "result": result, "gold": is_gold, "too_fast": too_fast},
             )
-            if disputed is not None and disputed[0] < config.adjudication_threshold:
-                _open_adjudication(item, agreement=disputed[0], judgements=disputed[1])
+            if opened is not None:
+                audit_event_record(
+                    actor=None, action="adjudication.open", target=opened[0], project=item.project, payload=opened[1]
+                )
     except IntegrityError:
         stored = (
             Judgement.objects.filter(idempotency_key=key).first()
@@ -604,17 +612,12 @@ def _disputed_agreement(item: Item, results: list[dict[str, Any]]) -> tuple[floa
     return labels.most_common(1)[0][1] / len(results), len(results)
 
 
-def _open_adjudication(item: Item, *, agreement: float, judgements: int) -> None:
+def _adjudication_create(item: Item, *, agreement: float) -> Adjudication | None:
+    """The item's new adjudication, or None when it has one already; the caller audits it (after its own
+    event, so the chain lock is taken last)."""
     if Adjudication.objects.filter(item=item).exists():
-        return
-    adjudication = Adjudication.objects.create(item=item, agreement=agreement)
-    audit_event_record(
-        actor=None,
-        action="adjudication.open",
-        target=adjudication,
-        project=item.project,
-        payload={"item": item.pk, "agreement": agreement, "judgements": judgements},
-    )
+        return None
+    return Adjudication.objects.create(item=item, agreement=agreement)
 
 
 def adjudication_decide(
