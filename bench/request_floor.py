@@ -9,9 +9,10 @@ Three endpoints, each driven by 32 keep-alive clients in a closed loop for a fix
 - ``GET /api/v1/me/`` with an API token: the same plus DRF and the token lookup, the fixed part of every
   annotator's API call.
 
-An annotator's judgement is two such calls ("next comparison" and "submit judgement"), so the last column
-says how many judgements per second the machine could serve if the domain work (leasing a slot, storing the
-judgement, the audit chain, gold and quality checks) cost nothing. PostgreSQL is required.
+An annotator's judgement is one such call ("submit and next", as the comparison page works) or two ("next
+comparison", then "submit judgement"), so the last column says how many judgements per second the machine
+could serve if the domain work (leasing a slot, storing the judgement, the audit chain, gold and quality
+checks) cost nothing. PostgreSQL is required.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/enclave .venv/bin/python bench/request_floor.py
 """
@@ -33,8 +34,6 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "enclave.settings.local"
 
 from _common import collect_static, print_columns, throwaway_database
 from preference_collection import GUNICORN_THREADS, GUNICORN_WORKERS, Api, CpuMeter, Server
-
-CALLS_PER_JUDGEMENT = 2  # "next comparison", then "submit judgement"
 
 
 def _drive(port: int, path: str, tokens: list[str], duration: float, meter: CpuMeter) -> dict[str, float]:
@@ -128,7 +127,7 @@ def main() -> None:
                 f"{result['rate']:,.0f}",
                 f"{result['web']:.2f} + {result['PostgreSQL']:.2f} + {result['load generator']:.2f} ms",
                 f"{result['cores']:.2f}",
-                f"{result['rate'] / CALLS_PER_JUDGEMENT:,.0f}",
+                f"{result['rate']:,.0f} / {result['rate'] / 2:,.0f}",
             ])  # fmt: skip
 
     print(
@@ -139,7 +138,7 @@ def main() -> None:
     print_columns(
         "Per-request floor",
         ["endpoint", "requests/s", "CPU per request: web + PostgreSQL + load generator", "cores busy",
-         f"judgements/s at {CALLS_PER_JUDGEMENT} such calls each"],
+         "judgements/s at 1 / 2 such calls each"],
         rows,
     )  # fmt: skip
 
