@@ -38,3 +38,14 @@ def letter_of(user: User, item: Item, candidate: int) -> str:
     """The letter under which ``user`` sees ``candidate``."""
     _, order = services.display_order(user, item)
     return services.LETTERS[order.index(candidate)]
+
+
+def one_gold_and_one_plain(project: Project, lead: User) -> tuple[Item, Item]:
+    """A gold comparison (candidate 1 of 2 is right) and a plain one, imported together."""
+    import_comparisons(
+        project, lead, comparison_line("Which is right?", "Right", "Wrong", gold=1), comparison_line("Plain?", "x", "y")
+    )
+    return (
+        Item.objects.get(project=project, gold__isnull=False),
+        Item.objects.get(project=project, gold__isnull=True),
+    )

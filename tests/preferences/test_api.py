@@ -12,7 +12,7 @@ from preferences import api as preferences_api
 from preferences import selectors, services
 from preferences.models import Judgement
 from tests.conftest import ClientFor, Personas
-from tests.preferences.helpers import comparison_line, letter_of, make_comparisons, set_mode
+from tests.preferences.helpers import comparison_line, letter_of, make_comparisons, one_gold_and_one_plain, set_mode
 
 pytestmark = pytest.mark.django_db
 
@@ -203,14 +203,7 @@ def test_a_gold_item_never_handed_out_looks_like_any_comparison_not_yours(
     """The page, its autosave and the API answer a gold item the annotator was never handed exactly as a
     plain comparison that is not theirs, so trying ids finds no gold item."""
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
-    from tests.preferences.helpers import import_comparisons
-
-    import_comparisons(
-        personas.project, personas.data_lead, comparison_line("Known?", "Right", "Wrong", gold=1),
-        comparison_line("Plain?", "x", "y"),
-    )  # fmt: skip
-    gold = Item.objects.get(project=personas.project, gold__isnull=False)
-    plain = Item.objects.get(project=personas.project, gold__isnull=True)
+    gold, plain = one_gold_and_one_plain(personas.project, personas.data_lead)
     client = client_for(personas.annotator)
     answers = []
     for item in (gold, plain):
@@ -231,14 +224,9 @@ def test_a_gold_item_never_handed_out_looks_like_any_comparison_not_yours(
 def test_gold_items_stay_out_of_the_shared_queue(personas: Personas) -> None:
     from annotation import services as annotation_services
     from annotation.models import Slot
-    from tests.preferences.helpers import import_comparisons
 
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
-    import_comparisons(
-        personas.project, personas.data_lead, comparison_line("Which is right?", "Right", "Wrong", gold=1),
-        comparison_line("Plain?", "x", "y"),
-    )  # fmt: skip
-    gold = Item.objects.get(project=personas.project, gold__isnull=False)
+    gold, _ = one_gold_and_one_plain(personas.project, personas.data_lead)
     assert not Slot.objects.filter(item=gold).exists(), "every annotator sees a gold item once: no k slots"
     plain = services.comparison_next(user=personas.annotator, project=personas.project)
     assert plain is not None
