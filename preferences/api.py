@@ -5,7 +5,7 @@ import threading
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -282,12 +282,18 @@ def judgement_receipt(judgement: Judgement) -> dict[str, Any]:
     return body
 
 
+_CONFLICT = OpenApiResponse(
+    description="The comparison was judged already: in another tab, or under this key with another choice or "
+    "rationale (the first judgement stands)."
+)
+
+
 class JudgementSubmitView(APIView):
     parser_classes = [JSONParser]  # a ranking is a list of lists: JSON only
 
     @extend_schema(
         request=JudgementIn,
-        responses={201: JudgementReceiptOut},
+        responses={201: JudgementReceiptOut, 409: _CONFLICT},
         summary="Submit a judgement in display letters; the same idempotency key stores it once",
     )
     def post(self, request: Request, pk: int, item_pk: int) -> Response:
@@ -323,7 +329,7 @@ class JudgementSubmitAndNextView(APIView):
 
     @extend_schema(
         request=JudgementIn,
-        responses={201: JudgementAndNextOut},
+        responses={201: JudgementAndNextOut, 409: _CONFLICT},
         summary="Submit a judgement and receive your next comparison in one call",
         description=(
             "The same judgement and idempotency rules as the submit endpoint; a resend with the same key answers "

@@ -238,8 +238,12 @@ REST_KNOX = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Enclave API",
-    "DESCRIPTION": "Projects, members and the audit log of an Enclave installation. "
-    "Authenticate with `Authorization: Token <token>` (create tokens on the API tokens page).",
+    "DESCRIPTION": "Projects, members and the audit log; imports, items, annotations and reviews; comparisons, "
+    "judgements and agreement; dataset releases, their files, datasheets and diffs; base models, training jobs "
+    "and adapters of an Enclave installation. Authenticate with `Authorization: Token <token>` (create tokens "
+    'on the API tokens page). A refusal answers JSON: `{"detail", "field"}` for a domain rule (400, or '
+    "409 for a conflict such as a second judgement of one comparison), field errors for input that does not "
+    "validate, 404 alike for what does not exist and what the caller may not see.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
@@ -248,6 +252,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "enclave.api_schema.document_errors"],
 }
 
 # --- Pages, static files, security headers --------------------------------------------------------------

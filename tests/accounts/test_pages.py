@@ -146,6 +146,17 @@ def test_the_openapi_schema_is_valid(client_for: ClientFor, personas: Personas) 
     schema = client_for(personas.annotator).get("/api/schema/", {"format": "json"}).json()
     assert "/api/v1/projects/{id}/members/" in schema["paths"]
     assert "apiToken" in schema["components"]["securitySchemes"]
+    submit = schema["paths"]["/api/v1/projects/{id}/comparisons/{item_pk}/judgements/"]["post"]["responses"]
+    assert {"201", "400", "401", "404", "409"} <= set(submit), "the refusals are documented"
+    error = {"$ref": "#/components/schemas/Error"}
+    assert submit["409"]["content"]["application/json"]["schema"] == error
+    assert error in submit["400"]["content"]["application/json"]["schema"]["oneOf"]
+    listing = schema["paths"]["/api/v1/projects/{id}/judgements/"]["get"]["responses"]
+    assert {"200", "400", "401", "404"} <= set(listing)
+    for path, operations in schema["paths"].items():  # every operation needs a token or a session
+        for method, operation in operations.items():
+            assert "401" in operation["responses"], (method, path)
+            assert ("404" in operation["responses"]) == ("{" in path), (method, path)
 
 
 def test_no_page_loads_anything_from_outside(personas: Personas, client_for: ClientFor) -> None:

@@ -1,0 +1,63 @@
+"""What the API answers when it refuses, written into the OpenAPI schema (a drf-spectacular postprocessing
+hook): every operation documents its 401, those with an id in the path their 404, those with a body or
+query parameters their 400, and a 409 a view declares gets the domain error's body (``enclave.api_errors``)."""
+
+from typing import Any
+
+ERROR = {
+    "type": "object",
+    "description": "A refusal that says what to fix.",
+    "properties": {
+        "detail": {"type": "string", "description": "What went wrong, in words for a person."},
+        "field": {"type": "string", "description": "The input field to blame, when there is one."},
+    },
+    "required": ["detail"],
+}
+FIELD_ERRORS = {
+    "type": "object",
+    "description": "Input that does not validate: each field named with its messages (non_field_errors for the whole).",
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def document_errors(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Error"] = ERROR
+    schemas["FieldErrors"] = FIELD_ERRORS
+    for path, operations in result.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code in ("409", "422"):  # declared by a view with a description only: the body is an Error
+                if code in responses and "content" not in responses[code]:
+                    responses[code]["content"] = _error("")["content"]
+            if {} not in operation.get("security", []):
+                responses.setdefault("401", _error("No token, or an invalid or expired one."))
+            if "{" in path:
+                responses.setdefault(
+                    "404", _error("No such object, or one the caller may not see (the two answer alike).")
+                )
+            if "requestBody" in operation or operation.get("parameters"):
+                responses.setdefault(
+                    "400",
+                    {
+                        "description": "The input was refused: a domain rule (Error) or fields that do not validate.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/Error"},
+                                        {"$ref": "#/components/schemas/FieldErrors"},
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                )
+    return result
