@@ -14,7 +14,7 @@ class PreferenceSettingsForm(forms.Form):
         choices=JudgementMode.choices,
         label="Judgement mode",
         help_text="Applies to judgements from now on; each stored judgement keeps the mode it was made in. "
-        "Pairwise and per-criterion modes need comparisons of exactly two candidates.",
+        "A comparison of more than two candidates is ranked in every mode.",
     )
     rationale_required = forms.BooleanField(
         required=False, label="Require a rationale", help_text="Annotators must say why before they can submit."

@@ -5,7 +5,8 @@ from typing import Any
 from django.db.models import Exists, OuterRef, QuerySet
 
 from accounts.models import Project, User
-from annotation.models import Item, Slot, SlotState
+from annotation.models import Item
+from annotation.selectors import holds_item
 from preferences.agreement import PositionBias, position_bias, win_rates
 from preferences.models import (
     Adjudication,
@@ -43,7 +44,7 @@ def holds_comparison(user: User, item: Item) -> bool:
     item they were never handed (nothing tells it apart from any comparison not theirs)."""
     if item.gold is not None:
         return GoldAssignment.objects.filter(item=item, annotator=user).exists()
-    return Slot.objects.filter(item=item, user=user, state=SlotState.LEASED).exists()
+    return holds_item(user, item)
 
 
 def open_adjudications(project: Project, viewer: User | None = None) -> QuerySet[Adjudication]:

@@ -176,11 +176,10 @@ def _winner(choice: str, order: list[int]) -> int | str:
 
 
 def _map_result(mode: str, shown: dict[str, Any], order: list[int], criteria: list[str]) -> dict[str, Any]:
-    """Check a displayed-order choice and translate it into candidate ids. Raises ``DomainError``."""
+    """Check a displayed-order choice and translate it into candidate ids. ``mode`` is the item's
+    (``selectors.judgement_mode``: a pair choice only for two candidates). Raises ``DomainError``."""
     n = len(order)
     letters = list(LETTERS[:n])
-    if mode in {JudgementMode.PAIRWISE, JudgementMode.PER_CRITERION} and n != 2:
-        raise DomainError("Pairwise judgements need exactly two candidates; this project should rank instead.")
     if mode == JudgementMode.PAIRWISE:
         choice = shown.get("choice")
         if choice not in PAIR_CHOICES:
