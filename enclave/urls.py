@@ -26,6 +26,8 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 handler404 = not_found
+handler400 = "enclave.api_errors.api_bad_request"
+handler500 = "enclave.api_errors.api_server_error"
 
 api_v1 = [
     path("health/", api.HealthView.as_view(), name="api_health"),

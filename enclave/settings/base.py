@@ -53,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: API requests over their size limit or for an unknown host answer JSON before anything reads them.
+    "enclave.api_errors.ApiRequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -230,6 +232,11 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "enclave.api_errors.exception_handler",
 }
+# Request size limits. A JSON or form body: Django's DATA_UPLOAD_MAX_MEMORY_SIZE, read into memory (2.5 MiB,
+# about 3,000 comparisons of 1 KB). A file upload (imports) streams to disk and may be up to IMPORT_MAX_MB.
+# Over either limit the API answers 413 naming the limit (enclave.api_errors).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 1024, minimum=1, maximum=1024 * 1024) * 1024 * 1024
 KNOX_TOKEN_MODEL = "knox.AuthToken"  # noqa: S105 - a model name, not a secret
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=env_int("API_TOKEN_DAYS", 90, minimum=1)),
