@@ -1,7 +1,10 @@
 """REST API of the annotation app, for data leads' scripts: imports, items, annotations, review actions."""
 
+from typing import Any
+
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -13,7 +16,7 @@ from accounts.models import ProjectPerm, User
 from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user, user_has_project_perm
 from annotation import selectors, services
-from annotation.models import Annotation, AnnotationState, ImportBatch, Item, ItemState, ReviewDecision
+from annotation.models import Annotation, AnnotationState, ImportBatch, ImportStatus, Item, ItemState, ReviewDecision
 from annotation.parsing import ImportFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user
 
@@ -23,8 +26,15 @@ def _user(request: Request) -> User:
     return request.user
 
 
+class ImportProgressOut(serializers.Serializer[Any]):
+    lines = serializers.IntegerField(help_text="Lines read so far.")
+    percent = serializers.IntegerField(help_text="Share of the file read so far, 0–100.")
+
+
 class ImportOut(serializers.ModelSerializer[ImportBatch]):
     uploaded_by = serializers.CharField(source="uploaded_by.username")
+    status_url = serializers.SerializerMethodField(help_text="Where to poll the import until its status is final.")
+    progress = serializers.SerializerMethodField(help_text="While queued or running: how far it has read.")
 
     class Meta:
         model = ImportBatch
@@ -32,7 +42,46 @@ class ImportOut(serializers.ModelSerializer[ImportBatch]):
             "id", "source_name", "fmt", "purpose", "sha256", "size_bytes", "status", "skip_bad_lines", "uploaded_by",
             "lines_read", "imported_count", "bad_line_count", "duplicate_count", "pii_rejected_count",
             "errors", "duplicates", "scrub_counts", "failure_reason", "created_at", "finished_at",
+            "status_url", "progress",
         ]  # fmt: skip
+
+    def get_status_url(self, batch: ImportBatch) -> str:
+        path = reverse("api_import", kwargs={"pk": batch.project_id, "batch_pk": batch.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    @extend_schema_field(ImportProgressOut(allow_null=True))
+    def get_progress(self, batch: ImportBatch) -> dict[str, int] | None:
+        if batch.status not in {ImportStatus.QUEUED, ImportStatus.RUNNING}:
+            return None
+        return selectors.import_progress(batch)
+
+
+# What an import's outcome answers: imported at once 201, handed to a worker 202 (poll ``status_url``), refused
+# for bad lines 422 with its line-numbered errors, failed (a fault of ours, e.g. the broker unreachable) 503.
+_IMPORT_STATUS_CODES = {
+    ImportStatus.DONE: status.HTTP_201_CREATED,
+    ImportStatus.QUEUED: status.HTTP_202_ACCEPTED,
+    ImportStatus.RUNNING: status.HTTP_202_ACCEPTED,
+    ImportStatus.REFUSED: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    ImportStatus.FAILED: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+IMPORT_RESPONSES = {
+    201: ImportOut,
+    202: OpenApiResponse(ImportOut, description="Imported by a worker: poll `status_url` until `status` is final."),
+    422: OpenApiResponse(
+        ImportOut, description="Refused: bad lines and no `skip_bad_lines`; nothing imported, `errors` numbers them."
+    ),
+    503: OpenApiResponse(ImportOut, description="Failed on our side (`failure_reason`); nothing imported."),
+}
+
+
+def import_response(request: Request, batch: ImportBatch) -> Response:
+    """The answer to an upload: its outcome's status code, the batch, and where to poll it."""
+    body = ImportOut(batch, context={"request": request}).data
+    code = _IMPORT_STATUS_CODES[ImportStatus(batch.status)]
+    headers = {"Location": body["status_url"]} if code == status.HTTP_202_ACCEPTED else None
+    return Response(body, status=code, headers=headers)
 
 
 class ImportIn(serializers.Serializer[None]):
@@ -59,12 +108,19 @@ class ImportListView(APIView):
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.import_batches(project), request, view=self)
-        return paginator.get_paginated_response(ImportOut(page, many=True).data)
+        return paginator.get_paginated_response(ImportOut(page, many=True, context={"request": request}).data)
 
     @extend_schema(
         request={"multipart/form-data": ImportIn},
-        responses={201: ImportOut, 202: ImportOut},
-        summary="Upload a file to import (201 when imported at once, 202 when a worker imports it)",
+        responses=IMPORT_RESPONSES,
+        summary="Upload a file to import (201 imported, 202 a worker imports it, 422 refused with its errors)",
+        description=(
+            "The file streams to disk and may be up to IMPORT_MAX_MB (default 1 GiB; larger answers 413). "
+            "Files up to 2 MiB are imported in the request; larger ones by a worker (202: poll `status_url`, "
+            "which shows `progress`). All or nothing: a bad line refuses the whole file (422, `status` "
+            "`refused`, `errors` with line numbers) unless `skip_bad_lines` is set. `fmt` `comparison_jsonl` "
+            "creates comparisons."
+        ),
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
@@ -90,14 +146,14 @@ class ImportListView(APIView):
             skip_bad_lines=values["skip_bad_lines"],
             purpose=values["purpose"],
         )
-        done = batch.status not in {"queued", "running"}
-        return Response(ImportOut(batch).data, status=status.HTTP_201_CREATED if done else status.HTTP_202_ACCEPTED)
+        return import_response(request, batch)
 
 
 class ImportDetailView(APIView):
     @extend_schema(responses=ImportOut, summary="One import batch with its line-numbered report")
     def get(self, request: Request, pk: int, batch_pk: int) -> Response:
-        return Response(ImportOut(get_batch_for_user(request.user, pk, batch_pk)).data)
+        batch = get_batch_for_user(request.user, pk, batch_pk)
+        return Response(ImportOut(batch, context={"request": request}).data)
 
 
 class ItemOut(serializers.ModelSerializer[Item]):

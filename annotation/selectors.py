@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.core.cache import cache as shared_cache
 from django.db.models import Count, Q, QuerySet, Sum
 
 from accounts.models import Project, User
@@ -56,6 +57,16 @@ def current_rubric(project: Project) -> RubricVersion | None:
 
 def import_batches(project: Project) -> QuerySet[ImportBatch]:
     return ImportBatch.objects.filter(project=project).select_related("uploaded_by").order_by("-created_at")
+
+
+def import_progress(batch: ImportBatch) -> dict[str, int]:
+    """How far a queued or running import has read (the import writes it to the shared cache, since its rows
+    stay invisible until its one transaction commits)."""
+    try:
+        progress = shared_cache.get(f"import-progress:{batch.pk}")
+    except Exception:  # the cache is the broker's Redis: down, the answer still goes out without progress
+        progress = None
+    return progress or {"lines": batch.lines_read, "percent": 0}
 
 
 def draft_for(user: User, item: Item) -> Draft | None:

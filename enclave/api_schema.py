@@ -1,6 +1,7 @@
 """What the API answers when it refuses, written into the OpenAPI schema (a drf-spectacular postprocessing
 hook): every operation documents its 401, those with an id in the path their 404, those with a body or
-query parameters their 400, and a 409 a view declares gets the domain error's body (``enclave.api_errors``)."""
+query parameters their 400, those with a body their 413 and 415, and a 409 a view declares gets the domain
+error's body (``enclave.api_errors``)."""
 
 from typing import Any
 
@@ -10,6 +11,8 @@ ERROR = {
     "properties": {
         "detail": {"type": "string", "description": "What went wrong, in words for a person."},
         "field": {"type": "string", "description": "The input field to blame, when there is one."},
+        "limit_bytes": {"type": "integer", "description": "With a 413: the largest body this request may send."},
+        "code": {"type": "string", "description": "With a 413: `request_too_large`."},
     },
     "required": ["detail"],
 }
@@ -43,6 +46,16 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                 responses.setdefault(
                     "404", _error("No such object, or one the caller may not see (the two answer alike).")
                 )
+            if "requestBody" in operation:
+                uploads = "multipart/form-data" in operation["requestBody"].get("content", {})
+                responses.setdefault(
+                    "413",
+                    _error(
+                        "The body is over its limit, named in `limit_bytes`: 2.5 MiB for JSON"
+                        + (", IMPORT_MAX_MB (default 1 GiB) for a file upload." if uploads else ".")
+                    ),
+                )
+                responses.setdefault("415", _error("A content type this operation does not take."))
             if "requestBody" in operation or operation.get("parameters"):
                 responses.setdefault(
                     "400",

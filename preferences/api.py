@@ -7,7 +7,7 @@ from typing import Any
 from django.core.files.uploadedfile import SimpleUploadedFile
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.serializer_helpers import BindingDict
@@ -18,7 +18,7 @@ from accounts.models import Project, ProjectPerm, User
 from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user
 from annotation import services as annotation_services
-from annotation.api import ImportOut
+from annotation.api import IMPORT_RESPONSES, import_response
 from annotation.models import Item
 from annotation.parsing import ImportFormat
 from preferences import selectors, services
@@ -67,6 +67,13 @@ class ComparisonsInSchema(serializers.Serializer[Any]):
     skip_bad_lines = serializers.BooleanField(default=False)
 
 
+class ComparisonsFileIn(serializers.Serializer[Any]):
+    """Comparisons as a JSONL file: one comparison a line, the fields of an element of `comparisons`."""
+
+    file = serializers.FileField(help_text="JSONL, one comparison a line; up to IMPORT_MAX_MB.")
+    skip_bad_lines = serializers.BooleanField(default=False)
+
+
 class ComparisonListOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     external_id = serializers.CharField()
@@ -79,35 +86,48 @@ class ComparisonListOut(serializers.Serializer[Any]):
 
 class ComparisonsCreateView(APIView):
     pagination_class = Pagination
-    parser_classes = [JSONParser]  # nested lists and objects: JSON only
+    # A JSON list (nested lists and objects: JSON, not a form) or a JSONL file (multipart) for bulk loads.
+    parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
-        request=ComparisonsInSchema,
-        responses={201: ImportOut, 202: ImportOut},
+        request={"application/json": ComparisonsInSchema, "multipart/form-data": ComparisonsFileIn},
+        responses=IMPORT_RESPONSES,
         summary="Create comparisons (data leads): validated, PII-scrubbed and numbered like a JSONL import",
         description=(
             "Each element of `comparisons` has the fields of a line of the comparison JSONL import "
             "(`prompt` or `messages`, `candidates` with `content` and provenance, optional `gold`, `id`, "
             "`metadata`). The list goes through the same import as a file: element n is line n of the report, "
-            "and one bad element refuses the whole request unless `skip_bad_lines` is set."
+            "and one bad element refuses the whole request (422, `status` `refused`, nothing created) unless "
+            "`skip_bad_lines` is set. A JSON body may be up to 2.5 MiB (about 3,000 comparisons; larger "
+            "answers 413). For bulk loads send a JSONL file instead, as `multipart/form-data` with the field "
+            "`file` (up to IMPORT_MAX_MB, default 1 GiB: 100,000 comparisons in one call): it streams to disk, "
+            "and a file over 2 MiB is imported by a worker (202: poll `status_url`, which shows `progress`)."
         ),
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-        data = ComparisonsIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        lines = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in data.validated_data["comparisons"])
-        upload = SimpleUploadedFile("api.jsonl", lines.encode(), content_type="application/x-ndjson")
+        if request.content_type.startswith("multipart/"):
+            file_data = ComparisonsFileIn(data=request.data)
+            file_data.is_valid(raise_exception=True)
+            upload = file_data.validated_data["file"]
+            source_name = upload.name or "comparisons.jsonl"
+            skip_bad_lines = file_data.validated_data["skip_bad_lines"]
+        else:
+            data = ComparisonsIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            lines = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in data.validated_data["comparisons"])
+            upload = SimpleUploadedFile("api.jsonl", lines.encode(), content_type="application/x-ndjson")
+            source_name = f"API request by {_user(request).username}"
+            skip_bad_lines = data.validated_data["skip_bad_lines"]
         batch = annotation_services.import_start(
             actor=_user(request),
             project=project,
             upload=upload,
-            source_name=f"API request by {_user(request).username}",
+            source_name=source_name,
             fmt=ImportFormat.COMPARISON_JSONL,
-            skip_bad_lines=data.validated_data["skip_bad_lines"],
+            skip_bad_lines=skip_bad_lines,
         )
-        done = batch.status not in {"queued", "running"}
-        return Response(ImportOut(batch).data, status=status.HTTP_201_CREATED if done else status.HTTP_202_ACCEPTED)
+        return import_response(request, batch)
 
     @extend_schema(
         parameters=[OpenApiParameter("gold", bool), OpenApiParameter("state", str)],

@@ -27,9 +27,10 @@ def test_comparisons_created_through_the_api_go_through_the_import(personas: Per
     good = json.loads(comparison_line("Call +44 20 7946 0958 about it?", "Sure.", "No."))
     bad = {"prompt": "Only one?", "candidates": [{"content": "Lonely"}]}
     refused = _post(lead, path, {"comparisons": [good, bad]})
-    assert refused.status_code == 201
+    assert refused.status_code == 422, "a refused import is a client error, not a creation"
     body = refused.json()
     assert body["status"] == "refused"
+    assert ImportBatch.objects.get(pk=body["id"]).status == "refused"
     assert [e["line"] for e in body["errors"]] == [2], "element 2 is reported by its number"
     assert not Item.objects.filter(project=personas.project).exists(), "nothing half-imported"
     created = _post(lead, path, {"comparisons": [good, {**good, "prompt": "Other?", "gold": 1}]})
