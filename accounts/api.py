@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
+from accounts.filters import refuse_unknown_params
 from accounts.models import AuditEvent, ProjectPerm, Role, User
 from accounts.pagination import Pagination
 from accounts.permissions import (
@@ -70,6 +71,7 @@ class ProjectListView(APIView):
 
     @extend_schema(responses=ProjectOut(many=True), summary="Projects you can see, with your role in each")
     def get(self, request: Request) -> Response:
+        refuse_unknown_params(request)
         return _paginated(request, self, selectors.projects_for_user(request.user), ProjectOut)
 
 
@@ -104,6 +106,7 @@ class MemberListView(APIView):
     @extend_schema(responses=MemberOut(many=True), summary="Members of a project (project admins)")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
+        refuse_unknown_params(request)
         return _paginated(request, self, selectors.project_members(project), MemberOut)
 
     @extend_schema(request=MemberAddIn, responses={201: MemberOut}, summary="Add an existing user to a project")
@@ -174,6 +177,7 @@ class _AuditListBase(APIView):
             require_site_staff(request.user)
         else:
             project = get_project_for_user(request.user, project_pk, ProjectPerm.VIEW_AUDIT)
+        refuse_unknown_params(request, AuditFilterIn().fields)
         filters = AuditFilterIn(data=request.query_params)
         filters.is_valid(raise_exception=True)
         events = selectors.audit_events(project=project, filters=selectors.AuditFilter(**filters.validated_data))
@@ -223,6 +227,7 @@ class ApiTokenListView(APIView):
 
     @extend_schema(responses=ApiTokenOut(many=True), summary="Your API tokens (never the secrets)")
     def get(self, request: Request) -> Response:
+        refuse_unknown_params(request)
         return _paginated(request, self, selectors.api_tokens_for_user(request.user), ApiTokenOut)
 
     @extend_schema(request=ApiTokenIn, responses={201: ApiTokenCreatedOut}, summary="Create an API token")

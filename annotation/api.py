@@ -2,16 +2,17 @@
 
 from typing import Any
 
+import django_filters
 from django.db.models import QuerySet
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.http import parse_id
+from accounts.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
 from accounts.models import ProjectPerm, User
 from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user, user_has_project_perm
@@ -99,15 +100,30 @@ class ImportIn(serializers.Serializer[None]):
     csv_metadata = serializers.ListField(child=serializers.CharField(), required=False, default=list)
 
 
+class ImportFilter(StrictFilterSet):
+    status = django_filters.ChoiceFilter(choices=ImportStatus.choices)
+    fmt = django_filters.ChoiceFilter(choices=[(f.value, f.value) for f in ImportFormat])
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
+    )
+
+
 class ImportListView(APIView):
     pagination_class = Pagination
     parser_classes = [MultiPartParser, FormParser]
+    filter_backends = [StrictFilterBackend]
+    filterset_class = ImportFilter
+    queryset = ImportBatch.objects.none()
 
     @extend_schema(responses=ImportOut(many=True), summary="Import batches of a project (data leads)")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
         paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.import_batches(project), request, view=self)
+        batches = filter_rows(request, selectors.import_batches(project), self)
+        page = paginator.paginate_queryset(batches, request, view=self)
         return paginator.get_paginated_response(ImportOut(page, many=True, context={"request": request}).data)
 
     @extend_schema(
@@ -165,29 +181,28 @@ class ItemOut(serializers.ModelSerializer[Item]):
         ]  # fmt: skip
 
 
+class ItemFilter(StrictFilterSet):
+    state = django_filters.ChoiceFilter(choices=ItemState.choices)
+    batch = IdFilter(field_name="batch_id", help_text="Import batch id")
+    edge_case = BooleanFilter()
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
+    )
+
+
 class ItemListView(APIView):
     pagination_class = Pagination
+    filter_backends = [StrictFilterBackend]
+    filterset_class = ItemFilter
+    queryset = Item.objects.none()
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("state", str, enum=ItemState.values),
-            OpenApiParameter("batch", int),
-            OpenApiParameter("edge_case", bool),
-        ],
-        responses=ItemOut(many=True),
-        summary="Items of a project (data leads)",
-    )
+    @extend_schema(responses=ItemOut(many=True), summary="Items of a project (data leads)")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-        items: QuerySet[Item] = Item.objects.filter(project=project).order_by("id")
-        params = request.query_params
-        if params.get("state"):
-            items = items.filter(state=params["state"])
-        batch = parse_id(params.get("batch"))
-        if batch is not None:
-            items = items.filter(batch_id=batch)
-        if params.get("edge_case") in {"true", "1"}:
-            items = items.filter(edge_case=True)
+        items: QuerySet[Item] = filter_rows(request, Item.objects.filter(project=project).order_by("id"), self)
         paginator = Pagination()
         page = paginator.paginate_queryset(items, request, view=self)
         return paginator.get_paginated_response(ItemOut(page, many=True).data)
@@ -205,15 +220,25 @@ class AnnotationOut(serializers.ModelSerializer[Annotation]):
         ]  # fmt: skip
 
 
+class AnnotationFilter(StrictFilterSet):
+    state = django_filters.ChoiceFilter(choices=AnnotationState.choices)
+    annotator = django_filters.CharFilter(field_name="annotator__username", help_text="Username")
+    item = IdFilter(field_name="item_id")
+    submitted_after = django_filters.IsoDateTimeFilter(
+        field_name="submitted_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
+    )
+    submitted_before = django_filters.IsoDateTimeFilter(
+        field_name="submitted_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
+    )
+
+
 class AnnotationListView(APIView):
     pagination_class = Pagination
+    filter_backends = [StrictFilterBackend]
+    filterset_class = AnnotationFilter
+    queryset = Annotation.objects.none()
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("state", str, enum=AnnotationState.values),
-            OpenApiParameter("annotator", str, description="Username"),
-            OpenApiParameter("item", int),
-        ],
         responses=AnnotationOut(many=True),
         summary="Annotations of a project (data leads and reviewers)",
     )
@@ -229,14 +254,7 @@ class AnnotationListView(APIView):
             .select_related("annotator", "rubric_version")
             .order_by("id")
         )
-        params = request.query_params
-        if params.get("state"):
-            rows = rows.filter(state=params["state"])
-        if params.get("annotator"):
-            rows = rows.filter(annotator__username=params["annotator"])
-        item = parse_id(params.get("item"))
-        if item is not None:
-            rows = rows.filter(item_id=item)
+        rows = filter_rows(request, rows, self)
         paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(AnnotationOut(page, many=True).data)

@@ -4,8 +4,10 @@ import json
 import threading
 from typing import Any
 
+import django_filters
 from django.core.files.uploadedfile import SimpleUploadedFile
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -13,13 +15,13 @@ from rest_framework.response import Response
 from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
-from accounts.http import parse_id
+from accounts.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
 from accounts.models import Project, ProjectPerm, User
 from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user
 from annotation import services as annotation_services
 from annotation.api import IMPORT_RESPONSES, import_response
-from annotation.models import Item
+from annotation.models import Item, ItemState
 from annotation.parsing import ImportFormat
 from preferences import selectors, services
 from preferences.models import Judgement
@@ -84,8 +86,25 @@ class ComparisonListOut(serializers.Serializer[Any]):
     metadata = serializers.DictField()
 
 
+class ComparisonFilter(StrictFilterSet):
+    gold = BooleanFilter(method="filter_gold", help_text="true: gold items only; false: no gold items")
+    state = django_filters.ChoiceFilter(choices=ItemState.choices)
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
+    )
+
+    def filter_gold(self, rows: QuerySet[Item], name: str, value: bool) -> QuerySet[Item]:
+        return rows.filter(gold__isnull=not value)
+
+
 class ComparisonsCreateView(APIView):
     pagination_class = Pagination
+    filter_backends = [StrictFilterBackend]
+    filterset_class = ComparisonFilter
+    queryset = Item.objects.none()
     # A JSON list (nested lists and objects: JSON, not a form) or a JSONL file (multipart) for bulk loads.
     parser_classes = [JSONParser, MultiPartParser]
 
@@ -130,18 +149,13 @@ class ComparisonsCreateView(APIView):
         return import_response(request, batch)
 
     @extend_schema(
-        parameters=[OpenApiParameter("gold", bool), OpenApiParameter("state", str)],
         responses=ComparisonListOut(many=True),
         summary="Comparisons of a project with provenance and gold answers (data leads)",
     )
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
         rows = Item.objects.filter(project=project, kind=services.COMPARISON).order_by("id")
-        params = request.query_params
-        if params.get("gold") in {"true", "false"}:
-            rows = rows.filter(gold__isnull=params["gold"] == "false")
-        if params.get("state"):
-            rows = rows.filter(state=params["state"])
+        rows = filter_rows(request, rows, self)
         paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         body = [
@@ -364,35 +378,40 @@ class JudgementSubmitAndNextView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+class JudgementFilter(StrictFilterSet):
+    annotator = django_filters.CharFilter(field_name="annotator__username", help_text="Username")
+    item = IdFilter(field_name="item_id", help_text="Comparison id")
+    gold = BooleanFilter(field_name="is_gold")
+    releasable = BooleanFilter(
+        method="filter_releasable", help_text="true: only what a release may use (no gold, no excluded annotator)"
+    )
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
+    )
+    excluded: set[int] | frozenset[int] = frozenset()  # the project's excluded annotators, set by the view
+
+    def filter_releasable(self, rows: QuerySet[Judgement], name: str, value: bool) -> QuerySet[Judgement]:
+        return rows.filter(is_gold=False).exclude(annotator_id__in=self.excluded) if value else rows
+
+
 class JudgementListView(APIView):
     pagination_class = Pagination
+    filter_backends = [StrictFilterBackend]
+    filterset_class = JudgementFilter
+    queryset = Judgement.objects.none()
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("annotator", str),
-            OpenApiParameter("item", int),
-            OpenApiParameter("gold", bool),
-            OpenApiParameter(
-                "releasable", bool, description="Only what a release may use: no gold, no excluded annotator."
-            ),
-        ],
         responses=JudgementOut(many=True),
         summary="Judgements of a project (reviewers and data leads)",
     )
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_quality(request.user, pk)
         rows = Judgement.objects.filter(item__project=project).select_related("annotator").order_by("id")
-        params = request.query_params
-        if params.get("annotator"):
-            rows = rows.filter(annotator__username=params["annotator"])
-        item = parse_id(params.get("item"))
-        if item is not None:
-            rows = rows.filter(item_id=item)
-        if params.get("gold") in {"true", "false"}:
-            rows = rows.filter(is_gold=params["gold"] == "true")
         excluded = selectors.excluded_annotator_ids(project)
-        if params.get("releasable") == "true":
-            rows = rows.filter(is_gold=False).exclude(annotator_id__in=excluded)
+        rows = filter_rows(request, rows, self, excluded=excluded)
         paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response([judgement_out(j, excluded) for j in page or []])

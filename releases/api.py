@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.errors import DomainError
+from accounts.filters import refuse_unknown_params
 from accounts.models import ProjectPerm, User
 from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user
@@ -99,6 +100,7 @@ class ReleaseListCreateView(APIView):
     @extend_schema(responses=ReleaseOut(many=True), summary="The project's releases, newest first")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_releases(request.user, pk)
+        refuse_unknown_params(request)
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.releases_of(project), request, view=self)
         return paginator.get_paginated_response(ReleaseOut(page, many=True).data)

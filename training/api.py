@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.errors import DomainError
+from accounts.filters import refuse_unknown_params
 from accounts.models import ProjectPerm, User
 from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user, require_site_staff
@@ -61,6 +62,7 @@ class BaseModelOut(serializers.Serializer[Any]):
 class BaseModelListCreateView(APIView):
     @extend_schema(responses=BaseModelOut(many=True), summary="Registered base models (site staff; project admins)")
     def get(self, request: Request) -> Response:
+        refuse_unknown_params(request)
         return Response(BaseModelOut(base_models_for_user(request.user), many=True).data)
 
     @extend_schema(
@@ -141,6 +143,7 @@ class JobListCreateView(APIView):
     @extend_schema(responses=JobOut(many=True), summary="The project's training jobs, newest first")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_training(request.user, pk)
+        refuse_unknown_params(request)
         services.training_jobs_reap()
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.jobs_of(project), request, view=self)
@@ -244,6 +247,7 @@ class AdapterListView(APIView):
     @extend_schema(responses=AdapterOut(many=True), summary="The project's adapters, newest first")
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_training(request.user, pk)
+        refuse_unknown_params(request)
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.adapters_of(project), request, view=self)
         return paginator.get_paginated_response(AdapterOut(page, many=True).data)

@@ -1,0 +1,127 @@
+"""API lists refuse what they cannot honour: an unknown parameter, or a filter value they cannot read, answers
+400 naming the parameter (it was ignored, and the list answered everything). Valid filters keep their meaning,
+and the schema documents them."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotation.models import Item
+from preferences.models import Judgement
+from tests.conftest import ClientFor, Personas
+from tests.preferences.helpers import comparison_line, import_comparisons
+
+pytestmark = pytest.mark.django_db
+
+LISTS = [
+    "/api/v1/projects/",
+    "/api/v1/projects/{p}/members/",
+    "/api/v1/projects/{p}/audit-events/",
+    "/api/v1/audit-events/",
+    "/api/v1/tokens/",
+    "/api/v1/projects/{p}/imports/",
+    "/api/v1/projects/{p}/items/",
+    "/api/v1/projects/{p}/annotations/",
+    "/api/v1/projects/{p}/comparisons/",
+    "/api/v1/projects/{p}/judgements/",
+    "/api/v1/projects/{p}/releases/",
+    "/api/v1/base-models/",
+    "/api/v1/projects/{p}/training/jobs/",
+    "/api/v1/projects/{p}/adapters/",
+]
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_every_list_refuses_an_unknown_parameter_by_name(path: str, personas: Personas, client_for: ClientFor) -> None:
+    staff = client_for(personas.staff)
+    url = path.format(p=personas.project.pk)
+    assert staff.get(url, {"limit": 5, "offset": 0}).status_code == 200, "paging is always taken"
+    answer = staff.get(url, {"no_such_filter": "1", "limit": 5})
+    assert answer.status_code == 400
+    assert answer["Content-Type"] == "application/json"
+    body = answer.json()
+    assert list(body) == ["no_such_filter"]
+    assert "Unknown parameter" in body["no_such_filter"][0]
+    assert "limit" in body["no_such_filter"][0], "says what the list takes"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/api/v1/projects/{p}/items/", {"state": "bogus"}, "state"),
+        ("/api/v1/projects/{p}/items/", {"created_after": "yesterday"}, "created_after"),
+        ("/api/v1/projects/{p}/items/", {"batch": "abc"}, "batch"),
+        ("/api/v1/projects/{p}/items/", {"batch": "99999999999999999999"}, "batch"),
+        ("/api/v1/projects/{p}/items/", {"edge_case": "maybe"}, "edge_case"),
+        ("/api/v1/projects/{p}/annotations/", {"state": "bogus"}, "state"),
+        ("/api/v1/projects/{p}/annotations/", {"item": "²"}, "item"),
+        ("/api/v1/projects/{p}/comparisons/", {"gold": "yes please"}, "gold"),
+        ("/api/v1/projects/{p}/comparisons/", {"state": "bogus"}, "state"),
+        ("/api/v1/projects/{p}/judgements/", {"releasable": "perhaps"}, "releasable"),
+        ("/api/v1/projects/{p}/judgements/", {"created_before": "tomorrow"}, "created_before"),
+        ("/api/v1/projects/{p}/imports/", {"status": "bogus"}, "status"),
+        ("/api/v1/projects/{p}/audit-events/", {"since": "yesterday"}, "since"),
+    ],
+)
+def test_an_invalid_filter_value_is_refused_by_name(
+    path: str, params: dict[str, str], named: str, personas: Personas, client_for: ClientFor
+) -> None:
+    answer = client_for(personas.staff).get(path.format(p=personas.project.pk), params)
+    assert answer.status_code == 400, answer.content
+    assert list(answer.json()) == [named]
+
+
+def test_valid_filters_keep_their_meaning(personas: Personas, client_for: ClientFor) -> None:
+    lead = client_for(personas.data_lead)
+    base = f"/api/v1/projects/{personas.project.pk}"
+    batch = import_comparisons(
+        personas.project,
+        personas.data_lead,
+        comparison_line("Plain?", "A.", "B."),
+        comparison_line("Gold?", "A.", "B.", gold=1),
+    )
+    plain, gold = Item.objects.filter(batch=batch).order_by("id")
+    Item.objects.filter(pk=gold.pk).update(created_at=timezone.now() - timedelta(days=3))
+
+    def ids(path: str, **params: str) -> list[int]:
+        answer = lead.get(f"{base}/{path}/", params)
+        assert answer.status_code == 200, answer.content
+        return [row["id"] for row in answer.json()["results"]]
+
+    assert ids("comparisons") == [plain.pk, gold.pk]
+    assert ids("comparisons", gold="true") == [gold.pk]
+    assert ids("comparisons", gold="false") == [plain.pk]
+    assert ids("comparisons", state="open") == [plain.pk, gold.pk]
+    assert ids("comparisons", state="on_hold") == []
+    yesterday = (timezone.now() - timedelta(days=1)).isoformat()
+    assert ids("comparisons", created_after=yesterday) == [plain.pk]
+    assert ids("items", created_before=yesterday) == [gold.pk]
+    assert ids("items", batch=str(batch.pk)) == [plain.pk, gold.pk]
+    assert ids("items", batch=str(batch.pk + 1000)) == []
+    assert ids("items", edge_case="true") == []
+    assert ids("imports", status="done") == [batch.pk]
+    assert ids("imports", status="refused") == []
+    assert ids("judgements", releasable="true") == []
+    assert not Judgement.objects.exists()
+
+
+def test_the_schema_documents_the_filters(personas: Personas, client_for: ClientFor) -> None:
+    schema = client_for(personas.annotator).get("/api/schema/", {"format": "json"}).json()
+
+    def params(path: str) -> dict[str, dict]:  # type: ignore[type-arg]
+        operation = schema["paths"][path]["get"]
+        return {p["name"]: p for p in operation.get("parameters", []) if p["in"] == "query"}
+
+    items = params("/api/v1/projects/{id}/items/")
+    assert {"state", "batch", "edge_case", "created_after", "created_before", "limit", "offset"} <= set(items)
+    assert items["edge_case"]["schema"]["type"] == "boolean"
+    assert items["created_after"]["schema"]["format"] == "date-time"
+    assert "bogus" not in json.dumps(items["state"]["schema"])
+    assert "open" in items["state"]["schema"]["enum"]
+    judgements = params("/api/v1/projects/{id}/judgements/")
+    assert {"annotator", "item", "gold", "releasable", "created_after"} <= set(judgements)
+    assert {"gold", "state", "created_after"} <= set(params("/api/v1/projects/{id}/comparisons/"))
+    assert {"status", "fmt"} <= set(params("/api/v1/projects/{id}/imports/"))
+    assert "400" in schema["paths"]["/api/v1/projects/{id}/releases/"]["get"]["responses"]
