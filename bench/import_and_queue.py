@@ -1,9 +1,11 @@
-"""Import throughput with PII scrubbing, peak memory, and "next item" latency over a large queue.
+"""Import throughput with PII scrubbing, peak memory, and "next item" latency over a large queue; then the
+same for a comparison JSONL file (the bulk upload of ``POST …/comparisons/``) in a second project.
 
 Runs on a throwaway database (Django's test-database machinery): PostgreSQL when DATABASE_URL is set,
 else SQLite.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/enclave .venv/bin/python bench/import_and_queue.py --lines 100000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/enclave .venv/bin/python bench/import_and_queue.py \
+        --lines 100000 --comparisons 100000
 """
 
 import argparse
@@ -54,6 +56,28 @@ def _line(n: int, rng: random.Random) -> str:
     return json.dumps({"id": f"t{n}", "messages": messages})
 
 
+CANDIDATES = [
+    "I have blocked the card and ordered a replacement; it arrives within five working days.",
+    "Your card is now blocked. Please visit a branch with your ID to order a new one.",
+]
+
+
+def _comparison_line(n: int, rng: random.Random) -> str:
+    question = rng.choice(QUESTIONS).format(
+        card="4111 1111 1111 1111",
+        phone="+44 20 7946 0958",
+        email=f"customer{n}@example.com",
+        iban="GB82 WEST 1234 5698 7654 32",
+        ip=f"203.0.113.{n % 250}",
+        n=n,
+    )
+    candidates = [
+        {"content": f"{text} (ref {n})", "model": model, "decoding": {"temperature": 0.7}}
+        for text, model in zip(CANDIDATES, ("base", "adapter-v2"), strict=True)
+    ]
+    return json.dumps({"id": f"c{n}", "prompt": f"Ticket {n}: {question}", "candidates": candidates})
+
+
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -62,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--next-calls", type=int, default=500)
+    parser.add_argument("--comparisons", type=int, default=100_000, help="comparison lines to import; 0: none")
     args = parser.parse_args()
 
     import django
@@ -112,6 +137,33 @@ def main() -> None:
         items = Item.objects.filter(project=project).count()
         rows.append((f'"next item" p50, {items:,} items', f"{statistics.median(timings):.1f} ms"))
         rows.append((f'"next item" p95, {items:,} items', f"{p95:.1f} ms"))
+
+        if args.comparisons:
+            compare = accounts_services.project_create(actor=lead, name="Bench comparisons")
+            with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+                for n in range(args.comparisons):
+                    handle.write(_comparison_line(n, rng) + "\n")
+                path = handle.name
+            size_mb = os.path.getsize(path) / 1e6
+            rss_before = _rss_mb()
+            start = time.perf_counter()
+            with open(path, "rb") as upload:
+                batch = services.import_start(
+                    actor=lead, project=compare, upload=upload, source_name="bench-comparisons.jsonl",
+                    fmt="comparison_jsonl",
+                )  # fmt: skip
+            elapsed = time.perf_counter() - start
+            os.unlink(path)
+            assert batch.status == "done", (batch.status, batch.errors[:3])
+            assert batch.imported_count == args.comparisons
+            rows.append(
+                (
+                    f"import {args.comparisons:,} comparisons ({size_mb:.0f} MB)",
+                    f"{args.comparisons / elapsed:,.0f} lines/s",
+                )
+            )
+            rows.append(("comparison import wall time", f"{elapsed:.1f} s"))
+            rows.append(("peak RSS growth during the comparison import", f"{_rss_mb() - rss_before:.0f} MB"))
     print_table(f"Import and queue on {db}", rows)
 
 
