@@ -60,7 +60,7 @@ class StrictBooleanField(forms.NullBooleanField):
     TRUE = frozenset({"true", "1"})
     FALSE = frozenset({"false", "0"})
 
-    def to_python(self, value: Any) -> bool | None:
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]  # None: no filter
         if value in (None, ""):
             return None
         if isinstance(value, bool):

@@ -5,6 +5,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -106,7 +107,7 @@ def worker(transactional_db: None) -> Iterator[subprocess.Popen[str]]:
     stop_worker(proc, timeout=30)
 
 
-def _poll(client: Client, url: str, timeout: float = 240) -> dict:  # type: ignore[type-arg]
+def _poll(client: Client, url: str, timeout: float = 240) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     seen_progress = False
     while time.monotonic() < deadline:
