@@ -251,7 +251,8 @@ SPECTACULAR_SETTINGS = {
     'on the API tokens page). A refusal answers JSON: `{"detail", "field"}` for a domain rule (400, or '
     "409 for a conflict such as a second judgement of one comparison), field errors for input that does not "
     "validate, 404 alike for what does not exist and what the caller may not see. Limits: a JSON or form body "
-    "may be up to 2.5 MiB and a file upload (imports, comparisons as JSONL) up to IMPORT_MAX_MB (default 1 GiB); "
+    f"may be up to 2.5 MiB and a file upload (imports, comparisons as JSONL) up to {IMPORT_MAX_BYTES // 2**20:,} "
+    "MiB (IMPORT_MAX_MB); "
     "over either the answer is 413 with the limit in `limit_bytes`. A content type an operation does not take "
     "answers 415, malformed JSON 400, an unknown or invalid filter or query parameter 400 naming it. An import "
     "answers 201 when done, 202 when a worker runs it (poll `status_url`), 422 when refused for bad lines (its "
