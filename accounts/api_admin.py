@@ -231,8 +231,8 @@ INVITED_EXAMPLE = {"id": 12, "username": "lena", "display_name": "Lena K.", "ema
 
 
 def _invited(request: Request, user: User) -> Response:
-    body = InvitedOut({**UserOut(user).data, "invite_link": request.build_absolute_uri(selectors.invite_path(user))})
-    return Response(body.data, status=status.HTTP_201_CREATED)
+    user.invite_link = request.build_absolute_uri(selectors.invite_path(user))  # type: ignore[attr-defined]
+    return Response(InvitedOut(user).data, status=status.HTTP_201_CREATED)
 
 
 class UserListView(APIView):

@@ -39,7 +39,7 @@ api_urlpatterns = [
         "projects/<id:pk>/adapters/<id:adapter_pk>/files/", api.AdapterFileListView.as_view(), name="api_adapter_files"
     ),
     path(
-        "projects/<id:pk>/adapters/<id:adapter_pk>/files/<id:index>/",
+        "projects/<id:pk>/adapters/<id:adapter_pk>/files/<int:index>/",
         api.AdapterFileView.as_view(),
         name="api_adapter_file",
     ),
