@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -48,7 +48,11 @@ class SignInView(APIView):
 
     @extend_schema(
         request=SignInIn,
-        responses={201: ApiTokenCreatedOut},
+        responses={
+            201: ApiTokenCreatedOut,
+            401: OpenApiResponse(description="Wrong username or password, or a deactivated account."),
+            429: OpenApiResponse(description="Locked after too many failures; Retry-After says for how long."),
+        },
         auth=[],
         summary="Sign in: exchange a username and password for an API token (shown once)",
         description="Under the login page's lockout rules: after `LOGIN_FAILURE_LIMIT` failures an account is "

@@ -105,7 +105,7 @@ class RubricView(APIView):
         summary="Save the rubric (data leads): 201 with a new version when annotations use the current one, "
         "200 when the unused current version was edited in place",
         description="A criterion that does not validate answers 400 naming it, e.g. "
-        '`{"criteria": [{}, {"scale": ["\\"stars\\" is not a valid choice."]}]}` or '
+        '`{"criteria": {"1": {"scale": ["\\"stars\\" is not a valid choice."]}}}` (counting from 0) or '
         '`{"detail": "Criterion “Topic” needs at least two categories.", "field": "criteria[2].categories"}`.',
         examples=[OpenApiExample("Rubric", value=RUBRIC_EXAMPLE, request_only=True)],
     )
@@ -181,10 +181,13 @@ class AnnotationSettingsView(APIView):
     )
     def patch(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA, with_settings=("annotation",))
-        data = AnnotationSettingsIO(data=request.data, partial=True)
+        if not isinstance(request.data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Send a JSON object of the fields to change."]})
+        # Fields left out keep their stored value; the whole is then checked as one (a partial serializer
+        # would also let a pattern without its regex through).
+        data = AnnotationSettingsIO(data=_settings_body(selectors.annotation_settings(project)) | request.data)
         data.is_valid(raise_exception=True)
-        values = _settings_body(selectors.annotation_settings(project)) | data.validated_data
-        values.pop("updated_at", None)
+        values = dict(data.validated_data)
         values["pii_patterns"] = [[entry["type"], entry["pattern"]] for entry in values["pii_patterns"]]
         saved = services.annotation_settings_update(actor=_user(request), project=project, **values)
         return Response(AnnotationSettingsIO(_settings_body(saved)).data)
