@@ -272,3 +272,9 @@ def test_the_docs_page_sends_a_signed_out_visitor_to_the_login_page(client_for: 
     assert response.status_code == 302
     assert response["Location"] == "/login/?next=/api/docs/"
     assert client_for(personas.annotator).get("/api/docs/").status_code == 200
+
+
+def test_the_worker_round_trip_of_health_needs_a_token() -> None:
+    refused = Client().get("/api/v1/health/", {"worker": "1"})
+    assert refused.status_code in {401, 403}
+    assert "token" in refused.json()["detail"]
