@@ -93,7 +93,7 @@ class SignInView(APIView):
         )
         if getattr(django_request, "axes_locked_out", False):
             # Answer here in JSON; AxesMiddleware would otherwise swap in the login page's HTML lockout page.
-            django_request.axes_locked_out = False
+            django_request.axes_locked_out = False  # type: ignore[attr-defined]
             minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
             return Response(
                 {
@@ -242,7 +242,18 @@ def _invited(request: Request, user: User) -> Response:
 class UserListView(APIView):
     pagination_class = Pagination
 
-    @extend_schema(responses=UserOut(many=True), summary="Every account (site staff)")
+    @extend_schema(
+        responses=UserOut(many=True),
+        summary="Every account (site staff)",
+        examples=[
+            OpenApiExample(
+                "Accounts",
+                value={"count": 1, "next": None, "previous": None, "results": [
+                    {**{k: v for k, v in INVITED_EXAMPLE.items() if k != "invite_link"}, "project_count": 2}]},
+                response_only=True,
+            )
+        ],
+    )  # fmt: skip
     def get(self, request: Request) -> Response:
         require_site_staff(request.user)
         paginator = Pagination()
@@ -267,7 +278,15 @@ class UserListView(APIView):
 
 
 class UserDetailView(APIView):
-    @extend_schema(responses=UserOut, summary="One account (site staff)")
+    @extend_schema(
+        responses=UserOut,
+        summary="One account (site staff)",
+        examples=[
+            OpenApiExample(
+                "Account", value={k: v for k, v in INVITED_EXAMPLE.items() if k != "invite_link"}, response_only=True
+            )
+        ],
+    )
     def get(self, request: Request, user_pk: int) -> Response:
         return Response(UserOut(get_user_for_staff(request.user, user_pk)).data)
 

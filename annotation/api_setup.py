@@ -45,7 +45,7 @@ class CriterionIO(serializers.Serializer[Any]):
         child=serializers.CharField(max_length=100), required=False, default=list,
         help_text="The named categories (at least two) of a `categories` scale; ignored for other scales.",
     )  # fmt: skip
-    required = serializers.BooleanField(required=False, default=True)
+    required = serializers.BooleanField(required=False, default=True)  # type: ignore[assignment]  # a field, not Field.required
     weight = serializers.FloatField(required=False, default=1.0, min_value=0)
 
 

@@ -53,7 +53,8 @@ class ComparisonSettingsIO(serializers.Serializer[Any]):
     updated_at = serializers.DateTimeField(read_only=True)
 
 
-FIELDS = [name for name in ComparisonSettingsIO().fields if name != "updated_at"]
+FIELDS = ("mode", "rationale_required", "gold_rate", "gold_accuracy_threshold", "gold_minimum", "fast_fraction",
+          "adjudication_threshold")  # fmt: skip
 
 
 def _body(current: PreferenceSettings) -> dict[str, Any]:

@@ -265,6 +265,20 @@ def test_health_and_schema_answer_without_a_token_and_the_schema_holds_no_data(p
     assert "Project A" not in text
     assert "annotator@example.org" not in text
     assert Client().get("/api/v1/projects/").status_code in {401, 403}  # data still needs a token
+    paths = Client().get("/api/schema/", {"format": "json"}).json()["paths"]
+    project = "/api/v1/projects/{id}"
+    documented = [
+        ("/api/", "get"), ("/api/v1/auth/token/", "post"), ("/api/v1/projects/", "post"), (f"{project}/", "patch"),
+        ("/api/v1/users/", "post"), (f"{project}/invitations/", "post"), (f"{project}/rubric/", "put"),
+        (f"{project}/annotation-settings/", "patch"), (f"{project}/comparison-settings/", "patch"),
+        (f"{project}/adapters/{{adapter_pk}}/files/", "get"),
+    ]  # fmt: skip
+    for path, method in documented:
+        operation = paths.get(path, {}).get(method)
+        assert operation is not None, (method, path)
+        bodies = [*operation.get("requestBody", {}).get("content", {}).values(),
+                  *(c for r in operation["responses"].values() for c in r.get("content", {}).values())]  # fmt: skip
+        assert any("examples" in body for body in bodies), f"{method} {path} has no example"
 
 
 def test_the_docs_page_sends_a_signed_out_visitor_to_the_login_page(client_for: ClientFor, personas: Personas) -> None:

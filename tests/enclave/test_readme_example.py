@@ -10,6 +10,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from pytest_django.live_server_helper import LiveServer
 
 from accounts.models import AuditEvent
 from releases.models import Release, ReleaseState
@@ -36,8 +37,8 @@ def worker(transactional_db: None) -> Iterator[subprocess.Popen[str]]:
 
 @pytest.mark.worker
 def test_it_runs_the_readme_example_against_a_live_server(
-    live_server, worker: subprocess.Popen[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    live_server: LiveServer, worker: subprocess.Popen[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     UserFactory.create(username="ops", is_staff=True)
     monkeypatch.setenv("ENCLAVE_URL", live_server.url)
     monkeypatch.setenv("ENCLAVE_USER", "ops")
