@@ -295,7 +295,7 @@ class AdapterFileListView(APIView):
             for index, entry in enumerate(adapter.files)
         ]
         paginator = Pagination()
-        page = paginator.paginate_queryset(files, request, view=self)  # type: ignore[arg-type]
+        page: list[dict[str, Any]] | None = paginator.paginate_queryset(files, request, view=self)  # type: ignore[arg-type]
         return paginator.get_paginated_response(AdapterFileOut(page, many=True).data)
 
 
