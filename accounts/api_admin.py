@@ -26,6 +26,21 @@ def _user(request: Request) -> User:
     return request.user
 
 
+PAGING = ("limit", "offset")
+
+
+def refuse_unknown_parameters(request: Request, allowed: tuple[str, ...] = PAGING) -> None:
+    """A list that takes only paging answers 400 naming a parameter it does not know, or a paging value
+    that is not a whole number ≥ 0, instead of ignoring it and answering everything."""
+    for name in request.query_params:
+        if name not in allowed:
+            raise serializers.ValidationError({name: [f"Unknown parameter; this list takes {', '.join(allowed)}."]})
+    for name in PAGING:
+        value = request.query_params.get(name)
+        if value is not None and not (value.isascii() and value.isdigit()):
+            raise serializers.ValidationError({name: ["A whole number of 0 or more."]})
+
+
 # --- Sign-in: username and password for a token ----------------------------------------------------------
 
 
@@ -256,6 +271,7 @@ class UserListView(APIView):
     )  # fmt: skip
     def get(self, request: Request) -> Response:
         require_site_staff(request.user)
+        refuse_unknown_parameters(request)
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.users_for_staff(), request, view=self)
         return paginator.get_paginated_response(UserOut(page, many=True).data)

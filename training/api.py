@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_admin import refuse_unknown_parameters
 from accounts.errors import DomainError
 from accounts.models import ProjectPerm, User
 from accounts.pagination import Pagination
@@ -290,6 +291,7 @@ class AdapterFileListView(APIView):
     )  # fmt: skip
     def get(self, request: Request, pk: int, adapter_pk: int) -> Response:
         adapter = get_adapter_for_user(request.user, pk, adapter_pk)
+        refuse_unknown_parameters(request)
         files = [
             {**entry, "index": index, "download": reverse("api_adapter_file", args=[pk, adapter.pk, index])}
             for index, entry in enumerate(adapter.files)

@@ -292,3 +292,25 @@ def test_the_worker_round_trip_of_health_needs_a_token() -> None:
     refused = Client().get("/api/v1/health/", {"worker": "1"})
     assert refused.status_code in {401, 403}
     assert "token" in refused.json()["detail"]
+
+
+def test_a_successful_sign_in_resets_the_failure_count_as_a_page_login_does() -> None:
+    UserFactory.create(username="ana")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _sign_in("ana", "wrong").status_code == 401
+    assert _sign_in("ana", PASSWORD).status_code == 201
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _sign_in("ana", "wrong").status_code == 401
+    assert _sign_in("ana", PASSWORD).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("query", "named"), [({"active": "0"}, "active"), ({"limit": "ten"}, "limit"), ({"offset": "-1"}, "offset")]
+)
+def test_the_user_list_refuses_parameters_it_does_not_take(
+    personas: Personas, client_for: ClientFor, query: dict[str, str], named: str
+) -> None:
+    response = client_for(personas.staff).get("/api/v1/users/", query)
+    assert response.status_code == 400
+    assert list(response.json()) == [named]
+    assert client_for(personas.staff).get("/api/v1/users/", {"limit": "2", "offset": "1"}).json()["count"] == 7

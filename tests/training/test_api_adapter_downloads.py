@@ -31,6 +31,7 @@ def test_it_lists_and_streams_an_adapters_files_with_their_sha256(personas: Pers
     cached = lead.get(f"{base}/files/0/", HTTP_IF_NONE_MATCH=f'"{"c" * 64}"')
     assert cached.status_code == 304
     assert lead.get(f"{base}/files/1/").status_code == 404
+    assert lead.get(f"{base}/files/", {"path": "adapter_model.safetensors"}).status_code == 400  # only paging
     # The adapter page's link answers the same way (one code path).
     assert (
         lead.get(
