@@ -8,7 +8,7 @@ filters calls ``refuse_unknown_params``. ``limit`` and ``offset`` (pagination) a
 choice) are taken everywhere.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import django_filters
@@ -21,18 +21,26 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-ALWAYS_TAKEN = frozenset({"limit", "offset", "format"})
+PAGING = ("limit", "offset")
+ALWAYS_TAKEN = frozenset({*PAGING, "format"})
 _BIGINT_MAX = 2**63 - 1
 
 M = TypeVar("M", bound=Model)
 
 
-def _unknown_errors(data: Iterable[str], known: Iterable[str]) -> dict[str, list[str]]:
+def _unknown_errors(data: Mapping[str, Any], known: Iterable[str]) -> dict[str, list[str]]:
+    """Errors for parameters a list does not take, and for a paging value that is not a whole number ≥ 0
+    (DRF's pagination would quietly answer the first page instead)."""
     taken = sorted({*known, *ALWAYS_TAKEN})
-    return {
+    errors = {
         name: [f"Unknown parameter “{name}”: this list takes {', '.join(taken)}."]
         for name in sorted(set(data) - set(taken))
     }
+    for name in PAGING:
+        value = data.get(name)
+        if value is not None and not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            errors[name] = ["A whole number of 0 or more."]
+    return errors
 
 
 class StrictFilterSet(django_filters.FilterSet):

@@ -160,6 +160,42 @@ def project_create(*, actor: User | None, name: str, description: str = "", admi
     return project
 
 
+def project_update(
+    *, actor: User, project: Project, name: str | None = None, description: str | None = None
+) -> Project:
+    """Rename a project or change its description (``None`` leaves a value as it is).
+
+    Raises ``DomainError`` for an empty name or one another project has.
+    """
+    changes: dict[str, Any] = {}
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise DomainError("A project needs a name.", field="name")
+        changes["name"] = name
+    if description is not None:
+        changes["description"] = description.strip()
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        if "name" in changes and Project.objects.filter(name__iexact=name).exclude(pk=project.pk).exists():
+            raise DomainError(f"A project named “{name}” already exists.", field="name")
+        before = {field: getattr(project, field) for field in changes}
+        changed = {field: value for field, value in changes.items() if before[field] != value}
+        if not changed:
+            return project
+        for field, value in changed.items():
+            setattr(project, field, value)
+        project.save(update_fields=list(changed))
+        audit_event_record(
+            actor=actor,
+            action="project.update",
+            target=project,
+            project=project,
+            payload={"before": {field: before[field] for field in changed}, "after": changed},
+        )
+    return project
+
+
 def _grant_role(membership: Membership) -> None:
     for codename in ROLE_PERMISSIONS[membership.role]:
         assign_perm(codename, membership.user, membership.project)
@@ -361,25 +397,33 @@ def user_set_active(*, actor: User, user: User, active: bool) -> User:
 # --- API tokens ------------------------------------------------------------------------------------------
 
 
-def api_token_create(*, user: User, name: str, days: int) -> tuple[AuthToken, str]:
+def api_token_create(
+    *, user: User, name: str, days: int, via: str = "self", operator: str = ""
+) -> tuple[AuthToken, str]:
     """Create a personal API token; returns the record and the token, which is never shown again.
 
-    Raises ``DomainError`` for an empty name or a lifetime outside 1..365 days.
+    ``via`` says how it was asked for: ``"self"`` (the tokens page or API), ``"sign-in"`` (username and
+    password at ``/api/v1/auth/token/``) or ``"command"`` (``manage.py api_token_issue``: the audit event has
+    no actor and names the ``operator``'s system account). Raises ``DomainError`` for an empty name, a
+    lifetime outside 1..365 days or a deactivated account.
     """
     name = name.strip()
     if not name:
         raise DomainError("Give the token a name, e.g. the script that will use it.", field="name")
     if not 1 <= days <= 365:
         raise DomainError("A token lives between 1 and 365 days.", field="days")
+    if not user.is_active:
+        raise DomainError(f"{user.username} is deactivated; a deactivated account gets no token.", field="user")
     with transaction.atomic():
         token, raw = AuthToken.objects.create(user=user, expiry=timedelta(days=days))
         ApiTokenInfo.objects.create(token=token, name=name)
         audit_event_record(
-            actor=user,
+            actor=None if via == "command" else user,
             action="api_token.create",
             object_type="accounts.apitoken",
             object_id=token.token_key,
-            payload={"name": name, "expires": token.expiry},
+            payload={"name": name, "expires": token.expiry, "owner": user.username, "via": via}
+            | ({"operator": operator} if via == "command" else {}),
         )
     return token, raw
 

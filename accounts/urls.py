@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import api, views
+from accounts import api, api_admin, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -26,8 +26,12 @@ urlpatterns = [
 
 api_urlpatterns = [
     path("me/", api.MeView.as_view(), name="api_me"),
-    path("projects/", api.ProjectListView.as_view(), name="api_projects"),
-    path("projects/<id:pk>/", api.ProjectDetailView.as_view(), name="api_project"),
+    path("auth/token/", api_admin.SignInView.as_view(), name="api_sign_in"),
+    path("projects/", api_admin.ProjectListCreateView.as_view(), name="api_projects"),
+    path("projects/<id:pk>/", api_admin.ProjectDetailUpdateView.as_view(), name="api_project"),
+    path("projects/<id:pk>/invitations/", api_admin.MemberInviteView.as_view(), name="api_member_invite"),
+    path("users/", api_admin.UserListView.as_view(), name="api_users"),
+    path("users/<id:user_pk>/", api_admin.UserDetailView.as_view(), name="api_user"),
     path("projects/<id:pk>/members/", api.MemberListView.as_view(), name="api_members"),
     path("projects/<id:pk>/members/<id:membership_pk>/", api.MemberDetailView.as_view(), name="api_member"),
     path("projects/<id:pk>/audit-events/", api.ProjectAuditEventListView.as_view(), name="api_project_audit"),

@@ -1,5 +1,6 @@
 """Rubric criteria: their shape, and validation of scores against them. Pure functions, no database."""
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,30 +55,32 @@ def parse_criteria(raw: list[dict[str, Any]]) -> list[Criterion]:
     """Turn stored or submitted criteria into ``Criterion`` objects.
 
     Raises ``DomainError`` naming the criterion and what is wrong (missing name, unknown scale, fewer than
-    two categories, duplicate key, negative weight).
+    two categories, duplicate key, negative weight); its ``field`` names the entry and its key as a client
+    sent them, counting from 0: ``criteria[2].scale``.
     """
     criteria: list[Criterion] = []
     seen: set[str] = set()
     for position, entry in enumerate(raw, start=1):
+        at = f"criteria[{position - 1}]"
         name = str(entry.get("name", "")).strip()
         if not name:
-            raise DomainError(f"Criterion {position} needs a name.", field="criteria")
+            raise DomainError(f"Criterion {position} needs a name.", field=f"{at}.name")
         key = str(entry.get("key") or _slug(name))
         if key in seen:
-            raise DomainError(f"Two criteria are called “{name}”; names must differ.", field="criteria")
+            raise DomainError(f"Two criteria are called “{name}”; names must differ.", field=f"{at}.name")
         seen.add(key)
         scale = str(entry.get("scale", ""))
         if scale not in SCALES:
-            raise DomainError(f"Criterion “{name}” has an unknown scale “{scale}”.", field="criteria")
+            raise DomainError(f"Criterion “{name}” has an unknown scale “{scale}”.", field=f"{at}.scale")
         categories = tuple(str(c).strip() for c in entry.get("categories") or [] if str(c).strip())
         if scale == "categories" and len(categories) < 2:
-            raise DomainError(f"Criterion “{name}” needs at least two categories.", field="criteria")
+            raise DomainError(f"Criterion “{name}” needs at least two categories.", field=f"{at}.categories")
         try:
             weight = float(entry.get("weight", 1))
         except (TypeError, ValueError):
-            raise DomainError(f"Criterion “{name}” has a weight that is not a number.", field="criteria") from None
-        if weight < 0:
-            raise DomainError(f"Criterion “{name}” has a negative weight.", field="criteria")
+            raise DomainError(f"Criterion “{name}” has a weight that is not a number.", field=f"{at}.weight") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise DomainError(f"Criterion “{name}” needs a weight of 0 or more.", field=f"{at}.weight")
         criteria.append(
             Criterion(
                 key=key,

@@ -75,6 +75,9 @@ def annotation_settings_update(
         raise DomainError("A lease lasts between 5 minutes and 24 hours.", field="lease_minutes")
     if pii_mode not in PiiMode.values:
         raise DomainError("Unknown PII policy.", field="pii_mode")
+    for number, pattern in enumerate(pii_patterns, start=1):
+        if len(pattern) != 2 or not str(pattern[0]).isupper() or not str(pattern[1]).strip():
+            raise DomainError(f"Pattern {number}: give an upper-case TYPE and a regex.", field="pii_patterns")
     try:
         compile_policy(PiiPolicy(mode="replace", extra_patterns=tuple((t, p) for t, p in pii_patterns)))
     except PiiPolicyError as exc:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation import api, views
+from annotation import api, api_setup, views
 
 urlpatterns = [
     path("projects/<id:pk>/", views.project_dashboard, name="project_detail"),
@@ -27,5 +27,11 @@ api_urlpatterns = [
         "projects/<id:pk>/annotations/<id:annotation_pk>/review/",
         api.AnnotationReviewView.as_view(),
         name="api_annotation_review",
+    ),
+    path("projects/<id:pk>/rubric/", api_setup.RubricView.as_view(), name="api_rubric"),
+    path(
+        "projects/<id:pk>/annotation-settings/",
+        api_setup.AnnotationSettingsView.as_view(),
+        name="api_annotation_settings",
     ),
 ]

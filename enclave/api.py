@@ -1,11 +1,18 @@
-"""System health over the API: database, broker and (on request) a worker round trip."""
+"""The API's front door: the index of ``/api/`` and ``/api/v1/``, the documentation page, and system health
+(database, broker and, on request, a worker round trip)."""
 
 from typing import Any
 
 from celery.exceptions import TimeoutError as CeleryTimeout
+from django.contrib.auth.views import redirect_to_login
 from django.db import connection
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.http.response import HttpResponseBase
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,8 +29,12 @@ class HealthOut(serializers.Serializer):
 
 
 class HealthView(APIView):
+    permission_classes = [AllowAny]  # for load balancers and monitors: no token, and it shows no data
+
     @extend_schema(
-        parameters=[OpenApiParameter("worker", bool, description="Also run the health task on a worker (≤ 5 s)")],
+        parameters=[
+            OpenApiParameter("worker", bool, description="Also run the health task on a worker (≤ 5 s; needs a token)")
+        ],
         responses=HealthOut,
         summary="Database, broker and worker health",
     )
@@ -38,10 +49,88 @@ class HealthView(APIView):
         except Exception as exc:
             body["broker"] = f"unreachable: {exc}"
             body["status"] = "degraded"
-        if request.query_params.get("worker") in {"1", "true"} and body["broker"] == "ok":
+        wants_worker = request.query_params.get("worker") in {"1", "true"}
+        if wants_worker and not request.user.is_authenticated:  # a task per anonymous request: not for everyone
+            raise NotAuthenticated("The worker round trip needs a token; the database and broker answer without.")
+        if wants_worker and body["broker"] == "ok":
             try:
                 body["worker"] = health_check.delay().get(timeout=5)
             except CeleryTimeout:
                 body["worker"] = {"status": "no worker answered within 5 s"}
                 body["status"] = "degraded"
         return Response(HealthOut(body).data)
+
+
+class IndexOut(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    version = serializers.CharField()
+    links = serializers.DictField(child=serializers.URLField())
+
+
+def _links(request: Request, names: dict[str, str]) -> dict[str, str]:
+    return {label: request.build_absolute_uri(reverse(name)) for label, name in names.items()}
+
+
+class ApiIndexView(APIView):
+    """``/api/``: where everything is. Readable without a token; it lists addresses, no data."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        responses=IndexOut,
+        summary="Where the API's schema, documentation, version 1, health and sign-in are",
+        examples=[
+            OpenApiExample(
+                "Index",
+                value={"name": "Enclave API", "version": "1", "links": {
+                    "v1": "https://enclave.bank.internal/api/v1/", "schema": "https://enclave.bank.internal/api/schema/",
+                    "docs": "https://enclave.bank.internal/api/docs/",
+                    "health": "https://enclave.bank.internal/api/v1/health/",
+                    "sign_in": "https://enclave.bank.internal/api/v1/auth/token/"}},
+                response_only=True,
+            )
+        ],
+    )  # fmt: skip
+    def get(self, request: Request) -> Response:
+        links = _links(
+            request,
+            {
+                "v1": "api_v1",
+                "schema": "api_schema",
+                "docs": "api_docs",
+                "health": "api_health",
+                "sign_in": "api_sign_in",
+            },
+        )
+        return Response(IndexOut({"name": "Enclave API", "version": "1", "links": links}).data)
+
+
+class ApiV1IndexView(APIView):
+    """``/api/v1/``: the routes a client starts from (the schema lists every route). No token needed."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=IndexOut, summary="The starting points of version 1 (the schema lists every route)")
+    def get(self, request: Request) -> Response:
+        links = _links(
+            request,
+            {
+                "sign_in": "api_sign_in", "me": "api_me", "projects": "api_projects", "users": "api_users",
+                "tokens": "api_tokens_list", "audit_events": "api_audit", "base_models": "api_base_models",
+                "health": "api_health", "schema": "api_schema", "docs": "api_docs",
+            },
+        )  # fmt: skip
+        return Response(IndexOut({"name": "Enclave API", "version": "1", "links": links}).data)
+
+
+class ApiDocsView(SpectacularSwaggerSplitView):
+    """The Swagger UI. It calls the API with the browser's session, so a signed-out visitor is sent to the
+    login page first (and back here after it) instead of a page of 401s."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return super().get(request, *args, **kwargs)

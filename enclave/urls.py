@@ -3,7 +3,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 
 from accounts.urls import api_urlpatterns as accounts_api
 from annotation.urls import api_urlpatterns as annotation_api
@@ -30,6 +30,7 @@ handler400 = "enclave.api_errors.api_bad_request"
 handler500 = "enclave.api_errors.api_server_error"
 
 api_v1 = [
+    path("", api.ApiV1IndexView.as_view(), name="api_v1"),
     path("health/", api.HealthView.as_view(), name="api_health"),
     *accounts_api,
     *annotation_api,
@@ -48,7 +49,8 @@ urlpatterns = [
     path("", include("releases.urls")),
     path("", include("training.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/docs/", api.ApiDocsView.as_view(url_name="api_schema"), name="api_docs"),
+    path("api/", api.ApiIndexView.as_view(), name="api_index"),
     path("django-admin/", admin.site.urls),
     path("favicon.ico", favicon),
 ]

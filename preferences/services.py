@@ -58,6 +58,8 @@ def preference_settings_update(*, actor: User, project: Project, **values: Any) 
     for name, (low, high) in checks.items():
         if name in values and not low <= float(values[name]) <= high:
             raise DomainError(f"{name.replace('_', ' ').capitalize()} must be between {low} and {high}.", field=name)
+    if "gold_minimum" in values and not 1 <= int(values["gold_minimum"]) <= 1000:
+        raise DomainError("Gold judgements before a flag must be between 1 and 1000.", field="gold_minimum")
     if "mode" in values and values["mode"] not in JudgementMode.values:
         raise DomainError("Unknown judgement mode.", field="mode")
     with transaction.atomic():

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from preferences import api, views
+from preferences import api, api_setup, views
 
 urlpatterns = [
     path("projects/<id:pk>/compare/", views.compare, name="compare"),
@@ -35,4 +35,9 @@ api_urlpatterns = [
     ),
     path("projects/<id:pk>/judgements/", api.JudgementListView.as_view(), name="api_judgements"),
     path("projects/<id:pk>/agreement/", api.AgreementView.as_view(), name="api_agreement"),
+    path(
+        "projects/<id:pk>/comparison-settings/",
+        api_setup.ComparisonSettingsView.as_view(),
+        name="api_comparison_settings",
+    ),
 ]

@@ -17,6 +17,7 @@ from accounts.services import membership_add
 from annotation import services as annotation_services
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_items, jsonl
 from tests.conftest import Personas
+from tests.factories import PASSWORD
 from tests.preferences.helpers import comparison_line, make_comparisons
 
 MEMBERS = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "staff"})
@@ -36,6 +37,7 @@ class Route:
     api: bool = False
     multipart: bool = False  # API routes that upload files
     setup: Callable[[Personas, User], None] | None = None  # runs as the persona before the request
+    anonymous: int | None = None  # what a visitor without a session or token gets, where not the default refusal
 
 
 def _a(p: Personas) -> int:
@@ -259,9 +261,9 @@ ROUTES: list[Route] = [
     Route("password page", "get", lambda p: "/account/password/", EVERYONE),
     # --- accounts: API ---
     Route("api me", "get", lambda p: "/api/v1/me/", EVERYONE, api=True),
-    Route("api health", "get", lambda p: "/api/v1/health/", EVERYONE, api=True),
-    Route("api schema", "get", lambda p: "/api/schema/", EVERYONE, api=True),
-    Route("api docs", "get", lambda p: "/api/docs/", EVERYONE, api=True),
+    Route("api health", "get", lambda p: "/api/v1/health/", EVERYONE, api=True, anonymous=200),
+    Route("api schema", "get", lambda p: "/api/schema/", EVERYONE, api=True, anonymous=200),
+    Route("api docs", "get", lambda p: "/api/docs/", EVERYONE, api=True, anonymous=302),
     Route("api projects", "get", lambda p: "/api/v1/projects/", EVERYONE, api=True),
     Route("api project", "get", lambda p: f"/api/v1/projects/{_a(p)}/", MEMBERS, api=True),
     Route("api members", "get", lambda p: f"/api/v1/projects/{_a(p)}/members/", ADMINS, api=True),
@@ -284,6 +286,23 @@ ROUTES: list[Route] = [
         "api token create", "post", lambda p: "/api/v1/tokens/", EVERYONE, ok=201, api=True,
         data=lambda p: {"name": "script", "days": 7},
     ),
+    # --- accounts: API for setting up without a browser ---
+    Route("api index", "get", lambda p: "/api/", EVERYONE, api=True, anonymous=200),
+    Route("api v1 index", "get", lambda p: "/api/v1/", EVERYONE, api=True, anonymous=200),
+    Route("api sign in", "post", lambda p: "/api/v1/auth/token/", EVERYONE, ok=201, api=True, anonymous=201,
+          data=lambda p: {"username": "newcomer", "password": PASSWORD, "name": "matrix"}),
+    Route("api project create", "post", lambda p: "/api/v1/projects/", STAFF, ok=201, api=True,
+          data=lambda p: {"name": "Made through the API"}),
+    Route("api project update", "patch", lambda p: f"/api/v1/projects/{_a(p)}/", ADMINS, api=True,
+          data=lambda p: {"description": "Renamed through the API"}),
+    Route("api member invite", "post", lambda p: f"/api/v1/projects/{_a(p)}/invitations/", ADMINS, ok=201,
+          api=True, data=lambda p: {"username": "invitee", "role": "annotator"}),
+    Route("api users", "get", lambda p: "/api/v1/users/", STAFF, api=True),
+    Route("api user invite", "post", lambda p: "/api/v1/users/", STAFF, ok=201, api=True,
+          data=lambda p: {"username": "invitee"}),
+    Route("api user", "get", lambda p: f"/api/v1/users/{p.newcomer.pk}/", STAFF, api=True),
+    Route("api user deactivate", "patch", lambda p: f"/api/v1/users/{p.newcomer.pk}/", STAFF, api=True,
+          data=lambda p: {"is_active": False}),
     # --- annotation: pages ---
     Route("annotate", "get", lambda p: f"/projects/{_a(p)}/annotate/", ANNOTATORS),
     Route(
@@ -332,6 +351,13 @@ ROUTES: list[Route] = [
         "api review", "post", lambda p: f"/api/v1/projects/{_a(p)}/annotations/{_annotation(p)}/review/", REVIEWERS,
         api=True, data=lambda p: {"decision": "approve"},
     ),
+    Route("api rubric", "get", lambda p: f"/api/v1/projects/{_a(p)}/rubric/", MEMBERS, api=True),
+    Route("api rubric save", "put", lambda p: f"/api/v1/projects/{_a(p)}/rubric/", DATA, ok=201, api=True,
+          data=lambda p: {"guidelines": "g", "criteria": [{"name": "Ok", "scale": "pass_fail"}]}),
+    Route("api annotation settings", "get", lambda p: f"/api/v1/projects/{_a(p)}/annotation-settings/", DATA,
+          api=True),
+    Route("api annotation settings save", "patch", lambda p: f"/api/v1/projects/{_a(p)}/annotation-settings/",
+          DATA, api=True, data=lambda p: {"annotators_per_item": 2}),
     # --- preferences: pages ---
     Route("compare", "get", lambda p: f"/projects/{_a(p)}/compare/", ANNOTATORS),
     Route(
@@ -396,6 +422,10 @@ ROUTES: list[Route] = [
     ),
     Route("api judgements", "get", lambda p: f"/api/v1/projects/{_a(p)}/judgements/", DATA_OR_REVIEW, api=True),
     Route("api agreement", "get", lambda p: f"/api/v1/projects/{_a(p)}/agreement/", DATA_OR_REVIEW, api=True),
+    Route("api comparison settings", "get", lambda p: f"/api/v1/projects/{_a(p)}/comparison-settings/", DATA,
+          api=True),
+    Route("api comparison settings save", "patch", lambda p: f"/api/v1/projects/{_a(p)}/comparison-settings/",
+          DATA, api=True, data=lambda p: {"mode": "ranking", "gold_rate": 0.2}),
     # --- releases: pages ---
     Route("releases", "get", lambda p: f"/projects/{_a(p)}/releases/", DATA),
     Route("release new page", "get", lambda p: f"/projects/{_a(p)}/releases/new/", DATA),
@@ -454,4 +484,10 @@ ROUTES: list[Route] = [
           ADMINS, ok=202, api=True),
     Route("api adapters", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/", DATA, api=True),
     Route("api adapter", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/", DATA, api=True),
+    Route("api adapter files", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/files/",
+          DATA, api=True),
+    Route("api adapter file", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/files/0/",
+          DATA, api=True),
+    Route("api adapter lineage", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/lineage/", DATA, api=True),
 ]  # fmt: skip

@@ -33,7 +33,11 @@ def test_it_answers_each_persona_as_the_role_allows(
 @pytest.mark.parametrize("route", ROUTES, ids=[r.label for r in ROUTES])
 def test_it_refuses_anonymous_visitors(route: Route, personas: Personas, client_for: ClientFor) -> None:
     response = _call(client_for, personas, route, None)
-    if route.api:
+    if route.anonymous is not None:  # readable without signing in (health, schema, index, sign-in, docs)
+        assert response.status_code == route.anonymous, f"{route.label}: {response.status_code}"
+        if route.anonymous == 302:
+            assert response["Location"].startswith("/login/?next=")
+    elif route.api:
         assert response.status_code in {401, 403}
     else:
         assert response.status_code == 302

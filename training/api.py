@@ -3,8 +3,10 @@
 
 from typing import Any
 
+from django.http.response import HttpResponseBase
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -28,6 +30,7 @@ from training.permissions import (
     get_job_for_user,
     get_project_for_training,
 )
+from training.views import lineage_response, stream_adapter_file
 
 
 def _user(request: Request) -> User:
@@ -260,3 +263,61 @@ class AdapterDetailView(APIView):
     )
     def get(self, request: Request, pk: int, adapter_pk: int) -> Response:
         return Response(selectors.lineage(get_adapter_for_user(request.user, pk, adapter_pk)))
+
+
+# --- Adapter downloads -----------------------------------------------------------------------------------
+
+
+class AdapterFileOut(serializers.Serializer[Any]):
+    index = serializers.IntegerField(help_text="Its number in the download address.")
+    path = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField(help_text="Also the download's ETag.")
+    download = serializers.CharField(help_text="Address of the file's download.")
+
+
+class AdapterFileListView(APIView):
+    pagination_class = Pagination
+
+    @extend_schema(
+        responses=AdapterFileOut(many=True),
+        summary="An adapter's files (weights, config, tokenizer) with their sizes and sha256",
+        examples=[
+            OpenApiExample(
+                "Files",
+                value={"count": 1, "next": None, "previous": None, "results": [
+                    {"index": 0, "path": "adapter_model.safetensors", "size_bytes": 6815744, "sha256": "9f2c…",
+                     "download": "/api/v1/projects/7/adapters/3/files/0/"}]},
+                response_only=True,
+            )
+        ],
+    )  # fmt: skip
+    def get(self, request: Request, pk: int, adapter_pk: int) -> Response:
+        adapter = get_adapter_for_user(request.user, pk, adapter_pk)
+        refuse_unknown_params(request)
+        files = [
+            {**entry, "index": index, "download": reverse("api_adapter_file", args=[pk, adapter.pk, index])}
+            for index, entry in enumerate(adapter.files)
+        ]
+        paginator = Pagination()
+        page: list[dict[str, Any]] | None = paginator.paginate_queryset(files, request, view=self)  # type: ignore[arg-type]
+        return paginator.get_paginated_response(AdapterFileOut(page, many=True).data)
+
+
+class AdapterFileView(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        summary="Stream one file of an adapter (ETag: its sha256; If-None-Match answers 304)",
+    )
+    def get(self, request: Request, pk: int, adapter_pk: int, index: int) -> HttpResponseBase:
+        adapter = get_adapter_for_user(request.user, pk, adapter_pk)
+        return stream_adapter_file(request._request, adapter, index)
+
+
+class AdapterLineageView(APIView):
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        summary="Download the adapter's lineage record as a JSON file (the adapter page's lineage.json)",
+    )
+    def get(self, request: Request, pk: int, adapter_pk: int) -> HttpResponseBase:
+        return lineage_response(get_adapter_for_user(request.user, pk, adapter_pk))

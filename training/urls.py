@@ -35,4 +35,17 @@ api_urlpatterns = [
     ),
     path("projects/<id:pk>/adapters/", api.AdapterListView.as_view(), name="api_adapters"),
     path("projects/<id:pk>/adapters/<id:adapter_pk>/", api.AdapterDetailView.as_view(), name="api_adapter"),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/files/", api.AdapterFileListView.as_view(), name="api_adapter_files"
+    ),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/files/<int:index>/",
+        api.AdapterFileView.as_view(),
+        name="api_adapter_file",
+    ),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/lineage/",
+        api.AdapterLineageView.as_view(),
+        name="api_adapter_lineage",
+    ),
 ]

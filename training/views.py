@@ -6,7 +6,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -19,7 +20,7 @@ from releases.services import artifact_storage
 from training import selectors, services
 from training.config import PRESETS
 from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, config_rows, preset_table
-from training.models import RELEASE_KIND_FOR_JOB, BaseModel, JobState, TrainingJob
+from training.models import RELEASE_KIND_FOR_JOB, Adapter, BaseModel, JobState, TrainingJob
 from training.permissions import (
     can_run_training,
     get_adapter_for_user,
@@ -210,7 +211,11 @@ def adapter_detail(request: HttpRequest, pk: int, adapter_pk: int) -> HttpRespon
 @login_required
 @require_GET
 def adapter_lineage(request: HttpRequest, pk: int, adapter_pk: int) -> JsonResponse:
-    adapter = get_adapter_for_user(request.user, pk, adapter_pk)
+    return lineage_response(get_adapter_for_user(request.user, pk, adapter_pk))
+
+
+def lineage_response(adapter: Adapter) -> JsonResponse:
+    """The lineage record as a JSON download (the page's link and the API's route)."""
     response = JsonResponse(selectors.lineage(adapter), json_dumps_params={"indent": 2, "sort_keys": True})
     response["Content-Disposition"] = f'attachment; filename="adapter-{adapter.pk}-lineage.json"'
     return response
@@ -218,16 +223,27 @@ def adapter_lineage(request: HttpRequest, pk: int, adapter_pk: int) -> JsonRespo
 
 @login_required
 @require_GET
-def adapter_file(request: HttpRequest, pk: int, adapter_pk: int, index: int) -> FileResponse:
-    adapter = get_adapter_for_user(request.user, pk, adapter_pk)
-    if index >= len(adapter.files):
+def adapter_file(request: HttpRequest, pk: int, adapter_pk: int, index: int) -> HttpResponseBase:
+    return stream_adapter_file(request, get_adapter_for_user(request.user, pk, adapter_pk), index)
+
+
+def stream_adapter_file(request: HttpRequest, adapter: Adapter, index: int) -> HttpResponseBase:
+    """Stream one file of an adapter (the page's link and the API's route), as release files are streamed:
+    the ETag is its sha256, and a client that already holds it (If-None-Match) gets 304."""
+    if not 0 <= index < len(adapter.files):
         raise Http404("No such file.")
     entry = adapter.files[index]
-    stream = artifact_storage().open(f"{adapter.storage_prefix}/{entry['path']}", "rb")
-    response = FileResponse(stream, as_attachment=True, filename=f"adapter-{adapter.pk}-{entry['path']}")
-    response["Content-Length"] = str(entry["size_bytes"])
-    response["X-Content-SHA256"] = entry["sha256"]
-    response["ETag"] = f'"{entry["sha256"]}"'
+    etag = f'"{entry["sha256"]}"'
+    response: HttpResponseBase
+    if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+        response = HttpResponseNotModified()
+    else:
+        stream = artifact_storage().open(f"{adapter.storage_prefix}/{entry['path']}", "rb")
+        response = FileResponse(stream, as_attachment=True, filename=f"adapter-{adapter.pk}-{entry['path']}")
+        response["Content-Length"] = str(entry["size_bytes"])
+        response["X-Content-SHA256"] = entry["sha256"]
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 
 
