@@ -35,4 +35,5 @@ api_urlpatterns = [
     ),
     path("projects/<id:pk>/judgements/", api.JudgementListView.as_view(), name="api_judgements"),
     path("projects/<id:pk>/agreement/", api.AgreementView.as_view(), name="api_agreement"),
+    path("projects/<id:pk>/agreement/recompute/", api.AgreementRecomputeView.as_view(), name="api_agreement_recompute"),
 ]

@@ -396,6 +396,10 @@ ROUTES: list[Route] = [
     ),
     Route("api judgements", "get", lambda p: f"/api/v1/projects/{_a(p)}/judgements/", DATA_OR_REVIEW, api=True),
     Route("api agreement", "get", lambda p: f"/api/v1/projects/{_a(p)}/agreement/", DATA_OR_REVIEW, api=True),
+    Route(
+        "api agreement recompute", "post", lambda p: f"/api/v1/projects/{_a(p)}/agreement/recompute/",
+        DATA_OR_REVIEW, ok=202, api=True,
+    ),
     # --- releases: pages ---
     Route("releases", "get", lambda p: f"/projects/{_a(p)}/releases/", DATA),
     Route("release new page", "get", lambda p: f"/projects/{_a(p)}/releases/new/", DATA),
