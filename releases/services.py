@@ -435,14 +435,27 @@ class _Splitter:
     fraction: float
     sticky_items: set[int]
     sticky_groups: set[str]
+    sticky_moved: set[int] = field(default_factory=set)  # in eval only because an earlier leak check moved them
 
     def split(self, unit: Unit) -> str:
         if unit.source == "mixin":
             return "train"
         group = unit.group_hash
-        if unit.item_id in self.sticky_items or group in self.sticky_groups:
+        if unit.item_id in self.sticky_items or unit.item_id in self.sticky_moved or group in self.sticky_groups:
             return "eval"
         return "eval" if splits.in_eval_by_hash(group, self.fraction) else "train"
+
+    @classmethod
+    def for_release(cls, release: Release, fraction: float) -> "_Splitter":
+        """Evaluation is sticky: every item (and group) in an earlier release's eval split stays there. Items
+        that were there only because a leak check moved them are kept apart, to be checked again."""
+        frozen_eval = ReleaseItem.objects.filter(
+            release__project_id=release.project_id, release__state__in=FROZEN_STATES, split="eval"
+        ).exclude(release=release)
+        chosen = frozen_eval.filter(moved=False)
+        sticky_items = set(chosen.values_list("item_id", flat=True))
+        moved = set(frozen_eval.filter(moved=True).values_list("item_id", flat=True)) - sticky_items
+        return cls(fraction, sticky_items, set(chosen.values_list("group_hash", flat=True)), moved)
 
 
 def _set_progress(release: Release, percent: int, note: str) -> None:
@@ -525,26 +538,31 @@ def _build(release: Release, scratch: Path) -> Release:
     frozen_eval = ReleaseItem.objects.filter(
         release__project=project, release__state__in=FROZEN_STATES, split="eval"
     ).exclude(release=release)
-    splitter = _Splitter(
-        recipe.eval_fraction,
-        set(frozen_eval.values_list("item_id", flat=True)),
-        set(frozen_eval.values_list("group_hash", flat=True)),
-    )
+    splitter = _Splitter.for_release(release, recipe.eval_fraction)
 
     # One pass writes every row while the evaluation side (this release's eval items, then every earlier
     # one) is indexed and the training items wait on disk; they are checked for leaks once the index is
     # complete. Leaks refuse the build, or, under "drop" and "move to eval", the rows are written again
-    # knowing which training items leak.
+    # knowing which training items leak. Under "move to eval" a moved item is on the evaluation side for the
+    # others too: the check is repeated until nothing moves (``splits.leak_closure``), so a moved item never
+    # leaves its own near copy in train and the same data always gives the same split. Items an earlier
+    # release moved wait with the training items and are checked as they were then (they stay in eval
+    # anyway): a rebuild counts the same moves and writes the same bytes.
     index = splits.EvalIndex(threshold=recipe.near_duplicate_threshold)
     pending = splits.PendingProbes(scratch / "leak-check" / "train.bin")
     passes = _Pass(release, selection, splitter, scratch, total)
     written = passes.write(index=index, pending=pending)
     earlier = Item.objects.filter(pk__in=frozen_eval.values("item_id")).order_by("id")
+    waiting_moved = written.waiting_moved
     for item_id, messages in earlier.values_list("id", "messages").iterator(chunk_size=_CHUNK):
-        index.add(item_id, messages)  # skips the items indexed above
+        if item_id not in waiting_moved:
+            index.add(item_id, messages)  # skips the items indexed above
     index.freeze()
     _set_progress(release, 86, "checking for leaks")
-    found = list(pending.leaks(index))
+    if recipe.leakage == "move_to_eval":
+        found = splits.leak_closure(pending, index, eval_anyway=waiting_moved)
+    else:
+        found = list(pending.leaks(index))
     leaks = [leak.as_dict() | {"action": recipe.leakage} for leak in found]
     if found and recipe.leakage == "fail":
         raise BuildRefused(
@@ -552,7 +570,7 @@ def _build(release: Release, scratch: Path) -> Release:
             "nothing was released. See the leak report, or choose another leakage policy.",
             {"leaks": leaks[:1000], "total": len(leaks)},
         )
-    if found:
+    if any(leak.train_item not in waiting_moved for leak in found):  # else every row stands as written
         for exporter in written.exporters:
             exporter.close()  # its files are written over by the second pass
         ReleaseItem.objects.filter(release=release).delete()
@@ -620,6 +638,7 @@ class _Written:
     batches: dict[int, int] = field(default_factory=dict)
     voters: set[int] = field(default_factory=set)
     rubric_versions: set[int] = field(default_factory=set)
+    waiting_moved: set[int] = field(default_factory=set)  # in eval already, checked again with the training items
 
 
 @dataclass
@@ -671,8 +690,13 @@ class _Pass:
             if action == "drop":
                 tally.dropped["leak: dropped from train"] += 1
                 continue
+            moved = action == "move_to_eval" or unit.item_id in self.splitter.sticky_moved
             if action == "move_to_eval":
                 split = "eval"
+            elif moved and recipe.leakage == "move_to_eval" and split == "eval":
+                if pending is not None:  # checked again with the training items, see ``_build``
+                    pending.add(unit.item_id, unit.messages, unit.normalised)
+                    out.waiting_moved.add(unit.item_id)
             elif split == "eval" and index is not None:
                 index.add(unit.item_id, unit.messages, unit.normalised)
             elif split == "train":
@@ -680,7 +704,7 @@ class _Pass:
                 if pending is not None:
                     pending.add(unit.item_id, unit.messages, unit.normalised)
             _write_unit(release, unit, split, exporters, out.timers, tally)
-            item_rows.append(_item_row(release, unit, split))
+            item_rows.append(_item_row(release, unit, split, moved=moved and split == "eval"))
             out.batches[unit.batch_id or 0] = out.batches.get(unit.batch_id or 0, 0) + 1
             out.voters.update(unit.voters)
             if unit.rubric_version is not None:
@@ -740,10 +764,10 @@ def _write_unit(
         tally.strengths[str(strength)] += 1
 
 
-_ITEM_COLUMNS = ("release_id", "item_id", "split", "group_hash", "fingerprint", "outcome", "source")
+_ITEM_COLUMNS = ("release_id", "item_id", "split", "group_hash", "fingerprint", "outcome", "source", "moved")
 
 
-def _item_row(release: Release, unit: Unit, split: str) -> tuple[Any, ...]:
+def _item_row(release: Release, unit: Unit, split: str, *, moved: bool) -> tuple[Any, ...]:
     """The values of the item's ReleaseItem row, in ``_ITEM_COLUMNS`` order."""
     fingerprint = hashlib.sha256(
         orjson.dumps(
@@ -755,7 +779,7 @@ def _item_row(release: Release, unit: Unit, split: str) -> tuple[Any, ...]:
         if release.kind == "preference"
         else []
     )
-    return (release.pk, unit.item_id, split, unit.group_hash, fingerprint, outcome, unit.source)
+    return (release.pk, unit.item_id, split, unit.group_hash, fingerprint, outcome, unit.source, moved)
 
 
 def _save_item_rows(rows: list[tuple[Any, ...]]) -> None:
