@@ -536,7 +536,7 @@ def agreement_schedule_now(project_id: int, *, countdown: float = 0) -> bool:
     from preferences.tasks import agreement_recompute_task
 
     try:
-        agreement_recompute_task.apply_async((project_id,), countdown=countdown or None)
+        agreement_recompute_task.apply_async((project_id,), countdown=countdown)
     except Exception:
         logger.warning("agreement for project %s not scheduled: broker unavailable", project_id, exc_info=True)
         with contextlib.suppress(Exception):  # the cache may be down with the broker: nothing more to undo
