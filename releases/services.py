@@ -48,7 +48,7 @@ from annotation.models import (
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
 from preferences.selectors import preference_settings, top_displayed
 from releases import aggregation, splits
-from releases.datasheet import Tally, render
+from releases.datasheet import Tally, built_contents, render
 from releases.exporters import Exporter, WrittenFile, exporters_for, file_sha256
 from releases.models import FROZEN_STATES, Release, ReleaseFile, ReleaseItem, ReleaseState
 from releases.recipe import Recipe
@@ -445,6 +445,12 @@ class _Splitter:
             return "eval"
         return "eval" if splits.in_eval_by_hash(group, self.fraction) else "train"
 
+    def eval_reason(self, unit: Unit, *, moved: bool) -> str:
+        """Why an evaluation item is there, for the datasheet (the hash first: a rebuild says the same)."""
+        if splits.in_eval_by_hash(unit.group_hash, self.fraction):
+            return "in the requested share (stable hash)"
+        return "moved there by the leak check" if moved else "kept from earlier releases (sticky)"
+
     @classmethod
     def for_release(cls, release: Release, fraction: float) -> "_Splitter":
         """Evaluation is sticky: every item (and group) in an earlier release's eval split stays there. Items
@@ -590,7 +596,8 @@ def _build(release: Release, scratch: Path) -> Release:
         files += exporter.close()
         timers[type(exporter).__name__] += time.perf_counter() - began
     manifest = _manifest(release, recipe, files, tally, batches, voters, rubric_versions)
-    sheet, markdown = render(manifest=manifest, tally=tally, assumptions=release.assumptions)
+    contents = built_contents(root, release.kind)
+    sheet, markdown = render(manifest=manifest, tally=tally, assumptions=release.assumptions, contents=contents)
     for name, data in (("datasheet.json", canonical_json(sheet)), ("datasheet.md", markdown.encode())):
         (root / name).write_bytes(data)
         files.append(WrittenFile(name, "datasheet", "", None, len(data), hashlib.sha256(data).hexdigest()))
@@ -703,6 +710,8 @@ class _Pass:
                 train_rows += len(unit.rows) if unit.source != "mixin" else 0
                 if pending is not None:
                     pending.add(unit.item_id, unit.messages, unit.normalised)
+            if split == "eval":
+                tally.eval_reasons[self.splitter.eval_reason(unit, moved=moved)] += 1
             _write_unit(release, unit, split, exporters, out.timers, tally)
             item_rows.append(_item_row(release, unit, split, moved=moved and split == "eval"))
             out.batches[unit.batch_id or 0] = out.batches.get(unit.batch_id or 0, 0) + 1

@@ -4,6 +4,7 @@ the same data gives the same split and hash, built again or rebuilt."""
 
 import random
 from pathlib import Path
+from typing import Any
 
 from annotation.models import Item
 from releases import services, splits
@@ -64,7 +65,7 @@ def rebuilt(release: Release, p: Personas) -> Release:
 def test_move_to_eval_repeats_the_check_until_nothing_moves_and_rebuilds_the_same(personas: Personas) -> None:
     p = personas
     judged(p, chains())
-    recipe = {"eval_fraction": 0.2, "leakage": "move_to_eval", "near_duplicate_threshold": 0.8}
+    recipe: dict[str, Any] = {"eval_fraction": 0.2, "leakage": "move_to_eval", "near_duplicate_threshold": 0.8}
     first = build(p.project, p.data_lead, **recipe)
     assert first.state == "built", first.failure_reason
     moved = {leak["train_item"] for leak in first.leak_report["leaks"]}
@@ -85,6 +86,7 @@ def test_move_to_eval_repeats_the_check_until_nothing_moves_and_rebuilds_the_sam
         assert again.hash == first.hash
         assert leaks_left(again, 0.8) == []
         assert services.release_verify(release=again) == []
+    assert first.manifest is not None
     counts = first.manifest["counts"]
     assert counts["items"]["eval"] == sum(1 for s in split_of(first).values() if s == "eval")
     assert counts["leaks"]
