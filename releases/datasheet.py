@@ -31,7 +31,6 @@ class Tally:
     per_criterion: Counter[str] = field(default_factory=Counter)
     per_tag: Counter[str] = field(default_factory=Counter)
     per_rubric_version: Counter[str] = field(default_factory=Counter)
-    labels: Counter[str] = field(default_factory=Counter)  # first listed / second listed / tie (by candidate id)
     strengths: Counter[str] = field(default_factory=Counter)
     annotator_votes: Counter[str] = field(default_factory=Counter)  # pseudonym -> judgements or annotations used
     agreement_sum: dict[str, float] = field(default_factory=lambda: defaultdict(float))

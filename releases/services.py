@@ -762,11 +762,6 @@ def _write_unit(
         tally.agreement_sum[outcome.criterion] += outcome.agreement
         tally.agreement_n[outcome.criterion] += 1
         tally.unanimous[outcome.criterion] += outcome.agreement >= 1.0
-        if outcome.criterion == aggregation.OVERALL:
-            label = {1.0: "lower candidate id preferred", 0.0: "higher candidate id preferred"}.get(
-                outcome.score, "tie"
-            )
-            tally.labels[label] += 1
     for shown, position in unit.stats["positions"]:
         tally.position(shown, position)
     for strength in unit.stats["strengths"]:

@@ -61,6 +61,10 @@ def test_the_datasheet_counts_the_files_and_shows_the_request_beside_them(
         assert e["per_split"][split]["rows"] == rows[split]
         assert e["per_split"][split]["per_criterion"] == {"overall": rows[split]}
         assert e["per_split"][split]["outcomes"] == dict(outcomes(release)[split])
+    overall = outcomes(release)["train"] + outcomes(release)["eval"]
+    assert sheet["f_bias_examination"]["label_distribution"] == {
+        label.removeprefix("overall: "): round(n / overall.total(), 4) for label, n in sorted(overall.items())
+    }
     held = e["requested_and_built"]["eval"]
     assert held["requested_fraction"] == 0.1
     assert (held["items"], held["of_items"]) == (items["eval"], items["eval"] + items["train"])
