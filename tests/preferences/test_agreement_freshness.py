@@ -15,6 +15,7 @@ from annotation import services as annotation_services
 from enclave.tasks import health_check
 from preferences import services
 from preferences.models import AgreementSnapshot
+from tests.accounts.test_dispatch import broker_down  # noqa: F401 - the fixture
 from tests.conftest import ClientFor, Personas, make_personas
 from tests.preferences.helpers import comparison_line, import_comparisons, make_comparisons
 from tests.workers import start_worker, stop_worker
@@ -119,3 +120,18 @@ def test_the_agreement_answer_says_what_it_counts_and_whether_a_run_is_under_way
     assert body["judgements"] == 1
     assert body["pending"] is False
     assert datetime.fromisoformat(body["computed_at"]) >= datetime.fromisoformat(answer.json()["requested_at"])
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_a_recompute_the_task_queue_refuses_answers_503_and_records_nothing(
+    personas: Personas, client_for: ClientFor
+) -> None:
+    lead = client_for(personas.data_lead)
+    path = f"/api/v1/projects/{personas.project.pk}/agreement/"
+    answer = lead.post(f"{path}recompute/")
+    assert answer.status_code == 503
+    assert "task queue is not answering" in answer.json()["detail"]
+    assert lead.get(path).json()["pending"] is False, "the mark of a run never sent is dropped"
+    assert not AuditEvent.objects.filter(action="agreement.recompute").exists()
+    page = lead.post(f"/projects/{personas.project.pk}/quality/refresh/", follow=True)
+    assert "task queue is not answering" in page.content.decode()
