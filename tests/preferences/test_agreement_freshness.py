@@ -109,6 +109,8 @@ def test_the_agreement_answer_says_what_it_counts_and_whether_a_run_is_under_way
     answer = reviewer.post(f"{path}recompute/")
     assert answer.status_code == 202
     assert reviewer.get(path).json()["pending"] is True
+    page = reviewer.get(f"/projects/{personas.project.pk}/quality/").content.decode()
+    assert "Not computed yet; a worker recomputes it after judgements arrive (under way now)." in page
     event = AuditEvent.objects.get(action="agreement.recompute")
     assert (event.actor, event.project) == (personas.reviewer, personas.project)
 
@@ -119,6 +121,9 @@ def test_the_agreement_answer_says_what_it_counts_and_whether_a_run_is_under_way
     body = reviewer.get(path).json()
     assert body["judgements"] == 1
     assert body["pending"] is False
+    page = reviewer.get(f"/projects/{personas.project.pk}/quality/").content.decode()
+    assert " over 1 judgements (gold items left out)" in page
+    assert "under way" not in page
     assert datetime.fromisoformat(body["computed_at"]) >= datetime.fromisoformat(answer.json()["requested_at"])
 
 
