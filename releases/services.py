@@ -447,7 +447,7 @@ class _Splitter:
 
     def eval_reason(self, unit: Unit, *, moved: bool) -> str:
         """Why an evaluation item is there, for the datasheet (the hash first: a rebuild says the same)."""
-        if splits.in_eval_by_hash(unit.group_hash, self.fraction):
+        if unit.source != "mixin" and splits.in_eval_by_hash(unit.group_hash, self.fraction):
             return "in the requested share (stable hash)"
         return "moved there by the leak check" if moved else "kept from earlier releases (sticky)"
 
@@ -576,11 +576,14 @@ def _build(release: Release, scratch: Path) -> Release:
             "nothing was released. See the leak report, or choose another leakage policy.",
             {"leaks": leaks[:1000], "total": len(leaks)},
         )
-    if any(leak.train_item not in waiting_moved for leak in found):  # else every row stands as written
+    leak_action = {leak.train_item: recipe.leakage for leak in found}
+    if recipe.leakage == "move_to_eval":  # items an earlier release moved stay in eval, leaking again or not
+        leak_action |= dict.fromkeys(waiting_moved, "move_to_eval")
+    if written.rewrite or any(item_id not in waiting_moved for item_id in leak_action):  # else the rows stand
         for exporter in written.exporters:
             exporter.close()  # its files are written over by the second pass
         ReleaseItem.objects.filter(release=release).delete()
-        written = passes.write(leak_action={leak.train_item: recipe.leakage for leak in found})
+        written = passes.write(leak_action=leak_action)
     for leak in found:
         written.tally.leaks[leak.kind] += 1
     exporters, timers, tally = written.exporters, written.timers, written.tally
@@ -645,7 +648,8 @@ class _Written:
     batches: dict[int, int] = field(default_factory=dict)
     voters: set[int] = field(default_factory=set)
     rubric_versions: set[int] = field(default_factory=set)
-    waiting_moved: set[int] = field(default_factory=set)  # in eval already, checked again with the training items
+    waiting_moved: set[int] = field(default_factory=set)  # moved by an earlier release, checked again
+    rewrite: bool = False  # a second pass is needed whatever the check finds
 
 
 @dataclass
@@ -700,10 +704,12 @@ class _Pass:
             moved = action == "move_to_eval" or unit.item_id in self.splitter.sticky_moved
             if action == "move_to_eval":
                 split = "eval"
-            elif moved and recipe.leakage == "move_to_eval" and split == "eval":
+            elif moved and recipe.leakage == "move_to_eval":
                 if pending is not None:  # checked again with the training items, see ``_build``
                     pending.add(unit.item_id, unit.messages, unit.normalised)
                     out.waiting_moved.add(unit.item_id)
+                    if split == "train":  # a mix-in item (always train by itself): the second pass moves it
+                        out.rewrite = True
             elif split == "eval" and index is not None:
                 index.add(unit.item_id, unit.messages, unit.normalised)
             elif split == "train":

@@ -10,7 +10,8 @@ from annotation.models import Item
 from releases import services, splits
 from releases.models import Release, ReleaseItem
 from tests.conftest import Personas
-from tests.releases.helpers import build, comparisons, judge
+from tests.releases.helpers import build, comparisons, judge, mixin_batch, sft_project
+from tests.releases.test_build import PROMPTS
 
 VOCABULARY = [f"w{n:03d}" for n in range(400)]
 
@@ -124,3 +125,32 @@ def test_the_closure_follows_a_chain_and_checks_items_kept_in_eval_last(tmp_path
     assert [(leak.train_item, leak.eval_item) for leak in found] == [(2, 1), (3, 2), (4, 3), (5, 4), (6, 7)]
     assert splits.leak_closure(pending, index, eval_anyway={7}) == found
     assert [leak.train_item for leak in pending.leaks(index)] == [2]  # one check alone finds the first link only
+
+
+def test_a_mixin_item_moved_to_eval_is_moved_again_alike_on_a_rebuild(personas: Personas) -> None:
+    p = personas
+    sft_project(p.project, p.data_lead, p.annotator, p.reviewer, PROMPTS[:10])
+    v1 = build(p.project, p.data_lead, kind="sft", eval_fraction=0.3)
+    eval_row = ReleaseItem.objects.filter(release=v1, split="eval").select_related("item").first()
+    assert eval_row is not None
+    copied = eval_row.item.messages[0]["content"].upper() + "!"  # the same normalised prompt
+    general = [(f"General question {w} about weather and gardens", "A general answer.") for w in "abcdefgh"]
+    batch = mixin_batch(p.project, p.data_lead, [*general, (copied, "Copied.")])
+    assert batch.status == "done", batch.errors
+    [copy] = Item.objects.filter(batch=batch, messages__0__content=copied)
+    recipe: dict[str, Any] = {
+        "kind": "sft", "eval_fraction": 0.3, "mixin_batches": [batch.pk], "mixin_fraction": 0.5,
+        "leakage": "move_to_eval",
+    }  # fmt: skip
+    first = build(p.project, p.data_lead, name="mixed", **recipe)
+    assert first.state == "built", first.failure_reason
+    assert [(x["train_item"], x["kind"]) for x in first.leak_report["leaks"]] == [(copy.pk, "normalised")]
+    again = rebuilt(first, p)
+    assert again.state == "built", again.failure_reason
+    # Checked again as a training item would be: the same leak (not the item against its own earlier copy).
+    assert [(x["train_item"], x["kind"], x["eval_item"]) for x in again.leak_report["leaks"]] == [
+        (copy.pk, "normalised", eval_row.item_id)
+    ]
+    assert split_of(again) == split_of(first)
+    assert split_of(again)[copy.pk] == "eval"
+    assert again.hash == first.hash
