@@ -116,11 +116,13 @@ class Adjudication(models.Model):
 
 
 class AgreementSnapshot(models.Model):
-    """Agreement figures of a project, recomputed by a Celery task; the page shows the latest."""
+    """Agreement figures of a project, recomputed by a Celery task; the page shows the latest. It counts the
+    ``judgements`` (non-gold) committed when they were read, at ``computed_at``."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     computed_at = models.DateTimeField(default=timezone.now)
     judgements = models.PositiveIntegerField()
+    last_judgement_id = models.BigIntegerField(null=True, blank=True)  # with the count: did judgements change since?
     figures = models.JSONField()
 
     class Meta:

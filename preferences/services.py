@@ -11,13 +11,14 @@ import statistics
 import threading
 from collections import Counter
 from collections.abc import Hashable
+from datetime import datetime
 from typing import Any
 
 from cachetools import TTLCache
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, Min, OuterRef, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from accounts import rawrows
@@ -259,12 +260,10 @@ _LOCAL_MEDIANS_LOCK = threading.Lock()
 
 
 def process_medians_forget() -> None:
-    """Drop this process's copies of the medians and pending marks (tests, whose project ids repeat once
+    """Drop this process's copies of the medians (tests, whose project ids repeat once
     rolled back)."""
     with _LOCAL_MEDIANS_LOCK:
         _LOCAL_MEDIANS.clear()
-    with _LOCAL_PENDING_LOCK:
-        _LOCAL_PENDING.clear()
 
 
 def _project_median_ms(project: Project) -> float | None:
@@ -412,7 +411,7 @@ def judgement_submit(
                 if adjudication is not None:
                     facts = {"item": item.pk, "agreement": disputed[0], "judgements": disputed[1]}
                     opened = (adjudication, facts)
-            _schedule_agreement(item.project)  # a cache round trip: before the chain lock, not under it
+            _schedule_agreement(item.project)  # a cache round trip after the commit, none before
             # The audit appends come last: the chain lock is held from here to the commit.
             audit_event_record(
                 actor=user,
@@ -507,45 +506,105 @@ def comparison_draft_save(
     return annotation_services.draft_save(user=user, item=item, data=data, time_spent_ms=time_spent_ms, page=page)
 
 
-# Each web process remembers for a few seconds that a project's recomputation is pending, so a burst of
-# judgements asks the shared cache once, not once each (Django's Redis cache builds a client per call). A task
-# that ends meanwhile is followed by the next one at most this late.
-_LOCAL_PENDING: TTLCache[int, bool] = TTLCache(maxsize=1024, ttl=5)
-_LOCAL_PENDING_LOCK = threading.Lock()
+# Agreement follows the judgements with a trailing-edge debounce. After its commit every submit asks the cache
+# once (``add``: set the project's mark unless it is there); whoever sets the mark sends the task (a few seconds
+# late, so a burst is counted in one run). The mark stays while the task computes; when done, the task drops the
+# mark and then compares the judgements with what it counted: any judgement committed before the mark was dropped
+# is seen there (and starts another run), any later one sets the mark again and sends the next task itself. So a
+# burst always ends with a run that counts its last judgement, and a project has one run queued or running.
+AGREEMENT_DEBOUNCE_SECONDS = 2
+AGREEMENT_MARK_SECONDS = 600  # a run lost with its worker holds the mark this long at most
 
 
 def _schedule_agreement(project: Project) -> None:
-    """Queue one agreement recomputation per project at a time: many judgements, one pending task. The
-    judgement is already stored when this runs; a broker that is down costs a log line and a stale figure
-    (the next judgement, or "Recompute now" on the quality page, tries again), never the judgement."""
-    with _LOCAL_PENDING_LOCK:
-        if _LOCAL_PENDING.get(project.pk):
-            return
-    key = AGREEMENT_PENDING.format(project.pk)
+    """Ask for an agreement recomputation once the judgement is committed (one cache round trip then, none
+    before). A cache or broker that is down costs a log line and a stale figure, never the judgement."""
+    project_id = project.pk
+    transaction.on_commit(lambda: _agreement_wanted(project_id))
+
+
+def _agreement_wanted(project_id: int) -> None:
     try:
-        queued = cache.add(key, True, timeout=600)
+        marked = cache.add(AGREEMENT_PENDING.format(project_id), timezone.now().isoformat(), AGREEMENT_MARK_SECONDS)
     except Exception:  # the cache is the broker's Redis: down means no task either
-        logger.warning("agreement for project %s not scheduled: cache unavailable", project.pk, exc_info=True)
+        logger.warning("agreement for project %s not scheduled: cache unavailable", project_id, exc_info=True)
         return
-    if queued:
-        transaction.on_commit(lambda: agreement_schedule_now(project.pk))
-    else:  # pending already (sent by this process or another): no need to ask again for a few seconds
-        with _LOCAL_PENDING_LOCK:
-            _LOCAL_PENDING[project.pk] = True
+    if marked:  # else a run is queued or running, and it looks again when it is done
+        agreement_schedule_now(project_id, countdown=AGREEMENT_DEBOUNCE_SECONDS)
 
 
-def agreement_schedule_now(project_id: int) -> bool:
+def agreement_schedule_now(project_id: int, *, countdown: float = 0) -> bool:
     """Send the agreement task to a worker; False (and the pending mark cleared) when the broker is down."""
     from preferences.tasks import agreement_recompute_task
 
     try:
-        agreement_recompute_task.delay(project_id)
+        agreement_recompute_task.apply_async((project_id,), countdown=countdown)
     except Exception:
         logger.warning("agreement for project %s not scheduled: broker unavailable", project_id, exc_info=True)
         with contextlib.suppress(Exception):  # the cache may be down with the broker: nothing more to undo
             cache.delete(AGREEMENT_PENDING.format(project_id))
         return False
     return True
+
+
+def agreement_pending(project: Project) -> bool | None:
+    """Whether a recomputation of the project's agreement is queued or running (None: the cache is down)."""
+    try:
+        return cache.get(AGREEMENT_PENDING.format(project.pk)) is not None
+    except Exception:
+        logger.warning("agreement mark of project %s unreadable: cache unavailable", project.pk, exc_info=True)
+        return None
+
+
+def agreement_recompute_request(*, actor: User, project: Project) -> datetime:
+    """Recompute the project's agreement on a worker now ("Recompute now" on the page, ``POST
+    …/agreement/recompute/``): sends the task at once, whether or not one is pending, and audits the request.
+    Returns when it was asked (the snapshot that answers it is computed later). Raises ``DomainError``
+    (503) when the task queue does not take it; nothing is recorded then."""
+    requested_at = timezone.now()
+    with contextlib.suppress(Exception):  # a cache that is down only leaves "pending" unknown
+        cache.set(AGREEMENT_PENDING.format(project.pk), requested_at.isoformat(), AGREEMENT_MARK_SECONDS)
+    if not agreement_schedule_now(project.pk):
+        raise DomainError("The task queue is not answering; the agreement figures were not recomputed.", status=503)
+    with transaction.atomic():
+        audit_event_record(
+            actor=actor,
+            action="agreement.recompute",
+            object_type="accounts.project",
+            object_id=project.pk,
+            project=project,
+            payload={"requested_at": requested_at.isoformat()},
+        )
+    return requested_at
+
+
+def agreement_recompute_queued(*, project_id: int) -> AgreementSnapshot | None:
+    """The agreement task's work: recompute and store a snapshot, drop the pending mark, then start the next
+    run when judgements changed meanwhile (see the comment above ``_schedule_agreement``). Returns the
+    snapshot, or None when the project was deleted meanwhile."""
+    key = AGREEMENT_PENDING.format(project_id)
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        cache.delete(key)
+        return None
+    snapshot = agreement_recompute(project=project)
+    cache.delete(key)
+    # A judgement committed since the count starts another run, unless a submit has set the mark meanwhile
+    # (then it sent that run itself).
+    changed = _judgement_fingerprint(project) != (snapshot.judgements, snapshot.last_judgement_id)
+    if changed and cache.add(key, timezone.now().isoformat(), AGREEMENT_MARK_SECONDS):
+        agreement_schedule_now(project_id, countdown=AGREEMENT_DEBOUNCE_SECONDS)
+    return snapshot
+
+
+def _agreement_rows(project: Project) -> Any:
+    return Judgement.objects.filter(item__project=project, is_gold=False)
+
+
+def _judgement_fingerprint(project: Project) -> tuple[int, int | None]:
+    """How many judgements agreement counts, and the latest one's id: what changes when one is added or removed."""
+    found = _agreement_rows(project).aggregate(count=Count("id"), last=Max("id"))
+    return int(found["count"]), found["last"]
 
 
 def _criteria(project: Project) -> list[dict[str, Any]]:
@@ -693,16 +752,16 @@ def agreement_recompute(*, project: Project) -> AgreementSnapshot:
         krippendorff_alpha,
     )
 
-    rows = Judgement.objects.filter(item__project=project, is_gold=False).values_list(
-        "item_id", "annotator__username", "result"
-    )
+    read_at = timezone.now()  # every judgement committed before this is counted
+    rows = _agreement_rows(project).values_list("id", "item_id", "annotator__username", "result")
     choice: dict[Hashable, dict[Hashable, Hashable]] = {}
     strength: dict[Hashable, dict[Hashable, Hashable]] = {}
     per_criterion: dict[str, dict[Hashable, dict[Hashable, Hashable]]] = {}
     rankings: dict[int, list[dict[Hashable, float]]] = {}
-    count = 0
-    for item_id, annotator, result in rows.iterator(chunk_size=5000):
+    count, last_id = 0, None
+    for judgement_id, item_id, annotator, result in rows.iterator(chunk_size=5000):
         count += 1
+        last_id = judgement_id if last_id is None else max(last_id, judgement_id)
         if "ranking" in result:
             ranks: dict[Hashable, float] = {
                 cand: float(position) for position, tier in enumerate(result["ranking"], 1) for cand in tier
@@ -734,5 +793,7 @@ def agreement_recompute(*, project: Project) -> AgreementSnapshot:
             for rater, score in agreement_with_consensus(choice).items()
         },
     }
-    snapshot = AgreementSnapshot.objects.create(project=project, judgements=count, figures=figures)
+    snapshot = AgreementSnapshot.objects.create(
+        project=project, computed_at=read_at, judgements=count, last_judgement_id=last_id, figures=figures
+    )
     return snapshot

@@ -1,15 +1,11 @@
 from celery import shared_task
-from django.core.cache import cache
 
-from accounts.models import Project
-from preferences.services import AGREEMENT_PENDING, agreement_recompute
+from preferences.services import agreement_recompute_queued
 
 
 @shared_task(name="preferences.tasks.agreement_recompute")
 def agreement_recompute_task(project_id: int) -> int | None:
-    """Recompute a project's agreement figures on a worker; returns the snapshot id (None when the project
-    was deleted meanwhile). The pending mark is cleared first, so judgements arriving during the
-    computation queue the next run."""
-    cache.delete(AGREEMENT_PENDING.format(project_id))
-    project = Project.objects.filter(pk=project_id).first()
-    return agreement_recompute(project=project).pk if project is not None else None
+    """Recompute a project's agreement figures on a worker, and queue the next run if judgements arrived
+    meanwhile; returns the snapshot id (None when the project was deleted meanwhile)."""
+    snapshot = agreement_recompute_queued(project_id=project_id)
+    return snapshot.pk if snapshot is not None else None

@@ -40,4 +40,5 @@ api_urlpatterns = [
         api_setup.ComparisonSettingsView.as_view(),
         name="api_comparison_settings",
     ),
+    path("projects/<id:pk>/agreement/recompute/", api.AgreementRecomputeView.as_view(), name="api_agreement_recompute"),
 ]

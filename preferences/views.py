@@ -275,6 +275,7 @@ def quality(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "project": project,
             "snapshot": selectors.latest_agreement(project),
+            "agreement_pending": services.agreement_pending(project),
             "bias": selectors.position_bias_for(project),
             "win_rates": selectors.win_rates_for(project),
             "annotators": selectors.annotator_quality(project),
@@ -286,12 +287,14 @@ def quality(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def agreement_refresh(request: HttpRequest, pk: int) -> HttpResponse:
-    """Ask a worker to recompute the agreement figures now."""
-    project = get_project_for_quality(request.user, pk)
-    if services.agreement_schedule_now(project.pk):
-        messages.success(request, "A worker is recomputing the agreement figures; reload in a moment.")
+    """Ask a worker to recompute the agreement figures now (data leads and project admins)."""
+    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+    try:
+        services.agreement_recompute_request(actor=_user(request), project=project)
+    except DomainError as exc:
+        messages.error(request, exc.message)
     else:
-        messages.error(request, "The task queue is not answering; the figures were not recomputed.")
+        messages.success(request, "A worker is recomputing the agreement figures; reload in a moment.")
     return redirect("preference_quality", pk=pk)
 
 

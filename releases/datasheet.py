@@ -1,12 +1,18 @@
 """The datasheet of a release, organised by EU AI Act Article 10(2): (a) design choices, (b) collection
 and origin, (c) preparation, (d) assumptions, (e) quantity and suitability, (f) bias examination,
 (g) mitigation, (h) gaps. ``Tally`` collects the figures while the build streams the rows; ``render`` turns
-them and the manifest into JSON and Markdown. Everything in it is derived from the data and the recipe
-(no build time, no user names), so a rebuild on unchanged data writes the same bytes."""
+them and the manifest into JSON and Markdown. What the release holds (items and rows per split, per
+stratum, per outcome) is read back from its written Parquet files (``built_contents``), never taken from
+what the recipe asked for; where the recipe asked for another share (the evaluation split, the mix-in),
+the request is shown beside what was built, with the reasons. Everything in it is derived from the data
+and the recipe (no build time, no user names), so a rebuild on unchanged data writes the same bytes."""
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pyarrow.parquet as pq
 
 from preferences.agreement import krippendorff_alpha, position_bias
 from releases.aggregation import vote_scores
@@ -25,7 +31,6 @@ class Tally:
     per_criterion: Counter[str] = field(default_factory=Counter)
     per_tag: Counter[str] = field(default_factory=Counter)
     per_rubric_version: Counter[str] = field(default_factory=Counter)
-    labels: Counter[str] = field(default_factory=Counter)  # first listed / second listed / tie (by candidate id)
     strengths: Counter[str] = field(default_factory=Counter)
     annotator_votes: Counter[str] = field(default_factory=Counter)  # pseudonym -> judgements or annotations used
     agreement_sum: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -38,6 +43,7 @@ class Tally:
     excluded_annotators: int = 0
     flagged_excluded: int = 0
     leaks: Counter[str] = field(default_factory=Counter)
+    eval_reasons: Counter[str] = field(default_factory=Counter)  # why each evaluation item is there
     ratings: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # criterion -> unit -> rater
     rated_items: int = 0
 
@@ -80,7 +86,92 @@ def _share(counter: Counter[str]) -> dict[str, float]:
     return {key: round(value / total, 4) for key, value in sorted(counter.items())} if total else {}
 
 
-def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str) -> tuple[dict[str, Any], str]:
+SPLITS = ("train", "eval")
+LOWER_PREFERRED, HIGHER_PREFERRED, TIE = "lower candidate id preferred", "higher candidate id preferred", "tie"
+
+
+def built_contents(root: Path, kind: str) -> dict[str, Any]:
+    """What the written release holds, read back from its Parquet files (every format holds the same rows):
+    per split the items and rows, the rows per stratum (criterion of a preference set, source of an SFT
+    set) and, for preferences, per outcome (ties, and whether the lower or higher candidate id won, from the
+    row id ``item-criterion-chosen-rejected``). Rows are in item order, so items are counted as runs of one
+    item id, and the files are read a batch at a time."""
+    preference = kind == "preference"
+    columns = ["id", "item_id", "criterion", "tie"] if preference else ["item_id", "source"]
+    out: dict[str, Any] = {}
+    for split in SPLITS:
+        rows = items = 0
+        last: int | None = None
+        strata: Counter[str] = Counter()
+        outcomes: Counter[str] = Counter()
+        for batch in pq.ParquetFile(root / "parquet" / f"{split}.parquet").iter_batches(columns=columns):
+            data = batch.to_pydict()
+            rows += batch.num_rows
+            for item_id in data["item_id"]:
+                if item_id != last:
+                    items, last = items + 1, item_id
+            strata.update(data["criterion" if preference else "source"])
+            if preference:
+                for row_id, criterion, tie in zip(data["id"], data["criterion"], data["tie"], strict=True):
+                    if tie:
+                        outcomes[f"{criterion}: {TIE}"] += 1
+                        continue
+                    chosen, rejected = (int(v) for v in row_id.rsplit("-", 2)[1:])
+                    outcomes[f"{criterion}: {LOWER_PREFERRED if chosen < rejected else HIGHER_PREFERRED}"] += 1
+        out[split] = {
+            "items": items,
+            "rows": rows,
+            "per_criterion" if preference else "per_source": dict(sorted(strata.items())),
+            **({"outcomes": dict(sorted(outcomes.items()))} if preference else {}),
+        }
+    return out
+
+
+def _of(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def requested_and_built(recipe: dict[str, Any], contents: dict[str, Any], tally: Tally) -> dict[str, Any]:
+    """The shares the recipe asked for beside those the files hold, and why they differ."""
+    items = {s: contents[s]["items"] for s in SPLITS}
+    rows = {s: contents[s]["rows"] for s in SPLITS}
+    found: dict[str, Any] = {
+        "eval": {
+            "requested_fraction": recipe.get("eval_fraction"),
+            "built_share_of_items": _of(items["eval"], items["train"] + items["eval"]),
+            "built_share_of_rows": _of(rows["eval"], rows["train"] + rows["eval"]),
+            "items": items["eval"],
+            "of_items": items["train"] + items["eval"],
+            "rows": rows["eval"],
+            "of_rows": rows["train"] + rows["eval"],
+            "why": dict(sorted(tally.eval_reasons.items())),
+        }
+    }
+    if recipe.get("mixin_fraction"):
+        mixin = contents["train"].get("per_source", {}).get("mixin", 0)
+        found["mixin"] = {
+            "requested_fraction": recipe["mixin_fraction"],
+            "built_share_of_train_rows": _of(mixin, rows["train"]),
+            "rows": mixin,
+            "of_rows": rows["train"],
+        }
+    return found
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %".replace(".0 %", " %")
+
+
+def _differs(requested: float | None, built: float | None) -> bool:
+    return requested is not None and built is not None and abs(requested - built) >= 0.005
+
+
+def render(
+    *, manifest: dict[str, Any], tally: Tally, assumptions: str, contents: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """The datasheet (JSON, Markdown). ``contents`` is ``built_contents`` of the written files: the figures
+    of what the release holds come from it; the tally adds what the files do not say (items left out, leaks,
+    agreement, tags)."""
     recipe = manifest["recipe"]
     kind = manifest["kind"]
     agreement: dict[str, dict[str, Any]] = {
@@ -119,8 +210,9 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str) -> tuple
     ]
     gaps += [f"tag “{t}”: {n} rows" for t, n in sorted(tally.per_tag.items()) if n < THIN_SLICE]
     gaps += [f"criterion “{c}”: {n} rows" for c, n in sorted(tally.per_criterion.items()) if n < THIN_SLICE]
-    if not tally.rows.get("eval"):
+    if not contents["eval"]["rows"]:
         gaps.append("the evaluation split is empty")
+    shares = requested_and_built(recipe, contents, tally)
     mitigation = [
         "Candidates were shown in an order shuffled per annotator and item (seeded, stored with each judgement)."
         if kind == "preference"
@@ -147,10 +239,21 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str) -> tuple
             "adjudicated_items": tally.adjudicated,
         },
         "d_assumptions": assumptions,
-        "e_quantity_and_suitability": tally.as_dict(),
+        "e_quantity_and_suitability": tally.as_dict()
+        | {
+            "rows": {s: contents[s]["rows"] for s in SPLITS},
+            "items": {s: contents[s]["items"] for s in SPLITS},
+            "per_split": contents,
+            "requested_and_built": shares,
+        }
+        | (
+            {"per_criterion": dict(sorted(_summed(contents, "per_criterion").items()))}
+            if kind == "preference"
+            else {"sources": dict(sorted(_summed(contents, "per_source").items()))}
+        ),
         "f_bias_examination": {
             "position_bias": bias,
-            "label_distribution": _share(tally.labels),
+            "label_distribution": _share(_overall_outcomes(contents)) if kind == "preference" else {},
             "strength_distribution": _share(tally.strengths),
             "annotator_share": _share(tally.annotator_votes),
             "agreement_per_criterion": agreement,
@@ -159,6 +262,21 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str) -> tuple
         "h_gaps": gaps,
     }
     return sheet, markdown(manifest, sheet)
+
+
+def _summed(contents: dict[str, Any], key: str) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for split in SPLITS:
+        total.update(contents[split].get(key, {}))
+    return total
+
+
+def _overall_outcomes(contents: dict[str, Any]) -> Counter[str]:
+    """The overall rows' outcomes over both splits (ties, lower or higher candidate id preferred)."""
+    prefix = "overall: "
+    return Counter(
+        {k.removeprefix(prefix): v for k, v in _summed(contents, "outcomes").items() if k.startswith(prefix)}
+    )
 
 
 def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
@@ -178,7 +296,18 @@ def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
     out.append("Organised by EU AI Act Article 10(2). The release hash is the sha256 of `manifest.json`.\n")
     out.append("## (a) Design choices\n")
     recipe = sheet["a_design_choices"]["recipe"]
-    out.append(_table([(label, value, key) for label, value, key in describe(recipe)], ("setting", "value", "field")))
+    shares = e.get("requested_and_built") or {}  # absent from datasheets stored before it was written
+    built = {
+        "eval_fraction": ("eval", "built_share_of_items"),
+        "mixin_fraction": ("mixin", "built_share_of_train_rows"),
+    }
+    described = []
+    for label, value, key in describe(recipe):
+        part, share = built.get(key, ("", ""))
+        if part in shares and _differs(shares[part]["requested_fraction"], shares[part][share]):
+            value = f"{value} requested; built: {_pct(shares[part][share])} (see (e))"
+        described.append((label, value, key))
+    out.append(_table(described, ("setting", "value", "field")))
     out.append("## (b) Data collection and origin\n")
     out.append(
         _table(
@@ -206,11 +335,48 @@ def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
     out.append("## (d) Assumptions\n")
     out.append((sheet["d_assumptions"].strip() or "_None stated by the data lead._") + "\n\n")
     out.append("## (e) Quantity and suitability\n")
+    out.append("Counted in the release's files.\n\n")
     out.append(
         _table([(s, e["items"].get(s, 0), e["rows"].get(s, 0)) for s in ("train", "eval")], ("split", "items", "rows"))
     )
+    if "eval" in shares:
+        held = shares["eval"]
+        line = (
+            f"\nEvaluation split: {held['items']} of {held['of_items']} items "
+            f"({_pct(held['built_share_of_items'])}), {held['rows']} of {held['of_rows']} rows "
+            f"({_pct(held['built_share_of_rows'])}); the recipe asked for {_pct(held['requested_fraction'])}"
+        )
+        if _differs(held["requested_fraction"], held["built_share_of_items"]) and held["why"]:
+            line += " (" + ", ".join(f"{n} {reason}" for reason, n in held["why"].items()) + ")"
+        out.append(line + ".\n")
+    if "mixin" in shares:
+        mix = shares["mixin"]
+        out.append(
+            f"\nMix-in: {mix['rows']} of {mix['of_rows']} training rows ({_pct(mix['built_share_of_train_rows'])}); "
+            f"the recipe asked for at most {_pct(mix['requested_fraction'])}.\n"
+        )
+    per_split = e.get("per_split") or {}
+    strata = sorted({k for s in per_split.values() for k in s.get("per_criterion", s.get("per_source", {}))})
+    if strata:
+        key = "per_criterion" if any("per_criterion" in s for s in per_split.values()) else "per_source"
+        out.append(f"\nRows per {'criterion' if key == 'per_criterion' else 'source'} and split:\n\n")
+        out.append(
+            _table(
+                [(k, *(per_split.get(s, {}).get(key, {}).get(k, 0) for s in SPLITS)) for k in strata],
+                ("", *SPLITS),
+            )
+        )
+    outcomes = sorted({k for s in per_split.values() for k in s.get("outcomes", {})})
+    if outcomes:
+        out.append("\nRows per outcome and split:\n\n")
+        out.append(
+            _table(
+                [(k, *(per_split.get(s, {}).get("outcomes", {}).get(k, 0) for s in SPLITS)) for k in outcomes],
+                ("", *SPLITS),
+            )
+        )
     for title, key in (
-        ("Rows per criterion", "per_criterion"),
+        *([] if per_split else [("Rows per criterion", "per_criterion")]),
         ("Rows per tag", "per_tag"),
         ("Rows per rubric version", "per_rubric_version"),
         ("Rows per source", "sources"),

@@ -104,6 +104,9 @@ class ReleaseItem(models.Model):
     fingerprint = models.CharField(max_length=32)  # of the rows the item produced
     outcome = models.TextField(blank=True)  # preference: "criterion:chosen>rejected;..." for flips
     source = models.CharField(max_length=16, default="annotated")  # or "mixin"
+    # In eval because it leaked (moved there by the leak check of this release or an earlier one): a rebuild
+    # checks it again as a training item would be, so it counts the same moves and gives the same hash.
+    moved = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["release", "item"], name="one_row_per_release_item")]

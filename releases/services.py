@@ -48,7 +48,7 @@ from annotation.models import (
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
 from preferences.selectors import preference_settings, top_displayed
 from releases import aggregation, splits
-from releases.datasheet import Tally, render
+from releases.datasheet import Tally, built_contents, render
 from releases.exporters import Exporter, WrittenFile, exporters_for, file_sha256
 from releases.models import FROZEN_STATES, Release, ReleaseFile, ReleaseItem, ReleaseState
 from releases.recipe import Recipe
@@ -435,14 +435,33 @@ class _Splitter:
     fraction: float
     sticky_items: set[int]
     sticky_groups: set[str]
+    sticky_moved: set[int] = field(default_factory=set)  # in eval only because an earlier leak check moved them
 
     def split(self, unit: Unit) -> str:
         if unit.source == "mixin":
             return "train"
         group = unit.group_hash
-        if unit.item_id in self.sticky_items or group in self.sticky_groups:
+        if unit.item_id in self.sticky_items or unit.item_id in self.sticky_moved or group in self.sticky_groups:
             return "eval"
         return "eval" if splits.in_eval_by_hash(group, self.fraction) else "train"
+
+    def eval_reason(self, unit: Unit, *, moved: bool) -> str:
+        """Why an evaluation item is there, for the datasheet (the hash first: a rebuild says the same)."""
+        if unit.source != "mixin" and splits.in_eval_by_hash(unit.group_hash, self.fraction):
+            return "in the requested share (stable hash)"
+        return "moved there by the leak check" if moved else "kept from earlier releases (sticky)"
+
+    @classmethod
+    def for_release(cls, release: Release, fraction: float) -> "_Splitter":
+        """Evaluation is sticky: every item (and group) in an earlier release's eval split stays there. Items
+        that were there only because a leak check moved them are kept apart, to be checked again."""
+        frozen_eval = ReleaseItem.objects.filter(
+            release__project_id=release.project_id, release__state__in=FROZEN_STATES, split="eval"
+        ).exclude(release=release)
+        chosen = frozen_eval.filter(moved=False)
+        sticky_items = set(chosen.values_list("item_id", flat=True))
+        moved = set(frozen_eval.filter(moved=True).values_list("item_id", flat=True)) - sticky_items
+        return cls(fraction, sticky_items, set(chosen.values_list("group_hash", flat=True)), moved)
 
 
 def _set_progress(release: Release, percent: int, note: str) -> None:
@@ -525,26 +544,31 @@ def _build(release: Release, scratch: Path) -> Release:
     frozen_eval = ReleaseItem.objects.filter(
         release__project=project, release__state__in=FROZEN_STATES, split="eval"
     ).exclude(release=release)
-    splitter = _Splitter(
-        recipe.eval_fraction,
-        set(frozen_eval.values_list("item_id", flat=True)),
-        set(frozen_eval.values_list("group_hash", flat=True)),
-    )
+    splitter = _Splitter.for_release(release, recipe.eval_fraction)
 
     # One pass writes every row while the evaluation side (this release's eval items, then every earlier
     # one) is indexed and the training items wait on disk; they are checked for leaks once the index is
     # complete. Leaks refuse the build, or, under "drop" and "move to eval", the rows are written again
-    # knowing which training items leak.
+    # knowing which training items leak. Under "move to eval" a moved item is on the evaluation side for the
+    # others too: the check is repeated until nothing moves (``splits.leak_closure``), so a moved item never
+    # leaves its own near copy in train and the same data always gives the same split. Items an earlier
+    # release moved wait with the training items and are checked as they were then (they stay in eval
+    # anyway): a rebuild counts the same moves and writes the same bytes.
     index = splits.EvalIndex(threshold=recipe.near_duplicate_threshold)
     pending = splits.PendingProbes(scratch / "leak-check" / "train.bin")
     passes = _Pass(release, selection, splitter, scratch, total)
     written = passes.write(index=index, pending=pending)
     earlier = Item.objects.filter(pk__in=frozen_eval.values("item_id")).order_by("id")
+    waiting_moved = written.waiting_moved
     for item_id, messages in earlier.values_list("id", "messages").iterator(chunk_size=_CHUNK):
-        index.add(item_id, messages)  # skips the items indexed above
+        if item_id not in waiting_moved:
+            index.add(item_id, messages)  # skips the items indexed above
     index.freeze()
     _set_progress(release, 86, "checking for leaks")
-    found = list(pending.leaks(index))
+    if recipe.leakage == "move_to_eval":
+        found = splits.leak_closure(pending, index, eval_anyway=waiting_moved)
+    else:
+        found = list(pending.leaks(index))
     leaks = [leak.as_dict() | {"action": recipe.leakage} for leak in found]
     if found and recipe.leakage == "fail":
         raise BuildRefused(
@@ -552,11 +576,14 @@ def _build(release: Release, scratch: Path) -> Release:
             "nothing was released. See the leak report, or choose another leakage policy.",
             {"leaks": leaks[:1000], "total": len(leaks)},
         )
-    if found:
+    leak_action = {leak.train_item: recipe.leakage for leak in found}
+    if recipe.leakage == "move_to_eval":  # items an earlier release moved stay in eval, leaking again or not
+        leak_action |= dict.fromkeys(waiting_moved, "move_to_eval")
+    if written.rewrite or any(item_id not in waiting_moved for item_id in leak_action):  # else the rows stand
         for exporter in written.exporters:
             exporter.close()  # its files are written over by the second pass
         ReleaseItem.objects.filter(release=release).delete()
-        written = passes.write(leak_action={leak.train_item: recipe.leakage for leak in found})
+        written = passes.write(leak_action=leak_action)
     for leak in found:
         written.tally.leaks[leak.kind] += 1
     exporters, timers, tally = written.exporters, written.timers, written.tally
@@ -572,7 +599,8 @@ def _build(release: Release, scratch: Path) -> Release:
         files += exporter.close()
         timers[type(exporter).__name__] += time.perf_counter() - began
     manifest = _manifest(release, recipe, files, tally, batches, voters, rubric_versions)
-    sheet, markdown = render(manifest=manifest, tally=tally, assumptions=release.assumptions)
+    contents = built_contents(root, release.kind)
+    sheet, markdown = render(manifest=manifest, tally=tally, assumptions=release.assumptions, contents=contents)
     for name, data in (("datasheet.json", canonical_json(sheet)), ("datasheet.md", markdown.encode())):
         (root / name).write_bytes(data)
         files.append(WrittenFile(name, "datasheet", "", None, len(data), hashlib.sha256(data).hexdigest()))
@@ -620,6 +648,8 @@ class _Written:
     batches: dict[int, int] = field(default_factory=dict)
     voters: set[int] = field(default_factory=set)
     rubric_versions: set[int] = field(default_factory=set)
+    waiting_moved: set[int] = field(default_factory=set)  # moved by an earlier release, checked again
+    rewrite: bool = False  # a second pass is needed whatever the check finds
 
 
 @dataclass
@@ -671,16 +701,25 @@ class _Pass:
             if action == "drop":
                 tally.dropped["leak: dropped from train"] += 1
                 continue
+            moved = action == "move_to_eval" or unit.item_id in self.splitter.sticky_moved
             if action == "move_to_eval":
                 split = "eval"
+            elif moved and recipe.leakage == "move_to_eval":
+                if pending is not None:  # checked again with the training items, see ``_build``
+                    pending.add(unit.item_id, unit.messages, unit.normalised)
+                    out.waiting_moved.add(unit.item_id)
+                    if split == "train":  # a mix-in item (always train by itself): the second pass moves it
+                        out.rewrite = True
             elif split == "eval" and index is not None:
                 index.add(unit.item_id, unit.messages, unit.normalised)
             elif split == "train":
                 train_rows += len(unit.rows) if unit.source != "mixin" else 0
                 if pending is not None:
                     pending.add(unit.item_id, unit.messages, unit.normalised)
+            if split == "eval":
+                tally.eval_reasons[self.splitter.eval_reason(unit, moved=moved)] += 1
             _write_unit(release, unit, split, exporters, out.timers, tally)
-            item_rows.append(_item_row(release, unit, split))
+            item_rows.append(_item_row(release, unit, split, moved=moved and split == "eval"))
             out.batches[unit.batch_id or 0] = out.batches.get(unit.batch_id or 0, 0) + 1
             out.voters.update(unit.voters)
             if unit.rubric_version is not None:
@@ -729,21 +768,16 @@ def _write_unit(
         tally.agreement_sum[outcome.criterion] += outcome.agreement
         tally.agreement_n[outcome.criterion] += 1
         tally.unanimous[outcome.criterion] += outcome.agreement >= 1.0
-        if outcome.criterion == aggregation.OVERALL:
-            label = {1.0: "lower candidate id preferred", 0.0: "higher candidate id preferred"}.get(
-                outcome.score, "tie"
-            )
-            tally.labels[label] += 1
     for shown, position in unit.stats["positions"]:
         tally.position(shown, position)
     for strength in unit.stats["strengths"]:
         tally.strengths[str(strength)] += 1
 
 
-_ITEM_COLUMNS = ("release_id", "item_id", "split", "group_hash", "fingerprint", "outcome", "source")
+_ITEM_COLUMNS = ("release_id", "item_id", "split", "group_hash", "fingerprint", "outcome", "source", "moved")
 
 
-def _item_row(release: Release, unit: Unit, split: str) -> tuple[Any, ...]:
+def _item_row(release: Release, unit: Unit, split: str, *, moved: bool) -> tuple[Any, ...]:
     """The values of the item's ReleaseItem row, in ``_ITEM_COLUMNS`` order."""
     fingerprint = hashlib.sha256(
         orjson.dumps(
@@ -755,7 +789,7 @@ def _item_row(release: Release, unit: Unit, split: str) -> tuple[Any, ...]:
         if release.kind == "preference"
         else []
     )
-    return (release.pk, unit.item_id, split, unit.group_hash, fingerprint, outcome, unit.source)
+    return (release.pk, unit.item_id, split, unit.group_hash, fingerprint, outcome, unit.source, moved)
 
 
 def _save_item_rows(rows: list[tuple[Any, ...]]) -> None:

@@ -17,7 +17,7 @@ turns the flat hashes into the signature.
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -196,13 +196,27 @@ class EvalIndex:
         if len(self._texts) >= 1000:
             self._sign()
 
+    def add_signed(self, item_id: int, exact: bytes, normalised: bytes, signature: np.ndarray) -> None:
+        """Index an item whose prompt digests and signature were computed already (a training item moved to
+        the evaluation side, from ``PendingProbes.rows_of``)."""
+        if self._frozen:
+            raise RuntimeError("the evaluation index is frozen")
+        if item_id in self.ids:
+            return
+        self._sign()  # the texts waiting come first: rows stay in the order of ``ids``
+        self.exact.setdefault(exact, item_id)
+        self.normalised.setdefault(normalised, item_id)
+        self.ids[item_id] = len(self.ids)
+        self._rows.append(np.asarray(signature, dtype=np.uint32).reshape(1, NUM_PERM))
+
     def _sign(self) -> None:
-        self._rows.append(signatures(self._texts))
+        if self._texts:
+            self._rows.append(signatures(self._texts))
         self._texts = []
 
     def freeze(self) -> None:
         self._sign()
-        self._signatures = np.vstack(self._rows)
+        self._signatures = np.vstack(self._rows) if self._rows else np.zeros((0, NUM_PERM), dtype=np.uint32)
         keys = _bands(self._signatures).ravel()  # row-major: key k belongs to signature k // BANDS
         order = np.argsort(keys, kind="stable")
         self._sorted_keys, self._key_rows = keys[order], order // BANDS
@@ -284,18 +298,60 @@ class PendingProbes:
         self.stream.write(rows.tobytes())
         self.waiting = []
 
-    def leaks(self, index: EvalIndex) -> Iterator[Leak]:
-        """Every leak among the items added, in the order they were added."""
+    def _chunks(self, skip: Collection[int] = ()) -> Iterator[np.ndarray]:
+        """The items added, a batch at a time, in the order they were added, without those in ``skip``."""
         self._write()
         if self.stream is not None:
             self.stream.close()
             self.stream = None
+        left_out = np.fromiter(skip, dtype=np.int64, count=len(skip))
         with self.path.open("rb") as stream:
             while chunk := stream.read(self.batch * _PENDING.itemsize):
                 rows = np.frombuffer(chunk, dtype=_PENDING)
-                yield from index.probe_many(
-                    rows["item"],
-                    [bytes(v) for v in rows["exact"]],
-                    [bytes(v) for v in rows["normalised"]],
-                    rows["signature"],
-                )
+                if len(left_out):
+                    rows = rows[~np.isin(rows["item"], left_out)]
+                if len(rows):
+                    yield rows
+
+    def leaks(self, index: EvalIndex, skip: Collection[int] = ()) -> Iterator[Leak]:
+        """Every leak among the items added (but those in ``skip``), in the order they were added."""
+        for rows in self._chunks(skip):
+            yield from index.probe_many(
+                rows["item"],
+                [bytes(v) for v in rows["exact"]],
+                [bytes(v) for v in rows["normalised"]],
+                rows["signature"],
+            )
+
+    def index_of(self, items: Collection[int], threshold: float) -> EvalIndex:
+        """A frozen evaluation index of some of the items added (those moved to the evaluation side)."""
+        index = EvalIndex(threshold=threshold)
+        wanted = np.fromiter(items, dtype=np.int64, count=len(items))
+        for rows in self._chunks():
+            for row in rows[np.isin(rows["item"], wanted)]:
+                index.add_signed(int(row["item"]), bytes(row["exact"]), bytes(row["normalised"]), row["signature"])
+        index.freeze()
+        return index
+
+
+def leak_closure(pending: PendingProbes, index: EvalIndex, *, eval_anyway: Collection[int] = ()) -> list[Leak]:
+    """The leaks of the items waiting in ``pending`` when every item that leaks moves to the evaluation side:
+    an item moved there is on the evaluation side for the items still waiting too, so the check is repeated
+    against the items moved last until nothing moves. ``eval_anyway`` are waiting items that end on the
+    evaluation side whether they leak or not (moved there by an earlier release): those that no leak moves
+    join it once nothing else moves, and the check goes on against them. The result depends on the items and
+    the index only (the order of the rounds is fixed), so the same data always gives the same split; no item
+    left waiting is a near or exact copy of one on the evaluation side."""
+    found: list[Leak] = []
+    placed: set[int] = set()
+    against = index
+    while True:
+        moved = list(pending.leaks(against, skip=placed))
+        found += moved
+        newly = {leak.train_item for leak in moved}
+        if not newly:
+            newly = set(eval_anyway) - placed
+            if not newly:
+                return found
+        placed |= newly
+        against = pending.index_of(newly, index.threshold)

@@ -386,7 +386,7 @@ ROUTES: list[Route] = [
         data=lambda p: {"winner": "0", "note": "A is right"},
     ),
     Route("quality page", "get", lambda p: f"/projects/{_a(p)}/quality/", DATA_OR_REVIEW),
-    Route("agreement refresh", "post", lambda p: f"/projects/{_a(p)}/quality/refresh/", DATA_OR_REVIEW, ok=302),
+    Route("agreement refresh", "post", lambda p: f"/projects/{_a(p)}/quality/refresh/", DATA, ok=302),
     Route(
         "annotator exclude", "post", lambda p: f"/projects/{_a(p)}/quality/annotators/{_judged_annotator(p)}/exclude/",
         DATA, ok=302, data=lambda p: {"excluded": "1"},
@@ -426,6 +426,10 @@ ROUTES: list[Route] = [
           api=True),
     Route("api comparison settings save", "patch", lambda p: f"/api/v1/projects/{_a(p)}/comparison-settings/",
           DATA, api=True, data=lambda p: {"mode": "ranking", "gold_rate": 0.2}),
+    Route(
+        "api agreement recompute", "post", lambda p: f"/api/v1/projects/{_a(p)}/agreement/recompute/",
+        DATA, ok=202, api=True,
+    ),
     # --- releases: pages ---
     Route("releases", "get", lambda p: f"/projects/{_a(p)}/releases/", DATA),
     Route("release new page", "get", lambda p: f"/projects/{_a(p)}/releases/new/", DATA),

@@ -146,7 +146,7 @@ def test_judgement_list_filters_and_marks_excluded_annotators(personas: Personas
 def test_agreement_endpoint_serves_the_latest_snapshot(personas: Personas, client_for: ClientFor) -> None:
     lead = client_for(personas.data_lead)
     path = f"/api/v1/projects/{personas.project.pk}/agreement/"
-    assert lead.get(path).json() == {"computed_at": None, "judgements": 0, "figures": {}}
+    assert lead.get(path).json() == {"computed_at": None, "judgements": 0, "pending": False, "figures": {}}
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     services.comparison_next(user=personas.annotator, project=personas.project)
     services.judgement_submit(

@@ -50,7 +50,11 @@ def test_a_data_lead_defines_a_release_and_reads_its_datasheet(personas: Persona
     markdown = client.get(f"/api/v1/projects/{personas.project.pk}/releases/{release.pk}/datasheet/?as=md")
     text = body(markdown).decode()
     assert text.startswith("# Datasheet")
-    assert "| Held-out evaluation | 20 % | eval_fraction |" in text, "design choices in words, with the field"
+    held = sheet["e_quantity_and_suitability"]["requested_and_built"]["eval"]
+    built = f"{held['built_share_of_items'] * 100:.1f} %".replace(".0 %", " %")
+    assert held["items"] == release.manifest["counts"]["items"]["eval"]  # type: ignore[index]
+    # Design choices in words, with the field; what was built beside the request (10 prompts do not split 80/20).
+    assert f"| Held-out evaluation | 20 % requested; built: {built} (see (e)) | eval_fraction |" in text
     assert sheet["a_design_choices"]["recipe"]["eval_fraction"] == 0.2, "the JSON keeps the values"
 
 
