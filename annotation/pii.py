@@ -37,6 +37,7 @@ are never detected as anything.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -74,6 +75,7 @@ _IBAN_MIN_LENGTH = 15  # Norway, the shortest IBAN in use
 # (an IBAN's digits, a reference like X4111...) nor inside a longer run.
 _DIGIT_RUN_RE = re.compile(r"(?<![0-9A-Za-z])(?<![0-9][ \-])[0-9]+(?:[ \-][0-9]+)*")
 _ASCII_DIGITS_RE = re.compile(r"[0-9]+")
+_IBAN_TAIL_RE = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}(?: [0-9A-Za-z]{4})* \Z")
 _CARD_GROUPINGS = ((4, 6, 5), (4, 6, 4))  # American Express and Diners Club as printed on the card
 _SSN_RES = tuple(
     re.compile(
@@ -88,6 +90,7 @@ _IPV6_RE = re.compile(
 )
 _HEX_DIGIT_RE = re.compile(r"[0-9A-Fa-f]")
 _ANY_DIGIT_RE = re.compile(r"\d")  # phonenumbers also reads non-ASCII digits
+_HINT_MASK_RE = re.compile(r"\w")
 
 
 class PiiPolicyError(ValueError):
@@ -102,19 +105,27 @@ class PiiPolicy:
     extra_patterns: tuple[tuple[str, str], ...] = ()  # (TYPE_NAME, regex), e.g. ("ACCOUNT", r"ACC-\d{6}")
     terms: tuple[str, ...] = ()  # literal terms (customer names...), typed "TERM"
     default_phone_region: str = "GB"
+    # Phone numbers the detector is unsure of (see the table): scrubbed like the others, or kept in the text;
+    # either way they are reported as uncertain findings.
+    scrub_uncertain: bool = True
 
 
 @dataclass(frozen=True)
 class Finding:
     """One scrubbed value: its type and where it was in the original text of turn ``turn``.
 
-    The raw value is deliberately not kept, so findings can be logged and stored.
+    The raw value is deliberately not kept, so findings can be logged and stored. ``uncertain`` marks a value
+    the detector is unsure of; ``kept`` one left in the text because the policy keeps uncertain values;
+    ``hint`` is the value's shape with every letter and digit masked (``+•• ••• •••••••``).
     """
 
     type: str
     start: int
     end: int
     turn: int
+    uncertain: bool = False
+    kept: bool = False
+    hint: str = ""
 
 
 @dataclass
@@ -122,13 +133,18 @@ class ScrubResult:
     """The scrubbed texts of one item and what was found in them."""
 
     texts: list[str]
-    counts: dict[str, int]
+    counts: dict[str, int]  # values replaced (or, in "reject" mode, that would be), per type
     findings: list[Finding]
 
     @property
     def found(self) -> bool:
-        """Return whether any PII was found."""
-        return bool(self.findings)
+        """Return whether any PII was found (values the policy keeps do not count)."""
+        return any(not finding.kept for finding in self.findings)
+
+    @property
+    def uncertain(self) -> list[Finding]:
+        """Return the findings the detector was unsure of, scrubbed or kept."""
+        return [finding for finding in self.findings if finding.uncertain]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +153,7 @@ class _Span:
     start: int
     end: int
     key: str  # the normalised value, compared for consistent placeholders; never leaves this module
+    uncertain: bool = False
 
 
 _Detector = Callable[[str], Iterator[_Span]]
@@ -175,7 +192,11 @@ def compile_policy(policy: PiiPolicy) -> Scrubber:
             raise PiiPolicyError(f"Extra PII pattern {type_name} ({pattern!r}) matches the empty string.")
         extras.append((type_name, compiled))
     return Scrubber(
-        mode=policy.mode, phone_region=region, extra_patterns=tuple(extras), terms_re=_terms_regex(policy.terms)
+        mode=policy.mode,
+        phone_region=region,
+        extra_patterns=tuple(extras),
+        terms_re=_terms_regex(policy.terms),
+        scrub_uncertain=policy.scrub_uncertain,
     )
 
 
@@ -189,8 +210,10 @@ class Scrubber:
         phone_region: str,
         extra_patterns: tuple[tuple[str, re.Pattern[str]], ...],
         terms_re: re.Pattern[str] | None,
+        scrub_uncertain: bool = True,
     ) -> None:
         self.mode = mode
+        self.scrub_uncertain = scrub_uncertain
         detectors: list[_Detector] = [
             _find_emails,
             _find_ibans,
@@ -227,10 +250,16 @@ class Scrubber:
             pieces: list[str] = []
             position = 0
             for span in self._spans(text):
+                hint = _HINT_MASK_RE.sub("•", text[span.start : span.end]) if span.uncertain else ""
+                if span.uncertain and not self.scrub_uncertain:
+                    findings.append(
+                        Finding(span.type, span.start, span.end, turn, uncertain=True, kept=True, hint=hint)
+                    )
+                    continue
                 seen = numbers.setdefault(span.type, {})
                 number = seen.setdefault(span.key, len(seen) + 1)
                 counts[span.type] = counts.get(span.type, 0) + 1
-                findings.append(Finding(type=span.type, start=span.start, end=span.end, turn=turn))
+                findings.append(Finding(span.type, span.start, span.end, turn, uncertain=span.uncertain, hint=hint))
                 pieces.append(text[position : span.start])
                 pieces.append(f"[{span.type}_{number}]")
                 position = span.end
@@ -329,6 +358,8 @@ def _find_cards(text: str) -> Iterator[_Span]:
     if sum(text.count(digit) for digit in "0123456789") < 13:
         return
     for run in _DIGIT_RUN_RE.finditer(text):
+        if _IBAN_TAIL_RE.search(text, max(0, run.start() - 40), run.start()):
+            continue  # the digits of an IBAN-shaped string that failed its checksum
         groups = [(m.start(), m.end()) for m in _ASCII_DIGITS_RE.finditer(text, run.start(), run.end())]
         if run.end() < len(text) and text[run.end()].isalpha():
             groups.pop()  # that group belongs to a word such as "1234abc"
@@ -395,12 +426,300 @@ def _find_ipv6s(text: str) -> Iterator[_Span]:
             break
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+# --- Phone numbers -----------------------------------------------------------------------------------------
+#
+# Customers type phone numbers every which way, and a mistyped or unallocated number is still personal data, so
+# a number that is only *possible* (right length for its country) counts when the text or its shape says phone.
+# Candidates are runs of digit groups joined by the separators people put in phone numbers; each run is read
+# as one or more numbers (longest first), each weighed by its evidence (see ``_phone_verdict``).
+
+_SPACE = "[ \t\u00a0\u202f\u2009]"
+_SEP = rf"(?:{_SPACE}{{0,2}}[\-./\u2010\u2011\u2013]{_SPACE}{{0,2}}|{_SPACE}{{1,3}})"
+_PART = r"(?:\(\+?[0-9]{1,5}\)|\+?[0-9]++)"
+# Possessive and atomic throughout, so a run is read once, left to right: linear on any input.
+_PHONE_RUN_RE = re.compile(rf"(?<![0-9A-Za-z+\-./#№_])(?:\+|\(\+?)?[0-9][0-9]*+\)?(?>{_SEP}?{_PART})*+")
+_GROUP_RE = re.compile(r"[0-9]+")
+_PHONE_MIN_DIGITS = 7
+_PHONE_MAX_DIGITS = 17  # 15 of E.164 plus a written "00" or a trunk "(0)"
+_MAX_GROUPS = 8
+_CONTEXT_CHARS = 48
+_WORD_RE = re.compile(r"[^\W\d_]+")
+# Stems that say "phone" in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and the
+# Nordic languages; a token counts when it starts or ends with one (German compounds: "Handynummer").
+_PHONE_WORDS = _words(
+    """
+    tel phone fone call ring mobile mobil cell sms text whatsapp fax handy telefon festnetz rufnummer
+    anruf zurückrufen erreichbar durchwahl téléphone telephone portable appel appelez joindre joignable
+    fixe teléfono telefono móvil movil celular llamar llámame llama cellulare chiamare chiamami
+    cellphone landline contact reach dial hotline kontakt contatto contacto bellen tlf puhelin komórka
+    komorka telemóvel rufen ruf vorwahl gsm tél tfno telf mob cel ph phon rückruf callback mobiel bel
+    telefoon telefonisch
+    """
+)
+# "My number is ...": a phone word when no word for another kind of number is nearer.
+_NUMBER_WORDS = ("number", "nummer", "numéro", "numero", "número", "numer", "no", "nr", "num", "nº", "n")
+# Words that say the number is something else; they win over a phone word further away.
+_OTHER_NUMBER_WORDS = _words(
+    """
+    order bestell auftrag commande pedido ordine bestelling zamówien invoice rechnung facture factura
+    fattura factuur faktur ref referenz référence referencia riferimento referentie ticket case dossier
+    tracking sendung paket parcel colis shipment vertrag contract contrat contrato contratto policy
+    police polizza póliza account konto compte cuenta conto rekening iban bic swift card karte carte
+    tarjeta carta kaart transaction transaktion überweisung virement transferencia bonifico id kunden
+    customer client cliente klant mandat mandate amount betrag montant importe importo bedrag total
+    summe sum balance saldo solde price preis prix precio prezzo prijs cost kosten eur euro euros usd
+    gbp chf pln sek dkk nok dollar dollars pound pounds franken francs zł zl złoty kr date datum fecha
+    data dated version build release serial seriennummer série postcode zip postleitzahl code pin tan
+    otp reference voucher gutschein coupon sku artikel article item isbn vat ust tva iva nip steuer tax
+    bsn ssn nino nif dni codice fiscale siret siren kvk vin imei mrn page seite visa mastercard amex app
+    ios android update firmware vorgang aktenzeichen sepa blz sort
+    """
+)
+_CURRENCY_RE = re.compile(
+    r"(?:[€$£¥₣₹₽₺₩]|\b(?:EUR|USD|GBP|CHF|PLN|SEK|DKK|NOK|CZK|HUF|Fr|CHF|zł|kr|euros?|Euro|dollars?|pounds?)\b)",
+    re.IGNORECASE,
+)
+# Regions tried for a national number that the policy's region does not read, when the text says phone.
+_PLAUSIBLE_REGIONS = _words(
+    """
+    GB DE FR US NL IT ES CH AT IE PL BE LU PT SE DK NO FI CZ CA AU
+    """
+)
+_CODE_BEFORE_RE = re.compile(r"(?:[A-Za-z]{2}[0-9]{2}(?: ?[0-9A-Za-z]{4})*|[A-Za-z]+[0-9]+[A-Za-z0-9]*)[ \-]\Z")
+_CODE_AFTER_RE = re.compile(r"[ \-]?(?:[A-Za-z]+[0-9]|[0-9]+[A-Za-z])")
+_CERTAIN, _UNSURE = 2, 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    text: str
+    start: int
+    groups: tuple[tuple[int, int], ...]  # digit groups, offsets in ``text``
+
+
 def _find_phones(text: str, region: str) -> Iterator[_Span]:
     if not _ANY_DIGIT_RE.search(text):
         return
-    for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-        yield _Span("PHONE", match.start, match.end, e164)
+    for match in _PHONE_RUN_RE.finditer(text):
+        groups = tuple((m.start(), m.end()) for m in _GROUP_RE.finditer(text, match.start(), match.end()))
+        if sum(end - start for start, end in groups) < _PHONE_MIN_DIGITS:
+            continue
+        if match.end() < len(text) and (text[match.end()].isalnum() or text[match.end()] == "_"):
+            groups = groups[:-1]  # "0171 1234567abc": the last group belongs to a word
+        if not groups or _other_run_shape(text, groups):
+            continue
+        yield from _phones_in_run(text, groups, region)
+
+
+def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) -> Iterator[_Span]:
+    """Read a run of digit groups as numbers from left to right: at each group the longest window that is a
+    phone number (a valid one preferred) wins, and reading goes on after it."""
+    first = 0
+    while first < len(groups):
+        best: tuple[int, _Span] | None = None
+        if first and not _joins_loosely(text, groups[first - 1], groups[first]):
+            first += 1  # "2024-001234": a number does not start right after a dash, dot or slash
+            continue
+        for last in range(min(len(groups), first + _MAX_GROUPS), first, -1):
+            if last < len(groups) and not _joins_loosely(text, groups[last - 1], groups[last]):
+                continue
+            window = groups[first:last]
+            digits = sum(end - start for start, end in window)
+            if digits < _PHONE_MIN_DIGITS - 1 or digits > _PHONE_MAX_DIGITS:
+                continue
+            verdict = _phone_verdict(text, window, region)
+            if verdict is not None and (best is None or verdict[0] > best[0]):
+                best = verdict
+                if verdict[0] == _CERTAIN:
+                    break
+        if best is None:
+            first += 1
+            continue
+        yield best[1]
+        first += next(i for i, group in enumerate(groups[first:], 1) if group[1] >= best[1].end)
+
+
+def _joins_loosely(text: str, left: tuple[int, int], right: tuple[int, int]) -> bool:
+    """Whether only spaces (and brackets) stand between two digit groups, so a number may end or start there."""
+    return not text[left[1] : right[0]].strip(" \t\u00a0\u202f\u2009()")
+
+
+def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) -> tuple[int, _Span] | None:
+    """Weigh one window of digit groups: ``(_CERTAIN | _UNSURE, span)`` if it is a phone number, else None.
+
+    Evidence: an international prefix (``+CC``, ``00CC``) alone is enough for a possible number; otherwise a
+    phone word nearby counts 2, a trunk prefix 1 and a phone-like grouping 1; a valid number needs 1, a merely
+    possible one 2 (1 makes it uncertain). Shapes of other numbers (dates, versions, amounts, card- and
+    IBAN-shaped strings, references) and a word naming another kind of number rule a window out.
+    """
+    start = window[0][0]
+    end = window[-1][1]
+    # Take in an opening "+" or "(" and a closing ")" that belong to the number.
+    if start > 0 and text[start - 1] == "+":
+        start -= 1
+    if start > 0 and text[start - 1] == "(":
+        start -= 1
+    if end < len(text) and text[end] == ")" and "(" in text[start:end]:
+        end += 1
+    written = text[start:end]
+    digits = "".join(text[a:b] for a, b in window)
+    lengths = [b - a for a, b in window]
+    separators = [text[window[i][1] : window[i + 1][0]] for i in range(len(window) - 1)]
+    if _other_number_shape(text, start, end, digits, lengths, separators):
+        return None
+    context = _context(text, start, end)
+    if context == "other":
+        return None
+    international = written.startswith("+") or written.startswith("(+") or digits.startswith("00")
+    if international:
+        number = _parse("+" + written[written.index("00") + 2 :] if digits.startswith("00") else written)
+        if number is None or not phonenumbers.is_possible_number(number):
+            return None
+        return _CERTAIN, _phone_span(start, end, number, uncertain=False)
+    bracketed = "(" in written
+    grouped = bracketed or _phone_grouping(lengths, separators)
+    ctx = context == "phone"
+    trunk_regions = [region] + ([r for r in _PLAUSIBLE_REGIONS if r != region] if ctx or bracketed else [])
+    best: tuple[int, _Span] | None = None
+    for candidate_region in trunk_regions:
+        number = _parse(written, candidate_region)
+        if number is None or not phonenumbers.is_possible_number(number):
+            continue
+        trunk_prefix = phonenumbers.ndd_prefix_for_region(candidate_region, True)
+        has_trunk = bool(trunk_prefix) and digits.startswith(trunk_prefix) and trunk_prefix == "0"
+        nanp = number.country_code == 1
+        trunk_expected = trunk_prefix == "0"
+        if trunk_expected and not has_trunk and not ctx and digits[0] != "0":
+            # Written without the trunk prefix its country's people always type: not read as a phone number
+            # on its shape alone (a reference "2024-001234" is also a valid London number).
+            continue
+        score = 2 * ctx + has_trunk + grouped + (nanp and grouped)
+        valid = phonenumbers.is_valid_number(number)
+        if candidate_region != region:
+            # Another country's national format: only as sure as the words around it.
+            verdict = _CERTAIN if ctx and valid else (_UNSURE if score >= 2 and (valid or ctx) else 0)
+        elif valid:
+            # Where no trunk prefix is dialled (Spain, Italy, Poland...) a bare valid number may well be one.
+            verdict = _CERTAIN if score >= 1 else (_UNSURE if not trunk_expected else 0)
+        else:
+            verdict = _CERTAIN if score >= 2 else (_UNSURE if score == 1 else 0)
+        if verdict and (best is None or verdict > best[0]):
+            best = verdict, _phone_span(start, end, number, uncertain=verdict == _UNSURE)
+            if verdict == _CERTAIN:
+                break
+    return best
+
+
+def _parse(digits: str, region: str = "ZZ") -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(digits, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _phone_span(start: int, end: int, number: phonenumbers.PhoneNumber, *, uncertain: bool) -> _Span:
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return _Span("PHONE", start, end, e164, uncertain)
+
+
+def _phone_grouping(lengths: list[int], separators: list[str]) -> bool:
+    """Whether groups are joined the way phone numbers are written: two or more groups of 2-5 digits after a
+    first of 1-5, with one kind of separator (a slash or an extra space may set off the area code)."""
+    if len(lengths) < 2 or not 1 <= lengths[0] <= 5 or not all(2 <= n <= 8 for n in lengths[1:]):
+        return False
+    kinds = {separator.strip() for separator in separators[1:]}
+    return len(kinds) <= 1
+
+
+def _other_number_shape(
+    text: str, start: int, end: int, digits: str, lengths: list[int], separators: list[str]
+) -> bool:
+    """Whether the written number has the shape of something that is not a phone number."""
+    marks = [separator.strip() for separator in separators]
+    before = text[max(0, start - 12) : start]
+    after = text[end : end + 12]
+    # A number that goes on: "1.234.567,89", "12345.67", "4501-2/3", "140-538-265-X"
+    if re.match(r"[,.:/][0-9]|-[0-9A-Za-z]", after) or re.search(r"[0-9A-Za-z][,.:]\Z|[A-Za-z]-\Z", before):
+        return True
+    # A date: 12.03.2024, 2024-03-12, 03/12/24
+    if len(lengths) == 3 and len(set(marks)) == 1 and marks[0] in {".", "/", "-"}:
+        a, b, c = (int(digits[sum(lengths[:i]) : sum(lengths[: i + 1])]) for i in range(3))
+        if lengths[2] in (2, 4) and lengths[0] <= 2 and lengths[1] <= 2 and 1 <= a <= 31 and 1 <= b <= 31:
+            return True
+        if lengths == [4, 2, 2] and 1 <= b <= 12 and 1 <= c <= 31:
+            return True
+    # A version: 2.3.14, 0.19.4499, 1.12.11.26 (but "1.800.555.1234" is how Americans dot a number)
+    if len(marks) >= 2 and all(mark == "." for mark in marks) and 1 in lengths:
+        return not (lengths == [1, 3, 3, 4] and digits[0] == "1")
+    # An amount: a currency just before or after
+    return bool(_CURRENCY_RE.search(before[-6:]) or _CURRENCY_RE.match(after.lstrip()[:8]))
+
+
+def _other_run_shape(text: str, groups: tuple[tuple[int, int], ...]) -> bool:
+    """Whether a whole run of digit groups is shaped like a card or an IBAN that failed its checks (no part
+    of it is then read as a phone number), or continues a code of letters and digits."""
+    lengths = [end - start for start, end in groups]
+    digits = sum(lengths)
+    first = text[groups[0][0]]
+    card_printed = len(lengths) == 1 or lengths[:-1] == [4] * (len(lengths) - 1) or tuple(lengths) in _CARD_GROUPINGS
+    if 13 <= digits <= 19 and first in "23456" and text[groups[0][0] - 1 : groups[0][0]] != "+" and card_printed:
+        return True
+    before = text[max(0, groups[0][0] - 40) : groups[0][0]]
+    # "GB93 VJOJ 6038 2048 4014 58", "AB12 3456 7890": the run goes on a code that mixes letters and digits.
+    if _CODE_BEFORE_RE.search(before):
+        return True
+    return bool(_CODE_AFTER_RE.match(text, groups[-1][1]))
+
+
+def _context(text: str, start: int, end: int) -> Literal["phone", "other", ""]:
+    """Read the words just before the number (nearest first), then just after: the first that names a kind of
+    number decides. Only the same line counts."""
+    line_start = text.rfind("\n", max(0, start - _CONTEXT_CHARS), start) + 1
+    before = text[max(line_start, start - _CONTEXT_CHARS) : start].casefold()
+    weak_phone = False
+    for word in reversed(_WORD_RE.findall(before)):
+        kind = _word_kind(word)
+        if kind == "other":
+            return "other"
+        if kind == "phone":
+            return "phone"
+        if kind == "number":
+            weak_phone = True
+    if "#" in before[-3:] or "№" in before[-3:]:
+        return "other"
+    line_end = text.find("\n", end, end + _CONTEXT_CHARS)
+    after = text[end : line_end if line_end != -1 else end + _CONTEXT_CHARS].casefold()
+    for word in _WORD_RE.findall(after)[:3]:
+        kind = _word_kind(word)
+        if kind == "phone":
+            return "phone"
+        if kind == "other":
+            break
+    return "phone" if weak_phone else ""
+
+
+@functools.lru_cache(maxsize=8192)
+def _word_kind(word: str) -> Literal["phone", "other", "number", ""]:
+    """Say what kind of number ``word`` (casefolded) names: a word counts when it is a listed stem, starts
+    with a stem of 4+ letters or ends with one of 5+ (compounds such as "Bestellnummer", "Handynummer")."""
+
+    def names(stems: tuple[str, ...]) -> bool:
+        return any(
+            word == stem or (len(stem) >= 4 and word.startswith(stem)) or (len(stem) >= 5 and word.endswith(stem))
+            for stem in stems
+        )
+
+    if names(_OTHER_NUMBER_WORDS):
+        return "other"
+    if names(_PHONE_WORDS):
+        return "phone"
+    if names(_NUMBER_WORDS):
+        return "number"
+    return ""
 
 
 def _extra_detector(type_name: str, pattern: re.Pattern[str]) -> _Detector:
