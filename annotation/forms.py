@@ -83,12 +83,14 @@ class AnnotationSettingsForm(forms.Form):
     )
     pii_mode = forms.ChoiceField(choices=PiiMode.choices, label="PII policy at import")
     pii_uncertain = forms.ChoiceField(
+        required=False,
         choices=PiiUncertain.choices,
         label="Values the scrubber is unsure of",
         help_text="E.g. a number that could be a phone number, with no word around it saying so. Each is "
         "listed in the import report (line and shape, never the value) either way.",
     )
     pii_phone_region = forms.CharField(
+        required=False,
         max_length=2,
         label="Phone region",
         help_text="Country code (GB, DE, FR …) whose national phone numbers are read without +CC.",
@@ -135,5 +137,7 @@ class AnnotationSettingsForm(forms.Form):
                 continue
             patterns.append([kind, regex.strip()])
         data["pii_patterns"] = patterns
+        for left_as_is in ("pii_uncertain", "pii_phone_region"):  # not sent: unchanged
+            data[left_as_is] = data.get(left_as_is) or None
         data["pii_terms"] = [t.strip() for t in (data.pop("pii_terms_text", "") or "").splitlines() if t.strip()]
         return data
