@@ -509,6 +509,12 @@ _PLAUSIBLE_REGIONS = _words(
 )
 _CODE_BEFORE_RE = re.compile(r"(?:[A-Za-z]{2}[0-9]{2}(?: ?[0-9A-Za-z]{4})*|[A-Za-z]+[0-9]+[A-Za-z0-9]*)[ \-]\Z")
 _CODE_AFTER_RE = re.compile(r"[ \-]?(?:[A-Za-z]+[0-9]|[0-9]+[A-Za-z])")
+# A date not inside a longer dotted chain (06.12.34.56.78 is a French number), and a range of years.
+_DATE_RE = re.compile(
+    r"(?<![0-9])(?<![0-9][./-])(?:[0-9]{1,2}([./-])[0-9]{1,2}\1(?:[0-9]{4}|[0-9]{2})|[0-9]{4}([./-])[0-9]{1,2}\2[0-9]{1,2})"
+    r"(?![./-][0-9])(?![0-9])"
+)
+_YEAR_RANGE_RE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2} ?[-\u2013] ?(?:19|20)[0-9]{2}(?![0-9])")
 _CERTAIN, _UNSURE = 2, 1
 
 
@@ -534,40 +540,61 @@ def _find_phones(text: str, region: str) -> Iterator[_Span]:
 
 
 def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) -> Iterator[_Span]:
-    """Read a run of digit groups as numbers from left to right: at each group the longest window that is a
-    phone number (a valid one preferred) wins, and reading goes on after it."""
-    first = 0
-    while first < len(groups):
-        best: tuple[int, _Span] | None = None
-        if first and not _joins_loosely(text, groups[first - 1], groups[first]):
-            first += 1  # "2024-001234": a number does not start right after a dash, dot or slash
+    """Read a run of digit groups as the phone numbers that cover most of its digits ("0171 1234567 / 0172
+    7654321" is two numbers, not one long one and a stray tail), valid ones first, the fewer and the more
+    certain the better.
+
+    A number starts and ends only where groups are joined by spaces, not inside "2024-001234"; windows are
+    at most ``_MAX_GROUPS`` groups, so the work is linear in the run.
+    """
+    count = len(groups)
+    loose = [True] + [_joins_loosely(text, groups[i - 1], groups[i]) for i in range(1, count)] + [True]
+    # best[i]: (digits of valid numbers, digits covered, -numbers, certain numbers) reading groups[i:];
+    # choice[i]: the window taken there. Valid numbers first: "+44 20 7946 0958 4111 ..." is a London number
+    # and a card, not "+44 20 7946" and "0958 4111 1111".
+    best: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * (count + 1)
+    choice: list[tuple[int, _Span] | None] = [None] * (count + 1)
+    for first in range(count - 1, -1, -1):
+        best[first] = best[first + 1]
+        if not loose[first]:
             continue
-        for last in range(min(len(groups), first + _MAX_GROUPS), first, -1):
-            if last < len(groups) and not _joins_loosely(text, groups[last - 1], groups[last]):
+        digits = 0
+        for last in range(first + 1, min(count, first + _MAX_GROUPS) + 1):
+            digits += groups[last - 1][1] - groups[last - 1][0]
+            if digits > _PHONE_MAX_DIGITS:
+                break
+            if digits < _PHONE_MIN_DIGITS - 1 or not loose[last]:
                 continue
-            window = groups[first:last]
-            digits = sum(end - start for start, end in window)
-            if digits < _PHONE_MIN_DIGITS - 1 or digits > _PHONE_MAX_DIGITS:
+            verdict = _phone_verdict(text, groups[first:last], region)
+            if verdict is None:
                 continue
-            verdict = _phone_verdict(text, window, region)
-            if verdict is not None and (best is None or verdict[0] > best[0]):
-                best = verdict
-                if verdict[0] == _CERTAIN:
-                    break
-        if best is None:
+            after = best[last]
+            certainty, span, valid = verdict
+            score = (after[0] + digits * valid, after[1] + digits, after[2] - 1, after[3] + (certainty == _CERTAIN))
+            if score > best[first]:
+                best[first] = score
+                choice[first] = (last, span)
+    first = 0
+    while first < count:
+        taken = choice[first]
+        if taken is None or best[first] == best[first + 1]:
             first += 1
             continue
-        yield best[1]
-        first += next(i for i, group in enumerate(groups[first:], 1) if group[1] >= best[1].end)
+        yield taken[1]
+        first = taken[0]
 
 
 def _joins_loosely(text: str, left: tuple[int, int], right: tuple[int, int]) -> bool:
-    """Whether only spaces (and brackets) stand between two digit groups, so a number may end or start there."""
-    return not text[left[1] : right[0]].strip(" \t\u00a0\u202f\u2009()")
+    """Whether only spaces (and brackets), or a slash set off by spaces, stand between two digit groups, so a
+    number may end or start there ("0171 1234567 / 0172 7654321", but not "0171/1234567")."""
+    between = text[left[1] : right[0]]
+    bare = between.strip(" \t\u00a0\u202f\u2009()")
+    return not bare or (bare == "/" and between[0] != "/" and between[-1] != "/")
 
 
-def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) -> tuple[int, _Span] | None:
-    """Weigh one window of digit groups: ``(_CERTAIN | _UNSURE, span)`` if it is a phone number, else None.
+def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) -> tuple[int, _Span, bool] | None:
+    """Weigh one window of digit groups: ``(_CERTAIN | _UNSURE, span, valid)`` if it is a phone number, else
+    None.
 
     Evidence: an international prefix (``+CC``, ``00CC``) alone is enough for a possible number; otherwise a
     phone word nearby counts 2, a trunk prefix 1 and a phone-like grouping 1; a valid number needs 1, a merely
@@ -594,23 +621,27 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
         return None
     international = written.startswith("+") or written.startswith("(+") or digits.startswith("00")
     if international:
-        number = _parse("+" + written[written.index("00") + 2 :] if digits.startswith("00") else written)
+        plain = written.replace("(0)", " ")  # "+49 (0)171 ...": the trunk prefix is not dialled from abroad
+        if digits.startswith("00"):
+            body = plain.lstrip("( ")
+            plain = "+" + (body[2:] if body.startswith("00") else digits[2:])
+        number = _parse(plain)
         if number is None or not phonenumbers.is_possible_number(number):
             return None
-        return _CERTAIN, _phone_span(start, end, number, uncertain=False)
+        return _CERTAIN, _phone_span(start, end, number, uncertain=False), phonenumbers.is_valid_number(number)
     bracketed = "(" in written
     grouped = bracketed or _phone_grouping(lengths, separators)
     ctx = context == "phone"
     trunk_regions = [region] + ([r for r in _PLAUSIBLE_REGIONS if r != region] if ctx or bracketed else [])
-    best: tuple[int, _Span] | None = None
+    best: tuple[int, _Span, bool] | None = None
     for candidate_region in trunk_regions:
         number = _parse(written, candidate_region)
         if number is None or not phonenumbers.is_possible_number(number):
             continue
         trunk_prefix = phonenumbers.ndd_prefix_for_region(candidate_region, True)
-        has_trunk = bool(trunk_prefix) and digits.startswith(trunk_prefix) and trunk_prefix == "0"
-        nanp = number.country_code == 1
         trunk_expected = trunk_prefix == "0"
+        has_trunk = trunk_expected and digits.startswith("0")
+        nanp = number.country_code == 1
         if trunk_expected and not has_trunk and not ctx and digits[0] != "0":
             # Written without the trunk prefix its country's people always type: not read as a phone number
             # on its shape alone (a reference "2024-001234" is also a valid London number).
@@ -626,7 +657,7 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
         else:
             verdict = _CERTAIN if score >= 2 else (_UNSURE if score == 1 else 0)
         if verdict and (best is None or verdict > best[0]):
-            best = verdict, _phone_span(start, end, number, uncertain=verdict == _UNSURE)
+            best = verdict, _phone_span(start, end, number, uncertain=verdict == _UNSURE), valid
             if verdict == _CERTAIN:
                 break
     return best
@@ -657,11 +688,12 @@ def _other_number_shape(
     text: str, start: int, end: int, digits: str, lengths: list[int], separators: list[str]
 ) -> bool:
     """Whether the written number has the shape of something that is not a phone number."""
+    written = text[start:end]
     marks = [separator.strip() for separator in separators]
     before = text[max(0, start - 12) : start]
     after = text[end : end + 12]
     # A number that goes on: "1.234.567,89", "12345.67", "4501-2/3", "140-538-265-X"
-    if re.match(r"[,.:/][0-9]|-[0-9A-Za-z]", after) or re.search(r"[0-9A-Za-z][,.:]\Z|[A-Za-z]-\Z", before):
+    if re.match(r"[,.:/][0-9]|-[0-9A-Za-z]", after) or re.search(r"[0-9][,.:]\Z|[A-Za-z]-\Z", before):
         return True
     # A date: 12.03.2024, 2024-03-12, 03/12/24
     if len(lengths) == 3 and len(set(marks)) == 1 and marks[0] in {".", "/", "-"}:
@@ -670,11 +702,31 @@ def _other_number_shape(
             return True
         if lengths == [4, 2, 2] and 1 <= b <= 12 and 1 <= c <= 31:
             return True
+    # Inside a range of dates or years: 01.01.2023 - 31.12.2023, 2019-2024
+    if _DATE_RE.search(written) or _YEAR_RANGE_RE.search(written):
+        return True
+    # A round amount: 100 000 000, 2 500 000
+    if (
+        len(lengths) > 1
+        and digits[0] != "0"
+        and lengths[0] <= 3
+        and all(g == "000" for g in _groups_of(digits, lengths)[1:])
+    ):
+        return True
     # A version: 2.3.14, 0.19.4499, 1.12.11.26 (but "1.800.555.1234" is how Americans dot a number)
     if len(marks) >= 2 and all(mark == "." for mark in marks) and 1 in lengths:
         return not (lengths == [1, 3, 3, 4] and digits[0] == "1")
     # An amount: a currency just before or after
     return bool(_CURRENCY_RE.search(before[-6:]) or _CURRENCY_RE.match(after.lstrip()[:8]))
+
+
+def _groups_of(digits: str, lengths: list[int]) -> list[str]:
+    """Split ``digits`` into groups of ``lengths``."""
+    groups, position = [], 0
+    for length in lengths:
+        groups.append(digits[position : position + length])
+        position += length
+    return groups
 
 
 def _other_run_shape(text: str, groups: tuple[tuple[int, int], ...]) -> bool:

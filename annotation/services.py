@@ -406,9 +406,9 @@ def _import_stream(
         # Duplicates are found on the scrubbed text, and only its hash is stored: a hash of the raw text
         # would let anyone holding it confirm a guessed phone number.
         digest = content_hash(
-            [Message(role=m["role"], content=m["content"]) for m in messages],
+            [Message(role=m.role, content=scrubbed[i]) for i, m in enumerate(entry.messages)],
             response,
-            [c["content"] for c in candidates],
+            scrubbed[first_candidate:],
         )
         if digest in seen_in_file:
             report.skip(entry.line, f"same conversation as line {seen_in_file[digest]}")

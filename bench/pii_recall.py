@@ -11,33 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from annotation.pii import PiiPolicy, Scrubber, compile_policy
-from tests.annotation.pii_corpus import DECOY_KINDS, PHONE_KINDS, Case, generate, survives
-
-
-def measure(seed: int, per_kind: int) -> tuple[dict[str, tuple[int, int, int]], dict[str, list[Case]]]:
-    """Return per kind (hits, uncertain, total) (hits = found phones, or surviving decoys) and the misses."""
-    scrubbers: dict[str, Scrubber] = {}
-    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    misses: dict[str, list[Case]] = defaultdict(list)
-    for case in generate(seed, per_kind, per_kind):
-        scrubber = scrubbers.get(case.region) or scrubbers.setdefault(
-            case.region, compile_policy(PiiPolicy(mode="replace", default_phone_region=case.region))
-        )
-        result = scrubber.scrub([case.text])
-        ok = survives(case, result.texts[0]) != case.pii
-        row = hits[case.kind]
-        row[0] += ok
-        row[1] += bool(result.uncertain)
-        row[2] += 1
-        if not ok:
-            misses[case.kind].append(case)
-    return {kind: (h, u, n) for kind, (h, u, n) in hits.items()}, misses
+from tests.annotation.pii_corpus import DECOY_KINDS, PHONE_KINDS, measure
 
 
 def main() -> None:

@@ -10,21 +10,23 @@ without a word saying "phone". A national number is planted in a project whose p
 Decoys are order numbers, amounts with a currency, dates, times, IBAN- and card-shaped strings that fail
 their checksums, reference codes, postcodes and version numbers.
 
-Used by ``tests/annotation/test_pii_recall.py`` (thresholds) and ``bench/pii_recall.py`` (the table in the
-README).
+Measured by :func:`measure`, which ``tests/annotation/test_pii_recall.py`` (thresholds) and
+``bench/pii_recall.py`` (the table in the README) call.
 """
 
 from __future__ import annotations
 
 import random
 import string
-from collections.abc import Iterator
+from collections import defaultdict
 from dataclasses import dataclass
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
+
+from annotation.pii import PiiPolicy, Scrubber, compile_policy
 
 REGIONS = ("GB", "DE", "FR", "US", "NL", "IT", "ES", "CH", "AT", "IE", "PL", "BE", "SE", "PT")
 PHONE_KINDS = (
@@ -118,7 +120,18 @@ def _number(rng: random.Random, region: str, *, valid: bool) -> phonenumbers.Pho
         candidate = _random_national(rng, region, rng.choice(kinds))
         if candidate is not None and phonenumbers.is_valid_number(candidate) == valid:
             return candidate
-    return phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+    return _example(region, PhoneNumberType.MOBILE)
+
+
+def _example(region: str, number_type: int) -> phonenumbers.PhoneNumber:
+    example = phonenumbers.example_number_for_type(region, number_type)
+    assert example is not None, (region, number_type)
+    return example
+
+
+def _country_region(number: phonenumbers.PhoneNumber) -> str:
+    assert number.country_code is not None
+    return phonenumbers.region_code_for_country_code(number.country_code)
 
 
 def _random_national(rng: random.Random, region: str, number_type: int) -> phonenumbers.PhoneNumber | None:
@@ -138,9 +151,7 @@ def _random_national(rng: random.Random, region: str, number_type: int) -> phone
 def _possible_only(rng: random.Random, region: str) -> phonenumbers.PhoneNumber:
     """A number its country's rules call possible but not valid: e.g. a mobile with a digit dropped."""
     for _ in range(500):
-        example = phonenumbers.example_number_for_type(
-            region, rng.choice([PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE])
-        )
+        example = _example(region, rng.choice([PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE]))
         nsn = phonenumbers.national_significant_number(example)
         choice = rng.random()
         if choice < 0.4:
@@ -157,7 +168,7 @@ def _possible_only(rng: random.Random, region: str) -> phonenumbers.PhoneNumber:
 
 
 def _national(rng: random.Random, number: phonenumbers.PhoneNumber) -> str:
-    region = phonenumbers.region_code_for_country_code(number.country_code)
+    region = _country_region(number)
     formatted = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
     digits = "".join(ch for ch in formatted if ch.isdigit())
     if formatted == phonenumbers.national_significant_number(number) or rng.random() < 0.5:
@@ -224,7 +235,7 @@ def _international(rng: random.Random, number: phonenumbers.PhoneNumber, *, doub
     elif style < 0.3:
         body = formatted.split(" ", 1)[1].replace(" ", "-")
     elif style < 0.4 and rng.random() < 0.5:
-        region = phonenumbers.region_code_for_country_code(number.country_code)
+        region = _country_region(number)
         body = ("(0)" if phonenumbers.ndd_prefix_for_region(region, True) == "0" else "") + formatted.split(" ", 1)[1]
     else:
         body = formatted.split(" ", 1)[1] if " " in formatted else nsn
@@ -422,19 +433,26 @@ _DECOYS = {
 }
 
 
+def measure(seed: int, per_kind: int) -> tuple[dict[str, tuple[int, int, int]], dict[str, list[Case]]]:
+    """Return per kind (hits, uncertain, total) (hits = found phones, or surviving decoys) and the misses."""
+    scrubbers: dict[str, Scrubber] = {}
+    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    misses: dict[str, list[Case]] = defaultdict(list)
+    for case in generate(seed, per_kind, per_kind):
+        scrubber = scrubbers.get(case.region) or scrubbers.setdefault(
+            case.region, compile_policy(PiiPolicy(mode="replace", default_phone_region=case.region))
+        )
+        result = scrubber.scrub([case.text])
+        ok = survives(case, result.texts[0]) != case.pii
+        row = hits[case.kind]
+        row[0] += ok
+        row[1] += bool(result.uncertain)
+        row[2] += 1
+        if not ok:
+            misses[case.kind].append(case)
+    return {kind: (h, u, n) for kind, (h, u, n) in hits.items()}, misses
+
+
 def survives(case: Case, scrubbed: str) -> bool:
     """Whether the planted value is still in the scrubbed text, digits and all."""
     return case.value in scrubbed
-
-
-def digit_runs(value: str) -> Iterator[str]:
-    """The digit groups of ``value`` (for diagnostics)."""
-    group = ""
-    for ch in value:
-        if ch.isdigit():
-            group += ch
-        elif group:
-            yield group
-            group = ""
-    if group:
-        yield group

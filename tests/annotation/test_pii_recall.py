@@ -3,8 +3,7 @@ survival of every kind of decoy, on seeds other than the one the README's table 
 
 import pytest
 
-from bench.pii_recall import measure
-from tests.annotation.pii_corpus import DECOY_KINDS, PHONE_KINDS
+from tests.annotation.pii_corpus import DECOY_KINDS, PHONE_KINDS, measure
 
 
 @pytest.mark.parametrize("seed", [1, 7])
