@@ -74,6 +74,8 @@ class ImportBatch(models.Model):
     purpose = models.CharField(max_length=16, default="annotation")
     csv_mapping = models.JSONField(null=True, blank=True)
     skip_bad_lines = models.BooleanField(default=False)
+    # sha256 over the scrubbed content (line and content hash of every record), set when the import has run;
+    # the uploaded file's own hash is never kept: it would be a fingerprint of unscrubbed text.
     sha256 = models.CharField(max_length=64)
     size_bytes = models.PositiveBigIntegerField()
     stored_path = models.CharField(max_length=500, blank=True)  # kept only while a task processes it

@@ -202,7 +202,7 @@ def import_start(
     skip_bad_lines: bool = False,
     purpose: str = "annotation",
 ) -> ImportBatch:
-    """Store the uploaded file (hashing it on the way), record an ``ImportBatch`` and import it: small
+    """Store the uploaded file, record an ``ImportBatch`` and import it: small
     files at once, large ones on a worker. ``purpose="mixin"`` imports general-purpose conversations with
     their answers, which releases may mix into training and annotators never see. Raises ``DomainError``
     for an unknown format or purpose, or a CSV import without a prompt column."""
@@ -216,12 +216,10 @@ def import_start(
         raise DomainError("A CSV import needs the name of the prompt column.", field="csv_mapping")
     incoming = Path(settings.MEDIA_ROOT) / "imports" / str(project.pk)
     incoming.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
     size = 0
     stored = incoming / f"{timezone.now():%Y%m%dT%H%M%S%f}.upload"
     with stored.open("wb") as out:
         for chunk in iter(lambda: upload.read(1024 * 1024), b""):
-            digest.update(chunk)
             size += len(chunk)
             out.write(chunk)
     with transaction.atomic():
@@ -233,7 +231,7 @@ def import_start(
             purpose=purpose,
             csv_mapping=csv_mapping,
             skip_bad_lines=skip_bad_lines,
-            sha256=digest.hexdigest(),
+            sha256="",  # set when the import has run: a hash of the scrubbed content, never of the upload
             size_bytes=size,
             stored_path=str(stored),
         )
@@ -244,7 +242,6 @@ def import_start(
             project=project,
             payload={
                 "source": batch.source_name,
-                "sha256": batch.sha256,
                 "bytes": size,
                 "format": fmt,
                 "purpose": purpose,
@@ -308,6 +305,9 @@ class _ImportReport:
         self.errors: list[dict[str, Any]] = []
         self.skipped: list[dict[str, Any]] = []  # duplicates and PII-rejected items: reported, not errors
         self.scrub_counts: dict[str, int] = {}
+        # sha256 over the scrubbed content, record by record: what identifies the import. The uploaded file's
+        # own hash is never kept, as it would be a fingerprint of unscrubbed text.
+        self.content_digest = hashlib.sha256()
         self.uncertain_count = 0
         self.uncertain: list[dict[str, Any]] = []  # where, what type and shape: never the value
 
@@ -410,6 +410,7 @@ def _import_stream(
             response,
             scrubbed[first_candidate:],
         )
+        report.content_digest.update(f"{entry.line}\t{digest}\n".encode())
         if digest in seen_in_file:
             report.skip(entry.line, f"same conversation as line {seen_in_file[digest]}")
             continue
@@ -501,6 +502,7 @@ def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, fa
         batch.duplicates = report.skipped
         batch.scrub_counts = report.scrub_counts
         batch.uncertain_count = report.uncertain_count
+        batch.sha256 = report.content_digest.hexdigest()
         batch.uncertain = report.uncertain
         batch.failure_reason = failure
         batch.stored_path = ""
@@ -519,6 +521,7 @@ def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, fa
                 "pii_rejected": report.pii_rejected,
                 "pii_found": report.scrub_counts,
                 "pii_uncertain": report.uncertain_count,
+                "sha256": batch.sha256,
                 "failure": failure,
             },
         )

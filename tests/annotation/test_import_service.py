@@ -1,3 +1,6 @@
+import hashlib
+import importlib
+
 import pytest
 from django.db import connection
 
@@ -6,7 +9,7 @@ from accounts.models import AuditEvent
 from annotation import services
 from annotation.models import AnnotationSettings, ImportBatch, Item, Slot
 from annotation.parsing import Message, content_hash
-from tests.annotation.helpers import chat_line, import_lines
+from tests.annotation.helpers import chat_line, import_lines, jsonl
 from tests.conftest import Personas
 
 pytestmark = pytest.mark.django_db
@@ -206,3 +209,39 @@ def test_the_settings_refuse_an_unknown_choice_for_uncertain_values_or_phone_reg
     _settings(personas)  # a caller that does not name them leaves them as they are
     current.refresh_from_db()
     assert (current.pii_phone_region, current.pii_uncertain) == ("DE", "keep")
+
+
+def test_the_import_keeps_no_hash_of_the_uploaded_file(personas: Personas) -> None:
+    lines = [chat_line("Ring me on 07911 123456 please", "Will do."), chat_line("Nothing personal here")]
+    raw = hashlib.sha256(jsonl(*lines)).hexdigest()
+    batch = import_lines(personas.project, personas.data_lead, *lines)
+    items = Item.objects.filter(batch=batch).order_by("id")
+    expected = hashlib.sha256("".join(f"{n}\t{i.content_hash}\n" for n, i in enumerate(items, 1)).encode())
+    assert batch.sha256 == expected.hexdigest()
+    with connection.cursor() as cursor:
+        for table in ("annotation_item", "annotation_importbatch", "accounts_auditevent"):
+            cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 - fixed table names
+            assert raw not in repr(cursor.fetchall()), table
+
+
+def test_the_migration_hashes_the_stored_scrubbed_text_of_existing_items(personas: Personas) -> None:
+    from django.apps import apps
+
+    migration = importlib.import_module("annotation.migrations.0007_pii_uncertain_and_phone_region")
+    batch = import_lines(
+        personas.project, personas.data_lead, chat_line("Call +44 20 7946 0958", "ok"), chat_line("Hi", "ok")
+    )
+    first, second = Item.objects.filter(batch=batch).order_by("id")
+    raw_hash = content_hash([Message("user", "Call +44 20 7946 0958")], "ok")
+    Item.objects.filter(pk=first.pk).update(content_hash=raw_hash)  # as imported before scrubbed hashing
+    # A second item whose stored text is the same once scrubbed: it must keep a unique hash.
+    Item.objects.filter(pk=second.pk).update(messages=first.messages, content_hash="1" * 64)
+    ImportBatch.objects.filter(pk=batch.pk).update(sha256="2" * 64)
+    migration.rehash_scrubbed_text(apps, None)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.content_hash == content_hash([Message("user", "Call [PHONE_1]")], "ok")
+    tagged = [Message("user", "Call [PHONE_1]"), Message("enclave-item", str(second.pk))]
+    assert second.content_hash == content_hash(tagged, "ok")
+    batch.refresh_from_db()
+    assert batch.sha256 == hashlib.sha256(f"{first.content_hash}\n{second.content_hash}\n".encode()).hexdigest()
