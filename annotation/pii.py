@@ -565,6 +565,8 @@ def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) 
                 break
             if digits < _PHONE_MIN_DIGITS - 1 or not loose[last]:
                 continue
+            if sum(end - start == 1 for start, end in groups[first:last]) > 2:
+                break  # "1 2 3 4 5 6 7": nobody writes a phone number in single digits
             verdict = _phone_verdict(text, groups[first:last], region)
             if verdict is None:
                 continue
@@ -635,7 +637,7 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
     trunk_regions = [region] + ([r for r in _PLAUSIBLE_REGIONS if r != region] if ctx or bracketed else [])
     best: tuple[int, _Span, bool] | None = None
     for candidate_region in trunk_regions:
-        number = _parse(written, candidate_region)
+        number = _parse(digits, candidate_region)
         if number is None or not phonenumbers.is_possible_number(number):
             continue
         trunk_prefix = phonenumbers.ndd_prefix_for_region(candidate_region, True)
@@ -663,9 +665,11 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
     return best
 
 
-def _parse(digits: str, region: str = "ZZ") -> phonenumbers.PhoneNumber | None:
+@functools.lru_cache(maxsize=65536)
+def _parse(written: str, region: str = "ZZ") -> phonenumbers.PhoneNumber | None:
+    """``phonenumbers.parse`` (its costliest step here), remembered: chats repeat numbers and their shapes."""
     try:
-        return phonenumbers.parse(digits, region)
+        return phonenumbers.parse(written, region)
     except phonenumbers.NumberParseException:
         return None
 
@@ -716,6 +720,14 @@ def _other_number_shape(
     # A version: 2.3.14, 0.19.4499, 1.12.11.26 (but "1.800.555.1234" is how Americans dot a number)
     if len(marks) >= 2 and all(mark == "." for mark in marks) and 1 in lengths:
         return not (lengths == [1, 3, 3, 4] and digits[0] == "1")
+    # ... or one that ends in a build number: 15.19.17.9564 (a dotted phone number has no trunk-less build)
+    if (
+        len(marks) >= 3
+        and all(mark == "." for mark in marks)
+        and digits[0] != "0"
+        and lengths[-1] >= 4 > max(lengths[1:-1])
+    ):
+        return True
     # An amount: a currency just before or after
     return bool(_CURRENCY_RE.search(before[-6:]) or _CURRENCY_RE.match(after.lstrip()[:8]))
 

@@ -316,10 +316,7 @@ def _date(rng: random.Random) -> tuple[str, str]:
             f"{y}-{m:02d}-{d:02d} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}",
         ]
     )
-    return (
-        value,
-        f"{rng.choice(['It was on', 'Datum:', 'le', 'Since', 'dated'])} {value}, {rng.choice(['ok?', 'I think.', ''])}",
-    )
+    return value, _say(rng, ["It was on", "Datum:", "le", "Since", "dated"], value, [", ok?", "I think.", ""])
 
 
 def _time(rng: random.Random) -> tuple[str, str]:
@@ -408,7 +405,8 @@ def _postcode(rng: random.Random) -> tuple[str, str]:
 
 def _version(rng: random.Random) -> tuple[str, str]:
     parts = [str(rng.randint(0, 20)) for _ in range(rng.randint(2, 4))]
-    parts[-1] = str(rng.randint(0, 9999))
+    # A build number last; four parts of at most 255 would be an IP address, which is scrubbed as one.
+    parts[-1] = str(rng.randint(0, 9999) if len(parts) < 4 else rng.randint(256, 9999))
     value = rng.choice(["", "v", "V"]) + ".".join(parts)
     return (
         value,
@@ -416,8 +414,13 @@ def _version(rng: random.Random) -> tuple[str, str]:
     )
 
 
+# Leads that say nothing of what the number is: a third of the decoys must survive on their shape alone.
+_NEUTRAL_LEADS = ["Hi,", "so", "OK:", "Line one.\n", "Bonjour,", "Hallo,", "It is", "see", ""]
+
+
 def _say(rng: random.Random, leads: list[str], value: str, tails: list[str]) -> str:
-    return f"{rng.choice(leads)} {value} {rng.choice(tails)}".strip()
+    lead = rng.choice(_NEUTRAL_LEADS if rng.random() < 1 / 3 else leads)
+    return f"{lead} {value} {rng.choice(tails)}".strip()
 
 
 _DECOYS = {
