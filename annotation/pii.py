@@ -47,8 +47,11 @@ checks are much stricter than "is a valid phone number"); otherwise the longer m
 then the detector listed first above.
 
 Detection runs in passes until a pass finds nothing (at most ``_MAX_PASSES``): each pass masks what it found
-and the next looks again, because a match can hide a neighbour: e.g. the phone matcher gives up on a phone
-number written straight before a card number until the card is masked. This makes scrubbing idempotent: the
+and the next looks again, because a match can hide a neighbour: e.g. a phone number written straight before a
+card number is read only once the card is masked. Phone numbers are looked for only when the other detectors
+find nothing more, so the words around a number read the same as they will in the scrubbed text (where the
+other values are placeholders, which are no words), and a number kept as uncertain stays uncertain when the
+text is scrubbed again. This makes scrubbing idempotent: the
 scrubbed texts contain nothing any detector would find again, and placeholder-shaped tokens (``[TYPE_n]``)
 are never detected as anything.
 """
@@ -75,8 +78,8 @@ _TYPE_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 # match that overlaps one of them is the phone matcher reading into a different number.
 _PHONE_YIELDS_TO = frozenset({"IBAN", "CARD", "SSN", "IPV4", "IPV6"})
 # Each pass masks at least one more character, so passes always end; this bound only caps the cost of
-# adversarial input. Real text needs two passes when it has PII, one when it has none.
-_MAX_PASSES = 8
+# adversarial input. Real text needs two or three passes when it has PII (phone numbers come after the rest).
+_MAX_PASSES = 12
 # Masked characters stay in place so offsets never move; NUL is outside every built-in detector's alphabet.
 _MASK = "\x00"
 
@@ -239,12 +242,12 @@ class Scrubber:
             _find_ssns,
             _find_ipv4s,
             _find_ipv6s,
-            lambda text: _find_phones(text, phone_region),
         ]
         detectors.extend(_extra_detector(type_name, compiled) for type_name, compiled in extra_patterns)
         if terms_re is not None:
             detectors.append(lambda text: _find_terms(text, terms_re))
         self._detectors = tuple(detectors)
+        self._phone_region = phone_region
 
     def scrub(self, texts: Sequence[str]) -> ScrubResult:
         """Find PII in all ``texts`` of one item and replace each value with a typed placeholder.
@@ -296,6 +299,10 @@ class Scrubber:
         for _ in range(_MAX_PASSES):
             candidates = [(rank, span) for rank, detect in enumerate(self._detectors) for span in detect(work)]
             chosen = _resolve(candidates, blocked)
+            if not chosen:
+                # Phone numbers last, once nothing else is left to find: the words around a number decide, and
+                # they must read the same now as in the scrubbed text (where other values are placeholders).
+                chosen = _resolve([(0, span) for span in _find_phones(work, self._phone_region)], blocked)
             if not chosen:
                 break
             found.extend(chosen)
@@ -457,14 +464,17 @@ def _words(text: str) -> tuple[str, ...]:
 
 _SPACE = "[ \t\u00a0\u202f\u2009]"
 _SEP = rf"(?:{_SPACE}{{0,2}}[\-./\u2010\u2011\u2013]{_SPACE}{{0,2}}|{_SPACE}{{1,3}})"
-_PART = r"(?:\(\+?[0-9]{1,5}\)|\+?[0-9]++)"
+_PART = r"(?:\(\+?[0-9]{1,5}\)|[0-9]++)"
 # Possessive and atomic throughout, so a run is read once, left to right: linear on any input.
 _PHONE_RUN_RE = re.compile(rf"(?<![0-9A-Za-z+\-./#№_])(?:\+|\(\+?)?[0-9][0-9]*+\)?(?>{_SEP}?{_PART})*+")
 _GROUP_RE = re.compile(r"[0-9]+")
 _PHONE_MIN_DIGITS = 7
 _PHONE_MAX_DIGITS = 17  # 15 of E.164 plus a written "00" or a trunk "(0)"
 _MAX_GROUPS = 8
-_CONTEXT_CHARS = 48
+# Context: words on the same line, within this many characters (numbers between count, so it is generous)
+_CONTEXT_CHARS = 160
+_CONTEXT_WORDS_BEFORE = 6
+_CONTEXT_WORDS_AFTER = 3
 _WORD_RE = re.compile(r"[^\W\d_]+")
 # Stems that say "phone" in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and the
 # Nordic languages; a token counts when it starts or ends with one (German compounds: "Handynummer").
@@ -515,6 +525,9 @@ _DATE_RE = re.compile(
     r"(?![./-][0-9])(?![0-9])"
 )
 _YEAR_RANGE_RE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2} ?[-\u2013] ?(?:19|20)[0-9]{2}(?![0-9])")
+# A placeholder, or the part of one that a context window cut off: "[PHONE_1]", "ONE_1]", "[EMAI".
+_PLACEHOLDER_WORD_RE = re.compile(r"\[?[A-Z][A-Z0-9_]*_[0-9]+\]|\[[A-Z][A-Z0-9_]*\Z|\A[A-Z0-9_]*_[0-9]+\]")
+_GLUED_HEAD_RE = re.compile(r"[0-9][+(]?[ \t\u00a0\u202f\u2009]?\Z")
 _CERTAIN, _UNSURE = 2, 1
 
 
@@ -529,6 +542,8 @@ def _find_phones(text: str, region: str) -> Iterator[_Span]:
     if not _ANY_DIGIT_RE.search(text):
         return
     for match in _PHONE_RUN_RE.finditer(text):
+        if _GLUED_HEAD_RE.search(text, max(0, match.start() - 3), match.start()):
+            continue  # the tail of digits that could not start a number ("x+49 (0)171 ...", "AB12 3456")
         groups = tuple((m.start(), m.end()) for m in _GROUP_RE.finditer(text, match.start(), match.end()))
         if sum(end - start for start, end in groups) < _PHONE_MIN_DIGITS:
             continue
@@ -759,29 +774,42 @@ def _other_run_shape(text: str, groups: tuple[tuple[int, int], ...]) -> bool:
 
 def _context(text: str, start: int, end: int) -> Literal["phone", "other", ""]:
     """Read the words just before the number (nearest first), then just after: the first that names a kind of
-    number decides. Only the same line counts."""
+    number decides. Only words count, on the same line, at most ``_CONTEXT_WORDS_BEFORE`` before and
+    ``_CONTEXT_WORDS_AFTER`` after; numbers and placeholders between are passed over, so a number reads the same
+    context before and after its neighbours are scrubbed (which keeps scrubbing idempotent)."""
+    before = _context_before(text, start)
+    if before in ("phone", "other"):
+        return before
+    return "phone" if before == "number" or _context_after(text, end) == "phone" else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _context_before(text: str, start: int) -> Literal["phone", "other", "number", ""]:
     line_start = text.rfind("\n", max(0, start - _CONTEXT_CHARS), start) + 1
-    before = text[max(line_start, start - _CONTEXT_CHARS) : start].casefold()
-    weak_phone = False
-    for word in reversed(_WORD_RE.findall(before)):
-        kind = _word_kind(word)
-        if kind == "other":
-            return "other"
-        if kind == "phone":
-            return "phone"
-        if kind == "number":
-            weak_phone = True
-    if "#" in before[-3:] or "№" in before[-3:]:
+    window = text[max(line_start, start - _CONTEXT_CHARS) : start]
+    if "#" in window[-3:] or "№" in window[-3:]:
         return "other"
+    weak_phone = False
+    words = _WORD_RE.findall(_PLACEHOLDER_WORD_RE.sub(" ", window).casefold())
+    for word in reversed(words[-_CONTEXT_WORDS_BEFORE:]):
+        kind = _word_kind(word)
+        if kind in ("phone", "other"):
+            return kind
+        weak_phone = weak_phone or kind == "number"
+    return "number" if weak_phone else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _context_after(text: str, end: int) -> Literal["phone", ""]:
     line_end = text.find("\n", end, end + _CONTEXT_CHARS)
-    after = text[end : line_end if line_end != -1 else end + _CONTEXT_CHARS].casefold()
-    for word in _WORD_RE.findall(after)[:3]:
+    window = text[end : line_end if line_end != -1 else end + _CONTEXT_CHARS]
+    for word in _WORD_RE.findall(_PLACEHOLDER_WORD_RE.sub(" ", window).casefold())[:_CONTEXT_WORDS_AFTER]:
         kind = _word_kind(word)
         if kind == "phone":
             return "phone"
         if kind == "other":
             break
-    return "phone" if weak_phone else ""
+    return ""
 
 
 @functools.lru_cache(maxsize=8192)

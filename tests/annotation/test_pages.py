@@ -1,3 +1,4 @@
+import json
 import re
 import time
 
@@ -228,3 +229,23 @@ def test_the_settings_page_sets_the_phone_region_and_what_happens_to_uncertain_v
     assert "Unknown phone region" in refused
     current.refresh_from_db()
     assert current.pii_phone_region == "FR"
+
+
+def test_the_import_report_lists_uncertain_values_on_the_page_and_in_the_api(
+    personas: Personas, client_for: ClientFor
+) -> None:
+    services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=1, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[], pii_phone_region="ES",
+    )  # fmt: skip
+    batch = import_lines(personas.project, personas.data_lead, chat_line("Hola"), chat_line("Details: 412 345 670"))
+    client = client_for(personas.data_lead)
+    page = client.get(f"/projects/{personas.project.pk}/imports/{batch.pk}/").content.decode()
+    assert 'id="import-uncertain"' in page
+    assert "412 345 670" not in page
+    body = client.get(f"/api/v1/projects/{personas.project.pk}/imports/{batch.pk}/").json()
+    assert body["uncertain_count"] == 1
+    assert body["uncertain"] == [
+        {"line": 2, "type": "PHONE", "turn": 0, "column": 9, "hint": "••• ••• •••", "scrubbed": True}
+    ]
+    assert "412 345 670" not in json.dumps(body)

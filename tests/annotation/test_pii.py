@@ -379,3 +379,21 @@ def test_it_finds_nothing_new_when_scrubbing_its_own_output(texts: list[str]) ->
     assert {f.type for f in again.findings} & {"EMAIL", "IBAN", "CARD", "SSN"} == set()
     # Stronger than asked: passes run to a fixed point, so no detector finds anything at all.
     assert again.findings == []
+
+
+_PHONE_PIECES = ["0171 123456", "+49 (0)171 1234567", "06.12.34.56.78", "412 345 670", "(415) 555-2671", "Tel.", "call"]
+_PHONE_TEXT = st.lists(
+    st.one_of(st.sampled_from(_PHONE_PIECES), st.sampled_from(_PII_PIECES), st.sampled_from(_GLUE)), max_size=10
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(_PHONE_TEXT, max_size=3), region=st.sampled_from(["GB", "DE", "ES", "US"]), keep=st.booleans())
+def test_it_is_idempotent_on_phone_numbers_whether_it_keeps_uncertain_values_or_not(
+    texts: list[str], region: str, keep: bool
+) -> None:
+    scrubber = compile_policy(PiiPolicy(mode="replace", default_phone_region=region, scrub_uncertain=not keep))
+    once = scrubber.scrub(texts)
+    again = scrubber.scrub(once.texts)
+    assert again.texts == once.texts
+    assert all(finding.kept for finding in again.findings)  # only kept uncertain values are found again
