@@ -466,7 +466,8 @@ _SPACE = "[ \t\u00a0\u202f\u2009]"
 _SEP = rf"(?:{_SPACE}{{0,2}}[\-./\u2010\u2011\u2013]{_SPACE}{{0,2}}|{_SPACE}{{1,3}})"
 _PART = r"(?:\(\+?[0-9]{1,5}\)|[0-9]++)"
 # Possessive and atomic throughout, so a run is read once, left to right: linear on any input.
-_PHONE_RUN_RE = re.compile(rf"(?<![0-9A-Za-z+\-./#№_])(?:\+|\(\+?)?[0-9][0-9]*+\)?(?>{_SEP}?{_PART})*+")
+# Not inside a token, nor after a dot (2.3.14, 12.5) unless the dot ends a word ("Tel.0171 1234567").
+_PHONE_RUN_RE = re.compile(rf"(?<![0-9A-Za-z+\-/#№_])(?<![^A-Za-z]\.)(?:\+|\(\+?)?[0-9][0-9]*+\)?(?>{_SEP}?{_PART})*+")
 _GROUP_RE = re.compile(r"[0-9]+")
 _PHONE_MIN_DIGITS = 7
 _PHONE_MAX_DIGITS = 17  # 15 of E.164 plus a written "00" or a trunk "(0)"
@@ -556,7 +557,7 @@ def _find_phones(text: str, region: str) -> Iterator[_Span]:
 
 def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) -> Iterator[_Span]:
     """Read a run of digit groups as the phone numbers that cover most of its digits ("0171 1234567 / 0172
-    7654321" is two numbers, not one long one and a stray tail), valid ones first, the fewer and the more
+    7654321" is two numbers, not one long one and a stray tail), then valid ones, the fewer and the more
     certain the better.
 
     A number starts and ends only where groups are joined by spaces, not inside "2024-001234"; windows are
@@ -564,9 +565,9 @@ def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) 
     """
     count = len(groups)
     loose = [True] + [_joins_loosely(text, groups[i - 1], groups[i]) for i in range(1, count)] + [True]
-    # best[i]: (digits of valid numbers, digits covered, -numbers, certain numbers) reading groups[i:];
-    # choice[i]: the window taken there. Valid numbers first: "+44 20 7946 0958 4111 ..." is a London number
-    # and a card, not "+44 20 7946" and "0958 4111 1111".
+    # best[i]: (digits covered, digits of valid numbers, -numbers, certain numbers) reading groups[i:];
+    # choice[i]: the window taken there. (Cards, IBANs... are masked before phone numbers are read, so a run
+    # holds only what may be phone numbers: covering all of it comes first.)
     best: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * (count + 1)
     choice: list[tuple[int, _Span] | None] = [None] * (count + 1)
     for first in range(count - 1, -1, -1):
@@ -587,7 +588,7 @@ def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) 
                 continue
             after = best[last]
             certainty, span, valid = verdict
-            score = (after[0] + digits * valid, after[1] + digits, after[2] - 1, after[3] + (certainty == _CERTAIN))
+            score = (after[0] + digits, after[1] + digits * valid, after[2] - 1, after[3] + (certainty == _CERTAIN))
             if score > best[first]:
                 best[first] = score
                 choice[first] = (last, span)
@@ -636,6 +637,7 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
     context = _context(text, start, end)
     if context == "other":
         return None
+    ctx = context == "phone"
     international = written.startswith("+") or written.startswith("(+") or digits.startswith("00")
     if international:
         plain = written.replace("(0)", " ")  # "+49 (0)171 ...": the trunk prefix is not dialled from abroad
@@ -643,13 +645,18 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
             body = plain.lstrip("( ")
             plain = "+" + (body[2:] if body.startswith("00") else digits[2:])
         number = _parse(plain)
-        if number is None or not phonenumbers.is_possible_number(number):
+        if number is None:
             return None
+        if not phonenumbers.is_possible_number(number):
+            # Mistyped ("+33 6 12 34 56 7"): still someone's number when the words say phone.
+            return (_UNSURE, _Span("PHONE", start, end, f"+{digits.removeprefix('00')}", True), False) if ctx else None
         return _CERTAIN, _phone_span(start, end, number, uncertain=False), phonenumbers.is_valid_number(number)
     bracketed = "(" in written
     grouped = bracketed or _phone_grouping(lengths, separators)
-    ctx = context == "phone"
-    trunk_regions = [region] + ([r for r in _PLAUSIBLE_REGIONS if r != region] if ctx or bracketed else [])
+    # "(415) 555-2671", "415-555-2671", "1-800-555-0199": the North American layout says phone on its own.
+    nanp_layout = len(lengths) >= 3 and lengths[-3:] == [3, 3, 4] and (len(lengths) == 3 or digits[0] == "1")
+    elsewhere = ctx or bracketed or nanp_layout
+    trunk_regions = [region] + ([r for r in _PLAUSIBLE_REGIONS if r != region] if elsewhere else [])
     best: tuple[int, _Span, bool] | None = None
     for candidate_region in trunk_regions:
         number = _parse(digits, candidate_region)
@@ -677,6 +684,9 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
             best = verdict, _phone_span(start, end, number, uncertain=verdict == _UNSURE), valid
             if verdict == _CERTAIN:
                 break
+    if best is None and ctx and digits.startswith("0") and 8 <= len(digits) <= 14:
+        # A phone word and a trunk prefix, but no country's rules allow the length: a mistyped number.
+        return _UNSURE, _Span("PHONE", start, end, digits, True), False
     return best
 
 
@@ -778,7 +788,7 @@ def _context(text: str, start: int, end: int) -> Literal["phone", "other", ""]:
     ``_CONTEXT_WORDS_AFTER`` after; numbers and placeholders between are passed over, so a number reads the same
     context before and after its neighbours are scrubbed (which keeps scrubbing idempotent)."""
     before = _context_before(text, start)
-    if before in ("phone", "other"):
+    if before == "phone" or before == "other":
         return before
     return "phone" if before == "number" or _context_after(text, end) == "phone" else ""
 

@@ -150,11 +150,18 @@ def test_it_reads_a_national_number_of_another_region_where_the_text_says_phone(
         ("my number: 612 345 678", "ES"),
         ("call me on 0612345678", "GB"),
         ("cellulare 312 345 6789", "IT"),
+        ("Tel.0171 1234567", "GB"),
+        ("415-555-2671", "GB"),
+        ("call +33 6 12 34 56 7", "GB"),  # a digit short: not even possible, but the words say phone
+        ("mon portable 06 12 34 56 7", "FR"),
+        ("0171 1234567 / 0172 7654321", "DE"),
+        ("+44 (0) 7911 123456", "DE"),
+        ("0470/12.34.56", "BE"),
     ],
 )
 def test_it_scrubs_possible_numbers_where_the_text_or_the_format_says_phone(text: str, region: str) -> None:
     scrubbed, counts = _one(text, PiiPolicy(mode="replace", default_phone_region=region))
-    assert counts == {"PHONE": 1}
+    assert set(counts) == {"PHONE"}
     assert not re.search(r"[0-9]{2}", scrubbed), scrubbed
 
 
@@ -176,6 +183,13 @@ def test_it_scrubs_possible_numbers_where_the_text_or_the_format_says_phone(text
         "Android 1.12.11.2026 installed",
         "postcode 75008 Paris",
         "Call at 14:30 please",
+        "v1.2.3 and 12.5",
+        "Bestell-Nr.12345678",
+        "dal 2019-2024",
+        "Zeitraum 01.01.2023 - 31.12.2023",
+        "I paid 100 000 000 for it",
+        "Kundennummer 1234567890",
+        "SIRET 732 829 320 00074",
     ],
 )
 def test_it_keeps_numbers_that_are_not_phone_numbers(text: str) -> None:
