@@ -26,21 +26,26 @@ TERM     project terms, case-insensitive, whole words, any spacing   always     
 =======  ==========================================================  ===============================  ===============
 
 PHONE evidence. ``+CC`` or ``00CC`` and a possible number: found. Otherwise the number is read in the policy's
-region (and, when a phone word is near or the area code is bracketed, in the other usual regions too), and
-weighed: a phone word in the words just before or after it (tel, phone, call, mobile, cell, Handy, Telefon,
-Nummer, téléphone, portable, móvil, teléfono, cellulare, mobiel ... in English, German, French, Spanish,
-Italian, Dutch, Portuguese, Polish and Nordic languages; "number" words count when nothing nearer names another
-kind of number) counts 2, a trunk prefix ``0`` 1, a phone-like grouping 1. A valid number needs 1, a merely
-possible one 2; a possible one with 1, a valid one with none where no trunk prefix is dialled (Spain, Italy,
-Poland ...), and another country's national number without both a phone word and validity are *uncertain*:
-reported as such (``Finding.uncertain``, with a masked ``hint``), and scrubbed unless the policy says
-``scrub_uncertain=False``. A national number of a trunk-prefix country written without its ``0`` and without
-a phone word is not read. Ruled out whatever the evidence: a word nearer the number naming another kind of
-number (order, Bestellnummer, invoice, ref, IBAN, card, amount, date, version ...), a currency next to it, a
-number that goes on (``1.234.567,89``), dates (``12.03.2024``, ``2024-03-12``), versions (a dotted 1-digit
-group), card-shaped runs (13-19 digits from an issuer range, in fours or one group) and runs that continue a
-code mixing letters and digits (IBAN-shaped strings, ``AB12 3456 7890``). ``bench/pii_recall.py`` measures
-recall and decoy survival on the generated set in ``tests/annotation/pii_corpus.py``.
+region (and, when a phone word is near, the area code is bracketed or the digits have the North American
+3-3-4 layout, in the other usual regions too), and weighed: a phone word among the six words before it or the
+three after, on its line (tel, phone, call, mobile, cell, Handy, Telefon, Nummer, téléphone, portable, móvil,
+teléfono, cellulare, mobiel ... in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and
+Nordic languages; "number" words count when nothing nearer names another kind of number) counts 2, a trunk
+prefix ``0`` 1, a phone-like grouping 1. A valid number needs 1, a merely possible one 2. *Uncertain*: a
+possible one with 1; a valid one with none where no trunk prefix is dialled (Spain, Italy, Poland ...);
+another country's national number without both a phone word and validity; a number no country allows (a digit
+short or long) with a phone word and a ``0`` or ``+`` in front. Uncertain values are reported as such
+(``Finding.uncertain``, with a masked ``hint``) and scrubbed unless the policy says ``scrub_uncertain=False``.
+A national number of a trunk-prefix country written without its ``0`` and without a phone word is not read.
+Ruled out whatever the evidence: a word nearer the number naming another kind of number (order,
+Bestellnummer, invoice, ref, IBAN, card, amount, date, version ...), a currency next to it, a number that goes
+on (``1.234.567,89``), dates and date or year ranges (``12.03.2024``, ``2024-03-12``, ``2019-2024``),
+versions (a dotted 1-digit group, or a dotted build number last), round amounts (``100 000 000``),
+card-shaped runs (13-19 digits from an issuer range, in fours or one group) and runs that continue a code
+mixing letters and digits (IBAN-shaped strings, ``AB12 3456 7890``). A run of digit groups is read as the
+numbers that cover most of it (``0171 1234567 / 0172 7654321`` is two). Linear: each run is read once, with
+windows of at most eight groups. ``bench/pii_recall.py`` measures recall and decoy survival on the generated
+set in ``tests/annotation/pii_corpus.py``.
 
 Overlaps are resolved per text: a PHONE never wins over an overlapping IBAN, CARD, SSN or IP address (their
 checks are much stricter than "is a valid phone number"); otherwise the longer match wins, then the earlier,
