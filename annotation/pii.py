@@ -37,8 +37,9 @@ another country's national number without both a phone word and validity; a numb
 short or long) with a phone word and a ``0`` or ``+`` in front. Uncertain values are reported as such
 (``Finding.uncertain``, with a masked ``hint``) and scrubbed unless the policy says ``scrub_uncertain=False``.
 A national number of a trunk-prefix country written without its ``0`` and without a phone word is not read.
-Ruled out whatever the evidence: a word nearer the number naming another kind of number (order,
-Bestellnummer, invoice, ref, IBAN, card, amount, date, version ...), a currency next to it, a number that goes
+Ruled out whatever the evidence: a word naming another kind of number (order, Bestellnummer, invoice, ref,
+IBAN, card, amount, transfer, date, version ...) as the nearest or second-nearest word before it (further off
+it names something else: "my card is blocked, 0171 ..."), a currency next to it, a number that goes
 on (``1.234.567,89``), dates and date or year ranges (``12.03.2024``, ``2024-03-12``, ``2019-2024``),
 versions (a dotted 1-digit group, or a dotted build number last), round amounts (``100 000 000``),
 card-shaped runs (13-19 digits from an issuer range, in fours or one group) and runs that continue a code
@@ -481,6 +482,7 @@ _MAX_GROUPS = 8
 _CONTEXT_CHARS = 160
 _CONTEXT_WORDS_BEFORE = 6
 _CONTEXT_WORDS_AFTER = 3
+_OTHER_WORD_REACH = 1  # "order 123", "Your order is 123", "Bestellnummer lautet 123"
 _WORD_RE = re.compile(r"[^\W\d_]+")
 # Stems that say "phone" in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and the
 # Nordic languages; a token counts when it starts or ends with one (German compounds: "Handynummer").
@@ -491,7 +493,7 @@ _PHONE_WORDS = _words(
     fixe teléfono telefono móvil movil celular llamar llámame llama cellulare chiamare chiamami
     cellphone landline contact reach dial hotline kontakt contatto contacto bellen tlf puhelin komórka
     komorka telemóvel rufen ruf vorwahl gsm tél tfno telf mob cel ph phon rückruf callback mobiel bel
-    telefoon telefonisch
+    telefoon telefonisch telefone ligar zadzwoń zadzwon dzwonić dzwonic
     """
 )
 # "My number is ...": a phone word when no word for another kind of number is nearer.
@@ -510,7 +512,16 @@ _OTHER_NUMBER_WORDS = _words(
     data dated version build release serial seriennummer série postcode zip postleitzahl code pin tan
     otp reference voucher gutschein coupon sku artikel article item isbn vat ust tva iva nip steuer tax
     bsn ssn nino nif dni codice fiscale siret siren kvk vin imei mrn page seite visa mastercard amex app
-    ios android update firmware vorgang aktenzeichen sepa blz sort
+    ios android update firmware vorgang aktenzeichen sepa blz sort loan kredit credit crédito prêt
+    mortgage hypothek hypothèque hipoteca mutuo darlehen depot portfolio securities wertpapier isin
+    routing aba member mitglied versicherung insurance assurance seguro assicurazione claim schaden
+    sinistre siniestro receipt beleg quittung reçu recibo ricevuta booking buchung réservation reserva
+    prenotazione confirmation bestätigung pnr flight flug vuelo volo terminal atm branch filiale agence
+    sucursal merchant händler commerçant esercente creditor gläubiger akte incident request anfrage
+    demande solicitud richiesta lot charge batch transfer payment zahlung paiement pago pagamento paid
+    pay bezahlt überwiesen withdrawal deposit fee gebühr frais cargo commissione refund erstattung
+    remboursement reembolso rimborso przelew kwota rachunek overschrijving encomenda fatura conta
+    montante valor transferência beställning bestilling ordre belopp beløb
     """
 )
 _CURRENCY_RE = re.compile(
@@ -805,12 +816,19 @@ def _context_before(text: str, start: int) -> Literal["phone", "other", "number"
     if "#" in window[-3:] or "№" in window[-3:]:
         return "other"
     weak_phone = False
+    distance = 0  # words between, not counting "number" words ("order number: ...")
     words = _WORD_RE.findall(_PLACEHOLDER_WORD_RE.sub(" ", window).casefold())
     for word in reversed(words[-_CONTEXT_WORDS_BEFORE:]):
         kind = _word_kind(word)
-        if kind in ("phone", "other"):
+        if kind == "phone":
             return kind
-        weak_phone = weak_phone or kind == "number"
+        if kind == "number":
+            weak_phone = True
+            continue
+        if kind == "other" and distance <= _OTHER_WORD_REACH:
+            return kind
+        # Further off, a word for another kind of number names something else ("my card is blocked, 0171 ...").
+        distance += 1
     return "number" if weak_phone else ""
 
 

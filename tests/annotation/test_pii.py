@@ -157,6 +157,8 @@ def test_it_reads_a_national_number_of_another_region_where_the_text_says_phone(
         ("0171 1234567 / 0172 7654321", "DE"),
         ("+44 (0) 7911 123456", "DE"),
         ("0470/12.34.56", "BE"),
+        ("My credit card is blocked: 0171 1234567", "GB"),  # "card" is too far off to name this number
+        ("Meine Karte ist gesperrt, Handy 0171 123456", "DE"),
     ],
 )
 def test_it_scrubs_possible_numbers_where_the_text_or_the_format_says_phone(text: str, region: str) -> None:
@@ -190,6 +192,8 @@ def test_it_scrubs_possible_numbers_where_the_text_or_the_format_says_phone(text
         "I paid 100 000 000 for it",
         "Kundennummer 1234567890",
         "SIRET 732 829 320 00074",
+        "Your order is 4501234567",
+        "a transfer of 1 234 567 yesterday",
     ],
 )
 def test_it_keeps_numbers_that_are_not_phone_numbers(text: str) -> None:
