@@ -573,15 +573,15 @@ def _find_phones(text: str, region: str) -> Iterator[_Span]:
 
 def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) -> Iterator[_Span]:
     """Read a run of digit groups as the phone numbers that cover most of its digits ("0171 1234567 / 0172
-    7654321" is two numbers, not one long one and a stray tail), then valid ones, the fewer and the more
-    certain the better.
+    7654321" is two numbers, not one long one and a stray tail), then the fewer numbers, the more of them valid
+    and certain the better.
 
     A number starts and ends only where groups are joined by spaces, not inside "2024-001234"; windows are
     at most ``_MAX_GROUPS`` groups, so the work is linear in the run.
     """
     count = len(groups)
     loose = [True] + [_joins_loosely(text, groups[i - 1], groups[i]) for i in range(1, count)] + [True]
-    # best[i]: (digits covered, digits of valid numbers, -numbers, certain numbers) reading groups[i:];
+    # best[i]: (digits covered, -numbers, digits of valid numbers, certain numbers) reading groups[i:];
     # choice[i]: the window taken there. (Cards, IBANs... are masked before phone numbers are read, so a run
     # holds only what may be phone numbers: covering all of it comes first.)
     best: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * (count + 1)
@@ -604,7 +604,7 @@ def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) 
                 continue
             after = best[last]
             certainty, span, valid = verdict
-            score = (after[0] + digits, after[1] + digits * valid, after[2] - 1, after[3] + (certainty == _CERTAIN))
+            score = (after[0] + digits, after[1] - 1, after[2] + digits * valid, after[3] + (certainty == _CERTAIN))
             if score > best[first]:
                 best[first] = score
                 choice[first] = (last, span)
@@ -665,7 +665,12 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
             return None
         if not phonenumbers.is_possible_number(number):
             # Mistyped ("+33 6 12 34 56 7"): still someone's number when the words say phone.
-            return (_UNSURE, _Span("PHONE", start, end, f"+{digits.removeprefix('00')}", True), False) if ctx else None
+            mistyped = ctx and len(str(number.national_number)) >= 6
+            return (
+                (_UNSURE, _Span("PHONE", start, end, f"+{digits.removeprefix('00')}", True), False)
+                if mistyped
+                else None
+            )
         return _CERTAIN, _phone_span(start, end, number, uncertain=False), phonenumbers.is_valid_number(number)
     bracketed = "(" in written
     grouped = bracketed or _phone_grouping(lengths, separators)
