@@ -42,8 +42,8 @@ class ImportOut(serializers.ModelSerializer[ImportBatch]):
         fields = [
             "id", "source_name", "fmt", "purpose", "sha256", "size_bytes", "status", "skip_bad_lines", "uploaded_by",
             "lines_read", "imported_count", "bad_line_count", "duplicate_count", "pii_rejected_count",
-            "errors", "duplicates", "scrub_counts", "failure_reason", "created_at", "finished_at",
-            "status_url", "progress",
+            "errors", "duplicates", "scrub_counts", "uncertain_count", "uncertain", "failure_reason", "created_at",
+            "finished_at", "status_url", "progress",
         ]  # fmt: skip
 
     def get_status_url(self, batch: ImportBatch) -> str:

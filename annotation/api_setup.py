@@ -15,7 +15,7 @@ from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user
 from annotation import selectors, services
 from annotation.forms import AnnotationSettingsForm
-from annotation.models import AnnotationSettings, PiiMode, RubricVersion
+from annotation.models import AnnotationSettings, PiiMode, PiiUncertain, RubricVersion
 from annotation.rubrics import SCALES
 
 
@@ -142,6 +142,13 @@ class AnnotationSettingsIO(serializers.Serializer[Any]):
     pii_terms = serializers.ListField(
         child=serializers.CharField(max_length=500), help_text="Literal terms replaced wherever they appear."
     )
+    pii_uncertain = serializers.ChoiceField(
+        choices=PiiUncertain.choices,
+        help_text="Values the scrubber is unsure of (listed in each import's report): scrubbed (default) or kept.",
+    )
+    pii_phone_region = serializers.CharField(
+        min_length=2, max_length=2, help_text="Region whose national phone formats the scrubber reads, e.g. DE."
+    )
     updated_at = serializers.DateTimeField(read_only=True)
 
 
@@ -152,12 +159,15 @@ def _settings_body(current: AnnotationSettings) -> dict[str, Any]:
         "pii_mode": current.pii_mode,
         "pii_patterns": [{"type": kind, "pattern": regex} for kind, regex in current.pii_patterns],
         "pii_terms": list(current.pii_terms),
+        "pii_uncertain": current.pii_uncertain,
+        "pii_phone_region": current.pii_phone_region,
         "updated_at": current.updated_at,
     }
 
 
 SETTINGS_EXAMPLE = {"annotators_per_item": 3, "lease_minutes": 30, "pii_mode": "replace",
                     "pii_patterns": [{"type": "ACCOUNT", "pattern": "ACC-\\d{6}"}], "pii_terms": ["Northwind Bank"],
+                    "pii_uncertain": "scrub", "pii_phone_region": "DE",
                     "updated_at": "2026-12-04T10:00:00Z"}  # fmt: skip
 
 

@@ -3,7 +3,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from annotation.models import AnnotationSettings, PiiMode
+from annotation.models import AnnotationSettings, PiiMode, PiiUncertain
 from annotation.parsing import ImportFormat
 
 FORMAT_CHOICES = [
@@ -82,6 +82,19 @@ class AnnotationSettingsForm(forms.Form):
         help_text="An item returns to the queue if left this long.",
     )
     pii_mode = forms.ChoiceField(choices=PiiMode.choices, label="PII policy at import")
+    pii_uncertain = forms.ChoiceField(
+        required=False,
+        choices=PiiUncertain.choices,
+        label="Values the scrubber is unsure of",
+        help_text="E.g. a number that could be a phone number, with no word around it saying so. Each is "
+        "listed in the import report (line and shape, never the value) either way.",
+    )
+    pii_phone_region = forms.CharField(
+        required=False,
+        max_length=2,
+        label="Phone region",
+        help_text="Country code (GB, DE, FR …) whose national phone numbers are read without +CC.",
+    )
     pii_patterns_text = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
@@ -102,6 +115,8 @@ class AnnotationSettingsForm(forms.Form):
                 "annotators_per_item": instance_settings.annotators_per_item,
                 "lease_minutes": instance_settings.lease_minutes,
                 "pii_mode": instance_settings.pii_mode,
+                "pii_uncertain": instance_settings.pii_uncertain,
+                "pii_phone_region": instance_settings.pii_phone_region,
                 "pii_patterns_text": "\n".join(f"{t} {p}" for t, p in instance_settings.pii_patterns),
                 "pii_terms_text": "\n".join(instance_settings.pii_terms),
             },
@@ -122,5 +137,7 @@ class AnnotationSettingsForm(forms.Form):
                 continue
             patterns.append([kind, regex.strip()])
         data["pii_patterns"] = patterns
+        for left_as_is in ("pii_uncertain", "pii_phone_region"):  # not sent: unchanged
+            data[left_as_is] = data.get(left_as_is) or None
         data["pii_terms"] = [t.strip() for t in (data.pop("pii_terms_text", "") or "").splitlines() if t.strip()]
         return data

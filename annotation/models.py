@@ -12,6 +12,11 @@ class PiiMode(models.TextChoices):
     REJECT = "reject", "Reject items that contain PII"
 
 
+class PiiUncertain(models.TextChoices):
+    SCRUB = "scrub", "Scrub them like the others"
+    KEEP = "keep", "Keep them in the text"
+
+
 class AnnotationSettings(models.Model):
     """Per-project settings of the annotation workflow (created with defaults on first use)."""
 
@@ -21,6 +26,11 @@ class AnnotationSettings(models.Model):
     pii_mode = models.CharField(max_length=16, choices=PiiMode.choices, default=PiiMode.REPLACE)
     pii_patterns = models.JSONField(default=list, blank=True)  # [[TYPE, regex], ...]
     pii_terms = models.JSONField(default=list, blank=True)  # literal terms, e.g. customer names
+    # Values the scrubber is unsure of (e.g. a merely possible phone number without a word saying phone):
+    # scrubbed by default; either way each is listed in the import report as "uncertain".
+    pii_uncertain = models.CharField(max_length=8, choices=PiiUncertain.choices, default=PiiUncertain.SCRUB)
+    # The country whose national phone formats are read without a "+CC" (ISO 3166 code, e.g. "DE").
+    pii_phone_region = models.CharField(max_length=2, default="GB")
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -64,6 +74,8 @@ class ImportBatch(models.Model):
     purpose = models.CharField(max_length=16, default="annotation")
     csv_mapping = models.JSONField(null=True, blank=True)
     skip_bad_lines = models.BooleanField(default=False)
+    # sha256 over the scrubbed content (line and content hash of every record), set when the import has run;
+    # the uploaded file's own hash is never kept: it would be a fingerprint of unscrubbed text.
     sha256 = models.CharField(max_length=64)
     size_bytes = models.PositiveBigIntegerField()
     stored_path = models.CharField(max_length=500, blank=True)  # kept only while a task processes it
@@ -76,6 +88,9 @@ class ImportBatch(models.Model):
     errors = models.JSONField(default=list, blank=True)  # [{"line": n, "reason": "..."}], first 1000
     duplicates = models.JSONField(default=list, blank=True)  # [{"line": n, "reason": "..."}], first 1000
     scrub_counts = models.JSONField(default=dict, blank=True)  # {"EMAIL": 3, ...}
+    uncertain_count = models.PositiveIntegerField(default=0)
+    # [{"line", "type", "turn", "column", "hint", "scrubbed"}], first 1000; never the value: the hint masks it
+    uncertain = models.JSONField(default=list, blank=True)
     failure_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -18,25 +18,53 @@ SSN      US ``ddd-dd-dddd`` (or single spaces)                       area not 00
                                                                      group not 00; serial not 0000
 IPV4     dotted quad, not after a letter (``v1.2.3.4``)              ``ipaddress`` accepts it         canonical
 IPV6     hex groups, 2+ colons: ``::1``, full, ``::ffff:1.2.3.4``    ``ipaddress`` accepts it         compressed
-PHONE    ``phonenumbers.PhoneNumberMatcher``, policy's region;       ``Leniency.VALID``               E.164
-         ``+CC`` numbers whatever the region
+PHONE    runs of digit groups joined as phone numbers are written    possible (``phonenumbers``) and  E.164
+         (spaces, ``-./``, brackets, ``+CC``/``00CC``, ``(0)``),      enough evidence, see below
+         read left to right, longest number first
 <extra>  each project regex, under the project's type name           non-empty match                  exact text
 TERM     project terms, case-insensitive, whole words, any spacing   always                           casefolded
 =======  ==========================================================  ===============================  ===============
+
+PHONE evidence. ``+CC`` or ``00CC`` and a possible number: found. Otherwise the number is read in the policy's
+region (and, when a phone word is near, the area code is bracketed or the digits have the North American
+3-3-4 layout, in the other usual regions too), and weighed: a phone word among the six words before it or the
+three after, on its line (tel, phone, call, mobile, cell, Handy, Telefon, Nummer, téléphone, portable, móvil,
+teléfono, cellulare, mobiel ... in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and
+Nordic languages; "number" words count when nothing nearer names another kind of number) counts 2, a trunk
+prefix ``0`` 1, a phone-like grouping 1. A valid number needs 1, a merely possible one 2. *Uncertain*: a
+possible one with 1; a valid one with none where no trunk prefix is dialled (Spain, Italy, Poland ...);
+another country's national number without both a phone word and validity; a number no country allows (a digit
+short or long) with a phone word and a ``0`` or ``+`` in front. Uncertain values are reported as such
+(``Finding.uncertain``, with a masked ``hint``) and scrubbed unless the policy says ``scrub_uncertain=False``.
+A national number of a trunk-prefix country written without its ``0`` and without a phone word is not read.
+Ruled out whatever the evidence: a word naming another kind of number (order, Bestellnummer, invoice, ref,
+IBAN, card, amount, transfer, date, version ...) as the nearest or second-nearest word before it (further off
+it names something else: "my card is blocked, 0171 ..."), a currency next to it, a number that goes
+on (``1.234.567,89``), dates and date or year ranges (``12.03.2024``, ``2024-03-12``, ``2019-2024``),
+versions (a dotted 1-digit group, or a dotted build number last), round amounts (``100 000 000``),
+card-shaped runs (13-19 digits from an issuer range, in fours or one group) and runs that continue a code
+mixing letters and digits (IBAN-shaped strings, ``AB12 3456 7890``). A run of digit groups is read as the
+numbers that cover most of it (``0171 1234567 / 0172 7654321`` is two). Linear: each run is read once, with
+windows of at most eight groups. ``bench/pii_recall.py`` measures recall and decoy survival on the generated
+set in ``tests/annotation/pii_corpus.py``.
 
 Overlaps are resolved per text: a PHONE never wins over an overlapping IBAN, CARD, SSN or IP address (their
 checks are much stricter than "is a valid phone number"); otherwise the longer match wins, then the earlier,
 then the detector listed first above.
 
 Detection runs in passes until a pass finds nothing (at most ``_MAX_PASSES``): each pass masks what it found
-and the next looks again, because a match can hide a neighbour: e.g. the phone matcher gives up on a phone
-number written straight before a card number until the card is masked. This makes scrubbing idempotent: the
+and the next looks again, because a match can hide a neighbour: e.g. a phone number written straight before a
+card number is read only once the card is masked. Phone numbers are looked for only when the other detectors
+find nothing more, so the words around a number read the same as they will in the scrubbed text (where the
+other values are placeholders, which are no words), and a number kept as uncertain stays uncertain when the
+text is scrubbed again. This makes scrubbing idempotent: the
 scrubbed texts contain nothing any detector would find again, and placeholder-shaped tokens (``[TYPE_n]``)
 are never detected as anything.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -56,8 +84,8 @@ _TYPE_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]{0,39}")
 # match that overlaps one of them is the phone matcher reading into a different number.
 _PHONE_YIELDS_TO = frozenset({"IBAN", "CARD", "SSN", "IPV4", "IPV6"})
 # Each pass masks at least one more character, so passes always end; this bound only caps the cost of
-# adversarial input. Real text needs two passes when it has PII, one when it has none.
-_MAX_PASSES = 8
+# adversarial input. Real text needs two or three passes when it has PII (phone numbers come after the rest).
+_MAX_PASSES = 12
 # Masked characters stay in place so offsets never move; NUL is outside every built-in detector's alphabet.
 _MASK = "\x00"
 
@@ -74,6 +102,7 @@ _IBAN_MIN_LENGTH = 15  # Norway, the shortest IBAN in use
 # (an IBAN's digits, a reference like X4111...) nor inside a longer run.
 _DIGIT_RUN_RE = re.compile(r"(?<![0-9A-Za-z])(?<![0-9][ \-])[0-9]+(?:[ \-][0-9]+)*")
 _ASCII_DIGITS_RE = re.compile(r"[0-9]+")
+_IBAN_TAIL_RE = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[0-9]{2}(?: [0-9A-Za-z]{4})* \Z")
 _CARD_GROUPINGS = ((4, 6, 5), (4, 6, 4))  # American Express and Diners Club as printed on the card
 _SSN_RES = tuple(
     re.compile(
@@ -88,6 +117,7 @@ _IPV6_RE = re.compile(
 )
 _HEX_DIGIT_RE = re.compile(r"[0-9A-Fa-f]")
 _ANY_DIGIT_RE = re.compile(r"\d")  # phonenumbers also reads non-ASCII digits
+_HINT_MASK_RE = re.compile(r"\w")
 
 
 class PiiPolicyError(ValueError):
@@ -102,19 +132,27 @@ class PiiPolicy:
     extra_patterns: tuple[tuple[str, str], ...] = ()  # (TYPE_NAME, regex), e.g. ("ACCOUNT", r"ACC-\d{6}")
     terms: tuple[str, ...] = ()  # literal terms (customer names...), typed "TERM"
     default_phone_region: str = "GB"
+    # Phone numbers the detector is unsure of (see the table): scrubbed like the others, or kept in the text;
+    # either way they are reported as uncertain findings.
+    scrub_uncertain: bool = True
 
 
 @dataclass(frozen=True)
 class Finding:
     """One scrubbed value: its type and where it was in the original text of turn ``turn``.
 
-    The raw value is deliberately not kept, so findings can be logged and stored.
+    The raw value is deliberately not kept, so findings can be logged and stored. ``uncertain`` marks a value
+    the detector is unsure of; ``kept`` one left in the text because the policy keeps uncertain values;
+    ``hint`` is the value's shape with every letter and digit masked (``+•• ••• •••••••``).
     """
 
     type: str
     start: int
     end: int
     turn: int
+    uncertain: bool = False
+    kept: bool = False
+    hint: str = ""
 
 
 @dataclass
@@ -122,13 +160,18 @@ class ScrubResult:
     """The scrubbed texts of one item and what was found in them."""
 
     texts: list[str]
-    counts: dict[str, int]
+    counts: dict[str, int]  # values replaced (or, in "reject" mode, that would be), per type
     findings: list[Finding]
 
     @property
     def found(self) -> bool:
-        """Return whether any PII was found."""
-        return bool(self.findings)
+        """Return whether any PII was found (values the policy keeps do not count)."""
+        return any(not finding.kept for finding in self.findings)
+
+    @property
+    def uncertain(self) -> list[Finding]:
+        """Return the findings the detector was unsure of, scrubbed or kept."""
+        return [finding for finding in self.findings if finding.uncertain]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +180,7 @@ class _Span:
     start: int
     end: int
     key: str  # the normalised value, compared for consistent placeholders; never leaves this module
+    uncertain: bool = False
 
 
 _Detector = Callable[[str], Iterator[_Span]]
@@ -175,7 +219,11 @@ def compile_policy(policy: PiiPolicy) -> Scrubber:
             raise PiiPolicyError(f"Extra PII pattern {type_name} ({pattern!r}) matches the empty string.")
         extras.append((type_name, compiled))
     return Scrubber(
-        mode=policy.mode, phone_region=region, extra_patterns=tuple(extras), terms_re=_terms_regex(policy.terms)
+        mode=policy.mode,
+        phone_region=region,
+        extra_patterns=tuple(extras),
+        terms_re=_terms_regex(policy.terms),
+        scrub_uncertain=policy.scrub_uncertain,
     )
 
 
@@ -189,8 +237,10 @@ class Scrubber:
         phone_region: str,
         extra_patterns: tuple[tuple[str, re.Pattern[str]], ...],
         terms_re: re.Pattern[str] | None,
+        scrub_uncertain: bool = True,
     ) -> None:
         self.mode = mode
+        self.scrub_uncertain = scrub_uncertain
         detectors: list[_Detector] = [
             _find_emails,
             _find_ibans,
@@ -198,12 +248,12 @@ class Scrubber:
             _find_ssns,
             _find_ipv4s,
             _find_ipv6s,
-            lambda text: _find_phones(text, phone_region),
         ]
         detectors.extend(_extra_detector(type_name, compiled) for type_name, compiled in extra_patterns)
         if terms_re is not None:
             detectors.append(lambda text: _find_terms(text, terms_re))
         self._detectors = tuple(detectors)
+        self._phone_region = phone_region
 
     def scrub(self, texts: Sequence[str]) -> ScrubResult:
         """Find PII in all ``texts`` of one item and replace each value with a typed placeholder.
@@ -227,10 +277,16 @@ class Scrubber:
             pieces: list[str] = []
             position = 0
             for span in self._spans(text):
+                hint = _HINT_MASK_RE.sub("•", text[span.start : span.end]) if span.uncertain else ""
+                if span.uncertain and not self.scrub_uncertain:
+                    findings.append(
+                        Finding(span.type, span.start, span.end, turn, uncertain=True, kept=True, hint=hint)
+                    )
+                    continue
                 seen = numbers.setdefault(span.type, {})
                 number = seen.setdefault(span.key, len(seen) + 1)
                 counts[span.type] = counts.get(span.type, 0) + 1
-                findings.append(Finding(type=span.type, start=span.start, end=span.end, turn=turn))
+                findings.append(Finding(span.type, span.start, span.end, turn, uncertain=span.uncertain, hint=hint))
                 pieces.append(text[position : span.start])
                 pieces.append(f"[{span.type}_{number}]")
                 position = span.end
@@ -249,6 +305,10 @@ class Scrubber:
         for _ in range(_MAX_PASSES):
             candidates = [(rank, span) for rank, detect in enumerate(self._detectors) for span in detect(work)]
             chosen = _resolve(candidates, blocked)
+            if not chosen:
+                # Phone numbers last, once nothing else is left to find: the words around a number decide, and
+                # they must read the same now as in the scrubbed text (where other values are placeholders).
+                chosen = _resolve([(0, span) for span in _find_phones(work, self._phone_region)], blocked)
             if not chosen:
                 break
             found.extend(chosen)
@@ -329,6 +389,8 @@ def _find_cards(text: str) -> Iterator[_Span]:
     if sum(text.count(digit) for digit in "0123456789") < 13:
         return
     for run in _DIGIT_RUN_RE.finditer(text):
+        if _IBAN_TAIL_RE.search(text, max(0, run.start() - 40), run.start()):
+            continue  # the digits of an IBAN-shaped string that failed its checksum
         groups = [(m.start(), m.end()) for m in _ASCII_DIGITS_RE.finditer(text, run.start(), run.end())]
         if run.end() < len(text) and text[run.end()].isalpha():
             groups.pop()  # that group belongs to a word such as "1234abc"
@@ -395,12 +457,417 @@ def _find_ipv6s(text: str) -> Iterator[_Span]:
             break
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+# --- Phone numbers -----------------------------------------------------------------------------------------
+#
+# Customers type phone numbers every which way, and a mistyped or unallocated number is still personal data, so
+# a number that is only *possible* (right length for its country) counts when the text or its shape says phone.
+# Candidates are runs of digit groups joined by the separators people put in phone numbers; each run is read
+# as one or more numbers (longest first), each weighed by its evidence (see ``_phone_verdict``).
+
+_SPACE = "[ \t\u00a0\u202f\u2009]"
+_SEP = rf"(?:{_SPACE}{{0,2}}[\-./\u2010\u2011\u2013]{_SPACE}{{0,2}}|{_SPACE}{{1,3}})"
+_PART = r"(?:\(\+?[0-9]{1,5}\)|[0-9]++)"
+# Possessive and atomic throughout, so a run is read once, left to right: linear on any input.
+# Not inside a token, nor after a dot (2.3.14, 12.5) unless the dot ends a word ("Tel.0171 1234567").
+_PHONE_RUN_RE = re.compile(rf"(?<![0-9A-Za-z+\-/#№_])(?<![^A-Za-z]\.)(?:\+|\(\+?)?[0-9][0-9]*+\)?(?>{_SEP}?{_PART})*+")
+_GROUP_RE = re.compile(r"[0-9]+")
+_PHONE_MIN_DIGITS = 7
+_PHONE_MAX_DIGITS = 17  # 15 of E.164 plus a written "00" or a trunk "(0)"
+_MAX_GROUPS = 8
+# Context: words on the same line, within this many characters (numbers between count, so it is generous)
+_CONTEXT_CHARS = 160
+_CONTEXT_WORDS_BEFORE = 6
+_CONTEXT_WORDS_AFTER = 3
+_OTHER_WORD_REACH = 1  # "order 123", "Your order is 123", "Bestellnummer lautet 123"
+_WORD_RE = re.compile(r"[^\W\d_]+")
+# Stems that say "phone" in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and the
+# Nordic languages; a token counts when it starts or ends with one (German compounds: "Handynummer").
+_PHONE_WORDS = _words(
+    """
+    tel phone fone call ring mobile mobil cell sms text whatsapp fax handy telefon festnetz rufnummer
+    anruf zurückrufen erreichbar durchwahl téléphone telephone portable appel appelez joindre joignable
+    fixe teléfono telefono móvil movil celular llamar llámame llama cellulare chiamare chiamami
+    cellphone landline contact reach dial hotline kontakt contatto contacto bellen tlf puhelin komórka
+    komorka telemóvel rufen ruf vorwahl gsm tél tfno telf mob cel ph phon rückruf callback mobiel bel
+    telefoon telefonisch telefone ligar zadzwoń zadzwon dzwonić dzwonic
+    """
+)
+# "My number is ...": a phone word when no word for another kind of number is nearer.
+_NUMBER_WORDS = ("number", "nummer", "numéro", "numero", "número", "numer", "no", "nr", "num", "nº", "n")
+# Words that say the number is something else; they win over a phone word further away.
+_OTHER_NUMBER_WORDS = _words(
+    """
+    order bestell auftrag commande pedido ordine bestelling zamówien invoice rechnung facture factura
+    fattura factuur faktur ref referenz référence referencia riferimento referentie ticket case dossier
+    tracking sendung paket parcel colis shipment vertrag contract contrat contrato contratto policy
+    police polizza póliza account konto compte cuenta conto rekening iban bic swift card karte carte
+    tarjeta carta kaart transaction transaktion überweisung virement transferencia bonifico id kunden
+    customer client cliente klant mandat mandate amount betrag montant importe importo bedrag total
+    summe sum balance saldo solde price preis prix precio prezzo prijs cost kosten eur euro euros usd
+    gbp chf pln sek dkk nok dollar dollars pound pounds franken francs zł zl złoty kr date datum fecha
+    data dated version build release serial seriennummer série postcode zip postleitzahl code pin tan
+    otp reference voucher gutschein coupon sku artikel article item isbn vat ust tva iva nip steuer tax
+    bsn ssn nino nif dni codice fiscale siret siren kvk vin imei mrn page seite visa mastercard amex app
+    ios android update firmware vorgang aktenzeichen sepa blz sort loan kredit credit crédito prêt
+    mortgage hypothek hypothèque hipoteca mutuo darlehen depot portfolio securities wertpapier isin
+    routing aba member mitglied versicherung insurance assurance seguro assicurazione claim schaden
+    sinistre siniestro receipt beleg quittung reçu recibo ricevuta booking buchung réservation reserva
+    prenotazione confirmation bestätigung pnr flight flug vuelo volo terminal atm branch filiale agence
+    sucursal merchant händler commerçant esercente creditor gläubiger akte incident request anfrage
+    demande solicitud richiesta lot charge batch transfer payment zahlung paiement pago pagamento paid
+    pay bezahlt überwiesen withdrawal deposit fee gebühr frais cargo commissione refund erstattung
+    remboursement reembolso rimborso przelew kwota rachunek overschrijving encomenda fatura conta
+    montante valor transferência beställning bestilling ordre belopp beløb
+    """
+)
+_CURRENCY_RE = re.compile(
+    r"(?:[€$£¥₣₹₽₺₩]|\b(?:EUR|USD|GBP|CHF|PLN|SEK|DKK|NOK|CZK|HUF|Fr|CHF|zł|kr|euros?|Euro|dollars?|pounds?)\b)",
+    re.IGNORECASE,
+)
+# Regions tried for a national number that the policy's region does not read, when the text says phone.
+_PLAUSIBLE_REGIONS = _words(
+    """
+    GB DE FR US NL IT ES CH AT IE PL BE LU PT SE DK NO FI CZ CA AU
+    """
+)
+_CODE_BEFORE_RE = re.compile(r"(?:[A-Za-z]{2}[0-9]{2}(?: ?[0-9A-Za-z]{4})*|[A-Za-z]+[0-9]+[A-Za-z0-9]*)[ \-]\Z")
+_CODE_AFTER_RE = re.compile(r"[ \-]?(?:[A-Za-z]+[0-9]|[0-9]+[A-Za-z])")
+# A date not inside a longer dotted chain (06.12.34.56.78 is a French number), and a range of years.
+_DATE_RE = re.compile(
+    r"(?<![0-9])(?<![0-9][./-])(?:[0-9]{1,2}([./-])[0-9]{1,2}\1(?:[0-9]{4}|[0-9]{2})|[0-9]{4}([./-])[0-9]{1,2}\2[0-9]{1,2})"
+    r"(?![./-][0-9])(?![0-9])"
+)
+_YEAR_RANGE_RE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2} ?[-\u2013] ?(?:19|20)[0-9]{2}(?![0-9])")
+# A placeholder, or the part of one that a context window cut off: "[PHONE_1]", "ONE_1]", "[EMAI".
+_PLACEHOLDER_WORD_RE = re.compile(r"\[?[A-Z][A-Z0-9_]*_[0-9]+\]|\[[A-Z][A-Z0-9_]*\Z|\A[A-Z0-9_]*_[0-9]+\]")
+_GLUED_HEAD_RE = re.compile(r"[0-9][+(]?[ \t\u00a0\u202f\u2009]?\Z")
+_CERTAIN, _UNSURE = 2, 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    text: str
+    start: int
+    groups: tuple[tuple[int, int], ...]  # digit groups, offsets in ``text``
+
+
 def _find_phones(text: str, region: str) -> Iterator[_Span]:
     if not _ANY_DIGIT_RE.search(text):
         return
-    for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
-        yield _Span("PHONE", match.start, match.end, e164)
+    for match in _PHONE_RUN_RE.finditer(text):
+        if _GLUED_HEAD_RE.search(text, max(0, match.start() - 3), match.start()):
+            continue  # the tail of digits that could not start a number ("x+49 (0)171 ...", "AB12 3456")
+        groups = tuple((m.start(), m.end()) for m in _GROUP_RE.finditer(text, match.start(), match.end()))
+        if sum(end - start for start, end in groups) < _PHONE_MIN_DIGITS:
+            continue
+        if match.end() < len(text) and (text[match.end()].isalnum() or text[match.end()] == "_"):
+            groups = groups[:-1]  # "0171 1234567abc": the last group belongs to a word
+        if not groups or _other_run_shape(text, groups):
+            continue
+        yield from _phones_in_run(text, groups, region)
+
+
+def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) -> Iterator[_Span]:
+    """Read a run of digit groups as the phone numbers that cover most of its digits ("0171 1234567 / 0172
+    7654321" is two numbers, not one long one and a stray tail), then the fewer numbers, the more of them valid
+    and certain the better.
+
+    A number starts and ends only where groups are joined by spaces, not inside "2024-001234"; windows are
+    at most ``_MAX_GROUPS`` groups, so the work is linear in the run.
+    """
+    count = len(groups)
+    loose = [True] + [_joins_loosely(text, groups[i - 1], groups[i]) for i in range(1, count)] + [True]
+    # best[i]: (digits covered, -numbers, digits of valid numbers, certain numbers) reading groups[i:];
+    # choice[i]: the window taken there. (Cards, IBANs... are masked before phone numbers are read, so a run
+    # holds only what may be phone numbers: covering all of it comes first.)
+    best: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * (count + 1)
+    choice: list[tuple[int, _Span] | None] = [None] * (count + 1)
+    for first in range(count - 1, -1, -1):
+        best[first] = best[first + 1]
+        if not loose[first]:
+            continue
+        digits = 0
+        for last in range(first + 1, min(count, first + _MAX_GROUPS) + 1):
+            digits += groups[last - 1][1] - groups[last - 1][0]
+            if digits > _PHONE_MAX_DIGITS:
+                break
+            if digits < _PHONE_MIN_DIGITS - 1 or not loose[last]:
+                continue
+            if sum(end - start == 1 for start, end in groups[first:last]) > 2:
+                break  # "1 2 3 4 5 6 7": nobody writes a phone number in single digits
+            verdict = _phone_verdict(text, groups[first:last], region)
+            if verdict is None:
+                continue
+            after = best[last]
+            certainty, span, valid = verdict
+            score = (after[0] + digits, after[1] - 1, after[2] + digits * valid, after[3] + (certainty == _CERTAIN))
+            if score > best[first]:
+                best[first] = score
+                choice[first] = (last, span)
+    first = 0
+    while first < count:
+        taken = choice[first]
+        if taken is None or best[first] == best[first + 1]:
+            first += 1
+            continue
+        yield taken[1]
+        first = taken[0]
+
+
+def _joins_loosely(text: str, left: tuple[int, int], right: tuple[int, int]) -> bool:
+    """Whether only spaces (and brackets), or a slash set off by spaces, stand between two digit groups, so a
+    number may end or start there ("0171 1234567 / 0172 7654321", but not "0171/1234567")."""
+    between = text[left[1] : right[0]]
+    bare = between.strip(" \t\u00a0\u202f\u2009()")
+    return not bare or (bare == "/" and between[0] != "/" and between[-1] != "/")
+
+
+def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) -> tuple[int, _Span, bool] | None:
+    """Weigh one window of digit groups: ``(_CERTAIN | _UNSURE, span, valid)`` if it is a phone number, else
+    None.
+
+    Evidence: an international prefix (``+CC``, ``00CC``) alone is enough for a possible number; otherwise a
+    phone word nearby counts 2, a trunk prefix 1 and a phone-like grouping 1; a valid number needs 1, a merely
+    possible one 2 (1 makes it uncertain). Shapes of other numbers (dates, versions, amounts, card- and
+    IBAN-shaped strings, references) and a word naming another kind of number rule a window out.
+    """
+    start = window[0][0]
+    end = window[-1][1]
+    # Take in an opening "+" or "(" and a closing ")" that belong to the number.
+    if start > 0 and text[start - 1] == "+":
+        start -= 1
+    if start > 0 and text[start - 1] == "(":
+        start -= 1
+    if end < len(text) and text[end] == ")" and "(" in text[start:end]:
+        end += 1
+    written = text[start:end]
+    digits = "".join(text[a:b] for a, b in window)
+    lengths = [b - a for a, b in window]
+    separators = [text[window[i][1] : window[i + 1][0]] for i in range(len(window) - 1)]
+    if _other_number_shape(text, start, end, digits, lengths, separators):
+        return None
+    context = _context(text, start, end)
+    if context == "other":
+        return None
+    ctx = context == "phone"
+    international = written.startswith("+") or written.startswith("(+") or digits.startswith("00")
+    if international:
+        plain = written.replace("(0)", " ")  # "+49 (0)171 ...": the trunk prefix is not dialled from abroad
+        if digits.startswith("00"):
+            body = plain.lstrip("( ")
+            plain = "+" + (body[2:] if body.startswith("00") else digits[2:])
+        number = _parse(plain)
+        if number is None:
+            return None
+        if not phonenumbers.is_possible_number(number):
+            # Mistyped ("+33 6 12 34 56 7"): still someone's number when the words say phone.
+            mistyped = ctx and len(str(number.national_number)) >= 6
+            return (
+                (_UNSURE, _Span("PHONE", start, end, f"+{digits.removeprefix('00')}", True), False)
+                if mistyped
+                else None
+            )
+        return _CERTAIN, _phone_span(start, end, number, uncertain=False), phonenumbers.is_valid_number(number)
+    bracketed = "(" in written
+    grouped = bracketed or _phone_grouping(lengths, separators)
+    # "(415) 555-2671", "415-555-2671", "1-800-555-0199": the North American layout says phone on its own.
+    nanp_layout = len(lengths) >= 3 and lengths[-3:] == [3, 3, 4] and (len(lengths) == 3 or digits[0] == "1")
+    elsewhere = ctx or bracketed or nanp_layout
+    trunk_regions = [region] + ([r for r in _PLAUSIBLE_REGIONS if r != region] if elsewhere else [])
+    best: tuple[int, _Span, bool] | None = None
+    for candidate_region in trunk_regions:
+        number = _parse(digits, candidate_region)
+        if number is None or not phonenumbers.is_possible_number(number):
+            continue
+        trunk_prefix = phonenumbers.ndd_prefix_for_region(candidate_region, True)
+        trunk_expected = trunk_prefix == "0"
+        has_trunk = trunk_expected and digits.startswith("0")
+        nanp = number.country_code == 1
+        if trunk_expected and not has_trunk and not ctx and digits[0] != "0":
+            # Written without the trunk prefix its country's people always type: not read as a phone number
+            # on its shape alone (a reference "2024-001234" is also a valid London number).
+            continue
+        score = 2 * ctx + has_trunk + grouped + (nanp and grouped)
+        valid = phonenumbers.is_valid_number(number)
+        if candidate_region != region:
+            # Another country's national format: only as sure as the words around it.
+            verdict = _CERTAIN if ctx and valid else (_UNSURE if score >= 2 and (valid or ctx) else 0)
+        elif valid:
+            # Where no trunk prefix is dialled (Spain, Italy, Poland...) a bare valid number may well be one.
+            verdict = _CERTAIN if score >= 1 else (_UNSURE if not trunk_expected else 0)
+        else:
+            verdict = _CERTAIN if score >= 2 else (_UNSURE if score == 1 else 0)
+        if verdict and (best is None or verdict > best[0]):
+            best = verdict, _phone_span(start, end, number, uncertain=verdict == _UNSURE), valid
+            if verdict == _CERTAIN:
+                break
+    if best is None and ctx and digits.startswith("0") and 8 <= len(digits) <= 14:
+        # A phone word and a trunk prefix, but no country's rules allow the length: a mistyped number.
+        return _UNSURE, _Span("PHONE", start, end, digits, True), False
+    return best
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse(written: str, region: str = "ZZ") -> phonenumbers.PhoneNumber | None:
+    """``phonenumbers.parse`` (its costliest step here), remembered: chats repeat numbers and their shapes."""
+    try:
+        return phonenumbers.parse(written, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _phone_span(start: int, end: int, number: phonenumbers.PhoneNumber, *, uncertain: bool) -> _Span:
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return _Span("PHONE", start, end, e164, uncertain)
+
+
+def _phone_grouping(lengths: list[int], separators: list[str]) -> bool:
+    """Whether groups are joined the way phone numbers are written: two or more groups of 2-5 digits after a
+    first of 1-5, with one kind of separator (a slash or an extra space may set off the area code)."""
+    if len(lengths) < 2 or not 1 <= lengths[0] <= 5 or not all(2 <= n <= 8 for n in lengths[1:]):
+        return False
+    kinds = {separator.strip() for separator in separators[1:]}
+    return len(kinds) <= 1
+
+
+def _other_number_shape(
+    text: str, start: int, end: int, digits: str, lengths: list[int], separators: list[str]
+) -> bool:
+    """Whether the written number has the shape of something that is not a phone number."""
+    written = text[start:end]
+    marks = [separator.strip() for separator in separators]
+    before = text[max(0, start - 12) : start]
+    after = text[end : end + 12]
+    # A number that goes on: "1.234.567,89", "12345.67", "4501-2/3", "140-538-265-X"
+    if re.match(r"[,.:/][0-9]|-[0-9A-Za-z]", after) or re.search(r"[0-9][,.:]\Z|[A-Za-z]-\Z", before):
+        return True
+    # A date: 12.03.2024, 2024-03-12, 03/12/24
+    if len(lengths) == 3 and len(set(marks)) == 1 and marks[0] in {".", "/", "-"}:
+        a, b, c = (int(digits[sum(lengths[:i]) : sum(lengths[: i + 1])]) for i in range(3))
+        if lengths[2] in (2, 4) and lengths[0] <= 2 and lengths[1] <= 2 and 1 <= a <= 31 and 1 <= b <= 31:
+            return True
+        if lengths == [4, 2, 2] and 1 <= b <= 12 and 1 <= c <= 31:
+            return True
+    # Inside a range of dates or years: 01.01.2023 - 31.12.2023, 2019-2024
+    if _DATE_RE.search(written) or _YEAR_RANGE_RE.search(written):
+        return True
+    # A round amount: 100 000 000, 2 500 000
+    if (
+        len(lengths) > 1
+        and digits[0] != "0"
+        and lengths[0] <= 3
+        and all(g == "000" for g in _groups_of(digits, lengths)[1:])
+    ):
+        return True
+    # A version: 2.3.14, 0.19.4499, 1.12.11.26 (but "1.800.555.1234" is how Americans dot a number)
+    if len(marks) >= 2 and all(mark == "." for mark in marks) and 1 in lengths:
+        return not (lengths == [1, 3, 3, 4] and digits[0] == "1")
+    # ... or one that ends in a build number: 15.19.17.9564 (a dotted phone number has no trunk-less build)
+    if (
+        len(marks) >= 3
+        and all(mark == "." for mark in marks)
+        and digits[0] != "0"
+        and lengths[-1] >= 4 > max(lengths[1:-1])
+    ):
+        return True
+    # An amount: a currency just before or after
+    return bool(_CURRENCY_RE.search(before[-6:]) or _CURRENCY_RE.match(after.lstrip()[:8]))
+
+
+def _groups_of(digits: str, lengths: list[int]) -> list[str]:
+    """Split ``digits`` into groups of ``lengths``."""
+    groups, position = [], 0
+    for length in lengths:
+        groups.append(digits[position : position + length])
+        position += length
+    return groups
+
+
+def _other_run_shape(text: str, groups: tuple[tuple[int, int], ...]) -> bool:
+    """Whether a whole run of digit groups is shaped like a card or an IBAN that failed its checks (no part
+    of it is then read as a phone number), or continues a code of letters and digits."""
+    lengths = [end - start for start, end in groups]
+    digits = sum(lengths)
+    first = text[groups[0][0]]
+    card_printed = len(lengths) == 1 or lengths[:-1] == [4] * (len(lengths) - 1) or tuple(lengths) in _CARD_GROUPINGS
+    if 13 <= digits <= 19 and first in "23456" and text[groups[0][0] - 1 : groups[0][0]] != "+" and card_printed:
+        return True
+    before = text[max(0, groups[0][0] - 40) : groups[0][0]]
+    # "GB93 VJOJ 6038 2048 4014 58", "AB12 3456 7890": the run goes on a code that mixes letters and digits.
+    if _CODE_BEFORE_RE.search(before):
+        return True
+    return bool(_CODE_AFTER_RE.match(text, groups[-1][1]))
+
+
+def _context(text: str, start: int, end: int) -> Literal["phone", "other", ""]:
+    """Read the words just before the number (nearest first), then just after: the first that names a kind of
+    number decides. Only words count, on the same line, at most ``_CONTEXT_WORDS_BEFORE`` before and
+    ``_CONTEXT_WORDS_AFTER`` after; numbers and placeholders between are passed over, so a number reads the same
+    context before and after its neighbours are scrubbed (which keeps scrubbing idempotent)."""
+    before = _context_before(text, start)
+    if before == "phone" or before == "other":
+        return before
+    return "phone" if before == "number" or _context_after(text, end) == "phone" else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _context_before(text: str, start: int) -> Literal["phone", "other", "number", ""]:
+    line_start = text.rfind("\n", max(0, start - _CONTEXT_CHARS), start) + 1
+    window = text[max(line_start, start - _CONTEXT_CHARS) : start]
+    if "#" in window[-3:] or "№" in window[-3:]:
+        return "other"
+    weak_phone = False
+    distance = 0  # words between, not counting "number" words ("order number: ...")
+    words = _WORD_RE.findall(_PLACEHOLDER_WORD_RE.sub(" ", window).casefold())
+    for word in reversed(words[-_CONTEXT_WORDS_BEFORE:]):
+        kind = _word_kind(word)
+        if kind == "phone":
+            return kind
+        if kind == "number":
+            weak_phone = True
+            continue
+        if kind == "other" and distance <= _OTHER_WORD_REACH:
+            return kind
+        # Further off, a word for another kind of number names something else ("my card is blocked, 0171 ...").
+        distance += 1
+    return "number" if weak_phone else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _context_after(text: str, end: int) -> Literal["phone", ""]:
+    line_end = text.find("\n", end, end + _CONTEXT_CHARS)
+    window = text[end : line_end if line_end != -1 else end + _CONTEXT_CHARS]
+    for word in _WORD_RE.findall(_PLACEHOLDER_WORD_RE.sub(" ", window).casefold())[:_CONTEXT_WORDS_AFTER]:
+        kind = _word_kind(word)
+        if kind == "phone":
+            return "phone"
+        if kind == "other":
+            break
+    return ""
+
+
+@functools.lru_cache(maxsize=8192)
+def _word_kind(word: str) -> Literal["phone", "other", "number", ""]:
+    """Say what kind of number ``word`` (casefolded) names: a word counts when it is a listed stem, starts
+    with a stem of 4+ letters or ends with one of 5+ (compounds such as "Bestellnummer", "Handynummer")."""
+
+    def names(stems: tuple[str, ...]) -> bool:
+        return any(
+            word == stem or (len(stem) >= 4 and word.startswith(stem)) or (len(stem) >= 5 and word.endswith(stem))
+            for stem in stems
+        )
+
+    if names(_OTHER_NUMBER_WORDS):
+        return "other"
+    if names(_PHONE_WORDS):
+        return "phone"
+    if names(_NUMBER_WORDS):
+        return "number"
+    return ""
 
 
 def _extra_detector(type_name: str, pattern: re.Pattern[str]) -> _Detector:

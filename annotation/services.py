@@ -35,6 +35,7 @@ from annotation.models import (
     Item,
     ItemState,
     PiiMode,
+    PiiUncertain,
     Review,
     ReviewDecision,
     RubricVersion,
@@ -42,8 +43,8 @@ from annotation.models import (
     Slot,
     SlotState,
 )
-from annotation.parsing import CsvMapping, ImportFormat, LineError, Record, content_hash, parse
-from annotation.pii import PiiPolicy, PiiPolicyError, Scrubber, compile_policy
+from annotation.parsing import CsvMapping, ImportFormat, LineError, Message, Record, content_hash, parse
+from annotation.pii import Finding, PiiPolicy, PiiPolicyError, Scrubber, compile_policy
 from annotation.rubrics import parse_criteria, validate_scores
 
 # Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
@@ -65,10 +66,14 @@ def annotation_settings_update(
     pii_mode: str,
     pii_patterns: list[list[str]],
     pii_terms: list[str],
+    pii_uncertain: str | None = None,
+    pii_phone_region: str | None = None,
 ) -> AnnotationSettings:
     """Change the workflow settings. Raising ``annotators_per_item`` adds slots to open items; lowering
-    it removes free slots. Raises ``DomainError`` for values out of range or a PII pattern that does not
-    compile."""
+    it removes free slots. ``pii_uncertain`` ("scrub" or "keep") says what imports do with values the
+    scrubber is unsure of, ``pii_phone_region`` whose national phone formats it reads; None leaves either
+    as it is. Raises ``DomainError`` for values out of range, a PII pattern that does not compile, an
+    unknown choice for uncertain values or an unknown phone region."""
     if not 1 <= annotators_per_item <= 10:
         raise DomainError("Between 1 and 10 annotators per item.", field="annotators_per_item")
     if not 5 <= lease_minutes <= 24 * 60:
@@ -78,13 +83,29 @@ def annotation_settings_update(
     for number, pattern in enumerate(pii_patterns, start=1):
         if len(pattern) != 2 or not str(pattern[0]).isupper() or not str(pattern[1]).strip():
             raise DomainError(f"Pattern {number}: give an upper-case TYPE and a regex.", field="pii_patterns")
+    if pii_uncertain is not None and pii_uncertain not in PiiUncertain.values:
+        raise DomainError("Choose whether uncertain values are scrubbed or kept.", field="pii_uncertain")
+    if pii_phone_region is not None:
+        pii_phone_region = pii_phone_region.strip().upper()
+        try:
+            compile_policy(PiiPolicy(mode="replace", default_phone_region=pii_phone_region))
+        except PiiPolicyError as exc:
+            raise DomainError(str(exc), field="pii_phone_region") from exc
     try:
         compile_policy(PiiPolicy(mode="replace", extra_patterns=tuple((t, p) for t, p in pii_patterns)))
     except PiiPolicyError as exc:
         raise DomainError(str(exc), field="pii_patterns") from exc
     with transaction.atomic():
         current, _ = AnnotationSettings.objects.select_for_update().get_or_create(project=project)
-        before = {"k": current.annotators_per_item, "lease": current.lease_minutes, "pii_mode": current.pii_mode}
+        before = {
+            "k": current.annotators_per_item,
+            "lease": current.lease_minutes,
+            "pii_mode": current.pii_mode,
+            "pii_uncertain": current.pii_uncertain,
+            "pii_phone_region": current.pii_phone_region,
+        }
+        current.pii_uncertain = pii_uncertain if pii_uncertain is not None else current.pii_uncertain
+        current.pii_phone_region = pii_phone_region if pii_phone_region is not None else current.pii_phone_region
         current.annotators_per_item = annotators_per_item
         current.lease_minutes = lease_minutes
         current.pii_mode = pii_mode
@@ -103,7 +124,13 @@ def annotation_settings_update(
             project=project,
             payload={
                 "before": before,
-                "after": {"k": annotators_per_item, "lease": lease_minutes, "pii_mode": pii_mode},
+                "after": {
+                    "k": annotators_per_item,
+                    "lease": lease_minutes,
+                    "pii_mode": pii_mode,
+                    "pii_uncertain": current.pii_uncertain,
+                    "pii_phone_region": current.pii_phone_region,
+                },
                 "pii_patterns": len(current.pii_patterns),
                 "pii_terms": len(current.pii_terms),
             },
@@ -178,7 +205,7 @@ def import_start(
     skip_bad_lines: bool = False,
     purpose: str = "annotation",
 ) -> ImportBatch:
-    """Store the uploaded file (hashing it on the way), record an ``ImportBatch`` and import it: small
+    """Store the uploaded file, record an ``ImportBatch`` and import it: small
     files at once, large ones on a worker. ``purpose="mixin"`` imports general-purpose conversations with
     their answers, which releases may mix into training and annotators never see. Raises ``DomainError``
     for an unknown format or purpose, or a CSV import without a prompt column."""
@@ -192,12 +219,10 @@ def import_start(
         raise DomainError("A CSV import needs the name of the prompt column.", field="csv_mapping")
     incoming = Path(settings.MEDIA_ROOT) / "imports" / str(project.pk)
     incoming.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
     size = 0
     stored = incoming / f"{timezone.now():%Y%m%dT%H%M%S%f}.upload"
     with stored.open("wb") as out:
         for chunk in iter(lambda: upload.read(1024 * 1024), b""):
-            digest.update(chunk)
             size += len(chunk)
             out.write(chunk)
     with transaction.atomic():
@@ -209,7 +234,7 @@ def import_start(
             purpose=purpose,
             csv_mapping=csv_mapping,
             skip_bad_lines=skip_bad_lines,
-            sha256=digest.hexdigest(),
+            sha256="",  # set when the import has run: a hash of the scrubbed content, never of the upload
             size_bytes=size,
             stored_path=str(stored),
         )
@@ -220,7 +245,6 @@ def import_start(
             project=project,
             payload={
                 "source": batch.source_name,
-                "sha256": batch.sha256,
                 "bytes": size,
                 "format": fmt,
                 "purpose": purpose,
@@ -284,6 +308,25 @@ class _ImportReport:
         self.errors: list[dict[str, Any]] = []
         self.skipped: list[dict[str, Any]] = []  # duplicates and PII-rejected items: reported, not errors
         self.scrub_counts: dict[str, int] = {}
+        # sha256 over the scrubbed content, record by record: what identifies the import. The uploaded file's
+        # own hash is never kept, as it would be a fingerprint of unscrubbed text.
+        self.content_digest = hashlib.sha256()
+        self.uncertain_count = 0
+        self.uncertain: list[dict[str, Any]] = []  # where, what type and shape: never the value
+
+    def uncertain_value(self, line: int, finding: Finding) -> None:
+        self.uncertain_count += 1
+        if len(self.uncertain) < _REPORT_LIMIT:
+            self.uncertain.append(
+                {
+                    "line": line,
+                    "type": finding.type,
+                    "turn": finding.turn,
+                    "column": finding.start,
+                    "hint": finding.hint,
+                    "scrubbed": not finding.kept,
+                }
+            )
 
     def error(self, line: int, reason: str) -> None:
         self.bad += 1
@@ -320,6 +363,8 @@ def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
             mode="reject" if config.pii_mode == PiiMode.REJECT else "replace",
             extra_patterns=tuple((t, p) for t, p in config.pii_patterns),
             terms=tuple(config.pii_terms),
+            default_phone_region=config.pii_phone_region,
+            scrub_uncertain=config.pii_uncertain != PiiUncertain.KEEP,
         )
     )
     with open(batch.stored_path, "rb") as stream:  # its position drives the progress bar
@@ -346,6 +391,8 @@ def _import_stream(
         result = scrubber.scrub(texts)
         for kind, count in result.counts.items():
             report.scrub_counts[kind] = report.scrub_counts.get(kind, 0) + count
+        for finding in result.uncertain:
+            report.uncertain_value(entry.line, finding)
         if result.found and config.pii_mode == PiiMode.REJECT:
             found = ", ".join(f"{k}×{n}" for k, n in sorted(result.counts.items()))
             report.skip(entry.line, f"contains PII ({found}); the project's policy rejects such items", pii=True)
@@ -359,7 +406,14 @@ def _import_stream(
             {"content": scrubbed[first_candidate + i], "provenance": c.provenance()}
             for i, c in enumerate(entry.candidates)
         ]
-        digest = content_hash(entry.messages, entry.response, entry.candidates)
+        # Duplicates are found on the scrubbed text, and only its hash is stored: a hash of the raw text
+        # would let anyone holding it confirm a guessed phone number.
+        digest = content_hash(
+            [Message(role=m.role, content=scrubbed[i]) for i, m in enumerate(entry.messages)],
+            response,
+            scrubbed[first_candidate:],
+        )
+        report.content_digest.update(f"{entry.line}\t{digest}\n".encode())
         if digest in seen_in_file:
             report.skip(entry.line, f"same conversation as line {seen_in_file[digest]}")
             continue
@@ -450,6 +504,9 @@ def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, fa
         batch.errors = report.errors
         batch.duplicates = report.skipped
         batch.scrub_counts = report.scrub_counts
+        batch.uncertain_count = report.uncertain_count
+        batch.sha256 = report.content_digest.hexdigest()
+        batch.uncertain = report.uncertain
         batch.failure_reason = failure
         batch.stored_path = ""
         batch.finished_at = timezone.now()
@@ -466,6 +523,8 @@ def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, fa
                 "duplicates": report.duplicates,
                 "pii_rejected": report.pii_rejected,
                 "pii_found": report.scrub_counts,
+                "pii_uncertain": report.uncertain_count,
+                "sha256": batch.sha256,
                 "failure": failure,
             },
         )
@@ -934,9 +993,22 @@ def _hold(item: Item, actor: User, reason: str) -> None:
     audit_event_record(actor=actor, action="item.hold", target=item, project=item.project, payload={"reason": reason})
 
 
+def _redacted_content_hash(item: Item) -> str:
+    """The content hash of ``item``'s text as it now is. If another item of the project already has that
+    text, the hash is taken over the text and this item's id, so both keep a unique hash of scrubbed text."""
+    messages = [Message(role=m["role"], content=m["content"]) for m in item.messages]
+    candidates = [c["content"] for c in item.candidates]
+    digest = content_hash(messages, item.response, candidates)
+    if Item.objects.filter(project_id=item.project_id, content_hash=digest).exclude(pk=item.pk).exists():
+        tagged = [*messages, Message(role="enclave-item", content=str(item.pk))]
+        digest = content_hash(tagged, item.response, candidates)
+    return digest
+
+
 def item_release_hold(*, actor: User, item: Item, redact: str = "") -> Item:
     """Put a held item back in the queue, after replacing every occurrence of ``redact`` (the PII that
-    slipped through) with ``[REDACTED]`` in its conversation and response."""
+    slipped through) with ``[REDACTED]`` in its conversation, response and candidates. The item's content
+    hash is computed again from the redacted text, so no hash of the leaked value stays behind."""
     with transaction.atomic():
         item = Item.objects.select_for_update().get(pk=item.pk)
         if item.state != ItemState.ON_HOLD:
@@ -950,12 +1022,16 @@ def item_release_hold(*, actor: User, item: Item, redact: str = "") -> Item:
             if item.response:
                 replaced += item.response.count(needle)
                 item.response = item.response.replace(needle, "[REDACTED]")
+            for candidate in item.candidates:
+                replaced += candidate["content"].count(needle)
+                candidate["content"] = candidate["content"].replace(needle, "[REDACTED]")
+            item.content_hash = _redacted_content_hash(item)
             for annotation in Annotation.objects.filter(item=item, response__contains=needle):
                 annotation.response = annotation.response.replace(needle, "[REDACTED]")
                 annotation.save(update_fields=["response"])
         item.state = ItemState.OPEN
         item.hold_reason = ""
-        item.save(update_fields=["messages", "response", "state", "hold_reason"])
+        item.save(update_fields=["messages", "response", "candidates", "content_hash", "state", "hold_reason"])
         audit_event_record(
             actor=actor, action="item.release", target=item, project=item.project, payload={"redacted": replaced}
         )

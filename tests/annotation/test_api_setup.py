@@ -125,10 +125,15 @@ def test_a_data_lead_reads_and_changes_the_annotation_settings(personas: Persona
     lead = client_for(personas.data_lead)
     assert lead.get(path).json() | {"updated_at": None} == {
         "annotators_per_item": 1, "lease_minutes": 30, "pii_mode": "replace", "pii_patterns": [], "pii_terms": [],
-        "updated_at": None,
+        "pii_uncertain": "scrub", "pii_phone_region": "GB", "updated_at": None,
     }  # fmt: skip
     patterns = [{"type": "ACCOUNT", "pattern": r"ACC-\d{6}"}]
-    response = _patch(lead, path, {"annotators_per_item": 3, "pii_patterns": patterns, "pii_terms": ["Northwind"]})
+    response = _patch(
+        lead,
+        path,
+        {"annotators_per_item": 3, "pii_patterns": patterns, "pii_terms": ["Northwind"], "pii_uncertain": "keep",
+         "pii_phone_region": "de"},
+    )  # fmt: skip
     assert response.status_code == 200
     body = response.json()
     assert (body["annotators_per_item"], body["lease_minutes"]) == (3, 30)  # left out: kept
@@ -137,6 +142,7 @@ def test_a_data_lead_reads_and_changes_the_annotation_settings(personas: Persona
     stored = selectors.annotation_settings(personas.project)
     assert stored.pii_patterns == [["ACCOUNT", r"ACC-\d{6}"]]
     assert stored.pii_terms == ["Northwind"]
+    assert (stored.pii_uncertain, stored.pii_phone_region) == ("keep", "DE")
     assert AuditEvent.objects.filter(action="annotation.settings_update").count() == 1
     # The settings page shows what the API saved.
     page = lead.get(f"/projects/{personas.project.pk}/annotation-settings/").content.decode()
@@ -155,6 +161,8 @@ def test_a_data_lead_reads_and_changes_the_annotation_settings(personas: Persona
         ({"pii_patterns": [{"type": "account", "pattern": "ACC-1"}]}, "pii_patterns"),
         ({"pii_patterns": [{"type": "ACCOUNT", "pattern": "ACC-("}]}, "pii_patterns"),
         ({"pii_patterns": [{"type": "ACCOUNT"}]}, "pii_patterns"),
+        ({"pii_uncertain": "maybe"}, "pii_uncertain"),
+        ({"pii_phone_region": "XX"}, "pii_phone_region"),
     ],
 )
 def test_annotation_settings_are_refused_as_the_page_refuses_them(

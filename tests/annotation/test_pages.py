@@ -1,3 +1,4 @@
+import json
 import re
 import time
 
@@ -208,3 +209,43 @@ def test_an_older_tab_is_told_its_autosave_was_refused(personas: Personas, clien
     stale = client.post(draft_url, {"response": "From the older tab", "page": older[1]}, HTTP_HX_REQUEST="true")
     assert "also open in another tab" in stale.content.decode()
     assert personas.annotator.drafts.get().data["response"] == "From the newer tab"
+
+
+def test_the_settings_page_sets_the_phone_region_and_what_happens_to_uncertain_values(
+    personas: Personas, client_for: ClientFor
+) -> None:
+    from annotation.models import AnnotationSettings
+
+    client = client_for(personas.data_lead)
+    url = f"/projects/{personas.project.pk}/annotation-settings/"
+    page = client.get(url).content.decode()
+    assert 'name="pii_uncertain"' in page
+    assert 'name="pii_phone_region"' in page
+    form = {"annotators_per_item": 1, "lease_minutes": 30, "pii_mode": "replace", "pii_uncertain": "keep"}
+    client.post(url, {**form, "pii_phone_region": "fr"})
+    current = AnnotationSettings.objects.get(project=personas.project)
+    assert (current.pii_uncertain, current.pii_phone_region) == ("keep", "FR")
+    refused = client.post(url, {**form, "pii_phone_region": "XX"}).content.decode()
+    assert "Unknown phone region" in refused
+    current.refresh_from_db()
+    assert current.pii_phone_region == "FR"
+
+
+def test_the_import_report_lists_uncertain_values_on_the_page_and_in_the_api(
+    personas: Personas, client_for: ClientFor
+) -> None:
+    services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=1, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[], pii_phone_region="ES",
+    )  # fmt: skip
+    batch = import_lines(personas.project, personas.data_lead, chat_line("Hola"), chat_line("Details: 412 345 670"))
+    client = client_for(personas.data_lead)
+    page = client.get(f"/projects/{personas.project.pk}/imports/{batch.pk}/").content.decode()
+    assert 'id="import-uncertain"' in page
+    assert "412 345 670" not in page
+    body = client.get(f"/api/v1/projects/{personas.project.pk}/imports/{batch.pk}/").json()
+    assert body["uncertain_count"] == 1
+    assert body["uncertain"] == [
+        {"line": 2, "type": "PHONE", "turn": 0, "column": 9, "hint": "••• ••• •••", "scrubbed": True}
+    ]
+    assert "412 345 670" not in json.dumps(body)

@@ -4,6 +4,7 @@ from accounts.errors import DomainError
 from accounts.models import AuditEvent
 from annotation import services
 from annotation.models import Annotation, AnnotationState, Item, ItemState, RubricVersion
+from annotation.parsing import Message, content_hash
 from tests.annotation.helpers import CRITERIA, GOOD_SCORES, give_rubric, import_items
 from tests.conftest import ClientFor, Personas
 
@@ -152,3 +153,14 @@ def test_the_review_page_confirms_a_decision_in_words(personas: Personas, client
     page = response.content.decode()
     assert f"Annotation #{annotation.pk} by annotator sent back to them." in page
     assert "Send back:" not in page
+
+
+def test_releasing_a_redacted_item_stores_the_hash_of_the_redacted_text(personas: Personas) -> None:
+    annotation = _annotated(personas, flags=["pii_leak"])
+    leaked = [{"role": "user", "content": "I am Ms Hildegard Smith"}]
+    Item.objects.filter(pk=annotation.item_id).update(messages=leaked, content_hash="0" * 64)
+    item = Item.objects.get(pk=annotation.item_id)
+    services.item_release_hold(actor=personas.data_lead, item=item, redact="Hildegard Smith")
+    item.refresh_from_db()
+    redacted = [Message(role="user", content="I am Ms [REDACTED]")]
+    assert item.content_hash == content_hash(redacted, item.response, [c["content"] for c in item.candidates])
