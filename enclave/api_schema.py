@@ -1,7 +1,7 @@
 """What the API answers when it refuses, written into the OpenAPI schema (a drf-spectacular postprocessing
-hook): every operation documents its 401, those with an id in the path their 404, those with a body or
-query parameters their 400, those with a body their 413 and 415, and a 409 a view declares gets the domain
-error's body (``enclave.api_errors``)."""
+hook): every operation that needs a token documents its 401, those with an id in the path their 404, those
+with a body or query parameters their 400, those with a body their 413 and 415, and a 409, 422, 429 or 503
+a view declares with a description only gets the domain error's body (``enclave.api_errors``)."""
 
 from typing import Any
 
@@ -37,7 +37,7 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
     for path, operations in result.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            for code in ("409", "422"):  # declared by a view with a description only: the body is an Error
+            for code in ("409", "422", "429", "503"):  # declared with a description only: the body is an Error
                 if code in responses and "content" not in responses[code]:
                     responses[code]["content"] = _error("")["content"]
             if {} not in operation.get("security", []):
