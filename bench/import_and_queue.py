@@ -39,8 +39,9 @@ ANSWER = (
 )
 
 
-def _line(n: int, rng: random.Random) -> str:
-    question = rng.choice(QUESTIONS).format(
+def _question(n: int, rng: random.Random) -> str:
+    """A customer's question with a card number, phone number, e-mail, IBAN and IP address in it."""
+    return rng.choice(QUESTIONS).format(
         card="4111 1111 1111 1111",
         phone="+44 20 7946 0958",
         email=f"customer{n}@example.com",
@@ -48,6 +49,10 @@ def _line(n: int, rng: random.Random) -> str:
         ip=f"203.0.113.{n % 250}",
         n=n,
     )
+
+
+def _line(n: int, rng: random.Random) -> str:
+    question = _question(n, rng)
     messages = [
         {"role": "system", "content": "You are the bank's support assistant."},
         {"role": "user", "content": f"Ticket {n}: {question}"},
@@ -63,14 +68,7 @@ CANDIDATES = [
 
 
 def _comparison_line(n: int, rng: random.Random) -> str:
-    question = rng.choice(QUESTIONS).format(
-        card="4111 1111 1111 1111",
-        phone="+44 20 7946 0958",
-        email=f"customer{n}@example.com",
-        iban="GB82 WEST 1234 5698 7654 32",
-        ip=f"203.0.113.{n % 250}",
-        n=n,
-    )
+    question = _question(n, rng)
     candidates = [
         {"content": f"{text} (ref {n})", "model": model, "decoding": {"temperature": 0.7}}
         for text, model in zip(CANDIDATES, ("base", "adapter-v2"), strict=True)
