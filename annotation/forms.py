@@ -137,6 +137,8 @@ class AnnotationSettingsForm(forms.Form):
                 continue
             patterns.append([kind, regex.strip()])
         data["pii_patterns"] = patterns
+        if self.add_prefix("pii_phone_region") in self.data and not data.get("pii_phone_region"):
+            self.add_error("pii_phone_region", "Give a country code such as GB or DE.")
         for left_as_is in ("pii_uncertain", "pii_phone_region"):  # not sent: unchanged
             data[left_as_is] = data.get(left_as_is) or None
         data["pii_terms"] = [t.strip() for t in (data.pop("pii_terms_text", "") or "").splitlines() if t.strip()]

@@ -8,8 +8,14 @@ from django.contrib.auth.views import redirect_to_login
 from django.db import connection
 from django.http.response import HttpResponseBase
 from django.urls import reverse
+from drf_spectacular.renderers import (
+    OpenApiJsonRenderer,
+    OpenApiJsonRenderer2,
+    OpenApiYamlRenderer,
+    OpenApiYamlRenderer2,
+)
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from drf_spectacular.views import SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
@@ -134,3 +140,23 @@ class ApiDocsView(SpectacularSwaggerSplitView):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         return super().get(request, *args, **kwargs)
+
+
+class OpenApiYamlTextRenderer(OpenApiYamlRenderer):
+    """The schema's YAML as plain text, so a browser shows it (it downloads the OpenAPI media type)."""
+
+    media_type = "text/plain"
+
+
+class ApiSchemaView(SpectacularAPIView):
+    """The OpenAPI schema, readable without a token. A browser or a client that accepts anything gets YAML as
+    text; ``Accept: application/vnd.oai.openapi`` (or ``+json``, ``application/json``, ``?format=json``) what it
+    asks for."""
+
+    renderer_classes = [
+        OpenApiYamlTextRenderer,
+        OpenApiYamlRenderer,
+        OpenApiYamlRenderer2,
+        OpenApiJsonRenderer,
+        OpenApiJsonRenderer2,
+    ]

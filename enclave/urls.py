@@ -3,7 +3,6 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView
 
 from accounts.urls import api_urlpatterns as accounts_api
 from annotation.urls import api_urlpatterns as annotation_api
@@ -48,7 +47,7 @@ urlpatterns = [
     path("", include("preferences.urls")),
     path("", include("releases.urls")),
     path("", include("training.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
+    path("api/schema/", api.ApiSchemaView.as_view(), name="api_schema"),
     path("api/docs/", api.ApiDocsView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/", api.ApiIndexView.as_view(), name="api_index"),
     path("django-admin/", admin.site.urls),

@@ -258,8 +258,13 @@ def test_health_and_schema_answer_without_a_token_and_the_schema_holds_no_data(p
     health = Client().get("/api/v1/health/")
     assert health.status_code == 200
     assert health.json()["database"] == connection.vendor
-    schema = Client().get("/api/schema/")
+    # What a browser asks for: YAML it can show (the OpenAPI media type starts a download instead).
+    schema = Client().get("/api/schema/", headers={"accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert schema.status_code == 200
+    assert schema["Content-Type"].startswith("text/plain")
+    assert schema.content.startswith(b"openapi: 3.")
+    asked = Client().get("/api/schema/", headers={"accept": "application/vnd.oai.openapi"})
+    assert asked["Content-Type"].startswith("application/vnd.oai.openapi")
     text = schema.content.decode()
     assert "/api/v1/auth/token/" in text
     assert "Project A" not in text

@@ -229,6 +229,12 @@ def test_the_settings_page_sets_the_phone_region_and_what_happens_to_uncertain_v
     assert "Unknown phone region" in refused
     current.refresh_from_db()
     assert current.pii_phone_region == "FR"
+    # A region cleared on the form is refused, not quietly left as it was.
+    cleared = client.post(url, {**form, "pii_phone_region": ""})
+    assert "Give a country code such as GB or DE." in cleared.content.decode()
+    assert "Settings saved" not in cleared.content.decode()
+    current.refresh_from_db()
+    assert current.pii_phone_region == "FR"
 
 
 def test_the_import_report_lists_uncertain_values_on_the_page_and_in_the_api(
