@@ -120,6 +120,21 @@ _ANY_DIGIT_RE = re.compile(r"\d")  # phonenumbers also reads non-ASCII digits
 _HINT_MASK_RE = re.compile(r"\w")
 
 
+def _normalising_table() -> dict[int, str]:
+    """Map the spaces, dashes, brackets and digits of other scripts that people (and their keyboards) put in
+    numbers to ASCII, one character for one: ``0171\u202f2345678``, ``0171\u22122345678``, full-width digits."""
+    table = {ord(c): " " for c in "\t\u00a0\u1680\u202f\u205f\u3000"}
+    table.update(dict.fromkeys(range(0x2000, 0x200B), " "))  # en quad ... hair space
+    table.update({ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"})
+    table.update({ord(c): a for c, a in zip("\uff0b\uff08\uff09\uff0f\uff0e", "+()/.", strict=True)})
+    for zero in (0xFF10, 0x0660, 0x06F0, 0x0966, 0x09E6, 0x0E50):  # full-width, Arabic-Indic, Devanagari ...
+        table.update({zero + i: str(i) for i in range(10)})
+    return table
+
+
+_NORMALISE = _normalising_table()
+
+
 class PiiPolicyError(ValueError):
     """A policy that cannot be compiled; the message names the offending pattern or setting."""
 
@@ -300,7 +315,8 @@ class Scrubber:
         placeholders = [_Span("", m.start(), m.end(), "") for m in PLACEHOLDER_RE.finditer(text)]
         for span in placeholders:
             blocked[span.start : span.end] = b"\x01" * (span.end - span.start)
-        work = _masked(text, placeholders)
+        # Unicode spaces, dashes and digits read as their ASCII kin (one character for one, so offsets hold).
+        work = _masked(text.translate(_NORMALISE), placeholders)
         found: list[_Span] = []
         for _ in range(_MAX_PASSES):
             candidates = [(rank, span) for rank, detect in enumerate(self._detectors) for span in detect(work)]
@@ -394,6 +410,9 @@ def _find_cards(text: str) -> Iterator[_Span]:
         groups = [(m.start(), m.end()) for m in _ASCII_DIGITS_RE.finditer(text, run.start(), run.end())]
         if run.end() < len(text) and text[run.end()].isalpha():
             groups.pop()  # that group belongs to a word such as "1234abc"
+        lengths = [end - start for start, end in groups]
+        if sum(lengths) > 19 and len(lengths) > 4 and all(n == 4 for n in lengths[:-1]):
+            continue  # one long code printed in fours ("3023 3770 1133 4173 7902 90"), not a card and a tail
         # Greedy from the left, longest window first, so "phone digits + card" still yields the card.
         first = 0
         while first < len(groups):
@@ -473,7 +492,9 @@ _SEP = rf"(?:{_SPACE}{{0,2}}[\-./\u2010\u2011\u2013]{_SPACE}{{0,2}}|{_SPACE}{{1,
 _PART = r"(?:\(\+?[0-9]{1,5}\)|[0-9]++)"
 # Possessive and atomic throughout, so a run is read once, left to right: linear on any input.
 # Not inside a token, nor after a dot (2.3.14, 12.5) unless the dot ends a word ("Tel.0171 1234567").
-_PHONE_RUN_RE = re.compile(rf"(?<![0-9A-Za-z+\-/#№_])(?<![^A-Za-z]\.)(?:\+|\(\+?)?[0-9][0-9]*+\)?(?>{_SEP}?{_PART})*+")
+_PHONE_RUN_RE = re.compile(
+    rf"(?:(?<=[0-9]/)\+|(?<![0-9A-Za-z+\-/#№_])(?<![^A-Za-z]\.)(?:\+ ?|\(\+?)?)[0-9][0-9]*+\)?(?>{_SEP}?{_PART})*+"
+)
 _GROUP_RE = re.compile(r"[0-9]+")
 _PHONE_MIN_DIGITS = 7
 _PHONE_MAX_DIGITS = 17  # 15 of E.164 plus a written "00" or a trunk "(0)"
@@ -493,11 +514,12 @@ _PHONE_WORDS = _words(
     fixe teléfono telefono móvil movil celular llamar llámame llama cellulare chiamare chiamami
     cellphone landline contact reach dial hotline kontakt contatto contacto bellen tlf puhelin komórka
     komorka telemóvel rufen ruf vorwahl gsm tél tfno telf mob cel ph phon rückruf callback mobiel bel
-    telefoon telefonisch telefone ligar zadzwoń zadzwon dzwonić dzwonic
+    telefoon telefonisch telefone ligar zadzwoń zadzwon dzwonić dzwonic raggiungibile bereikbaar
+    localizable rejoindre kontaktnummer notfall
     """
 )
 # "My number is ...": a phone word when no word for another kind of number is nearer.
-_NUMBER_WORDS = ("number", "nummer", "numéro", "numero", "número", "numer", "no", "nr", "num", "nº", "n")
+_NUMBER_WORDS = ("number", "nummer", "numéro", "numero", "número", "numer", "nr", "no", "num", "nº", "n")
 # Words that say the number is something else; they win over a phone word further away.
 _OTHER_NUMBER_WORDS = _words(
     """
@@ -521,7 +543,10 @@ _OTHER_NUMBER_WORDS = _words(
     demande solicitud richiesta lot charge batch transfer payment zahlung paiement pago pagamento paid
     pay bezahlt überwiesen withdrawal deposit fee gebühr frais cargo commissione refund erstattung
     remboursement reembolso rimborso przelew kwota rachunek overschrijving encomenda fatura conta
-    montante valor transferência beställning bestilling ordre belopp beløb
+    montante valor transferência beställning bestilling ordre belopp beløb passport reisepass
+    passeport pasaporte passaporto paspoort ausweis personalausweis pratica sinistro préstamo prestamo
+    prestito lening hypotheek polis schade lid lidmaatschap membership adhérent socio miembro az zähler
+    compteur contador contatore matrikel kennzeichen
     """
 )
 _CURRENCY_RE = re.compile(
@@ -546,6 +571,20 @@ _YEAR_RANGE_RE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2} ?[-\u2013] ?(?:19|20)[
 _PLACEHOLDER_WORD_RE = re.compile(r"\[?[A-Z][A-Z0-9_]*_[0-9]+\]|\[[A-Z][A-Z0-9_]*\Z|\A[A-Z0-9_]*_[0-9]+\]")
 _GLUED_HEAD_RE = re.compile(r"[0-9][+(]?[ \t\u00a0\u202f\u2009]?\Z")
 _CERTAIN, _UNSURE = 2, 1
+# What follows a number that goes on ("1.234.567,89", "4501-2/3"); a slash before a long group starts the next
+# number ("0171 2345678/0171 8765432").
+# A short group set off by a slash at either end of a run goes with the number ("4501-2/3", "02/04/2022").
+_GOES_ON_RE = re.compile(r"[,.:][0-9]|/[0-9]{1,3}(?![0-9])(?![ \-.][0-9])|-[0-9A-Za-z]")
+_WENT_ON_RE = re.compile(r"[0-9][,.:]\Z|(?<![0-9])(?<![0-9][ \-.])[0-9]{1,3}/\Z|[A-Za-z]-\Z")
+# A date written with spaces: "28 06 2019", "2019 06 28".
+_SPACED_DATE_RE = re.compile(
+    r"(?:0?[1-9]|[12][0-9]|3[01]) (?:0?[1-9]|1[0-2]) (?:19|20)[0-9]{2}|(?:19|20)[0-9]{2} (?:0?[1-9]|1[0-2]) "
+    r"(?:0?[1-9]|[12][0-9]|3[01])"
+)
+# A short code in capitals just before a number ("TX 9981 2231 0045", "REF 2024 1234"): the number is its tail.
+_CODE_LABEL_RE = re.compile(
+    r"(?<![0-9A-Za-z])(?!(?:OK|PS|HI|UK|US|EU|NB|FYI|BTW|ASAP|AM|PM)\b)[A-Z]{2,4}[ \-:#]{1,2}\Z"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,14 +603,22 @@ def _find_phones(text: str, region: str) -> Iterator[_Span]:
         groups = tuple((m.start(), m.end()) for m in _GROUP_RE.finditer(text, match.start(), match.end()))
         if sum(end - start for start, end in groups) < _PHONE_MIN_DIGITS:
             continue
-        if match.end() < len(text) and (text[match.end()].isalnum() or text[match.end()] == "_"):
-            groups = groups[:-1]  # "0171 1234567abc": the last group belongs to a word
+        glued = match.end() < len(text) and (text[match.end()].isalnum() or text[match.end()] == "_")
+        # "0171 1234567abc": the last group belongs to a word; but "0171 2345678Thomas" starts a name.
+        if glued and not (text[match.end()].isupper() and text[match.end() + 1 : match.end() + 2].islower()):
+            groups = groups[:-1]
         if not groups or _other_run_shape(text, groups):
             continue
-        yield from _phones_in_run(text, groups, region)
+        if _SPACED_DATE_RE.fullmatch(text, groups[0][0], groups[-1][1]) or _DATE_RE.fullmatch(
+            text, groups[0][0], groups[-1][1]
+        ):
+            continue  # "am 12 02 2023", "on 02/04/2022"
+        # "TX 9981 2231 0045": the digits of a reference code, unless they start like a dialled number.
+        coded = text[groups[0][0]] != "0" and bool(_CODE_LABEL_RE.search(text, max(0, groups[0][0] - 7), groups[0][0]))
+        yield from _phones_in_run(text, groups, region, coded=coded)
 
 
-def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) -> Iterator[_Span]:
+def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str, *, coded: bool) -> Iterator[_Span]:
     """Read a run of digit groups as the phone numbers that cover most of its digits ("0171 1234567 / 0172
     7654321" is two numbers, not one long one and a stray tail), then the fewer numbers, the more of them valid
     and certain the better.
@@ -599,7 +646,7 @@ def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) 
                 continue
             if sum(end - start == 1 for start, end in groups[first:last]) > 2:
                 break  # "1 2 3 4 5 6 7": nobody writes a phone number in single digits
-            verdict = _phone_verdict(text, groups[first:last], region)
+            verdict = _phone_verdict(text, groups[first:last], region, coded=coded)
             if verdict is None:
                 continue
             after = best[last]
@@ -609,24 +656,46 @@ def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) 
                 best[first] = score
                 choice[first] = (last, span)
     first = 0
+    free = 0  # the first group no number read so far covers
     while first < count:
         taken = choice[first]
         if taken is None or best[first] == best[first + 1]:
             first += 1
             continue
-        yield taken[1]
-        first = taken[0]
+        yield _with_prefix(text, groups, free, first, taken[1])
+        first = free = taken[0]
+
+
+def _with_prefix(text: str, groups: tuple[tuple[int, int], ...], free: int, first: int, span: _Span) -> _Span:
+    """Extend ``span`` (a number read from ``groups[first]`` on) over the groups before it that no number
+    covers, from the first of them that starts like a number (``0``, ``+``, ``(``), when the words say phone:
+    a number's area code or country code is never left in clear ("Tel 0161 256 0844" read in Germany as
+    "256 0844")."""
+    for j in range(free, first):
+        head = groups[j][0]
+        if text[head] != "0" and text[max(0, head - 2) : head].strip() not in ("+", "(", "(+"):
+            continue
+        digits = "".join(text[a:b] for a, b in groups[j:first]) + re.sub(r"[^0-9]", "", text[span.start : span.end])
+        if len(digits) > _PHONE_MAX_DIGITS or _context(text, head, span.end) != "phone":
+            return span
+        while head > 0 and text[head - 1] in "+(":
+            head -= 1
+        return _Span("PHONE", head, span.end, digits, True)
+    return span
 
 
 def _joins_loosely(text: str, left: tuple[int, int], right: tuple[int, int]) -> bool:
-    """Whether only spaces (and brackets), or a slash set off by spaces, stand between two digit groups, so a
-    number may end or start there ("0171 1234567 / 0172 7654321", but not "0171/1234567")."""
+    """Whether only spaces (and brackets) or a slash stand between two digit groups, so a number may end or
+    start there ("0171 1234567 / 0172 7654321", "0171 2345678/0171 8765432"; "0171/1234567" is still read as
+    one number, since a reading covers as much of a run as it can with as few numbers as it can)."""
     between = text[left[1] : right[0]]
     bare = between.strip(" \t\u00a0\u202f\u2009()")
-    return not bare or (bare == "/" and between[0] != "/" and between[-1] != "/")
+    return not bare or bare == "/"
 
 
-def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) -> tuple[int, _Span, bool] | None:
+def _phone_verdict(
+    text: str, window: tuple[tuple[int, int], ...], region: str, *, coded: bool = False
+) -> tuple[int, _Span, bool] | None:
     """Weigh one window of digit groups: ``(_CERTAIN | _UNSURE, span, valid)`` if it is a phone number, else
     None.
 
@@ -640,6 +709,8 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
     # Take in an opening "+" or "(" and a closing ")" that belong to the number.
     if start > 0 and text[start - 1] == "+":
         start -= 1
+    elif start > 1 and text[start - 2 : start] == "+ ":
+        start -= 2  # "Tel. + 49 30 12345678"
     if start > 0 and text[start - 1] == "(":
         start -= 1
     if end < len(text) and text[end] == ")" and "(" in text[start:end]:
@@ -655,6 +726,8 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
         return None
     ctx = context == "phone"
     international = written.startswith("+") or written.startswith("(+") or digits.startswith("00")
+    if coded and not ctx and not international:
+        return None  # "TX 9981 2231 0045": the digits of a reference code
     if international:
         plain = written.replace("(0)", " ")  # "+49 (0)171 ...": the trunk prefix is not dialled from abroad
         if digits.startswith("00"):
@@ -743,7 +816,7 @@ def _other_number_shape(
     before = text[max(0, start - 12) : start]
     after = text[end : end + 12]
     # A number that goes on: "1.234.567,89", "12345.67", "4501-2/3", "140-538-265-X"
-    if re.match(r"[,.:/][0-9]|-[0-9A-Za-z]", after) or re.search(r"[0-9][,.:]\Z|[A-Za-z]-\Z", before):
+    if _GOES_ON_RE.match(after) or _WENT_ON_RE.search(before):
         return True
     # A date: 12.03.2024, 2024-03-12, 03/12/24
     if len(lengths) == 3 and len(set(marks)) == 1 and marks[0] in {".", "/", "-"}:
@@ -853,21 +926,35 @@ def _context_after(text: str, end: int) -> Literal["phone", ""]:
 @functools.lru_cache(maxsize=8192)
 def _word_kind(word: str) -> Literal["phone", "other", "number", ""]:
     """Say what kind of number ``word`` (casefolded) names: a word counts when it is a listed stem, starts
-    with a stem of 4+ letters or ends with one of 5+ (compounds such as "Bestellnummer", "Handynummer")."""
-
-    def names(stems: tuple[str, ...]) -> bool:
-        return any(
-            word == stem or (len(stem) >= 4 and word.startswith(stem)) or (len(stem) >= 5 and word.endswith(stem))
-            for stem in stems
-        )
-
-    if names(_OTHER_NUMBER_WORDS):
+    with a stem of 4+ letters or ends with one of 5+ (compounds such as "Bestellnummer", "Handynummer"); when
+    it holds both a phone stem and another one, the longer stem decides ("contact" is not "conto"). A compound
+    of a "number" word ("Personalnummer", "Zählernummer", "leningnummer") names a phone number only when its
+    first part is a phone word ("Handynummer", "Rufnummer"): otherwise it is another kind of number."""
+    other = _stem_match(word, _OTHER_NUMBER_WORDS)
+    phone = _stem_match(word, _PHONE_WORDS)
+    if other > phone:
         return "other"
-    if names(_PHONE_WORDS):
+    if phone:
         return "phone"
-    if names(_NUMBER_WORDS):
+    if word in _NUMBER_WORDS:
         return "number"
+    for suffix in _NUMBER_WORDS[:7]:
+        if word.endswith(suffix) and len(word) > len(suffix):
+            head = word[: -len(suffix)].rstrip("s")  # "Mitgliedsnummer", "Versicherungsnummer"
+            return "phone" if head and _stem_match(head, _PHONE_WORDS) else "other"
     return ""
+
+
+def _stem_match(word: str, stems: tuple[str, ...]) -> int:
+    """The length of the longest of ``stems`` that ``word`` is, starts with (4+ letters) or ends with (5+)."""
+    return max(
+        (
+            len(stem)
+            for stem in stems
+            if word == stem or (len(stem) >= 4 and word.startswith(stem)) or (len(stem) >= 5 and word.endswith(stem))
+        ),
+        default=0,
+    )
 
 
 def _extra_detector(type_name: str, pattern: re.Pattern[str]) -> _Detector:
