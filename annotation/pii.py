@@ -405,6 +405,8 @@ def _find_cards(text: str) -> Iterator[_Span]:
     if sum(text.count(digit) for digit in "0123456789") < 13:
         return
     for run in _DIGIT_RUN_RE.finditer(text):
+        if run.end() - run.start() < 13:
+            continue  # too few digits for a card
         if _IBAN_TAIL_RE.search(text, max(0, run.start() - 40), run.start()):
             continue  # the digits of an IBAN-shaped string that failed its checksum
         groups = [(m.start(), m.end()) for m in _ASCII_DIGITS_RE.finditer(text, run.start(), run.end())]
@@ -417,9 +419,11 @@ def _find_cards(text: str) -> Iterator[_Span]:
         first = 0
         while first < len(groups):
             for last in range(min(len(groups), first + 5), first, -1):
+                if not 13 <= sum(lengths[first:last]) <= 19:
+                    continue
                 window = groups[first:last]
                 digits = "".join(text[start:end] for start, end in window)
-                if _looks_like_card([end - start for start, end in window], digits):
+                if _looks_like_card(lengths[first:last], digits):
                     yield _Span("CARD", window[0][0], window[-1][1], digits)
                     first = last
                     break
@@ -571,6 +575,10 @@ _YEAR_RANGE_RE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2} ?[-\u2013] ?(?:19|20)[
 _PLACEHOLDER_WORD_RE = re.compile(r"\[?[A-Z][A-Z0-9_]*_[0-9]+\]|\[[A-Z][A-Z0-9_]*\Z|\A[A-Z0-9_]*_[0-9]+\]")
 _GLUED_HEAD_RE = re.compile(r"[0-9][+(]?[ \t\u00a0\u202f\u2009]?\Z")
 _CERTAIN, _UNSURE = 2, 1
+# Regions whose people dial a trunk prefix "0" before a national number.
+_TRUNK_ZERO = {
+    region: phonenumbers.ndd_prefix_for_region(region, True) == "0" for region in phonenumbers.SUPPORTED_REGIONS
+}
 # What follows a number that goes on ("1.234.567,89", "4501-2/3"); a slash before a long group starts the next
 # number ("0171 2345678/0171 8765432").
 # A short group set off by a slash at either end of a run goes with the number ("4501-2/3", "02/04/2022").
@@ -733,31 +741,48 @@ def _phone_verdict(
         if digits.startswith("00"):
             body = plain.lstrip("( ")
             plain = "+" + (body[2:] if body.startswith("00") else digits[2:])
-        number = _parse(plain)
-        if number is None:
-            return None
-        if not phonenumbers.is_possible_number(number):
-            # Mistyped ("+33 6 12 34 56 7"): still someone's number when the words say phone.
-            mistyped = ctx and len(str(number.national_number)) >= 6
-            return (
-                (_UNSURE, _Span("PHONE", start, end, f"+{digits.removeprefix('00')}", True), False)
-                if mistyped
-                else None
-            )
-        return _CERTAIN, _phone_span(start, end, number, uncertain=False), phonenumbers.is_valid_number(number)
-    bracketed = "(" in written
-    grouped = bracketed or _phone_grouping(lengths, separators)
-    # "(415) 555-2671", "415-555-2671", "1-800-555-0199": the North American layout says phone on its own.
-    nanp_layout = len(lengths) >= 3 and lengths[-3:] == [3, 3, 4] and (len(lengths) == 3 or digits[0] == "1")
-    elsewhere = ctx or bracketed or nanp_layout
+        reading = _international_reading(plain, digits, ctx)
+    else:
+        bracketed = "(" in written
+        grouped = bracketed or _phone_grouping(lengths, separators)
+        # "(415) 555-2671", "415-555-2671", "1-800-555-0199": the North American layout says phone on its own.
+        nanp_layout = len(lengths) >= 3 and lengths[-3:] == [3, 3, 4] and (len(lengths) == 3 or digits[0] == "1")
+        elsewhere = ctx or bracketed or nanp_layout
+        reading = _national_reading(digits, region, ctx=ctx, grouped=grouped, elsewhere=elsewhere)
+    if reading is None:
+        return None
+    certainty, key, valid = reading
+    return certainty, _Span("PHONE", start, end, key, certainty == _UNSURE), valid
+
+
+@functools.lru_cache(maxsize=65536)
+def _international_reading(plain: str, digits: str, ctx: bool) -> tuple[int, str, bool] | None:
+    """Weigh a number written with ``+CC`` or ``00CC`` (``plain``: as ``+CC ...``): ``(certainty, key, valid)``
+    or None. Remembered: chats repeat numbers."""
+    number = _parse(plain)
+    if number is None:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        # Mistyped ("+33 6 12 34 56 7"): still someone's number when the words say phone.
+        mistyped = ctx and len(str(number.national_number)) >= 6
+        return (_UNSURE, f"+{digits.removeprefix('00')}", False) if mistyped else None
+    return _CERTAIN, _e164(number), phonenumbers.is_valid_number(number)
+
+
+@functools.lru_cache(maxsize=65536)
+def _national_reading(
+    digits: str, region: str, *, ctx: bool, grouped: bool, elsewhere: bool
+) -> tuple[int, str, bool] | None:
+    """Weigh a national number (digits as written) in the policy's ``region`` and, when the words, brackets or
+    the North American layout say phone, in the other usual regions: ``(certainty, key, valid)`` or None.
+    Remembered: the answer depends only on the arguments, and chats repeat numbers and their shapes."""
     trunk_regions = [region] + ([r for r in _PLAUSIBLE_REGIONS if r != region] if elsewhere else [])
-    best: tuple[int, _Span, bool] | None = None
+    best: tuple[int, str, bool] | None = None
     for candidate_region in trunk_regions:
         number = _parse(digits, candidate_region)
         if number is None or not phonenumbers.is_possible_number(number):
             continue
-        trunk_prefix = phonenumbers.ndd_prefix_for_region(candidate_region, True)
-        trunk_expected = trunk_prefix == "0"
+        trunk_expected = _TRUNK_ZERO.get(candidate_region, False)
         has_trunk = trunk_expected and digits.startswith("0")
         nanp = number.country_code == 1
         if trunk_expected and not has_trunk and not ctx and digits[0] != "0":
@@ -775,12 +800,12 @@ def _phone_verdict(
         else:
             verdict = _CERTAIN if score >= 2 else (_UNSURE if score == 1 else 0)
         if verdict and (best is None or verdict > best[0]):
-            best = verdict, _phone_span(start, end, number, uncertain=verdict == _UNSURE), valid
+            best = verdict, _e164(number), valid
             if verdict == _CERTAIN:
                 break
     if best is None and ctx and digits.startswith("0") and 8 <= len(digits) <= 14:
         # A phone word and a trunk prefix, but no country's rules allow the length: a mistyped number.
-        return _UNSURE, _Span("PHONE", start, end, digits, True), False
+        return _UNSURE, digits, False
     return best
 
 
@@ -793,9 +818,8 @@ def _parse(written: str, region: str = "ZZ") -> phonenumbers.PhoneNumber | None:
         return None
 
 
-def _phone_span(start: int, end: int, number: phonenumbers.PhoneNumber, *, uncertain: bool) -> _Span:
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return _Span("PHONE", start, end, e164, uncertain)
+def _e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _phone_grouping(lengths: list[int], separators: list[str]) -> bool:
@@ -895,7 +919,7 @@ def _context_before(text: str, start: int) -> Literal["phone", "other", "number"
         return "other"
     weak_phone = False
     distance = 0  # words between, not counting "number" words ("order number: ...")
-    words = _WORD_RE.findall(_PLACEHOLDER_WORD_RE.sub(" ", window).casefold())
+    words = _WORD_RE.findall((_PLACEHOLDER_WORD_RE.sub(" ", window) if "_" in window else window).casefold())
     for word in reversed(words[-_CONTEXT_WORDS_BEFORE:]):
         kind = _word_kind(word)
         if kind == "phone":
@@ -914,7 +938,9 @@ def _context_before(text: str, start: int) -> Literal["phone", "other", "number"
 def _context_after(text: str, end: int) -> Literal["phone", ""]:
     line_end = text.find("\n", end, end + _CONTEXT_CHARS)
     window = text[end : line_end if line_end != -1 else end + _CONTEXT_CHARS]
-    for word in _WORD_RE.findall(_PLACEHOLDER_WORD_RE.sub(" ", window).casefold())[:_CONTEXT_WORDS_AFTER]:
+    if "_" in window:
+        window = _PLACEHOLDER_WORD_RE.sub(" ", window)
+    for word in _WORD_RE.findall(window.casefold())[:_CONTEXT_WORDS_AFTER]:
         kind = _word_kind(word)
         if kind == "phone":
             return "phone"
