@@ -413,8 +413,8 @@ def _find_cards(text: str) -> Iterator[_Span]:
         if run.end() < len(text) and text[run.end()].isalpha():
             groups.pop()  # that group belongs to a word such as "1234abc"
         lengths = [end - start for start, end in groups]
-        if sum(lengths) > 19 and len(lengths) > 4 and all(n == 4 for n in lengths[:-1]):
-            continue  # one long code printed in fours ("3023 3770 1133 4173 7902 90"), not a card and a tail
+        if _long_code_in_fours(text, groups):
+            continue  # "3023 3770 1133 4173 7902 90": one code, not a card and a tail
         # Greedy from the left, longest window first, so "phone digits + card" still yields the card.
         first = 0
         while first < len(groups):
@@ -429,6 +429,15 @@ def _find_cards(text: str) -> Iterator[_Span]:
                     break
             else:
                 first += 1
+
+
+def _long_code_in_fours(text: str, groups: Sequence[tuple[int, int]]) -> bool:
+    """Whether a run of digit groups is one code printed in fours that goes on past a card's 16 digits
+    ("3023 3770 1133 4173 7902 90"), and not a card followed by its expiry date ("... 1111 12/25")."""
+    lengths = [end - start for start, end in groups]
+    if len(lengths) < 5 or sum(lengths) <= 16 or any(n != 4 for n in lengths[:-1]) or lengths[-1] > 4:
+        return False
+    return not re.match(r"[./][0-9]", text[groups[-1][1] : groups[-1][1] + 2])
 
 
 def _looks_like_card(lengths: list[int], digits: str) -> bool:
@@ -582,8 +591,8 @@ _TRUNK_ZERO = {
 # What follows a number that goes on ("1.234.567,89", "4501-2/3"); a slash before a long group starts the next
 # number ("0171 2345678/0171 8765432").
 # A short group set off by a slash at either end of a run goes with the number ("4501-2/3", "02/04/2022").
-_GOES_ON_RE = re.compile(r"[,.:][0-9]|/[0-9]{1,3}(?![0-9])(?![ \-.][0-9])|-[0-9A-Za-z]")
-_WENT_ON_RE = re.compile(r"[0-9][,.:]\Z|(?<![0-9])(?<![0-9][ \-.])[0-9]{1,3}/\Z|[A-Za-z]-\Z")
+_GOES_ON_RE = re.compile(r"[,.:][0-9]|/[0-9]{1,3}(?![0-9])(?![ \-./][0-9])|-[0-9A-Za-z]")
+_WENT_ON_RE = re.compile(r"[0-9][,.:]\Z|(?<![0-9])(?<![0-9][ \-./])[0-9]{1,3}/\Z|[A-Za-z]-\Z")
 # A date written with spaces: "28 06 2019", "2019 06 28".
 _SPACED_DATE_RE = re.compile(
     r"(?:0?[1-9]|[12][0-9]|3[01]) (?:0?[1-9]|1[0-2]) (?:19|20)[0-9]{2}|(?:19|20)[0-9]{2} (?:0?[1-9]|1[0-2]) "
@@ -892,6 +901,8 @@ def _other_run_shape(text: str, groups: tuple[tuple[int, int], ...]) -> bool:
     first = text[groups[0][0]]
     card_printed = len(lengths) == 1 or lengths[:-1] == [4] * (len(lengths) - 1) or tuple(lengths) in _CARD_GROUPINGS
     if 13 <= digits <= 19 and first in "23456" and text[groups[0][0] - 1 : groups[0][0]] != "+" and card_printed:
+        return True
+    if _long_code_in_fours(text, groups):
         return True
     before = text[max(0, groups[0][0] - 40) : groups[0][0]]
     # "GB93 VJOJ 6038 2048 4014 58", "AB12 3456 7890": the run goes on a code that mixes letters and digits.
