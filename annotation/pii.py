@@ -788,6 +788,8 @@ def _national_reading(
     trunk_regions = [region] + ([r for r in _PLAUSIBLE_REGIONS if r != region] if elsewhere else [])
     best: tuple[int, str, bool] | None = None
     for candidate_region in trunk_regions:
+        if not _may_be_possible(digits, candidate_region):
+            continue
         number = _parse(digits, candidate_region)
         if number is None or not phonenumbers.is_possible_number(number):
             continue
@@ -816,6 +818,36 @@ def _national_reading(
         # A phone word and a trunk prefix, but no country's rules allow the length: a mistyped number.
         return _UNSURE, digits, False
     return best
+
+
+def _national_lengths(code: str) -> tuple[frozenset[int], str] | None:
+    """The lengths a national number of region ``code`` may have, and its country code; None where parsing
+    may strip more than a country code and zeros (a national prefix other than 0, an exit code other than 00)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(code)
+    if metadata is None or metadata.international_prefix != "00" or metadata.general_desc is None:
+        return None
+    if metadata.national_prefix_for_parsing not in (None, "0") or not metadata.general_desc.possible_length:
+        return None
+    lengths = frozenset(metadata.general_desc.possible_length) | frozenset(
+        metadata.general_desc.possible_length_local_only
+    )
+    return lengths, str(metadata.country_code)
+
+
+# Only for the usual regions, where the test was checked against ``phonenumbers`` on random digits.
+_NATIONAL_LENGTHS = {code: _national_lengths(code) for code in _PLAUSIBLE_REGIONS}
+
+
+def _may_be_possible(digits: str, region: str) -> bool:
+    """A cheap test that never says no to a number ``phonenumbers`` would call possible in ``region`` (its
+    length, less a country code and leading zeros, is one the region allows), so most regions are ruled out
+    without parsing."""
+    known = _NATIONAL_LENGTHS.get(region)
+    if known is None:
+        return True
+    lengths, country_code = known
+    bodies = (digits, digits[len(country_code) :]) if digits.startswith(country_code) else (digits,)
+    return any(n in lengths for body in bodies for n in range(len(body.lstrip("0")), len(body) + 1))
 
 
 @functools.lru_cache(maxsize=65536)

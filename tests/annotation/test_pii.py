@@ -236,6 +236,10 @@ def test_it_keeps_numbers_that_are_not_phone_numbers(text: str) -> None:
         # A number glued to a name, a "+" set off by a space.
         ("Handy: 0171 2345678Thomas", "DE", 1),
         ("Tel. + 49 30 12345678", "DE", 1),
+        # Whatever a run's reading leaves before the number, an area or country code never stays in clear.
+        ("Handy +87 604230 0426", "DE", 1),
+        ("Tel +999 171 2345678", "GB", 1),
+        ("Handy 00 0171 2345678", "DE", 1),
     ],
 )
 def test_it_scrubs_every_digit_of_numbers_written_as_customers_type_them(text: str, region: str, numbers: int) -> None:
