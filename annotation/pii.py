@@ -13,7 +13,8 @@ EMAIL    ``local@label.tld``, ASCII, pragmatic                       always     
 IBAN     2 letters, 2 digits, 11-30 alphanumerics, spaced by 4 or    ``stdnum.iban``: checksum and    compact,
          not, any case                                               the country's BBAN format        upper-cased
 CARD     13-19 digits as one group, groups of 4, or 4-6-5 / 4-6-4,   Luhn valid, IIN starts 3-6 or    digits
-         single spaces or dashes between groups                      2221-2720
+         single spaces or dashes between groups (not inside a code   2221-2720
+         that goes on in fours past 16 digits)
 SSN      US ``ddd-dd-dddd`` (or single spaces)                       area not 000, 666, 900-999;      digits
                                                                      group not 00; serial not 0000
 IPV4     dotted quad, not after a letter (``v1.2.3.4``)              ``ipaddress`` accepts it         canonical
@@ -25,12 +26,18 @@ PHONE    runs of digit groups joined as phone numbers are written    possible (`
 TERM     project terms, case-insensitive, whole words, any spacing   always                           casefolded
 =======  ==========================================================  ===============================  ===============
 
+Before any detector runs, Unicode spaces (no-break, narrow, thin, figure, ideographic ...), dashes (minus,
+non-breaking hyphen, en dash ...) and digits of other scripts (full-width, Arabic-Indic ...) are read as
+their ASCII kin, one character for one, so offsets hold and a number written with narrow no-break spaces
+or a minus sign is read like one written with spaces or a hyphen.
+
 PHONE evidence. ``+CC`` or ``00CC`` and a possible number: found. Otherwise the number is read in the policy's
 region (and, when a phone word is near, the area code is bracketed or the digits have the North American
 3-3-4 layout, in the other usual regions too), and weighed: a phone word among the six words before it or the
 three after, on its line (tel, phone, call, mobile, cell, Handy, Telefon, Nummer, téléphone, portable, móvil,
 teléfono, cellulare, mobiel ... in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and
-Nordic languages; "number" words count when nothing nearer names another kind of number) counts 2, a trunk
+Nordic languages; "number" words count when nothing nearer names another kind of number; a word holding
+both a phone stem and another stem goes by the longer: "contact" is not "conto") counts 2, a trunk
 prefix ``0`` 1, a phone-like grouping 1. A valid number needs 1, a merely possible one 2. *Uncertain*: a
 possible one with 1; a valid one with none where no trunk prefix is dialled (Spain, Italy, Poland ...);
 another country's national number without both a phone word and validity; a number no country allows (a digit
@@ -38,13 +45,20 @@ short or long) with a phone word and a ``0`` or ``+`` in front. Uncertain values
 (``Finding.uncertain``, with a masked ``hint``) and scrubbed unless the policy says ``scrub_uncertain=False``.
 A national number of a trunk-prefix country written without its ``0`` and without a phone word is not read.
 Ruled out whatever the evidence: a word naming another kind of number (order, Bestellnummer, invoice, ref,
-IBAN, card, amount, transfer, date, version ...) as the nearest or second-nearest word before it (further off
-it names something else: "my card is blocked, 0171 ..."), a currency next to it, a number that goes
-on (``1.234.567,89``), dates and date or year ranges (``12.03.2024``, ``2024-03-12``, ``2019-2024``),
+IBAN, card, amount, transfer, date, version, loan, Kredit, claim, Schaden, member, passport, mortgage, prêt,
+préstamo, pratica, Az. ...) as the nearest or second-nearest word before it (further off it names something
+else: "my card is blocked, 0171 ..."); any compound of a "number" word (``Personalnummer``, ``Zählernummer``,
+``leningnummer``, ``Mitglieds-Nr.``) unless its first part is a phone word (``Handynummer``, ``Rufnummer``,
+``Tel.-Nr.``); a code of two to four capitals just before it when no phone word is near and it is not
+dialled with ``0`` or ``+`` (``TX 9981 2231 0045``); a currency next to it, a number that goes
+on (``1.234.567,89``), dates and date or year ranges (``12.03.2024``, ``2024-03-12``, ``28 06 2019``, ``2019-2024``),
 versions (a dotted 1-digit group, or a dotted build number last), round amounts (``100 000 000``),
-card-shaped runs (13-19 digits from an issuer range, in fours or one group) and runs that continue a code
-mixing letters and digits (IBAN-shaped strings, ``AB12 3456 7890``). A run of digit groups is read as the
-numbers that cover most of it (``0171 1234567 / 0172 7654321`` is two). Linear: each run is read once, with
+card-shaped runs (13-19 digits from an issuer range, in fours or one group), codes printed in fours past 16
+digits (``3023 3770 1133 4173 7902 90``) and runs that continue a code mixing letters and digits
+(IBAN-shaped strings, ``AB12 3456 7890``). A run of digit groups is read as the numbers that cover most of it
+(``0171 1234567 / 0172 7654321`` and ``0171 2345678/0171 8765432`` are two; ``0171/2345678`` is one); what a
+reading leaves before a number that starts like one (``0``, ``+``, a bracket) is scrubbed with it when the
+words say phone, so an area or country code is never left in clear. Linear: each run is read once, with
 windows of at most eight groups. ``bench/pii_recall.py`` measures recall and decoy survival on the generated
 set in ``tests/annotation/pii_corpus.py``.
 
@@ -518,6 +532,7 @@ _CONTEXT_WORDS_BEFORE = 6
 _CONTEXT_WORDS_AFTER = 3
 _OTHER_WORD_REACH = 1  # "order 123", "Your order is 123", "Bestellnummer lautet 123"
 _WORD_RE = re.compile(r"[^\W\d_]+")
+_HYPHEN_JOIN_RE = re.compile(r"(?<=[^\W\d_])\.?-(?=[^\W\d_])")
 # Stems that say "phone" in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and the
 # Nordic languages; a token counts when it starts or ends with one (German compounds: "Handynummer").
 _PHONE_WORDS = _words(
@@ -962,7 +977,7 @@ def _context_before(text: str, start: int) -> Literal["phone", "other", "number"
         return "other"
     weak_phone = False
     distance = 0  # words between, not counting "number" words ("order number: ...")
-    words = _WORD_RE.findall((_PLACEHOLDER_WORD_RE.sub(" ", window) if "_" in window else window).casefold())
+    words = _words_of(window)
     for word in reversed(words[-_CONTEXT_WORDS_BEFORE:]):
         kind = _word_kind(word)
         if kind == "phone":
@@ -981,15 +996,23 @@ def _context_before(text: str, start: int) -> Literal["phone", "other", "number"
 def _context_after(text: str, end: int) -> Literal["phone", ""]:
     line_end = text.find("\n", end, end + _CONTEXT_CHARS)
     window = text[end : line_end if line_end != -1 else end + _CONTEXT_CHARS]
-    if "_" in window:
-        window = _PLACEHOLDER_WORD_RE.sub(" ", window)
-    for word in _WORD_RE.findall(window.casefold())[:_CONTEXT_WORDS_AFTER]:
+    for word in _words_of(window)[:_CONTEXT_WORDS_AFTER]:
         kind = _word_kind(word)
         if kind == "phone":
             return "phone"
         if kind == "other":
             break
     return ""
+
+
+def _words_of(window: str) -> list[str]:
+    """The casefolded words of ``window``, placeholders left out and hyphenated compounds joined
+    ("Personal-Nr." is "personalnr", "Tel.-Nr." is "telnr")."""
+    if "_" in window:
+        window = _PLACEHOLDER_WORD_RE.sub(" ", window)
+    if "-" in window:
+        window = _HYPHEN_JOIN_RE.sub("", window)
+    return _WORD_RE.findall(window.casefold())
 
 
 @functools.lru_cache(maxsize=8192)

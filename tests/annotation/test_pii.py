@@ -259,6 +259,7 @@ def test_it_scrubs_every_digit_of_numbers_written_as_customers_type_them(text: s
         ("Versicherungsnummer 0171234567", "DE GB"),
         ("Mitgliedsnummer 0301234567", "DE GB"),
         ("Personalnummer 03012345", "DE"),
+        ("Personal-Nr. 0301234567", "DE"),
         ("Depotnummer 0301234567", "DE"),
         ("Zählernummer 0301234567", "DE"),
         ("Az. 0301234567", "DE GB"),
@@ -290,7 +291,13 @@ def test_it_keeps_other_kinds_of_numbers_dates_and_codes(text: str, regions: str
 
 
 def test_it_still_reads_a_phone_word_compound_and_a_card_with_its_expiry_date() -> None:
-    for text in ("Telefonnummer 0301234567", "Handynummer 0171 234567", "Rufnummer 030 1234567", "Tel.-Nr. 0301234567"):
+    for text in (
+        "Telefonnummer 0301234567",
+        "Handynummer 0171 234567",
+        "Rufnummer 030 1234567",
+        "Tel.-Nr. 0301234567",
+        "Fax-Nr 030 1234567",
+    ):
         assert _one(text, PiiPolicy(mode="replace", default_phone_region="DE"))[1] == {"PHONE": 1}, text
     assert _one(f"card {VALID_CARD} 12/25")[1] == {"CARD": 1}
 
