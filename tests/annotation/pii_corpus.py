@@ -7,8 +7,12 @@ written the ways customers type them (international ``+CC``/``00CC``, national w
 by spaces, dashes, dots, slashes or brackets, or not at all), inside sentences and at line ends, with and
 without a word saying "phone". A national number is planted in a project whose phone region is its country
 (a German bank's project reads German numbers); another country's national number only with a phone word.
-Decoys are order numbers, amounts with a currency, dates, times, IBAN- and card-shaped strings that fail
-their checksums, reference codes, postcodes and version numbers.
+Also: German mobiles a digit short with the area code set off, two numbers joined by a slash, and numbers
+written with Unicode spaces, dashes or full-width digits. Decoys are order numbers, amounts with a currency,
+dates (also with spaces), times, IBAN- and card-shaped strings that fail their checksums, reference codes
+(also capitals and digits in fours, and long codes printed in fours whose first 16 digits pass as a card),
+postcodes, version numbers, and loan, claim, member ... numbers shaped exactly like a phone number of the
+project's region.
 
 Measured by :func:`measure`, which ``tests/annotation/test_pii_recall.py`` (thresholds) and
 ``bench/pii_recall.py`` (the table in the README) call.
