@@ -13,7 +13,8 @@ EMAIL    ``local@label.tld``, ASCII, pragmatic                       always     
 IBAN     2 letters, 2 digits, 11-30 alphanumerics, spaced by 4 or    ``stdnum.iban``: checksum and    compact,
          not, any case                                               the country's BBAN format        upper-cased
 CARD     13-19 digits as one group, groups of 4, or 4-6-5 / 4-6-4,   Luhn valid, IIN starts 3-6 or    digits
-         single spaces or dashes between groups                      2221-2720
+         single spaces or dashes between groups (not inside a code   2221-2720
+         that goes on in fours past 16 digits)
 SSN      US ``ddd-dd-dddd`` (or single spaces)                       area not 000, 666, 900-999;      digits
                                                                      group not 00; serial not 0000
 IPV4     dotted quad, not after a letter (``v1.2.3.4``)              ``ipaddress`` accepts it         canonical
@@ -25,12 +26,18 @@ PHONE    runs of digit groups joined as phone numbers are written    possible (`
 TERM     project terms, case-insensitive, whole words, any spacing   always                           casefolded
 =======  ==========================================================  ===============================  ===============
 
+Before any detector runs, Unicode spaces (no-break, narrow, thin, figure, ideographic ...), dashes (minus,
+non-breaking hyphen, en dash ...) and digits of other scripts (full-width, Arabic-Indic ...) are read as
+their ASCII kin, one character for one, so offsets hold and a number written with narrow no-break spaces
+or a minus sign is read like one written with spaces or a hyphen.
+
 PHONE evidence. ``+CC`` or ``00CC`` and a possible number: found. Otherwise the number is read in the policy's
 region (and, when a phone word is near, the area code is bracketed or the digits have the North American
 3-3-4 layout, in the other usual regions too), and weighed: a phone word among the six words before it or the
 three after, on its line (tel, phone, call, mobile, cell, Handy, Telefon, Nummer, téléphone, portable, móvil,
 teléfono, cellulare, mobiel ... in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and
-Nordic languages; "number" words count when nothing nearer names another kind of number) counts 2, a trunk
+Nordic languages; "number" words count when nothing nearer names another kind of number; a word holding
+both a phone stem and another stem goes by the longer: "contact" is not "conto") counts 2, a trunk
 prefix ``0`` 1, a phone-like grouping 1. A valid number needs 1, a merely possible one 2. *Uncertain*: a
 possible one with 1; a valid one with none where no trunk prefix is dialled (Spain, Italy, Poland ...);
 another country's national number without both a phone word and validity; a number no country allows (a digit
@@ -38,13 +45,20 @@ short or long) with a phone word and a ``0`` or ``+`` in front. Uncertain values
 (``Finding.uncertain``, with a masked ``hint``) and scrubbed unless the policy says ``scrub_uncertain=False``.
 A national number of a trunk-prefix country written without its ``0`` and without a phone word is not read.
 Ruled out whatever the evidence: a word naming another kind of number (order, Bestellnummer, invoice, ref,
-IBAN, card, amount, transfer, date, version ...) as the nearest or second-nearest word before it (further off
-it names something else: "my card is blocked, 0171 ..."), a currency next to it, a number that goes
-on (``1.234.567,89``), dates and date or year ranges (``12.03.2024``, ``2024-03-12``, ``2019-2024``),
+IBAN, card, amount, transfer, date, version, loan, Kredit, claim, Schaden, member, passport, mortgage, prêt,
+préstamo, pratica, Az. ...) as the nearest or second-nearest word before it (further off it names something
+else: "my card is blocked, 0171 ..."); any compound of a "number" word (``Personalnummer``, ``Zählernummer``,
+``leningnummer``, ``Mitglieds-Nr.``) unless its first part is a phone word (``Handynummer``, ``Rufnummer``,
+``Tel.-Nr.``); a code of two to four capitals just before it when no phone word is near and it is not
+dialled with ``0`` or ``+`` (``TX 9981 2231 0045``); a currency next to it, a number that goes
+on (``1.234.567,89``), dates and date or year ranges (``12.03.2024``, ``2024-03-12``, ``28 06 2019``, ``2019-2024``),
 versions (a dotted 1-digit group, or a dotted build number last), round amounts (``100 000 000``),
-card-shaped runs (13-19 digits from an issuer range, in fours or one group) and runs that continue a code
-mixing letters and digits (IBAN-shaped strings, ``AB12 3456 7890``). A run of digit groups is read as the
-numbers that cover most of it (``0171 1234567 / 0172 7654321`` is two). Linear: each run is read once, with
+card-shaped runs (13-19 digits from an issuer range, in fours or one group), codes printed in fours past 16
+digits (``3023 3770 1133 4173 7902 90``) and runs that continue a code mixing letters and digits
+(IBAN-shaped strings, ``AB12 3456 7890``). A run of digit groups is read as the numbers that cover most of it
+(``0171 1234567 / 0172 7654321`` and ``0171 2345678/0171 8765432`` are two; ``0171/2345678`` is one); what a
+reading leaves before a number that starts like one (``0``, ``+``, a bracket) is scrubbed with it when the
+words say phone, so an area or country code is never left in clear. Linear: each run is read once, with
 windows of at most eight groups. ``bench/pii_recall.py`` measures recall and decoy survival on the generated
 set in ``tests/annotation/pii_corpus.py``.
 
@@ -118,6 +132,21 @@ _IPV6_RE = re.compile(
 _HEX_DIGIT_RE = re.compile(r"[0-9A-Fa-f]")
 _ANY_DIGIT_RE = re.compile(r"\d")  # phonenumbers also reads non-ASCII digits
 _HINT_MASK_RE = re.compile(r"\w")
+
+
+def _normalising_table() -> dict[int, str]:
+    """Map the spaces, dashes, brackets and digits of other scripts that people (and their keyboards) put in
+    numbers to ASCII, one character for one: ``0171\u202f2345678``, ``0171\u22122345678``, full-width digits."""
+    table = {ord(c): " " for c in "\t\u00a0\u1680\u202f\u205f\u3000"}
+    table.update(dict.fromkeys(range(0x2000, 0x200B), " "))  # en quad ... hair space
+    table.update({ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"})
+    table.update({ord(c): a for c, a in zip("\uff0b\uff08\uff09\uff0f\uff0e", "+()/.", strict=True)})
+    for zero in (0xFF10, 0x0660, 0x06F0, 0x0966, 0x09E6, 0x0E50):  # full-width, Arabic-Indic, Devanagari ...
+        table.update({zero + i: str(i) for i in range(10)})
+    return table
+
+
+_NORMALISE = _normalising_table()
 
 
 class PiiPolicyError(ValueError):
@@ -300,7 +329,8 @@ class Scrubber:
         placeholders = [_Span("", m.start(), m.end(), "") for m in PLACEHOLDER_RE.finditer(text)]
         for span in placeholders:
             blocked[span.start : span.end] = b"\x01" * (span.end - span.start)
-        work = _masked(text, placeholders)
+        # Unicode spaces, dashes and digits read as their ASCII kin (one character for one, so offsets hold).
+        work = _masked(text.translate(_NORMALISE), placeholders)
         found: list[_Span] = []
         for _ in range(_MAX_PASSES):
             candidates = [(rank, span) for rank, detect in enumerate(self._detectors) for span in detect(work)]
@@ -389,23 +419,39 @@ def _find_cards(text: str) -> Iterator[_Span]:
     if sum(text.count(digit) for digit in "0123456789") < 13:
         return
     for run in _DIGIT_RUN_RE.finditer(text):
+        if run.end() - run.start() < 13:
+            continue  # too few digits for a card
         if _IBAN_TAIL_RE.search(text, max(0, run.start() - 40), run.start()):
             continue  # the digits of an IBAN-shaped string that failed its checksum
         groups = [(m.start(), m.end()) for m in _ASCII_DIGITS_RE.finditer(text, run.start(), run.end())]
         if run.end() < len(text) and text[run.end()].isalpha():
             groups.pop()  # that group belongs to a word such as "1234abc"
+        lengths = [end - start for start, end in groups]
+        if _long_code_in_fours(text, groups):
+            continue  # "3023 3770 1133 4173 7902 90": one code, not a card and a tail
         # Greedy from the left, longest window first, so "phone digits + card" still yields the card.
         first = 0
         while first < len(groups):
             for last in range(min(len(groups), first + 5), first, -1):
+                if not 13 <= sum(lengths[first:last]) <= 19:
+                    continue
                 window = groups[first:last]
                 digits = "".join(text[start:end] for start, end in window)
-                if _looks_like_card([end - start for start, end in window], digits):
+                if _looks_like_card(lengths[first:last], digits):
                     yield _Span("CARD", window[0][0], window[-1][1], digits)
                     first = last
                     break
             else:
                 first += 1
+
+
+def _long_code_in_fours(text: str, groups: Sequence[tuple[int, int]]) -> bool:
+    """Whether a run of digit groups is one code printed in fours that goes on past a card's 16 digits
+    ("3023 3770 1133 4173 7902 90"), and not a card followed by its expiry date ("... 1111 12/25")."""
+    lengths = [end - start for start, end in groups]
+    if len(lengths) < 5 or sum(lengths) <= 16 or any(n != 4 for n in lengths[:-1]) or lengths[-1] > 4:
+        return False
+    return not re.match(r"[./][0-9]", text[groups[-1][1] : groups[-1][1] + 2])
 
 
 def _looks_like_card(lengths: list[int], digits: str) -> bool:
@@ -473,7 +519,9 @@ _SEP = rf"(?:{_SPACE}{{0,2}}[\-./\u2010\u2011\u2013]{_SPACE}{{0,2}}|{_SPACE}{{1,
 _PART = r"(?:\(\+?[0-9]{1,5}\)|[0-9]++)"
 # Possessive and atomic throughout, so a run is read once, left to right: linear on any input.
 # Not inside a token, nor after a dot (2.3.14, 12.5) unless the dot ends a word ("Tel.0171 1234567").
-_PHONE_RUN_RE = re.compile(rf"(?<![0-9A-Za-z+\-/#№_])(?<![^A-Za-z]\.)(?:\+|\(\+?)?[0-9][0-9]*+\)?(?>{_SEP}?{_PART})*+")
+_PHONE_RUN_RE = re.compile(
+    rf"(?:(?<=[0-9]/)\+|(?<![0-9A-Za-z+\-/#№_])(?<![^A-Za-z]\.)(?:\+ ?|\(\+?)?)[0-9][0-9]*+\)?(?>{_SEP}?{_PART})*+"
+)
 _GROUP_RE = re.compile(r"[0-9]+")
 _PHONE_MIN_DIGITS = 7
 _PHONE_MAX_DIGITS = 17  # 15 of E.164 plus a written "00" or a trunk "(0)"
@@ -484,6 +532,7 @@ _CONTEXT_WORDS_BEFORE = 6
 _CONTEXT_WORDS_AFTER = 3
 _OTHER_WORD_REACH = 1  # "order 123", "Your order is 123", "Bestellnummer lautet 123"
 _WORD_RE = re.compile(r"[^\W\d_]+")
+_HYPHEN_JOIN_RE = re.compile(r"(?<=[^\W\d_])\.?-(?=[^\W\d_])")
 # Stems that say "phone" in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and the
 # Nordic languages; a token counts when it starts or ends with one (German compounds: "Handynummer").
 _PHONE_WORDS = _words(
@@ -493,11 +542,12 @@ _PHONE_WORDS = _words(
     fixe teléfono telefono móvil movil celular llamar llámame llama cellulare chiamare chiamami
     cellphone landline contact reach dial hotline kontakt contatto contacto bellen tlf puhelin komórka
     komorka telemóvel rufen ruf vorwahl gsm tél tfno telf mob cel ph phon rückruf callback mobiel bel
-    telefoon telefonisch telefone ligar zadzwoń zadzwon dzwonić dzwonic
+    telefoon telefonisch telefone ligar zadzwoń zadzwon dzwonić dzwonic raggiungibile bereikbaar
+    localizable rejoindre kontaktnummer notfall
     """
 )
 # "My number is ...": a phone word when no word for another kind of number is nearer.
-_NUMBER_WORDS = ("number", "nummer", "numéro", "numero", "número", "numer", "no", "nr", "num", "nº", "n")
+_NUMBER_WORDS = ("number", "nummer", "numéro", "numero", "número", "numer", "nr", "no", "num", "nº", "n")
 # Words that say the number is something else; they win over a phone word further away.
 _OTHER_NUMBER_WORDS = _words(
     """
@@ -521,7 +571,10 @@ _OTHER_NUMBER_WORDS = _words(
     demande solicitud richiesta lot charge batch transfer payment zahlung paiement pago pagamento paid
     pay bezahlt überwiesen withdrawal deposit fee gebühr frais cargo commissione refund erstattung
     remboursement reembolso rimborso przelew kwota rachunek overschrijving encomenda fatura conta
-    montante valor transferência beställning bestilling ordre belopp beløb
+    montante valor transferência beställning bestilling ordre belopp beløb passport reisepass
+    passeport pasaporte passaporto paspoort ausweis personalausweis pratica sinistro préstamo prestamo
+    prestito lening hypotheek polis schade lid lidmaatschap membership adhérent socio miembro az zähler
+    compteur contador contatore matrikel kennzeichen
     """
 )
 _CURRENCY_RE = re.compile(
@@ -546,6 +599,24 @@ _YEAR_RANGE_RE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2} ?[-\u2013] ?(?:19|20)[
 _PLACEHOLDER_WORD_RE = re.compile(r"\[?[A-Z][A-Z0-9_]*_[0-9]+\]|\[[A-Z][A-Z0-9_]*\Z|\A[A-Z0-9_]*_[0-9]+\]")
 _GLUED_HEAD_RE = re.compile(r"[0-9][+(]?[ \t\u00a0\u202f\u2009]?\Z")
 _CERTAIN, _UNSURE = 2, 1
+# Regions whose people dial a trunk prefix "0" before a national number.
+_TRUNK_ZERO = {
+    region: phonenumbers.ndd_prefix_for_region(region, True) == "0" for region in phonenumbers.SUPPORTED_REGIONS
+}
+# What follows a number that goes on ("1.234.567,89", "4501-2/3"); a slash before a long group starts the next
+# number ("0171 2345678/0171 8765432").
+# A short group set off by a slash at either end of a run goes with the number ("4501-2/3", "02/04/2022").
+_GOES_ON_RE = re.compile(r"[,.:][0-9]|/[0-9]{1,3}(?![0-9])(?![ \-./][0-9])|-[0-9A-Za-z]")
+_WENT_ON_RE = re.compile(r"[0-9][,.:]\Z|(?<![0-9])(?<![0-9][ \-./])[0-9]{1,3}/\Z|[A-Za-z]-\Z")
+# A date written with spaces: "28 06 2019", "2019 06 28".
+_SPACED_DATE_RE = re.compile(
+    r"(?:0?[1-9]|[12][0-9]|3[01]) (?:0?[1-9]|1[0-2]) (?:19|20)[0-9]{2}|(?:19|20)[0-9]{2} (?:0?[1-9]|1[0-2]) "
+    r"(?:0?[1-9]|[12][0-9]|3[01])"
+)
+# A short code in capitals just before a number ("TX 9981 2231 0045", "REF 2024 1234"): the number is its tail.
+_CODE_LABEL_RE = re.compile(
+    r"(?<![0-9A-Za-z])(?!(?:OK|PS|HI|UK|US|EU|NB|FYI|BTW|ASAP|AM|PM)\b)[A-Z]{2,4}[ \-:#]{1,2}\Z"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -564,14 +635,22 @@ def _find_phones(text: str, region: str) -> Iterator[_Span]:
         groups = tuple((m.start(), m.end()) for m in _GROUP_RE.finditer(text, match.start(), match.end()))
         if sum(end - start for start, end in groups) < _PHONE_MIN_DIGITS:
             continue
-        if match.end() < len(text) and (text[match.end()].isalnum() or text[match.end()] == "_"):
-            groups = groups[:-1]  # "0171 1234567abc": the last group belongs to a word
+        glued = match.end() < len(text) and (text[match.end()].isalnum() or text[match.end()] == "_")
+        # "0171 1234567abc": the last group belongs to a word; but "0171 2345678Thomas" starts a name.
+        if glued and not (text[match.end()].isupper() and text[match.end() + 1 : match.end() + 2].islower()):
+            groups = groups[:-1]
         if not groups or _other_run_shape(text, groups):
             continue
-        yield from _phones_in_run(text, groups, region)
+        if _SPACED_DATE_RE.fullmatch(text, groups[0][0], groups[-1][1]) or _DATE_RE.fullmatch(
+            text, groups[0][0], groups[-1][1]
+        ):
+            continue  # "am 12 02 2023", "on 02/04/2022"
+        # "TX 9981 2231 0045": the digits of a reference code, unless they start like a dialled number.
+        coded = text[groups[0][0]] != "0" and bool(_CODE_LABEL_RE.search(text, max(0, groups[0][0] - 7), groups[0][0]))
+        yield from _phones_in_run(text, groups, region, coded=coded)
 
 
-def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) -> Iterator[_Span]:
+def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str, *, coded: bool) -> Iterator[_Span]:
     """Read a run of digit groups as the phone numbers that cover most of its digits ("0171 1234567 / 0172
     7654321" is two numbers, not one long one and a stray tail), then the fewer numbers, the more of them valid
     and certain the better.
@@ -599,7 +678,7 @@ def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) 
                 continue
             if sum(end - start == 1 for start, end in groups[first:last]) > 2:
                 break  # "1 2 3 4 5 6 7": nobody writes a phone number in single digits
-            verdict = _phone_verdict(text, groups[first:last], region)
+            verdict = _phone_verdict(text, groups[first:last], region, coded=coded)
             if verdict is None:
                 continue
             after = best[last]
@@ -609,24 +688,46 @@ def _phones_in_run(text: str, groups: tuple[tuple[int, int], ...], region: str) 
                 best[first] = score
                 choice[first] = (last, span)
     first = 0
+    free = 0  # the first group no number read so far covers
     while first < count:
         taken = choice[first]
         if taken is None or best[first] == best[first + 1]:
             first += 1
             continue
-        yield taken[1]
-        first = taken[0]
+        yield _with_prefix(text, groups, free, first, taken[1])
+        first = free = taken[0]
+
+
+def _with_prefix(text: str, groups: tuple[tuple[int, int], ...], free: int, first: int, span: _Span) -> _Span:
+    """Extend ``span`` (a number read from ``groups[first]`` on) over the groups before it that no number
+    covers, from the first of them that starts like a number (``0``, ``+``, ``(``), when the words say phone:
+    a number's area code or country code is never left in clear ("Tel 0161 256 0844" read in Germany as
+    "256 0844")."""
+    for j in range(free, first):
+        head = groups[j][0]
+        if text[head] != "0" and text[max(0, head - 2) : head].strip() not in ("+", "(", "(+"):
+            continue
+        digits = "".join(text[a:b] for a, b in groups[j:first]) + re.sub(r"[^0-9]", "", text[span.start : span.end])
+        if len(digits) > _PHONE_MAX_DIGITS or _context(text, head, span.end) != "phone":
+            return span
+        while head > 0 and text[head - 1] in "+(":
+            head -= 1
+        return _Span("PHONE", head, span.end, digits, True)
+    return span
 
 
 def _joins_loosely(text: str, left: tuple[int, int], right: tuple[int, int]) -> bool:
-    """Whether only spaces (and brackets), or a slash set off by spaces, stand between two digit groups, so a
-    number may end or start there ("0171 1234567 / 0172 7654321", but not "0171/1234567")."""
+    """Whether only spaces (and brackets) or a slash stand between two digit groups, so a number may end or
+    start there ("0171 1234567 / 0172 7654321", "0171 2345678/0171 8765432"; "0171/1234567" is still read as
+    one number, since a reading covers as much of a run as it can with as few numbers as it can)."""
     between = text[left[1] : right[0]]
     bare = between.strip(" \t\u00a0\u202f\u2009()")
-    return not bare or (bare == "/" and between[0] != "/" and between[-1] != "/")
+    return not bare or bare == "/"
 
 
-def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) -> tuple[int, _Span, bool] | None:
+def _phone_verdict(
+    text: str, window: tuple[tuple[int, int], ...], region: str, *, coded: bool = False
+) -> tuple[int, _Span, bool] | None:
     """Weigh one window of digit groups: ``(_CERTAIN | _UNSURE, span, valid)`` if it is a phone number, else
     None.
 
@@ -640,6 +741,8 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
     # Take in an opening "+" or "(" and a closing ")" that belong to the number.
     if start > 0 and text[start - 1] == "+":
         start -= 1
+    elif start > 1 and text[start - 2 : start] == "+ ":
+        start -= 2  # "Tel. + 49 30 12345678"
     if start > 0 and text[start - 1] == "(":
         start -= 1
     if end < len(text) and text[end] == ")" and "(" in text[start:end]:
@@ -655,36 +758,57 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
         return None
     ctx = context == "phone"
     international = written.startswith("+") or written.startswith("(+") or digits.startswith("00")
+    if coded and not ctx and not international:
+        return None  # "TX 9981 2231 0045": the digits of a reference code
     if international:
         plain = written.replace("(0)", " ")  # "+49 (0)171 ...": the trunk prefix is not dialled from abroad
         if digits.startswith("00"):
             body = plain.lstrip("( ")
             plain = "+" + (body[2:] if body.startswith("00") else digits[2:])
-        number = _parse(plain)
-        if number is None:
-            return None
-        if not phonenumbers.is_possible_number(number):
-            # Mistyped ("+33 6 12 34 56 7"): still someone's number when the words say phone.
-            mistyped = ctx and len(str(number.national_number)) >= 6
-            return (
-                (_UNSURE, _Span("PHONE", start, end, f"+{digits.removeprefix('00')}", True), False)
-                if mistyped
-                else None
-            )
-        return _CERTAIN, _phone_span(start, end, number, uncertain=False), phonenumbers.is_valid_number(number)
-    bracketed = "(" in written
-    grouped = bracketed or _phone_grouping(lengths, separators)
-    # "(415) 555-2671", "415-555-2671", "1-800-555-0199": the North American layout says phone on its own.
-    nanp_layout = len(lengths) >= 3 and lengths[-3:] == [3, 3, 4] and (len(lengths) == 3 or digits[0] == "1")
-    elsewhere = ctx or bracketed or nanp_layout
+        reading = _international_reading(plain, digits, ctx)
+    else:
+        bracketed = "(" in written
+        grouped = bracketed or _phone_grouping(lengths, separators)
+        # "(415) 555-2671", "415-555-2671", "1-800-555-0199": the North American layout says phone on its own.
+        nanp_layout = len(lengths) >= 3 and lengths[-3:] == [3, 3, 4] and (len(lengths) == 3 or digits[0] == "1")
+        elsewhere = ctx or bracketed or nanp_layout
+        reading = _national_reading(digits, region, ctx=ctx, grouped=grouped, elsewhere=elsewhere)
+    if reading is None:
+        return None
+    certainty, key, valid = reading
+    return certainty, _Span("PHONE", start, end, key, certainty == _UNSURE), valid
+
+
+@functools.lru_cache(maxsize=65536)
+def _international_reading(plain: str, digits: str, ctx: bool) -> tuple[int, str, bool] | None:
+    """Weigh a number written with ``+CC`` or ``00CC`` (``plain``: as ``+CC ...``): ``(certainty, key, valid)``
+    or None. Remembered: chats repeat numbers."""
+    number = _parse(plain)
+    if number is None:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        # Mistyped ("+33 6 12 34 56 7"): still someone's number when the words say phone.
+        mistyped = ctx and len(str(number.national_number)) >= 6
+        return (_UNSURE, f"+{digits.removeprefix('00')}", False) if mistyped else None
+    return _CERTAIN, _e164(number), phonenumbers.is_valid_number(number)
+
+
+@functools.lru_cache(maxsize=65536)
+def _national_reading(
+    digits: str, region: str, *, ctx: bool, grouped: bool, elsewhere: bool
+) -> tuple[int, str, bool] | None:
+    """Weigh a national number (digits as written) in the policy's ``region`` and, when the words, brackets or
+    the North American layout say phone, in the other usual regions: ``(certainty, key, valid)`` or None.
+    Remembered: the answer depends only on the arguments, and chats repeat numbers and their shapes."""
     trunk_regions = [region] + ([r for r in _PLAUSIBLE_REGIONS if r != region] if elsewhere else [])
-    best: tuple[int, _Span, bool] | None = None
+    best: tuple[int, str, bool] | None = None
     for candidate_region in trunk_regions:
+        if not _may_be_possible(digits, candidate_region):
+            continue
         number = _parse(digits, candidate_region)
         if number is None or not phonenumbers.is_possible_number(number):
             continue
-        trunk_prefix = phonenumbers.ndd_prefix_for_region(candidate_region, True)
-        trunk_expected = trunk_prefix == "0"
+        trunk_expected = _TRUNK_ZERO.get(candidate_region, False)
         has_trunk = trunk_expected and digits.startswith("0")
         nanp = number.country_code == 1
         if trunk_expected and not has_trunk and not ctx and digits[0] != "0":
@@ -702,13 +826,43 @@ def _phone_verdict(text: str, window: tuple[tuple[int, int], ...], region: str) 
         else:
             verdict = _CERTAIN if score >= 2 else (_UNSURE if score == 1 else 0)
         if verdict and (best is None or verdict > best[0]):
-            best = verdict, _phone_span(start, end, number, uncertain=verdict == _UNSURE), valid
+            best = verdict, _e164(number), valid
             if verdict == _CERTAIN:
                 break
     if best is None and ctx and digits.startswith("0") and 8 <= len(digits) <= 14:
         # A phone word and a trunk prefix, but no country's rules allow the length: a mistyped number.
-        return _UNSURE, _Span("PHONE", start, end, digits, True), False
+        return _UNSURE, digits, False
     return best
+
+
+def _national_lengths(code: str) -> tuple[frozenset[int], str] | None:
+    """The lengths a national number of region ``code`` may have, and its country code; None where parsing
+    may strip more than a country code and zeros (a national prefix other than 0, an exit code other than 00)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(code)
+    if metadata is None or metadata.international_prefix != "00" or metadata.general_desc is None:
+        return None
+    if metadata.national_prefix_for_parsing not in (None, "0") or not metadata.general_desc.possible_length:
+        return None
+    lengths = frozenset(metadata.general_desc.possible_length) | frozenset(
+        metadata.general_desc.possible_length_local_only
+    )
+    return lengths, str(metadata.country_code)
+
+
+# Only for the usual regions, where the test was checked against ``phonenumbers`` on random digits.
+_NATIONAL_LENGTHS = {code: _national_lengths(code) for code in _PLAUSIBLE_REGIONS}
+
+
+def _may_be_possible(digits: str, region: str) -> bool:
+    """A cheap test that never says no to a number ``phonenumbers`` would call possible in ``region`` (its
+    length, less a country code and leading zeros, is one the region allows), so most regions are ruled out
+    without parsing."""
+    known = _NATIONAL_LENGTHS.get(region)
+    if known is None:
+        return True
+    lengths, country_code = known
+    bodies = (digits, digits[len(country_code) :]) if digits.startswith(country_code) else (digits,)
+    return any(n in lengths for body in bodies for n in range(len(body.lstrip("0")), len(body) + 1))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -720,9 +874,8 @@ def _parse(written: str, region: str = "ZZ") -> phonenumbers.PhoneNumber | None:
         return None
 
 
-def _phone_span(start: int, end: int, number: phonenumbers.PhoneNumber, *, uncertain: bool) -> _Span:
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return _Span("PHONE", start, end, e164, uncertain)
+def _e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _phone_grouping(lengths: list[int], separators: list[str]) -> bool:
@@ -743,7 +896,7 @@ def _other_number_shape(
     before = text[max(0, start - 12) : start]
     after = text[end : end + 12]
     # A number that goes on: "1.234.567,89", "12345.67", "4501-2/3", "140-538-265-X"
-    if re.match(r"[,.:/][0-9]|-[0-9A-Za-z]", after) or re.search(r"[0-9][,.:]\Z|[A-Za-z]-\Z", before):
+    if _GOES_ON_RE.match(after) or _WENT_ON_RE.search(before):
         return True
     # A date: 12.03.2024, 2024-03-12, 03/12/24
     if len(lengths) == 3 and len(set(marks)) == 1 and marks[0] in {".", "/", "-"}:
@@ -796,6 +949,8 @@ def _other_run_shape(text: str, groups: tuple[tuple[int, int], ...]) -> bool:
     card_printed = len(lengths) == 1 or lengths[:-1] == [4] * (len(lengths) - 1) or tuple(lengths) in _CARD_GROUPINGS
     if 13 <= digits <= 19 and first in "23456" and text[groups[0][0] - 1 : groups[0][0]] != "+" and card_printed:
         return True
+    if _long_code_in_fours(text, groups):
+        return True
     before = text[max(0, groups[0][0] - 40) : groups[0][0]]
     # "GB93 VJOJ 6038 2048 4014 58", "AB12 3456 7890": the run goes on a code that mixes letters and digits.
     if _CODE_BEFORE_RE.search(before):
@@ -822,7 +977,7 @@ def _context_before(text: str, start: int) -> Literal["phone", "other", "number"
         return "other"
     weak_phone = False
     distance = 0  # words between, not counting "number" words ("order number: ...")
-    words = _WORD_RE.findall(_PLACEHOLDER_WORD_RE.sub(" ", window).casefold())
+    words = _words_of(window)
     for word in reversed(words[-_CONTEXT_WORDS_BEFORE:]):
         kind = _word_kind(word)
         if kind == "phone":
@@ -841,7 +996,7 @@ def _context_before(text: str, start: int) -> Literal["phone", "other", "number"
 def _context_after(text: str, end: int) -> Literal["phone", ""]:
     line_end = text.find("\n", end, end + _CONTEXT_CHARS)
     window = text[end : line_end if line_end != -1 else end + _CONTEXT_CHARS]
-    for word in _WORD_RE.findall(_PLACEHOLDER_WORD_RE.sub(" ", window).casefold())[:_CONTEXT_WORDS_AFTER]:
+    for word in _words_of(window)[:_CONTEXT_WORDS_AFTER]:
         kind = _word_kind(word)
         if kind == "phone":
             return "phone"
@@ -850,24 +1005,48 @@ def _context_after(text: str, end: int) -> Literal["phone", ""]:
     return ""
 
 
+def _words_of(window: str) -> list[str]:
+    """The casefolded words of ``window``, placeholders left out and hyphenated compounds joined
+    ("Personal-Nr." is "personalnr", "Tel.-Nr." is "telnr")."""
+    if "_" in window:
+        window = _PLACEHOLDER_WORD_RE.sub(" ", window)
+    if "-" in window:
+        window = _HYPHEN_JOIN_RE.sub("", window)
+    return _WORD_RE.findall(window.casefold())
+
+
 @functools.lru_cache(maxsize=8192)
 def _word_kind(word: str) -> Literal["phone", "other", "number", ""]:
     """Say what kind of number ``word`` (casefolded) names: a word counts when it is a listed stem, starts
-    with a stem of 4+ letters or ends with one of 5+ (compounds such as "Bestellnummer", "Handynummer")."""
-
-    def names(stems: tuple[str, ...]) -> bool:
-        return any(
-            word == stem or (len(stem) >= 4 and word.startswith(stem)) or (len(stem) >= 5 and word.endswith(stem))
-            for stem in stems
-        )
-
-    if names(_OTHER_NUMBER_WORDS):
+    with a stem of 4+ letters or ends with one of 5+ (compounds such as "Bestellnummer", "Handynummer"); when
+    it holds both a phone stem and another one, the longer stem decides ("contact" is not "conto"). A compound
+    of a "number" word ("Personalnummer", "Zählernummer", "leningnummer") names a phone number only when its
+    first part is a phone word ("Handynummer", "Rufnummer"): otherwise it is another kind of number."""
+    other = _stem_match(word, _OTHER_NUMBER_WORDS)
+    phone = _stem_match(word, _PHONE_WORDS)
+    if other > phone:
         return "other"
-    if names(_PHONE_WORDS):
+    if phone:
         return "phone"
-    if names(_NUMBER_WORDS):
+    if word in _NUMBER_WORDS:
         return "number"
+    for suffix in _NUMBER_WORDS[:7]:
+        if word.endswith(suffix) and len(word) > len(suffix):
+            head = word[: -len(suffix)].rstrip("s")  # "Mitgliedsnummer", "Versicherungsnummer"
+            return "phone" if head and _stem_match(head, _PHONE_WORDS) else "other"
     return ""
+
+
+def _stem_match(word: str, stems: tuple[str, ...]) -> int:
+    """The length of the longest of ``stems`` that ``word`` is, starts with (4+ letters) or ends with (5+)."""
+    return max(
+        (
+            len(stem)
+            for stem in stems
+            if word == stem or (len(stem) >= 4 and word.startswith(stem)) or (len(stem) >= 5 and word.endswith(stem))
+        ),
+        default=0,
+    )
 
 
 def _extra_detector(type_name: str, pattern: re.Pattern[str]) -> _Detector:

@@ -2,9 +2,10 @@
 
     python bench/pii_recall.py [--seed 20] [--per-kind 400] [--misses 5]
 
-Prints a Markdown table (the one in the README's PII section). A phone number counts as found when its
-written value is gone from the scrubbed text (scrubbed for sure or as uncertain, the default policy); a decoy
-survives when it is still there. Each case is scrubbed with the project's phone region it was planted for.
+Prints a Markdown table (the one in the README's PII section). A phone number counts as found when every
+digit of it is inside a scrubbed value (scrubbed for sure or as uncertain, the default policy), so a number
+whose area code is left in clear is a miss; a decoy survives when it is still in the text unchanged. Each
+case is scrubbed with the project's phone region it was planted for.
 """
 
 from __future__ import annotations

@@ -7,8 +7,12 @@ written the ways customers type them (international ``+CC``/``00CC``, national w
 by spaces, dashes, dots, slashes or brackets, or not at all), inside sentences and at line ends, with and
 without a word saying "phone". A national number is planted in a project whose phone region is its country
 (a German bank's project reads German numbers); another country's national number only with a phone word.
-Decoys are order numbers, amounts with a currency, dates, times, IBAN- and card-shaped strings that fail
-their checksums, reference codes, postcodes and version numbers.
+Also: German mobiles a digit short with the area code set off, two numbers joined by a slash, and numbers
+written with Unicode spaces, dashes or full-width digits. Decoys are order numbers, amounts with a currency,
+dates (also with spaces), times, IBAN- and card-shaped strings that fail their checksums, reference codes
+(also capitals and digits in fours, and long codes printed in fours whose first 16 digits pass as a card),
+postcodes, version numbers, and loan, claim, member ... numbers shaped exactly like a phone number of the
+project's region.
 
 Measured by :func:`measure`, which ``tests/annotation/test_pii_recall.py`` (thresholds) and
 ``bench/pii_recall.py`` (the table in the README) call.
@@ -26,7 +30,7 @@ from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 
-from annotation.pii import PiiPolicy, Scrubber, compile_policy
+from annotation.pii import PiiPolicy, Scrubber, ScrubResult, compile_policy
 
 REGIONS = ("GB", "DE", "FR", "US", "NL", "IT", "ES", "CH", "AT", "IE", "PL", "BE", "SE", "PT")
 PHONE_KINDS = (
@@ -35,6 +39,9 @@ PHONE_KINDS = (
     "national, valid",
     "national, possible only",
     "other country's national, with a phone word",
+    "German mobile a digit short, with a space",
+    "two numbers joined by a slash",
+    "Unicode spaces, dashes or digits",
 )
 DECOY_KINDS = (
     "order number",
@@ -46,6 +53,10 @@ DECOY_KINDS = (
     "reference code",
     "postcode",
     "version number",
+    "loan, claim, member ... number",
+    "date with spaces",
+    "code in capitals",
+    "long code printed in fours",
 )
 _PHONE_WORDS = {
     "en": ["Tel.", "Phone:", "call me on", "my mobile is", "cell:", "ring me at", "my number is", "text me on"],
@@ -69,6 +80,7 @@ class Case:
     value: str
     pii: bool
     context: bool = False
+    parts: tuple[str, ...] = ()  # the planted numbers, when ``value`` holds more than one
 
 
 def generate(seed: int, phones_per_kind: int = 400, decoys_per_kind: int = 400) -> list[Case]:
@@ -88,6 +100,9 @@ def generate(seed: int, phones_per_kind: int = 400, decoys_per_kind: int = 400) 
 
 
 def _phone_case(rng: random.Random, kind: str) -> Case:
+    special = _SPECIAL_PHONES.get(kind)
+    if special is not None:
+        return special(rng, kind)
     region = rng.choice(REGIONS)
     valid = kind == "national, valid" or rng.random() < 0.6
     number = _number(rng, region, valid=valid)
@@ -108,6 +123,71 @@ def _phone_case(rng: random.Random, kind: str) -> Case:
         written = _regroup(rng, written, bare=False)
     text = _sentence(rng, written, context=with_context)
     return Case(kind=kind, region=project_region, text=text, value=written, pii=True, context=with_context)
+
+
+def _short_german_mobile(rng: random.Random, kind: str) -> Case:
+    """A German mobile one digit short (possible, not valid) with the area code set off by a space, "0171
+    234567", or the same behind +49, 0049, "(0)" or brackets; read in a German project."""
+    prefix = rng.choice(["151", "152", "157", "160", "162", "170", "171", "172", "175", "176", "177", "178", "179"])
+    rest = "".join(rng.choice(string.digits) for _ in range(6))
+    rest = rng.choice([rest, rest, f"{rest[:3]} {rest[3:]}", f"{rest[:4]} {rest[4:]}", " ".join(_twos(rest))])
+    national, international = f"0{prefix} {rest}", f"{prefix} {rest}"
+    written = rng.choice([national, national, f"+49 {international}", f"0049 {international}"])
+    written = written if rng.random() < 0.7 else rng.choice([f"+49 (0){international}", f"(0{prefix}) {rest}"])
+    with_context = rng.random() < 0.7
+    text = _sentence(rng, written, context=with_context)
+    return Case(kind=kind, region="DE", text=text, value=written, pii=True, context=with_context)
+
+
+def _two_numbers(rng: random.Random, kind: str) -> Case:
+    """Two numbers joined by a slash: "0171 2345678/0171 8765432", "0044 7304 921299/+447548677882"."""
+    region = rng.choice(REGIONS)
+    parts = []
+    for _ in range(2):
+        number = _number(rng, region, valid=True)
+        if rng.random() < 0.3:
+            parts.append(_international(rng, number, double_zero=rng.random() < 0.3))
+        else:
+            parts.append(_national(rng, number))
+    value = rng.choice(["/", "/", " / ", "/ "]).join(parts)
+    with_context = rng.random() < 0.5
+    text = _sentence(rng, value, context=with_context)
+    return Case(kind=kind, region=region, text=text, value=value, pii=True, context=with_context, parts=tuple(parts))
+
+
+# Separators and digits that keyboards, phones and word processors put in numbers.
+_UNICODE_SPACES = ["\u202f", "\u2009", "\u2007", "\u00a0", "\u2002", "\u3000"]
+_UNICODE_DASHES = ["\u2212", "\u2011", "\u2013", "\u2010"]
+
+
+def _unicode_number(rng: random.Random, kind: str) -> Case:
+    """A number whose spaces or dashes are Unicode ones (narrow no-break, thin, figure, ideographic spaces;
+    minus and non-breaking hyphen), or whose digits are full-width."""
+    region = rng.choice(REGIONS)
+    number = _number(rng, region, valid=rng.random() < 0.8)
+    if rng.random() < 0.4:
+        written = _international(rng, number, double_zero=rng.random() < 0.3)
+    else:
+        written = _national(rng, number)
+    if " " not in written and "-" not in written:
+        written = _regroup(rng, written, bare=False) if written.isdigit() else written
+    style = rng.random()
+    if style < 0.6:
+        written = written.replace(" ", rng.choice(_UNICODE_SPACES))
+    elif style < 0.8:
+        written = written.replace("-", rng.choice(_UNICODE_DASHES)).replace(" ", rng.choice(_UNICODE_DASHES))
+    else:
+        written = written.translate({ord(d): chr(0xFF10 + int(d)) for d in string.digits})
+    with_context = rng.random() < 0.5
+    text = _sentence(rng, written, context=with_context)
+    return Case(kind=kind, region=region, text=text, value=written, pii=True, context=with_context)
+
+
+_SPECIAL_PHONES = {
+    "German mobile a digit short, with a space": _short_german_mobile,
+    "two numbers joined by a slash": _two_numbers,
+    "Unicode spaces, dashes or digits": _unicode_number,
+}
 
 
 def _number(rng: random.Random, region: str, *, valid: bool) -> phonenumbers.PhoneNumber:
@@ -256,7 +336,10 @@ def _sentence(rng: random.Random, value: str, *, context: bool) -> str:
 
 def _decoy_case(rng: random.Random, kind: str) -> Case:
     region = rng.choice(REGIONS)
-    value, text = _DECOYS[kind](rng)
+    if kind == "loan, claim, member ... number":
+        value, text = _other_kind_of_number(rng, region)
+    else:
+        value, text = _DECOYS[kind](rng)
     return Case(kind=kind, region=region, text=text, value=value, pii=False)
 
 
@@ -414,6 +497,52 @@ def _version(rng: random.Random) -> tuple[str, str]:
     )
 
 
+# Words (and compounds of "number" words) that name another kind of number than a phone number.
+_OTHER_NUMBER_LEADS = [
+    "Kreditnummer", "Darlehensnummer", "Kredit-Nr.", "Darlehens-Nr.", "Schadennummer", "Versicherungsnummer",
+    "Mitgliedsnummer", "Personalnummer", "Depotnummer", "Zählernummer", "Az.", "Vertragsnummer", "Kontonummer",
+    "loan no.", "loan number", "member number", "claim number", "passport number", "mortgage", "policy no.",
+    "prêt n°", "numéro de contrat", "numéro de sinistre", "bestelnummer", "polisnummer", "leningnummer",
+    "lidnummer", "numero pratica", "numero di polizza", "préstamo", "número de póliza", "Mitglieds-Nr.",
+]  # fmt: skip
+
+
+def _other_kind_of_number(rng: random.Random, region: str) -> tuple[str, str]:
+    """A loan, claim, member ... number shaped exactly like a phone number of the project's region."""
+    number = _number(rng, region, valid=True)
+    digits = phonenumbers.national_significant_number(number)
+    ndd = phonenumbers.ndd_prefix_for_region(region, True)
+    value = rng.choice([digits, (ndd if ndd == "0" else "") + digits, _national(rng, number)])
+    lead = rng.choice(_OTHER_NUMBER_LEADS)
+    return (
+        value,
+        f"{rng.choice(['', 'Hallo, ', 'Hi, my ', 'Bonjour, '])}{lead} {value} {rng.choice(['', 'ok?'])}".strip(),
+    )
+
+
+def _spaced_date(rng: random.Random) -> tuple[str, str]:
+    d, m, y = rng.randint(1, 31), rng.randint(1, 12), rng.randint(1990, 2030)
+    value = rng.choice([f"{d:02d} {m:02d} {y}", f"{d} {m} {y}", f"{y} {m:02d} {d:02d}"])
+    return value, _say(rng, ["am", "on", "le", "el", "Datum", "since"], value, ["", "!", "bitte prüfen"])
+
+
+def _capital_code(rng: random.Random) -> tuple[str, str]:
+    """A code of capitals, then its digits in fours, too few for a card: "TX 9981 2231 0045"."""
+    letters = "".join(rng.choice(string.ascii_uppercase) for _ in range(rng.randint(2, 4)))
+    blocks = [str(rng.randint(1000, 9999)) for _ in range(rng.randint(2, 3))]
+    value = f"{letters}{rng.choice([' ', '-'])}{' '.join(blocks)}"
+    return value, _say(rng, ["Reference", "see", "booking"], value, ["", "ok", "."])
+
+
+def _long_code_in_fours(rng: random.Random) -> tuple[str, str]:
+    """A tracking code printed in fours whose first 16 digits pass as a card: "3023 3770 1133 4173 7902 90"."""
+    head = rng.choice("3456") + "".join(rng.choice(string.digits) for _ in range(14))
+    digits = head + luhn.calc_check_digit(head)
+    digits += "".join(rng.choice(string.digits) for _ in range(rng.randint(2, 10)))
+    value = " ".join(digits[i : i + 4] for i in range(0, len(digits), 4))
+    return value, _say(rng, ["tracking", "Sendung", "parcel", "colis"], value, ["", "is late", "ok"])
+
+
 # Leads that say nothing of what the number is: a third of the decoys must survive on their shape alone.
 _NEUTRAL_LEADS = ["Hi,", "so", "OK:", "Line one.\n", "Bonjour,", "Hallo,", "It is", "see", ""]
 
@@ -433,6 +562,9 @@ _DECOYS = {
     "reference code": _reference,
     "postcode": _postcode,
     "version number": _version,
+    "date with spaces": _spaced_date,
+    "code in capitals": _capital_code,
+    "long code printed in fours": _long_code_in_fours,
 }
 
 
@@ -446,7 +578,7 @@ def measure(seed: int, per_kind: int) -> tuple[dict[str, tuple[int, int, int]], 
             case.region, compile_policy(PiiPolicy(mode="replace", default_phone_region=case.region))
         )
         result = scrubber.scrub([case.text])
-        ok = survives(case, result.texts[0]) != case.pii
+        ok = scrubbed_whole(case, result) if case.pii else survives(case, result.texts[0])
         row = hits[case.kind]
         row[0] += ok
         row[1] += bool(result.uncertain)
@@ -459,3 +591,13 @@ def measure(seed: int, per_kind: int) -> tuple[dict[str, tuple[int, int, int]], 
 def survives(case: Case, scrubbed: str) -> bool:
     """Whether the planted value is still in the scrubbed text, digits and all."""
     return case.value in scrubbed
+
+
+def scrubbed_whole(case: Case, result: ScrubResult) -> bool:
+    """Whether every digit of every planted number was scrubbed (no area code left in clear)."""
+    start = case.text.index(case.value)
+    covered = bytearray(len(case.text))
+    for finding in result.findings:
+        if not finding.kept:
+            covered[finding.start : finding.end] = b"\x01" * (finding.end - finding.start)
+    return all(covered[i] for i in range(start, start + len(case.value)) if case.text[i].isdigit())

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annotation.pii import Finding, PiiPolicy, PiiPolicyError, ScrubResult, compile_policy
+from annotation.pii import PLACEHOLDER_RE, Finding, PiiPolicy, PiiPolicyError, ScrubResult, compile_policy
 
 VALID_IBAN = "GB82 WEST 1234 5698 7654 32"
 BAD_CHECKSUM_IBAN = "GB82 WEST 1234 5698 7654 33"
@@ -199,6 +199,107 @@ def test_it_scrubs_possible_numbers_where_the_text_or_the_format_says_phone(text
 def test_it_keeps_numbers_that_are_not_phone_numbers(text: str) -> None:
     for region in ("GB", "DE", "FR", "US", "ES"):
         assert _one(text, PiiPolicy(mode="replace", default_phone_region=region)) == (text, {}), region
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "numbers"),
+    [
+        # A German mobile one digit short, its area code set off: the area code goes too.
+        ("ruf mich an unter 0171 234567", "DE", 1),
+        ("Handy (0171) 234567", "DE", 1),
+        ("Handy +49 171 234567", "DE", 1),
+        ("Handy 0049 171 234567", "DE", 1),
+        ("Sie erreichen mich unter der Nummer +49 176 672559, am besten nachmittags.", "DE", 1),
+        # Another region's number under the project's region: its area code goes too.
+        ("contact number: 0161 256 0844", "DE", 1),
+        ("please ring me on (020) 7564 2047, thanks", "DE", 1),
+        ("You can reach me on my cell +44 7700 900352 after work", "DE", 1),
+        ("contactar en 669 584 187", "ES", 1),
+        # Two numbers joined by a bare slash.
+        ("0171 2345678/0171 8765432", "DE", 2),
+        ("0044 7304 921299/+447548677882", "GB", 2),
+        ("07-34-32-13-58/09 79 57 26 86", "FR", 2),
+        ("Tel/Fax 030 12345678/030 12345679", "DE", 2),
+        # Unicode spaces, dashes and digits.
+        ("Mobil (030)\u202f4426\u202f8374", "DE", 1),
+        ("appelez-moi au +33\u202f(0)6\u202f53\u202f13\u202f38\u202f43", "FR", 1),
+        ("text me at 07929\u202f534754!", "GB", 1),
+        ("Festnetz: 089\u2009544290", "DE", 1),
+        ("mon numéro de téléphone est le 01\u200926\u200980\u200933\u200905.", "FR", 1),
+        ("landline +44\u200920\u20097982\u20093962", "GB", 1),
+        ("Tél. 0033\u20076\u200782\u200772\u200735\u200754", "FR", 1),
+        ("My number is (020)\u20077744\u20070622", "GB", 1),
+        ("Tel 0171\u20022345678", "DE", 1),
+        ("Tel 0171\u30002345678", "DE", 1),
+        ("Tel 0171\u22122345678", "DE", 1),
+        ("Tel \uff10\uff11\uff17\uff11 2345678", "DE", 1),
+        # A number glued to a name, a "+" set off by a space.
+        ("Handy: 0171 2345678Thomas", "DE", 1),
+        ("Tel. + 49 30 12345678", "DE", 1),
+        # Whatever a run's reading leaves before the number, an area or country code never stays in clear.
+        ("Handy +87 604230 0426", "DE", 1),
+        ("Tel +999 171 2345678", "GB", 1),
+        ("Handy 00 0171 2345678", "DE", 1),
+    ],
+)
+def test_it_scrubs_every_digit_of_numbers_written_as_customers_type_them(text: str, region: str, numbers: int) -> None:
+    result = _scrub(text, policy=PiiPolicy(mode="replace", default_phone_region=region))
+    assert [finding.type for finding in result.findings] == ["PHONE"] * numbers, result.texts
+    assert not re.search(r"\d", PLACEHOLDER_RE.sub("", result.texts[0])), result.texts
+
+
+@pytest.mark.parametrize(
+    ("text", "regions"),
+    [
+        # A compound of a "number" word names another kind of number unless its first part says phone.
+        ("Kreditnummer 40817587", "DE GB"),
+        ("Kredit-Nr. 40817587", "DE GB"),
+        ("Darlehensnummer 6064348695", "DE GB"),
+        ("Schadennummer 0571234567", "DE GB"),
+        ("Versicherungsnummer 0171234567", "DE GB"),
+        ("Mitgliedsnummer 0301234567", "DE GB"),
+        ("Personalnummer 03012345", "DE"),
+        ("Personal-Nr. 0301234567", "DE"),
+        ("Depotnummer 0301234567", "DE"),
+        ("Zählernummer 0301234567", "DE"),
+        ("Az. 0301234567", "DE GB"),
+        ("loan no. 0161 496 0123", "GB DE"),
+        ("loan number 0207946095", "GB"),
+        ("member number 0207946095", "GB"),
+        ("claim number 0161 496 0123", "GB DE"),
+        ("passport number 0161 496 0123", "GB"),
+        ("mortgage 0161 496 0123", "GB"),
+        ("prêt n° 0423077202", "FR"),
+        ("bestelnummer 0612345678", "NL"),
+        ("polisnummer 0612345678", "NL"),
+        ("leningnummer 0612345678", "NL"),
+        ("numero pratica 3331234567", "IT"),
+        ("préstamo 612345678", "ES"),
+        # Dates written with spaces, capital-letter codes, long codes printed in fours.
+        ("Bonjour, 28 06 2019", "DE GB FR NL IT"),
+        ("am 12 02 2023", "DE GB IT"),
+        ("Hola, 26 11 2022", "IT ES"),
+        ("TX 9981 2231 0045", "IT ES DE"),
+        ("Hallo, TX 2186 9012 2815.", "IT"),
+        ("tracking 3023 3770 1133 4173 7902 90", "DE GB US"),
+        ("on 02/04/2022", "DE GB IT"),
+    ],
+)
+def test_it_keeps_other_kinds_of_numbers_dates_and_codes(text: str, regions: str) -> None:
+    for region in regions.split():
+        assert _one(text, PiiPolicy(mode="replace", default_phone_region=region)) == (text, {}), region
+
+
+def test_it_still_reads_a_phone_word_compound_and_a_card_with_its_expiry_date() -> None:
+    for text in (
+        "Telefonnummer 0301234567",
+        "Handynummer 0171 234567",
+        "Rufnummer 030 1234567",
+        "Tel.-Nr. 0301234567",
+        "Fax-Nr 030 1234567",
+    ):
+        assert _one(text, PiiPolicy(mode="replace", default_phone_region="DE"))[1] == {"PHONE": 1}, text
+    assert _one(f"card {VALID_CARD} 12/25")[1] == {"CARD": 1}
 
 
 def test_it_reports_uncertain_numbers_and_scrubs_them_unless_the_policy_keeps_them() -> None:
@@ -399,7 +500,21 @@ def test_it_finds_nothing_new_when_scrubbing_its_own_output(texts: list[str]) ->
     assert again.findings == []
 
 
-_PHONE_PIECES = ["0171 123456", "+49 (0)171 1234567", "06.12.34.56.78", "412 345 670", "(415) 555-2671", "Tel.", "call"]
+_PHONE_PIECES = [
+    "0171 123456",
+    "+49 (0)171 1234567",
+    "06.12.34.56.78",
+    "412 345 670",
+    "(415) 555-2671",
+    "Tel.",
+    "call",
+    "0171 2345678/0171 8765432",
+    "0171\u202f234\u2212567",
+    "Kreditnummer",
+    "28 06 2019",
+    "TX 9981 2231",
+    "0161 256 ",
+]
 _PHONE_TEXT = st.lists(
     st.one_of(st.sampled_from(_PHONE_PIECES), st.sampled_from(_PII_PIECES), st.sampled_from(_GLUE)), max_size=10
 ).map("".join)

@@ -28,6 +28,6 @@ def test_it_reads_each_planted_number_as_one_number() -> None:
             case.region, compile_policy(PiiPolicy(mode="replace", default_phone_region=case.region))
         )
         result = scrubber.scrub([case.text])
-        if len(result.findings) != 1:
+        if len(result.findings) != max(1, len(case.parts)):
             split.append((case.text, result.texts[0]))
     assert len(split) <= 0.01 * 150 * 5, split[:5]
