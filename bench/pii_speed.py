@@ -24,9 +24,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from import_and_queue import _line  # noqa: E402
 
 from annotation import pii  # noqa: E402
-from bench.import_and_queue import _line  # noqa: E402
 
 
 def _module_at(revision: str) -> ModuleType:
