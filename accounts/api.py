@@ -10,9 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.filters import refuse_unknown_params
 from accounts.models import AuditEvent, ProjectPerm, Role, User
-from accounts.pagination import Pagination
 from accounts.permissions import (
     get_membership_for_user,
     get_own_api_token,
@@ -20,6 +18,8 @@ from accounts.permissions import (
     is_site_staff,
     require_site_staff,
 )
+from core.filters import refuse_unknown_params
+from core.pagination import Pagination
 
 
 def _user(request: Request) -> User:

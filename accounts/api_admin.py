@@ -16,10 +16,10 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.api import ApiTokenCreatedOut, ProjectDetailView, ProjectListView, ProjectOut
-from accounts.filters import refuse_unknown_params
 from accounts.models import ProjectPerm, Role, User
-from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user, get_user_for_staff, require_site_staff
+from core.filters import refuse_unknown_params
+from core.pagination import Pagination
 
 
 def _user(request: Request) -> User:

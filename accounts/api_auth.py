@@ -16,9 +16,9 @@ from knox.settings import CONSTANTS
 from knox.signals import token_expired
 from rest_framework import exceptions
 
-from accounts import rawrows
 from accounts.models import ApiTokenInfo, User
 from accounts.services import api_token_touch
+from core import rawrows
 
 # "Last used" is a hint for the tokens page, not an audit record: stamping it once a minute is enough, and a
 # request whose token was stamped less than a minute ago writes nothing.

@@ -10,7 +10,7 @@ class AccountsConfig(AppConfig):
         from django.urls import register_converter
 
         from accounts import signals
-        from accounts.http import IdConverter
+        from core.http import IdConverter
 
         signals.connect()
         register_converter(IdConverter, "id")  # before any URLconf is read

@@ -9,9 +9,9 @@ from django.http import Http404
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from knox.models import AuthToken
 
-from accounts import rawrows
-from accounts.http import parse_id
 from accounts.models import Membership, Project, ProjectPerm, User
+from core import rawrows
+from core.http import parse_id
 
 AnyUser = User | AnonymousUser
 

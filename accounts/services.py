@@ -14,7 +14,6 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 from knox.models import AuthToken
 
-from accounts.errors import DomainError
 from accounts.models import (
     GENESIS_HASH,
     ROLE_PERMISSIONS,
@@ -25,6 +24,7 @@ from accounts.models import (
     Role,
     User,
 )
+from core.errors import DomainError
 
 # An arbitrary constant that names the audit chain's advisory lock on PostgreSQL.
 _AUDIT_LOCK_KEY = 0x656E636C617665

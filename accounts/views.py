@@ -19,7 +19,6 @@ from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import selectors, services
-from accounts.errors import DomainError
 from accounts.forms import (
     ApiTokenForm,
     AuditFilterForm,
@@ -30,7 +29,6 @@ from accounts.forms import (
     RoleForm,
     StaffInviteForm,
 )
-from accounts.http import is_htmx, parse_id
 from accounts.models import ProjectPerm, User
 from accounts.permissions import (
     get_membership_for_user,
@@ -39,6 +37,8 @@ from accounts.permissions import (
     get_user_for_staff,
     require_site_staff,
 )
+from core.errors import DomainError
+from core.http import is_htmx, parse_id
 
 
 class LoginView(auth_views.LoginView):

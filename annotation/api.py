@@ -12,14 +12,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
 from accounts.models import ProjectPerm, User
-from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user, user_has_project_perm
 from annotation import selectors, services
 from annotation.models import Annotation, AnnotationState, ImportBatch, ImportStatus, Item, ItemState, ReviewDecision
 from annotation.parsing import ImportFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user
+from core.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
+from core.pagination import Pagination
 
 
 def _user(request: Request) -> User:

@@ -4,7 +4,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from accounts.errors import DomainError
+from core.errors import DomainError
 
 SCALES = {
     "pass_fail": "Pass / fail",

@@ -17,10 +17,6 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, OuterRef, Subquery
 from django.utils import timezone
 
-from accounts import rawrows
-from accounts.dispatch import send_on_commit
-from accounts.errors import DomainError
-from accounts.http import parse_id
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation import selectors
@@ -46,6 +42,10 @@ from annotation.models import (
 from annotation.parsing import CsvMapping, ImportFormat, LineError, Message, Record, content_hash, parse
 from annotation.pii import Finding, PiiPolicy, PiiPolicyError, Scrubber, compile_policy
 from annotation.rubrics import parse_criteria, validate_scores
+from core import rawrows
+from core.dispatch import send_on_commit
+from core.errors import DomainError
+from core.http import parse_id
 
 # Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
 SYNC_IMPORT_BYTES = 2 * 1024 * 1024

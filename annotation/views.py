@@ -15,8 +15,6 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.errors import DomainError
-from accounts.http import is_htmx, parse_count
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for, user_has_project_perm
 from accounts.selectors import role_in_project
@@ -27,6 +25,8 @@ from annotation.parsing import ImportFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user, get_item_for_user
 from annotation.rendering import render_markdown
 from annotation.rubrics import SCALES, Criterion, parse_criteria
+from core.errors import DomainError
+from core.http import is_htmx, parse_count
 
 
 def _user(request: HttpRequest) -> User:

@@ -29,7 +29,7 @@ from django.views import defaults
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from accounts.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger("enclave.api")
 

@@ -17,14 +17,14 @@ from rest_framework.response import Response
 from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
-from accounts.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
 from accounts.models import Project, ProjectPerm, User
-from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user
 from annotation import services as annotation_services
 from annotation.api import IMPORT_RESPONSES, import_response
 from annotation.models import Item, ItemState
 from annotation.parsing import ImportFormat
+from core.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
+from core.pagination import Pagination
 from preferences import selectors, services
 from preferences.models import Judgement
 from preferences.permissions import SETTINGS, get_comparison_for_user, get_project_for_quality

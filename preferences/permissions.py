@@ -2,11 +2,11 @@
 
 from django.http import Http404
 
-from accounts import rawrows
-from accounts.http import parse_id
 from accounts.models import Project, ProjectPerm
 from accounts.permissions import AnyUser, get_project_for_user, project_perms_for
 from annotation.models import Item
+from core import rawrows
+from core.http import parse_id
 from preferences.models import Adjudication
 
 # What a judgement or the next comparison reads of its project: fetched with it, in one query.

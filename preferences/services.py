@@ -21,13 +21,13 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
-from accounts import rawrows
-from accounts.errors import DomainError
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation import services as annotation_services
 from annotation.models import Draft, Item, ItemState, SlotState
 from annotation.selectors import annotation_settings
+from core import rawrows
+from core.errors import DomainError
 from preferences.models import (
     Adjudication,
     AgreementSnapshot,

@@ -11,14 +11,14 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.errors import DomainError
-from accounts.http import is_htmx, parse_count
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for
 from annotation import services as annotation_services
 from annotation.models import Item
 from annotation.rendering import render_markdown
 from annotation.selectors import current_rubric, draft_for
+from core.errors import DomainError
+from core.http import is_htmx, parse_count
 from preferences import selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import AnnotatorQuality, JudgementMode

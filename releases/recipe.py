@@ -4,7 +4,7 @@ of the manifest, so the same recipe on the same data always gives the same relea
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from accounts.errors import DomainError
+from core.errors import DomainError
 
 AGGREGATIONS = {
     "majority": "Majority (most judgements win; an even split between A and B is dropped)",

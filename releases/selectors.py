@@ -5,9 +5,9 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from accounts.http import parse_id
 from accounts.models import Project
 from annotation.models import ImportBatch
+from core.http import parse_id
 from releases.models import Release, ReleaseItem, ReleaseState
 
 DIFF_EXAMPLES = 50

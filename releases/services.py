@@ -13,26 +13,23 @@ import hashlib
 import hmac
 import logging
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import orjson
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.core.files.storage import FileSystemStorage
 from django.db import connection, transaction
 from django.db.models import Max, OuterRef, Subquery, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from accounts.dispatch import send_on_commit
-from accounts.errors import DomainError
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation.models import (
@@ -45,6 +42,10 @@ from annotation.models import (
     ReviewDecision,
     RubricVersion,
 )
+from core.dispatch import send_on_commit
+from core.errors import DomainError
+from core.storage import artifact_storage
+from core.version import code_version
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
 from preferences.selectors import preference_settings, top_displayed
 from releases import aggregation, splits
@@ -61,10 +62,6 @@ _ITEM_ROWS_BATCH = 2000
 _CHUNK = 2000
 
 
-def artifact_storage() -> Storage:
-    return storages["artifacts"]
-
-
 def canonical_json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
 
@@ -73,25 +70,6 @@ def pseudonym(project_id: int, user_id: int) -> str:
     """A stable pseudonym of an annotator within a project (keyed hash: not reversible without the key)."""
     mac = hmac.new(settings.SECRET_KEY.encode(), f"pseudonym:{project_id}:{user_id}".encode(), hashlib.sha256)
     return f"annotator-{mac.hexdigest()[:10]}"
-
-
-@cache
-def code_version() -> str:
-    """The product's code version: ``ENCLAVE_CODE_VERSION`` when set (images), else the git commit."""
-    if settings.ENCLAVE_CODE_VERSION:
-        return str(settings.ENCLAVE_CODE_VERSION)
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607
-            cwd=settings.BASE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
 
 
 # --- Define ------------------------------------------------------------------------------------------------

@@ -11,12 +11,13 @@ from django.shortcuts import redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.errors import DomainError
-from accounts.http import parse_id
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for
 from annotation.rendering import render_markdown
 from annotation.selectors import default_release_kind
+from core.errors import DomainError
+from core.http import parse_id
+from core.storage import artifact_storage
 from releases import selectors, services
 from releases.datasheet import markdown
 from releases.exporters import FORMAT_LABELS
@@ -130,7 +131,7 @@ def stream_release_file(request: HttpRequest, found: ReleaseFile) -> HttpRespons
     if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
         response = HttpResponseNotModified()
     else:
-        stream = services.artifact_storage().open(found.storage_name, "rb")
+        stream = artifact_storage().open(found.storage_name, "rb")
         # No spaces or odd characters in a name that lands in a shell: "Retail DPO" → "retail-dpo-v2-…"
         name = slugify(found.release.name) or "release"
         filename = f"{name}-v{found.release.version}-{found.path.replace('/', '-')}"

@@ -179,7 +179,7 @@ def matrix_adapter(p: Personas) -> int:
     if "adapter" not in p.made:
         from django.core.files.base import ContentFile
 
-        from releases.services import artifact_storage
+        from core.storage import artifact_storage
         from training import services as training_services
         from training.models import TrainingJob
 

@@ -13,11 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import DomainError
-from accounts.filters import refuse_unknown_params
 from accounts.models import ProjectPerm, User
-from accounts.pagination import Pagination
 from accounts.permissions import get_project_for_user, require_site_staff
+from core.errors import DomainError
+from core.filters import refuse_unknown_params
+from core.pagination import Pagination
 from releases.models import Release
 from training import selectors, services
 from training.config import PRESETS

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from accounts.errors import DomainError
+from core.errors import DomainError
 
 # The loss types of TRL 1.16's DPOTrainer; several may be combined (e.g. ["sigmoid", "sft"], as in RPO).
 DPO_LOSS_TYPES = (

@@ -7,7 +7,6 @@ base-model registry is site-wide and kept by site staff."""
 from django.db.models import QuerySet
 from django.http import Http404
 
-from accounts.http import parse_id
 from accounts.models import Membership, Project, ProjectPerm, Role
 from accounts.permissions import (
     AnyUser,
@@ -16,6 +15,7 @@ from accounts.permissions import (
     project_perms_for,
     require_site_staff,
 )
+from core.http import parse_id
 from training.models import Adapter, BaseModel, BaseModelState, TrainingJob
 
 READ_PERMS = {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}

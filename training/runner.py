@@ -31,9 +31,10 @@ from django.conf import settings
 from django.core.files import File
 from django.db import DatabaseError, close_old_connections, connections
 
-from accounts.errors import DomainError
+from core.errors import DomainError
+from core.storage import artifact_storage
+from core.version import code_version
 from releases.models import ReleaseFile
-from releases.services import artifact_storage, code_version
 from training import launch, services
 from training.environment import OFFLINE_ENV, THREAD_ENV, apply_offline_env, library_versions
 from training.inspection import file_sha256

@@ -13,10 +13,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.dispatch import send_on_commit
-from accounts.errors import DomainError
 from accounts.models import Project, User
 from accounts.services import audit_event_record
+from core.dispatch import send_on_commit
+from core.errors import DomainError
 from releases.models import Release, ReleaseState
 from training.config import ALL_LINEAR, JobConfig, preset_values
 from training.models import (

@@ -11,12 +11,12 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.errors import DomainError
 from accounts.models import ProjectPerm, User
 from accounts.permissions import get_project_for_user, project_perms_for, require_site_staff
 from annotation.selectors import default_release_kind
+from core.errors import DomainError
+from core.storage import artifact_storage
 from releases.models import Release
-from releases.services import artifact_storage
 from training import selectors, services
 from training.config import PRESETS
 from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, config_rows, preset_table

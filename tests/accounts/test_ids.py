@@ -3,7 +3,7 @@
 
 import pytest
 
-from accounts.http import MAX_ID, parse_count, parse_id
+from core.http import MAX_ID, parse_count, parse_id
 from tests.conftest import ClientFor, Personas
 from tests.preferences.helpers import make_comparisons
 

@@ -3,8 +3,8 @@ from guardian.shortcuts import get_perms
 from knox.models import AuthToken
 
 from accounts import services
-from accounts.errors import DomainError
 from accounts.models import ROLE_PERMISSIONS, AuditEvent, Membership, ProjectPerm, Role
+from core.errors import DomainError
 from tests.conftest import Personas
 from tests.factories import ProjectFactory, UserFactory
 

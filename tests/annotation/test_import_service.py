@@ -4,11 +4,11 @@ import importlib
 import pytest
 from django.db import connection
 
-from accounts.errors import DomainError
 from accounts.models import AuditEvent
 from annotation import services
 from annotation.models import AnnotationSettings, ImportBatch, Item, Slot
 from annotation.parsing import Message, content_hash
+from core.errors import DomainError
 from tests.annotation.helpers import chat_line, import_lines, jsonl
 from tests.conftest import Personas
 

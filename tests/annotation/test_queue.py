@@ -6,10 +6,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from accounts.errors import DomainError
 from accounts.models import AuditEvent, Role
 from annotation import services
 from annotation.models import Annotation, Draft, Slot, SlotState
+from core.errors import DomainError
 from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
 from tests.conftest import Personas
 from tests.factories import MembershipFactory

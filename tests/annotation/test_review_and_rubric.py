@@ -1,10 +1,10 @@
 import pytest
 
-from accounts.errors import DomainError
 from accounts.models import AuditEvent
 from annotation import services
 from annotation.models import Annotation, AnnotationState, Item, ItemState, RubricVersion
 from annotation.parsing import Message, content_hash
+from core.errors import DomainError
 from tests.annotation.helpers import CRITERIA, GOOD_SCORES, give_rubric, import_items
 from tests.conftest import ClientFor, Personas
 

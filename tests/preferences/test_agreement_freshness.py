@@ -15,8 +15,8 @@ from annotation import services as annotation_services
 from enclave.tasks import health_check
 from preferences import services
 from preferences.models import AgreementSnapshot
-from tests.accounts.test_dispatch import broker_down  # noqa: F401 - the fixture
 from tests.conftest import ClientFor, Personas, make_personas
+from tests.core.test_dispatch import broker_down  # noqa: F401 - the fixture
 from tests.preferences.helpers import comparison_line, import_comparisons, make_comparisons
 from tests.workers import start_worker, stop_worker
 

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from accounts.errors import DomainError
 from annotation.models import ImportBatch, Item
+from core.errors import DomainError
 from preferences import api as preferences_api
 from preferences import selectors, services
 from preferences.models import Judgement

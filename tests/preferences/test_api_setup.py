@@ -63,7 +63,7 @@ def test_comparison_settings_are_refused_as_the_page_refuses_them(
 
 
 def test_the_service_refuses_a_gold_minimum_out_of_the_pages_range(personas: Personas) -> None:
-    from accounts.errors import DomainError
+    from core.errors import DomainError
     from preferences.services import preference_settings_update
 
     with pytest.raises(DomainError) as refused:

@@ -3,10 +3,10 @@ import threading
 import pytest
 from django.db import connection
 
-from accounts.errors import DomainError
 from accounts.models import AuditEvent, Role
 from annotation import services as annotation_services
 from annotation.models import Item, Slot, SlotState
+from core.errors import DomainError
 from preferences import services
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
 from tests.conftest import ClientFor, Personas

@@ -13,8 +13,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, transaction
 
-from accounts.errors import DomainError
 from annotation.models import Item
+from core.errors import DomainError
+from core.storage import artifact_storage
 from releases import services, splits
 from releases.models import Release, ReleaseFile, ReleaseItem
 from tests.conftest import ClientFor, Personas
@@ -254,7 +255,7 @@ def test_release_verify_finds_a_changed_byte(personas: Personas) -> None:
     release = build(personas.project, personas.data_lead)
     call_command("release_verify", str(release.pk))
     stored = release.files.get(path="trl_preference/train.jsonl")
-    path = Path(services.artifact_storage().path(stored.storage_name))
+    path = Path(artifact_storage().path(stored.storage_name))
     path.chmod(0o644)
     data = bytearray(path.read_bytes())
     data[5] ^= 1
@@ -285,7 +286,7 @@ def test_a_built_release_is_frozen_and_deleting_leaves_a_tombstone(
     assert (deleted.state, deleted.hash) == ("deleted", release.hash)
     with pytest.raises(DomainError, match="already deleted"):
         services.release_delete(actor=personas.project_admin, release=deleted, reason="again")
-    assert not services.artifact_storage().exists(f"{release.storage_prefix}/manifest.json")
+    assert not artifact_storage().exists(f"{release.storage_prefix}/manifest.json")
     later = build(personas.project, personas.data_lead, eval_fraction=0.0)
     assert eval_items <= set(ReleaseItem.objects.filter(release=later, split="eval").values_list("item_id", flat=True))
 

@@ -4,6 +4,7 @@ beside it where they differ (sticky evaluation items of an earlier release, item
 from collections import Counter
 from pathlib import Path
 
+from core.storage import artifact_storage
 from releases import services
 from releases.models import Release, ReleaseItem
 from tests.conftest import ClientFor, Personas
@@ -100,6 +101,6 @@ def test_items_moved_by_the_leak_check_are_counted_and_named(personas: Personas,
     held = e["requested_and_built"]["eval"]
     assert held["why"]["moved there by the leak check"] == release.leak_report["total"]
     assert sum(held["why"].values()) == items["eval"]
-    assert "moved there by the leak check" in (services.artifact_storage().open(
+    assert "moved there by the leak check" in (artifact_storage().open(
         f"{release.storage_prefix}/datasheet.md"
     ).read().decode())  # fmt: skip

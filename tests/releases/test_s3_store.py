@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from core.storage import artifact_storage
 from releases import services
 from tests.conftest import ClientFor, Personas
 from tests.releases.helpers import build
@@ -57,12 +58,12 @@ def test_a_release_is_stored_verified_and_downloaded_from_s3(
     judged(personas, PROMPTS[:6])
     storages = {**settings.STORAGES, "artifacts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": s3_bucket}}
     with override_settings(STORAGES=storages):
-        assert isinstance(services.artifact_storage(), S3Storage)
+        assert isinstance(artifact_storage(), S3Storage)
         release = build(personas.project, personas.data_lead)
         assert release.state == "built", release.failure_reason
         assert services.release_verify(release=release) == []
         found = release.files.get(path="trl_preference/train.jsonl")
-        assert services.artifact_storage().exists(found.storage_name)
+        assert artifact_storage().exists(found.storage_name)
         response = client_for(personas.data_lead).get(
             f"/projects/{personas.project.pk}/releases/{release.pk}/files/{found.pk}/"
         )

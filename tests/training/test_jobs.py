@@ -11,8 +11,8 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from accounts.errors import DomainError
 from accounts.models import AuditEvent
+from core.errors import DomainError
 from tests.conftest import ClientFor, Personas
 from tests.training.helpers import preference_release, quick_config, ready_model, sft_release
 from training import services

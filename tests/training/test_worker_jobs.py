@@ -15,7 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from releases.services import artifact_storage
+from core.storage import artifact_storage
 from tests.conftest import make_personas
 from tests.training.helpers import preference_release, quick_config, sft_release, wait_for
 from tests.workers import start_worker, stop_worker

@@ -5,9 +5,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.errors import DomainError
 from accounts.models import User
 from accounts.services import api_token_create
+from core.errors import DomainError
 
 
 class Command(BaseCommand):

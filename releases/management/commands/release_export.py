@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts.errors import DomainError
+from core.errors import DomainError
 from releases.exporters import FORMAT_LABELS
 from releases.models import Release
 from releases.services import export_to_directory

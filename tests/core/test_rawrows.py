@@ -7,13 +7,13 @@ import pytest
 from django.db.models import Model
 from django.http import Http404
 
-from accounts import rawrows
 from accounts.api_auth import _tokens_with_user_and_info
 from accounts.models import ApiTokenInfo, Project, ProjectPerm
 from accounts.permissions import get_project_for_user, project_perms_for
 from accounts.services import api_token_create
 from annotation import services as annotation_services
 from annotation.models import Item, Slot
+from core import rawrows
 from preferences import services
 from preferences.models import PreferenceSettings
 from preferences.permissions import SETTINGS, get_comparison_for_user

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from accounts.dispatch import send_on_commit
 from accounts.models import AuditEvent
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, ImportStatus
+from core.dispatch import send_on_commit
 from enclave.celery import app
 from releases import services as release_services
 from releases.models import Release, ReleaseState
