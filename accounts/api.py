@@ -16,15 +16,11 @@ from accounts.permissions import (
     get_own_api_token,
     get_project_for_user,
     is_site_staff,
+    request_user,
     require_site_staff,
 )
 from core.filters import refuse_unknown_params
 from core.pagination import Pagination
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _paginated(
@@ -46,7 +42,7 @@ class MeOut(serializers.Serializer):
 class MeView(APIView):
     @extend_schema(responses=MeOut, summary="The authenticated user")
     def get(self, request: Request) -> Response:
-        user = _user(request)
+        user = request_user(request)
         me = {
             "id": user.pk,
             "username": user.username,
@@ -118,7 +114,7 @@ class MemberListView(APIView):
         if user is None:
             raise serializers.ValidationError({"username": ["No user with this username."]})
         membership = services.membership_add(
-            actor=_user(request), project=project, user=user, role=data.validated_data["role"]
+            actor=request_user(request), project=project, user=user, role=data.validated_data["role"]
         )
         return Response(MemberOut(membership).data, status=status.HTTP_201_CREATED)
 
@@ -130,14 +126,14 @@ class MemberDetailView(APIView):
         data = MemberRoleIn(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_change_role(
-            actor=_user(request), membership=membership, role=data.validated_data["role"]
+            actor=request_user(request), membership=membership, role=data.validated_data["role"]
         )
         return Response(MemberOut(membership).data)
 
     @extend_schema(responses={204: None}, summary="Remove a member")
     def delete(self, request: Request, pk: int, membership_pk: int) -> Response:
         membership = get_membership_for_user(request.user, pk, membership_pk)
-        services.membership_remove(actor=_user(request), membership=membership)
+        services.membership_remove(actor=request_user(request), membership=membership)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -234,7 +230,7 @@ class ApiTokenListView(APIView):
     def post(self, request: Request) -> Response:
         data = ApiTokenIn(data=request.data)
         data.is_valid(raise_exception=True)
-        token, raw = services.api_token_create(user=_user(request), **data.validated_data)
+        token, raw = services.api_token_create(user=request_user(request), **data.validated_data)
         token.raw_token = raw  # the only moment the secret exists outside the caller's hands
         return Response(ApiTokenCreatedOut(token).data, status=status.HTTP_201_CREATED)
 
@@ -243,5 +239,5 @@ class ApiTokenDetailView(APIView):
     @extend_schema(responses={204: None}, summary="Revoke one of your API tokens")
     def delete(self, request: Request, token_key: str) -> Response:
         token = get_own_api_token(request.user, token_key)
-        services.api_token_revoke(actor=_user(request), token=token)
+        services.api_token_revoke(actor=request_user(request), token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -17,15 +17,9 @@ from rest_framework.views import APIView
 from accounts import selectors, services
 from accounts.api import ApiTokenCreatedOut, ProjectDetailView, ProjectListView, ProjectOut
 from accounts.models import ProjectPerm, Role, User
-from accounts.permissions import get_project_for_user, get_user_for_staff, require_site_staff
+from accounts.permissions import get_project_for_user, get_user_for_staff, request_user, require_site_staff
 from core.filters import refuse_unknown_params
 from core.pagination import Pagination
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
 
 # --- Sign-in: username and password for a token ----------------------------------------------------------
 
@@ -165,7 +159,7 @@ class ProjectListCreateView(ProjectListView):
         require_site_staff(request.user)
         data = ProjectCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        project = services.project_create(actor=_user(request), **data.validated_data)
+        project = services.project_create(actor=request_user(request), **data.validated_data)
         annotated = selectors.projects_for_user(request.user).get(pk=project.pk)
         return Response(ProjectOut(annotated).data, status=status.HTTP_201_CREATED)
 
@@ -181,7 +175,7 @@ class ProjectDetailUpdateView(ProjectDetailView):
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
         data = ProjectUpdateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        services.project_update(actor=_user(request), project=project, **data.validated_data)
+        services.project_update(actor=request_user(request), project=project, **data.validated_data)
         annotated = selectors.projects_for_user(request.user).get(pk=project.pk)
         return Response(ProjectOut(annotated).data)
 
@@ -275,7 +269,7 @@ class UserListView(APIView):
         require_site_staff(request.user)
         data = StaffInviteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_create(actor=_user(request), **data.validated_data)
+        user = services.user_create(actor=request_user(request), **data.validated_data)
         return _invited(request, user)
 
 
@@ -302,7 +296,7 @@ class UserDetailView(APIView):
         user = get_user_for_staff(request.user, user_pk)
         data = UserActiveIn(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_set_active(actor=_user(request), user=user, active=data.validated_data["is_active"])
+        user = services.user_set_active(actor=request_user(request), user=user, active=data.validated_data["is_active"])
         return Response(UserOut(user).data)
 
 
@@ -320,5 +314,5 @@ class MemberInviteView(APIView):
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
         data = MemberInviteIn(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_invite(actor=_user(request), project=project, **data.validated_data)
+        user = services.user_invite(actor=request_user(request), project=project, **data.validated_data)
         return _invited(request, user)

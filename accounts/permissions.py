@@ -5,15 +5,22 @@ from django.contrib.auth.models import AnonymousUser, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.models import Model
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from guardian.models import GroupObjectPermission, UserObjectPermission
 from knox.models import AuthToken
+from rest_framework.request import Request
 
 from accounts.models import Membership, Project, ProjectPerm, User
 from core import rawrows
 from core.http import parse_id
 
 AnyUser = User | AnonymousUser
+
+
+def request_user(request: HttpRequest | Request) -> User:
+    """The signed-in user of a request that login (a page) or authentication (the API) already required."""
+    assert isinstance(request.user, User)
+    return request.user
 
 
 def is_site_staff(user: AnyUser) -> bool:

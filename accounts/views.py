@@ -35,6 +35,7 @@ from accounts.permissions import (
     get_own_api_token,
     get_project_for_user,
     get_user_for_staff,
+    request_user,
     require_site_staff,
 )
 from core.errors import DomainError
@@ -49,11 +50,6 @@ class LoginView(auth_views.LoginView):
 def _form_error(form: Form, exc: DomainError) -> None:
     """Show a service's refusal next to the field it names, or above the form."""
     form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-
-
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 @require_GET
@@ -79,7 +75,7 @@ def project_create(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             project = services.project_create(
-                actor=_user(request),
+                actor=request_user(request),
                 name=form.cleaned_data["name"],
                 description=form.cleaned_data["description"],
                 admin=form.cleaned_data["admin"],
@@ -133,7 +129,7 @@ def member_add(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid():
         try:
             membership = services.membership_add(
-                actor=_user(request),
+                actor=request_user(request),
                 project=project,
                 user=form.cleaned_data["user"],
                 role=form.cleaned_data["role"],
@@ -156,7 +152,7 @@ def member_invite(request: HttpRequest, pk: int) -> HttpResponse:
     if form.is_valid() and role_form.is_valid():
         try:
             user = services.user_invite(
-                actor=_user(request),
+                actor=request_user(request),
                 username=form.cleaned_data["username"],
                 email=form.cleaned_data["email"],
                 display_name=form.cleaned_data["display_name"],
@@ -183,7 +179,7 @@ def member_change_role(request: HttpRequest, pk: int, membership_pk: int) -> Htt
     else:
         try:
             membership = services.membership_change_role(
-                actor=_user(request), membership=membership, role=form.cleaned_data["role"]
+                actor=request_user(request), membership=membership, role=form.cleaned_data["role"]
             )
         except DomainError as exc:
             error = exc.message
@@ -207,7 +203,7 @@ def member_change_role(request: HttpRequest, pk: int, membership_pk: int) -> Htt
 def member_remove(request: HttpRequest, pk: int, membership_pk: int) -> HttpResponse:
     membership = get_membership_for_user(request.user, pk, membership_pk)
     try:
-        services.membership_remove(actor=_user(request), membership=membership)
+        services.membership_remove(actor=request_user(request), membership=membership)
     except DomainError as exc:
         if is_htmx(request):
             return render(
@@ -309,7 +305,7 @@ def users(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             user = services.user_create(
-                actor=_user(request),
+                actor=request_user(request),
                 username=form.cleaned_data["username"],
                 email=form.cleaned_data["email"],
                 display_name=form.cleaned_data["display_name"],
@@ -328,7 +324,7 @@ def user_set_active(request: HttpRequest, pk: int) -> HttpResponse:
     user = get_user_for_staff(request.user, pk)
     active = request.POST.get("active") == "1"
     try:
-        services.user_set_active(actor=_user(request), user=user, active=active)
+        services.user_set_active(actor=request_user(request), user=user, active=active)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -365,7 +361,7 @@ def invite_accept(request: HttpRequest, uidb64: str, token: str) -> HttpResponse
 @login_required
 @require_http_methods(["GET", "POST"])
 def password_change(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = request_user(request)
     form = PasswordChangeForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -404,7 +400,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             _, raw = services.api_token_create(
-                user=_user(request), name=form.cleaned_data["name"], days=form.cleaned_data["days"]
+                user=request_user(request), name=form.cleaned_data["name"], days=form.cleaned_data["days"]
             )
         except DomainError as exc:
             _form_error(form, exc)
@@ -417,6 +413,6 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 @require_POST
 def api_token_revoke(request: HttpRequest, token_key: str) -> HttpResponse:
     token = get_own_api_token(request.user, token_key)
-    services.api_token_revoke(actor=_user(request), token=token)
+    services.api_token_revoke(actor=request_user(request), token=token)
     messages.success(request, f"Token “{token.info.name}” revoked.")
     return redirect("api_tokens")

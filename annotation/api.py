@@ -12,19 +12,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user, user_has_project_perm
+from accounts.models import ProjectPerm
+from accounts.permissions import get_project_for_user, request_user, user_has_project_perm
 from annotation import selectors, services
 from annotation.models import Annotation, AnnotationState, ImportBatch, ImportStatus, Item, ItemState, ReviewDecision
 from annotation.parsing import ImportFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user
 from core.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
 from core.pagination import Pagination
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 class ImportProgressOut(serializers.Serializer[Any]):
@@ -153,7 +148,7 @@ class ImportListView(APIView):
                 "metadata": values["csv_metadata"],
             }
         batch = services.import_start(
-            actor=_user(request),
+            actor=request_user(request),
             project=project,
             upload=values["file"],
             source_name=values["file"].name,
@@ -273,6 +268,6 @@ class AnnotationReviewView(APIView):
         annotation = get_annotation_for_reviewer(request.user, pk, annotation_pk)
         data = ReviewIn(data=request.data)
         data.is_valid(raise_exception=True)
-        services.annotation_review(reviewer=_user(request), annotation=annotation, **data.validated_data)
+        services.annotation_review(reviewer=request_user(request), annotation=annotation, **data.validated_data)
         annotation.refresh_from_db()
         return Response(AnnotationOut(annotation).data)

@@ -11,17 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user
+from accounts.models import ProjectPerm
+from accounts.permissions import get_project_for_user, request_user
 from annotation import selectors, services
 from annotation.forms import AnnotationSettingsForm
 from annotation.models import AnnotationSettings, PiiMode, PiiUncertain, RubricVersion
 from annotation.rubrics import SCALES
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _form_bounds(name: str) -> dict[str, Any]:
@@ -115,7 +110,7 @@ class RubricView(APIView):
         data.is_valid(raise_exception=True)
         with transaction.atomic():
             before = selectors.current_rubric(project)
-            saved = services.rubric_save(actor=_user(request), project=project, **data.validated_data)
+            saved = services.rubric_save(actor=request_user(request), project=project, **data.validated_data)
         made_new = before is None or saved.pk != before.pk
         return Response(
             RubricOut(_rubric_body(saved)).data, status=status.HTTP_201_CREATED if made_new else status.HTTP_200_OK
@@ -199,5 +194,5 @@ class AnnotationSettingsView(APIView):
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         values["pii_patterns"] = [[entry["type"], entry["pattern"]] for entry in values["pii_patterns"]]
-        saved = services.annotation_settings_update(actor=_user(request), project=project, **values)
+        saved = services.annotation_settings_update(actor=request_user(request), project=project, **values)
         return Response(AnnotationSettingsIO(_settings_body(saved)).data)

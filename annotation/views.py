@@ -15,8 +15,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user, project_perms_for, user_has_project_perm
+from accounts.models import ProjectPerm
+from accounts.permissions import get_project_for_user, project_perms_for, request_user, user_has_project_perm
 from accounts.selectors import role_in_project
 from annotation import selectors, services
 from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm, criteria_from_post
@@ -27,11 +27,6 @@ from annotation.rendering import render_markdown
 from annotation.rubrics import SCALES, Criterion, parse_criteria
 from core.errors import DomainError
 from core.http import is_htmx, parse_count
-
-
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def response_diff(original: str | None, edited: str) -> SafeString:
@@ -51,7 +46,7 @@ def response_diff(original: str | None, edited: str) -> SafeString:
 
 
 def _workspace_context(request: HttpRequest, item: Item, *, revising: Annotation | None = None) -> dict[str, Any]:
-    user = _user(request)
+    user = request_user(request)
     rubric = selectors.current_rubric(item.project)
     criteria: list[Criterion] = parse_criteria(rubric.criteria) if rubric else []
     draft = selectors.draft_for(user, item)
@@ -91,9 +86,9 @@ def _workspace_context(request: HttpRequest, item: Item, *, revising: Annotation
 
 def _next_workspace(request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool = False) -> HttpResponse:
     project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE)
-    slot: Slot | None = services.item_next(user=_user(request), project=project)
+    slot: Slot | None = services.item_next(user=request_user(request), project=project)
     if slot is None:
-        context = {"project": project, "sent_back": selectors.sent_back_to(_user(request), project)}
+        context = {"project": project, "sent_back": selectors.sent_back_to(request_user(request), project)}
         template = "annotation/_queue_empty.html"
     else:
         context = _workspace_context(request, slot.item)
@@ -118,7 +113,7 @@ def annotate(request: HttpRequest, pk: int) -> HttpResponse:
 def annotate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     """A specific item: the one the user holds (resume) or one sent back to them (revise)."""
     item = get_item_for_user(request.user, pk, item_pk)
-    user = _user(request)
+    user = request_user(request)
     own = selectors.own_annotation(user, item)
     holds = item.slots.filter(user=user, state="leased").exists()
     if own is not None and own.state == AnnotationState.REJECTED:
@@ -153,14 +148,14 @@ def draft_save(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     work = _posted_work(request)
     try:
         draft = services.draft_save(
-            user=_user(request), item=item, data=work, time_spent_ms=_time_spent(request),
+            user=request_user(request), item=item, data=work, time_spent_ms=_time_spent(request),
             page=request.POST.get("page", ""),
         )  # fmt: skip
     except DomainError as exc:
         return render(request, "_draft_refused.html", {"message": exc.message})
     if draft is None:
         return HttpResponse('<span id="draft-status" class="muted small">Already submitted</span>')
-    if not selectors.holds_item(_user(request), item):
+    if not selectors.holds_item(request_user(request), item):
         return render(request, "_draft_lost.html")
     return render(
         request,
@@ -176,7 +171,7 @@ def submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     work = _posted_work(request)
     try:
         services.annotation_submit(
-            user=_user(request),
+            user=request_user(request),
             item=item,
             time_spent_ms=_time_spent(request),
             submit_key=request.POST.get("submit_key", ""),
@@ -186,9 +181,9 @@ def submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
         if exc.conflict:  # submitted before (the page came back with Back): say so and move on
             return _next_workspace(request, pk, notice=exc.message, warn=True)
         # Keep everything typed so far: save it as the draft and show the form again with the reason.
-        services.draft_save(user=_user(request), item=item, data=work, time_spent_ms=_time_spent(request))
+        services.draft_save(user=request_user(request), item=item, data=work, time_spent_ms=_time_spent(request))
         context = {**_workspace_context(request, item), "error": exc.message}
-        own = selectors.own_annotation(_user(request), item)
+        own = selectors.own_annotation(request_user(request), item)
         if own is not None and own.state == AnnotationState.REJECTED:
             context = {**_workspace_context(request, item, revising=own), "error": exc.message}
         if is_htmx(request):
@@ -203,7 +198,7 @@ def submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 def skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_item_for_user(request.user, pk, item_pk)
     try:
-        services.item_skip(user=_user(request), item=item)
+        services.item_skip(user=request_user(request), item=item)
     except DomainError as exc:
         return _next_workspace(request, pk, notice=exc.message)
     return _next_workspace(request, pk, notice="Skipped; it will come back later.")
@@ -216,7 +211,7 @@ def skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 @require_GET
 def review_queue(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk, ProjectPerm.REVIEW)
-    page = Paginator(selectors.review_queue(project, _user(request)), 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.review_queue(project, request_user(request)), 50).get_page(request.GET.get("page"))
     return render(request, "annotation/review_queue.html", {"project": project, "page": page})
 
 
@@ -239,7 +234,7 @@ def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
         }
         try:
             services.annotation_review(
-                reviewer=_user(request),
+                reviewer=request_user(request),
                 annotation=annotation,
                 decision=decision,
                 comment=request.POST.get("comment", ""),
@@ -251,7 +246,7 @@ def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
         else:
             done = _REVIEW_DONE[ReviewDecision(decision)]
             messages.success(request, f"Annotation #{annotation.pk} by {annotation.annotator.username} {done}.")
-            following = selectors.review_queue(annotation.item.project, _user(request)).first()
+            following = selectors.review_queue(annotation.item.project, request_user(request)).first()
             if following is not None:
                 return redirect("review", pk=pk, annotation_pk=following.pk)
             return redirect("review_queue", pk=pk)
@@ -297,7 +292,7 @@ def imports(request: HttpRequest, pk: int) -> HttpResponse:
             }
         try:
             batch = services.import_start(
-                actor=_user(request),
+                actor=request_user(request),
                 project=project,
                 upload=upload,
                 source_name=upload.name,
@@ -344,7 +339,7 @@ def rubric(request: HttpRequest, pk: int) -> HttpResponse:
             if form.is_valid():
                 try:
                     saved = services.rubric_save(
-                        actor=_user(request),
+                        actor=request_user(request),
                         project=project,
                         guidelines=form.cleaned_data["guidelines"],
                         criteria=rows,
@@ -381,7 +376,7 @@ def annotation_settings(request: HttpRequest, pk: int) -> HttpResponse:
     form = AnnotationSettingsForm(request.POST or None, instance_settings=current)
     if request.method == "POST" and form.is_valid():
         try:
-            services.annotation_settings_update(actor=_user(request), project=project, **form.cleaned_data)
+            services.annotation_settings_update(actor=request_user(request), project=project, **form.cleaned_data)
         except DomainError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
@@ -399,7 +394,7 @@ def on_hold(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         item = get_item_for_user(request.user, pk, int(request.POST.get("item", "0") or 0), ProjectPerm.MANAGE_DATA)
         try:
-            services.item_release_hold(actor=_user(request), item=item, redact=request.POST.get("redact", ""))
+            services.item_release_hold(actor=request_user(request), item=item, redact=request.POST.get("redact", ""))
         except DomainError as exc:
             messages.error(request, exc.message)
         else:
@@ -428,6 +423,8 @@ def project_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             # What the project holds decides the buttons and counts, as it decides its tabs.
             "sft": "sft" in kinds,
             "comparisons": "comparison" in kinds,
-            "sent_back": selectors.sent_back_to(_user(request), project)[:20] if can[ProjectPerm.ANNOTATE] else [],
+            "sent_back": selectors.sent_back_to(request_user(request), project)[:20]
+            if can[ProjectPerm.ANNOTATE]
+            else [],
         },
     )

@@ -18,7 +18,7 @@ from rest_framework.utils.serializer_helpers import BindingDict
 from rest_framework.views import APIView
 
 from accounts.models import Project, ProjectPerm, User
-from accounts.permissions import get_project_for_user
+from accounts.permissions import get_project_for_user, request_user
 from annotation import services as annotation_services
 from annotation.api import IMPORT_RESPONSES, import_response
 from annotation.models import Item, ItemState
@@ -28,11 +28,6 @@ from core.pagination import Pagination
 from preferences import selectors, services
 from preferences.models import Judgement
 from preferences.permissions import SETTINGS, get_comparison_for_user, get_project_for_quality
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 class CandidateIn(serializers.Serializer[Any]):
@@ -138,10 +133,10 @@ class ComparisonsCreateView(APIView):
             data.is_valid(raise_exception=True)
             lines = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in data.validated_data["comparisons"])
             upload = SimpleUploadedFile("api.jsonl", lines.encode(), content_type="application/x-ndjson")
-            source_name = f"API request by {_user(request).username}"
+            source_name = f"API request by {request_user(request).username}"
             skip_bad_lines = data.validated_data["skip_bad_lines"]
         batch = annotation_services.import_start(
-            actor=_user(request),
+            actor=request_user(request),
             project=project,
             upload=upload,
             source_name=source_name,
@@ -194,7 +189,7 @@ class NextComparisonView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
-        shown = _next_comparison(_user(request), project)
+        shown = _next_comparison(request_user(request), project)
         if shown is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(shown)
@@ -343,7 +338,7 @@ def _submit(request: Request, item: Item) -> Judgement:
     values = dict(data.validated_data)
     meta = {k: values.pop(k) for k in ("rationale", "time_spent_ms", "idempotency_key")}
     return services.judgement_submit(
-        user=_user(request),
+        user=request_user(request),
         item=item,
         shown=values,
         rationale=meta["rationale"],
@@ -376,7 +371,10 @@ class JudgementSubmitAndNextView(APIView):
     def post(self, request: Request, pk: int, item_pk: int) -> Response:
         item = get_comparison_for_user(request.user, pk, item_pk)
         judgement = _submit(request, item)
-        body = {"judgement": judgement_receipt(judgement), "next": _next_comparison(_user(request), item.project)}
+        body = {
+            "judgement": judgement_receipt(judgement),
+            "next": _next_comparison(request_user(request), item.project),
+        }
         return Response(body, status=status.HTTP_201_CREATED)
 
 
@@ -502,7 +500,7 @@ class AgreementRecomputeView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-        requested_at = services.agreement_recompute_request(actor=_user(request), project=project)
+        requested_at = services.agreement_recompute_request(actor=request_user(request), project=project)
         body = {
             "status": "queued",
             "requested_at": requested_at,

@@ -10,16 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user
+from accounts.models import ProjectPerm
+from accounts.permissions import get_project_for_user, request_user
 from preferences import selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import JudgementMode, PreferenceSettings
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _share(name: str, help_text: str) -> serializers.FloatField:
@@ -88,5 +83,5 @@ class ComparisonSettingsView(APIView):
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA, with_settings=("preferences",))
         data = ComparisonSettingsIO(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        saved = services.preference_settings_update(actor=_user(request), project=project, **data.validated_data)
+        saved = services.preference_settings_update(actor=request_user(request), project=project, **data.validated_data)
         return Response(ComparisonSettingsIO(_body(saved)).data)

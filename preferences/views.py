@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user, project_perms_for
+from accounts.models import ProjectPerm
+from accounts.permissions import get_project_for_user, project_perms_for, request_user
 from annotation import services as annotation_services
 from annotation.models import Item
 from annotation.rendering import render_markdown
@@ -30,13 +30,8 @@ from preferences.permissions import (
 )
 
 
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notice: str = "") -> dict[str, Any]:
-    user = _user(request)
+    user = request_user(request)
     config = selectors.preference_settings(item.project)
     mode = selectors.judgement_mode(item.project, item)
     _, order = services.display_order(user, item)
@@ -72,7 +67,7 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
 
 def _next(request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool = False) -> HttpResponse:
     project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
-    item = services.comparison_next(user=_user(request), project=project)
+    item = services.comparison_next(user=request_user(request), project=project)
     if item is None:
         context: dict[str, Any] = {"project": project, "notice": notice}
         template = "preferences/_compare_empty.html"
@@ -98,7 +93,7 @@ def compare(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def compare_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
-    user = _user(request)
+    user = request_user(request)
     if item.judgements.filter(annotator=user).exists():
         messages.info(request, f"You judged comparison #{item.pk} already; here is your next one.")
         return redirect("compare", pk=pk)
@@ -138,11 +133,15 @@ def compare_draft(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     data = {"shown": _shown_from_post(request, mode), "rationale": request.POST.get("rationale", "")}
     try:
         saved = services.comparison_draft_save(
-            user=_user(request), item=item, data=data, time_spent_ms=_time(request), page=request.POST.get("page", "")
+            user=request_user(request),
+            item=item,
+            data=data,
+            time_spent_ms=_time(request),
+            page=request.POST.get("page", ""),
         )
     except DomainError as exc:
         return render(request, "_draft_refused.html", {"message": exc.message})
-    if saved is not None and not selectors.holds_comparison(_user(request), item):
+    if saved is not None and not selectors.holds_comparison(request_user(request), item):
         return render(request, "_draft_lost.html")
     text = f"Draft saved {saved.updated_at:%H:%M:%S}" if saved else "Already submitted"
     return HttpResponse(f'<span id="draft-status" class="muted small">{text}</span>')
@@ -157,7 +156,7 @@ def compare_submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     rationale = request.POST.get("rationale", "")
     try:
         services.judgement_submit(
-            user=_user(request),
+            user=request_user(request),
             item=item,
             shown=shown,
             rationale=rationale,
@@ -169,7 +168,10 @@ def compare_submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
             return _next(request, pk, notice=exc.message, warn=True)
         # Keep everything chosen and typed: save it as the draft and show the form again with the reason.
         services.comparison_draft_save(
-            user=_user(request), item=item, data={"shown": shown, "rationale": rationale}, time_spent_ms=_time(request)
+            user=request_user(request),
+            item=item,
+            data={"shown": shown, "rationale": rationale},
+            time_spent_ms=_time(request),
         )
         context = _compare_context(request, item, error=exc.message)
         if is_htmx(request):
@@ -186,7 +188,7 @@ def compare_skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     if item.gold is not None:  # gold items hold no slot: nothing to give back, and nothing may tell them apart
         return _next(request, pk, notice="Skipped; it will come back later.")
     try:
-        annotation_services.item_skip(user=_user(request), item=item)
+        annotation_services.item_skip(user=request_user(request), item=item)
     except DomainError as exc:
         return _next(request, pk, notice=exc.message)
     return _next(request, pk, notice="Skipped; it will come back later.")
@@ -201,7 +203,7 @@ def adjudications(request: HttpRequest, pk: int) -> HttpResponse:
         "preferences/adjudications.html",
         {
             "project": project,
-            "open": selectors.open_adjudications(project, viewer=_user(request)),
+            "open": selectors.open_adjudications(project, viewer=request_user(request)),
             "decided": [(a, services.describe_result(a.result)) for a in selectors.decided_adjudications(project)],
         },
     )
@@ -232,7 +234,10 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
         try:
             result = _adjudication_result(request, len(item.candidates), ranked)
             services.adjudication_decide(
-                reviewer=_user(request), adjudication=adjudication, result=result, note=request.POST.get("note", "")
+                reviewer=request_user(request),
+                adjudication=adjudication,
+                result=result,
+                note=request.POST.get("note", ""),
             )
         except DomainError as exc:
             error = exc.message
@@ -290,7 +295,7 @@ def agreement_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     """Ask a worker to recompute the agreement figures now (data leads and project admins)."""
     project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
     try:
-        services.agreement_recompute_request(actor=_user(request), project=project)
+        services.agreement_recompute_request(actor=request_user(request), project=project)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -307,7 +312,7 @@ def annotator_exclude(request: HttpRequest, pk: int, user_pk: int) -> HttpRespon
     if quality is None:
         raise Http404("No such annotator in this project.")
     excluded = request.POST.get("excluded") == "1"
-    services.annotator_set_excluded(actor=_user(request), quality=quality, excluded=excluded)
+    services.annotator_set_excluded(actor=request_user(request), quality=quality, excluded=excluded)
     verb = "excluded from" if excluded else "included in"
     messages.success(request, f"Judgements of {quality.annotator.username} are {verb} releases.")
     return redirect("preference_quality", pk=pk)
@@ -320,7 +325,7 @@ def preference_settings(request: HttpRequest, pk: int) -> HttpResponse:
     form = PreferenceSettingsForm(request.POST or None, instance_settings=selectors.preference_settings(project))
     if request.method == "POST" and form.is_valid():
         try:
-            services.preference_settings_update(actor=_user(request), project=project, **form.values())
+            services.preference_settings_update(actor=request_user(request), project=project, **form.values())
         except DomainError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:

@@ -12,8 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user
+from accounts.models import ProjectPerm
+from accounts.permissions import get_project_for_user, request_user
 from core.errors import DomainError
 from core.filters import refuse_unknown_params
 from core.pagination import Pagination
@@ -27,11 +27,6 @@ from releases.permissions import (
 )
 from releases.recipe import AGGREGATIONS, LEAK_POLICIES, RANKING_PAIRS, TIE_POLICIES
 from releases.views import stream_release_file
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 class RecipeIn(serializers.Serializer[Any]):
@@ -116,7 +111,7 @@ class ReleaseListCreateView(APIView):
         data.is_valid(raise_exception=True)
         recipe = dict(data.validated_data["recipe"])  # checked and typed: "false" is False, not a true string
         release = services.release_create(
-            actor=_user(request),
+            actor=request_user(request),
             project=project,
             name=data.validated_data["name"],
             recipe=recipe,
@@ -140,7 +135,7 @@ class ReleaseDetailView(APIView):
     def delete(self, request: Request, pk: int, release_pk: int) -> Response:
         release = get_release_for_admin(request.user, pk, release_pk)
         deleted = services.release_delete(
-            actor=_user(request), release=release, reason=request.query_params.get("reason", "")
+            actor=request_user(request), release=release, reason=request.query_params.get("reason", "")
         )
         return Response(ReleaseOut(deleted).data)
 

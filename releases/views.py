@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user, project_perms_for
+from accounts.models import ProjectPerm
+from accounts.permissions import get_project_for_user, project_perms_for, request_user
 from annotation.rendering import render_markdown
 from annotation.selectors import default_release_kind
 from core.errors import DomainError
@@ -30,11 +30,6 @@ from releases.permissions import (
     get_release_for_user,
 )
 from releases.recipe import describe
-
-
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 @login_required
@@ -67,7 +62,7 @@ def release_new(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             release = services.release_create(
-                actor=_user(request),
+                actor=request_user(request),
                 project=project,
                 name=form.cleaned_data["name"],
                 recipe=form.recipe(),
@@ -190,7 +185,7 @@ DIFF_LABELS = {
 def release_delete(request: HttpRequest, pk: int, release_pk: int) -> HttpResponse:
     release = get_release_for_admin(request.user, pk, release_pk)
     try:
-        services.release_delete(actor=_user(request), release=release, reason=request.POST.get("reason", ""))
+        services.release_delete(actor=request_user(request), release=release, reason=request.POST.get("reason", ""))
     except DomainError as exc:
         messages.error(request, exc.message)
     else:

@@ -13,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user, require_site_staff
+from accounts.models import ProjectPerm
+from accounts.permissions import get_project_for_user, request_user, require_site_staff
 from core.errors import DomainError
 from core.filters import refuse_unknown_params
 from core.pagination import Pagination
@@ -31,11 +31,6 @@ from training.permissions import (
     get_project_for_training,
 )
 from training.views import lineage_response, stream_adapter_file
-
-
-def _user(request: Request) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 class BaseModelIn(serializers.Serializer[Any]):
@@ -77,7 +72,7 @@ class BaseModelListCreateView(APIView):
         require_site_staff(request.user)
         data = BaseModelIn(data=request.data)
         data.is_valid(raise_exception=True)
-        model = services.base_model_register(actor=_user(request), **data.validated_data)
+        model = services.base_model_register(actor=request_user(request), **data.validated_data)
         return Response(BaseModelOut(model).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -171,7 +166,7 @@ class JobListCreateView(APIView):
             kind=data.validated_data["kind"], preset=data.validated_data["preset"], values=data.validated_data["config"]
         )
         job = services.training_job_start(
-            actor=_user(request),
+            actor=request_user(request),
             project=project,
             kind=data.validated_data["kind"],
             release=release,
@@ -214,7 +209,7 @@ class JobMetricsView(APIView):
 class JobCancelView(APIView):
     @extend_schema(request=None, responses={200: JobOut}, summary="Cancel a queued or running job (project admins)")
     def post(self, request: Request, pk: int, job_pk: int) -> Response:
-        job = services.training_job_cancel(actor=_user(request), job=get_job_for_admin(request.user, pk, job_pk))
+        job = services.training_job_cancel(actor=request_user(request), job=get_job_for_admin(request.user, pk, job_pk))
         return Response(JobOut(job).data)
 
 
@@ -223,7 +218,7 @@ class JobRerunView(APIView):
         request=None, responses={202: JobOut}, summary="A new job with the same release, base model and config"
     )
     def post(self, request: Request, pk: int, job_pk: int) -> Response:
-        job = services.training_job_rerun(actor=_user(request), job=get_job_for_admin(request.user, pk, job_pk))
+        job = services.training_job_rerun(actor=request_user(request), job=get_job_for_admin(request.user, pk, job_pk))
         return Response(JobOut(job).data, status=status.HTTP_202_ACCEPTED)
 
 

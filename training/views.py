@@ -11,8 +11,8 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import ProjectPerm, User
-from accounts.permissions import get_project_for_user, project_perms_for, require_site_staff
+from accounts.models import ProjectPerm
+from accounts.permissions import get_project_for_user, project_perms_for, request_user, require_site_staff
 from annotation.selectors import default_release_kind
 from core.errors import DomainError
 from core.storage import artifact_storage
@@ -32,11 +32,6 @@ from training.permissions import (
 
 # Below this many parameters the quick CPU preset is the sensible first choice (the demo's tiny model).
 SMALL_MODEL = 50_000_000
-
-
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 @login_required
@@ -69,7 +64,7 @@ def job_new(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             config = services.job_config_from_input(kind=form.cleaned_data["kind"], values=form.config_values())
             job = services.training_job_start(
-                actor=_user(request),
+                actor=request_user(request),
                 project=project,
                 kind=form.cleaned_data["kind"],
                 release=form.cleaned_data["release"],
@@ -165,7 +160,7 @@ def job_detail(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
 def job_cancel(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
     job = get_job_for_admin(request.user, pk, job_pk)
     try:
-        job = services.training_job_cancel(actor=_user(request), job=job)
+        job = services.training_job_cancel(actor=request_user(request), job=job)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -181,7 +176,7 @@ def job_cancel(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
 def job_rerun(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
     job = get_job_for_admin(request.user, pk, job_pk)
     try:
-        again = services.training_job_rerun(actor=_user(request), job=job)
+        again = services.training_job_rerun(actor=request_user(request), job=job)
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("training_job", pk=pk, job_pk=job_pk)
@@ -257,7 +252,7 @@ def base_models(request: HttpRequest) -> HttpResponse:
     form = BaseModelForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            model = services.base_model_register(actor=_user(request), **form.cleaned_data)
+            model = services.base_model_register(actor=request_user(request), **form.cleaned_data)
         except DomainError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
@@ -276,7 +271,7 @@ def base_models(request: HttpRequest) -> HttpResponse:
 def base_model_detail(request: HttpRequest, model_pk: int) -> HttpResponse:
     model = get_base_model_for_staff(request.user, model_pk)
     if request.method == "POST":
-        services.base_model_revalidate(actor=_user(request), model=model)
+        services.base_model_revalidate(actor=request_user(request), model=model)
         messages.success(request, f"{model} is being checked again.")
         return redirect("base_model", model_pk=model.pk)
     if request.headers.get("HX-Request") and request.GET.get("fragment") == "state":
