@@ -1,18 +1,13 @@
-"""Every write of the annotation app: settings, rubrics, imports, the queue, drafts, submissions, reviews."""
+"""Every write of the annotation app: settings, rubrics, imports (the pipeline is ``annotation.importing``),
+the queue, drafts, submissions, reviews."""
 
-import contextlib
 import functools
-import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, OuterRef, Subquery
 from django.utils import timezone
@@ -20,14 +15,16 @@ from django.utils import timezone
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation import selectors
+
+# The import use cases live with their pipeline; views, the API and tasks call them here as every write.
+from annotation.importing import import_run as import_run
+from annotation.importing import import_start as import_start
 from annotation.models import (
     Annotation,
     AnnotationSettings,
     AnnotationState,
     Draft,
     Flag,
-    ImportBatch,
-    ImportStatus,
     Item,
     ItemState,
     PiiMode,
@@ -39,19 +36,15 @@ from annotation.models import (
     Slot,
     SlotState,
 )
-from annotation.parsing import CsvMapping, ImportFormat, LineError, Message, Record, content_hash, parse
-from annotation.pii import Finding, PiiPolicy, PiiPolicyError, Scrubber, compile_policy
+from annotation.parsing import Message, content_hash
+from annotation.pii import PiiPolicy, PiiPolicyError, compile_policy
 from annotation.rubrics import parse_criteria, validate_scores
 from core import rawrows
-from core.dispatch import send_on_commit
 from core.errors import DomainError
 from core.http import parse_id
 
-# Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
-SYNC_IMPORT_BYTES = 2 * 1024 * 1024
 _INSERT_CHUNK = 1000
 _DRAFT_LIMIT = 1_000_000  # characters of JSON; a draft is one person's work on one item
-_REPORT_LIMIT = 1000
 
 
 # --- Settings and rubrics --------------------------------------------------------------------------------
@@ -189,348 +182,6 @@ def rubric_save(*, actor: User, project: Project, guidelines: str, criteria: lis
             payload={"version": version.version, "criteria": [c["key"] for c in stored]},
         )
     return version
-
-
-# --- Import ----------------------------------------------------------------------------------------------
-
-
-def import_start(
-    *,
-    actor: User,
-    project: Project,
-    upload: IO[bytes],
-    source_name: str,
-    fmt: str,
-    csv_mapping: dict[str, Any] | None = None,
-    skip_bad_lines: bool = False,
-    purpose: str = "annotation",
-) -> ImportBatch:
-    """Store the uploaded file, record an ``ImportBatch`` and import it: small
-    files at once, large ones on a worker. ``purpose="mixin"`` imports general-purpose conversations with
-    their answers, which releases may mix into training and annotators never see. Raises ``DomainError``
-    for an unknown format or purpose, or a CSV import without a prompt column."""
-    if fmt not in ImportFormat.__members__.values():
-        raise DomainError(f"Unknown import format “{fmt}”.", field="fmt")
-    if purpose not in {"annotation", "mixin"}:
-        raise DomainError(f"Unknown import purpose “{purpose}”.", field="purpose")
-    if purpose == "mixin" and fmt == ImportFormat.COMPARISON_JSONL:
-        raise DomainError("A general-purpose mix-in is conversations with answers, not comparisons.", field="fmt")
-    if fmt == ImportFormat.CSV and not (csv_mapping or {}).get("prompt"):
-        raise DomainError("A CSV import needs the name of the prompt column.", field="csv_mapping")
-    incoming = Path(settings.MEDIA_ROOT) / "imports" / str(project.pk)
-    incoming.mkdir(parents=True, exist_ok=True)
-    size = 0
-    stored = incoming / f"{timezone.now():%Y%m%dT%H%M%S%f}.upload"
-    with stored.open("wb") as out:
-        for chunk in iter(lambda: upload.read(1024 * 1024), b""):
-            size += len(chunk)
-            out.write(chunk)
-    with transaction.atomic():
-        batch = ImportBatch.objects.create(
-            project=project,
-            uploaded_by=actor,
-            source_name=source_name[:255],
-            fmt=fmt,
-            purpose=purpose,
-            csv_mapping=csv_mapping,
-            skip_bad_lines=skip_bad_lines,
-            sha256="",  # set when the import has run: a hash of the scrubbed content, never of the upload
-            size_bytes=size,
-            stored_path=str(stored),
-        )
-        audit_event_record(
-            actor=actor,
-            action="import.start",
-            target=batch,
-            project=project,
-            payload={
-                "source": batch.source_name,
-                "bytes": size,
-                "format": fmt,
-                "purpose": purpose,
-            },
-        )
-        if size > SYNC_IMPORT_BYTES:
-            from annotation.tasks import import_run_task
-
-            send_on_commit(
-                lambda: import_run_task.delay(batch.pk),
-                what=f"import #{batch.pk}",
-                on_refused=lambda reason: _fail_unsent_import(batch.pk, reason),
-            )
-    if size <= SYNC_IMPORT_BYTES:
-        import_run(batch_id=batch.pk)
-    batch.refresh_from_db()  # done, or queued, or failed because its task could not be sent
-    return batch
-
-
-class _Refused(Exception):
-    """Bad lines without skip-bad-lines: roll the whole import back."""
-
-
-def import_run(*, batch_id: int) -> ImportBatch:
-    """Parse, validate, scrub, de-duplicate and insert a batch's items in one transaction.
-
-    With bad lines and without ``skip_bad_lines`` nothing is written and the batch is ``refused`` with
-    its line-numbered report. Every outcome is audited. Never raises for bad input; an unexpected error
-    marks the batch ``failed`` with its reason and is re-raised.
-    """
-    batch = ImportBatch.objects.select_related("project").get(pk=batch_id)
-    if batch.status not in {ImportStatus.QUEUED, ImportStatus.RUNNING}:
-        return batch
-    if not ImportBatch.objects.filter(pk=batch.pk, status__in=[ImportStatus.QUEUED, ImportStatus.RUNNING]).update(
-        status=ImportStatus.RUNNING
-    ):
-        return ImportBatch.objects.get(pk=batch.pk)  # failed meanwhile (its task was reported unsent)
-    report = _ImportReport()
-    try:
-        with transaction.atomic():
-            _import_items(batch, report)
-            if report.bad and not batch.skip_bad_lines:
-                raise _Refused
-            status = ImportStatus.DONE
-    except _Refused:
-        status = ImportStatus.REFUSED
-        report.imported = 0
-    except Exception as exc:
-        _finish_import(batch, report, ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}")
-        raise
-    return _finish_import(batch, report, status)
-
-
-class _ImportReport:
-    def __init__(self) -> None:
-        self.lines = 0
-        self.imported = 0
-        self.bad = 0
-        self.duplicates = 0
-        self.pii_rejected = 0
-        self.errors: list[dict[str, Any]] = []
-        self.skipped: list[dict[str, Any]] = []  # duplicates and PII-rejected items: reported, not errors
-        self.scrub_counts: dict[str, int] = {}
-        # sha256 over the scrubbed content, record by record: what identifies the import. The uploaded file's
-        # own hash is never kept, as it would be a fingerprint of unscrubbed text.
-        self.content_digest = hashlib.sha256()
-        self.uncertain_count = 0
-        self.uncertain: list[dict[str, Any]] = []  # where, what type and shape: never the value
-
-    def uncertain_value(self, line: int, finding: Finding) -> None:
-        self.uncertain_count += 1
-        if len(self.uncertain) < _REPORT_LIMIT:
-            self.uncertain.append(
-                {
-                    "line": line,
-                    "type": finding.type,
-                    "turn": finding.turn,
-                    "column": finding.start,
-                    "hint": finding.hint,
-                    "scrubbed": not finding.kept,
-                }
-            )
-
-    def error(self, line: int, reason: str) -> None:
-        self.bad += 1
-        if len(self.errors) < _REPORT_LIMIT:
-            self.errors.append({"line": line, "reason": reason})
-
-    def skip(self, line: int, reason: str, *, pii: bool = False) -> None:
-        if pii:
-            self.pii_rejected += 1
-        else:
-            self.duplicates += 1
-        if len(self.skipped) < _REPORT_LIMIT:
-            self.skipped.append({"line": line, "reason": reason})
-
-
-def _records(batch: ImportBatch, stream: IO[bytes]) -> Iterator[Record | LineError]:
-    mapping = None
-    if batch.csv_mapping:
-        raw = batch.csv_mapping
-        mapping = CsvMapping(
-            prompt=raw["prompt"],
-            response=raw.get("response") or None,
-            system=raw.get("system") or None,
-            id=raw.get("id") or None,
-            metadata=tuple(raw.get("metadata") or ()),
-        )
-    yield from parse(stream, ImportFormat(batch.fmt), csv_mapping=mapping)
-
-
-def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
-    config = selectors.annotation_settings(batch.project)
-    scrubber = compile_policy(
-        PiiPolicy(
-            mode="reject" if config.pii_mode == PiiMode.REJECT else "replace",
-            extra_patterns=tuple((t, p) for t, p in config.pii_patterns),
-            terms=tuple(config.pii_terms),
-            default_phone_region=config.pii_phone_region,
-            scrub_uncertain=config.pii_uncertain != PiiUncertain.KEEP,
-        )
-    )
-    with open(batch.stored_path, "rb") as stream:  # its position drives the progress bar
-        _import_stream(batch, report, config, scrubber, stream)
-
-
-def _import_stream(
-    batch: ImportBatch, report: _ImportReport, config: AnnotationSettings, scrubber: Scrubber, stream: IO[bytes]
-) -> None:
-    project = batch.project
-    seen_in_file: dict[str, int] = {}
-    pending: list[tuple[int, Item]] = []
-    for entry in _records(batch, stream):
-        report.lines = max(report.lines, entry.line)
-        if isinstance(entry, LineError):
-            report.error(entry.line, entry.reason)
-            continue
-        has_response = entry.response is not None
-        if batch.purpose == "mixin" and not has_response:
-            report.error(entry.line, "a general-purpose mix-in line needs the assistant's answer")
-            continue
-        texts = [m.content for m in entry.messages] + ([entry.response] if entry.response is not None else [])
-        texts += [c.content for c in entry.candidates]  # one item: placeholders stay consistent across all
-        result = scrubber.scrub(texts)
-        for kind, count in result.counts.items():
-            report.scrub_counts[kind] = report.scrub_counts.get(kind, 0) + count
-        for finding in result.uncertain:
-            report.uncertain_value(entry.line, finding)
-        if result.found and config.pii_mode == PiiMode.REJECT:
-            found = ", ".join(f"{k}×{n}" for k, n in sorted(result.counts.items()))
-            report.skip(entry.line, f"contains PII ({found}); the project's policy rejects such items", pii=True)
-            continue
-        scrubbed = result.texts
-        n = len(entry.messages)
-        messages = [{"role": m.role, "content": scrubbed[i]} for i, m in enumerate(entry.messages)]
-        response = scrubbed[n] if has_response else None
-        first_candidate = n + int(has_response)
-        candidates = [
-            {"content": scrubbed[first_candidate + i], "provenance": c.provenance()}
-            for i, c in enumerate(entry.candidates)
-        ]
-        # Duplicates are found on the scrubbed text, and only its hash is stored: a hash of the raw text
-        # would let anyone holding it confirm a guessed phone number.
-        digest = content_hash(
-            [Message(role=m.role, content=scrubbed[i]) for i, m in enumerate(entry.messages)],
-            response,
-            scrubbed[first_candidate:],
-        )
-        report.content_digest.update(f"{entry.line}\t{digest}\n".encode())
-        if digest in seen_in_file:
-            report.skip(entry.line, f"same conversation as line {seen_in_file[digest]}")
-            continue
-        seen_in_file[digest] = entry.line
-        item = Item(
-            project=project,
-            batch=batch,
-            kind="mixin" if batch.purpose == "mixin" else ("comparison" if candidates else "sft"),
-            external_id=entry.external_id or "",
-            messages=messages,
-            response=response,
-            candidates=candidates,
-            gold=_gold_in_candidate_ids(entry.gold),
-            metadata=entry.metadata,
-            content_hash=digest,
-        )
-        pending.append((entry.line, item))
-        if len(pending) >= _INSERT_CHUNK:
-            _insert(batch, pending, report, config.annotators_per_item)
-            _progress(batch, report, stream.tell())
-            pending = []
-    if pending:
-        _insert(batch, pending, report, config.annotators_per_item)
-
-
-def _gold_in_candidate_ids(gold: Any) -> Any:
-    """Files number candidates from 1; inside Enclave a candidate's id is its index (from 0)."""
-    if gold is None or gold == "tie":
-        return gold
-    if isinstance(gold, int):
-        return gold - 1
-    return [[number - 1 for number in tier] for tier in gold]
-
-
-def _progress(batch: ImportBatch, report: _ImportReport, position: int) -> None:
-    """The import is one transaction, so its rows are invisible until the end; progress goes to the
-    cache, which every process shares, and the batch page reads it from there."""
-    percent = min(99, int(100 * position / batch.size_bytes)) if batch.size_bytes else 0
-    cache.set(f"import-progress:{batch.pk}", {"lines": report.lines, "percent": percent}, timeout=3600)
-
-
-def _insert(batch: ImportBatch, pending: list[tuple[int, Item]], report: _ImportReport, k: int) -> None:
-    project = batch.project
-    hashes = [item.content_hash for _, item in pending]
-    existing = dict(Item.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", "id"))
-    fresh = []
-    for line, item in pending:
-        if item.content_hash in existing:
-            report.skip(line, f"already in the project as item #{existing[item.content_hash]}")
-        else:
-            fresh.append(item)
-    if report.bad and not batch.skip_bad_lines:
-        return  # the batch will be refused: keep reading only to report every bad line
-    created = Item.objects.bulk_create(fresh, batch_size=_INSERT_CHUNK)
-    # Gold comparisons get no slots: every annotator may see each of them once, mixed in at the project's
-    # gold rate by ``preferences.services.comparison_next``, so they stay out of the k-per-item queue.
-    Slot.objects.bulk_create(
-        [
-            Slot(item=item, project=project, index=i, priority=item.priority)
-            for item in created
-            if item.gold is None and item.kind != "mixin"
-            for i in range(k)
-        ],
-        batch_size=_INSERT_CHUNK,
-    )
-    report.imported += len(created)
-
-
-def _fail_unsent_import(batch_id: int, reason: str) -> None:
-    """The import's task never reached the broker: fail it with the reason (nothing was imported)."""
-    with transaction.atomic():
-        batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
-        if batch.status == ImportStatus.QUEUED:  # a worker that got the task after all moves it on under this lock
-            _finish_import(batch, _ImportReport(), ImportStatus.FAILED, failure=reason)
-
-
-def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, failure: str = "") -> ImportBatch:
-    """Record the outcome, delete the uploaded file (raw text must not outlive the import) and audit."""
-    Path(batch.stored_path).unlink(missing_ok=True)
-    with transaction.atomic():
-        batch = ImportBatch.objects.select_for_update().get(pk=batch.pk)
-        batch.status = status
-        batch.lines_read = report.lines
-        batch.imported_count = report.imported
-        batch.bad_line_count = report.bad
-        batch.duplicate_count = report.duplicates
-        batch.pii_rejected_count = report.pii_rejected
-        batch.errors = report.errors
-        batch.duplicates = report.skipped
-        batch.scrub_counts = report.scrub_counts
-        batch.uncertain_count = report.uncertain_count
-        batch.sha256 = report.content_digest.hexdigest()
-        batch.uncertain = report.uncertain
-        batch.failure_reason = failure
-        batch.stored_path = ""
-        batch.finished_at = timezone.now()
-        batch.save()
-        audit_event_record(
-            actor=batch.uploaded_by,
-            action=f"import.{status}",
-            target=batch,
-            project=batch.project,
-            payload={
-                "lines": report.lines,
-                "imported": report.imported,
-                "bad_lines": report.bad,
-                "duplicates": report.duplicates,
-                "pii_rejected": report.pii_rejected,
-                "pii_found": report.scrub_counts,
-                "pii_uncertain": report.uncertain_count,
-                "sha256": batch.sha256,
-                "failure": failure,
-            },
-        )
-    with contextlib.suppress(Exception):  # the cache is the broker's Redis: down, it must not fail the outcome
-        cache.delete(f"import-progress:{batch.pk}")
-    return batch
 
 
 # --- The queue -------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
     with throwaway_database() as db:
         from accounts import services as accounts_services
-        from annotation import services
+        from annotation import importing, services
         from annotation.models import Item, Slot, SlotState
 
         lead = accounts_services.user_create(actor=None, username="lead")
@@ -106,7 +106,7 @@ def main() -> None:
             path = handle.name
         size_mb = os.path.getsize(path) / 1e6
 
-        services.SYNC_IMPORT_BYTES = 1 << 40  # run inline, in this process, so its memory is measured
+        importing.SYNC_IMPORT_BYTES = 1 << 40  # run inline, in this process, so its memory is measured
         rss_before = _rss_mb()
         start = time.perf_counter()
         with open(path, "rb") as upload:

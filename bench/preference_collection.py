@@ -259,7 +259,7 @@ def _seed(*, project: Any, lead: Any, count: int, k: int, gold_every: int, sampl
         with raw.cursor() as cursor, cursor.copy(f"COPY annotation_item ({columns}) FROM STDIN") as copy:
             for entry in parse(_LineStream(lines()), ImportFormat.COMPARISON_JSONL):
                 assert not isinstance(entry, LineError), entry
-                # What annotation.services._import_stream builds, with the scrubber's output equal to its
+                # What annotation.importing._import_stream builds, with the scrubber's output equal to its
                 # input (the texts hold no PII; the importer check below proves it on a sample).
                 values = {
                     "project_id": project.pk,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from accounts.models import AuditEvent
+from annotation import importing
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, ImportStatus
 from core.dispatch import send_on_commit
@@ -46,7 +47,7 @@ def broker_down() -> Iterator[None]:
 def test_an_import_that_cannot_reach_a_worker_fails_with_the_reason(
     personas: Personas, broker_down: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(annotation_services, "SYNC_IMPORT_BYTES", 100)  # to a worker
+    monkeypatch.setattr(importing, "SYNC_IMPORT_BYTES", 100)  # to a worker
     batch = annotation_services.import_start(
         actor=personas.data_lead, project=personas.project, source_name="big.jsonl", fmt="chat_jsonl",
         upload=io.BytesIO(jsonl(*[chat_line(f"Question {n}?") for n in range(20)])),

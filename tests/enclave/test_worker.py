@@ -59,13 +59,13 @@ def test_a_large_import_runs_on_the_worker(worker: subprocess.Popen[str], monkey
     import io
     import time
 
-    from annotation import services
+    from annotation import importing, services
     from annotation.models import ImportBatch
     from tests.annotation.helpers import chat_line, jsonl
     from tests.conftest import make_personas
 
     personas = make_personas()
-    monkeypatch.setattr(services, "SYNC_IMPORT_BYTES", 100)  # anything above 100 bytes goes to a worker
+    monkeypatch.setattr(importing, "SYNC_IMPORT_BYTES", 100)  # anything above 100 bytes goes to a worker
     lines = [chat_line(f"Question {n} from customer{n}@example.com?") for n in range(300)]
     batch = services.import_start(
         actor=personas.data_lead, project=personas.project, upload=io.BytesIO(jsonl(*lines)),

@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from accounts.models import AuditEvent
-from annotation import services as annotation_services
+from annotation import importing
 from annotation.models import ImportBatch, Item
 from tests.conftest import ClientFor, Personas, make_personas
 from tests.preferences.helpers import comparison_line
@@ -126,7 +126,7 @@ def test_twenty_thousand_comparisons_load_in_one_call_on_the_worker(worker: subp
     client = Client()
     client.force_login(personas.data_lead)
     content = _jsonl(_lines(20_000))
-    assert len(content) > annotation_services.SYNC_IMPORT_BYTES, "large enough to go to the worker"
+    assert len(content) > importing.SYNC_IMPORT_BYTES, "large enough to go to the worker"
     answer = client.post(
         f"/api/v1/projects/{personas.project.pk}/comparisons/",
         {"file": SimpleUploadedFile("twenty-thousand.jsonl", content)},
