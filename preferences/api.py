@@ -23,6 +23,7 @@ from annotation import services as annotation_services
 from annotation.api import IMPORT_RESPONSES, import_response
 from annotation.models import Item, ItemState
 from annotation.parsing import ImportFormat
+from annotation.queue import MAX_TIME_ON_TASK_MS
 from core.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
 from core.pagination import Pagination
 from preferences import selectors, services
@@ -239,7 +240,7 @@ class JudgementIn(_FieldsBuiltOncePerThread):
     criteria = serializers.DictField(child=serializers.CharField(), required=False)
     overall = serializers.CharField(required=False)
     rationale = serializers.CharField(required=False, allow_blank=True, default="")
-    time_spent_ms = serializers.IntegerField(min_value=0, max_value=annotation_services.MAX_TIME_ON_TASK_MS, default=0)
+    time_spent_ms = serializers.IntegerField(min_value=0, max_value=MAX_TIME_ON_TASK_MS, default=0)
     idempotency_key = serializers.CharField(max_length=64)
 
 

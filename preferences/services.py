@@ -17,17 +17,18 @@ from typing import Any
 from cachetools import TTLCache
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import Project, User
 from accounts.services import audit_event_record
-from annotation import services as annotation_services
+from annotation import queue
 from annotation.models import Draft, Item, ItemState, SlotState
 from annotation.selectors import annotation_settings
 from core import rawrows
 from core.errors import DomainError
+from core.submit import Resend, submission_key
 from preferences.models import (
     Adjudication,
     AgreementSnapshot,
@@ -96,7 +97,7 @@ def comparison_next(*, user: User, project: Project) -> Item | None:
         if gold is not None:
             _gold_assign(user, gold)
             return gold
-    slot = annotation_services.item_next(user=user, project=project, kind=COMPARISON)
+    slot = queue.item_next(user=user, project=project, kind=COMPARISON)
     return slot.item if slot is not None else None
 
 
@@ -326,17 +327,14 @@ def judgement_submit(
     """Store the user's judgement of ``item``.
 
     ``shown`` is the choice in display positions (letters A, B, …); it is mapped to candidate ids with the
-    order this user was shown. Idempotent: the same ``idempotency_key`` with the same choice and rationale
-    returns the stored judgement; with another (a page submitted again after the Back button) it is refused
-    as a conflict (409), so nobody is told a changed answer was saved. Gold
-    items update the annotator's gold accuracy; very fast judgements are flagged. When all ``k``
-    judgements of an item disagree beyond the project threshold, the item goes to adjudication. Raises
-    ``DomainError`` for a malformed choice, a missing rationale, an item not assigned to the user, or a
-    second judgement of the same item.
+    order this user was shown. Idempotent (``core.submit``): the same ``idempotency_key`` with the same
+    choice and rationale returns the stored judgement; with another (a page submitted again after the Back
+    button) it is refused as a conflict (409). Gold items update the annotator's gold accuracy; very fast
+    judgements are flagged. When all ``k`` judgements of an item disagree beyond the project threshold, the
+    item goes to adjudication. Raises ``DomainError`` for a malformed choice, a missing rationale, an item
+    not assigned to the user, or a second judgement of the same item.
     """
-    key = idempotency_key.strip()[:64]
-    if not key:
-        raise DomainError("Missing idempotency key.")
+    key = submission_key(idempotency_key, missing="Missing idempotency key.")
     if item.kind != COMPARISON:
         raise DomainError("This item is not a comparison.")
     config = preference_settings(item.project)
@@ -350,104 +348,128 @@ def judgement_submit(
     except DomainError:
         earlier = _stored_for_key(key, user, item)
         if earlier is not None:
-            return _resent(earlier, shown=shown, result=None, rationale=rationale)
+            return _resend(key, user, item, shown=shown, result=None, rationale=rationale).answer(earlier)
         raise
-    is_gold = item.gold is not None
+    resend = _resend(key, user, item, shown=shown, result=result, rationale=rationale)
+    fields = {
+        "mode": mode,
+        "seed": seed,
+        "displayed_order": order,
+        "result": result,
+        "displayed_result": shown,
+        "rationale": rationale.strip(),
+        "time_spent_ms": queue.time_on_task(time_spent_ms),
+        "idempotency_key": key,
+    }
     median = _project_median_ms(item.project)
     too_fast = bool(median and time_spent_ms < config.fast_fraction * median)
-    try:
-        with transaction.atomic():
-            slot = None
-            if is_gold:
-                # Gold items have no slots: everyone judges each once, if it was handed to them; a resend
-                # finds what was stored. One never handed out answers as any comparison not assigned.
-                earlier = _stored_for_key(key, user, item)
-                if earlier is not None:
-                    return _resent(earlier, shown=shown, result=result, rationale=rationale)
-                assigned = _gold_assigned_locked(user, item)
-            else:
-                # The item's row too: of two last judgements of the item at once, the later one must see both
-                # to decide on adjudication below.
-                slot = annotation_services.own_slot_locked(user, item, lock_item=True)
-                assigned = slot is not None and slot.state == SlotState.LEASED
-                if not assigned:
-                    # Judged already: a resend, or a second tab with the same key that waited on the slot lock
-                    # until the first committed. Answer with what the first one stored.
-                    earlier = _stored_for_key(key, user, item)
-                    if earlier is not None:
-                        return _resent(earlier, shown=shown, result=result, rationale=rationale)
+    return resend.record(lambda: _judgement_record(item, user, resend, fields, config=config, too_fast=too_fast))
+
+
+def _resend(
+    key: str, user: User, item: Item, *, shown: dict[str, Any], result: dict[str, Any] | None, rationale: str
+) -> Resend[Judgement]:
+    """A resent judgement is the stored one when it carries the same choice (as shown, or as mapped to the
+    candidates) and the same rationale; otherwise the changes were not saved and it is a conflict."""
+
+    def same(stored: Judgement) -> bool:
+        same_choice = stored.displayed_result == shown or (result is not None and stored.result == result)
+        return same_choice and stored.rationale == rationale.strip()
+
+    return Resend[Judgement](
+        stored=lambda: _stored_for_key(key, user, item),
+        same=same,
+        changed=(
+            "You had already judged this comparison; the changes made after submitting were not saved. "
+            "Your first judgement stands."
+        ),
+        taken="You already judged this comparison (in another tab or window).",
+    )
+
+
+def _judgement_record(
+    item: Item,
+    user: User,
+    resend: Resend[Judgement],
+    fields: dict[str, Any],
+    *,
+    config: PreferenceSettings,
+    too_fast: bool,
+) -> Judgement:
+    """In one transaction: the comparison is the user's to judge (else a resend's answer or a refusal), the
+    judgement is stored, and its after-effects follow."""
+    is_gold = item.gold is not None
+    with transaction.atomic():
+        slot = None
+        if is_gold:
+            # Gold items have no slots: everyone judges each once, if it was handed to them; a resend finds
+            # what was stored. One never handed out answers as any comparison not assigned.
+            earlier = resend.stored()
+            if earlier is not None:
+                return resend.answer(earlier)
+            assigned = _gold_assigned_locked(user, item)
+        else:
+            # The item's row too: of two last judgements of the item at once, the later one must see both to
+            # decide on adjudication below.
+            slot = queue.own_slot_locked(user, item, lock_item=True)
+            assigned = slot is not None and slot.state == SlotState.LEASED
             if not assigned:
-                if Judgement.objects.filter(item=item, annotator=user).exists():
-                    raise DomainError("You already judged this comparison (in another tab or window).", status=409)
-                raise DomainError("This comparison is no longer assigned to you (the lease ran out).")
-            # Assigned to this user and locked: a second judgement of theirs for this item, or a key already used
-            # elsewhere, fails the insert on its unique index (handled below).
-            judgement = Judgement.objects.create(
-                item=item,
-                annotator=user,
-                mode=mode,
-                seed=seed,
-                displayed_order=order,
-                result=result,
-                displayed_result=shown,
-                rationale=rationale.strip(),
-                time_spent_ms=annotation_services.time_on_task(time_spent_ms),
-                idempotency_key=key,
-                is_gold=is_gold,
-                gold_correct=gold_matches(result, item.gold) if is_gold else None,
-                too_fast=too_fast,
-            )
-            annotation_services.slot_finish(user=user, item=item, slot=slot)
-            if is_gold:
-                _update_quality(item.project, user, judgement, config)
-                disputed = None
-            else:
-                quality, results = _quality_and_item_results(item.project, user, item, read_quality=not too_fast)
-                _update_quality(item.project, user, judgement, config, read=quality)
-                disputed = _disputed_agreement(item, results)
-            opened: tuple[Adjudication, dict[str, Any]] | None = None
-            if disputed is not None and disputed[0] < config.adjudication_threshold:
-                adjudication = _adjudication_create(item, agreement=disputed[0])
-                if adjudication is not None:
-                    facts = {"item": item.pk, "agreement": disputed[0], "judgements": disputed[1]}
-                    opened = (adjudication, facts)
-            _schedule_agreement(item.project)  # a cache round trip after the commit, none before
-            # The audit appends come last: the chain lock is held from here to the commit.
-            audit_event_record(
-                actor=user,
-                action="judgement.submit",
-                target=judgement,
-                project=item.project,
-                payload={"item": item.pk, "result": result, "gold": is_gold, "too_fast": too_fast},
-            )
-            if opened is not None:
-                audit_event_record(
-                    actor=None, action="adjudication.open", target=opened[0], project=item.project, payload=opened[1]
-                )
-    except IntegrityError:
-        stored = (
-            Judgement.objects.filter(idempotency_key=key).first()
-            or Judgement.objects.filter(item=item, annotator=user).first()
+                # Judged already: a resend, or a second tab with the same key that waited on the slot lock
+                # until the first committed. Answer with what the first one stored.
+                earlier = resend.stored()
+                if earlier is not None:
+                    return resend.answer(earlier)
+        if not assigned:
+            if Judgement.objects.filter(item=item, annotator=user).exists():
+                raise resend.taken_error()
+            raise DomainError("This comparison is no longer assigned to you (the lease ran out).")
+        # Assigned to this user and locked: a second judgement of theirs for this item, or a key already used
+        # elsewhere, fails the insert on its unique index (``Resend.record`` answers it).
+        judgement = Judgement.objects.create(
+            item=item,
+            annotator=user,
+            is_gold=is_gold,
+            gold_correct=gold_matches(fields["result"], item.gold) if is_gold else None,
+            too_fast=too_fast,
+            **fields,
         )
-        if stored is not None and stored.idempotency_key == key:
-            if stored.annotator_id != user.pk or stored.item_id != item.pk:
-                raise DomainError("This idempotency key was already used for another judgement.") from None
-            return _resent(stored, shown=shown, result=result, rationale=rationale)
-        raise DomainError("You already judged this comparison (in another tab or window).", status=409) from None
+        queue.slot_finish(user=user, item=item, slot=slot)
+        _after_judgement(judgement, item=item, user=user, config=config)
     return judgement
 
 
-def _resent(stored: Judgement, *, shown: dict[str, Any], result: dict[str, Any] | None, rationale: str) -> Judgement:
-    """The stored judgement, when a resent submission carries what it holds (a double click, a retry after a
-    lost answer). Raises a conflict when the choice or the rationale differ: they were not saved."""
-    same_choice = stored.displayed_result == shown or (result is not None and stored.result == result)
-    if same_choice and stored.rationale == rationale.strip():
-        return stored
-    raise DomainError(
-        "You had already judged this comparison; the changes made after submitting were not saved. "
-        "Your first judgement stands.",
-        status=409,
+def _after_judgement(judgement: Judgement, *, item: Item, user: User, config: PreferenceSettings) -> None:
+    """The annotator's quality, adjudication when the item's judgements disagree, the agreement figures
+    scheduled, and the audit events (last: the chain lock is held from the first append to the commit)."""
+    if judgement.is_gold:
+        _update_quality(item.project, user, judgement, config)
+        disputed = None
+    else:
+        quality, results = _quality_and_item_results(item.project, user, item, read_quality=not judgement.too_fast)
+        _update_quality(item.project, user, judgement, config, read=quality)
+        disputed = _disputed_agreement(item, results)
+    opened: tuple[Adjudication, dict[str, Any]] | None = None
+    if disputed is not None and disputed[0] < config.adjudication_threshold:
+        adjudication = _adjudication_create(item, agreement=disputed[0])
+        if adjudication is not None:
+            opened = (adjudication, {"item": item.pk, "agreement": disputed[0], "judgements": disputed[1]})
+    _schedule_agreement(item.project)  # a cache round trip after the commit, none before
+    audit_event_record(
+        actor=user,
+        action="judgement.submit",
+        target=judgement,
+        project=item.project,
+        payload={
+            "item": item.pk,
+            "result": judgement.result,
+            "gold": judgement.is_gold,
+            "too_fast": judgement.too_fast,
+        },
     )
+    if opened is not None:
+        audit_event_record(
+            actor=None, action="adjudication.open", target=opened[0], project=item.project, payload=opened[1]
+        )
 
 
 # The statements of a submit, written out (the slot's are annotation's): compiling their querysets cost more
@@ -503,7 +525,7 @@ def comparison_draft_save(
     that fires just after the submit."""
     if Judgement.objects.filter(item=item, annotator=user).exists():
         return None
-    return annotation_services.draft_save(user=user, item=item, data=data, time_spent_ms=time_spent_ms, page=page)
+    return queue.draft_save(user=user, item=item, data=data, time_spent_ms=time_spent_ms, page=page)
 
 
 # Agreement follows the judgements with a trailing-edge debounce. After its commit every submit asks the cache
