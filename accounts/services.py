@@ -1,136 +1,27 @@
-"""Every write of the accounts app. Each service is atomic and records its audit event."""
+"""Every write of the accounts app. Each service is atomic and records its audit event through the audit
+chain (``accounts.audit``), which every app reaches as ``accounts.services.audit_event_record``."""
 
-import json
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
-from django.db.models import Model
+from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 from knox.models import AuthToken
 
-from accounts.models import (
-    GENESIS_HASH,
-    ROLE_PERMISSIONS,
-    ApiTokenInfo,
-    AuditEvent,
-    Membership,
-    Project,
-    Role,
-    User,
-)
+from accounts.audit import audit_event_record as audit_event_record
+from accounts.models import ROLE_PERMISSIONS, ApiTokenInfo, Membership, Project, Role, User
 from core.errors import DomainError
 
-# An arbitrary constant that names the audit chain's advisory lock on PostgreSQL.
-_AUDIT_LOCK_KEY = 0x656E636C617665
 
-
-def _lock_audit_chain() -> None:
-    """Serialise appends to the chain until the surrounding transaction ends.
-
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: transactions start IMMEDIATE (see settings),
-    so the write lock is already held and appends are serial.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
-
-
-# PostgreSQL takes the chain lock and links and inserts the event in one call of the server-side function
-# ``enclave_audit_append`` (migration accounts/0004): hash = sha256(prev_hash + "\n" + body), where the body is
-# the canonical JSON the Python side serialised, up to the sequence number, which sorts last among its keys
-# ('…,"seq":' then the number then '}'). Inside the function the INSERT runs after the lock with a snapshot of
-# its own, so it reads the head the previous holder committed; the lock is held from there to the commit with
-# no round trip and no Python work in between. ``AuditEvent.compute_hash`` checks the result (audit_verify).
-_APPEND_SQL = """
-SELECT * FROM enclave_audit_append(%s::bigint, %s::timestamptz, %s::bigint, %s::text, %s::text, %s::text, %s::text,
-                                   %s::bigint, %s::jsonb, %s::text, %s::text)
-"""
-_SEQ_TAIL = '"seq":0}'
-
-
-def _append_on_postgresql(event: AuditEvent) -> None:
-    event.seq = 0
-    body = json.dumps(event.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if not body.endswith(_SEQ_TAIL):  # the canonical form changed: the function would hash another text
-        raise RuntimeError("The canonical audit JSON no longer ends with its sequence number.")
-    prefix = body[: -len("0}")]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _APPEND_SQL,
-            [
-                _AUDIT_LOCK_KEY,
-                event.created_at,
-                event.actor_id,
-                event.actor_label,
-                event.action,
-                event.object_type,
-                event.object_id,
-                event.project_id,
-                json.dumps(event.payload, ensure_ascii=False),
-                prefix,
-                GENESIS_HASH,
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise RuntimeError("The audit append returned nothing.")
-    event.pk, event.seq, event.prev_hash, event.hash = row
-    event._state.adding = False
-
-
-def audit_event_record(
-    *,
-    actor: User | AnonymousUser | None,
-    action: str,
-    target: Model | None = None,
-    object_type: str = "",
-    object_id: str | int = "",
-    project: Project | None = None,
-    payload: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event to the audit chain and return it.
-
-    ``target`` fills ``object_type``/``object_id`` from a model instance. The payload is normalised to
-    plain JSON first, so what is hashed is exactly what is stored. Raises ``ValueError`` for a payload
-    that is not JSON (NaN, sets, objects). Call it inside the service's transaction, last, so the chain
-    lock is held only briefly (until the commit).
-    """
-    if target is not None:
-        object_type = object_type or target._meta.label_lower
-        object_id = object_id or str(target.pk)
-    clean_payload = json.loads(json.dumps(payload or {}, cls=DjangoJSONEncoder, allow_nan=False))
-    real_actor = actor if isinstance(actor, User) else None
-    # No user: the platform itself (a worker, the reaper, a build), or a login attempt naming a username.
-    actor_label = real_actor.username if real_actor else str(clean_payload.get("username", "(system)"))
-    event = AuditEvent(
-        created_at=timezone.now(),
-        actor=real_actor,
-        actor_label=actor_label[:150],
-        action=action,
-        object_type=object_type,
-        object_id=str(object_id),
-        project=project,
-        payload=clean_payload,
-    )
-    # Inside the caller's transaction no savepoint is needed: an append that fails fails the change it
-    # records; alone, it runs in a transaction of its own.
-    with transaction.atomic(savepoint=False):
-        if connection.vendor == "postgresql":
-            _append_on_postgresql(event)
-        else:
-            _lock_audit_chain()
-            last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
-            event.seq = (last["seq"] + 1) if last else 1
-            event.prev_hash = last["hash"] if last else GENESIS_HASH
-            event.hash = event.compute_hash()
-            event.save(force_insert=True)
-    return event
+def _required(value: str, message: str, *, field: str) -> str:
+    """``value`` without surrounding blanks. Raises ``DomainError`` with ``message`` when nothing is left."""
+    value = value.strip()
+    if not value:
+        raise DomainError(message, field=field)
+    return value
 
 
 # --- Projects and memberships ---------------------------------------------------------------------------
@@ -141,9 +32,7 @@ def project_create(*, actor: User | None, name: str, description: str = "", admi
 
     Raises ``DomainError`` if the name is taken.
     """
-    name = name.strip()
-    if not name:
-        raise DomainError("A project needs a name.", field="name")
+    name = _required(name, "A project needs a name.", field="name")
     with transaction.atomic():
         if Project.objects.filter(name__iexact=name).exists():
             raise DomainError(f"A project named “{name}” already exists.", field="name")
@@ -169,10 +58,7 @@ def project_update(
     """
     changes: dict[str, Any] = {}
     if name is not None:
-        name = name.strip()
-        if not name:
-            raise DomainError("A project needs a name.", field="name")
-        changes["name"] = name
+        name = changes["name"] = _required(name, "A project needs a name.", field="name")
     if description is not None:
         changes["description"] = description.strip()
     with transaction.atomic():
@@ -211,6 +97,17 @@ def _check_role(role: str) -> None:
         raise DomainError(f"Unknown role “{role}”. Choose one of: {', '.join(Role.values)}.", field="role")
 
 
+def _membership_audit(actor: User | None, action: str, membership: Membership, details: dict[str, str]) -> None:
+    """Audit a change of membership: the event names the member, then what changed."""
+    audit_event_record(
+        actor=actor,
+        action=action,
+        target=membership,
+        project=membership.project,
+        payload={"user": membership.user.username, **details},
+    )
+
+
 def membership_add(*, actor: User | None, project: Project, user: User, role: str) -> Membership:
     """Make ``user`` a member of ``project`` with ``role`` and grant the role's object permissions.
 
@@ -224,13 +121,7 @@ def membership_add(*, actor: User | None, project: Project, user: User, role: st
             raise DomainError(f"{user.username} is already a member of this project.", field="user")
         membership = Membership.objects.create(project=project, user=user, role=role, added_by=actor)
         _grant_role(membership)
-        audit_event_record(
-            actor=actor,
-            action="membership.add",
-            target=membership,
-            project=project,
-            payload={"user": user.username, "role": role},
-        )
+        _membership_audit(actor, "membership.add", membership, {"role": role})
     return membership
 
 
@@ -263,13 +154,7 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
         membership.role = role
         membership.save(update_fields=["role"])
         _grant_role(membership)
-        audit_event_record(
-            actor=actor,
-            action="membership.change_role",
-            target=membership,
-            project=membership.project,
-            payload={"user": membership.user.username, "from": old_role, "to": role},
-        )
+        _membership_audit(actor, "membership.change_role", membership, {"from": old_role, "to": role})
     return membership
 
 
@@ -282,13 +167,7 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
         membership = Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
         _ensure_an_admin_remains(membership)
         _revoke_role(membership)
-        audit_event_record(
-            actor=actor,
-            action="membership.remove",
-            target=membership,
-            project=membership.project,
-            payload={"user": membership.user.username, "role": membership.role},
-        )
+        _membership_audit(actor, "membership.remove", membership, {"role": membership.role})
         membership.delete()
 
 
@@ -308,9 +187,7 @@ def user_create(
 
     Raises ``DomainError`` if the username is taken or the password fails the validators.
     """
-    username = username.strip()
-    if not username:
-        raise DomainError("A username is required.", field="username")
+    username = _required(username, "A username is required.", field="username")
     with transaction.atomic():
         if User.objects.filter(username__iexact=username).exists():
             raise DomainError(f"The username “{username}” is taken.", field="username")
@@ -407,9 +284,7 @@ def api_token_create(
     no actor and names the ``operator``'s system account). Raises ``DomainError`` for an empty name, a
     lifetime outside 1..365 days or a deactivated account.
     """
-    name = name.strip()
-    if not name:
-        raise DomainError("Give the token a name, e.g. the script that will use it.", field="name")
+    name = _required(name, "Give the token a name, e.g. the script that will use it.", field="name")
     if not 1 <= days <= 365:
         raise DomainError("A token lives between 1 and 365 days.", field="days")
     if not user.is_active:
@@ -417,12 +292,11 @@ def api_token_create(
     with transaction.atomic():
         token, raw = AuthToken.objects.create(user=user, expiry=timedelta(days=days))
         ApiTokenInfo.objects.create(token=token, name=name)
-        audit_event_record(
-            actor=None if via == "command" else user,
-            action="api_token.create",
-            object_type="accounts.apitoken",
-            object_id=token.token_key,
-            payload={"name": name, "expires": token.expiry, "owner": user.username, "via": via}
+        _token_audit(
+            None if via == "command" else user,
+            "api_token.create",
+            token,
+            {"name": name, "expires": token.expiry, "owner": user.username, "via": via}
             | ({"operator": operator} if via == "command" else {}),
         )
     return token, raw
@@ -431,14 +305,15 @@ def api_token_create(
 def api_token_revoke(*, actor: User, token: AuthToken) -> None:
     """Revoke (delete) a token; requests with it fail from now on."""
     with transaction.atomic():
-        audit_event_record(
-            actor=actor,
-            action="api_token.revoke",
-            object_type="accounts.apitoken",
-            object_id=token.token_key,
-            payload={"name": token.info.name, "owner": token.user.username},
-        )
+        _token_audit(actor, "api_token.revoke", token, {"name": token.info.name, "owner": token.user.username})
         token.delete()
+
+
+def _token_audit(actor: User | None, action: str, token: AuthToken, payload: dict[str, Any]) -> None:
+    """Audit a token's creation or revocation: the event names the token by its key, never by the token."""
+    audit_event_record(
+        actor=actor, action=action, object_type="accounts.apitoken", object_id=token.token_key, payload=payload
+    )
 
 
 def api_token_touch(*, token: AuthToken) -> None:
@@ -446,18 +321,4 @@ def api_token_touch(*, token: AuthToken) -> None:
     now = timezone.now()
     ApiTokenInfo.objects.filter(token_id=token.pk).exclude(last_used_at__gt=now - timedelta(minutes=1)).update(
         last_used_at=now
-    )
-
-
-# --- Authentication events -------------------------------------------------------------------------------
-
-
-def auth_event_record(*, action: str, user: User | None, username: str, ip: str | None) -> None:
-    """Audit a login, logout, failed login or lockout."""
-    audit_event_record(
-        actor=user,
-        action=action,
-        object_type="accounts.user",
-        object_id=str(user.pk) if user else "",
-        payload={"username": username, "ip": ip},
     )

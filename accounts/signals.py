@@ -6,8 +6,8 @@ from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.http import HttpRequest
 
+from accounts.audit import auth_event_record
 from accounts.models import User
-from accounts.services import auth_event_record
 
 
 def _ip(request: HttpRequest | None) -> str | None:

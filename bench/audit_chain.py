@@ -35,7 +35,7 @@ def main() -> None:
     from django.db import connection
 
     with throwaway_database() as db:
-        from accounts import services
+        from accounts import audit
         from accounts.models import User
         from accounts.selectors import audit_chain_verify
 
@@ -44,7 +44,7 @@ def main() -> None:
 
         start = time.perf_counter()
         for i in range(args.events):
-            services.audit_event_record(actor=user, action="bench.sequential", payload={"i": i})
+            audit.audit_event_record(actor=user, action="bench.sequential", payload={"i": i})
         sequential = args.events / (time.perf_counter() - start)
         rows.append(("append, 1 writer", f"{sequential:,.0f} events/s"))
 
@@ -55,7 +55,7 @@ def main() -> None:
         def write() -> None:
             try:
                 for i in range(per_thread):
-                    services.audit_event_record(actor=user, action="bench.concurrent", payload={"i": i})
+                    audit.audit_event_record(actor=user, action="bench.concurrent", payload={"i": i})
             except BaseException as exc:
                 errors.append(exc)
             finally:

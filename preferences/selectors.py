@@ -1,5 +1,6 @@
 """Reads of the preferences app: settings, queues, and the figures of the quality page."""
 
+from collections.abc import Collection
 from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
@@ -147,11 +148,14 @@ def excluded_annotator_ids(project: Project) -> set[int]:
     return set(AnnotatorQuality.objects.filter(project=project, excluded=True).values_list("annotator_id", flat=True))
 
 
-def releasable_judgements(project: Project) -> QuerySet[Judgement]:
-    """The judgements a release may use: not on gold items (those test annotators) and not by an excluded
-    annotator. Adjudicated items keep their judgements; the release prefers the adjudicated answer."""
+def releasable_judgements(project: Project, *, left_out: Collection[int] | None = None) -> QuerySet[Judgement]:
+    """The judgements a release may use, in item order: not on gold items (those test annotators) and not by
+    an excluded annotator. Adjudicated items keep their judgements; the release prefers the adjudicated
+    answer. ``left_out``: the annotators to leave out instead, when the caller has read them already (a
+    release build, whose recipe may leave out the flagged ones too)."""
+    excluded = AnnotatorQuality.objects.filter(project=project, excluded=True).values("annotator")
     return (
         Judgement.objects.filter(item__project=project, is_gold=False)
-        .exclude(annotator_id__in=AnnotatorQuality.objects.filter(project=project, excluded=True).values("annotator"))
+        .exclude(annotator_id__in=excluded if left_out is None else left_out)
         .order_by("item_id", "id")
     )

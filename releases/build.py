@@ -1,4 +1,5 @@
-"""The release build pipeline behind ``services.release_build``.
+"""The release build pipeline behind ``services.release_build``: selection, aggregation, split and leak
+check; the files around the rows (datasheet, manifest, the artifact store) are ``releases.artifacts``.
 
 The build streams the project's approved annotations (SFT) or releasable judgements (preference) once:
 each item is aggregated, given its split and written to every exporter, while the evaluation side is
@@ -22,8 +23,6 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import FileSystemStorage
 from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery, TextField
 from django.db.models.functions import Cast
@@ -34,33 +33,24 @@ from accounts.services import audit_event_record
 from annotation.models import (
     Annotation,
     AnnotationState,
-    ImportBatch,
     Item,
     ItemState,
     Review,
     ReviewDecision,
-    RubricVersion,
 )
-from core.storage import artifact_storage
-from core.version import code_version
-from preferences.models import Adjudication, AnnotatorQuality, Judgement
-from preferences.selectors import preference_settings, top_displayed
-from releases import aggregation, splits
-from releases.datasheet import Tally, built_contents, render
-from releases.exporters import Exporter, WrittenFile, exporters_for
+from preferences.models import Adjudication, AnnotatorQuality
+from preferences.selectors import releasable_judgements, top_displayed
+from releases import aggregation, artifacts, splits
+from releases.datasheet import Tally
+from releases.exporters import Exporter, exporters_for
 from releases.models import FROZEN_STATES, Release, ReleaseFile, ReleaseItem, ReleaseState
 from releases.recipe import Recipe
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = "enclave-release/1"
 _PROGRESS_EVERY = 2000
 _ITEM_ROWS_BATCH = 2000
 _CHUNK = 2000
-
-
-def canonical_json(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
 
 
 def pseudonym(project_id: int, user_id: int) -> str:
@@ -120,7 +110,7 @@ def _merge(items: Iterable[tuple[Any, ...]], rows: Iterable[tuple[Any, ...]]) ->
 
 def _as_text(name: str) -> Cast:
     """A JSON column read as its text, for orjson to decode: Django's converter (the standard library's
-    ``json``) took a tenth of a build."""
+    ``json``) is markedly slower; ``bench/release_export.py`` measures the build."""
     return Cast(name, TextField())
 
 
@@ -260,8 +250,7 @@ class _Selection:
     def _preference_units(self, tally: Tally | None) -> Iterator[Unit]:
         recipe = self.recipe
         judgements = (
-            Judgement.objects.filter(item__project=self.project, is_gold=False)
-            .exclude(annotator_id__in=self.left_out)
+            releasable_judgements(self.project, left_out=self.left_out)
             .annotate(result_text=_as_text("result"), displayed_order_text=_as_text("displayed_order"))
             .order_by("item_id", "id")
             .values_list("item_id", "annotator_id", "result_text", "displayed_order_text")
@@ -446,25 +435,13 @@ def build(release: Release, scratch: Path) -> Release:
         raise BuildRefused("The recipe selects nothing: no approved annotations or decided preferences match it.")
 
     _set_progress(release, 92, "closing files")
-    files: list[WrittenFile] = []
-    for exporter in exporters:
-        began = time.perf_counter()
-        files += exporter.close()
-        timers[type(exporter).__name__] += time.perf_counter() - began
-    manifest = _manifest(release, recipe, files, tally, batches, voters, rubric_versions)
-    contents = built_contents(root, release.kind)
-    sheet, markdown = render(manifest=manifest, tally=tally, assumptions=release.assumptions, contents=contents)
-    for name, data in (("datasheet.json", canonical_json(sheet)), ("datasheet.md", markdown.encode())):
-        (root / name).write_bytes(data)
-        files.append(WrittenFile(name, "datasheet", "", None, len(data), hashlib.sha256(data).hexdigest()))
-    manifest["files"] = sorted((_file_entry(f) for f in files), key=lambda f: f["path"])
-    manifest_bytes = canonical_json(manifest)
-    (root / "manifest.json").write_bytes(manifest_bytes)
-    release_hash = hashlib.sha256(manifest_bytes).hexdigest()
-    files.append(WrittenFile("manifest.json", "manifest", "", None, len(manifest_bytes), release_hash))
+    files = artifacts.close_exporters(exporters, timers)
+    annotators = sorted({pseudonym(project.pk, v) for v in voters})
+    manifest = artifacts.manifest(release, recipe, tally, batches, annotators, rubric_versions)
+    sheet, release_hash = artifacts.write_datasheet_and_manifest(release, root, manifest, tally, files)
 
     _set_progress(release, 96, "storing files")
-    _store(release, root, files)
+    artifacts.store(release, root, files)
     stats = {"seconds": round(time.perf_counter() - started, 3), "exporter_seconds": timers, "leaks": len(leaks)}
     with transaction.atomic():
         ReleaseFile.objects.bulk_create([ReleaseFile(release=release, **asdict(f)) for f in files])
@@ -646,7 +623,8 @@ def _item_row(release: Release, unit: Unit, split: str, *, moved: bool) -> tuple
 
 
 def _save_item_rows(rows: list[tuple[Any, ...]]) -> None:
-    """Insert ReleaseItem rows: by COPY on PostgreSQL (a tenth of the time bulk_create took), else in bulk."""
+    """Insert ReleaseItem rows: by COPY on PostgreSQL (much faster than bulk_create, see
+    ``bench/release_export.py``), else in bulk."""
     if connection.vendor != "postgresql":
         ReleaseItem.objects.bulk_create([ReleaseItem(**dict(zip(_ITEM_COLUMNS, row, strict=True))) for row in rows])
         return
@@ -657,99 +635,3 @@ def _save_item_rows(rows: list[tuple[Any, ...]]) -> None:
     ):
         for row in rows:
             copy.write_row(row)
-
-
-def _file_entry(f: WrittenFile) -> dict[str, Any]:
-    return {
-        "path": f.path,
-        "format": f.fmt,
-        "split": f.split,
-        "rows": f.rows,
-        "bytes": f.size_bytes,
-        "sha256": f.sha256,
-    }
-
-
-def _manifest(
-    release: Release,
-    recipe: Recipe,
-    files: list[WrittenFile],
-    tally: Tally,
-    batches: dict[int, int],
-    voters: set[int],
-    rubric_versions: set[int],
-) -> dict[str, Any]:
-    project = release.project
-    batch_rows = ImportBatch.objects.filter(pk__in=[b for b in batches if b]).order_by("pk")
-    scrubbed: dict[str, int] = {}
-    for batch in batch_rows:
-        for kind, count in (batch.scrub_counts or {}).items():
-            scrubbed[kind] = scrubbed.get(kind, 0) + int(count)
-    if release.kind == "preference":
-        from annotation.selectors import current_rubric
-
-        current = current_rubric(project)
-        versions = [current] if current else []
-        settings_row = preference_settings(project)
-        procedure = {
-            "judgement_mode": settings_row.mode,
-            "rationale_required": settings_row.rationale_required,
-            "gold_rate": settings_row.gold_rate,
-            "adjudication_below_agreement": settings_row.adjudication_threshold,
-            "aggregation": recipe.aggregation,
-        }
-    else:
-        versions = list(RubricVersion.objects.filter(project=project, version__in=rubric_versions).order_by("version"))
-        procedure = {"review": "four-eyes: an annotation is approved by a reviewer other than its annotator"}
-    from annotation.selectors import annotation_settings
-
-    procedure["annotators_per_item"] = annotation_settings(project).annotators_per_item
-    return {
-        "format": MANIFEST_FORMAT,
-        "project": {"id": project.pk, "name": project.name},
-        "kind": release.kind,
-        "recipe": recipe.canonical(),
-        "counts": tally.as_dict(),
-        "rubric_versions": [
-            {
-                "version": v.version,
-                "guidelines_sha256": hashlib.sha256(v.guidelines.encode()).hexdigest(),
-                "criteria": [c.get("key", "") for c in v.criteria],
-            }
-            for v in versions
-        ],
-        "import_batches": [
-            {
-                "id": b.pk,
-                "source": b.source_name,
-                "format": b.fmt,
-                "sha256": b.sha256,
-                "purpose": b.purpose,
-                "items_used": batches.get(b.pk, 0),
-            }
-            for b in batch_rows
-        ],
-        "pii_scrubbing": dict(sorted(scrubbed.items())),
-        "procedure": procedure,
-        "annotators": sorted({pseudonym(project.pk, v) for v in voters}),
-        "code_version": code_version(),
-        "files": [],
-    }
-
-
-def _store(release: Release, root: Path, files: list[WrittenFile]) -> None:
-    """Move (local filesystem) or upload (other storages) every file into the artifact store."""
-    storage = artifact_storage()
-    for f in files:
-        name = f"{release.storage_prefix}/{f.path}"
-        source = root / f.path
-        if isinstance(storage, FileSystemStorage):
-            target = Path(storage.path(name))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(source, target)
-            target.chmod(0o444)
-            continue
-        with source.open("rb") as stream:
-            stored = storage.save(name, File(stream, name=f.path))
-        if stored != name:
-            raise RuntimeError(f"the artifact store renamed {name} to {stored}")

@@ -1,7 +1,6 @@
-"""Writes of the releases app: define, build (the pipeline is ``releases.build``), delete (tombstone) and
-verify dataset releases."""
+"""Writes of the releases app: define, build (the pipeline is ``releases.build``, the files and the
+artifact store ``releases.artifacts``), delete (tombstone), verify and export dataset releases."""
 
-import hashlib
 import logging
 import shutil
 import uuid
@@ -10,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -20,10 +18,9 @@ from accounts.services import audit_event_record
 from annotation.models import ImportBatch, RubricVersion
 from core.dispatch import send_on_commit
 from core.errors import DomainError
-from core.storage import artifact_storage
-from releases.build import BuildRefused, build, canonical_json
-from releases.exporters import file_sha256
-from releases.models import Release, ReleaseFile, ReleaseItem, ReleaseState
+from releases import artifacts
+from releases.build import BuildRefused, build
+from releases.models import Release, ReleaseItem, ReleaseState
 from releases.recipe import Recipe
 
 logger = logging.getLogger(__name__)
@@ -138,7 +135,7 @@ def _fail_unsent_build(release: Release, reason: str) -> None:
 
 def _fail(release: Release, reason: str, report: dict[str, Any]) -> None:
     ReleaseItem.objects.filter(release=release).delete()
-    _delete_stored(release)
+    artifacts.delete_stored(release)
     with transaction.atomic():
         Release.objects.filter(pk=release.pk).update(
             state=ReleaseState.FAILED, failure_reason=reason, leak_report=report, progress_note="failed"
@@ -151,15 +148,6 @@ def _fail(release: Release, reason: str, report: dict[str, Any]) -> None:
             project=release.project,
             payload={"reason": reason, "leaks": len(report.get("leaks", []))},
         )
-
-
-def _delete_stored(release: Release) -> None:
-    storage = artifact_storage()
-    if isinstance(storage, FileSystemStorage):
-        shutil.rmtree(storage.path(release.storage_prefix), ignore_errors=True)
-        return
-    for f in ReleaseFile.objects.filter(release=release):
-        storage.delete(f.storage_name)
 
 
 # --- Delete and verify -------------------------------------------------------------------------------------
@@ -188,7 +176,7 @@ def release_delete(*, actor: User, release: Release, reason: str = "") -> Releas
             project=release.project,
             payload={"name": release.name, "version": release.version, "hash": release.hash, "reason": reason},
         )
-        transaction.on_commit(lambda: _delete_stored(release))
+        transaction.on_commit(lambda: artifacts.delete_stored(release))
     release.refresh_from_db()
     return release
 
@@ -197,31 +185,7 @@ def release_verify(*, release: Release) -> list[str]:
     """Re-hash every stored file and the manifest. Returns the problems found (empty: intact)."""
     if release.state != ReleaseState.BUILT:
         return [f"release #{release.pk} is {release.get_state_display().lower()}, not built"]
-    problems = []
-    storage = artifact_storage()
-    recorded = {f.path: f for f in release.files.all()}
-    manifest_files = {f["path"]: f for f in (release.manifest or {}).get("files", [])}
-    for path, entry in sorted(recorded.items()):
-        name = f"{release.storage_prefix}/{path}"
-        if not storage.exists(name):
-            problems.append(f"{path}: missing from the artifact store")
-            continue
-        digest = hashlib.sha256()
-        with storage.open(name, "rb") as stream:
-            for chunk in iter(lambda: stream.read(1024 * 1024), b""):
-                digest.update(chunk)
-        actual = digest.hexdigest()
-        if actual != entry.sha256:
-            problems.append(f"{path}: sha256 {actual} differs from the recorded {entry.sha256}")
-        if path != "manifest.json" and manifest_files.get(path, {}).get("sha256") != entry.sha256:
-            problems.append(f"{path}: the manifest records another hash")
-    if set(manifest_files) != set(recorded) - {"manifest.json"}:
-        problems.append("the manifest and the release's file list differ")
-    if hashlib.sha256(canonical_json(release.manifest)).hexdigest() != release.hash:
-        problems.append("the stored manifest does not hash to the release hash")
-    if recorded.get("manifest.json") and recorded["manifest.json"].sha256 != release.hash:
-        problems.append("manifest.json is not recorded under the release hash")
-    return problems
+    return artifacts.stored_problems(release)
 
 
 def export_to_directory(*, release: Release, target: Path, formats: Iterable[str] = ()) -> list[Path]:
@@ -230,17 +194,4 @@ def export_to_directory(*, release: Release, target: Path, formats: Iterable[str
         raise DomainError(
             f"Release #{release.pk} is {release.get_state_display().lower()}; only built releases export."
         )
-    wanted = set(formats)
-    storage = artifact_storage()
-    written = []
-    for f in release.files.all():
-        if wanted and f.fmt not in wanted:
-            continue
-        out = target / f.path
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with storage.open(f.storage_name, "rb") as source, out.open("wb") as sink:
-            shutil.copyfileobj(source, sink, 1024 * 1024)
-        if file_sha256(out) != f.sha256:
-            raise DomainError(f"{f.path} does not match its recorded hash: run release_verify.")
-        written.append(out)
-    return written
+    return artifacts.copy_out(release, target, set(formats))
