@@ -46,7 +46,7 @@ def test_it_routes_training_tasks_to_the_gpu_queue() -> None:
     assert app.conf.task_always_eager is False
 
 
-def test_it_fails_loudly_publishing_when_the_broker_is_down() -> None:
+def test_it_fails_loudly_to_publish_when_the_broker_is_down() -> None:
     """With the broker unreachable, .delay() raises within seconds instead of hanging or dropping the task."""
     from kombu.exceptions import OperationalError
 

@@ -92,7 +92,7 @@ def _reference_shingle_hash(shingle: bytes) -> int:
 
 
 @pytest.mark.parametrize("text", ["a b c d e", "one two", "single", "", "é ü ß x y", "fee rate fee rate fee"])
-def test_it_hashes_shingles_as_the_word_three_grams_hash(text: str) -> None:
+def test_it_hashes_each_shingle_as_its_word_three_gram(text: str) -> None:
     words = text.split()
     shingles = [" ".join(words[i : i + 3]).encode() for i in range(len(words) - 2)] or [text.encode()]
     assert shingle_hashes([text])[0].tolist() == [_reference_shingle_hash(s) for s in shingles]
