@@ -134,7 +134,7 @@ class Item(models.Model):
         indexes = [
             models.Index(fields=["project", "state", "-priority", "id"], name="item_queue_order"),
             # The gold pick of "next comparison" walks a project's gold items from a random id: a few index
-            # probes instead of reading every item (38 ms at 50k items without it). Partial, so it stays small.
+            # probes instead of reading every item (docs/PERFORMANCE.md). Partial, so it stays small.
             models.Index(fields=["project", "id"], name="item_gold", condition=models.Q(gold__isnull=False)),
         ]
 

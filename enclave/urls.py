@@ -39,7 +39,7 @@ api_v1 = [
 ]
 
 # The API comes first: most requests are the annotators' API calls, and every include tried before theirs
-# costs a failed match (resolving an API path took 72 µs with the API last, 27–39 µs first).
+# costs a failed match (docs/PERFORMANCE.md, annotators' hot path).
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("", include("accounts.urls")),

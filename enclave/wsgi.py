@@ -8,11 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "enclave.settings.local")
 application = get_wsgi_application()
 
 # Import every view now (the URLconf pulls in scipy, pyarrow and friends), not on a worker's first request,
-# which used to wait 1.5-2 s for them.
+# which would otherwise wait for them (docs/PERFORMANCE.md, web processes).
 from django.urls import get_resolver  # noqa: E402 - after the app registry is ready
 
 get_resolver().url_patterns  # noqa: B018 - evaluated for its imports
 
 # What loading Django and the apps made lives as long as the process: take it out of the cyclic collector's
-# view, so the occasional full collection walks only what requests made (a 100+ ms pause became < 5 ms).
+# view, so the occasional full collection walks only what requests made (docs/PERFORMANCE.md, web processes).
 gc.freeze()

@@ -235,8 +235,9 @@ class ArrowExporter(Exporter):
         self.scratch = scratch
         self.pending: dict[str, list[bytes]] = {split: [] for split in SPLITS}
         self.longest = 0
-        # Rows are collected as JSON lines and parsed by Arrow's reader against the schema: six times faster
-        # than building the batch from Python dicts. Keys a message has beyond role and content are left out.
+        # Rows are collected as JSON lines and parsed by Arrow's reader against the schema: much faster than
+        # building the batch from Python dicts (docs/PERFORMANCE.md). Keys a message has beyond role and
+        # content are left out.
         self.parse = pa_json.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore")
         self.rows = dict.fromkeys(SPLITS, 0)
         (root / "parquet").mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,8 @@ OFFLINE_ENV = {
     "WANDB_MODE": "disabled",
     "TOKENIZERS_PARALLELISM": "false",
 }
-# One torch thread per process on CPU: with two, a step ran 30x slower while the other core was busy.
+# One torch thread per process on CPU: with two, a step ran many times slower while the other core was busy
+# (bench/training_jobs.py, docs/PERFORMANCE.md).
 # A fixed hash seed, because PEFT writes target modules from a set into adapter_config.json: without it the
 # order, and so the file's sha256, changes between worker restarts.
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}

@@ -3,8 +3,8 @@ record what happened.
 
 The training runs in a child process, never in the worker: a crash, an out-of-memory kill or a cancel ends
 the child and the worker goes on to the next job. Children are forked from a fork server that imported
-torch, transformers, peft and trl once when the worker started (``prepare_worker``), so a job starts in
-well under a second instead of paying ~10 s of imports. With several GPUs visible the child is started
+torch, transformers, peft and trl once when the worker started (``prepare_worker``), so a job does not pay
+for those imports (docs/PERFORMANCE.md, training). With several GPUs visible the child is started
 through ``accelerate launch`` instead.
 
 While the child runs, the supervisor tails its ``events.jsonl`` and output into the database about twice a
@@ -62,7 +62,7 @@ _facts_lock = threading.Lock()
 
 def worker_facts() -> dict[str, Any]:
     """Hardware, library versions and optional libraries as a training child sees them. Probed once per worker
-    through the fork server, which also warms it: the first call takes the ~10 s of imports."""
+    through the fork server, which also warms it: the first call waits for its imports."""
     with _facts_lock:
         if not _facts:
             apply_offline_env()

@@ -1,4 +1,4 @@
-"""Celery tasks of the training app; all are routed to the ``gpu`` queue (``training.tasks.*``).
+"""Celery tasks of the training app; all are routed to the ``gpu`` queue (``training.*``).
 
 A gpu worker runs one job at a time (``--concurrency 1``); ``acks_late`` means a job whose worker dies is
 delivered again, and ``training_job_begin`` then fails it instead of training twice."""
@@ -11,15 +11,21 @@ from celery.signals import worker_ready
 from training import runner, services
 
 
-@shared_task(name="training.tasks.run_job", bind=True, acks_late=True)
-def run_training_job(self: Any, job_id: int) -> str:
+@shared_task(name="training.training_job_run", bind=True, acks_late=True)
+def training_job_run_task(self: Any, job_id: int) -> str:
     """Supervise one training job to its end; the child process does the training."""
     return runner.run_job(job_id, worker=str(self.request.hostname or "gpu"))
 
 
-@shared_task(name="training.tasks.validate_base_model")
-def validate_base_model(model_id: int) -> str:
+@shared_task(name="training.base_model_validate")
+def base_model_validate_task(model_id: int) -> str:
+    """Check a registered base model's files on a worker; returns its state."""
     return str(services.base_model_validate(model_id=model_id).state)
+
+
+# The names training/services.py imports today; it moves to the names above, then these go.
+run_training_job = training_job_run_task
+validate_base_model = base_model_validate_task
 
 
 @worker_ready.connect

@@ -100,7 +100,7 @@ if DATABASE_IS_POSTGRES:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Server-side parameters, and statements psycopg prepares once it has run them 5 times on a connection:
-    # the API's hot queries then skip PostgreSQL's parse and plan (~2 ms of a "next" + "submit" pair).
+    # the API's hot queries then skip PostgreSQL's parse and plan (docs/PERFORMANCE.md, annotators' hot path).
     # Turn off behind a transaction-pooling proxy (PgBouncer < 1.21), which cannot keep prepared statements.
     if env_bool("DATABASE_PREPARED_STATEMENTS", default=True):
         DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
@@ -159,7 +159,7 @@ if not REDIS_URL:
 
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"training.*": {"queue": "gpu"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -93,7 +93,7 @@ def test_it_locks_the_account_after_the_login_pages_limit_and_refuses_even_the_r
     assert Client().post("/login/", {"username": "ana", "password": PASSWORD}).status_code == 429
 
 
-def test_a_locked_account_is_refused_without_its_password_being_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_refuses_a_locked_account_without_checking_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
     UserFactory.create(username="ana")
     for _ in range(settings.AXES_FAILURE_LIMIT):
         _sign_in("ana", "wrong")
@@ -112,7 +112,7 @@ def test_a_locked_account_is_refused_without_its_password_being_checked(monkeypa
 # --- The operator's command ------------------------------------------------------------------------------
 
 
-def test_the_command_mints_a_token_printed_once_with_its_expiry_and_audits_it() -> None:
+def test_it_mints_a_token_from_the_command_printed_once_with_its_expiry_and_audits_it() -> None:
     UserFactory.create(username="ci-bot")
     out = io.StringIO()
     call_command("api_token_issue", "ci-bot", "--name", "nightly", "--days", "30", stdout=out)
@@ -134,7 +134,7 @@ def test_the_command_mints_a_token_printed_once_with_its_expiry_and_audits_it() 
     assert " " not in quiet.getvalue().strip()
 
 
-def test_the_command_refuses_deactivated_and_unknown_accounts_and_bad_lifetimes() -> None:
+def test_it_refuses_deactivated_and_unknown_accounts_and_bad_lifetimes_in_the_command() -> None:
     UserFactory.create(username="gone", is_active=False)
     UserFactory.create(username="ci-bot")
     with pytest.raises(CommandError, match="deactivated"):
@@ -149,7 +149,7 @@ def test_the_command_refuses_deactivated_and_unknown_accounts_and_bad_lifetimes(
 # --- Projects --------------------------------------------------------------------------------------------
 
 
-def test_staff_create_a_project_with_its_first_admin(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_staff_create_a_project_with_its_first_admin(personas: Personas, client_for: ClientFor) -> None:
     response = _json(
         client_for(personas.staff), "post", "/api/v1/projects/",
         {"name": "Retail support", "description": "Cards", "admin": "newcomer"},
@@ -171,7 +171,7 @@ def test_staff_create_a_project_with_its_first_admin(personas: Personas, client_
     assert not Project.objects.filter(name="Mine").exists()
 
 
-def test_project_admins_rename_their_project(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_project_admins_rename_their_project(personas: Personas, client_for: ClientFor) -> None:
     path = f"/api/v1/projects/{personas.project.pk}/"
     response = _json(client_for(personas.project_admin), "patch", path, {"name": " Retail DE "})
     assert response.status_code == 200
@@ -189,7 +189,7 @@ def test_project_admins_rename_their_project(personas: Personas, client_for: Cli
 # --- Users and invitations -------------------------------------------------------------------------------
 
 
-def test_staff_invite_a_person_and_the_link_in_the_answer_sets_a_password(
+def test_it_lets_staff_invite_a_person_and_the_link_in_the_answer_sets_a_password(
     personas: Personas, client_for: ClientFor
 ) -> None:
     staff = client_for(personas.staff)
@@ -211,7 +211,9 @@ def test_staff_invite_a_person_and_the_link_in_the_answer_sets_a_password(
     assert listed["count"] == User.objects.count()
 
 
-def test_staff_deactivate_an_account_which_revokes_its_tokens(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_staff_deactivate_an_account_which_revokes_its_tokens(
+    personas: Personas, client_for: ClientFor
+) -> None:
     _, raw = AuthToken.objects.create(user=personas.newcomer)
     staff = client_for(personas.staff)
     response = _json(staff, "patch", f"/api/v1/users/{personas.newcomer.pk}/", {"is_active": False})
@@ -225,7 +227,9 @@ def test_staff_deactivate_an_account_which_revokes_its_tokens(personas: Personas
     assert User.objects.get(pk=personas.staff.pk).is_active
 
 
-def test_project_admins_invite_a_person_straight_into_their_project(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_project_admins_invite_a_person_straight_into_their_project(
+    personas: Personas, client_for: ClientFor
+) -> None:
     path = f"/api/v1/projects/{personas.project.pk}/invitations/"
     response = _json(client_for(personas.project_admin), "post", path, {"username": "lena", "role": "reviewer"})
     assert response.status_code == 201
@@ -241,7 +245,7 @@ def test_project_admins_invite_a_person_straight_into_their_project(personas: Pe
 # --- The front door --------------------------------------------------------------------------------------
 
 
-def test_the_api_index_links_schema_docs_v1_and_health_without_a_token() -> None:
+def test_it_links_schema_docs_v1_and_health_from_the_api_index_without_a_token() -> None:
     response = Client().get("/api/")
     assert response.status_code == 200
     links = response.json()["links"]
@@ -254,7 +258,7 @@ def test_the_api_index_links_schema_docs_v1_and_health_without_a_token() -> None
     assert Client().get("/api/v1/").json()["links"]["projects"] == "http://testserver/api/v1/projects/"
 
 
-def test_health_and_schema_answer_without_a_token_and_the_schema_holds_no_data(personas: Personas) -> None:
+def test_it_answers_health_and_schema_without_a_token_and_the_schema_holds_no_data(personas: Personas) -> None:
     health = Client().get("/api/v1/health/")
     assert health.status_code == 200
     assert health.json()["database"] == connection.vendor
@@ -286,20 +290,22 @@ def test_health_and_schema_answer_without_a_token_and_the_schema_holds_no_data(p
         assert any("examples" in body for body in bodies), f"{method} {path} has no example"
 
 
-def test_the_docs_page_sends_a_signed_out_visitor_to_the_login_page(client_for: ClientFor, personas: Personas) -> None:
+def test_it_sends_a_signed_out_visitor_of_the_docs_page_to_the_login_page(
+    client_for: ClientFor, personas: Personas
+) -> None:
     response = Client().get("/api/docs/")
     assert response.status_code == 302
     assert response["Location"] == "/login/?next=/api/docs/"
     assert client_for(personas.annotator).get("/api/docs/").status_code == 200
 
 
-def test_the_worker_round_trip_of_health_needs_a_token() -> None:
+def test_it_needs_a_token_for_the_worker_round_trip_of_health() -> None:
     refused = Client().get("/api/v1/health/", {"worker": "1"})
     assert refused.status_code in {401, 403}
     assert "token" in refused.json()["detail"]
 
 
-def test_a_successful_sign_in_resets_the_failure_count_as_a_page_login_does() -> None:
+def test_it_resets_the_failure_count_on_a_successful_sign_in_as_a_page_login_does() -> None:
     UserFactory.create(username="ana")
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         assert _sign_in("ana", "wrong").status_code == 401
@@ -312,7 +318,7 @@ def test_a_successful_sign_in_resets_the_failure_count_as_a_page_login_does() ->
 @pytest.mark.parametrize(
     ("query", "named"), [({"active": "0"}, "active"), ({"limit": "ten"}, "limit"), ({"offset": "-1"}, "offset")]
 )
-def test_the_user_list_refuses_parameters_it_does_not_take(
+def test_it_refuses_parameters_the_user_list_does_not_take(
     personas: Personas, client_for: ClientFor, query: dict[str, str], named: str
 ) -> None:
     response = client_for(personas.staff).get("/api/v1/users/", query)

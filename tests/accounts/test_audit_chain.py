@@ -58,7 +58,7 @@ def test_it_stores_exactly_what_it_hashed() -> None:
 
 
 @pytest.mark.django_db
-def test_the_hash_computed_in_the_database_is_the_one_python_computes() -> None:
+def test_it_computes_the_same_hash_in_the_database_as_in_python() -> None:
     """On PostgreSQL the append hashes in SQL: the same text, whatever the payload holds."""
     project = ProjectFactory.create()
     user = UserFactory.create(username="zoë")
@@ -74,7 +74,7 @@ def test_the_hash_computed_in_the_database_is_the_one_python_computes() -> None:
 
 
 @pytest.mark.django_db
-def test_audit_verify_finds_an_edited_row(capsys: pytest.CaptureFixture[str]) -> None:
+def test_it_finds_an_edited_row_with_audit_verify(capsys: pytest.CaptureFixture[str]) -> None:
     events = _record(6)
     call_command("audit_verify")
     assert "intact: 6 events" in capsys.readouterr().out
@@ -84,7 +84,7 @@ def test_audit_verify_finds_an_edited_row(capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.django_db
-def test_audit_verify_finds_a_removed_row() -> None:
+def test_it_finds_a_removed_row_with_audit_verify() -> None:
     events = _record(4)
     _tamper("DELETE FROM accounts_auditevent WHERE id = %s", [events[1].pk])
     result = audit_chain_verify()
@@ -94,7 +94,7 @@ def test_audit_verify_finds_a_removed_row() -> None:
 
 
 @pytest.mark.django_db
-def test_audit_verify_finds_a_rehashed_row() -> None:
+def test_it_finds_a_rehashed_row_with_audit_verify() -> None:
     """Recomputing the edited row's own hash still breaks the next link."""
     events = _record(4)
     victim = AuditEvent.objects.get(pk=events[1].pk)
@@ -110,7 +110,7 @@ def test_audit_verify_finds_a_rehashed_row() -> None:
 
 
 @pytest.mark.django_db
-def test_the_database_refuses_update_and_delete(on_postgres: None) -> None:
+def test_it_refuses_update_and_delete_in_the_database(on_postgres: None) -> None:
     event = _record(1)[0]
     for sql in ("UPDATE accounts_auditevent SET action = 'forged' WHERE id = %s",
                 "DELETE FROM accounts_auditevent WHERE id = %s"):  # fmt: skip
@@ -126,7 +126,7 @@ def test_the_database_refuses_update_and_delete(on_postgres: None) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_writers_keep_one_unbroken_chain(on_postgres: None) -> None:
+def test_it_keeps_one_unbroken_chain_with_concurrent_writers(on_postgres: None) -> None:
     user = UserFactory.create()
     errors: list[BaseException] = []
 

@@ -58,7 +58,7 @@ def test_it_ends_idle_sessions() -> None:
     assert response["Location"].startswith("/login/")
 
 
-def test_an_invite_link_sets_a_password_once(client_for: ClientFor) -> None:
+def test_it_sets_a_password_once_through_an_invite_link(client_for: ClientFor) -> None:
     staff = UserFactory.create(is_staff=True)
     page = client_for(staff).post("/users/", {"username": "newbie", "display_name": "New Bie"})
     assert page.status_code == 200
@@ -81,7 +81,7 @@ def test_an_invite_link_sets_a_password_once(client_for: ClientFor) -> None:
     assert AuditEvent.objects.filter(action="user.password_set", actor_label="newbie", payload__via="invite").exists()
 
 
-def test_a_project_admin_invites_straight_into_the_project(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_a_project_admin_invite_straight_into_the_project(personas: Personas, client_for: ClientFor) -> None:
     page = client_for(personas.project_admin).post(
         f"/projects/{personas.project.pk}/members/invite/", {"username": "clinician", "role": "reviewer"}
     )
@@ -90,7 +90,7 @@ def test_a_project_admin_invites_straight_into_the_project(personas: Personas, c
     assert personas.project.memberships.get(user__username="clinician").role == "reviewer"
 
 
-def test_api_tokens_are_shown_once_and_stored_as_digests(client_for: ClientFor) -> None:
+def test_it_shows_api_tokens_once_and_stores_them_as_digests(client_for: ClientFor) -> None:
     user = UserFactory.create(username="scripter")
     page = client_for(user).post("/account/tokens/", {"name": "nightly export", "days": 30})
     raw = re.search(r'id="new-token" aria-label="New token">|value="(enclave_[0-9a-f]+)"', page.content.decode())
@@ -120,7 +120,7 @@ def test_api_tokens_are_shown_once_and_stored_as_digests(client_for: ClientFor) 
     ]
 
 
-def test_expired_and_malformed_tokens_are_refused() -> None:
+def test_it_refuses_expired_and_malformed_tokens() -> None:
     from accounts import services
 
     user = UserFactory.create()
@@ -131,7 +131,7 @@ def test_expired_and_malformed_tokens_are_refused() -> None:
     assert Client(HTTP_AUTHORIZATION="Token a b").get("/api/v1/me/").status_code == 401
 
 
-def test_the_api_creates_a_token_and_returns_it_once(client_for: ClientFor) -> None:
+def test_it_creates_a_token_through_the_api_and_returns_it_once(client_for: ClientFor) -> None:
     user = UserFactory.create()
     client = client_for(user)
     created = client.post("/api/v1/tokens/", {"name": "ci", "days": 7}, content_type="application/json")
@@ -147,7 +147,7 @@ def test_the_api_creates_a_token_and_returns_it_once(client_for: ClientFor) -> N
     assert "days" in bad.json()
 
 
-def test_a_token_is_checked_in_one_query_and_stamped_at_most_once_a_minute() -> None:
+def test_it_checks_a_token_in_one_query_and_stamps_it_at_most_once_a_minute() -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

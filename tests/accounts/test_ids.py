@@ -13,7 +13,7 @@ HUGE = "99999999999999999999"
 SUPERSCRIPT_TWO = "%C2%B2"  # "²": str.isdigit() says yes, int() says no
 
 
-def test_parse_id_takes_only_ascii_digits_that_fit_a_bigint() -> None:
+def test_it_takes_only_ascii_digits_that_fit_a_bigint_in_parse_id() -> None:
     assert parse_id("42") == 42
     assert parse_id(42) == 42
     assert parse_id(str(MAX_ID)) == MAX_ID
@@ -24,7 +24,7 @@ def test_parse_id_takes_only_ascii_digits_that_fit_a_bigint() -> None:
     assert parse_count("1" * 19, -1) == -1
 
 
-def test_absurd_ids_in_addresses_are_404(personas: Personas, client_for: ClientFor) -> None:
+def test_it_answers_404_for_absurd_ids_in_addresses(personas: Personas, client_for: ClientFor) -> None:
     client = client_for(personas.project_admin)
     project = personas.project.pk
     for path in [
@@ -38,7 +38,7 @@ def test_absurd_ids_in_addresses_are_404(personas: Personas, client_for: ClientF
         assert client.get(path).status_code == 404, path
 
 
-def test_absurd_ids_in_query_strings_filter_nothing_or_are_refused(personas: Personas, client_for: ClientFor) -> None:
+def test_it_filters_nothing_or_refuses_absurd_ids_in_query_strings(personas: Personas, client_for: ClientFor) -> None:
     make_comparisons(personas.project, personas.data_lead, 1)
     client = client_for(personas.data_lead)
     api = f"/api/v1/projects/{personas.project.pk}"
@@ -57,7 +57,7 @@ def test_absurd_ids_in_query_strings_filter_nothing_or_are_refused(personas: Per
         assert client.get(f"/projects/{personas.project.pk}/releases/new/?from={value}").status_code == 200
 
 
-def test_api_lists_cap_their_page_and_unknown_api_addresses_answer_in_json(
+def test_it_caps_api_list_pages_and_answers_unknown_api_addresses_in_json(
     personas: Personas, client_for: ClientFor
 ) -> None:
     client = client_for(personas.data_lead)

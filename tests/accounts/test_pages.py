@@ -8,7 +8,7 @@ from tests.factories import MembershipFactory, ProjectFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_the_dashboard_lists_only_my_projects_with_my_role(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lists_only_my_projects_with_my_role_on_the_dashboard(personas: Personas, client_for: ClientFor) -> None:
     body = client_for(personas.reviewer).get("/").content.decode()
     assert "Project A" in body
     assert "Reviewer" in body
@@ -22,7 +22,7 @@ def test_the_dashboard_lists_only_my_projects_with_my_role(personas: Personas, c
     assert "New project" in staff
 
 
-def test_the_dashboard_query_count_does_not_grow_with_projects(
+def test_it_keeps_the_dashboard_query_count_from_growing_with_projects(
     personas: Personas, client_for: ClientFor, django_assert_max_num_queries: DjangoAssertNumQueries
 ) -> None:
     client = client_for(personas.annotator)
@@ -34,7 +34,7 @@ def test_the_dashboard_query_count_does_not_grow_with_projects(
     assert body.count('href="/projects/') == 16
 
 
-def test_the_members_page_changes_a_role_in_place(personas: Personas, client_for: ClientFor) -> None:
+def test_it_changes_a_role_in_place_on_the_members_page(personas: Personas, client_for: ClientFor) -> None:
     client = client_for(personas.project_admin)
     membership = personas.membership(personas.annotator)
     url = f"/projects/{personas.project.pk}/members/{membership.pk}/role/"
@@ -48,7 +48,7 @@ def test_the_members_page_changes_a_role_in_place(personas: Personas, client_for
     assert membership.role == "reviewer"
 
 
-def test_the_members_page_explains_why_the_last_admin_stays(personas: Personas, client_for: ClientFor) -> None:
+def test_it_explains_why_the_last_admin_stays_on_the_members_page(personas: Personas, client_for: ClientFor) -> None:
     client = client_for(personas.project_admin)
     membership = personas.membership(personas.project_admin)
     row = client.post(
@@ -59,7 +59,7 @@ def test_the_members_page_explains_why_the_last_admin_stays(personas: Personas, 
     assert '<option value="project_admin" selected>' in html
 
 
-def test_the_members_page_removes_a_row_with_htmx(personas: Personas, client_for: ClientFor) -> None:
+def test_it_removes_a_row_with_htmx_on_the_members_page(personas: Personas, client_for: ClientFor) -> None:
     membership = personas.membership(personas.reviewer)
     response = client_for(personas.project_admin).post(
         f"/projects/{personas.project.pk}/members/{membership.pk}/remove/", HTTP_HX_REQUEST="true"
@@ -69,7 +69,7 @@ def test_the_members_page_removes_a_row_with_htmx(personas: Personas, client_for
     assert not personas.project.memberships.filter(user=personas.reviewer).exists()
 
 
-def test_the_members_page_lists_members_in_constant_queries(
+def test_it_lists_members_in_constant_queries_on_the_members_page(
     personas: Personas, client_for: ClientFor, django_assert_max_num_queries: DjangoAssertNumQueries
 ) -> None:
     client = client_for(personas.project_admin)
@@ -80,7 +80,7 @@ def test_the_members_page_lists_members_in_constant_queries(
     assert body.count('<tr id="member-') == 16
 
 
-def test_the_audit_page_filters_and_answers_htmx_with_the_table(personas: Personas, client_for: ClientFor) -> None:
+def test_it_filters_the_audit_page_and_answers_htmx_with_the_table(personas: Personas, client_for: ClientFor) -> None:
     client = client_for(personas.project_admin)
     url = f"/projects/{personas.project.pk}/audit/"
     full = client.get(url).content.decode()
@@ -95,14 +95,14 @@ def test_the_audit_page_filters_and_answers_htmx_with_the_table(personas: Person
     assert "No events match these filters." in by_actor
 
 
-def test_the_audit_page_shows_only_this_projects_events(personas: Personas, client_for: ClientFor) -> None:
+def test_it_shows_only_this_projects_events_on_the_audit_page(personas: Personas, client_for: ClientFor) -> None:
     other_events = AuditEvent.objects.filter(project=personas.other_project).count()
     assert other_events > 0
     body = client_for(personas.project_admin).get(f"/projects/{personas.project.pk}/audit/").content.decode()
     assert "user=outsider" not in body.replace("<b>", "").replace("</b>", "")
 
 
-def test_the_api_lists_projects_with_roles_in_constant_queries(
+def test_it_lists_projects_with_roles_in_constant_queries_through_the_api(
     personas: Personas, client_for: ClientFor, django_assert_max_num_queries: DjangoAssertNumQueries
 ) -> None:
     client = client_for(personas.data_lead)
@@ -114,7 +114,7 @@ def test_the_api_lists_projects_with_roles_in_constant_queries(
     assert {p["role"] for p in body["results"]} == {"data_lead"}
 
 
-def test_the_api_explains_refusals(personas: Personas, client_for: ClientFor) -> None:
+def test_it_explains_refusals_through_the_api(personas: Personas, client_for: ClientFor) -> None:
     client = client_for(personas.project_admin)
     url = f"/api/v1/projects/{personas.project.pk}/members/"
     unknown = client.post(url, {"username": "ghost", "role": "annotator"}, content_type="application/json")
@@ -128,7 +128,7 @@ def test_the_api_explains_refusals(personas: Personas, client_for: ClientFor) ->
     assert "role" in bad_role.json()
 
 
-def test_the_api_filters_audit_events(personas: Personas, client_for: ClientFor) -> None:
+def test_it_filters_audit_events_through_the_api(personas: Personas, client_for: ClientFor) -> None:
     client = client_for(personas.project_admin)
     body = client.get(f"/api/v1/projects/{personas.project.pk}/audit-events/", {"action": "membership."}).json()
     assert body["count"] == 4
@@ -139,7 +139,7 @@ def test_the_api_filters_audit_events(personas: Personas, client_for: ClientFor)
     assert "since" in bad.json()
 
 
-def test_the_openapi_schema_is_valid(client_for: ClientFor, personas: Personas) -> None:
+def test_it_serves_a_valid_openapi_schema(client_for: ClientFor, personas: Personas) -> None:
     from django.core.management import call_command
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")
@@ -160,7 +160,7 @@ def test_the_openapi_schema_is_valid(client_for: ClientFor, personas: Personas) 
             assert ("404" in operation["responses"]) == ("{" in path), (method, path)
 
 
-def test_no_page_loads_anything_from_outside(personas: Personas, client_for: ClientFor) -> None:
+def test_it_loads_nothing_from_outside_on_any_page(personas: Personas, client_for: ClientFor) -> None:
     client = client_for(personas.staff)
     for url in ["/", f"/projects/{personas.project.pk}/members/", "/users/", "/audit/", "/api/docs/"]:
         response = client.get(url)

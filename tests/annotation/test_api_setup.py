@@ -31,7 +31,7 @@ def _patch(client: Client, path: str, body: object):  # type: ignore[no-untyped-
     return client.patch(path, data=json.dumps(body), content_type="application/json")
 
 
-def test_a_data_lead_saves_the_rubric_and_members_read_it(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_a_data_lead_save_the_rubric_and_members_read_it(personas: Personas, client_for: ClientFor) -> None:
     path = f"/api/v1/projects/{personas.project.pk}/rubric/"
     assert client_for(personas.annotator).get(path).json()["version"] is None
     saved = _put(client_for(personas.data_lead), path, RUBRIC)
@@ -53,7 +53,9 @@ def test_a_data_lead_saves_the_rubric_and_members_read_it(personas: Personas, cl
     assert _put(client_for(personas.annotator), path, RUBRIC).status_code == 404
 
 
-def test_saving_a_rubric_that_annotations_use_makes_a_new_version(personas: Personas, client_for: ClientFor) -> None:
+def test_it_makes_a_new_version_when_saving_a_rubric_that_annotations_use(
+    personas: Personas, client_for: ClientFor
+) -> None:
     from annotation import services
 
     give_rubric(personas.project, personas.data_lead)
@@ -84,7 +86,7 @@ def test_saving_a_rubric_that_annotations_use_makes_a_new_version(personas: Pers
         ([{"name": "Ok", "scale": "pass_fail", "weight": "heavy"}], "weight"),
     ],
 )
-def test_a_criterion_that_does_not_validate_is_named(
+def test_it_names_a_criterion_that_does_not_validate(
     personas: Personas, client_for: ClientFor, criteria: list[dict[str, object]], field: str
 ) -> None:
     path = f"/api/v1/projects/{personas.project.pk}/rubric/"
@@ -106,7 +108,7 @@ def test_a_criterion_that_does_not_validate_is_named(
         ([], "criteria"),
     ],
 )  # fmt: skip
-def test_the_rubric_services_refusals_name_the_criterion(
+def test_it_names_the_criterion_in_the_rubric_services_refusals(
     personas: Personas, client_for: ClientFor, criteria: list[dict[str, object]], field: str
 ) -> None:
     response = _put(
@@ -118,7 +120,7 @@ def test_the_rubric_services_refusals_name_the_criterion(
     assert selectors.current_rubric(personas.project) is None
 
 
-def test_a_data_lead_reads_and_changes_the_annotation_settings(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_a_data_lead_read_and_change_the_annotation_settings(personas: Personas, client_for: ClientFor) -> None:
     give_rubric(personas.project, personas.data_lead)
     item = import_items(personas.project, personas.data_lead, 1)[0]
     path = f"/api/v1/projects/{personas.project.pk}/annotation-settings/"
@@ -165,7 +167,7 @@ def test_a_data_lead_reads_and_changes_the_annotation_settings(personas: Persona
         ({"pii_phone_region": "XX"}, "pii_phone_region"),
     ],
 )
-def test_annotation_settings_are_refused_as_the_page_refuses_them(
+def test_it_refuses_annotation_settings_as_the_page_refuses_them(
     personas: Personas, client_for: ClientFor, body: dict[str, object], field: str
 ) -> None:
     response = _patch(

@@ -37,7 +37,9 @@ _lines = st.lists(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=_lines, fmt=st.sampled_from(["chat_jsonl", "prompt_response_jsonl"]), skip=st.booleans())
-def test_any_file_ends_as_a_batch_with_a_report(personas: Personas, lines: list[bytes], fmt: str, skip: bool) -> None:
+def test_it_ends_any_file_as_a_batch_with_a_report(
+    personas: Personas, lines: list[bytes], fmt: str, skip: bool
+) -> None:
     data = b"\n".join(lines)
     batch = services.import_start(
         actor=personas.data_lead, project=personas.project, upload=io.BytesIO(data),

@@ -39,7 +39,7 @@ def test_it_imports_scrubs_and_records_the_batch(personas: Personas) -> None:
     assert "import.done" in actions
 
 
-def test_raw_pii_never_reaches_the_database(personas: Personas) -> None:
+def test_it_never_lets_raw_pii_reach_the_database(personas: Personas) -> None:
     import_lines(
         personas.project,
         personas.data_lead,
@@ -53,7 +53,7 @@ def test_raw_pii_never_reaches_the_database(personas: Personas) -> None:
                 assert raw not in dump, f"{raw!r} found in {table}"
 
 
-def test_one_bad_line_refuses_the_whole_file_and_reports_every_line(personas: Personas) -> None:
+def test_it_refuses_the_whole_file_for_one_bad_line_and_reports_every_line(personas: Personas) -> None:
     batch = import_lines(
         personas.project,
         personas.data_lead,
@@ -73,7 +73,7 @@ def test_one_bad_line_refuses_the_whole_file_and_reports_every_line(personas: Pe
     assert not Slot.objects.exists()
 
 
-def test_skip_bad_lines_imports_the_rest_and_keeps_the_report(personas: Personas) -> None:
+def test_it_imports_the_rest_and_keeps_the_report_when_skipping_bad_lines(personas: Personas) -> None:
     batch = import_lines(
         personas.project, personas.data_lead, chat_line("Good one?"), "not json at all", chat_line("Good two?"),
         skip_bad_lines=True,
@@ -84,7 +84,7 @@ def test_skip_bad_lines_imports_the_rest_and_keeps_the_report(personas: Personas
     assert batch.errors[0]["line"] == 2
 
 
-def test_duplicates_are_reported_within_the_file_and_against_the_project(personas: Personas) -> None:
+def test_it_reports_duplicates_within_the_file_and_against_the_project(personas: Personas) -> None:
     import_lines(personas.project, personas.data_lead, chat_line("Where is my card?"))
     batch = import_lines(
         personas.project,
@@ -101,7 +101,7 @@ def test_duplicates_are_reported_within_the_file_and_against_the_project(persona
     assert reasons[3] == "same conversation as line 2"
 
 
-def test_the_reject_policy_keeps_pii_items_out(personas: Personas) -> None:
+def test_it_keeps_pii_items_out_under_the_reject_policy(personas: Personas) -> None:
     services.annotation_settings_update(
         actor=personas.data_lead, project=personas.project, annotators_per_item=1, lease_minutes=30,
         pii_mode="reject", pii_patterns=[["ACCOUNT", r"ACC-\d{6}"]], pii_terms=["Hildegard"],
@@ -126,7 +126,7 @@ def _settings(personas: Personas, **pii: str) -> None:
     )  # fmt: skip
 
 
-def test_two_conversations_differing_only_in_a_phone_number_are_duplicates(personas: Personas) -> None:
+def test_it_takes_two_conversations_differing_only_in_a_phone_number_as_duplicates(personas: Personas) -> None:
     batch = import_lines(
         personas.project,
         personas.data_lead,
@@ -142,7 +142,7 @@ def test_two_conversations_differing_only_in_a_phone_number_are_duplicates(perso
     assert again.duplicates[0]["reason"].startswith("already in the project as item #")
 
 
-def test_the_stored_content_hash_is_the_hash_of_the_scrubbed_text(personas: Personas) -> None:
+def test_it_stores_the_hash_of_the_scrubbed_text_as_the_content_hash(personas: Personas) -> None:
     import_lines(personas.project, personas.data_lead, chat_line("Tel. 0171 1234567, mail jo@example.com", "Noted."))
     item = Item.objects.get(project=personas.project)
     assert item.messages[0]["content"] == "Tel. [PHONE_1], mail [EMAIL_1]"
@@ -156,7 +156,7 @@ def test_the_stored_content_hash_is_the_hash_of_the_scrubbed_text(personas: Pers
             assert raw not in repr(cursor.fetchall()), table
 
 
-def test_phone_numbers_typed_every_which_way_never_reach_the_database(personas: Personas) -> None:
+def test_it_never_lets_phone_numbers_typed_every_which_way_reach_the_database(personas: Personas) -> None:
     _settings(personas, pii_phone_region="DE")
     numbers = ["0171 123456", "0172-1234567", "0151/2345678", "+49 (0)171 1234567", "0049 30 12345678", "030.1234567"]
     import_lines(
@@ -172,7 +172,7 @@ def test_phone_numbers_typed_every_which_way_never_reach_the_database(personas: 
     assert Item.objects.filter(project=personas.project).count() == 1  # all the same once scrubbed
 
 
-def test_uncertain_values_are_reported_by_line_and_scrubbed_unless_the_project_keeps_them(
+def test_it_reports_uncertain_values_by_line_and_scrubs_them_unless_the_project_keeps_them(
     personas: Personas,
 ) -> None:
     _settings(personas, pii_phone_region="ES")
@@ -196,7 +196,7 @@ def test_uncertain_values_are_reported_by_line_and_scrubbed_unless_the_project_k
     assert kept.scrub_counts == {}
 
 
-def test_the_settings_refuse_an_unknown_choice_for_uncertain_values_or_phone_region(personas: Personas) -> None:
+def test_it_refuses_an_unknown_choice_for_uncertain_values_or_phone_region_in_the_settings(personas: Personas) -> None:
     with pytest.raises(DomainError) as unsure:
         _settings(personas, pii_uncertain="maybe")
     assert unsure.value.field == "pii_uncertain"
@@ -211,7 +211,7 @@ def test_the_settings_refuse_an_unknown_choice_for_uncertain_values_or_phone_reg
     assert (current.pii_phone_region, current.pii_uncertain) == ("DE", "keep")
 
 
-def test_the_import_keeps_no_hash_of_the_uploaded_file(personas: Personas) -> None:
+def test_it_keeps_no_hash_of_the_uploaded_file(personas: Personas) -> None:
     lines = [chat_line("Ring me on 07911 123456 please", "Will do."), chat_line("Nothing personal here")]
     raw = hashlib.sha256(jsonl(*lines)).hexdigest()
     batch = import_lines(personas.project, personas.data_lead, *lines)
@@ -224,7 +224,7 @@ def test_the_import_keeps_no_hash_of_the_uploaded_file(personas: Personas) -> No
             assert raw not in repr(cursor.fetchall()), table
 
 
-def test_the_migration_hashes_the_stored_scrubbed_text_of_existing_items(personas: Personas) -> None:
+def test_it_hashes_the_stored_scrubbed_text_of_existing_items_in_the_migration(personas: Personas) -> None:
     from django.apps import apps
 
     migration = importlib.import_module("annotation.migrations.0007_pii_uncertain_and_phone_region")

@@ -13,7 +13,7 @@ from tests.conftest import ClientFor, Personas
 pytestmark = pytest.mark.django_db
 
 
-def test_imported_markup_is_shown_as_text_never_run(personas: Personas, client_for: ClientFor) -> None:
+def test_it_shows_imported_markup_as_text_never_runs_it(personas: Personas, client_for: ClientFor) -> None:
     give_rubric(personas.project, personas.data_lead)
     import_lines(
         personas.project,
@@ -27,7 +27,7 @@ def test_imported_markup_is_shown_as_text_never_run(personas: Personas, client_f
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
 
 
-def test_guidelines_markdown_is_rendered_and_sanitised(personas: Personas, client_for: ClientFor) -> None:
+def test_it_renders_and_sanitises_guidelines_markdown(personas: Personas, client_for: ClientFor) -> None:
     services.rubric_save(
         actor=personas.data_lead, project=personas.project,
         guidelines="**Be exact.** <script>alert(1)</script> [x](javascript:alert(1))",
@@ -39,7 +39,7 @@ def test_guidelines_markdown_is_rendered_and_sanitised(personas: Personas, clien
     assert 'href="javascript:' not in body
 
 
-def test_the_import_page_reports_bad_lines_by_number(personas: Personas, client_for: ClientFor) -> None:
+def test_it_reports_bad_lines_by_number_on_the_import_page(personas: Personas, client_for: ClientFor) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from tests.annotation.helpers import jsonl
@@ -54,7 +54,7 @@ def test_the_import_page_reports_bad_lines_by_number(personas: Personas, client_
     assert "invalid JSON" in page
 
 
-def test_the_dashboard_counts_work_by_state(personas: Personas, client_for: ClientFor) -> None:
+def test_it_counts_work_by_state_on_the_dashboard(personas: Personas, client_for: ClientFor) -> None:
     give_rubric(personas.project, personas.data_lead)
     import_lines(personas.project, personas.data_lead, chat_line("one?"), chat_line("two?"))
     slot = services.item_next(user=personas.annotator, project=personas.project)
@@ -69,7 +69,7 @@ def test_the_dashboard_counts_work_by_state(personas: Personas, client_for: Clie
     assert "<td>annotator</td>" in body
 
 
-def test_the_rubric_table_saves_criteria_and_explains_mistakes(personas: Personas, client_for: ClientFor) -> None:
+def test_it_saves_criteria_and_explains_mistakes_in_the_rubric_table(personas: Personas, client_for: ClientFor) -> None:
     client = client_for(personas.data_lead)
     url = f"/projects/{personas.project.pk}/rubric/"
     bad = client.post(
@@ -109,7 +109,7 @@ def _annotating_two_items(personas: Personas, client_for: ClientFor) -> tuple[Cl
     return client, slot, f"/projects/{personas.project.pk}/annotate/{slot.item_id}/"
 
 
-def test_back_then_a_changed_submit_says_nothing_was_saved(personas: Personas, client_for: ClientFor) -> None:
+def test_it_says_nothing_was_saved_for_a_changed_submit_after_back(personas: Personas, client_for: ClientFor) -> None:
     client, slot, url = _annotating_two_items(personas, client_for)
     form = {"response": "The ideal answer.", "score_correct": "pass", "score_helpful": "4", "submit_key": "page-1"}
     response = client.post(url + "submit/", form, HTTP_HX_REQUEST="true")
@@ -128,7 +128,9 @@ def test_back_then_a_changed_submit_says_nothing_was_saved(personas: Personas, c
     assert personas.annotator.annotations.get().response == "The ideal answer."
 
 
-def test_tabs_and_defaults_follow_the_kind_of_work_a_project_holds(personas: Personas, client_for: ClientFor) -> None:
+def test_it_shows_tabs_and_defaults_that_follow_the_kind_of_work_a_project_holds(
+    personas: Personas, client_for: ClientFor
+) -> None:
     from tests.preferences.helpers import make_comparisons
 
     lead, annotator = client_for(personas.data_lead), client_for(personas.annotator)
@@ -163,7 +165,9 @@ def test_tabs_and_defaults_follow_the_kind_of_work_a_project_holds(personas: Per
     assert "Start comparing" not in sft_overview
 
 
-def test_work_in_another_tab_a_lost_lease_and_a_signed_out_user(personas: Personas, client_for: ClientFor) -> None:
+def test_it_handles_work_in_another_tab_a_lost_lease_and_a_signed_out_user(
+    personas: Personas, client_for: ClientFor
+) -> None:
     """What a page open on an item is told when the item was submitted elsewhere, when its lease went to
     someone else, and when the user was signed out meanwhile."""
     client, _slot, url = _annotating_two_items(personas, client_for)
@@ -191,7 +195,7 @@ def test_work_in_another_tab_a_lost_lease_and_a_signed_out_user(personas: Person
     assert page_load["Location"].startswith("/login/")
 
 
-def test_an_older_tab_is_told_its_autosave_was_refused(personas: Personas, client_for: ClientFor) -> None:
+def test_it_tells_an_older_tab_its_autosave_was_refused(personas: Personas, client_for: ClientFor) -> None:
     give_rubric(personas.project, personas.data_lead)
     import_lines(personas.project, personas.data_lead, chat_line("First question?"))
     client = client_for(personas.annotator)
@@ -211,7 +215,7 @@ def test_an_older_tab_is_told_its_autosave_was_refused(personas: Personas, clien
     assert personas.annotator.drafts.get().data["response"] == "From the newer tab"
 
 
-def test_the_settings_page_sets_the_phone_region_and_what_happens_to_uncertain_values(
+def test_it_sets_the_phone_region_and_what_happens_to_uncertain_values_on_the_settings_page(
     personas: Personas, client_for: ClientFor
 ) -> None:
     from annotation.models import AnnotationSettings
@@ -237,7 +241,7 @@ def test_the_settings_page_sets_the_phone_region_and_what_happens_to_uncertain_v
     assert current.pii_phone_region == "FR"
 
 
-def test_the_import_report_lists_uncertain_values_on_the_page_and_in_the_api(
+def test_it_lists_uncertain_values_in_the_import_report_on_the_page_and_in_the_api(
     personas: Personas, client_for: ClientFor
 ) -> None:
     services.annotation_settings_update(

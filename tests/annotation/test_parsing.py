@@ -369,7 +369,7 @@ def test_it_parses_comparison_lines_in_messages_and_prompt_form_and_keeps_proven
     ]
 
 
-def test_a_candidate_gives_its_provenance_as_a_dict() -> None:
+def test_it_gives_a_candidates_provenance_as_a_dict() -> None:
     candidate = CandidateRecord("Red", model="m", decoding={"temperature": 0}, extra={"x": 1})
 
     assert candidate.provenance() == {
@@ -469,7 +469,7 @@ def test_it_accepts_exactly_2_to_20_candidates() -> None:
     assert [len(record.candidates) for record in _records(_parse(data, ImportFormat.COMPARISON_JSONL))] == [2, 20]
 
 
-def test_the_other_formats_leave_candidates_and_gold_empty() -> None:
+def test_it_leaves_candidates_and_gold_empty_in_the_other_formats() -> None:
     line = {"messages": [{"role": "user", "content": "Hi"}], "prompt": "Hi", "candidates": _candidates("a", "b")}
 
     for fmt in (ImportFormat.CHAT_JSONL, ImportFormat.PROMPT_RESPONSE_JSONL):

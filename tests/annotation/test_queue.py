@@ -50,7 +50,7 @@ def test_it_hands_out_priority_items_first_and_resumes_a_held_slot(personas: Per
     assert Slot.objects.filter(user=personas.annotator).count() == 1
 
 
-def test_k_distinct_annotators_and_never_the_same_item_twice(personas: Personas) -> None:
+def test_it_hands_an_item_to_k_distinct_annotators_and_never_the_same_item_twice(personas: Personas) -> None:
     give_rubric(personas.project, personas.data_lead)
     _set_k(personas, 2)
     (item,) = import_items(personas.project, personas.data_lead, 1)
@@ -67,7 +67,7 @@ def test_k_distinct_annotators_and_never_the_same_item_twice(personas: Personas)
     assert Slot.objects.filter(item=item, state=SlotState.DONE).count() == 1
 
 
-def test_expired_leases_return_to_the_queue(personas: Personas) -> None:
+def test_it_returns_expired_leases_to_the_queue(personas: Personas) -> None:
     import_items(personas.project, personas.data_lead, 1)
     slot = services.item_next(user=personas.annotator, project=personas.project)
     assert slot is not None
@@ -79,7 +79,7 @@ def test_expired_leases_return_to_the_queue(personas: Personas) -> None:
     assert taken.user == personas.reviewer
 
 
-def test_skipped_items_come_back_after_everything_else(personas: Personas) -> None:
+def test_it_brings_skipped_items_back_after_everything_else(personas: Personas) -> None:
     items = import_items(personas.project, personas.data_lead, 2)
     first = services.item_next(user=personas.annotator, project=personas.project)
     assert first is not None
@@ -93,7 +93,7 @@ def test_skipped_items_come_back_after_everything_else(personas: Personas) -> No
     assert back.item_id in {i.pk for i in items}
 
 
-def test_submitting_twice_stores_one_annotation(personas: Personas) -> None:
+def test_it_stores_one_annotation_when_submitting_twice(personas: Personas) -> None:
     give_rubric(personas.project, personas.data_lead)
     import_items(personas.project, personas.data_lead, 1)
     slot = services.item_next(user=personas.annotator, project=personas.project)
@@ -104,7 +104,7 @@ def test_submitting_twice_stores_one_annotation(personas: Personas) -> None:
     assert Annotation.objects.count() == 1
 
 
-def test_a_resend_with_changed_content_is_refused_and_the_submission_stands(personas: Personas) -> None:
+def test_it_refuses_a_resend_with_changed_content_and_the_submission_stands(personas: Personas) -> None:
     """The page came back with the Back button and was changed: its key was used, so nothing is saved, and
     the annotator is told so instead of "Submitted"."""
     give_rubric(personas.project, personas.data_lead)
@@ -124,7 +124,7 @@ def test_a_resend_with_changed_content_is_refused_and_the_submission_stands(pers
     assert AuditEvent.objects.filter(action="annotation.submit").count() == 1
 
 
-def test_autosave_extends_the_lease_and_keeps_the_draft(personas: Personas) -> None:
+def test_it_extends_the_lease_and_keeps_the_draft_on_autosave(personas: Personas) -> None:
     (item,) = import_items(personas.project, personas.data_lead, 1)
     slot = services.item_next(user=personas.annotator, project=personas.project)
     assert slot is not None
@@ -141,7 +141,7 @@ def test_autosave_extends_the_lease_and_keeps_the_draft(personas: Personas) -> N
     assert draft.time_spent_ms == 12_000
 
 
-def test_an_older_tab_cannot_overwrite_what_a_newer_one_saved(personas: Personas) -> None:
+def test_it_lets_no_older_tab_overwrite_what_a_newer_one_saved(personas: Personas) -> None:
     (item,) = import_items(personas.project, personas.data_lead, 1)
     assert services.item_next(user=personas.annotator, project=personas.project) is not None
 
@@ -170,7 +170,7 @@ def test_an_older_tab_cannot_overwrite_what_a_newer_one_saved(personas: Personas
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_next_item_never_hands_a_slot_twice(personas: Personas, on_postgres: None) -> None:
+def test_it_never_hands_a_slot_twice_to_concurrent_next_item_calls(personas: Personas, on_postgres: None) -> None:
     _set_k(personas, 2)
     import_items(personas.project, personas.data_lead, 40)
     workers = [MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR).user for _ in range(16)]
@@ -207,7 +207,7 @@ def test_concurrent_next_item_never_hands_a_slot_twice(personas: Personas, on_po
     assert all(len(users) == 2 for users in per_item.values()), "k distinct annotators per item, never more"
 
 
-def test_changing_k_adds_and_removes_free_slots_only(personas: Personas) -> None:
+def test_it_adds_and_removes_free_slots_only_when_k_changes(personas: Personas) -> None:
     items = import_items(personas.project, personas.data_lead, 3)
     held = services.item_next(user=personas.annotator, project=personas.project)
     assert held is not None
@@ -220,7 +220,7 @@ def test_changing_k_adds_and_removes_free_slots_only(personas: Personas) -> None
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_autosave_racing_the_submit_never_deadlocks(personas: Personas, on_postgres: None) -> None:
+def test_it_never_deadlocks_an_autosave_racing_the_submit(personas: Personas, on_postgres: None) -> None:
     """Autosave and submit take the slot, then the draft: the opposite order deadlocked on PostgreSQL."""
     give_rubric(personas.project, personas.data_lead)
     import_items(personas.project, personas.data_lead, 12)
@@ -263,7 +263,7 @@ def test_an_autosave_racing_the_submit_never_deadlocks(personas: Personas, on_po
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_calls_of_one_user_at_once_get_one_item(personas: Personas, on_postgres: None) -> None:
+def test_it_gives_two_calls_of_one_user_at_once_one_item(personas: Personas, on_postgres: None) -> None:
     """A double click or two tabs ask for the next item at the same moment: both find no slot of the user's and
     may claim two slots of one item, which the (item, user) index refuses; the refused call starts again and
     gets the slot the other one leased instead of an error."""

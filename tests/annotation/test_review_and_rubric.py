@@ -23,7 +23,7 @@ def _annotated(personas: Personas, user=None, flags: list[str] | None = None) ->
     )  # fmt: skip
 
 
-def test_scores_must_cover_required_criteria_and_fit_the_scale(personas: Personas) -> None:
+def test_it_requires_scores_to_cover_required_criteria_and_fit_the_scale(personas: Personas) -> None:
     give_rubric(personas.project, personas.data_lead)
     import_items(personas.project, personas.data_lead, 1)
     slot = services.item_next(user=personas.annotator, project=personas.project)
@@ -42,7 +42,7 @@ def test_scores_must_cover_required_criteria_and_fit_the_scale(personas: Persona
     assert not Annotation.objects.exists()
 
 
-def test_editing_a_rubric_in_use_makes_a_new_version(personas: Personas) -> None:
+def test_it_makes_a_new_version_when_editing_a_rubric_in_use(personas: Personas) -> None:
     annotation = _annotated(personas)
     v2 = services.rubric_save(
         actor=personas.data_lead, project=personas.project, guidelines="New", criteria=[*CRITERIA[:1]]
@@ -58,7 +58,7 @@ def test_editing_a_rubric_in_use_makes_a_new_version(personas: Personas) -> None
     assert RubricVersion.objects.filter(project=personas.project).count() == 2
 
 
-def test_bad_criteria_are_refused_with_the_reason(personas: Personas) -> None:
+def test_it_refuses_bad_criteria_with_the_reason(personas: Personas) -> None:
     with pytest.raises(DomainError, match="needs at least two categories"):
         services.rubric_save(
             actor=personas.data_lead, project=personas.project, guidelines="",
@@ -70,13 +70,13 @@ def test_bad_criteria_are_refused_with_the_reason(personas: Personas) -> None:
         )
 
 
-def test_nobody_reviews_their_own_work(personas: Personas) -> None:
+def test_it_lets_nobody_review_their_own_work(personas: Personas) -> None:
     annotation = _annotated(personas, user=personas.reviewer)
     with pytest.raises(DomainError, match="Nobody reviews their own work"):
         services.annotation_review(reviewer=personas.reviewer, annotation=annotation, decision="approve")
 
 
-def test_send_back_then_revise_then_edit_and_approve_keeps_every_version(personas: Personas) -> None:
+def test_it_keeps_every_version_through_send_back_revise_and_edit_and_approve(personas: Personas) -> None:
     annotation = _annotated(personas)
     with pytest.raises(DomainError, match="Say what to change"):
         services.annotation_review(reviewer=personas.reviewer, annotation=annotation, decision="reject")
@@ -107,7 +107,7 @@ def test_send_back_then_revise_then_edit_and_approve_keeps_every_version(persona
         services.annotation_review(reviewer=personas.reviewer, annotation=revised, decision="approve")
 
 
-def test_a_pii_flag_holds_the_item_until_a_data_lead_redacts_it(personas: Personas) -> None:
+def test_it_holds_a_pii_flagged_item_until_a_data_lead_redacts_it(personas: Personas) -> None:
     annotation = _annotated(personas, flags=["pii_leak"])
     item = Item.objects.get(pk=annotation.item_id)
     assert item.state == ItemState.ON_HOLD
@@ -119,7 +119,7 @@ def test_a_pii_flag_holds_the_item_until_a_data_lead_redacts_it(personas: Person
     assert item.messages[0]["content"] == "I am Ms [REDACTED]"
 
 
-def test_approve_my_edit_needs_an_edit_and_a_reviewed_annotation_shows_its_outcome(
+def test_it_needs_an_edit_to_approve_my_edit_and_shows_a_reviewed_annotations_outcome(
     personas: Personas, client_for: ClientFor
 ) -> None:
     annotation = _annotated(personas)
@@ -142,7 +142,7 @@ def test_approve_my_edit_needs_an_edit_and_a_reviewed_annotation_shows_its_outco
     assert 'id="review-form" inert' in page
 
 
-def test_the_review_page_confirms_a_decision_in_words(personas: Personas, client_for: ClientFor) -> None:
+def test_it_confirms_a_decision_in_words_on_the_review_page(personas: Personas, client_for: ClientFor) -> None:
     annotation = _annotated(personas)
     reviewer = client_for(personas.reviewer)
     response = reviewer.post(
@@ -155,7 +155,7 @@ def test_the_review_page_confirms_a_decision_in_words(personas: Personas, client
     assert "Send back:" not in page
 
 
-def test_releasing_a_redacted_item_stores_the_hash_of_the_redacted_text(personas: Personas) -> None:
+def test_it_stores_the_hash_of_the_redacted_text_when_releasing_a_redacted_item(personas: Personas) -> None:
     annotation = _annotated(personas, flags=["pii_leak"])
     leaked = [{"role": "user", "content": "I am Ms Hildegard Smith"}]
     Item.objects.filter(pk=annotation.item_id).update(messages=leaked, content_hash="0" * 64)

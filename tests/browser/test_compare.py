@@ -21,7 +21,7 @@ def _current_item(page) -> int:  # type: ignore[no-untyped-def]
     return int(page.get_attribute("#compare-form", "data-item") or 0)
 
 
-def test_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # type: ignore[no-untyped-def]
+def test_it_takes_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # type: ignore[no-untyped-def]
     personas = make_personas()
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
     lines = [
@@ -86,7 +86,7 @@ def test_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # type: ign
     assert not Draft.objects.filter(user=personas.annotator).exists(), "drafts go once submitted"
 
 
-def test_an_n_way_ranking_with_a_tie_by_keyboard(page) -> None:  # type: ignore[no-untyped-def]
+def test_it_takes_an_n_way_ranking_with_a_tie_by_keyboard(page) -> None:  # type: ignore[no-untyped-def]
     personas = make_personas()
     set_mode(personas.project, personas.data_lead, "ranking", gold_rate=0.0)
     import_comparisons(
@@ -121,7 +121,7 @@ def test_an_n_way_ranking_with_a_tie_by_keyboard(page) -> None:  # type: ignore[
     assert "m-alpha" not in page.content()
 
 
-def test_a_refused_judgement_keeps_its_choice_and_the_next_one_starts_on_the_keys(page) -> None:  # type: ignore[no-untyped-def]
+def test_it_keeps_a_refused_judgements_choice_and_starts_the_next_one_on_the_keys(page) -> None:  # type: ignore[no-untyped-def]
     personas = make_personas()
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0, rationale_required=True)
     import_comparisons(

@@ -45,7 +45,7 @@ def _label_with_keys(page, answer: str) -> None:  # type: ignore[no-untyped-def]
     page.keyboard.press("Control+Enter")
 
 
-def test_an_annotator_labels_by_keyboard_and_a_closed_tab_loses_nothing(page, browser, live_server) -> None:  # type: ignore[no-untyped-def]
+def test_it_lets_an_annotator_label_by_keyboard_and_a_closed_tab_loses_nothing(page, browser, live_server) -> None:  # type: ignore[no-untyped-def]
     personas = _annotating(page)
     screenshot(page, "label-first-item")
     first_item = page.get_attribute("#label-form", "data-item")
@@ -83,7 +83,7 @@ def test_an_annotator_labels_by_keyboard_and_a_closed_tab_loses_nothing(page, br
     again.close()
 
 
-def test_a_reviewer_approves_one_and_sends_one_back(page) -> None:  # type: ignore[no-untyped-def]
+def test_it_lets_a_reviewer_approve_one_and_send_one_back(page) -> None:  # type: ignore[no-untyped-def]
     from annotation import services
     from tests.annotation.helpers import GOOD_SCORES
 
@@ -114,7 +114,7 @@ def test_a_reviewer_approves_one_and_sends_one_back(page) -> None:  # type: igno
     expect(page.locator("#review-queue tbody")).to_contain_text("Nothing waits for review")
 
 
-def test_back_after_a_submit_shows_the_queue_not_a_stale_form(page) -> None:  # type: ignore[no-untyped-def]
+def test_it_shows_the_queue_not_a_stale_form_on_back_after_a_submit(page) -> None:  # type: ignore[no-untyped-def]
     """htmx keeps no page snapshots: Back asks the server, which says the item was submitted and moves on,
     so an annotator cannot edit a submitted answer in a stale form and believe it saved."""
     personas = _annotating(page)
@@ -133,7 +133,7 @@ def test_back_after_a_submit_shows_the_queue_not_a_stale_form(page) -> None:  # 
     assert Annotation.objects.get(annotator=personas.annotator).response == "First ideal answer."
 
 
-def test_words_typed_just_before_leaving_the_page_are_kept(page) -> None:  # type: ignore[no-untyped-def]
+def test_it_keeps_words_typed_just_before_leaving_the_page(page) -> None:  # type: ignore[no-untyped-def]
     """The autosave waits for a pause in typing; leaving the page sooner sends what was typed anyway."""
     personas = _annotating(page)
     item = page.get_attribute("#label-form", "data-item")
@@ -155,7 +155,7 @@ def test_words_typed_just_before_leaving_the_page_are_kept(page) -> None:  # typ
     expect(page.locator("#id_response")).to_have_value("Typed just before leaving")
 
 
-def test_signed_out_in_another_tab_then_back_in_the_work_is_submitted_once(browser, live_server) -> None:  # type: ignore[no-untyped-def]
+def test_it_submits_the_work_once_after_signing_out_in_another_tab_and_back_in(browser, live_server) -> None:  # type: ignore[no-untyped-def]
     """Logging out (or the session ending) leaves the open form as it is, says what happened, and after a
     login in another tab (which gives a new CSRF token) the same form submits without retyping."""
     context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=live_server.url)

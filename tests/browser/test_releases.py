@@ -11,7 +11,7 @@ from tests.releases.test_build import PROMPTS, judged
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_deleting_a_release_asks_first_and_needs_a_reason(page) -> None:  # type: ignore[no-untyped-def]
+def test_it_asks_first_and_needs_a_reason_to_delete_a_release(page) -> None:  # type: ignore[no-untyped-def]
     personas = make_personas()
     judged(personas, PROMPTS[:6])
     release = build(personas.project, personas.data_lead, name="Retail DPO")

@@ -8,7 +8,7 @@ from tests.factories import PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_annotator_logs_in_and_sees_their_projects(page) -> None:  # type: ignore[no-untyped-def]
+def test_it_lets_an_annotator_log_in_and_see_their_projects(page) -> None:  # type: ignore[no-untyped-def]
     make_personas()
     page.goto("/")
     assert page.url.endswith("/login/?next=/")
@@ -28,7 +28,7 @@ def test_an_annotator_logs_in_and_sees_their_projects(page) -> None:  # type: ig
     assert page.locator("nav.tabs a", has_text="Members").count() == 0
 
 
-def test_a_project_admin_changes_a_role_without_a_reload(page) -> None:  # type: ignore[no-untyped-def]
+def test_it_lets_a_project_admin_change_a_role_without_a_reload(page) -> None:  # type: ignore[no-untyped-def]
     personas = make_personas()
     log_in(page, "project_admin")
     page.goto(f"/projects/{personas.project.pk}/members/")

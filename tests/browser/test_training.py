@@ -18,7 +18,7 @@ from training.models import Adapter, TrainingJob
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_project_admin_starts_a_dpo_job_watches_it_and_opens_the_lineage(  # type: ignore[no-untyped-def]
+def test_it_lets_a_project_admin_start_a_dpo_job_watch_it_and_open_the_lineage(  # type: ignore[no-untyped-def]
     page, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     personas = make_personas()

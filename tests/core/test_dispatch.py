@@ -44,7 +44,7 @@ def broker_down() -> Iterator[None]:
         app._pool, app.amqp._producer_pool = saved_pools  # type: ignore[attr-defined]
 
 
-def test_an_import_that_cannot_reach_a_worker_fails_with_the_reason(
+def test_it_fails_an_import_that_cannot_reach_a_worker_with_the_reason(
     personas: Personas, broker_down: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(importing, "SYNC_IMPORT_BYTES", 100)  # to a worker
@@ -60,7 +60,7 @@ def test_an_import_that_cannot_reach_a_worker_fails_with_the_reason(
     assert AuditEvent.objects.filter(action="import.failed", object_id=str(batch.pk)).exists()
 
 
-def test_a_release_whose_build_cannot_be_sent_fails_with_the_reason(personas: Personas, broker_down: None) -> None:
+def test_it_fails_a_release_whose_build_cannot_be_sent_with_the_reason(personas: Personas, broker_down: None) -> None:
     release = release_services.release_create(
         actor=personas.data_lead, project=personas.project, name="r", recipe={"kind": "preference"}
     )
@@ -71,7 +71,7 @@ def test_a_release_whose_build_cannot_be_sent_fails_with_the_reason(personas: Pe
     assert AuditEvent.objects.filter(action="release.fail", object_id=str(release.pk)).exists()
 
 
-def test_a_model_check_or_a_training_job_that_cannot_be_sent_fails_with_the_reason(
+def test_it_fails_a_model_check_or_a_training_job_that_cannot_be_sent_with_the_reason(
     personas: Personas, tiny_model_dir: Path, request: pytest.FixtureRequest
 ) -> None:
     prefs = preference_release(personas.project, personas.data_lead, personas.reviewer)
@@ -95,7 +95,7 @@ def test_a_model_check_or_a_training_job_that_cannot_be_sent_fails_with_the_reas
     assert AuditEvent.objects.filter(action="training.job_fail", object_id=str(job.pk)).exists()
 
 
-def test_a_refusal_that_cannot_be_recorded_still_leaves_the_commit_and_later_hooks_alone() -> None:
+def test_it_leaves_the_commit_and_later_hooks_alone_when_a_refusal_cannot_be_recorded() -> None:
     from django.db import transaction
 
     def refuse() -> None:

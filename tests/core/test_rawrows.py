@@ -38,7 +38,7 @@ def _raw(model: type[Model], pk: Any) -> Model:
     return found
 
 
-def test_instances_equal_the_orms_for_every_column(personas: Personas) -> None:
+def test_it_builds_instances_equal_to_the_orms_for_every_column(personas: Personas) -> None:
     """JSON (items' messages and candidates, gold), datetimes, nullable keys, booleans, small ints."""
     set_mode(personas.project, personas.data_lead, "ranking")
     make_comparisons(personas.project, personas.data_lead, 2, candidates=3)
@@ -63,7 +63,7 @@ def test_instances_equal_the_orms_for_every_column(personas: Personas) -> None:
     assert rawrows.one(Item, missing, [slot.item_id + 10_000]) is None
 
 
-def test_the_token_comes_with_its_user_and_info(personas: Personas) -> None:
+def test_it_reads_the_token_with_its_user_and_info(personas: Personas) -> None:
     token, _ = api_token_create(user=personas.annotator, name="t", days=1)
     (found,) = _tokens_with_user_and_info(token.token_key)
     assert _values(found) == _values(token)
@@ -78,7 +78,7 @@ def test_the_token_comes_with_its_user_and_info(personas: Personas) -> None:
 
 
 @pytest.mark.parametrize("name", ["annotator", "reviewer", "data_lead", "project_admin", "outsider", "staff"])
-def test_project_with_settings_and_permissions_as_the_querysets_say(personas: Personas, name: str) -> None:
+def test_it_reads_the_project_with_settings_and_permissions_as_the_querysets_say(personas: Personas, name: str) -> None:
     user = personas.by_name(name)
     set_mode(personas.project, personas.data_lead, "pairwise")  # a preferences row; no annotation row yet
     fresh = Project.objects.get(pk=personas.project.pk)
@@ -99,7 +99,7 @@ def test_project_with_settings_and_permissions_as_the_querysets_say(personas: Pe
             get_project_for_user(user, missing, ProjectPerm.VIEW)
 
 
-def test_a_comparison_of_another_project_or_kind_is_not_found(personas: Personas) -> None:
+def test_it_does_not_find_a_comparison_of_another_project_or_kind(personas: Personas) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     found = get_comparison_for_user(personas.annotator, personas.project.pk, item.pk)
     assert _values(found) == _values(Item.objects.get(pk=item.pk))
@@ -113,7 +113,7 @@ def test_a_comparison_of_another_project_or_kind_is_not_found(personas: Personas
         get_comparison_for_user(personas.annotator, personas.project.pk, item.pk)
 
 
-def test_gold_pick_serves_each_unjudged_gold_item_and_then_none(personas: Personas) -> None:
+def test_it_serves_each_unjudged_gold_item_and_then_none_in_the_gold_pick(personas: Personas) -> None:
     """Whatever the random start, every gold item comes up, and none once the user judged them all."""
     set_mode(personas.project, personas.data_lead, "pairwise")
     items = make_comparisons(personas.project, personas.data_lead, 6)

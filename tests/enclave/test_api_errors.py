@@ -98,7 +98,7 @@ def test_it_answers_413_naming_the_import_limit_for_an_upload_over_it(
     _no_errors_logged(caplog)
 
 
-def test_the_import_limit_is_larger_than_the_json_limit_by_default() -> None:
+def test_it_sets_the_import_limit_larger_than_the_json_limit_by_default() -> None:
     assert settings.IMPORT_MAX_BYTES >= 100 * settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
@@ -159,7 +159,7 @@ def test_it_answers_400_json_for_an_unknown_host(
 
 
 @pytest.mark.django_db
-def test_a_fault_of_ours_answers_json_500_under_the_api(
+def test_it_answers_json_500_for_a_fault_of_ours_under_the_api(
     personas: Personas, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from annotation import selectors
@@ -230,7 +230,7 @@ def _check_upload_limit_over_http(base_url: str, project_id: int, token: str, li
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_real_client_reads_the_413_from_the_live_server(live_server: Any, settings: SettingsWrapper) -> None:
+def test_it_lets_a_real_client_read_the_413_from_the_live_server(live_server: Any, settings: SettingsWrapper) -> None:
     personas = make_personas()
     _, token = api_token_create(user=personas.data_lead, name="live", days=1)
     _check_limits_over_http(live_server.url, personas.project.pk, token)
@@ -279,7 +279,7 @@ def gunicorn_url(transactional_db: None) -> Iterator[str]:
 
 
 @pytest.mark.skipif(os.name != "posix", reason="gunicorn runs on POSIX only")
-def test_a_real_client_reads_the_413_from_gunicorn(gunicorn_url: str) -> None:
+def test_it_lets_a_real_client_read_the_413_from_gunicorn(gunicorn_url: str) -> None:
     personas = make_personas()
     _, token = api_token_create(user=personas.data_lead, name="gunicorn", days=1)
     _check_limits_over_http(gunicorn_url, personas.project.pk, token)

@@ -35,7 +35,9 @@ LISTS = [
 
 
 @pytest.mark.parametrize("path", LISTS)
-def test_every_list_refuses_an_unknown_parameter_by_name(path: str, personas: Personas, client_for: ClientFor) -> None:
+def test_it_refuses_an_unknown_parameter_by_name_on_every_list(
+    path: str, personas: Personas, client_for: ClientFor
+) -> None:
     staff = client_for(personas.staff)
     url = path.format(p=personas.project.pk)
     assert staff.get(url, {"limit": "5", "offset": "0"}).status_code == 200, "paging is always taken"
@@ -66,7 +68,7 @@ def test_every_list_refuses_an_unknown_parameter_by_name(path: str, personas: Pe
         ("/api/v1/projects/{p}/audit-events/", {"since": "yesterday"}, "since"),
     ],
 )
-def test_an_invalid_filter_value_is_refused_by_name(
+def test_it_refuses_an_invalid_filter_value_by_name(
     path: str, params: dict[str, str], named: str, personas: Personas, client_for: ClientFor
 ) -> None:
     answer = client_for(personas.staff).get(path.format(p=personas.project.pk), params)
@@ -74,7 +76,7 @@ def test_an_invalid_filter_value_is_refused_by_name(
     assert list(answer.json()) == [named]
 
 
-def test_valid_filters_keep_their_meaning(personas: Personas, client_for: ClientFor) -> None:
+def test_it_keeps_the_meaning_of_valid_filters(personas: Personas, client_for: ClientFor) -> None:
     lead = client_for(personas.data_lead)
     base = f"/api/v1/projects/{personas.project.pk}"
     batch = import_comparisons(
@@ -108,7 +110,7 @@ def test_valid_filters_keep_their_meaning(personas: Personas, client_for: Client
     assert not Judgement.objects.exists()
 
 
-def test_the_schema_documents_the_filters(personas: Personas, client_for: ClientFor) -> None:
+def test_it_documents_the_filters_in_the_schema(personas: Personas, client_for: ClientFor) -> None:
     schema = client_for(personas.annotator).get("/api/schema/", {"format": "json"}).json()
 
     def params(path: str) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,7 @@ from releases.models import Release
 pytestmark = pytest.mark.django_db
 
 
-def test_the_demo_seeds_every_project_once_and_the_pages_work() -> None:
+def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     call_command("seed_demo", verbosity=0)
     call_command("seed_demo", verbosity=0)  # idempotent
     assert Project.objects.count() == 3

@@ -49,7 +49,7 @@ def test_it_refuses_bad_environment_values(env: dict[str, str], message: str, tm
     assert message in result.stderr
 
 
-def test_production_needs_a_secret_key(tmp_path: Path) -> None:
+def test_it_needs_a_secret_key_in_production(tmp_path: Path) -> None:
     result = _django(
         "enclave.settings.production", {"ALLOWED_HOSTS": "enclave.bank.internal"}, "check", tmp_path=tmp_path
     )
@@ -57,7 +57,7 @@ def test_production_needs_a_secret_key(tmp_path: Path) -> None:
     assert "SECRET_KEY is required and not set" in result.stderr
 
 
-def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
+def test_it_passes_the_deploy_check_with_production_settings(tmp_path: Path) -> None:
     env = {
         "SECRET_KEY": "x7#kq-2v!m9@pl4r$ztw8&yh3^nb6*cj1(sd5)fg0+ue_ia=o%" * 2,
         "ALLOWED_HOSTS": "enclave.bank.internal",
@@ -69,7 +69,7 @@ def test_production_settings_pass_the_deploy_check(tmp_path: Path) -> None:
     assert "no issues" in result.stdout
 
 
-def test_the_embedded_default_needs_nothing_set(tmp_path: Path) -> None:
+def test_it_needs_nothing_set_for_the_embedded_default(tmp_path: Path) -> None:
     script = (
         "import django;django.setup();from django.conf import settings as s;"
         "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG)"
@@ -83,7 +83,7 @@ def test_the_embedded_default_needs_nothing_set(tmp_path: Path) -> None:
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
-def test_database_and_redis_urls_switch_the_stack(tmp_path: Path) -> None:
+def test_it_switches_the_stack_with_database_and_redis_urls(tmp_path: Path) -> None:
     script = (
         "import django;django.setup();from django.conf import settings as s;"
         "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME'], s.CELERY_BROKER_URL,"

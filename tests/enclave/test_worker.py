@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 
 from enclave.celery import app
-from enclave.tasks import health_check
+from enclave.tasks import health_check_task
 from tests.workers import start_worker, stop_worker
 
 
@@ -23,8 +23,8 @@ def worker(transactional_db: None) -> Iterator[subprocess.Popen[str]]:
 
 
 @pytest.mark.worker
-def test_a_worker_runs_the_health_task(worker: subprocess.Popen[str]) -> None:
-    result = health_check.delay()
+def test_it_runs_the_health_task_on_a_worker(worker: subprocess.Popen[str]) -> None:
+    result = health_check_task.delay()
     try:
         answer = result.get(timeout=90)
     except Exception:
@@ -37,25 +37,26 @@ def test_a_worker_runs_the_health_task(worker: subprocess.Popen[str]) -> None:
         assert settings.CELERY_BROKER_URL.startswith("redis://")
 
 
-def test_training_tasks_route_to_the_gpu_queue() -> None:
+def test_it_routes_training_tasks_to_the_gpu_queue() -> None:
     router = app.amqp.router
-    assert router.route({}, "training.tasks.run_job")["queue"].name == "gpu"
+    assert router.route({}, "training.training_job_run")["queue"].name == "gpu"
+    assert router.route({}, "training.base_model_validate")["queue"].name == "gpu"
     assert router.route({}, "enclave.health_check")["queue"].name == "default"
     assert app.conf.task_acks_late is True
     assert app.conf.task_always_eager is False
 
 
-def test_publishing_fails_loudly_when_the_broker_is_down() -> None:
+def test_it_fails_loudly_to_publish_when_the_broker_is_down() -> None:
     """With the broker unreachable, .delay() raises within seconds instead of hanging or dropping the task."""
     from kombu.exceptions import OperationalError
 
     down = app.connection_for_write("redis://127.0.0.1:1/0")
     with pytest.raises(OperationalError):
-        health_check.apply_async(connection=down)  # type: ignore[call-arg]
+        health_check_task.apply_async(connection=down)  # type: ignore[call-arg]
 
 
 @pytest.mark.worker
-def test_a_large_import_runs_on_the_worker(worker: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_it_runs_a_large_import_on_the_worker(worker: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import io
     import time
 
@@ -84,7 +85,7 @@ def test_a_large_import_runs_on_the_worker(worker: subprocess.Popen[str], monkey
 
 
 @pytest.mark.worker
-def test_judgements_schedule_one_agreement_run_on_the_worker(worker: subprocess.Popen[str]) -> None:
+def test_it_schedules_one_agreement_run_on_the_worker_for_judgements(worker: subprocess.Popen[str]) -> None:
     """Judgements commit, schedule the agreement task once per burst, and a worker stores the figures."""
     import time
 
@@ -125,7 +126,7 @@ def test_judgements_schedule_one_agreement_run_on_the_worker(worker: subprocess.
 
 
 @pytest.mark.worker
-def test_a_release_is_built_on_the_worker(worker: subprocess.Popen[str]) -> None:
+def test_it_builds_a_release_on_the_worker(worker: subprocess.Popen[str]) -> None:
     """Defining a release queues its build; a worker builds, stores and freezes it."""
     import time
 

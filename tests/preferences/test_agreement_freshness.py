@@ -12,7 +12,7 @@ from django.test import Client
 
 from accounts.models import AuditEvent
 from annotation import services as annotation_services
-from enclave.tasks import health_check
+from enclave.tasks import health_check_task
 from preferences import services
 from preferences.models import AgreementSnapshot
 from tests.conftest import ClientFor, Personas, make_personas
@@ -50,7 +50,7 @@ def _poll(client: Client, path: str, until: Any, timeout: float = 90) -> dict[st
 def default_worker(transactional_db: None, tmp_path: Any) -> Iterator[subprocess.Popen[str]]:
     log = (tmp_path / "worker.log").open("w")
     proc = start_worker("default", "pytest-agreement", output=log)
-    health_check.delay().get(timeout=90)  # the worker consumes: the burst below meets a running worker
+    health_check_task.delay().get(timeout=90)  # the worker consumes: the burst below meets a running worker
     yield proc
     stop_worker(proc, timeout=20)
 
@@ -94,7 +94,7 @@ def test_it_counts_the_last_judgement_of_a_burst_without_a_recompute(
     assert AuditEvent.objects.filter(action="agreement.recompute", actor=personas.data_lead).count() == 1
 
 
-def test_the_agreement_answer_says_what_it_counts_and_whether_a_run_is_under_way(
+def test_it_says_in_the_agreement_answer_what_it_counts_and_whether_a_run_is_under_way(
     personas: Personas, client_for: ClientFor
 ) -> None:
     reviewer = client_for(personas.reviewer)
@@ -131,7 +131,7 @@ def test_the_agreement_answer_says_what_it_counts_and_whether_a_run_is_under_way
 
 
 @pytest.mark.usefixtures("broker_down")
-def test_a_recompute_the_task_queue_refuses_answers_503_and_records_nothing(
+def test_it_answers_503_and_records_nothing_for_a_recompute_the_task_queue_refuses(
     personas: Personas, client_for: ClientFor
 ) -> None:
     lead = client_for(personas.data_lead)

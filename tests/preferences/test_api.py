@@ -21,7 +21,9 @@ def _post(client: Client, path: str, body: dict[str, Any]) -> Any:
     return client.post(path, data=json.dumps(body), content_type="application/json")
 
 
-def test_comparisons_created_through_the_api_go_through_the_import(personas: Personas, client_for: ClientFor) -> None:
+def test_it_sends_comparisons_created_through_the_api_through_the_import(
+    personas: Personas, client_for: ClientFor
+) -> None:
     lead = client_for(personas.data_lead)
     path = f"/api/v1/projects/{personas.project.pk}/comparisons/"
     good = json.loads(comparison_line("Call +44 20 7946 0958 about it?", "Sure.", "No."))
@@ -44,7 +46,7 @@ def test_comparisons_created_through_the_api_go_through_the_import(personas: Per
     assert ImportBatch.objects.filter(project=personas.project).count() == 2
 
 
-def test_next_and_submit_through_the_api(personas: Personas, client_for: ClientFor) -> None:
+def test_it_hands_out_and_takes_judgements_through_the_api(personas: Personas, client_for: ClientFor) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     api = client_for(personas.annotator)
     base = f"/api/v1/projects/{personas.project.pk}"
@@ -67,7 +69,9 @@ def test_next_and_submit_through_the_api(personas: Personas, client_for: ClientF
     assert "already judged" in json.dumps(other.json())
 
 
-def test_submit_and_next_stores_the_judgement_and_hands_out_the_next(personas: Personas, client_for: ClientFor) -> None:
+def test_it_stores_the_judgement_and_hands_out_the_next_on_submit_and_next(
+    personas: Personas, client_for: ClientFor
+) -> None:
     first_item, second_item = make_comparisons(personas.project, personas.data_lead, 2)
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
     api = client_for(personas.annotator)
@@ -102,7 +106,7 @@ def test_submit_and_next_stores_the_judgement_and_hands_out_the_next(personas: P
     assert refused.status_code == 400
 
 
-def test_a_malformed_judgement_is_refused_with_a_reason(personas: Personas, client_for: ClientFor) -> None:
+def test_it_refuses_a_malformed_judgement_with_a_reason(personas: Personas, client_for: ClientFor) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     api = client_for(personas.annotator)
     base = f"/api/v1/projects/{personas.project.pk}"
@@ -115,7 +119,7 @@ def test_a_malformed_judgement_is_refused_with_a_reason(personas: Personas, clie
     assert not Judgement.objects.exists()
 
 
-def test_judgement_list_filters_and_marks_excluded_annotators(personas: Personas, client_for: ClientFor) -> None:
+def test_it_filters_the_judgement_list_and_marks_excluded_annotators(personas: Personas, client_for: ClientFor) -> None:
     items = make_comparisons(personas.project, personas.data_lead, 2)
     for n, user in enumerate([personas.annotator, personas.reviewer]):
         item = services.comparison_next(user=user, project=personas.project)
@@ -143,7 +147,7 @@ def test_judgement_list_filters_and_marks_excluded_annotators(personas: Personas
     ]
 
 
-def test_agreement_endpoint_serves_the_latest_snapshot(personas: Personas, client_for: ClientFor) -> None:
+def test_it_serves_the_latest_snapshot_from_the_agreement_endpoint(personas: Personas, client_for: ClientFor) -> None:
     lead = client_for(personas.data_lead)
     path = f"/api/v1/projects/{personas.project.pk}/agreement/"
     assert lead.get(path).json() == {"computed_at": None, "judgements": 0, "pending": False, "figures": {}}
@@ -158,7 +162,7 @@ def test_agreement_endpoint_serves_the_latest_snapshot(personas: Personas, clien
     assert "alpha_choice_nominal" in body["figures"]
 
 
-def test_far_faster_than_the_median_is_flagged(personas: Personas) -> None:
+def test_it_flags_a_judgement_far_faster_than_the_median(personas: Personas) -> None:
     set_mode(personas.project, personas.data_lead, "pairwise", fast_fraction=0.25)
     items = make_comparisons(personas.project, personas.data_lead, 12)
     for n, item in enumerate(items):
@@ -172,7 +176,7 @@ def test_far_faster_than_the_median_is_flagged(personas: Personas) -> None:
     assert selectors.annotator_quality(personas.project).get().fast_judgements == 1
 
 
-def test_gold_items_are_served_at_the_rate_and_look_like_any_other(personas: Personas, client_for: ClientFor) -> None:
+def test_it_serves_gold_items_at_the_rate_looking_like_any_other(personas: Personas, client_for: ClientFor) -> None:
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.5)
     from tests.preferences.helpers import import_comparisons
 
@@ -198,7 +202,7 @@ def test_gold_items_are_served_at_the_rate_and_look_like_any_other(personas: Per
     assert answer.json() == preferences_api.judgement_receipt(Judgement.objects.get(item=gold))
 
 
-def test_a_gold_item_never_handed_out_looks_like_any_comparison_not_yours(
+def test_it_shows_a_gold_item_never_handed_out_like_any_comparison_not_yours(
     personas: Personas, client_for: ClientFor
 ) -> None:
     """The page, its autosave and the API answer a gold item the annotator was never handed exactly as a
@@ -222,7 +226,7 @@ def test_a_gold_item_never_handed_out_looks_like_any_comparison_not_yours(
     assert not Judgement.objects.exists()
 
 
-def test_gold_items_stay_out_of_the_shared_queue(personas: Personas) -> None:
+def test_it_keeps_gold_items_out_of_the_shared_queue(personas: Personas) -> None:
     from annotation import services as annotation_services
     from annotation.models import Slot
 
@@ -245,7 +249,7 @@ def test_gold_items_stay_out_of_the_shared_queue(personas: Personas) -> None:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("same_key", [True, False])
-def test_two_tabs_racing_store_one_judgement(personas: Personas, on_postgres: None, same_key: bool) -> None:
+def test_it_stores_one_judgement_for_two_tabs_racing(personas: Personas, on_postgres: None, same_key: bool) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     services.comparison_next(user=personas.annotator, project=personas.project)
     barrier = threading.Barrier(2)
@@ -282,7 +286,7 @@ def _statements(queries: Any) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if not q["sql"].lstrip().upper().startswith(control)]
 
 
-def test_next_and_submit_keep_to_their_query_budget(personas: Personas) -> None:
+def test_it_keeps_next_and_submit_to_their_query_budget(personas: Personas) -> None:
     """Token, project, permissions and settings are read once per request; the judgement's writes and its
     audit append follow. A budget, so that a query creeping back into the hot path fails here."""
     from django.core.cache import cache
@@ -316,7 +320,7 @@ def test_next_and_submit_keep_to_their_query_budget(personas: Personas) -> None:
         assert len(_statements(submit_queries)) <= submit_budget, "\n".join(s[:90] for s in _statements(submit_queries))
 
 
-def test_judgement_input_is_validated_alone_in_each_thread() -> None:
+def test_it_validates_judgement_input_alone_in_each_thread() -> None:
     """JudgementIn lends each thread one set of fields: threads validating at once, and one thread going from
     a bad judgement to a good one, each get their own outcome."""
     good = {"choice": "B", "strength": 2, "idempotency_key": "k-good", "time_spent_ms": 1200}

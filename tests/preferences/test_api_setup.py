@@ -16,7 +16,7 @@ def _path(personas: Personas) -> str:
     return f"/api/v1/projects/{personas.project.pk}/comparison-settings/"
 
 
-def test_a_data_lead_reads_and_changes_the_comparison_settings(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_a_data_lead_read_and_change_the_comparison_settings(personas: Personas, client_for: ClientFor) -> None:
     lead = client_for(personas.data_lead)
     assert lead.get(_path(personas)).json() | {"updated_at": None} == {
         "mode": "pairwise", "rationale_required": False, "gold_rate": 0.1, "gold_accuracy_threshold": 0.7,
@@ -51,7 +51,7 @@ def test_a_data_lead_reads_and_changes_the_comparison_settings(personas: Persona
         ({"rationale_required": "perhaps"}, "rationale_required"),
     ],
 )
-def test_comparison_settings_are_refused_as_the_page_refuses_them(
+def test_it_refuses_comparison_settings_as_the_page_refuses_them(
     personas: Personas, client_for: ClientFor, body: dict[str, object], field: str
 ) -> None:
     response = client_for(personas.data_lead).patch(
@@ -62,7 +62,7 @@ def test_comparison_settings_are_refused_as_the_page_refuses_them(
     assert not AuditEvent.objects.filter(action="preferences.settings_update").exists()
 
 
-def test_the_service_refuses_a_gold_minimum_out_of_the_pages_range(personas: Personas) -> None:
+def test_it_refuses_a_gold_minimum_out_of_the_pages_range_in_the_service(personas: Personas) -> None:
     from core.errors import DomainError
     from preferences.services import preference_settings_update
 

@@ -51,7 +51,7 @@ def test_it_creates_comparisons_from_a_jsonl_file(personas: Personas, client_for
 
 
 @pytest.mark.django_db
-def test_a_file_with_bad_lines_is_refused_with_their_numbers_and_nothing_is_imported(
+def test_it_refuses_a_file_with_bad_lines_with_their_numbers_and_imports_nothing(
     personas: Personas, client_for: ClientFor
 ) -> None:
     lead = client_for(personas.data_lead)
@@ -75,7 +75,9 @@ def test_a_file_with_bad_lines_is_refused_with_their_numbers_and_nothing_is_impo
 
 
 @pytest.mark.django_db
-def test_a_refused_item_import_answers_422_with_its_id_and_errors(personas: Personas, client_for: ClientFor) -> None:
+def test_it_answers_422_with_its_id_and_errors_for_a_refused_item_import(
+    personas: Personas, client_for: ClientFor
+) -> None:
     lead = client_for(personas.data_lead)
     path = f"/api/v1/projects/{personas.project.pk}/imports/"
     content = b'{"prompt": "Fine?", "response": "Yes."}\n{"prompt": ""}\n'
@@ -90,7 +92,7 @@ def test_a_refused_item_import_answers_422_with_its_id_and_errors(personas: Pers
 
 
 @pytest.mark.django_db
-def test_the_comparisons_route_still_takes_json_and_documents_the_file(personas: Personas) -> None:
+def test_it_still_takes_json_on_the_comparisons_route_and_documents_the_file(personas: Personas) -> None:
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)
@@ -121,7 +123,7 @@ def _poll(client: Client, url: str, timeout: float = 240) -> dict[str, Any]:
 
 
 @pytest.mark.worker
-def test_twenty_thousand_comparisons_load_in_one_call_on_the_worker(worker: subprocess.Popen[str]) -> None:
+def test_it_loads_twenty_thousand_comparisons_in_one_call_on_the_worker(worker: subprocess.Popen[str]) -> None:
     personas = make_personas()
     client = Client()
     client.force_login(personas.data_lead)
@@ -144,7 +146,7 @@ def test_twenty_thousand_comparisons_load_in_one_call_on_the_worker(worker: subp
 
 
 @pytest.mark.worker
-def test_a_large_file_with_bad_lines_ends_refused_on_the_worker(worker: subprocess.Popen[str]) -> None:
+def test_it_ends_a_large_file_with_bad_lines_refused_on_the_worker(worker: subprocess.Popen[str]) -> None:
     personas = make_personas()
     client = Client()
     client.force_login(personas.data_lead)

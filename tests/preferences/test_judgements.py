@@ -35,7 +35,7 @@ def _judge(user, item: Item, shown: dict, key: str = "k", rationale: str = "") -
     )
 
 
-def test_import_keeps_candidates_with_provenance_scrubbed_and_gold_in_ids(personas: Personas) -> None:
+def test_it_imports_candidates_with_provenance_scrubbed_and_gold_in_ids(personas: Personas) -> None:
     batch = import_comparisons(
         personas.project,
         personas.data_lead,
@@ -54,7 +54,7 @@ def test_import_keeps_candidates_with_provenance_scrubbed_and_gold_in_ids(person
 
 
 @pytest.mark.parametrize("swapped", [False, True])
-def test_a_displayed_choice_maps_back_to_the_right_candidate(personas: Personas, swapped: bool) -> None:
+def test_it_maps_a_displayed_choice_back_to_the_right_candidate(personas: Personas, swapped: bool) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     # Find an annotator whose shuffle shows candidate 1 first (swapped) or candidate 0 first.
     for n in range(40):
@@ -71,7 +71,7 @@ def test_a_displayed_choice_maps_back_to_the_right_candidate(personas: Personas,
     assert judgement.displayed_result == {"choice": "A", "strength": "3"}
 
 
-def test_an_n_way_ranking_with_a_tie_maps_back(personas: Personas) -> None:
+def test_it_maps_an_n_way_ranking_with_a_tie_back(personas: Personas) -> None:
     set_mode(personas.project, personas.data_lead, "ranking")
     item, item2 = make_comparisons(personas.project, personas.data_lead, 2, candidates=3)
     assert _take(personas.annotator, personas.project) == item
@@ -83,7 +83,7 @@ def test_an_n_way_ranking_with_a_tie_maps_back(personas: Personas) -> None:
         _judge(personas.annotator, item2, {"ranking": [["A"], ["B"]]}, key="k2")
 
 
-def test_the_same_key_twice_stores_one_judgement(personas: Personas) -> None:
+def test_it_stores_one_judgement_for_the_same_key_twice(personas: Personas) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     _take(personas.annotator, personas.project)
     first = _judge(personas.annotator, item, {"choice": "tie"}, key="same")
@@ -94,7 +94,7 @@ def test_the_same_key_twice_stores_one_judgement(personas: Personas) -> None:
         _judge(personas.annotator, item, {"choice": "A"}, key="other")
 
 
-def test_a_rationale_can_be_required(personas: Personas) -> None:
+def test_it_can_require_a_rationale(personas: Personas) -> None:
     set_mode(personas.project, personas.data_lead, "pairwise", rationale_required=True)
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     _take(personas.annotator, personas.project)
@@ -112,7 +112,7 @@ def _served_gold(personas: Personas) -> Item:
     raise AssertionError("no gold item was served")
 
 
-def test_a_gold_item_never_handed_out_cannot_be_judged_or_told_apart(personas: Personas) -> None:
+def test_it_lets_no_one_judge_or_tell_apart_a_gold_item_never_handed_out(personas: Personas) -> None:
     """Trying ids: a gold comparison the annotator was never handed answers as any comparison that is not
     theirs (refused, nothing stored); once handed out, it may be judged, and the answer does not say gold."""
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.5)
@@ -130,7 +130,7 @@ def test_a_gold_item_never_handed_out_cannot_be_judged_or_told_apart(personas: P
     assert (judged.is_gold, judged.gold_correct) == (True, True)
 
 
-def test_gold_accuracy_flags_an_annotator_below_the_threshold(personas: Personas) -> None:
+def test_it_flags_an_annotator_whose_gold_accuracy_is_below_the_threshold(personas: Personas) -> None:
     set_mode(
         personas.project, personas.data_lead, "pairwise", gold_rate=0.5, gold_minimum=3, gold_accuracy_threshold=0.7
     )
@@ -147,7 +147,7 @@ def test_gold_accuracy_flags_an_annotator_below_the_threshold(personas: Personas
     assert quality.excluded
 
 
-def test_disagreement_beyond_the_threshold_opens_an_adjudication(personas: Personas) -> None:
+def test_it_opens_an_adjudication_on_disagreement_beyond_the_threshold(personas: Personas) -> None:
     annotation_services.annotation_settings_update(
         actor=personas.data_lead, project=personas.project, annotators_per_item=3, lease_minutes=30,
         pii_mode="replace", pii_patterns=[], pii_terms=[],
@@ -171,7 +171,7 @@ def test_disagreement_beyond_the_threshold_opens_an_adjudication(personas: Perso
     assert decided.decided_at is not None
 
 
-def test_a_unanimous_item_needs_no_adjudication(personas: Personas) -> None:
+def test_it_needs_no_adjudication_for_a_unanimous_item(personas: Personas) -> None:
     annotation_services.annotation_settings_update(
         actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
         pii_mode="replace", pii_patterns=[], pii_terms=[],
@@ -183,7 +183,7 @@ def test_a_unanimous_item_needs_no_adjudication(personas: Personas) -> None:
     assert not Adjudication.objects.exists()
 
 
-def test_position_bias_and_win_rates(personas: Personas) -> None:
+def test_it_computes_position_bias_and_win_rates(personas: Personas) -> None:
     from preferences import selectors
 
     items = make_comparisons(personas.project, personas.data_lead, 6)
@@ -202,7 +202,7 @@ def test_position_bias_and_win_rates(personas: Personas) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_32_threads_store_every_judgement_once(personas: Personas, on_postgres: None) -> None:
+def test_it_stores_every_judgement_of_32_threads_once(personas: Personas, on_postgres: None) -> None:
     annotation_services.annotation_settings_update(
         actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
         pii_mode="replace", pii_patterns=[], pii_terms=[],
@@ -242,7 +242,7 @@ def test_32_threads_store_every_judgement_once(personas: Personas, on_postgres: 
     assert Slot.objects.filter(project=personas.project).exclude(state=SlotState.DONE).count() == 0
 
 
-def test_a_submit_removes_the_draft_and_a_late_autosave_saves_nothing(personas: Personas) -> None:
+def test_it_removes_the_draft_on_submit_and_a_late_autosave_saves_nothing(personas: Personas) -> None:
     from annotation.models import Draft
 
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
@@ -261,7 +261,7 @@ def test_a_submit_removes_the_draft_and_a_late_autosave_saves_nothing(personas: 
     assert not Draft.objects.filter(user=personas.annotator).exists()
 
 
-def test_rankings_count_towards_position_bias_and_win_rates(personas: Personas) -> None:
+def test_it_counts_rankings_towards_position_bias_and_win_rates(personas: Personas) -> None:
     from preferences import selectors
 
     set_mode(personas.project, personas.data_lead, "ranking")
@@ -283,7 +283,7 @@ def test_rankings_count_towards_position_bias_and_win_rates(personas: Personas) 
     assert rates["m-alpha"].wins == pytest.approx(4.5)
 
 
-def test_per_criterion_choices_map_back_and_get_their_own_alpha(personas: Personas) -> None:
+def test_it_maps_per_criterion_choices_back_and_gives_them_their_own_alpha(personas: Personas) -> None:
     from tests.annotation.helpers import give_rubric
 
     give_rubric(personas.project, personas.data_lead)  # criteria: correct, helpful, tone
@@ -312,7 +312,9 @@ def test_per_criterion_choices_map_back_and_get_their_own_alpha(personas: Person
 
 
 @pytest.mark.parametrize(("threshold", "opened"), [(0.5, False), (0.51, True)])
-def test_adjudication_opens_strictly_below_the_threshold(personas: Personas, threshold: float, opened: bool) -> None:
+def test_it_opens_an_adjudication_strictly_below_the_threshold(
+    personas: Personas, threshold: float, opened: bool
+) -> None:
     set_mode(personas.project, personas.data_lead, "pairwise", adjudication_threshold=threshold)
     annotation_services.annotation_settings_update(
         actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
@@ -325,7 +327,7 @@ def test_adjudication_opens_strictly_below_the_threshold(personas: Personas, thr
     assert Adjudication.objects.filter(item=item).exists() is opened, "1 of 2 agree: 0.5"
 
 
-def test_a_key_stored_for_one_judgement_is_refused_for_another(personas: Personas) -> None:
+def test_it_refuses_a_key_stored_for_one_judgement_for_another(personas: Personas) -> None:
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
     make_comparisons(personas.project, personas.data_lead, 3)
     first = _take(personas.annotator, personas.project)
@@ -350,7 +352,9 @@ def test_a_key_stored_for_one_judgement_is_refused_for_another(personas: Persona
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_last_two_judgements_at_once_still_open_the_adjudication(personas: Personas, on_postgres: None) -> None:
+def test_it_still_opens_the_adjudication_for_the_last_two_judgements_at_once(
+    personas: Personas, on_postgres: None
+) -> None:
     """Two annotators submit the last judgements of an item at the same moment and disagree: each alone saw
     only its own result and the earlier ones, so neither opened the adjudication. The item's row lock makes
     the later one wait and see both."""
@@ -386,7 +390,7 @@ def test_the_last_two_judgements_at_once_still_open_the_adjudication(personas: P
     assert opened == {item.pk for item in items}, "every split item goes to adjudication"
 
 
-def test_a_comparison_of_three_in_a_pairwise_project_is_ranked(personas: Personas, client_for: ClientFor) -> None:
+def test_it_ranks_a_comparison_of_three_in_a_pairwise_project(personas: Personas, client_for: ClientFor) -> None:
     """A pair choice needs two candidates: an N-way comparison in a pairwise project is served and judged as a
     ranking instead of holding up the annotator until the lease runs out."""
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)

@@ -8,7 +8,7 @@ from tests.preferences.helpers import comparison_line, import_comparisons, lette
 pytestmark = pytest.mark.django_db
 
 
-def test_the_page_shows_candidates_shuffled_and_never_the_model_names(
+def test_it_shows_candidates_shuffled_and_never_the_model_names_on_the_page(
     personas: Personas, client_for: ClientFor
 ) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
@@ -24,7 +24,7 @@ def test_the_page_shows_candidates_shuffled_and_never_the_model_names(
     assert body.index(shown_first) < body.index(shown_second)
 
 
-def test_candidates_render_markdown_and_never_run_script(personas: Personas, client_for: ClientFor) -> None:
+def test_it_renders_candidates_markdown_and_never_runs_script(personas: Personas, client_for: ClientFor) -> None:
     import_comparisons(
         personas.project,
         personas.data_lead,
@@ -42,7 +42,9 @@ def test_candidates_render_markdown_and_never_run_script(personas: Personas, cli
     assert '<a href="javascript:' not in body
 
 
-def test_submitting_from_the_page_maps_letters_and_loads_the_next(personas: Personas, client_for: ClientFor) -> None:
+def test_it_maps_letters_and_loads_the_next_when_submitting_from_the_page(
+    personas: Personas, client_for: ClientFor
+) -> None:
     first, _second = make_comparisons(personas.project, personas.data_lead, 2)
     client = client_for(personas.annotator)
     client.get(f"/projects/{personas.project.pk}/compare/")
@@ -59,7 +61,7 @@ def test_submitting_from_the_page_maps_letters_and_loads_the_next(personas: Pers
     assert judgement.result == {"winner": 1, "strength": 2}
 
 
-def test_back_then_a_changed_submit_says_nothing_was_saved(personas: Personas, client_for: ClientFor) -> None:
+def test_it_says_nothing_was_saved_for_a_changed_submit_after_back(personas: Personas, client_for: ClientFor) -> None:
     """Back brings the judged comparison's page again (htmx asks the server, which moves on); a form kept
     open from before and submitted again with another choice is refused, visibly, and changes nothing."""
     first, second = make_comparisons(personas.project, personas.data_lead, 2)
@@ -87,7 +89,7 @@ def test_back_then_a_changed_submit_says_nothing_was_saved(personas: Personas, c
     assert first.judgements.count() == 1
 
 
-def test_a_ranking_posted_with_a_tie(personas: Personas, client_for: ClientFor) -> None:
+def test_it_takes_a_ranking_posted_with_a_tie(personas: Personas, client_for: ClientFor) -> None:
     set_mode(personas.project, personas.data_lead, "ranking")
     (item,) = make_comparisons(personas.project, personas.data_lead, 1, candidates=3)
     client = client_for(personas.annotator)
@@ -101,7 +103,7 @@ def test_a_ranking_posted_with_a_tie(personas: Personas, client_for: ClientFor) 
     assert item.judgements.get().result == {"ranking": [[1], [0, 2]]}
 
 
-def test_the_quality_page_shows_bias_and_agreement(personas: Personas, client_for: ClientFor) -> None:
+def test_it_shows_bias_and_agreement_on_the_quality_page(personas: Personas, client_for: ClientFor) -> None:
     items = make_comparisons(personas.project, personas.data_lead, 4)
     for n, item in enumerate(items):
         services.comparison_next(user=personas.annotator, project=personas.project)
@@ -118,7 +120,7 @@ def test_the_quality_page_shows_bias_and_agreement(personas: Personas, client_fo
     assert 'id="consensus-note"' in body, "and the page says why an annotator can show 0 items"
 
 
-def test_adjudicating_a_ranking_on_the_page(personas: Personas, client_for: ClientFor) -> None:
+def test_it_adjudicates_a_ranking_on_the_page(personas: Personas, client_for: ClientFor) -> None:
     from annotation import services as annotation_services
     from preferences.models import Adjudication
 
@@ -163,7 +165,9 @@ def test_adjudicating_a_ranking_on_the_page(personas: Personas, client_for: Clie
     assert "0 and 2 equally good" in listing
 
 
-def test_comparison_settings_page_saves_percentages_as_fractions(personas: Personas, client_for: ClientFor) -> None:
+def test_it_saves_percentages_as_fractions_on_the_comparison_settings_page(
+    personas: Personas, client_for: ClientFor
+) -> None:
     from accounts.models import AuditEvent
     from preferences.selectors import preference_settings
 
@@ -185,7 +189,7 @@ def test_comparison_settings_page_saves_percentages_as_fractions(personas: Perso
     assert 'value="15"' in client.get(path).content.decode()
 
 
-def test_a_data_lead_excludes_and_reincludes_an_annotator(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_a_data_lead_exclude_and_reinclude_an_annotator(personas: Personas, client_for: ClientFor) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     services.comparison_next(user=personas.annotator, project=personas.project)
     services.judgement_submit(
@@ -205,7 +209,7 @@ def test_a_data_lead_excludes_and_reincludes_an_annotator(personas: Personas, cl
     assert "Exclude" not in reviewer_page, "reviewers watch quality; data leads decide exclusions"
 
 
-def test_a_refused_submit_keeps_what_was_chosen_and_typed(personas: Personas, client_for: ClientFor) -> None:
+def test_it_keeps_what_was_chosen_and_typed_after_a_refused_submit(personas: Personas, client_for: ClientFor) -> None:
     set_mode(personas.project, personas.data_lead, "pairwise", rationale_required=True)
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     client = client_for(personas.annotator)
@@ -225,7 +229,7 @@ def test_a_refused_submit_keeps_what_was_chosen_and_typed(personas: Personas, cl
     assert not item.judgements.exists()
 
 
-def test_a_comparison_judged_in_another_tab_moves_on(personas: Personas, client_for: ClientFor) -> None:
+def test_it_moves_on_from_a_comparison_judged_in_another_tab(personas: Personas, client_for: ClientFor) -> None:
     first, second = make_comparisons(personas.project, personas.data_lead, 2)
     client = client_for(personas.annotator)
     client.get(f"/projects/{personas.project.pk}/compare/")
@@ -238,7 +242,9 @@ def test_a_comparison_judged_in_another_tab_moves_on(personas: Personas, client_
     assert first.judgements.count() == 1
 
 
-def test_skipping_a_gold_comparison_looks_like_skipping_any_other(personas: Personas, client_for: ClientFor) -> None:
+def test_it_makes_skipping_a_gold_comparison_look_like_skipping_any_other(
+    personas: Personas, client_for: ClientFor
+) -> None:
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.5)
     import_comparisons(personas.project, personas.data_lead, comparison_line("Gold?", "Good", "Bad", gold=1))
     gold = Item.objects.get(project=personas.project, gold__isnull=False)
@@ -249,7 +255,9 @@ def test_skipping_a_gold_comparison_looks_like_skipping_any_other(personas: Pers
     assert "not assigned to you" not in body
 
 
-def test_an_autosave_after_the_lease_went_to_someone_else_says_so(personas: Personas, client_for: ClientFor) -> None:
+def test_it_says_so_when_an_autosave_comes_after_the_lease_went_to_someone_else(
+    personas: Personas, client_for: ClientFor
+) -> None:
     from annotation.models import Slot
 
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)

@@ -137,7 +137,7 @@ def test_it_builds_an_sft_release_that_trains_and_keeps_the_reviewers_edits(
     assert release.datasheet["c_preparation"]["rubric_versions"][0]["criteria"]
 
 
-def test_the_same_recipe_on_the_same_data_gives_the_same_hash(personas: Personas) -> None:
+def test_it_gives_the_same_hash_for_the_same_recipe_on_the_same_data(personas: Personas) -> None:
     judged(personas)
     first = build(personas.project, personas.data_lead, eval_fraction=0.2)
     again = services.release_rebuild(actor=personas.data_lead, release=first)
@@ -150,7 +150,7 @@ def test_the_same_recipe_on_the_same_data_gives_the_same_hash(personas: Personas
     assert services.release_verify(release=again) == []
 
 
-def test_the_evaluation_split_is_sticky_and_no_group_straddles_it(personas: Personas) -> None:
+def test_it_keeps_the_evaluation_split_sticky_and_no_group_straddling_it(personas: Personas) -> None:
     p = personas
     judged(p, PROMPTS[:12])
     v1 = build(p.project, p.data_lead, eval_fraction=0.3)
@@ -186,7 +186,7 @@ def _near_duplicate_in_train(prompt: str) -> str:
     raise AssertionError("no variant hashed into train")
 
 
-def test_a_planted_near_duplicate_fails_the_build_with_a_report(personas: Personas) -> None:
+def test_it_fails_the_build_with_a_report_on_a_planted_near_duplicate(personas: Personas) -> None:
     p = personas
     judged(p, LONG_PROMPTS)
     v1 = build(p.project, p.data_lead, eval_fraction=0.3)
@@ -225,7 +225,7 @@ def test_a_planted_near_duplicate_fails_the_build_with_a_report(personas: Person
     assert counts["move_to_eval"]["items"]["eval"] == counts["drop"]["items"]["eval"] + 1
 
 
-def test_an_exact_duplicate_of_an_eval_prompt_in_the_mixin_is_a_leak(personas: Personas) -> None:
+def test_it_counts_an_exact_duplicate_of_an_eval_prompt_in_the_mixin_as_a_leak(personas: Personas) -> None:
     p = personas
     sft_project(p.project, p.data_lead, p.annotator, p.reviewer, PROMPTS[:10])
     v1 = build(p.project, p.data_lead, kind="sft", eval_fraction=0.3)
@@ -250,7 +250,7 @@ def test_an_exact_duplicate_of_an_eval_prompt_in_the_mixin_is_a_leak(personas: P
     assert rows["sources"]["mixin"] <= rows["rows"]["train"]
 
 
-def test_release_verify_finds_a_changed_byte(personas: Personas) -> None:
+def test_it_finds_a_changed_byte_with_release_verify(personas: Personas) -> None:
     judged(personas, PROMPTS[:6])
     release = build(personas.project, personas.data_lead)
     call_command("release_verify", str(release.pk))
@@ -265,7 +265,7 @@ def test_release_verify_finds_a_changed_byte(personas: Personas) -> None:
     assert any("trl_preference/train.jsonl" in problem for problem in services.release_verify(release=release))
 
 
-def test_a_built_release_is_frozen_and_deleting_leaves_a_tombstone(
+def test_it_freezes_a_built_release_and_leaves_a_tombstone_on_delete(
     personas: Personas, on_postgres: None, django_capture_on_commit_callbacks: Any
 ) -> None:
     judged(personas, PROMPTS[:8])
@@ -291,7 +291,9 @@ def test_a_built_release_is_frozen_and_deleting_leaves_a_tombstone(
     assert eval_items <= set(ReleaseItem.objects.filter(release=later, split="eval").values_list("item_id", flat=True))
 
 
-def test_a_mixin_import_needs_answers_and_never_reaches_the_queue(personas: Personas, client_for: ClientFor) -> None:
+def test_it_needs_answers_for_a_mixin_import_and_keeps_it_out_of_the_queue(
+    personas: Personas, client_for: ClientFor
+) -> None:
     from annotation.services import item_next
 
     p = personas
@@ -308,7 +310,7 @@ def test_a_mixin_import_needs_answers_and_never_reaches_the_queue(personas: Pers
     assert item_next(user=p.annotator, project=p.project) is None
 
 
-def test_per_criterion_sets_get_their_own_files(personas: Personas, tmp_path: Path) -> None:
+def test_it_gives_per_criterion_sets_their_own_files(personas: Personas, tmp_path: Path) -> None:
     items = comparisons(personas.project, personas.data_lead, PROMPTS[:6])
     for user in (personas.annotator, personas.reviewer):
         for item in items:
@@ -326,7 +328,7 @@ def test_per_criterion_sets_get_their_own_files(personas: Personas, tmp_path: Pa
     assert release.datasheet["e_quantity_and_suitability"]["per_criterion"] == {"accuracy": 6, "overall": 6, "tone": 6}
 
 
-def test_a_built_release_does_not_build_again(personas: Personas) -> None:
+def test_it_does_not_build_a_built_release_again(personas: Personas) -> None:
     judged(personas, PROMPTS[:4])
     release = build(personas.project, personas.data_lead)
     again = services.release_build(release_id=release.pk)

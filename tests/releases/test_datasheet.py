@@ -39,7 +39,7 @@ def outcomes(release: Release) -> dict[str, Counter[str]]:
     return found
 
 
-def test_the_datasheet_counts_the_files_and_shows_the_request_beside_them(
+def test_it_counts_the_files_in_the_datasheet_and_shows_the_request_beside_them(
     personas: Personas, client_for: ClientFor, tmp_path: Path
 ) -> None:
     p = personas
@@ -88,7 +88,7 @@ def test_the_datasheet_counts_the_files_and_shows_the_request_beside_them(
     assert f"10 % requested; built: {share}" in page
 
 
-def test_items_moved_by_the_leak_check_are_counted_and_named(personas: Personas, tmp_path: Path) -> None:
+def test_it_counts_and_names_items_moved_by_the_leak_check(personas: Personas, tmp_path: Path) -> None:
     p = personas
     judged_chains(p, chains())
     release = build(p.project, p.data_lead, eval_fraction=0.1, leakage="move_to_eval")

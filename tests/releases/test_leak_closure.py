@@ -63,7 +63,7 @@ def rebuilt(release: Release, p: Personas) -> Release:
     return again
 
 
-def test_move_to_eval_repeats_the_check_until_nothing_moves_and_rebuilds_the_same(personas: Personas) -> None:
+def test_it_repeats_the_check_under_move_to_eval_until_nothing_moves_and_rebuilds_the_same(personas: Personas) -> None:
     p = personas
     judged(p, chains())
     recipe: dict[str, Any] = {"eval_fraction": 0.2, "leakage": "move_to_eval", "near_duplicate_threshold": 0.8}
@@ -94,7 +94,7 @@ def test_move_to_eval_repeats_the_check_until_nothing_moves_and_rebuilds_the_sam
     assert sum(counts["leaks"].values()) == len(moved)
 
 
-def test_drop_leaves_no_leak_and_rebuilds_the_same(personas: Personas) -> None:
+def test_it_leaves_no_leak_under_drop_and_rebuilds_the_same(personas: Personas) -> None:
     p = personas
     items = judged(p, chains())
     first = build(p.project, p.data_lead, eval_fraction=0.2, leakage="drop")
@@ -109,7 +109,7 @@ def test_drop_leaves_no_leak_and_rebuilds_the_same(personas: Personas) -> None:
     assert again.hash == first.hash
 
 
-def test_the_closure_follows_a_chain_and_checks_items_kept_in_eval_last(tmp_path: Path) -> None:
+def test_it_follows_a_chain_in_the_closure_and_checks_items_kept_in_eval_last(tmp_path: Path) -> None:
     a, b, c, d, e = chains(count=1, length=5)
     unrelated = " ".join(random.Random(3).sample(VOCABULARY, 50))
     near_unrelated = unrelated.replace(unrelated.split()[10], "changed", 1)
@@ -127,7 +127,7 @@ def test_the_closure_follows_a_chain_and_checks_items_kept_in_eval_last(tmp_path
     assert [leak.train_item for leak in pending.leaks(index)] == [2]  # one check alone finds the first link only
 
 
-def test_a_mixin_item_moved_to_eval_is_moved_again_alike_on_a_rebuild(personas: Personas) -> None:
+def test_it_moves_a_mixin_item_moved_to_eval_again_alike_on_a_rebuild(personas: Personas) -> None:
     p = personas
     sft_project(p.project, p.data_lead, p.annotator, p.reviewer, PROMPTS[:10])
     v1 = build(p.project, p.data_lead, kind="sft", eval_fraction=0.3)

@@ -17,7 +17,7 @@ def body(response: Any) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
 
 
-def test_a_data_lead_defines_a_release_and_reads_its_datasheet(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lets_a_data_lead_define_a_release_and_read_its_datasheet(personas: Personas, client_for: ClientFor) -> None:
     judged(personas, PROMPTS[:10])
     client = client_for(personas.data_lead)
     form = {"name": "Retail DPO", "kind": "preference", "eval_percent": 20, "aggregation": "majority", "ties": "drop",
@@ -58,7 +58,7 @@ def test_a_data_lead_defines_a_release_and_reads_its_datasheet(personas: Persona
     assert sheet["a_design_choices"]["recipe"]["eval_fraction"] == 0.2, "the JSON keeps the values"
 
 
-def test_downloads_stream_with_the_file_hash_as_etag(personas: Personas, client_for: ClientFor) -> None:
+def test_it_streams_downloads_with_the_file_hash_as_etag(personas: Personas, client_for: ClientFor) -> None:
     judged(personas, PROMPTS[:6])
     release = build(personas.project, personas.data_lead)
     found = release.files.get(path="trl_preference/train.jsonl")
@@ -74,7 +74,7 @@ def test_downloads_stream_with_the_file_hash_as_etag(personas: Personas, client_
     assert hashlib.sha256(body(api)).hexdigest() == found.sha256
 
 
-def test_the_diff_lists_added_items_and_preference_flips(personas: Personas, client_for: ClientFor) -> None:
+def test_it_lists_added_items_and_preference_flips_in_the_diff(personas: Personas, client_for: ClientFor) -> None:
     p = personas
     items = judged(p, PROMPTS[:8])
     v1 = build(p.project, p.data_lead, eval_fraction=0.0)
@@ -116,7 +116,9 @@ def test_the_diff_lists_added_items_and_preference_flips(personas: Personas, cli
         assert message in refused.content.decode()
 
 
-def test_the_api_refuses_bad_recipes_and_changes_to_a_release(personas: Personas, client_for: ClientFor) -> None:
+def test_it_refuses_bad_recipes_and_changes_to_a_release_through_the_api(
+    personas: Personas, client_for: ClientFor
+) -> None:
     judged(personas, PROMPTS[:4])
     release = build(personas.project, personas.data_lead)
     client = client_for(personas.data_lead)
@@ -150,7 +152,7 @@ def test_the_api_refuses_bad_recipes_and_changes_to_a_release(personas: Personas
     assert (release.name, release.state) == ("rel", "built")
 
 
-def test_deleting_a_release_needs_a_reason_on_the_page_and_in_the_api(
+def test_it_needs_a_reason_to_delete_a_release_on_the_page_and_in_the_api(
     personas: Personas, client_for: ClientFor, django_capture_on_commit_callbacks: Any
 ) -> None:
     from accounts.models import AuditEvent
@@ -189,7 +191,7 @@ def test_deleting_a_release_needs_a_reason_on_the_page_and_in_the_api(
     assert (response.status_code, response.json()["state"]) == (200, "deleted")
 
 
-def test_a_release_without_held_out_rows_says_so_where_it_is_trained(personas: Personas, client_for: ClientFor) -> None:
+def test_it_says_so_where_a_release_without_held_out_rows_is_trained(personas: Personas, client_for: ClientFor) -> None:
     judged(personas, PROMPTS[:4])
     none_held = build(personas.project, personas.data_lead, name="all-train", eval_fraction=0.0)
     some_held = build(personas.project, personas.data_lead, name="held", eval_fraction=0.5)

@@ -50,7 +50,7 @@ def s3_bucket() -> Iterator[dict[str, Any]]:
         server.stop()
 
 
-def test_a_release_is_stored_verified_and_downloaded_from_s3(
+def test_it_stores_verifies_and_downloads_a_release_from_s3(
     personas: Personas, client_for: ClientFor, s3_bucket: dict[str, Any], settings: Any
 ) -> None:
     from storages.backends.s3 import S3Storage

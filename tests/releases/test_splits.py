@@ -40,7 +40,7 @@ def test_it_finds_a_one_word_edit_and_nothing_unrelated() -> None:
     assert all(index.probe(10_000 + s, prompt(10_000 + s)) is None for s in range(200))
 
 
-def test_exact_and_normalised_copies_are_named_as_such() -> None:
+def test_it_names_exact_and_normalised_copies_as_such() -> None:
     index = EvalIndex(threshold=0.8)
     index.add(1, [{"role": "user", "content": "How do I freeze my card?"}])
     index.freeze()
@@ -51,7 +51,7 @@ def test_exact_and_normalised_copies_are_named_as_such() -> None:
     assert (exact.kind, normalised.kind) == ("exact", "normalised")
 
 
-def test_a_frozen_index_takes_no_more_items() -> None:
+def test_it_takes_no_more_items_into_a_frozen_index() -> None:
     index = EvalIndex(threshold=0.8)
     index.freeze()
     assert index.probe(1, prompt(1)) is None
@@ -59,7 +59,7 @@ def test_a_frozen_index_takes_no_more_items() -> None:
         index.add(2, prompt(2))
 
 
-def test_the_split_position_is_stable_and_follows_the_fraction() -> None:
+def test_it_keeps_the_split_position_stable_and_following_the_fraction() -> None:
     groups = [f"{n:032x}" for n in range(4000)]
     share = sum(in_eval_by_hash(g, 0.1) for g in groups) / len(groups)
     assert 0.08 < share < 0.12
@@ -71,7 +71,7 @@ def _regex_normalise(text: str) -> str:
     return re.sub(r"\W+", " ", unicodedata.normalize("NFKC", text).lower()).strip()
 
 
-def test_the_ascii_shortcut_normalises_exactly_as_the_regex_does() -> None:
+def test_it_normalises_through_the_ascii_shortcut_exactly_as_the_regex_does() -> None:
     rng = random.Random(3)
     alphabet = string.printable + "\x00\x01\x1c\x1f\x7f__"
     texts = ["".join(rng.choices(alphabet, k=rng.randint(0, 80))) for _ in range(5000)]
@@ -92,19 +92,19 @@ def _reference_shingle_hash(shingle: bytes) -> int:
 
 
 @pytest.mark.parametrize("text", ["a b c d e", "one two", "single", "", "é ü ß x y", "fee rate fee rate fee"])
-def test_shingle_hashes_are_the_hashes_of_the_word_three_grams(text: str) -> None:
+def test_it_hashes_each_shingle_as_its_word_three_gram(text: str) -> None:
     words = text.split()
     shingles = [" ".join(words[i : i + 3]).encode() for i in range(len(words) - 2)] or [text.encode()]
     assert shingle_hashes([text])[0].tolist() == [_reference_shingle_hash(s) for s in shingles]
 
 
-def test_a_shingle_hashes_the_same_wherever_it_stands() -> None:
+def test_it_hashes_a_shingle_the_same_wherever_it_stands() -> None:
     first = shingle_hashes(["loan card fee rate limit"])[0]
     second = shingle_hashes(["bond deposit loan card fee"])[0]
     assert first[0] == second[2], "'loan card fee' at offset 0 and at offset 13"
 
 
-def test_texts_signed_together_are_signed_as_they_would_be_alone() -> None:
+def test_it_signs_texts_together_as_it_would_sign_them_alone() -> None:
     """Many texts are hashed in one prefix sum: no shingle may cross from one text into the next, and short
     or empty texts (one shingle each) keep their place among the others."""
     rng = random.Random(11)
@@ -122,7 +122,7 @@ def _shingles(text: str) -> list[bytes]:
     return [" ".join(words[i : i + 3]).encode() for i in range(len(words) - 2)] or [text.encode()]
 
 
-def test_signatures_estimate_the_jaccard_similarity_of_the_shingle_sets() -> None:
+def test_it_estimates_the_jaccard_similarity_of_the_shingle_sets_with_signatures() -> None:
     rng = random.Random(5)
     errors = []
     for _ in range(200):
@@ -138,7 +138,7 @@ def test_signatures_estimate_the_jaccard_similarity_of_the_shingle_sets() -> Non
     assert (signatures(["a b c d"]) == signatures(["a b c d"])).all(), "deterministic"
 
 
-def test_waiting_training_items_are_checked_in_order_once_the_index_is_complete(tmp_path: Path) -> None:
+def test_it_checks_waiting_training_items_in_order_once_the_index_is_complete(tmp_path: Path) -> None:
     index = EvalIndex(threshold=0.8)
     pending = PendingProbes(tmp_path / "train.bin")
     pending.batch = 7  # several batches on disk, and a part-filled one

@@ -214,7 +214,7 @@ def test_it_registers_only_absolute_paths_under_the_model_roots(personas: Person
     assert AuditEvent.objects.filter(action="training.base_model_validate", object_id=str(model.pk)).exists()
 
 
-def test_the_pages_show_refusals_progress_and_lineage(
+def test_it_shows_refusals_progress_and_lineage_on_the_pages(
     personas: Personas, tiny_model_dir: Path, client_for: ClientFor
 ) -> None:
     from tests.access_matrix import matrix_adapter, matrix_job_form
@@ -246,7 +246,7 @@ def test_the_pages_show_refusals_progress_and_lineage(
     assert f"/projects/{project.pk}/adapters/{adapter_pk}/" in listing
 
 
-def test_the_api_starts_a_job_from_a_preset_and_refuses_with_a_body_that_says_why(
+def test_it_starts_a_job_from_a_preset_through_the_api_and_refuses_with_a_body_that_says_why(
     personas: Personas, tiny_model_dir: Path, client_for: ClientFor
 ) -> None:
     project = personas.project
