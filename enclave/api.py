@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from enclave.celery import app
-from enclave.tasks import health_check
+from enclave.tasks import health_check_task
 
 
 class HealthOut(serializers.Serializer):
@@ -60,7 +60,7 @@ class HealthView(APIView):
             raise NotAuthenticated("The worker round trip needs a token; the database and broker answer without.")
         if wants_worker and body["broker"] == "ok":
             try:
-                body["worker"] = health_check.delay().get(timeout=5)
+                body["worker"] = health_check_task.delay().get(timeout=5)
             except CeleryTimeout:
                 body["worker"] = {"status": "no worker answered within 5 s"}
                 body["status"] = "degraded"

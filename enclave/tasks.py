@@ -16,7 +16,3 @@ def health_check_task() -> dict[str, str]:
         "database": connection.vendor,
         "time": timezone.now().isoformat(),
     }
-
-
-# The name enclave/api.py imports today; it moves to health_check_task, then this goes.
-health_check = health_check_task

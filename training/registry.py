@@ -101,10 +101,10 @@ def base_model_validate(*, model_id: int) -> BaseModel:
 
 def _queue_check(model: BaseModel) -> None:
     """Send the model's check to a gpu worker once the transaction commits."""
-    from training.tasks import validate_base_model
+    from training.tasks import base_model_validate_task
 
     send_on_commit(
-        lambda: validate_base_model.delay(model.pk),
+        lambda: base_model_validate_task.delay(model.pk),
         what=f"check of base model #{model.pk}",
         on_refused=lambda reason: _invalidate_unchecked_model(model.pk, reason),
     )

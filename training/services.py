@@ -101,7 +101,7 @@ def training_job_start(
     """Define a job and queue it on the gpu queue. Everything that can be checked before training is checked
     here; raises ``DomainError`` with the reason (wrong release kind or state, base model not ready, a target
     module the model lacks, hardware that no worker has)."""
-    from training.tasks import run_training_job
+    from training.tasks import training_job_run_task
 
     if kind not in RELEASE_KIND_FOR_JOB:
         raise DomainError("The job kind is sft or dpo.", field="kind")
@@ -162,7 +162,7 @@ def training_job_start(
             },
         )
         send_on_commit(
-            lambda: run_training_job.apply_async(args=(job.pk,), task_id=task_id),
+            lambda: training_job_run_task.apply_async(args=(job.pk,), task_id=task_id),
             what=f"training job #{job.pk}",
             on_refused=lambda reason: fail_unsent_job(job.pk, reason),
         )

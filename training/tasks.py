@@ -23,11 +23,6 @@ def base_model_validate_task(model_id: int) -> str:
     return str(services.base_model_validate(model_id=model_id).state)
 
 
-# The names training/services.py imports today; it moves to the names above, then these go.
-run_training_job = training_job_run_task
-validate_base_model = base_model_validate_task
-
-
 @worker_ready.connect
 def _prepare_gpu_worker(sender: Any = None, **kwargs: Any) -> None:
     """Only workers that consume the gpu queue warm the training fork server and report their hardware."""

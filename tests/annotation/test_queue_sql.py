@@ -144,7 +144,7 @@ def _nothing_left(p: Personas) -> tuple[User, Item | None]:
         _nothing_left,
     ],
 )
-def test_next_gives_what_its_querysets_give(
+def test_it_gives_on_next_what_its_querysets_give(
     personas: Personas, on_postgres: None, situation: Callable[[Personas], tuple[User, Item | None]]
 ) -> None:
     user, expected = situation(personas)
@@ -174,7 +174,7 @@ def test_next_gives_what_its_querysets_give(
 
 @pytest.mark.parametrize("lock_item", [False, True])
 @pytest.mark.parametrize("held", [True, False])
-def test_the_slot_lock_reads_what_its_queryset_reads(personas: Personas, lock_item: bool, held: bool) -> None:
+def test_it_locks_the_slot_its_queryset_reads(personas: Personas, lock_item: bool, held: bool) -> None:
     items = import_items(personas.project, personas.data_lead, 2)
     if held:
         assert services.item_next(user=personas.annotator, project=personas.project) is not None
@@ -190,7 +190,7 @@ def test_the_slot_lock_reads_what_its_queryset_reads(personas: Personas, lock_it
 # --- The end of a slot's work ----------------------------------------------------------------------------
 
 
-def test_slot_done_and_draft_delete_leave_what_the_querysets_leave(personas: Personas) -> None:
+def test_it_leaves_done_slots_and_deleted_drafts_as_the_querysets_do(personas: Personas) -> None:
     import_items(personas.project, personas.data_lead, 2)
     slot = services.item_next(user=personas.annotator, project=personas.project)
     other = services.item_next(user=personas.reviewer, project=personas.project)
