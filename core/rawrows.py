@@ -1,7 +1,7 @@
 """Model instances from hand-written SQL, for the few statements on the annotators' hot path.
 
-Compiling a queryset costs about as much Python time as PostgreSQL spends running it (0.5 to 1 ms a query on
-these machines). The hot statements of "next" and "submit" are written out once and their rows turned
+Compiling a queryset costs about as much Python time as PostgreSQL spends running it (``bench/`` measures
+it; docs/PERFORMANCE.md). The hot statements of "next" and "submit" are written out once and their rows turned
 into ordinary model instances here, with the same converters the ORM applies (JSON fields decoded, …).
 """
 
@@ -29,6 +29,29 @@ def columns(model: type[Model], alias: str) -> str:
 def _columns(model: type[Model], alias: str, vendor: str) -> str:
     quote = connection.ops.quote_name
     return ", ".join(f"{alias}.{quote(field.column)}" for field in _fields(model))
+
+
+class Table:
+    """A model's names for a statement template: ``{t}`` is its quoted table and ``{t.item}`` the quoted
+    column of its ``item`` field, both from ``_meta``, so no table or column name is typed as a literal."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self._model = model
+
+    def __format__(self, spec: str) -> str:
+        return connection.ops.quote_name(self._model._meta.db_table)
+
+    def __getattr__(self, name: str) -> str:
+        field = self._model._meta.get_field(name)
+        assert isinstance(field, Field), name  # a column of this table, not a relation pointing at it
+        return connection.ops.quote_name(field.column)
+
+
+def literal(value: str) -> str:
+    """An enum's value as an SQL string literal (so the planner can match partial indexes on it)."""
+    text = str(value)
+    assert text.isidentifier(), text  # nothing to escape
+    return f"'{text}'"
 
 
 def width(model: type[Model]) -> int:
