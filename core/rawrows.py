@@ -1,7 +1,7 @@
 """Model instances from hand-written SQL, for the few statements on the annotators' hot path.
 
-Compiling a queryset costs about as much Python time as PostgreSQL spends running it (``bench/`` measures
-it; docs/PERFORMANCE.md). The hot statements of "next" and "submit" are written out once and their rows turned
+Compiling a queryset costs about as much Python time as PostgreSQL spends running it (the benchmarks in
+``bench/`` measure it). The hot statements of "next" and "submit" are written out once and their rows turned
 into ordinary model instances here, with the same converters the ORM applies (JSON fields decoded, …).
 """
 

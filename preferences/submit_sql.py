@@ -3,7 +3,7 @@ each beside its ORM twin (the queryset it stands for, which other databases run 
 PostgreSQL's, and which ``tests/preferences/test_submit_sql.py`` compares it with).
 
 Written out, they spare the annotators' hot path the Python time of compiling querysets
-(``bench/preference_collection.py`` measures it; docs/PERFORMANCE.md). Table and column names come from the
+(``bench/preference_collection.py`` measures it). Table and column names come from the
 models' ``_meta`` (``core.rawrows.Table``) and states from the enums; each statement is built once per
 database vendor (``functools.cache``) and its rows become model instances through ``core.rawrows``. The
 writes that carry domain rules (the judgement insert, quality counters, the audit append) stay querysets.
