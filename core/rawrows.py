@@ -31,6 +31,29 @@ def _columns(model: type[Model], alias: str, vendor: str) -> str:
     return ", ".join(f"{alias}.{quote(field.column)}" for field in _fields(model))
 
 
+class Table:
+    """A model's names for a statement template: ``{t}`` is its quoted table and ``{t.item}`` the quoted
+    column of its ``item`` field, both from ``_meta``, so no table or column name is typed as a literal."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self._model = model
+
+    def __format__(self, spec: str) -> str:
+        return connection.ops.quote_name(self._model._meta.db_table)
+
+    def __getattr__(self, name: str) -> str:
+        field = self._model._meta.get_field(name)
+        assert isinstance(field, Field), name  # a column of this table, not a relation pointing at it
+        return connection.ops.quote_name(field.column)
+
+
+def literal(value: str) -> str:
+    """An enum's value as an SQL string literal (so the planner can match partial indexes on it)."""
+    text = str(value)
+    assert text.isidentifier(), text  # nothing to escape
+    return f"'{text}'"
+
+
 def width(model: type[Model]) -> int:
     return len(_fields(model))
 

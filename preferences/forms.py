@@ -9,6 +9,11 @@ from preferences.models import JudgementMode, PreferenceSettings
 _PERCENT_FIELDS = ("gold_rate", "gold_accuracy_threshold", "fast_fraction", "adjudication_threshold")
 
 
+def _percent(label: str, help_text: str = "", *, most: int = 100) -> forms.IntegerField:
+    """A share, edited as a whole percentage from 0 to ``most``."""
+    return forms.IntegerField(min_value=0, max_value=most, label=label, help_text=help_text)
+
+
 class PreferenceSettingsForm(forms.Form):
     mode = forms.ChoiceField(
         choices=JudgementMode.choices,
@@ -19,29 +24,22 @@ class PreferenceSettingsForm(forms.Form):
     rationale_required = forms.BooleanField(
         required=False, label="Require a rationale", help_text="Annotators must say why before they can submit."
     )
-    gold_rate = forms.IntegerField(
-        min_value=0,
-        max_value=50,
-        label="Gold items served (%)",
-        help_text="Share of “next comparison” requests that serve a gold item the annotator has not judged yet.",
+    gold_rate = _percent(
+        "Gold items served (%)",
+        "Share of “next comparison” requests that serve a gold item the annotator has not judged yet.",
+        most=50,
     )
-    gold_accuracy_threshold = forms.IntegerField(
-        min_value=0, max_value=100, label="Flag annotators below this gold accuracy (%)"
-    )
+    gold_accuracy_threshold = _percent("Flag annotators below this gold accuracy (%)")
     gold_minimum = forms.IntegerField(
         min_value=1, max_value=1000, label="Gold judgements before a flag", help_text="No flag on too few items."
     )
-    fast_fraction = forms.IntegerField(
-        min_value=0,
-        max_value=100,
-        label="Too fast: under this share of the median time (%)",
-        help_text="Judgements quicker than this share of the project's median time on task are flagged.",
+    fast_fraction = _percent(
+        "Too fast: under this share of the median time (%)",
+        "Judgements quicker than this share of the project's median time on task are flagged.",
     )
-    adjudication_threshold = forms.IntegerField(
-        min_value=0,
-        max_value=100,
-        label="Adjudicate when fewer than this share agree (%)",
-        help_text="Once an item has all its judgements, it goes to a reviewer if the largest agreeing group is "
+    adjudication_threshold = _percent(
+        "Adjudicate when fewer than this share agree (%)",
+        "Once an item has all its judgements, it goes to a reviewer if the largest agreeing group is "
         "smaller than this share.",
     )
 

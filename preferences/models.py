@@ -8,6 +8,8 @@ from django.utils import timezone
 from accounts.models import Project, User
 from annotation.models import Item
 
+COMPARISON = "comparison"  # the kind of the items judged here
+
 
 class JudgementMode(models.TextChoices):
     PAIRWISE = "pairwise", "Pairwise: A or B, with strength"

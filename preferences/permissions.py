@@ -5,24 +5,19 @@ from django.http import Http404
 from accounts.models import Project, ProjectPerm
 from accounts.permissions import AnyUser, get_project_for_user, project_perms_for
 from annotation.models import Item
-from core import rawrows
 from core.http import parse_id
+from preferences import submit_sql
 from preferences.models import Adjudication
 
 # What a judgement or the next comparison reads of its project: fetched with it, in one query.
 SETTINGS = ("preferences", "annotation")
 
 
-_ITEM_SQL = "SELECT {columns} FROM annotation_item i WHERE i.id = %s AND i.project_id = %s AND i.kind = %s"
-
-
 def get_comparison_for_user(user: AnyUser, project_pk: int, item_pk: int) -> Item:
     project = get_project_for_user(user, project_pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
     if parse_id(item_pk) is None:
         raise Http404("No such comparison.")
-    # ``Item.objects.filter(project=project, pk=item_pk, kind="comparison").first()``, written out: every submit
-    # asks it, and compiling the queryset cost more than running it.
-    item = rawrows.one(Item, _ITEM_SQL.format(columns=rawrows.columns(Item, "i")), [item_pk, project.pk, "comparison"])
+    item = submit_sql.comparison_of_project(project, item_pk)  # written out: every submit asks it
     if item is None:
         raise Http404("No such comparison.")
     item.project = project  # the instance that carries the settings and the permissions already read

@@ -19,7 +19,7 @@ from annotation.rendering import render_markdown
 from annotation.selectors import current_rubric, draft_for
 from core.errors import DomainError
 from core.http import is_htmx, parse_count
-from preferences import selectors, services
+from preferences import results, selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import AnnotatorQuality, JudgementMode
 from preferences.permissions import (
@@ -34,8 +34,8 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
     user = request_user(request)
     config = selectors.preference_settings(item.project)
     mode = selectors.judgement_mode(item.project, item)
-    _, order = services.display_order(user, item)
-    letters = services.LETTERS
+    _, order = results.display_order(user, item)
+    letters = results.LETTERS
     shown = [
         {"letter": letters[position], "html": render_markdown(item.candidates[candidate]["content"])}
         for position, candidate in enumerate(order)
@@ -204,7 +204,7 @@ def adjudications(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "project": project,
             "open": selectors.open_adjudications(project, viewer=request_user(request)),
-            "decided": [(a, services.describe_result(a.result)) for a in selectors.decided_adjudications(project)],
+            "decided": [(a, results.describe_result(a.result)) for a in selectors.decided_adjudications(project)],
         },
     )
 
@@ -242,7 +242,7 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
         except DomainError as exc:
             error = exc.message
         else:
-            messages.success(request, f"Comparison #{item.pk} adjudicated: {services.describe_result(result)}.")
+            messages.success(request, f"Comparison #{item.pk} adjudicated: {results.describe_result(result)}.")
             return redirect("adjudications", pk=pk)
     judgements = selectors.judgements_of(item)
     posted = request.POST if request.method == "POST" else {}
@@ -260,7 +260,7 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
                 {"id": i, "html": render_markdown(c["content"]), "rank": posted.get(f"rank_{i}", "")}
                 for i, c in enumerate(item.candidates)
             ],
-            "judgements": [(j, services.describe_result(j.result)) for j in judgements],
+            "judgements": [(j, results.describe_result(j.result)) for j in judgements],
             "ranked": ranked,
             "rank_options": range(1, len(item.candidates) + 1),
             "error": error,

@@ -46,7 +46,7 @@ def _fresh_cache() -> None:
     and ids are reused once a test's transaction is rolled back."""
     from django.core.cache import cache
 
-    from preferences.services import process_medians_forget
+    from preferences.quality import process_medians_forget
 
     cache.clear()
     process_medians_forget()

@@ -15,7 +15,8 @@ from annotation import services as annotation_services
 from annotation.models import Item, Slot
 from core import rawrows
 from preferences import services
-from preferences.models import PreferenceSettings
+from preferences.gold import gold_assign, gold_unjudged
+from preferences.models import COMPARISON, PreferenceSettings
 from preferences.permissions import SETTINGS, get_comparison_for_user
 from tests.conftest import Personas
 from tests.preferences.helpers import make_comparisons, set_mode
@@ -42,7 +43,7 @@ def test_it_builds_instances_equal_to_the_orms_for_every_column(personas: Person
     """JSON (items' messages and candidates, gold), datetimes, nullable keys, booleans, small ints."""
     set_mode(personas.project, personas.data_lead, "ranking")
     make_comparisons(personas.project, personas.data_lead, 2, candidates=3)
-    slot = annotation_services.item_next(user=personas.annotator, project=personas.project, kind=services.COMPARISON)
+    slot = annotation_services.item_next(user=personas.annotator, project=personas.project, kind=COMPARISON)
     assert slot is not None
     cases: list[tuple[type[Model], Any]] = [
         (Item, slot.item_id),
@@ -121,15 +122,15 @@ def test_it_serves_each_unjudged_gold_item_and_then_none_in_the_gold_pick(person
     Item.objects.filter(pk__in=[g.pk for g in golds]).update(gold=0)
     seen: set[int] = set()
     for n in range(len(golds)):
-        gold = services._gold_unjudged(personas.annotator, personas.project)
+        gold = gold_unjudged(personas.annotator, personas.project)
         assert gold is not None
         assert gold.pk in {g.pk for g in golds} - seen
         seen.add(gold.pk)
-        services._gold_assign(personas.annotator, gold)  # as comparison_next does when it serves one
+        gold_assign(personas.annotator, gold)  # as comparison_next does when it serves one
         services.judgement_submit(
             user=personas.annotator, item=gold, shown={"choice": "A"}, rationale="", time_spent_ms=1,
             idempotency_key=f"g{n}",
         )  # fmt: skip
     assert seen == {g.pk for g in golds}
-    assert services._gold_unjudged(personas.annotator, personas.project) is None
-    assert services._gold_unjudged(personas.reviewer, personas.project) is not None
+    assert gold_unjudged(personas.annotator, personas.project) is None
+    assert gold_unjudged(personas.reviewer, personas.project) is not None

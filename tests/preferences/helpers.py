@@ -5,7 +5,7 @@ from typing import Any
 from accounts.models import Project, User
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, Item
-from preferences import services
+from preferences import results, services
 
 
 def comparison_line(prompt: str, *contents: str, models: tuple[str, ...] = ("m-alpha", "m-beta"), **extra: Any) -> str:
@@ -36,8 +36,8 @@ def set_mode(project: Project, lead: User, mode: str, **values: Any) -> None:
 
 def letter_of(user: User, item: Item, candidate: int) -> str:
     """The letter under which ``user`` sees ``candidate``."""
-    _, order = services.display_order(user, item)
-    return services.LETTERS[order.index(candidate)]
+    _, order = results.display_order(user, item)
+    return results.LETTERS[order.index(candidate)]
 
 
 def one_gold_and_one_plain(project: Project, lead: User) -> tuple[Item, Item]:

@@ -7,7 +7,7 @@ from accounts.models import AuditEvent, Role
 from annotation import services as annotation_services
 from annotation.models import Item, Slot, SlotState
 from core.errors import DomainError
-from preferences import services
+from preferences import results, services
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
 from tests.conftest import ClientFor, Personas
 from tests.factories import MembershipFactory, UserFactory
@@ -59,7 +59,7 @@ def test_it_maps_a_displayed_choice_back_to_the_right_candidate(personas: Person
     # Find an annotator whose shuffle shows candidate 1 first (swapped) or candidate 0 first.
     for n in range(40):
         user = UserFactory.create(username=f"judge{n}")
-        if services.display_order(user, item)[1] == ([1, 0] if swapped else [0, 1]):
+        if results.display_order(user, item)[1] == ([1, 0] if swapped else [0, 1]):
             break
     else:
         pytest.fail("no annotator with that display order among 40")
@@ -274,7 +274,7 @@ def test_it_counts_rankings_towards_position_bias_and_win_rates(personas: Person
     ((shown, bias),) = selectors.position_bias_for(personas.project)
     assert shown == 3
     assert bias.expected == pytest.approx(1 / 3)
-    firsts = sum(services.display_order(personas.annotator, i)[1][0] == 0 for i in items)
+    firsts = sum(results.display_order(personas.annotator, i)[1][0] == 0 for i in items)
     assert bias.share == pytest.approx(firsts / 3)
     rates = selectors.win_rates_for(personas.project)
     # Per item: alpha(0) beats beta(1), alpha(0) beats alpha(2) (same system: left out), beta(1) ties alpha(2).

@@ -10,7 +10,7 @@ from accounts.models import Project, User
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, Item
 from preferences.models import Judgement
-from preferences.services import display_order
+from preferences.results import display_order
 from releases import services
 from releases.models import Release
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_lines

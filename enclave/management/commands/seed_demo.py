@@ -10,6 +10,7 @@ from accounts import services
 from accounts.models import Project, Role, User
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, RubricVersion
+from preferences import results as preference_results
 from preferences import services as preference_services
 from releases import services as release_services
 from training import services as training_services
@@ -175,10 +176,10 @@ class Command(BaseCommand):
                 slot = annotation_services.item_next(user=user, project=project, kind="comparison")
                 if slot is None:
                     break
-                _, order = preference_services.display_order(user, slot.item)
+                _, order = preference_results.display_order(user, slot.item)
                 preference_services.judgement_submit(
                     user=user, item=slot.item,
-                    shown={"choice": preference_services.LETTERS[order.index(winner)], "strength": 2},
+                    shown={"choice": preference_results.LETTERS[order.index(winner)], "strength": 2},
                     rationale="Safer and more precise." if winner == 1 else "Shorter and still correct.",
                     time_spent_ms=30_000 + 5_000 * n, idempotency_key=f"demo-{name}-{slot.item_id}",
                 )  # fmt: skip

@@ -1,0 +1,171 @@
+"""The preferences app's hand-written SQL: the statements every comparison "next" and judgement submit runs,
+each beside its ORM twin (the queryset it stands for, which other databases run where the statement is
+PostgreSQL's, and which ``tests/preferences/test_submit_sql.py`` compares it with).
+
+Written out, they spare the annotators' hot path the Python time of compiling querysets
+(``bench/preference_collection.py`` measures it). Table and column names come from the
+models' ``_meta`` (``core.rawrows.Table``) and states from the enums; each statement is built once per
+database vendor (``functools.cache``) and its rows become model instances through ``core.rawrows``. The
+writes that carry domain rules (the judgement insert, quality counters, the audit append) stay querysets.
+"""
+
+import functools
+import json
+import random
+from typing import Any
+
+from django.db import connection
+from django.db.models import Max, Min, OuterRef, Subquery
+
+from accounts.models import Project, User
+from annotation.models import Item, ItemState
+from core import rawrows
+from preferences.models import COMPARISON, AnnotatorQuality, Judgement
+
+
+@functools.cache
+def _build(vendor: str, template: str, **extra: str) -> str:
+    return template.format(
+        item=rawrows.Table(Item),
+        judgement=rawrows.Table(Judgement),
+        quality=rawrows.Table(AnnotatorQuality),
+        open=rawrows.literal(ItemState.OPEN),
+        **extra,
+    )
+
+
+# --- The comparison a submit names ------------------------------------------------------------------------
+
+_COMPARISON_SQL = (
+    "SELECT {columns} FROM {item} i WHERE i.{item.id} = %s AND i.{item.project} = %s AND i.{item.kind} = %s"
+)
+
+
+def comparison_of_project(project: Project, item_pk: int) -> Item | None:
+    """The comparison ``item_pk`` of ``project``, or None; what ``comparison_of_project_orm`` reads."""
+    sql = _build(connection.vendor, _COMPARISON_SQL, columns=rawrows.columns(Item, "i"))
+    return rawrows.one(Item, sql, [item_pk, project.pk, COMPARISON])
+
+
+def comparison_of_project_orm(project: Project, item_pk: int) -> Item | None:
+    return Item.objects.filter(project=project, pk=item_pk, kind=COMPARISON).first()
+
+
+# --- A gold item the user has not judged ------------------------------------------------------------------
+
+# The bounds are min and max alone in their subquery, so each is read from one end of the item_gold index; the
+# random start is a scalar subquery, evaluated once and used as the index condition of both branches (joined
+# as a table instead, it was a filter, and the walk began at the first gold item).
+_GOLD_SQL = """
+WITH start AS (
+  SELECT low + floor(random() * (high - low + 1))::bigint AS id
+    FROM (SELECT min({item.id}) AS low, max({item.id}) AS high FROM {item}
+           WHERE {item.project} = %(project)s AND {item.gold} IS NOT NULL AND {item.kind} = %(kind)s
+             AND {item.state} = {open}) AS bounds
+)
+SELECT * FROM ({after}) AS after UNION ALL SELECT * FROM ({before}) AS before
+LIMIT 1
+"""
+
+_GOLD_BRANCH = """
+SELECT {columns} FROM {item} item
+ WHERE item.{item.project} = %(project)s AND item.{item.gold} IS NOT NULL AND item.{item.kind} = %(kind)s
+   AND item.{item.state} = {open} AND item.{item.id} {op} (SELECT id FROM start)
+   AND (SELECT j.{judgement.id} FROM {judgement} j
+         WHERE j.{judgement.item} = item.{item.id} AND j.{judgement.annotator} = %(user)s LIMIT 1) IS NULL
+ ORDER BY item.{item.id} LIMIT 1
+"""
+
+
+def _gold_sql(vendor: str) -> str:
+    columns = rawrows.columns(Item, "item")
+    after = _build(vendor, _GOLD_BRANCH, columns=columns, op=">=")
+    before = _build(vendor, _GOLD_BRANCH, columns=columns, op="<")
+    return _build(vendor, _GOLD_SQL, after=after, before=before)
+
+
+def gold_unjudged(user: User, project: Project) -> Item | None:
+    """PostgreSQL: ``gold_unjudged_orm`` in one statement, from a random start the database draws."""
+    return rawrows.one(Item, _gold_sql(connection.vendor), {"project": project.pk, "user": user.pk, "kind": COMPARISON})
+
+
+def gold_unjudged_orm(user: User, project: Project, *, start: int | None = None) -> Item | None:
+    """The first open gold comparison of the project ``user`` has not judged from a random id (``start``) on,
+    wrapping round once; None when there is none."""
+    golds = Item.objects.filter(project=project, kind=COMPARISON, gold__isnull=False, state=ItemState.OPEN)
+    bounds = golds.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return None
+    judged = Judgement.objects.filter(item=OuterRef("pk"), annotator=user).values("pk")[:1]
+    unjudged = golds.alias(judged=Subquery(judged)).filter(judged__isnull=True).order_by("pk")
+    if start is None:
+        start = random.randint(bounds["low"], bounds["high"])  # noqa: S311 - sampling, not security
+    return unjudged.filter(pk__gte=start).first() or unjudged.filter(pk__lt=start).first()
+
+
+# --- The judgement stored under a key ---------------------------------------------------------------------
+
+_BY_KEY_SQL = "SELECT {columns} FROM {judgement} j WHERE j.{judgement.idempotency_key} = %s"
+
+
+def judgement_by_key(key: str) -> Judgement | None:
+    """What ``judgement_by_key_orm`` reads: every resend asks it."""
+    sql = _build(connection.vendor, _BY_KEY_SQL, columns=rawrows.columns(Judgement, "j"))
+    return rawrows.one(Judgement, sql, [key])
+
+
+def judgement_by_key_orm(key: str) -> Judgement | None:
+    return Judgement.objects.filter(idempotency_key=key).first()
+
+
+# --- The annotator's quality row and the item's results ---------------------------------------------------
+
+_QUALITY_SQL = "SELECT {columns} FROM {quality} q WHERE q.{quality.project} = %s AND q.{quality.annotator} = %s"
+_RESULTS_SQL = "SELECT {judgement.result} FROM {judgement} WHERE {judgement.item} = %s AND NOT {judgement.is_gold}"
+# PostgreSQL: the quality row (if any) and the item's non-gold results in one statement, one round trip fewer.
+_QUALITY_AND_RESULTS_SQL = """
+SELECT {columns}, ARRAY(SELECT r.{judgement.result}::text FROM {judgement} r
+                         WHERE r.{judgement.item} = %s AND NOT r.{judgement.is_gold})
+  FROM (SELECT 1) AS one LEFT JOIN {quality} q ON q.{quality.project} = %s AND q.{quality.annotator} = %s
+"""
+
+
+def quality_row(project: Project, user: User) -> AnnotatorQuality | None:
+    """What ``quality_row_orm`` reads (one row at most)."""
+    sql = _build(connection.vendor, _QUALITY_SQL, columns=rawrows.columns(AnnotatorQuality, "q"))
+    return rawrows.one(AnnotatorQuality, sql, [project.pk, user.pk])
+
+
+def quality_row_orm(project: Project, user: User) -> AnnotatorQuality | None:
+    return AnnotatorQuality.objects.filter(project=project, annotator=user).first()
+
+
+def item_results(item: Item) -> list[dict[str, Any]]:
+    """The results of the item's non-gold judgements, in no order; what ``item_results_orm`` reads."""
+    with connection.cursor() as cursor:
+        cursor.execute(_build(connection.vendor, _RESULTS_SQL), [item.pk])
+        return [json.loads(r) if isinstance(r, str) else r for (r,) in cursor.fetchall()]
+
+
+def item_results_orm(item: Item) -> list[dict[str, Any]]:
+    return list(Judgement.objects.filter(item=item, is_gold=False).values_list("result", flat=True))
+
+
+def quality_and_item_results(
+    project: Project, user: User, item: Item
+) -> tuple[AnnotatorQuality | None, list[dict[str, Any]]]:
+    """PostgreSQL: ``quality_row`` and ``item_results`` in one statement (``quality_and_item_results_orm``)."""
+    sql = _build(connection.vendor, _QUALITY_AND_RESULTS_SQL, columns=rawrows.columns(AnnotatorQuality, "q"))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [item.pk, project.pk, user.pk])
+        row = cursor.fetchone()
+    assert row is not None  # one row always: the LEFT JOIN's
+    values, results = row[:-1], row[-1]
+    quality = None if rawrows.is_null(AnnotatorQuality, values) else rawrows.instance(AnnotatorQuality, values)
+    return quality, [json.loads(r) for r in results]
+
+
+def quality_and_item_results_orm(
+    project: Project, user: User, item: Item
+) -> tuple[AnnotatorQuality | None, list[dict[str, Any]]]:
+    return quality_row_orm(project, user), item_results_orm(item)
