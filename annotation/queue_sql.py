@@ -12,45 +12,22 @@ import functools
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, Model, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 
 from accounts.models import Project, User
 from annotation.models import Draft, Item, ItemState, Skip, Slot, SlotState
 from core import rawrows
 
 
-class _Table:
-    """In a statement, ``{slot}`` is the quoted table of ``Slot`` and ``{slot.item}`` the quoted column of its
-    ``item`` field (``index`` is a reserved word, so every name is quoted)."""
-
-    def __init__(self, model: type[Model]) -> None:
-        self._model = model
-
-    def __format__(self, spec: str) -> str:
-        return connection.ops.quote_name(self._model._meta.db_table)
-
-    def __getattr__(self, name: str) -> str:
-        field = self._model._meta.get_field(name)
-        assert isinstance(field, Field), name  # a column of this table, not a relation pointing at it
-        return connection.ops.quote_name(field.column)
-
-
-def _literal(value: str) -> str:
-    """An enum's value as an SQL string: a literal, so the planner can match the partial indexes on it."""
-    text = str(value)
-    assert text.isidentifier(), text  # nothing to escape
-    return f"'{text}'"
-
-
 def _build(template: str, **extra: str) -> str:
     return template.format(
-        slot=_Table(Slot),
-        item=_Table(Item),
-        skip=_Table(Skip),
-        draft=_Table(Draft),
-        leased=_literal(SlotState.LEASED),
-        free=_literal(SlotState.FREE),
-        open=_literal(ItemState.OPEN),
+        slot=rawrows.Table(Slot),
+        item=rawrows.Table(Item),
+        skip=rawrows.Table(Skip),
+        draft=rawrows.Table(Draft),
+        leased=rawrows.literal(SlotState.LEASED),
+        free=rawrows.literal(SlotState.FREE),
+        open=rawrows.literal(ItemState.OPEN),
         **extra,
     )
 
