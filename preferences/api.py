@@ -184,9 +184,10 @@ def _next_comparison(user: User, project: Project) -> dict[str, Any] | None:
 
 
 class _FieldsBuiltOncePerThread(serializers.Serializer[Any]):
-    """DRF deep-copies (rebuilds) a serializer's declared fields for every instance: 150 µs of the 260 µs that
-    validating a judgement took. Each thread builds them once and lends them to the serializer at hand. A
-    thread serves one request at a time, so a lent field is never used by two serializers at once."""
+    """DRF deep-copies (rebuilds) a serializer's declared fields for every instance, which costs most of what
+    validating a judgement costs (a submit's share is measured with ``bench/preference_collection.py``). Each
+    thread builds them once and lends them to the serializer at hand. A thread serves one request at a time, so a
+    lent field is never used by two serializers at once."""
 
     _built = threading.local()
 
