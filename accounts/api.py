@@ -3,14 +3,15 @@
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.models import AuditEvent, ProjectPerm, Role, User
+from accounts.models import AuditEvent, Membership, Project, ProjectPerm, Role, User
 from accounts.permissions import (
     get_membership_for_user,
     get_own_api_token,
@@ -19,16 +20,7 @@ from accounts.permissions import (
     request_user,
     require_site_staff,
 )
-from core.filters import refuse_unknown_params
-from core.pagination import Pagination
-
-
-def _paginated(
-    request: Request, view: APIView, queryset: QuerySet[Any], serializer: type[serializers.Serializer]
-) -> Response:
-    paginator = Pagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer(page, many=True).data)
+from core.lists import ListView
 
 
 class MeOut(serializers.Serializer):
@@ -62,13 +54,12 @@ class ProjectOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class ProjectListView(APIView):
-    pagination_class = Pagination
+@extend_schema_view(get=extend_schema(summary="Projects you can see, with your role in each"))
+class ProjectListView(ListView):
+    serializer_class = ProjectOut
 
-    @extend_schema(responses=ProjectOut(many=True), summary="Projects you can see, with your role in each")
-    def get(self, request: Request) -> Response:
-        refuse_unknown_params(request)
-        return _paginated(request, self, selectors.projects_for_user(request.user), ProjectOut)
+    def get_queryset(self) -> QuerySet[Project]:
+        return selectors.projects_for_user(self.request.user)
 
 
 class ProjectDetailView(APIView):
@@ -96,14 +87,13 @@ class MemberRoleIn(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
 
 
-class MemberListView(APIView):
-    pagination_class = Pagination
+@extend_schema_view(get=extend_schema(summary="Members of a project (project admins)"))
+class MemberListView(ListView):
+    serializer_class = MemberOut
 
-    @extend_schema(responses=MemberOut(many=True), summary="Members of a project (project admins)")
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
-        refuse_unknown_params(request)
-        return _paginated(request, self, selectors.project_members(project), MemberOut)
+    def get_queryset(self) -> QuerySet[Membership]:
+        project = get_project_for_user(self.request.user, self.kwargs["pk"], ProjectPerm.MANAGE_MEMBERS)
+        return selectors.project_members(project)
 
     @extend_schema(request=MemberAddIn, responses={201: MemberOut}, summary="Add an existing user to a project")
     def post(self, request: Request, pk: int) -> Response:
@@ -164,22 +154,6 @@ class AuditFilterIn(serializers.Serializer):
     until = serializers.DateTimeField(required=False, default=None)
 
 
-class _AuditListBase(APIView):
-    pagination_class = Pagination
-
-    def _list(self, request: Request, project_pk: int | None) -> Response:
-        project = None
-        if project_pk is None:
-            require_site_staff(request.user)
-        else:
-            project = get_project_for_user(request.user, project_pk, ProjectPerm.VIEW_AUDIT)
-        refuse_unknown_params(request, AuditFilterIn().fields)
-        filters = AuditFilterIn(data=request.query_params)
-        filters.is_valid(raise_exception=True)
-        events = selectors.audit_events(project=project, filters=selectors.AuditFilter(**filters.validated_data))
-        return _paginated(request, self, events, AuditEventOut)
-
-
 AUDIT_PARAMS = [
     OpenApiParameter("action", str, description="Action prefix, e.g. `membership.`"),
     OpenApiParameter("actor", str, description="Username of the actor"),
@@ -189,16 +163,38 @@ AUDIT_PARAMS = [
 ]
 
 
-class ProjectAuditEventListView(_AuditListBase):
-    @extend_schema(parameters=AUDIT_PARAMS, responses=AuditEventOut(many=True), summary="A project's audit events")
-    def get(self, request: Request, pk: int) -> Response:
-        return self._list(request, pk)
+# The audit page's filters: read with ``AuditFilterIn`` once the backend has refused unknown names, and applied
+# by the selector the page uses.
+class _AuditEventList(ListView):
+    serializer_class = AuditEventOut
+    filter_params = tuple(AuditFilterIn().fields)
+
+    def audit_project(self) -> Project | None:
+        """The project whose events these are (None: every event); 404 for a project the caller may not audit."""
+        raise NotImplementedError
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        self.project = self.audit_project()
+        return selectors.audit_events(project=self.project, filters=selectors.AuditFilter())
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        super().filter_queryset(queryset)
+        filters = AuditFilterIn(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.audit_events(project=self.project, filters=selectors.AuditFilter(**filters.validated_data))
 
 
-class AuditEventListView(_AuditListBase):
-    @extend_schema(parameters=AUDIT_PARAMS, responses=AuditEventOut(many=True), summary="All audit events (staff)")
-    def get(self, request: Request) -> Response:
-        return self._list(request, None)
+@extend_schema_view(get=extend_schema(parameters=AUDIT_PARAMS, summary="A project's audit events"))
+class ProjectAuditEventListView(_AuditEventList):
+    def audit_project(self) -> Project:
+        return get_project_for_user(self.request.user, self.kwargs["pk"], ProjectPerm.VIEW_AUDIT)
+
+
+@extend_schema_view(get=extend_schema(parameters=AUDIT_PARAMS, summary="All audit events (staff)"))
+class AuditEventListView(_AuditEventList):
+    def audit_project(self) -> None:
+        require_site_staff(self.request.user)
+        return None
 
 
 class ApiTokenOut(serializers.Serializer):
@@ -218,13 +214,12 @@ class ApiTokenIn(serializers.Serializer):
     days = serializers.IntegerField(min_value=1, max_value=365, default=90)
 
 
-class ApiTokenListView(APIView):
-    pagination_class = Pagination
+@extend_schema_view(get=extend_schema(summary="Your API tokens (never the secrets)"))
+class ApiTokenListView(ListView):
+    serializer_class = ApiTokenOut
 
-    @extend_schema(responses=ApiTokenOut(many=True), summary="Your API tokens (never the secrets)")
-    def get(self, request: Request) -> Response:
-        refuse_unknown_params(request)
-        return _paginated(request, self, selectors.api_tokens_for_user(request.user), ApiTokenOut)
+    def get_queryset(self) -> QuerySet[AuthToken]:
+        return selectors.api_tokens_for_user(self.request.user)
 
     @extend_schema(request=ApiTokenIn, responses={201: ApiTokenCreatedOut}, summary="Create an API token")
     def post(self, request: Request) -> Response:

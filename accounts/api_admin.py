@@ -7,7 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -18,8 +19,7 @@ from accounts import selectors, services
 from accounts.api import ApiTokenCreatedOut, ProjectDetailView, ProjectListView, ProjectOut
 from accounts.models import ProjectPerm, Role, User
 from accounts.permissions import get_project_for_user, get_user_for_staff, request_user, require_site_staff
-from core.filters import refuse_unknown_params
-from core.pagination import Pagination
+from core.lists import ListView
 
 # --- Sign-in: username and password for a token ----------------------------------------------------------
 
@@ -234,11 +234,8 @@ def _invited(request: Request, user: User) -> Response:
     return Response(InvitedOut(user).data, status=status.HTTP_201_CREATED)
 
 
-class UserListView(APIView):
-    pagination_class = Pagination
-
-    @extend_schema(
-        responses=UserOut(many=True),
+@extend_schema_view(
+    get=extend_schema(
         summary="Every account (site staff)",
         examples=[
             OpenApiExample(
@@ -248,13 +245,14 @@ class UserListView(APIView):
                 response_only=True,
             )
         ],
-    )  # fmt: skip
-    def get(self, request: Request) -> Response:
-        require_site_staff(request.user)
-        refuse_unknown_params(request)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.users_for_staff(), request, view=self)
-        return paginator.get_paginated_response(UserOut(page, many=True).data)
+    )
+)  # fmt: skip
+class UserListView(ListView):
+    serializer_class = UserOut
+
+    def get_queryset(self) -> QuerySet[User]:
+        require_site_staff(self.request.user)
+        return selectors.users_for_staff()
 
     @extend_schema(
         request=StaffInviteIn,

@@ -5,7 +5,7 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -18,8 +18,8 @@ from annotation import selectors, services
 from annotation.models import Annotation, AnnotationState, ImportBatch, ImportStatus, Item, ItemState, ReviewDecision
 from annotation.parsing import ImportFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user
-from core.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
-from core.pagination import Pagination
+from core.filters import BooleanFilter, IdFilter, StrictFilterSet, at_or_after, before
+from core.lists import ListView
 
 
 class ImportProgressOut(serializers.Serializer[Any]):
@@ -98,28 +98,20 @@ class ImportIn(serializers.Serializer[None]):
 class ImportFilter(StrictFilterSet):
     status = django_filters.ChoiceFilter(choices=ImportStatus.choices)
     fmt = django_filters.ChoiceFilter(choices=[(f.value, f.value) for f in ImportFormat])
-    created_after = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
-    )
-    created_before = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
-    )
+    created_after = at_or_after("created_at")
+    created_before = before("created_at")
 
 
-class ImportListView(APIView):
-    pagination_class = Pagination
-    parser_classes = [MultiPartParser, FormParser]
-    filter_backends = [StrictFilterBackend]
+@extend_schema_view(get=extend_schema(summary="Import batches of a project (data leads)"))
+class ImportListView(ListView):
+    serializer_class = ImportOut
     filterset_class = ImportFilter
     queryset = ImportBatch.objects.none()
+    parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(responses=ImportOut(many=True), summary="Import batches of a project (data leads)")
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-        paginator = Pagination()
-        batches = filter_rows(request, selectors.import_batches(project), self)
-        page = paginator.paginate_queryset(batches, request, view=self)
-        return paginator.get_paginated_response(ImportOut(page, many=True, context={"request": request}).data)
+    def get_queryset(self) -> QuerySet[ImportBatch]:
+        project = get_project_for_user(self.request.user, self.kwargs["pk"], ProjectPerm.MANAGE_DATA)
+        return selectors.import_batches(project)
 
     @extend_schema(
         request={"multipart/form-data": ImportIn},
@@ -180,27 +172,19 @@ class ItemFilter(StrictFilterSet):
     state = django_filters.ChoiceFilter(choices=ItemState.choices)
     batch = IdFilter(field_name="batch_id", help_text="Import batch id")
     edge_case = BooleanFilter()
-    created_after = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
-    )
-    created_before = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
-    )
+    created_after = at_or_after("created_at")
+    created_before = before("created_at")
 
 
-class ItemListView(APIView):
-    pagination_class = Pagination
-    filter_backends = [StrictFilterBackend]
+@extend_schema_view(get=extend_schema(summary="Items of a project (data leads)"))
+class ItemListView(ListView):
+    serializer_class = ItemOut
     filterset_class = ItemFilter
     queryset = Item.objects.none()
 
-    @extend_schema(responses=ItemOut(many=True), summary="Items of a project (data leads)")
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-        items: QuerySet[Item] = filter_rows(request, Item.objects.filter(project=project).order_by("id"), self)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(items, request, view=self)
-        return paginator.get_paginated_response(ItemOut(page, many=True).data)
+    def get_queryset(self) -> QuerySet[Item]:
+        project = get_project_for_user(self.request.user, self.kwargs["pk"], ProjectPerm.MANAGE_DATA)
+        return Item.objects.filter(project=project).order_by("id")
 
 
 class AnnotationOut(serializers.ModelSerializer[Annotation]):
@@ -219,40 +203,29 @@ class AnnotationFilter(StrictFilterSet):
     state = django_filters.ChoiceFilter(choices=AnnotationState.choices)
     annotator = django_filters.CharFilter(field_name="annotator__username", help_text="Username")
     item = IdFilter(field_name="item_id")
-    submitted_after = django_filters.IsoDateTimeFilter(
-        field_name="submitted_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
-    )
-    submitted_before = django_filters.IsoDateTimeFilter(
-        field_name="submitted_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
-    )
+    submitted_after = at_or_after("submitted_at")
+    submitted_before = before("submitted_at")
 
 
-class AnnotationListView(APIView):
-    pagination_class = Pagination
-    filter_backends = [StrictFilterBackend]
+@extend_schema_view(get=extend_schema(summary="Annotations of a project (data leads and reviewers)"))
+class AnnotationListView(ListView):
+    serializer_class = AnnotationOut
     filterset_class = AnnotationFilter
     queryset = Annotation.objects.none()
 
-    @extend_schema(
-        responses=AnnotationOut(many=True),
-        summary="Annotations of a project (data leads and reviewers)",
-    )
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk, ProjectPerm.VIEW)
+    def get_queryset(self) -> QuerySet[Annotation]:
+        user, pk = self.request.user, self.kwargs["pk"]
+        project = get_project_for_user(user, pk, ProjectPerm.VIEW)
         if not (
-            user_has_project_perm(request.user, project, ProjectPerm.MANAGE_DATA)
-            or user_has_project_perm(request.user, project, ProjectPerm.REVIEW)
+            user_has_project_perm(user, project, ProjectPerm.MANAGE_DATA)
+            or user_has_project_perm(user, project, ProjectPerm.REVIEW)
         ):
-            get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)  # answers 404
-        rows = (
+            get_project_for_user(user, pk, ProjectPerm.MANAGE_DATA)  # answers 404
+        return (
             Annotation.objects.filter(item__project=project)
             .select_related("annotator", "rubric_version")
             .order_by("id")
         )
-        rows = filter_rows(request, rows, self)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(AnnotationOut(page, many=True).data)
 
 
 class ReviewIn(serializers.Serializer[None]):

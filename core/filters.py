@@ -1,11 +1,11 @@
 """Strict list filters for the API (django-filter): a parameter a list does not know, or a value it cannot read,
 answers 400 naming the parameter instead of being ignored (which returned everything).
 
-Each app declares its filtersets beside its API views (``StrictFilterSet`` subclasses); a list view names
-``filterset_class`` and ``filter_backends = [StrictFilterBackend]`` (with ``queryset = Model.objects.none()``) so
-that drf-spectacular documents the filters, and filters its rows with ``filter_rows``. A list that takes no
-filters calls ``refuse_unknown_params``. ``limit`` and ``offset`` (pagination) and ``format`` (DRF's renderer
-choice) are taken everywhere.
+Each app declares its filtersets beside its API views (``StrictFilterSet`` subclasses); a list view
+(``core.lists.ListView``, whose backend is ``StrictFilterBackend``) names its ``filterset_class`` (with
+``queryset = Model.objects.none()``) so that drf-spectacular documents the filters. A list that takes no filters
+names none, and the backend refuses every parameter but paging and the view's ``filter_params``. ``limit`` and
+``offset`` (pagination) and ``format`` (DRF's renderer choice) are taken everywhere.
 """
 
 from collections.abc import Iterable, Mapping
@@ -16,7 +16,7 @@ from django import forms
 from django.db.models import Model, QuerySet
 from django.forms.utils import ErrorDict, ErrorList
 from django_filters.rest_framework import DjangoFilterBackend
-from django_filters.utils import translate_validation
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -46,6 +46,8 @@ def _unknown_errors(data: Mapping[str, Any], known: Iterable[str]) -> dict[str, 
 class StrictFilterSet(django_filters.FilterSet):
     """A filterset whose unknown parameters are errors, each under its own name."""
 
+    view: APIView | None = None  # the list view, set by StrictFilterBackend
+
     def is_valid(self) -> bool:
         return super().is_valid() and not _unknown_errors(self.data, self.filters)
 
@@ -58,7 +60,36 @@ class StrictFilterSet(django_filters.FilterSet):
 
 
 class StrictFilterBackend(DjangoFilterBackend):
+    """The view's ``filterset_class`` applied strictly; a view without one takes only paging and the parameters
+    it names in ``filter_params``. Method filters reach the view (and what it fetched) as ``filterset.view``."""
+
     filterset_base = StrictFilterSet
+
+    def get_filterset(self, request: Request, queryset: QuerySet[Any], view: APIView) -> StrictFilterSet | None:
+        filterset: StrictFilterSet | None = super().get_filterset(request, queryset, view)
+        if filterset is not None:
+            filterset.view = view
+        return filterset
+
+    def filter_queryset(self, request: Request, queryset: QuerySet[M], view: APIView) -> QuerySet[M]:
+        if getattr(view, "filterset_class", None) is None:
+            refuse_unknown_params(request, getattr(view, "filter_params", ()))
+            return queryset
+        rows: QuerySet[M] = super().filter_queryset(request, queryset, view)
+        return rows
+
+
+class StrictFilterExtension(DjangoFilterExtension):
+    """The schema of a list without a filterset has no filter parameters (and needs no model to say so)."""
+
+    target_class = "core.filters.StrictFilterBackend"
+    priority = 1
+
+    def get_schema_operation_parameters(self, auto_schema: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if getattr(auto_schema.view, "filterset_class", None) is None:
+            return []
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(auto_schema, *args, **kwargs)
+        return parameters
 
 
 class StrictBooleanField(forms.NullBooleanField):
@@ -99,18 +130,18 @@ class IdFilter(django_filters.NumberFilter):
     field_class = IdField
 
 
-def filter_rows(request: Request, queryset: QuerySet[M], view: APIView, **attributes: Any) -> QuerySet[M]:
-    """The view's ``filterset_class`` applied to ``queryset`` from the query string; raises ``ValidationError``
-    (400, each bad parameter named) for unknown parameters and unreadable values. ``attributes`` are set on
-    the filterset for its method filters (what the view already read, e.g. the project's excluded annotators)."""
-    filterset_class = view.filterset_class  # type: ignore[attr-defined]
-    filterset = filterset_class(data=request.query_params, queryset=queryset, request=request)
-    for name, value in attributes.items():
-        setattr(filterset, name, value)
-    if not filterset.is_valid():
-        raise translate_validation(filterset.errors)
-    rows: QuerySet[M] = filterset.qs
-    return rows
+def at_or_after(field_name: str) -> django_filters.IsoDateTimeFilter:
+    """Rows whose ``field_name`` is at or after the given moment (``created_after``, ``submitted_after``)."""
+    return django_filters.IsoDateTimeFilter(
+        field_name=field_name, lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
+    )
+
+
+def before(field_name: str) -> django_filters.IsoDateTimeFilter:
+    """Rows whose ``field_name`` is before the given moment (``created_before``, ``submitted_before``)."""
+    return django_filters.IsoDateTimeFilter(
+        field_name=field_name, lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
+    )
 
 
 def refuse_unknown_params(request: Request, known: Iterable[str] = ()) -> None:

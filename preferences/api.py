@@ -9,7 +9,7 @@ import django_filters
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import QuerySet
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -24,11 +24,12 @@ from annotation.api import IMPORT_RESPONSES, import_response
 from annotation.models import Item, ItemState
 from annotation.parsing import ImportFormat
 from annotation.queue import MAX_TIME_ON_TASK_MS
-from core.filters import BooleanFilter, IdFilter, StrictFilterBackend, StrictFilterSet, filter_rows
-from core.pagination import Pagination
+from core.filters import BooleanFilter, IdFilter, StrictFilterSet, at_or_after, before
+from core.lists import ListView
 from preferences import selectors, services
-from preferences.models import Judgement
+from preferences.models import COMPARISON, Judgement
 from preferences.permissions import SETTINGS, get_comparison_for_user, get_project_for_quality
+from preferences.results import LETTERS, PAIR_CHOICES, display_order
 
 
 class CandidateIn(serializers.Serializer[Any]):
@@ -87,20 +88,16 @@ class ComparisonListOut(serializers.Serializer[Any]):
 class ComparisonFilter(StrictFilterSet):
     gold = BooleanFilter(method="filter_gold", help_text="true: gold items only; false: no gold items")
     state = django_filters.ChoiceFilter(choices=ItemState.choices)
-    created_after = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
-    )
-    created_before = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
-    )
+    created_after = at_or_after("created_at")
+    created_before = before("created_at")
 
     def filter_gold(self, rows: QuerySet[Item], name: str, value: bool) -> QuerySet[Item]:
         return rows.filter(gold__isnull=not value)
 
 
-class ComparisonsCreateView(APIView):
-    pagination_class = Pagination
-    filter_backends = [StrictFilterBackend]
+@extend_schema_view(get=extend_schema(summary="Comparisons of a project with provenance and gold answers (data leads)"))
+class ComparisonsCreateView(ListView):
+    serializer_class = ComparisonListOut
     filterset_class = ComparisonFilter
     queryset = Item.objects.none()
     # A JSON list (nested lists and objects: JSON, not a form) or a JSONL file (multipart) for bulk loads.
@@ -146,29 +143,9 @@ class ComparisonsCreateView(APIView):
         )
         return import_response(request, batch)
 
-    @extend_schema(
-        responses=ComparisonListOut(many=True),
-        summary="Comparisons of a project with provenance and gold answers (data leads)",
-    )
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-        rows = Item.objects.filter(project=project, kind=services.COMPARISON).order_by("id")
-        rows = filter_rows(request, rows, self)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        body = [
-            {
-                "id": item.pk,
-                "external_id": item.external_id,
-                "messages": item.messages,
-                "candidates": item.candidates,
-                "gold": item.gold,
-                "state": item.state,
-                "metadata": item.metadata,
-            }
-            for item in page or []
-        ]
-        return paginator.get_paginated_response(ComparisonListOut(body, many=True).data)
+    def get_queryset(self) -> QuerySet[Item]:
+        project = get_project_for_user(self.request.user, self.kwargs["pk"], ProjectPerm.MANAGE_DATA)
+        return Item.objects.filter(project=project, kind=COMPARISON).order_by("id")
 
 
 class ComparisonOut(serializers.Serializer[Any]):
@@ -202,16 +179,17 @@ def _next_comparison(user: User, project: Project) -> dict[str, Any] | None:
     item = services.comparison_next(user=user, project=project)
     if item is None:
         return None
-    _, order = services.display_order(user, item)
-    shown = [{"letter": services.LETTERS[i], "content": item.candidates[c]["content"]} for i, c in enumerate(order)]
+    _, order = display_order(user, item)
+    shown = [{"letter": LETTERS[i], "content": item.candidates[c]["content"]} for i, c in enumerate(order)]
     mode = selectors.judgement_mode(project, item)
     return {"id": item.pk, "messages": item.messages, "candidates": shown, "mode": mode}
 
 
 class _FieldsBuiltOncePerThread(serializers.Serializer[Any]):
-    """DRF deep-copies (rebuilds) a serializer's declared fields for every instance: 150 µs of the 260 µs that
-    validating a judgement took. Each thread builds them once and lends them to the serializer at hand. A
-    thread serves one request at a time, so a lent field is never used by two serializers at once."""
+    """DRF deep-copies (rebuilds) a serializer's declared fields for every instance, which costs most of what
+    validating a judgement costs (a submit's share is measured with ``bench/preference_collection.py``). Each
+    thread builds them once and lends them to the serializer at hand. A thread serves one request at a time, so a
+    lent field is never used by two serializers at once."""
 
     _built = threading.local()
 
@@ -234,7 +212,7 @@ class JudgementIn(_FieldsBuiltOncePerThread):
     mode, ``ranking`` (tiers of letters, best first) in ranking mode, ``criteria`` and ``overall`` per
     criterion. The server maps letters to candidates."""
 
-    choice = serializers.ChoiceField(choices=list(services.PAIR_CHOICES), required=False)
+    choice = serializers.ChoiceField(choices=list(PAIR_CHOICES), required=False)
     strength = serializers.IntegerField(min_value=1, max_value=3, required=False, allow_null=True)
     ranking = serializers.ListField(child=serializers.ListField(child=serializers.CharField()), required=False)
     criteria = serializers.DictField(child=serializers.CharField(), required=False)
@@ -386,36 +364,29 @@ class JudgementFilter(StrictFilterSet):
     releasable = BooleanFilter(
         method="filter_releasable", help_text="true: only what a release may use (no gold, no excluded annotator)"
     )
-    created_after = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", help_text="ISO 8601 date-time, inclusive"
-    )
-    created_before = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lt", help_text="ISO 8601 date-time, exclusive"
-    )
-    excluded: set[int] | frozenset[int] = frozenset()  # the project's excluded annotators, set by the view
+    created_after = at_or_after("created_at")
+    created_before = before("created_at")
 
     def filter_releasable(self, rows: QuerySet[Judgement], name: str, value: bool) -> QuerySet[Judgement]:
-        return rows.filter(is_gold=False).exclude(annotator_id__in=self.excluded) if value else rows
+        if not value:
+            return rows
+        excluded = self.view.excluded  # type: ignore[union-attr]  # the project's, read by JudgementListView
+        return rows.filter(is_gold=False).exclude(annotator_id__in=excluded)
 
 
-class JudgementListView(APIView):
-    pagination_class = Pagination
-    filter_backends = [StrictFilterBackend]
+@extend_schema_view(get=extend_schema(summary="Judgements of a project (reviewers and data leads)"))
+class JudgementListView(ListView):
+    serializer_class = JudgementOut
     filterset_class = JudgementFilter
     queryset = Judgement.objects.none()
 
-    @extend_schema(
-        responses=JudgementOut(many=True),
-        summary="Judgements of a project (reviewers and data leads)",
-    )
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_quality(request.user, pk)
-        rows = Judgement.objects.filter(item__project=project).select_related("annotator").order_by("id")
-        excluded = selectors.excluded_annotator_ids(project)
-        rows = filter_rows(request, rows, self, excluded=excluded)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response([judgement_out(j, excluded) for j in page or []])
+    def get_queryset(self) -> QuerySet[Judgement]:
+        project = get_project_for_quality(self.request.user, self.kwargs["pk"])
+        self.excluded = selectors.excluded_annotator_ids(project)  # read once: the filter and the rows use it
+        return Judgement.objects.filter(item__project=project).select_related("annotator").order_by("id")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "excluded": self.excluded}
 
 
 class AgreementOut(serializers.Serializer[Any]):

@@ -34,8 +34,6 @@ from preferences.models import (
     PreferenceSettings,
 )
 from preferences.quality import project_median_ms, quality_and_item_results, quality_update
-from preferences.results import LETTERS as LETTERS  # read as ``services.LETTERS`` by the API
-from preferences.results import PAIR_CHOICES as PAIR_CHOICES  # read as ``services.PAIR_CHOICES`` by the API
 from preferences.results import display_order, gold_matches, map_result
 from preferences.selectors import judgement_mode, preference_settings
 

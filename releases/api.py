@@ -3,9 +3,10 @@ datasheet, stream its files, diff two releases, delete (admins). A built release
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -15,8 +16,7 @@ from rest_framework.views import APIView
 from accounts.models import ProjectPerm
 from accounts.permissions import get_project_for_user, request_user
 from core.errors import DomainError
-from core.filters import refuse_unknown_params
-from core.pagination import Pagination
+from core.lists import ListView
 from releases import selectors, services
 from releases.models import Release
 from releases.permissions import (
@@ -88,17 +88,13 @@ class ReleaseDetailOut(ReleaseOut):
     files = ReleaseFileOut(many=True, source="files.all")
 
 
-class ReleaseListCreateView(APIView):
-    pagination_class = Pagination
+@extend_schema_view(get=extend_schema(summary="The project's releases, newest first"))
+class ReleaseListCreateView(ListView):
+    serializer_class = ReleaseOut
     parser_classes = [JSONParser]  # the recipe is a nested object: no form encoding can carry it
 
-    @extend_schema(responses=ReleaseOut(many=True), summary="The project's releases, newest first")
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_releases(request.user, pk)
-        refuse_unknown_params(request)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.releases_of(project), request, view=self)
-        return paginator.get_paginated_response(ReleaseOut(page, many=True).data)
+    def get_queryset(self) -> QuerySet[Release]:
+        return selectors.releases_of(get_project_for_releases(self.request.user, self.kwargs["pk"]))
 
     @extend_schema(
         request=ReleaseIn,

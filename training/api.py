@@ -3,10 +3,11 @@
 
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -16,12 +17,11 @@ from rest_framework.views import APIView
 from accounts.models import ProjectPerm
 from accounts.permissions import get_project_for_user, request_user, require_site_staff
 from core.errors import DomainError
-from core.filters import refuse_unknown_params
-from core.pagination import Pagination
+from core.lists import ListView
 from releases.models import Release
 from training import selectors, services
 from training.config import PRESETS
-from training.models import BaseModel
+from training.models import Adapter, BaseModel, TrainingJob
 from training.permissions import (
     base_models_for_user,
     get_adapter_for_user,
@@ -57,11 +57,17 @@ class BaseModelOut(serializers.Serializer[Any]):
     validated_at = serializers.DateTimeField(allow_null=True)
 
 
-class BaseModelListCreateView(APIView):
-    @extend_schema(responses=BaseModelOut(many=True), summary="Registered base models (site staff; project admins)")
-    def get(self, request: Request) -> Response:
-        refuse_unknown_params(request)
-        return Response(BaseModelOut(base_models_for_user(request.user), many=True).data)
+@extend_schema_view(get=extend_schema(summary="Registered base models (site staff; project admins)"))
+class BaseModelListCreateView(ListView):
+    serializer_class = BaseModelOut
+    pagination_class = None  # a short registry: the whole list, not a page
+
+    def get_queryset(self) -> QuerySet[BaseModel]:
+        return BaseModel.objects.none()  # the registry is no project's: who may see it is asked after the parameters
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        super().filter_queryset(queryset)
+        return base_models_for_user(self.request.user)
 
     @extend_schema(
         request=BaseModelIn,
@@ -134,18 +140,18 @@ class JobDetailOut(JobOut):
         return selectors.job_log_tail(job)
 
 
-class JobListCreateView(APIView):
-    pagination_class = Pagination
+@extend_schema_view(get=extend_schema(summary="The project's training jobs, newest first"))
+class JobListCreateView(ListView):
+    serializer_class = JobOut
     parser_classes = [JSONParser]  # config is a nested object: JSON only
 
-    @extend_schema(responses=JobOut(many=True), summary="The project's training jobs, newest first")
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_training(request.user, pk)
-        refuse_unknown_params(request)
-        services.training_jobs_reap()
-        paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.jobs_of(project), request, view=self)
-        return paginator.get_paginated_response(JobOut(page, many=True).data)
+    def get_queryset(self) -> QuerySet[TrainingJob]:
+        return selectors.jobs_of(get_project_for_training(self.request.user, self.kwargs["pk"]))
+
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        jobs = super().filter_queryset(queryset)
+        services.training_jobs_reap()  # once the parameters are taken, before the jobs are read
+        return jobs
 
     @extend_schema(
         request=JobIn,
@@ -239,16 +245,12 @@ class AdapterOut(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
 
 
-class AdapterListView(APIView):
-    pagination_class = Pagination
+@extend_schema_view(get=extend_schema(summary="The project's adapters, newest first"))
+class AdapterListView(ListView):
+    serializer_class = AdapterOut
 
-    @extend_schema(responses=AdapterOut(many=True), summary="The project's adapters, newest first")
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_training(request.user, pk)
-        refuse_unknown_params(request)
-        paginator = Pagination()
-        page = paginator.paginate_queryset(selectors.adapters_of(project), request, view=self)
-        return paginator.get_paginated_response(AdapterOut(page, many=True).data)
+    def get_queryset(self) -> QuerySet[Adapter]:
+        return selectors.adapters_of(get_project_for_training(self.request.user, self.kwargs["pk"]))
 
 
 class AdapterDetailView(APIView):
@@ -271,11 +273,8 @@ class AdapterFileOut(serializers.Serializer[Any]):
     download = serializers.CharField(help_text="Address of the file's download.")
 
 
-class AdapterFileListView(APIView):
-    pagination_class = Pagination
-
-    @extend_schema(
-        responses=AdapterFileOut(many=True),
+@extend_schema_view(
+    get=extend_schema(
         summary="An adapter's files (weights, config, tokenizer) with their sizes and sha256",
         examples=[
             OpenApiExample(
@@ -286,17 +285,21 @@ class AdapterFileListView(APIView):
                 response_only=True,
             )
         ],
-    )  # fmt: skip
-    def get(self, request: Request, pk: int, adapter_pk: int) -> Response:
-        adapter = get_adapter_for_user(request.user, pk, adapter_pk)
-        refuse_unknown_params(request)
-        files = [
-            {**entry, "index": index, "download": reverse("api_adapter_file", args=[pk, adapter.pk, index])}
+    )
+)  # fmt: skip
+class AdapterFileListView(ListView):
+    serializer_class = AdapterFileOut
+
+    def get_queryset(self) -> list[dict[str, Any]]:  # type: ignore[override]  # the adapter's file list
+        adapter = get_adapter_for_user(self.request.user, self.kwargs["pk"], self.kwargs["adapter_pk"])
+        return [
+            {
+                **entry,
+                "index": index,
+                "download": reverse("api_adapter_file", args=[adapter.project_id, adapter.pk, index]),
+            }
             for index, entry in enumerate(adapter.files)
         ]
-        paginator = Pagination()
-        page: list[dict[str, Any]] | None = paginator.paginate_queryset(files, request, view=self)  # type: ignore[arg-type]
-        return paginator.get_paginated_response(AdapterFileOut(page, many=True).data)
 
 
 class AdapterFileView(APIView):
