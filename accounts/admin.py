@@ -1,5 +1,8 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
+from django.db.models import Model
 from django.http import HttpRequest
 from guardian.admin import GuardedModelAdmin
 
@@ -19,7 +22,7 @@ class ProjectAdmin(GuardedModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Memberships, tokens and audit events change only through services (which audit them)."""
+    """Rows that change only through the services (which audit them): shown, never added, changed or deleted."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -31,18 +34,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.register(Membership)
-class MembershipAdmin(ReadOnlyAdmin):
-    list_display = ("project", "user", "role", "created_at")
-    list_filter = ("role", "project")
+def register_read_only(model: type[Model], **options: Any) -> None:
+    """Show ``model`` in the admin read-only, with ``options`` (``list_display``, ``list_filter``, …)."""
+    admin.site.register(model, ReadOnlyAdmin, **options)
 
 
-@admin.register(ApiTokenInfo)
-class ApiTokenInfoAdmin(ReadOnlyAdmin):
-    list_display = ("token", "name", "last_used_at")
+register_read_only(Membership, list_display=("project", "user", "role", "created_at"), list_filter=("role", "project"))
 
+register_read_only(ApiTokenInfo, list_display=("token", "name", "last_used_at"))
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("seq", "created_at", "actor_label", "action", "object_type", "object_id", "project")
-    list_filter = ("action",)
+register_read_only(
+    AuditEvent,
+    list_display=("seq", "created_at", "actor_label", "action", "object_type", "object_id", "project"),
+    list_filter=("action",),
+)
