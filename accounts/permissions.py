@@ -1,6 +1,8 @@
 """Access helpers. Each answers 404 both when the object is missing and when access is denied, so a
 user can never learn that a project they do not belong to exists."""
 
+from collections.abc import Collection
+
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
@@ -12,7 +14,7 @@ from rest_framework.request import Request
 
 from accounts.models import Membership, Project, ProjectPerm, User
 from core import rawrows
-from core.http import parse_id
+from core.http import parse_id, row_or_404
 
 AnyUser = User | AnonymousUser
 
@@ -142,17 +144,19 @@ def _project_with_perms(user: User, pk: int, with_settings: tuple[str, ...]) -> 
     return project
 
 
+def get_project_for_any(user: AnyUser, project_pk: int | str, perms: "Collection[str]") -> Project:
+    """The project, when ``user`` holds any of ``perms`` on it (a page several roles read); 404 otherwise."""
+    project = get_project_for_user(user, project_pk)
+    if not project_perms_for(user, project) & set(perms):
+        raise Http404("No such project.")
+    return project
+
+
 def get_membership_for_user(user: AnyUser, project_pk: int | str, membership_pk: int | str) -> Membership:
     """A membership of a project whose members ``user`` may manage."""
     project = get_project_for_user(user, project_pk, ProjectPerm.MANAGE_MEMBERS)
-    membership = (
-        Membership.objects.select_related("user", "project").filter(project=project, pk=membership_pk).first()
-        if parse_id(membership_pk) is not None
-        else None
-    )
-    if membership is None:
-        raise Http404("No such member.")
-    return membership
+    members = Membership.objects.select_related("user", "project").filter(project=project)
+    return row_or_404(members, membership_pk, "No such member.")
 
 
 def require_site_staff(user: AnyUser) -> None:
@@ -162,10 +166,7 @@ def require_site_staff(user: AnyUser) -> None:
 
 def get_user_for_staff(staff: AnyUser, pk: int | str) -> User:
     require_site_staff(staff)
-    user = User.objects.filter(pk=pk).first() if parse_id(pk) is not None else None
-    if user is None:
-        raise Http404("No such user.")
-    return user
+    return row_or_404(User.objects.all(), pk, "No such user.")
 
 
 def get_own_api_token(user: AnyUser, token_key: str) -> AuthToken:

@@ -1,8 +1,10 @@
 from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 
 # The largest id a bigint column holds. A larger number finds nothing, but the drivers raise on it (SQLite's
@@ -32,6 +34,19 @@ def parse_id(value: object) -> int | None:
         return None
     number = value if isinstance(value, int) else _ascii_number(value, 19)
     return number if number is not None and 0 < number <= MAX_ID else None
+
+
+M = TypeVar("M", bound=Model)
+
+
+def row_or_404(queryset: "QuerySet[M]", pk: object, missing: str) -> M:
+    """The row of ``queryset`` whose primary key is ``pk``; ``Http404(missing)`` when there is none, and
+    when ``pk`` is no id at all (it never reaches the database). The access helpers' last step: the
+    queryset is already limited to what the user may see, so missing and forbidden answer alike."""
+    found = queryset.filter(pk=pk).first() if parse_id(pk) is not None else None
+    if found is None:
+        raise Http404(missing)
+    return found
 
 
 class IdConverter:

@@ -3,9 +3,9 @@
 from django.http import Http404
 
 from accounts.models import Project, ProjectPerm
-from accounts.permissions import AnyUser, get_project_for_user, project_perms_for
+from accounts.permissions import AnyUser, get_project_for_any, get_project_for_user
 from annotation.models import Item
-from core.http import parse_id
+from core.http import parse_id, row_or_404
 from preferences import submit_sql
 from preferences.models import Adjudication
 
@@ -26,15 +26,10 @@ def get_comparison_for_user(user: AnyUser, project_pk: int, item_pk: int) -> Ite
 
 def get_adjudication_for_reviewer(user: AnyUser, project_pk: int, adjudication_pk: int) -> Adjudication:
     project = get_project_for_user(user, project_pk, ProjectPerm.REVIEW)
-    adjudication = Adjudication.objects.filter(item__project=project, pk=adjudication_pk).select_related("item").first()
-    if adjudication is None:
-        raise Http404("No such adjudication.")
-    return adjudication
+    adjudications = Adjudication.objects.filter(item__project=project).select_related("item")
+    return row_or_404(adjudications, adjudication_pk, "No such adjudication.")
 
 
 def get_project_for_quality(user: AnyUser, project_pk: int) -> Project:
     """The project, for who watches quality and agreement: reviewers and data leads; 404 for anyone else."""
-    project = get_project_for_user(user, project_pk)
-    if not project_perms_for(user, project) & {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}:
-        raise Http404("No such project.")
-    return project
+    return get_project_for_any(user, project_pk, {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA})

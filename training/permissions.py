@@ -10,22 +10,20 @@ from django.http import Http404
 from accounts.models import Membership, Project, ProjectPerm, Role
 from accounts.permissions import (
     AnyUser,
+    get_project_for_any,
     get_project_for_user,
     is_site_staff,
     project_perms_for,
     require_site_staff,
 )
-from core.http import parse_id
+from core.http import row_or_404
 from training.models import Adapter, BaseModel, BaseModelState, TrainingJob
 
 READ_PERMS = {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}
 
 
 def get_project_for_training(user: AnyUser, project_pk: int | str) -> Project:
-    project = get_project_for_user(user, project_pk)
-    if not project_perms_for(user, project) & READ_PERMS:
-        raise Http404("No such project.")
-    return project
+    return get_project_for_any(user, project_pk, READ_PERMS)
 
 
 def can_run_training(user: AnyUser, project: Project) -> bool:
@@ -33,16 +31,10 @@ def can_run_training(user: AnyUser, project: Project) -> bool:
 
 
 def _job(project: Project, job_pk: int | str) -> TrainingJob:
-    job = (
-        TrainingJob.objects.filter(project=project, pk=job_pk)
-        .select_related("project", "release", "base_model", "created_by", "cancel_requested_by", "rerun_of")
-        .first()
-        if parse_id(job_pk) is not None
-        else None
+    jobs = TrainingJob.objects.filter(project=project).select_related(
+        "project", "release", "base_model", "created_by", "cancel_requested_by", "rerun_of"
     )
-    if job is None:
-        raise Http404("No such job.")
-    return job
+    return row_or_404(jobs, job_pk, "No such job.")
 
 
 def get_job_for_user(user: AnyUser, project_pk: int | str, job_pk: int | str) -> TrainingJob:
@@ -56,16 +48,10 @@ def get_job_for_admin(user: AnyUser, project_pk: int | str, job_pk: int | str) -
 
 def get_adapter_for_user(user: AnyUser, project_pk: int | str, adapter_pk: int | str) -> Adapter:
     project = get_project_for_training(user, project_pk)
-    adapter = (
-        Adapter.objects.filter(project=project, pk=adapter_pk)
-        .select_related("project", "job", "release", "base_model", "started_by")
-        .first()
-        if parse_id(adapter_pk) is not None
-        else None
+    adapters = Adapter.objects.filter(project=project).select_related(
+        "project", "job", "release", "base_model", "started_by"
     )
-    if adapter is None:
-        raise Http404("No such adapter.")
-    return adapter
+    return row_or_404(adapters, adapter_pk, "No such adapter.")
 
 
 def base_models_for_user(user: AnyUser) -> QuerySet[BaseModel]:
@@ -80,7 +66,4 @@ def base_models_for_user(user: AnyUser) -> QuerySet[BaseModel]:
 
 def get_base_model_for_staff(user: AnyUser, model_pk: int | str) -> BaseModel:
     require_site_staff(user)
-    model = BaseModel.objects.filter(pk=model_pk).first() if parse_id(model_pk) is not None else None
-    if model is None:
-        raise Http404("No such base model.")
-    return model
+    return row_or_404(BaseModel.objects.all(), model_pk, "No such base model.")
