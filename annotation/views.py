@@ -20,13 +20,13 @@ from accounts.permissions import get_project_for_user, project_perms_for, reques
 from accounts.selectors import role_in_project
 from annotation import selectors, services
 from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm, criteria_from_post
-from annotation.models import Annotation, AnnotationState, Flag, Item, ReviewDecision, RubricVersion, Slot
+from annotation.models import Annotation, AnnotationState, Flag, Item, ReviewDecision, RubricVersion, Slot, SlotState
 from annotation.parsing import ImportFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user, get_item_for_user
 from annotation.rendering import render_markdown
 from annotation.rubrics import SCALES, Criterion, parse_criteria
 from core.errors import DomainError
-from core.http import is_htmx, parse_count
+from core.http import is_htmx, parse_count, render_work
 
 
 def response_diff(original: str | None, edited: str) -> SafeString:
@@ -94,12 +94,8 @@ def _next_workspace(request: HttpRequest, project_pk: int, *, notice: str = "", 
         context = _workspace_context(request, slot.item)
         template = "annotation/_workspace.html"
     context.update(notice=notice, notice_warn=warn)
-    if is_htmx(request):
-        response = render(request, template, context)
-        if slot is not None:
-            response["HX-Push-Url"] = reverse("annotate_item", args=[project.pk, slot.item_id])
-        return response
-    return render(request, "annotation/label.html", {**context, "workspace_template": template})
+    push_url = reverse("annotate_item", args=[project.pk, slot.item_id]) if slot is not None else None
+    return render_work(request, page="annotation/label.html", fragment=template, context=context, push_url=push_url)
 
 
 @login_required
@@ -115,7 +111,7 @@ def annotate_item(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_item_for_user(request.user, pk, item_pk)
     user = request_user(request)
     own = selectors.own_annotation(user, item)
-    holds = item.slots.filter(user=user, state="leased").exists()
+    holds = item.slots.filter(user=user, state=SlotState.LEASED).exists()
     if own is not None and own.state == AnnotationState.REJECTED:
         context = _workspace_context(request, item, revising=own)
     elif holds:

@@ -1,11 +1,11 @@
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import resolve_url
+from django.shortcuts import render, resolve_url
 
 # The largest id a bigint column holds. A larger number finds nothing, but the drivers raise on it (SQLite's
 # OverflowError, PostgreSQL's "out of range") instead of saying so: it must never reach a query.
@@ -70,6 +70,19 @@ def is_htmx(request: HttpRequest) -> bool:
     restore (the Back button: htmx keeps no snapshots, so it asks the server) wants the whole page."""
     htmx = getattr(request, "htmx", None)
     return htmx is not None and bool(htmx) and not htmx.history_restore_request
+
+
+def render_work(
+    request: HttpRequest, *, page: str, fragment: str, context: dict[str, Any], push_url: str | None
+) -> HttpResponse:
+    """A work page (labeling, comparing) with ``fragment`` as its work area: to htmx the fragment alone, with
+    the address it now shows (``push_url``) for the browser's history; otherwise the whole page around it."""
+    if is_htmx(request):
+        response = render(request, fragment, context)
+        if push_url is not None:
+            response["HX-Push-Url"] = push_url
+        return response
+    return render(request, page, {**context, "workspace_template": fragment})
 
 
 class HtmxLoginRequiredMiddleware:

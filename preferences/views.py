@@ -18,7 +18,7 @@ from annotation.models import Item
 from annotation.rendering import render_markdown
 from annotation.selectors import current_rubric, draft_for
 from core.errors import DomainError
-from core.http import is_htmx, parse_count
+from core.http import is_htmx, parse_count, render_work
 from preferences import results, selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import AnnotatorQuality, JudgementMode
@@ -75,12 +75,8 @@ def _next(request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool
         context = _compare_context(request, item, notice=notice)
         template = "preferences/_compare.html"
     context["notice_warn"] = warn
-    if is_htmx(request):
-        response = render(request, template, context)
-        if item is not None:
-            response["HX-Push-Url"] = reverse("compare_item", args=[project.pk, item.pk])
-        return response
-    return render(request, "preferences/compare.html", {**context, "workspace_template": template})
+    push_url = reverse("compare_item", args=[project.pk, item.pk]) if item is not None else None
+    return render_work(request, page="preferences/compare.html", fragment=template, context=context, push_url=push_url)
 
 
 @login_required
