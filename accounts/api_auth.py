@@ -5,7 +5,6 @@ from datetime import timedelta
 from hmac import compare_digest
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -16,9 +15,8 @@ from knox.settings import CONSTANTS
 from knox.signals import token_expired
 from rest_framework import exceptions
 
-from accounts.models import ApiTokenInfo, User
+from accounts import sql
 from accounts.services import api_token_touch
-from core import rawrows
 
 # "Last used" is a hint for the tokens page, not an audit record: stamping it once a minute is enough, and a
 # request whose token was stamped less than a minute ago writes nothing.
@@ -37,7 +35,7 @@ class ApiTokenAuthentication(TokenAuthentication):
         msg = _("Invalid token.")
         raw = token.decode("utf-8")
         now = timezone.now()
-        for auth_token in _tokens_with_user_and_info(raw[: CONSTANTS.TOKEN_KEY_LENGTH]):
+        for auth_token in sql.tokens_with_user_and_info(raw[: CONSTANTS.TOKEN_KEY_LENGTH]):
             if auth_token.expiry is not None and auth_token.expiry < now:
                 username = auth_token.user.get_username()
                 auth_token.delete()
@@ -62,41 +60,6 @@ class ApiTokenAuthentication(TokenAuthentication):
         ):
             other.delete()
             token_expired.send(sender=self.__class__, username=auth_token.user.get_username(), source="other_token")
-
-
-_TOKENS_SQL = """
-SELECT {token}, {user}, {info} FROM {token_table} t JOIN {user_table} u ON u.id = t.user_id
-  LEFT JOIN {info_table} i ON i.token_id = t.digest WHERE t.token_key = %s
-"""
-
-
-def _tokens_with_user_and_info(token_key: str) -> list[AuthToken]:
-    """The tokens under ``token_key`` with their user and ``ApiTokenInfo``: ``AuthToken.objects.filter(…)
-    .select_related("user", "info")`` written out, as every API request asks it and compiling the queryset
-    cost more than running it."""
-    sql = _TOKENS_SQL.format(
-        token=rawrows.columns(AuthToken, "t"),
-        user=rawrows.columns(User, "u"),
-        info=rawrows.columns(ApiTokenInfo, "i"),
-        token_table=AuthToken._meta.db_table,
-        user_table=User._meta.db_table,
-        info_table=ApiTokenInfo._meta.db_table,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [token_key])
-        rows = cursor.fetchall()
-    tokens = []
-    token_end = rawrows.width(AuthToken)
-    user_end = token_end + rawrows.width(User)
-    for row in rows:
-        token = rawrows.instance(AuthToken, row[:token_end])
-        token.user = rawrows.instance(User, row[token_end:user_end])
-        info = row[user_end:]
-        token._state.fields_cache["info"] = (
-            None if rawrows.is_null(ApiTokenInfo, info) else rawrows.instance(ApiTokenInfo, info)
-        )
-        tokens.append(token)
-    return tokens
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

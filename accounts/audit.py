@@ -11,64 +11,8 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from accounts.models import GENESIS_HASH, AuditEvent, Project, User
-
-# An arbitrary constant that names the audit chain's advisory lock on PostgreSQL.
-_AUDIT_LOCK_KEY = 0x656E636C617665
-
-
-def _lock_audit_chain() -> None:
-    """Serialise appends to the chain until the surrounding transaction ends.
-
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: transactions start IMMEDIATE (see settings),
-    so the write lock is already held and appends are serial.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
-
-
-# PostgreSQL takes the chain lock and links and inserts the event in one call of the server-side function
-# ``enclave_audit_append`` (migration accounts/0004): hash = sha256(prev_hash + "\n" + body), where the body is
-# the canonical JSON the Python side serialised, up to the sequence number, which sorts last among its keys
-# ('…,"seq":' then the number then '}'). Inside the function the INSERT runs after the lock with a snapshot of
-# its own, so it reads the head the previous holder committed; the lock is held from there to the commit with
-# no round trip and no Python work in between. ``AuditEvent.compute_hash`` checks the result (audit_verify).
-_APPEND_SQL = """
-SELECT * FROM enclave_audit_append(%s::bigint, %s::timestamptz, %s::bigint, %s::text, %s::text, %s::text, %s::text,
-                                   %s::bigint, %s::jsonb, %s::text, %s::text)
-"""
-_SEQ_TAIL = '"seq":0}'
-
-
-def _append_on_postgresql(event: AuditEvent) -> None:
-    event.seq = 0
-    body = json.dumps(event.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if not body.endswith(_SEQ_TAIL):  # the canonical form changed: the function would hash another text
-        raise RuntimeError("The canonical audit JSON no longer ends with its sequence number.")
-    prefix = body[: -len("0}")]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _APPEND_SQL,
-            [
-                _AUDIT_LOCK_KEY,
-                event.created_at,
-                event.actor_id,
-                event.actor_label,
-                event.action,
-                event.object_type,
-                event.object_id,
-                event.project_id,
-                json.dumps(event.payload, ensure_ascii=False),
-                prefix,
-                GENESIS_HASH,
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise RuntimeError("The audit append returned nothing.")
-    event.pk, event.seq, event.prev_hash, event.hash = row
-    event._state.adding = False
+from accounts import sql
+from accounts.models import AuditEvent, Project, User
 
 
 def audit_event_record(
@@ -109,14 +53,9 @@ def audit_event_record(
     # records; alone, it runs in a transaction of its own.
     with transaction.atomic(savepoint=False):
         if connection.vendor == "postgresql":
-            _append_on_postgresql(event)
+            sql.audit_append(event)
         else:
-            _lock_audit_chain()
-            last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
-            event.seq = (last["seq"] + 1) if last else 1
-            event.prev_hash = last["hash"] if last else GENESIS_HASH
-            event.hash = event.compute_hash()
-            event.save(force_insert=True)
+            sql.audit_append_orm(event)
     return event
 
 

@@ -3,17 +3,14 @@ user can never learn that a project they do not belong to exists."""
 
 from collections.abc import Collection
 
-from django.contrib.auth.models import AnonymousUser, Permission
-from django.contrib.contenttypes.models import ContentType
+from django.contrib.auth.models import AnonymousUser
 from django.db import connection
-from django.db.models import Model
 from django.http import Http404, HttpRequest
-from guardian.models import GroupObjectPermission, UserObjectPermission
 from knox.models import AuthToken
 from rest_framework.request import Request
 
+from accounts import sql
 from accounts.models import Membership, Project, ProjectPerm, User
-from core import rawrows
 from core.http import parse_id, row_or_404
 
 AnyUser = User | AnonymousUser
@@ -34,34 +31,10 @@ def user_has_project_perm(user: AnyUser, project: Project, perm: str) -> bool:
     return perm in project_perms_for(user, project)
 
 
-# The object permissions django-guardian stores for one user on one project, granted to the user or to one
-# of their groups: what ``ObjectPermissionChecker.get_perms`` answers with two ORM queries, in one.
-_PERMS_SQL = """
-SELECT perm.codename FROM {perm} perm JOIN {uop} uop ON uop.permission_id = perm.id
- WHERE uop.user_id = %s AND uop.content_type_id = %s AND uop.object_pk = %s AND perm.content_type_id = %s
-UNION
-SELECT perm.codename FROM {perm} perm JOIN {gop} gop ON gop.permission_id = perm.id
-  JOIN {groups} ug ON ug.group_id = gop.group_id
- WHERE ug.user_id = %s AND gop.content_type_id = %s AND gop.object_pk = %s AND perm.content_type_id = %s
-"""
-
 # Permissions are remembered, per user, on a project instance that ``get_project_for_user`` fetched: it lives
 # for one request, which may ask again for a tab bar or a second check. Other instances (a project held
 # across service calls that change roles) are asked afresh each time.
 _MEMO = "_enclave_perms"
-
-
-def _perms_query(user: AnyUser, project_pk: int | str) -> tuple[str, list[int | str | None]]:
-    """``_PERMS_SQL`` for ``user`` on one project, with its parameters."""
-    ctype = ContentType.objects.get_for_model(Project).pk
-    sql = _PERMS_SQL.format(
-        perm=Permission._meta.db_table,
-        uop=UserObjectPermission._meta.db_table,
-        gop=GroupObjectPermission._meta.db_table,
-        groups=User.groups.through._meta.db_table,
-    )
-    object_pk = str(project_pk)
-    return sql, [user.pk, ctype, object_pk, ctype, user.pk, ctype, object_pk, ctype]
 
 
 def project_perms_for(user: AnyUser, project: Project) -> frozenset[str]:
@@ -73,10 +46,7 @@ def project_perms_for(user: AnyUser, project: Project) -> frozenset[str]:
     memo: dict[int, frozenset[str]] | None = project.__dict__.get(_MEMO)
     if memo is not None and user.pk in memo:
         return memo[user.pk]
-    sql, params = _perms_query(user, project.pk)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        perms = frozenset(row[0] for row in cursor.fetchall())
+    perms = sql.project_perms(user, project.pk)
     if memo is not None:
         memo[user.pk] = perms
     return perms
@@ -92,7 +62,11 @@ def get_project_for_user(
     if project_id is None:
         raise Http404("No such project.")
     if connection.vendor == "postgresql" and user.is_authenticated and user.is_active:
-        project = _project_with_perms(user, project_id, with_settings)
+        found = sql.project_with_perms(user, project_id, with_settings)
+        project = None
+        if found is not None:
+            project, perms = found
+            project.__dict__[_MEMO] = {user.pk: perms}
     else:
         rows = Project.objects.filter(pk=project_id)
         if with_settings:
@@ -102,45 +76,6 @@ def get_project_for_user(
             project.__dict__[_MEMO] = {}
     if project is None or perm not in project_perms_for(user, project):
         raise Http404("No such project.")
-    return project
-
-
-_PROJECT_SQL = "SELECT {columns}, ARRAY({perms}) FROM {table} p {joins} WHERE p.id = %s"
-
-
-def _project_with_perms(user: User, pk: int, with_settings: tuple[str, ...]) -> Project | None:
-    """PostgreSQL: the project, its settings rows and the user's permissions on it in one statement (what the
-    queryset and ``project_perms_for`` read in two). Compiling the queryset cost more than running both."""
-    parts = [rawrows.columns(Project, "p")]
-    joins = []
-    related: list[tuple[str, type[Model]]] = []
-    for n, name in enumerate(with_settings):
-        rel = Project._meta.get_field(name)
-        model = rel.related_model
-        assert isinstance(model, type)
-        assert issubclass(model, Model)
-        assert model._meta.pk is not None
-        alias = f"s{n}"
-        parts.append(rawrows.columns(model, alias))
-        joins.append(f"LEFT JOIN {model._meta.db_table} {alias} ON {alias}.{model._meta.pk.column} = p.id")
-        related.append((name, model))
-    perms, params = _perms_query(user, pk)
-    sql = _PROJECT_SQL.format(
-        columns=", ".join(parts), perms=perms, table=Project._meta.db_table, joins=" ".join(joins)
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    start = rawrows.width(Project)
-    project = rawrows.instance(Project, row[:start])
-    for name, model in related:
-        end = start + rawrows.width(model)
-        values = row[start:end]
-        project._state.fields_cache[name] = None if rawrows.is_null(model, values) else rawrows.instance(model, values)
-        start = end
-    project.__dict__[_MEMO] = {user.pk: frozenset(row[-1])}
     return project
 
 

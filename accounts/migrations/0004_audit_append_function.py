@@ -1,7 +1,7 @@
 """On PostgreSQL, the audit chain's append is one server-side function: it takes the chain lock and then
 inserts the next link, so an append is one statement and one round trip instead of two, and the lock is
 never held while an answer travels back to the web process. Its INSERT is the statement
-the Python side used to send after the lock (see ``_APPEND_SQL`` in ``accounts.audit``); a PL/pgSQL function takes a
+the Python side used to send after the lock (see ``_APPEND_SQL`` in ``accounts.sql``); a PL/pgSQL function takes a
 new snapshot for each statement, so the head it reads is the one the previous holder committed."""
 
 from django.db import migrations

@@ -7,10 +7,10 @@ import pytest
 from django.db.models import Model
 from django.http import Http404
 
-from accounts.api_auth import _tokens_with_user_and_info
 from accounts.models import ApiTokenInfo, Project, ProjectPerm
 from accounts.permissions import get_project_for_user, project_perms_for
 from accounts.services import api_token_create
+from accounts.sql import tokens_with_user_and_info
 from annotation import services as annotation_services
 from annotation.models import Item, Slot
 from core import rawrows
@@ -66,16 +66,16 @@ def test_it_builds_instances_equal_to_the_orms_for_every_column(personas: Person
 
 def test_it_reads_the_token_with_its_user_and_info(personas: Personas) -> None:
     token, _ = api_token_create(user=personas.annotator, name="t", days=1)
-    (found,) = _tokens_with_user_and_info(token.token_key)
+    (found,) = tokens_with_user_and_info(token.token_key)
     assert _values(found) == _values(token)
     assert found.user == personas.annotator
     assert _values(found.user) == _values(type(personas.annotator).objects.get(pk=personas.annotator.pk))
     assert "info" in found._state.fields_cache
     assert found.info.name == "t"
     ApiTokenInfo.objects.filter(token=token).delete()
-    (bare,) = _tokens_with_user_and_info(token.token_key)
+    (bare,) = tokens_with_user_and_info(token.token_key)
     assert bare._state.fields_cache["info"] is None
-    assert _tokens_with_user_and_info("nosuchkey") == []
+    assert tokens_with_user_and_info("nosuchkey") == []
 
 
 @pytest.mark.parametrize("name", ["annotator", "reviewer", "data_lead", "project_admin", "outsider", "staff"])
