@@ -3,13 +3,14 @@ either tried by ``tests/access_matrix.py`` or named below as public with its rea
 
 import inspect
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
 from tests.access_matrix import ROUTES
-from tests.conftest import Personas
+from tests.conftest import PERSONA_NAMES, Personas
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -103,3 +104,13 @@ def test_it_reads_the_methods_each_view_allows() -> None:
     assert ("projects/<id:pk>/members/add/", "post") in pairs
     assert ("projects/<id:pk>/members/add/", "get") not in pairs
     assert {m for p, m in pairs if p == "api/v1/projects/<id:pk>/"} == {"get", "patch"}
+
+
+def test_it_states_its_size_in_the_readme() -> None:
+    pairs = url_conf()
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    size = " ".join(readme.split())
+    assert f"{len({p for p, _ in pairs})} URL patterns answer {len(pairs)} (pattern, method) pairs" in size
+    assert f"{len(PUBLIC)} of them are public" in size
+    assert f"the other {len(pairs) - len(PUBLIC)} are tried by {len(ROUTES)} matrix routes" in size
+    assert f"= {len(ROUTES) * (len(PERSONA_NAMES) + 1)} requests" in size

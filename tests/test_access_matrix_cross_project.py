@@ -8,6 +8,7 @@ look objects up by (project, pk), and B's object does not belong to A. Nothing o
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,6 +59,12 @@ def _call(client: Client, route: Route, path: str, data: dict[str, Any]) -> Any:
 def test_it_tries_the_routes_that_name_an_object() -> None:
     labels = {route.label for route in CROSS_ROUTES}
     assert {"annotate item (not mine)", "compare submit", "release page", "training job", "api adapter"} <= labels
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    assert (
+        f"on the {len(CROSS_ROUTES)} routes that name one: {len(CROSS_ROUTES)} × {len(PERSONA_NAMES)} personas"
+        in readme
+    )
+    assert f"the {len(BODY_ROUTES)} routes that take such an id in the body" in readme
 
 
 @pytest.mark.parametrize("route", CROSS_ROUTES, ids=[r.label for r in CROSS_ROUTES])
