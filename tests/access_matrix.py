@@ -338,6 +338,10 @@ ROUTES: list[Route] = [
         data=lambda p: {"annotators_per_item": 2, "lease_minutes": 30, "pii_mode": "replace"},
     ),
     Route("on hold page", "get", lambda p: f"/projects/{_a(p)}/on-hold/", DATA),
+    Route(
+        "on hold release", "post", lambda p: f"/projects/{_a(p)}/on-hold/", DATA, ok=302,
+        data=lambda p: {"item": _item(p)},
+    ),
     # --- annotation: API ---
     Route("api imports", "get", lambda p: f"/api/v1/projects/{_a(p)}/imports/", DATA, api=True),
     Route(
