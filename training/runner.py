@@ -4,8 +4,12 @@ record what happened.
 The training runs in a child process, never in the worker: a crash, an out-of-memory kill or a cancel ends
 the child and the worker goes on to the next job. Children are forked from a fork server that imported
 torch, transformers, peft and trl once when the worker started (``prepare_worker``), so a job does not pay
-for those imports (docs/PERFORMANCE.md, training). With several GPUs visible the child is started
-through ``accelerate launch`` instead.
+for those imports (docs/PERFORMANCE.md, training). With several GPUs visible, or ``TRAINING_PROCESSES`` above
+one, the child is started through ``accelerate launch`` instead, one process per GPU (or per CPU share).
+
+The worker shares no disk with the web: release files come from the artifact store (``core.storage``) into
+the job's directory under ``TRAINING_WORK_DIR``, a scratch space of this machine, and the adapter goes back
+to the store; logs, metrics and the outcome go to the database.
 
 While the child runs, the supervisor tails its ``events.jsonl`` and output into the database about twice a
 second, beats the heartbeat, and checks for a cancel. When it exits, the adapter's files go to the artifact
@@ -151,13 +155,21 @@ class LaunchedChild:
                 os.killpg(self.popen.pid, signum)
 
 
-def start_child(spec_path: Path, devices: int) -> Child:
-    if devices > 1:
+def training_processes(devices: int) -> int:
+    """How many processes train one job on this worker: ``TRAINING_PROCESSES``, else one per GPU."""
+    return int(settings.TRAINING_PROCESSES) or max(devices, 1)
+
+
+def start_child(spec_path: Path, processes: int) -> Child:
+    if processes > 1:
+        # accelerate's torch.distributed launcher (its ``--cpu`` would start a single process without MPI): on
+        # GPUs one rank per device over NCCL, on a CPU-only worker CPU ranks over gloo. Port 0: a free one.
         log = (spec_path.parent / "output.log").open("ab")
         env = {**os.environ, **OFFLINE_ENV, **THREAD_ENV}
         popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [
-                sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(devices),
+                sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
                 "--module", "training.trainer", str(spec_path),
             ],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR, start_new_session=True,
@@ -377,7 +389,7 @@ def run_job(job_id: int, worker: str) -> str:
         }
         spec_path = work / "spec.json"
         spec_path.write_text(json.dumps(spec, indent=2, sort_keys=True))
-        child = start_child(spec_path, len(facts["hardware"]["devices"]))
+        child = start_child(spec_path, training_processes(len(facts["hardware"]["devices"])))
         state, reason = _supervise(child, watch)
         if state == JobState.SUCCEEDED:
             result = json.loads((work / "result.json").read_text())

@@ -425,6 +425,10 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
             callbacks=[callback],
         )
     trainer.remove_callback(PrinterCallback)  # StreamingCallback writes a shorter line per log instead
+    processes = int(trainer.accelerator.num_processes)
+    if processes > 1 and trainer.is_world_process_zero():
+        backend = torch.distributed.get_backend() if torch.distributed.is_initialized() else "none"
+        say(f"Training in {processes} processes ({trainer.accelerator.distributed_type.value}, {backend} backend).")
     peft_model = trainer.model
     assert isinstance(peft_model, PeftModel)
 
@@ -458,6 +462,7 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
         "evaluation": {"before": before, "after": after, "held_out_rows": len(eval_rows)},
         "train": {
             "rows": len(train_rows),
+            "processes": processes,
             "steps": steps,
             "seconds": round(train_seconds, 3),
             "seconds_per_step": round(train_seconds / steps, 5) if steps else None,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from enclave.settings.env import (
@@ -334,6 +335,29 @@ TRAINING_WORK_DIR = Path(env_str("TRAINING_WORK_DIR", str(DATA_DIR / "training")
 TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 90, minimum=10, maximum=86_400)
 TRAINING_CANCEL_GRACE_SECONDS = env_int("TRAINING_CANCEL_GRACE_SECONDS", 10, minimum=1, maximum=600)
 TRAINING_MODEL_ROOTS = [Path(root).resolve() for root in env_list("TRAINING_MODEL_ROOTS", [])]
+# Processes that train one job on this worker: 0 means one per visible GPU (one process without a GPU). More
+# than one runs the job under ``accelerate launch`` (torch.distributed: NCCL on GPUs, gloo on CPUs).
+TRAINING_PROCESSES = env_int("TRAINING_PROCESSES", 0, minimum=0, maximum=64)
+
+# A gpu node apart from the web (another machine, no disk in common) meets it only through PostgreSQL, Redis
+# and the S3-compatible artifact store. The embedded default keeps all three in files under ENCLAVE_DATA_DIR,
+# so a node that says it is apart refuses to start without them rather than train into a disk nobody reads.
+GPU_NODE_APART = env_bool("GPU_NODE_APART", default=False)
+if GPU_NODE_APART:
+    _missing = [
+        needed
+        for needed, present in (
+            ("DATABASE_URL=postgres://...", DATABASE_IS_POSTGRES),
+            ("REDIS_URL=redis://...", bool(REDIS_URL)),
+            ("ARTIFACT_S3_BUCKET", bool(ARTIFACT_S3_BUCKET)),
+        )
+        if not present
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            "GPU_NODE_APART=true: a gpu node that shares no disk with the web needs PostgreSQL, Redis and an "
+            "S3-compatible artifact store; set " + ", ".join(_missing) + "."
+        )
 
 LOGGING = {
     "version": 1,

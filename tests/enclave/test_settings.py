@@ -17,6 +17,10 @@ _CLEARED = {
     "ALLOWED_HOSTS",
     "DJANGO_SETTINGS_MODULE",
     "DJANGO_ALLOW_ASYNC_UNSAFE",
+    "ARTIFACT_S3_BUCKET",
+    "GPU_NODE_APART",
+    "TRAINING_WORK_DIR",
+    "TRAINING_PROCESSES",
 }
 
 
@@ -107,3 +111,41 @@ def test_it_switches_the_stack_with_database_and_redis_urls(tmp_path: Path) -> N
         "redis://cache.internal:6379/2",
         "django.core.cache.backends.redis.RedisCache",
     ]
+
+
+def test_it_refuses_a_gpu_node_apart_without_postgres_redis_and_an_object_store(tmp_path: Path) -> None:
+    embedded = _django("enclave.settings.local", {"GPU_NODE_APART": "true"}, "check", tmp_path=tmp_path)
+    assert embedded.returncode != 0
+    assert "ImproperlyConfigured" in embedded.stderr
+    assert (
+        "GPU_NODE_APART=true: a gpu node that shares no disk with the web needs PostgreSQL, Redis and an "
+        "S3-compatible artifact store; set DATABASE_URL=postgres://..., REDIS_URL=redis://..., ARTIFACT_S3_BUCKET."
+    ) in embedded.stderr
+    without_store = {
+        "GPU_NODE_APART": "true",
+        "DATABASE_URL": "postgres://enclave:pw@db.internal:5432/enclave",
+        "REDIS_URL": "redis://cache.internal:6379/2",
+    }
+    result = _django("enclave.settings.local", without_store, "check", tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "; set ARTIFACT_S3_BUCKET." in result.stderr
+
+    script = (
+        "import django;django.setup();from django.conf import settings as s;"
+        "print(s.STORAGES['artifacts']['BACKEND'], s.TRAINING_WORK_DIR, s.TRAINING_PROCESSES)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    clean.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "enclave.settings.local",
+            "ENCLAVE_DATA_DIR": str(tmp_path),
+            **without_store,
+            "ARTIFACT_S3_BUCKET": "enclave-artifacts",
+            "TRAINING_PROCESSES": "2",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["storages.backends.s3.S3Storage", str(tmp_path.resolve() / "training"), "2"]

@@ -1,8 +1,7 @@
 """Releases on an S3-compatible artifact store through django-storages: an S3 protocol server on
-loopback (moto's standalone server, the same HTTP API MinIO and Ceph speak) stands in for the bucket."""
+loopback (moto's standalone server, ``tests/s3.py``) stands in for the bucket."""
 
 import hashlib
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,39 +14,13 @@ from tests.conftest import ClientFor, Personas
 from tests.releases.helpers import build
 from tests.releases.test_build import PROMPTS, judged
 from tests.releases.test_pages import body
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.s3 import s3_server
 
 
 @pytest.fixture
 def s3_bucket() -> Iterator[dict[str, Any]]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    options = {
-        "bucket_name": "enclave-artifacts",
-        "endpoint_url": f"http://127.0.0.1:{port}",
-        "access_key": "enclave-test",
-        "secret_key": "enclave-test-secret",
-        "region_name": "us-east-1",
-        "file_overwrite": False,
-        "default_acl": None,
-    }
-    boto3.client(
-        "s3", endpoint_url=options["endpoint_url"], aws_access_key_id=options["access_key"],
-        aws_secret_access_key=options["secret_key"], region_name="us-east-1",
-    ).create_bucket(Bucket=options["bucket_name"])  # fmt: skip
-    try:
+    with s3_server() as options:
         yield options
-    finally:
-        server.stop()
 
 
 def test_it_stores_verifies_and_downloads_a_release_from_s3(
