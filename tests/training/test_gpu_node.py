@@ -91,8 +91,8 @@ def test_it_trains_on_a_gpu_node_that_shares_no_disk_with_the_web(
     bucket = s3_client(object_store)
     stored = {entry["Key"] for entry in bucket.list_objects_v2(Bucket=object_store["bucket_name"])["Contents"]}
     assert {f.storage_name for f in release.files.all()} <= stored  # the release lives in the object store only
-    web_dir, node_dir = Path(settings.DATA_DIR), tmp_path / "gpu-node-data"
-    assert not Path(settings.MEDIA_ROOT).exists() or not _files(Path(settings.MEDIA_ROOT))
+    web_dir, node_dir, web_files = Path(settings.DATA_DIR), tmp_path / "gpu-node-data", Path(settings.MEDIA_ROOT)
+    assert not any((web_files / f.storage_name).exists() for f in release.files.all())
     before = _files(web_dir)
 
     log = tmp_path / "gpu-node.log"
@@ -135,7 +135,7 @@ def test_it_trains_on_a_gpu_node_that_shares_no_disk_with_the_web(
     assert (node_dir / "training").is_dir()
     assert not any((node_dir / "training").glob("job-*")), "the job's scratch directory is removed"
     assert _files(web_dir) == before
-    assert not Path(settings.MEDIA_ROOT).exists() or not _files(Path(settings.MEDIA_ROOT))
+    assert not (web_files / adapter.storage_prefix).exists()
 
 
 def test_it_trains_one_job_in_two_cpu_processes_through_accelerate(
