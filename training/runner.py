@@ -42,7 +42,7 @@ from releases.models import ReleaseFile
 from training import launch, services
 from training.environment import OFFLINE_ENV, THREAD_ENV, apply_offline_env, library_versions
 from training.inspection import file_sha256
-from training.models import JobState, TrainingJob
+from training.models import BaseModel, JobState, TrainingJob
 
 logger = logging.getLogger(__name__)
 
@@ -334,6 +334,27 @@ def _stage_data(job: TrainingJob, work: Path) -> tuple[str, str | None]:
     return str(names["train"]), names["eval"]
 
 
+def base_model_check_here(model: BaseModel) -> None:
+    """Refuse a base model whose directory on this node lacks a checked file or holds one of another size. The
+    check hashed the files on one node; with several gpu nodes each holds its own copy, and an adapter trained
+    on other weights would carry a false base-model hash. Sizes only: hashing every job's weights costs minutes."""
+    directory = Path(model.path)
+    missing, changed = [], []
+    for entry in model.files:
+        path = directory / entry["path"]
+        if not path.is_file():
+            missing.append(entry["path"])
+        elif path.stat().st_size != entry["size_bytes"]:
+            changed.append(entry["path"])
+    problems = [f"{what}: {', '.join(names)}" for what, names in (("missing", missing), ("another size", changed))
+                if names]  # fmt: skip
+    if problems:
+        raise DomainError(
+            f"The files of base model {model} on this gpu node differ from those checked ({'; '.join(problems)}). "
+            f"Give every gpu node the same files at {directory}, or check the model again."
+        )
+
+
 def _store_adapter(job: TrainingJob, adapter_dir: Path) -> tuple[str, list[dict[str, Any]]]:
     storage = artifact_storage()
     prefix = f"adapters/{job.project_id}/job-{job.pk}"
@@ -376,6 +397,7 @@ def run_job(job_id: int, worker: str) -> str:
     beat = HeartbeatThread(job.pk)  # staging and storing can take longer than the reaper waits
     beat.start()
     try:
+        base_model_check_here(job.base_model)
         train_file, eval_file = _stage_data(job, work)
         spec = {
             "job_id": job.pk,
