@@ -160,16 +160,17 @@ def delete_stored(release: Release) -> None:
         shutil.rmtree(storage.path(release.storage_prefix), ignore_errors=True)
         return
     names = {f.storage_name for f in ReleaseFile.objects.filter(release=release)}
-    names.update(_stored_under(storage, release.storage_prefix))
+    names.update(stored_under(storage, release.storage_prefix))
     for name in sorted(names):
         storage.delete(name)
 
 
-def _stored_under(storage: Storage, prefix: str) -> Iterator[str]:
+def stored_under(storage: Storage, prefix: str) -> Iterator[str]:
+    """The names of every file in ``storage`` under ``prefix``."""
     folders, files = storage.listdir(prefix)
     yield from (f"{prefix}/{name}" for name in files)
     for folder in folders:
-        yield from _stored_under(storage, f"{prefix}/{folder}")
+        yield from stored_under(storage, f"{prefix}/{folder}")
 
 
 def stored_problems(release: Release) -> list[str]:

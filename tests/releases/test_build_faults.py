@@ -7,17 +7,21 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.db import connection
 from django.test import override_settings
 
 from accounts.models import AuditEvent
 from annotation.models import ImportBatch, Item
+from core.db import lost_connection_reason
 from core.storage import artifact_storage
 from preferences.models import Judgement
 from preferences.results import display_order
@@ -33,15 +37,20 @@ ITEMS = 8000
 DRIVER_WORDS = ("psycopg", "administrator command", "server closed", "OperationalError", "terminating connection")
 
 
-@pytest.fixture
-def worker_log(on_postgres: None, transactional_db: None, tmp_path: Path) -> Iterator[Path]:
-    log = tmp_path / "worker.log"
+@contextmanager
+def _worker(log: Path, **env: str) -> Iterator[Path]:
     with log.open("w") as output:
-        proc = start_worker("default", "build-faults", output=output, DATABASE_URL=worker_database_url())
+        proc = start_worker("default", "build-faults", output=output, DATABASE_URL=worker_database_url(), **env)
         try:
             yield log
         finally:
             stop_worker(proc, timeout=30)
+
+
+@pytest.fixture
+def worker_log(on_postgres: None, transactional_db: None, tmp_path: Path) -> Iterator[Path]:
+    with _worker(tmp_path / "worker.log") as log:
+        yield log
 
 
 def _judged(p: Personas, count: int) -> None:
@@ -186,3 +195,85 @@ def test_it_deletes_a_failed_builds_unrecorded_files_from_an_s3_store(
         artifacts.delete_stored(release)
         assert storage.listdir(release.storage_prefix) == ([], [])
         assert storage.exists(f"{other.storage_prefix}/manifest.json"), "another release's files stay"
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[dict[str, str], Callable[[Release], set[str]]]]:
+    """The artifact store for a worker: its environment, and how the test lists a release's stored files."""
+    if request.param == "filesystem":
+        yield {}, _stored
+        return
+    bucket = request.getfixturevalue("s3_bucket")
+    env = {
+        "ARTIFACT_S3_BUCKET": bucket["bucket_name"], "ARTIFACT_S3_ENDPOINT_URL": bucket["endpoint_url"],
+        "ARTIFACT_S3_ACCESS_KEY": bucket["access_key"], "ARTIFACT_S3_SECRET_KEY": bucket["secret_key"],
+        "ARTIFACT_S3_REGION": bucket["region_name"],
+    }  # fmt: skip
+    storages = {**settings.STORAGES, "artifacts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": bucket}}
+
+    def stored(release: Release) -> set[str]:
+        with override_settings(STORAGES=storages):
+            return set(artifacts.stored_under(artifact_storage(), release.storage_prefix))
+
+    yield env, stored
+
+
+@pytest.mark.worker
+def test_it_deletes_the_stored_files_when_the_connection_is_lost_before_they_are_recorded(
+    on_postgres: None,
+    transactional_db: None,
+    tmp_path: Path,
+    store: tuple[dict[str, str], Callable[[Release], set[str]]],
+) -> None:
+    """The worst moment: every file is in the artifact store and the transaction that records them waits (on a
+    lock this test holds) when the session is ended. Nothing of the build remains, and it builds again."""
+    env, stored = store
+    p = make_personas()
+    _judged(p, 300)
+    recipe: dict[str, Any] = {"kind": "preference", "eval_fraction": 0.1}
+    with _worker(tmp_path / "worker.log", **env) as log:
+        first = _wait_until_ended(
+            services.release_create(actor=p.data_lead, project=p.project, name="rel", recipe=recipe)
+        )
+        assert first.state == "built", first.failure_reason
+        before = files_under(Path(settings.DATA_DIR))
+        db = connection.settings_dict
+        with psycopg.connect(
+            host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]
+        ) as holder:
+            holder.execute(f"LOCK TABLE {ReleaseFile._meta.db_table} IN SHARE MODE")  # no file is recorded
+            second = services.release_rebuild(actor=p.data_lead, release=first)
+            deadline = time.monotonic() + 120
+            while not _waits_on_a_lock():
+                assert time.monotonic() < deadline, "the build never reached the transaction that records its files"
+                time.sleep(0.05)
+            in_store = stored(second)
+            assert terminate_sessions() >= 1
+            holder.rollback()
+        failed = _wait_until_ended(second, seconds=120)
+        assert failed.state == "failed"
+        assert failed.failure_reason == lost_connection_reason("build")
+        assert len(in_store) > 10, "every file had been stored"
+        assert stored(failed) == set(), "the stored files are deleted"
+        assert not ReleaseFile.objects.filter(release=failed).exists()
+        assert not ReleaseItem.objects.filter(release=failed).exists()
+        assert files_under(Path(settings.DATA_DIR)) == before
+
+        third = _wait_until_ended(services.release_rebuild(actor=p.data_lead, release=failed))
+        assert third.state == "built", third.failure_reason
+        assert third.hash == first.hash
+        assert len(stored(third)) == len(in_store)
+        assert log.read_text().count("administrator command") == 1
+
+
+def _waits_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s"
+            " AND wait_event_type = 'Lock'",
+            [WORKER_APPLICATION],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
