@@ -57,8 +57,8 @@ def describe(exc: BaseException) -> str:
 
 def on_fresh_connection(write: Callable[[], T], *, what: str) -> T:
     """Drop the current (broken) connection and call ``write`` on a new one; while the database does not
-    answer, try again for about half a minute, then raise the last error. ``write`` must be atomic or
-    safe to repeat."""
+    answer, try again for about half a minute, then raise the last error. Call it outside any transaction
+    (the failed one has rolled back); ``write`` must be atomic or safe to repeat."""
     for wait in (*_RETRY_WAITS, None):
         connection.close()  # outside a transaction: forgets the broken connection; the next query opens one
         try:
