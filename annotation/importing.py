@@ -3,6 +3,7 @@ the scrubbed text and inserted all or nothing, in the request or on a worker, wi
 
 import contextlib
 import hashlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -26,8 +27,11 @@ from annotation.models import (
 )
 from annotation.parsing import CsvMapping, ImportFormat, LineError, Message, Record, content_hash, parse
 from annotation.pii import Finding, PiiPolicy, Scrubber, compile_policy
+from core.db import connection_lost, describe, lost_connection_reason, on_fresh_connection
 from core.dispatch import send_on_commit
 from core.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 # Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
 SYNC_IMPORT_BYTES = 2 * 1024 * 1024
@@ -113,8 +117,10 @@ def import_run(*, batch_id: int) -> ImportBatch:
     """Parse, validate, scrub, de-duplicate and insert a batch's items in one transaction.
 
     With bad lines and without ``skip_bad_lines`` nothing is written and the batch is ``refused`` with
-    its line-numbered report. Every outcome is audited. Never raises for bad input; an unexpected error
-    marks the batch ``failed`` with its reason and is re-raised.
+    its line-numbered report. Every outcome is audited. Never raises for bad input. A lost database
+    connection rolls everything back and marks the batch ``failed`` in words, on a fresh connection (the
+    driver's text goes to the log); any other unexpected error marks it ``failed`` with its reason and is
+    re-raised.
     """
     batch = ImportBatch.objects.select_related("project").get(pk=batch_id)
     if batch.status not in {ImportStatus.QUEUED, ImportStatus.RUNNING}:
@@ -134,8 +140,15 @@ def import_run(*, batch_id: int) -> ImportBatch:
         status = ImportStatus.REFUSED
         report.imported = 0
     except Exception as exc:
-        _finish_import(batch, report, ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}")
-        raise
+        report.imported = 0  # rolled back: nothing of it was kept
+        if not connection_lost(exc):
+            _finish_import(batch, report, ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}")
+            raise
+        logger.error("Import #%s: database connection lost at line %s: %s", batch.pk, report.lines, describe(exc))
+        failure = lost_connection_reason("import")
+        return on_fresh_connection(
+            lambda: _finish_import(batch, report, ImportStatus.FAILED, failure=failure), what=f"import #{batch.pk}"
+        )
     return _finish_import(batch, report, status)
 
 

@@ -5,12 +5,13 @@ to verify them, to export them, or to delete them."""
 import hashlib
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 from django.core.files import File
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import FileSystemStorage, Storage
 
 from annotation.models import ImportBatch, RubricVersion
 from annotation.selectors import annotation_settings, current_rubric
@@ -152,13 +153,24 @@ def store(release: Release, root: Path, files: list[WrittenFile]) -> None:
 
 
 def delete_stored(release: Release) -> None:
-    """Remove the release's files from the artifact store (a failed build's, a deleted release's)."""
+    """Remove the release's files from the artifact store (a failed build's, a deleted release's): every
+    file under its prefix, recorded or not (a build that failed after storing files recorded none)."""
     storage = artifact_storage()
     if isinstance(storage, FileSystemStorage):
         shutil.rmtree(storage.path(release.storage_prefix), ignore_errors=True)
         return
-    for f in ReleaseFile.objects.filter(release=release):
-        storage.delete(f.storage_name)
+    names = {f.storage_name for f in ReleaseFile.objects.filter(release=release)}
+    names.update(stored_under(storage, release.storage_prefix))
+    for name in sorted(names):
+        storage.delete(name)
+
+
+def stored_under(storage: Storage, prefix: str) -> Iterator[str]:
+    """The names of every file in ``storage`` under ``prefix``."""
+    folders, files = storage.listdir(prefix)
+    yield from (f"{prefix}/{name}" for name in files)
+    for folder in folders:
+        yield from stored_under(storage, f"{prefix}/{folder}")
 
 
 def stored_problems(release: Release) -> list[str]:

@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation.models import ImportBatch, RubricVersion
+from core.db import connection_lost, describe, lost_connection_reason, on_fresh_connection
 from core.dispatch import send_on_commit
 from core.errors import DomainError
 from releases import artifacts
@@ -108,7 +109,7 @@ def release_build(*, release_id: int) -> Release | None:
     """Build a queued release: select, split, check for leaks, aggregate, export, hash, store and freeze.
     Returns None when another build of the same project is running (the task retries later). A refused or
     crashed build leaves the release ``failed`` with the reason (and the leak report), and nothing of it
-    in the artifact store."""
+    in the artifact store. A lost database connection fails it in words, recorded on a fresh connection."""
     release = _start(release_id)
     if release is None or release.state != ReleaseState.BUILDING:
         return release
@@ -118,12 +119,23 @@ def release_build(*, release_id: int) -> Release | None:
     except BuildRefused as refused:
         _fail(release, refused.reason, refused.report)
     except Exception as exc:
-        logger.exception("Build of release #%s crashed", release.pk)
-        _fail(release, f"The build crashed: {type(exc).__name__}: {exc}", {})
+        if not connection_lost(exc):
+            logger.exception("Build of release #%s crashed", release.pk)
+            _fail(release, f"The build crashed: {type(exc).__name__}: {exc}", {})
+        else:
+            logger.error("Build of release #%s: the database connection was lost: %s", release.pk, describe(exc))
+            on_fresh_connection(lambda: _fail_unless_built(release), what=f"build of release #{release.pk}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     release.refresh_from_db()
     return release
+
+
+def _fail_unless_built(release: Release) -> None:
+    """After a lost connection: fail the build, unless its last commit reached the server before the loss."""
+    if Release.objects.filter(pk=release.pk, state=ReleaseState.BUILT).exists():
+        return
+    _fail(release, lost_connection_reason("build"), {})
 
 
 def _fail_unsent_build(release: Release, reason: str) -> None:
