@@ -18,9 +18,10 @@ from training.models import Adapter, JobLogLine, JobMetric, JobState, TrainingJo
 
 def training_job_begin(*, job_id: int, worker: str, environment: dict[str, Any]) -> TrainingJob | None:
     """On the worker: take a queued job and mark it running. Returns ``None`` when there is nothing to run
-    (cancelled while queued, or already ended, or running under a supervisor that still beats). A running job
-    whose heartbeat is stale means the worker that ran it died and the broker delivered the task again:
-    that job is failed, never silently re-run."""
+    (cancelled while queued, or already ended, or running under a supervisor that still beats). The task is
+    acknowledged on receipt (``training.tasks``), so it is not delivered again when its worker dies; should a
+    message come twice anyway (a requeue by hand, a broker restored from a backup), a running job whose
+    heartbeat is stale is failed as "worker lost", never silently trained again."""
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().filter(pk=job_id).select_related("release", "base_model").first()
         if job is None or job.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
@@ -29,11 +30,7 @@ def training_job_begin(*, job_id: int, worker: str, environment: dict[str, Any])
             fresh = timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
             if job.heartbeat_at is not None and job.heartbeat_at >= fresh:
                 return None  # its supervisor is alive (a task delivered twice): leave the job to it
-            _fail(
-                job,
-                f"The worker {job.worker or '(unknown)'} was lost while this job ran (the task came back to the "
-                "queue). Start it again with “Run again”.",
-            )
+            _fail(job, worker_lost_reason(job, "its task was delivered again while it was marked running."))
             return None
         now = timezone.now()
         job.state = JobState.RUNNING
@@ -224,8 +221,9 @@ def adapter_register(
 
 
 def training_jobs_reap(*, now: Any = None) -> list[int]:
-    """Fail running jobs whose worker stopped beating (``TRAINING_HEARTBEAT_TIMEOUT``), with their last log
-    lines in the reason. Called by the job pages, the API and a worker when it starts; returns the job ids."""
+    """Fail running jobs whose worker stopped beating (``TRAINING_HEARTBEAT_TIMEOUT``) as "worker lost", with
+    their last log lines in the reason; returns the job ids. Runs every ``TRAINING_REAP_INTERVAL`` seconds on
+    the default workers (``enclave.periodic``), and when the job pages or the API list jobs."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
     failed = []
@@ -239,8 +237,9 @@ def training_jobs_reap(*, now: Any = None) -> list[int]:
             silent = int((now - job.heartbeat_at).total_seconds()) if job.heartbeat_at else 0
             _fail(
                 job,
-                f"Lost the worker {job.worker or '(unknown)'}: no heartbeat for {silent} s "
-                f"(limit {settings.TRAINING_HEARTBEAT_TIMEOUT} s).{last_lines_note(job)}",
+                worker_lost_reason(
+                    job, f"no heartbeat for {silent} s (the limit is {settings.TRAINING_HEARTBEAT_TIMEOUT} s)."
+                ),
             )
             failed.append(job.pk)
     return failed
@@ -253,9 +252,18 @@ def training_jobs_fail_orphans(*, worker: str) -> list[int]:
         with transaction.atomic():
             locked = TrainingJob.objects.select_for_update().get(pk=job.pk)
             if locked.state == JobState.RUNNING:
-                _fail(locked, f"The worker {worker} restarted while this job ran.{last_lines_note(locked)}")
+                _fail(locked, worker_lost_reason(locked, "it restarted while this job ran."))
                 failed.append(locked.pk)
     return failed
+
+
+def worker_lost_reason(job: TrainingJob, what_happened: str) -> str:
+    """Why a job whose gpu worker went away failed, in words a person acts on, with its last log lines."""
+    return (
+        f"Worker lost: the gpu worker {job.worker or '(unknown)'} stopped supervising this job: {what_happened} "
+        "The training was stopped and no adapter was registered; start it again with “Run again”."
+        f"{last_lines_note(job)}"
+    )
 
 
 def last_lines_note(job: TrainingJob, count: int = 5) -> str:

@@ -86,11 +86,12 @@ def worker_facts() -> dict[str, Any]:
 
 
 def prepare_worker(hostname: str) -> None:
-    """When a gpu worker starts: fail the jobs it ran before a restart, warm the fork server and report what
-    this worker can run (GPUs, bitsandbytes, FlashAttention)."""
+    """When a gpu worker starts: fail the jobs it ran before a restart, remove what ended jobs left in the work
+    directory, warm the fork server and report what this worker can run (GPUs, bitsandbytes, FlashAttention)."""
     close_old_connections()
     try:
         services.training_jobs_fail_orphans(worker=hostname)
+        remove_work_of_ended_jobs()
         facts = worker_facts()
         services.training_worker_report(
             hostname=hostname,
@@ -101,6 +102,24 @@ def prepare_worker(hostname: str) -> None:
         )
     finally:
         close_old_connections()
+
+
+def remove_work_of_ended_jobs() -> list[str]:
+    """Delete the work directories of jobs that are no longer running: a training child removes its own when
+    its worker dies, but not when both were killed at once (a reboot, a kill of the whole process group).
+    Directories of running jobs are kept: other workers may share this work directory."""
+    work = Path(settings.TRAINING_WORK_DIR)
+    found = {path.name: path for path in work.glob("job-*") if path.is_dir()}
+    ids = {name: int(name[4:]) for name in found if name[4:].isdigit()}
+    active = set(
+        TrainingJob.objects.filter(pk__in=ids.values(), state__in=(JobState.QUEUED, JobState.RUNNING)).values_list(
+            "pk", flat=True
+        )
+    )
+    removed = [name for name, pk in ids.items() if pk not in active]
+    for name in removed:
+        shutil.rmtree(found[name], ignore_errors=True)
+    return removed
 
 
 # --- Children ---------------------------------------------------------------------------------------------

@@ -1,22 +1,51 @@
-"""Celery tasks of the training app; all are routed to the ``gpu`` queue (``training.*``).
+"""Celery tasks of the training app; all are routed to the ``gpu`` queue (``training.*``). A gpu worker runs
+one job at a time (solo pool)."""
 
-A gpu worker runs one job at a time (``--concurrency 1``); ``acks_late`` means a job whose worker dies is
-delivered again, and ``training_job_begin`` then fails it instead of training twice."""
-
+import logging
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.signals import worker_ready
+from celery.worker.request import Request
 
 from training import runner, services
 
+logger = logging.getLogger(__name__)
 
-@shared_task(name="training.training_job_run", bind=True, acks_late=True)
-def training_job_run_task(self: Any, job_id: int) -> str:
+
+class AcknowledgedOnReceipt(Request):
+    """Acknowledges the message the moment the worker takes the task. Celery's own early ack is queued for the
+    worker's event loop, which a solo pool blocks until the task returns: the broker would hold the delivery
+    for the whole job and, were the worker killed, hand it out again once the visibility timeout passed."""
+
+    def acknowledge(self) -> None:
+        if not self.acknowledged:
+            self.message.ack_log_error(logger, self.connection_errors)
+            self.acknowledged = True
+
+
+class TrainingRunTask(Task):
+    """How a training run is delivered. Acknowledged on receipt, not late (the settings' default): a job is
+    never delivered again and trained twice, and the broker holds nothing for it while it runs. A worker lost
+    mid-job (SIGKILL, a crash, the machine gone) is noticed by its silence instead: the reaper, which the
+    default workers run every ``TRAINING_REAP_INTERVAL`` s (``enclave.periodic``), fails a running job whose
+    heartbeat is older than ``TRAINING_HEARTBEAT_TIMEOUT`` as "worker lost", and "Run again" trains it anew.
+    With ``acks_late`` the message would wait in the broker until its visibility timeout (a day on Redis) and
+    come back only to be refused; ``reject_on_worker_lost`` means nothing to a solo pool, which has no pool
+    child to lose."""
+
+    Request = "training.tasks:AcknowledgedOnReceipt"
+    acks_late = False
+    reject_on_worker_lost = False
+
+
+@shared_task(name="training.training_job_run", bind=True, base=TrainingRunTask)
+def training_job_run_task(self: TrainingRunTask, job_id: int) -> str:
     """Supervise one training job to its end; the child process does the training."""
     return runner.run_job(job_id, worker=str(self.request.hostname or "gpu"))
 
 
+# Acknowledged late, as the settings say: checking files is harmless to repeat if its worker died and it comes back.
 @shared_task(name="training.base_model_validate")
 def base_model_validate_task(model_id: int) -> str:
     """Check a registered base model's files on a worker; returns its state."""

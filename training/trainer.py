@@ -16,6 +16,7 @@ import ipaddress
 import json
 import math
 import os
+import shutil
 import socket
 import sys
 import threading
@@ -186,21 +187,53 @@ def log_line(phase: str, step: int, total: int, values: dict[str, float]) -> str
     return f"{phase} step {step}/{total}: " + " · ".join(parts)
 
 
-def _watch_supervisor(pid: int) -> None:
-    """End this process when the worker supervising it is gone: a training run nobody records is waste."""
+def _process_start(pid: int) -> str | None:
+    """The start time of a live process (``/proc/<pid>/stat``), or ``None`` when it is gone or a zombie: a pid
+    the kernel gave to another process since, or a dead worker its parent has not reaped yet, is not it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:  # no /proc here: only ask whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "alive"
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
 
-    def watch() -> None:
-        while True:
-            time.sleep(2)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                say(f"The supervising worker (pid {pid}) is gone; stopping.")
-                os._exit(75)
-            except PermissionError:
-                pass
 
-    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+class SupervisorWatch:
+    """Ends this process when the worker supervising it is gone (killed, crashed): a training run nobody
+    records is waste. Its work directory goes first, so no half-written adapter or staged data is left
+    behind; the job itself is failed as "worker lost" by the reaper (``training.lifecycle``). Checked every
+    second from a thread, and once more when training ends, for a run that finished in that second."""
+
+    def __init__(self, pid: int, work: Path) -> None:
+        self.pid, self.work = pid, work
+        self.started = _process_start(pid)
+
+    def gone(self) -> bool:
+        now = _process_start(self.pid)
+        return now is None or now != self.started
+
+    def leave_if_gone(self) -> None:
+        if self.gone():
+            say(f"The supervising worker (pid {self.pid}) is gone; stopping and removing {self.work}.")
+            shutil.rmtree(self.work, ignore_errors=True)
+            os._exit(75)
+
+    def start(self) -> "SupervisorWatch":
+        def watch() -> None:
+            while True:
+                time.sleep(1)
+                self.leave_if_gone()
+
+        threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+        return self
 
 
 # --- Data ---------------------------------------------------------------------------------------------------
@@ -484,8 +517,7 @@ def main(spec_path: str, *, redirect_output: bool = False) -> int:
         sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
         sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
     guard = NetworkGuard().install()
-    if spec.get("supervisor_pid"):
-        _watch_supervisor(int(spec["supervisor_pid"]))
+    supervisor = SupervisorWatch(int(spec["supervisor_pid"]), work).start() if spec.get("supervisor_pid") else None
     # Under ``accelerate launch`` (several GPUs) every rank trains; only rank 0 reports and saves.
     is_main = int(os.environ.get("RANK", "0")) == 0
     emit = EventWriter(work / "events.jsonl" if is_main else Path(os.devnull))
@@ -501,6 +533,8 @@ def main(spec_path: str, *, redirect_output: bool = False) -> int:
         return 1
     finally:
         emit.close()
+        if supervisor is not None:
+            supervisor.leave_if_gone()
     result["network"] = {**guard.record(), "self_check": self_check}
     if is_main:
         (work / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))

@@ -125,8 +125,8 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
-        # With acks_late Redis re-delivers a task that is not acknowledged within this window. Training
-        # jobs run for hours, so the window must be longer than the longest job.
+        # With acks_late Redis re-delivers a task that is not acknowledged within this window, so it must be
+        # longer than the longest import or build. (Training runs are acknowledged on receipt: training/tasks.py.)
         "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 24 * 3600, minimum=60),
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -329,10 +329,12 @@ ENCLAVE_CODE_VERSION = env_optional_str("ENCLAVE_CODE_VERSION")
 
 # Training. Each job trains in a child of the gpu worker, in its own directory under TRAINING_WORK_DIR (local
 # disk of the worker); the worker beats twice a second while it supervises, and a running job whose heartbeat is
-# older than TRAINING_HEARTBEAT_TIMEOUT seconds is failed as "worker lost". Base models may be registered only
+# older than TRAINING_HEARTBEAT_TIMEOUT seconds is failed as "worker lost" by the reaper, which the default
+# workers run every TRAINING_REAP_INTERVAL seconds (enclave/periodic.py). Base models may be registered only
 # under TRAINING_MODEL_ROOTS (the shared models volume), when set.
 TRAINING_WORK_DIR = Path(env_str("TRAINING_WORK_DIR", str(DATA_DIR / "training"))).resolve()
 TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 90, minimum=10, maximum=86_400)
+TRAINING_REAP_INTERVAL = env_int("TRAINING_REAP_INTERVAL", 10, minimum=1, maximum=3600)
 TRAINING_CANCEL_GRACE_SECONDS = env_int("TRAINING_CANCEL_GRACE_SECONDS", 10, minimum=1, maximum=600)
 TRAINING_MODEL_ROOTS = [Path(root).resolve() for root in env_list("TRAINING_MODEL_ROOTS", [])]
 # Processes that train one job on this worker: 0 means one per visible GPU (one process without a GPU). More

@@ -44,6 +44,7 @@ def test_it_routes_training_tasks_to_the_gpu_queue() -> None:
     assert router.route({}, "enclave.health_check")["queue"].name == "default"
     assert app.conf.task_acks_late is True
     assert app.conf.task_always_eager is False
+    assert app.tasks["training.training_job_run"].acks_late is False  # acknowledged on receipt (training/tasks.py)
 
 
 def test_it_fails_loudly_to_publish_when_the_broker_is_down() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ from accounts.models import AuditEvent
 from core.errors import DomainError
 from tests.conftest import ClientFor, Personas
 from tests.training.helpers import preference_release, quick_config, ready_model, sft_release
-from training import services
+from training import runner, services
 from training.config import JobConfig, preset_values
 from training.inspection import ModelDirectoryError, inspect_model_directory
 from training.models import BaseModel, JobLogLine, JobState, TrainingJob, TrainingWorker
@@ -122,7 +123,7 @@ def test_it_fails_jobs_whose_worker_went_silent_redelivered_or_restarted(
         services.training_job_start(
             actor=admin, project=project, kind="dpo", release=prefs, base_model=model, config=quick_config("dpo")
         )
-        for _ in range(4)
+        for _ in range(5)
     ]
     silent = _running(jobs[0], beat_seconds_ago=600)
     fresh = _running(jobs[1], beat_seconds_ago=1)
@@ -131,7 +132,8 @@ def test_it_fails_jobs_whose_worker_went_silent_redelivered_or_restarted(
     silent.refresh_from_db()
     fresh.refresh_from_db()
     assert silent.state == JobState.FAILED
-    assert "Lost the worker gpu@host: no heartbeat for 600 s" in silent.failure_reason
+    assert silent.failure_reason.startswith("Worker lost: the gpu worker gpu@host stopped supervising this job")
+    assert "no heartbeat for 600 s (the limit is 90 s)" in silent.failure_reason
     assert "train step 2/9" in silent.failure_reason
     assert fresh.state == JobState.RUNNING
 
@@ -144,13 +146,15 @@ def test_it_fails_jobs_whose_worker_went_silent_redelivered_or_restarted(
     assert services.training_job_begin(job_id=fresh.pk, worker="gpu@other", environment={}) is None
     fresh.refresh_from_db()
     assert fresh.state == JobState.FAILED
-    assert "was lost while this job ran" in fresh.failure_reason
+    assert fresh.failure_reason.startswith("Worker lost")
+    assert "delivered again" in fresh.failure_reason
 
     # A restarted worker fails what it was running.
     orphan = _running(jobs[2], beat_seconds_ago=1, worker="gpu@restarted")
     assert services.training_jobs_fail_orphans(worker="gpu@restarted") == [orphan.pk]
     orphan.refresh_from_db()
     assert orphan.state == JobState.FAILED
+    assert orphan.failure_reason.startswith("Worker lost")
     assert "restarted while this job ran" in orphan.failure_reason
 
     # Cancelling a queued job ends it at once; cancelling an ended one says so.
@@ -162,6 +166,21 @@ def test_it_fails_jobs_whose_worker_went_silent_redelivered_or_restarted(
     actions = list(AuditEvent.objects.filter(project=project).values_list("action", flat=True))
     assert actions.count("training.job_fail") == 3
     assert actions.count("training.job_cancel") == 1
+
+    # A gpu worker that starts removes the work directories ended jobs left (a child killed along with its
+    # worker), and keeps those of jobs still running (on another worker sharing the directory).
+    running = _running(jobs[4], beat_seconds_ago=1, worker="gpu@other")
+    work = Path(settings.TRAINING_WORK_DIR)
+    for job in (silent, orphan, running):
+        (work / job.work_name / "adapter").mkdir(parents=True)
+        (work / job.work_name / "adapter" / "adapter_model.safetensors").write_bytes(b"half")
+    removed = runner.remove_work_of_ended_jobs()
+    assert {silent.work_name, orphan.work_name} <= set(removed)
+    assert running.work_name not in removed
+    assert not (work / silent.work_name).exists()
+    assert not (work / orphan.work_name).exists()
+    assert (work / running.work_name / "adapter" / "adapter_model.safetensors").exists()
+    shutil.rmtree(work / running.work_name)
 
 
 def test_it_inspects_and_hashes_a_model_directory(tiny_model_dir: Path, tmp_path: Path) -> None:

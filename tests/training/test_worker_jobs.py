@@ -198,7 +198,7 @@ def test_it_cancels_survives_a_killed_child_and_reproduces_an_adapter(
     assert not _alive(job.child_pid or 0)
     job.refresh_from_db()
     assert job.state == JobState.FAILED
-    assert job.failure_reason.startswith("Lost the worker")
+    assert job.failure_reason.startswith("Worker lost")
 
     # The worker still serves: the next job succeeds, and running it again gives the same adapter, byte for byte.
     first = services.training_job_start(actor=admin, project=project, kind="dpo", release=prefs, base_model=model,

@@ -1,0 +1,83 @@
+"""Work that runs on a schedule, declared here in one place.
+
+Every worker that consumes the ``default`` queue runs each entry in a thread of its main process, every so
+many seconds: no beat process to deploy or forget, so ``manage.py serve`` and the compose file's ``worker``
+run the schedule as they are, and it keeps running while every gpu worker is down. With several default
+workers each runs it; every entry is safe to run at the same time in several places (it locks the rows it
+changes). An entry that fails logs one line and runs again at its next turn.
+
+- ``training_jobs_reap``, every ``TRAINING_REAP_INTERVAL`` s: fail running training jobs whose gpu worker
+  went silent past ``TRAINING_HEARTBEAT_TIMEOUT`` as "worker lost" (``training.lifecycle``).
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import connections
+
+logger = logging.getLogger(__name__)
+
+
+def _reap_training_jobs() -> None:
+    from training.services import training_jobs_reap
+
+    failed = training_jobs_reap()
+    if failed:
+        logger.warning("training jobs failed as worker lost: %s", ", ".join(f"#{pk}" for pk in failed))
+
+
+def schedule() -> list[tuple[str, float, Callable[[], None]]]:
+    """The entries: name, seconds between runs, what to run."""
+    return [("training jobs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_training_jobs)]
+
+
+class Every(threading.Thread):
+    """Runs one entry every ``seconds`` until stopped, on its own database connection, closed after each run
+    so that nothing is held between runs (nor inherited by the pool processes the worker forks)."""
+
+    def __init__(self, name: str, seconds: float, run: Callable[[], None]) -> None:
+        super().__init__(name=f"periodic: {name}", daemon=True)
+        self.entry, self.seconds, self.work = name, seconds, run
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.seconds):
+            try:
+                self.work()
+            except Exception as exc:  # one line per failed turn (the database restarting), never a traceback storm
+                logger.warning("periodic %s failed: %s: %s", self.entry, type(exc).__name__, exc)
+            finally:
+                connections.close_all()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+_running: list[Every] = []
+
+
+def connect() -> None:
+    """Start the schedule when a default worker is ready, stop it when the worker shuts down."""
+    worker_ready.connect(_start, weak=False)
+    worker_shutdown.connect(_stop, weak=False)
+
+
+def _start(sender: Any = None, **kwargs: Any) -> None:
+    queues = {queue.name for queue in getattr(getattr(sender, "task_consumer", None), "queues", [])}
+    if "default" not in queues or _running:
+        return
+    for name, seconds, run in schedule():
+        thread = Every(name, seconds, run)
+        thread.start()
+        _running.append(thread)
+    logger.info("periodic work started: %s", ", ".join(f"{t.entry} every {t.seconds:g} s" for t in _running))
+
+
+def _stop(**kwargs: Any) -> None:
+    for thread in _running:
+        thread.stop()
+    _running.clear()
