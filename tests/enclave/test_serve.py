@@ -7,7 +7,6 @@ import functools
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,51 +20,16 @@ from typing import TypeVar
 import pytest
 
 from enclave.management.commands.serve import CRASH_LIMIT, FIRST_DELAY
+from tests.processes import Process, children, command_line, descendants, free_port, still_running
 from tests.workers import ROOT
 
 T = TypeVar("T")
-Process = tuple[int, int]  # pid and start time: a pid alone may be reused
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_time(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else int(fields[19])
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for path in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            found += [int(child) for child in path.read_text().split()]
-    return found
-
-
-def descendants(pid: int) -> set[Process]:
-    found = set()
-    for child in children(pid):
-        started = start_time(child)
-        if started is not None:
-            found |= {(child, started), *descendants(child)}
-    return found
 
 
 def gpu_worker(serve: int) -> int | None:
     for pid in children(serve):
-        try:
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if b"celery" in args and b"gpu" in args and start_time(pid) is not None:
+        args = command_line(pid)
+        if b"celery" in args and b"gpu" in args:
             return pid
     return None
 
@@ -145,10 +109,6 @@ def end(serve: subprocess.Popen[bytes]) -> None:
                 os.kill(pid, signal.SIGKILL)
         serve.kill()
         serve.wait()
-
-
-def still_running(processes: set[Process]) -> set[Process]:
-    return {(pid, started) for pid, started in processes if start_time(pid) == started}
 
 
 @pytest.mark.worker
