@@ -51,9 +51,9 @@ def wait_for(what: str, check: Callable[[], T | None], serve: subprocess.Popen[b
     pytest.fail(f"no {what} within {timeout} s")
 
 
-def health(port: int) -> int:
+def health(port: int, path: str = "/api/v1/health/") -> int:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health/", timeout=10) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -158,7 +158,9 @@ def test_it_restarts_a_crashed_child_and_stops_on_a_crash_loop(data_dir: Path, t
 
 
 @pytest.mark.worker
-def test_it_stops_every_child_on_ctrl_c(data_dir: Path, tmp_path: Path) -> None:
+def test_it_stops_every_child_on_ctrl_c_and_keeps_invite_tokens_out_of_the_access_log(
+    data_dir: Path, tmp_path: Path
+) -> None:
     """Ctrl+C (SIGINT) and SIGTERM share one handler: ask every child to stop, then wait for them."""
     port = free_port()
     log = tmp_path / "serve.log"
@@ -166,6 +168,7 @@ def test_it_stops_every_child_on_ctrl_c(data_dir: Path, tmp_path: Path) -> None:
     try:
         wait_for("answer from the web", lambda: True if health(port) == 200 else None, serve)
         wait_for("gpu worker", lambda: gpu_worker(serve.pid), serve)
+        assert health(port, "/invite/MQ/c8v1x4-0f3e9a5b/") == 200, "the not-valid page, after a redirect"
         seen = descendants(serve.pid)
         assert len(children(serve.pid)) == 3
         serve.send_signal(signal.SIGINT)
@@ -173,4 +176,7 @@ def test_it_stops_every_child_on_ctrl_c(data_dir: Path, tmp_path: Path) -> None:
     finally:
         end(serve)
     assert not still_running(seen), "processes left behind"
-    assert "restarting" not in log.read_text()
+    text = log.read_text()
+    assert "restarting" not in text
+    assert '"GET /invite/MQ/…/ HTTP/1.1" 302' in text, "the access log keeps the request, not the token"
+    assert "c8v1x4" not in text

@@ -170,7 +170,8 @@ class Command(BaseCommand):
             Child("web", [
                 python, "-m", "gunicorn", "enclave.wsgi:application",
                 "--bind", f"{options['host']}:{options['port']}",
-                "--workers", "2", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "5",
+                "--workers", "2", "--threads", "4", "--graceful-timeout", "5",
+                "--access-logfile", "-", "--logger-class", "enclave.access_log.AccessLogger",
             ], env),
             Child("worker-default", [
                 python, "-m", "celery", "-A", "enclave", "worker", "-Q", "default",
