@@ -58,6 +58,7 @@ class Child:
         self.command = command
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
+        self.group_ended = False
         self.started_at = 0.0
         self.restart_at: float | None = None
         self.delay = FIRST_DELAY
@@ -65,6 +66,7 @@ class Child:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.command, env=self.env, process_group=0)  # noqa: S603
+        self.group_ended = False
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -102,7 +104,9 @@ class Child:
         self.end_group()
 
     def end_group(self) -> None:
-        if self.proc is not None:
+        """Once per start: after that the group's id (the child's pid) may belong to someone else."""
+        if self.proc is not None and not self.group_ended:
+            self.group_ended = True
             with contextlib.suppress(ProcessLookupError, PermissionError):  # an empty group: nothing left behind
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
