@@ -21,6 +21,8 @@ urlpatterns = [
     path("account/password/", views.password_change, name="password_change"),
     path("account/tokens/", views.api_tokens, name="api_tokens"),
     path("account/tokens/<str:token_key>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    # Before the token route, which would take "set-password" for a token.
+    path("invite/<str:uidb64>/set-password/", views.invite_set_password, name="invite_set_password"),
     path("invite/<str:uidb64>/<str:token>/", views.invite_accept, name="invite_accept"),
 ]
 

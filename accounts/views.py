@@ -340,12 +340,29 @@ def _invited_user(uidb64: str) -> User | None:
     return User.objects.filter(pk=pk, is_active=True).first() if parse_id(pk) is not None else None
 
 
-@require_http_methods(["GET", "POST"])
+INVITE_SESSION_KEY = "_invite_token"  # where the invite link's token waits for the password
+
+
+@require_http_methods(["GET", "HEAD"])
 def invite_accept(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
-    """The page an invite link opens: the person chooses their password, then logs in."""
+    """The link an invitee is handed. As Django's password reset does, a good token moves into the session
+    and the browser goes on to an address without it, so the token is not sent again, in a Referer or a log
+    line. A spent or wrong one goes on to the same address, which says the link is not valid: this address
+    never answers 404, which Django would log with the token in the path."""
     user = _invited_user(uidb64)
-    if user is None or not default_token_generator.check_token(user, token):
-        return render(request, "registration/invite_invalid.html", status=404)
+    if user is not None and default_token_generator.check_token(user, token):
+        request.session[INVITE_SESSION_KEY] = token
+    else:
+        request.session.pop(INVITE_SESSION_KEY, None)
+    return redirect("invite_set_password", uidb64=uidb64)
+
+
+@require_http_methods(["GET", "POST"])
+def invite_set_password(request: HttpRequest, uidb64: str) -> HttpResponse:
+    """The invitee chooses their password, then logs in; the invite token comes from their session."""
+    user = _invited_user(uidb64)
+    if user is None or not default_token_generator.check_token(user, request.session.get(INVITE_SESSION_KEY)):
+        return render(request, "registration/invite_invalid.html")
     form = SetPasswordForm(user, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -353,6 +370,7 @@ def invite_accept(request: HttpRequest, uidb64: str, token: str) -> HttpResponse
         except DomainError as exc:
             form.add_error("new_password1", exc.message)
         else:
+            del request.session[INVITE_SESSION_KEY]
             messages.success(request, "Your password is set. Log in with it now.")
             return redirect("login")
     return render(request, "registration/invite_accept.html", {"form": form, "invited": user})

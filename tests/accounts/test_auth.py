@@ -8,6 +8,7 @@ from django.test import Client
 from django.utils import timezone
 from knox.models import AuthToken
 
+from accounts import selectors, services
 from accounts.models import ApiTokenInfo, AuditEvent, User
 from tests.conftest import ClientFor, Personas
 from tests.factories import PASSWORD, UserFactory
@@ -69,16 +70,44 @@ def test_it_sets_a_password_once_through_an_invite_link(client_for: ClientFor) -
     assert not newbie.has_usable_password()
 
     anonymous = Client()
-    assert "Welcome, New Bie" in anonymous.get(link).content.decode()
-    weak = anonymous.post(link, {"new_password1": "short", "new_password2": "short"})
+    opened = anonymous.get(link)
+    assert opened.status_code == 302, "the token moves into the session, as in Django's password reset"
+    form_page = opened["Location"]
+    assert form_page == link.rsplit("/", 2)[0] + "/set-password/"
+    assert "Welcome, New Bie" in anonymous.get(form_page).content.decode()
+    assert "Welcome" not in Client().get(form_page).content.decode(), "without the link's session, no form"
+    weak = anonymous.post(form_page, {"new_password1": "short", "new_password2": "short"})
     assert weak.status_code == 200
     assert "too short" in weak.content.decode()
     good = "a-long-and-unusual-passphrase"
-    done = anonymous.post(link, {"new_password1": good, "new_password2": good})
+    done = anonymous.post(form_page, {"new_password1": good, "new_password2": good})
     assert done.status_code == 302
     assert _login(Client(), "newbie", good).status_code == 302
-    assert anonymous.get(link).status_code == 404, "a used link stops working"
+    for client in (anonymous, Client()):  # a used link stops working, in the same browser and in another
+        again = client.get(link, follow=True)
+        assert again.redirect_chain == [(form_page, 302)]
+        assert again.status_code == 200, "never a 404, which Django would log with the token in the path"
+        assert "This invite link is not valid" in again.content.decode()
+        assert "Welcome" not in again.content.decode()
+        refused = client.post(form_page, {"new_password1": "another-long-passphrase", "new_password2": "x"})
+        assert "This invite link is not valid" in refused.content.decode()
     assert AuditEvent.objects.filter(action="user.password_set", actor_label="newbie", payload__via="invite").exists()
+
+
+def test_it_answers_a_wrong_invite_link_with_the_not_valid_page_and_no_404() -> None:
+    invited = services.user_invite(actor=UserFactory.create(is_staff=True), username="pending")
+    good = selectors.invite_path(invited)
+    uid = good.split("/")[2]
+    browser = Client()
+    assert "Welcome" in browser.get(good, follow=True).content.decode()
+    for wrong in (f"/invite/{uid}/c8v1x4-0f3e9a/", "/invite/bm90LWFuLWlk/c8v1x4-0f3e9a/", "/invite/%21%21/x/"):
+        answer = browser.get(wrong, follow=True)
+        assert len(answer.redirect_chain) == 1
+        assert answer.status_code == 200
+        assert "This invite link is not valid" in answer.content.decode()
+    assert "Welcome" not in browser.get(f"/invite/{uid}/set-password/").content.decode(), (
+        "a wrong link opened afterwards drops the good token from the session"
+    )
 
 
 def test_it_lets_a_project_admin_invite_straight_into_the_project(personas: Personas, client_for: ClientFor) -> None:
