@@ -4,12 +4,59 @@ Workers: ``celery -A enclave worker -Q default`` for imports and builds, ``-Q gp
 Tasks never run eagerly outside tests; if the broker is down, publishing raises.
 """
 
+import logging
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, bootsteps
+from celery.worker.consumer import Consumer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "enclave.settings.local")
+
+logger = logging.getLogger(__name__)
 
 app = Celery("enclave")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class BrokerLossConsumer(Consumer):
+    """Celery's consumer, surviving a broker that goes away while it holds unacknowledged tasks (any task
+    running or waiting for its countdown, with ``acks_late``). kombu 5.7 then closes the broken connection's
+    channel a second time after the transport was let go, and restoring the unacknowledged messages fails
+    with ``AttributeError`` (``'NoneType' object has no attribute 'hostname'``), which Celery treats as
+    unrecoverable: the worker exits on every Redis restart. Ignored here, the consumer reconnects as it does
+    without such tasks; the messages stay in Redis's unacknowledged set (restored after the visibility
+    timeout, if Redis kept them) and their work is redone or caught up (``SendOwedWork``)."""
+
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        try:
+            super().on_connection_error_after_connected(exc)
+        except AttributeError:
+            logger.info("broker connection lost with unacknowledged tasks; reconnecting")
+
+
+class SendOwedWork(bootsteps.StartStopStep):
+    """Each time a ``default`` worker connects to the broker (at start, and again after the broker was away),
+    send the work asked for while the broker refused it or lost with it: the agreement runs of projects whose
+    figures do not count their judgements."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def start(self, parent: Any) -> None:
+        if "default" not in parent.app.amqp.queues.consume_from:
+            return
+        from django.db import connections
+
+        from preferences.agreement_runs import agreement_catch_up
+
+        try:
+            agreement_catch_up()
+        except Exception:  # never keep the worker from consuming: the next connection tries again
+            logger.exception("owed work not sent")
+        finally:
+            connections.close_all()  # a prefork parent keeps no connection its children would inherit
+
+
+app.conf.worker_consumer = "enclave.celery:BrokerLossConsumer"
+app.steps["consumer"].add(SendOwedWork)
