@@ -159,6 +159,7 @@ def test_it_stores_judgements_and_answers_the_pages_with_the_cache_away(
     personas = make_personas()
     items = make_comparisons(personas.project, personas.data_lead, 3)
     batch = items[0].batch
+    assert batch is not None
     lead = client_for(personas.data_lead)
     with override_settings(CACHES=CACHE_AWAY), caplog.at_level(logging.INFO):
         for n in range(3):  # each asks for an agreement run after its commit: the cache refuses
