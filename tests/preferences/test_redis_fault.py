@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 
 from accounts import services as accounts_services
 from accounts.models import Project, Role, User
@@ -166,19 +167,26 @@ class Stack:
 
 
 @pytest.fixture
-def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     own = RedisServer(tmp_path / "redis.log")
     own.start()
+    yield own
+    if own.proc is not None and own.proc.poll() is None:
+        own.kill()
+
+
+@pytest.fixture
+def stack(transactional_db: None, own_redis: RedisServer, tmp_path: Path) -> Iterator[Stack]:
     ports = [_free_port(), _free_port()]
     logs = [tmp_path / f"web-{n}.log" for n in range(2)]
-    webs = [_gunicorn(port, own.url, log) for port, log in zip(ports, logs, strict=True)]
+    webs = [_gunicorn(port, own_redis.url, log) for port, log in zip(ports, logs, strict=True)]
     worker_log = tmp_path / "worker.log"
-    worker = start_worker("default", "pytest-redis-fault", output=worker_log.open("w"), REDIS_URL=own.url)
+    worker = start_worker("default", "pytest-redis-fault", output=worker_log.open("w"), REDIS_URL=own_redis.url)
     try:
         for port in ports:
             _wait_for(lambda p=port: _health(p) == 200, f"gunicorn on {port}", 90)
         _wait_for(lambda: " ready." in worker_log.read_text(), "the default worker", 90)
-        yield Stack(own, ports, logs, worker_log)
+        yield Stack(own_redis, ports, logs, worker_log)
     finally:
         stop_worker(worker, timeout=20)
         for web in webs:
@@ -188,8 +196,6 @@ def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
                 web.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 web.kill()
-        if own.proc is not None and own.proc.poll() is None:
-            own.kill()
 
 
 def _health(port: int) -> int:
@@ -277,3 +283,26 @@ def test_it_loses_nothing_logs_the_outage_once_and_runs_the_owed_agreement_after
         f"{caught_up_at - back_at:.1f} s after Redis was back ({caught_up_at - last_ack:.1f} s after the last "
         f"judgement)"
     )
+
+
+def test_it_keeps_the_worker_consuming_through_a_redis_restart_while_it_holds_a_task(
+    transactional_db: None, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """kombu 5.7 fails to put back the unacknowledged tasks of a connection Redis dropped, and Celery exits on
+    it: a worker holding any task (running, or waiting for its countdown, as every debounced agreement run
+    does) would not outlive a Redis restart. ``enclave.celery.BrokerLossConsumer`` reconnects instead."""
+    log = tmp_path / "worker.log"
+    worker = start_worker("default", "pytest-redis-held", output=log.open("w"), REDIS_URL=own_redis.url)
+    probe = Celery("probe", broker=own_redis.url, backend=own_redis.url)
+    try:
+        _wait_for(lambda: " ready." in log.read_text(), "the default worker", 90)
+        probe.send_task("enclave.health_check", queue="default", countdown=300, ignore_result=True)
+        _wait_for(lambda: "enclave.health_check" in log.read_text(), "the held task", 30)
+        own_redis.kill()
+        time.sleep(2)
+        own_redis.start()
+        answer = probe.send_task("enclave.health_check", queue="default").get(timeout=60)
+        assert answer["status"] == "ok"
+        assert worker.poll() is None, log.read_text()[-3000:]
+    finally:
+        stop_worker(worker, timeout=20)
