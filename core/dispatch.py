@@ -10,7 +10,7 @@ turn (it is logged).
 A broker that goes away is logged once per process, without a traceback, and once more when it answers again
 (``BrokerHealth``): under load every request would otherwise log the same outage. Whoever calls the broker or
 the cache through ``reach_broker`` gets ``BrokerUnreachable`` and decides what the refusal means for its work
-(fail it with the reason, record it in the database to send later, show a figure as unknown).
+(fail it with the reason, leave it for a worker to make up once the broker is back, show a figure as unknown).
 """
 
 import logging
@@ -68,8 +68,8 @@ class BrokerHealth:
                 return
             self._down_since = time.monotonic()
         logger.warning(
-            "Task broker and cache unreachable from process %s (%s: %s); work sent meanwhile is failed with the "
-            "reason or recorded to be sent later, and further refusals are counted, not logged, until it answers.",
+            "Task broker and cache unreachable from process %s (%s: %s); what is sent meanwhile fails with its "
+            "reason or is made up once it is back; further refusals are counted, not logged, until it answers.",
             os.getpid(), type(error).__name__, error,
         )  # fmt: skip
 

@@ -21,13 +21,14 @@ app.autodiscover_tasks()
 
 
 class BrokerLossConsumer(Consumer):
-    """Celery's consumer, surviving a broker that goes away while it holds unacknowledged tasks (any task
-    running or waiting for its countdown, with ``acks_late``). kombu 5.7 then closes the broken connection's
-    channel a second time after the transport was let go, and restoring the unacknowledged messages fails
-    with ``AttributeError`` (``'NoneType' object has no attribute 'hostname'``), which Celery treats as
-    unrecoverable: the worker exits on every Redis restart. Ignored here, the consumer reconnects as it does
-    without such tasks; the messages stay in Redis's unacknowledged set (restored after the visibility
-    timeout, if Redis kept them) and their work is redone or caught up (``SendOwedWork``)."""
+    """Celery's consumer, surviving a broker that goes away while it holds unacknowledged tasks (with
+    ``acks_late``: any task running, or waiting for its countdown as every debounced agreement run does).
+    kombu 5.7 then closes the broken connection's channel a second time after the transport was let go;
+    putting the unacknowledged messages back fails with ``AttributeError`` (``'NoneType' object has no
+    attribute 'hostname'``), which Celery treats as unrecoverable: the worker exited on every Redis restart.
+    Here the consumer reconnects instead. A running task finishes (its ack is lost); a message the worker held
+    stays in Redis's unacknowledged set if Redis kept it, and is delivered again after the visibility timeout;
+    agreement runs are made up on reconnection anyway (``SendOwedWork``)."""
 
     def on_connection_error_after_connected(self, exc: Exception) -> None:
         try:
