@@ -294,7 +294,8 @@ def test_it_keeps_the_worker_consuming_through_a_redis_restart_while_it_holds_a_
     does) would not outlive a Redis restart. ``enclave.celery.BrokerLossConsumer`` reconnects instead."""
     log = tmp_path / "worker.log"
     worker = start_worker("default", "pytest-redis-held", output=log.open("w"), REDIS_URL=own_redis.url)
-    probe = Celery("probe", broker=own_redis.url, backend=own_redis.url)
+    # Not the current app: shared tasks of later tests must keep publishing to the suite's broker.
+    probe = Celery("probe", broker=own_redis.url, backend=own_redis.url, set_as_current=False)
     try:
         _wait_for(lambda: " ready." in log.read_text(), "the default worker", 90)
         probe.send_task("enclave.health_check", queue="default", countdown=300, ignore_result=True)
@@ -306,4 +307,5 @@ def test_it_keeps_the_worker_consuming_through_a_redis_restart_while_it_holds_a_
         assert answer["status"] == "ok"
         assert worker.poll() is None, log.read_text()[-3000:]
     finally:
+        probe.close()
         stop_worker(worker, timeout=20)
