@@ -28,7 +28,7 @@ from annotation.models import (
 from annotation.parsing import CsvMapping, ImportFormat, LineError, Message, Record, content_hash, parse
 from annotation.pii import Finding, PiiPolicy, Scrubber, compile_policy
 from core.db import connection_lost, describe, lost_connection_reason, on_fresh_connection
-from core.dispatch import send_on_commit
+from core.dispatch import BrokerUnreachable, reach_broker, send_on_commit
 from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -306,7 +306,10 @@ def _progress(batch: ImportBatch, report: _ImportReport, position: int) -> None:
     """The import is one transaction, so its rows are invisible until the end; progress goes to the
     cache, which every process shares, and the batch page reads it from there."""
     percent = min(99, int(100 * position / batch.size_bytes)) if batch.size_bytes else 0
-    cache.set(f"import-progress:{batch.pk}", {"lines": report.lines, "percent": percent}, timeout=3600)
+    with contextlib.suppress(BrokerUnreachable):  # the cache is the broker's Redis: away, the import goes on
+        reach_broker(
+            lambda: cache.set(f"import-progress:{batch.pk}", {"lines": report.lines, "percent": percent}, timeout=3600)
+        )
 
 
 def _insert(batch: ImportBatch, pending: list[tuple[int, Item]], report: _ImportReport, k: int) -> None:

@@ -19,6 +19,7 @@ from annotation.models import (
     SlotState,
 )
 from annotation.parsing import ImportFormat
+from core.dispatch import BrokerUnreachable, reach_broker
 
 WORK_KINDS = frozenset({"sft", "comparison"})
 
@@ -63,8 +64,8 @@ def import_progress(batch: ImportBatch) -> dict[str, int]:
     """How far a queued or running import has read (the import writes it to the shared cache, since its rows
     stay invisible until its one transaction commits)."""
     try:
-        progress = shared_cache.get(f"import-progress:{batch.pk}")
-    except Exception:  # the cache is the broker's Redis: down, the answer still goes out without progress
+        progress = reach_broker(lambda: shared_cache.get(f"import-progress:{batch.pk}"))
+    except BrokerUnreachable:  # the cache is the broker's Redis: away, the answer still goes out without progress
         progress = None
     return progress or {"lines": batch.lines_read, "percent": 0}
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -313,7 +312,7 @@ def imports(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def import_detail(request: HttpRequest, pk: int, batch_pk: int) -> HttpResponse:
     batch = get_batch_for_user(request.user, pk, batch_pk)
-    progress = cache.get(f"import-progress:{batch.pk}") or {"lines": batch.lines_read, "percent": 0}
+    progress = selectors.import_progress(batch)
     context = {"project": batch.project, "batch": batch, "progress": progress, "heading": f"Import #{batch.pk}"}
     if is_htmx(request):
         return render(request, "annotation/_import_status.html", context)

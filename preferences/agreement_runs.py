@@ -14,6 +14,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from accounts.models import Project
+from core.dispatch import BrokerUnreachable, reach_broker
 from preferences.agreement import agreement_with_consensus, cohens_kappa_pairs, kendalls_w, krippendorff_alpha
 from preferences.models import AgreementSnapshot, Judgement
 from preferences.results import signed_strength
@@ -28,55 +29,90 @@ logger = logging.getLogger(__name__)
 # mark and then compares the judgements with what it counted: any judgement committed before the mark was dropped
 # is seen there (and starts another run), any later one sets the mark again and sends the next task itself. So a
 # burst always ends with a run that counts its last judgement, and a project has one run queued or running.
+# When the cache or the broker is away (Redis restarting), the run asked for is not sent, and nothing is written
+# in its place: the judgements themselves say it is owed. Each time the default worker connects to the broker
+# (at start, and again after it was away) it sends a run for every project whose latest snapshot does not count
+# its judgements (``agreement_catch_up``).
 AGREEMENT_DEBOUNCE_SECONDS = 2
 AGREEMENT_MARK_SECONDS = 600  # a run lost with its worker holds the mark this long at most
 
 
 def agreement_schedule(project: Project) -> None:
     """Ask for an agreement recomputation once the judgement is committed (one cache round trip then, none
-    before). A cache or broker that is down costs a log line and a stale figure, never the judgement."""
+    before). A cache or broker that is away costs a figure late until the worker connects again, never the
+    judgement."""
     project_id = project.pk
     transaction.on_commit(lambda: _agreement_wanted(project_id))
 
 
 def _agreement_wanted(project_id: int) -> None:
     try:
-        marked = cache.add(AGREEMENT_PENDING.format(project_id), timezone.now().isoformat(), AGREEMENT_MARK_SECONDS)
-    except Exception:  # the cache is the broker's Redis: down means no task either
-        logger.warning("agreement for project %s not scheduled: cache unavailable", project_id, exc_info=True)
-        return
-    if marked:  # else a run is queued or running, and it looks again when it is done
-        agreement_schedule_now(project_id, countdown=AGREEMENT_DEBOUNCE_SECONDS)
+        marked = reach_broker(
+            lambda: cache.add(AGREEMENT_PENDING.format(project_id), timezone.now().isoformat(), AGREEMENT_MARK_SECONDS)
+        )
+        if marked:  # else a run is queued or running, and it looks again when it is done
+            _agreement_send(project_id, countdown=AGREEMENT_DEBOUNCE_SECONDS)
+    except BrokerUnreachable:
+        pass  # logged once per outage; the worker catches up when it connects again
+    except Exception:  # a fault, not an outage: its traceback, and the judgement (committed) still answers
+        logger.exception("agreement run of project %s not scheduled", project_id)
 
 
-def agreement_schedule_now(project_id: int, *, countdown: float = 0) -> bool:
-    """Send the agreement task to a worker; False (and the pending mark cleared) when the broker is down."""
+def _agreement_send(project_id: int, *, countdown: float) -> None:
+    """Send the agreement task to a worker. Raises ``BrokerUnreachable`` (the pending mark dropped, if the
+    cache still answers) when the broker does not take it."""
     from preferences.tasks import agreement_recompute_task
 
     try:
-        agreement_recompute_task.apply_async((project_id,), countdown=countdown)
-    except Exception:
-        logger.warning("agreement for project %s not scheduled: broker unavailable", project_id, exc_info=True)
-        with contextlib.suppress(Exception):  # the cache may be down with the broker: nothing more to undo
-            cache.delete(AGREEMENT_PENDING.format(project_id))
-        return False
-    return True
+        # Nobody waits for the result: with ignore_result the publish does not subscribe to it in the result
+        # backend first, which with Redis away retries for 20 s before it gives up.
+        reach_broker(
+            lambda: agreement_recompute_task.apply_async((project_id,), countdown=countdown, ignore_result=True)
+        )
+    except BrokerUnreachable:
+        with contextlib.suppress(BrokerUnreachable):  # the cache is away with the broker: nothing more to undo
+            reach_broker(lambda: cache.delete(AGREEMENT_PENDING.format(project_id)))
+        raise
+
+
+def agreement_catch_up() -> int:
+    """Send a run for every project whose latest agreement snapshot does not count its judgements (the default
+    worker calls this each time it connects to the broker: at start, and again after the broker was away, so
+    runs refused or lost with Redis are made up). Returns how many were sent; stops at the first refusal
+    (the next connection sends the rest)."""
+    judged = _agreement_rows(None).values_list("item__project_id").annotate(count=Count("id"), last=Max("id"))
+    sent = 0
+    for project_id, count, last in judged.order_by():
+        latest = AgreementSnapshot.objects.filter(project_id=project_id).order_by("-computed_at", "-id")
+        if latest.values_list("judgements", "last_judgement_id").first() == (count, last):
+            continue
+        if not agreement_send_at_once(project_id, requested_at=timezone.now()):
+            break
+        sent += 1
+    if sent:
+        logger.info("agreement runs sent to catch up with the judgements of %s projects", sent)
+    return sent
 
 
 def agreement_send_at_once(project_id: int, *, requested_at: datetime) -> bool:
     """Mark a run pending and send it now, whether or not one is pending ("Recompute now"); False when the
     broker does not take it."""
-    with contextlib.suppress(Exception):  # a cache that is down only leaves "pending" unknown
-        cache.set(AGREEMENT_PENDING.format(project_id), requested_at.isoformat(), AGREEMENT_MARK_SECONDS)
-    return agreement_schedule_now(project_id)
+    with contextlib.suppress(BrokerUnreachable):  # a cache that is away only leaves "pending" unknown
+        reach_broker(
+            lambda: cache.set(AGREEMENT_PENDING.format(project_id), requested_at.isoformat(), AGREEMENT_MARK_SECONDS)
+        )
+    try:
+        _agreement_send(project_id, countdown=0)
+    except BrokerUnreachable:
+        return False
+    return True
 
 
 def agreement_pending(project: Project) -> bool | None:
-    """Whether a recomputation of the project's agreement is queued or running (None: the cache is down)."""
+    """Whether a recomputation of the project's agreement is queued or running (None: the cache is away)."""
     try:
-        return cache.get(AGREEMENT_PENDING.format(project.pk)) is not None
-    except Exception:
-        logger.warning("agreement mark of project %s unreadable: cache unavailable", project.pk, exc_info=True)
+        return reach_broker(lambda: cache.get(AGREEMENT_PENDING.format(project.pk))) is not None
+    except BrokerUnreachable:
         return None
 
 
@@ -87,20 +123,25 @@ def agreement_recompute_queued(*, project_id: int) -> AgreementSnapshot | None:
     key = AGREEMENT_PENDING.format(project_id)
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
-        cache.delete(key)
+        with contextlib.suppress(BrokerUnreachable):
+            reach_broker(lambda: cache.delete(key))
         return None
     snapshot = agreement_recompute(project=project)
-    cache.delete(key)
-    # A judgement committed since the count starts another run, unless a submit has set the mark meanwhile
-    # (then it sent that run itself).
-    changed = _judgement_fingerprint(project) != (snapshot.judgements, snapshot.last_judgement_id)
-    if changed and cache.add(key, timezone.now().isoformat(), AGREEMENT_MARK_SECONDS):
-        agreement_schedule_now(project_id, countdown=AGREEMENT_DEBOUNCE_SECONDS)
+    # Redis away: judgements that came meanwhile are counted when the worker connects again.
+    with contextlib.suppress(BrokerUnreachable):
+        reach_broker(lambda: cache.delete(key))
+        # A judgement committed since the count starts another run, unless a submit has set the mark meanwhile
+        # (then it sent that run itself).
+        changed = _judgement_fingerprint(project) != (snapshot.judgements, snapshot.last_judgement_id)
+        if changed and reach_broker(lambda: cache.add(key, timezone.now().isoformat(), AGREEMENT_MARK_SECONDS)):
+            _agreement_send(project_id, countdown=AGREEMENT_DEBOUNCE_SECONDS)
     return snapshot
 
 
-def _agreement_rows(project: Project) -> Any:
-    return Judgement.objects.filter(item__project=project, is_gold=False)
+def _agreement_rows(project: Project | None) -> Any:
+    """The judgements agreement counts: the project's, or every project's (None)."""
+    rows = Judgement.objects.filter(is_gold=False)
+    return rows if project is None else rows.filter(item__project=project)
 
 
 def _judgement_fingerprint(project: Project) -> tuple[int, int | None]:

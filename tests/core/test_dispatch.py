@@ -1,7 +1,10 @@
 """With the broker unreachable, work that was recorded as queued fails with the reason instead of waiting
-forever, and the service that started it returns normally. The broker is a real unreachable address."""
+forever, the service that started it returns normally, and the outage is logged once, not once per send.
+The broker is a real unreachable address."""
 
 import io
+import itertools
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +14,9 @@ from accounts.models import AuditEvent
 from annotation import importing
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, ImportStatus
-from core.dispatch import send_on_commit
+from core.dispatch import broker_health, reach_broker, send_on_commit
 from enclave.celery import app
+from enclave.tasks import health_check_task
 from releases import services as release_services
 from releases.models import Release, ReleaseState
 from tests.annotation.helpers import chat_line, jsonl
@@ -24,17 +28,19 @@ from training.models import BaseModel, BaseModelState, JobState, TrainingJob
 # Real commits: the refusal is recorded when the service's own transaction commits, before it returns.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-DOWN = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+DOWN = "redis://127.0.0.1:1/{}"  # nothing listens on port 1
+_down_urls = itertools.count()
 
 
 @pytest.fixture
 def broker_down() -> Iterator[None]:
     """Point the app's publishing at an address where no broker listens, then put the real one back. The
-    real connection and producer pools are set aside, not closed: kombu keeps them in a global registry."""
+    real connection and producer pools are set aside, not closed: kombu keeps them in a global registry, where
+    the closed pool of the unreachable address stays too (so each use takes an address of its own)."""
     saved_conf = app.conf.broker_url, app.conf.broker_transport_options
     saved_pools = app._pool, app.amqp._producer_pool  # type: ignore[attr-defined]
     app._pool = app.amqp._producer_pool = None  # type: ignore[attr-defined]
-    app.conf.update(broker_url=DOWN, broker_transport_options={})
+    app.conf.update(broker_url=DOWN.format(next(_down_urls)), broker_transport_options={})
     try:
         yield
     finally:
@@ -111,3 +117,33 @@ def test_it_leaves_the_commit_and_later_hooks_alone_when_a_refusal_cannot_be_rec
         transaction.on_commit(lambda: seen.append("later hook"))
     assert seen[0].startswith("The task could not be sent to a worker (ConnectionError: broker down)")
     assert seen[1] == "later hook"
+
+
+def test_it_logs_an_outage_once_without_a_traceback_and_its_end_once(
+    broker_down: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.core.cache import cache
+    from django.db import transaction
+
+    broker_health.answered()  # whatever an earlier test in this process left
+    caplog.clear()
+    reasons: list[str] = []
+    with caplog.at_level(logging.INFO, logger="core.dispatch"):
+        for n in range(3):
+            with transaction.atomic():
+                send = lambda: health_check_task.apply_async(ignore_result=True)  # noqa: E731
+                send_on_commit(send, what=f"check {n}", on_refused=reasons.append)
+        assert len(reasons) == 3
+        assert all(r.startswith("The task could not be sent to a worker (OperationalError: ") for r in reasons)
+        assert broker_health.down
+        reach_broker(lambda: cache.get("anything"))  # the cache (the test's real Redis) answers
+    lines = [(record.levelname, record.getMessage(), record.exc_info) for record in caplog.records]
+    assert len(lines) == 2, lines
+    (level, gone, trace), (_, back, _) = lines
+    assert level == "WARNING"
+    assert gone.startswith("Task broker and cache unreachable from process ")
+    assert "OperationalError" in gone
+    assert trace is None
+    assert back.startswith("Task broker and cache reachable again from process ")
+    assert back.endswith("; 3 calls refused meanwhile.")
+    assert not broker_health.down

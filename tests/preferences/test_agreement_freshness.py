@@ -1,6 +1,9 @@
 """Agreement follows the judgements: a burst of submits ends with a run on a real worker that counts the last
-one, the answer says what it counts and when, and a recompute can be asked for through the API."""
+one, the answer says what it counts and when, and a recompute can be asked for through the API. With the
+cache away, judgements are stored and the pages answer, logging the outage once (tests/preferences/
+test_redis_fault.py restarts a real Redis under load)."""
 
+import logging
 import subprocess
 import time
 from collections.abc import Iterator
@@ -8,13 +11,13 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 
 from accounts.models import AuditEvent
 from annotation import services as annotation_services
 from enclave.tasks import health_check_task
 from preferences import services
-from preferences.models import AgreementSnapshot
+from preferences.models import AgreementSnapshot, Judgement
 from tests.conftest import ClientFor, Personas, make_personas
 from tests.core.test_dispatch import broker_down  # noqa: F401 - the fixture
 from tests.preferences.helpers import comparison_line, import_comparisons, make_comparisons
@@ -143,3 +146,35 @@ def test_it_answers_503_and_records_nothing_for_a_recompute_the_task_queue_refus
     assert not AuditEvent.objects.filter(action="agreement.recompute").exists()
     page = lead.post(f"/projects/{personas.project.pk}/quality/refresh/", follow=True)
     assert "task queue is not answering" in page.content.decode()
+
+
+CACHE_AWAY = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+}
+
+
+def test_it_stores_judgements_and_answers_the_pages_with_the_cache_away(
+    transactional_db: None, client_for: ClientFor, caplog: pytest.LogCaptureFixture
+) -> None:
+    personas = make_personas()
+    items = make_comparisons(personas.project, personas.data_lead, 3)
+    batch = items[0].batch
+    assert batch is not None
+    lead = client_for(personas.data_lead)
+    with override_settings(CACHES=CACHE_AWAY), caplog.at_level(logging.INFO):
+        for n in range(3):  # each asks for an agreement run after its commit: the cache refuses
+            item = services.comparison_next(user=personas.annotator, project=personas.project)
+            assert item is not None
+            services.judgement_submit(
+                user=personas.annotator, item=item, shown={"choice": "A"}, rationale="", time_spent_ms=9000,
+                idempotency_key=f"away-{n}",
+            )  # fmt: skip
+        agreement = lead.get(f"/api/v1/projects/{personas.project.pk}/agreement/")
+        assert agreement.status_code == 200
+        assert agreement.json()["pending"] is None, "unknown while the cache is away"
+        assert lead.get(f"/projects/{personas.project.pk}/quality/").status_code == 200
+        assert lead.get(f"/projects/{personas.project.pk}/imports/{batch.pk}/").status_code == 200
+    assert Judgement.objects.filter(item__project=personas.project).count() == 3
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
+    gone = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(gone) <= 1, "logged once per outage (none if an earlier test left this process's broker down)"
