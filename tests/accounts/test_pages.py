@@ -160,7 +160,9 @@ def test_it_serves_a_valid_openapi_schema(client_for: ClientFor, personas: Perso
             assert ("404" in operation["responses"]) == ("{" in path), (method, path)
 
 
-def test_it_loads_nothing_from_outside_on_any_page(personas: Personas, client_for: ClientFor) -> None:
+def test_it_loads_nothing_from_outside_and_sends_the_security_headers_on_any_page(
+    personas: Personas, client_for: ClientFor
+) -> None:
     client = client_for(personas.staff)
     for url in ["/", f"/projects/{personas.project.pk}/members/", "/users/", "/audit/", "/api/docs/"]:
         response = client.get(url)
@@ -170,3 +172,9 @@ def test_it_loads_nothing_from_outside_on_any_page(personas: Personas, client_fo
         csp = response.headers["Content-Security-Policy"]
         assert "default-src 'self'" in csp
         assert "http" not in csp
+        assert "unsafe-inline" not in csp
+        assert "unsafe-eval" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert response.headers["X-Frame-Options"] == "DENY"
