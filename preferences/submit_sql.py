@@ -1,6 +1,9 @@
 """The preferences app's hand-written SQL: the statements every comparison "next" and judgement submit runs,
 each beside its ORM twin (the queryset it stands for, which other databases run where the statement is
-PostgreSQL's, and which ``tests/preferences/test_submit_sql.py`` compares it with).
+PostgreSQL's, and which ``tests/preferences/test_submit_sql.py`` compares it with). On PostgreSQL a submit
+reads what it needs with its project in one statement (``comparison_for_submit_query``) and, when the
+judgement changes nothing else, is recorded in one call of the server-side function ``enclave_judgement_record``
+(``judgement_record``, migration 0004).
 
 Written out, they spare the annotators' hot path the Python time of compiling querysets
 (``bench/preference_collection.py`` measures it). Table and column names come from the
@@ -12,13 +15,17 @@ writes that carry domain rules (the judgement insert, quality counters, the audi
 import functools
 import json
 import random
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max, Min, OuterRef, Subquery
 
-from accounts.models import Project, User
-from annotation.models import Item, ItemState
+from accounts import sql as accounts_sql
+from accounts.models import GENESIS_HASH, AuditEvent, Project, User
+from annotation import queue_sql
+from annotation.models import Item, ItemState, SlotState
 from core import rawrows
 from preferences.models import COMPARISON, AnnotatorQuality, Judgement
 
@@ -169,3 +176,124 @@ def quality_and_item_results_orm(
     project: Project, user: User, item: Item
 ) -> tuple[AnnotatorQuality | None, list[dict[str, Any]]]:
     return quality_row_orm(project, user), item_results_orm(item)
+
+
+# --- What a submit reads with its project (PostgreSQL) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadBeforeSubmit:
+    """What a submit read before recording: the item's non-gold results and the annotator's quality row
+    (None without one). ``judgement_record`` checks, under its locks, that both are still so."""
+
+    results: list[dict[str, Any]]
+    quality: AnnotatorQuality | None
+
+
+# Joined to the project's statement (``accounts.sql.project_with_perms_and_row``): the comparison, its non-gold
+# results and the annotator's quality row, in the round trip that reads the project.
+_FOR_SUBMIT_SQL = """
+SELECT {item_columns}, ARRAY(SELECT r.{judgement.result}::text FROM {judgement} r
+                              WHERE r.{judgement.item} = i.{item.id} AND NOT r.{judgement.is_gold}),
+       {quality_columns}
+  FROM {item} i LEFT JOIN {quality} q ON q.{quality.project} = i.{item.project} AND q.{quality.annotator} = %s
+ WHERE i.{item.id} = %s AND i.{item.project} = %s AND i.{item.kind} = %s
+"""
+
+
+def comparison_for_submit_query(user: User, project_pk: int, item_pk: int) -> tuple[str, list[Any]]:
+    """The statement (and its parameters) that reads what ``comparison_for_submit_orm`` reads, for the
+    project's statement to join; ``comparison_for_submit_row`` decodes its row."""
+    sql = _build(
+        connection.vendor,
+        _FOR_SUBMIT_SQL,
+        item_columns=rawrows.columns(Item, "i"),
+        quality_columns=rawrows.columns(AnnotatorQuality, "q"),
+    )
+    return sql, [user.pk, item_pk, project_pk, COMPARISON]
+
+
+def comparison_for_submit_row(row: tuple[Any, ...]) -> tuple[Item | None, ReadBeforeSubmit]:
+    item_end = rawrows.width(Item)
+    item_values, results, quality_values = row[:item_end], row[item_end], row[item_end + 1 :]
+    if rawrows.is_null(Item, item_values):
+        return None, ReadBeforeSubmit(results=[], quality=None)
+    quality = (
+        None
+        if rawrows.is_null(AnnotatorQuality, quality_values)
+        else rawrows.instance(AnnotatorQuality, quality_values)
+    )
+    return rawrows.instance(Item, item_values), ReadBeforeSubmit(
+        results=[json.loads(r) for r in results], quality=quality
+    )
+
+
+def comparison_for_submit_orm(project: Project, user: User, item_pk: int) -> tuple[Item | None, ReadBeforeSubmit]:
+    item = comparison_of_project_orm(project, item_pk)
+    if item is None:
+        return None, ReadBeforeSubmit(results=[], quality=None)
+    return item, ReadBeforeSubmit(results=item_results_orm(item), quality=quality_row_orm(project, user))
+
+
+# --- A judgement that changes nothing else, recorded at once (PostgreSQL) ----------------------------------
+
+_RECORD_SQL = """
+SELECT * FROM enclave_judgement_record(
+    %s::bigint, %s::bigint, %s::bigint, %s::bigint, %s::timestamptz, %s::text, %s::bigint, %s::jsonb, %s::jsonb,
+    %s::jsonb, %s::text, %s::bigint, %s::text, %s::timestamptz, %s::bigint, %s::timestamptz, %s::text, %s::text,
+    %s::text, %s::jsonb, %s::text, %s::text, %s::text)
+"""
+
+JUDGEMENT_ID = "object_id"  # the hole of the audit event that the judgement's id fills
+
+
+def judgement_record(
+    *, item: Item, user: User, seen: ReadBeforeSubmit, fields: dict[str, Any], created_at: datetime, event: AuditEvent
+) -> int | None:
+    """In one statement (its own transaction when called alone): the user's slot and the item's row locked;
+    when the slot is leased to the user and the item's judgements and the quality row are what ``seen`` says,
+    the judgement (not gold, not too fast) inserted, the slot done, the draft deleted and ``event`` (its object
+    id the hole ``JUDGEMENT_ID``) appended. Returns the judgement's id, or None when nothing was written.
+    Raises ``IntegrityError`` as the insert does. What ``judgement_record_orm`` does."""
+    assert seen.quality is not None
+    head, tail = accounts_sql.audit_body_around(event, JUDGEMENT_ID)
+    params = [
+        item.pk, user.pk, item.project_id, len(seen.results), seen.quality.updated_at,
+        fields["mode"], fields["seed"], json.dumps(fields["displayed_order"]), json.dumps(fields["result"]),
+        json.dumps(fields["displayed_result"]), fields["rationale"], fields["time_spent_ms"],
+        fields["idempotency_key"], created_at,
+        accounts_sql.AUDIT_LOCK_KEY, event.created_at, event.actor_label, event.action, event.object_type,
+        json.dumps(event.payload, ensure_ascii=False), head, tail, GENESIS_HASH,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    judgement_id, event.pk, event.seq, event.prev_hash, event.hash = row
+    event.object_id = str(judgement_id)
+    event._state.adding = False
+    return int(judgement_id)
+
+
+def judgement_record_orm(
+    *, item: Item, user: User, seen: ReadBeforeSubmit, fields: dict[str, Any], created_at: datetime, event: AuditEvent
+) -> int | None:
+    """``judgement_record`` as querysets, in a transaction."""
+    assert seen.quality is not None
+    with transaction.atomic():
+        slot = queue_sql.user_slot_locked_orm(user, item, lock_item=True)
+        if slot is None or slot.state != SlotState.LEASED:
+            return None
+        if Judgement.objects.filter(item=item, is_gold=False).count() != len(seen.results):
+            return None
+        quality = AnnotatorQuality.objects.filter(project_id=item.project_id, annotator=user)
+        if not quality.filter(updated_at=seen.quality.updated_at).exists():
+            return None
+        judgement = Judgement.objects.create(
+            item=item, annotator=user, is_gold=False, gold_correct=None, too_fast=False, created_at=created_at, **fields
+        )
+        queue_sql.slot_done_and_draft_delete_orm(slot_id=slot.pk, item_id=item.pk, user_id=user.pk)
+        event.object_id = str(judgement.pk)
+        accounts_sql.audit_append_orm(event)
+    return judgement.pk

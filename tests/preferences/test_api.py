@@ -348,3 +348,37 @@ def test_it_validates_judgement_input_alone_in_each_thread() -> None:
     assert list(fields) == [
         "choice", "strength", "ranking", "criteria", "overall", "rationale", "time_spent_ms", "idempotency_key",
     ]  # fmt: skip
+
+
+ROUND_TRIP_CEILING = 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_holds_submit_and_next_to_six_round_trips(personas: Personas, on_postgres: None) -> None:
+    """One submit-and-next on PostgreSQL, counted on the wire (``tests/roundtrips.py``): every message the
+    server answers, the connection's health check, BEGIN and COMMIT included. The first request of the
+    annotator (the token's first use stamped, the quality row created) is left out, as in a session."""
+    from django.core.cache import cache
+
+    from accounts.services import api_token_create
+    from tests.roundtrips import through_proxy, wsgi_post
+
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    make_comparisons(personas.project, personas.data_lead, 5)
+    cache.set(f"judgement-median:{personas.project.pk}", (60_000,))  # as in a project with a history
+    _, raw = api_token_create(user=personas.annotator, name="round trips", days=1)
+    base = f"/api/v1/projects/{personas.project.pk}/comparisons"
+    counts = []
+    with through_proxy() as proxy:
+        status, shown = wsgi_post(f"{base}/next/", None, token=raw)
+        assert status == 200
+        for n in range(4):
+            body = {"choice": "A", "strength": 1, "idempotency_key": f"trip-{n}", "time_spent_ms": 30_000}
+            proxy.reset()
+            status, answer = wsgi_post(f"{base}/{shown['id']}/judgements/and-next/", body, token=raw)
+            counts.append(proxy.round_trips)
+            assert status == 201, answer
+            assert answer["judgement"]["item_id"] == shown["id"]
+            shown = answer["next"]
+    assert Judgement.objects.filter(annotator=personas.annotator).count() == 4
+    assert max(counts[1:]) <= ROUND_TRIP_CEILING, f"round trips per submit-and-next: {counts}"
