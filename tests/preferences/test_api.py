@@ -309,14 +309,16 @@ def test_it_keeps_next_and_submit_to_their_query_budget(personas: Personas) -> N
         if n == 0:
             continue
         if connection.vendor == "postgresql":
-            # token; project with settings and permissions; own slot or claim, with its item; audit (2)
-            next_budget, submit_budget = 5, 11
+            # next: token; project with settings and permissions; own slot or claim with its item and its audit
+            # event. submit: token; project with settings, permissions, the item, its results and the quality
+            # row; the judgement with its slot's end, draft and audit event (enclave_judgement_record)
+            next_budget, submit_budget = 3, 3
         else:
             # token, project with settings, permissions, own slot, expired lease, free slot, lease, audit (3)
             next_budget, submit_budget = 10, 12
         assert len(_statements(next_queries)) <= next_budget, "\n".join(s[:90] for s in _statements(next_queries))
-        # token, project with settings (and permissions: one statement on PostgreSQL), item, slot lock, insert,
-        # draft, slot, quality, judgements of the item, audit (2 on PostgreSQL, 3 elsewhere)
+        # elsewhere: token, project with settings, permissions, item, slot lock, insert, draft, slot, quality,
+        # judgements of the item, audit (3)
         assert len(_statements(submit_queries)) <= submit_budget, "\n".join(s[:90] for s in _statements(submit_queries))
 
 
