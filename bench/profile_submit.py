@@ -1,8 +1,10 @@
 """Where a submit-and-next spends the web process's CPU: cProfile (process CPU time, so waiting on PostgreSQL
 is not counted) over a run of ``POST …/judgements/and-next/`` through Django's WSGI handler in this
 process, against a throwaway PostgreSQL database: ranking mode, three ~300-word candidates, k = 3, no gold,
-an annotator with a history (quality row, the project's median cached). Prints the CPU per request of each
-part of the request (inclusive) and the top functions by own time.
+an annotator with a history (quality row, the project's median cached). Prints the CPU per request without
+the profiler (this process and its PostgreSQL backend, read from /proc: PostgreSQL must run on this
+machine) and with it (which inflates code made of many small calls most), the CPU of each part of the
+request (inclusive, profiled) and the top functions by own time.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/enclave REDIS_URL=redis://127.0.0.1:6379/14 \\
         .venv/bin/python bench/profile_submit.py --requests 500
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,6 +54,12 @@ _VOCABULARY = ("the", "account", "card", "transfer", "limit", "branch", "fee", "
 
 def _words(rng: random.Random, count: int) -> str:
     return " ".join(rng.choice(_VOCABULARY) for _ in range(count))
+
+
+def _backend_cpu(pid: int) -> float:
+    """User + system CPU seconds of a PostgreSQL backend on this machine (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -86,7 +95,7 @@ def profile(requests: int) -> None:
     services.preference_settings_update(actor=lead, project=project, mode="ranking", gold_rate=0.0)
     lines = [
         json.dumps({"prompt": _words(rng, 40), "candidates": [{"content": _words(rng, 300)} for _ in range(3)]})
-        for _ in range(requests + 100)
+        for _ in range(2 * requests + 100)
     ]
     for start in range(0, len(lines), 200):  # files under 2 MB are imported at once, not by a worker
         batch = annotation_services.import_start(
@@ -99,7 +108,7 @@ def profile(requests: int) -> None:
     _, token = api_token_create(user=annotator, name="profile", days=1)
     handler = WSGIHandler()
 
-    def post(path: str, body: dict[str, object] | None) -> dict[str, object]:
+    def post(path: str, body: dict[str, Any] | None) -> Any:
         raw = json.dumps(body).encode() if body is not None else b""
         environ = {
             "REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
@@ -109,34 +118,53 @@ def profile(requests: int) -> None:
             "wsgi.multiprocess": True, "wsgi.run_once": False, "wsgi.version": (1, 0),
         }  # fmt: skip
         status: list[str] = []
-        response = handler(environ, lambda s, h, e=None: status.append(s))  # type: ignore[arg-type,return-value]
+
+        def start_response(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(line)
+            return None
+
+        response = handler(environ, start_response)
         content = b"".join(response)
-        response.close()  # type: ignore[attr-defined]
+        response.close()
         assert status[0].startswith(("200", "201")), (status, content[:300])
-        return json.loads(content)  # type: ignore[no-any-return]
+        return json.loads(content)
 
     base = f"/api/v1/projects/{project.pk}/comparisons"
     shown = post(f"{base}/next/", None)
 
     def judge(n: int) -> None:
         nonlocal shown
-        letters = [c["letter"] for c in shown["candidates"]]  # type: ignore[index]
+        letters = [c["letter"] for c in shown["candidates"]]
         body = {"ranking": [[letter] for letter in letters], "idempotency_key": f"p-{n}", "time_spent_ms": 30_000}
         answer = post(f"{base}/{shown['id']}/judgements/and-next/", body)
-        shown = answer["next"]  # type: ignore[assignment]
+        shown = answer["next"]
 
     for n in range(50):  # warm-up: prepared statements, caches
         judge(n)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone() or (0,)
+    backend_before = _backend_cpu(backend)
+    started = time.process_time()
+    for n in range(50, 50 + requests):
+        judge(n)
+    plain_ms = (time.process_time() - started) * 1000 / requests
+    backend_ms = (_backend_cpu(backend) - backend_before) * 1000 / requests
     profiler = cProfile.Profile(time.process_time)
     started = time.process_time()
     profiler.enable()
-    for n in range(50, 50 + requests):
+    for n in range(50 + requests, 50 + 2 * requests):
         judge(n)
     profiler.disable()
     cpu_ms = (time.process_time() - started) * 1000 / requests
     connection.close()
     stats = pstats.Stats(profiler)
-    rows = [("requests profiled", f"{requests:,}"), ("CPU per request, this process (profiled)", f"{cpu_ms:.2f} ms")]
+    rows = [
+        ("requests, each way", f"{requests:,}"),
+        ("CPU per request, this process, without the profiler", f"{plain_ms:.2f} ms"),
+        ("CPU per request, its PostgreSQL backend (the same requests)", f"{backend_ms:.2f} ms"),
+        ("CPU per request, this process, profiled (parts below)", f"{cpu_ms:.2f} ms"),
+    ]
     for label, file, function in PARTS:
         total = sum(
             value[3]
