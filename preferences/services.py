@@ -75,6 +75,7 @@ def comparison_next(*, user: User, project: Project) -> Item | None:
     if random.random() < config.gold_rate:  # noqa: S311 - sampling, not security
         gold = gold_unjudged(user, project)
         if gold is not None:
+            gold.project = project  # the instance that carries the settings already read
             gold_assign(user, gold)
             return gold
     slot = queue.item_next(user=user, project=project, kind=COMPARISON)

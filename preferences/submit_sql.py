@@ -3,13 +3,15 @@ each beside its ORM twin (the queryset it stands for, which other databases run 
 PostgreSQL's, and which ``tests/preferences/test_submit_sql.py`` compares it with). On PostgreSQL a submit
 reads what it needs with its project in one statement (``comparison_for_submit_query``) and, when the
 judgement changes nothing else, is recorded in one call of the server-side function ``enclave_judgement_record``
-(``judgement_record``, migration 0004).
+(``judgement_record``, migration 0004); a gold item handed out is recorded with its audit event in one
+statement (``gold_assign``).
 
 Written out, they spare the annotators' hot path the Python time of compiling querysets
 (``bench/preference_collection.py`` measures it). Table and column names come from the
 models' ``_meta`` (``core.rawrows.Table``) and states from the enums; each statement is built once per
 database vendor (``functools.cache``) and its rows become model instances through ``core.rawrows``. The
-writes that carry domain rules (the judgement insert, quality counters, the audit append) stay querysets.
+general path's writes (a judgement that changes more than itself, quality counters, adjudication) stay
+querysets.
 """
 
 import functools
@@ -27,7 +29,7 @@ from accounts.models import GENESIS_HASH, AuditEvent, Project, User
 from annotation import queue_sql
 from annotation.models import Item, ItemState, SlotState
 from core import rawrows
-from preferences.models import COMPARISON, AnnotatorQuality, Judgement
+from preferences.models import COMPARISON, AnnotatorQuality, GoldAssignment, Judgement
 
 
 @functools.cache
@@ -108,6 +110,49 @@ def gold_unjudged_orm(user: User, project: Project, *, start: int | None = None)
     if start is None:
         start = random.randint(bounds["low"], bounds["high"])  # noqa: S311 - sampling, not security
     return unjudged.filter(pk__gte=start).first() or unjudged.filter(pk__lt=start).first()
+
+
+# --- A gold item handed out, audited once (PostgreSQL) ------------------------------------------------------
+
+# The assignment and, only when it is new, its audit event, in one statement (its own transaction alone). OFFSET 0
+# keeps the subquery apart, so the condition on the inserted row gates the append (a one-time filter).
+_GOLD_ASSIGN_SQL = """
+WITH assigned AS (
+  INSERT INTO {assignment} ({assignment.item}, {assignment.annotator}, {assignment.served_at})
+  VALUES (%(item)s, %(user)s, %(served_at)s)
+  ON CONFLICT ({assignment.item}, {assignment.annotator}) DO NOTHING RETURNING {assignment.id}
+)
+SELECT assigned.{assignment.id}, audit.* FROM assigned
+  LEFT JOIN LATERAL (SELECT * FROM {{call}} WHERE assigned.{assignment.id} IS NOT NULL OFFSET 0) AS audit ON true
+"""
+
+
+@functools.cache
+def _gold_assign_sql(vendor: str) -> str:
+    return _GOLD_ASSIGN_SQL.format(assignment=rawrows.Table(GoldAssignment))
+
+
+def gold_assign(user: User, item: Item, *, served_at: datetime, event: AuditEvent) -> bool:
+    """Record that ``user`` was handed the gold ``item`` unless it was already, appending ``event`` when it is
+    new; whether it was. What ``gold_assign_orm`` does, in one statement."""
+    call, params = accounts_sql.audit_append_call(event, {})
+    sql = _gold_assign_sql(connection.vendor).format(call=call)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {**params, "item": item.pk, "user": user.pk, "served_at": served_at})
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    event.pk, event.seq, event.prev_hash, event.hash = row[1:]
+    event._state.adding = False
+    return True
+
+
+def gold_assign_orm(user: User, item: Item, *, served_at: datetime, event: AuditEvent) -> bool:
+    """``gold_assign`` as querysets; call it inside a transaction."""
+    _, created = GoldAssignment.objects.get_or_create(item=item, annotator=user, defaults={"served_at": served_at})
+    if created:
+        (accounts_sql.audit_append if connection.vendor == "postgresql" else accounts_sql.audit_append_orm)(event)
+    return created
 
 
 # --- The judgement stored under a key ---------------------------------------------------------------------

@@ -21,7 +21,7 @@ from annotation import services as annotation_services
 from annotation.models import Draft, Item, Slot, SlotState
 from preferences import submit_sql
 from preferences.gold import gold_assign
-from preferences.models import AnnotatorQuality, Judgement
+from preferences.models import AnnotatorQuality, GoldAssignment, Judgement
 from preferences.permissions import SETTINGS
 from tests.conftest import Personas
 from tests.preferences.helpers import make_comparisons, set_mode
@@ -249,3 +249,46 @@ def test_it_records_a_judgement_at_once_as_its_twin(personas: Personas, on_postg
             "judgement.submit", "preferences.judgement", True,
             {"item": item.pk, "result": {"winner": 1, "strength": 2}, "gold": False, "too_fast": False},
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("handed_before", [False, True])
+def test_it_hands_out_a_gold_item_once_as_its_twin(personas: Personas, on_postgres: None, handed_before: bool) -> None:
+    """The statement records the assignment and appends its event, as the querysets do; handed out again,
+    neither changes anything."""
+    project, user = personas.project, personas.annotator
+    (item,) = make_comparisons(project, personas.data_lead, 1)
+    Item.objects.filter(pk=item.pk).update(gold=0)
+    item.project = project
+    if handed_before:
+        gold_assign(user, item)
+
+    def run(assign: Any) -> dict[str, Any]:
+        event = audit_event_build(
+            actor=user, action="queue.lease", object_type="annotation.item", object_id=item.pk, project=project,
+            payload={"gold": True},
+        )  # fmt: skip
+        event.created_at = _AT
+        box: dict[str, Any] = {}
+        try:
+            with transaction.atomic():
+                created = assign(user, item, served_at=_AT, event=event)
+                events = list(AuditEvent.objects.order_by("seq"))
+                box["left"] = {
+                    "created": created,
+                    "assignments": list(GoldAssignment.objects.values("item_id", "annotator_id", "served_at")),
+                    "events": [(e.action, e.object_id, e.payload, e.seq, e.prev_hash, e.hash) for e in events],
+                    "chain holds": all(e.hash == e.compute_hash() for e in events),
+                    "event returned": not created or (event.seq, event.hash) == (events[-1].seq, events[-1].hash),
+                }
+                raise _Undo
+        except _Undo:
+            pass
+        return box["left"]
+
+    raw, orm = run(submit_sql.gold_assign), run(submit_sql.gold_assign_orm)
+    assert raw == orm
+    assert raw["created"] is not handed_before
+    assert raw["chain holds"]
+    assert raw["event returned"]
+    assert len(raw["assignments"]) == 1
+    assert [e[:3] for e in raw["events"]].count(("queue.lease", str(item.pk), {"gold": True})) == 1
