@@ -1,6 +1,7 @@
 """The audit chain's only writer: ``audit_event_record`` appends one event, linked to the one before by its
 hash, inside the caller's transaction; ``auth_event_record`` audits logins, logouts, failures and lockouts.
-``accounts.services`` offers both to every app."""
+``accounts.services`` offers both to every app, and ``audit_event_build``: the same event, for a hot-path
+statement that appends it itself in the statement that makes the change (``accounts.sql.audit_append_call``)."""
 
 import json
 from typing import Any
