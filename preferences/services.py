@@ -87,8 +87,11 @@ def _stored_for_key(key: str, user: User, item: Item) -> Judgement | None:
     another user's or another item's judgement."""
     stored = submit_sql.judgement_by_key(key)
     if stored is not None and (stored.annotator_id != user.pk or stored.item_id != item.pk):
-        raise DomainError("This idempotency key was already used for another judgement.")
+        raise DomainError(KEY_USED_ELSEWHERE)
     return stored
+
+
+KEY_USED_ELSEWHERE = "This idempotency key was already used for another judgement."
 
 
 def judgement_submit(
@@ -145,7 +148,7 @@ def judgement_submit(
     median = project_median_ms(item.project)
     too_fast = bool(median and time_spent_ms < config.fast_fraction * median)
     if seen is not None and _changes_nothing_else(item, user, seen, result, config=config, too_fast=too_fast):
-        judgement = resend.record(lambda: _judgement_record_at_once(item, user, seen, fields))
+        judgement = resend.record(lambda: _judgement_record_at_once(item, user, resend, seen, fields))
         if judgement is not None:
             return judgement
     return resend.record(lambda: _judgement_record(item, user, resend, fields, config=config, too_fast=too_fast))
@@ -172,11 +175,12 @@ def _changes_nothing_else(
 
 
 def _judgement_record_at_once(
-    item: Item, user: User, seen: submit_sql.ReadBeforeSubmit, fields: dict[str, Any]
+    item: Item, user: User, resend: Resend[Judgement], seen: submit_sql.ReadBeforeSubmit, fields: dict[str, Any]
 ) -> Judgement | None:
     """The judgement, its slot's end and its audit event in one statement, when what ``seen`` holds still
-    holds under the locks; None (nothing written) otherwise. Alone it is its own transaction; inside a
-    caller's, a savepoint lets ``Resend.record`` answer a refused insert."""
+    holds under the locks; a resend's answer when the slot was judged already and a judgement is stored under
+    the key (as ``_judgement_record`` answers it); None (nothing written) otherwise. Alone it is its own
+    transaction; inside a caller's, a savepoint lets ``Resend.record`` answer a refused insert."""
     created_at = timezone.now()
     event = audit_event_build(
         actor=user,
@@ -187,13 +191,17 @@ def _judgement_record_at_once(
         payload={"item": item.pk, "result": fields["result"], "gold": False, "too_fast": False},
     )
     with queue.own_transaction():
-        judgement_id = submit_sql.judgement_record(
+        recorded = submit_sql.judgement_record(
             item=item, user=user, seen=seen, fields=fields, created_at=created_at, event=event
         )
-    if judgement_id is None:
+    if recorded.stored is not None:
+        if recorded.stored.annotator_id != user.pk or recorded.stored.item_id != item.pk:
+            raise DomainError(KEY_USED_ELSEWHERE)
+        return resend.answer(recorded.stored)
+    if recorded.judgement_id is None:
         return None
     judgement = Judgement(
-        pk=judgement_id,
+        pk=recorded.judgement_id,
         item=item,
         annotator=user,
         is_gold=False,

@@ -282,24 +282,39 @@ def comparison_for_submit_orm(project: Project, user: User, item_pk: int) -> tup
 
 # --- A judgement that changes nothing else, recorded at once (PostgreSQL) ----------------------------------
 
+# The judgement stored under the key (a resend) is joined by this statement, whose snapshot is older than the
+# function's: one a racing submit committed while the function waited is not there, and the general path
+# answers that one.
 _RECORD_SQL = """
-SELECT * FROM enclave_judgement_record(
+SELECT r.judgement_id, r.stored, r.event_id, r.event_seq, r.event_prev_hash, r.event_hash, {columns}
+  FROM enclave_judgement_record(
     %s::bigint, %s::bigint, %s::bigint, %s::bigint, %s::timestamptz, %s::text, %s::bigint, %s::jsonb, %s::jsonb,
     %s::jsonb, %s::text, %s::bigint, %s::text, %s::timestamptz, %s::bigint, %s::timestamptz, %s::text, %s::text,
-    %s::text, %s::jsonb, %s::text, %s::text, %s::text)
+    %s::text, %s::jsonb, %s::text, %s::text, %s::text) r
+  LEFT JOIN {judgement} j ON r.stored AND j.{judgement.id} = r.judgement_id
 """
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What ``judgement_record`` did: the new judgement's id, or (nothing written) the judgement already stored
+    under the key when the user's slot was no longer leased (a resend); both None: the general path decides."""
+
+    judgement_id: int | None
+    stored: Judgement | None
+
 
 JUDGEMENT_ID = "object_id"  # the hole of the audit event that the judgement's id fills
 
 
 def judgement_record(
     *, item: Item, user: User, seen: ReadBeforeSubmit, fields: dict[str, Any], created_at: datetime, event: AuditEvent
-) -> int | None:
+) -> Recorded:
     """In one statement (its own transaction when called alone): the user's slot and the item's row locked;
     when the slot is leased to the user and the item's judgements and the quality row are what ``seen`` says,
     the judgement (not gold, not too fast) inserted, the slot done, the draft deleted and ``event`` (its object
-    id the hole ``JUDGEMENT_ID``) appended. Returns the judgement's id, or None when nothing was written.
-    Raises ``IntegrityError`` as the insert does. What ``judgement_record_orm`` does."""
+    id the hole ``JUDGEMENT_ID``) appended; when the slot is not leased to the user, the judgement stored under
+    the key, if any. Raises ``IntegrityError`` as the insert does. What ``judgement_record_orm`` does."""
     assert seen.quality is not None
     head, tail = accounts_sql.audit_body_around(event, JUDGEMENT_ID)
     params = [
@@ -310,35 +325,41 @@ def judgement_record(
         accounts_sql.AUDIT_LOCK_KEY, event.created_at, event.actor_label, event.action, event.object_type,
         json.dumps(event.payload, ensure_ascii=False), head, tail, GENESIS_HASH,
     ]  # fmt: skip
+    sql = _build(connection.vendor, _RECORD_SQL, columns=rawrows.columns(Judgement, "j"))
     with connection.cursor() as cursor:
-        cursor.execute(_RECORD_SQL, params)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
-        return None
-    judgement_id, event.pk, event.seq, event.prev_hash, event.hash = row
+        return Recorded(judgement_id=None, stored=None)
+    judgement_id, stored = row[0], row[1]
+    if stored:
+        values = row[6:]
+        return Recorded(None, None if rawrows.is_null(Judgement, values) else rawrows.instance(Judgement, values))
+    event.pk, event.seq, event.prev_hash, event.hash = row[2:6]
     event.object_id = str(judgement_id)
     event._state.adding = False
-    return int(judgement_id)
+    return Recorded(judgement_id=int(judgement_id), stored=None)
 
 
 def judgement_record_orm(
     *, item: Item, user: User, seen: ReadBeforeSubmit, fields: dict[str, Any], created_at: datetime, event: AuditEvent
-) -> int | None:
+) -> Recorded:
     """``judgement_record`` as querysets, in a transaction."""
     assert seen.quality is not None
+    nothing = Recorded(judgement_id=None, stored=None)
     with transaction.atomic():
         slot = queue_sql.user_slot_locked_orm(user, item, lock_item=True)
         if slot is None or slot.state != SlotState.LEASED:
-            return None
+            return Recorded(judgement_id=None, stored=judgement_by_key_orm(fields["idempotency_key"]))
         if Judgement.objects.filter(item=item, is_gold=False).count() != len(seen.results):
-            return None
+            return nothing
         quality = AnnotatorQuality.objects.filter(project_id=item.project_id, annotator=user)
         if not quality.filter(updated_at=seen.quality.updated_at).exists():
-            return None
+            return nothing
         judgement = Judgement.objects.create(
             item=item, annotator=user, is_gold=False, gold_correct=None, too_fast=False, created_at=created_at, **fields
         )
         queue_sql.slot_done_and_draft_delete_orm(slot_id=slot.pk, item_id=item.pk, user_id=user.pk)
         event.object_id = str(judgement.pk)
         accounts_sql.audit_append_orm(event)
-    return judgement.pk
+    return Recorded(judgement_id=judgement.pk, stored=None)

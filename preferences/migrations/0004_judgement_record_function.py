@@ -3,8 +3,9 @@
 is leased to them and that the item's judgements and the annotator's quality row are what the web process
 read before deciding that nothing but the judgement changes (no adjudication, no quality count), then inserts
 the judgement, ends the slot, deletes the draft and appends the audit event (``enclave_audit_append``). Called
-alone it is its own transaction: one round trip, no BEGIN or COMMIT. Any other case returns no row and writes
-nothing, and the web process takes the general path. A PL/pgSQL function takes a new snapshot for each
+alone it is its own transaction: one round trip, no BEGIN or COMMIT. When the slot is no longer leased to the
+user (judged already: a resend), it returns the judgement stored under the key, if any, and writes nothing.
+Any other case returns no row and writes nothing, and the web process takes the general path. A PL/pgSQL function takes a new snapshot for each
 statement, so what it reads after the locks is what the previous holder committed. Table and column names
 come from the models' ``_meta`` and states from the enums."""
 
@@ -25,7 +26,8 @@ SIGNATURE = """enclave_judgement_record(
 
 CREATE = """
 CREATE OR REPLACE FUNCTION {signature}
-RETURNS TABLE (judgement_id bigint, event_id bigint, event_seq bigint, event_prev_hash text, event_hash text)
+RETURNS TABLE (judgement_id bigint, stored boolean, event_id bigint, event_seq bigint, event_prev_hash text,
+               event_hash text)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_slot bigint;
@@ -37,6 +39,10 @@ BEGIN
      WHERE s.{slot.item} = p_item AND s.{slot.user} = p_user
        FOR UPDATE OF s FOR NO KEY UPDATE OF i;
     IF v_slot IS NULL OR v_state <> '{leased}' THEN
+        -- Judged already (a resend, or a key used elsewhere): what is stored under the key, for the web
+        -- process to answer with; nothing when nothing is.
+        RETURN QUERY SELECT j.{judgement.id}::bigint, true, NULL::bigint, NULL::bigint, NULL::text, NULL::text
+                       FROM {judgement} j WHERE j.{judgement.idempotency_key} = p_key;
         RETURN;
     END IF;
     IF (SELECT count(*) FROM {judgement} j WHERE j.{judgement.item} = p_item AND NOT j.{judgement.is_gold})
@@ -58,7 +64,7 @@ BEGIN
     UPDATE {slot} SET {slot.state} = '{done}', {slot.leased_until} = NULL WHERE {slot.id} = v_slot;
     DELETE FROM {draft} WHERE {draft.item} = p_item AND {draft.user} = p_user;
     RETURN QUERY
-    SELECT v_id, a.event_id, a.event_seq, a.event_prev_hash, a.event_hash
+    SELECT v_id, false, a.event_id, a.event_seq, a.event_prev_hash, a.event_hash
       FROM enclave_audit_append(p_lock, p_event_created_at, p_user, p_actor_label, p_action, p_object_type,
                                 v_id::text, p_project, p_payload,
                                 p_body_head || to_json(v_id::text)::text || p_body_tail, p_genesis) a;

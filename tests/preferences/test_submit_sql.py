@@ -187,13 +187,13 @@ def _record_then_undo(record: Any, item: Item, user: User, seen: submit_sql.Read
     box: dict[str, Any] = {}
     try:
         with transaction.atomic():
-            judgement_id = record(
-                item=item, user=user, seen=seen, fields=fields, created_at=event.created_at, event=event
-            )
+            recorded = record(item=item, user=user, seen=seen, fields=fields, created_at=event.created_at, event=event)
+            judgement_id = recorded.judgement_id
             judgements = list(Judgement.objects.filter(item=item).order_by("pk").values())
             events = list(AuditEvent.objects.order_by("seq"))
             box["left"] = {
                 "recorded": judgement_id is not None,
+                "stored": _values(recorded.stored),
                 "judgements": [{**j, "id": j["id"] == judgement_id} for j in judgements],
                 "slots": list(Slot.objects.filter(item=item).order_by("pk").values("user_id", "state", "leased_until")),
                 "drafts": list(Draft.objects.filter(item=item).values("user_id")),
@@ -218,12 +218,15 @@ def _record_then_undo(record: Any, item: Item, user: User, seen: submit_sql.Read
     return box["left"]
 
 
-@pytest.mark.parametrize("situation", ["recorded", "not leased", "judged meanwhile", "quality changed"])
+@pytest.mark.parametrize(
+    "situation", ["recorded", "not leased", "judged meanwhile", "quality changed", "resent", "key used elsewhere"]
+)
 def test_it_records_a_judgement_at_once_as_its_twin(personas: Personas, on_postgres: None, situation: str) -> None:
     """The one statement of a plain submit and its querysets leave the same rows: the judgement, the slot done,
-    the draft gone, the event appended to the chain; or, when what the submit read no longer holds, nothing."""
+    the draft gone, the event appended to the chain; or, when what the submit read no longer holds, nothing;
+    or, when the user's slot was judged already, nothing and the judgement stored under the key."""
     project, user = personas.project, personas.annotator
-    (item,) = make_comparisons(project, personas.data_lead, 1)
+    item, other = make_comparisons(project, personas.data_lead, 2)
     item.project = project
     AnnotatorQuality.objects.create(project=project, annotator=user)
     annotation_services.item_next(user=user, project=project, kind="comparison")
@@ -236,10 +239,21 @@ def test_it_records_a_judgement_at_once_as_its_twin(personas: Personas, on_postg
         _judge(item, personas.reviewer, {"winner": 0, "strength": 1})
     elif situation == "quality changed":
         AnnotatorQuality.objects.filter(project=project, annotator=user).update(updated_at=timezone.now())
+    elif situation == "resent":
+        Slot.objects.filter(item=item, user=user).update(state=SlotState.DONE, leased_until=None)
+        Judgement.objects.filter(pk=_judge(item, user, {"winner": 1, "strength": 2}).pk).update(
+            idempotency_key="twin-key"
+        )
+    elif situation == "key used elsewhere":
+        Slot.objects.filter(item=item, user=user).update(state=SlotState.FREE, user=None, leased_until=None)
+        Judgement.objects.filter(pk=_judge(other, personas.reviewer, {"winner": 0, "strength": 1}).pk).update(
+            idempotency_key="twin-key"
+        )
     raw = _record_then_undo(submit_sql.judgement_record, item, user, seen)
     orm = _record_then_undo(submit_sql.judgement_record_orm, item, user, seen)
     assert raw == orm
     assert raw["recorded"] == (situation == "recorded")
+    assert (raw["stored"] is not None) == (situation in ("resent", "key used elsewhere"))
     assert raw["chain holds"]
     assert raw["event returned"]
     if situation == "recorded":
