@@ -1,6 +1,7 @@
 """The audit chain's only writer: ``audit_event_record`` appends one event, linked to the one before by its
 hash, inside the caller's transaction; ``auth_event_record`` audits logins, logouts, failures and lockouts.
-``accounts.services`` offers both to every app."""
+``accounts.services`` offers both to every app, and ``audit_event_build``: the same event, for a hot-path
+statement that appends it itself in the statement that makes the change (``accounts.sql.audit_append_call``)."""
 
 import json
 from typing import Any
@@ -32,6 +33,37 @@ def audit_event_record(
     that is not JSON (NaN, sets, objects). Call it inside the service's transaction, last, so the chain
     lock is held only briefly (until the commit).
     """
+    event = audit_event_build(
+        actor=actor,
+        action=action,
+        target=target,
+        object_type=object_type,
+        object_id=object_id,
+        project=project,
+        payload=payload,
+    )
+    # Inside the caller's transaction no savepoint is needed: an append that fails fails the change it
+    # records; alone, it runs in a transaction of its own.
+    with transaction.atomic(savepoint=False):
+        if connection.vendor == "postgresql":
+            sql.audit_append(event)
+        else:
+            sql.audit_append_orm(event)
+    return event
+
+
+def audit_event_build(
+    *,
+    actor: User | AnonymousUser | None,
+    action: str,
+    target: Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    project: Project | None = None,
+    payload: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """The event ``audit_event_record`` appends, not yet linked: for a hot-path statement that appends it
+    itself (``accounts.sql.audit_append_call``) in the statement that makes the change it records."""
     if target is not None:
         object_type = object_type or target._meta.label_lower
         object_id = object_id or str(target.pk)
@@ -49,13 +81,6 @@ def audit_event_record(
         project=project,
         payload=clean_payload,
     )
-    # Inside the caller's transaction no savepoint is needed: an append that fails fails the change it
-    # records; alone, it runs in a transaction of its own.
-    with transaction.atomic(savepoint=False):
-        if connection.vendor == "postgresql":
-            sql.audit_append(event)
-        else:
-            sql.audit_append_orm(event)
     return event
 
 

@@ -2,6 +2,7 @@
 user can never learn that a project they do not belong to exists."""
 
 from collections.abc import Collection
+from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
@@ -77,6 +78,30 @@ def get_project_for_user(
     if project is None or perm not in project_perms_for(user, project):
         raise Http404("No such project.")
     return project
+
+
+def get_project_and_row_for_user(
+    user: AnyUser,
+    pk: int | str,
+    perm: str,
+    *,
+    with_settings: tuple[str, ...],
+    also: tuple[str, list[Any]],
+) -> tuple[Project, tuple[Any, ...] | None]:
+    """``get_project_for_user``, and on PostgreSQL the row of the caller's statement ``also`` read in the same
+    round trip (``accounts.sql.project_with_perms_and_row``; its columns NULL when it finds nothing). Elsewhere
+    the row is None: not read, the caller reads what it needs itself. 404 as ``get_project_for_user``."""
+    project_id = parse_id(pk)
+    if connection.vendor != "postgresql" or project_id is None or not (user.is_authenticated and user.is_active):
+        return get_project_for_user(user, pk, perm, with_settings=with_settings), None
+    found = sql.project_with_perms_and_row(user, project_id, with_settings, also)
+    if found is None:
+        raise Http404("No such project.")
+    project, perms, row = found
+    project.__dict__[_MEMO] = {user.pk: perms}
+    if perm not in project_perms_for(user, project):
+        raise Http404("No such project.")
+    return project, row
 
 
 def get_project_for_any(user: AnyUser, project_pk: int | str, perms: "Collection[str]") -> Project:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 from knox.models import AuthToken
 
+from accounts.audit import audit_event_build as audit_event_build
 from accounts.audit import audit_event_record as audit_event_record
 from accounts.models import ROLE_PERMISSIONS, ApiTokenInfo, Membership, Project, Role, User
 from core.errors import DomainError

@@ -5,7 +5,9 @@ beside its ORM twin (the querysets it stands for, which other databases run and
 - a user's permissions on a project (guardian's user and group object permissions in one statement);
 - the project with its settings rows and those permissions (PostgreSQL), for every project-scoped request;
 - an API token with its user and ``ApiTokenInfo``, for every API request;
-- the audit chain's lock and append (PostgreSQL: one call of ``enclave_audit_append``, migration 0004).
+- the audit chain's lock and append (PostgreSQL: one call of ``enclave_audit_append``, migration 0004), also
+  as a call another app's statement makes itself (``audit_append_call``), so a change and its event are one
+  statement.
 
 Written out, they spare these paths the Python time of compiling querysets (``docs/PERFORMANCE.md``). Table
 and column names come from the models' ``_meta`` (``core.rawrows.Table``); rows become model instances
@@ -13,6 +15,7 @@ through ``core.rawrows``.
 """
 
 import json
+import re
 from functools import cache
 from typing import Any
 
@@ -76,13 +79,23 @@ def project_perms_orm(user: User, project: Project) -> frozenset[str]:
 
 # --- The project with its settings rows and the user's permissions (PostgreSQL) ----------------------------
 
-_PROJECT_SQL = "SELECT {columns}, ARRAY({perms}) FROM {project} p {joins} WHERE p.{project.id} = %s"
+_PROJECT_SQL = "SELECT {columns}, ARRAY({perms}){also_columns} FROM {project} p {joins}{also} WHERE p.{project.id} = %s"
 
 
 def project_with_perms(user: AnyUser, pk: int, with_settings: tuple[str, ...]) -> tuple[Project, frozenset[str]] | None:
     """The project, its one-to-one settings rows named by ``with_settings`` (``"annotation"``,
     ``"preferences"``) and ``user``'s permissions on it, in one statement; None when there is no such project.
     PostgreSQL only (``ARRAY(…)``)."""
+    found = project_with_perms_and_row(user, pk, with_settings)
+    return None if found is None else found[:2]
+
+
+def project_with_perms_and_row(
+    user: AnyUser, pk: int, with_settings: tuple[str, ...], also: tuple[str, list[Any]] | None = None
+) -> tuple[Project, frozenset[str], tuple[Any, ...]] | None:
+    """``project_with_perms``, and in the same statement the row of ``also`` (a caller's ``SELECT`` and its
+    parameters, joined as ``LEFT JOIN LATERAL``: its columns are NULL when it finds nothing), returned as it
+    came (a higher floor decodes it); None when there is no such project. PostgreSQL only."""
     project_table = rawrows.Table(Project)
     parts = [rawrows.columns(Project, "p")]
     joins = []
@@ -99,9 +112,17 @@ def project_with_perms(user: AnyUser, pk: int, with_settings: tuple[str, ...]) -
         )
         related.append((name, model))
     perms, params = perms_query(user, pk)
-    sql = _PROJECT_SQL.format(columns=", ".join(parts), perms=perms, project=project_table, joins=" ".join(joins))
+    also_sql, also_params = also if also is not None else ("", [])
+    sql = _PROJECT_SQL.format(
+        columns=", ".join(parts),
+        perms=perms,
+        project=project_table,
+        joins=" ".join(joins),
+        also_columns=", also.*" if also is not None else "",
+        also=f" LEFT JOIN LATERAL ({also_sql}) also ON true" if also is not None else "",
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, pk])
+        cursor.execute(sql, [*params, *also_params, pk])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -112,7 +133,7 @@ def project_with_perms(user: AnyUser, pk: int, with_settings: tuple[str, ...]) -
         values = row[start:end]
         project._state.fields_cache[name] = None if rawrows.is_null(model, values) else rawrows.instance(model, values)
         start = end
-    return project, frozenset(row[-1])
+    return project, frozenset(row[start]), tuple(row[start + 1 :])
 
 
 def project_with_perms_orm(
@@ -236,3 +257,75 @@ def audit_append_orm(event: AuditEvent) -> None:
     event.prev_hash = last["hash"] if last else GENESIS_HASH
     event.hash = event.compute_hash()
     event.save(force_insert=True)
+
+
+# A statement on the hot path may append the event of the change it makes itself, in the same statement (no
+# transaction of its own, no round trip between the change and its event): a value only the statement knows
+# (the id of the row it inserts, the slot it claims) stands in the event as ``audit_hole(name)`` and is filled
+# in, in SQL, into the canonical JSON that is hashed, the stored payload and the object id. Everything else
+# is serialised here exactly as ``audit_append`` does.
+
+
+def audit_hole(name: str) -> str:
+    """A value of an event that its statement fills in (NUL-delimited: no stored text can contain one)."""
+    return f"\x00{name}\x00"
+
+
+def _spliced(text: str, fill: dict[str, str], params: dict[str, Any], prefix: str) -> str:
+    """``text`` (JSON holding holes) as an SQL expression: its pieces as parameters, each hole (quotes
+    included) as the SQL expression ``fill`` gives for it, which must yield that value's JSON text."""
+    holes = {json.dumps(audit_hole(name), ensure_ascii=False): expr for name, expr in fill.items()}
+    parts = re.split("(" + "|".join(re.escape(h) for h in holes) + ")", text) if holes else [text]
+    sql = []
+    for n, part in enumerate(parts):
+        if n % 2:
+            sql.append(f"({holes[part]})")
+        else:
+            name = f"{prefix}_{len(params)}"
+            params[name] = part
+            sql.append(f"%({name})s::text")
+    return "(" + " || ".join(sql) + ")"
+
+
+def audit_append_call(event: AuditEvent, fill: dict[str, str], *, prefix: str = "audit") -> tuple[str, dict[str, Any]]:
+    """The call of ``enclave_audit_append`` (a function in ``FROM``, returning the event's id, seq, previous
+    hash and hash) that appends ``event``, whose values ``audit_hole(name)`` the SQL expressions of ``fill``
+    give as JSON text (``to_json(x)::text``), with its named parameters (``prefix``)."""
+    event.seq = 0
+    body = json.dumps(event.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if not body.endswith(_SEQ_TAIL):
+        raise RuntimeError("The canonical audit JSON no longer ends with its sequence number.")
+    params: dict[str, Any] = {
+        f"{prefix}_lock": AUDIT_LOCK_KEY,
+        f"{prefix}_created_at": event.created_at,
+        f"{prefix}_actor": event.actor_id,
+        f"{prefix}_label": event.actor_label,
+        f"{prefix}_action": event.action,
+        f"{prefix}_type": event.object_type,
+        f"{prefix}_project": event.project_id,
+        f"{prefix}_genesis": GENESIS_HASH,
+    }
+    object_id = _spliced(json.dumps(event.object_id, ensure_ascii=False), fill, params, prefix)
+    payload = _spliced(json.dumps(event.payload, ensure_ascii=False), fill, params, prefix)
+    prefix_text = _spliced(body[: -len("0}")], fill, params, prefix)
+    call = (
+        f"enclave_audit_append(%({prefix}_lock)s::bigint, %({prefix}_created_at)s::timestamptz, "
+        f"%({prefix}_actor)s::bigint, %({prefix}_label)s::text, %({prefix}_action)s::text, %({prefix}_type)s::text, "
+        f"{object_id}::jsonb #>> '{{}}', %({prefix}_project)s::bigint, {payload}::jsonb, {prefix_text}, "
+        f"%({prefix}_genesis)s::text)"
+    )
+    return call, params
+
+
+def audit_body_around(event: AuditEvent, name: str) -> tuple[str, str]:
+    """The canonical JSON ``enclave_audit_append`` hashes (up to the sequence number) before and after the one
+    hole ``name`` of ``event``, for a server-side function that fills it in (``to_json(value)::text``)."""
+    event.seq = 0
+    body = json.dumps(event.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if not body.endswith(_SEQ_TAIL):
+        raise RuntimeError("The canonical audit JSON no longer ends with its sequence number.")
+    token = json.dumps(audit_hole(name), ensure_ascii=False)
+    head, hole, tail = body[: -len("0}")].partition(token)
+    if not hole or token in tail:
+        raise RuntimeError(f"The audit event holds the hole {name!r} other than once.")
+    return head, tail

@@ -7,6 +7,7 @@ the slot lock, the end of a slot's work) and their ORM twins are in ``annotation
 import json
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Project, User
-from accounts.services import audit_event_record
+from accounts.services import audit_event_build, audit_event_record
+from accounts.sql import audit_hole
 from annotation import queue_sql, selectors
 from annotation.models import Annotation, AnnotationState, Draft, Item, Skip, Slot, SlotState
 from core.errors import DomainError
@@ -56,19 +58,33 @@ def _is_one_slot_per_user(exc: IntegrityError) -> bool:
 def _item_next_once(*, user: User, project: Project, kind: str) -> Slot | None:
     now = timezone.now()
     until = now + _lease(project)
-    with transaction.atomic():
-        next_slot = queue_sql.next_slot if connection.vendor == "postgresql" else queue_sql.next_slot_orm
-        slot, claimed = next_slot(user=user, project=project, kind=kind, now=now, until=until)
-        if slot is not None and claimed:
-            audit_event_record(
-                actor=user,
-                action="queue.lease",
-                object_type="annotation.item",
-                object_id=slot.item_id,
-                project=project,
-                payload={"slot": slot.index, "until": slot.leased_until},
+    # A claim is audited; the slot and the item it names are only known once claimed: holes the claim fills.
+    lease_event = audit_event_build(
+        actor=user,
+        action="queue.lease",
+        object_type="annotation.item",
+        object_id=audit_hole(queue_sql.LEASED_ITEM),
+        project=project,
+        payload={"slot": audit_hole(queue_sql.LEASED_SLOT), "until": until},
+    )
+    if connection.vendor == "postgresql":  # the claim and its event in one statement
+        with own_transaction():
+            slot, _ = queue_sql.next_slot(
+                user=user, project=project, kind=kind, now=now, until=until, lease_event=lease_event
             )
         return slot
+    with transaction.atomic():
+        slot, _ = queue_sql.next_slot_orm(
+            user=user, project=project, kind=kind, now=now, until=until, lease_event=lease_event
+        )
+        return slot
+
+
+def own_transaction() -> AbstractContextManager[Any]:
+    """For one statement that must be all or nothing: alone, PostgreSQL runs it as its own transaction (no
+    BEGIN or COMMIT sent, no round trip for either); inside a caller's transaction, a savepoint, so a refused
+    statement can be answered without failing the caller's work."""
+    return transaction.atomic() if connection.in_atomic_block else nullcontext()
 
 
 def item_set_priority(*, actor: User, item: Item, priority: int) -> Item:

@@ -14,7 +14,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import OuterRef, Subquery
 
-from accounts.models import Project, User
+from accounts.models import AuditEvent, Project, User
+from accounts.sql import audit_append, audit_append_call, audit_append_orm
 from annotation.models import Draft, Item, ItemState, Skip, Slot, SlotState
 from core import rawrows
 
@@ -90,24 +91,76 @@ def _next_sql(vendor: str, *, skipped: bool) -> str:
     )
 
 
-def next_slot(*, user: User, project: Project, kind: str, now: Any, until: Any) -> tuple[Slot | None, bool]:
+# With the claim's audit event appended by the same statement (``accounts.sql.audit_append_call``), only when
+# a slot was claimed (a renewed lease is not audited): the claim and its event commit together, with no
+# transaction of its own around them. OFFSET 0 keeps the subquery apart, so the condition on the outer row gates
+# the call (a one-time filter) instead of filtering what the call returned; the queue tests check a renewal.
+_AUDITED = " LEFT JOIN LATERAL (SELECT * FROM {call} WHERE updated.claimed OFFSET 0) AS audit ON true"
+LEASED_ITEM, LEASED_SLOT = "object_id", "slot"  # the holes of the lease event the statement fills
+
+
+@functools.cache
+def _audited_next_sql(vendor: str, *, skipped: bool, call: str) -> str:
+    plain = _next_sql(vendor, skipped=skipped)
+    head, claimed, tail = plain.rpartition("updated.claimed")
+    columns = ", audit.event_id, audit.event_seq, audit.event_prev_hash, audit.event_hash"
+    return head + claimed + columns + tail.rstrip() + _AUDITED.format(call=call)
+
+
+@functools.cache
+def _lease_fill(vendor: str) -> dict[str, str]:
+    return {
+        LEASED_ITEM: _build("to_json(updated.{slot.item}::text)::text"),
+        LEASED_SLOT: _build("to_json(updated.{slot.index})::text"),
+    }
+
+
+def next_slot(
+    *, user: User, project: Project, kind: str, now: Any, until: Any, lease_event: AuditEvent | None = None
+) -> tuple[Slot | None, bool]:
     """PostgreSQL: the user's own leased slot, its lease renewed, or a newly claimed one (with its item);
-    and whether it was claimed. What ``next_slot_orm`` does."""
-    params = {"project": project.pk, "user": user.pk, "kind": kind, "now": now, "until": until}
+    and whether it was claimed. With ``lease_event`` (its item and slot the holes ``LEASED_ITEM`` and
+    ``LEASED_SLOT``) a claim appends it in the same statement. What ``next_slot_orm`` does."""
+    params: dict[str, Any] = {"project": project.pk, "user": user.pk, "kind": kind, "now": now, "until": until}
+    call = None
+    if lease_event is not None:
+        call, audit_params = audit_append_call(lease_event, _lease_fill(connection.vendor))
+        params.update(audit_params)
     for skipped in (False, True):
+        if call is None:
+            sql = _next_sql(connection.vendor, skipped=skipped)
+        else:
+            sql = _audited_next_sql(connection.vendor, skipped=skipped, call=call)
         with connection.cursor() as cursor:
-            cursor.execute(_next_sql(connection.vendor, skipped=skipped), params)
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is not None:
             width, item_end = rawrows.width(Slot), rawrows.width(Slot) + rawrows.width(Item)
             slot = rawrows.instance(Slot, row[:width])
             slot.item = rawrows.instance(Item, row[width:item_end])
-            return slot, bool(row[item_end])
+            claimed = bool(row[item_end])
+            if lease_event is not None and claimed:
+                lease_event.pk, lease_event.seq, lease_event.prev_hash, lease_event.hash = row[item_end + 1 :]
+                lease_event.object_id = str(slot.item_id)
+                lease_event.payload = {**lease_event.payload, LEASED_SLOT: slot.index}
+                lease_event._state.adding = False
+            return slot, claimed
     return None, False
 
 
-def next_slot_orm(*, user: User, project: Project, kind: str, now: Any, until: Any) -> tuple[Slot | None, bool]:
-    """``next_slot`` as querysets (databases other than PostgreSQL)."""
+def next_slot_orm(
+    *, user: User, project: Project, kind: str, now: Any, until: Any, lease_event: AuditEvent | None = None
+) -> tuple[Slot | None, bool]:
+    """``next_slot`` as querysets (databases other than PostgreSQL); call it inside a transaction."""
+    slot, claimed = _next_slot_orm(user=user, project=project, kind=kind, now=now, until=until)
+    if lease_event is not None and slot is not None and claimed:
+        lease_event.object_id = str(slot.item_id)
+        lease_event.payload = {**lease_event.payload, LEASED_SLOT: slot.index}
+        (audit_append if connection.vendor == "postgresql" else audit_append_orm)(lease_event)
+    return slot, claimed
+
+
+def _next_slot_orm(*, user: User, project: Project, kind: str, now: Any, until: Any) -> tuple[Slot | None, bool]:
     own = (
         Slot.objects.select_for_update(of=("self",))
         .filter(project=project, user=user, state=SlotState.LEASED, item__state=ItemState.OPEN, item__kind=kind)

@@ -17,6 +17,7 @@ from django.db import IntegrityError
 from core.errors import DomainError
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 KEY_LENGTH = 64
 
@@ -52,7 +53,7 @@ class Resend(Generic[T]):
     def taken_error(self) -> DomainError:
         return DomainError(self.taken, status=409)
 
-    def record(self, write: Callable[[], T]) -> T:
+    def record(self, write: Callable[[], R]) -> R | T:
         """Run ``write``, which stores a new record under the key. When a unique index refuses it because a
         racing submission (another tab, a retry) stored first, answer as that submission's resend, or with
         the ``taken`` conflict when it stored something else. ``write`` opens its own transaction (or

@@ -28,8 +28,9 @@ from core.filters import BooleanFilter, IdFilter, StrictFilterSet, at_or_after, 
 from core.lists import ListView
 from preferences import selectors, services
 from preferences.models import COMPARISON, Judgement
-from preferences.permissions import SETTINGS, get_comparison_for_user, get_project_for_quality
+from preferences.permissions import SETTINGS, get_comparison_for_submit, get_project_for_quality
 from preferences.results import LETTERS, PAIR_CHOICES, display_order
+from preferences.submit_sql import ReadBeforeSubmit
 
 
 class CandidateIn(serializers.Serializer[Any]):
@@ -307,11 +308,11 @@ class JudgementSubmitView(APIView):
         summary="Submit a judgement in display letters; the same idempotency key stores it once",
     )
     def post(self, request: Request, pk: int, item_pk: int) -> Response:
-        item = get_comparison_for_user(request.user, pk, item_pk)
-        return Response(judgement_receipt(_submit(request, item)), status=status.HTTP_201_CREATED)
+        item, seen = get_comparison_for_submit(request.user, pk, item_pk)
+        return Response(judgement_receipt(_submit(request, item, seen)), status=status.HTTP_201_CREATED)
 
 
-def _submit(request: Request, item: Item) -> Judgement:
+def _submit(request: Request, item: Item, seen: ReadBeforeSubmit | None) -> Judgement:
     data = JudgementIn(data=request.data)
     data.is_valid(raise_exception=True)
     values = dict(data.validated_data)
@@ -323,6 +324,7 @@ def _submit(request: Request, item: Item) -> Judgement:
         rationale=meta["rationale"],
         time_spent_ms=meta["time_spent_ms"],
         idempotency_key=meta["idempotency_key"],
+        seen=seen,
     )
 
 
@@ -348,8 +350,8 @@ class JudgementSubmitAndNextView(APIView):
         ),
     )
     def post(self, request: Request, pk: int, item_pk: int) -> Response:
-        item = get_comparison_for_user(request.user, pk, item_pk)
-        judgement = _submit(request, item)
+        item, seen = get_comparison_for_submit(request.user, pk, item_pk)
+        judgement = _submit(request, item, seen)
         body = {
             "judgement": judgement_receipt(judgement),
             "next": _next_comparison(request_user(request), item.project),

@@ -2,9 +2,10 @@
 no slots (everyone judges each once), so only a gold item handed out may be judged."""
 
 from django.db import connection, transaction
+from django.utils import timezone
 
 from accounts.models import Project, User
-from accounts.services import audit_event_record
+from accounts.services import audit_event_build
 from annotation.models import Item
 from preferences import submit_sql
 from preferences.models import GoldAssignment
@@ -26,18 +27,21 @@ def gold_unjudged(user: User, project: Project) -> Item | None:
 
 def gold_assign(user: User, item: Item) -> None:
     """Record that ``user`` was handed the gold ``item`` (once; handed again, nothing changes), audited like
-    a lease: only a gold item handed out may be judged."""
+    a lease: only a gold item handed out may be judged. On PostgreSQL one statement (``submit_sql``)."""
+    event = audit_event_build(
+        actor=user,
+        action="queue.lease",
+        object_type="annotation.item",
+        object_id=item.pk,
+        project=item.project,
+        payload={"gold": True},
+    )
+    served_at = timezone.now()
+    if connection.vendor == "postgresql":
+        submit_sql.gold_assign(user, item, served_at=served_at, event=event)
+        return
     with transaction.atomic():
-        _, created = GoldAssignment.objects.get_or_create(item=item, annotator=user)
-        if created:
-            audit_event_record(
-                actor=user,
-                action="queue.lease",
-                object_type="annotation.item",
-                object_id=item.pk,
-                project=item.project,
-                payload={"gold": True},
-            )
+        submit_sql.gold_assign_orm(user, item, served_at=served_at, event=event)
 
 
 def gold_assigned_locked(user: User, item: Item) -> bool:

@@ -2,8 +2,8 @@
 
 from django.http import Http404
 
-from accounts.models import Project, ProjectPerm
-from accounts.permissions import AnyUser, get_project_for_any, get_project_for_user
+from accounts.models import Project, ProjectPerm, User
+from accounts.permissions import AnyUser, get_project_and_row_for_user, get_project_for_any, get_project_for_user
 from annotation.models import Item
 from core.http import parse_id, row_or_404
 from preferences import submit_sql
@@ -17,6 +17,32 @@ def get_comparison_for_user(user: AnyUser, project_pk: int, item_pk: int) -> Ite
     project = get_project_for_user(user, project_pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
     if parse_id(item_pk) is None:
         raise Http404("No such comparison.")
+    return _comparison_of(project, item_pk)
+
+
+def get_comparison_for_submit(
+    user: AnyUser, project_pk: int, item_pk: int
+) -> tuple[Item, submit_sql.ReadBeforeSubmit | None]:
+    """``get_comparison_for_user`` for a judgement submit: on PostgreSQL, with what the submit reads first (the
+    item's results, the annotator's quality row) in the statement that reads the project; elsewhere that part
+    is None (the submit reads it itself)."""
+    item_id = parse_id(item_pk)
+    if item_id is None or not isinstance(user, User):
+        return get_comparison_for_user(user, project_pk, item_pk), None
+    also = submit_sql.comparison_for_submit_query(user, parse_id(project_pk) or 0, item_id)
+    project, row = get_project_and_row_for_user(
+        user, project_pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS, also=also
+    )
+    if row is None:
+        return _comparison_of(project, item_pk), None
+    item, seen = submit_sql.comparison_for_submit_row(row)
+    if item is None:
+        raise Http404("No such comparison.")
+    item.project = project
+    return item, seen
+
+
+def _comparison_of(project: Project, item_pk: int) -> Item:
     item = submit_sql.comparison_of_project(project, item_pk)  # written out: every submit asks it
     if item is None:
         raise Http404("No such comparison.")

@@ -90,7 +90,7 @@ def quality_update(
         # Most judgements change no count: read the row (no lock, no write) and stop when the flag, which the
         # settings may have moved, stays as it is.
         current = submit_sql.quality_row(project, user) if read is NOT_READ else read
-        if current is not None and current.flagged == _should_flag(current, config):
+        if current is not None and current.flagged == should_flag(current, config):
             return
     quality, _ = AnnotatorQuality.objects.select_for_update().get_or_create(project=project, annotator=user)
     if judgement.is_gold:
@@ -99,7 +99,7 @@ def quality_update(
     if judgement.too_fast:
         quality.fast_judgements += 1
     was_flagged = quality.flagged
-    quality.flagged = _should_flag(quality, config)
+    quality.flagged = should_flag(quality, config)
     quality.updated_at = timezone.now()
     quality.save()
     if quality.flagged and not was_flagged:
@@ -116,7 +116,7 @@ def quality_update(
         )
 
 
-def _should_flag(quality: AnnotatorQuality, config: PreferenceSettings) -> bool:
+def should_flag(quality: AnnotatorQuality, config: PreferenceSettings) -> bool:
     """Below the project's gold accuracy threshold, after its minimum number of gold judgements."""
     accuracy = quality.gold_accuracy
     return bool(

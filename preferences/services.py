@@ -8,11 +8,12 @@ import random
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Project, User
-from accounts.services import audit_event_record
+from accounts.services import audit_event_build, audit_event_record
+from accounts.sql import audit_hole
 from annotation import queue
 from annotation.models import Draft, Item, SlotState
 from annotation.selectors import current_rubric
@@ -33,7 +34,7 @@ from preferences.models import (
     JudgementMode,
     PreferenceSettings,
 )
-from preferences.quality import project_median_ms, quality_and_item_results, quality_update
+from preferences.quality import project_median_ms, quality_and_item_results, quality_update, should_flag
 from preferences.results import display_order, gold_matches, map_result
 from preferences.selectors import judgement_mode, preference_settings
 
@@ -74,6 +75,7 @@ def comparison_next(*, user: User, project: Project) -> Item | None:
     if random.random() < config.gold_rate:  # noqa: S311 - sampling, not security
         gold = gold_unjudged(user, project)
         if gold is not None:
+            gold.project = project  # the instance that carries the settings already read
             gold_assign(user, gold)
             return gold
     slot = queue.item_next(user=user, project=project, kind=COMPARISON)
@@ -85,8 +87,11 @@ def _stored_for_key(key: str, user: User, item: Item) -> Judgement | None:
     another user's or another item's judgement."""
     stored = submit_sql.judgement_by_key(key)
     if stored is not None and (stored.annotator_id != user.pk or stored.item_id != item.pk):
-        raise DomainError("This idempotency key was already used for another judgement.")
+        raise DomainError(KEY_USED_ELSEWHERE)
     return stored
+
+
+KEY_USED_ELSEWHERE = "This idempotency key was already used for another judgement."
 
 
 def judgement_submit(
@@ -97,6 +102,7 @@ def judgement_submit(
     rationale: str,
     time_spent_ms: int,
     idempotency_key: str,
+    seen: submit_sql.ReadBeforeSubmit | None = None,
 ) -> Judgement:
     """Store the user's judgement of ``item``.
 
@@ -107,6 +113,10 @@ def judgement_submit(
     judgements are flagged. When all ``k`` judgements of an item disagree beyond the project threshold, the
     item goes to adjudication. Raises ``DomainError`` for a malformed choice, a missing rationale, an item
     not assigned to the user, or a second judgement of the same item.
+
+    ``seen`` is what the caller read with the item (``preferences.permissions.get_comparison_for_submit``): with
+    it, on PostgreSQL, a judgement that changes nothing else (no gold, no quality count or flag, no
+    adjudication) is recorded in one statement (``submit_sql.judgement_record``).
     """
     key = submission_key(idempotency_key, missing="Missing idempotency key.")
     if item.kind != COMPARISON:
@@ -137,7 +147,73 @@ def judgement_submit(
     }
     median = project_median_ms(item.project)
     too_fast = bool(median and time_spent_ms < config.fast_fraction * median)
+    if seen is not None and _changes_nothing_else(item, user, seen, result, config=config, too_fast=too_fast):
+        judgement = resend.record(lambda: _judgement_record_at_once(item, user, resend, seen, fields))
+        if judgement is not None:
+            return judgement
     return resend.record(lambda: _judgement_record(item, user, resend, fields, config=config, too_fast=too_fast))
+
+
+def _changes_nothing_else(
+    item: Item,
+    user: User,
+    seen: submit_sql.ReadBeforeSubmit,
+    result: dict[str, Any],
+    *,
+    config: PreferenceSettings,
+    too_fast: bool,
+) -> bool:
+    """Whether, if the item's judgements and the user's quality row are still what ``seen`` holds, this
+    judgement changes nothing but itself: not gold, not too fast, the quality row there and its flag staying,
+    no adjudication to open (what ``_after_judgement`` would then do besides the audit event)."""
+    if connection.vendor != "postgresql" or item.gold is not None or too_fast or seen.quality is None:
+        return False
+    if seen.quality.flagged != should_flag(seen.quality, config):
+        return False
+    disputed = disputed_agreement(item, [*seen.results, result])
+    return disputed is None or disputed[0] >= config.adjudication_threshold
+
+
+def _judgement_record_at_once(
+    item: Item, user: User, resend: Resend[Judgement], seen: submit_sql.ReadBeforeSubmit, fields: dict[str, Any]
+) -> Judgement | None:
+    """The judgement, its slot's end and its audit event in one statement, when what ``seen`` holds still
+    holds under the locks; a resend's answer when the slot was judged already and a judgement is stored under
+    the key (as ``_judgement_record`` answers it); None (nothing written) otherwise. Alone it is its own
+    transaction; inside a caller's, a savepoint lets ``Resend.record`` answer a refused insert."""
+    created_at = timezone.now()
+    event = audit_event_build(
+        actor=user,
+        action="judgement.submit",
+        object_type=Judgement._meta.label_lower,
+        object_id=audit_hole(submit_sql.JUDGEMENT_ID),
+        project=item.project,
+        payload={"item": item.pk, "result": fields["result"], "gold": False, "too_fast": False},
+    )
+    with queue.own_transaction():
+        recorded = submit_sql.judgement_record(
+            item=item, user=user, seen=seen, fields=fields, created_at=created_at, event=event
+        )
+    if recorded.stored is not None:
+        if recorded.stored.annotator_id != user.pk or recorded.stored.item_id != item.pk:
+            raise DomainError(KEY_USED_ELSEWHERE)
+        return resend.answer(recorded.stored)
+    if recorded.judgement_id is None:
+        return None
+    judgement = Judgement(
+        pk=recorded.judgement_id,
+        item=item,
+        annotator=user,
+        is_gold=False,
+        gold_correct=None,
+        too_fast=False,
+        created_at=created_at,
+        **fields,
+    )
+    judgement._state.adding = False
+    judgement._state.db = connection.alias
+    agreement_schedule(item.project)
+    return judgement
 
 
 def _resend(

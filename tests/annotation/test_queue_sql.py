@@ -11,7 +11,9 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import AuditEvent, User
+from accounts.services import audit_event_build
+from accounts.sql import audit_hole
 from annotation import queue_sql, services
 from annotation.models import Draft, Item, ItemState, Skip, Slot, SlotState
 from tests.annotation.helpers import import_items
@@ -218,3 +220,47 @@ def test_it_leaves_done_slots_and_deleted_drafts_as_the_querysets_do(personas: P
     _, rows = _run_then_undo(lambda: queue_sql.draft_delete(**draft_ids))
     assert [d["data"] for d in rows["drafts"]] == [{"response": "kept"}] * 3
     assert _values(Slot.objects.get(pk=slot.pk)) == _values(slot), "the slot is left as it was"
+
+
+@pytest.mark.parametrize("situation", [_own_slot, _free_slot_by_priority, _only_skipped_items_left, _nothing_left])
+def test_it_appends_the_claims_event_in_its_statement_as_its_querysets_do(
+    personas: Personas, on_postgres: None, situation: Callable[[Personas], tuple[User, Item | None]]
+) -> None:
+    """With the lease's event, the statement appends it when (and only when) it claims a slot, linked to the
+    chain as the querysets and ``audit_event_record`` link it; a renewed lease appends nothing."""
+    user, _ = situation(personas)
+    now = timezone.now()
+    until = now + timedelta(minutes=30)
+
+    def twin(next_slot: Callable[..., tuple[Slot | None, bool]]) -> Callable[[], Any]:
+        def run() -> Any:
+            event = audit_event_build(
+                actor=user, action="queue.lease", object_type="annotation.item",
+                object_id=audit_hole(queue_sql.LEASED_ITEM), project=personas.project,
+                payload={"slot": audit_hole(queue_sql.LEASED_SLOT), "until": until},
+            )  # fmt: skip
+            event.created_at = now
+            slot, claimed = next_slot(
+                user=user, project=personas.project, kind="sft", now=now, until=until, lease_event=event
+            )
+            events = list(AuditEvent.objects.order_by("seq"))
+            assert all(e.hash == e.compute_hash() for e in events)
+            left = [(e.action, e.object_type, e.object_id, e.payload, e.seq, e.prev_hash, e.hash) for e in events]
+            if claimed:
+                assert slot is not None
+                assert (event.seq, event.hash, event.object_id) == (events[-1].seq, events[-1].hash, str(slot.item_id))
+            return None if slot is None else (_values(slot), claimed), left
+
+        return run
+
+    before = AuditEvent.objects.count()
+    (slot_and_claim, events) = _assert_twins(twin(queue_sql.next_slot), twin(queue_sql.next_slot_orm))
+    claimed = slot_and_claim is not None and slot_and_claim[1]
+    assert claimed == (situation in (_free_slot_by_priority, _only_skipped_items_left))
+    assert len(events) == before + claimed, "one event for a claim, none for a renewal or nothing"
+    if claimed:
+        slot = slot_and_claim[0]
+        assert events[-1][:4] == (
+            "queue.lease", "annotation.item", str(slot["item_id"]),
+            {"slot": slot["index"], "until": until.isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+        )  # fmt: skip

@@ -309,14 +309,16 @@ def test_it_keeps_next_and_submit_to_their_query_budget(personas: Personas) -> N
         if n == 0:
             continue
         if connection.vendor == "postgresql":
-            # token; project with settings and permissions; own slot or claim, with its item; audit (2)
-            next_budget, submit_budget = 5, 11
+            # next: token; project with settings and permissions; own slot or claim with its item and its audit
+            # event. submit: token; project with settings, permissions, the item, its results and the quality
+            # row; the judgement with its slot's end, draft and audit event (enclave_judgement_record)
+            next_budget, submit_budget = 3, 3
         else:
             # token, project with settings, permissions, own slot, expired lease, free slot, lease, audit (3)
             next_budget, submit_budget = 10, 12
         assert len(_statements(next_queries)) <= next_budget, "\n".join(s[:90] for s in _statements(next_queries))
-        # token, project with settings (and permissions: one statement on PostgreSQL), item, slot lock, insert,
-        # draft, slot, quality, judgements of the item, audit (2 on PostgreSQL, 3 elsewhere)
+        # elsewhere: token, project with settings, permissions, item, slot lock, insert, draft, slot, quality,
+        # judgements of the item, audit (3)
         assert len(_statements(submit_queries)) <= submit_budget, "\n".join(s[:90] for s in _statements(submit_queries))
 
 
@@ -348,3 +350,37 @@ def test_it_validates_judgement_input_alone_in_each_thread() -> None:
     assert list(fields) == [
         "choice", "strength", "ranking", "criteria", "overall", "rationale", "time_spent_ms", "idempotency_key",
     ]  # fmt: skip
+
+
+ROUND_TRIP_CEILING = 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_holds_submit_and_next_to_six_round_trips(personas: Personas, on_postgres: None) -> None:
+    """One submit-and-next on PostgreSQL, counted on the wire (``tests/roundtrips.py``): every message the
+    server answers, the connection's health check, BEGIN and COMMIT included. The first request of the
+    annotator (the token's first use stamped, the quality row created) is left out, as in a session."""
+    from django.core.cache import cache
+
+    from accounts.services import api_token_create
+    from tests.roundtrips import through_proxy, wsgi_post
+
+    set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
+    make_comparisons(personas.project, personas.data_lead, 5)
+    cache.set(f"judgement-median:{personas.project.pk}", (60_000,))  # as in a project with a history
+    _, raw = api_token_create(user=personas.annotator, name="round trips", days=1)
+    base = f"/api/v1/projects/{personas.project.pk}/comparisons"
+    counts = []
+    with through_proxy() as proxy:
+        status, shown = wsgi_post(f"{base}/next/", None, token=raw)
+        assert status == 200
+        for n in range(4):
+            body = {"choice": "A", "strength": 1, "idempotency_key": f"trip-{n}", "time_spent_ms": 30_000}
+            proxy.reset()
+            status, answer = wsgi_post(f"{base}/{shown['id']}/judgements/and-next/", body, token=raw)
+            counts.append(proxy.round_trips)
+            assert status == 201, answer
+            assert answer["judgement"]["item_id"] == shown["id"]
+            shown = answer["next"]
+    assert Judgement.objects.filter(annotator=personas.annotator).count() == 4
+    assert max(counts[1:]) <= ROUND_TRIP_CEILING, f"round trips per submit-and-next: {counts}"

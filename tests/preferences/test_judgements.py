@@ -9,6 +9,7 @@ from annotation.models import Item, Slot, SlotState
 from core.errors import DomainError
 from preferences import results, services
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
+from preferences.permissions import get_comparison_for_submit
 from tests.conftest import ClientFor, Personas
 from tests.factories import MembershipFactory, UserFactory
 from tests.preferences.helpers import (
@@ -29,10 +30,25 @@ def _take(user, project) -> Item:  # type: ignore[no-untyped-def]
     return item
 
 
-def _judge(user, item: Item, shown: dict, key: str = "k", rationale: str = "") -> Judgement:  # type: ignore[no-untyped-def]
+def _judge(user, item: Item, shown: dict, key: str = "k", rationale: str = "", read: bool = False) -> Judgement:  # type: ignore[no-untyped-def]
+    """``read``: as the API submits, with what the submit needs read with the project (on PostgreSQL a judgement
+    that changes nothing else is then recorded in one statement)."""
+    seen = None
+    if read:
+        item, seen = get_comparison_for_submit(user, item.project_id, item.pk)
     return services.judgement_submit(
-        user=user, item=item, shown=shown, rationale=rationale, time_spent_ms=4000, idempotency_key=key
+        user=user, item=item, shown=shown, rationale=rationale, time_spent_ms=4000, idempotency_key=key, seen=seen
     )
+
+
+def _quality_rows(project, *users) -> None:  # type: ignore[no-untyped-def]
+    """Annotators who judged before in the project (their quality row exists): a plain judgement of theirs
+    changes nothing else, the case a submit records in one statement."""
+    for user in users:
+        AnnotatorQuality.objects.get_or_create(project=project, annotator=user)
+
+
+READ = pytest.mark.parametrize("read", [False, True], ids=["service", "read-with-project"])
 
 
 def test_it_imports_candidates_with_provenance_scrubbed_and_gold_in_ids(personas: Personas) -> None:
@@ -83,15 +99,20 @@ def test_it_maps_an_n_way_ranking_with_a_tie_back(personas: Personas) -> None:
         _judge(personas.annotator, item2, {"ranking": [["A"], ["B"]]}, key="k2")
 
 
-def test_it_stores_one_judgement_for_the_same_key_twice(personas: Personas) -> None:
+@READ
+def test_it_stores_one_judgement_for_the_same_key_twice(personas: Personas, read: bool) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    _quality_rows(personas.project, personas.annotator)
     _take(personas.annotator, personas.project)
-    first = _judge(personas.annotator, item, {"choice": "tie"}, key="same")
-    again = _judge(personas.annotator, item, {"choice": "tie"}, key="same")
+    first = _judge(personas.annotator, item, {"choice": "tie"}, key="same", read=read)
+    again = _judge(personas.annotator, item, {"choice": "tie"}, key="same", read=read)
     assert first.pk == again.pk
     assert Judgement.objects.count() == 1
     with pytest.raises(DomainError, match="already judged"):
-        _judge(personas.annotator, item, {"choice": "A"}, key="other")
+        _judge(personas.annotator, item, {"choice": "A"}, key="other", read=read)
+    with pytest.raises(DomainError, match="changes made after submitting were not saved"):
+        _judge(personas.annotator, item, {"choice": "A"}, key="same", read=read)
+    assert AuditEvent.objects.filter(action="judgement.submit").count() == 1
 
 
 def test_it_can_require_a_rationale(personas: Personas) -> None:
@@ -147,19 +168,32 @@ def test_it_flags_an_annotator_whose_gold_accuracy_is_below_the_threshold(person
     assert quality.excluded
 
 
-def test_it_opens_an_adjudication_on_disagreement_beyond_the_threshold(personas: Personas) -> None:
+@READ
+def test_it_opens_an_adjudication_on_disagreement_beyond_the_threshold(personas: Personas, read: bool) -> None:
     annotation_services.annotation_settings_update(
         actor=personas.data_lead, project=personas.project, annotators_per_item=3, lease_minutes=30,
         pii_mode="replace", pii_patterns=[], pii_terms=[],
     )  # fmt: skip
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     people = [personas.annotator, personas.reviewer, personas.project_admin]
+    _quality_rows(personas.project, *people)
     for n, (user, candidate) in enumerate(zip(people, [0, 1, 0], strict=True)):
         _take(user, personas.project)
         assert not Adjudication.objects.exists()
-        _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"d{n}")
+        _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"d{n}", read=read)
     adjudication = Adjudication.objects.get(item=item)
     assert adjudication.agreement == pytest.approx(2 / 3), "2 of 3 agree: under the 0.67 threshold"
+    events = AuditEvent.objects.filter(project=personas.project).order_by("seq")
+    submits = [e for e in events if e.action in ("judgement.submit", "adjudication.open")]
+    assert [e.action for e in submits] == ["judgement.submit"] * 3 + ["adjudication.open"]
+    judgements = {str(j.pk): j for j in Judgement.objects.filter(item=item)}
+    for event in submits[:3]:
+        judgement = judgements[event.object_id]
+        assert event.object_type == "preferences.judgement"
+        assert event.actor_id == judgement.annotator_id
+        assert event.payload == {"item": item.pk, "result": judgement.result, "gold": False, "too_fast": False}
+    assert submits[3].payload == {"item": item.pk, "agreement": 2 / 3, "judgements": 3}
+    assert all(e.hash == e.compute_hash() for e in events)
     with pytest.raises(DomainError, match="judged this comparison yourself"):
         services.adjudication_decide(
             reviewer=personas.reviewer, adjudication=adjudication, result={"winner": 0}, note=""
@@ -171,15 +205,17 @@ def test_it_opens_an_adjudication_on_disagreement_beyond_the_threshold(personas:
     assert decided.decided_at is not None
 
 
-def test_it_needs_no_adjudication_for_a_unanimous_item(personas: Personas) -> None:
+@READ
+def test_it_needs_no_adjudication_for_a_unanimous_item(personas: Personas, read: bool) -> None:
     annotation_services.annotation_settings_update(
         actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
         pii_mode="replace", pii_patterns=[], pii_terms=[],
     )  # fmt: skip
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    _quality_rows(personas.project, personas.annotator, personas.reviewer)
     for n, user in enumerate([personas.annotator, personas.reviewer]):
         _take(user, personas.project)
-        _judge(user, item, {"choice": letter_of(user, item, 1)}, key=f"u{n}")
+        _judge(user, item, {"choice": letter_of(user, item, 1)}, key=f"u{n}", read=read)
     assert not Adjudication.objects.exists()
 
 
@@ -201,14 +237,16 @@ def test_it_computes_position_bias_and_win_rates(personas: Personas) -> None:
     assert rates["m-alpha"].comparisons == 6
 
 
+@READ
 @pytest.mark.django_db(transaction=True)
-def test_it_stores_every_judgement_of_32_threads_once(personas: Personas, on_postgres: None) -> None:
+def test_it_stores_every_judgement_of_32_threads_once(personas: Personas, on_postgres: None, read: bool) -> None:
     annotation_services.annotation_settings_update(
         actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
         pii_mode="replace", pii_patterns=[], pii_terms=[],
     )  # fmt: skip
     make_comparisons(personas.project, personas.data_lead, 64)
     people = [MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR).user for _ in range(32)]
+    _quality_rows(personas.project, *people)
     errors: list[BaseException] = []
 
     def work(user) -> None:  # type: ignore[no-untyped-def]
@@ -219,10 +257,7 @@ def test_it_stores_every_judgement_of_32_threads_once(personas: Personas, on_pos
                     break
                 key = f"{user.pk}-{item.pk}"
                 for _ in range(2):  # a double submit must store one judgement
-                    services.judgement_submit(
-                        user=user, item=item, shown={"choice": "A"}, rationale="", time_spent_ms=1000,
-                        idempotency_key=key,
-                    )  # fmt: skip
+                    _judge(user, item, {"choice": "A"}, key=key, read=read)
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -311,9 +346,10 @@ def test_it_maps_per_criterion_choices_back_and_gives_them_their_own_alpha(perso
     assert set(figures["alpha_per_criterion"]) == {"correct", "helpful", "tone"}
 
 
+@READ
 @pytest.mark.parametrize(("threshold", "opened"), [(0.5, False), (0.51, True)])
 def test_it_opens_an_adjudication_strictly_below_the_threshold(
-    personas: Personas, threshold: float, opened: bool
+    personas: Personas, threshold: float, opened: bool, read: bool
 ) -> None:
     set_mode(personas.project, personas.data_lead, "pairwise", adjudication_threshold=threshold)
     annotation_services.annotation_settings_update(
@@ -321,9 +357,10 @@ def test_it_opens_an_adjudication_strictly_below_the_threshold(
         pii_mode="replace", pii_patterns=[], pii_terms=[],
     )  # fmt: skip
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
+    _quality_rows(personas.project, personas.annotator, personas.reviewer)
     for n, (user, candidate) in enumerate([(personas.annotator, 0), (personas.reviewer, 1)]):
         _take(user, personas.project)
-        _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"t{n}")
+        _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"t{n}", read=read)
     assert Adjudication.objects.filter(item=item).exists() is opened, "1 of 2 agree: 0.5"
 
 
@@ -351,9 +388,10 @@ def test_it_refuses_a_key_stored_for_one_judgement_for_another(personas: Persona
     assert Judgement.objects.count() == 1
 
 
+@READ
 @pytest.mark.django_db(transaction=True)
 def test_it_still_opens_the_adjudication_for_the_last_two_judgements_at_once(
-    personas: Personas, on_postgres: None
+    personas: Personas, on_postgres: None, read: bool
 ) -> None:
     """Two annotators submit the last judgements of an item at the same moment and disagree: each alone saw
     only its own result and the earlier ones, so neither opened the adjudication. The item's row lock makes
@@ -365,6 +403,7 @@ def test_it_still_opens_the_adjudication_for_the_last_two_judgements_at_once(
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
     items = make_comparisons(personas.project, personas.data_lead, 12)
     pair = [personas.annotator, personas.reviewer]
+    _quality_rows(personas.project, *pair)
     errors: list[BaseException] = []
     for n, item in enumerate(items):
         assert [_take(user, personas.project).pk for user in pair] == [item.pk, item.pk]
@@ -373,7 +412,7 @@ def test_it_still_opens_the_adjudication_for_the_last_two_judgements_at_once(
         def judge(user, candidate, barrier=barrier, item=item, n=n) -> None:  # type: ignore[no-untyped-def]
             try:
                 barrier.wait()
-                _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"race-{n}-{user.pk}")
+                _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"race-{n}-{user.pk}", read=read)
             except BaseException as exc:
                 errors.append(exc)
             finally:
