@@ -163,9 +163,9 @@ def release_delete(*, actor: User, release: Release, reason: str = "") -> Releas
     with transaction.atomic():
         release = Release.objects.select_for_update().select_related("project").get(pk=release.pk)
         if release.state == ReleaseState.DELETED:
-            raise DomainError("This release is already deleted.")
+            raise DomainError("This release is already deleted.", status=409)
         if release.state in (ReleaseState.QUEUED, ReleaseState.BUILDING):
-            raise DomainError("Wait for the build to end before deleting the release.")
+            raise DomainError("Wait for the build to end before deleting the release.", status=409)
         Release.objects.filter(pk=release.pk).update(
             state=ReleaseState.DELETED, deleted_by=actor, deleted_at=timezone.now()
         )
