@@ -62,7 +62,7 @@ def project_update(
     if description is not None:
         changes["description"] = description.strip()
     with transaction.atomic():
-        project = Project.objects.select_for_update().get(pk=project.pk)
+        project = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         if "name" in changes and Project.objects.filter(name__iexact=name).exclude(pk=project.pk).exists():
             raise DomainError(f"A project named “{name}” already exists.", field="name", status=409)
         before = {field: getattr(project, field) for field in changes}
@@ -129,7 +129,7 @@ def _ensure_an_admin_remains(membership: Membership) -> None:
     if membership.role != Role.PROJECT_ADMIN:
         return
     others = (
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(no_key=True)
         .filter(project_id=membership.project_id, role=Role.PROJECT_ADMIN, user__is_active=True)
         .exclude(pk=membership.pk)
     )
@@ -144,7 +144,9 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
     """
     _check_role(role)
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
+        membership = (
+            Membership.objects.select_for_update(no_key=True).select_related("user", "project").get(pk=membership.pk)
+        )
         old_role = membership.role
         if old_role == role:
             return membership
@@ -164,7 +166,9 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
     Raises ``DomainError`` when it would leave the project without an admin.
     """
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
+        membership = (
+            Membership.objects.select_for_update(no_key=True).select_related("user", "project").get(pk=membership.pk)
+        )
         _ensure_an_admin_remains(membership)
         _revoke_role(membership)
         _membership_audit(actor, "membership.remove", membership, {"role": membership.role})
