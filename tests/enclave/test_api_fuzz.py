@@ -354,3 +354,29 @@ def test_it_holds_the_schema_for_every_persona(world: Personas, server: str) -> 
     assert not problems, "\n".join(problems)
     assert not operations - reached, f"never answered past 401/404: {sorted(operations - reached)}"
     assert all(run.statistic.total_cases for run in runs), figures
+
+
+def test_it_links_every_id_in_a_path_to_the_operations_that_answer_it(client: Any, db: None) -> None:
+    """The schema's OpenAPI links (``enclave.api_schema.document_links``): every operation with an id in its path
+    is the target of a link from a list or a create that answers that id, so a client (and the stateful
+    fuzzing) can get there from what it has."""
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    targets = {
+        link["operationId"]
+        for operations in schema["paths"].values()
+        for operation in operations.values()
+        for response in operation["responses"].values()
+        for link in response.get("links", {}).values()
+    }
+    unlinked = [
+        f"{method.upper()} {path}"
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "{" in path and operation["operationId"] not in targets
+    ]
+    assert unlinked == []
+    created = schema["paths"]["/api/v1/projects/{id}/releases/"]["post"]["responses"]["202"]["links"]
+    assert created["projects_releases_retrieve"]["parameters"] == {
+        "release_pk": "$response.body#/id",
+        "id": "$request.path.id",
+    }
