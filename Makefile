@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
-.PHONY: run test install lint types pytest chromium clean
+.PHONY: run test install lint types pytest fuzz chromium clean
 
 run: $(STAMP)
 	$(BIN)/python manage.py serve
@@ -41,6 +41,13 @@ types: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest
+
+# The API fuzzed against its schema for longer than the suite does (tests/enclave/test_api_fuzz.py; the suite
+# runs it with a few examples per operation). Needs PostgreSQL and Redis, as .ci/run sets them.
+FUZZ_EXAMPLES ?= 100
+fuzz: $(STAMP)
+	ENCLAVE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) ENCLAVE_FUZZ_COVERAGE=annotator,reviewer,data_lead,project_admin,staff \
+		$(BIN)/pytest -p no:cacheprovider -s tests/enclave/test_api_fuzz.py
 
 clean:
 	rm -rf $(VENV) var tests/artifacts

@@ -3,7 +3,8 @@
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -20,14 +21,19 @@ from accounts.permissions import (
     request_user,
     require_site_staff,
 )
+from core.errors import DomainError
+from core.fields import Text
 from core.lists import ListView
+
+# Routes for site staff only answer anyone else as if they did not exist (as a missing object does).
+STAFF_ONLY = OpenApiResponse(description="Not site staff: answered as for an address that does not exist.")
 
 
 class MeOut(serializers.Serializer):
     id = serializers.IntegerField()
-    username = serializers.CharField()
-    display_name = serializers.CharField()
-    email = serializers.CharField(help_text="Empty when none is on record.")
+    username = Text()
+    display_name = Text()
+    email = Text(help_text="Empty when none is on record.")
     is_staff = serializers.BooleanField()
 
 
@@ -47,8 +53,8 @@ class MeView(APIView):
 
 class ProjectOut(serializers.Serializer):
     id = serializers.IntegerField()
-    name = serializers.CharField()
-    description = serializers.CharField()
+    name = Text()
+    description = Text()
     role = serializers.ChoiceField(choices=Role.choices, allow_null=True, help_text="Your role; null for staff.")
     member_count = serializers.IntegerField()
     created_at = serializers.DateTimeField()
@@ -72,14 +78,14 @@ class ProjectDetailView(APIView):
 
 class MemberOut(serializers.Serializer):
     id = serializers.IntegerField()
-    username = serializers.CharField(source="user.username")
-    display_name = serializers.CharField(source="user.display_name")
+    username = Text(source="user.username")
+    display_name = Text(source="user.display_name")
     role = serializers.ChoiceField(choices=Role.choices)
     created_at = serializers.DateTimeField()
 
 
 class MemberAddIn(serializers.Serializer):
-    username = serializers.CharField()
+    username = Text()
     role = serializers.ChoiceField(choices=Role.choices)
 
 
@@ -95,32 +101,48 @@ class MemberListView(ListView):
         project = get_project_for_user(self.request.user, self.kwargs["pk"], ProjectPerm.MANAGE_MEMBERS)
         return selectors.project_members(project)
 
-    @extend_schema(request=MemberAddIn, responses={201: MemberOut}, summary="Add an existing user to a project")
+    @extend_schema(
+        request=MemberAddIn,
+        responses={
+            201: MemberOut,
+            404: OpenApiResponse(description="No such project (or not yours to manage), or no user of that username."),
+            409: OpenApiResponse(description="Already a member, or the account is deactivated."),
+        },
+        summary="Add an existing user to a project",
+    )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_MEMBERS)
         data = MemberAddIn(data=request.data)
         data.is_valid(raise_exception=True)
         user = User.objects.filter(username=data.validated_data["username"]).first()
         if user is None:
-            raise serializers.ValidationError({"username": ["No user with this username."]})
+            raise DomainError("No user with this username.", field="username", status=404)
         membership = services.membership_add(
             actor=request_user(request), project=project, user=user, role=data.validated_data["role"]
         )
         return Response(MemberOut(membership).data, status=status.HTTP_201_CREATED)
 
 
+_LAST_ADMIN = OpenApiResponse(description="The project's last active project admin stays one.")
+
+
 class MemberDetailView(APIView):
-    @extend_schema(request=MemberRoleIn, responses=MemberOut, summary="Change a member's role")
+    @extend_schema(
+        request=MemberRoleIn,
+        responses={200: MemberOut, 409: _LAST_ADMIN},
+        summary="Change a member's role",
+    )
     def patch(self, request: Request, pk: int, membership_pk: int) -> Response:
         membership = get_membership_for_user(request.user, pk, membership_pk)
-        data = MemberRoleIn(data=request.data)
+        data = MemberRoleIn(data=request.data, partial=True)  # a PATCH: what is left out stays as it is
         data.is_valid(raise_exception=True)
-        membership = services.membership_change_role(
-            actor=request_user(request), membership=membership, role=data.validated_data["role"]
-        )
+        if "role" in data.validated_data:
+            membership = services.membership_change_role(
+                actor=request_user(request), membership=membership, role=data.validated_data["role"]
+            )
         return Response(MemberOut(membership).data)
 
-    @extend_schema(responses={204: None}, summary="Remove a member")
+    @extend_schema(responses={204: None, 409: _LAST_ADMIN}, summary="Remove a member")
     def delete(self, request: Request, pk: int, membership_pk: int) -> Response:
         membership = get_membership_for_user(request.user, pk, membership_pk)
         services.membership_remove(actor=request_user(request), membership=membership)
@@ -128,7 +150,7 @@ class MemberDetailView(APIView):
 
 
 class AuditEventOut(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor_label")
+    actor = Text(source="actor_label")
 
     class Meta:
         model = AuditEvent
@@ -147,9 +169,9 @@ class AuditEventOut(serializers.ModelSerializer):
 
 
 class AuditFilterIn(serializers.Serializer):
-    action = serializers.CharField(required=False, default="", help_text="Prefix, e.g. `membership.`")
-    actor = serializers.CharField(required=False, default="", help_text="Username")
-    object_type = serializers.CharField(required=False, default="")
+    action = Text(required=False, default="", allow_blank=True, help_text="Prefix, e.g. `membership.`")
+    actor = Text(required=False, default="", allow_blank=True, help_text="Username")
+    object_type = Text(required=False, default="", allow_blank=True)
     since = serializers.DateTimeField(required=False, default=None)
     until = serializers.DateTimeField(required=False, default=None)
 
@@ -158,8 +180,8 @@ AUDIT_PARAMS = [
     OpenApiParameter("action", str, description="Action prefix, e.g. `membership.`"),
     OpenApiParameter("actor", str, description="Username of the actor"),
     OpenApiParameter("object_type", str),
-    OpenApiParameter("since", str, description="ISO 8601 date-time, inclusive"),
-    OpenApiParameter("until", str, description="ISO 8601 date-time, exclusive"),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601 date-time, inclusive"),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="ISO 8601 date-time, exclusive"),
 ]
 
 
@@ -179,7 +201,7 @@ class _AuditEventList(ListView):
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         super().filter_queryset(queryset)
-        filters = AuditFilterIn(data=self.request.query_params)
+        filters = AuditFilterIn(data=self.request.query_params.dict())  # `until=` is no date-time, not "none"
         filters.is_valid(raise_exception=True)
         return selectors.audit_events(project=self.project, filters=selectors.AuditFilter(**filters.validated_data))
 
@@ -190,7 +212,10 @@ class ProjectAuditEventListView(_AuditEventList):
         return get_project_for_user(self.request.user, self.kwargs["pk"], ProjectPerm.VIEW_AUDIT)
 
 
-@extend_schema_view(get=extend_schema(parameters=AUDIT_PARAMS, summary="All audit events (staff)"))
+@extend_schema_view(
+    get=extend_schema(parameters=AUDIT_PARAMS, responses={200: AuditEventOut(many=True), 404: STAFF_ONLY},
+                      summary="All audit events (staff)")
+)  # fmt: skip
 class AuditEventListView(_AuditEventList):
     def audit_project(self) -> None:
         require_site_staff(self.request.user)
@@ -198,19 +223,19 @@ class AuditEventListView(_AuditEventList):
 
 
 class ApiTokenOut(serializers.Serializer):
-    token_key = serializers.CharField(help_text="The token's public prefix, used to revoke it.")
-    name = serializers.CharField(source="info.name")
+    token_key = Text(help_text="The token's public prefix, used to revoke it.")
+    name = Text(source="info.name")
     created = serializers.DateTimeField()
     expiry = serializers.DateTimeField()
     last_used_at = serializers.DateTimeField(source="info.last_used_at", allow_null=True)
 
 
 class ApiTokenCreatedOut(ApiTokenOut):
-    token = serializers.CharField(source="raw_token", help_text="The secret. It is shown only in this response.")
+    token = Text(source="raw_token", help_text="The secret. It is shown only in this response.")
 
 
 class ApiTokenIn(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = Text(max_length=100)
     days = serializers.IntegerField(min_value=1, max_value=365, default=90)
 
 

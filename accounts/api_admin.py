@@ -16,20 +16,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.api import ApiTokenCreatedOut, ProjectDetailView, ProjectListView, ProjectOut
+from accounts.api import STAFF_ONLY, ApiTokenCreatedOut, ProjectDetailView, ProjectListView, ProjectOut
 from accounts.models import ProjectPerm, Role, User
 from accounts.permissions import get_project_for_user, get_user_for_staff, request_user, require_site_staff
+from core.errors import DomainError
+from core.fields import Text
 from core.lists import ListView
 
 # --- Sign-in: username and password for a token ----------------------------------------------------------
 
 
 class SignInIn(serializers.Serializer[Any]):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-    name = serializers.CharField(
-        max_length=100, default="API sign-in", help_text="What the token is for; shown on the API tokens page."
-    )
+    username = Text(max_length=150)
+    password = Text(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    name = Text(max_length=100, default="API sign-in", help_text="What the token is for; shown on the API tokens page.")
     days = serializers.IntegerField(min_value=1, max_value=365, default=90, help_text="Days until it expires.")
 
 
@@ -117,24 +117,16 @@ class SignInView(APIView):
 
 
 class ProjectCreateIn(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    admin = serializers.CharField(
+    name = Text(max_length=200)
+    description = Text(required=False, allow_blank=True, default="")
+    admin = Text(
         required=False, allow_null=True, default=None, help_text="Username of the first project admin (optional)."
     )
 
-    def validate_admin(self, value: str | None) -> User | None:
-        if not value:
-            return None
-        user = User.objects.filter(username=value, is_active=True).first()
-        if user is None:
-            raise serializers.ValidationError("No active user with this username.")
-        return user
-
 
 class ProjectUpdateIn(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
+    name = Text(max_length=200, required=False)
+    description = Text(required=False, allow_blank=True)
 
 
 PROJECT_EXAMPLE = {"id": 7, "name": "Retail support", "description": "Card and account questions",
@@ -144,7 +136,11 @@ PROJECT_EXAMPLE = {"id": 7, "name": "Retail support", "description": "Card and a
 class ProjectListCreateView(ProjectListView):
     @extend_schema(
         request=ProjectCreateIn,
-        responses={201: ProjectOut},
+        responses={
+            201: ProjectOut,
+            404: OpenApiResponse(description="Not site staff (answered as a missing address), or no active `admin`."),
+            409: OpenApiResponse(description="Another project has this name."),
+        },
         summary="Create a project (site staff), optionally with its first project admin",
         examples=[
             OpenApiExample(
@@ -159,7 +155,12 @@ class ProjectListCreateView(ProjectListView):
         require_site_staff(request.user)
         data = ProjectCreateIn(data=request.data)
         data.is_valid(raise_exception=True)
-        project = services.project_create(actor=request_user(request), **data.validated_data)
+        values = dict(data.validated_data)
+        if values["admin"]:
+            values["admin"] = User.objects.filter(username=values["admin"], is_active=True).first()
+            if values["admin"] is None:
+                raise DomainError("No active user with this username.", field="admin", status=404)
+        project = services.project_create(actor=request_user(request), **values)
         annotated = selectors.projects_for_user(request.user).get(pk=project.pk)
         return Response(ProjectOut(annotated).data, status=status.HTTP_201_CREATED)
 
@@ -167,7 +168,7 @@ class ProjectListCreateView(ProjectListView):
 class ProjectDetailUpdateView(ProjectDetailView):
     @extend_schema(
         request=ProjectUpdateIn,
-        responses=ProjectOut,
+        responses={200: ProjectOut, 409: OpenApiResponse(description="Another project has this name.")},
         summary="Rename a project or change its description (project admins and site staff)",
         examples=[OpenApiExample("Rename", value={"name": "Retail support (DE)"}, request_only=True)],
     )
@@ -185,9 +186,9 @@ class ProjectDetailUpdateView(ProjectDetailView):
 
 class UserOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    username = serializers.CharField()
-    display_name = serializers.CharField()
-    email = serializers.CharField(help_text="Empty when none is on record.")
+    username = Text()
+    display_name = Text()
+    email = Text(help_text="Empty when none is on record.")
     is_staff = serializers.BooleanField()
     is_active = serializers.BooleanField()
     has_password = serializers.SerializerMethodField(help_text="False until the invite link was used.")
@@ -207,8 +208,8 @@ class InvitedOut(UserOut):
 
 
 class UserInviteIn(serializers.Serializer[Any]):
-    username = serializers.CharField(max_length=150)
-    display_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    username = Text(max_length=150)
+    display_name = Text(max_length=150, required=False, allow_blank=True, default="")
     email = serializers.EmailField(required=False, allow_blank=True, default="")
 
 
@@ -229,6 +230,9 @@ INVITED_EXAMPLE = {"id": 12, "username": "lena", "display_name": "Lena K.", "ema
                    "invite_link": "https://enclave.bank.internal/invite/MTI/c8v1x4-0f3e…/"}  # fmt: skip
 
 
+_TAKEN = OpenApiResponse(description="The username is taken.")
+
+
 def _invited(request: Request, user: User) -> Response:
     user.invite_link = request.build_absolute_uri(selectors.invite_path(user))  # type: ignore[attr-defined]
     return Response(InvitedOut(user).data, status=status.HTTP_201_CREATED)
@@ -236,6 +240,7 @@ def _invited(request: Request, user: User) -> Response:
 
 @extend_schema_view(
     get=extend_schema(
+        responses={200: UserOut(many=True), 404: STAFF_ONLY},
         summary="Every account (site staff)",
         examples=[
             OpenApiExample(
@@ -256,7 +261,7 @@ class UserListView(ListView):
 
     @extend_schema(
         request=StaffInviteIn,
-        responses={201: InvitedOut},
+        responses={201: InvitedOut, 404: STAFF_ONLY, 409: _TAKEN},
         summary="Invite a person (site staff): an account without a password and its one-time invite link",
         examples=[
             OpenApiExample("Invite", value={"username": "lena", "display_name": "Lena K."}, request_only=True),
@@ -286,22 +291,25 @@ class UserDetailView(APIView):
 
     @extend_schema(
         request=UserActiveIn,
-        responses=UserOut,
+        responses={200: UserOut, 409: OpenApiResponse(description="Staff cannot deactivate their own account.")},
         summary="Deactivate (or activate again) an account (site staff); deactivating revokes its API tokens",
         examples=[OpenApiExample("Deactivate", value={"is_active": False}, request_only=True)],
     )
     def patch(self, request: Request, user_pk: int) -> Response:
         user = get_user_for_staff(request.user, user_pk)
-        data = UserActiveIn(data=request.data)
+        data = UserActiveIn(data=request.data, partial=True)  # a PATCH: what is left out stays as it is
         data.is_valid(raise_exception=True)
-        user = services.user_set_active(actor=request_user(request), user=user, active=data.validated_data["is_active"])
+        if "is_active" in data.validated_data:
+            user = services.user_set_active(
+                actor=request_user(request), user=user, active=data.validated_data["is_active"]
+            )
         return Response(UserOut(user).data)
 
 
 class MemberInviteView(APIView):
     @extend_schema(
         request=MemberInviteIn,
-        responses={201: InvitedOut},
+        responses={201: InvitedOut, 409: _TAKEN},
         summary="Invite a new person straight into the project with a role (project admins), with the invite link",
         examples=[
             OpenApiExample("Invite an annotator", value={"username": "lena", "role": "annotator"}, request_only=True),

@@ -36,7 +36,7 @@ def project_create(*, actor: User | None, name: str, description: str = "", admi
     name = _required(name, "A project needs a name.", field="name")
     with transaction.atomic():
         if Project.objects.filter(name__iexact=name).exists():
-            raise DomainError(f"A project named “{name}” already exists.", field="name")
+            raise DomainError(f"A project named “{name}” already exists.", field="name", status=409)
         project = Project.objects.create(name=name, description=description.strip(), created_by=actor)
         audit_event_record(
             actor=actor,
@@ -63,9 +63,9 @@ def project_update(
     if description is not None:
         changes["description"] = description.strip()
     with transaction.atomic():
-        project = Project.objects.select_for_update().get(pk=project.pk)
+        project = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         if "name" in changes and Project.objects.filter(name__iexact=name).exclude(pk=project.pk).exists():
-            raise DomainError(f"A project named “{name}” already exists.", field="name")
+            raise DomainError(f"A project named “{name}” already exists.", field="name", status=409)
         before = {field: getattr(project, field) for field in changes}
         changed = {field: value for field, value in changes.items() if before[field] != value}
         if not changed:
@@ -116,10 +116,10 @@ def membership_add(*, actor: User | None, project: Project, user: User, role: st
     """
     _check_role(role)
     if not user.is_active:
-        raise DomainError(f"{user.username} is deactivated and cannot join a project.", field="user")
+        raise DomainError(f"{user.username} is deactivated and cannot join a project.", field="user", status=409)
     with transaction.atomic():
         if Membership.objects.filter(project=project, user=user).exists():
-            raise DomainError(f"{user.username} is already a member of this project.", field="user")
+            raise DomainError(f"{user.username} is already a member of this project.", field="user", status=409)
         membership = Membership.objects.create(project=project, user=user, role=role, added_by=actor)
         _grant_role(membership)
         _membership_audit(actor, "membership.add", membership, {"role": role})
@@ -130,12 +130,12 @@ def _ensure_an_admin_remains(membership: Membership) -> None:
     if membership.role != Role.PROJECT_ADMIN:
         return
     others = (
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(no_key=True)
         .filter(project_id=membership.project_id, role=Role.PROJECT_ADMIN, user__is_active=True)
         .exclude(pk=membership.pk)
     )
     if not others.exists():
-        raise DomainError("A project must keep at least one active project admin.", field="role")
+        raise DomainError("A project must keep at least one active project admin.", field="role", status=409)
 
 
 def membership_change_role(*, actor: User, membership: Membership, role: str) -> Membership:
@@ -145,7 +145,9 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
     """
     _check_role(role)
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
+        membership = (
+            Membership.objects.select_for_update(no_key=True).select_related("user", "project").get(pk=membership.pk)
+        )
         old_role = membership.role
         if old_role == role:
             return membership
@@ -165,7 +167,9 @@ def membership_remove(*, actor: User, membership: Membership) -> None:
     Raises ``DomainError`` when it would leave the project without an admin.
     """
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().select_related("user", "project").get(pk=membership.pk)
+        membership = (
+            Membership.objects.select_for_update(no_key=True).select_related("user", "project").get(pk=membership.pk)
+        )
         _ensure_an_admin_remains(membership)
         _revoke_role(membership)
         _membership_audit(actor, "membership.remove", membership, {"role": membership.role})
@@ -191,7 +195,7 @@ def user_create(
     username = _required(username, "A username is required.", field="username")
     with transaction.atomic():
         if User.objects.filter(username__iexact=username).exists():
-            raise DomainError(f"The username “{username}” is taken.", field="username")
+            raise DomainError(f"The username “{username}” is taken.", field="username", status=409)
         user = User(username=username, email=email.strip(), display_name=display_name.strip(), is_staff=is_staff)
         if password is None:
             user.set_unusable_password()
@@ -255,7 +259,7 @@ def user_set_active(*, actor: User, user: User, active: bool) -> User:
     Raises ``DomainError`` when staff try to deactivate themselves.
     """
     if user.pk == actor.pk and not active:
-        raise DomainError("You cannot deactivate your own account.")
+        raise DomainError("You cannot deactivate your own account.", status=409)
     with transaction.atomic():
         user.is_active = active
         user.save(update_fields=["is_active"])

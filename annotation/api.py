@@ -18,6 +18,7 @@ from annotation import selectors, services
 from annotation.models import Annotation, AnnotationState, ImportBatch, ImportStatus, Item, ItemState, ReviewDecision
 from annotation.parsing import ImportFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user
+from core.fields import Text
 from core.filters import BooleanFilter, IdFilter, StrictFilterSet, at_or_after, before
 from core.lists import ListView
 
@@ -28,7 +29,7 @@ class ImportProgressOut(serializers.Serializer[Any]):
 
 
 class ImportOut(serializers.ModelSerializer[ImportBatch]):
-    uploaded_by = serializers.CharField(source="uploaded_by.username")
+    uploaded_by = Text(source="uploaded_by.username")
     status_url = serializers.SerializerMethodField(help_text="Where to poll the import until its status is final.")
     progress = serializers.SerializerMethodField(help_text="While queued or running: how far it has read.")
 
@@ -81,18 +82,18 @@ def import_response(request: Request, batch: ImportBatch) -> Response:
 
 
 class ImportIn(serializers.Serializer[None]):
-    file = serializers.FileField()
+    file = serializers.FileField(allow_empty_file=True)  # an empty file is refused by the import, as a 422
     fmt = serializers.ChoiceField(choices=[f.value for f in ImportFormat])
     skip_bad_lines = serializers.BooleanField(default=False)
     purpose = serializers.ChoiceField(
         choices=["annotation", "mixin"], default="annotation",
         help_text="mixin: general-purpose conversations with answers for SFT releases, never annotated.",
     )  # fmt: skip
-    csv_prompt = serializers.CharField(required=False, default="")
-    csv_response = serializers.CharField(required=False, default="")
-    csv_system = serializers.CharField(required=False, default="")
-    csv_id = serializers.CharField(required=False, default="")
-    csv_metadata = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    csv_prompt = Text(required=False, default="")
+    csv_response = Text(required=False, default="")
+    csv_system = Text(required=False, default="")
+    csv_id = Text(required=False, default="")
+    csv_metadata = serializers.ListField(child=Text(), required=False, default=list)
 
 
 class ImportFilter(StrictFilterSet):
@@ -188,7 +189,7 @@ class ItemListView(ListView):
 
 
 class AnnotationOut(serializers.ModelSerializer[Annotation]):
-    annotator = serializers.CharField(source="annotator.username")
+    annotator = Text(source="annotator.username")
     rubric_version = serializers.IntegerField(source="rubric_version.version")
 
     class Meta:
@@ -230,13 +231,20 @@ class AnnotationListView(ListView):
 
 class ReviewIn(serializers.Serializer[None]):
     decision = serializers.ChoiceField(choices=ReviewDecision.values)
-    comment = serializers.CharField(required=False, default="", allow_blank=True)
-    edited_response = serializers.CharField(required=False, allow_null=True, default=None)
-    edited_scores = serializers.DictField(child=serializers.CharField(), required=False, allow_null=True, default=None)
+    comment = Text(required=False, default="", allow_blank=True)
+    edited_response = Text(required=False, allow_null=True, default=None)
+    edited_scores = serializers.DictField(child=Text(), required=False, allow_null=True, default=None)
 
 
 class AnnotationReviewView(APIView):
-    @extend_schema(request=ReviewIn, responses=AnnotationOut, summary="Approve, send back or edit-and-approve")
+    @extend_schema(
+        request=ReviewIn,
+        responses={
+            200: AnnotationOut,
+            409: OpenApiResponse(description="Not waiting for review (reviewed already), or your own work."),
+        },
+        summary="Approve, send back or edit-and-approve",
+    )
     def post(self, request: Request, pk: int, annotation_pk: int) -> Response:
         annotation = get_annotation_for_reviewer(request.user, pk, annotation_pk)
         data = ReviewIn(data=request.data)

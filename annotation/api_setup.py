@@ -17,6 +17,7 @@ from annotation import selectors, services
 from annotation.forms import AnnotationSettingsForm
 from annotation.models import AnnotationSettings, PiiMode, PiiUncertain, RubricVersion
 from annotation.rubrics import SCALES
+from core.fields import Text
 
 
 def _form_bounds(name: str) -> dict[str, Any]:
@@ -29,15 +30,15 @@ def _form_bounds(name: str) -> dict[str, Any]:
 
 
 class CriterionIO(serializers.Serializer[Any]):
-    key = serializers.CharField(
+    key = Text(
         max_length=50, required=False, allow_null=True, default=None,
         help_text="Stable key of the scores; made from the name when left out.",
     )  # fmt: skip
-    name = serializers.CharField(max_length=200)
-    guidance = serializers.CharField(required=False, allow_blank=True, default="")
+    name = Text(max_length=200)
+    guidance = Text(required=False, allow_blank=True, default="")
     scale = serializers.ChoiceField(choices=list(SCALES.items()))
     categories = serializers.ListField(
-        child=serializers.CharField(max_length=100), required=False, default=list,
+        child=Text(max_length=100), required=False, default=list,
         help_text="The named categories (at least two) of a `categories` scale; ignored for other scales.",
     )  # fmt: skip
     required = serializers.BooleanField(required=False, default=True)  # type: ignore[assignment]  # a field, not Field.required
@@ -45,13 +46,13 @@ class CriterionIO(serializers.Serializer[Any]):
 
 
 class RubricIn(serializers.Serializer[Any]):
-    guidelines = serializers.CharField(required=False, allow_blank=True, default="", help_text="Markdown.")
-    criteria = CriterionIO(many=True, allow_empty=False)
+    guidelines = Text(required=False, allow_blank=True, default="", help_text="Markdown.")
+    criteria = CriterionIO(many=True)  # at least one: the service says so, naming the field
 
 
 class RubricOut(serializers.Serializer[Any]):
     version = serializers.IntegerField(allow_null=True, help_text="null while the project has no rubric.")
-    guidelines = serializers.CharField()
+    guidelines = Text()
     criteria = CriterionIO(many=True)
     in_use = serializers.BooleanField(help_text="Annotations use this version: saving makes a new version.")
     created_at = serializers.DateTimeField(allow_null=True)
@@ -121,8 +122,8 @@ class RubricView(APIView):
 
 
 class PiiPatternIO(serializers.Serializer[Any]):
-    type = serializers.CharField(max_length=40, help_text="Upper case; names the placeholder, e.g. ACCOUNT.")
-    pattern = serializers.CharField(max_length=1000, help_text="A regular expression.")
+    type = Text(max_length=40, help_text="Upper case; names the placeholder, e.g. ACCOUNT.")
+    pattern = Text(max_length=1000, help_text="A regular expression.")
 
 
 class AnnotationSettingsIO(serializers.Serializer[Any]):
@@ -135,13 +136,13 @@ class AnnotationSettingsIO(serializers.Serializer[Any]):
     pii_mode = serializers.ChoiceField(choices=PiiMode.choices, help_text="PII policy at import.")
     pii_patterns = PiiPatternIO(many=True, help_text="The project's own PII patterns, checked at import.")
     pii_terms = serializers.ListField(
-        child=serializers.CharField(max_length=500), help_text="Literal terms replaced wherever they appear."
+        child=Text(max_length=500), help_text="Literal terms replaced wherever they appear."
     )
     pii_uncertain = serializers.ChoiceField(
         choices=PiiUncertain.choices,
         help_text="Values the scrubber is unsure of (listed in each import's report): scrubbed (default) or kept.",
     )
-    pii_phone_region = serializers.CharField(
+    pii_phone_region = Text(
         min_length=2, max_length=2, help_text="Region whose national phone formats the scrubber reads, e.g. DE."
     )
     updated_at = serializers.DateTimeField(read_only=True)

@@ -250,9 +250,11 @@ def annotation_review(
             Annotation.objects.select_for_update().select_related("item", "rubric_version").get(pk=annotation.pk)
         )
         if annotation.annotator_id == reviewer.pk:
-            raise DomainError("Nobody reviews their own work: another reviewer must take this one.")
+            raise DomainError("Nobody reviews their own work: another reviewer must take this one.", status=409)
         if annotation.state != AnnotationState.SUBMITTED:
-            raise DomainError("This annotation is not waiting for review (someone else may have reviewed it).")
+            raise DomainError(
+                "This annotation is not waiting for review (someone else may have reviewed it).", status=409
+            )
         clean_scores = None
         if decision == ReviewDecision.REJECT and not comment.strip():
             raise DomainError("Say what to change when sending an annotation back.", field="comment")

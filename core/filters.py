@@ -15,31 +15,44 @@ import django_filters
 from django import forms
 from django.db.models import Model, QuerySet
 from django.forms.utils import ErrorDict, ErrorList
+from django.http import QueryDict
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 PAGING = ("limit", "offset")
-ALWAYS_TAKEN = frozenset({*PAGING, "format"})
-_BIGINT_MAX = 2**63 - 1
+PAGING_MINIMUM = {"limit": 1, "offset": 0}
+BIGINT_MAX = 2**63 - 1
 
 M = TypeVar("M", bound=Model)
 
 
-def _unknown_errors(data: Mapping[str, Any], known: Iterable[str]) -> dict[str, list[str]]:
-    """Errors for parameters a list does not take, and for a paging value that is not a whole number ≥ 0
-    (DRF's pagination would quietly answer the first page instead)."""
-    taken = sorted({*known, *ALWAYS_TAKEN})
+def _unknown_errors(
+    data: Mapping[str, Any], known: Iterable[str], *, paging: Iterable[str] = PAGING
+) -> dict[str, list[str]]:
+    """Errors for parameters a list does not take, for a parameter given more than once (each takes one
+    value; which one counted would be a guess), and for a paging value out of its range (DRF's pagination would
+    quietly answer the first page instead)."""
+    taken = sorted({*known, *paging, "format"})
     errors = {
         name: [f"Unknown parameter “{name}”: this list takes {', '.join(taken)}."]
         for name in sorted(set(data) - set(taken))
     }
-    for name in PAGING:
+    lists = data.lists() if isinstance(data, QueryDict) else ()
+    for name, values in lists:
+        if len(values) > 1 and name not in errors:
+            errors[name] = [f"Given {len(values)} times: “{name}” takes one value."]
+    for name in paging:
         value = data.get(name)
-        if value is not None and not (isinstance(value, str) and value.isascii() and value.isdigit()):
-            errors[name] = ["A whole number of 0 or more."]
+        if value is None or name in errors:
+            continue
+        lowest = PAGING_MINIMUM[name]
+        if not (isinstance(value, str) and value.isascii() and value.isdigit() and int(value) >= lowest):
+            errors[name] = [f"A whole number of {lowest} or more."]
     return errors
 
 
@@ -121,9 +134,10 @@ class BooleanFilter(django_filters.BooleanFilter):
 
 class IdField(forms.IntegerField):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(min_value=1, max_value=_BIGINT_MAX, **kwargs)
+        super().__init__(min_value=1, max_value=BIGINT_MAX, **kwargs)
 
 
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": BIGINT_MAX})
 class IdFilter(django_filters.NumberFilter):
     """An object id: a whole number a bigint holds (a larger one was a 500 from the database driver)."""
 
@@ -144,9 +158,19 @@ def before(field_name: str) -> django_filters.IsoDateTimeFilter:
     )
 
 
-def refuse_unknown_params(request: Request, known: Iterable[str] = ()) -> None:
+def refuse_unknown_params(request: Request, known: Iterable[str] = (), *, paging: Iterable[str] = PAGING) -> None:
     """For a list that takes no filters (or reads its own): any other parameter but ``limit``/``offset`` is a
-    400 naming it."""
-    errors = _unknown_errors(request.query_params, known)
+    400 naming it, and so is one given twice. A view that is no list passes ``paging=()``."""
+    errors = _unknown_errors(request.query_params, known, paging=paging)
     if errors:
         raise ValidationError(errors)
+
+
+def read_query(request: Request, serializer_class: type[Serializer[Any]]) -> dict[str, Any]:
+    """The query parameters of a view that is no list, read by ``serializer_class`` (which the view also names in
+    its schema's ``parameters``): an unknown or repeated parameter, or a value the serializer refuses, is a 400
+    naming it."""
+    refuse_unknown_params(request, serializer_class().fields, paging=())
+    values = serializer_class(data=request.query_params.dict())
+    values.is_valid(raise_exception=True)
+    return dict(values.validated_data)

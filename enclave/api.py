@@ -14,7 +14,7 @@ from drf_spectacular.renderers import (
     OpenApiYamlRenderer,
     OpenApiYamlRenderer2,
 )
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated
@@ -23,28 +23,35 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.fields import Text
+from core.filters import read_query
 from enclave.celery import app
 from enclave.tasks import health_check_task
 
 
 class HealthOut(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "degraded"])
-    database = serializers.CharField()
-    broker = serializers.CharField()
+    database = Text()
+    broker = Text()
     worker = serializers.DictField(required=False, allow_null=True)
+
+
+class HealthQuery(serializers.Serializer[Any]):
+    worker = serializers.BooleanField(
+        required=False, default=False, help_text="Also run the health task on a worker (≤ 5 s; needs a token)"
+    )
 
 
 class HealthView(APIView):
     permission_classes = [AllowAny]  # for load balancers and monitors: no token, and it shows no data
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("worker", bool, description="Also run the health task on a worker (≤ 5 s; needs a token)")
-        ],
-        responses=HealthOut,
+        parameters=[HealthQuery],
+        responses={200: HealthOut, 401: OpenApiResponse(description="`worker=true` without a token.")},
         summary="Database, broker and worker health",
     )
     def get(self, request: Request) -> Response:
+        wants_worker = read_query(request, HealthQuery)["worker"]
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         body: dict[str, Any] = {"status": "ok", "database": connection.vendor}
@@ -55,7 +62,6 @@ class HealthView(APIView):
         except Exception as exc:
             body["broker"] = f"unreachable: {exc}"
             body["status"] = "degraded"
-        wants_worker = request.query_params.get("worker") in {"1", "true"}
         if wants_worker and not request.user.is_authenticated:  # a task per anonymous request: not for everyone
             raise NotAuthenticated("The worker round trip needs a token; the database and broker answer without.")
         if wants_worker and body["broker"] == "ok":
@@ -68,8 +74,8 @@ class HealthView(APIView):
 
 
 class IndexOut(serializers.Serializer[Any]):
-    name = serializers.CharField()
-    version = serializers.CharField()
+    name = Text()
+    version = Text()
     links = serializers.DictField(child=serializers.URLField())
 
 

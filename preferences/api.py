@@ -24,6 +24,7 @@ from annotation.api import IMPORT_RESPONSES, import_response
 from annotation.models import Item, ItemState
 from annotation.parsing import ImportFormat
 from annotation.queue import MAX_TIME_ON_TASK_MS
+from core.fields import Text
 from core.filters import BooleanFilter, IdFilter, StrictFilterSet, at_or_after, before
 from core.lists import ListView
 from preferences import selectors, services
@@ -34,18 +35,18 @@ from preferences.submit_sql import ReadBeforeSubmit
 
 
 class CandidateIn(serializers.Serializer[Any]):
-    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    model = serializers.CharField(required=False, help_text="Provenance: never shown to annotators.")
-    version = serializers.CharField(required=False)
-    adapter = serializers.CharField(required=False)
+    content = Text(allow_blank=True, trim_whitespace=False)
+    model = Text(required=False, help_text="Provenance: never shown to annotators.")
+    version = Text(required=False)
+    adapter = Text(required=False)
     decoding = serializers.DictField(required=False)
 
 
 class ComparisonIn(serializers.Serializer[Any]):
     """One comparison, the same fields as a line of the comparison JSONL import."""
 
-    id = serializers.CharField(required=False)
-    prompt = serializers.CharField(required=False)
+    id = Text(required=False)
+    prompt = Text(required=False)
     messages = serializers.ListField(child=serializers.DictField(), required=False)
     candidates = serializers.ListField(child=CandidateIn(), min_length=2)
     gold = serializers.JSONField(
@@ -72,17 +73,19 @@ class ComparisonsInSchema(serializers.Serializer[Any]):
 class ComparisonsFileIn(serializers.Serializer[Any]):
     """Comparisons as a JSONL file: one comparison a line, the fields of an element of `comparisons`."""
 
-    file = serializers.FileField(help_text="JSONL, one comparison a line; up to IMPORT_MAX_MB.")
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="JSONL, one comparison a line; up to IMPORT_MAX_MB."
+    )  # an empty file is refused by the import, as a 422
     skip_bad_lines = serializers.BooleanField(default=False)
 
 
 class ComparisonListOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    external_id = serializers.CharField()
+    external_id = Text()
     messages = serializers.ListField(child=serializers.DictField())
     candidates = serializers.ListField(child=serializers.DictField(), help_text="Content and provenance.")
     gold = serializers.JSONField(allow_null=True)
-    state = serializers.CharField()
+    state = Text()
     metadata = serializers.DictField()
 
 
@@ -155,7 +158,7 @@ class ComparisonOut(serializers.Serializer[Any]):
     candidates = serializers.ListField(
         child=serializers.DictField(), help_text="In this annotator's display order, as letter and content only."
     )
-    mode = serializers.CharField(
+    mode = Text(
         help_text="How to judge it: the project's mode, except that more than two candidates are always ranked."
     )
 
@@ -215,16 +218,16 @@ class JudgementIn(_FieldsBuiltOncePerThread):
 
     choice = serializers.ChoiceField(choices=list(PAIR_CHOICES), required=False)
     strength = serializers.IntegerField(min_value=1, max_value=3, required=False, allow_null=True)
-    ranking = serializers.ListField(child=serializers.ListField(child=serializers.CharField()), required=False)
-    criteria = serializers.DictField(child=serializers.CharField(), required=False)
-    overall = serializers.CharField(required=False)
-    rationale = serializers.CharField(required=False, allow_blank=True, default="")
+    ranking = serializers.ListField(child=serializers.ListField(child=Text()), required=False)
+    criteria = serializers.DictField(child=Text(), required=False)
+    overall = Text(required=False)
+    rationale = Text(required=False, allow_blank=True, default="")
     time_spent_ms = serializers.IntegerField(min_value=0, max_value=MAX_TIME_ON_TASK_MS, default=0)
-    idempotency_key = serializers.CharField(max_length=64)
+    idempotency_key = Text(max_length=64)
 
 
 class JudgementOut(serializers.ModelSerializer[Judgement]):
-    annotator = serializers.CharField(source="annotator.username")
+    annotator = Text(source="annotator.username")
     annotator_excluded = serializers.SerializerMethodField(
         help_text="A data lead excluded this annotator's judgements from releases (e.g. low gold accuracy)."
     )
@@ -272,12 +275,12 @@ class JudgementReceiptOut(serializers.Serializer[Any]):
 
     id = serializers.IntegerField()
     item_id = serializers.IntegerField()
-    annotator = serializers.CharField()
-    mode = serializers.CharField()
+    annotator = Text()
+    mode = Text()
     displayed_order = serializers.ListField(child=serializers.IntegerField())
     result = serializers.DictField()
     displayed_result = serializers.DictField()
-    rationale = serializers.CharField(allow_blank=True)
+    rationale = Text(allow_blank=True)
     time_spent_ms = serializers.IntegerField()
     created_at = serializers.DateTimeField()
 

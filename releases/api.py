@@ -6,7 +6,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -16,9 +16,11 @@ from rest_framework.views import APIView
 from accounts.models import ProjectPerm
 from accounts.permissions import get_project_for_user, request_user
 from core.errors import DomainError
+from core.fields import Text
+from core.filters import BIGINT_MAX, read_query
 from core.lists import ListView
 from releases import selectors, services
-from releases.models import Release
+from releases.models import Release, ReleaseState
 from releases.permissions import (
     get_project_for_releases,
     get_release_file_for_user,
@@ -32,9 +34,9 @@ from releases.views import stream_release_file
 class RecipeIn(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=["sft", "preference"])
     rubric_versions = serializers.ListField(child=serializers.IntegerField(), required=False)
-    tags = serializers.ListField(child=serializers.CharField(), required=False)
+    tags = serializers.ListField(child=Text(), required=False)
     exclude_flagged_annotators = serializers.BooleanField(required=False, default=True)
-    exclude_flags = serializers.ListField(child=serializers.CharField(), required=False)
+    exclude_flags = serializers.ListField(child=Text(), required=False)
     min_agreement = serializers.FloatField(required=False, min_value=0, max_value=1)
     aggregation = serializers.ChoiceField(choices=list(AGGREGATIONS), required=False)
     ties = serializers.ChoiceField(choices=list(TIE_POLICIES), required=False)
@@ -49,34 +51,34 @@ class RecipeIn(serializers.Serializer[Any]):
 
 
 class ReleaseIn(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=100)
+    name = Text(max_length=100)
     recipe = RecipeIn()
-    assumptions = serializers.CharField(required=False, allow_blank=True, default="")
+    assumptions = Text(required=False, allow_blank=True, default="")
 
 
 class ReleaseFileOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    path = serializers.CharField()
-    fmt = serializers.CharField()
-    split = serializers.CharField()
+    path = Text()
+    fmt = Text()
+    split = Text()
     rows = serializers.IntegerField(allow_null=True)
     size_bytes = serializers.IntegerField()
-    sha256 = serializers.CharField()
+    sha256 = Text()
 
 
 class ReleaseOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    name = serializers.CharField()
+    name = Text()
     version = serializers.IntegerField()
-    kind = serializers.CharField()
-    state = serializers.CharField()
+    kind = Text()
+    state = Text()
     progress = serializers.IntegerField()
-    progress_note = serializers.CharField()
-    failure_reason = serializers.CharField()
-    hash = serializers.CharField()
+    progress_note = Text()
+    failure_reason = Text()
+    hash = Text()
     recipe = serializers.DictField()
-    assumptions = serializers.CharField()
-    created_by = serializers.CharField(source="created_by.username")
+    assumptions = Text()
+    created_by = Text(source="created_by.username")
     created_at = serializers.DateTimeField()
     built_at = serializers.DateTimeField(allow_null=True)
     deleted_at = serializers.DateTimeField(allow_null=True)
@@ -116,6 +118,10 @@ class ReleaseListCreateView(ListView):
         return Response(ReleaseOut(release).data, status=status.HTTP_202_ACCEPTED)
 
 
+class ReleaseDeleteQuery(serializers.Serializer[Any]):
+    reason = Text(min_length=3, max_length=1000, help_text="Why (into the audit log)")
+
+
 class ReleaseDetailView(APIView):
     @extend_schema(responses=ReleaseDetailOut, summary="A release: state, hash, manifest, files, leak report")
     def get(self, request: Request, pk: int, release_pk: int) -> Response:
@@ -124,39 +130,58 @@ class ReleaseDetailView(APIView):
 
     @extend_schema(
         request=None,
-        parameters=[OpenApiParameter("reason", str, required=True, description="Why (into the audit log)")],
-        responses={200: ReleaseOut},
+        parameters=[ReleaseDeleteQuery],
+        responses={200: ReleaseOut, 409: OpenApiResponse(description="It is still building, or already deleted.")},
         summary="Delete a release (project admins): its files go, a tombstone with its hash stays",
     )
     def delete(self, request: Request, pk: int, release_pk: int) -> Response:
         release = get_release_for_admin(request.user, pk, release_pk)
-        deleted = services.release_delete(
-            actor=request_user(request), release=release, reason=request.query_params.get("reason", "")
-        )
+        reason = read_query(request, ReleaseDeleteQuery)["reason"]
+        deleted = services.release_delete(actor=request_user(request), release=release, reason=reason)
         return Response(ReleaseOut(deleted).data)
+
+
+class DatasheetQuery(serializers.Serializer[Any]):
+    as_ = serializers.ChoiceField(
+        choices=["json", "md"], required=False, default="json", help_text="json (default) or md (Markdown)"
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()
+        fields["as"] = fields.pop("as_")  # a keyword in Python, the parameter's name on the wire
+        return fields
 
 
 class ReleaseDatasheetView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("as", str, enum=["json", "md"], description="json (default) or md (Markdown)")],
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[DatasheetQuery],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "text/markdown"): OpenApiTypes.STR,
+            409: OpenApiResponse(description="The release is not built, or its files were deleted with it."),
+        },
         summary="The release's datasheet (EU AI Act Art. 10(2)), as JSON or Markdown",
     )
     def get(self, request: Request, pk: int, release_pk: int) -> HttpResponseBase:
         release = get_release_for_user(request.user, pk, release_pk)
+        shown_as = read_query(request, DatasheetQuery)["as"]
         if release.datasheet is None:
-            raise DomainError("This release has no datasheet yet: it is not built.")
-        if request.query_params.get("as") == "md":
+            raise DomainError("This release has no datasheet yet: it is not built.", status=409)
+        if shown_as == "md":
             found = release.files.filter(path="datasheet.md").first()
             if found is None:
-                raise DomainError("The datasheet's files were deleted with the release.")
+                raise DomainError("The datasheet's files were deleted with the release.", status=409)
             return stream_release_file(request._request, found)
         return Response(release.datasheet)
 
 
+# What a release's files are sent as: bytes to save, and the datasheet's Markdown as text.
+FILE_TYPES = ("application/octet-stream", "text/markdown")
+
+
 class ReleaseFileView(APIView):
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={(200, media_type): OpenApiTypes.BINARY for media_type in FILE_TYPES},
         summary="Stream one file of a built release (ETag: its sha256; If-None-Match answers 304)",
     )
     def get(self, request: Request, pk: int, release_pk: int, file_pk: int) -> HttpResponseBase:
@@ -164,18 +189,30 @@ class ReleaseFileView(APIView):
         return stream_release_file(request._request, found)
 
 
+class ReleaseDiffQuery(serializers.Serializer[Any]):
+    a = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, help_text="id of a built release: from")
+    b = serializers.IntegerField(min_value=1, max_value=BIGINT_MAX, help_text="id of a built release: to")
+
+
 class ReleaseDiffView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("a", int, required=True), OpenApiParameter("b", int, required=True)],
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[ReleaseDiffQuery],
+        responses={
+            200: OpenApiTypes.OBJECT,
+            404: OpenApiResponse(description="No such project (or not yours), or no release `a` or `b` in it."),
+            409: OpenApiResponse(description="Release `a` or `b` is not built (or was deleted)."),
+        },
         summary="What changed between two built releases: added, removed, changed, flips, split moves",
     )
     def get(self, request: Request, pk: int) -> Response:
         project = get_project_for_releases(request.user, pk)
+        ids = read_query(request, ReleaseDiffQuery)
         found: list[Release] = []
         for key in ("a", "b"):
-            release = selectors.built_release(project, request.query_params.get(key))
+            release = selectors.releases_of(project).filter(pk=ids[key]).first()
             if release is None:
-                raise DomainError(f"“{key}” must be the id of a built release of this project.", field=key)
+                raise DomainError(f"“{key}” names no release of this project.", field=key, status=404)
+            if release.state != ReleaseState.BUILT:
+                raise DomainError(f"“{key}” names a release that is {release.state}, not built.", field=key, status=409)
             found.append(release)
         return Response(selectors.release_diff(found[0], found[1]))

@@ -50,7 +50,10 @@ def release_create(
         if missing:
             raise DomainError(f"Import #{missing[0]} is not a mix-in import of this project.", field="mixin_batches")
     with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project.pk)  # one version number per name, even when racing
+        # One version number per name, even when racing. NO KEY: a lock that rows naming the project (the audit
+        # event this writes, and those of other transactions) can still reference; FOR UPDATE would deadlock
+        # with an audit append that waits for this transaction while holding the chain lock this one needs.
+        Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         latest = Release.objects.filter(project=project, name=name).aggregate(v=Max("version"))["v"] or 0
         release = Release.objects.create(
             project=project,
@@ -89,10 +92,10 @@ def release_rebuild(*, actor: User, release: Release) -> Release:
 def _start(release_id: int) -> Release | None:
     """Mark the release building, unless another build of the project runs (then None: try later)."""
     with transaction.atomic():
-        release = Release.objects.select_for_update().select_related("project").get(pk=release_id)
+        release = Release.objects.select_for_update(no_key=True).select_related("project").get(pk=release_id)
         if release.state not in (ReleaseState.QUEUED, ReleaseState.BUILDING):
             return release
-        Project.objects.select_for_update().get(pk=release.project_id)
+        Project.objects.select_for_update(no_key=True).get(pk=release.project_id)  # as in release_create
         busy = Release.objects.filter(project_id=release.project_id, state=ReleaseState.BUILDING).exclude(pk=release.pk)
         if busy.exists():
             return None
@@ -173,11 +176,11 @@ def release_delete(*, actor: User, release: Release, reason: str = "") -> Releas
     if len(reason) < 3:
         raise DomainError("Say why the release is deleted (the reason goes into the audit log).", field="reason")
     with transaction.atomic():
-        release = Release.objects.select_for_update().select_related("project").get(pk=release.pk)
+        release = Release.objects.select_for_update(no_key=True).select_related("project").get(pk=release.pk)
         if release.state == ReleaseState.DELETED:
-            raise DomainError("This release is already deleted.")
+            raise DomainError("This release is already deleted.", status=409)
         if release.state in (ReleaseState.QUEUED, ReleaseState.BUILDING):
-            raise DomainError("Wait for the build to end before deleting the release.")
+            raise DomainError("Wait for the build to end before deleting the release.", status=409)
         Release.objects.filter(pk=release.pk).update(
             state=ReleaseState.DELETED, deleted_by=actor, deleted_at=timezone.now()
         )

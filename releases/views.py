@@ -130,7 +130,9 @@ def stream_release_file(request: HttpRequest, found: ReleaseFile) -> HttpRespons
         # No spaces or odd characters in a name that lands in a shell: "Retail DPO" → "retail-dpo-v2-…"
         name = slugify(found.release.name) or "release"
         filename = f"{name}-v{found.release.version}-{found.path.replace('/', '-')}"
-        response = FileResponse(stream, as_attachment=True, filename=filename)
+        # Bytes to save, whatever the name says; the datasheet's Markdown is the one file also read as text.
+        kind = "text/markdown; charset=utf-8" if found.path.endswith(".md") else "application/octet-stream"
+        response = FileResponse(stream, as_attachment=True, filename=filename, content_type=kind)
         response["Content-Length"] = str(found.size_bytes)
         response["X-Content-SHA256"] = found.sha256
     response["ETag"] = etag

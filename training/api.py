@@ -7,16 +7,19 @@ from django.db.models import QuerySet
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api import STAFF_ONLY
 from accounts.models import ProjectPerm
 from accounts.permissions import get_project_for_user, request_user, require_site_staff
 from core.errors import DomainError
+from core.fields import Text
+from core.filters import read_query
 from core.lists import ListView
 from releases.models import Release
 from training import selectors, services
@@ -34,30 +37,38 @@ from training.views import lineage_response, stream_adapter_file
 
 
 class BaseModelIn(serializers.Serializer[Any]):
-    name = serializers.CharField(max_length=100)
-    path = serializers.CharField(max_length=500)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    name = Text(max_length=100)
+    path = Text(max_length=500)
+    description = Text(required=False, allow_blank=True, default="")
 
 
 class BaseModelOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    name = serializers.CharField()
-    path = serializers.CharField()
-    description = serializers.CharField()
-    state = serializers.CharField()
-    failure_reason = serializers.CharField()
-    architecture = serializers.CharField()
-    model_type = serializers.CharField()
+    name = Text()
+    path = Text()
+    description = Text()
+    state = Text()
+    failure_reason = Text()
+    architecture = Text()
+    model_type = Text()
     parameter_count = serializers.IntegerField(allow_null=True)
-    dtype = serializers.CharField()
-    linear_modules = serializers.ListField(child=serializers.CharField())
-    content_hash = serializers.CharField()
+    dtype = Text()
+    linear_modules = serializers.ListField(child=Text())
+    content_hash = Text()
     files = serializers.ListField(child=serializers.DictField())
     registered_at = serializers.DateTimeField()
     validated_at = serializers.DateTimeField(allow_null=True)
 
 
-@extend_schema_view(get=extend_schema(summary="Registered base models (site staff; project admins)"))
+@extend_schema_view(
+    get=extend_schema(
+        responses={
+            200: BaseModelOut(many=True),
+            404: OpenApiResponse(description="Neither site staff nor a project admin: answered as a missing address."),
+        },
+        summary="Registered base models (site staff; project admins)",
+    )
+)
 class BaseModelListCreateView(ListView):
     serializer_class = BaseModelOut
     pagination_class = None  # a short registry: the whole list, not a page
@@ -71,7 +82,7 @@ class BaseModelListCreateView(ListView):
 
     @extend_schema(
         request=BaseModelIn,
-        responses={202: BaseModelOut},
+        responses={202: BaseModelOut, 404: STAFF_ONLY},
         summary="Register a local model directory (site staff); a gpu worker validates and hashes it",
     )
     def post(self, request: Request) -> Response:
@@ -104,24 +115,24 @@ class JobIn(serializers.Serializer[Any]):
 
 class JobOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    kind = serializers.CharField()
-    state = serializers.CharField()
-    phase = serializers.CharField()
+    kind = Text()
+    state = Text()
+    phase = Text()
     release = serializers.IntegerField(source="release_id")
-    release_hash = serializers.CharField(source="release.hash")
+    release_hash = Text(source="release.hash")
     base_model = serializers.IntegerField(source="base_model_id")
-    base_model_hash = serializers.CharField(source="base_model.content_hash")
-    preset = serializers.CharField()
+    base_model_hash = Text(source="base_model.content_hash")
+    preset = Text()
     config = serializers.DictField()
-    config_hash = serializers.CharField()
+    config_hash = Text()
     step = serializers.IntegerField()
     total_steps = serializers.IntegerField(allow_null=True)
-    failure_reason = serializers.CharField()
+    failure_reason = Text()
     evaluation = serializers.DictField()
-    worker = serializers.CharField()
+    worker = Text()
     rerun_of = serializers.IntegerField(source="rerun_of_id", allow_null=True)
     adapter = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username")
+    created_by = Text(source="created_by.username")
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
@@ -155,7 +166,10 @@ class JobListCreateView(ListView):
 
     @extend_schema(
         request=JobIn,
-        responses={202: JobOut},
+        responses={
+            202: JobOut,
+            404: OpenApiResponse(description="No such project (or not yours to train in), release or base model."),
+        },
         summary="Start an SFT or DPO LoRA job (project admins); refused with the reason before queueing",
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -164,10 +178,10 @@ class JobListCreateView(ListView):
         data.is_valid(raise_exception=True)
         release = Release.objects.filter(project=project, pk=data.validated_data["release"]).first()
         if release is None:
-            raise DomainError("No such release in this project.", field="release")
+            raise DomainError("No such release in this project.", field="release", status=404)
         base_model = BaseModel.objects.filter(pk=data.validated_data["base_model"]).first()
         if base_model is None:
-            raise DomainError("No such base model.", field="base_model")
+            raise DomainError("No such base model.", field="base_model", status=404)
         config = services.job_config_from_input(
             kind=data.validated_data["kind"], preset=data.validated_data["preset"], values=data.validated_data["config"]
         )
@@ -190,16 +204,22 @@ class JobDetailView(APIView):
         return Response(JobDetailOut(get_job_for_user(request.user, pk, job_pk)).data)
 
 
+class JobMetricsQuery(serializers.Serializer[Any]):
+    after = serializers.IntegerField(
+        required=False, default=0, min_value=0, max_value=2**62, help_text="only metrics with an id above this"
+    )
+
+
 class JobMetricsView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, description="only metrics with an id above this")],
+        parameters=[JobMetricsQuery],
         responses={200: OpenApiTypes.OBJECT},
         summary="A job's logged steps and evaluations (loss, learning rate, grad norm, DPO rewards); the job page's "
         "charts read it too",
     )
     def get(self, request: Request, pk: int, job_pk: int) -> Response:
         job = get_job_for_user(request.user, pk, job_pk)
-        after = selectors.metric_cursor(request.query_params.get("after", "0"))
+        after = read_query(request, JobMetricsQuery)["after"]
         metrics = selectors.job_metrics(job, after=after)
         return Response(
             {
@@ -213,7 +233,11 @@ class JobMetricsView(APIView):
 
 
 class JobCancelView(APIView):
-    @extend_schema(request=None, responses={200: JobOut}, summary="Cancel a queued or running job (project admins)")
+    @extend_schema(
+        request=None,
+        responses={200: JobOut, 409: OpenApiResponse(description="The job has already ended.")},
+        summary="Cancel a queued or running job (project admins)",
+    )
     def post(self, request: Request, pk: int, job_pk: int) -> Response:
         job = services.training_job_cancel(actor=request_user(request), job=get_job_for_admin(request.user, pk, job_pk))
         return Response(JobOut(job).data)
@@ -230,17 +254,17 @@ class JobRerunView(APIView):
 
 class AdapterOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    name = serializers.CharField()
+    name = Text()
     job = serializers.IntegerField(source="job_id")
-    sha256 = serializers.CharField()
+    sha256 = Text()
     size_bytes = serializers.IntegerField()
     release = serializers.IntegerField(source="release_id")
-    release_hash = serializers.CharField()
+    release_hash = Text()
     base_model = serializers.IntegerField(source="base_model_id")
-    base_model_hash = serializers.CharField()
-    config_hash = serializers.CharField()
+    base_model_hash = Text()
+    config_hash = Text()
     seed = serializers.IntegerField()
-    code_version = serializers.CharField()
+    code_version = Text()
     metrics = serializers.DictField()
     created_at = serializers.DateTimeField()
 
@@ -267,10 +291,10 @@ class AdapterDetailView(APIView):
 
 class AdapterFileOut(serializers.Serializer[Any]):
     index = serializers.IntegerField(help_text="Its number in the download address.")
-    path = serializers.CharField()
+    path = Text()
     size_bytes = serializers.IntegerField()
-    sha256 = serializers.CharField(help_text="Also the download's ETag.")
-    download = serializers.CharField(help_text="Address of the file's download.")
+    sha256 = Text(help_text="Also the download's ETag.")
+    download = Text(help_text="Address of the file's download.")
 
 
 @extend_schema_view(

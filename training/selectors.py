@@ -49,15 +49,6 @@ def job_metrics(job: TrainingJob, *, after: int = 0, limit: int = 5000) -> list[
     ]
 
 
-def metric_cursor(value: str) -> int:
-    """The ``after`` parameter of the metrics endpoints: a metric id, 0 when missing or not a number."""
-    try:
-        cursor = int(value) if value.isascii() else 0
-    except ValueError:
-        return 0
-    return min(max(cursor, 0), 2**62)
-
-
 def job_log_tail(job: TrainingJob, count: int = 30) -> list[str]:
     lines = JobLogLine.objects.filter(job=job).order_by("-seq").values_list("line", flat=True)[:count]
     return list(reversed(list(lines)))

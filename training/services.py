@@ -190,7 +190,7 @@ def training_job_cancel(*, actor: User, job: TrainingJob) -> TrainingJob:
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().get(pk=job.pk)
         if job.state not in ACTIVE_STATES:
-            raise DomainError(f"{job} has already ended ({job.get_state_display().lower()}).")
+            raise DomainError(f"{job} has already ended ({job.get_state_display().lower()}).", status=409)
         now = timezone.now()
         job.cancel_requested_at = job.cancel_requested_at or now
         job.cancel_requested_by = job.cancel_requested_by or actor

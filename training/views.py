@@ -234,7 +234,12 @@ def stream_adapter_file(request: HttpRequest, adapter: Adapter, index: int) -> H
         response = HttpResponseNotModified()
     else:
         stream = artifact_storage().open(f"{adapter.storage_prefix}/{entry['path']}", "rb")
-        response = FileResponse(stream, as_attachment=True, filename=f"adapter-{adapter.pk}-{entry['path']}")
+        response = FileResponse(
+            stream,
+            as_attachment=True,
+            filename=f"adapter-{adapter.pk}-{entry['path']}",
+            content_type="application/octet-stream",
+        )
         response["Content-Length"] = str(entry["size_bytes"])
         response["X-Content-SHA256"] = entry["sha256"]
     response["ETag"] = etag

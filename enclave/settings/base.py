@@ -231,6 +231,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON bodies only: a form cannot say "empty" from "left out" (DRF reads `name=` as no name) nor carry the
+    # nested objects. The upload routes name their multipart parser themselves.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "enclave.api_errors.exception_handler",
 }
 # Request size limits. A JSON or form body: Django's DATA_UPLOAD_MAX_MEMORY_SIZE, read into memory (2.5 MiB,
@@ -267,7 +270,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "enclave.api_schema.document_errors"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "enclave.api_schema.document_errors",
+        "enclave.api_schema.document_links",
+    ],
 }
 
 # --- Pages, static files, security headers --------------------------------------------------------------

@@ -161,11 +161,11 @@ def test_it_lets_staff_create_a_project_with_its_first_admin(personas: Personas,
     assert Membership.objects.get(project=project).user == personas.newcomer
     assert AuditEvent.objects.filter(action="project.create", project=project).exists()
     taken = _json(client_for(personas.staff), "post", "/api/v1/projects/", {"name": "retail SUPPORT"})
-    assert taken.status_code == 400
+    assert taken.status_code == 409, "the name is taken"
     assert taken.json()["field"] == "name"
     nobody = _json(client_for(personas.staff), "post", "/api/v1/projects/", {"name": "X", "admin": "nobody"})
-    assert nobody.status_code == 400
-    assert "admin" in nobody.json()
+    assert nobody.status_code == 404, "no such user"
+    assert nobody.json()["field"] == "admin"
     refused = _json(client_for(personas.project_admin), "post", "/api/v1/projects/", {"name": "Mine"})
     assert refused.status_code == 404
     assert not Project.objects.filter(name="Mine").exists()
@@ -180,7 +180,7 @@ def test_it_lets_project_admins_rename_their_project(personas: Personas, client_
     event = AuditEvent.objects.get(action="project.update")
     assert event.payload == {"before": {"name": "Project A"}, "after": {"name": "Retail DE"}}
     clash = _json(client_for(personas.project_admin), "patch", path, {"name": "project b"})
-    assert clash.status_code == 400
+    assert clash.status_code == 409
     assert clash.json()["field"] == "name"
     assert _json(client_for(personas.data_lead), "patch", path, {"name": "Lead's"}).status_code == 404
     assert Project.objects.get(pk=personas.project.pk).name == "Retail DE"
@@ -207,7 +207,7 @@ def test_it_lets_staff_invite_a_person_and_the_link_in_the_answer_sets_a_passwor
     assert page.status_code == 302
     assert User.objects.get(username="lena").check_password("a-long-new-pass-phrase")
     taken = _json(staff, "post", "/api/v1/users/", {"username": "LENA"})
-    assert taken.status_code == 400
+    assert taken.status_code == 409
     assert taken.json()["field"] == "username"
     listed = staff.get("/api/v1/users/", {"limit": 100}).json()
     assert "lena" in [row["username"] for row in listed["results"]]
@@ -226,7 +226,7 @@ def test_it_lets_staff_deactivate_an_account_which_revokes_its_tokens(
     assert Client().get("/api/v1/me/", HTTP_AUTHORIZATION=f"Token {raw}").status_code == 401
     assert AuditEvent.objects.filter(action="user.deactivate").count() == 1
     itself = _json(staff, "patch", f"/api/v1/users/{personas.staff.pk}/", {"is_active": False})
-    assert itself.status_code == 400
+    assert itself.status_code == 409
     assert User.objects.get(pk=personas.staff.pk).is_active
 
 

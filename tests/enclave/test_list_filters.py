@@ -128,3 +128,38 @@ def test_it_documents_the_filters_in_the_schema(personas: Personas, client_for: 
     assert {"gold", "state", "created_after"} <= set(params("/api/v1/projects/{id}/comparisons/"))
     assert {"status", "fmt"} <= set(params("/api/v1/projects/{id}/imports/"))
     assert "400" in schema["paths"]["/api/v1/projects/{id}/releases/"]["get"]["responses"]
+
+
+@pytest.mark.parametrize("path", LISTS)
+def test_it_refuses_paging_out_of_range_and_a_parameter_given_twice(
+    path: str, personas: Personas, client_for: ClientFor
+) -> None:
+    staff = client_for(personas.staff)
+    url = path.format(p=personas.project.pk)
+    for query, named in [
+        ("limit=true", "limit"),
+        ("limit=0", "limit"),
+        ("offset=-474095", "offset"),
+        ("limit=5&limit=6", "limit"),
+        ("offset=0&offset=0", "offset"),
+    ]:
+        answer = staff.get(f"{url}?{query}")
+        assert (answer.status_code, list(answer.json())) == (400, [named]), query
+    assert staff.get(f"{url}?limit=1&offset=0").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "named"),
+    [
+        ("/api/v1/health/", "worker=null", "worker"),
+        ("/api/v1/health/", "worker=true&worker=true", "worker"),
+        ("/api/v1/health/", "verbose=1", "verbose"),
+        ("/api/v1/projects/{p}/releases/diff/", "a=1", "b"),
+        ("/api/v1/projects/{p}/releases/diff/", "a=x&b=1", "a"),
+    ],
+)
+def test_it_reads_the_query_of_a_single_view_as_strictly_as_a_list(
+    path: str, query: str, named: str, personas: Personas, client_for: ClientFor
+) -> None:
+    answer = client_for(personas.staff).get(f"{path.format(p=personas.project.pk)}?{query}")
+    assert (answer.status_code, list(answer.json())) == (400, [named])
