@@ -39,8 +39,9 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy .
 
+# The slowest tests are listed at the end, to keep CI's budget in view.
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 # The API fuzzed against its schema for longer than the suite does (tests/enclave/test_api_fuzz.py; the suite
 # runs it with a few examples per operation). Needs PostgreSQL and Redis, as .ci/run sets them.

@@ -50,37 +50,44 @@ class BrokerUnreachable(Exception):
 class BrokerHealth:
     """This process's view of the broker: the first refusal logs one warning (no traceback), later ones are
     counted silently, and the first answer after them logs how long it was away and how many calls it
-    refused meanwhile. Thread-safe; an answer while all is well costs one attribute read."""
+    refused meanwhile. A call is evidence only of the state after it started: an answer to a call sent before
+    the outage was noticed does not end it, and a refusal of a call sent before the broker was back does not
+    start a new one (both happen at the edges, with calls in flight on other threads). Thread-safe; an answer
+    while all is well costs one attribute read."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        self._up_since = float("-inf")
         self._refused = 0
 
     @property
     def down(self) -> bool:
         return self._down_since is not None
 
-    def refused(self, error: BaseException) -> None:
+    def refused(self, error: BaseException, *, started: float | None = None) -> None:
         with self._lock:
-            self._refused += 1
             if self._down_since is not None:
+                self._refused += 1
                 return
-            self._down_since = time.monotonic()
+            if started is not None and started < self._up_since:
+                return  # sent while it was still away: that outage is over and logged
+            self._down_since, self._refused = time.monotonic(), 1
         logger.warning(
             "Task broker and cache unreachable from process %s (%s: %s); what is sent meanwhile fails with its "
             "reason or is made up once it is back; further refusals are counted, not logged, until it answers.",
             os.getpid(), type(error).__name__, error,
         )  # fmt: skip
 
-    def answered(self) -> None:
+    def answered(self, *, started: float | None = None) -> None:
         if self._down_since is None:
             return
         with self._lock:
-            if self._down_since is None:
-                return
-            away, refused = time.monotonic() - self._down_since, self._refused
-            self._down_since, self._refused = None, 0
+            if self._down_since is None or (started is not None and started < self._down_since):
+                return  # sent before the outage was noticed: no news of the broker now
+            now = time.monotonic()
+            away, refused = now - self._down_since, self._refused
+            self._down_since, self._up_since, self._refused = None, now, 0
         logger.warning(
             "Task broker and cache reachable again from process %s after %.1f s; %s calls refused meanwhile.",
             os.getpid(), away, f"{refused:,}",
@@ -93,12 +100,13 @@ broker_health = BrokerHealth()
 def reach_broker(call: Callable[[], T]) -> T:
     """``call()`` (a publish or a cache operation), with its outcome told to ``broker_health``. Raises
     ``BrokerUnreachable`` when the broker or cache is away; any other error passes through unchanged."""
+    started = time.monotonic()
     try:
         result = call()
     except BROKER_ERRORS as exc:
-        broker_health.refused(exc)
+        broker_health.refused(exc, started=started)
         raise BrokerUnreachable(f"{type(exc).__name__}: {exc}") from exc
-    broker_health.answered()
+    broker_health.answered(started=started)
     return result
 
 

@@ -21,8 +21,8 @@ from tests.conftest import make_personas
 from tests.pg_faults import WORKER_APPLICATION, files_under, terminate_sessions, worker_database_url
 from tests.workers import start_worker, stop_worker
 
-LINES = 40_000
-END_AT_LINE = 18_000
+LINES = 16_000
+END_AT_LINE = 7_000
 logger = logging.getLogger(__name__)
 DRIVER_WORDS = ("psycopg", "administrator command", "server closed", "OperationalError", "terminating connection")
 

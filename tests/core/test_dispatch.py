@@ -5,6 +5,7 @@ The broker is a real unreachable address."""
 import io
 import itertools
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,3 +148,29 @@ def test_it_logs_an_outage_once_without_a_traceback_and_its_end_once(
     assert back.startswith("Task broker and cache reachable again from process ")
     assert back.endswith("; 3 calls refused meanwhile.")
     assert not broker_health.down
+
+
+def test_it_takes_calls_in_flight_at_an_outages_edges_for_no_news(caplog: pytest.LogCaptureFixture) -> None:
+    from core.dispatch import BrokerHealth
+
+    health = BrokerHealth()
+    with caplog.at_level(logging.INFO, logger="core.dispatch"):
+        before_the_outage = time.monotonic()
+        health.refused(ConnectionError("closed by server"), started=time.monotonic())
+        health.answered(started=before_the_outage)  # in flight on another thread when Redis went: no news
+        assert health.down
+        health.refused(ConnectionError("refused"), started=time.monotonic())
+        before_it_was_back = time.monotonic()
+        health.answered(started=time.monotonic())
+        assert not health.down
+        health.refused(ConnectionError("refused"), started=before_it_was_back)  # a straggler of the outage
+        assert not health.down
+        health.refused(ConnectionError("refused again"), started=time.monotonic())  # a new outage
+        assert health.down
+    lines = [record.getMessage() for record in caplog.records]
+    assert [line.split(" from process")[0] for line in lines] == [
+        "Task broker and cache unreachable",
+        "Task broker and cache reachable again",
+        "Task broker and cache unreachable",
+    ]
+    assert lines[1].endswith("; 2 calls refused meanwhile.")
