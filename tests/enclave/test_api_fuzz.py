@@ -44,6 +44,7 @@ from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
 from tests.conftest import Personas, make_personas
 from tests.factories import UserFactory
 from tests.preferences.helpers import comparison_line, import_comparisons, make_comparisons
+from tests.releases.helpers import build
 from tests.workers import ROOT, start_worker, stop_worker, worker_env
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres]
@@ -153,6 +154,9 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
             time_spent_ms=1_000, submit_key=f"fuzz-{n}",
         )  # fmt: skip
     matrix_adapter(p)  # a built release of two judged comparisons, a base model, a job and its adapter
+    # The diff's own release: the fuzzing deletes the first one early (its id is offered to the delete), after
+    # which a diff naming it could only answer 404.
+    p.made["diff_release"] = build(p.project, p.data_lead, eval_fraction=0.0, name="Compared by the diff")
     p.made["open_comparison"] = make_comparisons(p.project, p.data_lead, 6)[0]
     other = p.other_project
     other.name = f"Project B {FOREIGN}"
@@ -204,8 +208,8 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "user_pk": p.newcomer.pk,
         "release": release.pk,
         "base_model": BaseModel.objects.get().pk,
-        "a": release.pk,
-        "b": release.pk,
+        "a": p.made["diff_release"].pk,
+        "b": p.made["diff_release"].pk,
         "username": p.newcomer.username,
     }
 
