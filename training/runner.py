@@ -15,49 +15,37 @@ While the child runs, the supervisor tails its ``events.jsonl`` and output into 
 second, beats the heartbeat, and checks for a cancel. When it exits, the adapter's files go to the artifact
 store with their sha256 and the ``Adapter`` is registered with its lineage."""
 
-import contextlib
 import json
 import logging
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from django.conf import settings
 from django.core.files import File
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, close_old_connections
 
 from core.errors import DomainError
 from core.storage import artifact_storage
 from core.version import code_version
 from releases.models import ReleaseFile
 from training import launch, services
-from training.environment import OFFLINE_ENV, THREAD_ENV, apply_offline_env, library_versions
+from training.children import Child, fork_context, start_child, stop_child, training_processes
+from training.environment import apply_offline_env, library_versions
 from training.inspection import file_sha256
 from training.models import BaseModel, JobState, TrainingJob
+from training.watching import HeartbeatThread, Tail, Watch, exit_reason
 
 logger = logging.getLogger(__name__)
 
-PRELOAD = ["training.trainer"]
 POLL_SECONDS = 0.5
-_LOG_BATCH = 500
 
 
 # --- The fork server and the worker's facts ---------------------------------------------------------------
-
-
-def _context() -> Any:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    return context
 
 
 _facts: dict[str, Any] = {}
@@ -73,7 +61,7 @@ def worker_facts() -> dict[str, Any]:
             work = Path(settings.TRAINING_WORK_DIR)
             work.mkdir(parents=True, exist_ok=True)
             target = work / f"probe-{os.getpid()}.json"
-            process = _context().Process(target=launch.probe, args=(str(target),), name="enclave-probe")
+            process = fork_context().Process(target=launch.probe, args=(str(target),), name="enclave-probe")
             process.start()
             process.join(timeout=600)
             try:
@@ -120,216 +108,6 @@ def remove_work_of_ended_jobs() -> list[str]:
     for name in removed:
         shutil.rmtree(found[name], ignore_errors=True)
     return removed
-
-
-# --- Children ---------------------------------------------------------------------------------------------
-
-
-class Child(Protocol):
-    pid: int | None
-
-    def exit_code(self) -> int | None: ...
-
-    def signal(self, signum: int) -> None: ...
-
-
-@dataclass
-class ForkedChild:
-    process: Any
-    pid: int | None = None
-
-    def __post_init__(self) -> None:
-        self.pid = self.process.pid
-
-    def exit_code(self) -> int | None:
-        if self.process.is_alive():
-            return None
-        self.process.join(timeout=1)
-        code = self.process.exitcode
-        return int(code) if code is not None else None
-
-    def signal(self, signum: int) -> None:
-        if self.pid and self.process.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signum)
-
-
-@dataclass
-class LaunchedChild:
-    """``accelerate launch`` with one process per GPU; signals go to its whole process group."""
-
-    popen: "subprocess.Popen[bytes]"
-    pid: int | None = None
-    log: Any = None
-
-    def __post_init__(self) -> None:
-        self.pid = self.popen.pid
-
-    def exit_code(self) -> int | None:
-        return self.popen.poll()
-
-    def signal(self, signum: int) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signum)
-
-
-def training_processes(devices: int) -> int:
-    """How many processes train one job on this worker: ``TRAINING_PROCESSES``, else one per GPU."""
-    return int(settings.TRAINING_PROCESSES) or max(devices, 1)
-
-
-def start_child(spec_path: Path, processes: int) -> Child:
-    if processes > 1:
-        # accelerate's torch.distributed launcher (its ``--cpu`` would start a single process without MPI): on
-        # GPUs one rank per device over NCCL, on a CPU-only worker CPU ranks over gloo. Port 0: a free one.
-        log = (spec_path.parent / "output.log").open("ab")
-        env = {**os.environ, **OFFLINE_ENV, **THREAD_ENV}
-        popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-                "--module", "training.trainer", str(spec_path),
-            ],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR, start_new_session=True,
-        )  # fmt: skip
-        return LaunchedChild(popen=popen, log=log)
-    process = _context().Process(target=launch.child, args=(str(spec_path),), name=spec_path.parent.name)
-    process.start()
-    return ForkedChild(process=process)
-
-
-# --- Tailing ----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Tail:
-    """New complete lines of a file that another process appends to."""
-
-    path: Path
-    offset: int = 0
-    partial: bytes = b""
-
-    def read(self, final: bool = False) -> list[str]:
-        try:
-            with self.path.open("rb") as stream:
-                stream.seek(self.offset)
-                data = stream.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        data = self.partial + data
-        lines = data.split(b"\n")
-        self.partial = b"" if final else lines.pop()
-        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines if line]
-
-
-@dataclass
-class Watch:
-    job: TrainingJob
-    events: Tail
-    output: Tail
-    log_seq: int = 0
-    total_steps: int | None = None
-    last_lines: list[str] = field(default_factory=list)
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
-
-    def pump(self, child_pid: int | None = None, final: bool = False) -> bool:
-        """Move new events and output to the database; returns whether a cancel was asked for."""
-        metrics: list[dict[str, Any]] = []
-        phase: str | None = None
-        for line in self.events.read(final):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            kind = event.get("event")
-            if kind == "begin":
-                self.total_steps = int(event["total_steps"])
-            elif kind == "log" and event.get("phase") in ("train", "eval"):
-                metrics.append(event)
-            elif kind == "phase":
-                phase = str(event["phase"])
-            elif kind == "evaluation":
-                self.evaluation[event["when"]] = event["values"]
-            elif kind == "error":
-                self.error = str(event["message"])
-        lines = [line for line in self.output.read(final) if line.strip()]
-        self.last_lines = (self.last_lines + lines)[-20:]
-        cancel = False
-        for start in range(0, max(len(lines), 1), _LOG_BATCH):
-            chunk = lines[start : start + _LOG_BATCH]
-            cancel = services.training_job_progress(
-                job=self.job,
-                metrics=metrics if start == 0 else [],
-                log_lines=chunk,
-                log_seq=self.log_seq,
-                total_steps=self.total_steps,
-                phase=phase,
-                child_pid=child_pid,
-            )
-            self.log_seq += len(chunk)
-        return cancel
-
-
-# --- The job ----------------------------------------------------------------------------------------------
-
-
-def _stop(child: Child) -> None:
-    """SIGTERM, then SIGKILL after the grace period: the child must not outlive its supervision."""
-    child.signal(signal.SIGTERM)
-    deadline = time.monotonic() + settings.TRAINING_CANCEL_GRACE_SECONDS
-    while child.exit_code() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if child.exit_code() is None:
-        child.signal(signal.SIGKILL)
-
-
-class HeartbeatThread(threading.Thread):
-    """Beats for a running job every few seconds from its own database connection, so that staging the data
-    and storing the adapter (minutes for large files) do not look like a lost worker."""
-
-    def __init__(self, job_id: int, every: float = 5.0) -> None:
-        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
-        self.job_id = job_id
-        self.every = every
-        self._stopped = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self._stopped.wait(self.every):
-                try:
-                    services.training_job_beat(job_id=self.job_id)
-                except DatabaseError:
-                    logger.warning("job %s: heartbeat not written", self.job_id, exc_info=True)
-                    close_old_connections()
-        finally:
-            connections.close_all()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join(timeout=10)
-
-
-def _exit_reason(code: int | None, watch: Watch) -> str:
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        reason = f"The training process was killed by {name}."
-        if -code == signal.SIGKILL:
-            reason += " The usual cause is the out-of-memory killer: try a smaller batch size or max_length."
-    elif code == 75:
-        reason = "The training process stopped because its supervising worker went away."
-    else:
-        reason = f"The training process failed (exit code {code})."
-    if watch.error:
-        reason += f" {watch.error}"
-    if watch.last_lines:
-        reason += "\nLast log lines:\n" + "\n".join(watch.last_lines[-8:])
-    return reason
 
 
 def _stage_data(job: TrainingJob, work: Path) -> tuple[str, str | None]:
@@ -488,7 +266,7 @@ def _supervise(child: Child, watch: Watch) -> tuple[str, str]:
                 child.signal(signal.SIGKILL)
             time.sleep(POLL_SECONDS)
     except BaseException:
-        _stop(child)
+        stop_child(child)
         raise
     if cancel_at is not None:
         job = TrainingJob.objects.select_related("cancel_requested_by").get(pk=watch.job.pk)
@@ -497,4 +275,4 @@ def _supervise(child: Child, watch: Watch) -> tuple[str, str]:
         return JobState.CANCELLED, f"Cancelled by {job.cancel_requested_by.username} at step {job.step}."
     if code == 0 and (Path(watch.events.path).parent / "result.json").exists():
         return JobState.SUCCEEDED, ""
-    return JobState.FAILED, _exit_reason(code, watch)
+    return JobState.FAILED, exit_reason(code, watch)

@@ -12,14 +12,10 @@ trl are already loaded when a job's child is forked. ``python -m training.traine
 which is what ``accelerate launch`` does on a machine with several GPUs.
 """
 
-import ipaddress
 import json
 import math
 import os
-import shutil
-import socket
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -27,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from training.environment import apply_offline_env, has_flash_attention
+from training.guards import NetworkGuard, SupervisorWatch, say
 
 apply_offline_env()
 # TRL calls transformers' renamed gradient-checkpointing helpers; the warnings say nothing about the job.
@@ -39,7 +36,6 @@ from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoTokenizer,
     PreTrainedModel,
-    PreTrainedTokenizerBase,
     TrainerCallback,
     TrainerControl,
     TrainerState,
@@ -50,74 +46,10 @@ from transformers.trainer_utils import enable_full_determinism  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
 from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # noqa: E402
 
+from training.preference_eval import preference_accuracy  # noqa: E402 - imports torch
+
 disable_progress_bars()  # progress bars would fill the job's log with carriage returns
 transformers_logging.disable_progress_bar()
-
-TIE_EPSILON = 1e-9
-SELF_CHECK_ADDRESS = ("192.0.2.1", 9)
-
-
-def say(message: str) -> None:
-    """A line for the job's log (the supervisor stores the child's output line by line)."""
-    sys.stdout.write(message + "\n")
-    sys.stdout.flush()
-
-
-# --- Network guard ----------------------------------------------------------------------------------------
-
-
-class NetworkGuard:
-    """An audit hook that records every socket connect of this process and refuses any that does not go to
-    loopback or a Unix socket. Audit hooks cannot be removed: install it only in a process that trains."""
-
-    def __init__(self) -> None:
-        self.connects: list[str] = []
-        self.refused: list[str] = []
-
-    def install(self) -> "NetworkGuard":
-        sys.addaudithook(self._hook)
-        return self
-
-    def _hook(self, event: str, args: tuple[Any, ...]) -> None:
-        if event != "socket.connect":
-            return
-        sock, address = args[0], args[1]
-        if getattr(sock, "family", None) == socket.AF_UNIX:
-            return
-        host = str(address[0]) if isinstance(address, tuple) and address else str(address)
-        self.connects.append(host)
-        if not _is_loopback(host):
-            self.refused.append(host)
-            raise PermissionError(f"Enclave training runs offline: refused a connection to {host}.")
-
-    def self_check(self) -> str:
-        """Try a connection out of the perimeter (TEST-NET-1, never routed) and confirm the guard refuses it
-        before any packet is sent; the answer goes into the adapter's lineage."""
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            probe.connect(SELF_CHECK_ADDRESS)
-        except PermissionError:
-            return f"refused {SELF_CHECK_ADDRESS[0]}:{SELF_CHECK_ADDRESS[1]} before sending"
-        except OSError as exc:
-            raise RuntimeError(f"The network guard did not stop a connection attempt: {exc}") from None
-        finally:
-            probe.close()
-            for seen in (self.connects, self.refused):  # the probe is not part of the run's record
-                if SELF_CHECK_ADDRESS[0] in seen:
-                    seen.remove(SELF_CHECK_ADDRESS[0])
-        raise RuntimeError("The network guard let a connection out of the perimeter through.")
-
-    def record(self) -> dict[str, Any]:
-        return {"connects": self.connects, "refused": self.refused, "guard": "sys.addaudithook(socket.connect)"}
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 # --- Events -----------------------------------------------------------------------------------------------
@@ -187,55 +119,6 @@ def log_line(phase: str, step: int, total: int, values: dict[str, float]) -> str
     return f"{phase} step {step}/{total}: " + " · ".join(parts)
 
 
-def _process_start(pid: int) -> str | None:
-    """The start time of a live process (``/proc/<pid>/stat``), or ``None`` when it is gone or a zombie: a pid
-    the kernel gave to another process since, or a dead worker its parent has not reaped yet, is not it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    except OSError:  # no /proc here: only ask whether the pid exists
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return "alive"
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
-class SupervisorWatch:
-    """Ends this process when the worker supervising it is gone (killed, crashed): a training run nobody
-    records is waste. Its work directory goes first, so no half-written adapter or staged data is left
-    behind; the job itself is failed as "worker lost" by the reaper (``training.lifecycle``). Checked every
-    second from a thread, and once more when training ends, for a run that finished in that second."""
-
-    def __init__(self, pid: int, work: Path) -> None:
-        self.pid, self.work = pid, work
-        self.started = _process_start(pid)
-
-    def gone(self) -> bool:
-        now = _process_start(self.pid)
-        return now is None or now != self.started
-
-    def leave_if_gone(self) -> None:
-        if self.gone():
-            say(f"The supervising worker (pid {self.pid}) is gone; stopping and removing {self.work}.")
-            shutil.rmtree(self.work, ignore_errors=True)
-            os._exit(75)
-
-    def start(self) -> "SupervisorWatch":
-        def watch() -> None:
-            while True:
-                time.sleep(1)
-                self.leave_if_gone()
-
-        threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
-        return self
-
-
 # --- Data ---------------------------------------------------------------------------------------------------
 
 
@@ -249,87 +132,6 @@ def read_jsonl(path: Path | None, keys: tuple[str, ...]) -> list[dict[str, Any]]
                 record = json.loads(line)
                 rows.append({key: record[key] for key in keys})
     return rows
-
-
-# --- Evaluation ---------------------------------------------------------------------------------------------
-
-
-def _completion_ids(
-    tokenizer: PreTrainedTokenizerBase, prompt: list[dict[str, str]], completion: list[dict[str, str]]
-) -> tuple[list[int], list[int]]:
-    """Token ids of the templated prompt and of the completion after it, as TRL's DPO trainer splits them."""
-    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    full_text = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
-    assert isinstance(prompt_text, str)
-    assert isinstance(full_text, str)
-    completion_text = full_text[len(prompt_text) :] if full_text.startswith(prompt_text) else full_text
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-    completion_ids = tokenizer(completion_text, add_special_tokens=False)["input_ids"]
-    return list(prompt_ids), list(completion_ids)
-
-
-@torch.no_grad()
-def completion_logps(
-    model: PreTrainedModel | PeftModel,
-    tokenizer: PreTrainedTokenizerBase,
-    prompts: list[list[dict[str, str]]],
-    completions: list[list[dict[str, str]]],
-    *,
-    max_length: int,
-    batch_size: int = 8,
-) -> list[float]:
-    """Summed log-probability of each completion's tokens given its prompt (left-truncated to max_length)."""
-    device = next(model.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    sequences = []
-    for prompt, completion in zip(prompts, completions, strict=True):
-        prompt_ids, completion_ids = _completion_ids(tokenizer, prompt, completion)
-        ids = (prompt_ids + completion_ids)[-max_length:]
-        n_completion = min(len(completion_ids), len(ids) - 1)
-        sequences.append((ids, n_completion))
-    out: list[float] = []
-    for start in range(0, len(sequences), batch_size):
-        batch = sequences[start : start + batch_size]
-        width = max(len(ids) for ids, _ in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, (ids, _) in enumerate(batch):
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention[row, : len(ids)] = 1
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
-        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-        targets = input_ids[:, 1:].to(device)
-        token_logps = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        for row, (ids, n_completion) in enumerate(batch):
-            end = len(ids) - 1
-            out.append(float(token_logps[row, end - n_completion : end].sum()))
-    return out
-
-
-def preference_accuracy(
-    model: PeftModel, tokenizer: PreTrainedTokenizerBase, pairs: list[dict[str, Any]], *, beta: float, max_length: int
-) -> dict[str, float]:
-    """Held-out preference accuracy of the DPO implicit reward: the policy (adapter on) against the
-    reference (adapter off). A pair counts 1 when chosen's reward exceeds rejected's, 0.5 on a tie, else 0.
-    Before training the adapter is the identity, so every pair ties and the accuracy is 0.5 by definition."""
-    if not pairs:
-        return {}
-    prompts = [pair["prompt"] for pair in pairs]
-    chosen = [pair["chosen"] for pair in pairs]
-    rejected = [pair["rejected"] for pair in pairs]
-    model.eval()
-    policy_c = completion_logps(model, tokenizer, prompts, chosen, max_length=max_length)
-    policy_r = completion_logps(model, tokenizer, prompts, rejected, max_length=max_length)
-    with model.disable_adapter():
-        ref_c = completion_logps(model, tokenizer, prompts, chosen, max_length=max_length)
-        ref_r = completion_logps(model, tokenizer, prompts, rejected, max_length=max_length)
-    margins = [beta * ((pc - rc) - (pr - rr)) for pc, rc, pr, rr in zip(policy_c, ref_c, policy_r, ref_r, strict=True)]
-    score = sum(1.0 if m > TIE_EPSILON else 0.5 if abs(m) <= TIE_EPSILON else 0.0 for m in margins)
-    return {
-        "preference_accuracy": score / len(margins),
-        "mean_margin": sum(margins) / len(margins),
-        "pairs": float(len(margins)),
-    }
 
 
 # --- The run ----------------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def test_it_refuses_connections_out_of_the_perimeter_but_not_loopback() -> None:
     port = listener.getsockname()[1]
     program = textwrap.dedent(f"""
         import json, socket
-        from training.trainer import NetworkGuard
+        from training.guards import NetworkGuard
         guard = NetworkGuard().install()
         check = guard.self_check()
         socket.create_connection(("127.0.0.1", {port}), timeout=5).close()

@@ -1,0 +1,137 @@
+"""What the supervisor (``training.runner``) watches while a job's child trains: the child's ``events.jsonl`` and
+output tailed into the database (``Watch``), the job's heartbeat from a thread of its own, and the reason, in
+words, when the child ends badly."""
+
+import json
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections, connections
+
+from training import services
+from training.models import TrainingJob
+
+logger = logging.getLogger(__name__)
+
+_LOG_BATCH = 500
+
+
+@dataclass
+class Tail:
+    """New complete lines of a file that another process appends to."""
+
+    path: Path
+    offset: int = 0
+    partial: bytes = b""
+
+    def read(self, final: bool = False) -> list[str]:
+        try:
+            with self.path.open("rb") as stream:
+                stream.seek(self.offset)
+                data = stream.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = b"" if final else lines.pop()
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines if line]
+
+
+@dataclass
+class Watch:
+    job: TrainingJob
+    events: Tail
+    output: Tail
+    log_seq: int = 0
+    total_steps: int | None = None
+    last_lines: list[str] = field(default_factory=list)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    def pump(self, child_pid: int | None = None, final: bool = False) -> bool:
+        """Move new events and output to the database; returns whether a cancel was asked for."""
+        metrics: list[dict[str, Any]] = []
+        phase: str | None = None
+        for line in self.events.read(final):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            kind = event.get("event")
+            if kind == "begin":
+                self.total_steps = int(event["total_steps"])
+            elif kind == "log" and event.get("phase") in ("train", "eval"):
+                metrics.append(event)
+            elif kind == "phase":
+                phase = str(event["phase"])
+            elif kind == "evaluation":
+                self.evaluation[event["when"]] = event["values"]
+            elif kind == "error":
+                self.error = str(event["message"])
+        lines = [line for line in self.output.read(final) if line.strip()]
+        self.last_lines = (self.last_lines + lines)[-20:]
+        cancel = False
+        for start in range(0, max(len(lines), 1), _LOG_BATCH):
+            chunk = lines[start : start + _LOG_BATCH]
+            cancel = services.training_job_progress(
+                job=self.job,
+                metrics=metrics if start == 0 else [],
+                log_lines=chunk,
+                log_seq=self.log_seq,
+                total_steps=self.total_steps,
+                phase=phase,
+                child_pid=child_pid,
+            )
+            self.log_seq += len(chunk)
+        return cancel
+
+
+class HeartbeatThread(threading.Thread):
+    """Beats for a running job every few seconds from its own database connection, so that staging the data
+    and storing the adapter (minutes for large files) do not look like a lost worker."""
+
+    def __init__(self, job_id: int, every: float = 5.0) -> None:
+        super().__init__(name=f"heartbeat-{job_id}", daemon=True)
+        self.job_id = job_id
+        self.every = every
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.wait(self.every):
+                try:
+                    services.training_job_beat(job_id=self.job_id)
+                except DatabaseError:
+                    logger.warning("job %s: heartbeat not written", self.job_id, exc_info=True)
+                    close_old_connections()
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=10)
+
+
+def exit_reason(code: int | None, watch: Watch) -> str:
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        reason = f"The training process was killed by {name}."
+        if -code == signal.SIGKILL:
+            reason += " The usual cause is the out-of-memory killer: try a smaller batch size or max_length."
+    elif code == 75:
+        reason = "The training process stopped because its supervising worker went away."
+    else:
+        reason = f"The training process failed (exit code {code})."
+    if watch.error:
+        reason += f" {watch.error}"
+    if watch.last_lines:
+        reason += "\nLast log lines:\n" + "\n".join(watch.last_lines[-8:])
+    return reason
