@@ -8,6 +8,7 @@ from typing import Any
 
 from accounts.models import Project, User
 from releases.models import Release
+from tests.conftest import Personas
 from tests.releases.helpers import build, comparisons, judge, sft_project
 from training import services
 from training.config import JobConfig
@@ -43,6 +44,12 @@ def ready_model(actor: User, directory: Path, name: str = "tiny") -> BaseModel:
     validated = services.base_model_validate(model_id=model.pk)
     assert validated.state == BaseModelState.READY, validated.failure_reason
     return validated
+
+
+def dpo_inputs(personas: Personas, directory: Path) -> tuple[Release, BaseModel]:
+    """What a DPO job of project A trains on: a preference release the reviewer judged, and the tiny model."""
+    prefs = preference_release(personas.project, personas.data_lead, personas.reviewer)
+    return prefs, ready_model(personas.staff, directory)
 
 
 def quick_config(kind: str, **values: Any) -> JobConfig:

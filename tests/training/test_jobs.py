@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from core.errors import DomainError
 from tests.conftest import ClientFor, Personas
-from tests.training.helpers import preference_release, quick_config, ready_model, sft_release
+from tests.training.helpers import dpo_inputs, quick_config, ready_model, sft_release
 from training import runner, services
 from training.config import JobConfig, preset_values
 from training.inspection import ModelDirectoryError, inspect_model_directory
@@ -72,8 +72,7 @@ def test_it_stores_the_config_canonically_so_equal_configs_hash_equally() -> Non
 
 def test_it_refuses_what_cannot_run_before_queueing(personas: Personas, tiny_model_dir: Path) -> None:
     project, admin = personas.project, personas.project_admin
-    prefs = preference_release(project, personas.data_lead, personas.reviewer)
-    model = ready_model(personas.staff, tiny_model_dir)
+    prefs, model = dpo_inputs(personas, tiny_model_dir)
 
     def start(**overrides: Any) -> TrainingJob:
         arguments: dict[str, Any] = {
@@ -117,8 +116,7 @@ def test_it_fails_jobs_whose_worker_went_silent_redelivered_or_restarted(
     personas: Personas, tiny_model_dir: Path, client_for: ClientFor
 ) -> None:
     project, admin = personas.project, personas.project_admin
-    prefs = preference_release(project, personas.data_lead, personas.reviewer)
-    model = ready_model(personas.staff, tiny_model_dir)
+    prefs, model = dpo_inputs(personas, tiny_model_dir)
     jobs = [
         services.training_job_start(
             actor=admin, project=project, kind="dpo", release=prefs, base_model=model, config=quick_config("dpo")

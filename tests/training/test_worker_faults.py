@@ -17,7 +17,8 @@ from django.db import transaction
 
 from core.storage import artifact_storage
 from tests.conftest import make_personas
-from tests.training.helpers import preference_release, quick_config, ready_model, wait_for
+from tests.processes import gone_within
+from tests.training.helpers import dpo_inputs, quick_config, wait_for
 from tests.workers import start_worker, stop_worker
 from training import services
 from training.models import Adapter, JobLogLine, JobState, TrainingJob
@@ -72,8 +73,7 @@ def test_it_fails_a_dpo_job_whose_gpu_worker_was_killed_and_reruns_it_to_the_sam
 ) -> None:
     personas = make_personas()
     project, admin = personas.project, personas.project_admin
-    prefs = preference_release(project, personas.data_lead, personas.reviewer)
-    model = ready_model(personas.staff, tiny_model_dir)
+    prefs, model = dpo_inputs(personas, tiny_model_dir)
     config = quick_config("dpo", max_steps=60, eval_steps=0)
     workers.start("default", "pytest-default")
     gpu = workers.start("gpu", "pytest-gpu")
@@ -104,10 +104,7 @@ def test_it_fails_a_dpo_job_whose_gpu_worker_was_killed_and_reruns_it_to_the_sam
     assert time_to_failed <= HEARTBEAT_TIMEOUT + REAP_EVERY + 5, f"{time_to_failed:.1f} s\n{workers.output()}"
 
     # The orphaned child stopped training, and nothing of a half-written adapter is left anywhere.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and _alive(child):
-        time.sleep(0.2)
-    assert not _alive(child), "the training child outlived its worker"
+    assert gone_within(child, 15), "the training child outlived its worker"
     assert not Adapter.objects.filter(job=job).exists()
     assert _stored_files(f"adapters/{project.pk}/{job.work_name}") == []
     work = Path(settings.TRAINING_WORK_DIR) / job.work_name
@@ -155,14 +152,3 @@ def _broker_deliveries_held() -> dict[str, str]:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie not yet reaped by its parent counts as gone
-        return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
-    except OSError:
-        return False

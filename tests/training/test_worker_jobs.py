@@ -17,7 +17,8 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from core.storage import artifact_storage
 from tests.conftest import make_personas
-from tests.training.helpers import preference_release, quick_config, sft_release, wait_for
+from tests.processes import alive, gone_within
+from tests.training.helpers import dpo_inputs, preference_release, quick_config, sft_release, wait_for
 from tests.workers import start_worker, stop_worker
 from training import selectors, services
 from training.models import Adapter, BaseModel, JobMetric, JobState, TrainingJob, TrainingWorker
@@ -151,12 +152,9 @@ def test_it_trains_sft_and_dpo_adapters_that_load_and_carry_their_lineage(
 def test_it_cancels_survives_a_killed_child_and_reproduces_an_adapter(
     gpu_worker: subprocess.Popen[str], tiny_model_dir: Path
 ) -> None:
-    from tests.training.helpers import ready_model
-
     personas = make_personas()
     project, admin = personas.project, personas.project_admin
-    prefs = preference_release(project, personas.data_lead, personas.reviewer)
-    model = ready_model(personas.staff, tiny_model_dir)
+    prefs, model = dpo_inputs(personas, tiny_model_dir)
     endless = quick_config("dpo", max_steps=100_000, eval_steps=0)
 
     # Cancel mid-run: the child ends, the job says who cancelled and at which step.
@@ -170,7 +168,7 @@ def test_it_cancels_survives_a_killed_child_and_reproduces_an_adapter(
     assert job.state == JobState.CANCELLED, f"{job.failure_reason}\n{_worker_output(gpu_worker)}"
     assert f"Cancelled by {admin.username} at step" in job.failure_reason
     assert child is not None
-    assert not _alive(child)
+    assert not alive(child)
     assert not Adapter.objects.filter(job=job).exists()
 
     # A child killed with SIGKILL (as the out-of-memory killer does): failed, with the reason and last lines.
@@ -192,10 +190,7 @@ def test_it_cancels_survives_a_killed_child_and_reproduces_an_adapter(
     job = wait_for(job, {JobState.FAILED}, until=lambda j: j.step >= 2 and j.child_pid)
     later = timezone.now() + timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT + 5)
     assert services.training_jobs_reap(now=later) == [job.pk]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _alive(job.child_pid or 0):
-        time.sleep(0.2)
-    assert not _alive(job.child_pid or 0)
+    assert gone_within(job.child_pid or 0, 30)
     job.refresh_from_db()
     assert job.state == JobState.FAILED
     assert job.failure_reason.startswith("Worker lost")
@@ -212,14 +207,3 @@ def test_it_cancels_survives_a_killed_child_and_reproduces_an_adapter(
     assert again.config_hash == first.config_hash
     assert Adapter.objects.get(job=again).sha256 == Adapter.objects.get(job=first).sha256
     assert TrainingJob.objects.filter(project=project).count() == 5
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie not yet reaped by its parent counts as gone
-        return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0
-    except OSError:
-        return False
