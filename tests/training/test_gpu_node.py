@@ -3,8 +3,10 @@ files from and writes adapters to an S3 protocol server (moto, standing in for t
 the web serves the adapter from there. And one job trained by two CPU processes through ``accelerate launch``."""
 
 import hashlib
+import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,13 @@ from django.test import override_settings
 
 from accounts.models import User
 from core.storage import artifact_storage
-from tests.conftest import ClientFor, make_personas
+from releases.models import Release
+from tests.conftest import ClientFor, Personas, make_personas
 from tests.s3 import s3_client, s3_env, s3_server
 from tests.training.helpers import quick_config, ready_model, sft_release, wait_for
 from tests.workers import start_worker, stop_worker
 from training import services
-from training.models import Adapter, BaseModel, JobState, TrainingJob
+from training.models import Adapter, BaseModel, JobState
 
 pytestmark = pytest.mark.worker
 
@@ -59,7 +62,23 @@ def _register_through(actor: User, directory: Path, log: Path) -> BaseModel:
     return model
 
 
-def _finish(job: TrainingJob, log: Path) -> Adapter:
+@contextmanager
+def _gpu_worker(name: str, log: Path, **env: str) -> Iterator["subprocess.Popen[str]"]:
+    """A gpu worker writing to ``log`` for the length of the block; stopped (and waited for) at its end."""
+    with log.open("w") as output:
+        proc = start_worker("gpu", name, output=output, **env)
+        try:
+            yield proc
+        finally:
+            stop_worker(proc, timeout=60)
+
+
+def _train_sft(personas: Personas, release: Release, model: BaseModel, log: Path) -> Adapter:
+    """Project A's admin trains a quick SFT job on the running gpu worker, which must succeed."""
+    job = services.training_job_start(
+        actor=personas.project_admin, project=personas.project, kind="sft", release=release, base_model=model,
+        config=quick_config("sft"), preset="cpu_check",
+    )  # fmt: skip
     job = wait_for(job, {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}, timeout=300)
     assert job.state == JobState.SUCCEEDED, f"{job.failure_reason}\n{_output(log)}"
     return Adapter.objects.get(job=job)
@@ -96,20 +115,10 @@ def test_it_trains_on_a_gpu_node_that_shares_no_disk_with_the_web(
     before = _files(web_dir)
 
     log = tmp_path / "gpu-node.log"
-    with log.open("w") as output:
-        proc = start_worker(
-            "gpu", "pytest-gpu-node", output=output, ENCLAVE_DATA_DIR=str(node_dir), GPU_NODE_APART="true",
-            **s3_env(object_store),
-        )  # fmt: skip
-        try:
-            model = _register_through(personas.staff, tiny_model_dir, log)
-            job = services.training_job_start(
-                actor=personas.project_admin, project=project, kind="sft", release=release, base_model=model,
-                config=quick_config("sft"), preset="cpu_check",
-            )  # fmt: skip
-            adapter = _finish(job, log)
-        finally:
-            stop_worker(proc, timeout=60)
+    node_env = {"ENCLAVE_DATA_DIR": str(node_dir), "GPU_NODE_APART": "true", **s3_env(object_store)}
+    with _gpu_worker("pytest-gpu-node", log, **node_env) as proc:
+        model = _register_through(personas.staff, tiny_model_dir, log)
+        adapter = _train_sft(personas, release, model, log)
     assert proc.returncode == 0, _output(log)
 
     # The adapter's files are in the object store under the adapter's prefix, and the web serves them from there.
@@ -146,18 +155,10 @@ def test_it_trains_one_job_in_two_cpu_processes_through_accelerate(
     release = sft_release(project, personas.data_lead, personas.annotator, personas.reviewer)
     model = ready_model(personas.staff, tiny_model_dir)
     log = tmp_path / "gpu-worker.log"
-    with log.open("w") as output:
-        proc = start_worker("gpu", "pytest-gpu-two", output=output, TRAINING_PROCESSES="2")
-        try:
-            job = services.training_job_start(
-                actor=personas.project_admin, project=project, kind="sft", release=release, base_model=model,
-                config=quick_config("sft"), preset="cpu_check",
-            )  # fmt: skip
-            adapter = _finish(job, log)
-        finally:
-            stop_worker(proc, timeout=60)
+    with _gpu_worker("pytest-gpu-two", log, TRAINING_PROCESSES="2"):
+        adapter = _train_sft(personas, release, model, log)
 
-    lines = list(job.log_lines.values_list("line", flat=True))
+    lines = list(adapter.job.log_lines.values_list("line", flat=True))
     assert "Training in 2 processes (MULTI_CPU, gloo backend)." in lines, "\n".join(lines[-20:])
     assert sum(line.startswith("Loading base model") for line in lines) == 2  # one per rank
     assert adapter.metrics["train"]["processes"] == 2
