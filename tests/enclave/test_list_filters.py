@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from annotation.models import Item
@@ -34,12 +35,14 @@ LISTS = [
 ]
 
 
-@pytest.mark.parametrize("path", LISTS)
-def test_it_refuses_an_unknown_parameter_by_name_on_every_list(
-    path: str, personas: Personas, client_for: ClientFor
-) -> None:
-    staff = client_for(personas.staff)
-    url = path.format(p=personas.project.pk)
+@pytest.fixture(params=LISTS)
+def every_list(request: pytest.FixtureRequest, personas: Personas, client_for: ClientFor) -> tuple[Client, str]:
+    """Each list of the API, as staff: the client, and the list's URL in project A."""
+    return client_for(personas.staff), request.param.format(p=personas.project.pk)
+
+
+def test_it_refuses_an_unknown_parameter_by_name_on_every_list(every_list: tuple[Client, str]) -> None:
+    staff, url = every_list
     assert staff.get(url, {"limit": "5", "offset": "0"}).status_code == 200, "paging is always taken"
     answer = staff.get(url, {"no_such_filter": "1", "limit": "5"})
     assert answer.status_code == 400
@@ -130,12 +133,8 @@ def test_it_documents_the_filters_in_the_schema(personas: Personas, client_for: 
     assert "400" in schema["paths"]["/api/v1/projects/{id}/releases/"]["get"]["responses"]
 
 
-@pytest.mark.parametrize("path", LISTS)
-def test_it_refuses_paging_out_of_range_and_a_parameter_given_twice(
-    path: str, personas: Personas, client_for: ClientFor
-) -> None:
-    staff = client_for(personas.staff)
-    url = path.format(p=personas.project.pk)
+def test_it_refuses_paging_out_of_range_and_a_parameter_given_twice(every_list: tuple[Client, str]) -> None:
+    staff, url = every_list
     for query, named in [
         ("limit=true", "limit"),
         ("limit=0", "limit"),
