@@ -24,12 +24,27 @@ _CLEARED = {
 }
 
 
-def _django(module: str, env: dict[str, str], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _python(
+    module: str, env: dict[str, str], *args: str, tmp_path: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in _CLEARED}
     clean.update({"DJANGO_SETTINGS_MODULE": module, "ENCLAVE_DATA_DIR": str(tmp_path), **env})
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
+        [sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def _django(module: str, env: dict[str, str], *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return _python(module, env, "manage.py", *args, tmp_path=tmp_path, timeout=120)
+
+
+def _settings(env: dict[str, str], *expressions: str, tmp_path: Path) -> list[str]:
+    """What ``expressions`` (of the settings, ``s``) print in a process of their own started with ``env`` on
+    the local settings."""
+    script = f"import django;django.setup();from django.conf import settings as s;print({', '.join(expressions)})"
+    result = _python("enclave.settings.local", env, "-c", script, tmp_path=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
 
 
 @pytest.mark.parametrize(
@@ -74,38 +89,21 @@ def test_it_passes_the_deploy_check_with_production_settings(tmp_path: Path) -> 
 
 
 def test_it_needs_nothing_set_for_the_embedded_default(tmp_path: Path) -> None:
-    script = (
-        "import django;django.setup();from django.conf import settings as s;"
-        "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG)"
-    )
-    clean = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    clean.update({"DJANGO_SETTINGS_MODULE": "enclave.settings.local", "ENCLAVE_DATA_DIR": str(tmp_path)})
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "False"]
+    seen = _settings({}, "s.DATABASES['default']['ENGINE']", "s.CELERY_BROKER_URL", "s.DEBUG", tmp_path=tmp_path)
+    assert seen == ["django.db.backends.sqlite3", "filesystem://", "False"]
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
 def test_it_switches_the_stack_with_database_and_redis_urls(tmp_path: Path) -> None:
-    script = (
-        "import django;django.setup();from django.conf import settings as s;"
-        "print(s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME'], s.CELERY_BROKER_URL,"
-        " s.CACHES['default']['BACKEND'])"
-    )
-    clean = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    clean.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "enclave.settings.local",
-            "ENCLAVE_DATA_DIR": str(tmp_path),
-            "DATABASE_URL": "postgres://enclave:pw@db.internal:5432/enclave",
-            "REDIS_URL": "redis://cache.internal:6379/2",
-        }
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.split() == [
+    env = {
+        "DATABASE_URL": "postgres://enclave:pw@db.internal:5432/enclave",
+        "REDIS_URL": "redis://cache.internal:6379/2",
+    }
+    seen = _settings(
+        env, "s.DATABASES['default']['ENGINE']", "s.DATABASES['default']['NAME']", "s.CELERY_BROKER_URL",
+        "s.CACHES['default']['BACKEND']", tmp_path=tmp_path,
+    )  # fmt: skip
+    assert seen == [
         "django.db.backends.postgresql",
         "enclave",
         "redis://cache.internal:6379/2",
@@ -130,22 +128,9 @@ def test_it_refuses_a_gpu_node_apart_without_postgres_redis_and_an_object_store(
     assert result.returncode != 0
     assert "; set ARTIFACT_S3_BUCKET." in result.stderr
 
-    script = (
-        "import django;django.setup();from django.conf import settings as s;"
-        "print(s.STORAGES['artifacts']['BACKEND'], s.TRAINING_WORK_DIR, s.TRAINING_PROCESSES)"
-    )
-    clean = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    clean.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "enclave.settings.local",
-            "ENCLAVE_DATA_DIR": str(tmp_path),
-            **without_store,
-            "ARTIFACT_S3_BUCKET": "enclave-artifacts",
-            "TRAINING_PROCESSES": "2",
-        }
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["storages.backends.s3.S3Storage", str(tmp_path.resolve() / "training"), "2"]
+    with_store = {**without_store, "ARTIFACT_S3_BUCKET": "enclave-artifacts", "TRAINING_PROCESSES": "2"}
+    seen = _settings(
+        with_store, "s.STORAGES['artifacts']['BACKEND']", "s.TRAINING_WORK_DIR", "s.TRAINING_PROCESSES",
+        tmp_path=tmp_path,
+    )  # fmt: skip
+    assert seen == ["storages.backends.s3.S3Storage", str(tmp_path.resolve() / "training"), "2"]
