@@ -1,5 +1,5 @@
+import functools
 import itertools
-import threading
 
 import pytest
 from django.core.management import call_command
@@ -9,6 +9,7 @@ from django.db import DatabaseError, connection, transaction
 from accounts import services
 from accounts.models import GENESIS_HASH, AuditEvent
 from accounts.selectors import audit_chain_verify
+from tests.concurrency import run_at_once
 from tests.factories import ProjectFactory, UserFactory
 
 
@@ -128,23 +129,12 @@ def test_it_refuses_update_and_delete_in_the_database(on_postgres: None) -> None
 @pytest.mark.django_db(transaction=True)
 def test_it_keeps_one_unbroken_chain_with_concurrent_writers(on_postgres: None) -> None:
     user = UserFactory.create()
-    errors: list[BaseException] = []
 
     def write(worker: int) -> None:
-        try:
-            for i in range(25):
-                services.audit_event_record(actor=user, action="test.concurrent", payload={"w": worker, "i": i})
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        for i in range(25):
+            services.audit_event_record(actor=user, action="test.concurrent", payload={"w": worker, "i": i})
 
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_at_once([functools.partial(write, w) for w in range(8)]) == []
     result = audit_chain_verify()
     assert result.ok, result.reason
     assert AuditEvent.objects.filter(action="test.concurrent").count() == 200

@@ -31,6 +31,15 @@ def give_rubric(project: Project, lead: User) -> RubricVersion:
     return services.rubric_save(actor=lead, project=project, guidelines="Be **exact**.", criteria=CRITERIA)
 
 
+def set_k(project: Project, lead: User, k: int, lease: int = 30) -> None:
+    """``k`` annotators an item, each lease ``lease`` minutes long; PII replaced, with no patterns or terms of the
+    project's own."""
+    services.annotation_settings_update(
+        actor=lead, project=project, annotators_per_item=k, lease_minutes=lease, pii_mode="replace", pii_patterns=[],
+        pii_terms=[],
+    )  # fmt: skip
+
+
 def import_lines(project: Project, lead: User, *lines: str, skip_bad_lines: bool = False) -> ImportBatch:
     return services.import_start(
         actor=lead,

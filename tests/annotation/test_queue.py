@@ -1,27 +1,21 @@
+import functools
 import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Role
 from annotation import services
 from annotation.models import Annotation, Draft, Slot, SlotState
 from core.errors import DomainError
-from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
+from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items, set_k
+from tests.concurrency import run_at_once
 from tests.conftest import Personas
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def _set_k(personas: Personas, k: int, lease: int = 30) -> None:
-    services.annotation_settings_update(
-        actor=personas.data_lead, project=personas.project, annotators_per_item=k, lease_minutes=lease,
-        pii_mode="replace", pii_patterns=[], pii_terms=[],
-    )  # fmt: skip
 
 
 def _submit(personas: Personas, user, slot: Slot, key: str = "k1") -> Annotation:  # type: ignore[no-untyped-def]
@@ -52,7 +46,7 @@ def test_it_hands_out_priority_items_first_and_resumes_a_held_slot(personas: Per
 
 def test_it_hands_an_item_to_k_distinct_annotators_and_never_the_same_item_twice(personas: Personas) -> None:
     give_rubric(personas.project, personas.data_lead)
-    _set_k(personas, 2)
+    set_k(personas.project, personas.data_lead, 2)
     (item,) = import_items(personas.project, personas.data_lead, 1)
     third = MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR).user
     a = services.item_next(user=personas.annotator, project=personas.project)
@@ -171,33 +165,22 @@ def test_it_lets_no_older_tab_overwrite_what_a_newer_one_saved(personas: Persona
 
 @pytest.mark.django_db(transaction=True)
 def test_it_never_hands_a_slot_twice_to_concurrent_next_item_calls(personas: Personas, on_postgres: None) -> None:
-    _set_k(personas, 2)
+    set_k(personas.project, personas.data_lead, 2)
     import_items(personas.project, personas.data_lead, 40)
     workers = [MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR).user for _ in range(16)]
     claimed: list[tuple[int, int, int]] = []
-    errors: list[BaseException] = []
     lock = threading.Lock()
 
     def work(user) -> None:  # type: ignore[no-untyped-def]
-        try:
-            for _ in range(8):
-                slot = services.item_next(user=user, project=personas.project)
-                if slot is None:
-                    break
-                with lock:
-                    claimed.append((slot.pk, slot.item_id, user.pk))
-                Slot.objects.filter(pk=slot.pk).update(state=SlotState.DONE)  # finish it, take another
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        for _ in range(8):
+            slot = services.item_next(user=user, project=personas.project)
+            if slot is None:
+                break
+            with lock:
+                claimed.append((slot.pk, slot.item_id, user.pk))
+            Slot.objects.filter(pk=slot.pk).update(state=SlotState.DONE)  # finish it, take another
 
-    threads = [threading.Thread(target=work, args=(u,)) for u in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_at_once([functools.partial(work, u) for u in workers]) == []
     slots = [c[0] for c in claimed]
     assert len(slots) == len(set(slots)), "no slot was handed out twice"
     assert len(claimed) == 80, "all 40 items × k=2 were handed out"
@@ -211,9 +194,9 @@ def test_it_adds_and_removes_free_slots_only_when_k_changes(personas: Personas) 
     items = import_items(personas.project, personas.data_lead, 3)
     held = services.item_next(user=personas.annotator, project=personas.project)
     assert held is not None
-    _set_k(personas, 3)
+    set_k(personas.project, personas.data_lead, 3)
     assert all(Slot.objects.filter(item=i).count() == 3 for i in items)
-    _set_k(personas, 1)
+    set_k(personas.project, personas.data_lead, 1)
     assert Slot.objects.filter(project=personas.project).count() == 3
     held.refresh_from_db()
     assert held.state == SlotState.LEASED, "work in progress is never taken away"
@@ -224,41 +207,22 @@ def test_it_never_deadlocks_an_autosave_racing_the_submit(personas: Personas, on
     """Autosave and submit take the slot, then the draft: the opposite order deadlocked on PostgreSQL."""
     give_rubric(personas.project, personas.data_lead)
     import_items(personas.project, personas.data_lead, 12)
-    errors: list[BaseException] = []
     for n in range(12):
         slot = services.item_next(user=personas.annotator, project=personas.project)
         assert slot is not None
         item = slot.item
         services.draft_save(user=personas.annotator, item=item, data={"response": "x"}, time_spent_ms=1)
-        barrier = threading.Barrier(2)
 
-        def autosave(item=item, barrier=barrier) -> None:  # type: ignore[no-untyped-def]
-            try:
-                barrier.wait()
-                services.draft_save(user=personas.annotator, item=item, data={"response": "y"}, time_spent_ms=2)
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                connection.close()
+        def autosave(item=item) -> None:  # type: ignore[no-untyped-def]
+            services.draft_save(user=personas.annotator, item=item, data={"response": "y"}, time_spent_ms=2)
 
-        def submit(item=item, key=f"race-{n}", barrier=barrier) -> None:  # type: ignore[no-untyped-def]
-            try:
-                barrier.wait()
-                services.annotation_submit(
-                    user=personas.annotator, item=item, response="Done.", scores=GOOD_SCORES, flags=[], note="",
-                    time_spent_ms=3, submit_key=key,
-                )  # fmt: skip
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                connection.close()
+        def submit(item=item, key=f"race-{n}") -> None:  # type: ignore[no-untyped-def]
+            services.annotation_submit(
+                user=personas.annotator, item=item, response="Done.", scores=GOOD_SCORES, flags=[], note="",
+                time_spent_ms=3, submit_key=key,
+            )  # fmt: skip
 
-        threads = [threading.Thread(target=autosave), threading.Thread(target=submit)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert errors == []
+        assert run_at_once([autosave, submit], together=True) == []
     assert Annotation.objects.filter(annotator=personas.annotator).count() == 12
 
 
@@ -267,30 +231,17 @@ def test_it_gives_two_calls_of_one_user_at_once_one_item(personas: Personas, on_
     """A double click or two tabs ask for the next item at the same moment: both find no slot of the user's and
     may claim two slots of one item, which the (item, user) index refuses; the refused call starts again and
     gets the slot the other one leased instead of an error."""
-    _set_k(personas, 2)
+    set_k(personas.project, personas.data_lead, 2)
     import_items(personas.project, personas.data_lead, 30)
-    errors: list[BaseException] = []
     for _ in range(30):
-        barrier = threading.Barrier(2)
         got: list[int] = []
 
-        def ask(barrier=barrier, got=got) -> None:  # type: ignore[no-untyped-def]
-            try:
-                barrier.wait()
-                slot = services.item_next(user=personas.annotator, project=personas.project)
-                assert slot is not None
-                got.append(slot.item_id)
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                connection.close()
+        def ask(got=got) -> None:  # type: ignore[no-untyped-def]
+            slot = services.item_next(user=personas.annotator, project=personas.project)
+            assert slot is not None
+            got.append(slot.item_id)
 
-        threads = [threading.Thread(target=ask) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        assert run_at_once([ask, ask], together=True) == []
         held = Slot.objects.filter(project=personas.project, user=personas.annotator, state=SlotState.LEASED)
         assert set(got) <= set(held.values_list("item_id", flat=True)), "each call got a slot the user holds"
         held.update(state=SlotState.DONE)

@@ -1,3 +1,4 @@
+import functools
 import json
 import threading
 from typing import Any
@@ -11,6 +12,7 @@ from core.errors import DomainError
 from preferences import api as preferences_api
 from preferences import selectors, services
 from preferences.models import Judgement
+from tests.concurrency import run_at_once
 from tests.conftest import ClientFor, Personas
 from tests.preferences.helpers import comparison_line, letter_of, make_comparisons, one_gold_and_one_plain, set_mode
 
@@ -252,12 +254,10 @@ def test_it_keeps_gold_items_out_of_the_shared_queue(personas: Personas) -> None
 def test_it_stores_one_judgement_for_two_tabs_racing(personas: Personas, on_postgres: None, same_key: bool) -> None:
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     services.comparison_next(user=personas.annotator, project=personas.project)
-    barrier = threading.Barrier(2)
     outcomes: list[object] = []
 
     def tab(n: int) -> None:
         try:
-            barrier.wait()
             judgement = services.judgement_submit(
                 user=personas.annotator, item=item, shown={"choice": "A"}, rationale="", time_spent_ms=1000,
                 idempotency_key="tab" if same_key else f"tab{n}",
@@ -265,14 +265,8 @@ def test_it_stores_one_judgement_for_two_tabs_racing(personas: Personas, on_post
             outcomes.append(judgement.pk)
         except DomainError as exc:
             outcomes.append(exc.message)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=tab, args=(n,)) for n in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert run_at_once([functools.partial(tab, n) for n in range(2)], together=True) == []
     stored = Judgement.objects.get(item=item)
     if same_key:
         assert outcomes == [stored.pk, stored.pk], "both tabs get the one stored judgement"

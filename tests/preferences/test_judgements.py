@@ -1,7 +1,6 @@
-import threading
+import functools
 
 import pytest
-from django.db import connection
 
 from accounts.models import AuditEvent, Role
 from annotation import services as annotation_services
@@ -10,6 +9,8 @@ from core.errors import DomainError
 from preferences import results, services
 from preferences.models import Adjudication, AnnotatorQuality, Judgement
 from preferences.permissions import get_comparison_for_submit
+from tests.annotation.helpers import set_k
+from tests.concurrency import run_at_once
 from tests.conftest import ClientFor, Personas
 from tests.factories import MembershipFactory, UserFactory
 from tests.preferences.helpers import (
@@ -170,10 +171,7 @@ def test_it_flags_an_annotator_whose_gold_accuracy_is_below_the_threshold(person
 
 @READ
 def test_it_opens_an_adjudication_on_disagreement_beyond_the_threshold(personas: Personas, read: bool) -> None:
-    annotation_services.annotation_settings_update(
-        actor=personas.data_lead, project=personas.project, annotators_per_item=3, lease_minutes=30,
-        pii_mode="replace", pii_patterns=[], pii_terms=[],
-    )  # fmt: skip
+    set_k(personas.project, personas.data_lead, 3)
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     people = [personas.annotator, personas.reviewer, personas.project_admin]
     _quality_rows(personas.project, *people)
@@ -207,10 +205,7 @@ def test_it_opens_an_adjudication_on_disagreement_beyond_the_threshold(personas:
 
 @READ
 def test_it_needs_no_adjudication_for_a_unanimous_item(personas: Personas, read: bool) -> None:
-    annotation_services.annotation_settings_update(
-        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
-        pii_mode="replace", pii_patterns=[], pii_terms=[],
-    )  # fmt: skip
+    set_k(personas.project, personas.data_lead, 2)
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     _quality_rows(personas.project, personas.annotator, personas.reviewer)
     for n, user in enumerate([personas.annotator, personas.reviewer]):
@@ -240,35 +235,21 @@ def test_it_computes_position_bias_and_win_rates(personas: Personas) -> None:
 @READ
 @pytest.mark.django_db(transaction=True)
 def test_it_stores_every_judgement_of_32_threads_once(personas: Personas, on_postgres: None, read: bool) -> None:
-    annotation_services.annotation_settings_update(
-        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
-        pii_mode="replace", pii_patterns=[], pii_terms=[],
-    )  # fmt: skip
+    set_k(personas.project, personas.data_lead, 2)
     make_comparisons(personas.project, personas.data_lead, 64)
     people = [MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR).user for _ in range(32)]
     _quality_rows(personas.project, *people)
-    errors: list[BaseException] = []
 
     def work(user) -> None:  # type: ignore[no-untyped-def]
-        try:
-            for _ in range(6):
-                item = services.comparison_next(user=user, project=personas.project)
-                if item is None:
-                    break
-                key = f"{user.pk}-{item.pk}"
-                for _ in range(2):  # a double submit must store one judgement
-                    _judge(user, item, {"choice": "A"}, key=key, read=read)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        for _ in range(6):
+            item = services.comparison_next(user=user, project=personas.project)
+            if item is None:
+                break
+            key = f"{user.pk}-{item.pk}"
+            for _ in range(2):  # a double submit must store one judgement
+                _judge(user, item, {"choice": "A"}, key=key, read=read)
 
-    threads = [threading.Thread(target=work, args=(u,)) for u in people]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_at_once([functools.partial(work, u) for u in people]) == []
     judgements = Judgement.objects.filter(item__project=personas.project)
     assert judgements.count() == 128, "64 items × k=2, none lost"
     assert judgements.values("item", "annotator").distinct().count() == 128, "none duplicated"
@@ -323,10 +304,7 @@ def test_it_maps_per_criterion_choices_back_and_gives_them_their_own_alpha(perso
 
     give_rubric(personas.project, personas.data_lead)  # criteria: correct, helpful, tone
     set_mode(personas.project, personas.data_lead, "per_criterion")
-    annotation_services.annotation_settings_update(
-        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
-        pii_mode="replace", pii_patterns=[], pii_terms=[],
-    )  # fmt: skip
+    set_k(personas.project, personas.data_lead, 2)
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     _take(personas.annotator, personas.project)
     with pytest.raises(DomainError, match="missing: tone"):
@@ -352,10 +330,7 @@ def test_it_opens_an_adjudication_strictly_below_the_threshold(
     personas: Personas, threshold: float, opened: bool, read: bool
 ) -> None:
     set_mode(personas.project, personas.data_lead, "pairwise", adjudication_threshold=threshold)
-    annotation_services.annotation_settings_update(
-        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
-        pii_mode="replace", pii_patterns=[], pii_terms=[],
-    )  # fmt: skip
+    set_k(personas.project, personas.data_lead, 2)
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     _quality_rows(personas.project, personas.annotator, personas.reviewer)
     for n, (user, candidate) in enumerate([(personas.annotator, 0), (personas.reviewer, 1)]):
@@ -396,34 +371,19 @@ def test_it_still_opens_the_adjudication_for_the_last_two_judgements_at_once(
     """Two annotators submit the last judgements of an item at the same moment and disagree: each alone saw
     only its own result and the earlier ones, so neither opened the adjudication. The item's row lock makes
     the later one wait and see both."""
-    annotation_services.annotation_settings_update(
-        actor=personas.data_lead, project=personas.project, annotators_per_item=2, lease_minutes=30,
-        pii_mode="replace", pii_patterns=[], pii_terms=[],
-    )  # fmt: skip
+    set_k(personas.project, personas.data_lead, 2)
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.0)
     items = make_comparisons(personas.project, personas.data_lead, 12)
     pair = [personas.annotator, personas.reviewer]
     _quality_rows(personas.project, *pair)
-    errors: list[BaseException] = []
     for n, item in enumerate(items):
         assert [_take(user, personas.project).pk for user in pair] == [item.pk, item.pk]
-        barrier = threading.Barrier(2)
 
-        def judge(user, candidate, barrier=barrier, item=item, n=n) -> None:  # type: ignore[no-untyped-def]
-            try:
-                barrier.wait()
-                _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"race-{n}-{user.pk}", read=read)
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                connection.close()
+        def judge(user, candidate, item=item, n=n) -> None:  # type: ignore[no-untyped-def]
+            _judge(user, item, {"choice": letter_of(user, item, candidate)}, key=f"race-{n}-{user.pk}", read=read)
 
-        threads = [threading.Thread(target=judge, args=(user, c)) for user, c in zip(pair, [0, 1], strict=True)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert errors == []
+        judges = [functools.partial(judge, user, c) for user, c in zip(pair, [0, 1], strict=True)]
+        assert run_at_once(judges, together=True) == []
     assert Judgement.objects.count() == 24
     opened = set(Adjudication.objects.values_list("item_id", flat=True))
     assert opened == {item.pk for item in items}, "every split item goes to adjudication"
