@@ -12,7 +12,7 @@ from annotation.models import ImportBatch, Item
 from preferences.models import Judgement
 from preferences.results import display_order
 from releases import services
-from releases.models import Release
+from releases.models import Release, ReleaseItem
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_lines
 from tests.preferences.helpers import comparison_line, import_comparisons
 
@@ -65,6 +65,17 @@ def judge(item: Item, user: User, result: dict[str, Any]) -> Judgement:
         time_spent_ms=5000,
         idempotency_key=uuid.uuid4().hex,
     )
+
+
+# The general chat of a mixin import: prompts that no release of the tests' own items comes near.
+GENERAL_CHAT = [(f"General question {w} about weather and gardens", "A general answer.") for w in "abcdefgh"]
+
+
+def eval_item(release: Release) -> Item:
+    """An item the release put in its eval split."""
+    row = ReleaseItem.objects.filter(release=release, split="eval").select_related("item").first()
+    assert row is not None
+    return row.item
 
 
 def build(project: Project, lead: User, name: str = "rel", **recipe: Any) -> Release:

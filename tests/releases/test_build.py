@@ -19,7 +19,7 @@ from core.storage import artifact_storage
 from releases import services, splits
 from releases.models import Release, ReleaseFile, ReleaseItem
 from tests.conftest import ClientFor, Personas
-from tests.releases.helpers import build, comparisons, judge, mixin_batch, sft_project
+from tests.releases.helpers import GENERAL_CHAT, build, comparisons, eval_item, judge, mixin_batch, sft_project
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -190,16 +190,15 @@ def test_it_fails_the_build_with_a_report_on_a_planted_near_duplicate(personas: 
     p = personas
     judged(p, LONG_PROMPTS)
     v1 = build(p.project, p.data_lead, eval_fraction=0.3)
-    eval_row = ReleaseItem.objects.filter(release=v1, split="eval").select_related("item").first()
-    assert eval_row is not None
-    planted = _near_duplicate_in_train(eval_row.item.messages[0]["content"])
+    evaluated = eval_item(v1)
+    planted = _near_duplicate_in_train(evaluated.messages[0]["content"])
     [leaky] = judged(p, [planted])
 
     failed = build(p.project, p.data_lead, eval_fraction=0.3)
     assert failed.state == "failed"
     assert "leak" in failed.failure_reason
     [leak] = failed.leak_report["leaks"]
-    assert (leak["kind"], leak["train_item"], leak["eval_item"]) == ("near", leaky.pk, eval_row.item_id)
+    assert (leak["kind"], leak["train_item"], leak["eval_item"]) == ("near", leaky.pk, evaluated.pk)
     assert not ReleaseItem.objects.filter(release=failed).exists()
     assert not ReleaseFile.objects.filter(release=failed).exists()
 
@@ -229,10 +228,8 @@ def test_it_counts_an_exact_duplicate_of_an_eval_prompt_in_the_mixin_as_a_leak(p
     p = personas
     sft_project(p.project, p.data_lead, p.annotator, p.reviewer, PROMPTS[:10])
     v1 = build(p.project, p.data_lead, kind="sft", eval_fraction=0.3)
-    eval_prompt = ReleaseItem.objects.filter(release=v1, split="eval").select_related("item").first()
-    assert eval_prompt is not None
-    general = [(f"General question {w} about weather and gardens", "A general answer.") for w in "abcdefgh"]
-    batch = mixin_batch(p.project, p.data_lead, [*general, (eval_prompt.item.messages[0]["content"], "Copied.")])
+    copied = eval_item(v1).messages[0]["content"]
+    batch = mixin_batch(p.project, p.data_lead, [*GENERAL_CHAT, (copied, "Copied.")])
     assert batch.status == "done", batch.errors
     assert not Item.objects.filter(batch=batch).exclude(kind="mixin").exists()
 

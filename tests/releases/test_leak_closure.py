@@ -10,7 +10,7 @@ from annotation.models import Item
 from releases import services, splits
 from releases.models import Release, ReleaseItem
 from tests.conftest import Personas
-from tests.releases.helpers import build, comparisons, judge, mixin_batch, sft_project
+from tests.releases.helpers import GENERAL_CHAT, build, comparisons, eval_item, judge, mixin_batch, sft_project
 from tests.releases.test_build import PROMPTS
 
 VOCABULARY = [f"w{n:03d}" for n in range(400)]
@@ -131,11 +131,9 @@ def test_it_moves_a_mixin_item_moved_to_eval_again_alike_on_a_rebuild(personas: 
     p = personas
     sft_project(p.project, p.data_lead, p.annotator, p.reviewer, PROMPTS[:10])
     v1 = build(p.project, p.data_lead, kind="sft", eval_fraction=0.3)
-    eval_row = ReleaseItem.objects.filter(release=v1, split="eval").select_related("item").first()
-    assert eval_row is not None
-    copied = eval_row.item.messages[0]["content"].upper() + "!"  # the same normalised prompt
-    general = [(f"General question {w} about weather and gardens", "A general answer.") for w in "abcdefgh"]
-    batch = mixin_batch(p.project, p.data_lead, [*general, (copied, "Copied.")])
+    evaluated = eval_item(v1)
+    copied = evaluated.messages[0]["content"].upper() + "!"  # the same normalised prompt
+    batch = mixin_batch(p.project, p.data_lead, [*GENERAL_CHAT, (copied, "Copied.")])
     assert batch.status == "done", batch.errors
     [copy] = Item.objects.filter(batch=batch, messages__0__content=copied)
     recipe: dict[str, Any] = {
@@ -149,7 +147,7 @@ def test_it_moves_a_mixin_item_moved_to_eval_again_alike_on_a_rebuild(personas: 
     assert again.state == "built", again.failure_reason
     # Checked again as a training item would be: the same leak (not the item against its own earlier copy).
     assert [(x["train_item"], x["kind"], x["eval_item"]) for x in again.leak_report["leaks"]] == [
-        (copy.pk, "normalised", eval_row.item_id)
+        (copy.pk, "normalised", evaluated.pk)
     ]
     assert split_of(again) == split_of(first)
     assert split_of(again)[copy.pk] == "eval"
