@@ -1,9 +1,11 @@
-"""Shared fixtures: the personas, the CI guard and service checks.
+"""Shared fixtures: the personas, the CI guard and service checks, and a real worker on the default queue.
 
 Under ``CI=true`` the suite refuses to run unless it is on PostgreSQL and Redis, and both answer.
 """
 
 import os
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from django.test import Client
 
 from accounts.models import Membership, Project, Role, User
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.workers import start_worker, stop_worker
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -136,3 +139,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def worker(transactional_db: None) -> Iterator["subprocess.Popen[str]"]:
+    """A real Celery worker on the default queue, its output on a pipe (read it with ``communicate``)."""
+    proc = start_worker("default", "pytest")
+    yield proc
+    stop_worker(proc, timeout=30)

@@ -5,7 +5,6 @@ import hashlib
 import io
 import re
 import subprocess
-from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from pytest_django.live_server_helper import LiveServer
 from accounts.models import AuditEvent
 from releases.models import Release, ReleaseState
 from tests.factories import PASSWORD, UserFactory
-from tests.workers import start_worker, stop_worker
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -26,13 +24,6 @@ def readme_example() -> str:
     found = re.search(r"```python\n(.*?)```", section, re.S)
     assert found is not None, "the README has no Python example under “From a script”"
     return found.group(1)
-
-
-@pytest.fixture
-def worker(transactional_db: None) -> Iterator[subprocess.Popen[str]]:
-    proc = start_worker("default", "readme")
-    yield proc
-    stop_worker(proc, timeout=20)
 
 
 @pytest.mark.worker

@@ -4,7 +4,6 @@ the embedded filesystem broker otherwise) and answers from the test database."""
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
@@ -12,14 +11,6 @@ from django.db import connection
 
 from enclave.celery import app
 from enclave.tasks import health_check_task
-from tests.workers import start_worker, stop_worker
-
-
-@pytest.fixture
-def worker(transactional_db: None) -> Iterator[subprocess.Popen[str]]:
-    proc = start_worker("default", "pytest")
-    yield proc
-    stop_worker(proc, timeout=20)
 
 
 @pytest.mark.worker

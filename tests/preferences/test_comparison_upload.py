@@ -4,7 +4,6 @@ line by line, all or nothing, on a worker when large; and an import that is refu
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +15,6 @@ from annotation import importing
 from annotation.models import ImportBatch, Item
 from tests.conftest import ClientFor, Personas, make_personas
 from tests.preferences.helpers import comparison_line
-from tests.workers import start_worker, stop_worker
 
 
 def _jsonl(lines: list[str]) -> bytes:
@@ -100,13 +98,6 @@ def test_it_still_takes_json_on_the_comparisons_route_and_documents_the_file(per
     assert set(post["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
     assert {"201", "202", "413", "422"} <= set(post["responses"])
     assert "IMPORT_MAX_MB" in post["description"]
-
-
-@pytest.fixture
-def worker(transactional_db: None) -> Iterator[subprocess.Popen[str]]:
-    proc = start_worker("default", "pytest-comparisons")
-    yield proc
-    stop_worker(proc, timeout=30)
 
 
 def _poll(client: Client, url: str, timeout: float = 240) -> dict[str, Any]:
