@@ -11,6 +11,7 @@ from django.db import connection
 
 from enclave.celery import app
 from enclave.tasks import health_check_task
+from training.tasks import training_job_run_task
 
 
 @pytest.mark.worker
@@ -35,7 +36,7 @@ def test_it_routes_training_tasks_to_the_gpu_queue() -> None:
     assert router.route({}, "enclave.health_check")["queue"].name == "default"
     assert app.conf.task_acks_late is True
     assert app.conf.task_always_eager is False
-    assert app.tasks["training.training_job_run"].acks_late is False  # acknowledged on receipt (training/tasks.py)
+    assert training_job_run_task.acks_late is False  # acknowledged on receipt (training/tasks.py)
 
 
 def test_it_fails_loudly_to_publish_when_the_broker_is_down() -> None:
