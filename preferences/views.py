@@ -19,7 +19,7 @@ from annotation.rendering import render_markdown
 from annotation.selectors import current_rubric, draft_for
 from core.errors import DomainError
 from core.http import is_htmx, parse_count, render_work
-from preferences import results, selectors, services
+from preferences import charts, results, selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import AnnotatorQuality, JudgementMode
 from preferences.permissions import (
@@ -280,6 +280,7 @@ def quality(request: HttpRequest, pk: int) -> HttpResponse:
             "bias": selectors.position_bias_for(project),
             "win_rates": selectors.win_rates_for(project),
             "annotators": selectors.annotator_quality(project),
+            "charts": charts.quality_charts(project, request_user(request)),
             "can_exclude": ProjectPerm.MANAGE_DATA in project_perms_for(request.user, project),
         },
     )
