@@ -150,8 +150,8 @@ def agreement_over_time(snapshots: Sequence[tuple[datetime, int, Mapping[str, An
     empty = None
     if not series:
         empty = "Alpha is not defined yet: it needs comparisons judged by at least two annotators."
-    elif len(snapshots) < 2:
-        empty = "One snapshot so far: a line needs two. A worker adds one after new judgements arrive."
+    elif max(sum(v is not None for v in s["values"]) for s in series) < 2:
+        empty = "One snapshot with alpha so far: a line needs two. A worker adds one after new judgements arrive."
     return {
         "times": [int(at.timestamp()) for at, _, _ in snapshots],
         "judgements": [count for _, count, _ in snapshots],

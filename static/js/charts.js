@@ -37,7 +37,7 @@
         for (var i = 0; i < names.length; i += step) splits.push(i);
         return splits;
       },
-      values: function (u, splits) { return splits.map(function (i) { return short(String(names[i] || "")); }); },
+      values: function (u, splits) { return splits.map(function (i) { return names[i] == null ? "" : short(String(names[i])); }); },
     });
   }
 
@@ -95,32 +95,28 @@
 
   // --- Overview -------------------------------------------------------------------------------------------
 
-  // Stacked bars: each annotator's bar reaches the running total up to them, and they are drawn from the top
-  // of the stack down, so each one shows only its own part.
+  // Stacked bars: each annotator's bar runs from the running total before them to the one after them (a band
+  // to the series below it gives a bar its foot).
   function perDay(d) {
     var n = d.days.length, xs = d.days.map(function (_, i) { return i; });
-    var running = xs.map(function () { return 0; }), stacked = [];
-    d.series.forEach(function (s) {
-      running = running.map(function (v, i) { return v + s.counts[i]; });
-      stacked.push(running.slice());
-    });
+    var running = xs.map(function () { return 0; });
     var series = [{ label: "Day", value: function (u, v) { return v == null ? "—" : d.day_labels[v]; } }];
-    var data = [xs];
-    for (var j = d.series.length - 1; j >= 0; j--) {
-      (function (j) {
-        var color = PALETTE[j % PALETTE.length];
-        series.push({ label: d.series[j].label, fill: color, stroke: color, width: 0, paths: bars(),
-          points: { show: false },
-          value: function (u, v, si, idx) { return idx == null ? "—" : String(d.series[j].counts[idx]); } });
-        data.push(stacked[j]);
-      })(j);
-    }
+    var data = [xs], bands = [];
+    d.series.forEach(function (s, j) {
+      var color = PALETTE[j % PALETTE.length];
+      running = running.map(function (v, i) { return v + s.counts[i]; });
+      data.push(running.slice());
+      series.push({ label: s.label, fill: color, stroke: color, width: 0, paths: bars(), points: { show: false },
+        value: function (u, v, si, idx) { return idx == null ? "—" : String(s.counts[idx]); } });
+      if (j > 0) bands.push({ series: [j + 1, j], fill: null });
+    });
     var top = Math.max.apply(null, d.totals.concat([1]));
     return {
       opts: {
         scales: { x: categoryScale(n), y: { range: function () { return [0, Math.ceil(top * 1.15) || 1]; } } },
         axes: [categoryAxis("Day", d.day_labels), countAxis("Judgements")],
         series: series,
+        bands: bands,
         cursor: { points: { show: false } },
       },
       data: data,
@@ -149,20 +145,44 @@
 
   // --- Quality page ---------------------------------------------------------------------------------------
 
+  var DAY = new Intl.DateTimeFormat(undefined, { day: "numeric", month: "short" });
+  var HOUR = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hour12: false });
+
+  // "5 Dec" a day apart or more; closer, the hour, with the day where it changes.
+  function timeLabels(u, splits, axisIdx, space, incr) {
+    var last = null;
+    return splits.map(function (t) {
+      var at = new Date(t * 1000), day = DAY.format(at);
+      if (incr >= 86400) return day;
+      var label = day !== last ? HOUR.format(at) + "\n" + day : HOUR.format(at);
+      last = day;
+      return label;
+    });
+  }
+
   function agreement(d) {
     var values = [d.threshold];
     d.series.forEach(function (s) { s.values.forEach(function (v) { if (v != null) values.push(v); }); });
     var low = Math.min(0, Math.floor(Math.min.apply(null, values) * 10) / 10);
-    var series = [{ label: "Computed" }].concat(d.series.map(function (s, i) {
+    var series = [{ label: "Computed", value: function (u, t) {
+      return t == null ? "—" : DAY.format(new Date(t * 1000)) + " " + HOUR.format(new Date(t * 1000));
+    } }].concat(d.series.map(function (s, i) {
       var color = PALETTE[i % PALETTE.length];
-      return { label: s.label, stroke: color, width: 2, spanGaps: true, points: { show: true, size: 6, fill: color },
+      // The first line drawn widest, so one that runs under a later one still shows.
+      return { label: s.label, stroke: color, width: Math.max(2, 5 - 1.5 * i), spanGaps: true, points: { show: true, size: 6, fill: color },
         value: function (u, v) { return v == null ? "—" : v.toFixed(2); } };
     }));
     series.push(referenceSeries("Threshold", DANGER, String(d.threshold)));
     return {
       opts: {
-        scales: { x: { time: true }, y: { range: function () { return [low, 1]; } } },
-        axes: [axis("Computed at"), axis("Krippendorff's α", { values: function (u, s) {
+        scales: {
+          x: { time: true, range: function (u, min, max) {
+            var pad = (max - min) * 0.06 || 3600;  // room for the first and last labels
+            return [min - pad, max + pad];
+          } },
+          y: { range: function () { return [low, 1]; } },
+        },
+        axes: [axis("Computed at", { values: timeLabels }), axis("Krippendorff's α", { values: function (u, s) {
           return s.map(function (v) { return v.toFixed(1); });
         } })],
         series: series,
@@ -280,6 +300,9 @@
   function draw(box, chart) {
     var built = BUILDERS[box.getAttribute("data-chart")](chart);
     var opts = built.opts;
+    opts.series.forEach(function (s) {
+      if (!s.value) s.value = function (u, v) { return v == null ? "—" : String(v); };
+    });
     opts.width = Math.max(240, box.clientWidth);
     opts.height = HEIGHT;
     opts.legend = { live: true };

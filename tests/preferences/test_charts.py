@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries
 
 from annotation import services as annotation_services
 from annotation.models import Item
@@ -75,7 +76,7 @@ def test_it_draws_agreement_per_criterion_against_the_threshold() -> None:
     assert chart["empty"] is None
     assert "Choice 0.70, “safety” 0.60. Threshold 0.667; below it: “safety”." in chart["summary"]
     one = charts.agreement_over_time(snapshots[:1], threshold=0.667)
-    assert one["empty"].startswith("One snapshot so far: a line needs two")
+    assert one["empty"].startswith("One snapshot with alpha so far: a line needs two")
     assert charts.agreement_over_time([], threshold=0.667)["empty"].startswith("Not computed yet")
 
 
@@ -121,8 +122,8 @@ def test_it_plots_gold_accuracy_against_median_time_and_marks_the_flags() -> Non
 
 
 def _judged_project(personas: Personas) -> list[Item]:
-    """Four comparisons, k = 2, and a gold one; the annotator (yesterday) and the reviewer (today) judge three,
-    disagreeing on one, the annotator also the gold (wrongly); agreement computed after each."""
+    """Four comparisons, k = 2, and a gold one. The annotator and the reviewer judge two yesterday (disagreeing
+    on the second) and one today, the annotator also the gold (wrongly); agreement computed each day."""
     process_medians_forget()
     lead, project = personas.data_lead, personas.project
     annotation_services.annotation_settings_update(
@@ -133,19 +134,20 @@ def _judged_project(personas: Personas) -> list[Item]:
     lines = [comparison_line(f"Question {n}?", f"Answer {n}.0", f"Answer {n}.1") for n in range(4)]
     import_comparisons(project, lead, *lines, comparison_line("Gold?", "Right", "Wrong", gold=1))
     items = list(Item.objects.filter(project=project, gold__isnull=True).order_by("id"))
-    for user, time_ms in ((personas.annotator, 20_000), (personas.reviewer, 50_000)):
-        for n in range(3):
+    for n in range(3):
+        for user, time_ms in ((personas.annotator, 20_000), (personas.reviewer, 50_000)):
             item = services.comparison_next(user=user, project=project)
             assert item is not None
-            pick = 1 if user == personas.reviewer and n == 2 else 0  # they disagree on the third
+            pick = 1 if user == personas.reviewer and n == 1 else 0
             services.judgement_submit(
                 user=user, item=item, shown={"choice": letter_of(user, item, pick), "strength": 1}, rationale="",
                 time_spent_ms=time_ms + 1000 * n, idempotency_key=f"{user.pk}-{item.pk}",
             )  # fmt: skip
-        if user == personas.annotator:
+        if n == 1:
             services.agreement_recompute(project=project)
-            Judgement.objects.filter(annotator=user).update(created_at=timezone.now() - timedelta(days=1))
-            AgreementSnapshot.objects.update(computed_at=timezone.now() - timedelta(days=1))
+            yesterday = timezone.now() - timedelta(days=1)
+            Judgement.objects.filter(item__project=project).update(created_at=yesterday)
+            AgreementSnapshot.objects.filter(project=project).update(computed_at=yesterday)
     gold = Item.objects.get(project=project, gold__isnull=False)
     from preferences.gold import gold_assign
 
@@ -159,29 +161,35 @@ def _judged_project(personas: Personas) -> list[Item]:
 
 
 @pytest.mark.django_db
-def test_it_reads_the_overview_charts_with_names_only_for_reviewers(personas: Personas) -> None:
+def test_it_reads_the_overview_charts_with_names_only_for_reviewers(
+    personas: Personas, django_assert_max_num_queries: DjangoAssertNumQueries
+) -> None:
     _judged_project(personas)
-    seen_by_reviewer = charts.overview_charts(personas.project, personas.reviewer)
+    with django_assert_max_num_queries(5):  # however many annotators, days and comparisons
+        seen_by_reviewer = charts.overview_charts(personas.project, personas.reviewer)
     per_day = seen_by_reviewer["per_day"]
     assert len(per_day["days"]) == 2
     assert per_day["series"] == [
-        {"label": "annotator", "counts": [3, 1]},  # three yesterday, the gold today
-        {"label": "reviewer", "counts": [0, 3]},
+        {"label": "annotator", "counts": [2, 2]},  # two yesterday; one and the gold today
+        {"label": "reviewer", "counts": [2, 1]},
     ]
     assert seen_by_reviewer["progress"]["buckets"] == [1, 0, 3], "the gold item is not counted toward k"
     assert seen_by_reviewer["progress"]["k"] == 2
     seen_by_annotator = charts.overview_charts(personas.project, personas.annotator)
     labels = [s["label"] for s in seen_by_annotator["per_day"]["series"]]
     assert labels == ["You", "Annotator 2"]
+    assert "By annotator: You 4, Annotator 2 3." in seen_by_annotator["per_day"]["summary"]
     assert "reviewer" not in json.dumps(seen_by_annotator)
 
 
 @pytest.mark.django_db
-def test_it_reads_the_quality_charts(personas: Personas) -> None:
+def test_it_reads_the_quality_charts(personas: Personas, django_assert_max_num_queries: DjangoAssertNumQueries) -> None:
     _judged_project(personas)
-    data = charts.quality_charts(personas.project, personas.data_lead)
+    with django_assert_max_num_queries(8):  # however many annotators, snapshots and judgements
+        data = charts.quality_charts(personas.project, personas.data_lead)
     agreement = data["agreement"]
-    assert agreement["judgements"] == [3, 6]
+    assert agreement["judgements"] == [4, 6]
+    assert agreement["empty"] is None
     assert agreement["threshold"] == ALPHA_TENTATIVE
     assert [s["label"] for s in agreement["series"]] == ["Choice", "Strength (ordinal)"]
     bias = {p["label"]: p for p in data["bias"]["points"]}
