@@ -212,6 +212,7 @@ def gold_against_time(
     project_median: float | None,
     fast_fraction: float,
     accuracy_threshold: float,
+    gold_minimum: int,
 ) -> Chart:
     """One point per annotator: gold accuracy (from ``(annotator id, gold seen, gold correct, flagged)``)
     against their median time on a non-gold comparison. Flagged is the quality flag (gold accuracy below the
@@ -247,13 +248,14 @@ def gold_against_time(
     )
     summary = (
         (f"Gold accuracy against median time per comparison: {described}." if points else "No annotator to plot.")
-        + f" Flagged below {_percent(accuracy_threshold)} gold accuracy"
+        + f" Flagged below {_percent(accuracy_threshold)} gold accuracy after {gold_minimum} gold"
         + (f"; too fast under {fast_ms / 1000:.1f} s." if fast_ms is not None else "; too-fast time not known yet.")
         + (f" Not plotted (no gold judged, or only gold): {', '.join(left_out)}." if left_out else "")
     )
     return {
         "points": points,
         "accuracy_threshold": accuracy_threshold,
+        "gold_minimum": gold_minimum,
         "fast_s": round(fast_ms / 1000, 1) if fast_ms is not None else None,
         "summary": summary,
         "empty": None if points else "No annotator has judged both gold and plain comparisons yet.",
@@ -356,5 +358,6 @@ def quality_charts(project: Project, viewer: User) -> Chart:
             project_median=project_median_ms(project),
             fast_fraction=config.fast_fraction,
             accuracy_threshold=config.gold_accuracy_threshold,
+            gold_minimum=config.gold_minimum,
         ),
     }

@@ -271,10 +271,10 @@
     }
     var series = [
       { label: "Median time", value: function (u, v) { return v == null ? "—" : v + " s"; } },
-      dot("Within thresholds", OK, 10, false),
+      dot("Not flagged", OK, 10, false),
       dot("Low gold accuracy (flagged)", DANGER, 10, false),
       dot("Too fast", WARN, 18, true),
-      referenceSeries("Accuracy threshold", DANGER, pct(d.accuracy_threshold)),
+      referenceSeries("Accuracy threshold", DANGER, pct(d.accuracy_threshold) + " after " + d.gold_minimum + " gold"),
     ];
     var lines = [{ axis: "y", value: d.accuracy_threshold, color: DANGER }];
     var data = [xs, within, flagged, fast, nulls(xs.length)];

@@ -102,7 +102,7 @@ def test_it_plots_gold_accuracy_against_median_time_and_marks_the_flags() -> Non
     qualities = [(7, 10, 9, False), (9, 10, 5, True), (11, 0, 0, False), (13, 4, 4, False)]
     medians = {7: 30_000.0, 9: 42_000.0, 11: 20_000.0, 13: 5_000.0}
     chart = charts.gold_against_time(
-        qualities, medians, labels, project_median=30_000, fast_fraction=0.25, accuracy_threshold=0.7
+        qualities, medians, labels, project_median=30_000, fast_fraction=0.25, accuracy_threshold=0.7, gold_minimum=5
     )
     assert chart["fast_s"] == 7.5
     assert chart["accuracy_threshold"] == 0.7
@@ -113,9 +113,10 @@ def test_it_plots_gold_accuracy_against_median_time_and_marks_the_flags() -> Non
     ], "sorted by time; zoe has judged no gold"
     assert "rui 50 % of 10 gold, 42.0 s (flagged: low gold accuracy)" in chart["summary"]
     assert "max 100 % of 4 gold, 5.0 s (too fast)" in chart["summary"]
+    assert "Flagged below 70 % gold accuracy after 5 gold; too fast under 7.5 s." in chart["summary"]
     assert chart["summary"].endswith("Not plotted (no gold judged, or only gold): zoe.")
     unknown = charts.gold_against_time(
-        qualities, {}, labels, project_median=None, fast_fraction=0.25, accuracy_threshold=0.7
+        qualities, {}, labels, project_median=None, fast_fraction=0.25, accuracy_threshold=0.7, gold_minimum=5
     )
     assert unknown["fast_s"] is None
     assert unknown["empty"]
