@@ -22,7 +22,7 @@ from preferences.agreement import ALPHA_TENTATIVE, wilson_interval
 from preferences.models import COMPARISON, AgreementSnapshot, AnnotatorQuality, Judgement
 from preferences.permissions import may_see_annotator_names
 from preferences.quality import project_median_ms
-from preferences.selectors import preference_settings, top_displayed
+from preferences.selectors import decisive_positions, preference_settings
 
 Chart = dict[str, Any]
 
@@ -317,9 +317,9 @@ def overview_charts(project: Project, viewer: User) -> Chart:
     }
 
 
-def quality_charts(project: Project, viewer: User) -> Chart:
+def quality_charts(project: Project, viewer: User, positions: list[tuple[int, int, int]] | None = None) -> Chart:
     """The quality page's charts: agreement over time, position bias per annotator, gold accuracy against
-    time per comparison."""
+    time per comparison. ``positions``: ``selectors.decisive_positions`` when the caller read them already."""
     labels = _labels(project, viewer)
     config = preference_settings(project)
     snapshots = list(
@@ -337,14 +337,11 @@ def quality_charts(project: Project, viewer: User) -> Chart:
         (at, count, {"alpha_choice_nominal": c, "alpha_strength_ordinal": s, "alpha_per_criterion": per})
         for at, count, c, s, per in reversed(snapshots)
     ]
-    decisive = []
-    rows = Judgement.objects.filter(item__project=project, is_gold=False).values_list(
-        "annotator_id", "result", "displayed_order"
-    )
-    for annotator, result, order in rows.iterator(chunk_size=5000):
-        position = top_displayed(result, order) if len(order) == 2 else None
-        if position is not None:
-            decisive.append((annotator, position))
+    decisive = [
+        (annotator, position)
+        for annotator, shown, position in (decisive_positions(project) if positions is None else positions)
+        if shown == 2
+    ]
     qualities = AnnotatorQuality.objects.filter(project=project).values_list(
         "annotator_id", "gold_seen", "gold_correct", "flagged"
     )
