@@ -1,5 +1,5 @@
 """Inter-annotator agreement for preference judgements: Krippendorff's alpha, pairwise Cohen's kappa,
-Kendall's W, leave-one-out agreement with the consensus, position bias and win rates.
+Kendall's W, leave-one-out agreement with the consensus, position bias (with Wilson intervals) and win rates.
 
 Pure Python (no Django), so it can be tested and reused without a database. The statistics come from
 maintained libraries (``krippendorff``, ``statsmodels``, ``scipy``); this module only reshapes
@@ -20,6 +20,7 @@ import krippendorff
 import numpy as np
 from scipy.stats import binomtest, rankdata
 from statsmodels.stats.inter_rater import cohens_kappa, to_table
+from statsmodels.stats.proportion import proportion_confint
 
 Unit: TypeAlias = Hashable  # an item id
 Rater: TypeAlias = Hashable  # an annotator id
@@ -29,6 +30,10 @@ UnitT = TypeVar("UnitT", bound=Hashable)
 RaterT = TypeVar("RaterT", bound=Hashable)
 KeyT = TypeVar("KeyT", bound=Hashable)
 Ratings: TypeAlias = Mapping[UnitT, Mapping[RaterT, Hashable]]  # item -> annotator -> label or number
+
+# Krippendorff's floor for tentative conclusions: an alpha below it is not relied on (the quality page draws
+# it as the threshold of its agreement chart; a release's datasheet lists the criteria below it as gaps).
+ALPHA_TENTATIVE = 0.667
 Level: TypeAlias = Literal["nominal", "ordinal", "interval"]
 
 _LEVELS: frozenset[str] = frozenset({"nominal", "ordinal", "interval"})
@@ -320,6 +325,24 @@ def position_bias(first_slot_choices: int, decisive_judgements: int, slots: int)
         return PositionBias(share=None, expected=expected, p_value=None)
     test = binomtest(first_slot_choices, decisive_judgements, expected, alternative="two-sided")
     return PositionBias(share=first_slot_choices / decisive_judgements, expected=expected, p_value=float(test.pvalue))
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion (statsmodels' ``proportion_confint``): unlike the normal
+    approximation it stays within [0, 1] and is sound for the few judgements an annotator may have.
+
+    Returns:
+        (low, high), or None when there are no trials.
+
+    Raises:
+        ValueError: counts that are negative or inconsistent.
+    """
+    if trials < 0 or not 0 <= successes <= trials:
+        raise ValueError("need 0 <= successes <= trials")
+    if trials == 0:
+        return None
+    low, high = proportion_confint(successes, trials, alpha=1 - confidence, method="wilson")
+    return float(low), float(high)
 
 
 def win_rates(outcomes: Iterable[tuple[KeyT, KeyT, float]]) -> dict[KeyT, WinRate]:

@@ -3,7 +3,13 @@
 from django.http import Http404
 
 from accounts.models import Project, ProjectPerm, User
-from accounts.permissions import AnyUser, get_project_and_row_for_user, get_project_for_any, get_project_for_user
+from accounts.permissions import (
+    AnyUser,
+    get_project_and_row_for_user,
+    get_project_for_any,
+    get_project_for_user,
+    project_perms_for,
+)
 from annotation.models import Item
 from core.http import parse_id, row_or_404
 from preferences import submit_sql
@@ -56,6 +62,16 @@ def get_adjudication_for_reviewer(user: AnyUser, project_pk: int, adjudication_p
     return row_or_404(adjudications, adjudication_pk, "No such adjudication.")
 
 
+# Who watches quality and agreement: reviewers and data leads (and project admins and site staff, who hold both).
+QUALITY_PERMS = frozenset({ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA})
+
+
 def get_project_for_quality(user: AnyUser, project_pk: int) -> Project:
     """The project, for who watches quality and agreement: reviewers and data leads; 404 for anyone else."""
-    return get_project_for_any(user, project_pk, {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA})
+    return get_project_for_any(user, project_pk, QUALITY_PERMS)
+
+
+def may_see_annotator_names(user: AnyUser, project: Project) -> bool:
+    """Whether ``user`` sees annotators by name in the project's charts: who may open the quality page, whose
+    tables name them. Annotators see the others as "Annotator n"."""
+    return bool(project_perms_for(user, project) & QUALITY_PERMS)

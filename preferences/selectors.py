@@ -94,17 +94,29 @@ def top_displayed(result: dict[str, Any], order: list[int]) -> int | None:
     return order.index(winner) if isinstance(winner, int) and winner in order else None
 
 
-def position_bias_for(project: Project) -> list[tuple[int, PositionBias]]:
-    """Per number of candidates shown: the share of decisive judgements (one candidate preferred: a
-    pairwise or overall choice, or a single top rank) that went to the first-displayed candidate, against
-    1/N, with a binomial test. Gold items are left out."""
-    counts: dict[int, list[int]] = {}  # shown -> [decisive, first]
-    rows = Judgement.objects.filter(item__project=project, is_gold=False).values_list("result", "displayed_order")
-    for result, order in rows.iterator(chunk_size=5000):
+def decisive_positions(project: Project) -> list[tuple[int, int, int]]:
+    """Each decisive judgement (one candidate preferred: a pairwise or overall choice, or a single top rank)
+    as (annotator id, candidates shown, display position of the one preferred). Gold items are left out."""
+    positions = []
+    rows = Judgement.objects.filter(item__project=project, is_gold=False).values_list(
+        "annotator_id", "result", "displayed_order"
+    )
+    for annotator, result, order in rows.iterator(chunk_size=5000):
         position = top_displayed(result, order)
-        if position is None:
-            continue
-        tally = counts.setdefault(len(order), [0, 0])
+        if position is not None:
+            positions.append((annotator, len(order), position))
+    return positions
+
+
+def position_bias_for(
+    project: Project, positions: list[tuple[int, int, int]] | None = None
+) -> list[tuple[int, PositionBias]]:
+    """Per number of candidates shown: the share of decisive judgements that went to the first-displayed
+    candidate, against 1/N, with a binomial test. ``positions``: ``decisive_positions`` when the caller
+    read them already (the quality page draws them per annotator too)."""
+    counts: dict[int, list[int]] = {}  # shown -> [decisive, first]
+    for _, shown, position in decisive_positions(project) if positions is None else positions:
+        tally = counts.setdefault(shown, [0, 0])
         tally[0] += 1
         tally[1] += position == 0
     return [(n, position_bias(first, decisive, n)) for n, (decisive, first) in sorted(counts.items())]

@@ -19,7 +19,7 @@ from annotation.rendering import render_markdown
 from annotation.selectors import current_rubric, draft_for
 from core.errors import DomainError
 from core.http import is_htmx, parse_count, render_work
-from preferences import results, selectors, services
+from preferences import charts, results, selectors, services
 from preferences.forms import PreferenceSettingsForm
 from preferences.models import AnnotatorQuality, JudgementMode
 from preferences.permissions import (
@@ -270,6 +270,7 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
 def quality(request: HttpRequest, pk: int) -> HttpResponse:
     """Agreement, position bias, win rates and annotator quality, for reviewers and data leads."""
     project = get_project_for_quality(request.user, pk)
+    positions = selectors.decisive_positions(project)  # read once: the figures and the chart both count them
     return render(
         request,
         "preferences/quality.html",
@@ -277,9 +278,10 @@ def quality(request: HttpRequest, pk: int) -> HttpResponse:
             "project": project,
             "snapshot": selectors.latest_agreement(project),
             "agreement_pending": services.agreement_pending(project),
-            "bias": selectors.position_bias_for(project),
+            "bias": selectors.position_bias_for(project, positions),
             "win_rates": selectors.win_rates_for(project),
             "annotators": selectors.annotator_quality(project),
+            "charts": charts.quality_charts(project, request_user(request), positions),
             "can_exclude": ProjectPerm.MANAGE_DATA in project_perms_for(request.user, project),
         },
     )

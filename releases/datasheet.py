@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from preferences.agreement import krippendorff_alpha, position_bias
+from preferences.agreement import ALPHA_TENTATIVE, krippendorff_alpha, position_bias
 from releases.aggregation import vote_scores
 from releases.recipe import describe
 
@@ -204,9 +204,9 @@ def render(
         if a["mean_majority_share"] < LOW_AGREEMENT
     ]
     gaps += [
-        f"criterion “{c}”: Krippendorff's α {a['krippendorff_alpha']:.2f} (below 0.667)"
+        f"criterion “{c}”: Krippendorff's α {a['krippendorff_alpha']:.2f} (below {ALPHA_TENTATIVE})"
         for c, a in agreement.items()
-        if a["krippendorff_alpha"] is not None and a["krippendorff_alpha"] < 0.667
+        if a["krippendorff_alpha"] is not None and a["krippendorff_alpha"] < ALPHA_TENTATIVE
     ]
     gaps += [f"tag “{t}”: {n} rows" for t, n in sorted(tally.per_tag.items()) if n < THIN_SLICE]
     gaps += [f"criterion “{c}”: {n} rows" for c, n in sorted(tally.per_criterion.items()) if n < THIN_SLICE]

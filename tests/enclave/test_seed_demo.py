@@ -22,9 +22,12 @@ def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     assert not Slot.objects.filter(item__in=gold).exists()
     models = {c["provenance"].get("adapter") or c["provenance"]["model"] for i in items for c in i.candidates}
     assert models == {"bank-assist-7b", "sft-lora-r16 #14"}, "candidates from two models"
-    assert Judgement.objects.filter(item__project=comparisons).count() == 12
+    assert Judgement.objects.filter(item__project=comparisons, is_gold=False).count() == 12
+    assert Judgement.objects.filter(item__project=comparisons, is_gold=True).count() == 6, "both judged the gold"
+    days = {d.date() for d in Judgement.objects.filter(item__project=comparisons).values_list("created_at", flat=True)}
+    assert len(days) >= 3, "the judgements span a few days, so the overview's chart has days to draw"
     assert Adjudication.objects.filter(item__project=comparisons).count() == 1, "the one disagreement"
-    assert AgreementSnapshot.objects.filter(project=comparisons).exists()
+    assert AgreementSnapshot.objects.filter(project=comparisons).count() == 3, "one a day: a line to draw"
     assert not comparisons.memberships.filter(user__username="outsider").exists()
     [release] = Release.objects.filter(project=comparisons)
     assert release.state == "built", release.failure_reason

@@ -1,17 +1,21 @@
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
+from django.utils import timezone
 
 from accounts import services
 from accounts.models import Project, Role, User
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, RubricVersion
+from preferences import gold as preference_gold
 from preferences import results as preference_results
 from preferences import services as preference_services
+from preferences.models import AgreementSnapshot, Judgement
 from releases import services as release_services
 from training import services as training_services
 from training.models import BaseModel
@@ -126,6 +130,37 @@ class Command(BaseCommand):
                 submit_key=f"demo-{slot.item_id}",
             )
 
+    def _demo_day(self, project: Project, *, since: datetime, days_ago: int) -> None:
+        """Date the judgements made since ``since`` ``days_ago`` days back, and (for a past day) recompute
+        agreement as of then: the demo opens with a few days of history, so its charts draw lines."""
+        day = timezone.now() - timedelta(days=days_ago, hours=3)
+        fresh = Judgement.objects.filter(item__project=project, created_at__gte=since).order_by("id")
+        for n, judgement_id in enumerate(list(fresh.values_list("id", flat=True))):
+            Judgement.objects.filter(pk=judgement_id).update(created_at=day + timedelta(minutes=9 * n))
+        if days_ago:
+            snapshot = preference_services.agreement_recompute(project=project)
+            AgreementSnapshot.objects.filter(pk=snapshot.pk).update(computed_at=day + timedelta(hours=1))
+
+    def _gold_demo(self, project: Project, users: dict[str, User]) -> None:
+        """Both colleagues were handed the gold comparisons today: the annotator got all of them right, the
+        project admin missed one (so the quality page has gold accuracy to show)."""
+        for name, misses in (("annotator", 0), ("projectadmin", 1)):
+            user = users[name]
+            for n in range(3):
+                item = preference_gold.gold_unjudged(user, project)
+                if item is None:
+                    break
+                preference_gold.gold_assign(user, item)
+                right = int(item.gold or 0)  # a pair's gold answer: the id of the better candidate
+                winner = right if n >= misses else 1 - right
+                _, order = preference_results.display_order(user, item)
+                letter = preference_results.LETTERS[order.index(winner)]
+                preference_services.judgement_submit(
+                    user=user, item=item, shown={"choice": letter, "strength": 2},
+                    rationale="Checked against the card policy.", time_spent_ms=40_000 + 6_000 * n,
+                    idempotency_key=f"demo-gold-{name}-{item.pk}",
+                )  # fmt: skip
+
     def _training_demo(self, staff: User) -> None:
         """A tiny random Llama with a locally trained tokenizer, built under the data directory and registered
         as a base model, so a DPO job on the demo release runs on a CPU in seconds."""
@@ -167,12 +202,13 @@ class Command(BaseCommand):
                 actor=lead, project=project, upload=upload, source_name="banking_comparisons.jsonl",
                 fmt="comparison_jsonl",
             )  # fmt: skip
-        # Two colleagues judged the first six comparisons; they disagree on one, which goes to adjudication,
-        # where the reviewer (who judged none of them) decides it.
+        # Two colleagues judged the first six comparisons, two a day over three days; they disagree on one,
+        # which goes to adjudication, where the reviewer (who judged none of them) decides it.
         picks = {"annotator": [1, 0, 1, 1, 1, 0], "projectadmin": [1, 0, 0, 1, 1, 0]}
-        for name, winners in picks.items():
-            user = users[name]
-            for n, winner in enumerate(winners):
+        started = timezone.now()
+        for n in range(6):
+            for name, winners in picks.items():
+                user, winner = users[name], winners[n]
                 slot = annotation_services.item_next(user=user, project=project, kind="comparison")
                 if slot is None:
                     break
@@ -183,6 +219,9 @@ class Command(BaseCommand):
                     rationale="Safer and more precise." if winner == 1 else "Shorter and still correct.",
                     time_spent_ms=30_000 + 5_000 * n, idempotency_key=f"demo-{name}-{slot.item_id}",
                 )  # fmt: skip
+            if n % 2:
+                self._demo_day(project, since=started, days_ago=2 - n // 2)
+        self._gold_demo(project, users)
         preference_services.agreement_recompute(project=project)
         # A first release of what is judged so far, built here so the demo opens with one (its queued
         # build task finds it built and does nothing).
