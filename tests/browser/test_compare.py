@@ -74,7 +74,7 @@ def test_it_takes_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # 
     expect(page.locator("input[name=choice][value=both_bad]")).to_be_checked()
     expect(page.locator("input[name=strength]").first).to_be_disabled()
     page.keyboard.press("Control+Enter")
-    expect(page.locator("#workspace")).to_contain_text("No comparison left")
+    expect(page.locator("#workspace h2")).to_have_text("Saved. That was your last comparison for now")
     screenshot(page, "compare-queue-done")
 
     stored = {j.item_id: j for j in Judgement.objects.filter(annotator=personas.annotator)}

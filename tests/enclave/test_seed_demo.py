@@ -24,6 +24,13 @@ def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     assert models == {"bank-assist-7b", "sft-lora-r16 #14"}, "candidates from two models"
     assert Judgement.objects.filter(item__project=comparisons).count() == 12
     assert Adjudication.objects.filter(item__project=comparisons).count() == 1, "the one disagreement"
+    from enclave.management.commands.seed_demo import DEMO_JUDGEMENTS
+
+    for judgement in Judgement.objects.filter(item__project=comparisons).select_related("item", "annotator"):
+        winner, rationale = DEMO_JUDGEMENTS[judgement.item.external_id][judgement.annotator.username]
+        assert (judgement.result["winner"], judgement.rationale) == (winner, rationale), "each reason fits its choice"
+    (disputed,) = Adjudication.objects.filter(item__project=comparisons).values_list("item__external_id", flat=True)
+    assert disputed == "cmp-0006", "the dispute is the one where both answers are right"
     assert AgreementSnapshot.objects.filter(project=comparisons).exists()
     assert not comparisons.memberships.filter(user__username="outsider").exists()
     [release] = Release.objects.filter(project=comparisons)
