@@ -21,7 +21,7 @@ from core.dispatch import send_on_commit
 from core.errors import DomainError
 from releases import artifacts
 from releases.build import BuildRefused, build
-from releases.models import Release, ReleaseItem, ReleaseState
+from releases.models import Release, ReleaseFile, ReleaseItem, ReleaseState
 from releases.recipe import Recipe
 
 logger = logging.getLogger(__name__)
@@ -163,6 +163,30 @@ def _fail(release: Release, reason: str, report: dict[str, Any]) -> None:
             project=release.project,
             payload={"reason": reason, "leaks": len(report.get("leaks", []))},
         )
+
+
+# --- Download ----------------------------------------------------------------------------------------------
+
+
+def release_file_download(*, actor: User, found: ReleaseFile, via: str) -> None:
+    """Audit that ``actor`` downloaded one file of a built release (``via`` "web" or "api"): who, which release
+    and file, in which format, when. One event, appended alone (its own short transaction) before the bytes are
+    sent; an answer "not modified" sends none and is not a download."""
+    release = found.release
+    audit_event_record(
+        actor=actor,
+        action="release.download",
+        target=release,
+        project=release.project,
+        payload={
+            "release": release.pk,
+            "version": release.version,
+            "file": found.path,
+            "format": found.fmt,
+            "sha256": found.sha256,
+            "via": via,
+        },
+    )
 
 
 # --- Delete and verify -------------------------------------------------------------------------------------
