@@ -56,7 +56,7 @@ def object_link(event: AuditEvent) -> SafeString:
 
 
 def _scalar(value: Any, *, key: str, project_id: int | None) -> SafeString:
-    if value is None:
+    if value is None or value == "":
         return mark_safe('<span class="muted">—</span>')
     if isinstance(value, bool):
         return format_html("{}", "yes" if value else "no")

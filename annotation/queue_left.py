@@ -37,8 +37,8 @@ def open_slots(project: Project) -> OpenSlots:
     """The project's open slots, split into those a member can take and those none can (two queries).
 
     A slot of an item can go only to a member who never held a slot of it (one judgement or label per person
-    and item), so an item's open slots beyond the number of its possible takers are stuck: more people than
-    the project has are asked for (``k`` above the number of annotators), or the ones who could are done."""
+    and item), so an item's open slots beyond the number of its possible takers are stuck: with ``k`` above the
+    number of members who annotate, the last slots of each item wait for someone to join (or ``k`` to drop)."""
     annotators = _annotators(project).count()
 
     def count(condition: Q) -> Subquery:
