@@ -7,12 +7,11 @@ skipped items come back to the skipper once nothing else is left)."""
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, F, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, Greatest, Least
-from django.utils import timezone
 
 from accounts.models import ROLE_PERMISSIONS, Membership, Project, ProjectPerm, User
-from annotation.models import Item, ItemState, Slot, SlotState
+from annotation.models import ItemState, Slot, SlotState
 from annotation.selectors import annotation_settings
 
 ANNOTATING_ROLES = tuple(role for role, perms in ROLE_PERMISSIONS.items() if ProjectPerm.ANNOTATE in perms)
@@ -40,22 +39,21 @@ def open_slots(project: Project) -> OpenSlots:
     and item), so an item's open slots beyond the number of its possible takers are stuck: with ``k`` above the
     number of members who annotate, the last slots of each item wait for someone to join (or ``k`` to drop)."""
     annotators = _annotators(project).count()
-
-    def count(condition: Q) -> Subquery:
-        slots = Slot.objects.filter(condition, item=OuterRef("pk")).order_by().values("item")
-        return Subquery(slots.annotate(n=Count("pk")).values("n")[:1], output_field=IntegerField())
-
-    items = (
-        Item.objects.filter(project=project, state=ItemState.OPEN)
+    # One pass over the project's slots, grouped by item: its free slots, and how many members who annotate
+    # hold one (each holds at most one per item); then summed over the items in the same statement.
+    per_item = (
+        Slot.objects.filter(project=project, item__state=ItemState.OPEN)
+        .values("item_id")
         .annotate(
-            open=Coalesce(count(Q(state=SlotState.FREE)), 0),
-            held=Coalesce(count(Q(user_id__in=_annotators(project).values("user_id"))), 0),
+            free=Count("pk", filter=Q(state=SlotState.FREE)),
+            held=Count("pk", filter=Q(user_id__in=_annotators(project).values("user_id"))),
         )
-        .filter(open__gt=0)
+        .filter(free__gt=0)
+        .order_by()
     )
-    totals = items.aggregate(
-        open_total=Coalesce(Sum("open"), 0),
-        takeable=Coalesce(Sum(Least(F("open"), Greatest(Value(annotators) - F("held"), Value(0)))), 0),
+    totals = per_item.aggregate(
+        open_total=Coalesce(Sum("free"), 0),
+        takeable=Coalesce(Sum(Least(F("free"), Greatest(Value(annotators) - F("held"), Value(0)))), 0),
     )
     takeable = int(totals["takeable"])
     return OpenSlots(
@@ -80,20 +78,23 @@ class LeftForYou:
 def left_for(user: User, project: Project, *, kind: str) -> LeftForYou:
     """For the "nothing left" page: what became of the project's items of ``kind`` (gold ones aside), for
     ``user``, in one query."""
-    now = timezone.now()
-    slots = Slot.objects.filter(item=OuterRef("pk"))
-    open_slot = Q(state=SlotState.FREE) | Q(state=SlotState.LEASED, leased_until__lt=now)
-    items = Item.objects.filter(project=project, kind=kind, gold__isnull=True).annotate(
-        mine_done=Exists(slots.filter(user=user, state=SlotState.DONE)),
-        has_open=Exists(slots.filter(open_slot)),
-        unfinished=Exists(slots.exclude(state=SlotState.DONE)),
+    done, free = Q(state=SlotState.DONE), Q(state=SlotState.FREE)
+    per_item = (
+        Slot.objects.filter(project=project, item__kind=kind, item__gold__isnull=True)
+        .values("item_id", item_state=F("item__state"))
+        .annotate(
+            mine_done=Count("pk", filter=done & Q(user=user)),
+            free=Count("pk", filter=free),
+            unfinished=Count("pk", filter=~done),
+        )
+        .order_by()
     )
-    is_open, not_mine = Q(state=ItemState.OPEN), Q(mine_done=False)
-    totals = items.aggregate(
-        on_hold=Count("pk", filter=Q(state=ItemState.ON_HOLD)),
-        done_by_you=Count("pk", filter=is_open & Q(mine_done=True)),
-        need_others=Count("pk", filter=is_open & Q(mine_done=True, unfinished=True)),
-        complete=Count("pk", filter=is_open & not_mine & Q(unfinished=False)),
-        held_by_others=Count("pk", filter=is_open & not_mine & Q(unfinished=True, has_open=False)),
+    is_open, not_mine = Q(item_state=ItemState.OPEN), Q(mine_done=0)
+    totals = per_item.aggregate(
+        on_hold=Count("item_id", filter=Q(item_state=ItemState.ON_HOLD)),
+        done_by_you=Count("item_id", filter=is_open & Q(mine_done__gt=0)),
+        need_others=Count("item_id", filter=is_open & Q(mine_done__gt=0, unfinished__gt=0)),
+        complete=Count("item_id", filter=is_open & not_mine & Q(unfinished=0)),
+        held_by_others=Count("item_id", filter=is_open & not_mine & Q(unfinished__gt=0, free=0)),
     )
     return LeftForYou(**{name: int(value) for name, value in totals.items()})
