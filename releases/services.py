@@ -228,9 +228,25 @@ def release_verify(*, release: Release) -> list[str]:
 
 
 def export_to_directory(*, release: Release, target: Path, formats: Iterable[str] = ()) -> list[Path]:
-    """Copy a built release's files (all, or those of ``formats``) from the artifact store to ``target``."""
+    """Copy a built release's files (all, or those of ``formats``) from the artifact store to ``target``, and
+    audit it as a download by the platform (the operator's command): which release, files and formats, where."""
     if release.state != ReleaseState.BUILT:
         raise DomainError(
             f"Release #{release.pk} is {release.get_state_display().lower()}; only built releases export."
         )
-    return artifacts.copy_out(release, target, set(formats))
+    written = artifacts.copy_out(release, target, set(formats))
+    audit_event_record(
+        actor=None,
+        action="release.download",
+        target=release,
+        project=release.project,
+        payload={
+            "release": release.pk,
+            "version": release.version,
+            "files": len(written),
+            "format": sorted(formats) or "all",
+            "directory": str(target),
+            "via": "command",
+        },
+    )
+    return written

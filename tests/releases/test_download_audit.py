@@ -2,6 +2,8 @@
 an answer "not modified"; and the audit page shows them as readable fields."""
 
 import hashlib
+import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,3 +65,20 @@ def test_it_audits_each_release_download_on_the_page_and_in_the_api(personas: Pe
     assert f'<a href="/projects/{personas.project.pk}/releases/{release.pk}/">releases.release:{release.pk}</a>' in html
     assert "{'" not in html, "no Python reprs"
     assert "'release'" not in html
+
+
+def test_it_audits_an_export_to_a_directory_as_a_download_by_the_platform(personas: Personas, tmp_path: Path) -> None:
+    from django.core.management import call_command
+
+    judged(personas, PROMPTS[:6])
+    release = build(personas.project, personas.data_lead)
+    call_command("release_export", str(release.pk), str(tmp_path), "--format", "trl_preference", stdout=io.StringIO())
+    event = AuditEvent.objects.get(action="release.download")
+    assert (event.actor, event.actor_label, event.object_id, event.project) == (
+        None, "(system)", str(release.pk), personas.project
+    )  # fmt: skip
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert event.payload == {
+        "release": release.pk, "version": release.version, "files": len(written), "format": ["trl_preference"],
+        "directory": str(tmp_path), "via": "command",
+    }  # fmt: skip
