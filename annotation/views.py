@@ -90,10 +90,10 @@ _AFTER = {
 
 
 def _next_workspace(
-    request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool = False, after: str = ""
+    request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool = False, after: str = "", skipped: int = 0
 ) -> HttpResponse:
     """The next item, or the "nothing left" section (which says after a submit that it was the last one, and
-    where the rest of the work went); ``after`` is "saved" or "skipped"."""
+    where the rest of the work went); ``after`` is "saved" or "skipped" (the item ``skipped``)."""
     project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE)
     user = request_user(request)
     slot: Slot | None = services.item_next(user=user, project=project)
@@ -102,6 +102,8 @@ def _next_workspace(
         context = {"project": project, "sent_back": selectors.sent_back_to(user, project), "left": left}
     else:
         context = _workspace_context(request, slot.item)
+        if after == "skipped" and slot.item_id == skipped:
+            notice = notice or "Skipped, but nothing else is left for you, so here it is again."
         notice = notice or _AFTER.get(after, "")
     context.update(notice=notice, notice_warn=warn, after=after)
     template = "annotation/_workspace.html" if slot is not None else "annotation/_queue_empty.html"
@@ -208,7 +210,7 @@ def skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
         services.item_skip(user=request_user(request), item=item)
     except DomainError as exc:
         return _next_workspace(request, pk, notice=exc.message)
-    return _next_workspace(request, pk, after="skipped")
+    return _next_workspace(request, pk, after="skipped", skipped=item.pk)
 
 
 # --- Review ----------------------------------------------------------------------------------------------

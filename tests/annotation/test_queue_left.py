@@ -76,3 +76,20 @@ def test_it_says_submitted_and_nothing_left_and_why_in_one_message(personas: Per
     assert "Submitted. That was the last item in your queue for now" in body, body[:2000]
     assert "Here is the next one" not in body
     assert "You labelled <b>1</b> item." in body
+
+
+def test_it_says_when_a_skipped_item_comes_straight_back(personas: Personas, client_for: ClientFor) -> None:
+    give_rubric(personas.project, personas.data_lead)
+    first, second = import_items(personas.project, personas.data_lead, 2)
+    client = client_for(personas.annotator)
+    client.get(f"/projects/{personas.project.pk}/annotate/")
+    skip = f"/projects/{personas.project.pk}/annotate/{first.pk}/skip/"
+    body = client.post(skip, HTTP_HX_REQUEST="true").content.decode()
+    assert "Skipped. It comes back to you once nothing else is left." in body
+    assert f"/annotate/{second.pk}/submit/" in body
+    _submit = f"/projects/{personas.project.pk}/annotate/{second.pk}/submit/"
+    work = {"response": "An ideal answer.", **{f"score_{k}": v for k, v in GOOD_SCORES.items()}, "submit_key": "s"}
+    body = client.post(_submit, work, HTTP_HX_REQUEST="true").content.decode()
+    assert f"/annotate/{first.pk}/submit/" in body, "with nothing else left, the skipped item comes back"
+    again = client.post(skip, HTTP_HX_REQUEST="true").content.decode()
+    assert "Skipped, but nothing else is left for you, so here it is again." in again
