@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import ProjectPerm
 from accounts.permissions import get_project_for_user, project_perms_for, request_user, user_has_project_perm
 from accounts.selectors import role_in_project
-from annotation import selectors, services
+from annotation import queue_left, selectors, services
 from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm, criteria_from_post
 from annotation.models import Annotation, AnnotationState, Flag, Item, ReviewDecision, RubricVersion, Slot, SlotState
 from annotation.parsing import ImportFormat
@@ -83,16 +83,30 @@ def _workspace_context(request: HttpRequest, item: Item, *, revising: Annotation
     }
 
 
-def _next_workspace(request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool = False) -> HttpResponse:
+_AFTER = {
+    "saved": "Submitted. Here is the next one.",
+    "skipped": "Skipped. It comes back to you once nothing else is left.",
+}
+
+
+def _next_workspace(
+    request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool = False, after: str = "", skipped: int = 0
+) -> HttpResponse:
+    """The next item, or the "nothing left" section (which says after a submit that it was the last one, and
+    where the rest of the work went); ``after`` is "saved" or "skipped" (the item ``skipped``)."""
     project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE)
-    slot: Slot | None = services.item_next(user=request_user(request), project=project)
+    user = request_user(request)
+    slot: Slot | None = services.item_next(user=user, project=project)
     if slot is None:
-        context = {"project": project, "sent_back": selectors.sent_back_to(request_user(request), project)}
-        template = "annotation/_queue_empty.html"
+        left = queue_left.left_for(user, project, kind="sft")
+        context = {"project": project, "sent_back": selectors.sent_back_to(user, project), "left": left}
     else:
         context = _workspace_context(request, slot.item)
-        template = "annotation/_workspace.html"
-    context.update(notice=notice, notice_warn=warn)
+        if after == "skipped" and slot.item_id == skipped:
+            notice = notice or "Skipped, but nothing else is left for you, so here it is again."
+        notice = notice or _AFTER.get(after, "")
+    context.update(notice=notice, notice_warn=warn, after=after)
+    template = "annotation/_workspace.html" if slot is not None else "annotation/_queue_empty.html"
     push_url = reverse("annotate_item", args=[project.pk, slot.item_id]) if slot is not None else None
     return render_work(request, page="annotation/label.html", fragment=template, context=context, push_url=push_url)
 
@@ -185,7 +199,7 @@ def submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
             return render(request, "annotation/_workspace.html", context)
         context["workspace_template"] = "annotation/_workspace.html"
         return render(request, "annotation/label.html", context, status=422)
-    return _next_workspace(request, pk, notice="Submitted. Here is the next one.")
+    return _next_workspace(request, pk, after="saved")
 
 
 @login_required
@@ -196,7 +210,7 @@ def skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
         services.item_skip(user=request_user(request), item=item)
     except DomainError as exc:
         return _next_workspace(request, pk, notice=exc.message)
-    return _next_workspace(request, pk, notice="Skipped; it will come back later.")
+    return _next_workspace(request, pk, after="skipped", skipped=item.pk)
 
 
 # --- Review ----------------------------------------------------------------------------------------------
@@ -415,6 +429,7 @@ def project_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             "can_manage_members": can[ProjectPerm.MANAGE_MEMBERS],
             "can_view_audit": can[ProjectPerm.VIEW_AUDIT],
             "stats": selectors.project_dashboard(project),
+            "open_slots": queue_left.open_slots(project),
             # What the project holds decides the buttons and counts, as it decides its tabs.
             "sft": "sft" in kinds,
             "comparisons": "comparison" in kinds,

@@ -1,14 +1,18 @@
-"""Gold comparisons: which one a user is served, and the record that they were handed it. Gold items have
-no slots (everyone judges each once), so only a gold item handed out may be judged."""
+"""Gold comparisons: which one a user is served, the record that they were handed it, and their skips. Gold
+items have no slots (everyone judges each once), so only a gold item handed out may be judged. Like any
+comparison, a skipped gold item is left for later: it is not drawn again while other work is left, and comes
+back (with any other gold item handed out and not judged) once the shared queue has nothing for the user."""
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import Project, User
-from accounts.services import audit_event_build
-from annotation.models import Item
+from accounts.services import audit_event_build, audit_event_record
+from annotation.models import Item, ItemState, Skip
+from core.errors import DomainError
 from preferences import submit_sql
-from preferences.models import GoldAssignment
+from preferences.models import GoldAssignment, Judgement
 
 
 def gold_unjudged(user: User, project: Project) -> Item | None:
@@ -47,3 +51,30 @@ def gold_assign(user: User, item: Item) -> None:
 def gold_assigned_locked(user: User, item: Item) -> bool:
     """Whether ``user`` was handed the gold ``item``; the row stays locked until the transaction ends."""
     return GoldAssignment.objects.select_for_update().filter(item=item, annotator=user).exists()
+
+
+def gold_skip(*, user: User, item: Item) -> None:
+    """``user`` puts the gold ``item`` they were handed aside: it is not drawn for them again while anything
+    else is left (``gold_unjudged``), then comes back (``gold_left_over``). Audited as any skip. Raises
+    ``DomainError`` when it was not handed to them or they judged it already."""
+    with transaction.atomic():
+        if not gold_assigned_locked(user, item) or Judgement.objects.filter(item=item, annotator=user).exists():
+            raise DomainError("This item is not assigned to you.")
+        Skip.objects.create(item=item, user=user)
+        audit_event_record(actor=user, action="queue.skip", target=item, project=item.project, payload={})
+
+
+def gold_left_over(user: User, project: Project) -> Item | None:
+    """A gold item ``user`` was handed and has not judged, the ones they skipped last: what comes back once the
+    shared queue has nothing for them (a skip puts work off, it never drops it). Only asked then."""
+    skipped = Skip.objects.filter(item=OuterRef("item"), user=user)
+    judged = Judgement.objects.filter(item=OuterRef("item"), annotator=user)
+    handed = (
+        GoldAssignment.objects.filter(annotator=user, item__project=project, item__state=ItemState.OPEN)
+        .alias(judged=Exists(judged), skipped=Exists(skipped))
+        .filter(judged=False)
+        .select_related("item")
+        .order_by("skipped", "served_at", "item_id")
+        .first()
+    )
+    return handed.item if handed is not None else None

@@ -19,7 +19,7 @@ from preferences.agreement_runs import agreement_pending as agreement_pending
 from preferences.agreement_runs import agreement_recompute as agreement_recompute
 from preferences.agreement_runs import agreement_recompute_queued as agreement_recompute_queued
 from preferences.agreement_runs import agreement_send_at_once
-from preferences.gold import gold_assign, gold_unjudged
+from preferences.gold import gold_assign, gold_left_over, gold_skip, gold_unjudged
 from preferences.models import (
     COMPARISON,
     Adjudication,
@@ -63,7 +63,8 @@ def preference_settings_update(*, actor: User, project: Project, **values: Any) 
 
 def comparison_next(*, user: User, project: Project) -> Item | None:
     """The user's next comparison: at the project's gold rate a gold item they have not judged (it looks
-    like any other), otherwise a slot from the shared queue (``annotation.services.item_next``)."""
+    like any other), otherwise a slot from the shared queue (``annotation.services.item_next``); when that has
+    nothing left, a gold item they were handed and have not judged (skipped ones last)."""
     config = preference_settings(project)
     if random.random() < config.gold_rate:  # noqa: S311 - sampling, not security
         gold = gold_unjudged(user, project)
@@ -72,7 +73,22 @@ def comparison_next(*, user: User, project: Project) -> Item | None:
             gold_assign(user, gold)
             return gold
     slot = queue.item_next(user=user, project=project, kind=COMPARISON)
-    return slot.item if slot is not None else None
+    if slot is not None:
+        return slot.item
+    left_over = gold_left_over(user, project)  # a gold item put off (skipped, or left open) comes back last
+    if left_over is not None:
+        left_over.project = project
+    return left_over
+
+
+def comparison_skip(*, user: User, item: Item) -> None:
+    """Put the comparison ``user`` holds aside: it comes back to them once nothing else is left, gold ones as
+    the others (``annotation.queue.item_skip``, ``preferences.gold.gold_skip``). Raises ``DomainError`` when
+    the item is not theirs to skip."""
+    if item.gold is not None:
+        gold_skip(user=user, item=item)
+    else:
+        queue.item_skip(user=user, item=item)
 
 
 def comparison_draft_save(

@@ -27,7 +27,7 @@ from django.db.models import Max, Min, OuterRef, Subquery
 from accounts import sql as accounts_sql
 from accounts.models import GENESIS_HASH, AuditEvent, Project, User
 from annotation import queue_sql
-from annotation.models import Item, ItemState, SlotState
+from annotation.models import Item, ItemState, Skip, SlotState
 from core import rawrows
 from preferences.models import COMPARISON, AnnotatorQuality, GoldAssignment, Judgement
 
@@ -37,6 +37,7 @@ def _build(vendor: str, template: str, **extra: str) -> str:
     return template.format(
         item=rawrows.Table(Item),
         judgement=rawrows.Table(Judgement),
+        skip=rawrows.Table(Skip),
         quality=rawrows.Table(AnnotatorQuality),
         open=rawrows.literal(ItemState.OPEN),
         **extra,
@@ -82,6 +83,8 @@ SELECT {columns} FROM {item} item
    AND item.{item.state} = {open} AND item.{item.id} {op} (SELECT id FROM start)
    AND (SELECT j.{judgement.id} FROM {judgement} j
          WHERE j.{judgement.item} = item.{item.id} AND j.{judgement.annotator} = %(user)s LIMIT 1) IS NULL
+   AND (SELECT k.{skip.id} FROM {skip} k
+         WHERE k.{skip.item} = item.{item.id} AND k.{skip.user} = %(user)s LIMIT 1) IS NULL
  ORDER BY item.{item.id} LIMIT 1
 """
 
@@ -99,14 +102,20 @@ def gold_unjudged(user: User, project: Project) -> Item | None:
 
 
 def gold_unjudged_orm(user: User, project: Project, *, start: int | None = None) -> Item | None:
-    """The first open gold comparison of the project ``user`` has not judged from a random id (``start``) on,
-    wrapping round once; None when there is none."""
+    """The first open gold comparison of the project ``user`` has neither judged nor skipped from a random id
+    (``start``) on, wrapping round once; None when there is none. (A skipped one comes back once nothing else is
+    left: ``preferences.gold.gold_left_over``.)"""
     golds = Item.objects.filter(project=project, kind=COMPARISON, gold__isnull=False, state=ItemState.OPEN)
     bounds = golds.aggregate(low=Min("pk"), high=Max("pk"))
     if bounds["low"] is None:
         return None
     judged = Judgement.objects.filter(item=OuterRef("pk"), annotator=user).values("pk")[:1]
-    unjudged = golds.alias(judged=Subquery(judged)).filter(judged__isnull=True).order_by("pk")
+    skipped = Skip.objects.filter(item=OuterRef("pk"), user=user).values("pk")[:1]
+    unjudged = (
+        golds.alias(judged=Subquery(judged), skipped=Subquery(skipped))
+        .filter(judged__isnull=True, skipped__isnull=True)
+        .order_by("pk")
+    )
     if start is None:
         start = random.randint(bounds["low"], bounds["high"])  # noqa: S311 - sampling, not security
     return unjudged.filter(pk__gte=start).first() or unjudged.filter(pk__lt=start).first()

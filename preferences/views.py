@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import ProjectPerm
 from accounts.permissions import get_project_for_user, project_perms_for, request_user
+from annotation import queue_left
 from annotation import services as annotation_services
 from annotation.models import Item
 from annotation.rendering import render_markdown
@@ -21,7 +22,7 @@ from core.errors import DomainError
 from core.http import is_htmx, parse_count, render_work
 from preferences import charts, results, selectors, services
 from preferences.forms import PreferenceSettingsForm
-from preferences.models import AnnotatorQuality, JudgementMode
+from preferences.models import COMPARISON, AnnotatorQuality, JudgementMode
 from preferences.permissions import (
     SETTINGS,
     get_adjudication_for_reviewer,
@@ -65,14 +66,34 @@ def _compare_context(request: HttpRequest, item: Item, *, error: str = "", notic
     }
 
 
-def _next(request: HttpRequest, project_pk: int, *, notice: str = "", warn: bool = False) -> HttpResponse:
+# What the page says after a submit or a skip, when there is a next comparison (with none left, the "nothing
+# left" section says it in its heading and explains where the rest of the work went).
+_AFTER = {
+    "saved": "Saved. Here is the next comparison.",
+    "skipped": "Skipped. It comes back to you once nothing else is left.",
+}
+
+
+def _next(
+    request: HttpRequest,
+    project_pk: int,
+    *,
+    notice: str = "",
+    warn: bool = False,
+    after: str = "",
+    skipped: int | None = None,
+) -> HttpResponse:
     project = get_project_for_user(request.user, project_pk, ProjectPerm.ANNOTATE, with_settings=SETTINGS)
-    item = services.comparison_next(user=request_user(request), project=project)
+    user = request_user(request)
+    item = services.comparison_next(user=user, project=project)
     if item is None:
-        context: dict[str, Any] = {"project": project, "notice": notice}
+        left = queue_left.left_for(user, project, kind=COMPARISON)
+        context: dict[str, Any] = {"project": project, "notice": notice, "after": after, "left": left}
         template = "preferences/_compare_empty.html"
     else:
-        context = _compare_context(request, item, notice=notice)
+        if after == "skipped" and item.pk == skipped:
+            notice = notice or "Skipped, but nothing else is left for you, so here it is again."
+        context = _compare_context(request, item, notice=notice or _AFTER.get(after, ""))
         template = "preferences/_compare.html"
     context["notice_warn"] = warn
     push_url = reverse("compare_item", args=[project.pk, item.pk]) if item is not None else None
@@ -174,20 +195,18 @@ def compare_submit(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
             return render(request, "preferences/_compare.html", context)
         context["workspace_template"] = "preferences/_compare.html"
         return render(request, "preferences/compare.html", context, status=422)
-    return _next(request, pk, notice="Saved. Here is the next comparison.")
+    return _next(request, pk, after="saved")
 
 
 @login_required
 @require_POST
 def compare_skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     item = get_comparison_for_user(request.user, pk, item_pk)
-    if item.gold is not None:  # gold items hold no slot: nothing to give back, and nothing may tell them apart
-        return _next(request, pk, notice="Skipped; it will come back later.")
     try:
-        annotation_services.item_skip(user=request_user(request), item=item)
+        services.comparison_skip(user=request_user(request), item=item)
     except DomainError as exc:
         return _next(request, pk, notice=exc.message)
-    return _next(request, pk, notice="Skipped; it will come back later.")
+    return _next(request, pk, after="skipped", skipped=item.pk)
 
 
 @login_required
@@ -206,17 +225,21 @@ def adjudications(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _adjudication_result(request: HttpRequest, count: int, ranked: bool) -> dict[str, Any]:
-    """The reviewer's final answer from the form, in candidate ids (the service checks it)."""
+    """The reviewer's final answer from the form, in candidate ids (the service checks it). The form names each
+    candidate by its number, as the page and every judgement summary do (1 is candidate id 0):
+    ``winner=2`` or ``rank_2=1`` for the second candidate."""
     if ranked:
         ranks: dict[int, list[int]] = {}
         for candidate in range(count):
-            rank = parse_count(request.POST.get(f"rank_{candidate}"), -1)
+            rank = parse_count(request.POST.get(f"rank_{candidate + 1}"), -1)
             if rank >= 0:  # an unranked candidate is missing from the ranking: the service refuses it
                 ranks.setdefault(rank, []).append(candidate)
         return {"ranking": [ranks[r] for r in sorted(ranks)]}
     winner = request.POST.get("winner", "")
     number = parse_count(winner, -1)
-    return {"winner": number if number >= 0 else winner}
+    if number >= 1:
+        return {"winner": number - 1}
+    return {"winner": winner if number < 0 else None}  # 0 (or a word) names no candidate: refused
 
 
 @login_required
@@ -253,7 +276,7 @@ def adjudicate(request: HttpRequest, pk: int, adjudication_pk: int) -> HttpRespo
             "adjudication": adjudication,
             "item": item,
             "candidates": [
-                {"id": i, "html": render_markdown(c["content"]), "rank": posted.get(f"rank_{i}", "")}
+                {"number": i + 1, "html": render_markdown(c["content"]), "rank": posted.get(f"rank_{i + 1}", "")}
                 for i, c in enumerate(item.candidates)
             ],
             "judgements": [(j, results.describe_result(j.result)) for j in judgements],

@@ -171,7 +171,7 @@ class ReleaseDatasheetView(APIView):
             found = release.files.filter(path="datasheet.md").first()
             if found is None:
                 raise DomainError("The datasheet's files were deleted with the release.", status=409)
-            return stream_release_file(request._request, found)
+            return stream_release_file(request._request, found, via="api")
         return Response(release.datasheet)
 
 
@@ -186,7 +186,7 @@ class ReleaseFileView(APIView):
     )
     def get(self, request: Request, pk: int, release_pk: int, file_pk: int) -> HttpResponseBase:
         found = get_release_file_for_user(request.user, pk, release_pk, file_pk)
-        return stream_release_file(request._request, found)
+        return stream_release_file(request._request, found, via="api")
 
 
 class ReleaseDiffQuery(serializers.Serializer[Any]):

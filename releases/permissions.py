@@ -29,4 +29,5 @@ def get_release_for_admin(user: AnyUser, project_pk: int, release_pk: int) -> Re
 
 def get_release_file_for_user(user: AnyUser, project_pk: int, release_pk: int, file_pk: int) -> ReleaseFile:
     release = get_release_for_user(user, project_pk, release_pk)
-    return row_or_404(ReleaseFile.objects.filter(release=release).select_related("release"), file_pk, "No such file.")
+    files = ReleaseFile.objects.filter(release=release).select_related("release__project")  # the download's audit
+    return row_or_404(files, file_pk, "No such file.")

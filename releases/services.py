@@ -21,7 +21,7 @@ from core.dispatch import send_on_commit
 from core.errors import DomainError
 from releases import artifacts
 from releases.build import BuildRefused, build
-from releases.models import Release, ReleaseItem, ReleaseState
+from releases.models import Release, ReleaseFile, ReleaseItem, ReleaseState
 from releases.recipe import Recipe
 
 logger = logging.getLogger(__name__)
@@ -165,6 +165,30 @@ def _fail(release: Release, reason: str, report: dict[str, Any]) -> None:
         )
 
 
+# --- Download ----------------------------------------------------------------------------------------------
+
+
+def release_file_download(*, actor: User, found: ReleaseFile, via: str) -> None:
+    """Audit that ``actor`` downloaded one file of a built release (``via`` "web" or "api"): who, which release
+    and file, in which format, when. One event, appended alone (its own short transaction) before the bytes are
+    sent; an answer "not modified" sends none and is not a download."""
+    release = found.release
+    audit_event_record(
+        actor=actor,
+        action="release.download",
+        target=release,
+        project=release.project,
+        payload={
+            "release": release.pk,
+            "version": release.version,
+            "file": found.path,
+            "format": found.fmt,
+            "sha256": found.sha256,
+            "via": via,
+        },
+    )
+
+
 # --- Delete and verify -------------------------------------------------------------------------------------
 
 
@@ -204,9 +228,25 @@ def release_verify(*, release: Release) -> list[str]:
 
 
 def export_to_directory(*, release: Release, target: Path, formats: Iterable[str] = ()) -> list[Path]:
-    """Copy a built release's files (all, or those of ``formats``) from the artifact store to ``target``."""
+    """Copy a built release's files (all, or those of ``formats``) from the artifact store to ``target``, and
+    audit it as a download by the platform (the operator's command): which release, files and formats, where."""
     if release.state != ReleaseState.BUILT:
         raise DomainError(
             f"Release #{release.pk} is {release.get_state_display().lower()}; only built releases export."
         )
-    return artifacts.copy_out(release, target, set(formats))
+    written = artifacts.copy_out(release, target, set(formats))
+    audit_event_record(
+        actor=None,
+        action="release.download",
+        target=release,
+        project=release.project,
+        payload={
+            "release": release.pk,
+            "version": release.version,
+            "files": len(written),
+            "format": sorted(formats) or "all",
+            "directory": str(target),
+            "via": "command",
+        },
+    )
+    return written

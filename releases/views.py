@@ -115,10 +115,12 @@ def release_detail(request: HttpRequest, pk: int, release_pk: int) -> HttpRespon
 def release_file_download(request: HttpRequest, pk: int, release_pk: int, file_pk: int) -> HttpResponseBase:
     """Stream one file of a built release; the ETag is its sha256, so a client can check and cache it."""
     found = get_release_file_for_user(request.user, pk, release_pk, file_pk)
-    return stream_release_file(request, found)
+    return stream_release_file(request, found, via="web")
 
 
-def stream_release_file(request: HttpRequest, found: ReleaseFile) -> HttpResponseBase:
+def stream_release_file(request: HttpRequest, found: ReleaseFile, *, via: str) -> HttpResponseBase:
+    """The file's bytes (or "not modified" for a client holding them); a download is audited (``via``: "web" or
+    "api") once the file is open, so a file missing from the store records nothing."""
     if found.release.state != ReleaseState.BUILT:
         raise Http404("This release has no files.")
     etag = f'"{found.sha256}"'
@@ -127,6 +129,11 @@ def stream_release_file(request: HttpRequest, found: ReleaseFile) -> HttpRespons
         response = HttpResponseNotModified()
     else:
         stream = artifact_storage().open(found.storage_name, "rb")
+        try:
+            services.release_file_download(actor=request_user(request), found=found, via=via)
+        except BaseException:
+            stream.close()
+            raise
         # No spaces or odd characters in a name that lands in a shell: "Retail DPO" → "retail-dpo-v2-…"
         name = slugify(found.release.name) or "release"
         filename = f"{name}-v{found.release.version}-{found.path.replace('/', '-')}"

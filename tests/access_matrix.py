@@ -387,7 +387,7 @@ ROUTES: list[Route] = [
     Route("adjudicate page", "get", lambda p: f"/projects/{_a(p)}/adjudication/{_adjudication(p)}/", REVIEWERS),
     Route(
         "adjudicate", "post", lambda p: f"/projects/{_a(p)}/adjudication/{_adjudication(p)}/", REVIEWERS, ok=302,
-        data=lambda p: {"winner": "0", "note": "A is right"},
+        data=lambda p: {"winner": "1", "note": "Candidate 1 is right"},
     ),
     Route("quality page", "get", lambda p: f"/projects/{_a(p)}/quality/", DATA_OR_REVIEW),
     Route("agreement refresh", "post", lambda p: f"/projects/{_a(p)}/quality/refresh/", DATA, ok=302),

@@ -74,7 +74,7 @@ def test_it_takes_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # 
     expect(page.locator("input[name=choice][value=both_bad]")).to_be_checked()
     expect(page.locator("input[name=strength]").first).to_be_disabled()
     page.keyboard.press("Control+Enter")
-    expect(page.locator("#workspace")).to_contain_text("No comparison left")
+    expect(page.locator("#workspace h2")).to_have_text("Saved. That was your last comparison for now")
     screenshot(page, "compare-queue-done")
 
     stored = {j.item_id: j for j in Judgement.objects.filter(annotator=personas.annotator)}
@@ -87,8 +87,16 @@ def test_it_takes_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # 
 
 
 def test_it_takes_an_n_way_ranking_with_a_tie_by_keyboard(page) -> None:  # type: ignore[no-untyped-def]
+    """Then says in one message that the last one is saved and why nothing is left; the project page tells
+    the open slots someone can take from those that need another annotator; the audit log reads as fields."""
+    from annotation import services as annotation_services
+
     personas = make_personas()
     set_mode(personas.project, personas.data_lead, "ranking", gold_rate=0.0)
+    annotation_services.annotation_settings_update(
+        actor=personas.data_lead, project=personas.project, annotators_per_item=4, lease_minutes=30,
+        pii_mode="replace", pii_patterns=[], pii_terms=[],
+    )  # fmt: skip
     import_comparisons(
         personas.project, personas.data_lead,
         comparison_line(
@@ -114,11 +122,27 @@ def test_it_takes_an_n_way_ranking_with_a_tie_by_keyboard(page) -> None:  # type
     page.set_viewport_size({"width": 420, "height": 900})
     screenshot(page, "compare-ranking-narrow")
     page.keyboard.press("Control+Enter")
-    expect(page.locator("#workspace")).to_contain_text("No comparison left")
+    expect(page.locator("#workspace h2")).to_have_text("Saved. That was your last comparison for now")
+    expect(page.locator("#workspace .notice")).to_have_count(0)  # no "here is the next" above it
+    expect(page.locator("#queue-left")).to_contain_text("You judged 1 comparison. 1 of it still needs other people")
+    screenshot(page, "queue-saved-last")
     judgement = Judgement.objects.get(annotator=personas.annotator)
     assert judgement.result == {"ranking": [[0, 2], [1]]}
     assert judgement.mode == "ranking"
     assert "m-alpha" not in page.content()
+
+    page.context.clear_cookies()
+    page.set_viewport_size({"width": 1280, "height": 860})
+    _login(page, "project_admin")
+    page.goto(f"/projects/{personas.project.pk}/")
+    # Four people per item, three members who annotate, one of them done: two slots open, one stuck.
+    expect(page.locator("#open-slots .num")).to_have_text("2")
+    expect(page.locator("#stuck-why")).to_contain_text("1 open slot needs another annotator")
+    screenshot(page, "queue-overview-stuck")
+    page.goto(f"/projects/{personas.project.pk}/audit/")
+    expect(page.locator(".audit-details .audit-details dt", has_text="pii mode").first).to_be_visible()  # nested
+    expect(page.locator(".audit .payload").first).not_to_contain_text("{'")
+    screenshot(page, "queue-audit-fields")
 
 
 def test_it_keeps_a_refused_judgements_choice_and_starts_the_next_one_on_the_keys(page) -> None:  # type: ignore[no-untyped-def]

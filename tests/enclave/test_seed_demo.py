@@ -28,6 +28,14 @@ def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     assert len(days) >= 3, "the judgements span a few days, so the overview's chart has days to draw"
     assert Adjudication.objects.filter(item__project=comparisons).count() == 1, "the one disagreement"
     assert AgreementSnapshot.objects.filter(project=comparisons).count() == 3, "one a day: a line to draw"
+    from enclave.management.commands.seed_demo import DEMO_JUDGEMENTS
+
+    judged = Judgement.objects.filter(item__project=comparisons, is_gold=False).select_related("item", "annotator")
+    for judgement in judged:
+        winner, rationale = DEMO_JUDGEMENTS[judgement.item.external_id][judgement.annotator.username]
+        assert (judgement.result["winner"], judgement.rationale) == (winner, rationale), "each reason fits its choice"
+    (disputed,) = Adjudication.objects.filter(item__project=comparisons).values_list("item__external_id", flat=True)
+    assert disputed == "cmp-0006", "the dispute is the one where both answers are right"
     assert not comparisons.memberships.filter(user__username="outsider").exists()
     [release] = Release.objects.filter(project=comparisons)
     assert release.state == "built", release.failure_reason

@@ -143,26 +143,26 @@ def test_it_adjudicates_a_ranking_on_the_page(personas: Personas, client_for: Cl
     assert "you judged it: another reviewer decides" in party.get(path[: path.rindex("/", 0, -1) + 1]).content.decode()
     page = party.get(path).content.decode()
     assert "You judged this comparison yourself" in page
-    assert 'name="rank_0"' not in page, "no form for a party to the dispute"
+    assert 'name="rank_1"' not in page, "no form for a party to the dispute"
 
     client = client_for(personas.reviewer)
     assert "another reviewer decides" not in client.get(path[: path.rindex("/", 0, -1) + 1]).content.decode()
     page = client.get(path).content.decode()
     assert "1 &gt; 2 = 3" in page, "judgements read as rankings with candidate numbers"
-    assert 'name="rank_2"' in page
-    refused = client.post(path, {"rank_0": "1", "rank_1": "2", "note": "kept after a refusal"})
+    assert '<select name="rank_3">' in page, "the form names candidates by the numbers the page shows"
+    refused = client.post(path, {"rank_1": "1", "rank_2": "2", "note": "kept after a refusal"})
     assert refused.status_code == 400
     body = refused.content.decode()
     assert "Give every candidate a rank" in body
     assert '<option value="2" selected>2</option>' in body, "the ranks chosen so far stay"
     assert ">kept after a refusal</textarea>" in body
-    done = client.post(path, {"rank_0": "1", "rank_1": "2", "rank_2": "1", "note": "0 and 2 equally good"})
+    done = client.post(path, {"rank_1": "1", "rank_2": "2", "rank_3": "1", "note": "1 and 3 equally good"})
     assert done.status_code == 302
     adjudication.refresh_from_db()
     assert adjudication.result == {"ranking": [[0, 2], [1]]}
     listing = client.get(f"/projects/{personas.project.pk}/adjudication/").content.decode()
     assert "1 = 3 &gt; 2" in listing
-    assert "0 and 2 equally good" in listing
+    assert "1 and 3 equally good" in listing
 
 
 def test_it_saves_percentages_as_fractions_on_the_comparison_settings_page(
@@ -248,10 +248,13 @@ def test_it_makes_skipping_a_gold_comparison_look_like_skipping_any_other(
     set_mode(personas.project, personas.data_lead, "pairwise", gold_rate=0.5)
     import_comparisons(personas.project, personas.data_lead, comparison_line("Gold?", "Good", "Bad", gold=1))
     gold = Item.objects.get(project=personas.project, gold__isnull=False)
+    make_comparisons(personas.project, personas.data_lead, 1)
+    while services.comparison_next(user=personas.annotator, project=personas.project) != gold:
+        pass  # handed out at the gold rate (50 %), as a page would be
     client = client_for(personas.annotator)
     response = client.post(f"/projects/{personas.project.pk}/compare/{gold.pk}/skip/", HTTP_HX_REQUEST="true")
     body = response.content.decode()
-    assert "Skipped; it will come back later." in body
+    assert "Skipped. It comes back to you once nothing else is left." in body
     assert "not assigned to you" not in body
 
 

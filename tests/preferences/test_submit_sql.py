@@ -201,7 +201,8 @@ def _record_then_undo(record: Any, item: Item, user: User, seen: submit_sql.Read
                     (
                         e.action,
                         e.object_type,
-                        e.object_id == str(judgement_id),
+                        # the judgement's event names it (another object's id may equal it by chance)
+                        e.object_type == "preferences.judgement" and e.object_id == str(judgement_id),
                         e.payload,
                         e.seq,
                         e.prev_hash,

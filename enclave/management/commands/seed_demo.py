@@ -39,6 +39,37 @@ COMPARISON_PROJECT = "Retail banking: base model vs. adapter (demo)"
 TINY_MODEL = "tiny-llama (demo, random weights)"
 
 
+# The demo's judgements of the first six (non-gold) comparisons, by external id: per person, the candidate chosen
+# (its id as imported, from 0) and a rationale that speaks of that candidate. They agree except on cmp-0006, where
+# both answers are right and the two weigh brevity against completeness: that one goes to adjudication.
+DEMO_JUDGEMENTS: dict[str, dict[str, tuple[int, str]]] = {
+    "cmp-0002": {
+        "annotator": (1, "Names the fee (unarranged overdraft) and offers the yearly refund; the other only guesses."),
+        "projectadmin": (1, "Explains why the £25 was charged and what the customer can do about it."),
+    },
+    "cmp-0004": {
+        "annotator": (1, "Says how to request a temporary increase; the other wrongly says limits can't change."),
+        "projectadmin": (1, "Gives the steps and warns that we never ask for a PIN: right for a large transfer."),
+    },
+    "cmp-0005": {
+        "annotator": (0, "Treats it as a possible account takeover: sign out everywhere, fraud team flagged."),
+        "projectadmin": (0, "The other dismisses a foreign login as a VPN; this one secures the account first."),
+    },
+    "cmp-0006": {
+        "annotator": (1, "Also says closing takes up to two working days, which the customer will want to know."),
+        "projectadmin": (0, "The exact path in the app in one line, and where interest and balance go; enough."),
+    },
+    "cmp-0007": {
+        "annotator": (0, "Gives the rate as AER, says it is variable and where the current rate is published."),
+        "projectadmin": (0, "Precise and compliant: AER, variable; the other is a bare number."),
+    },
+    "cmp-0008": {
+        "annotator": (1, "Refuses to share a balance in chat and points to the app; the other leaks account details."),
+        "projectadmin": (1, "Never disclose a balance to an unverified chat: this one sends the customer to the app."),
+    },
+}
+
+
 class Command(BaseCommand):
     help = "Create demo accounts (one per role, an outsider and site staff) and demo projects. Idempotent."
 
@@ -203,21 +234,22 @@ class Command(BaseCommand):
                 fmt="comparison_jsonl",
             )  # fmt: skip
         # Two colleagues judged the first six comparisons, two a day over three days; they disagree on one,
-        # which goes to adjudication, where the reviewer (who judged none of them) decides it.
-        picks = {"annotator": [1, 0, 1, 1, 1, 0], "projectadmin": [1, 0, 0, 1, 1, 0]}
+        # which goes to adjudication, where the reviewer (who judged none of them) decides it. Each judgement's
+        # rationale speaks of the candidate it chose (``DEMO_JUDGEMENTS``: candidate id as imported, from 0).
         started = timezone.now()
-        for n in range(6):
-            for name, winners in picks.items():
-                user, winner = users[name], winners[n]
+        for n in range(len(DEMO_JUDGEMENTS)):
+            for name in ("annotator", "projectadmin"):
+                user = users[name]
                 slot = annotation_services.item_next(user=user, project=project, kind="comparison")
                 if slot is None:
                     break
+                winner, rationale = DEMO_JUDGEMENTS[slot.item.external_id][name]
                 _, order = preference_results.display_order(user, slot.item)
                 preference_services.judgement_submit(
                     user=user, item=slot.item,
                     shown={"choice": preference_results.LETTERS[order.index(winner)], "strength": 2},
-                    rationale="Safer and more precise." if winner == 1 else "Shorter and still correct.",
-                    time_spent_ms=30_000 + 5_000 * n, idempotency_key=f"demo-{name}-{slot.item_id}",
+                    rationale=rationale, time_spent_ms=30_000 + 5_000 * n,
+                    idempotency_key=f"demo-{name}-{slot.item_id}",
                 )  # fmt: skip
             if n % 2:
                 self._demo_day(project, since=started, days_ago=2 - n // 2)
