@@ -127,7 +127,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("base-model", f"/models/{job.base_model_id}/"),
             Visit("site-audit", "/audit/"),
         ],
-        "": [Visit("login", "/login/", "#id_username")],
+        "": [Visit("login", "/login/", "#id_username"), Visit("invite-invalid", "/invite/bm9uZQ/not-a-token/")],
     }
 
 
