@@ -38,6 +38,7 @@ class Visit:
     path: str
     ready: str = "main"  # a selector that is there once the page's scripts have done their first work
     status: int = 200
+    holds: str = ""  # a script that must return true on the page, for what a screenshot alone would show
 
 
 def _product(p: Personas) -> dict[str, list[Visit]]:
@@ -111,7 +112,17 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("release", f"{project}/releases/{second.pk}/"),
             Visit("release-diff", f"{project}/releases/diff/?a={release.pk}&b={second.pk}"),
             Visit("training", f"{project}/training/"),
-            Visit("job", f"{project}/training/{job.pk}/", "#charts[data-active='0'][data-points]"),
+            Visit(
+                "job",
+                f"{project}/training/{job.pk}/",
+                "#charts[data-active='0'][data-points]",
+                # the legends name the series, without a "--" for every value when the cursor is elsewhere;
+                # the config names the job's kind in words, not by its key
+                holds="document.querySelectorAll('#charts .u-legend').length === 3"
+                " && !document.querySelector('#charts').innerText.includes('--')"
+                " && ![...document.querySelectorAll('#config th')].some(th => th.textContent.trim() === 'kind')"
+                " && document.querySelector('#config').innerText.includes('DPO (preference optimisation)')",
+            ),
             Visit("job-queued", f"{project}/training/{queued.pk}/", "#charts[data-points]"),
             Visit("adapter", f"{project}/adapters/{adapter}/"),
         ],
@@ -178,6 +189,8 @@ def _check(page: Any, visit: Visit, width: int) -> list[str]:
     scroll_width, window_width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     if scroll_width > window_width + 1:
         wrong.append(f"{scroll_width} px wide in a {window_width} px window")
+    if visit.holds and not page.evaluate(visit.holds):
+        wrong.append(f"does not hold: {visit.holds}")
     # Every rule at the first width; at the second, the rules that the layout can change.
     wrong += axe_findings(page, rules=() if width == WIDTHS[0] else LAYOUT_RULES)
     return [f"{visit.name} at {width} px: {w}" for w in wrong]
