@@ -242,6 +242,9 @@ def test_it_keeps_the_answer_box_clear_of_the_conversation_on_a_phone(browser, l
 
     expect(conversation).to_have_attribute("open", "")
     expect(conversation).to_contain_text("Step 8")
+    expect(answer).to_be_focused()
+    assert page.evaluate("window.scrollY") == 0, "the focus in the answer box leaves the conversation in view"
+    expect(answer).to_be_visible()
     assert covered() == "clear"
     box = conversation.bounding_box()
     below = answer.bounding_box()
