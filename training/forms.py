@@ -99,6 +99,9 @@ def config_rows(config: dict[str, Any]) -> list[tuple[str, str, str]]:
     fields = JobForm.base_fields
     rows = []
     for key, value in sorted(config.items()):
+        if key == "kind":
+            rows.append(("Kind", JobKind(value).label if value in JobKind.values else str(value), key))
+            continue
         field = fields.get(key)
         shown = ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
         rows.append((str(field.label) if field is not None and field.label else key, shown, key))

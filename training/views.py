@@ -75,7 +75,7 @@ def job_new(request: HttpRequest, pk: int) -> HttpResponse:
         except DomainError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"{job} is queued for a gpu worker.")
+            messages.success(request, f"{job} is queued for a gpu worker.", extra_tags="job-queued")
             return redirect("training_job", pk=pk, job_pk=job.pk)
     context = {
         "project": project,

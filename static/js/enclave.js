@@ -109,4 +109,29 @@
     list.appendChild(item);
     item.scrollIntoView({ block: "nearest" });  // seen even when the failed button is far down the page
   }
+
+  // A box that scrolls (a table on a narrow window, a long prompt) joins the tab order so the keyboard can
+  // scroll it (WCAG 2.1.1); it leaves again when the window grows and it no longer scrolls.
+  function scrollersFocusable() {
+    document.querySelectorAll("main table, main pre, main .conversation, main .candidate-body").forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1 || box.scrollHeight > box.clientHeight + 1;
+      var overflow = window.getComputedStyle(box);
+      scrolls = scrolls && /auto|scroll/.test(overflow.overflowX + overflow.overflowY);
+      if (scrolls && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+        box.setAttribute("data-scroll-focus", "");
+      } else if (!scrolls && box.hasAttribute("data-scroll-focus")) {
+        box.removeAttribute("tabindex");
+        box.removeAttribute("data-scroll-focus");
+      }
+    });
+  }
+  var resizing = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizing);
+    resizing = setTimeout(scrollersFocusable, 150);
+  });
+  document.addEventListener("htmx:afterSettle", scrollersFocusable);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", scrollersFocusable);
+  else scrollersFocusable();
 })();

@@ -40,15 +40,34 @@
   // --- Charts ---------------------------------------------------------------------------------------------
   var COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c"];
 
-  function Chart(box, series, height) {
+  // Tick labels that differ from one another: a learning rate of 2e-5 decaying to 0 would otherwise read
+  // "0, 0, 0". Scientific notation with as many digits as it takes to tell the ticks apart.
+  function scientificTicks(u, splits) {
+    for (var digits = 0; digits < 6; digits++) {
+      var labels = splits.map(function (v) { return v === 0 ? "0" : v.toExponential(digits); });
+      if (new Set(labels).size === labels.length) return labels;
+    }
+    return splits.map(function (v) { return String(v); });
+  }
+
+  function boxWidth(box) { return Math.max(160, Math.floor(box.clientWidth || 480)); }
+
+  function Chart(box, series, options) {
+    options = options || {};
     this.box = box;
     this.names = series.map(function (s) { return s.key; });
     this.rows = {};  // step -> {key: value}
+    var height = options.height || 220;
+    var y = { };
+    if (options.scientific) { y.values = scientificTicks; y.size = 64; }
     var opts = {
-      width: Math.max(280, box.clientWidth || 480),
-      height: height || 220,
+      width: boxWidth(box),
+      height: height,
       scales: { x: { time: false } },
-      axes: [{ label: "step" }, {}],
+      axes: [{ label: "step" }, y],
+      // The legend names the series; values appear on the chart itself under the cursor (uPlot's live
+      // legend would print "--" for every series whenever the cursor is elsewhere).
+      legend: { live: false },
       series: [{ label: "step" }].concat(series.map(function (s, i) {
         return {
           label: s.label,
@@ -65,10 +84,15 @@
       opts.scales.y2 = { auto: true };
     }
     this.plot = new window.uPlot(opts, this.data(), box);
+    // The chart follows its box (the grid reflows from three columns to one on a narrow window).
     var self = this;
-    window.addEventListener("resize", function () {
-      self.plot.setSize({ width: Math.max(280, box.clientWidth || 480), height: opts.height });
-    });
+    var width = opts.width;
+    var resize = function () {
+      var now = boxWidth(box);
+      if (now !== width) { width = now; self.plot.setSize({ width: now, height: height }); }
+    };
+    if (window.ResizeObserver) new window.ResizeObserver(resize).observe(box);
+    else window.addEventListener("resize", resize);
   }
 
   Chart.prototype.add = function (step, key, value) {
@@ -114,7 +138,7 @@
       charts.push(new Chart(lr, [
         { key: "learning_rate", label: "learning rate" },
         { key: "grad_norm", label: "grad norm", scale: "y2" },
-      ]));
+      ], { scientific: true }));
     }
     var last = 0;
     var active = root.getAttribute("data-active") === "1";
@@ -133,6 +157,7 @@
           last = body.last;
           if (changed) charts.forEach(function (chart) { chart.redraw(); });
           active = body.state === "queued" || body.state === "running";
+          followState(body.state);
           root.setAttribute("data-points", String(last));
           root.setAttribute("data-active", active ? "1" : "0");
         })
@@ -141,10 +166,23 @@
     poll();
   }
 
+  // The "queued" message shown after starting a job speaks of the job as it was: once the job has left the
+  // queue, it goes (the status above the charts says what the job does now).
+  function followState(state) {
+    if (!state || state === "queued") return;
+    document.querySelectorAll(".message.job-queued").forEach(function (message) {
+      var list = message.parentNode;
+      message.remove();
+      if (list && !list.children.length) list.remove();
+    });
+  }
+
   // The log pane shows its newest lines: keep it scrolled to the bottom as the fragment refreshes.
   function scrollLog() {
     var log = document.getElementById("job-log");
     if (log) log.scrollTop = log.scrollHeight;
+    var state = document.getElementById("job-state");
+    if (state) followState(state.getAttribute("data-state"));
   }
   document.addEventListener("htmx:afterSettle", scrollLog);
 

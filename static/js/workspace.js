@@ -26,7 +26,7 @@
     var answer = document.getElementById("id_response");
     if (f && answer && !f.dataset.focused) {
       f.dataset.focused = "1";
-      answer.focus();
+      answer.focus({ preventScroll: true });  // on a phone the conversation above it is read first
     } else if (fresh && typing() && f.contains(document.activeElement)) {
       // htmx gives the focus back to the field with the same id: on a new item the keys choose, not type.
       document.activeElement.blur();

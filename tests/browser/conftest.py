@@ -33,15 +33,21 @@ def page(browser, live_server):  # type: ignore[no-untyped-def]
     """A fresh browser context per test; console errors and failed requests fail the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=live_server.url)
     page = context.new_page()
+    problems = watch(page)
+    yield page
+    context.close()
+    assert problems == [], problems
+
+
+def watch(page) -> list[str]:  # type: ignore[no-untyped-def]
+    """The page's console errors and failed requests, as they happen: a test asserts the list stays empty."""
     problems: list[str] = []
     page.on(
         "console",
         lambda m: problems.append(f"console {m.type}: {m.text[:160]} at {m.location}") if m.type == "error" else None,
     )
     page.on("requestfailed", lambda r: _request_failed(r, problems))
-    yield page
-    context.close()
-    assert problems == [], problems
+    return problems
 
 
 def _request_failed(request, problems: list[str]) -> None:  # type: ignore[no-untyped-def]
