@@ -2,8 +2,9 @@
 quickly enough to collect on a developer's start.
 
 Production's storage (whitenoise's ``CompressedManifestStaticFilesStorage``) compresses with Brotli's slowest,
-densest level, about 40 s of CPU for the bundled API docs alone; a start on a laptop uses a quicker level, whose
-files are a few per cent larger (the gzip copies are the same).
+densest level, which makes collectstatic take half a minute and more (mostly the API docs' bundled scripts);
+a start on a laptop uses a quicker level, whose files are a few per cent larger (the gzip copies are the same).
+Collection runs again only when a source file changed.
 """
 
 import hashlib

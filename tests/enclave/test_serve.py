@@ -211,13 +211,17 @@ def test_it_stops_every_child_on_ctrl_c_and_keeps_the_console_short(data_dir: Pa
         end(serve)
     assert not still_running(seen), "processes left behind"
     console = log.read_text()
+    as_root = os.geteuid() == 0
+    root = "Root:  the workers run as root too, which Celery advises against outside a container\n"
     block = (
         f"Enclave is running at http://127.0.0.1:{port}/\n\n"
         f"Data:  SQLite and a filesystem broker, in {data_dir}\n"
         f"Logs:  {log_file} (warnings and errors also show here)\n"
+        f"{root if as_root else ''}"
         "Stop:  Ctrl+C\n"
     )
     assert block in console
+    assert "SecurityWarning" not in console
     for noise in (" INFO ", "[INFO]", "[tasks]", "celery.worker", "shards", "No hostname was supplied", "GET /"):
         assert noise not in console, f"{noise!r} on the console:\n{console}"
     assert "restarting" not in console

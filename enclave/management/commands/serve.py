@@ -37,6 +37,8 @@ CRASH_WINDOW = 120.0
 STOP_TIMEOUT = 15.0
 
 LOG_NAME = "enclave.log"
+# The start of Celery's warning to a worker run by root (a PYTHONWARNINGS filter matches a message's start).
+ROOT_WARNING = "ignore:You're running the worker with superuser privileges"
 WHERE_TO_LOOK = {
     "web": "gunicorn's lines in {log} (is the port free? does `manage.py check` pass?)",
     "worker-default": "its lines in {log} (can it reach the broker and the database?)",
@@ -233,6 +235,10 @@ class Command(BaseCommand):
             "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         }
+        as_root = os.geteuid() == 0
+        if as_root:
+            # Celery's eight-line warning per worker would follow the closing block; it says so there in one line.
+            env["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), ROOT_WARNING]))
         if staticfiles.stale(static_root):
             self.stdout.write("Compressing the static files (after a change only, a few seconds)…")
             try:
@@ -258,13 +264,13 @@ class Command(BaseCommand):
         ]  # fmt: skip
 
         demo = seeded or User.objects.filter(username=DEMO_USERS[0][0]).exists()
-        welcome = self.welcome(options["host"], options["port"], log_file, demo)
+        welcome = self.welcome(options["host"], options["port"], log_file, demo, as_root=as_root)
         exit_code = supervise(children, self.stderr, log_file, ready=web_ready(options["host"], options["port"]),
                               on_ready=lambda: self.stdout.write(welcome))  # fmt: skip
         if exit_code:
             sys.exit(exit_code)
 
-    def welcome(self, host: str, port: int, log_file: Path, demo: bool) -> str:
+    def welcome(self, host: str, port: int, log_file: Path, demo: bool, as_root: bool = False) -> str:
         """The block that ends the start: where to go, who to log in as, where the logs are, how to stop."""
         lines = ["", self.style.SUCCESS(f"Enclave is running at http://{host}:{port}/"), ""]
         if demo:
@@ -276,6 +282,8 @@ class Command(BaseCommand):
         broker = "Redis" if settings.REDIS_URL else "a filesystem broker"
         lines.append(f"Data:  {db} and {broker}, in {settings.DATA_DIR}")
         lines.append(f"Logs:  {log_file} (warnings and errors also show here)")
+        if as_root:
+            lines.append("Root:  the workers run as root too, which Celery advises against outside a container")
         lines.append("Stop:  Ctrl+C")
         return "\n".join(lines)
 
