@@ -60,13 +60,21 @@ def stale(static_root: Path) -> bool:
     return stamp.read_text() != sources_fingerprint()
 
 
-def collect(static_root: Path, env: dict[str, str]) -> None:
-    """Collect the static files into ``static_root`` by ``collectstatic`` under ``env``, the settings the web
-    gets (STATIC_ROOT set: hashed names, gzip and Brotli copies). Raises ``CalledProcessError`` with
-    collectstatic's output when it fails."""
-    fingerprint = sources_fingerprint()
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
-        cwd=settings.BASE_DIR, env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    _stamp(static_root).write_text(fingerprint)
+class Collection:
+    """``collectstatic`` into ``static_root``, running under ``env`` (the settings the web gets: STATIC_ROOT set,
+    hashed names, gzip and Brotli copies) while the caller does other work."""
+
+    def __init__(self, static_root: Path, env: dict[str, str]) -> None:
+        self.static_root = static_root
+        self.fingerprint = sources_fingerprint()
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+            cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def wait(self) -> None:
+        """Wait for it to finish. Raises ``CalledProcessError`` with collectstatic's output when it failed."""
+        output, _ = self.process.communicate()
+        if self.process.returncode:
+            raise subprocess.CalledProcessError(self.process.returncode, self.process.args, output)
+        _stamp(self.static_root).write_text(self.fingerprint)

@@ -216,14 +216,6 @@ class Command(BaseCommand):
         data_dir.mkdir(parents=True, exist_ok=True)
         log_file = start_log(data_dir / "logs" / LOG_NAME)
         static_root = Path(getattr(settings, "STATIC_ROOT", None) or data_dir / "staticfiles")
-        call_command("migrate", interactive=False, verbosity=0)
-        seeded = False
-        if not options["no_seed"] and not User.objects.exists():
-            self.stdout.write("Creating the demo data (on a new database only, about half a minute)…")
-            call_command("seed_demo", verbosity=0)
-            seeded = True
-        self._clear_processed_messages()
-
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": str(settings.SETTINGS_MODULE),
@@ -239,12 +231,25 @@ class Command(BaseCommand):
         if as_root:
             # Celery's eight-line warning per worker would follow the closing block; it says so there in one line.
             env["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), ROOT_WARNING]))
+        # The static files are collected meanwhile the database is migrated and seeded, which they do not touch.
+        collection = None
         if staticfiles.stale(static_root):
             self.stdout.write("Compressing the static files (after a change only, a few seconds)…")
+            collection = staticfiles.Collection(static_root, env)
+
+        call_command("migrate", interactive=False, verbosity=0)
+        seeded = False
+        if not options["no_seed"] and not User.objects.exists():
+            self.stdout.write("Creating the demo data (on a new database only, about half a minute)…")
+            call_command("seed_demo", verbosity=0)
+            seeded = True
+        self._clear_processed_messages()
+        if collection is not None:
             try:
-                staticfiles.collect(static_root, env)
+                collection.wait()
             except subprocess.CalledProcessError as exc:
-                raise CommandError(f"collectstatic failed:\n{exc.stdout.decode()}{exc.stderr.decode()}") from exc
+                raise CommandError(f"collectstatic failed:\n{exc.output.decode()}") from exc
+
         python = sys.executable
         children = [
             Child("web", [
