@@ -6,6 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 
+# bash, so that a pipe fails when pip does (pipefail), not only when the filter after it does.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
 .PHONY: run test install lint types pytest fuzz chromium clean
 
 run: $(STAMP)
@@ -15,15 +19,32 @@ test: $(STAMP) chromium lint types pytest
 
 install: $(STAMP)
 
+# Each step says what it installs; pip's own lines (hundreds, warnings among them) go to $(VENV)/install.log, its
+# errors to the console as well, and on a terminal one line counts the packages as pip goes through them.
+PIP_LOG := $(VENV)/install.log
+PIP = $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off
+PIP_PROGRESS = 2>&1 | tee -a $(PIP_LOG) | awk 'BEGIN { tty = system("test -t 1") == 0 } \
+	/^(Collecting|Processing|Requirement already satisfied|Obtaining)/ { n++; if (tty) { printf "\r  packages looked at: %d\033[K", n; fflush() } next } \
+	/^Installing collected packages/ { if (tty) printf "\r\033[K"; printf "  unpacking and installing (%d packages looked at)…\n", n; fflush(); next } \
+	/^ERROR/ { if (tty) printf "\r\033[K"; print; next } \
+	END { if (tty && n) printf "\r\033[K" }' \
+	|| { echo "pip failed: its whole output is in $(PIP_LOG)"; exit 1; }
+
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Enclave needs Python 3.11 (found %d.%d)" % sys.version_info[:2])'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first and alone, pinned, so the CPU build on this machine is used and no CUDA build is pulled.
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	rm -f $(VENV)/.installed-*
-	touch $(STAMP)
+	@echo "Installing Enclave into $(VENV) (once, and again when pyproject.toml changes; pip's log: $(PIP_LOG))"
+	@test -x $(BIN)/python || { echo "- creating the virtual environment"; $(PYTHON) -m venv $(VENV); }
+	@: > $(PIP_LOG)
+	@echo "- pip itself"
+	@$(PIP) --upgrade pip $(PIP_PROGRESS)
+	@# torch first and alone, pinned, so the CPU build on this machine is used and no CUDA build is pulled.
+	@echo "- torch (CPU build): a few minutes the first time"
+	@$(PIP) "torch==2.13.0" $(PIP_PROGRESS)
+	@echo "- Django, Celery, transformers, the test tools and the rest: a minute or two the first time"
+	@$(PIP) -e ".[dev]" $(PIP_PROGRESS)
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+	@echo "Installed."
 
 # Browser tests drive Debian's Chromium; install it when missing (root on these machines).
 chromium:

@@ -368,11 +368,28 @@ if GPU_NODE_APART:
             "S3-compatible artifact store; set " + ", ".join(_missing) + "."
         )
 
+# Logs go to the console at LOG_LEVEL. `manage.py serve` keeps its children's console to warnings
+# (CONSOLE_LOG_LEVEL) and writes everything at LOG_LEVEL to LOG_FILE as well, which it names on start.
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOG_FILE = env_optional_str("LOG_FILE")
+_log_handlers: dict[str, dict[str, Any]] = {
+    "console": {
+        "class": "logging.StreamHandler",
+        "formatter": "plain",
+        "level": env_str("CONSOLE_LOG_LEVEL", LOG_LEVEL),
+    },
+}
+if LOG_FILE:
+    _log_handlers["file"] = {"class": "logging.FileHandler", "formatter": "plain", "filename": LOG_FILE}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "handlers": _log_handlers,
+    "root": {"handlers": list(_log_handlers), "level": LOG_LEVEL},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        # kombu warns that the filesystem broker's URL names no host, which it never needs.
+        **({} if REDIS_URL else {"kombu.connection": {"level": "ERROR"}}),
+    },
 }

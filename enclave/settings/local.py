@@ -7,7 +7,7 @@ restart without a key ever living in the repository.
 import secrets
 
 from enclave.settings.base import *  # noqa: F403
-from enclave.settings.base import DATA_DIR
+from enclave.settings.base import DATA_DIR, STORAGES
 from enclave.settings.env import env_optional_str
 
 
@@ -21,3 +21,15 @@ def _local_secret_key() -> str:
 
 
 SECRET_KEY = env_optional_str("SECRET_KEY") or _local_secret_key()
+
+# `manage.py serve` collects the static files into STATIC_ROOT (in the data directory) and sets it for the web:
+# then pages name them hashed, and they are answered compressed and cacheable for a year, as in production.
+# Without it (runserver, a shell) they are served from the source folders as they are.
+_static_root = env_optional_str("STATIC_ROOT")
+if _static_root:
+    STATIC_ROOT = _static_root
+    WHITENOISE_USE_FINDERS = False
+    STORAGES = {
+        **STORAGES,
+        "staticfiles": {"BACKEND": "enclave.staticfiles.QuickCompressedManifestStaticFilesStorage"},
+    }

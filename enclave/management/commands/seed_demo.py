@@ -70,6 +70,16 @@ DEMO_JUDGEMENTS: dict[str, dict[str, tuple[int, str]]] = {
 }
 
 
+def quiet_progress_bars() -> None:
+    """The demo release is written through `datasets` and the tiny model through `transformers`: their progress
+    bars ("Saving the dataset (0/0 shards)", "Writing model shards") would bury the console of a first start."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+
+
 class Command(BaseCommand):
     help = "Create demo accounts (one per role, an outsider and site staff) and demo projects. Idempotent."
 
@@ -83,6 +93,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if str(settings.SETTINGS_MODULE).endswith("production") and not options["allow_production"]:
             raise CommandError("Refusing to create demo accounts with a known password under production settings.")
+        quiet_progress_bars()
         with transaction.atomic():
             users = {name: self._user(name, label, staff) for name, label, staff in DEMO_USERS}
             staff = users["staff"]

@@ -1,5 +1,7 @@
-"""Run the whole app on this machine: migrate, seed a new database, then the web server and two
-Celery workers (``default`` and ``gpu`` queues) until Ctrl+C.
+"""Run the whole app on this machine: migrate, seed a new database, collect the static files (hashed and
+compressed, as production serves them), then the web server and two Celery workers (``default`` and ``gpu``
+queues) until Ctrl+C. The children log everything to ``logs/enclave.log`` in the data directory and only
+warnings and errors to the console, which ends with one block: the address, the demo logins, the log file.
 
 A child that exits is started again after a pause that doubles with each crash (1 s, 2 s, 4 s … 30 s) and
 goes back to 1 s once the child had run for a minute; the other children keep running meanwhile, so a
@@ -10,18 +12,21 @@ crashed worker never takes the web down. A child that crashes ``CRASH_LIMIT`` ti
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from accounts.models import User
+from enclave import staticfiles
 from enclave.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
 
 FIRST_DELAY = 1.0
@@ -31,11 +36,46 @@ CRASH_LIMIT = 5
 CRASH_WINDOW = 120.0
 STOP_TIMEOUT = 15.0
 
+LOG_NAME = "enclave.log"
+# The start of Celery's warning to a worker run by root (a PYTHONWARNINGS filter matches a message's start).
+ROOT_WARNING = "ignore:You're running the worker with superuser privileges"
 WHERE_TO_LOOK = {
-    "web": "gunicorn's lines above (is the port free? does `manage.py check` pass?)",
-    "worker-default": "its lines above (can it reach the broker and the database?)",
-    "worker-gpu": "its lines above (can it reach the broker and the database? do the training libraries import?)",
+    "web": "gunicorn's lines in {log} (is the port free? does `manage.py check` pass?)",
+    "worker-default": "its lines in {log} (can it reach the broker and the database?)",
+    "worker-gpu": "its lines in {log} (can it reach the broker and the database? do the training libraries import?)",
 }
+# What each demo login is for, in the words of the people who use Enclave (the accounts: seed_demo.DEMO_USERS).
+PERSONAS = {
+    "annotator": "domain expert: labels chats, ranks model answers",
+    "reviewer": "reviewer: accepts or sends back annotations",
+    "datalead": "data lead: rubric, imports, releases",
+    "projectadmin": "project admin: members, roles, training jobs",
+    "outsider": "member of another project only (sees none of the above)",
+    "staff": "site admin: every project, /admin/",
+}
+
+
+def start_log(path: Path) -> Path:
+    """A new log file for this run; the previous run's is kept beside it as ``<name>.1``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.replace(path.with_name(path.name + ".1"))
+    path.touch()
+    return path
+
+
+def web_ready(host: str, port: int) -> Callable[[], bool]:
+    """Whether the web's port takes a connection yet (on any address: ask the loopback one)."""
+    address = "127.0.0.1" if host in {"0.0.0.0", ""} else host  # noqa: S104 - compared, not bound
+
+    def ready() -> bool:
+        try:
+            with socket.create_connection((address, port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    return ready
 
 
 def exit_reason(returncode: int) -> str:
@@ -111,9 +151,17 @@ class Child:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def supervise(children: list[Child], stderr: OutputWrapper) -> int:
-    """Keep the children running until a stop signal (0) or a crash loop (1)."""
+def supervise(
+    children: list[Child],
+    stderr: OutputWrapper,
+    log_file: Path,
+    ready: Callable[[], bool] = lambda: True,
+    on_ready: Callable[[], None] = lambda: None,
+) -> int:
+    """Keep the children running until a stop signal (0) or a crash loop (1); once ``ready()`` answers true
+    (the web takes connections), call ``on_ready`` once."""
     stopping = False
+    announced = False
 
     def stop(signum: int, frame: Any) -> None:
         nonlocal stopping
@@ -126,6 +174,9 @@ def supervise(children: list[Child], stderr: OutputWrapper) -> int:
     exit_code = 0
     while not stopping:
         now = time.monotonic()
+        if not announced and ready():
+            announced = True
+            on_ready()
         for child in children:
             if child.restart_at is not None and now >= child.restart_at:
                 child.start()
@@ -136,7 +187,8 @@ def supervise(children: list[Child], stderr: OutputWrapper) -> int:
             if crashes >= CRASH_LIMIT:
                 stderr.write(
                     f"{child.name} {exit_reason(returncode)}: it crashed {crashes} times within "
-                    f"{CRASH_WINDOW:g} s, a crash loop; stopping everything. Look at {WHERE_TO_LOOK[child.name]}."
+                    f"{CRASH_WINDOW:g} s, a crash loop; stopping everything. "
+                    f"Look at {WHERE_TO_LOOK[child.name].format(log=log_file)}."
                 )
                 exit_code, stopping = 1, True
                 break
@@ -160,48 +212,85 @@ class Command(BaseCommand):
         parser.add_argument("--no-seed", action="store_true", help="Do not create demo data on a new database.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
+        data_dir = Path(settings.DATA_DIR)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log_file = start_log(data_dir / "logs" / LOG_NAME)
+        static_root = Path(getattr(settings, "STATIC_ROOT", None) or data_dir / "staticfiles")
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": str(settings.SETTINGS_MODULE),
+            "OMP_NUM_THREADS": "1",
+            "STATIC_ROOT": str(static_root),
+            "LOG_FILE": str(log_file),
+            "CONSOLE_LOG_LEVEL": "WARNING",
+            # Release builds write through `datasets`, whose bars ("Saving the dataset (0/0 shards)") are noise here.
+            "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        }
+        as_root = os.geteuid() == 0
+        if as_root:
+            # Celery's eight-line warning per worker would follow the closing block; it says so there in one line.
+            env["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), ROOT_WARNING]))
+        # The static files are collected meanwhile the database is migrated and seeded, which they do not touch.
+        collection = None
+        if staticfiles.stale(static_root):
+            self.stdout.write("Compressing the static files (after a change only, a few seconds)…")
+            collection = staticfiles.Collection(static_root, env)
+
         call_command("migrate", interactive=False, verbosity=0)
         seeded = False
         if not options["no_seed"] and not User.objects.exists():
+            self.stdout.write("Creating the demo data (on a new database only, about half a minute)…")
             call_command("seed_demo", verbosity=0)
             seeded = True
         self._clear_processed_messages()
+        if collection is not None:
+            try:
+                collection.wait()
+            except subprocess.CalledProcessError as exc:
+                raise CommandError(f"collectstatic failed:\n{exc.output.decode()}") from exc
 
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": str(settings.SETTINGS_MODULE), "OMP_NUM_THREADS": "1"}
         python = sys.executable
         children = [
             Child("web", [
                 python, "-m", "gunicorn", "enclave.wsgi:application",
                 "--bind", f"{options['host']}:{options['port']}",
                 "--workers", "2", "--threads", "4", "--graceful-timeout", "5",
-                "--access-logfile", "-", "--logger-class", "enclave.access_log.AccessLogger",
+                "--access-logfile", str(log_file), "--logger-class", "enclave.access_log.AccessLogger",
             ], env),
             Child("worker-default", [
-                python, "-m", "celery", "-A", "enclave", "worker", "-Q", "default",
+                python, "-m", "celery", "-A", "enclave", "--quiet", "worker", "-Q", "default",
                 "-n", "default@%h", "--concurrency", "2", "--loglevel", "INFO",
             ], env),
             Child("worker-gpu", [
-                python, "-m", "celery", "-A", "enclave", "worker", "-Q", "gpu",
+                python, "-m", "celery", "-A", "enclave", "--quiet", "worker", "-Q", "gpu",
                 "-n", "gpu@%h", "--pool", "solo", "--loglevel", "INFO",
             ], env),
         ]  # fmt: skip
 
-        url = f"http://{options['host']}:{options['port']}/"
-        self.stdout.write(self.style.SUCCESS(f"\nEnclave is running at {url}"))
-        db = "PostgreSQL" if settings.DATABASE_IS_POSTGRES else f"SQLite ({settings.DATABASES['default']['NAME']})"
-        broker = "Redis" if settings.REDIS_URL else f"filesystem ({settings.BROKER_DIR})"
-        self.stdout.write(f"Database: {db}; broker: {broker}")
-        if seeded or User.objects.filter(username=DEMO_USERS[0][0]).exists():
-            self.stdout.write(f"Demo logins (password “{DEMO_PASSWORD}”):")
-            for username, label, _ in DEMO_USERS:
-                self.stdout.write(f"  {username:<13} {label}")
-        self.stdout.write("Press Ctrl+C to stop.\n")
-        sys.stdout.flush()
-
-        exit_code = supervise(children, self.stderr)
+        demo = seeded or User.objects.filter(username=DEMO_USERS[0][0]).exists()
+        welcome = self.welcome(options["host"], options["port"], log_file, demo, as_root=as_root)
+        exit_code = supervise(children, self.stderr, log_file, ready=web_ready(options["host"], options["port"]),
+                              on_ready=lambda: self.stdout.write(welcome))  # fmt: skip
         if exit_code:
             sys.exit(exit_code)
+
+    def welcome(self, host: str, port: int, log_file: Path, demo: bool, as_root: bool = False) -> str:
+        """The block that ends the start: where to go, who to log in as, where the logs are, how to stop."""
+        lines = ["", self.style.SUCCESS(f"Enclave is running at http://{host}:{port}/"), ""]
+        if demo:
+            lines.append(f"Log in with the password {DEMO_PASSWORD} as:")
+            for username, label, _ in DEMO_USERS:
+                lines.append(f"  {username:<13} {PERSONAS.get(username, label)}")
+            lines.append("")
+        db = "PostgreSQL" if settings.DATABASE_IS_POSTGRES else "SQLite"
+        broker = "Redis" if settings.REDIS_URL else "a filesystem broker"
+        lines.append(f"Data:  {db} and {broker}, in {settings.DATA_DIR}")
+        lines.append(f"Logs:  {log_file} (warnings and errors also show here)")
+        if as_root:
+            lines.append("Root:  the workers run as root too, which Celery advises against outside a container")
+        lines.append("Stop:  Ctrl+C")
+        return "\n".join(lines)
 
     def _clear_processed_messages(self) -> None:
         """The filesystem broker keeps each consumed message in processed/; they are spent, drop them."""
