@@ -8,6 +8,8 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+GUIDE_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "guide" / "img"
+GUIDE_HEIGHT = 1400
 
 
 @pytest.fixture(scope="session")
@@ -58,10 +60,18 @@ def _request_failed(request, problems: list[str]) -> None:  # type: ignore[no-un
     problems.append(f"request failed: {request.url} ({request.failure})")
 
 
-def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
+def screenshot(page, name: str, guide: str | None = None) -> Path:  # type: ignore[no-untyped-def]
+    """A full-page capture to tests/artifacts/<name>.png; with ``guide``, also the page's top (at most
+    ``GUIDE_HEIGHT`` px) to docs/guide/img/<guide>.png, the user guide's picture of this page."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if guide is not None:
+        GUIDE_IMAGES.mkdir(parents=True, exist_ok=True)
+        width = page.viewport_size["width"]
+        height = min(page.evaluate("document.documentElement.scrollHeight"), GUIDE_HEIGHT)
+        clip = {"x": 0, "y": 0, "width": width, "height": height}
+        page.screenshot(path=str(GUIDE_IMAGES / f"{guide}.png"), full_page=True, clip=clip)
     # A full-page capture of a page taller than the window resizes it for a moment; set the size again so
     # the next click lands where the page now is (headless Chromium otherwise drops it).
     size = page.viewport_size
