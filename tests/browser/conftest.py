@@ -60,6 +60,17 @@ def _request_failed(request, problems: list[str]) -> None:  # type: ignore[no-un
     problems.append(f"request failed: {request.url} ({request.failure})")
 
 
+def guide_picture(page, guide: str) -> Path:  # type: ignore[no-untyped-def]
+    """The page's top (at most ``GUIDE_HEIGHT`` px) as docs/guide/img/<guide>.png: the user guide's picture
+    of this page, taken anew whenever the test runs, so the guide shows the pages as they are."""
+    GUIDE_IMAGES.mkdir(parents=True, exist_ok=True)
+    path = GUIDE_IMAGES / f"{guide}.png"
+    width = page.viewport_size["width"]
+    height = min(page.evaluate("document.documentElement.scrollHeight"), GUIDE_HEIGHT)
+    page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height})
+    return path
+
+
 def screenshot(page, name: str, guide: str | None = None) -> Path:  # type: ignore[no-untyped-def]
     """A full-page capture to tests/artifacts/<name>.png; with ``guide``, also the page's top (at most
     ``GUIDE_HEIGHT`` px) to docs/guide/img/<guide>.png, the user guide's picture of this page."""
@@ -67,11 +78,7 @@ def screenshot(page, name: str, guide: str | None = None) -> Path:  # type: igno
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     if guide is not None:
-        GUIDE_IMAGES.mkdir(parents=True, exist_ok=True)
-        width = page.viewport_size["width"]
-        height = min(page.evaluate("document.documentElement.scrollHeight"), GUIDE_HEIGHT)
-        clip = {"x": 0, "y": 0, "width": width, "height": height}
-        page.screenshot(path=str(GUIDE_IMAGES / f"{guide}.png"), full_page=True, clip=clip)
+        guide_picture(page, guide)
     # A full-page capture of a page taller than the window resizes it for a moment; set the size again so
     # the next click lands where the page now is (headless Chromium otherwise drops it).
     size = page.viewport_size

@@ -40,15 +40,17 @@ def test_it_draws_the_overview_and_quality_charts_wide_and_narrow(page) -> None:
     _judged_project(personas)
     project = personas.project
     _login(page, "reviewer")
-    for path, name, charts in (
-        (f"/projects/{project.pk}/", "overview", {"per_day", "progress"}),
-        (f"/projects/{project.pk}/quality/", "quality", {"agreement", "bias", "scatter"}),
-    ):
-        page.set_viewport_size({"width": 1280, "height": 860})
-        page.goto(path)
-        _charts_drawn(page, charts)
-        screenshot(page, f"charts-{name}-1280")
-        page.set_viewport_size({"width": 390, "height": 844})
-        _charts_drawn(page, charts)
-        screenshot(page, f"charts-{name}-390")
-        page.locator(".chart-grid").screenshot(path=str(ARTIFACTS / f"charts-{name}-390-figures.png"))
+    _show(page, f"/projects/{project.pk}/", "overview", {"per_day", "progress"}, guide="overview")
+    _show(page, f"/projects/{project.pk}/quality/", "quality", {"agreement", "bias", "scatter"}, guide="quality")
+
+
+def _show(page, path: str, name: str, charts: set[str], guide: str) -> None:  # type: ignore[no-untyped-def]
+    """The page wide, then narrow: the charts drawn at both widths, screenshots of each."""
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.goto(path)
+    _charts_drawn(page, charts)
+    screenshot(page, f"charts-{name}-1280", guide=guide)
+    page.set_viewport_size({"width": 390, "height": 844})
+    _charts_drawn(page, charts)
+    screenshot(page, f"charts-{name}-390")
+    page.locator(".chart-grid").screenshot(path=str(ARTIFACTS / f"charts-{name}-390-figures.png"))

@@ -49,7 +49,7 @@ def test_it_takes_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # 
     page.keyboard.press("Shift+Digit3")
     expect(page.locator("#draft-status")).to_contain_text("Draft saved")
     expect(page.locator(".candidate.chosen")).to_have_count(1)
-    screenshot(page, "compare-pairwise-chosen")
+    screenshot(page, "compare-pairwise-chosen", guide="compare")
     page.keyboard.press("Control+Enter")
     page.keyboard.press("Control+Enter")
     expect(page.locator("#workspace .notice")).to_contain_text("Saved")
@@ -75,7 +75,7 @@ def test_it_takes_three_pairwise_comparisons_by_keyboard_only(page) -> None:  # 
     expect(page.locator("input[name=strength]").first).to_be_disabled()
     page.keyboard.press("Control+Enter")
     expect(page.locator("#workspace h2")).to_have_text("Saved. That was your last comparison for now")
-    screenshot(page, "compare-queue-done")
+    screenshot(page, "compare-queue-done", guide="compare-done")
 
     stored = {j.item_id: j for j in Judgement.objects.filter(annotator=personas.annotator)}
     assert set(stored) == {first, second, third}, "three judgements, the double submit stored once"
@@ -124,7 +124,7 @@ def test_it_takes_an_n_way_ranking_with_a_tie_by_keyboard(page) -> None:  # type
     page.keyboard.press("Control+Enter")
     expect(page.locator("#workspace h2")).to_have_text("Saved. That was your last comparison for now")
     expect(page.locator("#workspace .notice")).to_have_count(0)  # no "here is the next" above it
-    expect(page.locator("#queue-left")).to_contain_text("You judged 1 comparison. 1 of it still needs other people")
+    expect(page.locator("#queue-left")).to_contain_text("You judged 1 comparison. It still needs other people")
     screenshot(page, "queue-saved-last")
     judgement = Judgement.objects.get(annotator=personas.annotator)
     assert judgement.result == {"ranking": [[0, 2], [1]]}
@@ -142,7 +142,7 @@ def test_it_takes_an_n_way_ranking_with_a_tie_by_keyboard(page) -> None:  # type
     page.goto(f"/projects/{personas.project.pk}/audit/")
     expect(page.locator(".audit-details .audit-details dt", has_text="pii mode").first).to_be_visible()  # nested
     expect(page.locator(".audit .payload").first).not_to_contain_text("{'")
-    screenshot(page, "queue-audit-fields")
+    screenshot(page, "queue-audit-fields", guide="audit")
 
 
 def test_it_keeps_a_refused_judgements_choice_and_starts_the_next_one_on_the_keys(page) -> None:  # type: ignore[no-untyped-def]

@@ -47,7 +47,7 @@ def _label_with_keys(page, answer: str) -> None:  # type: ignore[no-untyped-def]
 
 def test_it_lets_an_annotator_label_by_keyboard_and_a_closed_tab_loses_nothing(page, browser, live_server) -> None:  # type: ignore[no-untyped-def]
     personas = _annotating(page)
-    screenshot(page, "label-first-item")
+    screenshot(page, "label-first-item", guide="annotate")
     first_item = page.get_attribute("#label-form", "data-item")
 
     _label_with_keys(page, "First ideal answer.")
@@ -100,10 +100,10 @@ def test_it_lets_a_reviewer_approve_one_and_send_one_back(page) -> None:  # type
     _login(page, "reviewer")
     page.goto(f"/projects/{personas.project.pk}/review/")
     expect(page.locator("#review-queue tbody tr")).to_have_count(2)
-    screenshot(page, "review-queue")
+    screenshot(page, "review-queue", guide="review-queue")
     page.locator("#review-queue tbody tr a").first.click()
     page.wait_for_selector("#review-form")
-    screenshot(page, "review-page")
+    screenshot(page, "review-page", guide="review")
     page.click("button[value=approve]")
     page.wait_for_selector(".message.success")
     page.fill("#id_comment", "Please mention the three-day wait.")

@@ -16,7 +16,7 @@ from releases.models import Release
 from tests.access_matrix import matrix_adapter
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_lines, jsonl
 from tests.browser.axe import LAYOUT_RULES, axe_findings
-from tests.browser.conftest import ARTIFACTS, watch
+from tests.browser.conftest import ARTIFACTS, guide_picture, watch
 from tests.conftest import Personas, make_personas
 from tests.preferences.helpers import comparison_line, import_comparisons
 from tests.releases.helpers import build
@@ -39,6 +39,8 @@ class Visit:
     ready: str = "main"  # a selector that is there once the page's scripts have done their first work
     status: int = 200
     holds: str = ""  # a script that must return true on the page, for what a screenshot alone would show
+    guide: str = ""  # the user guide's picture of this page at the desktop width (docs/guide/img/<guide>.png)
+    guide_narrow: str = ""  # and at the phone width
 
 
 def _product(p: Personas) -> dict[str, list[Visit]]:
@@ -87,7 +89,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
         "annotator": [
             Visit("dashboard", "/", "#projects"),
             Visit("overview", f"{project}/"),
-            Visit("annotate", f"{project}/annotate/", "#label-form[data-ready]"),
+            Visit("annotate", f"{project}/annotate/", "#label-form[data-ready]", guide_narrow="annotate-narrow"),
             Visit("compare", f"{project}/compare/", "#compare-form[data-ready]"),
             Visit("rubric", f"{project}/rubric/"),
             Visit("tokens", "/account/tokens/"),
@@ -98,18 +100,18 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("review-queue", f"{project}/review/"),
             Visit("review", f"{project}/review/{annotation.pk}/"),
             Visit("adjudications", f"{project}/adjudication/"),
-            Visit("adjudicate", f"{project}/adjudication/{adjudication.pk}/"),
+            Visit("adjudicate", f"{project}/adjudication/{adjudication.pk}/", guide="adjudicate"),
             Visit("quality", f"{project}/quality/"),
         ],
         "data_lead": [
-            Visit("imports", f"{project}/imports/"),
+            Visit("imports", f"{project}/imports/", guide="imports"),
             Visit("import", f"{project}/imports/{upload.pk}/"),
             Visit("annotation-settings", f"{project}/annotation-settings/"),
             Visit("comparison-settings", f"{project}/comparison-settings/"),
             Visit("on-hold", f"{project}/on-hold/"),
             Visit("releases", f"{project}/releases/"),
-            Visit("release-new", f"{project}/releases/new/"),
-            Visit("release", f"{project}/releases/{second.pk}/"),
+            Visit("release-new", f"{project}/releases/new/", guide="release-new"),
+            Visit("release", f"{project}/releases/{second.pk}/", guide="release"),
             Visit("release-diff", f"{project}/releases/diff/?a={release.pk}&b={second.pk}"),
             Visit("training", f"{project}/training/"),
             Visit(
@@ -134,7 +136,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
         "staff": [
             Visit("project-new", "/projects/new/"),
             Visit("users", "/users/"),
-            Visit("base-models", "/models/"),
+            Visit("base-models", "/models/", guide="base-models"),
             Visit("base-model", f"/models/{job.base_model_id}/"),
             Visit("site-audit", "/audit/"),
         ],
@@ -186,6 +188,8 @@ def _check(page: Any, visit: Visit, width: int) -> list[str]:
     wrong = [] if response.status == visit.status else [f"answered {response.status}"]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"pages-{visit.name}-{width}.png"), full_page=True)
+    if guide := visit.guide if width == WIDTHS[0] else visit.guide_narrow:
+        guide_picture(page, guide)
     scroll_width, window_width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     if scroll_width > window_width + 1:
         wrong.append(f"{scroll_width} px wide in a {window_width} px window")

@@ -12,7 +12,7 @@ def test_it_lets_an_annotator_log_in_and_see_their_projects(page) -> None:  # ty
     make_personas()
     page.goto("/")
     assert page.url.endswith("/login/?next=/")
-    screenshot(page, "login")
+    screenshot(page, "login", guide="login")
     page.fill("#id_username", "annotator")
     page.fill("#id_password", PASSWORD)
     page.keyboard.press("Enter")
@@ -39,7 +39,7 @@ def test_it_lets_a_project_admin_change_a_role_without_a_reload(page) -> None:  
     assert page.evaluate("window.__marker") == "same page"
     membership.refresh_from_db()
     assert membership.role == "reviewer"
-    screenshot(page, "members-role-changed")
+    screenshot(page, "members-role-changed", guide="members")
 
     page.goto(f"/projects/{personas.project.pk}/audit/")
     page.select_option("#id_action", "membership.change_role")

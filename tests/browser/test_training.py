@@ -37,7 +37,7 @@ def test_it_lets_a_project_admin_start_a_dpo_job_watch_it_and_open_the_lineage( 
         assert page.locator("#id_release").input_value() == str(release.pk)
         page.fill("#id_max_steps", "30")
         page.fill("#id_eval_steps", "10")
-        screenshot(page, "training-new")
+        screenshot(page, "training-new", guide="training-new")
         page.click("#job-form button[type=submit]")
         page.wait_for_selector("#job-status, .errorlist, .error-box")
         assert page.locator("#job-status").count() == 1, page.locator("main").inner_text()[:2000]
@@ -54,7 +54,7 @@ def test_it_lets_a_project_admin_start_a_dpo_job_watch_it_and_open_the_lineage( 
             if page.locator("#failure").count():
                 pytest.fail(page.locator("#failure").inner_text() + Path(tmp_path / "gpu-worker.log").read_text())
             time.sleep(0.5)
-        screenshot(page, "training-job-done")
+        screenshot(page, "training-job-done", guide="training-job")
         # A project admin sees every project tab; they wrap instead of widening the page past the window.
         assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
         assert page.locator("#job-state").inner_text() == "Succeeded"
@@ -71,7 +71,7 @@ def test_it_lets_a_project_admin_start_a_dpo_job_watch_it_and_open_the_lineage( 
         expect(page.locator("#release-hash")).to_have_text(release.hash)
         expect(page.locator("#base-hash")).to_have_text(adapter.base_model_hash)
         assert "no connection left the machine" in page.locator("#network").inner_text()
-        screenshot(page, "training-adapter")
+        screenshot(page, "training-adapter", guide="adapter")
         lineage = page.request.get(page.locator("#lineage-json").get_attribute("href") or "")
         assert lineage.headers["content-disposition"] == f'attachment; filename="adapter-{adapter.pk}-lineage.json"'
         assert lineage.json()["adapter"]["sha256"] == adapter.sha256

@@ -1,5 +1,6 @@
 """The user guide (docs/guide/) and its pictures: every picture a page names is taken by a browser test
-(``screenshot(..., guide="name")``), so the pictures change when the pages do, and every link resolves."""
+(``guide="name"`` in a ``screenshot`` call or a ``Visit``), so the pictures change when the pages do, and
+every link resolves."""
 
 import re
 from pathlib import Path
@@ -8,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "guide"
 IMAGE = re.compile(r"!\[[^\]]+\]\(img/([a-z0-9-]+)\.png\)")
 LINK = re.compile(r"(?<!!)\[[^\]]+\]\(([^)#]+\.md)\)")
-TAKEN = re.compile(r"""guide=["']([a-z0-9-]+)["']""")
+TAKEN = re.compile(r"""guide(?:_narrow)?=["']([a-z0-9-]+)["']""")
 
 
 def _pictures_named() -> dict[str, list[str]]:
