@@ -39,6 +39,19 @@ _INSERT_CHUNK = 1000
 _REPORT_LIMIT = 1000
 
 
+def format_misfit(fmt: str) -> str:
+    """Why ``fmt`` does not fit a project whose work is of the other kind."""
+    if fmt == ImportFormat.COMPARISON_JSONL:
+        return (
+            "This project holds conversations to annotate (SFT): import them as chat JSONL, prompt/response JSONL "
+            "or CSV. Comparisons belong in a project of their own."
+        )
+    return (
+        "This project holds comparisons: import them as comparison JSONL. Conversations to annotate (and a "
+        "general-purpose mix-in for SFT releases) belong in an SFT project."
+    )
+
+
 def import_start(
     *,
     actor: User,
@@ -53,11 +66,14 @@ def import_start(
     """Store the uploaded file, record an ``ImportBatch`` and import it: small
     files at once, large ones on a worker. ``purpose="mixin"`` imports general-purpose conversations with
     their answers, which releases may mix into training and annotators never see. Raises ``DomainError``
-    for an unknown format or purpose, or a CSV import without a prompt column."""
+    for an unknown format or purpose, a format that does not fit the project's work (conversations into a
+    project of comparisons, comparisons into an SFT project), or a CSV import without a prompt column."""
     if fmt not in ImportFormat.__members__.values():
         raise DomainError(f"Unknown import format “{fmt}”.", field="fmt")
     if purpose not in {"annotation", "mixin"}:
         raise DomainError(f"Unknown import purpose “{purpose}”.", field="purpose")
+    if fmt not in selectors.import_formats(project):
+        raise DomainError(format_misfit(fmt), field="fmt")
     if purpose == "mixin" and fmt == ImportFormat.COMPARISON_JSONL:
         raise DomainError("A general-purpose mix-in is conversations with answers, not comparisons.", field="fmt")
     if fmt == ImportFormat.CSV and not (csv_mapping or {}).get("prompt"):

@@ -3,7 +3,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import Project, User
-from annotation.models import Item, Slot
+from annotation.models import Item, RubricVersion, Slot
 from preferences.models import Adjudication, AgreementSnapshot, Judgement
 from releases.models import Release
 
@@ -23,6 +23,12 @@ def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     models = {c["provenance"].get("adapter") or c["provenance"]["model"] for i in items for c in i.candidates}
     assert models == {"bank-assist-7b", "sft-lora-r16 #14"}, "candidates from two models"
     assert Judgement.objects.filter(item__project=comparisons).count() == 12
+    sft = Project.objects.get(name="Retail banking support (demo)")
+    [compare_rubric] = RubricVersion.objects.filter(project=comparisons)
+    sft_rubric = RubricVersion.objects.filter(project=sft).get()
+    assert compare_rubric.guidelines != sft_rubric.guidelines, "the comparison project has guidelines of its own"
+    for written_for_comparing in ("# Comparing two answers", "**Tie**", "**Both bad**", "## The reason field"):
+        assert written_for_comparing in compare_rubric.guidelines
     assert Adjudication.objects.filter(item__project=comparisons).count() == 1, "the one disagreement"
     assert AgreementSnapshot.objects.filter(project=comparisons).exists()
     assert not comparisons.memberships.filter(user__username="outsider").exists()
@@ -40,7 +46,7 @@ def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     admin = Client()
     admin.force_login(User.objects.get(username="projectadmin"))
     form = admin.get(f"/projects/{comparisons.pk}/training/new/").content.decode()
-    assert f'<option value="{release.pk}" selected>' in form, "the demo release is preselected"
+    assert f'<option value="{release.pk}" selected data-switch="dpo">' in form, "the demo release is preselected"
     assert f'<option value="{model.pk}" selected>' in form, "so is the tiny model, with the CPU preset"
     assert '<option value="cpu_check" selected>' in form
 
