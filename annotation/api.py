@@ -131,6 +131,7 @@ class ImportListView(ListView):
         data = ImportIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        services.import_format_check(project=project, fmt=values["fmt"])
         mapping = None
         if values["fmt"] == ImportFormat.CSV:
             mapping = {

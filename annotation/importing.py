@@ -52,6 +52,13 @@ def format_misfit(fmt: str) -> str:
     )
 
 
+def import_format_check(*, project: Project, fmt: str) -> None:
+    """Refuse a format that does not fit the project's work: conversations into a project of comparisons,
+    comparisons into an SFT project. Raises ``DomainError`` saying which formats fit."""
+    if fmt in ImportFormat.__members__.values() and fmt not in selectors.import_formats(project):
+        raise DomainError(format_misfit(fmt), field="fmt")
+
+
 def import_start(
     *,
     actor: User,
@@ -66,14 +73,13 @@ def import_start(
     """Store the uploaded file, record an ``ImportBatch`` and import it: small
     files at once, large ones on a worker. ``purpose="mixin"`` imports general-purpose conversations with
     their answers, which releases may mix into training and annotators never see. Raises ``DomainError``
-    for an unknown format or purpose, a format that does not fit the project's work (conversations into a
-    project of comparisons, comparisons into an SFT project), or a CSV import without a prompt column."""
+    for an unknown format or purpose, or a CSV import without a prompt column. The Imports page and the API
+    ask ``import_format_check`` first; the service itself takes either kind of work (the demo and fixtures
+    build projects that hold both)."""
     if fmt not in ImportFormat.__members__.values():
         raise DomainError(f"Unknown import format “{fmt}”.", field="fmt")
     if purpose not in {"annotation", "mixin"}:
         raise DomainError(f"Unknown import purpose “{purpose}”.", field="purpose")
-    if fmt not in selectors.import_formats(project):
-        raise DomainError(format_misfit(fmt), field="fmt")
     if purpose == "mixin" and fmt == ImportFormat.COMPARISON_JSONL:
         raise DomainError("A general-purpose mix-in is conversations with answers, not comparisons.", field="fmt")
     if fmt == ImportFormat.CSV and not (csv_mapping or {}).get("prompt"):

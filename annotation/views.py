@@ -286,6 +286,7 @@ def imports(request: HttpRequest, pk: int) -> HttpResponse:
                 "metadata": [c.strip() for c in form.cleaned_data["csv_metadata"].split(",") if c.strip()],
             }
         try:
+            services.import_format_check(project=project, fmt=form.cleaned_data["fmt"])
             batch = services.import_start(
                 actor=request_user(request),
                 project=project,

@@ -124,6 +124,7 @@ class ComparisonsCreateView(ListView):
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+        annotation_services.import_format_check(project=project, fmt=ImportFormat.COMPARISON_JSONL)
         if request.content_type.startswith("multipart/"):
             file_data = ComparisonsFileIn(data=request.data)
             file_data.is_valid(raise_exception=True)

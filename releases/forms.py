@@ -112,6 +112,8 @@ class ReleaseForm(forms.Form):
         for name, kind in ONLY_FOR.items():  # a project of one kind of work never sees the other's options
             if kind not in self.kinds:
                 del self.fields[name]
+            elif self.is_bound and kind != self.data.get("kind"):
+                self.fields[name].disabled = True  # not read: what was sent for the other kind is ignored
         versions = self.fields["rubric_versions"]
         assert isinstance(versions, forms.MultipleChoiceField)
         versions.choices = [

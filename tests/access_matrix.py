@@ -186,6 +186,11 @@ def _job(p: Personas) -> int:
     return int(p.made["job"].pk)
 
 
+def matrix_job(p: Personas) -> int:
+    """The queued job above, for tests that need a job of project A."""
+    return _job(p)
+
+
 def matrix_adapter(p: Personas) -> int:
     """A finished job's adapter with one file in the artifact store."""
     if "adapter" not in p.made:

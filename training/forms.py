@@ -123,6 +123,9 @@ class JobForm(forms.Form):
         model_field = self.fields["base_model"]
         assert isinstance(model_field, forms.ModelChoiceField)
         model_field.queryset = selectors.ready_base_models()
+        if self.is_bound:
+            for name, kind in ONLY_FOR.items():
+                self.fields[name].disabled = kind != self.chosen_kind  # the other kind's options are not read
 
     @property
     def chosen_kind(self) -> str:
