@@ -23,7 +23,7 @@ CSV_FIELDS = ("csv_prompt", "csv_response", "csv_system", "csv_id", "csv_metadat
 class ImportForm(forms.Form):
     file = forms.FileField()
     fmt = forms.ChoiceField(
-        choices=FORMAT_CHOICES, label="Format",
+        choices=FORMAT_CHOICES, label="Format", widget=forms.RadioSelect,
         help_text="Only the formats that fit this project's work: comparisons, or conversations to annotate.",
     )  # fmt: skip
     skip_bad_lines = forms.BooleanField(
@@ -38,6 +38,7 @@ class ImportForm(forms.Form):
         ],
         initial="annotation",
         required=False,
+        widget=forms.RadioSelect,
         help_text="A mix-in is imported separately and mixed into the training split of SFT releases as it is.",
     )
     csv_prompt = forms.CharField(required=False, label="CSV: prompt column")

@@ -24,6 +24,7 @@ class Fieldset:
     legend: str
     slots: list[Slot]
     note: str = ""
+    dense: bool = False  # short inputs (numbers): two to a row even on a phone
 
     @property
     def hidden(self) -> bool:
@@ -38,6 +39,7 @@ def fieldsets(
     chosen: str,
     wide: Collection[str] = (),
     notes: Mapping[str, str] | None = None,
+    dense: Collection[str] = (),
 ) -> list[Fieldset]:
     """The form's fields in ``layout`` order (legend, field names); fields the form does not have are left
     out, and so is a fieldset left empty. A field of ``when`` is hidden unless ``chosen`` is among its values."""
@@ -54,7 +56,7 @@ def fieldsets(
             if name in form.fields
         ]
         if slots:
-            sets.append(Fieldset(legend=legend, slots=slots, note=(notes or {}).get(legend, "")))
+            sets.append(Fieldset(legend=legend, slots=slots, note=(notes or {}).get(legend, ""), dense=legend in dense))
     return sets
 
 

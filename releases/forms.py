@@ -14,6 +14,7 @@ from releases import selectors
 from releases.recipe import AGGREGATIONS, DEFAULT_EXCLUDED_FLAGS, LEAK_POLICIES, RANKING_PAIRS, TIE_POLICIES, Recipe
 
 KINDS = {"preference": "Preference pairs (DPO), from judged comparisons", "sft": "SFT, from approved ideal responses"}
+RADIO = forms.RadioSelect  # the choices explain themselves: all in view, wrapped, never cut off
 RELEASE_KIND_OF_WORK = {"comparison": "preference", "sft": "sft"}
 # The options of one kind of release; the other kind's are neither shown nor read.
 ONLY_FOR = {
@@ -29,9 +30,9 @@ ONLY_FOR = {
 }
 LAYOUT = (
     ("Release", ("name", "kind")),
-    ("Selection", ("rubric_versions", "tags", "exclude_flagged_annotators", "exclude_flags", "aggregation", "ties",
+    ("Selection", ("rubric_versions", "exclude_flagged_annotators", "exclude_flags", "aggregation", "ties", "tags",
                    "min_agreement_percent", "min_strength")),
-    ("Split", ("eval_percent", "leakage", "near_duplicate_percent", "mixin_batches", "mixin_percent")),
+    ("Split", ("leakage", "eval_percent", "near_duplicate_percent", "mixin_percent", "mixin_batches")),
     ("Export", ("ranking_pairs", "per_criterion", "assumptions")),
 )  # fmt: skip
 WIDE = {"name", "kind", "aggregation", "ties", "leakage", "ranking_pairs", "per_criterion", "assumptions",
@@ -46,7 +47,7 @@ NOTES = {
 class ReleaseForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="Each build of a name is its next version.")
     kind = forms.ChoiceField(
-        choices=list(KINDS.items()), help_text="Only the options of this kind are shown.",
+        choices=list(KINDS.items()), widget=RADIO, help_text="Only the options of this kind are shown.",
         error_messages={"invalid_choice": "This project holds no work for a release of that kind."},
     )  # fmt: skip
     eval_percent = forms.FloatField(
@@ -65,10 +66,10 @@ class ReleaseForm(forms.Form):
         label="Leave out annotations flagged", help_text="An annotation carrying any ticked flag stays out.",
     )  # fmt: skip
     aggregation = forms.ChoiceField(
-        choices=list(AGGREGATIONS.items()), initial="majority", required=False,
+        choices=list(AGGREGATIONS.items()), initial="majority", required=False, widget=RADIO,
         help_text="How the judgements of one comparison become one preference.",
     )  # fmt: skip
-    ties = forms.ChoiceField(choices=list(TIE_POLICIES.items()), initial="drop", required=False)
+    ties = forms.ChoiceField(choices=list(TIE_POLICIES.items()), initial="drop", required=False, widget=RADIO)
     min_agreement_percent = forms.FloatField(
         label="Minimum agreement (%)", min_value=0, max_value=100, initial=0, required=False,
         help_text="Share of the judgement weight behind the outcome; 0: no minimum.",
@@ -81,10 +82,12 @@ class ReleaseForm(forms.Form):
         "per-criterion choices have no strength, so any minimum leaves them out.",
     )  # fmt: skip
     ranking_pairs = forms.ChoiceField(
-        choices=list(RANKING_PAIRS.items()), initial="all", label="N-way rankings become", required=False
+        choices=list(RANKING_PAIRS.items()), initial="all", label="N-way rankings become", required=False, widget=RADIO
     )
     per_criterion = forms.BooleanField(required=False, label="Also one pair set per rubric criterion")
-    leakage = forms.ChoiceField(choices=list(LEAK_POLICIES.items()), initial="fail", label="When a leak is found")
+    leakage = forms.ChoiceField(
+        choices=list(LEAK_POLICIES.items()), initial="fail", label="When a leak is found", widget=RADIO
+    )
     near_duplicate_percent = forms.FloatField(
         label="Near duplicate at similarity (%)", min_value=50, max_value=100, initial=80,
         help_text="Estimated similarity of word 3-grams between a training and an evaluation prompt.",
@@ -119,6 +122,8 @@ class ReleaseForm(forms.Form):
         versions.choices = [
             (v, f"v{v}") for v in RubricVersion.objects.filter(project=project).values_list("version", flat=True)
         ]
+        if not versions.choices:
+            versions.help_text = "No rubric is saved yet: any version."
         mixins = self.fields.get("mixin_batches")
         if isinstance(mixins, forms.MultipleChoiceField):
             mixins.choices = [

@@ -134,7 +134,9 @@ class JobForm(forms.Form):
         return self.job_kinds.get(release or 0, self.project_kind)
 
     def fieldsets(self) -> list[Fieldset]:
-        return fieldsets(self, LAYOUT, when=ONLY_FOR, chosen=self.chosen_kind, wide=WIDE, notes=NOTES)
+        return fieldsets(
+            self, LAYOUT, when=ONLY_FOR, chosen=self.chosen_kind, wide=WIDE, notes=NOTES, dense={"LoRA", "Schedule"}
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

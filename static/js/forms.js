@@ -1,12 +1,17 @@
 // Forms whose options depend on one choice (a release's kind, the release a job trains on, an import's
-// format): the form names that control in data-switch-on; fields marked data-when="value …" show only for
-// those values, and the hidden ones are disabled so they are not sent. A select's option may stand for a
-// value of its own (data-switch: a release option carries the kind of job it trains); data-switch-into
-// names a hidden input that carries the value to the server and to other scripts (a "change" event).
+// format): the form names that control (a select or radio buttons) in data-switch-on; fields marked
+// data-when="value …" show only for those values, and the hidden ones are disabled so they are not sent. A
+// select's option may stand for a value of its own (data-switch: a release option carries the kind of job it
+// trains); data-switch-into names a hidden input that carries the value to the server and to other scripts
+// (a "change" event).
 (function () {
   "use strict";
 
-  function valueOf(control, fallback) {
+  function valueOf(form, control, fallback) {
+    if (control.type === "radio") {
+      var checked = form.querySelector("[name='" + control.name + "']:checked");
+      return (checked && checked.value) || fallback;
+    }
     if (control.tagName === "SELECT") {
       var option = control.options[control.selectedIndex];
       if (!option) return fallback;
@@ -22,7 +27,7 @@
     var into = form.getAttribute("data-switch-into");
 
     function apply() {
-      var value = valueOf(control, fallback);
+      var value = valueOf(form, control, fallback);
       form.setAttribute("data-switch-value", value);
       form.querySelectorAll("[data-when]").forEach(function (el) {
         var show = el.getAttribute("data-when").split(" ").indexOf(value) >= 0;
@@ -40,7 +45,9 @@
       }
     }
 
-    control.addEventListener("change", apply);
+    form.addEventListener("change", function (event) {
+      if (event.target.name === control.name) apply();
+    });
     apply();
   }
 

@@ -1,5 +1,7 @@
 """The formats an import offers and takes follow the project's work: comparisons, or conversations to annotate."""
 
+import re
+
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation.models import ImportBatch
@@ -9,8 +11,7 @@ from tests.preferences.helpers import comparison_line, make_comparisons
 
 
 def _format_options(page: str) -> list[str]:
-    select = page.split('name="fmt"')[1].split("</select>")[0]
-    return [part.split('"')[0] for part in select.split('<option value="')[1:]]
+    return re.findall(r'<input type="radio" name="fmt" value="([^"]+)"', page)
 
 
 def test_it_offers_the_formats_of_the_projects_work_the_usual_one_first(

@@ -1,6 +1,8 @@
 """The new-release form: the kinds and options of the project's work, defaults that say what they do, and a
 server that reads only the chosen kind's options."""
 
+import re
+
 from releases.forms import ReleaseForm
 from releases.models import Release
 from releases.recipe import Recipe
@@ -13,8 +15,7 @@ PREFERENCE_ONLY = ("aggregation", "ties", "min_agreement_percent", "min_strength
 
 
 def _kind_options(page: str) -> list[str]:
-    select = page.split('name="kind"')[1].split("</select>")[0]
-    return [part.split('"')[0] for part in select.split('<option value="')[1:]]
+    return re.findall(r'<input type="radio" name="kind" value="([^"]+)"', page)
 
 
 def test_it_offers_only_preference_options_in_a_project_of_comparisons(
