@@ -41,11 +41,11 @@ class ImportForm(forms.Form):
         widget=forms.RadioSelect,
         help_text="A mix-in is imported separately and mixed into the training split of SFT releases as it is.",
     )
-    csv_prompt = forms.CharField(required=False, label="CSV: prompt column")
-    csv_response = forms.CharField(required=False, label="CSV: response column")
-    csv_system = forms.CharField(required=False, label="CSV: system prompt column")
-    csv_id = forms.CharField(required=False, label="CSV: id column")
-    csv_metadata = forms.CharField(required=False, label="CSV: metadata columns (comma-separated)")
+    csv_prompt = forms.CharField(required=False, label="Prompt column")
+    csv_response = forms.CharField(required=False, label="Response column")
+    csv_system = forms.CharField(required=False, label="System prompt column")
+    csv_id = forms.CharField(required=False, label="Id column")
+    csv_metadata = forms.CharField(required=False, label="Metadata columns (comma-separated)")
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -119,7 +119,8 @@ class ComparisonsCreateView(ListView):
             "`skip_bad_lines` is set. A JSON body may be up to 2.5 MiB (about 3,000 comparisons; larger "
             "answers 413). For bulk loads send a JSONL file instead, as `multipart/form-data` with the field "
             "`file` (up to IMPORT_MAX_MB, default 1 GiB: 100,000 comparisons in one call): it streams to disk, "
-            "and a file over 2 MiB is imported by a worker (202: poll `status_url`, which shows `progress`)."
+            "and a file over 2 MiB is imported by a worker (202: poll `status_url`, which shows `progress`). "
+            "A project that holds conversations to annotate (SFT) takes no comparisons: 400 naming `fmt`."
         ),
     )
     def post(self, request: Request, pk: int) -> Response:

@@ -99,6 +99,14 @@ def test_it_shows_each_form_the_options_of_its_kind(page) -> None:  # type: igno
         assert _shown(page, f"#field-{name}"), name
     assert page.locator("#field-aggregation, #field-min_strength, #field-per_criterion").count() == 0
     _fits(page, "release-sft")
+    page.goto(f"/projects/{sft.pk}/imports/")
+    assert page.locator("[name=fmt]").evaluate_all("rs => rs.map(r => r.value)") == [
+        "chat_jsonl", "prompt_response_jsonl", "csv",
+    ]  # fmt: skip
+    assert not _shown(page, "#field-csv_prompt")
+    page.check("#id_fmt_2")  # CSV: its column names appear
+    assert _shown(page, "#field-csv_prompt")
+    _fits(page, "imports-sft")
 
     page.goto(f"/projects/{personas.project.pk}/training/new/")
     page.select_option("#id_release", str(sft_rel.pk))
