@@ -5,7 +5,7 @@ from django.http import QueryDict
 
 from accounts.models import Project
 from annotation import selectors
-from annotation.importing import format_misfit
+from annotation.formats import format_misfit
 from annotation.models import AnnotationSettings, PiiMode, PiiUncertain
 from annotation.parsing import ImportFormat
 from core.forms import Fieldset, fieldsets

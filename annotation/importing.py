@@ -39,26 +39,6 @@ _INSERT_CHUNK = 1000
 _REPORT_LIMIT = 1000
 
 
-def format_misfit(fmt: str) -> str:
-    """Why ``fmt`` does not fit a project whose work is of the other kind."""
-    if fmt == ImportFormat.COMPARISON_JSONL:
-        return (
-            "This project holds conversations to annotate (SFT): import them as chat JSONL, prompt/response JSONL "
-            "or CSV. Comparisons belong in a project of their own."
-        )
-    return (
-        "This project holds comparisons: import them as comparison JSONL. Conversations to annotate (and a "
-        "general-purpose mix-in for SFT releases) belong in an SFT project."
-    )
-
-
-def import_format_check(*, project: Project, fmt: str) -> None:
-    """Refuse a format that does not fit the project's work: conversations into a project of comparisons,
-    comparisons into an SFT project. Raises ``DomainError`` saying which formats fit."""
-    if fmt in ImportFormat.__members__.values() and fmt not in selectors.import_formats(project):
-        raise DomainError(format_misfit(fmt), field="fmt")
-
-
 def import_start(
     *,
     actor: User,
@@ -74,8 +54,8 @@ def import_start(
     files at once, large ones on a worker. ``purpose="mixin"`` imports general-purpose conversations with
     their answers, which releases may mix into training and annotators never see. Raises ``DomainError``
     for an unknown format or purpose, or a CSV import without a prompt column. The Imports page and the API
-    ask ``import_format_check`` first; the service itself takes either kind of work (the demo and fixtures
-    build projects that hold both)."""
+    ask ``annotation.formats.import_format_check`` first; this takes either kind of work (the demo and
+    fixtures build projects that hold both)."""
     if fmt not in ImportFormat.__members__.values():
         raise DomainError(f"Unknown import format “{fmt}”.", field="fmt")
     if purpose not in {"annotation", "mixin"}:
