@@ -123,7 +123,8 @@ class ImportListView(ListView):
             "Files up to 2 MiB are imported in the request; larger ones by a worker (202: poll `status_url`, "
             "which shows `progress`). All or nothing: a bad line refuses the whole file (422, `status` "
             "`refused`, `errors` with line numbers) unless `skip_bad_lines` is set. `fmt` `comparison_jsonl` "
-            "creates comparisons."
+            "creates comparisons; a format that does not fit the project's work (conversations into a project of "
+            "comparisons, or comparisons into an SFT project) is refused with a 400 naming `fmt`."
         ),
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -131,6 +132,7 @@ class ImportListView(ListView):
         data = ImportIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        services.import_format_check(project=project, fmt=values["fmt"])
         mapping = None
         if values["fmt"] == ImportFormat.CSV:
             mapping = {

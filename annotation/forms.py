@@ -3,20 +3,29 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
+from accounts.models import Project
+from annotation import selectors
+from annotation.formats import format_misfit
 from annotation.models import AnnotationSettings, PiiMode, PiiUncertain
 from annotation.parsing import ImportFormat
+from core.forms import Fieldset, fieldsets
 
-FORMAT_CHOICES = [
-    (ImportFormat.CHAT_JSONL.value, 'JSONL, OpenAI chat ({"messages": [...]})'),
-    (ImportFormat.PROMPT_RESPONSE_JSONL.value, 'JSONL, {"prompt", "response"}'),
-    (ImportFormat.CSV.value, "CSV with a column mapping"),
-    (ImportFormat.COMPARISON_JSONL.value, 'JSONL comparisons ({"prompt" or "messages", "candidates": [...]})'),
-]
+FORMAT_LABELS = {
+    ImportFormat.CHAT_JSONL: 'JSONL, OpenAI chat ({"messages": [...]})',
+    ImportFormat.PROMPT_RESPONSE_JSONL: 'JSONL, {"prompt", "response"}',
+    ImportFormat.CSV: "CSV with a column mapping",
+    ImportFormat.COMPARISON_JSONL: 'JSONL comparisons ({"prompt" or "messages", "candidates": [...]})',
+}
+FORMAT_CHOICES = [(fmt.value, label) for fmt, label in FORMAT_LABELS.items()]
+CSV_FIELDS = ("csv_prompt", "csv_response", "csv_system", "csv_id", "csv_metadata")
 
 
 class ImportForm(forms.Form):
     file = forms.FileField()
-    fmt = forms.ChoiceField(choices=FORMAT_CHOICES, label="Format")
+    fmt = forms.ChoiceField(
+        choices=FORMAT_CHOICES, label="Format", widget=forms.RadioSelect,
+        help_text="Only the formats that fit this project's work: comparisons, or conversations to annotate.",
+    )  # fmt: skip
     skip_bad_lines = forms.BooleanField(
         required=False,
         label="Skip bad lines",
@@ -29,16 +38,51 @@ class ImportForm(forms.Form):
         ],
         initial="annotation",
         required=False,
+        widget=forms.RadioSelect,
         help_text="A mix-in is imported separately and mixed into the training split of SFT releases as it is.",
     )
-    csv_prompt = forms.CharField(required=False, label="CSV: prompt column")
-    csv_response = forms.CharField(required=False, label="CSV: response column")
-    csv_system = forms.CharField(required=False, label="CSV: system prompt column")
-    csv_id = forms.CharField(required=False, label="CSV: id column")
-    csv_metadata = forms.CharField(required=False, label="CSV: metadata columns (comma-separated)")
+    csv_prompt = forms.CharField(required=False, label="Prompt column")
+    csv_response = forms.CharField(required=False, label="Response column")
+    csv_system = forms.CharField(required=False, label="System prompt column")
+    csv_id = forms.CharField(required=False, label="Id column")
+    csv_metadata = forms.CharField(required=False, label="Metadata columns (comma-separated)")
+
+    def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.formats = selectors.import_formats(project)
+        fmt = self.fields["fmt"]
+        assert isinstance(fmt, forms.ChoiceField)
+        fmt.choices = [(f.value, FORMAT_LABELS[f]) for f in self.formats]
+        fmt.initial = self.formats[0].value
+        other = set(FORMAT_LABELS) - set(self.formats)
+        if other:  # a format of the other kind of work is refused, saying where it belongs
+            fmt.error_messages["invalid_choice"] = format_misfit(sorted(other)[0])
+        if ImportFormat.CSV not in self.formats:
+            for name in CSV_FIELDS:
+                del self.fields[name]
+        if not set(self.formats) & set(selectors.SFT_FORMATS):
+            del self.fields["purpose"]  # a mix-in is conversations for SFT releases: none in a comparison project
+
+    @property
+    def chosen_format(self) -> str:
+        value = self["fmt"].value()
+        return value if value in self.formats else self.formats[0].value
+
+    def fieldsets(self) -> list[Fieldset]:
+        sft = " ".join(f.value for f in selectors.SFT_FORMATS)
+        when = {"purpose": sft} | dict.fromkeys(CSV_FIELDS, ImportFormat.CSV.value)
+        return fieldsets(
+            self,
+            (("File", ("file", "fmt", "purpose", "skip_bad_lines")), ("CSV columns", CSV_FIELDS)),
+            when=when,
+            chosen=self.chosen_format,
+            wide={"fmt", "purpose", "skip_bad_lines"},
+            notes={"CSV columns": "Header names in the file; only the prompt column is required."},
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        data.setdefault("purpose", "annotation")
         if data.get("fmt") == ImportFormat.CSV and not data.get("csv_prompt"):
             self.add_error("csv_prompt", "Name the column that holds the prompt.")
         return data

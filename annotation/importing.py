@@ -53,7 +53,9 @@ def import_start(
     """Store the uploaded file, record an ``ImportBatch`` and import it: small
     files at once, large ones on a worker. ``purpose="mixin"`` imports general-purpose conversations with
     their answers, which releases may mix into training and annotators never see. Raises ``DomainError``
-    for an unknown format or purpose, or a CSV import without a prompt column."""
+    for an unknown format or purpose, or a CSV import without a prompt column. The Imports page and the API
+    ask ``annotation.formats.import_format_check`` first; this takes either kind of work (the demo and
+    fixtures build projects that hold both)."""
     if fmt not in ImportFormat.__members__.values():
         raise DomainError(f"Unknown import format “{fmt}”.", field="fmt")
     if purpose not in {"annotation", "mixin"}:

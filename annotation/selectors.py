@@ -36,6 +36,21 @@ def work_kinds(project: Project) -> frozenset[str]:
     return kinds or WORK_KINDS
 
 
+SFT_FORMATS = (ImportFormat.CHAT_JSONL, ImportFormat.PROMPT_RESPONSE_JSONL, ImportFormat.CSV)
+
+
+def import_formats(project: Project) -> list[ImportFormat]:
+    """The import formats that fit the project's work, the usual one first: comparisons only in a project of
+    comparisons, conversations (chat, prompt/response, CSV) only in an SFT project; all of them while it has
+    imported nothing yet (or, from before this rule, already holds both)."""
+    kinds = work_kinds(project)
+    if kinds == {"comparison"}:
+        return [ImportFormat.COMPARISON_JSONL]
+    if kinds == {"sft"}:
+        return list(SFT_FORMATS)
+    return [*SFT_FORMATS, ImportFormat.COMPARISON_JSONL]
+
+
 def default_release_kind(project: Project) -> str:
     """What a new release (and a training job with no release yet) starts as: "sft" in a project that holds
     only conversations to annotate, else "preference"."""

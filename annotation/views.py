@@ -287,12 +287,12 @@ def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def imports(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-    form = ImportForm(request.POST or None, request.FILES or None)
+    form = ImportForm(request.POST or None, request.FILES or None, project=project)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         mapping = None
         if form.cleaned_data["fmt"] == ImportFormat.CSV:
-            mapping = {
+            mapping = {  # the CSV fields exist where CSV is offered
                 "prompt": form.cleaned_data["csv_prompt"],
                 "response": form.cleaned_data["csv_response"],
                 "system": form.cleaned_data["csv_system"],
@@ -300,6 +300,7 @@ def imports(request: HttpRequest, pk: int) -> HttpResponse:
                 "metadata": [c.strip() for c in form.cleaned_data["csv_metadata"].split(",") if c.strip()],
             }
         try:
+            services.import_format_check(project=project, fmt=form.cleaned_data["fmt"])
             batch = services.import_start(
                 actor=request_user(request),
                 project=project,
@@ -317,7 +318,12 @@ def imports(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "annotation/imports.html",
-        {"project": project, "form": form, "batches": selectors.import_batches(project)[:50]},
+        {
+            "project": project,
+            "form": form,
+            "fieldsets": form.fieldsets(),
+            "batches": selectors.import_batches(project)[:50],
+        },
         status=400 if form.errors else 200,
     )
 

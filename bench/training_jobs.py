@@ -124,7 +124,9 @@ def main() -> None:
         user = User.objects.create(username="bench-admin", is_staff=True)
         project = Project.objects.create(name="bench training")
         model = BaseModel.objects.create(name="tiny-64", path=str(model_dir), registered_by=user)
-        model = services.base_model_validate(model_id=model.pk)
+        validated = services.base_model_validate(model_id=model.pk)
+        assert validated is not None
+        model = validated
         runner.worker_facts()  # warm the fork server once, as a worker does when it starts
         for kind in ("dpo", "sft"):
             config = {**learning_check.CONFIG, "max_steps": args.steps, "logging_steps": 1}

@@ -119,11 +119,13 @@ class ComparisonsCreateView(ListView):
             "`skip_bad_lines` is set. A JSON body may be up to 2.5 MiB (about 3,000 comparisons; larger "
             "answers 413). For bulk loads send a JSONL file instead, as `multipart/form-data` with the field "
             "`file` (up to IMPORT_MAX_MB, default 1 GiB: 100,000 comparisons in one call): it streams to disk, "
-            "and a file over 2 MiB is imported by a worker (202: poll `status_url`, which shows `progress`)."
+            "and a file over 2 MiB is imported by a worker (202: poll `status_url`, which shows `progress`). "
+            "A project that holds conversations to annotate (SFT) takes no comparisons: 400 naming `fmt`."
         ),
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
+        annotation_services.import_format_check(project=project, fmt=ImportFormat.COMPARISON_JSONL)
         if request.content_type.startswith("multipart/"):
             file_data = ComparisonsFileIn(data=request.data)
             file_data.is_valid(raise_exception=True)

@@ -73,7 +73,8 @@ def release_new(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"{release} is queued; a worker builds it now.")
             return redirect("release_detail", pk=pk, release_pk=release.pk)
-    return render(request, "releases/new.html", {"project": project, "form": form}, status=400 if form.errors else 200)
+    context = {"project": project, "form": form, "fieldsets": form.fieldsets()}
+    return render(request, "releases/new.html", context, status=400 if form.errors else 200)
 
 
 def _detail_context(request: HttpRequest, release: Release) -> dict[str, Any]:

@@ -159,6 +159,18 @@ def _base_model(p: Personas) -> int:
     return int(p.made["base_model"].pk)
 
 
+def _spare_base_model(p: Personas) -> int:
+    """A base model that failed its check and that no job uses: one an admin may delete."""
+    if "spare_model" not in p.made:
+        from training.models import BaseModel
+
+        p.made["spare_model"] = BaseModel.objects.create(
+            name="matrix-typo", path="/models/matirx", state="invalid",
+            failure_reason="/models/matirx is not a directory.", registered_by=p.staff,
+        )  # fmt: skip
+    return int(p.made["spare_model"].pk)
+
+
 def _job(p: Personas) -> int:
     """A queued DPO job of project A on the release above (its task is queued only on commit: never here)."""
     if "job" not in p.made:
@@ -172,6 +184,11 @@ def _job(p: Personas) -> int:
             base_model=BaseModel.objects.get(pk=_base_model(p)), config=JobConfig.from_dict("dpo", {"max_steps": 2}),
         )  # fmt: skip
     return int(p.made["job"].pk)
+
+
+def matrix_job(p: Personas) -> int:
+    """The queued job above, for tests that need a job of project A."""
+    return _job(p)
 
 
 def matrix_adapter(p: Personas) -> int:
@@ -473,6 +490,9 @@ ROUTES: list[Route] = [
           data=lambda p: {"name": "registered", "path": "/models/registered"}),
     Route("base model page", "get", lambda p: f"/models/{_base_model(p)}/", STAFF),
     Route("base model check again", "post", lambda p: f"/models/{_base_model(p)}/", STAFF, ok=302),
+    Route("base model fix", "post", lambda p: f"/models/{_spare_base_model(p)}/edit/", STAFF, ok=302,
+          data=lambda p: {"name": "matrix-fixed", "path": "/models/matrix", "description": ""}),
+    Route("base model delete", "post", lambda p: f"/models/{_spare_base_model(p)}/delete/", STAFF, ok=302),
     # --- training: API ---
     # Site-wide: every project admin (the outsider administers project B) may read the ready models.
     Route("api base models", "get", lambda p: "/api/v1/base-models/", ADMINS | {"outsider"}, api=True,
@@ -480,6 +500,10 @@ ROUTES: list[Route] = [
     Route("api base model register", "post", lambda p: "/api/v1/base-models/", STAFF, ok=202, api=True,
           data=lambda p: {"name": "api-registered", "path": "/models/api"}),
     Route("api base model", "get", lambda p: f"/api/v1/base-models/{_base_model(p)}/", STAFF, api=True),
+    Route("api base model fix", "patch", lambda p: f"/api/v1/base-models/{_spare_base_model(p)}/", STAFF, ok=202,
+          api=True, data=lambda p: {"path": "/models/matrix"}),
+    Route("api base model delete", "delete", lambda p: f"/api/v1/base-models/{_spare_base_model(p)}/", STAFF, ok=204,
+          api=True),
     Route("api training jobs", "get", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/", DATA, api=True),
     Route("api training job start", "post", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/", ADMINS, ok=202,
           api=True, data=_job_body),

@@ -24,7 +24,7 @@ from core.lists import ListView
 from releases.models import Release
 from training import selectors, services
 from training.config import PRESETS
-from training.models import Adapter, BaseModel, TrainingJob
+from training.models import Adapter, BaseModel, BaseModelState, TrainingJob
 from training.permissions import (
     base_models_for_user,
     get_adapter_for_user,
@@ -93,10 +93,52 @@ class BaseModelListCreateView(ListView):
         return Response(BaseModelOut(model).data, status=status.HTTP_202_ACCEPTED)
 
 
+class BaseModelUpdateIn(serializers.Serializer[Any]):
+    name = Text(max_length=100, required=False)
+    path = Text(max_length=500, required=False, help_text="A new path is checked again by a gpu worker.")
+    description = Text(required=False, allow_blank=True)
+
+
 class BaseModelDetailView(APIView):
-    @extend_schema(responses=BaseModelOut, summary="A base model: state, architecture, size, hash, files")
+    @extend_schema(
+        responses={200: BaseModelOut, 404: STAFF_ONLY}, summary="A base model: state, architecture, size, hash, files"
+    )
     def get(self, request: Request, model_pk: int) -> Response:
         return Response(BaseModelOut(get_base_model_for_staff(request.user, model_pk)).data)
+
+    @extend_schema(
+        request=BaseModelUpdateIn,
+        responses={
+            200: BaseModelOut,
+            202: OpenApiResponse(BaseModelOut, description="Saved; a gpu worker checks the directory again."),
+            404: STAFF_ONLY,
+            409: OpenApiResponse(description="A new path while a queued or running job trains on the model."),
+        },
+        summary="Fix a base model's name, path or description (site staff); a new path, or any fix of a model "
+        "that is not ready, is checked again",
+    )
+    def patch(self, request: Request, model_pk: int) -> Response:
+        model = get_base_model_for_staff(request.user, model_pk)
+        data = BaseModelUpdateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = {"name": model.name, "path": model.path, **data.validated_data}
+        updated = services.base_model_update(actor=request_user(request), model=model, **values)
+        checking = updated.state == BaseModelState.VALIDATING  # a gpu worker has the directory to check
+        return Response(BaseModelOut(updated).data, status=status.HTTP_202_ACCEPTED if checking else status.HTTP_200_OK)
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            404: STAFF_ONLY,
+            409: OpenApiResponse(description="Training jobs used the model: their lineage names it."),
+        },
+        summary="Delete a base model from the registry (site staff); refused while any job used it",
+    )
+    def delete(self, request: Request, model_pk: int) -> Response:
+        model = get_base_model_for_staff(request.user, model_pk)
+        services.base_model_delete(actor=request_user(request), model=model)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class JobIn(serializers.Serializer[Any]):

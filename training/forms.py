@@ -5,12 +5,16 @@ The form only parses; ``training.services`` validates (``JobConfig``) and refuse
 from typing import Any
 
 from django import forms
+from django.utils.html import format_html_join
 
 from accounts.models import Project
+from annotation.selectors import default_release_kind
+from core.forms import Fieldset, Slot, SwitchSelect, fieldsets
+from core.http import parse_id
 from releases.models import Release
 from training import selectors
-from training.config import DPO_LOSS_TYPES, PRESETS, SCHEDULERS, JobConfig, preset_values
-from training.models import BaseModel, JobKind
+from training.config import DPO_LOSS_TYPES, DPO_ONLY, PRESETS, SCHEDULERS, SFT_ONLY, JobConfig, preset_values
+from training.models import RELEASE_KIND_FOR_JOB, BaseModel, JobKind
 
 CONFIG_FIELDS = (
     "lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_qlora", "learning_rate", "epochs",
@@ -33,6 +37,22 @@ def preset_table() -> dict[str, dict[str, dict[str, Any]]]:
     return table
 
 
+JOB_KIND_FOR_RELEASE = {release_kind: job_kind for job_kind, release_kind in RELEASE_KIND_FOR_JOB.items()}
+# The options of one kind of job: shown for a release of that kind, neither sent nor read for the other.
+ONLY_FOR = dict.fromkeys(SFT_ONLY, "sft") | dict.fromkeys(DPO_ONLY, "dpo")
+LAYOUT = (
+    ("Training", ("release", "base_model", "preset", "packing", "beta", "loss_type")),
+    ("LoRA", ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_qlora")),
+    ("Schedule", ("learning_rate", "lr_scheduler", "warmup_ratio", "epochs", "max_steps", "batch_size",
+                  "gradient_accumulation_steps", "max_length", "logging_steps", "eval_steps", "seed")),
+)  # fmt: skip
+WIDE = {"release", "base_model", "preset", "loss_type", "target_modules"}
+NOTES = {
+    "LoRA": "The adapter: filled from the preset; change any value.",
+    "Schedule": "Optimiser and steps: filled from the preset; change any value.",
+}
+
+
 class ReleaseChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Release) -> str:
         held_out = "" if obj.eval_rows else ", no held-out rows: no evaluation"
@@ -46,8 +66,14 @@ class BaseModelChoiceField(forms.ModelChoiceField):
 
 
 class JobForm(forms.Form):
-    kind = forms.ChoiceField(choices=JobKind.choices, initial=JobKind.DPO)
-    release = ReleaseChoiceField(queryset=Release.objects.none(), empty_label=None)
+    """The job's kind is not chosen: it is the kind the chosen release trains (SFT on an SFT release, DPO on
+    a preference release), and the form shows and reads only that kind's options."""
+
+    kind = forms.ChoiceField(choices=JobKind.choices, required=False, widget=forms.HiddenInput)
+    release = ReleaseChoiceField(
+        queryset=Release.objects.none(), empty_label=None,
+        help_text="An SFT release trains an SFT job; a preference release a DPO job.",
+    )  # fmt: skip
     base_model = BaseModelChoiceField(queryset=BaseModel.objects.none(), empty_label=None)
     preset = forms.ChoiceField(choices=[(p.key, p.label) for p in PRESETS.values()], initial="standard")
 
@@ -68,30 +94,75 @@ class JobForm(forms.Form):
     logging_steps = forms.IntegerField(label="Log every N steps", min_value=1)
     eval_steps = forms.IntegerField(label="Evaluate every N steps", min_value=0, help_text="0: before and after only")
     seed = forms.IntegerField(label="Seed", min_value=0)
-    packing = forms.BooleanField(label="Packing (SFT; padding-free, best-fit decreasing)", required=False)
-    beta = forms.FloatField(label="DPO beta")
-    loss_type = forms.CharField(
-        label="DPO loss types",
-        help_text=f"comma-separated, e.g. sigmoid or sigmoid, sft; known: {', '.join(DPO_LOSS_TYPES)}",
+    packing = forms.BooleanField(
+        label="Packing (padding-free, best-fit decreasing)", required=False,
+        help_text="SFT: several short conversations share one sequence.",
+    )  # fmt: skip
+    beta = forms.FloatField(
+        label="DPO beta", required=False, help_text="How far the adapter may move from the base model; 0.1 is usual."
     )
+    loss_type = forms.CharField(
+        label="DPO loss types", required=False,
+        help_text=f"comma-separated, e.g. sigmoid or sigmoid, sft; known: {', '.join(DPO_LOSS_TYPES)}",
+    )  # fmt: skip
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.project_kind = JOB_KIND_FOR_RELEASE[default_release_kind(project)]
+        releases = selectors.trainable_releases(project)
         release_field = self.fields["release"]
         assert isinstance(release_field, forms.ModelChoiceField)
-        release_field.queryset = selectors.trainable_releases(project)
+        self.job_kinds = {pk: JOB_KIND_FOR_RELEASE[kind] for pk, kind in releases.values_list("pk", "kind")}
+        release_field.widget = SwitchSelect(switch_of={str(pk): kind for pk, kind in self.job_kinds.items()})
+        release_field.queryset = releases  # after the widget: setting it hands the widget its choices
+        self.fields["preset"].help_text = format_html_join(
+            " ",
+            '<span data-preset="{}"><strong>{}</strong>: {}</span>',
+            ((p.key, p.label, p.description) for p in PRESETS.values()),
+        )
         model_field = self.fields["base_model"]
         assert isinstance(model_field, forms.ModelChoiceField)
         model_field.queryset = selectors.ready_base_models()
+        if self.is_bound:
+            for name, kind in ONLY_FOR.items():
+                self.fields[name].disabled = kind != self.chosen_kind  # the other kind's options are not read
+
+    @property
+    def chosen_kind(self) -> str:
+        """The kind of job the selected release trains (the project's kind while there is none)."""
+        release = parse_id(str(self["release"].value() or ""))
+        return self.job_kinds.get(release or 0, self.project_kind)
+
+    def fieldsets(self) -> list[Fieldset]:
+        return fieldsets(
+            self, LAYOUT, when=ONLY_FOR, chosen=self.chosen_kind, wide=WIDE, notes=NOTES, dense={"LoRA", "Schedule"}
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        release = data.get("release")
+        if not isinstance(release, Release):
+            return data
+        kind = JOB_KIND_FOR_RELEASE[release.kind]
+        data["kind"] = kind  # whatever was sent: the release decides
+        for name, only in ONLY_FOR.items():
+            if only != kind:
+                data.pop(name, None)  # the other kind's options are not read
+            elif name in ("beta", "loss_type") and data.get(name) in (None, ""):
+                self.add_error(name, "Give a value; the preset fills it.")
+        return data
 
     def config_values(self) -> dict[str, Any]:
-        return {name: self.cleaned_data.get(name) for name in CONFIG_FIELDS}
+        return {name: self.cleaned_data.get(name) for name in CONFIG_FIELDS if name in self.cleaned_data}
 
 
 class BaseModelForm(forms.Form):
     name = forms.CharField(max_length=100)
     path = forms.CharField(max_length=500, help_text="Absolute path of the directory as the gpu workers see it.")
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    def slots(self) -> list[Slot]:
+        return [Slot(field=self[name], wide=name != "name") for name in self.fields]
 
 
 def config_rows(config: dict[str, Any]) -> list[tuple[str, str, str]]:

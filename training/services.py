@@ -32,8 +32,10 @@ from training.models import (
     TrainingJob,
     TrainingWorker,
 )
+from training.registry import base_model_delete as base_model_delete
 from training.registry import base_model_register as base_model_register
 from training.registry import base_model_revalidate as base_model_revalidate
+from training.registry import base_model_update as base_model_update
 from training.registry import base_model_validate as base_model_validate
 
 # A worker that reported within this long counts as online when deciding which configs can run.

@@ -48,8 +48,9 @@ def training_job_run_task(self: TrainingRunTask, job_id: int) -> str:
 # Acknowledged late, as the settings say: checking files is harmless to repeat if its worker died and it comes back.
 @shared_task(name="training.base_model_validate")
 def base_model_validate_task(model_id: int) -> str:
-    """Check a registered base model's files on a worker; returns its state."""
-    return str(services.base_model_validate(model_id=model_id).state)
+    """Check a registered base model's files on a worker; returns its state ("deleted" if it is gone)."""
+    model = services.base_model_validate(model_id=model_id)
+    return str(model.state) if model is not None else "deleted"
 
 
 @worker_ready.connect

@@ -13,6 +13,8 @@ urlpatterns = [
     path("projects/<id:pk>/adapters/<id:adapter_pk>/files/<int:index>/", views.adapter_file, name="adapter_file"),
     path("models/", views.base_models, name="base_models"),
     path("models/<id:model_pk>/", views.base_model_detail, name="base_model"),
+    path("models/<id:model_pk>/edit/", views.base_model_edit, name="base_model_edit"),
+    path("models/<id:model_pk>/delete/", views.base_model_delete, name="base_model_delete"),
 ]
 
 api_urlpatterns = [

@@ -20,7 +20,7 @@ from releases.models import Release
 from training import selectors, services
 from training.config import PRESETS
 from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, config_rows, preset_table
-from training.models import RELEASE_KIND_FOR_JOB, Adapter, BaseModel, JobState, TrainingJob
+from training.models import RELEASE_KIND_FOR_JOB, Adapter, BaseModel, JobKind, JobState, TrainingJob
 from training.permissions import (
     can_run_training,
     get_adapter_for_user,
@@ -80,9 +80,10 @@ def job_new(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "project": project,
         "form": form,
-        "presets": list(PRESETS.values()),
         "preset_table": presets,
-        "config_fields": [form[name] for name in CONFIG_FIELDS],
+        "fieldsets": form.fieldsets(),
+        "kind": form.chosen_kind,
+        "kinds": JobKind.choices,
         "has_models": selectors.ready_base_models().exists(),
         "has_releases": newest is not None,
         "can_build_releases": ProjectPerm.MANAGE_DATA in project_perms_for(request.user, project),
@@ -284,4 +285,45 @@ def base_model_detail(request: HttpRequest, model_pk: int) -> HttpResponse:
         if model.state != "validating":
             response["HX-Refresh"] = "true"
         return response
-    return render(request, "training/base_model.html", {"model": model})
+    return _base_model_page(request, model, BaseModelForm(initial=_base_model_values(model)))
+
+
+def _base_model_values(model: BaseModel) -> dict[str, str]:
+    return {"name": model.name, "path": model.path, "description": model.description}
+
+
+def _base_model_page(request: HttpRequest, model: BaseModel, form: BaseModelForm, status: int = 200) -> HttpResponse:
+    context = {"model": model, "form": form, "used_by": model.jobs.count()}
+    return render(request, "training/base_model.html", context, status=status)
+
+
+@login_required
+@require_POST
+def base_model_edit(request: HttpRequest, model_pk: int) -> HttpResponse:
+    """Fix the name, path or description; a new path (or any fix of a model that failed its check) is
+    checked again on a gpu worker."""
+    model = get_base_model_for_staff(request.user, model_pk)
+    form = BaseModelForm(request.POST)
+    if form.is_valid():
+        try:
+            updated = services.base_model_update(actor=request_user(request), model=model, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            checking = " A gpu worker checks the directory now." if updated.state == "validating" else ""
+            messages.success(request, f"{updated} is saved.{checking}")
+            return redirect("base_model", model_pk=model.pk)
+    return _base_model_page(request, model, form, status=400)
+
+
+@login_required
+@require_POST
+def base_model_delete(request: HttpRequest, model_pk: int) -> HttpResponse:
+    model = get_base_model_for_staff(request.user, model_pk)
+    try:
+        services.base_model_delete(actor=request_user(request), model=model)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("base_model", model_pk=model.pk)
+    messages.success(request, f"{model} is deleted from the registry; its directory is left as it was.")
+    return redirect("base_models")

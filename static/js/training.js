@@ -1,6 +1,7 @@
-// Training pages: the job form fills its config from the chosen preset, and a job's page draws its loss,
-// reward and learning-rate charts (vendored uPlot) from the metrics endpoint, appending new steps while the
-// job runs. No inline script: the CSP allows only our own files.
+// Training pages: the job form fills its config from the chosen preset (and again when the chosen release
+// trains the other kind of job), and a job's page draws its loss, reward and learning-rate charts (vendored
+// uPlot) from the metrics endpoint, appending new steps while the job runs. No inline script: the CSP allows
+// only our own files.
 (function () {
   "use strict";
 
@@ -12,10 +13,8 @@
     var kind = form.querySelector("[name=kind]");
     var preset = form.querySelector("[name=preset]");
 
-    function showKind() {
-      form.querySelectorAll(".only-sft").forEach(function (el) { el.hidden = kind.value !== "sft"; });
-      form.querySelectorAll(".only-dpo").forEach(function (el) { el.hidden = kind.value !== "dpo"; });
-      document.querySelectorAll("#preset-help [data-preset]").forEach(function (el) {
+    function showPreset() {
+      form.querySelectorAll("[data-preset]").forEach(function (el) {
         el.hidden = el.getAttribute("data-preset") !== preset.value;
       });
     }
@@ -29,12 +28,12 @@
         if (input.type === "checkbox") input.checked = Boolean(values[name]);
         else input.value = values[name];
       });
-      showKind();
+      showPreset();
     }
 
     preset.addEventListener("change", fill);
-    kind.addEventListener("change", fill);
-    showKind();
+    kind.addEventListener("change", fill);  // forms.js sets the kind the chosen release trains
+    showPreset();
   }
 
   // --- Charts ---------------------------------------------------------------------------------------------

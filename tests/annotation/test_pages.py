@@ -144,10 +144,12 @@ def test_it_shows_tabs_and_defaults_that_follow_the_kind_of_work_a_project_holds
     assert ">Compare</a>" not in tabs
     assert ">Adjudicate</a>" not in tabs
     new_release = lead.get(f"/projects/{personas.project.pk}/releases/new/").content.decode()
-    assert '<option value="sft" selected>' in new_release, "an SFT project defines SFT releases"
+    assert re.findall(r'name="kind" value="(\w+)"', new_release) == ["sft"], "an SFT project defines SFT releases"
     admin = client_for(personas.project_admin)
     new_job = admin.get(f"/projects/{personas.project.pk}/training/new/").content.decode()
-    assert '<option value="sft" selected>' in new_job
+    assert '<input type="hidden" name="kind" value="sft"' in new_job, "no release yet: the project's kind of job"
+    assert 'id="field-packing" data-when="sft">' in new_job, "SFT options shown"
+    assert 'id="field-beta" data-when="dpo" hidden>' in new_job, "DPO options hidden"
     assert 'id="no-release"' in new_job, "says a release must be built first"
 
     make_comparisons(personas.other_project, personas.data_lead, 1)

@@ -40,3 +40,94 @@ def test_it_asks_first_and_needs_a_reason_to_delete_a_release(page) -> None:  # 
     screenshot(page, "release-deleted")
     assert Release.objects.get(pk=release.pk).state == "deleted"
     assert AuditEvent.objects.get(action="release.delete").payload["reason"] == "superseded by v2"
+
+
+def _shown(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
+    return page.locator(selector).count() == 1 and page.locator(selector).is_visible()
+
+
+def _fits(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Screenshots at a desktop and a phone width; at both, nothing is wider than the window."""
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 860})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} overflows at {width} px"
+        cut = page.evaluate(
+            "[...document.querySelectorAll('main select, main input, main textarea')].filter(e => e.offsetParent)"
+            ".filter(e => e.getBoundingClientRect().right > e.closest('.card').getBoundingClientRect().right + 1)"
+            ".map(e => e.name)"
+        )
+        assert cut == [], f"{name} at {width} px: fields past their card: {cut}"
+        screenshot(page, f"forms-{name}-{width}")
+    page.set_viewport_size({"width": 1280, "height": 860})
+
+
+def test_it_shows_each_form_the_options_of_its_kind(page) -> None:  # type: ignore[no-untyped-def]
+    from annotation.models import Item
+    from tests.annotation.helpers import chat_line, import_lines
+    from tests.factories import ProjectFactory
+    from tests.preferences.helpers import make_comparisons
+    from tests.training.helpers import preference_release, sft_release
+    from training.models import BaseModel
+
+    personas = make_personas()
+    comparisons, sft = personas.other_project, ProjectFactory.create(name="Support chats")
+    make_comparisons(comparisons, personas.data_lead, 1)
+    import_lines(sft, personas.data_lead, chat_line("What is an IBAN?"))
+    # A project from before imports followed the project's work, holding both: its job form switches kinds.
+    sft_rel = sft_release(personas.project, personas.data_lead, personas.annotator, personas.reviewer, count=4)
+    prefs = preference_release(personas.project, personas.data_lead, personas.reviewer, count=4)
+    assert Item.objects.filter(project=personas.project).values("kind").distinct().count() == 2
+    BaseModel.objects.create(
+        name="llama-3-8b", path="/models/llama", state="ready", architecture="LlamaForCausalLM",
+        parameter_count=8_030_261_248, linear_modules=["q_proj", "v_proj"], content_hash="b" * 64,
+        registered_by=personas.staff,
+    )  # fmt: skip
+    log_in(page, "staff")
+
+    page.goto(f"/projects/{comparisons.pk}/releases/new/")
+    assert page.locator("[name=kind]").evaluate_all("rs => rs.map(r => r.value)") == ["preference"]
+    for name in ("aggregation", "ties", "min_agreement_percent", "min_strength", "ranking_pairs", "per_criterion"):
+        assert _shown(page, f"#field-{name}"), name
+    assert page.locator("#field-mixin_batches, #field-exclude_flags, #field-mixin_percent").count() == 0
+    assert page.locator("#id_min_strength").input_value() == "0"
+    expect(page.locator("#id_min_strength_helptext")).to_contain_text("0: no minimum")
+    _fits(page, "release-comparison")
+
+    page.goto(f"/projects/{sft.pk}/releases/new/")
+    assert page.locator("[name=kind]").evaluate_all("rs => rs.map(r => r.value)") == ["sft"]
+    for name in ("exclude_flags", "mixin_batches", "mixin_percent"):
+        assert _shown(page, f"#field-{name}"), name
+    assert page.locator("#field-aggregation, #field-min_strength, #field-per_criterion").count() == 0
+    _fits(page, "release-sft")
+    page.goto(f"/projects/{sft.pk}/imports/")
+    assert page.locator("[name=fmt]").evaluate_all("rs => rs.map(r => r.value)") == [
+        "chat_jsonl", "prompt_response_jsonl", "csv",
+    ]  # fmt: skip
+    assert not _shown(page, "#field-csv_prompt")
+    page.check("#id_fmt_2")  # CSV: its column names appear
+    assert _shown(page, "#field-csv_prompt")
+    _fits(page, "imports-sft")
+
+    page.goto(f"/projects/{personas.project.pk}/training/new/")
+    page.select_option("#id_release", str(sft_rel.pk))
+    assert page.locator("#job-form [name=kind]").input_value() == "sft"
+    assert _shown(page, "#field-packing")
+    assert not _shown(page, "#field-beta")
+    assert page.locator("#id_beta").is_disabled(), "hidden options are not sent"
+    page.select_option("#id_release", str(prefs.pk))  # the options follow the release's kind
+    assert page.locator("#job-form [name=kind]").input_value() == "dpo"
+    assert _shown(page, "#field-beta")
+    assert _shown(page, "#field-loss_type")
+    assert not _shown(page, "#field-packing")
+    expect(page.locator("#job-kind")).to_contain_text("DPO (preference optimisation)")
+    assert page.locator("#id_beta").input_value() == "0.1", "filled from the preset for the new kind"
+    _fits(page, "job")
+
+    failed = BaseModel.objects.create(
+        name="llama-typo", path="/models/lama", state="invalid", failure_reason="/models/lama is not a directory.",
+        registered_by=personas.staff,
+    )  # fmt: skip
+    page.goto(f"/models/{failed.pk}/")
+    assert _shown(page, "#delete-model-form")
+    expect(page.locator("#base-model-edit-form button")).to_have_text("Save and check again")
+    _fits(page, "base-model")

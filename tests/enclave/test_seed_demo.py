@@ -3,7 +3,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import Project, User
-from annotation.models import Item, Slot
+from annotation.models import Item, RubricVersion, Slot
 from preferences.models import Adjudication, AgreementSnapshot, Judgement
 from releases.models import Release
 
@@ -26,6 +26,12 @@ def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     assert Judgement.objects.filter(item__project=comparisons, is_gold=True).count() == 6, "both judged the gold"
     days = {d.date() for d in Judgement.objects.filter(item__project=comparisons).values_list("created_at", flat=True)}
     assert len(days) >= 3, "the judgements span a few days, so the overview's chart has days to draw"
+    sft = Project.objects.get(name="Retail banking support (demo)")
+    [compare_rubric] = RubricVersion.objects.filter(project=comparisons)
+    sft_rubric = RubricVersion.objects.filter(project=sft).get()
+    assert compare_rubric.guidelines != sft_rubric.guidelines, "the comparison project has guidelines of its own"
+    for written_for_comparing in ("# Comparing two answers", "**Tie**", "**Both bad**", "## The reason field"):
+        assert written_for_comparing in compare_rubric.guidelines
     assert Adjudication.objects.filter(item__project=comparisons).count() == 1, "the one disagreement"
     assert AgreementSnapshot.objects.filter(project=comparisons).count() == 3, "one a day: a line to draw"
     from enclave.management.commands.seed_demo import DEMO_JUDGEMENTS
@@ -51,7 +57,7 @@ def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     admin = Client()
     admin.force_login(User.objects.get(username="projectadmin"))
     form = admin.get(f"/projects/{comparisons.pk}/training/new/").content.decode()
-    assert f'<option value="{release.pk}" selected>' in form, "the demo release is preselected"
+    assert f'<option value="{release.pk}" selected data-switch="dpo">' in form, "the demo release is preselected"
     assert f'<option value="{model.pk}" selected>' in form, "so is the tiny model, with the CPU preset"
     assert '<option value="cpu_check" selected>' in form
 

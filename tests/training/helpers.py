@@ -42,6 +42,7 @@ def ready_model(actor: User, directory: Path, name: str = "tiny") -> BaseModel:
     """Register and validate in this process (the worker test registers through the gpu worker instead)."""
     model = BaseModel.objects.create(name=name, path=str(directory), registered_by=actor)
     validated = services.base_model_validate(model_id=model.pk)
+    assert validated is not None
     assert validated.state == BaseModelState.READY, validated.failure_reason
     return validated
 

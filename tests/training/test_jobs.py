@@ -226,6 +226,7 @@ def test_it_registers_only_absolute_paths_under_the_model_roots(personas: Person
         model = services.base_model_register(actor=personas.staff, name="ok", path=str(tmp_path / "models" / "a"))
     assert model.state == "validating"
     checked = services.base_model_validate(model_id=model.pk)
+    assert checked is not None
     assert checked.state == "invalid"
     assert "is not a directory" in checked.failure_reason
     assert AuditEvent.objects.filter(action="training.base_model_validate", object_id=str(model.pk)).exists()

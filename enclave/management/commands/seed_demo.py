@@ -80,6 +80,10 @@ def quiet_progress_bars() -> None:
     transformers_logging.disable_progress_bar()
 
 
+def _sft_guidelines() -> str:
+    return str(json.loads((DEMO_DIR / "banking_rubric.json").read_text())["guidelines"])
+
+
 class Command(BaseCommand):
     help = "Create demo accounts (one per role, an outsider and site staff) and demo projects. Idempotent."
 
@@ -228,12 +232,16 @@ class Command(BaseCommand):
         """Comparisons of the base model against an adapter (three of them gold), two judgements per
         comparison, a few already judged by the annotator and the project admin, and agreement computed."""
         lead = users["datalead"]
+        # Guidelines written for comparing answers, not the SFT project's for writing one; a demo seeded
+        # before it had its own gets them now.
+        rubric = json.loads((DEMO_DIR / "banking_comparison_rubric.json").read_text())
+        current = RubricVersion.objects.filter(project=project).order_by("-version").first()
+        if current is None or current.guidelines == _sft_guidelines():
+            annotation_services.rubric_save(
+                actor=lead, project=project, guidelines=rubric["guidelines"], criteria=rubric["criteria"]
+            )
         if ImportBatch.objects.filter(project=project).exists():
             return
-        rubric = json.loads((DEMO_DIR / "banking_rubric.json").read_text())
-        annotation_services.rubric_save(
-            actor=lead, project=project, guidelines=rubric["guidelines"], criteria=rubric["criteria"]
-        )
         annotation_services.annotation_settings_update(
             actor=lead, project=project, annotators_per_item=2, lease_minutes=30, pii_mode="replace",
             pii_patterns=[], pii_terms=[],
