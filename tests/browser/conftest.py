@@ -1,6 +1,7 @@
 """A real headless Chromium (Debian's package) driven by Playwright. Screenshots go to tests/artifacts/."""
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,12 +38,36 @@ def page(browser, live_server):  # type: ignore[no-untyped-def]
     page = context.new_page()
     problems = watch(page)
     yield page
+    settle(page)
     context.close()
     assert problems == [], problems
 
 
+def settle(page, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Leave the page and wait until every request it sent has its answer (a draft saved on leaving, a poll):
+    one still running in the live server when the test's database is flushed would deadlock the flush."""
+    if page.is_closed():
+        return
+    page.goto("about:blank")
+    deadline = time.monotonic() + timeout
+    while page.in_flight and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+
+
 def watch(page) -> list[str]:  # type: ignore[no-untyped-def]
-    """The page's console errors and failed requests, as they happen: a test asserts the list stays empty."""
+    """The page's console errors and failed requests, as they happen: a test asserts the list stays empty.
+    It also counts the requests in flight (``page.in_flight``, for ``settle``)."""
+    page.in_flight = 0
+
+    def sent(_: object) -> None:
+        page.in_flight += 1
+
+    def ended(_: object) -> None:
+        page.in_flight -= 1
+
+    page.on("request", sent)
+    page.on("requestfinished", ended)
+    page.on("requestfailed", ended)
     problems: list[str] = []
     page.on(
         "console",

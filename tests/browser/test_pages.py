@@ -16,7 +16,7 @@ from releases.models import Release
 from tests.access_matrix import matrix_adapter
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_lines, jsonl
 from tests.browser.axe import LAYOUT_RULES, axe_findings
-from tests.browser.conftest import ARTIFACTS, guide_picture, watch
+from tests.browser.conftest import ARTIFACTS, guide_picture, settle, watch
 from tests.conftest import Personas, make_personas
 from tests.preferences.helpers import comparison_line, import_comparisons
 from tests.releases.helpers import build
@@ -212,6 +212,7 @@ def test_it_fits_every_page_to_the_window_and_passes_axe(browser, live_server) -
             for visit in pages:
                 wrong += _check(page, visit, width)
                 seen += 1
+            settle(page)
             context.close()
             # The browser logs the 404 page's own status as an error: that one is expected.
             expected = [visit.path for visit in pages if visit.status == 404]
@@ -262,6 +263,7 @@ def test_it_keeps_the_answer_box_clear_of_the_conversation_on_a_phone(browser, l
     page.click("#conversation > summary")
     expect(page.locator("#conversation .turn").first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 391
+    settle(page)
     context.close()
     assert problems == [], problems
 
@@ -294,5 +296,6 @@ def test_it_lets_the_queued_message_go_once_the_job_runs(browser, live_server) -
     TrainingJob.objects.filter(pk=job.pk).update(state="running", step=3, total_steps=30, phase="training")
     expect(page.locator("#job-state")).to_have_text("Running")
     expect(banner).to_have_count(0)
+    settle(page)
     context.close()
     assert problems == [], problems
