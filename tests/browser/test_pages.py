@@ -11,7 +11,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from annotation import services as annotation_services
-from preferences.models import Adjudication
+from preferences.models import Adjudication, Judgement
 from releases.models import Release
 from tests.access_matrix import matrix_adapter
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_lines, jsonl
@@ -79,6 +79,17 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
     )  # fmt: skip
     disputed = comparisons.items.order_by("id").last()
     assert disputed is not None
+    for n, (who, winner, why) in enumerate(
+        [
+            (p.annotator, 0, "Apologises and offers help; the other refuses without a reason."),
+            (author, 1, "Short and honest: we cannot do it, so say so."),
+        ]
+    ):  # two colleagues who disagree: what the reviewer reads before deciding
+        Judgement.objects.create(
+            item=disputed, annotator=who, mode="pairwise", seed=n, displayed_order=[0, 1],
+            result={"winner": winner, "strength": 2}, displayed_result={"choice": "AB"[winner], "strength": 2},
+            rationale=why, time_spent_ms=21_000 + 4_000 * n, idempotency_key=f"pages-dispute-{n}",
+        )  # fmt: skip
     adjudication = Adjudication.objects.create(item=disputed, agreement=0.5)
     upload = annotation_services.import_start(
         actor=p.data_lead, project=p.project, upload=io.BytesIO(jsonl(chat_line("Hi?"), "{not json")),
