@@ -71,3 +71,10 @@ def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     client.force_login(User.objects.get(username="datalead"))
     quality = client.get(f"/projects/{comparisons.pk}/quality/").content.decode()
     assert "bank-assist-7b 2026.09 + sft-lora-r16 #14" in quality, "win rates tell the adapter from its base"
+    from preferences.charts import overview_charts, quality_charts
+
+    lead = User.objects.get(username="datalead")
+    charts = {**overview_charts(comparisons, lead), **quality_charts(comparisons, lead)}
+    assert set(charts) == {"per_day", "progress", "agreement", "bias", "scatter"}
+    blank = {name: chart["empty"] for name, chart in charts.items() if chart["empty"]}
+    assert blank == {}, "every chart has something to draw with the demo data"
