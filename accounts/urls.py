@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts import api, api_admin, views
+from accounts import api, api_admin, views, views_account, views_admin
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -14,16 +14,16 @@ urlpatterns = [
     path("projects/<id:pk>/members/invite/", views.member_invite, name="member_invite"),
     path("projects/<id:pk>/members/<id:membership_pk>/role/", views.member_change_role, name="member_role"),
     path("projects/<id:pk>/members/<id:membership_pk>/remove/", views.member_remove, name="member_remove"),
-    path("projects/<id:pk>/audit/", views.project_audit, name="project_audit"),
-    path("audit/", views.site_audit, name="site_audit"),
-    path("users/", views.users, name="users"),
-    path("users/<id:pk>/active/", views.user_set_active, name="user_set_active"),
-    path("account/password/", views.password_change, name="password_change"),
-    path("account/tokens/", views.api_tokens, name="api_tokens"),
-    path("account/tokens/<str:token_key>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("projects/<id:pk>/audit/", views_admin.project_audit, name="project_audit"),
+    path("audit/", views_admin.site_audit, name="site_audit"),
+    path("users/", views_admin.users, name="users"),
+    path("users/<id:pk>/active/", views_admin.user_set_active, name="user_set_active"),
+    path("account/password/", views_account.password_change, name="password_change"),
+    path("account/tokens/", views_account.api_tokens, name="api_tokens"),
+    path("account/tokens/<str:token_key>/revoke/", views_account.api_token_revoke, name="api_token_revoke"),
     # Before the token route, which would take "set-password" for a token.
-    path("invite/<str:uidb64>/set-password/", views.invite_set_password, name="invite_set_password"),
-    path("invite/<str:uidb64>/<str:token>/", views.invite_accept, name="invite_accept"),
+    path("invite/<str:uidb64>/set-password/", views_account.invite_set_password, name="invite_set_password"),
+    path("invite/<str:uidb64>/<str:token>/", views_account.invite_accept, name="invite_accept"),
 ]
 
 api_urlpatterns = [
