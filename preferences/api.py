@@ -1,17 +1,14 @@
-"""REST API of the preferences app: next comparison, submit a judgement, list judgements, agreement and its
-recompute."""
+"""REST API of the preferences app: next comparison, submit a judgement (alone or with the next comparison), list
+judgements. Comparisons' import and list are in ``api_comparisons.py``, agreement in ``api_agreement.py``."""
 
-import json
 import threading
 from typing import Any
 
 import django_filters
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import QuerySet
-from django.urls import reverse
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.serializer_helpers import BindingDict
@@ -19,139 +16,16 @@ from rest_framework.views import APIView
 
 from accounts.models import Project, ProjectPerm, User
 from accounts.permissions import get_project_for_user, request_user
-from annotation import services as annotation_services
-from annotation.api import IMPORT_RESPONSES, import_response
-from annotation.models import Item, ItemState
-from annotation.parsing import ImportFormat
+from annotation.models import Item
 from annotation.queue import MAX_TIME_ON_TASK_MS
 from core.fields import Text
 from core.filters import BooleanFilter, IdFilter, StrictFilterSet, at_or_after, before
 from core.lists import ListView
 from preferences import selectors, services
-from preferences.models import COMPARISON, Judgement
+from preferences.models import Judgement
 from preferences.permissions import SETTINGS, get_comparison_for_submit, get_project_for_quality
 from preferences.results import LETTERS, PAIR_CHOICES, display_order
 from preferences.submit_sql import ReadBeforeSubmit
-
-
-class CandidateIn(serializers.Serializer[Any]):
-    content = Text(allow_blank=True, trim_whitespace=False)
-    model = Text(required=False, help_text="Provenance: never shown to annotators.")
-    version = Text(required=False)
-    adapter = Text(required=False)
-    decoding = serializers.DictField(required=False)
-
-
-class ComparisonIn(serializers.Serializer[Any]):
-    """One comparison, the same fields as a line of the comparison JSONL import."""
-
-    id = Text(required=False)
-    prompt = Text(required=False)
-    messages = serializers.ListField(child=serializers.DictField(), required=False)
-    candidates = serializers.ListField(child=CandidateIn(), min_length=2)
-    gold = serializers.JSONField(
-        required=False,
-        help_text='The known answer of a gold item: a 1-based candidate number, "tie", or a ranking ([[2], [1, 3]]).',
-    )
-    metadata = serializers.DictField(required=False)
-
-
-class ComparisonsIn(serializers.Serializer[Any]):
-    """What the view checks: the elements themselves are checked by the importer, which numbers its errors."""
-
-    comparisons = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=10_000)
-    skip_bad_lines = serializers.BooleanField(default=False)
-
-
-class ComparisonsInSchema(serializers.Serializer[Any]):
-    """Comparisons to import: each element is a line of the comparison JSONL import."""
-
-    comparisons = serializers.ListField(child=ComparisonIn(), min_length=1, max_length=10_000)
-    skip_bad_lines = serializers.BooleanField(default=False)
-
-
-class ComparisonsFileIn(serializers.Serializer[Any]):
-    """Comparisons as a JSONL file: one comparison a line, the fields of an element of `comparisons`."""
-
-    file = serializers.FileField(
-        allow_empty_file=True, help_text="JSONL, one comparison a line; up to IMPORT_MAX_MB."
-    )  # an empty file is refused by the import, as a 422
-    skip_bad_lines = serializers.BooleanField(default=False)
-
-
-class ComparisonListOut(serializers.Serializer[Any]):
-    id = serializers.IntegerField()
-    external_id = Text()
-    messages = serializers.ListField(child=serializers.DictField())
-    candidates = serializers.ListField(child=serializers.DictField(), help_text="Content and provenance.")
-    gold = serializers.JSONField(allow_null=True)
-    state = Text()
-    metadata = serializers.DictField()
-
-
-class ComparisonFilter(StrictFilterSet):
-    gold = BooleanFilter(method="filter_gold", help_text="true: gold items only; false: no gold items")
-    state = django_filters.ChoiceFilter(choices=ItemState.choices)
-    created_after = at_or_after("created_at")
-    created_before = before("created_at")
-
-    def filter_gold(self, rows: QuerySet[Item], name: str, value: bool) -> QuerySet[Item]:
-        return rows.filter(gold__isnull=not value)
-
-
-@extend_schema_view(get=extend_schema(summary="Comparisons of a project with provenance and gold answers (data leads)"))
-class ComparisonsCreateView(ListView):
-    serializer_class = ComparisonListOut
-    filterset_class = ComparisonFilter
-    queryset = Item.objects.none()
-    # A JSON list (nested lists and objects: JSON, not a form) or a JSONL file (multipart) for bulk loads.
-    parser_classes = [JSONParser, MultiPartParser]
-
-    @extend_schema(
-        request={"application/json": ComparisonsInSchema, "multipart/form-data": ComparisonsFileIn},
-        responses=IMPORT_RESPONSES,
-        summary="Create comparisons (data leads): validated, PII-scrubbed and numbered like a JSONL import",
-        description=(
-            "Each element of `comparisons` has the fields of a line of the comparison JSONL import "
-            "(`prompt` or `messages`, `candidates` with `content` and provenance, optional `gold`, `id`, "
-            "`metadata`). The list goes through the same import as a file: element n is line n of the report, "
-            "and one bad element refuses the whole request (422, `status` `refused`, nothing created) unless "
-            "`skip_bad_lines` is set. A JSON body may be up to 2.5 MiB (about 3,000 comparisons; larger "
-            "answers 413). For bulk loads send a JSONL file instead, as `multipart/form-data` with the field "
-            "`file` (up to IMPORT_MAX_MB, default 1 GiB: 100,000 comparisons in one call): it streams to disk, "
-            "and a file over 2 MiB is imported by a worker (202: poll `status_url`, which shows `progress`). "
-            "A project that holds conversations to annotate (SFT) takes no comparisons: 400 naming `fmt`."
-        ),
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-        annotation_services.import_format_check(project=project, fmt=ImportFormat.COMPARISON_JSONL)
-        if request.content_type.startswith("multipart/"):
-            file_data = ComparisonsFileIn(data=request.data)
-            file_data.is_valid(raise_exception=True)
-            upload = file_data.validated_data["file"]
-            source_name = upload.name or "comparisons.jsonl"
-            skip_bad_lines = file_data.validated_data["skip_bad_lines"]
-        else:
-            data = ComparisonsIn(data=request.data)
-            data.is_valid(raise_exception=True)
-            lines = "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in data.validated_data["comparisons"])
-            upload = SimpleUploadedFile("api.jsonl", lines.encode(), content_type="application/x-ndjson")
-            source_name = f"API request by {request_user(request).username}"
-            skip_bad_lines = data.validated_data["skip_bad_lines"]
-        batch = annotation_services.import_start(
-            actor=request_user(request),
-            project=project,
-            upload=upload,
-            source_name=source_name,
-            fmt=ImportFormat.COMPARISON_JSONL,
-            skip_bad_lines=skip_bad_lines,
-        )
-        return import_response(request, batch)
-
-    def get_queryset(self) -> QuerySet[Item]:
-        project = get_project_for_user(self.request.user, self.kwargs["pk"], ProjectPerm.MANAGE_DATA)
-        return Item.objects.filter(project=project, kind=COMPARISON).order_by("id")
 
 
 class ComparisonOut(serializers.Serializer[Any]):
@@ -394,95 +268,3 @@ class JudgementListView(ListView):
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "excluded": self.excluded}
-
-
-class AgreementOut(serializers.Serializer[Any]):
-    computed_at = serializers.DateTimeField(
-        allow_null=True, help_text="When the judgements were read: every one committed before is counted."
-    )
-    judgements = serializers.IntegerField(help_text="How many judgements (gold items left out) the figures count.")
-    pending = serializers.BooleanField(
-        allow_null=True,
-        help_text="A recomputation is queued or running (null: unknown, the cache is down). A worker recomputes "
-        "after every burst of judgements; poll until this is false.",
-    )
-    figures = serializers.DictField()
-
-
-AGREEMENT_EXAMPLE = {
-    "computed_at": "2026-12-04T16:02:11.514Z",
-    "judgements": 360,
-    "pending": False,
-    "figures": {
-        "alpha_choice_nominal": 0.71,
-        "alpha_strength_ordinal": 0.64,
-        "alpha_per_criterion": {},
-        "kendalls_w_mean": None,
-        "kendalls_w_items": 0,
-        "cohens_kappa": [{"a": "alice", "b": "bob", "shared": 120, "kappa": 0.68}],
-        "consensus": {"alice": {"units": 40, "agreed": 35, "rate": 0.875}},
-    },
-}
-
-
-class AgreementView(APIView):
-    @extend_schema(
-        responses=AgreementOut,
-        summary="The latest agreement figures of a project, the judgements they count and when they were read",
-        examples=[OpenApiExample("Figures", value=AGREEMENT_EXAMPLE, response_only=True)],
-    )
-    def get(self, request: Request, pk: int) -> Response:
-        project = get_project_for_quality(request.user, pk)
-        snapshot = selectors.latest_agreement(project)
-        body = {
-            "computed_at": snapshot.computed_at if snapshot else None,
-            "judgements": snapshot.judgements if snapshot else 0,
-            "pending": services.agreement_pending(project),
-            "figures": snapshot.figures if snapshot else {},
-        }
-        return Response(AgreementOut(body).data)
-
-
-# --- Agreement recompute ------------------------------------------------------------------------------------
-
-
-class AgreementRecomputeOut(serializers.Serializer[Any]):
-    status = serializers.ChoiceField(choices=["queued"])
-    requested_at = serializers.DateTimeField(
-        help_text="The figures answer this request once the agreement's computed_at is later and pending is false."
-    )
-    status_url = serializers.URLField(help_text="The agreement route to poll.")
-
-
-class AgreementRecomputeView(APIView):
-    @extend_schema(
-        request=None,
-        responses={
-            202: AgreementRecomputeOut,
-            503: OpenApiResponse(description="The task queue did not take the request; nothing was recorded."),
-        },
-        summary="Recompute the agreement figures now, on a worker (data leads and up, as the page's button)",
-        description="Answers 202 at once; poll `status_url` until `pending` is false and `computed_at` is later than "
-        "`requested_at`. 503 when the task queue does not take the request (nothing is recorded then).",
-        examples=[
-            OpenApiExample(
-                "Queued",
-                value={
-                    "status": "queued",
-                    "requested_at": "2026-12-04T16:02:09.120Z",
-                    "status_url": "https://enclave.example/api/v1/projects/7/agreement/",
-                },
-                response_only=True,
-                status_codes=["202"],
-            )
-        ],
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-        requested_at = services.agreement_recompute_request(actor=request_user(request), project=project)
-        body = {
-            "status": "queued",
-            "requested_at": requested_at,
-            "status_url": request.build_absolute_uri(reverse("api_agreement", kwargs={"pk": project.pk})),
-        }
-        return Response(AgreementRecomputeOut(body).data, status=status.HTTP_202_ACCEPTED)

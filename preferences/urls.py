@@ -1,6 +1,6 @@
 from django.urls import path
 
-from preferences import api, api_setup, views
+from preferences import api, api_agreement, api_comparisons, api_setup, views
 
 urlpatterns = [
     path("projects/<id:pk>/compare/", views.compare, name="compare"),
@@ -21,7 +21,7 @@ urlpatterns = [
 ]
 
 api_urlpatterns = [
-    path("projects/<id:pk>/comparisons/", api.ComparisonsCreateView.as_view(), name="api_comparisons"),
+    path("projects/<id:pk>/comparisons/", api_comparisons.ComparisonsCreateView.as_view(), name="api_comparisons"),
     path("projects/<id:pk>/comparisons/next/", api.NextComparisonView.as_view(), name="api_comparison_next"),
     path(
         "projects/<id:pk>/comparisons/<id:item_pk>/judgements/",
@@ -34,11 +34,15 @@ api_urlpatterns = [
         name="api_judgement_submit_and_next",
     ),
     path("projects/<id:pk>/judgements/", api.JudgementListView.as_view(), name="api_judgements"),
-    path("projects/<id:pk>/agreement/", api.AgreementView.as_view(), name="api_agreement"),
+    path("projects/<id:pk>/agreement/", api_agreement.AgreementView.as_view(), name="api_agreement"),
     path(
         "projects/<id:pk>/comparison-settings/",
         api_setup.ComparisonSettingsView.as_view(),
         name="api_comparison_settings",
     ),
-    path("projects/<id:pk>/agreement/recompute/", api.AgreementRecomputeView.as_view(), name="api_agreement_recompute"),
+    path(
+        "projects/<id:pk>/agreement/recompute/",
+        api_agreement.AgreementRecomputeView.as_view(),
+        name="api_agreement_recompute",
+    ),
 ]
