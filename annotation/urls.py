@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation import api, api_setup, views
+from annotation import api, api_setup, views, views_review, views_setup
 
 urlpatterns = [
     path("projects/<id:pk>/", views.project_dashboard, name="project_detail"),
@@ -9,13 +9,13 @@ urlpatterns = [
     path("projects/<id:pk>/annotate/<id:item_pk>/draft/", views.draft_save, name="draft_save"),
     path("projects/<id:pk>/annotate/<id:item_pk>/submit/", views.submit, name="annotation_submit"),
     path("projects/<id:pk>/annotate/<id:item_pk>/skip/", views.skip, name="item_skip"),
-    path("projects/<id:pk>/review/", views.review_queue, name="review_queue"),
-    path("projects/<id:pk>/review/<id:annotation_pk>/", views.review, name="review"),
-    path("projects/<id:pk>/imports/", views.imports, name="imports"),
-    path("projects/<id:pk>/imports/<id:batch_pk>/", views.import_detail, name="import_detail"),
-    path("projects/<id:pk>/rubric/", views.rubric, name="rubric"),
-    path("projects/<id:pk>/annotation-settings/", views.annotation_settings, name="annotation_settings"),
-    path("projects/<id:pk>/on-hold/", views.on_hold, name="on_hold"),
+    path("projects/<id:pk>/review/", views_review.review_queue, name="review_queue"),
+    path("projects/<id:pk>/review/<id:annotation_pk>/", views_review.review, name="review"),
+    path("projects/<id:pk>/imports/", views_setup.imports, name="imports"),
+    path("projects/<id:pk>/imports/<id:batch_pk>/", views_setup.import_detail, name="import_detail"),
+    path("projects/<id:pk>/rubric/", views_setup.rubric, name="rubric"),
+    path("projects/<id:pk>/annotation-settings/", views_setup.annotation_settings, name="annotation_settings"),
+    path("projects/<id:pk>/on-hold/", views_setup.on_hold, name="on_hold"),
 ]
 
 api_urlpatterns = [

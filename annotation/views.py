@@ -1,4 +1,6 @@
-"""htmx pages of the annotation app: labeling, review, import, rubric, settings and the project dashboard."""
+"""htmx pages of the annotation app: labeling (the workspace, drafts, submit, skip) and the project dashboard.
+
+The data lead's pages live in ``views_setup.py``, the reviewer's in ``views_review.py``."""
 
 import difflib
 import uuid
@@ -6,24 +8,21 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import ProjectPerm
-from accounts.permissions import get_project_for_user, project_perms_for, request_user, user_has_project_perm
+from accounts.permissions import get_project_for_user, project_perms_for, request_user
 from accounts.selectors import role_in_project
 from annotation import queue_left, selectors, services
-from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm, criteria_from_post
-from annotation.models import Annotation, AnnotationState, Flag, Item, ReviewDecision, RubricVersion, Slot, SlotState
-from annotation.parsing import ImportFormat
-from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user, get_item_for_user
+from annotation.models import Annotation, AnnotationState, Flag, Item, Slot, SlotState
+from annotation.permissions import get_item_for_user
 from annotation.rendering import render_markdown
-from annotation.rubrics import SCALES, Criterion, parse_criteria
+from annotation.rubrics import Criterion, parse_criteria
 from core.errors import DomainError
 from core.http import is_htmx, parse_count, render_work
 
@@ -211,211 +210,6 @@ def skip(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     except DomainError as exc:
         return _next_workspace(request, pk, notice=exc.message)
     return _next_workspace(request, pk, after="skipped", skipped=item.pk)
-
-
-# --- Review ----------------------------------------------------------------------------------------------
-
-
-@login_required
-@require_GET
-def review_queue(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_project_for_user(request.user, pk, ProjectPerm.REVIEW)
-    page = Paginator(selectors.review_queue(project, request_user(request)), 50).get_page(request.GET.get("page"))
-    return render(request, "annotation/review_queue.html", {"project": project, "page": page})
-
-
-_REVIEW_DONE = {
-    ReviewDecision.APPROVE: "approved",
-    ReviewDecision.REJECT: "sent back to them",
-    ReviewDecision.EDIT_APPROVE: "approved with your edit",
-}
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def review(request: HttpRequest, pk: int, annotation_pk: int) -> HttpResponse:
-    annotation = get_annotation_for_reviewer(request.user, pk, annotation_pk)
-    error = ""
-    if request.method == "POST":
-        decision = request.POST.get("decision", "")
-        edited_scores = {
-            key[len("score_") :]: value for key, value in request.POST.items() if key.startswith("score_") and value
-        }
-        try:
-            services.annotation_review(
-                reviewer=request_user(request),
-                annotation=annotation,
-                decision=decision,
-                comment=request.POST.get("comment", ""),
-                edited_response=request.POST.get("edited_response"),
-                edited_scores=edited_scores or None,
-            )
-        except DomainError as exc:
-            error = exc.message
-        else:
-            done = _REVIEW_DONE[ReviewDecision(decision)]
-            messages.success(request, f"Annotation #{annotation.pk} by {annotation.annotator.username} {done}.")
-            following = selectors.review_queue(annotation.item.project, request_user(request)).first()
-            if following is not None:
-                return redirect("review", pk=pk, annotation_pk=following.pk)
-            return redirect("review_queue", pk=pk)
-    criteria = parse_criteria(annotation.rubric_version.criteria)
-    own = annotation.annotator_id == request.user.pk
-    return render(
-        request,
-        "annotation/review.html",
-        {
-            "project": annotation.item.project,
-            "heading": f"Review annotation #{annotation.pk}",
-            "annotation": annotation,
-            "item": annotation.item,
-            "criteria": [{"c": c, "value": annotation.scores.get(c.key, "")} for c in criteria],
-            "diff": response_diff(annotation.original_response, annotation.response),
-            "error": error,
-            "own": own,
-            "reviewable": annotation.state == AnnotationState.SUBMITTED and not own,
-            "last_review": annotation.reviews.select_related("reviewer").order_by("-created_at").first(),
-        },
-        status=400 if error else 200,
-    )
-
-
-# --- Data lead pages -------------------------------------------------------------------------------------
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def imports(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-    form = ImportForm(request.POST or None, request.FILES or None, project=project)
-    if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        mapping = None
-        if form.cleaned_data["fmt"] == ImportFormat.CSV:
-            mapping = {  # the CSV fields exist where CSV is offered
-                "prompt": form.cleaned_data["csv_prompt"],
-                "response": form.cleaned_data["csv_response"],
-                "system": form.cleaned_data["csv_system"],
-                "id": form.cleaned_data["csv_id"],
-                "metadata": [c.strip() for c in form.cleaned_data["csv_metadata"].split(",") if c.strip()],
-            }
-        try:
-            services.import_format_check(project=project, fmt=form.cleaned_data["fmt"])
-            batch = services.import_start(
-                actor=request_user(request),
-                project=project,
-                upload=upload,
-                source_name=upload.name,
-                fmt=form.cleaned_data["fmt"],
-                csv_mapping=mapping,
-                skip_bad_lines=form.cleaned_data["skip_bad_lines"],
-                purpose=form.cleaned_data["purpose"] or "annotation",
-            )
-        except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        else:
-            return redirect("import_detail", pk=pk, batch_pk=batch.pk)
-    return render(
-        request,
-        "annotation/imports.html",
-        {
-            "project": project,
-            "form": form,
-            "fieldsets": form.fieldsets(),
-            "batches": selectors.import_batches(project)[:50],
-        },
-        status=400 if form.errors else 200,
-    )
-
-
-@login_required
-@require_GET
-def import_detail(request: HttpRequest, pk: int, batch_pk: int) -> HttpResponse:
-    batch = get_batch_for_user(request.user, pk, batch_pk)
-    progress = selectors.import_progress(batch)
-    context = {"project": batch.project, "batch": batch, "progress": progress, "heading": f"Import #{batch.pk}"}
-    if is_htmx(request):
-        return render(request, "annotation/_import_status.html", context)
-    return render(request, "annotation/import_detail.html", context)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def rubric(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_project_for_user(request.user, pk, ProjectPerm.VIEW)
-    can_edit = user_has_project_perm(request.user, project, ProjectPerm.MANAGE_DATA)
-    current = selectors.current_rubric(project)
-    form = None
-    rows: list[dict[str, Any]] = list(current.criteria) if current else []
-    if can_edit:
-        form = RubricForm(request.POST or None, initial={"guidelines": current.guidelines if current else ""})
-        if request.method == "POST":
-            rows = criteria_from_post(request.POST)
-            if form.is_valid():
-                try:
-                    saved = services.rubric_save(
-                        actor=request_user(request),
-                        project=project,
-                        guidelines=form.cleaned_data["guidelines"],
-                        criteria=rows,
-                    )
-                except DomainError as exc:
-                    form.add_error(None, exc.message)
-                else:
-                    messages.success(request, f"Rubric saved as version {saved.version}.")
-                    return redirect("rubric", pk=pk)
-    elif request.method == "POST":
-        get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)  # 404 for read-only roles
-    return render(
-        request,
-        "annotation/rubric.html",
-        {
-            "project": project,
-            "rubric": current,
-            "criteria": parse_criteria(current.criteria) if current else [],
-            "guidelines": render_markdown(current.guidelines) if current else "",
-            "form": form,
-            "scales": SCALES,
-            "rows": [*rows, *({} for _ in range(2))],  # two blank rows to add criteria
-            "versions": RubricVersion.objects.filter(project=project)[:20],
-        },
-        status=400 if form is not None and form.errors else 200,
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def annotation_settings(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-    current = selectors.annotation_settings(project)
-    form = AnnotationSettingsForm(request.POST or None, instance_settings=current)
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.annotation_settings_update(actor=request_user(request), project=project, **form.cleaned_data)
-        except DomainError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        else:
-            messages.success(request, "Settings saved.")
-            return redirect("annotation_settings", pk=pk)
-    return render(
-        request, "annotation/settings.html", {"project": project, "form": form}, status=400 if form.errors else 200
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def on_hold(request: HttpRequest, pk: int) -> HttpResponse:
-    project = get_project_for_user(request.user, pk, ProjectPerm.MANAGE_DATA)
-    if request.method == "POST":
-        item = get_item_for_user(request.user, pk, int(request.POST.get("item", "0") or 0), ProjectPerm.MANAGE_DATA)
-        try:
-            services.item_release_hold(actor=request_user(request), item=item, redact=request.POST.get("redact", ""))
-        except DomainError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, f"Item #{item.pk} is back in the queue.")
-        return redirect("on_hold", pk=pk)
-    return render(request, "annotation/on_hold.html", {"project": project, "items": selectors.items_on_hold(project)})
 
 
 @login_required
