@@ -24,6 +24,7 @@ class Role(models.TextChoices):
     REVIEWER = "reviewer", "Reviewer"
     DATA_LEAD = "data_lead", "Data lead"
     PROJECT_ADMIN = "project_admin", "Project admin"
+    APPROVER = "approver", "Approver"
 
 
 class ProjectPerm:
@@ -36,8 +37,9 @@ class ProjectPerm:
     MANAGE_MEMBERS = "manage_project_members"
     VIEW_AUDIT = "view_project_audit"
     RUN_TRAINING = "run_project_training"
+    APPROVE_PROMOTION = "approve_project_promotion"
 
-    ALL = (VIEW, ANNOTATE, REVIEW, MANAGE_DATA, MANAGE_MEMBERS, VIEW_AUDIT, RUN_TRAINING)
+    ALL = (VIEW, ANNOTATE, REVIEW, MANAGE_DATA, MANAGE_MEMBERS, VIEW_AUDIT, RUN_TRAINING, APPROVE_PROMOTION)
 
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -45,6 +47,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     Role.REVIEWER: (ProjectPerm.VIEW, ProjectPerm.ANNOTATE, ProjectPerm.REVIEW),
     Role.DATA_LEAD: (ProjectPerm.VIEW, ProjectPerm.MANAGE_DATA),
     Role.PROJECT_ADMIN: ProjectPerm.ALL,
+    # Approves promotions and rollbacks of the project's deployment targets, and reads what they rest on.
+    Role.APPROVER: (ProjectPerm.VIEW, ProjectPerm.APPROVE_PROMOTION),
 }
 
 
@@ -63,6 +67,7 @@ class Project(models.Model):
             ("manage_project_members", "Add members and change their roles"),
             ("view_project_audit", "Read the project's audit log"),
             ("run_project_training", "Start and cancel training jobs"),
+            ("approve_project_promotion", "Approve promotions and rollbacks of deployed adapters"),
         ]
 
     def __str__(self) -> str:

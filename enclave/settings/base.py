@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "preferences",
     "releases",
     "training",
+    "evaluation",
     "enclave",
 ]
 
@@ -160,7 +161,7 @@ if not REDIS_URL:
 
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
-CELERY_TASK_ROUTES = {"training.*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"training.*": {"queue": "gpu"}, "evaluation.generation_run": {"queue": "gpu"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
