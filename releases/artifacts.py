@@ -20,6 +20,7 @@ from core.storage import artifact_storage
 from core.version import code_version
 from preferences.selectors import preference_settings
 from releases.datasheet import Tally, built_contents, render
+from releases.datasheet_markdown import markdown
 from releases.exporters import Exporter, WrittenFile, file_sha256
 from releases.models import Release, ReleaseFile
 from releases.recipe import Recipe
@@ -47,8 +48,9 @@ def write_datasheet_and_manifest(
     """Write the datasheet and the manifest (listing every file) into ``root``, add them to ``files`` and
     return the datasheet and the release hash."""
     contents = built_contents(root, release.kind)
-    sheet, markdown = render(manifest=manifest, tally=tally, assumptions=release.assumptions, contents=contents)
-    for name, data in (("datasheet.json", canonical_json(sheet)), ("datasheet.md", markdown.encode())):
+    sheet = render(manifest=manifest, tally=tally, assumptions=release.assumptions, contents=contents)
+    text = markdown(manifest, sheet)
+    for name, data in (("datasheet.json", canonical_json(sheet)), ("datasheet.md", text.encode())):
         (root / name).write_bytes(data)
         files.append(WrittenFile(name, "datasheet", "", None, len(data), hashlib.sha256(data).hexdigest()))
     manifest["files"] = sorted((_file_entry(f) for f in files), key=lambda f: f["path"])

@@ -19,7 +19,7 @@ from core.errors import DomainError
 from core.http import parse_id
 from core.storage import artifact_storage
 from releases import selectors, services
-from releases.datasheet import markdown
+from releases.datasheet_markdown import markdown
 from releases.exporters import FORMAT_LABELS
 from releases.forms import ReleaseForm
 from releases.models import Release, ReleaseFile, ReleaseState
