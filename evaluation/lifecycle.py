@@ -152,8 +152,8 @@ def _end(run: GenerationRun, state: str, reason: str) -> None:
     run.phase = ""
     run.save(update_fields=["state", "failure_reason", "finished_at", "phase", "prompts_done"])
     action = {
-        JobState.SUCCEEDED: "evaluation.generation_succeeded",
-        JobState.CANCELLED: "evaluation.generation_cancelled",
+        str(JobState.SUCCEEDED): "evaluation.generation_succeeded",
+        str(JobState.CANCELLED): "evaluation.generation_cancelled",
     }.get(state, "evaluation.generation_fail")
     payload: dict[str, Any] = {"reason": reason[:2000]} if reason else {}
     if state == JobState.SUCCEEDED:
