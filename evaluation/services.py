@@ -3,7 +3,7 @@ cancel one. Where prompts come from is ``evaluation.prompts``; a run's life on i
 ``evaluation.lifecycle``, re-exported here. Every state change is audited."""
 
 import uuid
-from typing import Any
+from typing import IO, Any
 
 from django.db import transaction
 
@@ -21,7 +21,7 @@ from evaluation.lifecycle import generation_run_progress as generation_run_progr
 from evaluation.lifecycle import generation_runs_fail_orphans as generation_runs_fail_orphans
 from evaluation.lifecycle import generation_runs_reap as generation_runs_reap
 from evaluation.models import Evaluation, GenerationPrompt, GenerationRun, PromptSource
-from evaluation.prompts import MAX_PROMPTS
+from evaluation.prompts import MAX_PROMPTS, prompts_from_items, prompts_from_release, prompts_from_upload
 from releases import splits
 from releases.models import Release
 from training.models import Adapter, BaseModel, BaseModelState
@@ -154,3 +154,42 @@ def generation_run_create(
         )
     run.refresh_from_db()
     return run
+
+
+def generation_run_start(
+    *,
+    actor: User,
+    project: Project,
+    base_model: BaseModel,
+    adapter: Adapter | None,
+    source: str,
+    decoding: dict[str, Any],
+    release: Release | None = None,
+    limit: int | None = None,
+    upload: IO[bytes] | None = None,
+    fmt: str = "",
+    source_name: str = "",
+) -> GenerationRun:
+    """What the run form and the API start: the prompts read from ``source`` (a release's held-out split, the
+    project's first ``limit`` imported items, or an uploaded file), then ``generation_run_create``. The policy
+    and the decoding are checked before any prompt is read. Raises ``DomainError``; nothing is written then."""
+    policy_check(project=project, base_model=base_model, adapter=adapter)
+    Decoding.from_input(decoding)
+    if source == PromptSource.RELEASE_EVAL:
+        if release is None:
+            raise DomainError("Choose the release whose held-out split to answer.", field="release")
+        prompts = prompts_from_release(project=project, release=release)
+    elif source == PromptSource.PROJECT_ITEMS:
+        prompts = prompts_from_items(project=project, limit=limit or MAX_PROMPTS)
+        release = None
+    elif source == PromptSource.UPLOAD:
+        if upload is None:
+            raise DomainError("Choose the prompt file to upload.", field="file")
+        prompts = prompts_from_upload(project=project, upload=upload, fmt=fmt, source_name=source_name)
+        release = None
+    else:
+        raise DomainError(f"Unknown prompt source “{source}”.", field="source")
+    return generation_run_create(
+        actor=actor, project=project, base_model=base_model, adapter=adapter, source=source, prompts=prompts,
+        decoding=decoding, release=release, source_name=source_name if source == PromptSource.UPLOAD else "",
+    )  # fmt: skip
