@@ -33,7 +33,7 @@ def policy_check(*, project: Project, base_model: BaseModel, adapter: Adapter | 
     """Refuse a policy that cannot generate now, naming the reason: a base model that is not ready, an adapter
     of another project, or one trained on another base model (or on this one's earlier files)."""
     if base_model.state != BaseModelState.READY:
-        detail = f": {base_model.failure_reason}" if base_model.failure_reason else ""
+        detail = f": {base_model.failure_reason.rstrip('.')}" if base_model.failure_reason else ""
         raise DomainError(
             f"The base model {base_model} is not ready ({base_model.get_state_display().lower()}){detail}.",
             field="base_model",
