@@ -121,9 +121,9 @@ def test_it_takes_prompts_from_imported_items_without_their_answers(personas: Pe
         actor=personas.project_admin, project=personas.project, base_model=_model(personas), adapter=None,
         source="project_items", limit=10, decoding={"max_new_tokens": 4},
     )  # fmt: skip
-    prompt = GenerationPrompt.objects.get(run=run)
-    assert prompt.item_id is not None
-    assert prompt.messages[-1]["role"] == "user"
+    prompts = list(GenerationPrompt.objects.filter(run=run))
+    assert [(p.index, p.item_id) for p in prompts] == [(n, item.pk) for n, item in enumerate(items)]
+    assert all(p.item_id is not None and p.messages[-1]["role"] == "user" for p in prompts)
     assert run.decoding == {**Decoding().as_dict(), "max_new_tokens": 4}
 
 
