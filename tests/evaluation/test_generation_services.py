@@ -16,6 +16,7 @@ from evaluation import services
 from evaluation.decoding import Decoding
 from evaluation.models import GenerationPrompt, GenerationRun
 from tests.access_matrix import matrix_adapter
+from tests.annotation.helpers import give_rubric, import_items
 from tests.conftest import Personas
 from training.models import Adapter, BaseModel
 
@@ -114,9 +115,8 @@ def test_it_scrubs_uploaded_prompts_and_refuses_pii_where_the_policy_rejects_it(
 
 
 def test_it_takes_prompts_from_imported_items_without_their_answers(personas: Personas) -> None:
-    from tests.access_matrix import _item
-
-    _item(personas)
+    give_rubric(personas.project, personas.data_lead)
+    items = import_items(personas.project, personas.data_lead, 2)
     run = services.generation_run_start(
         actor=personas.project_admin, project=personas.project, base_model=_model(personas), adapter=None,
         source="project_items", limit=10, decoding={"max_new_tokens": 4},
