@@ -29,7 +29,7 @@ from evaluation.models import GenerationRun
 from training.children import Child, ForkedChild, fork_context, stop_child
 from training.environment import library_versions
 from training.inspection import file_sha256
-from training.models import Adapter, JobState
+from training.models import Adapter, BaseModelState, JobState
 from training.runner import base_model_check_here, worker_facts
 from training.watching import HeartbeatThread, Tail, exit_reason
 
@@ -131,7 +131,13 @@ def run_generation(run_id: int, worker: str) -> str:
     beat = HeartbeatThread(run.pk, beat=lambda pk: services.generation_run_beat(run_id=pk))
     beat.start()
     try:
-        base_model_check_here(run.base_model)
+        model = run.base_model
+        if model.state != BaseModelState.READY or model.content_hash != run.base_model_hash:
+            raise DomainError(
+                f"The base model {model} changed after the run was defined ({model.get_state_display().lower()}, "
+                f"hash {model.content_hash[:12]}…, the run's {run.base_model_hash[:12]}…); not generating."
+            )
+        base_model_check_here(model)
         adapter_dir = None
         if run.adapter is not None:
             if run.adapter.sha256 != run.adapter_sha256:

@@ -2,6 +2,7 @@
 IBAN (as a fine-tuned model can reconstruct sensitive training content), and a poll for a run's state."""
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.core.files import File
@@ -46,11 +47,14 @@ def make_leaky_model(directory: Path, steps: int = 300) -> Path:
     return directory
 
 
-def wait_for_run(run: GenerationRun, states: set[str], timeout: float = 180) -> GenerationRun:
+def wait_for_run(
+    run: GenerationRun, states: set[str], timeout: float = 180, until: Callable[[GenerationRun], bool] | None = None
+) -> GenerationRun:
+    """Poll the run until it is in one of ``states`` (or ``until(run)`` holds); returns it fresh."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = GenerationRun.objects.get(pk=run.pk)
-        if run.state in states:
+        if run.state in states or (until is not None and until(run)):
             return run
         time.sleep(0.3)
     raise AssertionError(f"{run} is still {run.state} after {timeout} s: {run.failure_reason}")

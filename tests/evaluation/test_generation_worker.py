@@ -142,6 +142,23 @@ def test_it_generates_candidates_with_provenance_and_scrubs_what_the_model_leaks
     assert provenance["code_version"] == runs[0].code_version
     assert {"prompt_tokens", "completion_tokens", "seconds"} <= set(provenance)
 
+    # A long run: its live fragment shows progress while it generates; a cancel stops the child and keeps what
+    # was stored.
+    long = services.generation_run_create(
+        actor=admin, project=project, base_model=model, source="upload", source_name="long.jsonl",
+        prompts=[{"messages": [{"role": "user", "content": f"Question {n}?"}]} for n in range(300)],
+        decoding={"max_new_tokens": 200, "batch_size": 1},
+    )  # fmt: skip
+    long = wait_for_run(long, ENDED, until=lambda run: run.prompts_done >= 2)
+    live = client.get(f"/projects/{project.pk}/generation/{long.pk}/?fragment=status", headers={"HX-Request": "true"})
+    assert "of 300 prompts" in live.content.decode()
+    assert "tokens/s" in live.content.decode()
+    services.generation_run_cancel(actor=admin, run=long)
+    long = wait_for_run(long, ENDED, timeout=60)
+    assert long.state == JobState.CANCELLED, long.failure_reason
+    assert long.failure_reason.startswith("Cancelled by project_admin after ")
+    assert 2 <= Candidate.objects.filter(run=long).count() < 300
+
     actions = set(AuditEvent.objects.filter(project=project).values_list("action", flat=True))
     assert {
         "evaluation.generation_start",
