@@ -1,6 +1,7 @@
 """REST API of generation runs: list and start a project's runs, read one, page through its candidates (scrubbed,
 each with its provenance), and cancel one."""
 
+import json
 from typing import Any
 
 from django.db.models import QuerySet
@@ -33,15 +34,28 @@ class GenerationRunIn(serializers.Serializer[Any]):
     adapter = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="id of one of this project's adapters (optional)"
     )
-    source = serializers.ChoiceField(choices=PromptSource.choices)  # type: ignore[assignment]  # the field's name
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # the field's name, not Field.source
+        choices=[choice for choice in PromptSource.choices if choice[0] != PromptSource.UPLOAD],
+        help_text="A prompt file is uploaded as multipart/form-data instead.",
+    )
     release = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="release_eval: id")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PROMPTS, allow_null=True, default=None)
-    file = serializers.FileField(required=False, allow_null=True, default=None, help_text="upload: a JSONL file")
-    fmt = serializers.ChoiceField(choices=[f.value for f in UPLOAD_FORMATS], required=False, default="chat_jsonl")
-    decoding = serializers.JSONField(
+    decoding = serializers.DictField(
         required=False,
         default=dict,
         help_text="candidates, temperature, top_p, max_new_tokens, seed, batch_size (defaults: 1, 0, 1, 128, 42, 8)",
+    )
+
+
+class GenerationRunUploadIn(serializers.Serializer[Any]):
+    """A run on an uploaded prompt file (multipart): the decoding settings as a JSON object in a text field."""
+
+    base_model = serializers.IntegerField(help_text="id of a ready base model")
+    adapter = serializers.IntegerField(required=False, allow_null=True, default=None)
+    file = serializers.FileField(help_text="JSONL, one conversation per line")
+    fmt = serializers.ChoiceField(choices=[f.value for f in UPLOAD_FORMATS], required=False, default="chat_jsonl")
+    decoding = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text='JSON object, e.g. {"max_new_tokens": 64}'
     )
 
 
@@ -118,17 +132,20 @@ class GenerationRunListCreateView(ListView):
         return runs
 
     @extend_schema(
-        request={"application/json": GenerationRunIn, "multipart/form-data": GenerationRunIn},
+        request={"application/json": GenerationRunIn, "multipart/form-data": GenerationRunUploadIn},
         responses={
             202: GenerationRunOut,
             400: OpenApiResponse(description="A policy that cannot generate, bad decoding, or an unusable file."),
             404: OpenApiResponse(description="No such project (or not yours to run), base model, adapter or release."),
         },
-        summary="Start a generation run (who may start training); refused with the reason before anything is written",
+        summary="Start a generation run (who may start training) on a release's held-out split or the project's "
+        "imported items (JSON), or on an uploaded prompt file (multipart); refused with the reason before anything "
+        "is written",
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_generating(request.user, pk)
-        data = GenerationRunIn(data=request.data)
+        uploading = (request.content_type or "").startswith("multipart/")
+        data = (GenerationRunUploadIn if uploading else GenerationRunIn)(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         base_model = BaseModel.objects.filter(pk=values["base_model"]).first()
@@ -139,21 +156,36 @@ class GenerationRunListCreateView(ListView):
             adapter = Adapter.objects.filter(project=project, pk=values["adapter"]).first()
             if adapter is None:
                 raise DomainError("No such adapter in this project.", field="adapter", status=404)
+        if uploading:
+            upload = values["file"]
+            run = services.generation_run_start(
+                actor=request_user(request), project=project, base_model=base_model, adapter=adapter,
+                source=PromptSource.UPLOAD, decoding=_decoding_text(values["decoding"]), upload=upload,
+                fmt=values["fmt"], source_name=upload.name or "",
+            )  # fmt: skip
+            return Response(GenerationRunOut(run).data, status=status.HTTP_202_ACCEPTED)
         release = None
         if values["release"] is not None:
             release = Release.objects.filter(project=project, pk=values["release"]).first()
             if release is None:
                 raise DomainError("No such release in this project.", field="release", status=404)
-        decoding = values["decoding"]
-        if not isinstance(decoding, dict):
-            raise DomainError("decoding is an object of settings.", field="decoding")
-        upload = values["file"]
         run = services.generation_run_start(
             actor=request_user(request), project=project, base_model=base_model, adapter=adapter,
-            source=values["source"], decoding=decoding, release=release, limit=values["limit"], upload=upload,
-            fmt=values["fmt"], source_name=upload.name if upload is not None else "",
+            source=values["source"], decoding=values["decoding"], release=release, limit=values["limit"],
         )  # fmt: skip
         return Response(GenerationRunOut(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _decoding_text(text: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    try:
+        decoding = json.loads(text)
+    except ValueError:
+        decoding = None
+    if not isinstance(decoding, dict):
+        raise DomainError("decoding is a JSON object of settings.", field="decoding")
+    return decoding
 
 
 class GenerationRunDetailView(APIView):

@@ -182,3 +182,26 @@ def test_it_answers_the_api_refusal_with_the_reason(personas: Personas) -> None:
     assert response.status_code == 400
     assert "The base model broken is not ready (validating)" in response.content.decode()
     _nothing_written()
+
+
+def test_it_takes_a_prompt_file_through_the_api_and_refuses_bad_lines_by_number(personas: Personas) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    model = _model(personas)
+    client = Client()
+    client.force_login(personas.project_admin)
+    url = f"/api/v1/projects/{personas.project.pk}/generation-runs/"
+    good = json.dumps({"messages": [{"role": "user", "content": "Fine?"}]})
+    bad = SimpleUploadedFile("bad.jsonl", f"{good}\n[1, 2]\n".encode())
+    refused = client.post(url, {"base_model": model.pk, "file": bad, "fmt": "chat_jsonl"})
+    assert refused.status_code == 400
+    assert "bad.jsonl has 1 unusable line; nothing was started. line 2: " in refused.json()["detail"]
+    _nothing_written()
+
+    upload = SimpleUploadedFile("good.jsonl", f"{good}\n".encode())
+    body = {"base_model": model.pk, "file": upload, "fmt": "chat_jsonl", "decoding": '{"max_new_tokens": 16}'}
+    accepted = client.post(url, body)
+    assert accepted.status_code == 202, accepted.content
+    assert accepted.json()["source"] == "upload"
+    assert accepted.json()["source_name"] == "good.jsonl"
+    assert accepted.json()["decoding"]["max_new_tokens"] == 16
