@@ -4,6 +4,7 @@ prompt files checked and scrubbed like imports, the decoding settings, cancellin
 import io
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -205,3 +206,31 @@ def test_it_takes_a_prompt_file_through_the_api_and_refuses_bad_lines_by_number(
     assert accepted.json()["source"] == "upload"
     assert accepted.json()["source_name"] == "good.jsonl"
     assert accepted.json()["decoding"]["max_new_tokens"] == 16
+
+
+def test_it_tells_its_evaluation_when_a_run_ends_once_committed(
+    personas: Personas, django_capture_on_commit_callbacks: Any
+) -> None:
+    from evaluation.models import Evaluation
+
+    evaluation = Evaluation.objects.create(
+        project=personas.project, name="blind", decoding={}, created_by=personas.project_admin
+    )
+    runs = [
+        services.generation_run_create(
+            actor=personas.project_admin,
+            project=personas.project,
+            base_model=_model(personas, name),
+            source="release_eval",
+            prompts=PROMPT,
+            decoding={},
+            evaluation=owner,
+        )
+        for name, owner in (("alone", None), ("judged", evaluation))
+    ]
+    GenerationRun.objects.update(state="running")
+    for run in runs:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            services.generation_run_finish(run=run, state="failed", reason="The generating process failed.")
+        assert len(callbacks) == (1 if run.evaluation_id else 0), run
+    assert GenerationRun.objects.filter(state="failed").count() == 2
