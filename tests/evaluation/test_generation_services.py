@@ -234,3 +234,32 @@ def test_it_tells_its_evaluation_when_a_run_ends_once_committed(
             services.generation_run_finish(run=run, state="failed", reason="The generating process failed.")
         assert len(callbacks) == (1 if run.evaluation_id else 0), run
     assert GenerationRun.objects.filter(state="failed").count() == 2
+
+
+def test_it_lists_runs_and_candidates_in_a_fixed_number_of_queries(
+    personas: Personas, django_assert_max_num_queries: Any
+) -> None:
+    from evaluation.models import Candidate
+
+    model = _model(personas)
+    prompts = [{"messages": [{"role": "user", "content": f"Question {n}?"}]} for n in range(20)]
+    for _ in range(3):
+        run = services.generation_run_create(
+            actor=personas.project_admin, project=personas.project, base_model=model, source="upload",
+            prompts=prompts, decoding={},
+        )  # fmt: skip
+    Candidate.objects.bulk_create(
+        Candidate(run=run, prompt=prompt, sample=0, text="An answer.", seed=42, prompt_tokens=3, completion_tokens=2,
+                  seconds=0.01, finish_reason="stop")
+        for prompt in run.prompts.all()
+    )  # fmt: skip
+    client = Client()
+    client.force_login(personas.data_lead)
+    base = f"/api/v1/projects/{personas.project.pk}/generation-runs/"
+    with django_assert_max_num_queries(12):
+        listed = client.get(base)
+    assert listed.json()["count"] == 3
+    with django_assert_max_num_queries(12):
+        answers = client.get(f"{base}{run.pk}/candidates/")
+    assert [row["prompt_index"] for row in answers.json()["results"]] == list(range(20))
+    assert answers.json()["results"][0]["provenance"]["base_model_hash"] == model.content_hash
