@@ -212,17 +212,24 @@ def _records(batch: ImportBatch, stream: IO[bytes]) -> Iterator[Record | LineErr
     yield from parse(stream, ImportFormat(batch.fmt), csv_mapping=mapping)
 
 
-def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
-    config = selectors.annotation_settings(batch.project)
-    scrubber = compile_policy(
+def project_scrubber(config: AnnotationSettings, *, replace: bool = False) -> Scrubber:
+    """The project's PII scrubber, as its imports use it. ``replace=True`` replaces values even when the
+    project's policy rejects items holding PII: for text that must be shown scrubbed rather than refused (a
+    model's generated answers)."""
+    return compile_policy(
         PiiPolicy(
-            mode="reject" if config.pii_mode == PiiMode.REJECT else "replace",
+            mode="reject" if config.pii_mode == PiiMode.REJECT and not replace else "replace",
             extra_patterns=tuple((t, p) for t, p in config.pii_patterns),
             terms=tuple(config.pii_terms),
             default_phone_region=config.pii_phone_region,
             scrub_uncertain=config.pii_uncertain != PiiUncertain.KEEP,
         )
     )
+
+
+def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
+    config = selectors.annotation_settings(batch.project)
+    scrubber = project_scrubber(config)
     with open(batch.stored_path, "rb") as stream:  # its position drives the progress bar
         _import_stream(batch, report, config, scrubber, stream)
 

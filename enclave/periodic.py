@@ -7,7 +7,8 @@ workers each runs it; every entry is safe to run at the same time in several pla
 changes). An entry that fails logs one line and runs again at its next turn.
 
 - ``training_jobs_reap``, every ``TRAINING_REAP_INTERVAL`` s: fail running training jobs whose gpu worker
-  went silent past ``TRAINING_HEARTBEAT_TIMEOUT`` as "worker lost" (``training.lifecycle``).
+  went silent past ``TRAINING_HEARTBEAT_TIMEOUT`` as "worker lost" (``training.lifecycle``), and generation
+  runs likewise (``evaluation.lifecycle``).
 """
 
 import logging
@@ -30,9 +31,20 @@ def _reap_training_jobs() -> None:
         logger.warning("training jobs failed as worker lost: %s", ", ".join(f"#{pk}" for pk in failed))
 
 
+def _reap_generation_runs() -> None:
+    from evaluation.services import generation_runs_reap
+
+    failed = generation_runs_reap()
+    if failed:
+        logger.warning("generation runs failed as worker lost: %s", ", ".join(f"#{pk}" for pk in failed))
+
+
 def schedule() -> list[tuple[str, float, Callable[[], None]]]:
     """The entries: name, seconds between runs, what to run."""
-    return [("training jobs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_training_jobs)]
+    return [
+        ("training jobs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_training_jobs),
+        ("generation runs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_generation_runs),
+    ]
 
 
 class Every(threading.Thread):

@@ -229,6 +229,35 @@ def matrix_job_form(p: Personas) -> dict[str, Any]:
     return {**form, "kind": "dpo", "release": _release(p), "base_model": _base_model(p), "preset": "cpu_check"}
 
 
+def _generation_run(p: Personas) -> int:
+    """A queued generation run of project A with the ready base model (its task is sent only on commit: never
+    here)."""
+    if "generation_run" not in p.made:
+        from evaluation import services as evaluation_services
+        from training.models import BaseModel
+
+        p.made["generation_run"] = evaluation_services.generation_run_create(
+            actor=p.project_admin, project=p.project, base_model=BaseModel.objects.get(pk=_base_model(p)),
+            source="upload", prompts=[{"messages": [{"role": "user", "content": "Which fee applies?"}]}],
+            decoding={"max_new_tokens": 8}, source_name="matrix.jsonl",
+        )  # fmt: skip
+    return int(p.made["generation_run"].pk)
+
+
+def _generation_form(p: Personas) -> dict[str, Any]:
+    return {"base_model": _base_model(p), "source": "project_items", "limit": 5, "candidates": 1,
+            "temperature": 0, "top_p": 1, "max_new_tokens": 8, "seed": 1, "batch_size": 4}  # fmt: skip
+
+
+def _generation_body(p: Personas) -> dict[str, Any]:
+    return {"base_model": _base_model(p), "source": "project_items", "limit": 5, "decoding": {"max_new_tokens": 8}}
+
+
+def _items_setup(p: Personas, user: User) -> None:
+    """Project A's imported items are the prompts of the runs the matrix starts."""
+    _item(p)
+
+
 def _base_model_setup(p: Personas, user: User) -> None:
     _base_model(p)
 
@@ -522,4 +551,24 @@ ROUTES: list[Route] = [
           DATA, api=True),
     Route("api adapter lineage", "get",
           lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/lineage/", DATA, api=True),
+    # --- evaluation: generation runs, pages ---
+    Route("generation runs", "get", lambda p: f"/projects/{_a(p)}/generation/", DATA,
+          setup=lambda p, u: (_generation_run(p), None)[1]),
+    Route("generation new page", "get", lambda p: f"/projects/{_a(p)}/generation/new/", ADMINS,
+          setup=_base_model_setup),
+    Route("generation new", "post", lambda p: f"/projects/{_a(p)}/generation/new/", ADMINS, ok=302,
+          data=_generation_form, setup=_items_setup),
+    Route("generation run", "get", lambda p: f"/projects/{_a(p)}/generation/{_generation_run(p)}/", DATA),
+    Route("generation run cancel", "post", lambda p: f"/projects/{_a(p)}/generation/{_generation_run(p)}/cancel/",
+          ADMINS, ok=302),
+    # --- evaluation: generation runs, API ---
+    Route("api generation runs", "get", lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/", DATA, api=True),
+    Route("api generation run start", "post", lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/", ADMINS,
+          ok=202, api=True, data=_generation_body, setup=_items_setup),
+    Route("api generation run", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/{_generation_run(p)}/", DATA, api=True),
+    Route("api generation run candidates", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/{_generation_run(p)}/candidates/", DATA, api=True),
+    Route("api generation run cancel", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/{_generation_run(p)}/cancel/", ADMINS, api=True),
 ]  # fmt: skip

@@ -307,17 +307,23 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
     }
 
 
+def redirect_output_to(path: Path) -> None:
+    """Send this process's stdout and stderr (its own and its libraries') to ``path``, line-buffered: a forked
+    child's log file, which its supervisor tails."""
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+
 def main(spec_path: str, *, redirect_output: bool = False) -> int:
     """Run a spec; exit code 0 with ``result.json`` written, or 1 with the error on stderr."""
     spec = json.loads(Path(spec_path).read_text())
     work = Path(spec["work_dir"])
     if redirect_output:
-        log = os.open(work / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+        redirect_output_to(work / "output.log")
     guard = NetworkGuard().install()
     supervisor = SupervisorWatch(int(spec["supervisor_pid"]), work).start() if spec.get("supervisor_pid") else None
     # Under ``accelerate launch`` (several GPUs) every rank trains; only rank 0 reports and saves.

@@ -6,9 +6,10 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import DatabaseError, close_old_connections, connections
 
@@ -93,19 +94,21 @@ class Watch:
 
 class HeartbeatThread(threading.Thread):
     """Beats for a running job every few seconds from its own database connection, so that staging the data
-    and storing the adapter (minutes for large files) do not look like a lost worker."""
+    and storing the adapter (minutes for large files) do not look like a lost worker. ``beat`` beats for
+    another kind of run (a generation run) by its id."""
 
-    def __init__(self, job_id: int, every: float = 5.0) -> None:
+    def __init__(self, job_id: int, every: float = 5.0, *, beat: Callable[[int], None] | None = None) -> None:
         super().__init__(name=f"heartbeat-{job_id}", daemon=True)
         self.job_id = job_id
         self.every = every
+        self.beat = beat or (lambda pk: services.training_job_beat(job_id=pk))  # another app's run: its own beat
         self._stopped = threading.Event()
 
     def run(self) -> None:
         try:
             while not self._stopped.wait(self.every):
                 try:
-                    services.training_job_beat(job_id=self.job_id)
+                    self.beat(self.job_id)
                 except DatabaseError:
                     logger.warning("job %s: heartbeat not written", self.job_id, exc_info=True)
                     close_old_connections()
@@ -117,19 +120,26 @@ class HeartbeatThread(threading.Thread):
         self.join(timeout=10)
 
 
-def exit_reason(code: int | None, watch: Watch) -> str:
+class Watched(Protocol):
+    error: str
+    last_lines: list[str]
+
+
+def exit_reason(code: int | None, watch: Watched, *, what: str = "training") -> str:
+    """Why a child ended badly, in words: ``what`` names its work ("training", "generating")."""
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        reason = f"The training process was killed by {name}."
+        reason = f"The {what} process was killed by {name}."
         if -code == signal.SIGKILL:
-            reason += " The usual cause is the out-of-memory killer: try a smaller batch size or max_length."
+            limit = "max_length" if what == "training" else "max_new_tokens"
+            reason += f" The usual cause is the out-of-memory killer: try a smaller batch size or {limit}."
     elif code == 75:
-        reason = "The training process stopped because its supervising worker went away."
+        reason = f"The {what} process stopped because its supervising worker went away."
     else:
-        reason = f"The training process failed (exit code {code})."
+        reason = f"The {what} process failed (exit code {code})."
     if watch.error:
         reason += f" {watch.error}"
     if watch.last_lines:

@@ -158,6 +158,7 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
     # which a diff naming it could only answer 404.
     p.made["diff_release"] = build(p.project, p.data_lead, eval_fraction=0.0, name="Compared by the diff")
     p.made["open_comparison"] = make_comparisons(p.project, p.data_lead, 6)[0]
+    p.made["generation_run"] = _generation_run_with_an_answer(p)
     other = p.other_project
     other.name = f"Project B {FOREIGN}"
     other.save(update_fields=["name"])
@@ -168,6 +169,23 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
     p.made["foreign_batch"] = batch
     p.made["foreign_comparison"] = batch.items.get()
     return p
+
+
+def _generation_run_with_an_answer(p: Personas) -> Any:
+    """A generation run of project A with one stored (scrubbed) answer; no gpu worker takes it here."""
+    from evaluation import services as evaluation_services
+    from evaluation.models import Candidate
+    from training.models import BaseModel
+
+    run = evaluation_services.generation_run_create(
+        actor=p.project_admin, project=p.project, base_model=BaseModel.objects.get(), source="upload",
+        prompts=[{"messages": [{"role": "user", "content": "Which fee applies?"}]}], decoding={},
+    )  # fmt: skip
+    Candidate.objects.create(
+        run=run, prompt=run.prompts.get(), sample=0, text="The standard fee.", seed=42, prompt_tokens=9,
+        completion_tokens=4, seconds=0.01, finish_reason="stop",
+    )  # fmt: skip
+    return run
 
 
 class PersonaToken:
@@ -203,6 +221,8 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "file_pk": ReleaseFile.objects.filter(release=release).first().pk,  # type: ignore[union-attr]
         "job_pk": TrainingJob.objects.get(project=p.project).pk,
         "adapter_pk": Adapter.objects.get(project=p.project).pk,
+        "adapter": Adapter.objects.get(project=p.project).pk,
+        "run_pk": p.made["generation_run"].pk,
         "index": 0,
         "model_pk": BaseModel.objects.get().pk,
         "user_pk": p.newcomer.pk,
