@@ -20,10 +20,10 @@ from tests.conftest import Personas
 from tests.factories import PASSWORD
 from tests.preferences.helpers import comparison_line, make_comparisons
 
-MEMBERS = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "staff"})
+MEMBERS = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "approver", "staff"})
 ADMINS = frozenset({"project_admin", "staff"})
 STAFF = frozenset({"staff"})
-EVERYONE = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "outsider", "staff"})
+EVERYONE = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "approver", "outsider", "staff"})
 
 
 @dataclass(frozen=True)

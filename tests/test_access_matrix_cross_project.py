@@ -36,7 +36,8 @@ def project_b(personas: Personas) -> Personas:
     """The same cast seen from project B, where the outsider holds every role."""
     b = personas.outsider
     return dataclasses.replace(
-        personas, project=personas.other_project, annotator=b, reviewer=b, data_lead=b, project_admin=b, made={}
+        personas, project=personas.other_project, annotator=b, reviewer=b, data_lead=b, project_admin=b, approver=b,
+        made={},
     )
 
 
