@@ -35,9 +35,9 @@ BODY_ROUTES = [
 def project_b(personas: Personas) -> Personas:
     """The same cast seen from project B, where the outsider holds every role."""
     b = personas.outsider
+    b_project = personas.other_project
     return dataclasses.replace(
-        personas, project=personas.other_project, annotator=b, reviewer=b, data_lead=b, project_admin=b, approver=b,
-        made={},
+        personas, project=b_project, annotator=b, reviewer=b, data_lead=b, project_admin=b, approver=b, made={}
     )
 
 
