@@ -33,6 +33,7 @@ from evaluation.models import (
 from training.models import Adapter, BaseModel, BaseModelState
 
 APPROVALS_FOR_ROLLBACK = 1
+RESERVED_NAMES = frozenset({"new"})  # the address of the new-target page
 TARGET_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
 
 # Held-out figures the training job measured (``Adapter.metrics["evaluation"]``), first found first compared:
@@ -228,9 +229,10 @@ def deployment_target_create(
     Raises ``DomainError`` for a name that is not a lowercase slug or already taken (409), a base model that is
     not ready, an adapter of another project or base model, thresholds outside 0..1."""
     name = name.strip()
-    if not TARGET_NAME.match(name):
+    if not TARGET_NAME.match(name) or name in RESERVED_NAMES:
         raise DomainError(
-            "Name the target with lowercase letters, digits and hyphens (retail-banking-assistant).", field="name"
+            "Name the target with lowercase letters, digits and hyphens (retail-banking-assistant), other than “new”.",
+            field="name",
         )
     if base_model.state != BaseModelState.READY:
         raise DomainError(f"The base model {base_model} is not ready.", field="base_model")

@@ -24,6 +24,7 @@ _TABS: list[tuple[str, str, str | set[str]]] = [
     ("preference_quality", "Agreement", {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}),
     ("releases", "Releases", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("training", "Training", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
+    ("deployments", "Deployments", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING, ProjectPerm.APPROVE_PROMOTION}),
     ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
     ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
@@ -47,6 +48,11 @@ _UNDER = {
     "training_new": "training",
     "training_job": "training",
     "adapter": "training",
+    "deployment_new": "deployments",
+    "deployment_target": "deployments",
+    "deployment_target_edit": "deployments",
+    "deployment_promote": "deployments",
+    "deployment_rollback": "deployments",
 }
 
 
