@@ -113,10 +113,11 @@ def test_it_refuses_a_failing_gate_with_its_reason_and_writes_nothing(
     personas: Personas, client_for: ClientFor
 ) -> None:
     cast, target, current, candidate = _setup(personas)
-    events = AuditEvent.objects.count()
     weak = h.evaluation(personas, candidate, current, low=0.4)
+    requester = client_for(cast.requester)  # signing in is audited: count after it
+    events = AuditEvent.objects.count()
     answer = _post(
-        client_for(cast.requester), f"{_base(personas)}{target.name}/requests/",
+        requester, f"{_base(personas)}{target.name}/requests/",
         {"adapter": candidate.pk, "evaluation": weak.pk},
     )  # fmt: skip
     assert answer.status_code == 400
