@@ -259,7 +259,7 @@ def _deployment_target(p: Personas) -> str:
     return str(p.made["target"].name)
 
 
-def _served_target(p: Personas) -> str:
+def matrix_served_target(p: Personas) -> str:
     """A target of project A serving the matrix adapter (so it can roll back to the base model alone)."""
     if "served_target" not in p.made:
         from training.models import Adapter
@@ -293,7 +293,7 @@ def _promotion_body(p: Personas) -> dict[str, Any]:
     return {"adapter": matrix_adapter(p), "evaluation": _matrix_evaluation(p)}
 
 
-def _pending_request(p: Personas) -> str:
+def matrix_pending_request(p: Personas) -> str:
     """``<target name>/requests/<id>``: a pending promotion on a target of its own, asked for by an admin who
     is none of the personas and who started the adapter's job, so any approver persona may approve it."""
     if "pending" not in p.made:
@@ -612,27 +612,27 @@ ROUTES: list[Route] = [
           lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/lineage/", DATA, api=True),
     # --- deployment targets: pages ---
     Route("deployments", "get", lambda p: f"/projects/{_a(p)}/deployments/", DEPLOY_READERS,
-          setup=lambda p, u: (_served_target(p), None)[1]),
+          setup=lambda p, u: (matrix_served_target(p), None)[1]),
     Route("deployment new page", "get", lambda p: f"/projects/{_a(p)}/deployments/new/", ADMINS),
     Route("deployment new", "post", lambda p: f"/projects/{_a(p)}/deployments/new/", ADMINS, ok=302,
           data=lambda p: {"name": "matrix-new", "base_model": _base_model(p), "min_win_rate_lower": "0.5",
                           "max_metric_regression": "0.02"}),
-    Route("deployment target", "get", lambda p: f"/projects/{_a(p)}/deployments/{_pending_request(p).split('/')[0]}/",
-          DEPLOY_READERS),
+    Route("deployment target", "get",
+          lambda p: f"/projects/{_a(p)}/deployments/{matrix_pending_request(p).split('/')[0]}/", DEPLOY_READERS),
     Route("deployment target edit", "post", lambda p: f"/projects/{_a(p)}/deployments/{_deployment_target(p)}/edit/",
           ADMINS, ok=302, data=lambda p: {"min_win_rate_lower": "0.6", "max_metric_regression": "0.05"}),
     Route("deployment promote", "post",
           lambda p: f"/projects/{_a(p)}/deployments/{_deployment_target(p)}/promote/", ADMINS, ok=302,
           data=_promotion_body),
     Route("deployment rollback", "post",
-          lambda p: f"/projects/{_a(p)}/deployments/{_served_target(p)}/rollback/", ADMINS, ok=302,
+          lambda p: f"/projects/{_a(p)}/deployments/{matrix_served_target(p)}/rollback/", ADMINS, ok=302,
           data=lambda p: {"adapter": "base", "reason": "Matrix incident."}),
-    Route("deployment approve", "post", lambda p: f"/projects/{_a(p)}/deployments/{_pending_request(p)}/approve/",
+    Route("deployment approve", "post", lambda p: f"/projects/{_a(p)}/deployments/{matrix_pending_request(p)}/approve/",
           APPROVERS, ok=302),
-    Route("deployment refuse", "post", lambda p: f"/projects/{_a(p)}/deployments/{_pending_request(p)}/refuse/",
+    Route("deployment refuse", "post", lambda p: f"/projects/{_a(p)}/deployments/{matrix_pending_request(p)}/refuse/",
           APPROVERS, ok=302, data=lambda p: {"note": "Not yet."}),
-    Route("deployment withdraw", "post", lambda p: f"/projects/{_a(p)}/deployments/{_pending_request(p)}/withdraw/",
-          ADMINS, ok=302),
+    Route("deployment withdraw", "post",
+          lambda p: f"/projects/{_a(p)}/deployments/{matrix_pending_request(p)}/withdraw/", ADMINS, ok=302),
     Route("adapter deployments", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/deployments/",
           DATA),
     # --- deployment targets: API ---
@@ -647,10 +647,10 @@ ROUTES: list[Route] = [
           lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_deployment_target(p)}/", ADMINS, api=True,
           data=lambda p: {"min_win_rate_lower": 0.6}),
     Route("api deployment current", "get",
-          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_served_target(p)}/current/", DEPLOY_READERS,
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_served_target(p)}/current/", DEPLOY_READERS,
           api=True),
     Route("api deployment history", "get",
-          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_served_target(p)}/history/", DEPLOY_READERS,
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_served_target(p)}/history/", DEPLOY_READERS,
           api=True),
     Route("api deployment requests", "get",
           lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_deployment_target(p)}/requests/",
@@ -659,14 +659,15 @@ ROUTES: list[Route] = [
           lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_deployment_target(p)}/requests/", ADMINS,
           ok=201, api=True, data=_promotion_body),
     Route("api deployment request", "get",
-          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_pending_request(p)}/", DEPLOY_READERS, api=True),
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_pending_request(p)}/", DEPLOY_READERS,
+          api=True),
     Route("api deployment approve", "post",
-          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_pending_request(p)}/approve/", APPROVERS,
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_pending_request(p)}/approve/", APPROVERS,
           api=True, data=lambda p: {"note": "Checked the gate."}),
     Route("api deployment refuse", "post",
-          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_pending_request(p)}/refuse/", APPROVERS,
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_pending_request(p)}/refuse/", APPROVERS,
           api=True, data=lambda p: {"note": "Too few judgements."}),
     Route("api deployment withdraw", "post",
-          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_pending_request(p)}/withdraw/", ADMINS,
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_pending_request(p)}/withdraw/", ADMINS,
           api=True),
 ]  # fmt: skip
