@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import ProjectPerm
-from accounts.permissions import get_project_for_user, request_user
+from accounts.permissions import get_project_for_user, project_perms_for, request_user
 from core.errors import DomainError
 from evaluation import selectors, services
 from evaluation.deployment import approvals_needed
@@ -26,6 +26,7 @@ from evaluation.permissions import (
     get_request_for_user,
     get_target_for_user,
 )
+from training.permissions import READ_PERMS as TRAINING_READ_PERMS
 from training.permissions import get_adapter_for_user
 
 
@@ -77,6 +78,7 @@ def _target_page(request: HttpRequest, target: DeploymentTarget, status: int = 2
         "approvals": selectors.approvals_of(pending) if pending else [],
         "needed": approvals_needed(pending) if pending else 0,
         "can_manage": can_manage,
+        "can_read_training": bool(project_perms_for(user, project) & TRAINING_READ_PERMS),
         "can_approve": can_approve and pending is not None and pending.requested_by_id != user.pk,
         "can_withdraw": pending is not None and can_manage,
         "promotion_form": forms.get("promotion_form") or PromotionForm(target=target),

@@ -173,6 +173,7 @@ def test_it_shows_the_gate_table_and_the_adapters_deployment_history(personas: P
     assert "Human win rate against the current model" in shown
     assert "0.620" in shown
     assert "Approvals: 0 of 2" in shown
+    assert f"/adapters/{candidate.pk}/" not in shown  # approvers do not read training: no link they cannot open
     lineage = client_for(personas.project_admin).get(f"/projects/{personas.project.pk}/adapters/{current.pk}/")
     assert f"/projects/{personas.project.pk}/adapters/{current.pk}/deployments/" in lineage.content.decode()
     fragment = client_for(personas.data_lead).get(
@@ -184,3 +185,18 @@ def test_it_shows_the_gate_table_and_the_adapters_deployment_history(personas: P
     tabs = client_for(personas.approver).get(f"/projects/{personas.project.pk}/deployments/").content.decode()
     assert "Deployments" in tabs
     assert target.name in tabs
+
+
+def test_it_lists_targets_in_constant_queries(
+    personas: Personas, client_for: ClientFor, django_assert_max_num_queries: Any
+) -> None:
+    for n in range(6):
+        h.target(personas, h.adapter(personas, sha="abcdef"[n]), name=f"target-{n}")
+    client = client_for(personas.approver)
+    with django_assert_max_num_queries(12):
+        listed = client.get(_base(personas)).json()
+    assert listed["count"] == 6
+    assert {t["current_adapter_sha256"][0] for t in listed["results"]} == set("abcdef")
+    with django_assert_max_num_queries(14):
+        page = client.get(f"/projects/{personas.project.pk}/deployments/").content.decode()
+    assert page.count('href="/projects/') >= 6
