@@ -130,7 +130,7 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
 
 _PARAM = re.compile(r"\{(\w+)\}")
 # The field of an answer that fills a path parameter, where it is not `id`.
-_ID_FIELDS = {"token_key": "token_key", "index": "index"}
+_ID_FIELDS = {"token_key": "token_key", "index": "index", "name": "name"}
 
 
 def _component(schema: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,11 +1,18 @@
-"""Access helpers of generation runs; each answers 404 for missing and forbidden alike. Who reads training
-reads generation runs (data leads, project admins, site staff); who may start training starts and cancels
-them (``RUN_TRAINING``). Annotators and reviewers never see a policy's raw setup."""
+"""Access helpers of the evaluation app; each answers 404 for missing and forbidden alike.
+
+Generation runs: who reads training reads them (data leads, project admins, site staff); who may start
+training starts and cancels them (``RUN_TRAINING``). Annotators and reviewers never see a policy's raw setup.
+Deployment targets: those who read training and approvers read targets, their history and requests; project
+admins (who may train) create and change targets and ask for promotions and rollbacks; holders of the approve
+permission (approvers, project admins) approve or refuse them."""
+
+from django.http import Http404
 
 from accounts.models import Project, ProjectPerm
-from accounts.permissions import AnyUser, get_project_for_user
-from core.http import row_or_404
-from evaluation.models import GenerationRun
+from accounts.permissions import AnyUser, get_project_for_any, get_project_for_user, project_perms_for
+from core.http import parse_id, row_or_404
+from evaluation.models import DeploymentTarget, GenerationRun, PromotionRequest
+from training.permissions import READ_PERMS as TRAINING_READ_PERMS
 from training.permissions import can_run_training as can_run_training
 from training.permissions import get_project_for_training
 
@@ -31,3 +38,56 @@ def get_run_for_user(user: AnyUser, project_pk: int | str, run_pk: int | str) ->
 
 def get_run_for_runner(user: AnyUser, project_pk: int | str, run_pk: int | str) -> GenerationRun:
     return _run(get_project_for_generating(user, project_pk), run_pk)
+
+
+DEPLOYMENT_READ_PERMS = TRAINING_READ_PERMS | {ProjectPerm.APPROVE_PROMOTION}
+
+
+def get_project_for_deployments(user: AnyUser, project_pk: int | str) -> Project:
+    return get_project_for_any(user, project_pk, DEPLOYMENT_READ_PERMS)
+
+
+def can_manage_deployments(user: AnyUser, project: Project) -> bool:
+    return ProjectPerm.RUN_TRAINING in project_perms_for(user, project)
+
+
+def can_approve_promotions(user: AnyUser, project: Project) -> bool:
+    return ProjectPerm.APPROVE_PROMOTION in project_perms_for(user, project)
+
+
+def _target(project: Project, name: str) -> DeploymentTarget:
+    target = (
+        DeploymentTarget.objects.filter(project=project, name=name)
+        .select_related("project", "base_model", "current_adapter", "created_by")
+        .first()
+    )
+    if target is None:
+        raise Http404("No such deployment target.")
+    return target
+
+
+def get_target_for_user(user: AnyUser, project_pk: int | str, name: str, perm: str | None = None) -> DeploymentTarget:
+    """A target of the project, for a reader (``perm`` None) or for a holder of ``perm``."""
+    if perm is None:
+        project = get_project_for_deployments(user, project_pk)
+    else:
+        project = get_project_for_user(user, project_pk, perm)
+    return _target(project, name)
+
+
+def get_request_for_user(
+    user: AnyUser, project_pk: int | str, name: str, request_pk: int | str, perm: str | None = None
+) -> PromotionRequest:
+    target = get_target_for_user(user, project_pk, name, perm)
+    request_id = parse_id(request_pk)
+    found = (
+        PromotionRequest.objects.filter(target=target, pk=request_id)
+        .select_related("adapter", "adapter__job", "evaluation", "replaces_adapter", "requested_by")
+        .first()
+        if request_id is not None
+        else None
+    )
+    if found is None:
+        raise Http404("No such request.")
+    found.target = target
+    return found

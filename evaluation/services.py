@@ -1,6 +1,9 @@
-"""The use cases of generation runs: define one (policy, prompts, decoding) and queue it on the gpu queue, and
-cancel one. Where prompts come from is ``evaluation.prompts``; a run's life on its worker is
-``evaluation.lifecycle``, re-exported here. Every state change is audited."""
+"""The use cases of the evaluation app. Every state change is audited.
+
+Generation runs: define one (policy, prompts, decoding) and queue it on the gpu queue, and cancel one. Where
+prompts come from is ``evaluation.prompts``; a run's life on its worker is ``evaluation.lifecycle``, re-exported
+here. Deployment targets, promotion and rollback (the gate, the four-eyes rules and the carrying out) are
+``evaluation.deployment``, re-exported here."""
 
 import uuid
 from typing import IO, Any
@@ -12,6 +15,14 @@ from accounts.services import audit_event_record
 from core.dispatch import send_on_commit
 from core.errors import DomainError
 from evaluation.decoding import Decoding
+from evaluation.deployment import deployment_target_create as deployment_target_create
+from evaluation.deployment import deployment_target_update as deployment_target_update
+from evaluation.deployment import gate_check as gate_check
+from evaluation.deployment import promotion_approve as promotion_approve
+from evaluation.deployment import promotion_refuse as promotion_refuse
+from evaluation.deployment import promotion_request as promotion_request
+from evaluation.deployment import promotion_withdraw as promotion_withdraw
+from evaluation.deployment import rollback_request as rollback_request
 from evaluation.lifecycle import fail_unsent_run
 from evaluation.lifecycle import generation_run_beat as generation_run_beat
 from evaluation.lifecycle import generation_run_begin as generation_run_begin

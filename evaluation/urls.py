@@ -1,6 +1,10 @@
 from django.urls import path
 
-from evaluation import api, views
+from evaluation import api, api_deployment, views, views_deployment
+
+_TARGET = "projects/<id:pk>/deployments/<slug:name>/"
+_API_TARGET = "projects/<id:pk>/deployment-targets/<slug:name>/"
+_API_REQUEST = _API_TARGET + "requests/<id:request_pk>/"
 
 urlpatterns = [
     # Generation runs
@@ -28,4 +32,36 @@ api_urlpatterns = [
         api.GenerationRunCancelView.as_view(),
         name="api_generation_run_cancel",
     ),
+    # --- Deployment targets ---
+    path("projects/<id:pk>/deployments/", views_deployment.target_list, name="deployments"),
+    path("projects/<id:pk>/deployments/new/", views_deployment.target_new, name="deployment_new"),
+    path(_TARGET, views_deployment.target_detail, name="deployment_target"),
+    path(_TARGET + "edit/", views_deployment.target_edit, name="deployment_target_edit"),
+    path(_TARGET + "promote/", views_deployment.target_request_promotion, name="deployment_promote"),
+    path(_TARGET + "rollback/", views_deployment.target_request_rollback, name="deployment_rollback"),
+    path(_TARGET + "requests/<id:request_pk>/approve/", views_deployment.request_approve, name="deployment_approve"),
+    path(_TARGET + "requests/<id:request_pk>/refuse/", views_deployment.request_refuse, name="deployment_refuse"),
+    path(_TARGET + "requests/<id:request_pk>/withdraw/", views_deployment.request_withdraw, name="deployment_withdraw"),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/deployments/",
+        views_deployment.adapter_deployments,
+        name="adapter_deployments",
+    ),
+]
+
+api_urlpatterns = [
+    # --- Deployment targets ---
+    path(
+        "projects/<id:pk>/deployment-targets/",
+        api_deployment.TargetListCreateView.as_view(),
+        name="api_deployment_targets",
+    ),
+    path(_API_TARGET, api_deployment.TargetDetailView.as_view(), name="api_deployment_target"),
+    path(_API_TARGET + "current/", api_deployment.TargetCurrentView.as_view(), name="api_deployment_current"),
+    path(_API_TARGET + "history/", api_deployment.TargetHistoryView.as_view(), name="api_deployment_history"),
+    path(_API_TARGET + "requests/", api_deployment.RequestListCreateView.as_view(), name="api_deployment_requests"),
+    path(_API_REQUEST, api_deployment.RequestDetailView.as_view(), name="api_deployment_request"),
+    path(_API_REQUEST + "approve/", api_deployment.RequestApproveView.as_view(), name="api_deployment_approve"),
+    path(_API_REQUEST + "refuse/", api_deployment.RequestRefuseView.as_view(), name="api_deployment_refuse"),
+    path(_API_REQUEST + "withdraw/", api_deployment.RequestWithdrawView.as_view(), name="api_deployment_withdraw"),
 ]

@@ -20,10 +20,10 @@ from tests.conftest import Personas
 from tests.factories import PASSWORD
 from tests.preferences.helpers import comparison_line, make_comparisons
 
-MEMBERS = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "staff"})
+MEMBERS = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "approver", "staff"})
 ADMINS = frozenset({"project_admin", "staff"})
 STAFF = frozenset({"staff"})
-EVERYONE = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "outsider", "staff"})
+EVERYONE = frozenset({"annotator", "reviewer", "data_lead", "project_admin", "approver", "outsider", "staff"})
 
 
 @dataclass(frozen=True)
@@ -194,26 +194,32 @@ def matrix_job(p: Personas) -> int:
 def matrix_adapter(p: Personas) -> int:
     """A finished job's adapter with one file in the artifact store."""
     if "adapter" not in p.made:
-        from django.core.files.base import ContentFile
-
-        from core.storage import artifact_storage
-        from training import services as training_services
         from training.models import TrainingJob
 
-        job = TrainingJob.objects.get(pk=_job(p))
-        TrainingJob.objects.filter(pk=job.pk).update(state="running")
-        storage = artifact_storage()
-        name = f"adapters/{p.project.pk}/job-{job.pk}/adapter_model.safetensors"
-        if storage.exists(name):
-            storage.delete(name)
-        storage.save(name, ContentFile(b"weights"))
-        p.made["adapter"] = training_services.adapter_register(
-            job=job, storage_prefix=f"adapters/{p.project.pk}/job-{job.pk}",
-            files=[{"path": "adapter_model.safetensors", "size_bytes": 7, "sha256": "c" * 64}],
-            result={"evaluation": {}, "train": {"steps": 2}}, hardware={"device": "cpu"},
-            library_versions={"trl": "1.16.0"}, code_version="test",
-        )  # fmt: skip
+        p.made["adapter"] = matrix_register_adapter(p, TrainingJob.objects.get(pk=_job(p)))
     return int(p.made["adapter"].pk)
+
+
+def matrix_register_adapter(p: Personas, job: Any) -> Any:
+    """Register an adapter for a queued job of project A, its one file in the artifact store."""
+    from django.core.files.base import ContentFile
+
+    from core.storage import artifact_storage
+    from training import services as training_services
+    from training.models import TrainingJob
+
+    TrainingJob.objects.filter(pk=job.pk).update(state="running")
+    storage = artifact_storage()
+    name = f"adapters/{p.project.pk}/job-{job.pk}/adapter_model.safetensors"
+    if storage.exists(name):
+        storage.delete(name)
+    storage.save(name, ContentFile(b"weights"))
+    return training_services.adapter_register(
+        job=job, storage_prefix=f"adapters/{p.project.pk}/job-{job.pk}",
+        files=[{"path": "adapter_model.safetensors", "size_bytes": 7, "sha256": "c" * 64}],
+        result={"evaluation": {}, "train": {"steps": 2}}, hardware={"device": "cpu"},
+        library_versions={"trl": "1.16.0"}, code_version="test",
+    )  # fmt: skip
 
 
 def _job_body(p: Personas) -> dict[str, Any]:
@@ -262,6 +268,86 @@ def _base_model_setup(p: Personas, user: User) -> None:
     _base_model(p)
 
 
+# --- Deployment targets ----------------------------------------------------------------------------------
+
+
+def _make_target(p: Personas, name: str, current: Any = None) -> Any:
+    from evaluation.services import deployment_target_create
+    from training.models import BaseModel
+
+    return deployment_target_create(
+        actor=p.project_admin, project=p.project, name=name, base_model=BaseModel.objects.get(pk=_base_model(p)),
+        current_adapter=current,
+    )  # fmt: skip
+
+
+def _deployment_target(p: Personas) -> str:
+    """A target of project A serving the base model alone, with no pending request."""
+    if "target" not in p.made:
+        p.made["target"] = _make_target(p, "matrix-target")
+    return str(p.made["target"].name)
+
+
+def matrix_served_target(p: Personas) -> str:
+    """A target of project A serving the matrix adapter (so it can roll back to the base model alone)."""
+    if "served_target" not in p.made:
+        from training.models import Adapter
+
+        p.made["served_target"] = _make_target(p, "matrix-served", Adapter.objects.get(pk=matrix_adapter(p)))
+    return str(p.made["served_target"].name)
+
+
+def _matrix_evaluation(p: Personas) -> int:
+    """A finished evaluation of the matrix adapter against the base model alone that passes the gate."""
+    if "evaluation" not in p.made:
+        from evaluation.models import Evaluation, EvaluationSystem
+        from training.models import BaseModel
+
+        base = BaseModel.objects.get(pk=_base_model(p))
+        entry = {"system": 1, "label": "base", "adapter_id": None, "base_model_id": base.pk, "wins": 8, "ties": 1,
+                 "losses": 1, "win_rate": 0.85, "low": 0.6, "high": 0.95, "conclusive": True}  # fmt: skip
+        made = Evaluation.objects.create(
+            project=p.project, name="matrix evaluation", decoding={}, state="finished", created_by=p.project_admin,
+            results={"method": "wilson", "confidence": 0.95, "judgements": 10, "prompts": 10, "head_to_head": [entry]},
+        )  # fmt: skip
+        EvaluationSystem.objects.create(
+            evaluation=made, position=0, label="adapter", base_model=base, adapter_id=matrix_adapter(p)
+        )
+        EvaluationSystem.objects.create(evaluation=made, position=1, label="base", base_model=base)
+        p.made["evaluation"] = made
+    return int(p.made["evaluation"].pk)
+
+
+def _promotion_body(p: Personas) -> dict[str, Any]:
+    return {"adapter": matrix_adapter(p), "evaluation": _matrix_evaluation(p)}
+
+
+def matrix_pending_request(p: Personas) -> str:
+    """``<target name>/requests/<id>``: a pending promotion on a target of its own, asked for by an admin who
+    is none of the personas and who started the adapter's job, so any approver persona may approve it."""
+    if "pending" not in p.made:
+        from evaluation.services import promotion_request
+        from releases.models import Release
+        from training import services as training_services
+        from training.config import JobConfig
+        from training.models import BaseModel
+
+        requester = User.objects.create_user(username=f"matrix-requester-{p.project.pk}", password=PASSWORD)
+        membership_add(actor=None, project=p.project, user=requester, role=Role.PROJECT_ADMIN)
+        job = training_services.training_job_start(
+            actor=requester, project=p.project, kind="dpo", release=Release.objects.get(pk=_release(p)),
+            base_model=BaseModel.objects.get(pk=_base_model(p)), config=JobConfig.from_dict("dpo", {"max_steps": 2}),
+        )  # fmt: skip
+        adapter = matrix_register_adapter(p, job)
+        from evaluation.models import Evaluation, EvaluationSystem
+
+        evaluation = Evaluation.objects.get(pk=_matrix_evaluation(p))
+        EvaluationSystem.objects.filter(evaluation=evaluation, position=0).update(adapter=adapter)
+        target = _make_target(p, "matrix-pending")
+        p.made["pending"] = promotion_request(actor=requester, target=target, adapter=adapter, evaluation=evaluation)
+    return f"matrix-pending/requests/{p.made['pending'].pk}"
+
+
 RELEASE_FORM = {"name": "matrix", "kind": "preference", "eval_percent": 10, "aggregation": "majority", "ties": "drop",
                 "min_agreement_percent": 0, "min_strength": 0, "ranking_pairs": "all", "leakage": "fail",
                 "near_duplicate_percent": 80, "mixin_percent": 0, "exclude_flagged_annotators": "on"}  # fmt: skip
@@ -270,6 +356,8 @@ ANNOTATORS = frozenset({"annotator", "reviewer", "project_admin", "staff"})
 REVIEWERS = frozenset({"reviewer", "project_admin", "staff"})
 DATA = frozenset({"data_lead", "project_admin", "staff"})
 DATA_OR_REVIEW = frozenset({"reviewer", "data_lead", "project_admin", "staff"})
+DEPLOY_READERS = frozenset({"data_lead", "project_admin", "approver", "staff"})
+APPROVERS = frozenset({"project_admin", "approver", "staff"})
 
 
 ROUTES: list[Route] = [
@@ -571,4 +659,64 @@ ROUTES: list[Route] = [
           lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/{_generation_run(p)}/candidates/", DATA, api=True),
     Route("api generation run cancel", "post",
           lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/{_generation_run(p)}/cancel/", ADMINS, api=True),
+    # --- deployment targets: pages ---
+    Route("deployments", "get", lambda p: f"/projects/{_a(p)}/deployments/", DEPLOY_READERS,
+          setup=lambda p, u: (matrix_served_target(p), None)[1]),
+    Route("deployment new page", "get", lambda p: f"/projects/{_a(p)}/deployments/new/", ADMINS),
+    Route("deployment new", "post", lambda p: f"/projects/{_a(p)}/deployments/new/", ADMINS, ok=302,
+          data=lambda p: {"name": "matrix-new", "base_model": _base_model(p), "min_win_rate_lower": "0.5",
+                          "max_metric_regression": "0.02"}),
+    Route("deployment target", "get",
+          lambda p: f"/projects/{_a(p)}/deployments/{matrix_pending_request(p).split('/')[0]}/", DEPLOY_READERS),
+    Route("deployment target edit", "post", lambda p: f"/projects/{_a(p)}/deployments/{_deployment_target(p)}/edit/",
+          ADMINS, ok=302, data=lambda p: {"min_win_rate_lower": "0.6", "max_metric_regression": "0.05"}),
+    Route("deployment promote", "post",
+          lambda p: f"/projects/{_a(p)}/deployments/{_deployment_target(p)}/promote/", ADMINS, ok=302,
+          data=_promotion_body),
+    Route("deployment rollback", "post",
+          lambda p: f"/projects/{_a(p)}/deployments/{matrix_served_target(p)}/rollback/", ADMINS, ok=302,
+          data=lambda p: {"adapter": "base", "reason": "Matrix incident."}),
+    Route("deployment approve", "post", lambda p: f"/projects/{_a(p)}/deployments/{matrix_pending_request(p)}/approve/",
+          APPROVERS, ok=302),
+    Route("deployment refuse", "post", lambda p: f"/projects/{_a(p)}/deployments/{matrix_pending_request(p)}/refuse/",
+          APPROVERS, ok=302, data=lambda p: {"note": "Not yet."}),
+    Route("deployment withdraw", "post",
+          lambda p: f"/projects/{_a(p)}/deployments/{matrix_pending_request(p)}/withdraw/", ADMINS, ok=302),
+    Route("adapter deployments", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/deployments/",
+          DATA),
+    # --- deployment targets: API ---
+    Route("api deployment targets", "get", lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/",
+          DEPLOY_READERS, api=True),
+    Route("api deployment target create", "post", lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/", ADMINS,
+          ok=201, api=True, data=lambda p: {"name": "matrix-api", "base_model": _base_model(p)}),
+    Route("api deployment target", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_deployment_target(p)}/", DEPLOY_READERS,
+          api=True),
+    Route("api deployment target update", "patch",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_deployment_target(p)}/", ADMINS, api=True,
+          data=lambda p: {"min_win_rate_lower": 0.6}),
+    Route("api deployment current", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_served_target(p)}/current/", DEPLOY_READERS,
+          api=True),
+    Route("api deployment history", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_served_target(p)}/history/", DEPLOY_READERS,
+          api=True),
+    Route("api deployment requests", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_deployment_target(p)}/requests/",
+          DEPLOY_READERS, api=True),
+    Route("api deployment request create", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{_deployment_target(p)}/requests/", ADMINS,
+          ok=201, api=True, data=_promotion_body),
+    Route("api deployment request", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_pending_request(p)}/", DEPLOY_READERS,
+          api=True),
+    Route("api deployment approve", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_pending_request(p)}/approve/", APPROVERS,
+          api=True, data=lambda p: {"note": "Checked the gate."}),
+    Route("api deployment refuse", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_pending_request(p)}/refuse/", APPROVERS,
+          api=True, data=lambda p: {"note": "Too few judgements."}),
+    Route("api deployment withdraw", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_pending_request(p)}/withdraw/", ADMINS,
+          api=True),
 ]  # fmt: skip

@@ -72,6 +72,7 @@ class Personas:
     reviewer: User
     data_lead: User
     project_admin: User
+    approver: User
     outsider: User
     staff: User
     newcomer: User  # an active account in no project, for "add member" tests
@@ -86,7 +87,7 @@ class Personas:
         return user
 
 
-PERSONA_NAMES = ("annotator", "reviewer", "data_lead", "project_admin", "outsider", "staff")
+PERSONA_NAMES = ("annotator", "reviewer", "data_lead", "project_admin", "approver", "outsider", "staff")
 
 
 def make_personas() -> Personas:
@@ -97,6 +98,7 @@ def make_personas() -> Personas:
         "reviewer": Role.REVIEWER,
         "data_lead": Role.DATA_LEAD,
         "project_admin": Role.PROJECT_ADMIN,
+        "approver": Role.APPROVER,
     }
     users = {name: UserFactory.create(username=name) for name in people}
     for name, role in people.items():

@@ -23,7 +23,8 @@ from tests.conftest import PERSONA_NAMES, ClientFor, Personas
 # The matrix helpers that build an object of the route's project (named, not imported: they are private there).
 OBJECT_HELPERS = frozenset({
     "_item", "_annotation", "_batch", "_comparison", "_adjudication", "_release", "_release_file", "_job",
-    "matrix_adapter", "_annotator_membership", "_judged_annotator", "_generation_run",
+    "matrix_adapter", "_annotator_membership", "_judged_annotator", "_generation_run", "_deployment_target",
+    "matrix_served_target", "matrix_pending_request",
 })  # fmt: skip
 CROSS_ROUTES = [route for route in ROUTES if OBJECT_HELPERS & set(route.path.__code__.co_names)]
 ID_FIELDS = frozenset({"item", "a", "b", "release"})  # the body fields that name an object of the project
@@ -35,8 +36,9 @@ BODY_ROUTES = [
 def project_b(personas: Personas) -> Personas:
     """The same cast seen from project B, where the outsider holds every role."""
     b = personas.outsider
+    b_project = personas.other_project
     return dataclasses.replace(
-        personas, project=personas.other_project, annotator=b, reviewer=b, data_lead=b, project_admin=b, made={}
+        personas, project=b_project, annotator=b, reviewer=b, data_lead=b, project_admin=b, approver=b, made={}
     )
 
 

@@ -25,6 +25,7 @@ _TABS: list[tuple[str, str, str | set[str]]] = [
     ("releases", "Releases", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("training", "Training", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("generation", "Generation", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
+    ("deployments", "Deployments", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING, ProjectPerm.APPROVE_PROMOTION}),
     ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
     ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
@@ -50,6 +51,11 @@ _UNDER = {
     "adapter": "training",
     "generation_new": "generation",
     "generation_run": "generation",
+    "deployment_new": "deployments",
+    "deployment_target": "deployments",
+    "deployment_target_edit": "deployments",
+    "deployment_promote": "deployments",
+    "deployment_rollback": "deployments",
 }
 
 

@@ -77,7 +77,7 @@ def test_it_lists_members_in_constant_queries_on_the_members_page(
         MembershipFactory.create(project=personas.project, role=Role.ANNOTATOR)
     with django_assert_max_num_queries(14):
         body = client.get(f"/projects/{personas.project.pk}/members/").content.decode()
-    assert body.count('<tr id="member-') == 16
+    assert body.count('<tr id="member-') == 17
 
 
 def test_it_filters_the_audit_page_and_answers_htmx_with_the_table(personas: Personas, client_for: ClientFor) -> None:
@@ -131,7 +131,7 @@ def test_it_explains_refusals_through_the_api(personas: Personas, client_for: Cl
 def test_it_filters_audit_events_through_the_api(personas: Personas, client_for: ClientFor) -> None:
     client = client_for(personas.project_admin)
     body = client.get(f"/api/v1/projects/{personas.project.pk}/audit-events/", {"action": "membership."}).json()
-    assert body["count"] == 4
+    assert body["count"] == 5
     assert all(e["action"] == "membership.add" for e in body["results"])
     assert all(len(e["hash"]) == 64 for e in body["results"])
     bad = client.get(f"/api/v1/projects/{personas.project.pk}/audit-events/", {"since": "yesterday"})

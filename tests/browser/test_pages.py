@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from annotation import services as annotation_services
 from preferences.models import Adjudication, Judgement
 from releases.models import Release
-from tests.access_matrix import matrix_adapter
+from tests.access_matrix import matrix_adapter, matrix_pending_request, matrix_served_target
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_lines, jsonl
 from tests.browser.axe import LAYOUT_RULES, axe_findings
 from tests.browser.conftest import ARTIFACTS, guide_picture, settle, watch
@@ -95,6 +95,8 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
         actor=p.data_lead, project=p.project, upload=io.BytesIO(jsonl(chat_line("Hi?"), "{not json")),
         source_name="support-tickets-2026-11.jsonl", fmt="chat_jsonl", skip_bad_lines=True,
     )  # fmt: skip
+    served = matrix_served_target(p)  # a deployment target serving the adapter
+    pending = matrix_pending_request(p).split("/")[0]  # a target with a pending promotion and its gate
     project = f"/projects/{a}"
     return {
         "annotator": [
@@ -137,12 +139,18 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
                 " && document.querySelector('#config').innerText.includes('DPO (preference optimisation)')",
             ),
             Visit("job-queued", f"{project}/training/{queued.pk}/", "#charts[data-points]"),
-            Visit("adapter", f"{project}/adapters/{adapter}/"),
+            Visit("adapter", f"{project}/adapters/{adapter}/", "#adapter-history"),
+        ],
+        "approver": [
+            Visit("deployments", f"{project}/deployments/", "#targets"),
+            Visit("deployment-pending", f"{project}/deployments/{pending}/", "#approve-form"),
         ],
         "project_admin": [
             Visit("members", f"{project}/members/"),
             Visit("audit", f"{project}/audit/"),
             Visit("training-new", f"{project}/training/new/", "#job-form"),
+            Visit("deployment-new", f"{project}/deployments/new/", "#target-form"),
+            Visit("deployment", f"{project}/deployments/{served}/", "#rollback-form"),
         ],
         "staff": [
             Visit("project-new", "/projects/new/"),
