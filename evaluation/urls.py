@@ -12,6 +12,21 @@ urlpatterns = [
     path("projects/<id:pk>/generation/new/", views.run_new, name="generation_new"),
     path("projects/<id:pk>/generation/<id:run_pk>/", views.run_detail, name="generation_run"),
     path("projects/<id:pk>/generation/<id:run_pk>/cancel/", views.run_cancel, name="generation_run_cancel"),
+    # --- Deployment targets ---
+    path("projects/<id:pk>/deployments/", views_deployment.target_list, name="deployments"),
+    path("projects/<id:pk>/deployments/new/", views_deployment.target_new, name="deployment_new"),
+    path(_TARGET, views_deployment.target_detail, name="deployment_target"),
+    path(_TARGET + "edit/", views_deployment.target_edit, name="deployment_target_edit"),
+    path(_TARGET + "promote/", views_deployment.target_request_promotion, name="deployment_promote"),
+    path(_TARGET + "rollback/", views_deployment.target_request_rollback, name="deployment_rollback"),
+    path(_TARGET + "requests/<id:request_pk>/approve/", views_deployment.request_approve, name="deployment_approve"),
+    path(_TARGET + "requests/<id:request_pk>/refuse/", views_deployment.request_refuse, name="deployment_refuse"),
+    path(_TARGET + "requests/<id:request_pk>/withdraw/", views_deployment.request_withdraw, name="deployment_withdraw"),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/deployments/",
+        views_deployment.adapter_deployments,
+        name="adapter_deployments",
+    ),
 ]
 
 api_urlpatterns = [
@@ -32,24 +47,6 @@ api_urlpatterns = [
         api.GenerationRunCancelView.as_view(),
         name="api_generation_run_cancel",
     ),
-    # --- Deployment targets ---
-    path("projects/<id:pk>/deployments/", views_deployment.target_list, name="deployments"),
-    path("projects/<id:pk>/deployments/new/", views_deployment.target_new, name="deployment_new"),
-    path(_TARGET, views_deployment.target_detail, name="deployment_target"),
-    path(_TARGET + "edit/", views_deployment.target_edit, name="deployment_target_edit"),
-    path(_TARGET + "promote/", views_deployment.target_request_promotion, name="deployment_promote"),
-    path(_TARGET + "rollback/", views_deployment.target_request_rollback, name="deployment_rollback"),
-    path(_TARGET + "requests/<id:request_pk>/approve/", views_deployment.request_approve, name="deployment_approve"),
-    path(_TARGET + "requests/<id:request_pk>/refuse/", views_deployment.request_refuse, name="deployment_refuse"),
-    path(_TARGET + "requests/<id:request_pk>/withdraw/", views_deployment.request_withdraw, name="deployment_withdraw"),
-    path(
-        "projects/<id:pk>/adapters/<id:adapter_pk>/deployments/",
-        views_deployment.adapter_deployments,
-        name="adapter_deployments",
-    ),
-]
-
-api_urlpatterns = [
     # --- Deployment targets ---
     path(
         "projects/<id:pk>/deployment-targets/",
