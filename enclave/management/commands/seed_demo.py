@@ -12,6 +12,8 @@ from accounts import services
 from accounts.models import Project, Role, User
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, RubricVersion
+from evaluation import services as evaluation_services
+from evaluation.models import DeploymentTarget
 from preferences import gold as preference_gold
 from preferences import results as preference_results
 from preferences import services as preference_services
@@ -29,6 +31,7 @@ DEMO_USERS: list[tuple[str, str, bool]] = [
     ("reviewer", "Rui Santos (reviewer)", False),
     ("datalead", "Dana Lindqvist (data lead)", False),
     ("projectadmin", "Priya Admin (project admin)", False),
+    ("approver", "Amira Haddad (approver, model risk)", False),
     ("outsider", "Otto Sider (other project)", False),
     ("staff", "Site staff", True),
 ]
@@ -37,6 +40,7 @@ DEMO_PROJECT = "Retail banking support (demo)"
 OTHER_PROJECT = "Claims triage (demo)"
 COMPARISON_PROJECT = "Retail banking: base model vs. adapter (demo)"
 TINY_MODEL = "tiny-llama (demo, random weights)"
+DEMO_TARGET = "retail-banking-assistant"
 
 
 # The demo's judgements of the first six (non-gold) comparisons, by external id: per person, the candidate chosen
@@ -107,6 +111,7 @@ class Command(BaseCommand):
                 ("reviewer", Role.REVIEWER),
                 ("datalead", Role.DATA_LEAD),
                 ("projectadmin", Role.PROJECT_ADMIN),
+                ("approver", Role.APPROVER),
             ]:
                 self._member(staff, project, users[name], role)
             other = self._project(staff, OTHER_PROJECT, "Insurance claim notes; only the outsider belongs here.")
@@ -122,10 +127,12 @@ class Command(BaseCommand):
                 ("reviewer", Role.REVIEWER),
                 ("datalead", Role.DATA_LEAD),
                 ("projectadmin", Role.PROJECT_ADMIN),
+                ("approver", Role.APPROVER),
             ]:
                 self._member(staff, comparisons, users[name], role)
             self._preference_demo(comparisons, users)
-            self._training_demo(staff)
+            model = self._training_demo(staff)
+            self._deployment_demo(comparisons, users["projectadmin"], model)
         if options["verbosity"] >= 1:
             self.stdout.write(f"Demo accounts (password “{DEMO_PASSWORD}”): " + ", ".join(users))
 
@@ -207,11 +214,12 @@ class Command(BaseCommand):
                     idempotency_key=f"demo-gold-{name}-{item.pk}",
                 )  # fmt: skip
 
-    def _training_demo(self, staff: User) -> None:
+    def _training_demo(self, staff: User) -> BaseModel:
         """A tiny random Llama with a locally trained tokenizer, built under the data directory and registered
         as a base model, so a DPO job on the demo release runs on a CPU in seconds."""
-        if BaseModel.objects.filter(name=TINY_MODEL).exists():
-            return
+        found = BaseModel.objects.filter(name=TINY_MODEL).first()
+        if found is not None:
+            return found
         from training.environment import apply_offline_env
         from training.tiny_model import make_tiny_model
 
@@ -226,7 +234,20 @@ class Command(BaseCommand):
             description="Built by seed_demo: 2 layers, hidden size 32, a byte-level BPE tokenizer trained on local "
             "text and a chat template. For trying the pipeline, not for answers.",
         )
-        training_services.base_model_validate(model_id=model.pk)  # at once: the demo opens with it ready
+        validated = training_services.base_model_validate(model_id=model.pk)  # at once: the demo opens with it ready
+        assert validated is not None
+        return validated
+
+    def _deployment_demo(self, project: Project, admin: User, model: BaseModel) -> None:
+        """The assistant the bank serves, on the base model alone until an adapter is promoted. Its gate is set low
+        for the demo (random weights answer nonsense on both sides): a real target asks for a lower bound of 0.5."""
+        if DeploymentTarget.objects.filter(project=project, name=DEMO_TARGET).exists():
+            return
+        evaluation_services.deployment_target_create(
+            actor=admin, project=project, name=DEMO_TARGET, base_model=model,
+            description="The customer-support assistant in the bank's app (demo thresholds: lower than a real one).",
+            min_win_rate_lower=0.3, max_metric_regression=0.5,
+        )  # fmt: skip
 
     def _preference_demo(self, project: Project, users: dict[str, User]) -> None:
         """Comparisons of the base model against an adapter (three of them gold), two judgements per

@@ -49,7 +49,8 @@ PERSONAS = {
     "annotator": "domain expert: labels chats, ranks model answers",
     "reviewer": "reviewer: accepts or sends back annotations",
     "datalead": "data lead: rubric, imports, releases",
-    "projectadmin": "project admin: members, roles, training jobs",
+    "projectadmin": "project admin: members, roles, training jobs, evaluations",
+    "approver": "approver: signs off promotions and rollbacks of adapters",
     "outsider": "member of another project only (sees none of the above)",
     "staff": "site admin: every project, /admin/",
 }
