@@ -7,227 +7,562 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0005_approve_promotion'),
-        ('annotation', '0007_pii_uncertain_and_phone_region'),
-        ('releases', '0003_release_item_moved'),
-        ('training', '0001_initial'),
+        ("accounts", "0005_approve_promotion"),
+        ("annotation", "0007_pii_uncertain_and_phone_region"),
+        ("releases", "0003_release_item_moved"),
+        ("training", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeploymentTarget',
+            name="DeploymentTarget",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('min_win_rate_lower', models.FloatField(default=0.5)),
-                ('max_metric_regression', models.FloatField(default=0.02)),
-                ('approvals_required', models.PositiveSmallIntegerField(default=2)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('base_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='training.basemodel')),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('current_adapter', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='training.adapter')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='deployment_targets', to='accounts.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(max_length=100)),
+                ("description", models.TextField(blank=True)),
+                ("min_win_rate_lower", models.FloatField(default=0.5)),
+                ("max_metric_regression", models.FloatField(default=0.02)),
+                ("approvals_required", models.PositiveSmallIntegerField(default=2)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "base_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="training.basemodel"
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "current_adapter",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="training.adapter",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deployment_targets",
+                        to="accounts.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['project', 'name'],
+                "ordering": ["project", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Evaluation',
+            name="Evaluation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('source', models.CharField(choices=[('release_eval', "A release's held-out split"), ('project_items', "A project's imported items"), ('upload', 'An uploaded prompt file')], default='release_eval', max_length=16)),
-                ('decoding', models.JSONField()),
-                ('prompt_count', models.PositiveIntegerField(default=0)),
-                ('state', models.CharField(choices=[('generating', 'Generating answers'), ('judging', 'Being judged'), ('finished', 'Finished'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='generating', max_length=16)),
-                ('failure_reason', models.TextField(blank=True)),
-                ('results', models.JSONField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('deployment_target', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='evaluations', to='evaluation.deploymenttarget')),
-                ('finished_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('judging_project', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='judged_evaluation', to='accounts.project')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evaluations', to='accounts.project')),
-                ('release', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='releases.release')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("release_eval", "A release's held-out split"),
+                            ("project_items", "A project's imported items"),
+                            ("upload", "An uploaded prompt file"),
+                        ],
+                        default="release_eval",
+                        max_length=16,
+                    ),
+                ),
+                ("decoding", models.JSONField()),
+                ("prompt_count", models.PositiveIntegerField(default=0)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("generating", "Generating answers"),
+                            ("judging", "Being judged"),
+                            ("finished", "Finished"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="generating",
+                        max_length=16,
+                    ),
+                ),
+                ("failure_reason", models.TextField(blank=True)),
+                ("results", models.JSONField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "deployment_target",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluations",
+                        to="evaluation.deploymenttarget",
+                    ),
+                ),
+                (
+                    "finished_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "judging_project",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="judged_evaluation",
+                        to="accounts.project",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="evaluations", to="accounts.project"
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='GenerationRun',
+            name="GenerationRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('base_model_hash', models.CharField(max_length=64)),
-                ('adapter_sha256', models.CharField(blank=True, max_length=64)),
-                ('source', models.CharField(choices=[('release_eval', "A release's held-out split"), ('project_items', "A project's imported items"), ('upload', 'An uploaded prompt file')], max_length=16)),
-                ('source_name', models.CharField(blank=True, max_length=255)),
-                ('decoding', models.JSONField()),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('phase', models.CharField(blank=True, max_length=100)),
-                ('failure_reason', models.TextField(blank=True)),
-                ('prompt_count', models.PositiveIntegerField(default=0)),
-                ('prompts_done', models.PositiveIntegerField(default=0)),
-                ('completion_tokens', models.PositiveBigIntegerField(default=0)),
-                ('generation_seconds', models.FloatField(default=0.0)),
-                ('scrub_counts', models.JSONField(blank=True, default=dict)),
-                ('code_version', models.CharField(blank=True, max_length=64)),
-                ('environment', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('cancel_requested_at', models.DateTimeField(blank=True, null=True)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('child_pid', models.PositiveIntegerField(blank=True, null=True)),
-                ('task_id', models.CharField(blank=True, max_length=64)),
-                ('adapter', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='generation_runs', to='training.adapter')),
-                ('base_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='generation_runs', to='training.basemodel')),
-                ('cancel_requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('evaluation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='generation_runs', to='evaluation.evaluation')),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='generation_runs', to='accounts.project')),
-                ('release', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='releases.release')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("base_model_hash", models.CharField(max_length=64)),
+                ("adapter_sha256", models.CharField(blank=True, max_length=64)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("release_eval", "A release's held-out split"),
+                            ("project_items", "A project's imported items"),
+                            ("upload", "An uploaded prompt file"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("source_name", models.CharField(blank=True, max_length=255)),
+                ("decoding", models.JSONField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("phase", models.CharField(blank=True, max_length=100)),
+                ("failure_reason", models.TextField(blank=True)),
+                ("prompt_count", models.PositiveIntegerField(default=0)),
+                ("prompts_done", models.PositiveIntegerField(default=0)),
+                ("completion_tokens", models.PositiveBigIntegerField(default=0)),
+                ("generation_seconds", models.FloatField(default=0.0)),
+                ("scrub_counts", models.JSONField(blank=True, default=dict)),
+                ("code_version", models.CharField(blank=True, max_length=64)),
+                ("environment", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("cancel_requested_at", models.DateTimeField(blank=True, null=True)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("child_pid", models.PositiveIntegerField(blank=True, null=True)),
+                ("task_id", models.CharField(blank=True, max_length=64)),
+                (
+                    "adapter",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="generation_runs",
+                        to="training.adapter",
+                    ),
+                ),
+                (
+                    "base_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="generation_runs",
+                        to="training.basemodel",
+                    ),
+                ),
+                (
+                    "cancel_requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "evaluation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="generation_runs",
+                        to="evaluation.evaluation",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="generation_runs",
+                        to="accounts.project",
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='GenerationPrompt',
+            name="GenerationPrompt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveIntegerField()),
-                ('messages', models.JSONField()),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('external_id', models.CharField(blank=True, max_length=200)),
-                ('digest', models.CharField(max_length=32)),
-                ('item', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='annotation.item')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prompts', to='evaluation.generationrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("index", models.PositiveIntegerField()),
+                ("messages", models.JSONField()),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("external_id", models.CharField(blank=True, max_length=200)),
+                ("digest", models.CharField(max_length=32)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="annotation.item",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="prompts",
+                        to="evaluation.generationrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'index'],
+                "ordering": ["run", "index"],
             },
         ),
         migrations.CreateModel(
-            name='EvaluationSystem',
+            name="EvaluationSystem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
-                ('label', models.CharField(max_length=300)),
-                ('adapter', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='training.adapter')),
-                ('base_model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='training.basemodel')),
-                ('evaluation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='systems', to='evaluation.evaluation')),
-                ('run', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='evaluation_system', to='evaluation.generationrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveSmallIntegerField()),
+                ("label", models.CharField(max_length=300)),
+                (
+                    "adapter",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="training.adapter",
+                    ),
+                ),
+                (
+                    "base_model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="training.basemodel"
+                    ),
+                ),
+                (
+                    "evaluation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="systems", to="evaluation.evaluation"
+                    ),
+                ),
+                (
+                    "run",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluation_system",
+                        to="evaluation.generationrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['evaluation', 'position'],
+                "ordering": ["evaluation", "position"],
             },
         ),
         migrations.CreateModel(
-            name='Candidate',
+            name="Candidate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sample', models.PositiveSmallIntegerField()),
-                ('text', models.TextField()),
-                ('seed', models.BigIntegerField()),
-                ('prompt_tokens', models.PositiveIntegerField()),
-                ('completion_tokens', models.PositiveIntegerField()),
-                ('seconds', models.FloatField()),
-                ('finish_reason', models.CharField(max_length=16)),
-                ('scrub_counts', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('prompt', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='candidates', to='evaluation.generationprompt')),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='candidates', to='evaluation.generationrun')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sample", models.PositiveSmallIntegerField()),
+                ("text", models.TextField()),
+                ("seed", models.BigIntegerField()),
+                ("prompt_tokens", models.PositiveIntegerField()),
+                ("completion_tokens", models.PositiveIntegerField()),
+                ("seconds", models.FloatField()),
+                ("finish_reason", models.CharField(max_length=16)),
+                ("scrub_counts", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "prompt",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="candidates",
+                        to="evaluation.generationprompt",
+                    ),
+                ),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="candidates",
+                        to="evaluation.generationrun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'prompt', 'sample'],
+                "ordering": ["run", "prompt", "sample"],
             },
         ),
         migrations.CreateModel(
-            name='PromotionRequest',
+            name="PromotionRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('promotion', 'Promotion'), ('rollback', 'Rollback')], max_length=16)),
-                ('reason', models.TextField(blank=True)),
-                ('gate', models.JSONField(blank=True, default=dict)),
-                ('state', models.CharField(choices=[('pending', 'Waiting for approvals'), ('done', 'Carried out'), ('refused', 'Refused'), ('withdrawn', 'Withdrawn')], default='pending', max_length=16)),
-                ('decision_note', models.TextField(blank=True)),
-                ('requested_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('adapter', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='training.adapter')),
-                ('evaluation', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='evaluation.evaluation')),
-                ('replaces_adapter', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='training.adapter')),
-                ('requested_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('target', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='requests', to='evaluation.deploymenttarget')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(choices=[("promotion", "Promotion"), ("rollback", "Rollback")], max_length=16),
+                ),
+                ("reason", models.TextField(blank=True)),
+                ("gate", models.JSONField(blank=True, default=dict)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Waiting for approvals"),
+                            ("done", "Carried out"),
+                            ("refused", "Refused"),
+                            ("withdrawn", "Withdrawn"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("decision_note", models.TextField(blank=True)),
+                ("requested_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "adapter",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="training.adapter",
+                    ),
+                ),
+                (
+                    "evaluation",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="evaluation.evaluation",
+                    ),
+                ),
+                (
+                    "replaces_adapter",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="training.adapter",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "target",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="requests",
+                        to="evaluation.deploymenttarget",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-requested_at', '-id'],
+                "ordering": ["-requested_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='PromotionApproval',
+            name="PromotionApproval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('note', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('approver', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='approvals', to='evaluation.promotionrequest')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("note", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "approver",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="approvals",
+                        to="evaluation.promotionrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['request', 'created_at'],
+                "ordering": ["request", "created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Deployment',
+            name="Deployment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('adapter', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='deployments', to='training.adapter')),
-                ('previous_adapter', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='training.adapter')),
-                ('target', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='history', to='evaluation.deploymenttarget')),
-                ('request', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='deployment', to='evaluation.promotionrequest')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("kind", models.CharField(max_length=16)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "adapter",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deployments",
+                        to="training.adapter",
+                    ),
+                ),
+                (
+                    "previous_adapter",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="training.adapter",
+                    ),
+                ),
+                (
+                    "target",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="history",
+                        to="evaluation.deploymenttarget",
+                    ),
+                ),
+                (
+                    "request",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="deployment",
+                        to="evaluation.promotionrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='deploymenttarget',
-            constraint=models.UniqueConstraint(fields=('project', 'name'), name='one_deployment_target_name'),
+            model_name="deploymenttarget",
+            constraint=models.UniqueConstraint(fields=("project", "name"), name="one_deployment_target_name"),
         ),
         migrations.AddIndex(
-            model_name='generationrun',
-            index=models.Index(fields=['state', 'heartbeat_at'], name='generation_run_state_beat'),
+            model_name="generationrun",
+            index=models.Index(fields=["state", "heartbeat_at"], name="generation_run_state_beat"),
         ),
         migrations.AddConstraint(
-            model_name='generationprompt',
-            constraint=models.UniqueConstraint(fields=('run', 'index'), name='one_generation_prompt_per_index'),
+            model_name="generationprompt",
+            constraint=models.UniqueConstraint(fields=("run", "index"), name="one_generation_prompt_per_index"),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsystem',
-            constraint=models.UniqueConstraint(fields=('evaluation', 'position'), name='one_evaluation_system_per_position'),
+            model_name="evaluationsystem",
+            constraint=models.UniqueConstraint(
+                fields=("evaluation", "position"), name="one_evaluation_system_per_position"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='candidate',
-            constraint=models.UniqueConstraint(fields=('prompt', 'sample'), name='one_candidate_per_sample'),
+            model_name="candidate",
+            constraint=models.UniqueConstraint(fields=("prompt", "sample"), name="one_candidate_per_sample"),
         ),
         migrations.AddConstraint(
-            model_name='promotionrequest',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'pending')), fields=('target',), name='one_pending_request_per_target'),
+            model_name="promotionrequest",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "pending")), fields=("target",), name="one_pending_request_per_target"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='promotionapproval',
-            constraint=models.UniqueConstraint(fields=('request', 'approver'), name='one_approval_per_person'),
+            model_name="promotionapproval",
+            constraint=models.UniqueConstraint(fields=("request", "approver"), name="one_approval_per_person"),
         ),
     ]
