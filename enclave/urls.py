@@ -7,6 +7,7 @@ from django.views import defaults
 from accounts.urls import api_urlpatterns as accounts_api
 from annotation.urls import api_urlpatterns as annotation_api
 from enclave import api
+from evaluation.urls import api_urlpatterns as evaluation_api
 from preferences.urls import api_urlpatterns as preferences_api
 from releases.urls import api_urlpatterns as releases_api
 from training.urls import api_urlpatterns as training_api
@@ -36,6 +37,7 @@ api_v1 = [
     *preferences_api,
     *releases_api,
     *training_api,
+    *evaluation_api,
 ]
 
 # The API comes first: most requests are the annotators' API calls, and every include tried before theirs
@@ -47,6 +49,7 @@ urlpatterns = [
     path("", include("preferences.urls")),
     path("", include("releases.urls")),
     path("", include("training.urls")),
+    path("", include("evaluation.urls")),
     path("api/schema/", api.ApiSchemaView.as_view(), name="api_schema"),
     path("api/docs/", api.ApiDocsView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/", api.ApiIndexView.as_view(), name="api_index"),

@@ -55,6 +55,7 @@ BLIND_GUIDELINE = (
     "answer is hidden, and the order is shuffled for each of you: judge the answers only. Choose a tie when "
     "neither answer is better."
 )
+ROLES = {"system", "user", "assistant"}
 DEFAULT_CRITERIA = [{"name": "Overall quality", "scale": "likert5"}]
 
 
@@ -422,3 +423,43 @@ def evaluation_fail(*, evaluation: Evaluation, reason: str, actor: User | None =
 
 def locked(evaluation_id: int) -> Evaluation:
     return Evaluation.objects.select_for_update().select_related("project", "created_by").get(pk=evaluation_id)
+
+
+def prompts_from_upload(data: bytes) -> list[dict[str, Any]]:
+    """Prompts from a JSONL file: one ``{"messages": [...]}`` or ``{"prompt": "..."}`` object a line, with
+    optional ``metadata`` (topic, channel, ...) and ``external_id``. Raises ``DomainError`` naming the first bad
+    line."""
+    found: list[dict[str, Any]] = []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DomainError("The prompt file is not UTF-8 text.", field="upload") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            raise DomainError(f"Line {number} of the prompt file is not JSON.", field="upload") from None
+        if not isinstance(obj, dict):
+            raise DomainError(f"Line {number} of the prompt file is not an object.", field="upload")
+        messages = obj.get("messages")
+        if messages is None and isinstance(obj.get("prompt"), str):
+            messages = [{"role": "user", "content": obj["prompt"]}]
+        valid = (
+            isinstance(messages, list)
+            and messages
+            and all(
+                isinstance(m, dict)
+                and isinstance(m.get("content"), str)
+                and m.get("role") in {"system", "user", "assistant"}
+                for m in messages
+            )
+        )
+        if not valid:
+            raise DomainError(f"Line {number} needs 'messages' (role and content) or a 'prompt'.", field="upload")
+        metadata = obj.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise DomainError(f"Line {number}: 'metadata' must be an object.", field="upload")
+        found.append({"messages": messages, "metadata": metadata, "external_id": str(obj.get("external_id") or "")})
+    return found

@@ -17,29 +17,50 @@ def grant_project_admins(apps, schema_editor):
         defaults={"name": "Approve promotions and rollbacks of deployed adapters"},
     )
     rows = [
-        UserObjectPermission(user_id=m.user_id, permission=approve, content_type=project_type, object_pk=str(m.project_id))
+        UserObjectPermission(
+            user_id=m.user_id, permission=approve, content_type=project_type, object_pk=str(m.project_id)
+        )
         for m in Membership.objects.filter(role="project_admin")
     ]
     UserObjectPermission.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_audit_append_function'),
-        ('guardian', '0002_generic_permissions_index'),
-        ('contenttypes', '0002_remove_content_type_name'),
+        ("accounts", "0004_audit_append_function"),
+        ("guardian", "0002_generic_permissions_index"),
+        ("contenttypes", "0002_remove_content_type_name"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='project',
-            options={'ordering': ['name'], 'permissions': [('annotate_project', 'Label and rank items'), ('review_project', 'Review annotations'), ('manage_project_data', 'Import data, edit rubrics, build and export releases'), ('manage_project_members', 'Add members and change their roles'), ('view_project_audit', "Read the project's audit log"), ('run_project_training', 'Start and cancel training jobs'), ('approve_project_promotion', 'Approve promotions and rollbacks of deployed adapters')]},
+            name="project",
+            options={
+                "ordering": ["name"],
+                "permissions": [
+                    ("annotate_project", "Label and rank items"),
+                    ("review_project", "Review annotations"),
+                    ("manage_project_data", "Import data, edit rubrics, build and export releases"),
+                    ("manage_project_members", "Add members and change their roles"),
+                    ("view_project_audit", "Read the project's audit log"),
+                    ("run_project_training", "Start and cancel training jobs"),
+                    ("approve_project_promotion", "Approve promotions and rollbacks of deployed adapters"),
+                ],
+            },
         ),
         migrations.AlterField(
-            model_name='membership',
-            name='role',
-            field=models.CharField(choices=[('annotator', 'Annotator'), ('reviewer', 'Reviewer'), ('data_lead', 'Data lead'), ('project_admin', 'Project admin'), ('approver', 'Approver')], max_length=32),
+            model_name="membership",
+            name="role",
+            field=models.CharField(
+                choices=[
+                    ("annotator", "Annotator"),
+                    ("reviewer", "Reviewer"),
+                    ("data_lead", "Data lead"),
+                    ("project_admin", "Project admin"),
+                    ("approver", "Approver"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.RunPython(grant_project_admins, migrations.RunPython.noop),
     ]

@@ -24,6 +24,7 @@ _TABS: list[tuple[str, str, str | set[str]]] = [
     ("preference_quality", "Agreement", {ProjectPerm.REVIEW, ProjectPerm.MANAGE_DATA}),
     ("releases", "Releases", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("training", "Training", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
+    ("evaluations", "Evaluations", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
     ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
@@ -47,6 +48,8 @@ _UNDER = {
     "training_new": "training",
     "training_job": "training",
     "adapter": "training",
+    "evaluation_new": "evaluations",
+    "evaluation": "evaluations",
 }
 
 
