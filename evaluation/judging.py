@@ -321,8 +321,9 @@ def judging_project_build(*, evaluation: Evaluation, systems: Sequence[Evaluatio
     actor = evaluation.created_by
     judging = project_create(
         actor=actor,
-        name=f"{evaluation.name} · evaluation #{evaluation.pk}"[:200],
-        description=f"Blind side-by-side judging of evaluation #{evaluation.pk} of {source.name}.",
+        # Annotators see the project's name: never the evaluation's, which may name the models.
+        name=f"Blind evaluation #{evaluation.pk} · {source.name}"[:200],
+        description="Blind side-by-side judging: which model wrote which answer is hidden.",
     )
     members = Membership.objects.filter(project=source, user__is_active=True).select_related("user")
     for membership in members:
