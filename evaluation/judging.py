@@ -3,7 +3,7 @@ answer (none that either side was trained on), and, once every system has answer
 comparisons the preference pages serve like any other, with the systems' names kept from the annotators.
 
 A candidate's provenance (``Item.candidates[i]["provenance"]``, which no annotator's page or answer shows) names
-the system it came from under ``extra``: ``{"evaluation", "system", "run", "candidate"}``. Which system is
+the system it came from under ``extra``: ``{"evaluation", "system", "run", "candidate", "prompt"}``. Which system is
 candidate 0 is shuffled per prompt (seeded by the evaluation and the prompt), so the stored order says nothing."""
 
 import io
@@ -285,7 +285,7 @@ def comparison_lines(evaluation: Evaluation, systems: Sequence[EvaluationSystem]
             "messages": prompt.messages,
             "candidates": candidates,
             "metadata": prompt.metadata or {},
-            "external_id": f"evaluation-{evaluation.pk}-prompt-{prompt.index}",
+            "id": f"evaluation-{evaluation.pk}-prompt-{prompt.index}",
         }
         lines.append(json.dumps(line, ensure_ascii=False))
     return lines, identical
@@ -308,6 +308,7 @@ def _candidate_json(evaluation: Evaluation, system: EvaluationSystem, candidate:
         "system": system.position,
         "run": run.pk,
         "candidate": candidate.pk,
+        "prompt": candidate.prompt.index,
         "seed": candidate.seed,
     }
 

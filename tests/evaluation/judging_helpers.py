@@ -29,8 +29,9 @@ def answered_evaluation(
     k: int = 2,
     run_state: str = "succeeded",
 ) -> Evaluation:
-    """``run_state``: that of system 1's run (the others succeeded). An evaluation of project A's adapter against its base model (and further base models), each system's run
-    having answered every prompt with "Reply <i> variant <x>" (no model name in any answer)."""
+    """An evaluation of project A's adapter against its base model (and further base models), each system's run
+    having answered every prompt with "Reply <i> variant <x>" (no model name in any answer). ``run_state`` is
+    that of system 1's run; the others succeeded."""
     AnnotationSettings.objects.update_or_create(project=p.project, defaults={"annotators_per_item": k})
     adapter = Adapter.objects.select_related("base_model").get(pk=matrix_adapter(p))
     specs: list[tuple[BaseModel, Adapter | None, str]] = [
@@ -50,7 +51,8 @@ def answered_evaluation(
     for position, (base_model, adapter_or_none, label) in enumerate(specs):
         run = GenerationRun.objects.create(
             project=p.project, base_model=base_model, adapter=adapter_or_none, base_model_hash="b" * 64,
-            source="upload", decoding=DEFAULT_DECODING, evaluation=evaluation, state=run_state if position == 1 else "succeeded",
+            source="upload", decoding=DEFAULT_DECODING, evaluation=evaluation,
+            state=run_state if position == 1 else "succeeded",
             prompt_count=len(prompts), prompts_done=len(prompts), created_by=p.project_admin,
             failure_reason="CUDA out of memory" if run_state == "failed" and position == 1 else "",
         )  # fmt: skip
@@ -103,7 +105,9 @@ def judge_through_api(
             choice = {"win": letter_of(user, item, mine), "loss": letter_of(user, item, theirs), "tie": "tie"}[verdict]
             body = {"choice": choice, "strength": 2, "idempotency_key": uuid.uuid4().hex, "time_spent_ms": 20000}
             sent = client.post(
-                f"/api/v1/projects/{judging.pk}/comparisons/{item.pk}/judgements/", body, content_type="application/json"
+                f"/api/v1/projects/{judging.pk}/comparisons/{item.pk}/judgements/",
+                body,
+                content_type="application/json",
             )
             assert sent.status_code == 201, sent.content
     return answers

@@ -35,7 +35,8 @@ def test_it_refuses_prompts_in_a_training_split_and_writes_nothing(personas: Per
         )  # fmt: skip
     assert "1 of 2 prompts are in a training split" in refused.value.message
     assert trained.messages[-1]["content"][:40] in refused.value.message
-    assert not Evaluation.objects.exists() and not GenerationRun.objects.exists()
+    assert not Evaluation.objects.exists()
+    assert not GenerationRun.objects.exists()
 
 
 def test_it_refuses_through_the_api_with_the_reason(personas: Personas) -> None:
@@ -79,7 +80,8 @@ def test_it_starts_one_generation_run_per_system(personas: Personas) -> None:
         prompts=[{"messages": [{"role": "user", "content": "A question nobody trained on?"}]}],
     )  # fmt: skip
     runs = [s.run for s in evaluation.systems.order_by("position")]
-    assert len(runs) == 2 and all(r is not None and r.evaluation_id == evaluation.pk for r in runs)
+    assert len(runs) == 2
+    assert all(r is not None and r.evaluation_id == evaluation.pk for r in runs)
     assert runs[0].decoding == runs[1].decoding  # type: ignore[union-attr]
 
 
@@ -95,7 +97,8 @@ def test_it_builds_blind_comparisons_in_a_judging_project(personas: Personas) ->
     assert all(sorted(system_of(item, c) for c in range(2)) == [0, 1] for item in items)
     assert items[0].metadata == {"topic": "fees"}
     roles = dict(Membership.objects.filter(project=judging).values_list("user__username", "role"))
-    assert roles["annotator"] == Role.ANNOTATOR and roles["project_admin"] == Role.PROJECT_ADMIN
+    assert roles["annotator"] == Role.ANNOTATOR
+    assert roles["project_admin"] == Role.PROJECT_ADMIN
     # the task a generation run sends when it ends changes nothing the second time
     assert evaluation_advance_task.run(evaluation_id=evaluation.pk) == EvaluationState.JUDGING
 
@@ -110,9 +113,11 @@ def test_it_hides_every_model_name_from_annotators(personas: Personas) -> None:
     client = Client()
     client.force_login(personas.annotator)
     page = client.get(f"/projects/{judging.pk}/compare/", follow=True)
-    assert page.status_code == 200 and "Reply" in page.content.decode()
+    assert page.status_code == 200
+    assert "Reply" in page.content.decode()
     answer = client.post(f"/api/v1/projects/{judging.pk}/comparisons/next/")
-    assert answer.status_code == 200 and "Reply" in answer.content.decode()
+    assert answer.status_code == 200
+    assert "Reply" in answer.content.decode()
     for text in (page.content.decode(), answer.content.decode()):
         for secret in secrets:
             assert secret not in text, secret
