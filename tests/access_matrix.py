@@ -233,6 +233,27 @@ def _base_model_setup(p: Personas, user: User) -> None:
     _base_model(p)
 
 
+def _evaluation(p: Personas) -> int:
+    """A blind evaluation of project A being judged (its runs' answers written as rows; nobody judged yet)."""
+    if "evaluation" not in p.made:
+        from evaluation import services as evaluation_services
+        from tests.evaluation.judging_helpers import answered_evaluation
+
+        answered = answered_evaluation(p, prompts=["A question for the matrix?"])
+        p.made["evaluation"] = evaluation_services.evaluation_advance(evaluation_id=answered.pk)
+    return int(p.made["evaluation"].pk)
+
+
+def _evaluation_refused(p: Personas) -> dict[str, Any]:
+    """An evaluation on the project's own items, which the adapter was trained on: refused (400), nothing written."""
+    return {"adapter": matrix_adapter(p), "against": "base_model", "source": "project_items", "temperature": 0.7,
+            "top_p": 0.95, "max_new_tokens": 64, "seed": 1}  # fmt: skip
+
+
+def _evaluation_refused_body(p: Personas) -> dict[str, Any]:
+    return {"adapter": matrix_adapter(p), "against": {"kind": "base_model"}, "source": "project_items"}
+
+
 RELEASE_FORM = {"name": "matrix", "kind": "preference", "eval_percent": 10, "aggregation": "majority", "ties": "drop",
                 "min_agreement_percent": 0, "min_strength": 0, "ranking_pairs": "all", "leakage": "fail",
                 "near_duplicate_percent": 80, "mixin_percent": 0, "exclude_flagged_annotators": "on"}  # fmt: skip
@@ -522,4 +543,21 @@ ROUTES: list[Route] = [
           DATA, api=True),
     Route("api adapter lineage", "get",
           lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/lineage/", DATA, api=True),
+    # --- evaluation: pages and API (starting is refused with its reason: the matrix's prompts were trained on) ---
+    Route("evaluations", "get", lambda p: f"/projects/{_a(p)}/evaluations/", DATA,
+          setup=lambda p, u: (_evaluation(p), None)[1]),
+    Route("evaluation new page", "get", lambda p: f"/projects/{_a(p)}/evaluations/new/", ADMINS,
+          setup=lambda p, u: (matrix_adapter(p), None)[1]),
+    Route("evaluation new", "post", lambda p: f"/projects/{_a(p)}/evaluations/new/", ADMINS, ok=400,
+          data=_evaluation_refused),
+    Route("evaluation page", "get", lambda p: f"/projects/{_a(p)}/evaluations/{_evaluation(p)}/", DATA),
+    Route("evaluation finish", "post", lambda p: f"/projects/{_a(p)}/evaluations/{_evaluation(p)}/finish/", ADMINS,
+          ok=302),
+    Route("api evaluations", "get", lambda p: f"/api/v1/projects/{_a(p)}/evaluations/", DATA, api=True),
+    Route("api evaluation start", "post", lambda p: f"/api/v1/projects/{_a(p)}/evaluations/", ADMINS, ok=400,
+          api=True, data=_evaluation_refused_body),
+    Route("api evaluation", "get", lambda p: f"/api/v1/projects/{_a(p)}/evaluations/{_evaluation(p)}/", DATA,
+          api=True),
+    Route("api evaluation finish", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/evaluations/{_evaluation(p)}/finish/", ADMINS, ok=409, api=True),
 ]  # fmt: skip
