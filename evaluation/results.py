@@ -22,6 +22,10 @@ from typing import Any
 
 import choix
 import numpy as np
+import orjson
+from django.db.models import IntegerField, TextField
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from statsmodels.stats.proportion import proportion_confint
 
 from accounts.models import User
@@ -130,9 +134,11 @@ def evaluation_results(evaluation: Evaluation) -> dict[str, Any]:
     n = len(systems)
     item_rows: dict[int, tuple[list[int], dict[str, Any]]] = {}
     if judging and n >= 2:
-        keys = [f"candidates__{i}__provenance__extra__system" for i in range(n)]
-        for row in Item.objects.filter(project_id=judging, gold__isnull=True).values_list("id", "metadata", *keys):
-            item_rows[row[0]] = ([int(p) for p in row[2:] if p is not None], row[1])
+        # Read as text and cast in the database: Django would decode every JSON value with the json module.
+        keys = [Cast(KT(f"candidates__{i}__provenance__extra__system"), IntegerField()) for i in range(n)]
+        items = Item.objects.filter(project_id=judging, gold__isnull=True)
+        for row in items.values_list("id", Cast("metadata", TextField()), *keys):
+            item_rows[row[0]] = ([p for p in row[2:] if p is not None], orjson.loads(row[1]) if row[1] else {})
     criteria: defaultdict[str, defaultdict[int, list[int]]] = defaultdict(_tallies)
     annotators: defaultdict[int, defaultdict[int, list[int]]] = defaultdict(_tallies)
     groups = _metadata_groups(item_rows)
@@ -142,11 +148,12 @@ def evaluation_results(evaluation: Evaluation) -> dict[str, Any]:
     if item_rows:
         excluded = excluded_annotator_ids(evaluation.judging_project) if evaluation.judging_project else set()
         rows = Judgement.objects.filter(item__project_id=judging, is_gold=False).values_list(
-            "item_id", "annotator_id", "result"
+            "item_id", "annotator_id", Cast("result", TextField())
         )
-        for item_id, annotator_id, result in rows.iterator(chunk_size=5000):
+        for item_id, annotator_id, text in rows:
             if annotator_id in excluded or item_id not in item_rows:
                 continue
+            result = orjson.loads(text)
             positions, metadata = item_rows[item_id]
             outcomes = list(_pair_outcomes(_overall(result), positions))
             if not outcomes:
@@ -203,13 +210,17 @@ def evaluation_results(evaluation: Evaluation) -> dict[str, Any]:
 def bradley_terry(per_prompt: np.ndarray, labels: dict[int, str]) -> list[dict[str, Any]]:
     """Bradley-Terry log-strengths of the systems (``per_prompt``: prompts x systems x systems wins, a tie half
     each way) with percentile intervals from resampling prompts; best first."""
-    total = per_prompt.sum(axis=0)
-    strengths = choix.ilsr_pairwise_dense(total, alpha=BT_ALPHA)
-    prompts = per_prompt.shape[0]
+    prompts, n, _ = per_prompt.shape
+    strengths = choix.ilsr_pairwise_dense(per_prompt.sum(axis=0), alpha=BT_ALPHA)
+    # Drawing prompts with replacement is drawing, with replacement, among the distinct per-prompt matrices
+    # weighted by how many prompts share each: the same resamples, with a few hundred categories, not thousands.
+    distinct, shared = np.unique(per_prompt.reshape(prompts, n * n), axis=0, return_counts=True)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    draws = rng.multinomial(prompts, np.full(prompts, 1 / prompts), size=BOOTSTRAP_SAMPLES)
-    resampled = np.einsum("bp,pij->bij", draws, per_prompt)
-    samples = np.array([choix.ilsr_pairwise_dense(matrix, alpha=BT_ALPHA) for matrix in resampled])
+    draws = rng.multinomial(prompts, shared / prompts, size=BOOTSTRAP_SAMPLES)
+    resampled = (draws @ distinct).reshape(BOOTSTRAP_SAMPLES, n, n)
+    samples = np.array(
+        [choix.ilsr_pairwise_dense(matrix, alpha=BT_ALPHA, initial_params=strengths) for matrix in resampled]
+    )
     low = np.percentile(samples, 100 * (1 - CONFIDENCE) / 2, axis=0)
     high = np.percentile(samples, 100 * (1 + CONFIDENCE) / 2, axis=0)
     order = sorted(range(len(strengths)), key=lambda i: -strengths[i])
