@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -147,9 +148,9 @@ def main() -> None:
             assert figures["judgements"] == opts.judgements, figures["judgements"]
             columns.append(
                 [
-                    _median_ms(lambda: evaluation_results(evaluation), opts.repeat),
-                    _median_ms(lambda url=page: get(url), opts.repeat),  # type: ignore[misc]
-                    _median_ms(lambda url=api: get(url), opts.repeat),  # type: ignore[misc]
+                    _median_ms(partial(evaluation_results, evaluation), opts.repeat),
+                    _median_ms(partial(get, page), opts.repeat),
+                    _median_ms(partial(get, api), opts.repeat),
                 ]
             )
         names = ["figures alone (evaluation_results)", "results page", "API detail with live results"]
