@@ -134,3 +134,20 @@ def test_it_fails_the_evaluation_when_a_run_failed(personas: Personas) -> None:
 def test_it_waits_while_a_run_is_going(personas: Personas) -> None:
     evaluation = answered_evaluation(personas, prompts=PROMPTS[:2], run_state="running")
     assert services.evaluation_advance(evaluation_id=evaluation.pk).state == EvaluationState.GENERATING
+
+
+def test_it_routes_the_advance_task_to_the_default_queue() -> None:
+    from enclave.celery import app
+
+    assert app.amqp.router.route({}, "evaluation.evaluation_advance")["queue"].name == "default"
+
+
+@pytest.mark.worker
+def test_it_opens_judging_on_a_real_worker_when_the_runs_are_done(worker: object) -> None:
+    from tests.conftest import make_personas
+
+    evaluation = answered_evaluation(make_personas(), prompts=PROMPTS[:3])
+    state = evaluation_advance_task.delay(evaluation_id=evaluation.pk).get(timeout=120)
+    assert state == EvaluationState.JUDGING
+    evaluation.refresh_from_db()
+    assert Item.objects.filter(project_id=evaluation.judging_project_id).count() == 3
