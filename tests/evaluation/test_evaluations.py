@@ -150,4 +150,4 @@ def test_it_opens_judging_on_a_real_worker_when_the_runs_are_done(worker: object
     state = evaluation_advance_task.delay(evaluation_id=evaluation.pk).get(timeout=120)
     assert state == EvaluationState.JUDGING
     evaluation.refresh_from_db()
-    assert Item.objects.filter(project_id=evaluation.judging_project_id).count() == 3
+    assert Item.objects.filter(project=evaluation.judging_project).count() == 3
