@@ -169,3 +169,20 @@ def test_it_freezes_the_results_when_finished(personas: Personas) -> None:
     assert frozen["head_to_head"][0]["ties"] == 1
     judge(items[1], personas.annotator, {"winner": "tie"})  # a late judgement changes nothing frozen
     assert _api_results(personas, evaluation) == frozen
+
+
+def test_it_shows_the_frozen_results_and_a_failed_evaluation_on_its_page(personas: Personas) -> None:
+    evaluation = _judging(personas)
+    item = Item.objects.filter(project=evaluation.judging_project).first()
+    assert item is not None
+    judge(item, personas.annotator, {"winner": next(c for c in range(2) if system_of(item, c) == 0)})
+    services.evaluation_finish(actor=personas.project_admin, evaluation=evaluation)
+    client = Client()
+    client.force_login(personas.data_lead)
+    page = client.get(f"/projects/{personas.project.pk}/evaluations/{evaluation.pk}/").content.decode()
+    assert "(results frozen)" in page
+    assert 'id="head-to-head"' in page
+    assert 'id="finish"' not in page
+    Evaluation.objects.filter(pk=evaluation.pk).update(state=EvaluationState.FAILED, failure_reason="Run #9 failed")
+    page = client.get(f"/projects/{personas.project.pk}/evaluations/{evaluation.pk}/").content.decode()
+    assert "Run #9 failed" in page
