@@ -4,14 +4,15 @@ Generation runs: who reads training reads them (data leads, project admins, site
 training starts and cancels them (``RUN_TRAINING``). Annotators and reviewers never see a policy's raw setup.
 Deployment targets: those who read training and approvers read targets, their history and requests; project
 admins (who may train) create and change targets and ask for promotions and rollbacks; holders of the approve
-permission (approvers, project admins) approve or refuse them."""
+permission (approvers, project admins) approve or refuse them. Evaluations: those who read training read them;
+who may train starts and finishes them; annotators judge only in the judging project."""
 
 from django.http import Http404
 
 from accounts.models import Project, ProjectPerm
 from accounts.permissions import AnyUser, get_project_for_any, get_project_for_user, project_perms_for
 from core.http import parse_id, row_or_404
-from evaluation.models import DeploymentTarget, GenerationRun, PromotionRequest
+from evaluation.models import DeploymentTarget, Evaluation, GenerationRun, PromotionRequest
 from training.permissions import READ_PERMS as TRAINING_READ_PERMS
 from training.permissions import can_run_training as can_run_training
 from training.permissions import get_project_for_training
@@ -91,3 +92,27 @@ def get_request_for_user(
         raise Http404("No such request.")
     found.target = target
     return found
+
+
+def get_project_for_evaluations(user: AnyUser, project_pk: int | str) -> Project:
+    return get_project_for_training(user, project_pk)
+
+
+def can_run_evaluations(user: AnyUser, project: Project) -> bool:
+    return can_run_training(user, project)
+
+
+def _evaluation(project: Project, evaluation_pk: int | str) -> Evaluation:
+    evaluations = Evaluation.objects.filter(project=project).select_related(
+        "project", "judging_project", "release", "deployment_target", "created_by", "finished_by"
+    )
+    return row_or_404(evaluations, evaluation_pk, "No such evaluation.")
+
+
+def get_evaluation_for_user(user: AnyUser, project_pk: int | str, evaluation_pk: int | str) -> Evaluation:
+    return _evaluation(get_project_for_evaluations(user, project_pk), evaluation_pk)
+
+
+def get_evaluation_for_runner(user: AnyUser, project_pk: int | str, evaluation_pk: int | str) -> Evaluation:
+    """Finishing is for those who may start evaluations: project admins and site staff."""
+    return _evaluation(get_project_for_user(user, project_pk, ProjectPerm.RUN_TRAINING), evaluation_pk)

@@ -3,7 +3,8 @@
 Generation runs: a project's runs, a run's candidates with their prompts, a sample for its page, and the
 choices of the run form. Deployment targets: the project's targets with their current models, a target's
 history and requests, what a promotion or rollback form offers, the current pointer a serving stack pulls, and
-an adapter's evaluations and deployments (for its lineage page)."""
+an adapter's evaluations and deployments (for its lineage page). Evaluations: a project's, with their systems
+and runs."""
 
 from typing import Any
 
@@ -17,10 +18,12 @@ from evaluation.models import (
     DeploymentTarget,
     Evaluation,
     EvaluationState,
+    EvaluationSystem,
     GenerationRun,
     PromotionRequest,
     RequestState,
 )
+from evaluation.results import evaluation_results
 from releases.models import Release, ReleaseState
 from training.models import Adapter
 
@@ -149,3 +152,20 @@ def adapter_evaluations(adapter: Adapter) -> QuerySet[Evaluation]:
 
 def adapter_requests(adapter: Adapter) -> QuerySet[PromotionRequest]:
     return PromotionRequest.objects.filter(adapter=adapter).select_related("target", "requested_by")
+
+
+def evaluations_of(project: Project) -> QuerySet[Evaluation]:
+    return Evaluation.objects.filter(project=project).select_related("created_by", "judging_project")
+
+
+def systems_of(evaluation: Evaluation) -> QuerySet[EvaluationSystem]:
+    return evaluation.systems.select_related("base_model", "adapter", "run").order_by("position")
+
+
+def figures_of(evaluation: Evaluation) -> dict[str, Any] | None:
+    """The frozen results of a finished evaluation, the live ones while it is judged, None before."""
+    if evaluation.state == EvaluationState.FINISHED and evaluation.results:
+        return evaluation.results
+    if evaluation.state == EvaluationState.JUDGING:
+        return evaluation_results(evaluation)
+    return None

@@ -1,19 +1,25 @@
 """The use cases of the evaluation app. Every state change is audited.
 
-Generation runs: define one (policy, prompts, decoding) and queue it on the gpu queue, and cancel one. Where
-prompts come from is ``evaluation.prompts``; a run's life on its worker is ``evaluation.lifecycle``, re-exported
-here. Deployment targets, promotion and rollback (the gate, the four-eyes rules and the carrying out) are
-``evaluation.deployment``, re-exported here."""
+- Generation runs: define one (policy, prompts, decoding) and queue it on the gpu queue, and cancel one. Where
+  prompts come from is ``evaluation.prompts``; a run's life on its worker is ``evaluation.lifecycle``.
+- Blind evaluations: start, advance (the judging project, once every run succeeded), finish; the parts are in
+  ``evaluation.judging`` (systems, prompts, the training-split check, the judging project) and
+  ``evaluation.results`` (the figures).
+- Deployment targets, promotion and rollback: the gate, the four-eyes rules and the carrying out are in
+  ``evaluation.deployment``, re-exported here."""
 
 import uuid
+from collections.abc import Sequence
 from typing import IO, Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from core.dispatch import send_on_commit
 from core.errors import DomainError
+from evaluation import judging
 from evaluation.decoding import Decoding
 from evaluation.deployment import deployment_target_create as deployment_target_create
 from evaluation.deployment import deployment_target_update as deployment_target_update
@@ -31,8 +37,16 @@ from evaluation.lifecycle import generation_run_finish as generation_run_finish
 from evaluation.lifecycle import generation_run_progress as generation_run_progress
 from evaluation.lifecycle import generation_runs_fail_orphans as generation_runs_fail_orphans
 from evaluation.lifecycle import generation_runs_reap as generation_runs_reap
-from evaluation.models import Evaluation, GenerationPrompt, GenerationRun, PromptSource
+from evaluation.models import (
+    Evaluation,
+    EvaluationState,
+    EvaluationSystem,
+    GenerationPrompt,
+    GenerationRun,
+    PromptSource,
+)
 from evaluation.prompts import MAX_PROMPTS, prompts_from_items, prompts_from_release, prompts_from_upload
+from evaluation.results import evaluation_results
 from releases import splits
 from releases.models import Release
 from training.models import Adapter, BaseModel, BaseModelState
@@ -204,3 +218,133 @@ def generation_run_start(
         actor=actor, project=project, base_model=base_model, adapter=adapter, source=source, prompts=prompts,
         decoding=decoding, release=release, source_name=source_name if source == PromptSource.UPLOAD else "",
     )  # fmt: skip
+
+
+# --- Blind side-by-side evaluations ----------------------------------------------------------------------------
+
+
+def evaluation_start(
+    *,
+    actor: User,
+    project: Project,
+    adapter: Adapter,
+    against: dict[str, Any],
+    source: str,
+    extra: Sequence[dict[str, Any]] = (),
+    release: Release | None = None,
+    prompts: Sequence[dict[str, Any]] | None = None,
+    source_name: str = "",
+    decoding: dict[str, Any] | None = None,
+    name: str = "",
+) -> Evaluation:
+    """Evaluate ``adapter`` (system 0) against ``against`` (and the ``extra`` sides, for three or more systems):
+    one generation run per system on the same prompts with the same seed and decoding, then, once all of them
+    succeed, blind comparisons (``evaluation_advance``). ``against`` and ``extra`` are sides as
+    ``judging.resolve_side`` reads them; ``source`` is where the prompts come from (``judging.collect_prompts``).
+
+    Raises ``DomainError``, writing nothing: an adapter of another project, an unknown side, the same model
+    twice, no prompts, bad decoding settings, and prompts that are in a training split of an adapter side
+    (the message says how many and which). Audited as ``evaluation.start``."""
+    if adapter.project_id != project.pk:
+        raise DomainError("No such adapter in this project.", field="adapter", status=404)
+    systems, target = judging.resolve_systems(project, adapter, against, extra)
+    found = judging.collect_prompts(project=project, source=source, release=release, prompts=prompts)
+    judging.training_split_check(found, [s.adapter for s in systems if s.adapter is not None])
+    settings = judging.check_decoding(decoding)
+    name = (name or "").strip() or f"{adapter.name} vs {systems[1].label}"
+    with transaction.atomic():
+        evaluation = Evaluation.objects.create(
+            project=project,
+            name=name[:200],
+            source=source,
+            release=release,
+            decoding=settings,
+            deployment_target=target,
+            prompt_count=len(found),
+            created_by=actor,
+        )
+        for position, spec in enumerate(systems):
+            run = generation_run_create(
+                actor=actor,
+                project=project,
+                base_model=spec.base_model,
+                adapter=spec.adapter,
+                source=source,
+                prompts=list(found),
+                decoding=dict(settings),
+                release=release,
+                source_name=source_name,
+                evaluation=evaluation,
+            )
+            EvaluationSystem.objects.create(
+                evaluation=evaluation,
+                position=position,
+                label=spec.label[:300],
+                base_model=spec.base_model,
+                adapter=spec.adapter,
+                run=run,
+            )
+        audit_event_record(
+            actor=actor,
+            action="evaluation.start",
+            target=evaluation,
+            project=project,
+            payload={
+                "name": evaluation.name,
+                "systems": [s.label for s in systems],
+                "source": source,
+                "release": release.pk if release else None,
+                "prompts": len(found),
+                "decoding": settings,
+            },
+        )
+    return evaluation
+
+
+def evaluation_advance(*, evaluation_id: int) -> Evaluation:
+    """Move a generating evaluation on when one of its runs ended: once every run succeeded, build the judging
+    project and its blind comparisons (state ``judging``); when a run failed or was cancelled, fail with its
+    reason. Anything else (a run still going, an evaluation already past generating) changes nothing, so the
+    task may come twice."""
+    with transaction.atomic():
+        evaluation = judging.locked(evaluation_id)
+        if evaluation.state != EvaluationState.GENERATING:
+            return evaluation
+        reason = judging.run_failure(evaluation)
+        if reason is not None:
+            return judging.evaluation_fail(evaluation=evaluation, reason=reason)
+        if not judging.all_runs_succeeded(evaluation):
+            return evaluation
+        return judging.evaluation_judging_open(evaluation=evaluation)
+
+
+def evaluation_finish(*, actor: User, evaluation: Evaluation) -> Evaluation:
+    """Freeze the evaluation's figures into ``results`` (what the promotion gate reads) and finish it. Raises
+    ``DomainError`` when it is not being judged or has no judgement yet. Audited as ``evaluation.finish``."""
+    with transaction.atomic():
+        evaluation = judging.locked(evaluation.pk)
+        if evaluation.state != EvaluationState.JUDGING:
+            state = evaluation.get_state_display().lower()
+            raise DomainError(f"Only an evaluation being judged can be finished; this one is {state}.", status=409)
+        figures = evaluation_results(evaluation)
+        if not figures["judgements"]:
+            raise DomainError("Nobody has judged a comparison yet: there is nothing to freeze.", status=409)
+        evaluation.results = figures
+        evaluation.state = EvaluationState.FINISHED
+        evaluation.finished_by = actor
+        evaluation.finished_at = timezone.now()
+        evaluation.save(update_fields=["results", "state", "finished_by", "finished_at"])
+        audit_event_record(
+            actor=actor,
+            action="evaluation.finish",
+            target=evaluation,
+            project=evaluation.project,
+            payload={
+                "judgements": figures["judgements"],
+                "head_to_head": [
+                    {k: row[k] for k in ("system", "wins", "ties", "losses", "win_rate", "low", "high")}
+                    for row in figures["head_to_head"]
+                ],
+            },
+        )
+    return evaluation

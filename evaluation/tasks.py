@@ -1,5 +1,6 @@
-"""Celery tasks of generation runs: ``evaluation.generation_run`` is routed to the ``gpu`` queue (settings'
-``CELERY_TASK_ROUTES``) and delivered as a training run is: acknowledged on receipt, never twice."""
+"""Celery tasks of the evaluation app: ``evaluation.generation_run`` is routed to the ``gpu`` queue (settings'
+``CELERY_TASK_ROUTES``) and delivered as a training run is: acknowledged on receipt, never twice;
+``evaluation.evaluation_advance`` runs on the default queue."""
 
 import logging
 from typing import Any
@@ -18,6 +19,13 @@ logger = logging.getLogger(__name__)
 def generation_run_task(self: TrainingRunTask, run_id: int) -> str:
     """Supervise one generation run to its end; the child process generates."""
     return runner.run_generation(run_id, worker=str(self.request.hostname or "gpu"))
+
+
+# On the default queue: a generation run that ends sends it; it builds the judging project once every run of the
+# evaluation succeeded.
+@shared_task(name="evaluation.evaluation_advance")
+def evaluation_advance_task(evaluation_id: int) -> str:
+    return str(services.evaluation_advance(evaluation_id=evaluation_id).state)
 
 
 @worker_ready.connect

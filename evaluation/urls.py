@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evaluation import api, api_deployment, views, views_deployment
+from evaluation import api, api_deployment, api_evaluation, views, views_deployment, views_evaluation
 
 _TARGET = "projects/<id:pk>/deployments/<slug:name>/"
 _API_TARGET = "projects/<id:pk>/deployment-targets/<slug:name>/"
@@ -26,6 +26,14 @@ urlpatterns = [
         "projects/<id:pk>/adapters/<id:adapter_pk>/deployments/",
         views_deployment.adapter_deployments,
         name="adapter_deployments",
+    ),
+    path("projects/<id:pk>/evaluations/", views_evaluation.evaluation_list, name="evaluations"),
+    path("projects/<id:pk>/evaluations/new/", views_evaluation.evaluation_new, name="evaluation_new"),
+    path("projects/<id:pk>/evaluations/<id:evaluation_pk>/", views_evaluation.evaluation_detail, name="evaluation"),
+    path(
+        "projects/<id:pk>/evaluations/<id:evaluation_pk>/finish/",
+        views_evaluation.evaluation_finish,
+        name="evaluation_finish",
     ),
 ]
 
@@ -61,4 +69,15 @@ api_urlpatterns = [
     path(_API_REQUEST + "approve/", api_deployment.RequestApproveView.as_view(), name="api_deployment_approve"),
     path(_API_REQUEST + "refuse/", api_deployment.RequestRefuseView.as_view(), name="api_deployment_refuse"),
     path(_API_REQUEST + "withdraw/", api_deployment.RequestWithdrawView.as_view(), name="api_deployment_withdraw"),
+    path("projects/<id:pk>/evaluations/", api_evaluation.EvaluationListCreateView.as_view(), name="api_evaluations"),
+    path(
+        "projects/<id:pk>/evaluations/<id:evaluation_pk>/",
+        api_evaluation.EvaluationDetailView.as_view(),
+        name="api_evaluation",
+    ),
+    path(
+        "projects/<id:pk>/evaluations/<id:evaluation_pk>/finish/",
+        api_evaluation.EvaluationFinishView.as_view(),
+        name="api_evaluation_finish",
+    ),
 ]

@@ -49,6 +49,12 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def prompt_digest(messages: list[dict[str, Any]]) -> str:
+    """The digest of a conversation's normalised prompt: a release item's ``group_hash``, so a prompt can be
+    looked up among the items of a release's splits."""
+    return digest(normalise(prompt_text(messages)))
+
+
 def raw_digest(messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 

@@ -299,7 +299,7 @@ def matrix_served_target(p: Personas) -> str:
 
 def _matrix_evaluation(p: Personas) -> int:
     """A finished evaluation of the matrix adapter against the base model alone that passes the gate."""
-    if "evaluation" not in p.made:
+    if "finished_evaluation" not in p.made:
         from evaluation.models import Evaluation, EvaluationSystem
         from training.models import BaseModel
 
@@ -314,8 +314,8 @@ def _matrix_evaluation(p: Personas) -> int:
             evaluation=made, position=0, label="adapter", base_model=base, adapter_id=matrix_adapter(p)
         )
         EvaluationSystem.objects.create(evaluation=made, position=1, label="base", base_model=base)
-        p.made["evaluation"] = made
-    return int(p.made["evaluation"].pk)
+        p.made["finished_evaluation"] = made
+    return int(p.made["finished_evaluation"].pk)
 
 
 def _promotion_body(p: Personas) -> dict[str, Any]:
@@ -346,6 +346,27 @@ def matrix_pending_request(p: Personas) -> str:
         target = _make_target(p, "matrix-pending")
         p.made["pending"] = promotion_request(actor=requester, target=target, adapter=adapter, evaluation=evaluation)
     return f"matrix-pending/requests/{p.made['pending'].pk}"
+
+
+def _evaluation(p: Personas) -> int:
+    """A blind evaluation of project A being judged (its runs' answers written as rows; nobody judged yet)."""
+    if "evaluation" not in p.made:
+        from evaluation import services as evaluation_services
+        from tests.evaluation.judging_helpers import answered_evaluation
+
+        answered = answered_evaluation(p, prompts=["A question for the matrix?"])
+        p.made["evaluation"] = evaluation_services.evaluation_advance(evaluation_id=answered.pk)
+    return int(p.made["evaluation"].pk)
+
+
+def _evaluation_refused(p: Personas) -> dict[str, Any]:
+    """An evaluation on the project's own items, which the adapter was trained on: refused (400), nothing written."""
+    return {"adapter": matrix_adapter(p), "against": "base_model", "source": "project_items", "temperature": 0.7,
+            "top_p": 0.95, "max_new_tokens": 64, "seed": 1}  # fmt: skip
+
+
+def _evaluation_refused_body(p: Personas) -> dict[str, Any]:
+    return {"adapter": matrix_adapter(p), "against": {"kind": "base_model"}, "source": "project_items"}
 
 
 RELEASE_FORM = {"name": "matrix", "kind": "preference", "eval_percent": 10, "aggregation": "majority", "ties": "drop",
@@ -719,4 +740,21 @@ ROUTES: list[Route] = [
     Route("api deployment withdraw", "post",
           lambda p: f"/api/v1/projects/{_a(p)}/deployment-targets/{matrix_pending_request(p)}/withdraw/", ADMINS,
           api=True),
+    # --- evaluation: pages and API (starting is refused with its reason: the matrix's prompts were trained on) ---
+    Route("evaluations", "get", lambda p: f"/projects/{_a(p)}/evaluations/", DATA,
+          setup=lambda p, u: (_evaluation(p), None)[1]),
+    Route("evaluation new page", "get", lambda p: f"/projects/{_a(p)}/evaluations/new/", ADMINS,
+          setup=lambda p, u: (matrix_adapter(p), None)[1]),
+    Route("evaluation new", "post", lambda p: f"/projects/{_a(p)}/evaluations/new/", ADMINS, ok=400,
+          data=_evaluation_refused),
+    Route("evaluation page", "get", lambda p: f"/projects/{_a(p)}/evaluations/{_evaluation(p)}/", DATA),
+    Route("evaluation finish", "post", lambda p: f"/projects/{_a(p)}/evaluations/{_evaluation(p)}/finish/", ADMINS,
+          ok=302),
+    Route("api evaluations", "get", lambda p: f"/api/v1/projects/{_a(p)}/evaluations/", DATA, api=True),
+    Route("api evaluation start", "post", lambda p: f"/api/v1/projects/{_a(p)}/evaluations/", ADMINS, ok=400,
+          api=True, data=_evaluation_refused_body),
+    Route("api evaluation", "get", lambda p: f"/api/v1/projects/{_a(p)}/evaluations/{_evaluation(p)}/", DATA,
+          api=True),
+    Route("api evaluation finish", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/evaluations/{_evaluation(p)}/finish/", ADMINS, ok=409, api=True),
 ]  # fmt: skip

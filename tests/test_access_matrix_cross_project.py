@@ -1,7 +1,7 @@
 """Objects of one project never answer under another's address.
 
 Every matrix route whose path names an object of a project (item, comparison, annotation, import, adjudication,
-release and its files, training job, adapter, membership, judged annotator) is tried with project B's object
+release and its files, training job, adapter, membership, judged annotator, evaluation) is tried with project B's object
 inside project A's URL. Every persona gets 404, site staff too: staff hold every permission, but the helpers
 look objects up by (project, pk), and B's object does not belong to A. Nothing of project B changes.
 """
@@ -24,10 +24,10 @@ from tests.conftest import PERSONA_NAMES, ClientFor, Personas
 OBJECT_HELPERS = frozenset({
     "_item", "_annotation", "_batch", "_comparison", "_adjudication", "_release", "_release_file", "_job",
     "matrix_adapter", "_annotator_membership", "_judged_annotator", "_generation_run", "_deployment_target",
-    "matrix_served_target", "matrix_pending_request",
+    "matrix_served_target", "matrix_pending_request", "_evaluation",
 })  # fmt: skip
 CROSS_ROUTES = [route for route in ROUTES if OBJECT_HELPERS & set(route.path.__code__.co_names)]
-ID_FIELDS = frozenset({"item", "a", "b", "release"})  # the body fields that name an object of the project
+ID_FIELDS = frozenset({"item", "a", "b", "release", "adapter"})  # the body fields that name an object of the project
 BODY_ROUTES = [
     route for route in ROUTES if route not in CROSS_ROUTES and OBJECT_HELPERS & set(route.data.__code__.co_names)
 ]

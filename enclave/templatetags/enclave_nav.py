@@ -26,6 +26,7 @@ _TABS: list[tuple[str, str, str | set[str]]] = [
     ("training", "Training", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("generation", "Generation", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("deployments", "Deployments", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING, ProjectPerm.APPROVE_PROMOTION}),
+    ("evaluations", "Evaluations", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
     ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
@@ -56,6 +57,8 @@ _UNDER = {
     "deployment_target_edit": "deployments",
     "deployment_promote": "deployments",
     "deployment_rollback": "deployments",
+    "evaluation_new": "evaluations",
+    "evaluation": "evaluations",
 }
 
 

@@ -39,9 +39,11 @@ from schemathesis.engine.statistic import Statistic
 from accounts.models import Role, User
 from accounts.services import api_token_create, membership_add
 from annotation import services as annotation_services
+from evaluation.services import evaluation_advance
 from tests.access_matrix import matrix_adapter
 from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
 from tests.conftest import Personas, make_personas
+from tests.evaluation.judging_helpers import answered_evaluation
 from tests.factories import UserFactory
 from tests.preferences.helpers import comparison_line, import_comparisons, make_comparisons
 from tests.releases.helpers import build
@@ -154,6 +156,8 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
             time_spent_ms=1_000, submit_key=f"fuzz-{n}",
         )  # fmt: skip
     matrix_adapter(p)  # a built release of two judged comparisons, a base model, a job and its adapter
+    p.made["evaluation"] = answered_evaluation(p, prompts=["A held-out question?"])  # its answers, not yet judged
+    evaluation_advance(evaluation_id=p.made["evaluation"].pk)
     # The diff's own release: the fuzzing deletes the first one early (its id is offered to the delete), after
     # which a diff naming it could only answer 404.
     p.made["diff_release"] = build(p.project, p.data_lead, eval_fraction=0.0, name="Compared by the diff")
@@ -223,6 +227,7 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "adapter_pk": Adapter.objects.get(project=p.project).pk,
         "adapter": Adapter.objects.get(project=p.project).pk,
         "run_pk": p.made["generation_run"].pk,
+        "evaluation_pk": p.made["evaluation"].pk,
         "index": 0,
         "model_pk": BaseModel.objects.get().pk,
         "user_pk": p.newcomer.pk,

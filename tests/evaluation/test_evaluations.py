@@ -1,0 +1,150 @@
+"""Starting a blind evaluation (the training-split refusal) and building its judging project."""
+
+import json
+
+import pytest
+from django.test import Client
+
+from accounts.models import Membership, Role
+from annotation.models import Item
+from core.errors import DomainError
+from evaluation import services
+from evaluation.models import Evaluation, EvaluationState, GenerationRun
+from evaluation.tasks import evaluation_advance_task
+from tests.access_matrix import matrix_adapter
+from tests.conftest import Personas
+from tests.evaluation.judging_helpers import answered_evaluation, system_of
+from training.models import Adapter
+
+PROMPTS = [f"How do I close account number {n}?" for n in range(8)]
+
+
+def _adapter(p: Personas) -> Adapter:
+    return Adapter.objects.select_related("base_model").get(pk=matrix_adapter(p))
+
+
+def test_it_refuses_prompts_in_a_training_split_and_writes_nothing(personas: Personas) -> None:
+    adapter = _adapter(personas)
+    trained = Item.objects.filter(project=personas.project).order_by("id").first()
+    assert trained is not None
+    prompts = [{"messages": trained.messages}, {"messages": [{"role": "user", "content": "A fresh question?"}]}]
+    with pytest.raises(DomainError) as refused:
+        services.evaluation_start(
+            actor=personas.project_admin, project=personas.project, adapter=adapter,
+            against={"kind": "base_model"}, source="upload", prompts=prompts,
+        )  # fmt: skip
+    assert "1 of 2 prompts are in a training split" in refused.value.message
+    assert trained.messages[-1]["content"][:40] in refused.value.message
+    assert not Evaluation.objects.exists()
+    assert not GenerationRun.objects.exists()
+
+
+def test_it_refuses_through_the_api_with_the_reason(personas: Personas) -> None:
+    adapter = _adapter(personas)
+    client = Client()
+    client.force_login(personas.project_admin)
+    body = {"adapter": adapter.pk, "against": {"kind": "base_model"}, "source": "project_items"}
+    response = client.post(
+        f"/api/v1/projects/{personas.project.pk}/evaluations/", json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "in a training split" in json.dumps(response.json())
+    assert not Evaluation.objects.exists()
+
+
+def test_it_refuses_an_evaluation_without_prompts(personas: Personas) -> None:
+    with pytest.raises(DomainError, match="no prompts"):
+        services.evaluation_start(
+            actor=personas.project_admin, project=personas.project, adapter=_adapter(personas),
+            against={"kind": "base_model"}, source="upload", prompts=[],
+        )  # fmt: skip
+
+
+def test_it_refuses_the_same_model_on_both_sides(personas: Personas) -> None:
+    adapter = _adapter(personas)
+    with pytest.raises(DomainError, match="appears twice"):
+        services.evaluation_start(
+            actor=personas.project_admin, project=personas.project, adapter=adapter,
+            against={"kind": "adapter", "adapter": adapter.pk}, source="upload",
+            prompts=[{"messages": [{"role": "user", "content": "New?"}]}],
+        )  # fmt: skip
+
+
+def test_it_starts_one_generation_run_per_system(personas: Personas) -> None:
+    evaluation = services.evaluation_start(
+        actor=personas.project_admin, project=personas.project, adapter=_adapter(personas),
+        against={"kind": "base_model"}, source="upload",
+        prompts=[{"messages": [{"role": "user", "content": "A question nobody trained on?"}]}],
+    )  # fmt: skip
+    runs = [s.run for s in evaluation.systems.order_by("position")]
+    assert len(runs) == 2
+    assert all(r is not None and r.evaluation_id == evaluation.pk for r in runs)
+    assert runs[0].decoding == runs[1].decoding  # type: ignore[union-attr]
+
+
+def test_it_builds_blind_comparisons_in_a_judging_project(personas: Personas) -> None:
+    evaluation = answered_evaluation(personas, prompts=PROMPTS, metadata=lambda i: {"topic": "fees"})
+    evaluation = services.evaluation_advance(evaluation_id=evaluation.pk)
+    assert evaluation.state == EvaluationState.JUDGING
+    judging = evaluation.judging_project
+    assert judging is not None
+    items = list(Item.objects.filter(project=judging).order_by("id"))
+    assert len(items) == len(PROMPTS)
+    assert {system_of(item, 0) for item in items} == {0, 1}  # the stored order carries no signal
+    assert all(sorted(system_of(item, c) for c in range(2)) == [0, 1] for item in items)
+    assert items[0].metadata == {"topic": "fees"}
+    roles = dict(Membership.objects.filter(project=judging).values_list("user__username", "role"))
+    assert roles["annotator"] == Role.ANNOTATOR
+    assert roles["project_admin"] == Role.PROJECT_ADMIN
+    # the task a generation run sends when it ends changes nothing the second time
+    assert evaluation_advance_task.run(evaluation_id=evaluation.pk) == EvaluationState.JUDGING
+
+
+def test_it_hides_every_model_name_from_annotators(personas: Personas) -> None:
+    evaluation = services.evaluation_advance(evaluation_id=answered_evaluation(personas, prompts=PROMPTS).pk)
+    judging = evaluation.judging_project
+    assert judging is not None
+    secrets = set()
+    for system in evaluation.systems.select_related("base_model", "adapter"):
+        secrets |= {system.label, system.base_model.name} | ({system.adapter.name} if system.adapter else set())
+    client = Client()
+    client.force_login(personas.annotator)
+    page = client.get(f"/projects/{judging.pk}/compare/", follow=True)
+    assert page.status_code == 200
+    assert "Reply" in page.content.decode()
+    answer = client.post(f"/api/v1/projects/{judging.pk}/comparisons/next/")
+    assert answer.status_code == 200
+    assert "Reply" in answer.content.decode()
+    for text in (page.content.decode(), answer.content.decode()):
+        for secret in secrets:
+            assert secret not in text, secret
+
+
+def test_it_fails_the_evaluation_when_a_run_failed(personas: Personas) -> None:
+    evaluation = answered_evaluation(personas, prompts=PROMPTS[:2], run_state="failed")
+    evaluation = services.evaluation_advance(evaluation_id=evaluation.pk)
+    assert evaluation.state == EvaluationState.FAILED
+    assert "CUDA out of memory" in evaluation.failure_reason
+    assert evaluation.judging_project is None
+
+
+def test_it_waits_while_a_run_is_going(personas: Personas) -> None:
+    evaluation = answered_evaluation(personas, prompts=PROMPTS[:2], run_state="running")
+    assert services.evaluation_advance(evaluation_id=evaluation.pk).state == EvaluationState.GENERATING
+
+
+def test_it_routes_the_advance_task_to_the_default_queue() -> None:
+    from enclave.celery import app
+
+    assert app.amqp.router.route({}, "evaluation.evaluation_advance")["queue"].name == "default"
+
+
+@pytest.mark.worker
+def test_it_opens_judging_on_a_real_worker_when_the_runs_are_done(worker: object) -> None:
+    from tests.conftest import make_personas
+
+    evaluation = answered_evaluation(make_personas(), prompts=PROMPTS[:3])
+    state = evaluation_advance_task.delay(evaluation_id=evaluation.pk).get(timeout=120)
+    assert state == EvaluationState.JUDGING
+    evaluation.refresh_from_db()
+    assert Item.objects.filter(project=evaluation.judging_project).count() == 3
