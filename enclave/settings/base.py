@@ -335,6 +335,11 @@ USE_TZ = True
 
 ENCLAVE_CODE_VERSION = env_optional_str("ENCLAVE_CODE_VERSION")
 
+# ``manage.py serve``: a child that crashes SERVE_CRASH_LIMIT times within SERVE_CRASH_WINDOW seconds is in a
+# crash loop, and serve stops everything instead of restarting it again.
+SERVE_CRASH_LIMIT = env_int("SERVE_CRASH_LIMIT", 5, minimum=2, maximum=100)
+SERVE_CRASH_WINDOW = env_int("SERVE_CRASH_WINDOW", 120, minimum=10, maximum=86_400)
+
 # Training. Each job trains in a child of the gpu worker, in its own directory under TRAINING_WORK_DIR (local
 # disk of the worker); the worker beats twice a second while it supervises, and a running job whose heartbeat is
 # older than TRAINING_HEARTBEAT_TIMEOUT seconds is failed as "worker lost" by the reaper, which the default

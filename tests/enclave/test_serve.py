@@ -23,7 +23,7 @@ from typing import TypeVar
 import pytest
 
 from enclave.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
-from enclave.management.commands.serve import CRASH_LIMIT, FIRST_DELAY, LOG_NAME, PERSONAS, Command
+from enclave.management.commands.serve import FIRST_DELAY, LOG_NAME, PERSONAS, Command
 from tests.processes import Process, children, command_line, descendants, free_port, still_running
 from tests.workers import ROOT
 
@@ -107,9 +107,16 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("serve-data")
 
 
+# Three crashes make a loop here (five by default): the same path, two restarts (and 12 s of back-off) fewer.
+CRASH_LIMIT = 3
+
+
 def start_serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {name: value for name, value in os.environ.items() if name not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(DJANGO_SETTINGS_MODULE="enclave.settings.local", ENCLAVE_DATA_DIR=str(data_dir))
+    env.update(
+        DJANGO_SETTINGS_MODULE="enclave.settings.local", ENCLAVE_DATA_DIR=str(data_dir),
+        SERVE_CRASH_LIMIT=str(CRASH_LIMIT),
+    )  # fmt: skip
     with log.open("wb") as output:
         return subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--no-seed", "--port", str(port)],

@@ -5,8 +5,9 @@ warnings and errors to the console, which ends with one block: the address, the 
 
 A child that exits is started again after a pause that doubles with each crash (1 s, 2 s, 4 s … 30 s) and
 goes back to 1 s once the child had run for a minute; the other children keep running meanwhile, so a
-crashed worker never takes the web down. A child that crashes ``CRASH_LIMIT`` times within
-``CRASH_WINDOW`` seconds is in a crash loop: then everything stops, with the child named and where to look.
+crashed worker never takes the web down. A child that crashes ``SERVE_CRASH_LIMIT`` times within
+``SERVE_CRASH_WINDOW`` seconds (settings) is in a crash loop: then everything stops, with the child named and
+where to look.
 """
 
 import contextlib
@@ -32,8 +33,6 @@ from enclave.management.commands.seed_demo import DEMO_PASSWORD, DEMO_USERS
 FIRST_DELAY = 1.0
 MAX_DELAY = 30.0
 STABLE_AFTER = 60.0  # a child that ran this long before it exited starts again after FIRST_DELAY
-CRASH_LIMIT = 5
-CRASH_WINDOW = 120.0
 STOP_TIMEOUT = 15.0
 
 LOG_NAME = "enclave.log"
@@ -123,7 +122,7 @@ class Child:
         if now - self.started_at >= STABLE_AFTER:
             self.delay = FIRST_DELAY
         self.crashes.append(now)
-        while self.crashes and now - self.crashes[0] > CRASH_WINDOW:
+        while self.crashes and now - self.crashes[0] > settings.SERVE_CRASH_WINDOW:
             self.crashes.popleft()
         self.restart_at = now + self.delay
         return len(self.crashes)
@@ -185,10 +184,10 @@ def supervise(
             if returncode is None or stopping:
                 continue
             crashes = child.crashed(now)
-            if crashes >= CRASH_LIMIT:
+            if crashes >= settings.SERVE_CRASH_LIMIT:
                 stderr.write(
                     f"{child.name} {exit_reason(returncode)}: it crashed {crashes} times within "
-                    f"{CRASH_WINDOW:g} s, a crash loop; stopping everything. "
+                    f"{settings.SERVE_CRASH_WINDOW:g} s, a crash loop; stopping everything. "
                     f"Look at {WHERE_TO_LOOK[child.name].format(log=log_file)}."
                 )
                 exit_code, stopping = 1, True
