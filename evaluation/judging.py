@@ -380,9 +380,14 @@ def evaluation_judging_open(*, evaluation: Evaluation) -> Evaluation:
     a transaction holding the evaluation's row."""
     systems = list(evaluation.systems.select_related("base_model", "adapter", "run"))
     lines, identical = comparison_lines(evaluation, systems)
+    if not lines:
+        return evaluation_fail(
+            evaluation=evaluation,
+            reason=f"The systems gave the same answer to every prompt ({identical}): there is nothing to judge. "
+            "An adapter that changes nothing (untrained, or trained too little) answers as its base model does.",
+        )
     judging = judging_project_build(evaluation=evaluation, systems=systems)
-    if lines:
-        comparisons_import(evaluation=evaluation, judging=judging, lines=lines)
+    comparisons_import(evaluation=evaluation, judging=judging, lines=lines)
     evaluation.judging_project = judging
     evaluation.state = EvaluationState.JUDGING
     evaluation.save(update_fields=["judging_project", "state"])

@@ -56,7 +56,7 @@ def test_it_runs_an_evaluation_judges_it_blind_and_promotes_then_rolls_back_the_
     personas = make_personas()
     release = preference_release(personas.project, personas.data_lead, personas.reviewer)
     base = ready_model(personas.staff, tiny_model_dir, name="qwx-base")
-    adapter = stored_adapter(personas, base, release, tmp_path / "adapter")
+    adapter = stored_adapter(personas, base, release, tmp_path / "adapter", changes_answers=True)
     deployment_target_create(
         actor=personas.project_admin, project=personas.project, name=TARGET, base_model=base, min_win_rate_lower=0.4
     )

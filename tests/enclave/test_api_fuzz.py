@@ -40,7 +40,7 @@ from accounts.models import Role, User
 from accounts.services import api_token_create, membership_add
 from annotation import services as annotation_services
 from evaluation.services import evaluation_advance
-from tests.access_matrix import matrix_adapter
+from tests.access_matrix import matrix_adapter, matrix_pending_request
 from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
 from tests.conftest import Personas, make_personas
 from tests.evaluation.judging_helpers import answered_evaluation
@@ -163,6 +163,7 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
     p.made["diff_release"] = build(p.project, p.data_lead, eval_fraction=0.0, name="Compared by the diff")
     p.made["open_comparison"] = make_comparisons(p.project, p.data_lead, 6)[0]
     p.made["generation_run"] = _generation_run_with_an_answer(p)
+    matrix_pending_request(p)  # a deployment target ("matrix-pending") with a promotion waiting for approvals
     other = p.other_project
     other.name = f"Project B {FOREIGN}"
     other.save(update_fields=["name"])
@@ -228,6 +229,8 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "adapter": Adapter.objects.get(project=p.project).pk,
         "run_pk": p.made["generation_run"].pk,
         "evaluation_pk": p.made["evaluation"].pk,
+        "name": "matrix-pending",
+        "request_pk": p.made["pending"].pk,
         "index": 0,
         "model_pk": BaseModel.objects.get().pk,
         "user_pk": p.newcomer.pk,

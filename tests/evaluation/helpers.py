@@ -60,9 +60,12 @@ def wait_for_run(
     raise AssertionError(f"{run} is still {run.state} after {timeout} s: {run.failure_reason}")
 
 
-def stored_adapter(personas: Personas, base_model: BaseModel, release: Release, directory: Path) -> Adapter:
+def stored_adapter(
+    personas: Personas, base_model: BaseModel, release: Release, directory: Path, *, changes_answers: bool = False
+) -> Adapter:
     """A real (untrained) LoRA adapter of ``base_model`` in the artifact store, registered as a finished job's
-    would be: the job row is written directly, so no training task is queued."""
+    would be: the job row is written directly, so no training task is queued. PEFT starts LoRA's second matrix
+    at zero, so the adapter answers as its base model; ``changes_answers`` starts both at random instead."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -73,7 +76,10 @@ def stored_adapter(personas: Personas, base_model: BaseModel, release: Release, 
     from training.models import TrainingJob
 
     model = AutoModelForCausalLM.from_pretrained(base_model.path, local_files_only=True)
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
+        init_lora_weights=not changes_answers,
+    )  # fmt: skip
     get_peft_model(model, lora).save_pretrained(str(directory), safe_serialization=True)
     config = JobConfig.from_dict("dpo", {"max_steps": 2})
     job = TrainingJob.objects.create(

@@ -148,3 +148,14 @@ def test_it_opens_judging_on_a_real_worker_when_the_runs_are_done(worker: object
     assert state == EvaluationState.JUDGING
     evaluation.refresh_from_db()
     assert Item.objects.filter(project=evaluation.judging_project).count() == 3
+
+
+def test_it_fails_an_evaluation_whose_systems_answered_alike_with_the_reason(personas: Personas) -> None:
+    from evaluation.models import Candidate
+
+    evaluation = answered_evaluation(personas, prompts=["Same?", "Again?"])
+    Candidate.objects.filter(run__evaluation=evaluation).update(text="The same answer.")
+    evaluation = services.evaluation_advance(evaluation_id=evaluation.pk)
+    assert evaluation.state == "failed"
+    assert evaluation.judging_project is None
+    assert "same answer to every prompt (2): there is nothing to judge" in evaluation.failure_reason
