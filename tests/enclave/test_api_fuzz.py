@@ -213,7 +213,7 @@ def known_ids(p: Personas) -> dict[str, Any]:
     """Project A's objects by the name of the parameter (path, query or top-level body field) that takes them."""
     from annotation.models import Annotation, ImportBatch
     from releases.models import Release, ReleaseFile
-    from training.models import Adapter, BaseModel, TrainingJob
+    from training.models import Adapter, BaseModel
 
     release = Release.objects.get(pk=p.made["release"].pk)
     return {
@@ -224,9 +224,9 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "item_pk": p.made["open_comparison"].pk,
         "release_pk": release.pk,
         "file_pk": ReleaseFile.objects.filter(release=release).first().pk,  # type: ignore[union-attr]
-        "job_pk": TrainingJob.objects.get(project=p.project).pk,
-        "adapter_pk": Adapter.objects.get(project=p.project).pk,
-        "adapter": Adapter.objects.get(project=p.project).pk,
+        "job_pk": Adapter.objects.get(pk=matrix_adapter(p)).job_id,
+        "adapter_pk": matrix_adapter(p),
+        "adapter": matrix_adapter(p),
         "run_pk": p.made["generation_run"].pk,
         "evaluation_pk": p.made["evaluation"].pk,
         "name": "matrix-pending",
