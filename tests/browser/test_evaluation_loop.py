@@ -125,6 +125,7 @@ def test_it_runs_an_evaluation_judges_it_blind_and_promotes_then_rolls_back_the_
         page.click("#finish")
         expect(page.locator("#evaluation-state")).to_have_text("Finished")
         evaluation.refresh_from_db()
+        assert evaluation.results is not None
         assert evaluation.results["head_to_head"][0]["low"] == pytest.approx(low)
 
         # 4. The project admin asks for the promotion: the gate passes; the requester may not approve it.
