@@ -52,7 +52,7 @@ class GenerationRunUploadIn(serializers.Serializer[Any]):
 
     base_model = serializers.IntegerField(help_text="id of a ready base model")
     adapter = serializers.IntegerField(required=False, allow_null=True, default=None)
-    file = serializers.FileField(help_text="JSONL, one conversation per line")
+    file = serializers.FileField(allow_empty_file=True, help_text="JSONL, one conversation per line")
     fmt = serializers.ChoiceField(choices=[f.value for f in UPLOAD_FORMATS], required=False, default="chat_jsonl")
     decoding = serializers.CharField(
         required=False, allow_blank=True, default="", help_text='JSON object, e.g. {"max_new_tokens": 64}'
