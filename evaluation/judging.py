@@ -31,6 +31,7 @@ from evaluation.models import (
     GenerationPrompt,
     PromptSource,
 )
+from evaluation.prompts import prompts_scrubbed
 from preferences import services as preference_services
 from preferences.models import JudgementMode, PreferenceSettings
 from releases.models import Release, ReleaseItem
@@ -172,6 +173,7 @@ def collect_prompts(
             _prompt(p.get("messages") or [], p.get("metadata") or {}, str(p.get("external_id") or ""), None)
             for p in prompts or []
         ]
+        found = prompts_scrubbed(project=project, prompts=[p for p in found if p["messages"]])
     else:
         raise DomainError(
             "Prompts come from a release's held-out split, the project's items or a file.", field="source"

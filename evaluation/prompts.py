@@ -63,6 +63,22 @@ def prompts_from_items(*, project: Project, limit: int = MAX_PROMPTS) -> list[Pr
     return _check_count([p for p in map(_from_item, items) if p["messages"]], f"{project}")
 
 
+def prompts_scrubbed(*, project: Project, prompts: list[Prompt]) -> list[Prompt]:
+    """Prompts given as data (an evaluation's uploaded or API prompts) scrubbed with the project's PII policy, as
+    an import would be, before anything stores them. Raises ``DomainError`` where the policy rejects PII."""
+    config = annotation_selectors.annotation_settings(project)
+    scrubber = project_scrubber(config)
+    clean: list[Prompt] = []
+    for number, prompt in enumerate(prompts, start=1):
+        messages = prompt["messages"]
+        result = scrubber.scrub([str(m.get("content", "")) for m in messages])
+        if result.found and config.pii_mode == PiiMode.REJECT:
+            raise DomainError(f"Prompt {number} contains PII; the project's policy rejects such prompts.", field="file")
+        texts = result.texts
+        clean.append({**prompt, "messages": [{**m, "content": texts[i]} for i, m in enumerate(messages)]})
+    return clean
+
+
 def prompts_from_upload(*, project: Project, upload: IO[bytes], fmt: str, source_name: str = "") -> list[Prompt]:
     """Parse an uploaded prompt file (chat or prompt/response JSONL; an answer in it is ignored) and scrub it
     with the project's PII policy. All or nothing: any unusable line refuses the whole file with the line

@@ -23,12 +23,12 @@ from evaluation import judging
 from evaluation.decoding import Decoding
 from evaluation.deployment import deployment_target_create as deployment_target_create
 from evaluation.deployment import deployment_target_update as deployment_target_update
-from evaluation.deployment import gate_check as gate_check
 from evaluation.deployment import promotion_approve as promotion_approve
 from evaluation.deployment import promotion_refuse as promotion_refuse
 from evaluation.deployment import promotion_request as promotion_request
 from evaluation.deployment import promotion_withdraw as promotion_withdraw
 from evaluation.deployment import rollback_request as rollback_request
+from evaluation.gate import gate_check as gate_check
 from evaluation.lifecycle import fail_unsent_run
 from evaluation.lifecycle import generation_run_beat as generation_run_beat
 from evaluation.lifecycle import generation_run_begin as generation_run_begin

@@ -159,3 +159,16 @@ def test_it_fails_an_evaluation_whose_systems_answered_alike_with_the_reason(per
     assert evaluation.state == "failed"
     assert evaluation.judging_project is None
     assert "same answer to every prompt (2): there is nothing to judge" in evaluation.failure_reason
+
+
+def test_it_scrubs_the_pii_of_uploaded_prompts_before_they_are_stored(personas: Personas) -> None:
+    from evaluation.models import GenerationPrompt
+
+    services.evaluation_start(
+        actor=personas.project_admin, project=personas.project, adapter=_adapter(personas),
+        against={"kind": "base_model"}, source="upload",
+        prompts=[{"messages": [{"role": "user", "content": "I am jane.doe@example.com, may I close my account?"}]}],
+    )  # fmt: skip
+    stored = [p.messages[0]["content"] for p in GenerationPrompt.objects.all()]
+    assert len(stored) == 2  # one run per system
+    assert all("jane.doe@example.com" not in text and "[EMAIL_1]" in text for text in stored), stored
