@@ -335,8 +335,7 @@ USE_TZ = True
 
 ENCLAVE_CODE_VERSION = env_optional_str("ENCLAVE_CODE_VERSION")
 
-# ``manage.py serve``: a child that crashes SERVE_CRASH_LIMIT times within SERVE_CRASH_WINDOW seconds is in a
-# crash loop, and serve stops everything instead of restarting it again.
+# ``manage.py serve`` stops everything when a child crashes SERVE_CRASH_LIMIT times in SERVE_CRASH_WINDOW seconds.
 SERVE_CRASH_LIMIT = env_int("SERVE_CRASH_LIMIT", 5, minimum=2, maximum=100)
 SERVE_CRASH_WINDOW = env_int("SERVE_CRASH_WINDOW", 120, minimum=10, maximum=86_400)
 
