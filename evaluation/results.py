@@ -1,6 +1,6 @@
 """The figures of a blind evaluation, read from the judgements of its judging project (nothing is written here).
 
-Which system a judged candidate came from is in its provenance (``evaluation.judging``). Gold items and the
+Which system a judged candidate came from is in its provenance (``evaluation.judging_project``). Gold items and the
 judgements of annotators a data lead excluded (``AnnotatorQuality.excluded``) are left out, as releases leave
 them out (``preferences.selectors.releasable_judgements``).
 

@@ -3,7 +3,7 @@
 - Generation runs: define one (policy, prompts, decoding) and queue it on the gpu queue, and cancel one. Where
   prompts come from is ``evaluation.prompts``; a run's life on its worker is ``evaluation.lifecycle``.
 - Blind evaluations: start, advance (the judging project, once every run succeeded), finish; the parts are in
-  ``evaluation.judging`` (systems, prompts, the training-split check, the judging project) and
+  ``evaluation.judging`` (systems, prompts, the training-split check), ``evaluation.judging_project`` and
   ``evaluation.results`` (the figures).
 - Deployment targets, promotion and rollback: the gate, the four-eyes rules and the carrying out are in
   ``evaluation.deployment``, re-exported here."""
@@ -19,7 +19,7 @@ from accounts.models import Project, User
 from accounts.services import audit_event_record
 from core.dispatch import send_on_commit
 from core.errors import DomainError
-from evaluation import judging
+from evaluation import judging, judging_project
 from evaluation.decoding import Decoding
 from evaluation.deployment import deployment_target_create as deployment_target_create
 from evaluation.deployment import deployment_target_update as deployment_target_update
@@ -307,22 +307,22 @@ def evaluation_advance(*, evaluation_id: int) -> Evaluation:
     reason. Anything else (a run still going, an evaluation already past generating) changes nothing, so the
     task may come twice."""
     with transaction.atomic():
-        evaluation = judging.locked(evaluation_id)
+        evaluation = judging_project.locked(evaluation_id)
         if evaluation.state != EvaluationState.GENERATING:
             return evaluation
-        reason = judging.run_failure(evaluation)
+        reason = judging_project.run_failure(evaluation)
         if reason is not None:
-            return judging.evaluation_fail(evaluation=evaluation, reason=reason)
-        if not judging.all_runs_succeeded(evaluation):
+            return judging_project.evaluation_fail(evaluation=evaluation, reason=reason)
+        if not judging_project.all_runs_succeeded(evaluation):
             return evaluation
-        return judging.evaluation_judging_open(evaluation=evaluation)
+        return judging_project.evaluation_judging_open(evaluation=evaluation)
 
 
 def evaluation_finish(*, actor: User, evaluation: Evaluation) -> Evaluation:
     """Freeze the evaluation's figures into ``results`` (what the promotion gate reads) and finish it. Raises
     ``DomainError`` when it is not being judged or has no judgement yet. Audited as ``evaluation.finish``."""
     with transaction.atomic():
-        evaluation = judging.locked(evaluation.pk)
+        evaluation = judging_project.locked(evaluation.pk)
         if evaluation.state != EvaluationState.JUDGING:
             state = evaluation.get_state_display().lower()
             raise DomainError(f"Only an evaluation being judged can be finished; this one is {state}.", status=409)
