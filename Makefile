@@ -65,9 +65,12 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy .
 
-# The slowest tests are listed at the end, to keep CI's budget in view.
+# Two processes (pytest-xdist), each with its own test database, Redis database and data dir
+# (enclave/settings/test.py); worksteal hands a finished process the other's waiting tests. The slowest tests are
+# listed at the end, to keep CI's budget in view. PYTEST_PROCESSES=0 runs it in this one process.
+PYTEST_PROCESSES ?= 2
 pytest: $(STAMP)
-	$(BIN)/pytest --durations=25
+	$(BIN)/pytest -n $(PYTEST_PROCESSES) --dist worksteal --durations=25
 
 # The API fuzzed against its schema for longer than the suite does (tests/enclave/test_api_fuzz.py; the suite
 # runs it with a few examples per operation). Needs PostgreSQL and Redis, as .ci/run sets them.

@@ -79,6 +79,9 @@ class EvaluationOut(serializers.Serializer[Any]):
     deployment_target = serializers.IntegerField(source="deployment_target_id", allow_null=True)
     judging_project = serializers.IntegerField(source="judging_project_id", allow_null=True)
     prompt_count = serializers.IntegerField()
+    identical_answers = serializers.IntegerField(
+        help_text="Prompts left out of the judging: two systems gave the same answer, so there was nothing to judge."
+    )
     decoding = serializers.DictField()
     created_by = Text(source="created_by.username")
     created_at = serializers.DateTimeField()

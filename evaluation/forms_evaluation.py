@@ -5,8 +5,10 @@ from typing import Any
 from django import forms
 
 from accounts.models import Project
+from annotation.parsing import ImportFormat
 from evaluation.judging import DEFAULT_DECODING
 from evaluation.models import DeploymentTarget, PromptSource
+from evaluation.prompts import UPLOAD_FORMATS
 from releases.models import Release, ReleaseState
 from training.models import Adapter, BaseModel, BaseModelState
 
@@ -36,8 +38,12 @@ class EvaluationForm(forms.Form):
         queryset=Release.objects.none(), required=False, help_text="Its held-out (eval) split gives the prompts."
     )
     upload = forms.FileField(
-        required=False, label="Prompt file", help_text='JSONL: {"messages": [...]} or {"prompt": "..."} a line.'
+        required=False, label="Prompt file", help_text="JSONL, one conversation (or prompt) per line."
     )
+    fmt = forms.ChoiceField(
+        choices=[(f.value, f.value) for f in UPLOAD_FORMATS], initial=ImportFormat.CHAT_JSONL, required=False,
+        label="File format",
+    )  # fmt: skip
     temperature = forms.FloatField(initial=DEFAULT_DECODING["temperature"], min_value=0, max_value=5)
     top_p = forms.FloatField(initial=DEFAULT_DECODING["top_p"], min_value=0.01, max_value=1)
     max_new_tokens = forms.IntegerField(initial=DEFAULT_DECODING["max_new_tokens"], min_value=1, max_value=4096)

@@ -6,7 +6,6 @@ A candidate's provenance (``Item.candidates[i]["provenance"]``, which no annotat
 the system it came from under ``extra``: ``{"evaluation", "system", "run", "candidate", "prompt"}``. Which system is
 candidate 0 is shuffled per prompt (seeded by the evaluation and the prompt), so the stored order says nothing."""
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +56,9 @@ class SystemSpec:
 
 
 def adapter_label(adapter: Adapter) -> str:
-    return f"adapter {adapter.name} (job #{adapter.job_id})"
+    # An adapter's name carries its job ("tiny + prefs v1 (DPO, job #4)"); a renamed one may not.
+    job = f"job #{adapter.job_id}"
+    return f"adapter {adapter.name}" if job in adapter.name else f"adapter {adapter.name} ({job})"
 
 
 def base_model_label(base_model: BaseModel) -> str:
@@ -211,43 +212,3 @@ def check_decoding(decoding: dict[str, Any] | None) -> dict[str, Any]:
     """The decoding settings every side uses: the evaluation's defaults overridden by those given, one candidate
     a prompt, checked as every run's are (``Decoding.from_input``, which raises ``DomainError``)."""
     return Decoding.from_input({**DEFAULT_DECODING, **(decoding or {}), "candidates": 1}).as_dict()
-
-
-def prompts_from_upload(data: bytes) -> list[dict[str, Any]]:
-    """Prompts from a JSONL file: one ``{"messages": [...]}`` or ``{"prompt": "..."}`` object a line, with
-    optional ``metadata`` (topic, channel, ...) and ``external_id``. Raises ``DomainError`` naming the first bad
-    line."""
-    found: list[dict[str, Any]] = []
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DomainError("The prompt file is not UTF-8 text.", field="upload") from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            raise DomainError(f"Line {number} of the prompt file is not JSON.", field="upload") from None
-        if not isinstance(obj, dict):
-            raise DomainError(f"Line {number} of the prompt file is not an object.", field="upload")
-        messages = obj.get("messages")
-        if messages is None and isinstance(obj.get("prompt"), str):
-            messages = [{"role": "user", "content": obj["prompt"]}]
-        valid = (
-            isinstance(messages, list)
-            and messages
-            and all(
-                isinstance(m, dict)
-                and isinstance(m.get("content"), str)
-                and m.get("role") in {"system", "user", "assistant"}
-                for m in messages
-            )
-        )
-        if not valid:
-            raise DomainError(f"Line {number} needs 'messages' (role and content) or a 'prompt'.", field="upload")
-        metadata = obj.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise DomainError(f"Line {number}: 'metadata' must be an object.", field="upload")
-        found.append({"messages": messages, "metadata": metadata, "external_id": str(obj.get("external_id") or "")})
-    return found

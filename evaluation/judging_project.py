@@ -183,6 +183,8 @@ def evaluation_judging_open(*, evaluation: Evaluation) -> Evaluation:
     a transaction holding the evaluation's row."""
     systems = list(evaluation.systems.select_related("base_model", "adapter", "run"))
     lines, identical = comparison_lines(evaluation, systems)
+    evaluation.identical_answers = identical
+    evaluation.save(update_fields=["identical_answers"])
     if not lines:
         return evaluation_fail(
             evaluation=evaluation,

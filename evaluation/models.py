@@ -170,6 +170,8 @@ class Evaluation(models.Model):
         "DeploymentTarget", on_delete=models.PROTECT, null=True, blank=True, related_name="evaluations"
     )
     prompt_count = models.PositiveIntegerField(default=0)
+    # prompts left out of the judging because two systems gave the same answer (nothing to tell apart)
+    identical_answers = models.PositiveIntegerField(default=0)
     state = models.CharField(max_length=16, choices=EvaluationState.choices, default=EvaluationState.GENERATING)
     failure_reason = models.TextField(blank=True)
     results = models.JSONField(null=True, blank=True)

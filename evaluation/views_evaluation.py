@@ -11,8 +11,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import ProjectPerm
 from accounts.permissions import get_project_for_user, request_user
+from annotation.parsing import ImportFormat
 from core.errors import DomainError
-from evaluation import judging, selectors, services
+from evaluation import selectors, services
 from evaluation.forms_evaluation import EvaluationForm
 from evaluation.models import EvaluationState, PromptSource
 from evaluation.permissions import (
@@ -21,6 +22,7 @@ from evaluation.permissions import (
     get_evaluation_for_user,
     get_project_for_evaluations,
 )
+from evaluation.prompts import prompts_from_upload
 from evaluation.results import head_to_head_against
 
 
@@ -49,8 +51,13 @@ def evaluation_new(request: HttpRequest, pk: int) -> HttpResponse:
         try:
             upload = data.get("upload")
             prompts = (
-                judging.prompts_from_upload(upload.read()) if data["source"] == PromptSource.UPLOAD and upload else None
-            )
+                prompts_from_upload(
+                    project=project, upload=upload, fmt=data.get("fmt") or ImportFormat.CHAT_JSONL,
+                    source_name=upload.name,
+                )
+                if data["source"] == PromptSource.UPLOAD and upload
+                else None
+            )  # fmt: skip
             evaluation = services.evaluation_start(
                 actor=request_user(request),
                 project=project,

@@ -35,11 +35,15 @@ def test_it_shows_the_training_split_refusal_and_writes_nothing(personas: Person
 
 
 def test_it_names_the_bad_line_of_a_prompt_file(personas: Personas) -> None:
-    upload = SimpleUploadedFile("prompts.jsonl", b'{"prompt": "Fine?"}\n{"nothing": 1}\n')
+    upload = SimpleUploadedFile("prompts.jsonl", b'{"prompt": "Fine?"}\n{"nothing": 1}\n{"prompt": "Also fine?"}\n')
     data = {**FORM, "adapter": matrix_adapter(personas), "source": "upload", "upload": upload}
+    data["fmt"] = "prompt_response_jsonl"
     response = _admin(personas).post(f"/projects/{personas.project.pk}/evaluations/new/", data)
     assert response.status_code == 400
-    assert "Line 2 needs" in response.content.decode()
+    page = response.content.decode()
+    assert "line 2:" in page
+    assert "line 1" not in page
+    assert "line 3" not in page
     assert not Evaluation.objects.exists()
 
 

@@ -161,6 +161,30 @@ def test_it_fails_an_evaluation_whose_systems_answered_alike_with_the_reason(per
     assert "same answer to every prompt (2): there is nothing to judge" in evaluation.failure_reason
 
 
+def test_it_judges_the_prompts_answered_differently_and_says_how_many_were_left_out(personas: Personas) -> None:
+    from evaluation.models import Candidate
+
+    evaluation = answered_evaluation(personas, prompts=["Same?", "Different?", "Also the same?"])
+    alike = Candidate.objects.filter(run__evaluation=evaluation, prompt__index__in=[0, 2])
+    for candidate in alike:  # both systems, word for word, up to the white space around it
+        candidate.text = (
+            f"  Answer to prompt {candidate.prompt.index}.\n"
+            if candidate.run.adapter_id
+            else (f"Answer to prompt {candidate.prompt.index}.")
+        )
+        candidate.save(update_fields=["text"])
+    evaluation = services.evaluation_advance(evaluation_id=evaluation.pk)
+    assert evaluation.state == EvaluationState.JUDGING
+    assert evaluation.identical_answers == 2
+    assert Item.objects.filter(project=evaluation.judging_project).count() == 1
+    client = Client()
+    client.force_login(personas.project_admin)
+    page = client.get(f"/projects/{personas.project.pk}/evaluations/{evaluation.pk}/").content.decode()
+    assert "2 left out of the judging: the systems gave the same answer" in page
+    api = client.get(f"/api/v1/projects/{personas.project.pk}/evaluations/{evaluation.pk}/").json()
+    assert api["identical_answers"] == 2
+
+
 def test_it_scrubs_the_pii_of_uploaded_prompts_before_they_are_stored(personas: Personas) -> None:
     from evaluation.models import GenerationPrompt
 
