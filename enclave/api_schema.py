@@ -108,6 +108,15 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                     ),
                 )
                 responses.setdefault("415", _error("A content type this operation does not take."))
+            if operation.get("parameters"):
+                responses.setdefault(
+                    "414",
+                    {
+                        "description": "The request line (method, address and query) is longer than the web server "
+                        "takes (gunicorn's limit_request_line, 4094 bytes); answered by the web server.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                )
             if "requestBody" in operation or operation.get("parameters"):
                 responses.setdefault(
                     "400",

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import request_user
 from core.errors import DomainError
-from core.fields import Text
+from core.fields import FormId, Text
 from core.lists import ListView
 from evaluation import selectors, services
 from evaluation.models import Candidate, GenerationRun, PromptSource
@@ -51,7 +51,7 @@ class GenerationRunUploadIn(serializers.Serializer[Any]):
     """A run on an uploaded prompt file (multipart): the decoding settings as a JSON object in a text field."""
 
     base_model = serializers.IntegerField(help_text="id of a ready base model")
-    adapter = serializers.IntegerField(required=False, allow_null=True, default=None)
+    adapter = FormId(help_text="id of one of this project's adapters (optional)")
     file = serializers.FileField(allow_empty_file=True, help_text="JSONL, one conversation per line")
     fmt = serializers.ChoiceField(choices=[f.value for f in UPLOAD_FORMATS], required=False, default="chat_jsonl")
     decoding = serializers.CharField(

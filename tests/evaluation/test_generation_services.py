@@ -200,9 +200,17 @@ def test_it_takes_a_prompt_file_through_the_api_and_refuses_bad_lines_by_number(
     _nothing_written()
 
     upload = SimpleUploadedFile("good.jsonl", f"{good}\n".encode())
-    body = {"base_model": model.pk, "file": upload, "fmt": "chat_jsonl", "decoding": '{"max_new_tokens": 16}'}
+    # No adapter, as a browser's FormData.append("adapter", null) sends it: the word null.
+    body = {
+        "base_model": model.pk,
+        "adapter": "null",
+        "file": upload,
+        "fmt": "chat_jsonl",
+        "decoding": '{"max_new_tokens": 16}',
+    }
     accepted = client.post(url, body)
     assert accepted.status_code == 202, accepted.content
+    assert accepted.json()["adapter"] is None
     assert accepted.json()["source"] == "upload"
     assert accepted.json()["source_name"] == "good.jsonl"
     assert accepted.json()["decoding"]["max_new_tokens"] == 16
