@@ -10,7 +10,7 @@ from core.forms import Fieldset, fieldsets
 from evaluation import selectors
 from evaluation.decoding import Decoding
 from evaluation.models import PromptSource
-from evaluation.prompts import MAX_PROMPTS, UPLOAD_FORMATS
+from evaluation.prompts import MAX_PROMPTS, UPLOAD_FORMAT_LABELS
 from releases.models import Release
 from training.forms import BaseModelChoiceField, ReleaseChoiceField
 from training.models import Adapter, BaseModel
@@ -36,7 +36,9 @@ class GenerationRunForm(forms.Form):
         min_value=1, max_value=MAX_PROMPTS, initial=100, required=False, label="How many imported items (oldest first)"
     )
     file = forms.FileField(required=False, label="Prompt file", help_text="JSONL, one conversation per line.")
-    fmt = forms.ChoiceField(choices=[(f.value, f.value) for f in UPLOAD_FORMATS], required=False, label="File format")
+    fmt = forms.ChoiceField(
+        choices=[(f.value, label) for f, label in UPLOAD_FORMAT_LABELS.items()], required=False, label="File format"
+    )
     candidates = forms.IntegerField(min_value=1, label="Candidates per prompt")
     temperature = forms.FloatField(min_value=0, label="Temperature", help_text="0: greedy decoding.")
     top_p = forms.FloatField(label="top_p")

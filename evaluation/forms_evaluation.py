@@ -8,7 +8,7 @@ from accounts.models import Project
 from annotation.parsing import ImportFormat
 from evaluation.judging import DEFAULT_DECODING
 from evaluation.models import DeploymentTarget, PromptSource
-from evaluation.prompts import UPLOAD_FORMATS
+from evaluation.prompts import UPLOAD_FORMAT_LABELS
 from releases.models import Release, ReleaseState
 from training.models import Adapter, BaseModel, BaseModelState
 
@@ -20,7 +20,9 @@ AGAINST_CHOICES = [
 
 
 class EvaluationForm(forms.Form):
-    name = forms.CharField(max_length=200, required=False, help_text="Defaults to “<adapter> vs <other side>”.")
+    name = forms.CharField(
+        max_length=200, required=False, help_text="Empty: named after its sides, “adapter vs the other side”."
+    )
     adapter = forms.ModelChoiceField(queryset=Adapter.objects.none(), label="Adapter under evaluation")
     against = forms.ChoiceField(choices=AGAINST_CHOICES, label="Evaluate against")
     against_base_model = forms.ModelChoiceField(
@@ -41,8 +43,8 @@ class EvaluationForm(forms.Form):
         required=False, label="Prompt file", help_text="JSONL, one conversation (or prompt) per line."
     )
     fmt = forms.ChoiceField(
-        choices=[(f.value, f.value) for f in UPLOAD_FORMATS], initial=ImportFormat.CHAT_JSONL, required=False,
-        label="File format",
+        choices=[(f.value, label) for f, label in UPLOAD_FORMAT_LABELS.items()], initial=ImportFormat.CHAT_JSONL,
+        required=False, label="File format",
     )  # fmt: skip
     temperature = forms.FloatField(initial=DEFAULT_DECODING["temperature"], min_value=0, max_value=5)
     top_p = forms.FloatField(initial=DEFAULT_DECODING["top_p"], min_value=0.01, max_value=1)

@@ -15,6 +15,10 @@ from releases.models import Release, ReleaseItem, ReleaseState
 
 MAX_PROMPTS = 5000
 UPLOAD_FORMATS = (ImportFormat.CHAT_JSONL, ImportFormat.PROMPT_RESPONSE_JSONL)
+UPLOAD_FORMAT_LABELS = {
+    ImportFormat.CHAT_JSONL: 'chat JSONL ({"messages": [...]} a line)',
+    ImportFormat.PROMPT_RESPONSE_JSONL: 'prompt JSONL ({"prompt": "..."} a line; a "response" is ignored)',
+}
 _ERRORS_SHOWN = 20
 
 Prompt = dict[str, Any]
@@ -111,9 +115,26 @@ def prompts_from_upload(*, project: Project, upload: IO[bytes], fmt: str, source
     if errors:
         shown = "; ".join(f"line {e.line}: {e.reason}" for e in errors[:_ERRORS_SHOWN])
         more = f" (and {len(errors) - _ERRORS_SHOWN} more)" if len(errors) > _ERRORS_SHOWN else ""
+        fits = "" if prompts else _format_that_fits(upload, fmt)
+        hint = f" Every line reads as {UPLOAD_FORMAT_LABELS[ImportFormat(fits)]}: choose that format." if fits else ""
         raise DomainError(
             f"{source_name or 'The file'} has {len(errors)} unusable line{'s' if len(errors) != 1 else ''}; "
-            f"nothing was started. {shown}{more}",
+            f"nothing was started.{hint} {shown}{more}",
             field="file",
         )
     return _check_count(prompts, source_name or "The file")
+
+
+def _format_that_fits(upload: IO[bytes], fmt: str) -> str:
+    """When no line fits the chosen format: the other prompt format that every line fits, or ``""``."""
+    for other in UPLOAD_FORMATS:
+        if other == fmt:
+            continue
+        try:
+            upload.seek(0)
+        except (AttributeError, OSError, ValueError):
+            return ""
+        entries = list(parse(upload, other))
+        if entries and not any(isinstance(entry, LineError) for entry in entries):
+            return other
+    return ""

@@ -9,14 +9,11 @@ import json
 import logging
 import os
 import shutil
-import signal
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
 
 from annotation.importing import project_scrubber
 from annotation.pii import Scrubber
@@ -26,16 +23,15 @@ from core.storage import artifact_storage
 from core.version import code_version
 from evaluation import launch, services
 from evaluation.models import GenerationRun
-from training.children import Child, ForkedChild, fork_context, stop_child
+from training.children import Child, ForkedChild, fork_context
 from training.environment import library_versions
 from training.inspection import file_sha256
 from training.models import Adapter, BaseModelState, JobState
 from training.runner import base_model_check_here, worker_facts
-from training.watching import HeartbeatThread, Tail, exit_reason
+from training.watching import HeartbeatThread, Tail, exit_reason, first_error_line, supervise
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5
 WORK_PREFIX = "generation-"
 
 
@@ -82,6 +78,7 @@ class GenerationWatch:
     prompts_done: int | None = None
     error: str = ""
     last_lines: list[str] = field(default_factory=list)
+    first_error: str = ""
 
     def pump(self, child_pid: int | None = None, final: bool = False) -> bool:
         """Move new answers (scrubbed) and progress to the database; returns whether to stop the child."""
@@ -99,7 +96,9 @@ class GenerationWatch:
             elif kind == "error":
                 self.error = str(event["message"])
         candidates = [self.scrubbed(json.loads(line)) for line in self.outputs.read(final)]
-        self.last_lines = (self.last_lines + [line for line in self.log.read(final) if line.strip()])[-20:]
+        lines = [line for line in self.log.read(final) if line.strip()]
+        self.last_lines = (self.last_lines + lines)[-20:]
+        self.first_error = self.first_error or first_error_line(lines)
         return services.generation_run_progress(
             run=self.run, candidates=candidates, prompts_done=self.prompts_done, phase=phase, child_pid=child_pid
         )
@@ -180,33 +179,9 @@ def run_generation(run_id: int, worker: str) -> str:
 
 
 def _supervise(child: Child, watch: GenerationWatch) -> tuple[str, str]:
-    """Pump every half second until the child exits (a pump that fails is retried until the heartbeat timeout);
-    a cancel sends SIGTERM, then SIGKILL after the grace period. Whatever ends supervision stops the child."""
-    cancel_at: float | None = None
-    last_pumped = time.monotonic()
-    try:
-        while (code := child.exit_code()) is None:
-            now = time.monotonic()
-            try:
-                stop = watch.pump(child_pid=child.pid)
-                last_pumped = now
-            except DatabaseError:
-                if now - last_pumped > settings.TRAINING_HEARTBEAT_TIMEOUT:
-                    raise
-                logger.warning("run %s: the database did not take a pump; retrying", watch.run.pk, exc_info=True)
-                close_old_connections()
-                stop = False
-            if stop and cancel_at is None:
-                cancel_at = now
-                child.signal(signal.SIGTERM)
-            if cancel_at is not None and now - cancel_at > settings.TRAINING_CANCEL_GRACE_SECONDS:
-                child.signal(signal.SIGKILL)
-            time.sleep(POLL_SECONDS)
-        watch.pump(final=True)
-    except BaseException:
-        stop_child(child)
-        raise
-    if cancel_at is not None:
+    """Watch the child to its end (``training.watching.supervise``) and say how it ended."""
+    code, cancelled = supervise(child, watch.pump, f"run {watch.run.pk}")
+    if cancelled:
         run = GenerationRun.objects.select_related("cancel_requested_by").get(pk=watch.run.pk)
         if run.cancel_requested_by is None:
             return JobState.FAILED, "The run ended while it generated; the generating process was stopped."

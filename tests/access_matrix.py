@@ -300,15 +300,20 @@ def matrix_served_target(p: Personas) -> str:
 def _matrix_evaluation(p: Personas) -> int:
     """A finished evaluation of the matrix adapter against the base model alone that passes the gate."""
     if "finished_evaluation" not in p.made:
+        from evaluation.judging import DEFAULT_DECODING
         from evaluation.models import Evaluation, EvaluationSystem
         from training.models import BaseModel
 
         base = BaseModel.objects.get(pk=_base_model(p))
         entry = {"system": 1, "label": "base", "adapter_id": None, "base_model_id": base.pk, "wins": 8, "ties": 1,
-                 "losses": 1, "win_rate": 0.85, "low": 0.6, "high": 0.95, "conclusive": True}  # fmt: skip
+                 "losses": 1, "win_rate": 0.85, "low": 0.6, "high": 0.95, "conclusive": True,
+                 "verdict": "wins"}  # fmt: skip
         made = Evaluation.objects.create(
-            project=p.project, name="matrix evaluation", decoding={}, state="finished", created_by=p.project_admin,
-            results={"method": "wilson", "confidence": 0.95, "judgements": 10, "prompts": 10, "head_to_head": [entry]},
+            project=p.project, name="matrix evaluation", decoding=DEFAULT_DECODING, prompt_count=10, state="finished",
+            created_by=p.project_admin,
+            results={"method": "wilson", "confidence": 0.95, "judgements": 10, "prompts": 10, "head_to_head": [entry],
+                     "per_criterion": [], "per_annotator": [], "per_metadata": [], "ranking": [],
+                     "ranking_method": ""},
         )  # fmt: skip
         EvaluationSystem.objects.create(
             evaluation=made, position=0, label="adapter", base_model=base, adapter_id=matrix_adapter(p)

@@ -19,30 +19,26 @@ import json
 import logging
 import os
 import shutil
-import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.files import File
-from django.db import DatabaseError, close_old_connections
+from django.db import close_old_connections
 
 from core.errors import DomainError
 from core.storage import artifact_storage
 from core.version import code_version
 from releases.models import ReleaseFile
 from training import launch, services
-from training.children import Child, fork_context, start_child, stop_child, training_processes
+from training.children import Child, fork_context, start_child, training_processes
 from training.environment import apply_offline_env, library_versions
 from training.inspection import file_sha256
 from training.models import BaseModel, JobState, TrainingJob
-from training.watching import HeartbeatThread, Tail, Watch, exit_reason
+from training.watching import HeartbeatThread, Tail, Watch, exit_reason, supervise
 
 logger = logging.getLogger(__name__)
-
-POLL_SECONDS = 0.5
 
 
 # --- The fork server and the worker's facts ---------------------------------------------------------------
@@ -236,39 +232,9 @@ def run_job(job_id: int, worker: str) -> str:
 
 
 def _supervise(child: Child, watch: Watch) -> tuple[str, str]:
-    """Pump the child's events and output into the database every half second (each pump is the heartbeat
-    too) until it exits; a cancel sends SIGTERM, then SIGKILL after the grace period. A pump that fails (the
-    database restarting) is retried until the heartbeat timeout; whatever error ends supervision, the child
-    is stopped first, so no training runs on without a supervisor."""
-    cancel_at: float | None = None
-    last_pumped = time.monotonic()
-    try:
-        while True:
-            code = child.exit_code()
-            now = time.monotonic()
-            if code is not None:
-                watch.pump(final=True)
-                break
-            try:
-                stop = watch.pump(child_pid=child.pid)
-            except DatabaseError:
-                if now - last_pumped > settings.TRAINING_HEARTBEAT_TIMEOUT:
-                    raise
-                logger.warning("job %s: the database did not take a pump; retrying", watch.job.pk, exc_info=True)
-                close_old_connections()
-                stop = False
-            else:
-                last_pumped = now
-            if stop and cancel_at is None:
-                cancel_at = now
-                child.signal(signal.SIGTERM)
-            if cancel_at is not None and now - cancel_at > settings.TRAINING_CANCEL_GRACE_SECONDS:
-                child.signal(signal.SIGKILL)
-            time.sleep(POLL_SECONDS)
-    except BaseException:
-        stop_child(child)
-        raise
-    if cancel_at is not None:
+    """Watch the child to its end (``training.watching.supervise``) and say how it ended."""
+    code, cancelled = supervise(child, watch.pump, f"job {watch.job.pk}")
+    if cancelled:
         job = TrainingJob.objects.select_related("cancel_requested_by").get(pk=watch.job.pk)
         if job.cancel_requested_by is None:  # ended meanwhile (failed as lost): training_job_finish keeps that
             return JobState.FAILED, "The job ended while it trained; the training process was stopped."

@@ -4,21 +4,63 @@ words, when the child ends badly."""
 
 import json
 import logging
+import re
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 
 from training import services
+from training.children import Child, stop_child
 from training.models import TrainingJob
 
 logger = logging.getLogger(__name__)
 
 _LOG_BATCH = 500
+# A line that names what went wrong in a child's output: "RuntimeError: …", "[rank1]: ValueError: …", a C++
+# "terminate called after throwing …" (kept when later lines, such as a launcher's summary, push it out).
+_ERROR_LINE = re.compile(r"\b[\w.]*(?:Error|Exception): \S|terminate called after throwing")
+POLL_SECONDS = 0.5
+
+
+def supervise(child: Child, pump: Callable[..., bool], what: str) -> tuple[int | None, bool]:
+    """Pump the child's events and output into the database every half second (each pump is the heartbeat too)
+    until it exits; ``pump`` answers whether to stop the child, and a stop sends SIGTERM, then SIGKILL after the
+    grace period. A pump that fails (the database restarting) is retried until the heartbeat timeout. Whatever
+    error ends supervision, the child is stopped first, so no work runs on without a supervisor. Returns the
+    child's exit code and whether it was told to stop."""
+    stopped_at: float | None = None
+    last_pumped = time.monotonic()
+    try:
+        while (code := child.exit_code()) is None:
+            now = time.monotonic()
+            try:
+                stop = pump(child_pid=child.pid)
+            except DatabaseError:
+                if now - last_pumped > settings.TRAINING_HEARTBEAT_TIMEOUT:
+                    raise
+                logger.warning("%s: the database did not take a pump; retrying", what, exc_info=True)
+                close_old_connections()
+                stop = False
+            else:
+                last_pumped = now
+            if stop and stopped_at is None:
+                stopped_at = now
+                child.signal(signal.SIGTERM)
+            if stopped_at is not None and now - stopped_at > settings.TRAINING_CANCEL_GRACE_SECONDS:
+                child.signal(signal.SIGKILL)
+            time.sleep(POLL_SECONDS)
+        pump(final=True)
+    except BaseException:
+        stop_child(child)
+        raise
+    return code, stopped_at is not None
 
 
 @dataclass
@@ -51,6 +93,7 @@ class Watch:
     log_seq: int = 0
     total_steps: int | None = None
     last_lines: list[str] = field(default_factory=list)
+    first_error: str = ""
     evaluation: dict[str, Any] = field(default_factory=dict)
     error: str = ""
 
@@ -76,6 +119,7 @@ class Watch:
                 self.error = str(event["message"])
         lines = [line for line in self.output.read(final) if line.strip()]
         self.last_lines = (self.last_lines + lines)[-20:]
+        self.first_error = self.first_error or first_error_line(lines)
         cancel = False
         for start in range(0, max(len(lines), 1), _LOG_BATCH):
             chunk = lines[start : start + _LOG_BATCH]
@@ -120,9 +164,15 @@ class HeartbeatThread(threading.Thread):
         self.join(timeout=10)
 
 
+def first_error_line(lines: list[str]) -> str:
+    """The first of ``lines`` that names an error, or ``""``."""
+    return next((line.strip()[:500] for line in lines if _ERROR_LINE.search(line)), "")
+
+
 class Watched(Protocol):
     error: str
     last_lines: list[str]
+    first_error: str
 
 
 def exit_reason(code: int | None, watch: Watched, *, what: str = "training") -> str:
@@ -142,6 +192,8 @@ def exit_reason(code: int | None, watch: Watched, *, what: str = "training") -> 
         reason = f"The {what} process failed (exit code {code})."
     if watch.error:
         reason += f" {watch.error}"
+    if watch.first_error and watch.first_error not in watch.error and watch.first_error not in watch.last_lines[-8:]:
+        reason += f"\nFirst error in the log: {watch.first_error}"
     if watch.last_lines:
         reason += "\nLast log lines:\n" + "\n".join(watch.last_lines[-8:])
     return reason

@@ -72,6 +72,7 @@ def test_it_runs_an_evaluation_judges_it_blind_and_promotes_then_rolls_back_the_
         page.select_option("#id_against", "base_model")
         page.select_option("#id_source", "upload")
         page.set_input_files("#id_upload", str(prompt_file))
+        page.select_option("#id_fmt", "prompt_response_jsonl")
         page.fill("#id_max_new_tokens", "16")
         screenshot(page, "evaluation-new")
         page.click("#evaluation-form button[type=submit]")

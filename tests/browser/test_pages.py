@@ -11,6 +11,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from annotation import services as annotation_services
+from evaluation.services import evaluation_advance
 from preferences.models import Adjudication, Judgement
 from releases.models import Release
 from tests.access_matrix import matrix_adapter, matrix_pending_request, matrix_served_target
@@ -18,6 +19,7 @@ from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import
 from tests.browser.axe import LAYOUT_RULES, axe_findings
 from tests.browser.conftest import ARTIFACTS, guide_picture, settle, watch
 from tests.conftest import Personas, make_personas
+from tests.evaluation.judging_helpers import answered_evaluation, run_with_an_answer
 from tests.preferences.helpers import comparison_line, import_comparisons
 from tests.releases.helpers import build
 from training.models import JobLogLine, JobMetric, TrainingJob
@@ -97,6 +99,10 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
     )  # fmt: skip
     served = matrix_served_target(p)  # a deployment target serving the adapter
     pending = matrix_pending_request(p).split("/")[0]  # a target with a pending promotion and its gate
+    finished = p.made["finished_evaluation"]  # the pending promotion's evaluation, with its results
+    run = run_with_an_answer(p)  # a generation run with a stored answer
+    questions = [f"Held-out question {n}: which card fees apply abroad?" for n in range(4)]
+    judged = evaluation_advance(evaluation_id=answered_evaluation(p, prompts=questions).pk)  # being judged
     project = f"/projects/{a}"
     return {
         "annotator": [
@@ -151,6 +157,13 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("training-new", f"{project}/training/new/", "#job-form"),
             Visit("deployment-new", f"{project}/deployments/new/", "#target-form"),
             Visit("deployment", f"{project}/deployments/{served}/", "#rollback-form"),
+            Visit("generation", f"{project}/generation/", "#runs"),
+            Visit("generation-new", f"{project}/generation/new/", "#generation-form"),
+            Visit("generation-run", f"{project}/generation/{run.pk}/", "#provenance"),
+            Visit("evaluations", f"{project}/evaluations/", "#evaluations"),
+            Visit("evaluation-new", f"{project}/evaluations/new/", "#evaluation-form"),
+            Visit("evaluation-judging", f"{project}/evaluations/{judged.pk}/", "#head-to-head"),
+            Visit("evaluation-finished", f"{project}/evaluations/{finished.pk}/", "#systems"),
         ],
         "staff": [
             Visit("project-new", "/projects/new/"),

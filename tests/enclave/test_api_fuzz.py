@@ -44,7 +44,7 @@ from evaluation.services import evaluation_advance
 from tests.access_matrix import matrix_adapter, matrix_pending_request
 from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
 from tests.conftest import Personas, make_personas
-from tests.evaluation.judging_helpers import answered_evaluation
+from tests.evaluation.judging_helpers import answered_evaluation, run_with_an_answer
 from tests.factories import UserFactory
 from tests.preferences.helpers import comparison_line, import_comparisons, make_comparisons
 from tests.releases.helpers import build
@@ -163,7 +163,7 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
     # which a diff naming it could only answer 404.
     p.made["diff_release"] = build(p.project, p.data_lead, eval_fraction=0.0, name="Compared by the diff")
     p.made["open_comparison"] = make_comparisons(p.project, p.data_lead, 6)[0]
-    p.made["generation_run"] = _generation_run_with_an_answer(p)
+    p.made["generation_run"] = run_with_an_answer(p)
     matrix_pending_request(p)  # a deployment target ("matrix-pending") with a promotion waiting for approvals
     other = p.other_project
     other.name = f"Project B {FOREIGN}"
@@ -175,23 +175,6 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
     p.made["foreign_batch"] = batch
     p.made["foreign_comparison"] = batch.items.get()
     return p
-
-
-def _generation_run_with_an_answer(p: Personas) -> Any:
-    """A generation run of project A with one stored (scrubbed) answer; no gpu worker takes it here."""
-    from evaluation import services as evaluation_services
-    from evaluation.models import Candidate
-    from training.models import BaseModel
-
-    run = evaluation_services.generation_run_create(
-        actor=p.project_admin, project=p.project, base_model=BaseModel.objects.get(), source="upload",
-        prompts=[{"messages": [{"role": "user", "content": "Which fee applies?"}]}], decoding={},
-    )  # fmt: skip
-    Candidate.objects.create(
-        run=run, prompt=run.prompts.get(), sample=0, text="The standard fee.", seed=42, prompt_tokens=9,
-        completion_tokens=4, seconds=0.01, finish_reason="stop",
-    )  # fmt: skip
-    return run
 
 
 class PersonaToken:

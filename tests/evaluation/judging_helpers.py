@@ -72,6 +72,22 @@ def answered_evaluation(
     return evaluation
 
 
+def run_with_an_answer(p: Personas) -> GenerationRun:
+    """A generation run of project A with one stored (scrubbed) answer; no gpu worker takes it."""
+    from evaluation import services as evaluation_services
+
+    run = evaluation_services.generation_run_create(
+        actor=p.project_admin, project=p.project, base_model=BaseModel.objects.get(), source="upload",
+        prompts=[{"messages": [{"role": "user", "content": "Which fee applies?"}]}], decoding={},
+        source_name="fees.jsonl",
+    )  # fmt: skip
+    Candidate.objects.create(
+        run=run, prompt=run.prompts.get(), sample=0, text="The standard fee.", seed=42, prompt_tokens=9,
+        completion_tokens=4, seconds=0.01, finish_reason="stop",
+    )  # fmt: skip
+    return run
+
+
 def system_of(item: Item, candidate: int) -> int:
     return int(item.candidates[candidate]["provenance"]["extra"]["system"])
 

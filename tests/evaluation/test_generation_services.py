@@ -216,6 +216,29 @@ def test_it_takes_a_prompt_file_through_the_api_and_refuses_bad_lines_by_number(
     assert accepted.json()["decoding"]["max_new_tokens"] == 16
 
 
+def test_it_names_the_format_that_fits_a_prompt_file_sent_as_the_other(personas: Personas) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    model = _model(personas)
+    client = Client()
+    client.force_login(personas.project_admin)
+    url = f"/api/v1/projects/{personas.project.pk}/generation-runs/"
+    lines = b'{"prompt": "Which fee applies abroad?"}\n{"prompt": "Can I freeze my card?", "response": "Yes."}\n'
+    refused = client.post(
+        url, {"base_model": model.pk, "file": SimpleUploadedFile("p.jsonl", lines), "fmt": "chat_jsonl"}
+    )
+    assert refused.status_code == 400
+    detail = refused.json()["detail"]
+    assert "p.jsonl has 2 unusable lines; nothing was started. Every line reads as prompt JSONL" in detail
+    assert "line 1: " in detail
+    _nothing_written()
+
+    fmt = "prompt_response_jsonl"
+    taken = client.post(url, {"base_model": model.pk, "file": SimpleUploadedFile("p.jsonl", lines), "fmt": fmt})
+    assert taken.status_code == 202, taken.content
+    assert taken.json()["prompt_count"] == 2
+
+
 def test_it_tells_its_evaluation_when_a_run_ends_once_committed(
     personas: Personas, django_capture_on_commit_callbacks: Any
 ) -> None:

@@ -80,7 +80,8 @@ def _train_sft(personas: Personas, release: Release, model: BaseModel, log: Path
         config=quick_config("sft"), preset="cpu_check",
     )  # fmt: skip
     job = wait_for(job, {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}, timeout=300)
-    assert job.state == JobState.SUCCEEDED, f"{job.failure_reason}\n{_output(log)}"
+    printed = "\n".join(reversed(list(job.log_lines.order_by("-seq").values_list("line", flat=True)[:60])))
+    assert job.state == JobState.SUCCEEDED, f"{job.failure_reason}\nThe job printed:\n{printed}\n{_output(log)}"
     return Adapter.objects.get(job=job)
 
 
