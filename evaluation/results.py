@@ -20,13 +20,11 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import choix
 import numpy as np
 import orjson
 from django.db.models import IntegerField, TextField
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
-from statsmodels.stats.proportion import proportion_confint
 
 from accounts.models import User
 from annotation.models import Item
@@ -50,6 +48,8 @@ def wilson_row(wins: int, ties: int, losses: int, confidence: float = CONFIDENCE
     if not n:
         return {**row, "win_rate": None, "low": None, "high": None, "conclusive": False, "verdict": ""}
     successes = wins + ties / 2
+    from statsmodels.stats.proportion import proportion_confint  # statsmodels and choix load on first use
+
     low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
     low, high = float(low), float(high)
     verdict = "wins" if low > 0.5 else ("loses" if high < 0.5 else "")
@@ -211,6 +211,8 @@ def bradley_terry(per_prompt: np.ndarray, labels: dict[int, str]) -> list[dict[s
     """Bradley-Terry log-strengths of the systems (``per_prompt``: prompts x systems x systems wins, a tie half
     each way) with percentile intervals from resampling prompts; best first."""
     prompts, n, _ = per_prompt.shape
+    import choix
+
     strengths = choix.ilsr_pairwise_dense(per_prompt.sum(axis=0), alpha=BT_ALPHA)
     # Drawing prompts with replacement is drawing, with replacement, among the distinct per-prompt matrices
     # weighted by how many prompts share each: the same resamples, with a few hundred categories, not thousands.

@@ -18,9 +18,6 @@ from typing import Literal, TypeAlias, TypeVar
 
 import krippendorff
 import numpy as np
-from scipy.stats import binomtest, rankdata
-from statsmodels.stats.inter_rater import cohens_kappa, to_table
-from statsmodels.stats.proportion import proportion_confint
 
 Unit: TypeAlias = Hashable  # an item id
 Rater: TypeAlias = Hashable  # an annotator id
@@ -186,6 +183,8 @@ def _kappa(labels_a: Sequence[Hashable], labels_b: Sequence[Hashable]) -> float 
     for label in (*labels_a, *labels_b):
         codes.setdefault(label, len(codes))
     pairs = np.array([[codes[a], codes[b]] for a, b in zip(labels_a, labels_b, strict=True)])
+    from statsmodels.stats.inter_rater import cohens_kappa, to_table  # scipy and statsmodels load on first use
+
     # An integer ``bins`` makes a square table over every label either annotator used, as kappa needs.
     table, _ = to_table(pairs, bins=len(codes))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -262,6 +261,8 @@ def kendalls_w(rankings: Sequence[Mapping[KeyT, float]]) -> float | None:
     if not np.isfinite(values).all():
         raise ValueError("ranks must be finite numbers")
 
+    from scipy.stats import rankdata
+
     ranks = rankdata(values, axis=1)  # "average" method: ties share the mean of the ranks they span
     rank_sums = ranks.sum(axis=0)
     s = float(((rank_sums - rank_sums.mean()) ** 2).sum())
@@ -323,6 +324,8 @@ def position_bias(first_slot_choices: int, decisive_judgements: int, slots: int)
     expected = 1 / slots
     if decisive_judgements == 0:
         return PositionBias(share=None, expected=expected, p_value=None)
+    from scipy.stats import binomtest
+
     test = binomtest(first_slot_choices, decisive_judgements, expected, alternative="two-sided")
     return PositionBias(share=first_slot_choices / decisive_judgements, expected=expected, p_value=float(test.pvalue))
 
@@ -341,6 +344,8 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
         raise ValueError("need 0 <= successes <= trials")
     if trials == 0:
         return None
+    from statsmodels.stats.proportion import proportion_confint
+
     low, high = proportion_confint(successes, trials, alpha=1 - confidence, method="wilson")
     return float(low), float(high)
 
