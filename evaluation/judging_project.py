@@ -62,6 +62,7 @@ def comparison_lines(evaluation: Evaluation, systems: Sequence[EvaluationSystem]
                 prompts[key] = candidate.prompt
     lines: list[str] = []
     identical = 0
+    codes = blind_codes(evaluation, systems)
     for key, prompt in sorted(prompts.items(), key=lambda kv: kv[1].index):
         by_system = answers[key]
         if len(by_system) != len(systems):
@@ -72,7 +73,7 @@ def comparison_lines(evaluation: Evaluation, systems: Sequence[EvaluationSystem]
         order = [s.position for s in systems]
         random.Random(f"evaluation-{evaluation.pk}-prompt-{prompt.index}").shuffle(order)  # noqa: S311
         by_position = {s.position: s for s in systems}
-        candidates = [_candidate_json(evaluation, by_position[p], by_system[p]) for p in order]
+        candidates = [_candidate_json(evaluation, by_position[p], by_system[p], codes[p]) for p in order]
         line = {
             "messages": prompt.messages,
             "candidates": candidates,
@@ -88,13 +89,28 @@ def _prompt_key(prompt: GenerationPrompt) -> str:
     return str(prompt.index)
 
 
-def _candidate_json(evaluation: Evaluation, system: EvaluationSystem, candidate: Candidate) -> dict[str, Any]:
+def blind_codes(evaluation: Evaluation, systems: Sequence[EvaluationSystem]) -> dict[int, str]:
+    """Each system's name inside the judging project: "System K", "System Q"..., letters drawn per evaluation, so
+    that neither a model's name nor which side is the adapter under evaluation reaches anyone who judges there
+    (the project's agreement page lists win rates per system; a reviewer there judges too). The evaluation's
+    own pages name the systems."""
+    letters = list("BCDFGHJKLMNPQRSTVWXZ")
+    random.Random(f"evaluation-{evaluation.pk}-codes").shuffle(letters)  # noqa: S311
+    return {system.position: f"System {letters[n]}" for n, system in enumerate(sorted(systems, key=_position))}
+
+
+def _position(system: EvaluationSystem) -> int:
+    return system.position
+
+
+def _candidate_json(
+    evaluation: Evaluation, system: EvaluationSystem, candidate: Candidate, code: str
+) -> dict[str, Any]:
     run = system.run
     assert run is not None
     return {
         "content": candidate.text,
-        "model": system.base_model.name,
-        "adapter": system.adapter.name if system.adapter else "",
+        "model": code,  # not the model's name: see blind_codes
         "decoding": run.decoding,
         "evaluation": evaluation.pk,
         "system": system.position,

@@ -67,6 +67,8 @@ def _target_page(request: HttpRequest, target: DeploymentTarget, status: int = 2
     user = request_user(request)
     can_manage = can_manage_deployments(user, project)
     can_approve = can_approve_promotions(user, project)
+    approvals = selectors.approvals_of(pending) if pending else []
+    approved = any(a["approver"] == user.username for a in approvals)
     context = {
         "project": project,
         "heading": f"Deployment target {target.name}",
@@ -75,11 +77,12 @@ def _target_page(request: HttpRequest, target: DeploymentTarget, status: int = 2
         "history": selectors.history_of(target)[:100],
         "requests": selectors.requests_of(target)[:50],
         "pending": pending,
-        "approvals": selectors.approvals_of(pending) if pending else [],
+        "approvals": approvals,
+        "approved": approved,
         "needed": approvals_needed(pending) if pending else 0,
         "can_manage": can_manage,
         "can_read_training": bool(project_perms_for(user, project) & TRAINING_READ_PERMS),
-        "can_approve": can_approve and pending is not None and pending.requested_by_id != user.pk,
+        "can_approve": can_approve and pending is not None and pending.requested_by_id != user.pk and not approved,
         "can_withdraw": pending is not None and can_manage,
         "promotion_form": forms.get("promotion_form") or PromotionForm(target=target),
         "rollback_form": forms.get("rollback_form") or RollbackForm(target=target),

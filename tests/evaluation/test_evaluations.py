@@ -13,7 +13,7 @@ from evaluation.models import Evaluation, EvaluationState, GenerationRun
 from evaluation.tasks import evaluation_advance_task
 from tests.access_matrix import matrix_adapter
 from tests.conftest import Personas
-from tests.evaluation.judging_helpers import answered_evaluation, system_of
+from tests.evaluation.judging_helpers import answered_evaluation, judge_through_api, system_of
 from training.models import Adapter
 
 PROMPTS = [f"How do I close account number {n}?" for n in range(8)]
@@ -118,6 +118,34 @@ def test_it_hides_every_model_name_from_annotators(personas: Personas) -> None:
     for text in (page.content.decode(), answer.content.decode()):
         for secret in secrets:
             assert secret not in text, secret
+
+
+def test_it_names_the_systems_by_code_wherever_people_who_judge_look(personas: Personas) -> None:
+    """A reviewer judges in the judging project too, and its agreement page lists win rates per system: by a
+    letter drawn per evaluation, never a model's name nor which side is the adapter under evaluation; nothing
+    stored in the project names a model. The evaluation's own page names them."""
+    evaluation = services.evaluation_advance(evaluation_id=answered_evaluation(personas, prompts=PROMPTS).pk)
+    judging = evaluation.judging_project
+    assert judging is not None
+    secrets = set()
+    for system in evaluation.systems.select_related("base_model", "adapter"):
+        secrets |= {system.label, system.base_model.name} | ({system.adapter.name} if system.adapter else set())
+    stored = json.dumps([item.candidates for item in Item.objects.filter(project=judging)])
+    codes = {c["provenance"]["model"] for item in Item.objects.filter(project=judging) for c in item.candidates}
+    assert len(codes) == 2
+    assert all(code.startswith("System ") for code in codes)
+    judge_through_api(evaluation, [personas.annotator, personas.reviewer], lambda index, user: "win")
+
+    client = Client()
+    client.force_login(personas.reviewer)
+    quality = client.get(f"/projects/{judging.pk}/quality/").content.decode()
+    assert all(code in quality for code in codes)
+    for text in (stored, quality):
+        for secret in secrets:
+            assert secret not in text, secret
+    client.force_login(personas.project_admin)
+    results = client.get(f"/projects/{personas.project.pk}/evaluations/{evaluation.pk}/").content.decode()
+    assert all(system.label in results for system in evaluation.systems.all())
 
 
 def test_it_fails_the_evaluation_when_a_run_failed(personas: Personas) -> None:

@@ -174,6 +174,13 @@ def test_it_shows_the_gate_table_and_the_adapters_deployment_history(personas: P
     assert "0.620" in shown
     assert "Approvals: 0 of 2" in shown
     assert f"/adapters/{candidate.pk}/" not in shown  # approvers do not read training: no link they cannot open
+    request = PromotionRequest.objects.get()
+    client_for(cast.approver).post(page + f"requests/{request.pk}/approve/", {"note": "Fine by me."})
+    again = client_for(cast.approver).get(page).content.decode()  # approved once: no second Approve offered
+    assert "Approvals: 1 of 2" in again
+    assert 'id="approve-form"' not in again
+    assert 'id="approved-already"' in again
+    assert 'id="approve-form"' in client_for(cast.second_approver).get(page).content.decode()
     lineage = client_for(personas.project_admin).get(f"/projects/{personas.project.pk}/adapters/{current.pk}/")
     assert f"/projects/{personas.project.pk}/adapters/{current.pk}/deployments/" in lineage.content.decode()
     fragment = client_for(personas.data_lead).get(
