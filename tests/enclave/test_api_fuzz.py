@@ -62,7 +62,7 @@ PERSONAS = tuple(
 # reach every operation (``make fuzz``: for every persona with a token); the examples, fuzzing and stateful
 # phases for everyone.
 COVERAGE_PERSONAS = set(os.environ.get("ENCLAVE_FUZZ_COVERAGE", "staff").split(","))
-STATEFUL_FACTOR = 10  # stateful sequences per run: this many times the examples per operation
+STATEFUL_FACTOR = 5  # stateful sequences per run: this many times the examples per operation
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
