@@ -6,6 +6,7 @@ import io
 import json
 import random
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from django.utils import timezone
@@ -96,11 +97,8 @@ def blind_codes(evaluation: Evaluation, systems: Sequence[EvaluationSystem]) -> 
     own pages name the systems."""
     letters = list("BCDFGHJKLMNPQRSTVWXZ")
     random.Random(f"evaluation-{evaluation.pk}-codes").shuffle(letters)  # noqa: S311
-    return {system.position: f"System {letters[n]}" for n, system in enumerate(sorted(systems, key=_position))}
-
-
-def _position(system: EvaluationSystem) -> int:
-    return system.position
+    ordered = sorted(systems, key=attrgetter("position"))
+    return {system.position: f"System {letters[n]}" for n, system in enumerate(ordered)}
 
 
 def _candidate_json(

@@ -100,13 +100,19 @@ def test_it_builds_blind_comparisons_in_a_judging_project(personas: Personas) ->
     assert evaluation_advance_task.run(evaluation_id=evaluation.pk) == EvaluationState.JUDGING
 
 
+def _model_names(evaluation: Evaluation) -> set[str]:
+    """Every name of the evaluation's systems: labels, base models and adapters."""
+    names = set()
+    for system in evaluation.systems.select_related("base_model", "adapter"):
+        names |= {system.label, system.base_model.name} | ({system.adapter.name} if system.adapter else set())
+    return names
+
+
 def test_it_hides_every_model_name_from_annotators(personas: Personas) -> None:
     evaluation = services.evaluation_advance(evaluation_id=answered_evaluation(personas, prompts=PROMPTS).pk)
     judging = evaluation.judging_project
     assert judging is not None
-    secrets = set()
-    for system in evaluation.systems.select_related("base_model", "adapter"):
-        secrets |= {system.label, system.base_model.name} | ({system.adapter.name} if system.adapter else set())
+    secrets = _model_names(evaluation)
     client = Client()
     client.force_login(personas.annotator)
     page = client.get(f"/projects/{judging.pk}/compare/", follow=True)
@@ -127,9 +133,7 @@ def test_it_names_the_systems_by_code_wherever_people_who_judge_look(personas: P
     evaluation = services.evaluation_advance(evaluation_id=answered_evaluation(personas, prompts=PROMPTS).pk)
     judging = evaluation.judging_project
     assert judging is not None
-    secrets = set()
-    for system in evaluation.systems.select_related("base_model", "adapter"):
-        secrets |= {system.label, system.base_model.name} | ({system.adapter.name} if system.adapter else set())
+    secrets = _model_names(evaluation)
     stored = json.dumps([item.candidates for item in Item.objects.filter(project=judging)])
     codes = {c["provenance"]["model"] for item in Item.objects.filter(project=judging) for c in item.candidates}
     assert len(codes) == 2
