@@ -45,6 +45,11 @@ RUN groupadd --system --gid 10001 enclave \
 
 WORKDIR /app
 
+# python-ldap (LDAP sign-in) compiles against OpenLDAP's and SASL's headers; the runtime libraries stay.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libldap2-dev libsasl2-dev \
+    && rm -rf /var/lib/apt/lists/*
+
 # Unquoted on purpose: TORCH_SPEC may carry pip options (--index-url ...) after the requirement.
 RUN pip install ${TORCH_SPEC}
 

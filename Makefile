@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: run test install lint types pytest fuzz chromium clean
+.PHONY: run test install system-packages lint types pytest fuzz chromium clean
 
 run: $(STAMP)
 	$(BIN)/python manage.py serve
@@ -35,7 +35,18 @@ PIP_PROGRESS = 2>&1 | tee -a $(PIP_LOG) | awk 'BEGIN { tty = system("test -t 1")
 	END { if (tty && n) printf "\r\033[K" }' \
 	|| { echo "pip failed: its whole output is in $(PIP_LOG)"; exit 1; }
 
-$(STAMP): pyproject.toml
+# Debian packages: python-ldap compiles against libldap2-dev and libsasl2-dev; the LDAP tests start slapd (with
+# ldap-utils' slapadd) on a free port. Installed when missing (root on these machines); say what to run otherwise.
+SYSTEM_PACKAGES := libldap2-dev libsasl2-dev slapd ldap-utils
+system-packages:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	test -z "$$missing" || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "- Debian packages: $$missing"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null); \
+		else echo "Missing Debian packages: run 'sudo apt-get install -y $$missing'"; exit 1; fi; }
+
+$(STAMP): pyproject.toml | system-packages
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Enclave needs Python 3.11 (found %d.%d)" % sys.version_info[:2])'
 	@echo "Installing Enclave into $(VENV) (once, and again when pyproject.toml changes; pip's log: $(PIP_LOG))"
 	@test -x $(BIN)/python || { echo "- creating the virtual environment"; $(PYTHON) -m venv $(VENV); }

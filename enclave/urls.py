@@ -8,6 +8,7 @@ from accounts.urls import api_urlpatterns as accounts_api
 from annotation.urls import api_urlpatterns as annotation_api
 from enclave import api
 from evaluation.urls import api_urlpatterns as evaluation_api
+from governance.urls import api_urlpatterns as governance_api
 from preferences.urls import api_urlpatterns as preferences_api
 from releases.urls import api_urlpatterns as releases_api
 from training.urls import api_urlpatterns as training_api
@@ -38,6 +39,7 @@ api_v1 = [
     *releases_api,
     *training_api,
     *evaluation_api,
+    *governance_api,
 ]
 
 # The API comes first: most requests are the annotators' API calls, and every include tried before theirs
@@ -50,6 +52,7 @@ urlpatterns = [
     path("", include("releases.urls")),
     path("", include("training.urls")),
     path("", include("evaluation.urls")),
+    path("", include("governance.urls")),
     path("api/schema/", api.ApiSchemaView.as_view(), name="api_schema"),
     path("api/docs/", api.ApiDocsView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/", api.ApiIndexView.as_view(), name="api_index"),

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "releases",
     "training",
     "evaluation",
+    "governance",
     "enclave",
 ]
 
