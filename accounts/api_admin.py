@@ -192,6 +192,10 @@ class UserOut(serializers.Serializer[Any]):
     is_staff = serializers.BooleanField()
     is_active = serializers.BooleanField()
     has_password = serializers.SerializerMethodField(help_text="False until the invite link was used.")
+    directory = serializers.CharField(
+        help_text="Where the account signs in: empty for a local password, `oidc` or `ldap` for the organisation's "
+        "identity provider (its staff flag and directory memberships follow the group mappings)."
+    )
     project_count = serializers.IntegerField(required=False)
     last_login = serializers.DateTimeField(allow_null=True)
     date_joined = serializers.DateTimeField()

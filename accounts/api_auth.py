@@ -16,6 +16,7 @@ from knox.signals import token_expired
 from rest_framework import exceptions
 
 from accounts import sql
+from accounts.directories import directory_recheck_if_due
 from accounts.services import api_token_touch
 
 # "Last used" is a hint for the tokens page, not an audit record: stamping it once a minute is enough, and a
@@ -47,6 +48,8 @@ class ApiTokenAuthentication(TokenAuthentication):
                 raise exceptions.AuthenticationFailed(msg) from None
             if compare_digest(digest, auth_token.digest):
                 user, auth_token = self.validate_user(auth_token)
+                if user.directory and not directory_recheck_if_due(user, via_session=False):
+                    raise exceptions.AuthenticationFailed(_("Your directory account no longer gives access."))
                 info = getattr(auth_token, "info", None)
                 if info is None or info.last_used_at is None or info.last_used_at <= now - TOUCH_EVERY:
                     api_token_touch(token=auth_token)

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.db.models import QuerySet
 
-from accounts.models import Role, User
+from accounts.models import Project, Role, User
 
 ROLE_CHOICES = Role.choices
 
@@ -56,3 +56,17 @@ class AuditFilterForm(forms.Form):
     object_type = forms.CharField(required=False, label="Object type")
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Until (incl.)")
+
+
+class GroupMappingForm(forms.Form):
+    group = forms.CharField(
+        max_length=255,
+        help_text="As the directory sends it: a value of the OIDC groups claim, or an LDAP group's cn.",
+    )
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.order_by("name"),
+        required=False,
+        empty_label="— site staff (every project) —",
+        help_text="Leave empty to make the group's members site staff.",
+    )
+    role = forms.ChoiceField(choices=[("", "—"), *Role.choices], required=False, help_text="The role in the project.")

@@ -9,10 +9,40 @@ from django.utils import timezone
 from knox.models import AuthToken
 
 
+class Directory(models.TextChoices):
+    """Where an account's identity lives: here (a local password), or the organisation's identity provider."""
+
+    LOCAL = "", "Local password"
+    OIDC = "oidc", "OIDC provider"
+    LDAP = "ldap", "LDAP directory"
+
+
 class User(AbstractUser):
-    """A person. Accounts are deactivated, never deleted, so the audit chain keeps its actors."""
+    """A person. Accounts are deactivated, never deleted, so the audit chain keeps its actors.
+
+    An account made by a sign-in through the organisation's identity provider names it (``directory``) and its
+    stable id there (the OIDC ``sub`` or the LDAP entry's DN); its site-staff flag and its directory memberships
+    follow the provider's groups through ``GroupMapping`` at every sign-in and re-check."""
 
     display_name = models.CharField(max_length=150, blank=True)
+    directory = models.CharField(max_length=8, choices=Directory.choices, blank=True, default=Directory.LOCAL)
+    directory_subject = models.CharField(max_length=255, blank=True)
+    # When the directory last confirmed the account and its groups (sign-in, session renewal, re-check).
+    directory_checked_at = models.DateTimeField(null=True, blank=True)
+    # Deactivated because the directory dropped or disabled the account (not by an admin): a later sign-in that
+    # the directory accepts again reactivates it; an admin's deactivation is never undone by the directory.
+    directory_deactivated = models.BooleanField(default=False)
+    # The OIDC refresh token (when the provider issues one): the re-check renews with it outside a browser.
+    directory_refresh_token = models.TextField(blank=True)
+
+    class Meta(AbstractUser.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["directory", "directory_subject"],
+                condition=~models.Q(directory=""),
+                name="one_account_per_directory_subject",
+            )
+        ]
 
     @property
     def label(self) -> str:
@@ -80,6 +110,9 @@ class Membership(models.Model):
     role = models.CharField(max_length=32, choices=Role.choices)
     created_at = models.DateTimeField(default=timezone.now)
     added_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    # Granted by a group mapping: the directory's groups add, change and remove it at every sign-in and re-check.
+    # A membership an admin made by hand is never touched by the directory.
+    via_directory = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["user__username"]
@@ -87,6 +120,39 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.project} as {self.get_role_display()}"
+
+
+class GroupMapping(models.Model):
+    """One group of the organisation's identity provider (an OIDC ``groups`` claim value, an LDAP group's cn)
+    → site staff, or a role in one project. Applied at every sign-in and re-check of a directory account."""
+
+    group = models.CharField(max_length=255)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    # Empty with no project: the group makes site staff.
+    role = models.CharField(max_length=32, choices=Role.choices, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["group", "project__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "project"], name="one_mapping_per_group_and_project"),
+            models.UniqueConstraint(
+                fields=["group"], condition=models.Q(project__isnull=True), name="one_staff_mapping_per_group"
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(project__isnull=True) & models.Q(role=""))
+                | (models.Q(project__isnull=False) & ~models.Q(role="")),
+                name="mapping_is_staff_or_a_project_role",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group} → {'site staff' if self.grants_staff else f'{self.role} in {self.project}'}"
+
+    @property
+    def grants_staff(self) -> bool:
+        return self.project_id is None
 
 
 class ApiTokenInfo(models.Model):

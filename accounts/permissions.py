@@ -11,7 +11,7 @@ from knox.models import AuthToken
 from rest_framework.request import Request
 
 from accounts import sql
-from accounts.models import Membership, Project, ProjectPerm, User
+from accounts.models import GroupMapping, Membership, Project, ProjectPerm, User
 from core.http import parse_id, row_or_404
 
 AnyUser = User | AnonymousUser
@@ -127,6 +127,11 @@ def require_site_staff(user: AnyUser) -> None:
 def get_user_for_staff(staff: AnyUser, pk: int | str) -> User:
     require_site_staff(staff)
     return row_or_404(User.objects.all(), pk, "No such user.")
+
+
+def get_group_mapping_for_staff(staff: AnyUser, pk: int | str) -> GroupMapping:
+    require_site_staff(staff)
+    return row_or_404(GroupMapping.objects.select_related("project"), pk, "No such group mapping.")
 
 
 def get_own_api_token(user: AnyUser, token_key: str) -> AuthToken:

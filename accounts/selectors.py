@@ -11,7 +11,7 @@ from django.utils.http import urlsafe_base64_encode
 from guardian.shortcuts import get_objects_for_user
 from knox.models import AuthToken
 
-from accounts.models import GENESIS_HASH, AuditEvent, Membership, Project, ProjectPerm, User
+from accounts.models import GENESIS_HASH, AuditEvent, GroupMapping, Membership, Project, ProjectPerm, User
 from accounts.permissions import AnyUser, is_site_staff
 
 
@@ -44,6 +44,10 @@ def users_addable_to(project: Project) -> QuerySet[User]:
 
 def users_for_staff() -> QuerySet[User]:
     return User.objects.annotate(project_count=Count("memberships")).order_by("username")
+
+
+def group_mappings() -> QuerySet[GroupMapping]:
+    return GroupMapping.objects.select_related("project", "created_by").order_by("group", "project__name")
 
 
 def api_tokens_for_user(user: AnyUser) -> QuerySet[AuthToken]:

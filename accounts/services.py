@@ -93,7 +93,7 @@ def _revoke_role(membership: Membership) -> None:
         remove_perm(codename, membership.user, membership.project)
 
 
-def _check_role(role: str) -> None:
+def role_check(role: str) -> None:
     if role not in Role.values:
         raise DomainError(f"Unknown role “{role}”. Choose one of: {', '.join(Role.values)}.", field="role")
 
@@ -114,7 +114,7 @@ def membership_add(*, actor: User | None, project: Project, user: User, role: st
 
     Raises ``DomainError`` for an unknown role, an inactive user or an existing membership.
     """
-    _check_role(role)
+    role_check(role)
     if not user.is_active:
         raise DomainError(f"{user.username} is deactivated and cannot join a project.", field="user", status=409)
     with transaction.atomic():
@@ -138,12 +138,12 @@ def _ensure_an_admin_remains(membership: Membership) -> None:
         raise DomainError("A project must keep at least one active project admin.", field="role", status=409)
 
 
-def membership_change_role(*, actor: User, membership: Membership, role: str) -> Membership:
+def membership_change_role(*, actor: User | None, membership: Membership, role: str) -> Membership:
     """Change a member's role and swap their object permissions to match.
 
     Raises ``DomainError`` for an unknown role or when it would leave the project without an admin.
     """
-    _check_role(role)
+    role_check(role)
     with transaction.atomic():
         membership = (
             Membership.objects.select_for_update(no_key=True).select_related("user", "project").get(pk=membership.pk)
@@ -161,7 +161,7 @@ def membership_change_role(*, actor: User, membership: Membership, role: str) ->
     return membership
 
 
-def membership_remove(*, actor: User, membership: Membership) -> None:
+def membership_remove(*, actor: User | None, membership: Membership) -> None:
     """Remove a member and every object permission their role granted.
 
     Raises ``DomainError`` when it would leave the project without an admin.
@@ -262,7 +262,9 @@ def user_set_active(*, actor: User, user: User, active: bool) -> User:
         raise DomainError("You cannot deactivate your own account.", status=409)
     with transaction.atomic():
         user.is_active = active
-        user.save(update_fields=["is_active"])
+        # An admin's word stands: the directory never reactivates an account an admin deactivated.
+        user.directory_deactivated = False
+        user.save(update_fields=["is_active", "directory_deactivated"])
         revoked = 0
         if not active:
             revoked = AuthToken.objects.filter(user=user).count()

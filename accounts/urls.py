@@ -1,12 +1,14 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
-from accounts import api, api_admin, views, views_account, views_admin
+from accounts import api, api_admin, api_identity, views, views_account, views_admin, views_identity
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Sign-in through the OIDC provider: oidc_authentication_init, oidc_authentication_callback, oidc_logout.
+    path("oidc/", include("mozilla_django_oidc.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("projects/new/", views.project_create, name="project_create"),
     path("projects/<id:pk>/members/", views.project_members, name="project_members"),
@@ -18,6 +20,8 @@ urlpatterns = [
     path("audit/", views_admin.site_audit, name="site_audit"),
     path("users/", views_admin.users, name="users"),
     path("users/<id:pk>/active/", views_admin.user_set_active, name="user_set_active"),
+    path("users/group-mappings/", views_identity.group_mappings, name="group_mappings"),
+    path("users/group-mappings/<id:pk>/delete/", views_identity.group_mapping_delete, name="group_mapping_delete"),
     path("account/password/", views_account.password_change, name="password_change"),
     path("account/tokens/", views_account.api_tokens, name="api_tokens"),
     path("account/tokens/<str:token_key>/revoke/", views_account.api_token_revoke, name="api_token_revoke"),
@@ -34,6 +38,8 @@ api_urlpatterns = [
     path("projects/<id:pk>/invitations/", api_admin.MemberInviteView.as_view(), name="api_member_invite"),
     path("users/", api_admin.UserListView.as_view(), name="api_users"),
     path("users/<id:user_pk>/", api_admin.UserDetailView.as_view(), name="api_user"),
+    path("group-mappings/", api_identity.GroupMappingListView.as_view(), name="api_group_mappings"),
+    path("group-mappings/<id:pk>/", api_identity.GroupMappingDetailView.as_view(), name="api_group_mapping"),
     path("projects/<id:pk>/members/", api.MemberListView.as_view(), name="api_members"),
     path("projects/<id:pk>/members/<id:membership_pk>/", api.MemberDetailView.as_view(), name="api_member"),
     path("projects/<id:pk>/audit-events/", api.ProjectAuditEventListView.as_view(), name="api_project_audit"),

@@ -2,6 +2,9 @@
 staff's pages (users, audit log) are in ``views_admin.py``, a person's own account (invite, password, API
 tokens) in ``views_account.py``."""
 
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -20,8 +23,25 @@ from core.http import is_htmx
 
 
 class LoginView(auth_views.LoginView):
+    """The login page: the identity provider's button when OIDC is configured, the username and password form
+    for LDAP and local accounts (folded away as "break-glass" when only named staff may use a password)."""
+
     form_class = LoginForm
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        oidc = bool(settings.OIDC_ISSUER)
+        ldap = bool(settings.AUTH_LDAP_SERVER_URI)
+        context.update(
+            oidc=oidc,
+            oidc_name=settings.OIDC_PROVIDER_NAME,
+            ldap=ldap,
+            # The form is the way in unless only break-glass accounts may use it and no directory checks it.
+            form_folded=oidc and not ldap and not settings.PASSWORD_LOGIN,
+            sso_failed=self.request.GET.get("sso") == "failed",
+        )
+        return context
 
 
 def form_error(form: Form, exc: DomainError) -> None:
