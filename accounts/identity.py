@@ -184,7 +184,9 @@ def directory_account_lost(*, user: User, via: str, reason: str) -> bool:
         user.save(
             update_fields=["is_active", "directory_deactivated", "directory_refresh_token", "directory_checked_at"]
         )
-        revoked, _ = AuthToken.objects.filter(user=user).delete()
+        tokens = AuthToken.objects.filter(user=user)
+        revoked = tokens.count()
+        tokens.delete()
         audit_event_record(
             actor=None,
             action="identity.lost",

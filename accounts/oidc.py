@@ -40,7 +40,7 @@ _DISCOVERED = {
     "OIDC_OP_JWKS_ENDPOINT": "jwks_uri",
 }
 _DISCOVERY_TTL = 3600.0
-_discovery: dict[str, Any] = {}
+_discovery: dict[str, dict[str, Any]] = {}
 _discovery_lock = threading.Lock()
 
 
@@ -50,19 +50,20 @@ def oidc_enabled() -> bool:
 
 def provider_metadata() -> dict[str, Any]:
     """The provider's discovery document, fetched on first use and kept for an hour."""
+    issuer = settings.OIDC_ISSUER.rstrip("/")
     with _discovery_lock:
-        if _discovery and time.monotonic() - _discovery["_fetched"] < _DISCOVERY_TTL:
-            return _discovery
-        url = settings.OIDC_ISSUER.rstrip("/") + "/.well-known/openid-configuration"
+        cached = _discovery.get(issuer)
+        if cached and time.monotonic() - cached["_fetched"] < _DISCOVERY_TTL:
+            return cached
+        url = issuer + "/.well-known/openid-configuration"
         response = requests.get(url, timeout=settings.OIDC_TIMEOUT, verify=settings.OIDC_VERIFY_SSL)
         response.raise_for_status()
         document = response.json()
-        issuer = str(document.get("issuer", "")).rstrip("/")
-        if issuer != settings.OIDC_ISSUER.rstrip("/"):
-            raise ImproperlyConfigured(f"The OIDC provider at {url} names another issuer: {issuer!r}")
-        _discovery.clear()
-        _discovery.update(document, _fetched=time.monotonic())
-        return _discovery
+        named = str(document.get("issuer", "")).rstrip("/")
+        if named != issuer:
+            raise ImproperlyConfigured(f"The OIDC provider at {url} names another issuer: {named!r}")
+        _discovery[issuer] = {**document, "_fetched": time.monotonic()}
+        return _discovery[issuer]
 
 
 def oidc_setting(attr: str, *args: Any) -> Any:
@@ -155,6 +156,8 @@ class OIDCBackend(OIDCAuthenticationBackend):
         return self._after_sign_in(user, claims)
 
     def _after_sign_in(self, user: User, claims: dict[str, Any]) -> User:
+        if not user.is_active:
+            return user  # an admin deactivated it: the callback refuses the sign-in
         refresh_token = getattr(self, "_refresh_token", "")
         if refresh_token:
             User.objects.filter(pk=user.pk).update(directory_refresh_token=refresh_token)
@@ -241,7 +244,10 @@ class OIDCSessionRefresh(SessionRefresh):
     get_settings = staticmethod(oidc_setting)
 
     def __init__(self, get_response: Any) -> None:
-        MiddlewareMixin.__init__(self, get_response)  # not SessionRefresh's: it reads the endpoints at start-up
+        # Not SessionRefresh's __init__: it reads the endpoints at start-up. Settings are read per request.
+        MiddlewareMixin.__init__(self, get_response)
+
+    def _read_settings(self) -> None:
         self.OIDC_EXEMPT_URLS = oidc_setting("OIDC_EXEMPT_URLS", [])
         self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
         self.OIDC_STATE_SIZE = oidc_setting("OIDC_STATE_SIZE", 32)
@@ -259,4 +265,5 @@ class OIDCSessionRefresh(SessionRefresh):
     def process_request(self, request: HttpRequest) -> Any:
         if not oidc_enabled():
             return None
+        self._read_settings()
         return super().process_request(request)
