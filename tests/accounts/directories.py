@@ -25,7 +25,7 @@ from tests.processes import free_port, wait_until
 from tests.workers import ROOT
 
 CLIENT_ID = "enclave-tests"
-CLIENT_SECRET = "enclave-tests-client-secret"  # noqa: S105 - the test provider's client
+CLIENT_SECRET = "enclave-tests-client-secret"
 
 
 class IdentityProvider:
@@ -106,7 +106,7 @@ class IdentityProvider:
 
 BASE = "dc=bank,dc=example"
 ADMIN_DN = f"cn=admin,{BASE}"
-ADMIN_PASSWORD = "directory-admin-password"  # noqa: S105 - the test directory's admin
+ADMIN_PASSWORD = "directory-admin-password"
 
 SLAPD_CONF = """\
 include /etc/ldap/schema/core.schema

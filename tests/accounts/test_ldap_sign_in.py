@@ -127,12 +127,15 @@ def test_it_signs_out_and_deactivates_an_account_the_directory_dropped(
     try:
         _age_the_check(grace)
         response = client.get(reverse("dashboard"))
-        assert response.status_code == 302 and response["Location"] == reverse("login")
+        assert response.status_code == 302
+        assert response["Location"] == reverse("login")
         grace.refresh_from_db()
-        assert not grace.is_active and grace.directory_deactivated
+        assert not grace.is_active
+        assert grace.directory_deactivated
         assert api.get(reverse("api_me")).status_code == 401  # the token was revoked with the account
         lost = AuditEvent.objects.get(action="identity.lost", object_id=str(grace.pk))
-        assert "AUTH_LDAP_REQUIRE_GROUP" in lost.payload["reason"] and lost.payload["tokens_revoked"] == 1
+        assert "AUTH_LDAP_REQUIRE_GROUP" in lost.payload["reason"]
+        assert lost.payload["tokens_revoked"] == 1
         # Nor can the account sign in again while the directory says no.
         assert _sign_in(Client(), "grace", "grace-directory-password") == 200
     finally:
@@ -140,7 +143,8 @@ def test_it_signs_out_and_deactivates_an_account_the_directory_dropped(
     # Back in the group, the directory lets her in again: the directory's deactivation is undone.
     assert _sign_in(Client(), "grace", "grace-directory-password") == 302
     grace.refresh_from_db()
-    assert grace.is_active and not grace.directory_deactivated
+    assert grace.is_active
+    assert not grace.directory_deactivated
 
 
 def test_it_ends_sessions_and_tokens_at_once_when_an_admin_deactivates_and_the_directory_never_undoes_it(
