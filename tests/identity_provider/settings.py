@@ -46,3 +46,10 @@ OAUTH2_PROVIDER = {
     "PKCE_REQUIRED": False,
     "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
 }
+
+# Errors to the provider's log (the test's folder), with their tracebacks.
+LOGGING = {
+    "version": 1,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django.request": {"handlers": ["console"], "level": "ERROR"}},
+}

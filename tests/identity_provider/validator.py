@@ -21,3 +21,11 @@ class GroupsValidator(OAuth2Validator):
     def validate_refresh_token(self, refresh_token: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
         valid = super().validate_refresh_token(refresh_token, client, request, *args, **kwargs)
         return bool(valid and request.user.is_active)
+
+    # prompt=none (the relying party's silent renewal): the authorization view only runs for a signed-in,
+    # active account (an anonymous or deactivated one gets login_required before it), and the client is trusted.
+    def validate_silent_login(self, request: Any) -> bool:
+        return True
+
+    def validate_silent_authorization(self, request: Any) -> bool:
+        return True
