@@ -35,7 +35,9 @@ class User(AbstractUser):
     # The OIDC refresh token (when the provider issues one): the re-check renews with it outside a browser.
     directory_refresh_token = models.TextField(blank=True)
 
-    class Meta(AbstractUser.Meta):
+    class Meta:
+        verbose_name = "user"
+        verbose_name_plural = "users"
         constraints = [
             models.UniqueConstraint(
                 fields=["directory", "directory_subject"],

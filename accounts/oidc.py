@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from django.utils.deprecation import MiddlewareMixin
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.middleware import SessionRefresh
@@ -217,9 +217,14 @@ def oidc_account_recheck(*, user: User) -> bool:
 
 
 class OIDCSignInView(OIDCAuthenticationRequestView):
-    """Sends the browser to the provider (endpoint from discovery, read per request)."""
+    """Sends the browser to the provider (endpoint from discovery, read per request); 404 without a provider."""
 
     get_settings = staticmethod(oidc_setting)
+
+    def get(self, request: HttpRequest) -> Any:
+        if not oidc_enabled():
+            raise Http404("Sign-in through an OIDC provider is not configured.")
+        return super().get(request)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super(OIDCAuthenticationRequestView, self).__init__(*args, **kwargs)
@@ -234,6 +239,11 @@ class OIDCCallbackView(OIDCAuthenticationCallbackView):
     """The provider's answer; a refusal ends the session (a failed silent renewal logs out)."""
 
     get_settings = staticmethod(oidc_setting)
+
+    def get(self, request: HttpRequest) -> Any:
+        if not oidc_enabled():
+            raise Http404("Sign-in through an OIDC provider is not configured.")
+        return super().get(request)
 
 
 class OIDCSessionRefresh(SessionRefresh):

@@ -1,14 +1,15 @@
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import path
 
-from accounts import api, api_admin, api_identity, views, views_account, views_admin, views_identity
+from accounts import api, api_admin, api_identity, oidc, views, views_account, views_admin, views_identity
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    # Sign-in through the OIDC provider: oidc_authentication_init, oidc_authentication_callback, oidc_logout.
-    path("oidc/", include("mozilla_django_oidc.urls")),
+    # Sign-in through the OIDC provider (404 unless OIDC_ISSUER is set); sign-out is /logout/ as for everyone.
+    path("oidc/authenticate/", oidc.OIDCSignInView.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.OIDCCallbackView.as_view(), name="oidc_authentication_callback"),
     path("healthz", views.healthz, name="healthz"),
     path("projects/new/", views.project_create, name="project_create"),
     path("projects/<id:pk>/members/", views.project_members, name="project_members"),

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from accounts.models import Role, User
+from accounts.models import GroupMapping, Role, User
 from accounts.services import membership_add
 from annotation import services as annotation_services
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_items, jsonl
@@ -46,6 +46,15 @@ def _a(p: Personas) -> int:
 
 def _annotator_membership(p: Personas) -> int:
     return p.membership(p.annotator).pk
+
+
+def _group_mapping(p: Personas) -> int:
+    """A mapping of a directory group to a role in project A."""
+    if "group_mapping" not in p.made:
+        p.made["group_mapping"] = GroupMapping.objects.create(
+            group="retail-reviewers", project=p.project, role=Role.REVIEWER
+        )
+    return int(p.made["group_mapping"].pk)
 
 
 def _item(p: Personas) -> int:
@@ -417,6 +426,11 @@ ROUTES: list[Route] = [
         "user deactivate", "post", lambda p: f"/users/{p.newcomer.pk}/active/", STAFF, ok=302,
         data=lambda p: {"active": "0"},
     ),
+    Route("group mappings page", "get", lambda p: "/users/group-mappings/", STAFF),
+    Route("group mapping add", "post", lambda p: "/users/group-mappings/", STAFF, ok=302,
+          data=lambda p: {"group": "enclave-admins"}),
+    Route("group mapping remove", "post", lambda p: f"/users/group-mappings/{_group_mapping(p)}/delete/", STAFF,
+          ok=302),
     Route("api tokens page", "get", lambda p: "/account/tokens/", EVERYONE),
     Route("password page", "get", lambda p: "/account/password/", EVERYONE),
     # --- accounts: API ---
@@ -463,6 +477,12 @@ ROUTES: list[Route] = [
     Route("api user", "get", lambda p: f"/api/v1/users/{p.newcomer.pk}/", STAFF, api=True),
     Route("api user deactivate", "patch", lambda p: f"/api/v1/users/{p.newcomer.pk}/", STAFF, api=True,
           data=lambda p: {"is_active": False}),
+    Route("api group mappings", "get", lambda p: "/api/v1/group-mappings/", STAFF, api=True),
+    Route("api group mapping add", "post", lambda p: "/api/v1/group-mappings/", STAFF, ok=201, api=True,
+          data=lambda p: {"group": "retail-annotators", "project": _a(p), "role": "annotator"}),
+    Route("api group mapping", "get", lambda p: f"/api/v1/group-mappings/{_group_mapping(p)}/", STAFF, api=True),
+    Route("api group mapping remove", "delete", lambda p: f"/api/v1/group-mappings/{_group_mapping(p)}/", STAFF,
+          ok=204, api=True),
     # --- annotation: pages ---
     Route("annotate", "get", lambda p: f"/projects/{_a(p)}/annotate/", ANNOTATORS),
     Route(

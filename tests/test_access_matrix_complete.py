@@ -25,6 +25,8 @@ PUBLIC: dict[tuple[str, str], str] = {
     ("login/", "put"): "Django's form view answers PUT as it answers POST: signing in",
     ("logout/", "post"): "signing out ends whatever session there is",
     ("healthz", "get"): "the load balancer's liveness probe",
+    ("oidc/authenticate/", "get"): "the way to the organisation's OIDC provider (404 unless one is configured)",
+    ("oidc/callback/", "get"): "the OIDC provider's answer: its signed code and the session's state are the access",
     ("invite/<str:uidb64>/<str:token>/", "get"): "an invite link: the signed token is the access",
     ("invite/<str:uidb64>/set-password/", "get"): "the invitee's password form: the link's token, kept in the session",
     ("invite/<str:uidb64>/set-password/", "post"): "same, submitting the password",

@@ -5,6 +5,7 @@ for sessions and API tokens alike."""
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -166,8 +167,8 @@ def test_it_ends_sessions_and_tokens_at_once_when_an_admin_deactivates_and_the_d
 def test_it_keeps_an_account_while_the_directory_cannot_be_reached(
     directory: LdapDirectory,
     personas: Personas,
-    settings,
-    tmp_path: Path,  # type: ignore[no-untyped-def]
+    settings: Any,
+    tmp_path: Path,
 ) -> None:
     for name, value in directory.settings().items():
         setattr(settings, name, value)

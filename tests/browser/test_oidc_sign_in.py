@@ -6,6 +6,7 @@ refresh token; an admin's deactivation ending the session at once."""
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -15,11 +16,11 @@ from django.utils import timezone
 from accounts import identity, services
 from accounts.models import AuditEvent, Directory, Membership, Role, User
 from tests.accounts.directories import IdentityProvider
-from tests.conftest import make_personas
+from tests.conftest import Personas, make_personas
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PEOPLE = [
+PEOPLE: list[dict[str, Any]] = [
     {"username": "lena", "password": "lena-provider-password", "email": "lena@bank.example", "groups": ["retail"]},
     {"username": "omar", "password": "omar-provider-password", "email": "omar@bank.example", "groups": ["retail"]},
     {"username": "mara", "password": "mara-provider-password", "email": "mara@bank.example", "groups": ["admins"]},
@@ -51,7 +52,7 @@ def oidc(provider: IdentityProvider, settings):  # type: ignore[no-untyped-def]
     return personas
 
 
-def _sign_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
+def _sign_in(page: Any, username: str) -> None:
     password = next(p["password"] for p in PEOPLE if p["username"] == username)
     page.goto("/login/")
     page.click("#sso-sign-in")
@@ -62,16 +63,16 @@ def _sign_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_selector("h1:has-text('Your projects')")
 
 
-def _renew_now(settings) -> None:  # type: ignore[no-untyped-def]
+def _renew_now(settings: Any) -> None:
     """Let the session's id token age past the renewal interval (two seconds, set before sign-in)."""
     time.sleep(settings.OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS + 0.5)
 
 
 def test_it_signs_in_through_the_provider_and_follows_its_groups_when_the_session_is_renewed(
-    oidc,
+    oidc: Personas,
     provider: IdentityProvider,
-    page,
-    settings,  # type: ignore[no-untyped-def]
+    page: Any,
+    settings: Any,
 ) -> None:
     settings.OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = 2
     _sign_in(page, "lena")
@@ -104,9 +105,9 @@ def test_it_signs_in_through_the_provider_and_follows_its_groups_when_the_sessio
 
 
 def test_it_renews_an_api_token_with_the_refresh_token_and_deactivates_an_account_the_provider_disabled(
-    oidc,
+    oidc: Personas,
     provider: IdentityProvider,
-    page,  # type: ignore[no-untyped-def]
+    page: Any,
 ) -> None:
     _sign_in(page, "omar")
     omar = User.objects.get(username="omar")
@@ -135,9 +136,9 @@ def test_it_renews_an_api_token_with_the_refresh_token_and_deactivates_an_accoun
 
 
 def test_it_ends_the_session_at_once_when_an_admin_deactivates_and_refuses_the_next_sign_in(
-    oidc,
+    oidc: Personas,
     provider: IdentityProvider,
-    page,  # type: ignore[no-untyped-def]
+    page: Any,
 ) -> None:
     _sign_in(page, "mara")
     mara = User.objects.get(username="mara")

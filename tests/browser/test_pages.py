@@ -54,6 +54,10 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
         *[chat_line(f"Question {n}: can I raise my transfer limit to 20,000 a day?", LONG_ANSWER) for n in range(3)],
     )  # fmt: skip
     assert batch.status == "done", batch.errors
+    from accounts.identity import group_mapping_create
+
+    group_mapping_create(actor=p.staff, group="retail-reviewers", project=p.project, role="reviewer")
+    group_mapping_create(actor=p.staff, group="enclave-admins", project=None)
     author = p.newcomer
     from accounts.models import Role
     from accounts.services import membership_add
@@ -168,6 +172,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
         "staff": [
             Visit("project-new", "/projects/new/"),
             Visit("users", "/users/"),
+            Visit("group-mappings", "/users/group-mappings/", "#group-mappings"),
             Visit("base-models", "/models/", guide="base-models"),
             Visit("base-model", f"/models/{job.base_model_id}/"),
             Visit("site-audit", "/audit/"),
