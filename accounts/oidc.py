@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.db import transaction
 from django.http import Http404, HttpRequest
+from django.urls import reverse
 from django.utils.deprecation import MiddlewareMixin
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.middleware import SessionRefresh
@@ -216,15 +217,19 @@ def oidc_account_recheck(*, user: User) -> bool:
     return True
 
 
-class OIDCSignInView(OIDCAuthenticationRequestView):
-    """Sends the browser to the provider (endpoint from discovery, read per request); 404 without a provider."""
+class _WhenConfigured:
+    """A view of the sign-in through the provider: 404 unless one is configured, its settings through discovery."""
 
     get_settings = staticmethod(oidc_setting)
 
-    def get(self, request: HttpRequest) -> Any:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         if not oidc_enabled():
             raise Http404("Sign-in through an OIDC provider is not configured.")
-        return super().get(request)
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class OIDCSignInView(_WhenConfigured, OIDCAuthenticationRequestView):
+    """Sends the browser to the provider (endpoint from discovery, read per request)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super(OIDCAuthenticationRequestView, self).__init__(*args, **kwargs)
@@ -235,15 +240,8 @@ class OIDCSignInView(OIDCAuthenticationRequestView):
         return str(oidc_setting("OIDC_OP_AUTHORIZATION_ENDPOINT"))
 
 
-class OIDCCallbackView(OIDCAuthenticationCallbackView):
+class OIDCCallbackView(_WhenConfigured, OIDCAuthenticationCallbackView):
     """The provider's answer; a refusal ends the session (a failed silent renewal logs out)."""
-
-    get_settings = staticmethod(oidc_setting)
-
-    def get(self, request: HttpRequest) -> Any:
-        if not oidc_enabled():
-            raise Http404("Sign-in through an OIDC provider is not configured.")
-        return super().get(request)
 
 
 class OIDCSessionRefresh(SessionRefresh):
@@ -271,6 +269,23 @@ class OIDCSessionRefresh(SessionRefresh):
     @property
     def OIDC_OP_AUTHORIZATION_ENDPOINT(self) -> str:
         return str(oidc_setting("OIDC_OP_AUTHORIZATION_ENDPOINT"))
+
+    @property
+    def exempt_urls(self) -> set[str]:
+        return {
+            reverse(name) for name in ("oidc_authentication_init", "oidc_authentication_callback", "login", "logout")
+        }
+
+    @property
+    def exempt_url_patterns(self) -> set[Any]:
+        return set()
+
+    def is_refreshable_url(self, request: HttpRequest) -> bool:
+        # A page navigation renews; an htmx fragment or an API call (a redirect to the provider would break it)
+        # waits for the next one.
+        if request.headers.get("HX-Request") or request.path.startswith(("/api/", "/static/")):
+            return False
+        return bool(super().is_refreshable_url(request))
 
     def process_request(self, request: HttpRequest) -> Any:
         if not oidc_enabled():

@@ -28,7 +28,29 @@ CLIENT_ID = "enclave-tests"
 CLIENT_SECRET = "enclave-tests-client-secret"
 
 
-class IdentityProvider:
+class LoopbackServer:
+    """A server process of the test's, with its log in the test's folder."""
+
+    process: "subprocess.Popen[bytes]"
+    log: Path
+    name: str
+
+    def check_running(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"{self.name} exited: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class IdentityProvider(LoopbackServer):
+    name = "the OIDC provider"
+
     def __init__(self, folder: Path, *, redirect_uris: list[str], users: list[dict[str, Any]]) -> None:
         self.folder = folder
         self.port = free_port()
@@ -66,8 +88,7 @@ class IdentityProvider:
         wait_until(self._ready, f"the OIDC provider (log: {self.log})", 60, ignoring=(requests.ConnectionError,))
 
     def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the OIDC provider exited: {self.log.read_text()[-2000:]}")
+        self.check_running()
         return requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=2).status_code == 200
 
     def settings(self) -> dict[str, Any]:
@@ -94,14 +115,6 @@ class IdentityProvider:
 
     def set_active(self, username: str, active: bool) -> None:
         self._sql("UPDATE auth_user SET is_active = ? WHERE username = ?", int(active), username)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 BASE = "dc=bank,dc=example"
@@ -146,8 +159,10 @@ def group(cn: str, members: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class LdapDirectory:
+class LdapDirectory(LoopbackServer):
     """slapd on a free port with ``people`` (uid, password, name) and ``groups`` (cn → member uids)."""
+
+    name = "slapd"
 
     def __init__(self, folder: Path, *, people: list[tuple[str, str, str]], groups: dict[str, list[str]]) -> None:
         slapd = shutil.which("slapd") or "/usr/sbin/slapd"
@@ -178,8 +193,7 @@ class LdapDirectory:
         wait_until(self._ready, f"slapd (log: {self.log})", 30, ignoring=(ldap.SERVER_DOWN,))
 
     def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"slapd exited: {self.log.read_text()[-2000:]}")
+        self.check_running()
         self.admin().unbind_s()
         return True
 
@@ -226,11 +240,3 @@ class LdapDirectory:
         connection = self.admin()
         connection.delete_s(f"uid={uid},ou=people,{BASE}")
         connection.unbind_s()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
