@@ -260,7 +260,10 @@ def test_it_downloads_the_zip_from_the_adapter_page_for_those_who_read_the_audit
 def test_it_pseudonymises_the_judges_of_an_evaluation(personas: Personas, tmp_path: Path) -> None:
     adapter = _adapter(personas)
     evaluation = h.evaluation(personas, adapter, None)
-    evaluation.results = {**evaluation.results, "per_annotator": [{"annotator": "reviewer", "system": 0, "wins": 3}]}
+    evaluation.results = {
+        **(evaluation.results or {}),
+        "per_annotator": [{"annotator": "reviewer", "system": 0, "wins": 3}],
+    }
     evaluation.save(update_fields=["results"])
     dossier_export(actor=personas.staff, adapter=adapter, directory=tmp_path / "d")
     [found] = json.loads((tmp_path / "d" / "dossier.json").read_text())["human_evaluations"]
