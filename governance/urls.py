@@ -1,5 +1,16 @@
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from governance import api, views
 
-api_urlpatterns: list[URLPattern] = []
+urlpatterns: list[URLPattern] = [
+    path("projects/<id:pk>/adapters/<id:adapter_pk>/dossier/", views.adapter_dossier, name="adapter_dossier"),
+    path("dossier-signing-key/", views.signing_key_page, name="dossier_signing_key"),
+]
+
+api_urlpatterns: list[URLPattern] = [
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/dossier/",
+        api.AdapterDossierView.as_view(),
+        name="api_adapter_dossier",
+    ),
+]

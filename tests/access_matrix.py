@@ -782,4 +782,9 @@ ROUTES: list[Route] = [
           api=True),
     Route("api evaluation finish", "post",
           lambda p: f"/api/v1/projects/{_a(p)}/evaluations/{_evaluation(p)}/finish/", ADMINS, ok=409, api=True),
+    # --- governance: an adapter's signed dossier (who may read the project's audit log) and the signing key ---
+    Route("adapter dossier", "post", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/dossier/", ADMINS),
+    Route("api adapter dossier", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/dossier/", ADMINS, api=True),
+    Route("dossier signing key page", "get", lambda p: "/dossier-signing-key/", STAFF),
 ]  # fmt: skip

@@ -200,6 +200,8 @@ def adapter_detail(request: HttpRequest, pk: int, adapter_pk: int) -> HttpRespon
             "lineage": record,
             "config_rows": config_rows(adapter.config),
             "files": list(enumerate(adapter.files)),
+            # The signed dossier (governance) is for those who may read the project's audit log.
+            "can_export_dossier": ProjectPerm.VIEW_AUDIT in project_perms_for(request.user, adapter.project),
         },
     )
 

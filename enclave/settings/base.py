@@ -464,3 +464,9 @@ LOGGING = {
         **({} if REDIS_URL else {"kombu.connection": {"level": "ERROR"}}),
     },
 }
+
+# Governance. Dossiers (an adapter's signed Art. 10/12 bundle) are signed with the Ed25519 private key in this
+# file, kept outside the database; it is made (mode 0600) on the first export when missing.
+DOSSIER_SIGNING_KEY_FILE = Path(
+    env_str("DOSSIER_SIGNING_KEY_FILE", str(DATA_DIR / "keys" / "dossier-signing-key.pem"))
+).resolve()

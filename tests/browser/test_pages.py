@@ -168,6 +168,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("evaluation-new", f"{project}/evaluations/new/", "#evaluation-form"),
             Visit("evaluation-judging", f"{project}/evaluations/{judged.pk}/", "#head-to-head"),
             Visit("evaluation-finished", f"{project}/evaluations/{finished.pk}/", "#systems"),
+            Visit("adapter-admin", f"{project}/adapters/{adapter}/", "#export-dossier"),
         ],
         "staff": [
             Visit("project-new", "/projects/new/"),
@@ -176,6 +177,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("base-models", "/models/", guide="base-models"),
             Visit("base-model", f"/models/{job.base_model_id}/"),
             Visit("site-audit", "/audit/"),
+            Visit("dossier-signing-key", "/dossier-signing-key/", "#key-fingerprint"),
         ],
         "": [Visit("login", "/login/", "#id_username"), Visit("invite-invalid", "/invite/bm9uZQ/not-a-token/")],
     }
