@@ -45,9 +45,10 @@ RUN groupadd --system --gid 10001 enclave \
 
 WORKDIR /app
 
-# python-ldap (LDAP sign-in) compiles against OpenLDAP's and SASL's headers; the runtime libraries stay.
+# python-ldap (LDAP sign-in) compiles against OpenLDAP's and SASL's headers; the runtime libraries stay. DejaVu:
+# the dossier PDF's font (any script; without it fpdf2 falls back to Latin-1 Helvetica).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gcc libldap2-dev libsasl2-dev \
+    && apt-get install -y --no-install-recommends gcc libldap2-dev libsasl2-dev fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*
 
 # Unquoted on purpose: TORCH_SPEC may carry pip options (--index-url ...) after the requirement.

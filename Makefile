@@ -36,8 +36,9 @@ PIP_PROGRESS = 2>&1 | tee -a $(PIP_LOG) | awk 'BEGIN { tty = system("test -t 1")
 	|| { echo "pip failed: its whole output is in $(PIP_LOG)"; exit 1; }
 
 # Debian packages: python-ldap compiles against libldap2-dev and libsasl2-dev; the LDAP tests start slapd (with
-# ldap-utils' slapadd) on a free port. Installed when missing (root on these machines); say what to run otherwise.
-SYSTEM_PACKAGES := libldap2-dev libsasl2-dev slapd ldap-utils
+# ldap-utils' slapadd) on a free port; the dossier's PDF is set in DejaVu. Installed when missing (root on these
+# machines); say what to run otherwise.
+SYSTEM_PACKAGES := libldap2-dev libsasl2-dev slapd ldap-utils fonts-dejavu-core
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	test -z "$$missing" || { \
