@@ -5,6 +5,9 @@ API show it. A provider registers itself when its app is ready; with none regist
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
 Provider = Callable[[str, list[int]], dict[int, dict[str, Any]]]
 
 _providers: list[Provider] = []
@@ -31,3 +34,25 @@ def marks_for(kind: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 def marks_of(kind: str, pk: int) -> dict[str, Any]:
     """The marks of one object (empty: none)."""
     return marks_for(kind, [pk]).get(int(pk), {})
+
+
+@extend_schema_field({"type": "object", "nullable": True, "description": "Set when the object is marked"})
+class MarkField(serializers.Field):
+    """A read-only API field: the named mark of the object (``None`` when it has none). In a list, the marks of
+    every row are read at once."""
+
+    def __init__(self, kind: str, mark: str, **kwargs: Any) -> None:
+        kwargs.update(source="*", read_only=True)
+        super().__init__(**kwargs)
+        self.kind, self.mark = kind, mark
+
+    def to_representation(self, value: Any) -> Any:
+        key = f"_marks:{self.kind}"
+        cached = self.context.get(key)
+        if cached is None or value.pk not in cached[0]:
+            root = self.root
+            rows = list(root.instance) if isinstance(root, serializers.ListSerializer) and root.instance else [value]
+            ids = {row.pk for row in rows} | {value.pk}
+            cached = (ids, marks_for(self.kind, ids))
+            self.context[key] = cached
+        return cached[1].get(value.pk, {}).get(self.mark)

@@ -82,6 +82,18 @@ class Hit:
     def object_label(self) -> str:
         return f"{self.source.label} #{self.pk}"
 
+    @property
+    def before(self) -> str:
+        return self.shown[0]
+
+    @property
+    def match(self) -> str:
+        return self.shown[1]
+
+    @property
+    def after(self) -> str:
+        return self.shown[2]
+
 
 @dataclass
 class Found:
