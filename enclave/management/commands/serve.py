@@ -1,7 +1,8 @@
 """Run the whole app on this machine: migrate, seed a new database, collect the static files (hashed and
 compressed, as production serves them), then the web server, two Celery workers (``default`` and ``gpu``
-queues) and Celery beat (the site-wide schedule of ``enclave.periodic``) until Ctrl+C. The children log everything to ``logs/enclave.log`` in the data directory and only
-warnings and errors to the console, which ends with one block: the address, the demo logins, the log file.
+queues) and Celery beat (the site-wide schedule of ``enclave.periodic``) until Ctrl+C. The children log
+everything to ``logs/enclave.log`` in the data directory and only warnings and errors to the console, which
+ends with one block: the address, the demo logins, the log file.
 
 A child that exits is started again after a pause that doubles with each crash (1 s, 2 s, 4 s … 30 s) and
 goes back to 1 s once the child had run for a minute; the other children keep running meanwhile, so a
