@@ -30,7 +30,7 @@ PREVIEW_ROWS = 1000
 
 
 class SearchIn(serializers.Serializer[Any]):
-    mode = serializers.ChoiceField(choices=MatchMode.choices)
+    match_mode = serializers.ChoiceField(choices=MatchMode.choices, source="mode", help_text="exact or pattern")
     term = serializers.CharField(max_length=MAX_TERM, trim_whitespace=False, help_text="Exact text or pattern")
 
 
@@ -77,13 +77,13 @@ class TaintOut(serializers.Serializer[Any]):
     rebuilt_as = serializers.IntegerField(source="rebuilt_as_id", allow_null=True)
 
 
-class ErasureOut(serializers.Serializer[Any]):
+class ErasureOut(serializers.Serializer[Any]):  # match_mode: "mode" names another choice set in the schema
     id = serializers.IntegerField()
     state = serializers.CharField()
     failure = serializers.CharField()
     actor = serializers.CharField(source="actor.username")
     reason = serializers.CharField()
-    mode = serializers.CharField()
+    match_mode = serializers.CharField(source="mode")
     term_hmac = serializers.CharField()
     database_matches = serializers.IntegerField()
     file_matches = serializers.IntegerField()

@@ -12,13 +12,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 from django.db.models.expressions import RawSQL
 
 from accounts.models import Project
 from annotation.models import Annotation, Draft, ImportBatch, Item, ItemState, Review
 from evaluation.models import Candidate, DeploymentTarget, Evaluation, EvaluationSystem, GenerationPrompt, GenerationRun
-from governance.matching import Matcher, context, replace, replace_in, strings_in
+from governance.matching import Matcher, context, limit_statements, replace, replace_in, strings_in
 from governance.models import TaintKind
 from preferences.models import Adjudication, Judgement
 from releases.models import Release, ReleaseItem
@@ -135,13 +135,13 @@ def _rows(source: Source, matcher: Matcher, project_ids: Sequence[int], *, lock:
     manager = source.model._default_manager
     for name in source.fields:
         column = source.model._meta.get_field(name).column  # type: ignore[union-attr]  # a concrete field
-        sql, params = _where(source, str(column), name in source.json_fields, matcher)
-        queryset = (
-            manager.filter(**{f"{source.project}__in": list(project_ids)})
-            .annotate(_hit=RawSQL(sql, params, output_field=models.BooleanField()))  # noqa: S611 - names from _meta
-            .filter(_hit=True)
-            .order_by("pk")
-        )
+        queryset = manager.filter(**{f"{source.project}__in": list(project_ids)}).order_by("pk")
+        if connection.vendor == "postgresql":
+            sql, params = _where(source, str(column), name in source.json_fields, matcher)
+            hit = RawSQL(sql, params, output_field=models.BooleanField())  # noqa: S611 - names from _meta
+            queryset = queryset.annotate(_hit=hit).filter(_hit=True)
+        elif name not in source.json_fields:  # SQLite (a trial install): exact text only, JSON checked in Python
+            queryset = queryset.filter(**{f"{name}__contains": matcher.term})
         if lock:
             queryset = queryset.select_for_update(of=("self",))
         values = ["pk", source.project, *source.fields] + ([source.item] if source.item else [])
@@ -149,7 +149,9 @@ def _rows(source: Source, matcher: Matcher, project_ids: Sequence[int], *, lock:
 
 
 def search(matcher: Matcher, project_ids: Sequence[int], *, lock: bool = False) -> Found:
-    """Every field of every row in the projects that holds a match, with the matched literals."""
+    """Every field of every row in the projects that holds a match, with the matched literals. Call it inside a
+    transaction (``lock``: the erasure's), where no statement may run past the timeout."""
+    limit_statements()
     found = Found()
     for source in SOURCES:
         rows: dict[int, dict[str, Any]] = {}

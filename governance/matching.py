@@ -7,10 +7,11 @@ answer is the set of literal texts that matched, and replacing means replacing t
 database and every file get the same treatment."""
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 
 from core.errors import DomainError
 from governance.models import MatchMode
@@ -39,9 +40,18 @@ class Matcher:
             raise DomainError(f"Search for at most {MAX_TERM} characters.", field="term")
         if "\x00" in term:
             raise DomainError("The search text holds a NUL character.", field="term")
+        try:
+            term.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DomainError("The search text is not valid Unicode text.", field="term") from None
         if mode == MatchMode.EXACT and len(term.strip()) < MIN_EXACT:
             raise DomainError(f"Search for at least {MIN_EXACT} characters.", field="term")
         matcher = cls(mode, term)
+        if mode == MatchMode.PATTERN and connection.vendor != "postgresql":
+            raise DomainError(
+                "Patterns are searched by PostgreSQL; this installation runs on SQLite: search for exact text.",
+                field="mode",
+            )
         if mode == MatchMode.PATTERN:
             try:
                 with transaction.atomic(), connection.cursor() as cursor:
@@ -86,6 +96,27 @@ class Matcher:
 
 def _limit(cursor: Any) -> None:
     cursor.execute(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}")
+
+
+def limit_statements() -> None:
+    """Inside a transaction on PostgreSQL: no statement of it runs longer than the timeout."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            _limit(cursor)
+
+
+@contextmanager
+def time_limited() -> Iterator[None]:
+    """Turn a statement cancelled by the timeout into a clear refusal."""
+    try:
+        yield
+    except OperationalError as exc:
+        if "statement timeout" not in str(exc):
+            raise
+        raise DomainError(
+            f"The search took longer than {STATEMENT_TIMEOUT_MS // 1000} s: make the pattern more specific.",
+            field="term",
+        ) from None
 
 
 def replace(text: str, literals: Sequence[str]) -> tuple[str, int]:

@@ -19,7 +19,7 @@ from accounts.services import audit_event_record
 from core.errors import DomainError
 from governance import erasure as db
 from governance import erasure_files as files
-from governance.matching import Matcher
+from governance.matching import Matcher, time_limited
 from governance.models import Erasure, ErasureState, RetentionPolicy, Taint, TaintKind
 from releases import services as release_services
 from releases.models import Release, ReleaseState
@@ -52,8 +52,10 @@ class Preview:
 
 def erasure_preview(*, matcher: Matcher, project_ids: list[int]) -> Preview:
     """Every match of ``matcher`` in the projects, in the database and in stored files. Changes nothing."""
-    found = db.search(matcher, project_ids)
-    scanned = [files.scan(place, matcher, rewrite=False) for place in files.places(project_ids)]
+    with time_limited(), transaction.atomic():
+        found = db.search(matcher, project_ids)
+    with time_limited():
+        scanned = [files.scan(place, matcher, rewrite=False) for place in files.places(project_ids)]
     matched = [result for result in scanned if result.matches]
     projects = db.project_names(found.project_ids() | set(project_ids))
     return Preview(found, matched, [r.name for r in scanned if not r.searched], projects)
@@ -79,10 +81,11 @@ def erasure_erase(
     matcher = Matcher.checked(mode, term)
     if any(matcher.found([reason])):
         raise DomainError("The reason holds the text being erased; describe the request without it.", field="reason")
-    places = [place for place in files.places(project_ids) if files.scan(place, matcher, rewrite=False).matches]
+    with time_limited():
+        places = [place for place in files.places(project_ids) if files.scan(place, matcher, rewrite=False).matches]
     salt = secrets.token_hex(16)
     try:
-        with transaction.atomic():
+        with time_limited(), transaction.atomic():
             found = db.search(matcher, project_ids, lock=True)
             if not found.matches and not places:
                 raise DomainError("Nothing matches in the projects you manage: nothing was erased.", field="term")

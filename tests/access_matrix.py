@@ -402,10 +402,15 @@ def _plant_erasable(p: Personas, user: User) -> None:
         )  # fmt: skip
 
 
-def _erase_body(p: Personas) -> dict[str, Any]:
+def _erase_form(p: Personas) -> dict[str, Any]:
     import uuid
 
     return {"mode": "exact", "term": ERASABLE, "reason": "Matrix subject request.", "request_key": uuid.uuid4().hex}
+
+
+def _erase_body(p: Personas) -> dict[str, Any]:
+    body = _erase_form(p)
+    return {"match_mode": body.pop("mode"), **body}
 
 
 def _erasure(p: Personas) -> int:
@@ -809,7 +814,7 @@ ROUTES: list[Route] = [
     Route("erasures", "get", lambda p: "/erasure/", ERASERS),
     Route("erasure preview", "post", lambda p: "/erasure/preview/", ERASERS, data=lambda p: {"mode": "exact",
           "term": ERASABLE}, setup=_plant_erasable),
-    Route("erasure erase", "post", lambda p: "/erasure/erase/", ERASERS, ok=302, data=_erase_body,
+    Route("erasure erase", "post", lambda p: "/erasure/erase/", ERASERS, ok=302, data=_erase_form,
           setup=_plant_erasable),
     Route("erasure page", "get", lambda p: f"/erasure/{_erasure(p)}/", DATA),
     Route("release rebuild without erased", "post",
@@ -819,7 +824,7 @@ ROUTES: list[Route] = [
           data=lambda p: {"import_upload_days": "7", "failed_job_days": "14", "orphaned_draft_days": ""}),
     Route("api erasures", "get", lambda p: "/api/v1/erasures/", ERASERS, api=True),
     Route("api erasure preview", "post", lambda p: "/api/v1/erasures/preview/", ERASERS, api=True,
-          data=lambda p: {"mode": "exact", "term": ERASABLE}, setup=_plant_erasable),
+          data=lambda p: {"match_mode": "exact", "term": ERASABLE}, setup=_plant_erasable),
     Route("api erasure erase", "post", lambda p: "/api/v1/erasures/", ERASERS, ok=201, api=True, data=_erase_body,
           setup=_plant_erasable),
     Route("api erasure", "get", lambda p: f"/api/v1/erasures/{_erasure(p)}/", DATA, api=True),

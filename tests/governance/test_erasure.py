@@ -26,7 +26,7 @@ from governance.models import Erasure, Taint
 from governance.permissions import erasure_project_ids
 from preferences.models import Judgement
 from releases.models import Release, ReleaseItem
-from tests.conftest import Personas
+from tests.conftest import ClientFor, Personas
 from tests.evaluation.helpers import stored_adapter
 from tests.releases.helpers import build, comparisons, judge, sft_project
 from tests.training.helpers import distinct_prompts, ready_model
@@ -105,7 +105,7 @@ def planted(transactional_db: None, personas: Personas, tiny_model_dir: Path, tm
 
 
 def test_it_erases_a_customer_number_everywhere_and_taints_the_release_and_adapter(
-    planted: dict[str, Any], personas: Personas
+    planted: dict[str, Any], personas: Personas, client_for: ClientFor
 ) -> None:
     release, adapter = planted["release"], planted["adapter"]
     data_dir = Path(settings.DATA_DIR)
@@ -144,6 +144,15 @@ def test_it_erases_a_customer_number_everywhere_and_taints_the_release_and_adapt
 
     assert marks_of("release", release.pk)["tainted"]["erasures"] == [erasure.pk]
     assert marks_of("adapter", adapter.pk)["tainted"]["erasures"] == [erasure.pk]
+    api = client_for(personas.project_admin)
+    base = f"/api/v1/projects/{personas.project.pk}"
+    assert api.get(f"{base}/releases/{release.pk}/").json()["tainted"]["erasures"] == [erasure.pk]
+    assert api.get(f"{base}/releases/").json()["results"][0]["tainted"]["why"] == ["holds erased items"]
+    assert api.get(f"{base}/adapters/{adapter.pk}/").json()["tainted"]["erasures"] == [erasure.pk]
+    assert api.get(f"{base}/adapters/").json()["results"][0]["tainted"]["erasures"] == [erasure.pk]
+    report = client_for(personas.data_lead).get(f"/api/v1/erasures/{erasure.pk}/").json()
+    assert {t["kind"] for t in report["taints"]} == {"release", "training_job", "adapter"}
+    assert PATTERN not in json.dumps(report)
     kinds = set(Taint.objects.filter(erasure=erasure).values_list("kind", flat=True))
     assert kinds == {"release", "training_job", "adapter"}
     assert [row["id"] for row in erasure.report["adapter"]] == [adapter.pk]
