@@ -5,7 +5,7 @@ or change a project's retention policy."""
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -27,6 +27,7 @@ from governance.permissions import (
 from governance.retention import policy_for
 
 PREVIEW_ROWS = 1000
+NO_DATA_RIGHTS = OpenApiResponse(description="The caller manages the data of no project (answers as if missing).")
 
 
 class SearchIn(serializers.Serializer[Any]):
@@ -104,7 +105,11 @@ class ErasureDetailOut(ErasureOut):
 class ErasurePreviewView(APIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(request=SearchIn, responses=PreviewOut, summary="Every match of a text or pattern; changes nothing")
+    @extend_schema(
+        request=SearchIn,
+        responses={200: PreviewOut, 404: NO_DATA_RIGHTS},
+        summary="Every match of a text or pattern; changes nothing",
+    )
     def post(self, request: Request) -> Response:
         project_ids = require_erasure_rights(request.user)
         data = SearchIn(data=request.data)
@@ -122,15 +127,19 @@ class ErasurePreviewView(APIView):
         return Response(PreviewOut(body).data)
 
 
+@extend_schema_view(get=extend_schema(summary="Erasures the caller may see, newest first"))
 class ErasureListCreateView(ListView):
     serializer_class = ErasureOut
     parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[Erasure]:
-        require_erasure_rights(self.request.user)
-        return selectors.erasures_for_user(self.request.user)
+        return selectors.erasures_for_user(self.request.user)  # none without data rights
 
-    @extend_schema(request=EraseIn, responses={201: ErasureDetailOut}, summary="Erase every match (data leads, admins)")
+    @extend_schema(
+        request=EraseIn,
+        responses={201: ErasureDetailOut, 404: NO_DATA_RIGHTS},
+        summary="Erase every match (data leads, admins)",
+    )
     def post(self, request: Request) -> Response:
         project_ids = require_erasure_rights(request.user)
         data = EraseIn(data=request.data)

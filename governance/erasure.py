@@ -59,6 +59,10 @@ SOURCES: tuple[Source, ...] = (
            "generation prompt"),
     Source(Candidate, ("text",), (), "run__project_id", None, "generated answer"),
     Source(JobLogLine, ("line",), (), "job__project_id", None, "training log line"),
+    Source(TrainingJob, ("failure_reason",), (), "project_id", None, "training job"),
+    Source(GenerationRun, ("failure_reason",), (), "project_id", None, "generation run"),
+    Source(Evaluation, ("failure_reason",), (), "project_id", None, "evaluation"),
+    Source(Release, ("failure_reason",), (), "project_id", None, "failed release"),  # a built one has none
 )  # fmt: skip
 
 

@@ -20,6 +20,8 @@ def erasures_for_user(user: AnyUser) -> QuerySet[Erasure]:
     if is_site_staff(user):
         return erasures
     allowed = erasure_project_ids(user)
+    if not allowed:
+        return erasures.none()
     return erasures.exclude(projects__in=Project.objects.exclude(pk__in=allowed))
 
 

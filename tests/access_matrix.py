@@ -822,7 +822,7 @@ ROUTES: list[Route] = [
     Route("retention page", "get", lambda p: f"/projects/{_a(p)}/retention/", DATA),
     Route("retention save", "post", lambda p: f"/projects/{_a(p)}/retention/", DATA, ok=302,
           data=lambda p: {"import_upload_days": "7", "failed_job_days": "14", "orphaned_draft_days": ""}),
-    Route("api erasures", "get", lambda p: "/api/v1/erasures/", ERASERS, api=True),
+    Route("api erasures", "get", lambda p: "/api/v1/erasures/", EVERYONE, api=True),  # those one may see, or none
     Route("api erasure preview", "post", lambda p: "/api/v1/erasures/preview/", ERASERS, api=True,
           data=lambda p: {"match_mode": "exact", "term": ERASABLE}, setup=_plant_erasable),
     Route("api erasure erase", "post", lambda p: "/api/v1/erasures/", ERASERS, ok=201, api=True, data=_erase_body,

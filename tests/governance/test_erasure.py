@@ -229,3 +229,18 @@ def test_it_searches_only_projects_whose_data_the_user_manages(personas: Persona
     assert erasure_project_ids(personas.data_lead) == [personas.project.pk]
     assert personas.other_project.pk in erasure_project_ids(personas.staff)
     assert erasure_project_ids(personas.outsider) == [personas.other_project.pk]
+
+
+def test_it_erases_only_in_the_projects_whose_data_the_user_manages(personas: Personas) -> None:
+    from tests.annotation.helpers import chat_line, import_lines
+
+    for project, lead in ((personas.project, personas.data_lead), (personas.other_project, personas.outsider)):
+        import_lines(project, lead, chat_line(f"Account {FORMATS[0]} of {project.name}"))
+    erasure = services.erasure_erase(
+        actor=personas.outsider, mode="exact", term=FORMATS[0], reason="Subject request in project B.",
+        request_key="b", project_ids=erasure_project_ids(personas.outsider),
+    )  # fmt: skip
+    assert [p.pk for p in erasure.projects.all()] == [personas.other_project.pk]
+    assert Item.objects.get(project=personas.other_project).messages[0]["content"].startswith("Account [ERASED]")
+    assert FORMATS[0] in Item.objects.get(project=personas.project).messages[0]["content"]
+    assert Item.objects.get(project=personas.project).state == ItemState.OPEN
