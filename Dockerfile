@@ -36,11 +36,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     ENCLAVE_DATA_DIR=/data \
     STATIC_ROOT=/app/staticfiles
 
-# /data/artifacts exists and belongs to enclave, so a named volume mounted there starts with that owner.
+# /data/artifacts and /data/beat exist and belong to enclave, so named volumes mounted there start with that owner.
 RUN groupadd --system --gid 10001 enclave \
     && useradd --system --uid 10001 --gid enclave --home-dir /home/enclave --create-home \
         --shell /usr/sbin/nologin enclave \
-    && mkdir -p /data/artifacts \
+    && mkdir -p /data/artifacts /data/beat \
     && chown -R enclave:enclave /data
 
 WORKDIR /app

@@ -2,7 +2,7 @@
 
 Workers: ``celery -A enclave worker -Q default`` for imports and builds, ``-Q gpu`` for training.
 Tasks never run eagerly outside tests; if the broker is down, publishing raises. The default workers also run
-the periodic work of ``enclave.periodic``.
+the periodic work of ``enclave.periodic``; ``celery -A enclave beat`` sends its site-wide schedule.
 """
 
 import logging
@@ -22,6 +22,7 @@ app = Celery("enclave")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 periodic.connect()
+periodic.declare_beat(app)
 
 
 class BrokerLossConsumer(Consumer):

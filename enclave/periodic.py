@@ -9,6 +9,13 @@ changes). An entry that fails logs one line and runs again at its next turn.
 - ``training_jobs_reap``, every ``TRAINING_REAP_INTERVAL`` s: fail running training jobs whose gpu worker
   went silent past ``TRAINING_HEARTBEAT_TIMEOUT`` as "worker lost" (``training.lifecycle``), and generation
   runs likewise (``evaluation.lifecycle``).
+
+Work that must run once per turn across the site, not once per worker, goes through Celery beat instead
+(``beat_schedule``): one ``celery beat`` process (``manage.py serve`` starts it, the compose file's ``beat``
+service) sends the task to the ``default`` queue, where one worker runs it.
+
+- ``governance.retention_sweep``, every ``RETENTION_SWEEP_INTERVAL`` s (a day): delete what each project's
+  retention policy keeps no longer (``governance.retention``).
 """
 
 import logging
@@ -45,6 +52,27 @@ def schedule() -> list[tuple[str, float, Callable[[], None]]]:
         ("training jobs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_training_jobs),
         ("generation runs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_generation_runs),
     ]
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    """Celery beat's entries. A turn that no worker took before the next one is due expires unsent."""
+    interval = float(settings.RETENTION_SWEEP_INTERVAL)
+    return {
+        "retention sweep": {
+            "task": "governance.retention_sweep",
+            "schedule": interval,
+            "options": {"queue": "default", "expires": interval},
+        },
+    }
+
+
+def declare_beat(app: Any) -> None:
+    """Give the Celery app its beat schedule once it is configured (settings are read then, not at import)."""
+
+    def configure(sender: Any, **kwargs: Any) -> None:
+        sender.conf.beat_schedule = beat_schedule()
+
+    app.on_after_configure.connect(configure, weak=False)
 
 
 class Every(threading.Thread):

@@ -7,3 +7,9 @@ class GovernanceConfig(AppConfig):
     taints; retention of what is kept only for a while."""
 
     name = "governance"
+
+    def ready(self) -> None:
+        from core.marks import marks_register
+        from governance.selectors import taint_marks
+
+        marks_register(taint_marks)

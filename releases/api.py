@@ -19,6 +19,7 @@ from core.errors import DomainError
 from core.fields import Text
 from core.filters import BIGINT_MAX, read_query
 from core.lists import ListView
+from core.marks import MarkField
 from releases import selectors, services
 from releases.models import Release, ReleaseState
 from releases.permissions import (
@@ -82,6 +83,7 @@ class ReleaseOut(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
     built_at = serializers.DateTimeField(allow_null=True)
     deleted_at = serializers.DateTimeField(allow_null=True)
+    tainted = MarkField("release", "tainted", help_text="Set when an erasure tainted it: which, why, rebuilt as")
 
 
 class ReleaseDetailOut(ReleaseOut):

@@ -395,6 +395,54 @@ DEPLOY_READERS = frozenset({"data_lead", "project_admin", "approver", "staff"})
 APPROVERS = frozenset({"project_admin", "approver", "staff"})
 
 
+# --- governance: erasure and retention ---
+ERASERS = DATA | {"outsider"}  # data rights somewhere (the outsider administers project B)
+ERASABLE = "matrix-erasable-subject"
+
+
+def _plant_erasable(p: Personas, user: User) -> None:
+    """Fresh text to erase in both projects (each erase leaves a tombstone), so every allowed persona erases."""
+    import uuid
+
+    for project, lead in ((p.project, p.data_lead), (p.other_project, p.outsider)):
+        annotation_services.import_start(
+            actor=lead, project=project, upload=io.BytesIO(jsonl(chat_line(f"{ERASABLE} {uuid.uuid4().hex}"))),
+            source_name="erasable.jsonl", fmt="chat_jsonl",
+        )  # fmt: skip
+
+
+def _erase_form(p: Personas) -> dict[str, Any]:
+    import uuid
+
+    return {"mode": "exact", "term": ERASABLE, "reason": "Matrix subject request.", "request_key": uuid.uuid4().hex}
+
+
+def _erase_body(p: Personas) -> dict[str, Any]:
+    body = _erase_form(p)
+    return {"match_mode": body.pop("mode"), **body}
+
+
+def _erasure(p: Personas) -> int:
+    """An erasure in project A by its data lead, which tainted the matrix release."""
+    if "erasure" not in p.made:
+        from governance import services as governance_services
+        from governance.permissions import erasure_project_ids
+        from releases.models import ReleaseItem
+
+        row = ReleaseItem.objects.filter(release_id=_release(p)).select_related("item").first()
+        assert row is not None
+        p.made["erasure"] = governance_services.erasure_erase(
+            actor=p.data_lead, mode="exact", term=row.item.messages[-1]["content"], reason="Matrix subject request.",
+            request_key="matrix", project_ids=erasure_project_ids(p.data_lead),
+        )  # fmt: skip
+    return int(p.made["erasure"].pk)
+
+
+def _tainted_release(p: Personas) -> int:
+    _erasure(p)
+    return _release(p)
+
+
 ROUTES: list[Route] = [
     # --- accounts: pages ---
     Route("dashboard", "get", lambda p: "/", EVERYONE),
@@ -787,4 +835,28 @@ ROUTES: list[Route] = [
     Route("api adapter dossier", "post",
           lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/dossier/", ADMINS, api=True),
     Route("dossier signing key page", "get", lambda p: "/dossier-signing-key/", STAFF),
+    # --- governance: erasure and retention ---
+    Route("erasures", "get", lambda p: "/erasure/", ERASERS),
+    Route("erasure preview", "post", lambda p: "/erasure/preview/", ERASERS, data=lambda p: {"mode": "exact",
+          "term": ERASABLE}, setup=_plant_erasable),
+    Route("erasure erase", "post", lambda p: "/erasure/erase/", ERASERS, ok=302, data=_erase_form,
+          setup=_plant_erasable),
+    Route("erasure page", "get", lambda p: f"/erasure/{_erasure(p)}/", DATA),
+    Route("release rebuild without erased", "post",
+          lambda p: f"/projects/{_a(p)}/releases/{_tainted_release(p)}/rebuild-without-erased/", DATA, ok=302),
+    Route("retention page", "get", lambda p: f"/projects/{_a(p)}/retention/", DATA),
+    Route("retention save", "post", lambda p: f"/projects/{_a(p)}/retention/", DATA, ok=302,
+          data=lambda p: {"import_upload_days": "7", "failed_job_days": "14", "orphaned_draft_days": ""}),
+    Route("api erasures", "get", lambda p: "/api/v1/erasures/", EVERYONE, api=True),  # those one may see, or none
+    Route("api erasure preview", "post", lambda p: "/api/v1/erasures/preview/", ERASERS, api=True,
+          data=lambda p: {"match_mode": "exact", "term": ERASABLE}, setup=_plant_erasable),
+    Route("api erasure erase", "post", lambda p: "/api/v1/erasures/", ERASERS, ok=201, api=True, data=_erase_body,
+          setup=_plant_erasable),
+    Route("api erasure", "get", lambda p: f"/api/v1/erasures/{_erasure(p)}/", DATA, api=True),
+    Route("api release rebuild without erased", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/releases/{_tainted_release(p)}/rebuild-without-erased/", DATA, ok=202,
+          api=True),
+    Route("api retention", "get", lambda p: f"/api/v1/projects/{_a(p)}/retention/", DATA, api=True),
+    Route("api retention save", "patch", lambda p: f"/api/v1/projects/{_a(p)}/retention/", DATA, api=True,
+          data=lambda p: {"import_upload_days": 7, "orphaned_draft_days": None}),
 ]  # fmt: skip

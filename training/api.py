@@ -21,6 +21,7 @@ from core.errors import DomainError
 from core.fields import Text
 from core.filters import read_query
 from core.lists import ListView
+from core.marks import MarkField, marks_of
 from releases.models import Release
 from training import selectors, services
 from training.config import PRESETS
@@ -309,6 +310,7 @@ class AdapterOut(serializers.Serializer[Any]):
     code_version = Text()
     metrics = serializers.DictField()
     created_at = serializers.DateTimeField()
+    tainted = MarkField("adapter", "tainted", help_text="Set when an erasure tainted its release: which, why")
 
 
 @extend_schema_view(get=extend_schema(summary="The project's adapters, newest first"))
@@ -325,7 +327,8 @@ class AdapterDetailView(APIView):
         summary="An adapter's lineage record: release, base model, config, seed, versions, code, hardware, metrics",
     )
     def get(self, request: Request, pk: int, adapter_pk: int) -> Response:
-        return Response(selectors.lineage(get_adapter_for_user(request.user, pk, adapter_pk)))
+        adapter = get_adapter_for_user(request.user, pk, adapter_pk)
+        return Response(selectors.lineage(adapter) | {"tainted": marks_of("adapter", adapter.pk).get("tainted")})
 
 
 # --- Adapter downloads -----------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ _UNDER = {
     "compare_item": "compare",
     "adjudicate": "adjudications",
     "preference_settings": "annotation_settings",
+    "retention": "annotation_settings",
     "release_new": "releases",
     "release_detail": "releases",
     "release_diff": "releases",

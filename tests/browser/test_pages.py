@@ -131,6 +131,8 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("import", f"{project}/imports/{upload.pk}/"),
             Visit("annotation-settings", f"{project}/annotation-settings/"),
             Visit("comparison-settings", f"{project}/comparison-settings/"),
+            Visit("retention", f"{project}/retention/", "#retention-form"),
+            Visit("erasures", "/erasure/", "#erasure-search"),
             Visit("on-hold", f"{project}/on-hold/"),
             Visit("releases", f"{project}/releases/"),
             Visit("release-new", f"{project}/releases/new/", guide="release-new"),

@@ -13,7 +13,7 @@ from tests.preferences.helpers import make_comparisons
 
 pytestmark = pytest.mark.django_db
 
-READ_ONLY_APPS = ("annotation", "preferences", "releases", "training")
+READ_ONLY_APPS = ("annotation", "preferences", "releases", "training", "governance")
 
 
 @pytest.fixture

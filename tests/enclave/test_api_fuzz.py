@@ -166,6 +166,7 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
     p.made["open_comparison"] = make_comparisons(p.project, p.data_lead, 6)[0]
     p.made["generation_run"] = run_with_an_answer(p)
     matrix_pending_request(p)  # a deployment target ("matrix-pending") with a promotion waiting for approvals
+    p.made["erasure"] = _an_erasure(p)
     other = p.other_project
     other.name = f"Project B {FOREIGN}"
     other.save(update_fields=["name"])
@@ -176,6 +177,17 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
     p.made["foreign_batch"] = batch
     p.made["foreign_comparison"] = batch.items.get()
     return p
+
+
+def _an_erasure(p: Personas) -> Any:
+    """An erasure of text imported only for it (the release and adapter above stay untainted)."""
+    from governance.services import erasure_erase
+
+    import_comparisons(p.project, p.data_lead, comparison_line("Customer FZ-1029 asks about fees?", "One", "Two"))
+    return erasure_erase(
+        actor=p.data_lead, mode="exact", term="FZ-1029", reason="A subject request.", request_key="fuzz-world",
+        project_ids=[p.project.pk],
+    )  # fmt: skip
 
 
 class PersonaToken:
@@ -214,6 +226,7 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "adapter": matrix_adapter(p),
         "run_pk": p.made["generation_run"].pk,
         "evaluation_pk": p.made["evaluation"].pk,
+        "erasure_pk": p.made["erasure"].pk,
         "name": "matrix-pending",
         "request_pk": p.made["pending"].pk,
         "index": 0,

@@ -12,7 +12,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
-SERVICES = {"postgres", "redis", "migrate", "web", "worker", "gpu-worker", "gpu-node"}
+SERVICES = {"postgres", "redis", "migrate", "web", "worker", "beat", "gpu-worker", "gpu-node"}
 ONE_SHOT = {"migrate"}
 # Pulled from the public registry; every other service runs the image built from the Dockerfile.
 BASE_IMAGES = {"postgres:15", "redis:7"}
@@ -66,7 +66,7 @@ def _url_hosts(text: str) -> list[str]:
     return hosts
 
 
-def test_it_defines_the_seven_services() -> None:
+def test_it_defines_the_eight_services() -> None:
     assert set(_services()) == SERVICES
 
 
@@ -78,6 +78,16 @@ def test_it_reserves_nvidia_gpus_for_the_gpu_worker_and_keeps_it_offline() -> No
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         assert str(environment[name]) == "1", name
     assert "models:/models:ro" in gpu["volumes"]
+
+
+def test_it_runs_one_celery_beat_with_its_schedule_in_a_volume() -> None:
+    beat = _services()["beat"]
+    command = beat["command"]
+    assert command[:4] == ["celery", "-A", "enclave", "beat"]
+    assert _option(command, "--schedule") == "/data/beat/celerybeat-schedule"
+    assert "beat:/data/beat" in beat["volumes"]
+    assert "beat" in _compose()["volumes"]
+    assert "/data/beat" in (REPO / "Dockerfile").read_text(), "the image makes the volume's directory its user's"
 
 
 def test_it_shares_the_artifacts_volume_between_web_and_workers() -> None:

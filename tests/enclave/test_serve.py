@@ -211,7 +211,8 @@ def test_it_stops_every_child_on_ctrl_c_and_keeps_the_console_short(data_dir: Pa
 
         wait_for("both workers' lines", lambda: True if worker_lines(log_file.read_text()) else None, serve)
         seen = descendants(serve.pid)
-        assert len(children(serve.pid)) == 3
+        assert len(children(serve.pid)) == 4  # web, two workers, beat
+        assert any(b"beat" in command_line(pid) for pid in children(serve.pid))
         serve.send_signal(signal.SIGINT)
         assert serve.wait(timeout=60) == 0
     finally:

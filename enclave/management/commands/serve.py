@@ -1,7 +1,8 @@
 """Run the whole app on this machine: migrate, seed a new database, collect the static files (hashed and
-compressed, as production serves them), then the web server and two Celery workers (``default`` and ``gpu``
-queues) until Ctrl+C. The children log everything to ``logs/enclave.log`` in the data directory and only
-warnings and errors to the console, which ends with one block: the address, the demo logins, the log file.
+compressed, as production serves them), then the web server, two Celery workers (``default`` and ``gpu``
+queues) and Celery beat (the site-wide schedule of ``enclave.periodic``) until Ctrl+C. The children log
+everything to ``logs/enclave.log`` in the data directory and only warnings and errors to the console, which
+ends with one block: the address, the demo logins, the log file.
 
 A child that exits is started again after a pause that doubles with each crash (1 s, 2 s, 4 s … 30 s) and
 goes back to 1 s once the child had run for a minute; the other children keep running meanwhile, so a
@@ -42,6 +43,7 @@ WHERE_TO_LOOK = {
     "web": "gunicorn's lines in {log} (is the port free? does `manage.py check` pass?)",
     "worker-default": "its lines in {log} (can it reach the broker and the database?)",
     "worker-gpu": "its lines in {log} (can it reach the broker and the database? do the training libraries import?)",
+    "beat": "its lines in {log} (can it reach the broker? can it write its schedule file in the data directory?)",
 }
 # What each demo login is for, in the words of the people who use Enclave (the accounts: seed_demo.DEMO_USERS).
 PERSONAS = {
@@ -265,6 +267,10 @@ class Command(BaseCommand):
             Child("worker-gpu", [
                 python, "-m", "celery", "-A", "enclave", "--quiet", "worker", "-Q", "gpu",
                 "-n", "gpu@%h", "--pool", "solo", "--loglevel", "INFO",
+            ], env),
+            Child("beat", [
+                python, "-m", "celery", "-A", "enclave", "--quiet", "beat", "--loglevel", "INFO",
+                "--schedule", str(data_dir / "celerybeat-schedule"),
             ], env),
         ]  # fmt: skip
 
