@@ -20,6 +20,7 @@ from accounts.models import Project, ProjectPerm, User
 from accounts.permissions import user_has_project_perm
 from accounts.services import audit_event_record
 from core.errors import DomainError
+from core.marks import marks_of
 from evaluation.gate import gate_check
 from evaluation.models import (
     Deployment,
@@ -188,6 +189,15 @@ def promotion_request(
     and when the target has a pending request (409)."""
     if adapter.project_id != target.project_id:
         raise DomainError("That adapter belongs to another project.", field="adapter")
+    tainted = marks_of("adapter", adapter.pk).get("tainted")
+    if tainted:
+        erasures = ", ".join(f"#{pk}" for pk in tainted["erasures"])
+        raise DomainError(
+            f"{adapter} was trained on text that erasure {erasures} removed; train a new adapter on the rebuilt "
+            "release and promote that one.",
+            field="adapter",
+            status=409,
+        )
     with transaction.atomic():
         target = _lock(target)
         if target.current_adapter_id == adapter.pk:

@@ -157,14 +157,20 @@ class _Selection:
         if not self.recipe.mixin_batches:
             return 0
         return Item.objects.filter(
-            project=self.project, batch_id__in=self.recipe.mixin_batches, kind="mixin", response__isnull=False
+            project=self.project,
+            batch_id__in=self.recipe.mixin_batches,
+            kind="mixin",
+            state=ItemState.OPEN,
+            response__isnull=False,
         ).count()
 
     def count(self) -> int:
         kind = "sft" if self.recipe.kind == "sft" else "comparison"
         count = Item.objects.filter(project=self.project, kind=kind, state=ItemState.OPEN).count()
         if self.recipe.mixin_batches:
-            count += Item.objects.filter(project=self.project, batch_id__in=self.recipe.mixin_batches).count()
+            count += Item.objects.filter(
+                project=self.project, batch_id__in=self.recipe.mixin_batches, state=ItemState.OPEN
+            ).count()
         return count
 
     def _sft_units(self, tally: Tally | None) -> Iterator[Unit]:
@@ -231,7 +237,10 @@ class _Selection:
         if not self.recipe.mixin_batches:
             return
         items = (
-            Item.objects.filter(project=self.project, batch_id__in=self.recipe.mixin_batches, kind="mixin")
+            # Open ones only, as for the project's own items: an item on hold (erased text among them) stays out.
+            Item.objects.filter(
+                project=self.project, batch_id__in=self.recipe.mixin_batches, kind="mixin", state=ItemState.OPEN
+            )
             .order_by("id")
             .values_list("id", "batch_id", "messages", "response", "metadata")
         )

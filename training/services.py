@@ -13,6 +13,7 @@ from accounts.models import Project, User
 from accounts.services import audit_event_record
 from core.dispatch import send_on_commit
 from core.errors import DomainError
+from core.marks import marks_of
 from releases.models import Release, ReleaseState
 from training.config import ALL_LINEAR, JobConfig, preset_values
 from training.lifecycle import adapter_register as adapter_register
@@ -118,6 +119,14 @@ def training_job_start(
     if release.kind != RELEASE_KIND_FOR_JOB[kind]:
         needed = "an SFT" if kind == "sft" else "a preference"
         raise DomainError(f"A {kind.upper()} job needs {needed} release; {release} is not one.", field="release")
+    tainted = marks_of("release", release.pk).get("tainted")
+    if tainted:
+        erasures = ", ".join(f"#{pk}" for pk in tainted["erasures"])
+        raise DomainError(
+            f"{release} holds text that erasure {erasures} removed; train on its rebuild without the erased items.",
+            field="release",
+            status=409,
+        )
     train_file = release.files.filter(path=TRAIN_FILES[kind]).first()
     if train_file is None or not train_file.rows:
         raise DomainError(f"{release} has no training rows in {TRAIN_FILES[kind]}.", field="release")

@@ -19,6 +19,7 @@ from accounts.models import AuditEvent
 from annotation.models import Item, ItemState
 from core.errors import DomainError
 from core.marks import marks_of
+from evaluation.deployment import deployment_target_create, promotion_request
 from evaluation.models import Candidate, GenerationPrompt, GenerationRun
 from governance import services
 from governance.matching import Matcher
@@ -29,7 +30,8 @@ from releases.models import Release, ReleaseItem
 from tests.conftest import ClientFor, Personas
 from tests.evaluation.helpers import stored_adapter
 from tests.releases.helpers import build, comparisons, judge, sft_project
-from tests.training.helpers import distinct_prompts, ready_model
+from tests.training.helpers import distinct_prompts, quick_config, ready_model
+from training.services import training_job_start
 
 # One customer number in the formats people type it: with dashes, run together, spaced and in lower case.
 FORMATS = ("KD-2041-7733", "KD20417733", "kd 2041 7733")
@@ -144,6 +146,17 @@ def test_it_erases_a_customer_number_everywhere_and_taints_the_release_and_adapt
 
     assert marks_of("release", release.pk)["tainted"]["erasures"] == [erasure.pk]
     assert marks_of("adapter", adapter.pk)["tainted"]["erasures"] == [erasure.pk]
+    # Nothing new is trained on the tainted release, and the tainted adapter is not promoted.
+    with pytest.raises(DomainError, match=f"erasure #{erasure.pk} removed; train on its rebuild"):
+        training_job_start(
+            actor=personas.project_admin, project=personas.project, kind="sft", release=release,
+            base_model=adapter.base_model, config=quick_config("sft"),
+        )  # fmt: skip
+    serving = deployment_target_create(
+        actor=personas.project_admin, project=personas.project, name="assistant", base_model=adapter.base_model
+    )
+    with pytest.raises(DomainError, match=f"erasure #{erasure.pk} removed; train a new adapter"):
+        promotion_request(actor=personas.project_admin, target=serving, adapter=adapter, evaluation=None)
     api = client_for(personas.project_admin)
     base = f"/api/v1/projects/{personas.project.pk}"
     assert api.get(f"{base}/releases/{release.pk}/").json()["tainted"]["erasures"] == [erasure.pk]
