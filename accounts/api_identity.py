@@ -39,7 +39,7 @@ class GroupMappingOut(serializers.Serializer[Any]):
 
 
 class GroupMappingIn(serializers.Serializer[Any]):
-    group = serializers.CharField(max_length=255)
+    group = Text(max_length=255)
     project = serializers.IntegerField(
         required=False, allow_null=True, help_text="Leave out (or null) to make the group's members site staff."
     )
@@ -61,7 +61,10 @@ EXAMPLE = {
 class GroupMappingListView(ListView):
     serializer_class = GroupMappingOut
 
-    @extend_schema(summary="Group mappings (site staff): which directory groups make site staff or give a role")
+    @extend_schema(
+        responses={200: GroupMappingOut(many=True), 404: STAFF_ONLY},
+        summary="Group mappings (site staff): which directory groups make site staff or give a role",
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
