@@ -80,7 +80,7 @@ types: $(STAMP)
 # Two processes (pytest-xdist), each with its own test database, Redis database and data dir
 # (enclave/settings/test.py); worksteal hands a finished process the other's waiting tests. The slowest tests are
 # listed at the end, to keep CI's budget in view. PYTEST_PROCESSES=0 runs it in this one process.
-PYTEST_PROCESSES ?= 2
+PYTEST_PROCESSES ?= 3
 pytest: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_PROCESSES) --dist worksteal --durations=25
 

@@ -112,14 +112,14 @@ class GroupMappingListView(ListView):
 
 class GroupMappingDetailView(APIView):
     @extend_schema(responses={200: GroupMappingOut, 404: STAFF_ONLY}, summary="One group mapping (site staff)")
-    def get(self, request: Request, pk: int) -> Response:
-        return Response(GroupMappingOut(get_group_mapping_for_staff(request.user, pk)).data)
+    def get(self, request: Request, mapping_pk: int) -> Response:
+        return Response(GroupMappingOut(get_group_mapping_for_staff(request.user, mapping_pk)).data)
 
     @extend_schema(
         responses={204: None, 404: STAFF_ONLY},
         summary="Remove a group mapping (site staff); members lose what it gave at their next sign-in or re-check",
     )
-    def delete(self, request: Request, pk: int) -> Response:
-        mapping = get_group_mapping_for_staff(request.user, pk)
+    def delete(self, request: Request, mapping_pk: int) -> Response:
+        mapping = get_group_mapping_for_staff(request.user, mapping_pk)
         identity.group_mapping_delete(actor=request_user(request), mapping=mapping)
         return Response(status=status.HTTP_204_NO_CONTENT)

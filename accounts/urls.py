@@ -22,7 +22,9 @@ urlpatterns = [
     path("users/", views_admin.users, name="users"),
     path("users/<id:pk>/active/", views_admin.user_set_active, name="user_set_active"),
     path("users/group-mappings/", views_identity.group_mappings, name="group_mappings"),
-    path("users/group-mappings/<id:pk>/delete/", views_identity.group_mapping_delete, name="group_mapping_delete"),
+    path(
+        "users/group-mappings/<id:mapping_pk>/delete/", views_identity.group_mapping_delete, name="group_mapping_delete"
+    ),
     path("account/password/", views_account.password_change, name="password_change"),
     path("account/tokens/", views_account.api_tokens, name="api_tokens"),
     path("account/tokens/<str:token_key>/revoke/", views_account.api_token_revoke, name="api_token_revoke"),
@@ -40,7 +42,7 @@ api_urlpatterns = [
     path("users/", api_admin.UserListView.as_view(), name="api_users"),
     path("users/<id:user_pk>/", api_admin.UserDetailView.as_view(), name="api_user"),
     path("group-mappings/", api_identity.GroupMappingListView.as_view(), name="api_group_mappings"),
-    path("group-mappings/<id:pk>/", api_identity.GroupMappingDetailView.as_view(), name="api_group_mapping"),
+    path("group-mappings/<id:mapping_pk>/", api_identity.GroupMappingDetailView.as_view(), name="api_group_mapping"),
     path("projects/<id:pk>/members/", api.MemberListView.as_view(), name="api_members"),
     path("projects/<id:pk>/members/<id:membership_pk>/", api.MemberDetailView.as_view(), name="api_member"),
     path("projects/<id:pk>/audit-events/", api.ProjectAuditEventListView.as_view(), name="api_project_audit"),

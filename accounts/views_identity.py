@@ -57,8 +57,8 @@ def group_mappings(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def group_mapping_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    mapping = get_group_mapping_for_staff(request.user, pk)
+def group_mapping_delete(request: HttpRequest, mapping_pk: int) -> HttpResponse:
+    mapping = get_group_mapping_for_staff(request.user, mapping_pk)
     identity.group_mapping_delete(actor=request_user(request), mapping=mapping)
     messages.success(request, f"Removed: {mapping}. Members lose it at their next sign-in or re-check.")
     return redirect("group_mappings")

@@ -52,6 +52,27 @@ def settle(page, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while page.in_flight and time.monotonic() < deadline:
         page.wait_for_timeout(50)
+    _quiet_database(deadline)
+
+
+def _quiet_database(deadline: float) -> None:
+    """Wait until no other connection to the test database is running a statement or holds a transaction open:
+    a request the browser gave up on (a navigation cancels it) may still be running in the live server, and its
+    row locks would deadlock the flush that ends the test."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND state IN ('active', 'idle in transaction')"
+            )
+            (busy,) = cursor.fetchone()
+        if not busy:
+            return
+        time.sleep(0.05)
 
 
 def watch(page) -> list[str]:  # type: ignore[no-untyped-def]

@@ -39,6 +39,7 @@ from schemathesis.engine import events
 from schemathesis.engine.statistic import Statistic
 from schemathesis.generation.value import GeneratedValue
 
+from accounts.identity import group_mapping_create
 from accounts.models import Role, User
 from accounts.services import api_token_create, membership_add
 from annotation import services as annotation_services
@@ -178,6 +179,9 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
     p.made["generation_run"] = run_with_an_answer(p)
     matrix_pending_request(p)  # a deployment target ("matrix-pending") with a promotion waiting for approvals
     p.made["erasure"] = _an_erasure(p)
+    p.made["group_mapping"] = group_mapping_create(
+        actor=p.staff, group="retail-reviewers", project=p.project, role=Role.REVIEWER
+    )
     other = p.other_project
     other.name = f"Project B {FOREIGN}"
     other.save(update_fields=["name"])
@@ -238,6 +242,7 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "run_pk": p.made["generation_run"].pk,
         "evaluation_pk": p.made["evaluation"].pk,
         "erasure_pk": p.made["erasure"].pk,
+        "mapping_pk": p.made["group_mapping"].pk,
         "name": "matrix-pending",
         "request_pk": p.made["pending"].pk,
         "index": 0,
