@@ -77,9 +77,11 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy .
 
-# Two processes (pytest-xdist), each with its own test database, Redis database and data dir
-# (enclave/settings/test.py); worksteal hands a finished process the other's waiting tests. The slowest tests are
-# listed at the end, to keep CI's budget in view. PYTEST_PROCESSES=0 runs it in this one process.
+# Three processes (pytest-xdist), each with its own test database, Redis database and data dir
+# (enclave/settings/test.py); worksteal hands a finished process another's waiting tests. Three on two cores: much
+# of the suite waits on the workers, servers and browser it starts, and a third process fills that wait (the whole
+# suite 769 s against 915 s with two, docs/PERFORMANCE.md). The slowest tests are listed at the end, to keep CI's
+# budget in view. PYTEST_PROCESSES=0 runs it in this one process.
 PYTEST_PROCESSES ?= 3
 pytest: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_PROCESSES) --dist worksteal --durations=25

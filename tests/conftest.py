@@ -16,12 +16,21 @@ from django.test import Client
 
 from accounts.models import Membership, Project, Role, User
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.scheduling import long_first
 from tests.workers import start_worker, stop_worker
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # Playwright's sync API keeps an event loop on the main thread; Django would refuse ORM calls there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the longest modules first, one share each (``tests/scheduling.py``). Every process
+    collects, and orders, the same way: xdist requires identical collections."""
+    workers = getattr(config, "workerinput", {}).get("workercount")
+    if workers and workers > 1:
+        items[:] = long_first(items, int(workers))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -117,6 +117,7 @@ class IdentityProvider(LoopbackServer):
         self._sql("UPDATE auth_user SET is_active = ? WHERE username = ?", int(active), username)
 
 
+SBIN = "/usr/sbin:/usr/bin:/sbin:/bin"
 BASE = "dc=bank,dc=example"
 ADMIN_DN = f"cn=admin,{BASE}"
 ADMIN_PASSWORD = "directory-admin-password"
@@ -165,8 +166,8 @@ class LdapDirectory(LoopbackServer):
     name = "slapd"
 
     def __init__(self, folder: Path, *, people: list[tuple[str, str, str]], groups: dict[str, list[str]]) -> None:
-        slapd = shutil.which("slapd") or "/usr/sbin/slapd"
-        slapadd = shutil.which("slapadd") or "/usr/sbin/slapadd"
+        slapd = shutil.which("slapd", path=SBIN) or "/usr/sbin/slapd"
+        slapadd = shutil.which("slapadd", path=SBIN) or "/usr/sbin/slapadd"
         self.folder = folder
         (folder / "data").mkdir()
         conf = folder / "slapd.conf"

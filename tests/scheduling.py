@@ -1,0 +1,59 @@
+"""The order the suite's processes take their tests in, so the longest modules start first, one process each.
+
+pytest-xdist's ``worksteal`` hands each process one contiguous share of the collection, by count, and a process
+that runs dry steals half of the longest remaining queue from its end. A module of a few minutes that lands at
+the end of a share runs alone while the others have finished (the API fuzzing, 160 s, did so). Here the modules
+measured longest (seconds from ``--durations`` in CI) are dealt, longest first, to the start of the share that has
+the least such work so far, and the other tests fill each share up to its count in their usual order. A module
+stays together, so its module-scoped fixtures are made once."""
+
+from collections import defaultdict
+
+import pytest
+
+# Module → seconds its tests took in CI (three processes on two cores). Only the ones over ~40 s matter here.
+LONG_MODULES = {
+    "tests/enclave/test_api_fuzz.py": 170,
+    "tests/training/test_gpu_node.py": 115,
+    "tests/training/test_trainer.py": 110,
+    "tests/training/test_worker_jobs.py": 105,
+    "tests/enclave/test_serve.py": 100,
+    "tests/browser/test_pages.py": 90,
+    "tests/training/test_worker_faults.py": 60,
+    "tests/browser/test_evaluation_loop.py": 55,
+    "tests/evaluation/test_generation_worker.py": 50,
+    "tests/governance/test_dossier.py": 45,
+}
+
+
+def shares(total: int, processes: int) -> list[int]:
+    """How many tests worksteal first sends each process: ``len(pending) // nodes_remaining`` in turn."""
+    sizes, left = [], total
+    for remaining in range(processes, 0, -1):
+        sizes.append(left // remaining)
+        left -= sizes[-1]
+    return sizes
+
+
+def long_first(items: list[pytest.Item], processes: int) -> list[pytest.Item]:
+    by_module: dict[str, list[pytest.Item]] = defaultdict(list)
+    rest: list[pytest.Item] = []
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        (by_module[module] if module in LONG_MODULES else rest).append(item)
+    sizes = shares(len(items), processes)
+    heads: list[list[pytest.Item]] = [[] for _ in sizes]
+    load = [0] * len(sizes)
+    for module in sorted(by_module, key=lambda m: -LONG_MODULES[m]):
+        share = min(range(len(sizes)), key=lambda k: (load[k], len(heads[k])))
+        if len(heads[share]) + len(by_module[module]) > sizes[share]:
+            rest[:0] = by_module[module]  # a share too small to hold it (a filtered run): leave it to the queue
+            continue
+        heads[share].extend(by_module[module])
+        load[share] += LONG_MODULES[module]
+    ordered: list[pytest.Item] = []
+    for size, head in zip(sizes, heads, strict=True):
+        fill = size - len(head)
+        ordered.extend(head + rest[:fill])
+        del rest[:fill]
+    return ordered + rest
