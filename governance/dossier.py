@@ -26,10 +26,10 @@ from core.storage import artifact_storage
 from core.version import code_version
 from evaluation.models import Evaluation, PromotionRequest
 from evaluation.selectors import adapter_deployments, adapter_evaluations, adapter_requests, systems_of
-from preferences.agreement import position_bias
 from preferences.models import AnnotatorQuality, Judgement
 from preferences.selectors import decisive_positions, latest_agreement, preference_settings
 from releases.build import pseudonym
+from releases.datasheet import position_bias_rows
 from releases.models import Release, ReleaseState
 from training.models import Adapter, JobLogLine, JobMetric, TrainingJob
 from training.selectors import lineage
@@ -291,20 +291,7 @@ def _position_bias_now(project: Project) -> list[dict[str, Any]]:
         tally = counts.setdefault(shown, [0, 0])
         tally[0] += 1
         tally[1] += position == 0
-    rows = []
-    for shown, (decisive, first) in sorted(counts.items()):
-        result = position_bias(first, decisive, shown)
-        rows.append(
-            {
-                "candidates": shown,
-                "decisive": decisive,
-                "first_shown_won": first,
-                "rate": result.share,
-                "expected": result.expected,
-                "p_value": result.p_value,
-            }
-        )
-    return rows
+    return position_bias_rows(counts)
 
 
 def _gaps(

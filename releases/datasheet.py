@@ -9,6 +9,7 @@ reasons. Everything in it is derived from the data and the recipe (no build time
 rebuild on unchanged data writes the same bytes."""
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,19 +176,7 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str, contents
         }
         for c in sorted(tally.agreement_n)
     }
-    bias = []
-    for shown, (decisive, first) in sorted(tally.bias.items()):
-        result = position_bias(first, decisive, shown)
-        bias.append(
-            {
-                "candidates": shown,
-                "decisive": decisive,
-                "first_shown_won": first,
-                "rate": result.share,
-                "expected": result.expected,
-                "p_value": result.p_value,
-            }
-        )
+    bias = position_bias_rows(tally.bias)
     gaps = [
         f"criterion “{c}”: mean majority share {a['mean_majority_share']:.2f}"
         for c, a in agreement.items()
@@ -267,3 +256,22 @@ def _overall_outcomes(contents: dict[str, Any]) -> Counter[str]:
     return Counter(
         {k.removeprefix(prefix): v for k, v in _summed(contents, "outcomes").items() if k.startswith(prefix)}
     )
+
+
+def position_bias_rows(counts: Mapping[int, Sequence[int]]) -> list[dict[str, Any]]:
+    """Per number of candidates shown (``{shown: (decisive, first shown won)}``): the share the first shown won,
+    what chance would give and the binomial test's p-value, as the datasheet and the dossier show them."""
+    rows = []
+    for shown, (decisive, first) in sorted(counts.items()):
+        result = position_bias(first, decisive, shown)
+        rows.append(
+            {
+                "candidates": shown,
+                "decisive": decisive,
+                "first_shown_won": first,
+                "rate": result.share,
+                "expected": result.expected,
+                "p_value": result.p_value,
+            }
+        )
+    return rows

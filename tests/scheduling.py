@@ -8,8 +8,15 @@ the least such work so far, and the other tests fill each share up to its count 
 stays together, so its module-scoped fixtures are made once."""
 
 from collections import defaultdict
+from typing import Protocol, TypeVar
 
-import pytest
+
+class Test(Protocol):
+    @property
+    def nodeid(self) -> str: ...
+
+
+T = TypeVar("T", bound=Test)
 
 # Module → seconds its tests took in CI (three processes on two cores). Only the ones over ~40 s matter here.
 LONG_MODULES = {
@@ -35,14 +42,14 @@ def shares(total: int, processes: int) -> list[int]:
     return sizes
 
 
-def long_first(items: list[pytest.Item], processes: int) -> list[pytest.Item]:
-    by_module: dict[str, list[pytest.Item]] = defaultdict(list)
-    rest: list[pytest.Item] = []
+def long_first(items: list[T], processes: int) -> list[T]:
+    by_module: dict[str, list[T]] = defaultdict(list)
+    rest: list[T] = []
     for item in items:
         module = item.nodeid.split("::", 1)[0]
         (by_module[module] if module in LONG_MODULES else rest).append(item)
     sizes = shares(len(items), processes)
-    heads: list[list[pytest.Item]] = [[] for _ in sizes]
+    heads: list[list[T]] = [[] for _ in sizes]
     load = [0] * len(sizes)
     for module in sorted(by_module, key=lambda m: -LONG_MODULES[m]):
         share = min(range(len(sizes)), key=lambda k: (load[k], len(heads[k])))
@@ -51,7 +58,7 @@ def long_first(items: list[pytest.Item], processes: int) -> list[pytest.Item]:
             continue
         heads[share].extend(by_module[module])
         load[share] += LONG_MODULES[module]
-    ordered: list[pytest.Item] = []
+    ordered: list[T] = []
     for size, head in zip(sizes, heads, strict=True):
         fill = size - len(head)
         ordered.extend(head + rest[:fill])
