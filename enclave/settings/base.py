@@ -15,7 +15,6 @@ from kombu import Queue
 
 from enclave.settings.env import (
     env_bool,
-    env_choice,
     env_database,
     env_int,
     env_list,
@@ -189,64 +188,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Auth ----------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
-# Sign-in through the organisation's identity provider (README, "Sign-in through your identity provider").
-# OIDC: the issuer, the client id and secret; the endpoints come from the issuer's discovery document on first
-# use unless set here. The groups claim goes through the group mappings (users page → Group mappings).
-OIDC_ISSUER = env_str("OIDC_ISSUER", "")
-OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID", "")
-OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET", "")
-if OIDC_ISSUER and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
-    raise ImproperlyConfigured("OIDC_ISSUER is set: set OIDC_CLIENT_ID and OIDC_CLIENT_SECRET too.")
-OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "your organisation's sign-in")
-OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_AUTHORIZATION_ENDPOINT", "")
-OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_TOKEN_ENDPOINT", "")
-OIDC_OP_USER_ENDPOINT = env_str("OIDC_USERINFO_ENDPOINT", "")
-OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_JWKS_ENDPOINT", "")
-OIDC_RP_SIGN_ALGO = env_choice("OIDC_SIGN_ALGO", "RS256", ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"])
-OIDC_RP_SCOPES = env_str("OIDC_SCOPES", "openid email profile")
-OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
-# A session is renewed silently at the provider this often; a refusal there (account disabled) ends it.
-OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = env_int("OIDC_RENEW_SECONDS", 300, minimum=30)
-OIDC_USE_PKCE = True
-OIDC_VERIFY_SSL = env_bool("OIDC_VERIFY_TLS", default=True)
-OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1)
-OIDC_CALLBACK_CLASS = "accounts.oidc.OIDCCallbackView"
-OIDC_AUTHENTICATE_CLASS = "accounts.oidc.OIDCSignInView"
-LOGIN_REDIRECT_URL_FAILURE = "/login/?sso=failed"
-
-# LDAP: bind, user search, group search; groups by their cn through the same mappings.
-AUTH_LDAP_SERVER_URI = env_str("LDAP_SERVER_URI", "")
-if AUTH_LDAP_SERVER_URI:
-    from enclave.settings.directory import ldap_settings
-
-    globals().update(
-        ldap_settings(
-            {
-                "uri": AUTH_LDAP_SERVER_URI,
-                "bind_dn": env_str("LDAP_BIND_DN", ""),
-                "bind_password": env_str("LDAP_BIND_PASSWORD", ""),
-                "start_tls": env_bool("LDAP_START_TLS", default=False),
-                "user_base": env_str("LDAP_USER_BASE", required=True),
-                "user_filter": env_str("LDAP_USER_FILTER", "(uid=%(user)s)"),
-                "group_base": env_str("LDAP_GROUP_BASE", required=True),
-                "group_type": env_choice(
-                    "LDAP_GROUP_TYPE", "groupOfNames", ["groupOfNames", "groupOfUniqueNames", "posixGroup"]
-                ),
-                "require_group": env_str("LDAP_REQUIRE_GROUP", ""),
-                "email_attr": env_str("LDAP_EMAIL_ATTRIBUTE", "mail"),
-                "name_attr": env_str("LDAP_NAME_ATTRIBUTE", "cn"),
-                "timeout": env_int("LDAP_TIMEOUT_SECONDS", 5, minimum=1),
-            }
-        )
-    )
-# A directory account's groups and standing are read again this long after the last check, at its next request
-# (a session or an API token): LDAP by a search, OIDC API use by the refresh token.
-DIRECTORY_RECHECK_SECONDS = env_int("DIRECTORY_RECHECK_SECONDS", 300, minimum=10)
-
-# Local passwords can be switched off for everyone but named break-glass staff accounts (for when the identity
-# provider is down).
-PASSWORD_LOGIN = env_bool("PASSWORD_LOGIN", default=True)
-BREAK_GLASS_USERS = env_list("BREAK_GLASS_USERS", [])
+# Sign-in through the organisation's identity provider: OIDC, LDAP, re-checks, break-glass (directory.py).
+from enclave.settings.directory import *  # noqa: E402, F403
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
@@ -288,61 +231,8 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 
 # --- API -----------------------------------------------------------------------------------------------
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.api_auth.ApiTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
-    "PAGE_SIZE": 50,
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # JSON bodies only: a form cannot say "empty" from "left out" (DRF reads `name=` as no name) nor carry the
-    # nested objects. The upload routes name their multipart parser themselves.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "enclave.api_errors.exception_handler",
-}
-# Request size limits. A JSON or form body: Django's DATA_UPLOAD_MAX_MEMORY_SIZE, read into memory (2.5 MiB,
-# about 3,000 comparisons of 1 KB). A file upload (imports) streams to disk and may be up to IMPORT_MAX_MB.
-# Over either limit the API answers 413 naming the limit (enclave.api_errors).
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-IMPORT_MAX_BYTES = env_int("IMPORT_MAX_MB", 1024, minimum=1, maximum=1024 * 1024) * 1024 * 1024
-KNOX_TOKEN_MODEL = "knox.AuthToken"  # noqa: S105 - a model name, not a secret
-REST_KNOX = {
-    "TOKEN_TTL": timedelta(days=env_int("API_TOKEN_DAYS", 90, minimum=1)),
-    "TOKEN_PREFIX": "enclave_",
-    "AUTO_REFRESH": False,
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Enclave API",
-    "DESCRIPTION": "Projects, members and the audit log; imports, items, annotations and reviews; comparisons, "
-    "judgements and agreement; dataset releases, their files, datasheets and diffs; base models, training jobs "
-    "and adapters of an Enclave installation. Authenticate with `Authorization: Token <token>` (create tokens "
-    'on the API tokens page). A refusal answers JSON: `{"detail", "field"}` for a domain rule (400, or '
-    "409 for a conflict such as a second judgement of one comparison), field errors for input that does not "
-    "validate, 404 alike for what does not exist and what the caller may not see. Limits: a JSON or form body "
-    f"may be up to 2.5 MiB and a file upload (imports, comparisons as JSONL) up to {IMPORT_MAX_BYTES // 2**20:,} "
-    "MiB (IMPORT_MAX_MB); "
-    "over either the answer is 413 with the limit in `limit_bytes`. A content type an operation does not take "
-    "answers 415, malformed JSON 400, an unknown or invalid filter or query parameter 400 naming it. An import "
-    "answers 201 when done, 202 when a worker runs it (poll `status_url`), 422 when refused for bad lines (its "
-    "`errors` numbered by line; nothing imported). Lists page with `limit` (at most 1,000) and `offset`.",
-    "VERSION": "1",
-    "SERVE_INCLUDE_SCHEMA": False,
-    # The schema describes routes, not data: readable without a token (the docs page asks for a login).
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "SCHEMA_PATH_PREFIX": "/api/v1",
-    "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": [
-        "drf_spectacular.hooks.postprocess_schema_enums",
-        "enclave.api_schema.document_errors",
-        "enclave.api_schema.document_links",
-    ],
-}
+# DRF, API tokens, request size limits and the OpenAPI schema (api.py).
+from enclave.settings.api import *  # noqa: E402, F403
 
 # --- Pages, static files, security headers --------------------------------------------------------------
 STATIC_URL = "static/"

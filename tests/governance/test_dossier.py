@@ -28,7 +28,7 @@ from governance.services import dossier_export
 from governance.signing import key_path
 from preferences import services as preference_services
 from preferences.models import AgreementSnapshot
-from releases.build import pseudonym
+from releases.selection import pseudonym
 from tests.annotation.helpers import give_rubric
 from tests.conftest import Personas, make_personas
 from tests.evaluation import deploy_helpers as h
