@@ -236,8 +236,3 @@ class LdapDirectory(LoopbackServer):
             f"cn={cn},ou=groups,{BASE}", [(ldap.MOD_ADD, "member", [f"uid={uid},ou=people,{BASE}".encode()])]
         )
         connection.unbind_s()
-
-    def delete_person(self, uid: str) -> None:
-        connection = self.admin()
-        connection.delete_s(f"uid={uid},ou=people,{BASE}")
-        connection.unbind_s()
