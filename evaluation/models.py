@@ -310,3 +310,89 @@ class Deployment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.target} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ScoringScope(models.TextChoices):
+    GENERATION_RUN = "generation_run", "A generation run's candidates"
+    COMPARISONS = "comparisons", "A project's comparison candidates"
+
+
+class ScoringRun(models.Model):
+    """A reward model scoring answers on the gpu queue: every candidate of a generation run, or every candidate
+    of a project's comparison items. Supervised like a generation run (states as a training job's); each score
+    is a ``RewardScore``. Scores are for admins and the pair policy: never shown to annotators."""
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="scoring_runs")
+    reward_model = models.ForeignKey("training.RewardModel", on_delete=models.PROTECT, related_name="scoring_runs")
+    reward_model_sha256 = models.CharField(max_length=64)  # copied when defined, checked before scoring
+    scope = models.CharField(max_length=16, choices=ScoringScope.choices)
+    generation_run = models.ForeignKey(
+        GenerationRun, on_delete=models.PROTECT, null=True, blank=True, related_name="scoring_runs"
+    )
+    batch_size = models.PositiveSmallIntegerField(default=8)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    phase = models.CharField(max_length=100, blank=True)
+    failure_reason = models.TextField(blank=True)
+    total = models.PositiveIntegerField(default=0)  # answers to score
+    done = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)  # time inside the forward passes
+    environment = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    worker = models.CharField(max_length=200, blank=True)
+    child_pid = models.PositiveIntegerField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="scoring_run_state_beat")]
+
+    def __str__(self) -> str:
+        return f"scoring run #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def work_name(self) -> str:
+        return f"scoring-{self.pk}"
+
+    @property
+    def candidates_per_second(self) -> float | None:
+        return self.done / self.seconds if self.seconds else None
+
+
+class RewardScore(models.Model):
+    """One answer's reward under one reward model: a generation ``candidate``, or candidate ``candidate_index``
+    of a comparison ``item``. Stored once per reward model and answer."""
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="scores")
+    reward_model = models.ForeignKey("training.RewardModel", on_delete=models.PROTECT, related_name="scores")
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, null=True, blank=True, related_name="scores")
+    item = models.ForeignKey("annotation.Item", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    candidate_index = models.PositiveSmallIntegerField(null=True, blank=True)
+    score = models.FloatField()
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reward_model", "candidate"],
+                condition=models.Q(candidate__isnull=False),
+                name="one_score_per_candidate",
+            ),
+            models.UniqueConstraint(
+                fields=["reward_model", "item", "candidate_index"],
+                condition=models.Q(item__isnull=False),
+                name="one_score_per_item_candidate",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"score {self.score:.4f} by {self.reward_model_id}"

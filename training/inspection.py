@@ -64,6 +64,19 @@ def content_hash(files: list[dict[str, Any]]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
+TOKENIZER_NAMES = frozenset(
+    {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "vocab.json",
+     "vocab.txt", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json"}
+)  # fmt: skip
+
+
+def tokenizer_hash(files: list[dict[str, Any]]) -> str:
+    """The hash of a model directory's tokenizer files alone (``content_hash`` of them): two base models with
+    equal tokenizers read text the same way, whatever their weights. Empty when no tokenizer file is listed."""
+    chosen = [f for f in files if f["path"].rsplit("/", 1)[-1] in TOKENIZER_NAMES]
+    return content_hash(chosen) if chosen else ""
+
+
 def safetensors_header(path: Path) -> dict[str, Any]:
     """The JSON header of a safetensors file: tensor names with dtype and shape (the weights are not read)."""
     with path.open("rb") as stream:

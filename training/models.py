@@ -52,6 +52,7 @@ class BaseModel(models.Model):
 class JobKind(models.TextChoices):
     SFT = "sft", "SFT (supervised fine-tuning)"
     DPO = "dpo", "DPO (preference optimisation)"
+    REWARD = "reward", "Reward model (pairwise, on preference data)"
 
 
 class JobState(models.TextChoices):
@@ -63,7 +64,7 @@ class JobState(models.TextChoices):
 
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
-RELEASE_KIND_FOR_JOB: dict[str, str] = {JobKind.SFT: "sft", JobKind.DPO: "preference"}
+RELEASE_KIND_FOR_JOB: dict[str, str] = {JobKind.SFT: "sft", JobKind.DPO: "preference", JobKind.REWARD: "preference"}
 
 
 class TrainingJob(models.Model):
@@ -82,6 +83,10 @@ class TrainingJob(models.Model):
     evaluation = models.JSONField(default=dict, blank=True)  # {"before": {...}, "after": {...}}
     environment = models.JSONField(default=dict, blank=True)  # library versions, hardware, network record
     rerun_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reruns")
+    # DPO only: continue training this adapter's LoRA weights (a round's policy) instead of a new adapter.
+    parent_adapter = models.ForeignKey(
+        "Adapter", on_delete=models.PROTECT, null=True, blank=True, related_name="continued_by_jobs"
+    )
     created_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -166,19 +171,16 @@ class TrainingWorker(models.Model):
         return self.hostname
 
 
-class Adapter(models.Model):
-    """A trained LoRA adapter in the artifact store and everything that made it."""
+class Trained(models.Model):
+    """What a finished job leaves in the artifact store, with everything that made it (an adapter, a reward
+    model): copied onto the row so the lineage holds after the release becomes a tombstone."""
 
-    job = models.OneToOneField(TrainingJob, on_delete=models.PROTECT, related_name="adapter")
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="adapters")
     name = models.CharField(max_length=200)
     storage_prefix = models.CharField(max_length=300)
     sha256 = models.CharField(max_length=64)  # of adapter_model.safetensors
     size_bytes = models.PositiveBigIntegerField()
     files = models.JSONField(default=list)  # [{path, size_bytes, sha256}]
-    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="adapters")
     release_hash = models.CharField(max_length=64)
-    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="adapters")
     base_model_hash = models.CharField(max_length=64)
     config = models.JSONField()
     config_hash = models.CharField(max_length=64)
@@ -189,11 +191,44 @@ class Adapter(models.Model):
     metrics = models.JSONField(default=dict)  # evaluation before and after, final training figures
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
-    started_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return self.name
+
+
+class Adapter(Trained):
+    """A trained LoRA adapter of a causal LM (SFT or DPO) in the artifact store and everything that made it.
+    ``parent`` is the adapter whose weights a continued DPO job started from (a round's policy)."""
+
+    job = models.OneToOneField(TrainingJob, on_delete=models.PROTECT, related_name="adapter")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="adapters")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="adapters")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="adapters")
+    started_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
+    parent_sha256 = models.CharField(max_length=64, blank=True)
+
+    class Meta(Trained.Meta):
+        pass
+
+
+class RewardModel(Trained):
+    """A reward model: a LoRA adapter and a one-output score head on the base model (sequence classification),
+    trained on a preference release with TRL's RewardTrainer. It scores answers; it never generates, so it is
+    never a policy. ``tokenizer_hash`` covers the base model's tokenizer files: scoring text is only meaningful
+    with the tokenizer it was trained with."""
+
+    job = models.OneToOneField(TrainingJob, on_delete=models.PROTECT, related_name="reward_model")
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="reward_models")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="reward_models")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="reward_models")
+    started_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    tokenizer_hash = models.CharField(max_length=64)
+
+    class Meta(Trained.Meta):
+        pass

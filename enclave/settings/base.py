@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "releases",
     "training",
     "evaluation",
+    "rounds",
     "governance",
     "enclave",
 ]
