@@ -194,6 +194,8 @@ def adapter_register(
             started_at=job.started_at or finished,
             finished_at=finished,
             started_by=job.created_by,
+            parent=job.parent_adapter,
+            parent_sha256=job.parent_adapter.sha256 if job.parent_adapter else "",
         )
         job.state = JobState.SUCCEEDED
         job.finished_at = finished
@@ -215,6 +217,8 @@ def adapter_register(
                 "base_model_hash": adapter.base_model_hash,
                 "config_hash": adapter.config_hash,
                 "code_version": code_version,
+                "parent_adapter": adapter.parent_id,
+                "parent_sha256": adapter.parent_sha256,
             },
         )
     return adapter

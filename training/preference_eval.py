@@ -1,12 +1,13 @@
 """Held-out evaluation of a DPO adapter in the training child: the summed log-probability of each completion
 given its prompt, and the preference accuracy of the implicit reward, policy (adapter on) against reference
-(adapter off)."""
+(adapter off; for a continued adapter, the frozen copy of its starting weights that TRL keeps as ``ref``)."""
 
 from typing import Any
 
 import torch
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from trl.trainer.utils import use_adapter
 
 TIE_EPSILON = 1e-9
 
@@ -68,7 +69,8 @@ def preference_accuracy(
 ) -> dict[str, float]:
     """Held-out preference accuracy of the DPO implicit reward: the policy (adapter on) against the
     reference (adapter off). A pair counts 1 when chosen's reward exceeds rejected's, 0.5 on a tie, else 0.
-    Before training the adapter is the identity, so every pair ties and the accuracy is 0.5 by definition."""
+    Before training the adapter is the identity (a continued adapter equals its reference copy), so every pair
+    ties and the accuracy is 0.5 by definition."""
     if not pairs:
         return {}
     prompts = [pair["prompt"] for pair in pairs]
@@ -77,7 +79,7 @@ def preference_accuracy(
     model.eval()
     policy_c = completion_logps(model, tokenizer, prompts, chosen, max_length=max_length)
     policy_r = completion_logps(model, tokenizer, prompts, rejected, max_length=max_length)
-    with model.disable_adapter():
+    with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
         ref_c = completion_logps(model, tokenizer, prompts, chosen, max_length=max_length)
         ref_r = completion_logps(model, tokenizer, prompts, rejected, max_length=max_length)
     margins = [beta * ((pc - rc) - (pr - rr)) for pc, rc, pr, rr in zip(policy_c, ref_c, policy_r, ref_r, strict=True)]

@@ -35,7 +35,7 @@ from training import launch, services
 from training.children import Child, fork_context, start_child, training_processes
 from training.environment import apply_offline_env, library_versions
 from training.inspection import file_sha256
-from training.models import BaseModel, JobState, TrainingJob
+from training.models import BaseModel, JobState, Trained, TrainingJob
 from training.watching import HeartbeatThread, Tail, Watch, exit_reason, supervise
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,21 @@ def _stage_data(job: TrainingJob, work: Path) -> tuple[str, str | None]:
     return str(names["train"]), names["eval"]
 
 
+def stage_trained(trained: Trained, target: Path) -> Path:
+    """Copy an adapter's (or a reward model's) files from the artifact store into ``target``, each checked
+    against its sha256 in the lineage."""
+    storage = artifact_storage()
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in trained.files:
+        path = target / entry["path"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with storage.open(f"{trained.storage_prefix}/{entry['path']}", "rb") as source, path.open("wb") as out:
+            shutil.copyfileobj(source, out, 1024 * 1024)
+        if file_sha256(path) != entry["sha256"]:
+            raise DomainError(f"{entry['path']} of {trained} does not match its sha256 in the lineage; not using it.")
+    return target
+
+
 def base_model_check_here(model: BaseModel) -> None:
     """Refuse a base model whose directory on this node lacks a checked file or holds one of another size. The
     check hashed the files on one node; with several gpu nodes each holds its own copy, and an adapter trained
@@ -192,9 +207,13 @@ def run_job(job_id: int, worker: str) -> str:
     try:
         base_model_check_here(job.base_model)
         train_file, eval_file = _stage_data(job, work)
+        parent_dir = None
+        if job.parent_adapter is not None:
+            parent_dir = str(stage_trained(job.parent_adapter, work / "parent"))
         spec = {
             "job_id": job.pk,
             "kind": job.kind,
+            "parent_adapter_dir": parent_dir,
             "config": job.config,
             "model_dir": job.base_model.path,
             "work_dir": str(work),

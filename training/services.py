@@ -27,6 +27,7 @@ from training.lifecycle import training_jobs_reap as training_jobs_reap
 from training.models import (
     ACTIVE_STATES,
     RELEASE_KIND_FOR_JOB,
+    Adapter,
     BaseModel,
     BaseModelState,
     JobState,
@@ -100,10 +101,12 @@ def training_job_start(
     config: JobConfig,
     preset: str = "",
     rerun_of: TrainingJob | None = None,
+    parent_adapter: Adapter | None = None,
 ) -> TrainingJob:
     """Define a job and queue it on the gpu queue. Everything that can be checked before training is checked
     here; raises ``DomainError`` with the reason (wrong release kind or state, base model not ready, a target
-    module the model lacks, hardware that no worker has)."""
+    module the model lacks, hardware that no worker has). A DPO job with ``parent_adapter`` continues that
+    adapter's LoRA weights (its LoRA shape is the parent's; the DPO reference is the parent, frozen)."""
     from training.tasks import training_job_run_task
 
     if kind not in RELEASE_KIND_FOR_JOB:
@@ -141,6 +144,8 @@ def training_job_start(
             f"{', '.join(base_model.linear_modules) or 'unknown'}.",
             field="target_modules",
         )
+    if parent_adapter is not None:
+        parent_check(project=project, kind=kind, base_model=base_model, config=config, parent=parent_adapter)
     _check_hardware(config)
     task_id = str(uuid.uuid4())
     with transaction.atomic():
@@ -154,6 +159,7 @@ def training_job_start(
             preset=preset,
             created_by=actor,
             rerun_of=rerun_of,
+            parent_adapter=parent_adapter,
             task_id=task_id,
         )
         audit_event_record(
@@ -170,6 +176,8 @@ def training_job_start(
                 "config_hash": job.config_hash,
                 "config": job.config,
                 "rerun_of": rerun_of.pk if rerun_of else None,
+                "parent_adapter": parent_adapter.pk if parent_adapter else None,
+                "parent_sha256": parent_adapter.sha256 if parent_adapter else None,
             },
         )
         send_on_commit(
@@ -179,6 +187,38 @@ def training_job_start(
         )
     job.refresh_from_db()  # queued, or failed because its task could not be sent
     return job
+
+
+LORA_SHAPE = ("lora_r", "lora_alpha", "target_modules", "use_dora", "use_qlora")
+
+
+def parent_check(*, project: Project, kind: str, base_model: BaseModel, config: JobConfig, parent: Adapter) -> None:
+    """Refuse continuing ``parent`` where its weights cannot go on: not a DPO job, another project or base model
+    (or this one's files changed since), or a LoRA shape other than the parent's (``config_continuing``)."""
+    if kind != "dpo":
+        raise DomainError("Only a DPO job continues an adapter's weights.", field="parent_adapter")
+    if parent.project_id != project.pk:
+        raise DomainError("That adapter belongs to another project.", field="parent_adapter")
+    if parent.base_model_id != base_model.pk or parent.base_model_hash != base_model.content_hash:
+        raise DomainError(
+            f"{parent} was trained on {parent.base_model} as it was then; continue it on the same base model files.",
+            field="parent_adapter",
+        )
+    canonical = config.canonical()
+    for name in LORA_SHAPE:
+        if canonical.get(name) != parent.config.get(name):
+            raise DomainError(
+                f"A continued adapter keeps its parent's LoRA shape: {name} is {parent.config.get(name)!r} in "
+                f"{parent}, {canonical.get(name)!r} here.",
+                field=name,
+            )
+
+
+def config_continuing(config: JobConfig, parent: Adapter) -> JobConfig:
+    """``config`` with the parent adapter's LoRA shape (rank, alpha, target modules, DoRA, QLoRA)."""
+    values = {k: v for k, v in config.canonical().items() if k != "kind"}
+    values.update({name: parent.config[name] for name in LORA_SHAPE if name in parent.config})
+    return JobConfig.from_dict(config.kind, values)
 
 
 def training_job_rerun(*, actor: User, job: TrainingJob) -> TrainingJob:
@@ -192,6 +232,7 @@ def training_job_rerun(*, actor: User, job: TrainingJob) -> TrainingJob:
         config=JobConfig.from_canonical(job.config),
         preset=job.preset,
         rerun_of=job,
+        parent_adapter=job.parent_adapter,
     )
 
 

@@ -31,7 +31,7 @@ warnings.filterwarnings("ignore", category=FutureWarning, message=r".*checkpoint
 
 import torch  # noqa: E402 - the offline and thread environment is set first
 from datasets import Dataset, disable_progress_bars  # noqa: E402
-from peft import LoraConfig, PeftModel  # noqa: E402
+from peft import LoraConfig, PeftModel, get_peft_model_state_dict  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -132,6 +132,23 @@ def read_jsonl(path: Path | None, keys: tuple[str, ...]) -> list[dict[str, Any]]
                 record = json.loads(line)
                 rows.append({key: record[key] for key in keys})
     return rows
+
+
+def weights_digest(tensors: dict[str, Any]) -> str:
+    """sha256 over an adapter's tensors (name, dtype, shape, bytes, in name order): equal exactly when the
+    weights are, whether read from a live model or from its saved safetensors."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}\t{tensor.dtype}\t{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def adapter_digest(model: PeftModel) -> str:
+    return weights_digest(get_peft_model_state_dict(model, adapter_name="default"))
 
 
 # --- The run ----------------------------------------------------------------------------------------------
@@ -250,13 +267,18 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
             callbacks=[callback],
         )
     else:
+        parent_dir = spec.get("parent_adapter_dir")
+        if parent_dir:
+            # Continued training of the parent's LoRA weights; TRL keeps a frozen copy of them as the reference.
+            say("Continuing the parent adapter's LoRA weights; the reference model is its frozen copy.")
+            model = PeftModel.from_pretrained(model, parent_dir, is_trainable=True, local_files_only=True)
         trainer = DPOTrainer(
             model=model,
             args=DPOConfig(**args, beta=config["beta"], loss_type=list(config["loss_type"])),
             train_dataset=train_set,
             eval_dataset=eval_set,
             processing_class=tokenizer,
-            peft_config=_lora(config),
+            peft_config=None if parent_dir else _lora(config),
             callbacks=[callback],
         )
     trainer.remove_callback(PrinterCallback)  # StreamingCallback writes a shorter line per log instead
@@ -282,6 +304,7 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
         return values
 
     before = evaluate("before")
+    start_digest = adapter_digest(peft_model)  # a continued job's equals its parent's final weights
     emit("phase", phase="training")
     started = time.monotonic()
     outcome = trainer.train()
@@ -291,7 +314,8 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
     emit("phase", phase="saving adapter")
     adapter_dir = work / "adapter"
     if trainer.is_world_process_zero():
-        peft_model.save_pretrained(str(adapter_dir), safe_serialization=True)
+        # Only the trained adapter: a continued job also holds the reference copy ("ref").
+        peft_model.save_pretrained(str(adapter_dir), safe_serialization=True, selected_adapters=["default"])
     steps = int(trainer.state.global_step)
     return {
         "evaluation": {"before": before, "after": after, "held_out_rows": len(eval_rows)},
@@ -302,6 +326,9 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
             "seconds": round(train_seconds, 3),
             "seconds_per_step": round(train_seconds / steps, 5) if steps else None,
             "final_loss": float(outcome.training_loss),
+            "start_weights_sha256": start_digest,
+            "end_weights_sha256": adapter_digest(peft_model),
+            "continued": bool(spec.get("parent_adapter_dir")),
         },
         "adapter_dir": "adapter",
     }

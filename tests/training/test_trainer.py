@@ -105,3 +105,40 @@ def test_it_fails_with_the_reason_when_the_release_file_is_missing(tiny_model_di
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert events[-1]["event"] == "error"
     assert not (tmp_path / "result.json").exists()
+
+
+def test_it_continues_a_parent_adapter_with_the_parent_as_the_dpo_reference(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A continued DPO job starts from the parent adapter's weights exactly (digest of the live weights before
+    the first step equals the digest of the parent's saved file), measures its held-out accuracy against the
+    parent (so it starts at 0.5: policy and reference are the same weights), trains them further, and saves
+    only its own adapter, not TRL's frozen reference copy."""
+    from safetensors.torch import load_file
+
+    from training.trainer import weights_digest
+
+    train, held_out = learning_check.train_and_held_out(train=64, held_out=16)
+    config = {**learning_check.CONFIG, "max_steps": 8, "logging_steps": 4}
+    parent_work, child_work = tmp_path / "parent", tmp_path / "child"
+    results = {}
+    for work, parent_dir in ((parent_work, None), (child_work, str(parent_work / "adapter"))):
+        work.mkdir()
+        spec = {
+            "kind": "dpo", "config": config, "model_dir": str(tiny_model_dir), "work_dir": str(work),
+            "train_file": _write(work / "data" / "train.jsonl", train),
+            "eval_file": _write(work / "data" / "eval.jsonl", held_out), "parent_adapter_dir": parent_dir,
+        }  # fmt: skip
+        done = _run(spec, work)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        results[work.name] = json.loads((work / "result.json").read_text())
+    parent_file = load_file(parent_work / "adapter" / "adapter_model.safetensors")
+    child_file = load_file(child_work / "adapter" / "adapter_model.safetensors")
+    parent, child = results["parent"]["train"], results["child"]["train"]
+    assert parent["continued"] is False and child["continued"] is True
+    assert child["start_weights_sha256"] == weights_digest(parent_file) == parent["end_weights_sha256"]
+    assert child["end_weights_sha256"] == weights_digest(child_file) != child["start_weights_sha256"]
+    assert sorted(child_file) == sorted(parent_file)  # the same LoRA tensors, no ".ref." copy saved
+    assert results["child"]["evaluation"]["before"]["preference_accuracy"] == 0.5
+    assert results["child"]["evaluation"]["before"]["mean_margin"] == 0.0
+    assert results["parent"]["evaluation"]["after"]["preference_accuracy"] > 0.5
