@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.models import Project, ProjectPerm, User
 from accounts.permissions import user_has_project_perm
 from accounts.services import audit_event_record
+from core import followups
 from core.errors import DomainError
 from core.marks import marks_of
 from evaluation.gate import gate_check
@@ -319,6 +320,7 @@ def _carry_out(target: DeploymentTarget, request: PromotionRequest) -> None:
     request.state = RequestState.DONE
     request.decided_at = now
     request.save(update_fields=["state", "decided_at"])
+    followups.ended("promotion", request.pk)
     approvers = list(
         PromotionApproval.objects.filter(request=request)
         .order_by("created_at")
@@ -346,6 +348,7 @@ def promotion_refuse(*, actor: User, request: PromotionRequest, note: str = "") 
         if request.requested_by_id == actor.pk:
             raise DomainError("The person who asked for it withdraws it rather than refusing it.", status=403)
         _decide(request, RequestState.REFUSED, note)
+        followups.ended("promotion", request.pk)
         audit_event_record(
             actor=actor, action="deployment.refuse", target=request, project=target.project,
             payload={"target": target.name, "kind": request.kind, "adapter": request.adapter_id, "note": note.strip()},
@@ -362,6 +365,7 @@ def promotion_withdraw(*, actor: User, request: PromotionRequest, note: str = ""
         if request.requested_by_id != actor.pk and not may_manage:
             raise DomainError("Only the requester or a project admin may withdraw a request.", status=403)
         _decide(request, RequestState.WITHDRAWN, note)
+        followups.ended("promotion", request.pk)
         audit_event_record(
             actor=actor, action="deployment.withdraw", target=request, project=target.project,
             payload={"target": target.name, "kind": request.kind, "adapter": request.adapter_id, "note": note.strip()},

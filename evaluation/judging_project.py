@@ -16,6 +16,7 @@ from accounts.services import audit_event_record, membership_add, project_create
 from annotation import services as annotation_services
 from annotation.models import AnnotationSettings, RubricVersion
 from annotation.parsing import ImportFormat
+from core import followups
 from core.errors import DomainError
 from evaluation.judging import BLIND_GUIDELINE, DEFAULT_ANNOTATORS_PER_ITEM, DEFAULT_CRITERIA
 from evaluation.models import (
@@ -230,6 +231,7 @@ def evaluation_fail(*, evaluation: Evaluation, reason: str, actor: User | None =
     evaluation.state = EvaluationState.FAILED
     evaluation.failure_reason = reason
     evaluation.save(update_fields=["state", "failure_reason"])
+    followups.ended("evaluation", evaluation.pk)
     audit_event_record(
         actor=actor, action="evaluation.fail", target=evaluation, project=evaluation.project, payload={"reason": reason}
     )

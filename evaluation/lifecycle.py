@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import audit_event_record
+from core import followups
 from core.dispatch import BrokerUnreachable, reach_broker
 from core.errors import DomainError
 from evaluation.models import Candidate, GenerationPrompt, GenerationRun
@@ -159,6 +160,7 @@ def _end(run: GenerationRun, state: str, reason: str) -> None:
     if state == JobState.SUCCEEDED:
         payload = {"candidates": run.prompt_count * int(run.decoding["candidates"]), "scrubbed": run.scrub_counts}
     audit_event_record(actor=None, action=action, target=run, project=run.project, payload=payload)
+    followups.ended("generation_run", run.pk)
     if run.evaluation_id is not None:
         evaluation_id = run.evaluation_id
         transaction.on_commit(lambda: _advance_evaluation(evaluation_id))

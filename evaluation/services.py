@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from accounts.services import audit_event_record
+from core import followups
 from core.dispatch import send_on_commit
 from core.errors import DomainError
 from evaluation import judging, judging_project
@@ -334,6 +335,7 @@ def evaluation_finish(*, actor: User, evaluation: Evaluation) -> Evaluation:
         evaluation.finished_by = actor
         evaluation.finished_at = timezone.now()
         evaluation.save(update_fields=["results", "state", "finished_by", "finished_at"])
+        followups.ended("evaluation", evaluation.pk)
         audit_event_record(
             actor=actor,
             action="evaluation.finish",

@@ -26,6 +26,7 @@ from accounts.services import audit_event_record
 from annotation.models import (
     Item,
 )
+from core import followups
 from releases import artifacts, splits
 from releases.datasheet import Tally
 from releases.exporters import Exporter, exporters_for
@@ -181,6 +182,7 @@ def build(release: Release, scratch: Path) -> Release:
             project=project,
             payload={"hash": release_hash, "rows": dict(tally.rows), "files": len(files)},
         )
+        followups.ended("release", release.pk)
     release.refresh_from_db()
     return release
 

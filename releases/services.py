@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation.models import ImportBatch, RubricVersion
+from core import followups
 from core.db import connection_lost, describe, lost_connection_reason, on_fresh_connection
 from core.dispatch import send_on_commit
 from core.errors import DomainError
@@ -163,6 +164,7 @@ def _fail(release: Release, reason: str, report: dict[str, Any]) -> None:
             project=release.project,
             payload={"reason": reason, "leaks": len(report.get("leaks", []))},
         )
+        followups.ended("release", release.pk)
 
 
 # --- Download ----------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.services import audit_event_record
+from core import followups
 from core.errors import DomainError
 from training.models import Adapter, JobLogLine, JobMetric, JobState, TrainingJob
 
@@ -115,6 +116,7 @@ def _end(job: TrainingJob, state: str, reason: str) -> None:
     job.save(update_fields=["state", "failure_reason", "finished_at", "phase"])
     action = "training.job_cancelled" if state == JobState.CANCELLED else "training.job_fail"
     audit_event_record(actor=None, action=action, target=job, project=job.project, payload={"reason": reason[:2000]})
+    followups.ended("training_job", job.pk)
 
 
 def fail_unsent_job(job_id: int, reason: str) -> None:
@@ -221,6 +223,7 @@ def adapter_register(
                 "parent_sha256": adapter.parent_sha256,
             },
         )
+        followups.ended("training_job", job.pk)
     return adapter
 
 

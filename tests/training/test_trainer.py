@@ -135,7 +135,8 @@ def test_it_continues_a_parent_adapter_with_the_parent_as_the_dpo_reference(
     parent_file = load_file(parent_work / "adapter" / "adapter_model.safetensors")
     child_file = load_file(child_work / "adapter" / "adapter_model.safetensors")
     parent, child = results["parent"]["train"], results["child"]["train"]
-    assert parent["continued"] is False and child["continued"] is True
+    assert parent["continued"] is False
+    assert child["continued"] is True
     assert child["start_weights_sha256"] == weights_digest(parent_file) == parent["end_weights_sha256"]
     assert child["end_weights_sha256"] == weights_digest(child_file) != child["start_weights_sha256"]
     assert sorted(child_file) == sorted(parent_file)  # the same LoRA tensors, no ".ref." copy saved
