@@ -9,6 +9,8 @@ changes). An entry that fails logs one line and runs again at its next turn.
 - ``training_jobs_reap``, every ``TRAINING_REAP_INTERVAL`` s: fail running training jobs whose gpu worker
   went silent past ``TRAINING_HEARTBEAT_TIMEOUT`` as "worker lost" (``training.lifecycle``), and generation
   runs likewise (``evaluation.lifecycle``).
+- ``rounds_advance_open``, every ``ROUNDS_ADVANCE_INTERVAL`` s: move open rounds on (``rounds.services``): a
+  round's comparisons fully judged start its release; anything a lost follow-up left waiting moves too.
 
 Work that must run once per turn across the site, not once per worker, goes through Celery beat instead
 (``beat_schedule``): one ``celery beat`` process (``manage.py serve`` starts it, the compose file's ``beat``
@@ -46,11 +48,18 @@ def _reap_generation_runs() -> None:
         logger.warning("generation runs failed as worker lost: %s", ", ".join(f"#{pk}" for pk in failed))
 
 
+def _advance_rounds() -> None:
+    from rounds.services import rounds_advance_open
+
+    rounds_advance_open()
+
+
 def schedule() -> list[tuple[str, float, Callable[[], None]]]:
     """The entries: name, seconds between runs, what to run."""
     return [
         ("training jobs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_training_jobs),
         ("generation runs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_generation_runs),
+        ("rounds advance", float(settings.ROUNDS_ADVANCE_INTERVAL), _advance_rounds),
     ]
 
 

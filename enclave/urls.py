@@ -11,6 +11,7 @@ from evaluation.urls import api_urlpatterns as evaluation_api
 from governance.urls import api_urlpatterns as governance_api
 from preferences.urls import api_urlpatterns as preferences_api
 from releases.urls import api_urlpatterns as releases_api
+from rounds.urls import api_urlpatterns as rounds_api
 from training.urls import api_urlpatterns as training_api
 
 
@@ -39,6 +40,7 @@ api_v1 = [
     *releases_api,
     *training_api,
     *evaluation_api,
+    *rounds_api,
     *governance_api,
 ]
 
@@ -52,6 +54,7 @@ urlpatterns = [
     path("", include("releases.urls")),
     path("", include("training.urls")),
     path("", include("evaluation.urls")),
+    path("", include("rounds.urls")),
     path("", include("governance.urls")),
     path("api/schema/", api.ApiSchemaView.as_view(), name="api_schema"),
     path("api/docs/", api.ApiDocsView.as_view(url_name="api_schema"), name="api_docs"),

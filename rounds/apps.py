@@ -7,3 +7,12 @@ class RoundsConfig(AppConfig):
     policy's LoRA weights with DPO; evaluated blind against the policy and promoted with four eyes."""
 
     name = "rounds"
+
+    def ready(self) -> None:
+        from core.followups import followup_register
+        from core.marks import marks_register
+        from rounds.followups import on_ended
+        from rounds.selectors import round_marks
+
+        followup_register(on_ended)
+        marks_register(round_marks)

@@ -43,6 +43,7 @@ class RoundState(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+POLICIES_NEEDING_SCORES = (PairPolicy.LEAST_SURE, PairPolicy.BEST_VS_WORST)
 ENDED_STATES = (RoundState.PROMOTED, RoundState.NOT_PROMOTED, RoundState.FAILED, RoundState.CANCELLED)
 
 
@@ -67,6 +68,7 @@ class Round(models.Model):
     dpo_config = models.JSONField()  # canonical (training.config), validated at the start
     dpo_preset = models.CharField(max_length=32, blank=True)
     min_decided = models.PositiveIntegerField(default=1)  # decided comparisons before the release may be built
+    eval_fraction = models.FloatField(default=0.2)  # of the round's prompts held out: its evaluation's prompts
     # What each step made
     generation_run = models.ForeignKey(GenerationRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     scoring_run = models.ForeignKey(ScoringRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+")

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from accounts.models import Project
+from core.marks import marks_of
 from releases.models import Release, ReleaseState
 from training.models import (
     RELEASE_KIND_FOR_JOB,
@@ -122,4 +123,16 @@ def lineage(adapter: Adapter) -> dict[str, Any]:
         "network": job.environment.get("network", {}),
         "metrics": adapter.metrics,
         "project": {"id": adapter.project_id, "name": adapter.project.name},
+        # A continued DPO adapter's starting weights: ``metrics.train.start_weights_sha256`` equals the parent's
+        # ``end_weights_sha256``.
+        "parent": {
+            "id": parent.pk,
+            "name": parent.name,
+            "sha256": adapter.parent_sha256,
+            "url": reverse("adapter", args=[adapter.project_id, parent.pk]),
+        }
+        if (parent := adapter.parent) is not None
+        else None,
+        # Made in a round (rounds marks it): the round and the generation run whose candidates experts ranked.
+        "round": marks_of("adapter", adapter.pk).get("round"),
     }

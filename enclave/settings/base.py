@@ -304,6 +304,9 @@ SERVE_CRASH_WINDOW = env_int("SERVE_CRASH_WINDOW", 120, minimum=10, maximum=86_4
 TRAINING_WORK_DIR = Path(env_str("TRAINING_WORK_DIR", str(DATA_DIR / "training"))).resolve()
 TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 90, minimum=10, maximum=86_400)
 TRAINING_REAP_INTERVAL = env_int("TRAINING_REAP_INTERVAL", 10, minimum=1, maximum=3600)
+# Every default worker moves open rounds on every ROUNDS_ADVANCE_INTERVAL seconds (enclave/periodic.py), beside the
+# follow-up sent when a round's step ends.
+ROUNDS_ADVANCE_INTERVAL = env_int("ROUNDS_ADVANCE_INTERVAL", 30, minimum=1, maximum=3600)
 # Celery beat sends governance.retention_sweep every RETENTION_SWEEP_INTERVAL seconds (enclave/periodic.py).
 RETENTION_SWEEP_INTERVAL = env_int("RETENTION_SWEEP_INTERVAL", 24 * 3600, minimum=60, maximum=7 * 24 * 3600)
 TRAINING_CANCEL_GRACE_SECONDS = env_int("TRAINING_CANCEL_GRACE_SECONDS", 10, minimum=1, maximum=600)

@@ -27,6 +27,7 @@ _TABS: list[tuple[str, str, str | set[str]]] = [
     ("generation", "Generation", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("deployments", "Deployments", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING, ProjectPerm.APPROVE_PROMOTION}),
     ("evaluations", "Evaluations", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
+    ("rounds", "Rounds", {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}),
     ("annotation_settings", "Settings", ProjectPerm.MANAGE_DATA),
     ("project_members", "Members", ProjectPerm.MANAGE_MEMBERS),
     ("project_audit", "Audit log", ProjectPerm.VIEW_AUDIT),
@@ -60,6 +61,8 @@ _UNDER = {
     "deployment_rollback": "deployments",
     "evaluation_new": "evaluations",
     "evaluation": "evaluations",
+    "round_new": "rounds",
+    "round": "rounds",
 }
 
 
