@@ -9,13 +9,12 @@ import io
 import json
 from typing import Any
 
-from evaluation.pairs import Scored, choose_pairs
-
 from annotation import services as annotation_services
 from annotation.models import Item
 from annotation.parsing import ImportFormat
 from core.errors import DomainError
 from evaluation.models import Candidate, GenerationPrompt, RewardScore
+from evaluation.pairs import Scored, choose_pairs
 from rounds.models import Round, RoundPair
 
 
