@@ -277,6 +277,42 @@ def _base_model_setup(p: Personas, user: User) -> None:
     _base_model(p)
 
 
+# --- Rounds ----------------------------------------------------------------------------------------------------
+
+
+def _round(p: Personas) -> int:
+    """Round 1 of project A, judging: its generation run (the matrix run) answered, no pair decided yet."""
+    if "round" not in p.made:
+        from evaluation.models import DeploymentTarget
+        from rounds.models import Round
+        from training.config import JobConfig
+
+        target = DeploymentTarget.objects.get(project=p.project, name=_deployment_target(p))
+        p.made["round"] = Round.objects.create(
+            project=p.project, number=1, target=target, base_model=target.base_model, state="judging",
+            candidates_per_prompt=2, pair_policy="random", decoding={"candidates": 2, "temperature": 1.0},
+            prompt_source="1 prompt", dpo_config=JobConfig.from_dict("dpo", {}).canonical(),
+            generation_run_id=_generation_run(p), created_by=p.project_admin,
+        )  # fmt: skip
+    return int(p.made["round"].number)
+
+
+def _round_form(p: Personas) -> dict[str, Any]:
+    _item(p)
+    from evaluation.models import DeploymentTarget
+
+    target = DeploymentTarget.objects.get(project=p.project, name=_deployment_target(p))
+    return {"target": target.pk, "source": "project_items", "limit": 3, "candidates_per_prompt": 2,
+            "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 8, "seed": 1, "pair_policy": "random",
+            "pairs_per_prompt": 1, "min_decided": 1, "eval_fraction": 0.2, "dpo_preset": "cpu_check"}  # fmt: skip
+
+
+def _round_body(p: Personas) -> dict[str, Any]:
+    form = _round_form(p)
+    return {"target": form["target"], "source": "project_items", "limit": 3, "candidates_per_prompt": 2,
+            "dpo_preset": "cpu_check", "decoding": {"max_new_tokens": 8}}  # fmt: skip
+
+
 # --- Deployment targets ----------------------------------------------------------------------------------
 
 
@@ -830,6 +866,22 @@ ROUTES: list[Route] = [
           api=True),
     Route("api evaluation finish", "post",
           lambda p: f"/api/v1/projects/{_a(p)}/evaluations/{_evaluation(p)}/finish/", ADMINS, ok=409, api=True),
+    # --- rounds: pages and API (building the release early is refused: nothing is decided yet) ---
+    Route("rounds", "get", lambda p: f"/projects/{_a(p)}/rounds/", DATA, setup=lambda p, u: (_round(p), None)[1]),
+    Route("round new page", "get", lambda p: f"/projects/{_a(p)}/rounds/new/", ADMINS),
+    Route("round new", "post", lambda p: f"/projects/{_a(p)}/rounds/new/", ADMINS, ok=302, data=_round_form),
+    Route("round page", "get", lambda p: f"/projects/{_a(p)}/rounds/{_round(p)}/", DATA),
+    Route("round release", "post", lambda p: f"/projects/{_a(p)}/rounds/{_round(p)}/release/", ADMINS, ok=302),
+    Route("round end", "post", lambda p: f"/projects/{_a(p)}/rounds/{_round(p)}/end/", ADMINS, ok=302),
+    Route("api rounds", "get", lambda p: f"/api/v1/projects/{_a(p)}/rounds/", DATA, api=True),
+    Route("api round start", "post", lambda p: f"/api/v1/projects/{_a(p)}/rounds/", ADMINS, ok=202, api=True,
+          data=_round_body),
+    Route("api round", "get", lambda p: f"/api/v1/projects/{_a(p)}/rounds/{_round(p)}/", DATA, api=True),
+    Route("api round pairs", "get", lambda p: f"/api/v1/projects/{_a(p)}/rounds/{_round(p)}/pairs/", DATA,
+          api=True),
+    Route("api round release", "post", lambda p: f"/api/v1/projects/{_a(p)}/rounds/{_round(p)}/release/", ADMINS,
+          ok=409, api=True),
+    Route("api round end", "post", lambda p: f"/api/v1/projects/{_a(p)}/rounds/{_round(p)}/end/", ADMINS, api=True),
     # --- governance: an adapter's signed dossier (who may read the project's audit log) and the signing key ---
     Route("adapter dossier", "post", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/dossier/", ADMINS),
     Route("api adapter dossier", "post",
