@@ -31,7 +31,7 @@ from rounds.permissions import (
 from training.models import RewardModel
 
 
-class PromptIn(serializers.Serializer[Any]):
+class RoundPromptIn(serializers.Serializer[Any]):
     messages = serializers.ListField(child=serializers.DictField(), min_length=1)
     metadata = serializers.DictField(required=False, default=dict)
 
@@ -42,7 +42,7 @@ class RoundIn(serializers.Serializer[Any]):
         choices=[PromptSource.UPLOAD, PromptSource.PROJECT_ITEMS],
         help_text="upload: the new prompts given in `prompts`; project_items: the project's first `limit` items",
     )
-    prompts = PromptIn(many=True, required=False, max_length=MAX_PROMPTS)
+    prompts = RoundPromptIn(many=True, required=False, max_length=MAX_PROMPTS)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PROMPTS)
     candidates_per_prompt = serializers.IntegerField(default=4, min_value=2, max_value=services.MAX_CANDIDATES)
     pairs_per_prompt = serializers.IntegerField(default=1, min_value=1)

@@ -308,8 +308,11 @@ def _round_form(p: Personas) -> dict[str, Any]:
 
 
 def _round_body(p: Personas) -> dict[str, Any]:
-    form = _round_form(p)
-    return {"target": form["target"], "source": "project_items", "limit": 3, "candidates_per_prompt": 2,
+    from evaluation.models import DeploymentTarget
+
+    _item(p)
+    target = DeploymentTarget.objects.get(project=p.project, name=_deployment_target(p))
+    return {"target": target.pk, "source": "project_items", "limit": 3, "candidates_per_prompt": 2,
             "dpo_preset": "cpu_check", "decoding": {"max_new_tokens": 8}}  # fmt: skip
 
 
