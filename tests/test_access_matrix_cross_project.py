@@ -27,9 +27,8 @@ OBJECT_HELPERS = frozenset({
     "matrix_served_target", "matrix_pending_request", "_evaluation",
 })  # fmt: skip
 CROSS_ROUTES = [route for route in ROUTES if OBJECT_HELPERS & set(route.path.__code__.co_names)]
-ID_FIELDS = frozenset(
-    {"item", "a", "b", "release", "adapter", "target"}
-)  # the body fields that name an object of the project
+# The body fields that name an object of the project.
+ID_FIELDS = frozenset({"item", "a", "b", "release", "adapter", "target"})
 BODY_ROUTES = [
     route for route in ROUTES if route not in CROSS_ROUTES and OBJECT_HELPERS & set(route.data.__code__.co_names)
 ]
