@@ -42,7 +42,7 @@ class RoundIn(serializers.Serializer[Any]):
         choices=[PromptSource.UPLOAD, PromptSource.PROJECT_ITEMS],
         help_text="upload: the new prompts given in `prompts`; project_items: the project's first `limit` items",
     )
-    prompts = RoundPromptIn(many=True, required=False, max_length=MAX_PROMPTS)
+    prompts = RoundPromptIn(many=True, required=False, max_length=MAX_PROMPTS)  # type: ignore[call-arg]  # ListSerializer's
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PROMPTS)
     candidates_per_prompt = serializers.IntegerField(default=4, min_value=2, max_value=services.MAX_CANDIDATES)
     pairs_per_prompt = serializers.IntegerField(default=1, min_value=1)

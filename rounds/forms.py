@@ -30,7 +30,7 @@ LAYOUT = [
 
 class TargetChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: DeploymentTarget) -> str:
-        serving = obj.current_adapter.name if obj.current_adapter_id else f"{obj.base_model} alone"
+        serving = obj.current_adapter.name if obj.current_adapter is not None else f"{obj.base_model} alone"
         return f"{obj.name} (serves {serving})"
 
 

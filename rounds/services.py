@@ -162,7 +162,7 @@ def _source_words(source: str, count: int, source_name: str) -> str:
         PromptSource.UPLOAD: f"the uploaded file {source_name}".strip(),
         PromptSource.PROJECT_ITEMS: "the project's imported items",
         PromptSource.RELEASE_EVAL: "a release's held-out split",
-    }.get(source, source)
+    }.get(PromptSource(source), source)
     return f"{count} prompts from {where}"[:200]
 
 
@@ -183,7 +183,7 @@ def round_advance(*, round_id: int) -> Round:
 def _step(round_: Round) -> bool:
     """Take the round's next step if its row allows it; returns whether the round moved."""
     try:
-        return STEPS[round_.state](round_)
+        return STEPS[RoundState(round_.state)](round_)
     except DomainError as refused:
         _fail(round_, refused.message)
         return True
@@ -210,6 +210,7 @@ def _after_generation(round_: Round) -> bool:
 
 
 def _after_scoring(round_: Round) -> bool:
+    assert round_.scoring_run_id is not None
     scoring = ScoringRun.objects.get(pk=round_.scoring_run_id)
     if scoring.state in ENDED_RUN:
         _fail(round_, f"Scoring run #{scoring.pk} {scoring.get_state_display().lower()}: {scoring.failure_reason}")
@@ -315,7 +316,7 @@ def _after_evaluation(round_: Round) -> bool:
 
 def _after_promotion(round_: Round) -> bool:
     request = (
-        round_.target.requests.filter(kind=RequestKind.PROMOTION, adapter_id=round_.adapter_id)
+        round_.target.requests.filter(kind=RequestKind.PROMOTION, adapter=round_.adapter)
         .order_by("-requested_at", "-id")
         .first()
     )

@@ -51,7 +51,7 @@ def conversation_ids(tokenizer: PreTrainedTokenizerBase, messages: Messages, max
     """Token ids of a whole conversation (prompt and answer) as the reward trainer reads it; a conversation
     longer than ``max_length`` keeps its end, where the answer is."""
     encoded = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)
-    ids = list(encoded["input_ids"])
+    ids = list(encoded["input_ids"])  # type: ignore[index,call-overload]  # a BatchEncoding with return_dict=True
     return ids[-max_length:]
 
 

@@ -240,7 +240,7 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"], local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = _load_model(Path(spec["model_dir"]), config)
+    model: PreTrainedModel | PeftModel = _load_model(Path(spec["model_dir"]), config)
 
     kind = spec["kind"]
     keys = ("messages",) if kind == "sft" else ("prompt", "chosen", "rejected")

@@ -83,6 +83,7 @@ def test_it_runs_two_rounds_and_round_two_continues_round_ones_adapter(tiny_mode
         assert judge_round(first, [p.annotator]) == first.comparisons == 10
         _finish_and_promote(first, people, log)
         first.refresh_from_db()
+        assert first.adapter_id is not None
         parent = Adapter.objects.get(pk=first.adapter_id)
         assert parent.parent is None
         assert parent.job.parent_adapter is None
@@ -110,6 +111,7 @@ def test_it_runs_two_rounds_and_round_two_continues_round_ones_adapter(tiny_mode
         assert pairs
         for pair in pairs:
             assert pair.first.run_id == pair.second.run_id == run.pk
+            assert pair.item is not None
             provenance = [c["provenance"] for c in pair.item.candidates]
             assert {c["extra"]["candidate"] for c in provenance} == {pair.first_id, pair.second_id}
             assert pair.item.metadata["tags"] == ["round-2"]
@@ -119,6 +121,7 @@ def test_it_runs_two_rounds_and_round_two_continues_round_ones_adapter(tiny_mode
     finally:
         stop_worker(worker, timeout=60)
 
+    assert second.adapter_id is not None
     child = Adapter.objects.get(pk=second.adapter_id)
     job = child.job
     # The round-2 DPO job started from round 1's weights, exactly.
