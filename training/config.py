@@ -25,6 +25,10 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 SFT_ONLY = ("packing",)
 DPO_ONLY = ("beta", "loss_type")
+REWARD_ONLY = ("center_rewards_coefficient",)
+KINDS = ("sft", "dpo", "reward")
+# The options that apply to each kind; the others are dropped from its canonical form (and so from its hash).
+_NOT_FOR = {"sft": DPO_ONLY + REWARD_ONLY, "dpo": SFT_ONLY + REWARD_ONLY, "reward": SFT_ONLY + DPO_ONLY}
 
 
 @dataclass(frozen=True)
@@ -54,18 +58,21 @@ class JobConfig:
     # DPO only
     beta: float = 0.1
     loss_type: tuple[str, ...] = ("sigmoid",)
+    # Reward only: pulls the mean reward towards 0 (TRL's center_rewards_coefficient; 0: off), so scores of
+    # different reward models sit on comparable scales.
+    center_rewards_coefficient: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # unknown keys, refused by validate()
 
     @classmethod
     def from_dict(cls, kind: str, values: dict[str, Any]) -> "JobConfig":
         """Read a config from form or API input; raises ``DomainError`` naming the field that is wrong."""
-        if kind not in ("sft", "dpo"):
-            raise DomainError("The job kind is sft or dpo.", field="kind")
+        if kind not in KINDS:
+            raise DomainError("The job kind is sft, dpo or reward.", field="kind")
         known = {f.name for f in fields(cls)} - {"kind", "extra"}
         unknown = sorted(set(values) - known - {"kind"})
         if unknown:
             raise DomainError(f"Unknown config option “{unknown[0]}”.", field=unknown[0])
-        ignored = DPO_ONLY if kind == "sft" else SFT_ONLY
+        ignored = _NOT_FOR[kind]
         parsed: dict[str, Any] = {}
         for f in fields(cls):
             if f.name in ("kind", "extra") or f.name not in values or f.name in ignored:
@@ -98,6 +105,11 @@ class JobConfig:
             ("target_modules", bool(self.target_modules), "Name at least one target module, or all-linear."),
             ("beta", 0 < self.beta <= 10, "DPO beta is above 0 and at most 10."),
             ("loss_type", bool(self.loss_type), "Choose at least one DPO loss type."),
+            (
+                "center_rewards_coefficient",
+                0 <= self.center_rewards_coefficient <= 1,
+                "The reward centring coefficient is between 0 (off) and 1.",
+            ),
         ]
         for name, ok, message in checks:
             if not ok:
@@ -121,7 +133,7 @@ class JobConfig:
     def canonical(self) -> dict[str, Any]:
         values = asdict(self)
         values.pop("extra")
-        for name in DPO_ONLY if self.kind == "sft" else SFT_ONLY:
+        for name in _NOT_FOR[self.kind]:
             values.pop(name)
         values["target_modules"] = sorted(set(values["target_modules"]))
         # Without per-loss weights TRL sums the losses, so their order carries no meaning: sorted.

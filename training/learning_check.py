@@ -72,6 +72,19 @@ CONFIG = {
 }  # fmt: skip
 
 
+# The reward model's check: the same pairs, LoRA r=8 and the score head, 60 steps of 8 pairs. Held-out pair
+# accuracy starts near 0.5 (the untrained head orders pairs by chance) and must reach PASS_ACCURACY.
+REWARD_CONFIG = {
+    **{key: value for key, value in CONFIG.items() if key not in ("beta", "loss_type")},
+    "kind": "reward", "learning_rate": 1e-3, "center_rewards_coefficient": 0.0,
+}  # fmt: skip
+
+
+def reward_passed(evaluation: dict[str, Any]) -> bool:
+    after = evaluation.get("after", {})
+    return bool(after.get("pair_accuracy", 0) >= PASS_ACCURACY and after.get("mean_margin", 0) > 0)
+
+
 def passed(evaluation: dict[str, Any]) -> bool:
     after = evaluation.get("after", {})
     return bool(after.get("preference_accuracy", 0) >= PASS_ACCURACY and after.get("mean_margin", 0) >= PASS_MARGIN)

@@ -14,7 +14,8 @@ from django.utils import timezone
 from accounts.services import audit_event_record
 from core import followups
 from core.errors import DomainError
-from training.models import Adapter, JobLogLine, JobMetric, JobState, TrainingJob
+from training.inspection import tokenizer_hash
+from training.models import Adapter, JobKind, JobLogLine, JobMetric, JobState, RewardModel, TrainingJob
 
 
 def training_job_begin(*, job_id: int, worker: str, environment: dict[str, Any]) -> TrainingJob | None:
@@ -134,7 +135,7 @@ def _fail(job: TrainingJob, reason: str) -> None:
 def training_job_finish(
     *, job: TrainingJob, state: str, reason: str = "", evaluation: dict[str, Any] | None = None
 ) -> TrainingJob:
-    """On the worker: the job ended as ``failed`` or ``cancelled`` (success goes through ``adapter_register``)."""
+    """On the worker: the job ended as ``failed`` or ``cancelled`` (success goes through ``trained_register``)."""
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().get(pk=job.pk)
         if job.state != JobState.RUNNING:
@@ -146,7 +147,21 @@ def training_job_finish(
     return job
 
 
-def adapter_register(
+def adapter_register(**values: Any) -> Adapter:
+    """On the worker, after an SFT or DPO job's adapter files are in the artifact store (``trained_register``)."""
+    adapter = trained_register(**values)
+    assert isinstance(adapter, Adapter)
+    return adapter
+
+
+def reward_model_register(**values: Any) -> RewardModel:
+    """On the worker, after a reward job's adapter and score head are in the artifact store (``trained_register``)."""
+    reward_model = trained_register(**values)
+    assert isinstance(reward_model, RewardModel)
+    return reward_model
+
+
+def trained_register(
     *,
     job: TrainingJob,
     storage_prefix: str,
@@ -155,50 +170,60 @@ def adapter_register(
     hardware: dict[str, Any],
     library_versions: dict[str, str],
     code_version: str,
-) -> Adapter:
-    """On the worker, after the adapter's files are in the artifact store: the ``Adapter`` and its lineage,
-    and the job succeeds. Raises ``DomainError`` if the weights file is missing from ``files`` or the job is
-    no longer running (failed as lost meanwhile)."""
+) -> Adapter | RewardModel:
+    """On the worker, after what the job trained is in the artifact store: the ``Adapter`` (SFT, DPO) or the
+    ``RewardModel`` (reward) with its lineage, and the job succeeds. Raises ``DomainError`` if the weights file
+    is missing from ``files``, the base model's files changed while it trained, or the job is no longer running
+    (failed as lost meanwhile)."""
     weights = next((f for f in files if f["path"] == "adapter_model.safetensors"), None)
     if weights is None:
         raise DomainError("The training process saved no adapter_model.safetensors.")
     with transaction.atomic():
         job = TrainingJob.objects.select_for_update().select_related("release", "base_model", "project").get(pk=job.pk)
         if job.state != JobState.RUNNING:
-            raise DomainError(f"{job} already ended as {job.state}; its adapter is not registered.")
+            raise DomainError(f"{job} already ended as {job.state}; what it trained is not registered.")
         started_with = job.environment.get("inputs", {}).get("base_model_hash", job.base_model.content_hash)
         if job.base_model.content_hash != started_with:
             raise DomainError(
                 f"The base model {job.base_model} was checked again while the job ran and its hash changed "
-                f"({started_with[:12]}… → {job.base_model.content_hash[:12]}…); not registering the adapter."
+                f"({started_with[:12]}… → {job.base_model.content_hash[:12]}…); not registering what it trained."
             )
         finished = timezone.now()
         release = job.release
-        adapter = Adapter.objects.create(
-            job=job,
-            project=job.project,
-            name=f"{job.base_model.name} + {release.name} v{release.version} ({job.kind.upper()}, job #{job.pk})",
-            storage_prefix=storage_prefix,
-            sha256=weights["sha256"],
-            size_bytes=sum(int(f["size_bytes"]) for f in files),
-            files=files,
-            release=release,
-            release_hash=release.hash,
-            base_model=job.base_model,
-            base_model_hash=job.base_model.content_hash,
-            config=job.config,
-            config_hash=job.config_hash,
-            seed=int(job.config["seed"]),
-            library_versions=library_versions,
-            code_version=code_version,
-            hardware=hardware,
-            metrics={"evaluation": result.get("evaluation", {}), "train": result.get("train", {})},
-            started_at=job.started_at or finished,
-            finished_at=finished,
-            started_by=job.created_by,
-            parent=job.parent_adapter,
-            parent_sha256=job.parent_adapter.sha256 if job.parent_adapter else "",
-        )
+        what = "reward model" if job.kind == JobKind.REWARD else job.kind.upper()
+        lineage: dict[str, Any] = {
+            "job": job,
+            "project": job.project,
+            "name": f"{job.base_model.name} + {release.name} v{release.version} ({what}, job #{job.pk})",
+            "storage_prefix": storage_prefix,
+            "sha256": weights["sha256"],
+            "size_bytes": sum(int(f["size_bytes"]) for f in files),
+            "files": files,
+            "release": release,
+            "release_hash": release.hash,
+            "base_model": job.base_model,
+            "base_model_hash": job.base_model.content_hash,
+            "config": job.config,
+            "config_hash": job.config_hash,
+            "seed": int(job.config["seed"]),
+            "library_versions": library_versions,
+            "code_version": code_version,
+            "hardware": hardware,
+            "metrics": {"evaluation": result.get("evaluation", {}), "train": result.get("train", {})},
+            "started_at": job.started_at or finished,
+            "finished_at": finished,
+            "started_by": job.created_by,
+        }
+        trained: Adapter | RewardModel
+        if job.kind == JobKind.REWARD:
+            trained = RewardModel.objects.create(**lineage, tokenizer_hash=tokenizer_hash(job.base_model.files))
+            action = "training.reward_model_register"
+            extra: dict[str, Any] = {"tokenizer_hash": trained.tokenizer_hash}
+        else:
+            parent = job.parent_adapter
+            trained = Adapter.objects.create(**lineage, parent=parent, parent_sha256=parent.sha256 if parent else "")
+            action = "training.adapter_register"
+            extra = {"parent_adapter": trained.parent_id, "parent_sha256": trained.parent_sha256}
         job.state = JobState.SUCCEEDED
         job.finished_at = finished
         job.phase = ""
@@ -209,22 +234,21 @@ def adapter_register(
         job.save(update_fields=["state", "finished_at", "phase", "evaluation", "environment", "step"])
         audit_event_record(
             actor=None,
-            action="training.adapter_register",
-            target=adapter,
+            action=action,
+            target=trained,
             project=job.project,
             payload={
                 "job": job.pk,
-                "sha256": adapter.sha256,
-                "release_hash": adapter.release_hash,
-                "base_model_hash": adapter.base_model_hash,
-                "config_hash": adapter.config_hash,
+                "sha256": trained.sha256,
+                "release_hash": trained.release_hash,
+                "base_model_hash": trained.base_model_hash,
+                "config_hash": trained.config_hash,
                 "code_version": code_version,
-                "parent_adapter": adapter.parent_id,
-                "parent_sha256": adapter.parent_sha256,
+                **extra,
             },
         )
         followups.ended("training_job", job.pk)
-    return adapter
+    return trained
 
 
 def training_jobs_reap(*, now: Any = None) -> list[int]:

@@ -13,7 +13,8 @@ to the store; logs, metrics and the outcome go to the database.
 
 While the child runs, the supervisor tails its ``events.jsonl`` and output into the database about twice a
 second, beats the heartbeat, and checks for a cancel. When it exits, the adapter's files go to the artifact
-store with their sha256 and the ``Adapter`` is registered with its lineage."""
+store with their sha256 and the ``Adapter`` (or, for a reward job, the ``RewardModel``) is registered with its
+lineage."""
 
 import json
 import logging
@@ -35,7 +36,7 @@ from training import launch, services
 from training.children import Child, fork_context, start_child, training_processes
 from training.environment import apply_offline_env, library_versions
 from training.inspection import file_sha256
-from training.models import BaseModel, JobState, Trained, TrainingJob
+from training.models import BaseModel, JobKind, JobState, Trained, TrainingJob
 from training.watching import HeartbeatThread, Tail, Watch, exit_reason, supervise
 
 logger = logging.getLogger(__name__)
@@ -164,8 +165,11 @@ def base_model_check_here(model: BaseModel) -> None:
 
 
 def _store_adapter(job: TrainingJob, adapter_dir: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Put what the job trained into the artifact store: ``adapters/…``, or ``reward-models/…`` for a reward
+    model (its adapter with the score head)."""
     storage = artifact_storage()
-    prefix = f"adapters/{job.project_id}/job-{job.pk}"
+    folder = "reward-models" if job.kind == JobKind.REWARD else "adapters"
+    prefix = f"{folder}/{job.project_id}/job-{job.pk}"
     files = []
     for path in sorted(adapter_dir.rglob("*")):
         if not path.is_file():
@@ -228,7 +232,7 @@ def run_job(job_id: int, worker: str) -> str:
         if state == JobState.SUCCEEDED:
             result = json.loads((work / "result.json").read_text())
             prefix, files = _store_adapter(job, work / "adapter")
-            services.adapter_register(
+            services.trained_register(
                 job=job,
                 storage_prefix=prefix,
                 files=files,

@@ -18,6 +18,8 @@ from releases.models import Release, ReleaseState
 from training.config import ALL_LINEAR, JobConfig, preset_values
 from training.lifecycle import adapter_register as adapter_register
 from training.lifecycle import fail_unsent_job
+from training.lifecycle import reward_model_register as reward_model_register
+from training.lifecycle import trained_register as trained_register
 from training.lifecycle import training_job_beat as training_job_beat
 from training.lifecycle import training_job_begin as training_job_begin
 from training.lifecycle import training_job_finish as training_job_finish
@@ -44,6 +46,7 @@ from training.registry import base_model_validate as base_model_validate
 WORKER_FRESH = timedelta(minutes=15)
 TRAIN_FILES = {"sft": "trl_sft/train.jsonl", "dpo": "trl_preference/train.jsonl"}
 EVAL_FILES = {"sft": "trl_sft/eval.jsonl", "dpo": "trl_preference/eval.jsonl"}
+TRAIN_FILES["reward"], EVAL_FILES["reward"] = TRAIN_FILES["dpo"], EVAL_FILES["dpo"]  # the same preference pairs
 
 
 # --- Workers ----------------------------------------------------------------------------------------------
@@ -110,7 +113,7 @@ def training_job_start(
     from training.tasks import training_job_run_task
 
     if kind not in RELEASE_KIND_FOR_JOB:
-        raise DomainError("The job kind is sft or dpo.", field="kind")
+        raise DomainError("The job kind is sft, dpo or reward.", field="kind")
     if config.kind != kind:
         raise DomainError("The config was made for another job kind.", field="kind")
     if release.project_id != project.pk:
@@ -120,8 +123,9 @@ def training_job_start(
             f"{release} is {release.get_state_display().lower()}; train on a built release.", field="release"
         )
     if release.kind != RELEASE_KIND_FOR_JOB[kind]:
-        needed = "an SFT" if kind == "sft" else "a preference"
-        raise DomainError(f"A {kind.upper()} job needs {needed} release; {release} is not one.", field="release")
+        needed = "an SFT release" if kind == "sft" else "a preference release (chosen and rejected answers)"
+        what = {"sft": "An SFT", "dpo": "A DPO", "reward": "A reward-model"}[kind]
+        raise DomainError(f"{what} job needs {needed}; {release} is not one.", field="release")
     tainted = marks_of("release", release.pk).get("tainted")
     if tainted:
         erasures = ", ".join(f"#{pk}" for pk in tainted["erasures"])

@@ -1,6 +1,7 @@
-"""The training program a job's child process runs: TRL's SFTTrainer or DPOTrainer with a PEFT LoRA adapter on
-a local base model, offline. It knows nothing of Django or the database: it reads a spec (JSON) and the
-release's JSONL files from the job's work directory and writes three things back there:
+"""The training program a job's child process runs: TRL's SFTTrainer, DPOTrainer or RewardTrainer with a PEFT
+LoRA adapter on a local base model, offline (a reward job trains the base model's sequence-classification form
+with one output, its score head saved with the adapter). It knows nothing of Django or the database: it reads a
+spec (JSON) and the release's JSONL files from the job's work directory and writes three things back there:
 
 - ``events.jsonl``: one JSON line per logged step, evaluation or phase, flushed as it happens; the
   supervising worker tails it into the database, so the page updates while training runs;
@@ -34,6 +35,7 @@ from datasets import Dataset, disable_progress_bars  # noqa: E402
 from peft import LoraConfig, PeftModel, get_peft_model_state_dict  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
     TrainerCallback,
@@ -44,9 +46,10 @@ from transformers import (  # noqa: E402
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from transformers.trainer_utils import enable_full_determinism  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
-from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # noqa: E402
+from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer  # noqa: E402
 
 from training.preference_eval import preference_accuracy  # noqa: E402 - imports torch
+from training.reward_scoring import pair_accuracy  # noqa: E402 - imports torch
 
 disable_progress_bars()  # progress bars would fill the job's log with carriage returns
 transformers_logging.disable_progress_bar()
@@ -109,7 +112,8 @@ _LOG_KEYS = (
     ("loss", "loss"), ("eval_loss", "eval loss"), ("learning_rate", "lr"), ("grad_norm", "grad norm"),
     ("rewards/accuracies", "reward acc"), ("rewards/margins", "margin"), ("eval_rewards/accuracies", "eval reward acc"),
     ("eval_rewards/margins", "eval margin"), ("mean_token_accuracy", "token acc"), ("train_loss", "mean loss"),
-    ("train_runtime", "seconds"),
+    ("accuracy", "pair acc"), ("margin", "margin"), ("eval_accuracy", "eval pair acc"),
+    ("eval_margin", "eval margin"), ("train_runtime", "seconds"),
 )  # fmt: skip
 
 
@@ -162,7 +166,9 @@ def _device_settings(use_qlora: bool) -> dict[str, Any]:
     return {"bf16": False, "use_cpu": True}
 
 
-def _load_model(model_dir: Path, config: dict[str, Any]) -> PreTrainedModel:
+def _load_model(model_dir: Path, config: dict[str, Any], *, scorer: bool = False) -> PreTrainedModel:
+    """The base model to train: causal LM, or (``scorer``, a reward job) its sequence-classification form with
+    one output, whose new score head is initialised from the job's seed."""
     kwargs: dict[str, Any] = {"local_files_only": True}
     if config.get("use_qlora"):
         from transformers import BitsAndBytesConfig
@@ -179,7 +185,10 @@ def _load_model(model_dir: Path, config: dict[str, Any]) -> PreTrainedModel:
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
         kwargs["dtype"] = torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    if scorer:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, **kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     if config.get("use_qlora"):
         from peft import prepare_model_for_kbit_training
 
@@ -187,7 +196,7 @@ def _load_model(model_dir: Path, config: dict[str, Any]) -> PreTrainedModel:
     return model
 
 
-def _lora(config: dict[str, Any]) -> LoraConfig:
+def _lora(config: dict[str, Any], task_type: str = "CAUSAL_LM") -> LoraConfig:
     targets = config["target_modules"]
     return LoraConfig(
         r=config["lora_r"],
@@ -196,7 +205,7 @@ def _lora(config: dict[str, Any]) -> LoraConfig:
         target_modules="all-linear" if targets == ["all-linear"] else targets,
         use_dora=config["use_dora"],
         bias="none",
-        task_type="CAUSAL_LM",
+        task_type=task_type,  # SEQ_CLS also trains and saves the score head (PEFT's modules_to_save)
     )
 
 
@@ -240,9 +249,11 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(spec["model_dir"], local_files_only=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model: PreTrainedModel | PeftModel = _load_model(Path(spec["model_dir"]), config)
-
     kind = spec["kind"]
+    model: PreTrainedModel | PeftModel = _load_model(Path(spec["model_dir"]), config, scorer=kind == "reward")
+    if kind == "reward":
+        model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last token that is not padding
+
     keys = ("messages",) if kind == "sft" else ("prompt", "chosen", "rejected")
     train_rows = read_jsonl(work / spec["train_file"], keys)
     eval_rows = read_jsonl(work / spec["eval_file"], keys) if spec.get("eval_file") else []
@@ -255,8 +266,19 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
     args = _common_args(config, checkpoints, eval_set is not None)
     callback = StreamingCallback(emit)  # type: ignore[arg-type]
 
-    trainer: SFTTrainer | DPOTrainer
-    if kind == "sft":
+    trainer: SFTTrainer | DPOTrainer | RewardTrainer
+    if kind == "reward":
+        centring = config.get("center_rewards_coefficient") or None
+        trainer = RewardTrainer(
+            model=model,
+            args=RewardConfig(**args, center_rewards_coefficient=centring),
+            train_dataset=train_set,
+            eval_dataset=eval_set,
+            processing_class=tokenizer,
+            peft_config=_lora(config, "SEQ_CLS"),
+            callbacks=[callback],
+        )
+    elif kind == "sft":
         trainer = SFTTrainer(
             model=model,
             args=SFTConfig(**args, packing=config["packing"]),
@@ -295,6 +317,11 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
         emit("phase", phase=f"evaluating {'the base model' if when == 'before' else 'the adapter'}")
         if kind == "sft":
             values = _finite(trainer.evaluate(metric_key_prefix="eval"))  # a NaN loss is left out, not kept
+        elif kind == "reward":
+            # Held-out pairwise accuracy (a tie counts ½) and mean margin, scored as a scoring run scores.
+            peft_model.eval()
+            device = str(next(peft_model.parameters()).device)
+            values = pair_accuracy(peft_model, tokenizer, device, eval_rows, max_length=config["max_length"])
         else:
             values = preference_accuracy(
                 peft_model, tokenizer, eval_rows, beta=config["beta"], max_length=config["max_length"]

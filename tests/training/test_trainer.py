@@ -143,3 +143,34 @@ def test_it_continues_a_parent_adapter_with_the_parent_as_the_dpo_reference(
     assert results["child"]["evaluation"]["before"]["preference_accuracy"] == 0.5
     assert results["child"]["evaluation"]["before"]["mean_margin"] == 0.0
     assert results["parent"]["evaluation"]["after"]["preference_accuracy"] > 0.5
+
+
+def test_it_trains_a_reward_model_that_orders_held_out_pairs(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The reward job's learning check: RewardTrainer with a LoRA adapter and a one-output score head; held-out
+    pair accuracy (ties ½) rises from about 0.5 to at least 0.9 with a positive mean margin, on prompts never
+    seen in training, within a couple of CPU minutes. The saved adapter holds the trained score head."""
+    train, held_out = learning_check.train_and_held_out()
+    spec = {
+        "kind": "reward", "config": learning_check.REWARD_CONFIG, "model_dir": str(tiny_model_dir),
+        "work_dir": str(tmp_path), "train_file": _write(tmp_path / "data" / "train.jsonl", train),
+        "eval_file": _write(tmp_path / "data" / "eval.jsonl", held_out),
+    }  # fmt: skip
+    started = time.monotonic()
+    done = _run(spec, tmp_path)
+    seconds = time.monotonic() - started
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    before, after = result["evaluation"]["before"], result["evaluation"]["after"]
+    assert 0.25 <= before["pair_accuracy"] <= 0.75, before
+    assert before["pairs"] == after["pairs"] == len(held_out)
+    assert after["pair_accuracy"] >= learning_check.PASS_ACCURACY, after
+    assert after["mean_margin"] > before["mean_margin"], (before, after)
+    assert learning_check.reward_passed(result["evaluation"])
+    assert result["train"]["steps"] == 60
+    assert result["train"]["start_weights_sha256"] != result["train"]["end_weights_sha256"]
+    assert seconds < 180, f"the reward learning check took {seconds:.0f} s"
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["task_type"] == "SEQ_CLS"
+    assert "score" in (saved["modules_to_save"] or [])
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "log" and "accuracy" in e["values"] for e in events)
