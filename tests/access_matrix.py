@@ -209,8 +209,26 @@ def matrix_adapter(p: Personas) -> int:
     return int(p.made["adapter"].pk)
 
 
+def matrix_reward_model(p: Personas) -> int:
+    """A finished reward job's reward model (project A, the release above), its one file in the artifact store."""
+    if "reward_model" not in p.made:
+        from releases.models import Release
+        from training import services as training_services
+        from training.config import JobConfig
+        from training.models import BaseModel
+
+        job = training_services.training_job_start(
+            actor=p.project_admin, project=p.project, kind="reward", release=Release.objects.get(pk=_release(p)),
+            base_model=BaseModel.objects.get(pk=_base_model(p)),
+            config=JobConfig.from_dict("reward", {"max_steps": 2}),
+        )  # fmt: skip
+        p.made["reward_model"] = matrix_register_adapter(p, job)
+    return int(p.made["reward_model"].pk)
+
+
 def matrix_register_adapter(p: Personas, job: Any) -> Any:
-    """Register an adapter for a queued job of project A, its one file in the artifact store."""
+    """Register what a queued job of project A trained (an adapter, or a reward job's reward model), its one file
+    in the artifact store."""
     from django.core.files.base import ContentFile
 
     from core.storage import artifact_storage
@@ -219,12 +237,13 @@ def matrix_register_adapter(p: Personas, job: Any) -> Any:
 
     TrainingJob.objects.filter(pk=job.pk).update(state="running")
     storage = artifact_storage()
-    name = f"adapters/{p.project.pk}/job-{job.pk}/adapter_model.safetensors"
+    folder = "reward-models" if job.kind == "reward" else "adapters"
+    name = f"{folder}/{p.project.pk}/job-{job.pk}/adapter_model.safetensors"
     if storage.exists(name):
         storage.delete(name)
     storage.save(name, ContentFile(b"weights"))
-    return training_services.adapter_register(
-        job=job, storage_prefix=f"adapters/{p.project.pk}/job-{job.pk}",
+    return training_services.trained_register(
+        job=job, storage_prefix=f"{folder}/{p.project.pk}/job-{job.pk}",
         files=[{"path": "adapter_model.safetensors", "size_bytes": 7, "sha256": "c" * 64}],
         result={"evaluation": {}, "train": {"steps": 2}}, hardware={"device": "cpu"},
         library_versions={"trl": "1.16.0"}, code_version="test",
@@ -735,6 +754,11 @@ ROUTES: list[Route] = [
     Route("adapter page", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/", DATA),
     Route("adapter lineage", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/lineage.json", DATA),
     Route("adapter file", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/files/0/", DATA),
+    Route("reward model page", "get", lambda p: f"/projects/{_a(p)}/reward-models/{matrix_reward_model(p)}/", DATA),
+    Route("reward model lineage", "get",
+          lambda p: f"/projects/{_a(p)}/reward-models/{matrix_reward_model(p)}/lineage.json", DATA),
+    Route("reward model file", "get",
+          lambda p: f"/projects/{_a(p)}/reward-models/{matrix_reward_model(p)}/files/0/", DATA),
     Route("base models", "get", lambda p: "/models/", STAFF),
     Route("base model register", "post", lambda p: "/models/", STAFF, ok=302,
           data=lambda p: {"name": "registered", "path": "/models/registered"}),
@@ -765,6 +789,9 @@ ROUTES: list[Route] = [
     Route("api training job rerun", "post", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/{_job(p)}/rerun/",
           ADMINS, ok=202, api=True),
     Route("api adapters", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/", DATA, api=True),
+    Route("api reward models", "get", lambda p: f"/api/v1/projects/{_a(p)}/reward-models/", DATA, api=True),
+    Route("api reward model", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/reward-models/{matrix_reward_model(p)}/", DATA, api=True),
     Route("api adapter", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/", DATA, api=True),
     Route("api adapter files", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/files/",
           DATA, api=True),

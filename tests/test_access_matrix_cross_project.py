@@ -23,8 +23,8 @@ from tests.conftest import PERSONA_NAMES, ClientFor, Personas
 # The matrix helpers that build an object of the route's project (named, not imported: they are private there).
 OBJECT_HELPERS = frozenset({
     "_item", "_annotation", "_batch", "_comparison", "_adjudication", "_release", "_release_file", "_job",
-    "matrix_adapter", "_annotator_membership", "_judged_annotator", "_generation_run", "_deployment_target",
-    "matrix_served_target", "matrix_pending_request", "_evaluation",
+    "matrix_adapter", "matrix_reward_model", "_annotator_membership", "_judged_annotator", "_generation_run",
+    "_deployment_target", "matrix_served_target", "matrix_pending_request", "_evaluation",
 })  # fmt: skip
 CROSS_ROUTES = [route for route in ROUTES if OBJECT_HELPERS & set(route.path.__code__.co_names)]
 # The body fields that name an object of the project.

@@ -25,7 +25,7 @@ from core.marks import MarkField, marks_of
 from releases.models import Release
 from training import selectors, services
 from training.config import PRESETS
-from training.models import Adapter, BaseModel, BaseModelState, TrainingJob
+from training.models import Adapter, BaseModel, BaseModelState, RewardModel, TrainingJob
 from training.permissions import (
     base_models_for_user,
     get_adapter_for_user,
@@ -33,6 +33,7 @@ from training.permissions import (
     get_job_for_admin,
     get_job_for_user,
     get_project_for_training,
+    get_reward_model_for_user,
 )
 from training.views import lineage_response, stream_adapter_file
 
@@ -143,7 +144,10 @@ class BaseModelDetailView(APIView):
 
 
 class JobIn(serializers.Serializer[Any]):
-    kind = serializers.ChoiceField(choices=["sft", "dpo"])
+    kind = serializers.ChoiceField(
+        choices=["sft", "dpo", "reward"],
+        help_text="sft on an SFT release; dpo (an adapter) or reward (a reward model) on a preference release",
+    )
     release = serializers.IntegerField(help_text="id of a built release of this project (SFT or preference)")
     base_model = serializers.IntegerField(help_text="id of a ready base model")
     preset = serializers.ChoiceField(choices=list(PRESETS), required=False, allow_blank=True, default="")
@@ -152,7 +156,8 @@ class JobIn(serializers.Serializer[Any]):
         default=dict,
         help_text="Overrides of the preset: lora_r, lora_alpha, lora_dropout, target_modules, use_dora, use_qlora, "
         "learning_rate, epochs, max_steps, batch_size, gradient_accumulation_steps, max_length, lr_scheduler, "
-        "warmup_ratio, logging_steps, eval_steps, seed; SFT: packing; DPO: beta, loss_type (a list).",
+        "warmup_ratio, logging_steps, eval_steps, seed; SFT: packing; DPO: beta, loss_type (a list); "
+        "reward: center_rewards_coefficient.",
     )
 
 
@@ -175,6 +180,7 @@ class JobOut(serializers.Serializer[Any]):
     worker = Text()
     rerun_of = serializers.IntegerField(source="rerun_of_id", allow_null=True)
     adapter = serializers.SerializerMethodField()
+    reward_model = serializers.SerializerMethodField()
     created_by = Text(source="created_by.username")
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -184,6 +190,10 @@ class JobOut(serializers.Serializer[Any]):
     def get_adapter(self, job: Any) -> int | None:
         adapter = getattr(job, "adapter", None)
         return adapter.pk if adapter is not None else None
+
+    def get_reward_model(self, job: Any) -> int | None:
+        reward_model = getattr(job, "reward_model", None)
+        return reward_model.pk if reward_model is not None else None
 
 
 class JobDetailOut(JobOut):
@@ -213,7 +223,7 @@ class JobListCreateView(ListView):
             202: JobOut,
             404: OpenApiResponse(description="No such project (or not yours to train in), release or base model."),
         },
-        summary="Start an SFT or DPO LoRA job (project admins); refused with the reason before queueing",
+        summary="Start an SFT, DPO or reward-model LoRA job (project admins); refused with the reason before queueing",
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.RUN_TRAINING)
@@ -388,3 +398,41 @@ class AdapterLineageView(APIView):
     )
     def get(self, request: Request, pk: int, adapter_pk: int) -> HttpResponseBase:
         return lineage_response(get_adapter_for_user(request.user, pk, adapter_pk))
+
+
+# --- Reward models ---------------------------------------------------------------------------------------
+
+
+class RewardModelOut(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = Text()
+    job = serializers.IntegerField(source="job_id")
+    sha256 = Text()
+    size_bytes = serializers.IntegerField()
+    release = serializers.IntegerField(source="release_id")
+    release_hash = Text()
+    base_model = serializers.IntegerField(source="base_model_id")
+    base_model_hash = Text()
+    tokenizer_hash = Text(help_text="Scoring refuses answers of a model whose tokenizer hashes otherwise")
+    config_hash = Text()
+    seed = serializers.IntegerField()
+    code_version = Text()
+    metrics = serializers.DictField(help_text="evaluation.before/after: pair_accuracy, mean_margin, pairs; train")
+    created_at = serializers.DateTimeField()
+
+
+@extend_schema_view(get=extend_schema(summary="The project's reward models, newest first"))
+class RewardModelListView(ListView):
+    serializer_class = RewardModelOut
+
+    def get_queryset(self) -> QuerySet[RewardModel]:
+        return selectors.reward_models_of(get_project_for_training(self.request.user, self.kwargs["pk"]))
+
+
+class RewardModelDetailView(APIView):
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        summary="A reward model's lineage record: release, base model, tokenizer, config, seed, versions, metrics",
+    )
+    def get(self, request: Request, pk: int, reward_model_pk: int) -> Response:
+        return Response(selectors.lineage(get_reward_model_for_user(request.user, pk, reward_model_pk)))

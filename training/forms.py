@@ -13,13 +13,23 @@ from core.forms import Fieldset, Slot, SwitchSelect, fieldsets
 from core.http import parse_id
 from releases.models import Release
 from training import selectors
-from training.config import DPO_LOSS_TYPES, DPO_ONLY, PRESETS, SCHEDULERS, SFT_ONLY, JobConfig, preset_values
-from training.models import RELEASE_KIND_FOR_JOB, BaseModel, JobKind
+from training.config import (
+    DPO_LOSS_TYPES,
+    DPO_ONLY,
+    KINDS,
+    PRESETS,
+    REWARD_ONLY,
+    SCHEDULERS,
+    SFT_ONLY,
+    JobConfig,
+    preset_values,
+)
+from training.models import JOB_KIND_FOR_RELEASE, BaseModel, JobKind
 
 CONFIG_FIELDS = (
     "lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_qlora", "learning_rate", "epochs",
     "max_steps", "batch_size", "gradient_accumulation_steps", "max_length", "lr_scheduler", "warmup_ratio",
-    "logging_steps", "eval_steps", "seed", "packing", "beta", "loss_type",
+    "logging_steps", "eval_steps", "seed", "packing", "beta", "loss_type", "center_rewards_coefficient",
 )  # fmt: skip
 
 
@@ -28,7 +38,7 @@ def preset_table() -> dict[str, dict[str, dict[str, Any]]]:
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for key in PRESETS:
         table[key] = {}
-        for kind in ("sft", "dpo"):
+        for kind in KINDS:
             config = JobConfig.from_dict(kind, preset_values(key, kind)).canonical()
             for name in ("target_modules", "loss_type"):
                 if name in config:
@@ -37,11 +47,17 @@ def preset_table() -> dict[str, dict[str, dict[str, Any]]]:
     return table
 
 
-JOB_KIND_FOR_RELEASE = {release_kind: job_kind for job_kind, release_kind in RELEASE_KIND_FOR_JOB.items()}
-# The options of one kind of job: shown for a release of that kind, neither sent nor read for the other.
-ONLY_FOR = dict.fromkeys(SFT_ONLY, "sft") | dict.fromkeys(DPO_ONLY, "dpo")
+# The options of some kinds of job (space-separated): shown for those, neither sent nor read for the others. A
+# preference release trains a DPO adapter or, when "Train" says so, a reward model.
+ONLY_FOR = (
+    dict.fromkeys(SFT_ONLY, "sft")
+    | dict.fromkeys(DPO_ONLY, "dpo")
+    | dict.fromkeys(REWARD_ONLY, "reward")
+    | {"preference_kind": "dpo reward"}
+)
 LAYOUT = (
-    ("Training", ("release", "base_model", "preset", "packing", "beta", "loss_type")),
+    ("Training", ("release", "preference_kind", "base_model", "preset", "packing", "beta", "loss_type",
+                  "center_rewards_coefficient")),
     ("LoRA", ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_qlora")),
     ("Schedule", ("learning_rate", "lr_scheduler", "warmup_ratio", "epochs", "max_steps", "batch_size",
                   "gradient_accumulation_steps", "max_length", "logging_steps", "eval_steps", "seed")),
@@ -66,13 +82,18 @@ class BaseModelChoiceField(forms.ModelChoiceField):
 
 
 class JobForm(forms.Form):
-    """The job's kind is not chosen: it is the kind the chosen release trains (SFT on an SFT release, DPO on
-    a preference release), and the form shows and reads only that kind's options."""
+    """The job's kind follows the chosen release (SFT on an SFT release; on a preference release a DPO adapter,
+    or a reward model when "Train" says so), and the form shows and reads only that kind's options."""
 
     kind = forms.ChoiceField(choices=JobKind.choices, required=False, widget=forms.HiddenInput)
     release = ReleaseChoiceField(
         queryset=Release.objects.none(), empty_label=None,
-        help_text="An SFT release trains an SFT job; a preference release a DPO job.",
+        help_text="An SFT release trains an SFT job; a preference release a DPO adapter or a reward model.",
+    )  # fmt: skip
+    preference_kind = forms.ChoiceField(
+        label="Train", widget=forms.RadioSelect, required=False, initial=JobKind.DPO,
+        choices=[(JobKind.DPO, "A DPO adapter (the model learns the preferred answers)"),
+                 (JobKind.REWARD, "A reward model (scores answers; ranks candidates for the experts)")],
     )  # fmt: skip
     base_model = BaseModelChoiceField(queryset=BaseModel.objects.none(), empty_label=None)
     preset = forms.ChoiceField(choices=[(p.key, p.label) for p in PRESETS.values()], initial="standard")
@@ -105,6 +126,10 @@ class JobForm(forms.Form):
         label="DPO loss types", required=False,
         help_text=f"comma-separated, e.g. sigmoid or sigmoid, sft; known: {', '.join(DPO_LOSS_TYPES)}",
     )  # fmt: skip
+    center_rewards_coefficient = forms.FloatField(
+        label="Reward centring", required=False, min_value=0,
+        help_text="Pulls the mean reward towards 0 (0: off; 0.01 is usual), so scores stay on a steady scale.",
+    )  # fmt: skip
 
     def __init__(self, *args: Any, project: Project, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -124,14 +149,15 @@ class JobForm(forms.Form):
         assert isinstance(model_field, forms.ModelChoiceField)
         model_field.queryset = selectors.ready_base_models()
         if self.is_bound:
-            for name, kind in ONLY_FOR.items():
-                self.fields[name].disabled = kind != self.chosen_kind  # the other kind's options are not read
+            for name, kinds in ONLY_FOR.items():
+                self.fields[name].disabled = self.chosen_kind not in kinds.split()  # other kinds' are not read
 
     @property
     def chosen_kind(self) -> str:
         """The kind of job the selected release trains (the project's kind while there is none)."""
         release = parse_id(str(self["release"].value() or ""))
-        return self.job_kinds.get(release or 0, self.project_kind)
+        kind = self.job_kinds.get(release or 0, self.project_kind)
+        return refined(kind, self["preference_kind"].value())
 
     def fieldsets(self) -> list[Fieldset]:
         return fieldsets(
@@ -143,17 +169,22 @@ class JobForm(forms.Form):
         release = data.get("release")
         if not isinstance(release, Release):
             return data
-        kind = JOB_KIND_FOR_RELEASE[release.kind]
-        data["kind"] = kind  # whatever was sent: the release decides
+        kind = refined(JOB_KIND_FOR_RELEASE[release.kind], data.get("preference_kind"))
+        data["kind"] = kind  # whatever was sent: the release (and "Train" for a preference release) decides
         for name, only in ONLY_FOR.items():
-            if only != kind:
-                data.pop(name, None)  # the other kind's options are not read
+            if kind not in only.split():
+                data.pop(name, None)  # the other kinds' options are not read
             elif name in ("beta", "loss_type") and data.get(name) in (None, ""):
                 self.add_error(name, "Give a value; the preset fills it.")
         return data
 
     def config_values(self) -> dict[str, Any]:
         return {name: self.cleaned_data.get(name) for name in CONFIG_FIELDS if name in self.cleaned_data}
+
+
+def refined(kind: str, preference_kind: Any) -> str:
+    """A preference release trains a DPO adapter unless a reward model is asked for."""
+    return JobKind.REWARD if kind == JobKind.DPO and preference_kind == JobKind.REWARD else kind
 
 
 class BaseModelForm(forms.Form):

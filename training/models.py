@@ -65,6 +65,8 @@ class JobState(models.TextChoices):
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
 RELEASE_KIND_FOR_JOB: dict[str, str] = {JobKind.SFT: "sft", JobKind.DPO: "preference", JobKind.REWARD: "preference"}
+# The job a release trains unless told otherwise (a preference release also trains a reward model, on request).
+JOB_KIND_FOR_RELEASE: dict[str, str] = {"sft": JobKind.SFT, "preference": JobKind.DPO}
 
 
 class TrainingJob(models.Model):

@@ -17,7 +17,7 @@ from accounts.permissions import (
     require_site_staff,
 )
 from core.http import row_or_404
-from training.models import Adapter, BaseModel, BaseModelState, TrainingJob
+from training.models import Adapter, BaseModel, BaseModelState, RewardModel, TrainingJob
 
 READ_PERMS = {ProjectPerm.MANAGE_DATA, ProjectPerm.RUN_TRAINING}
 
@@ -52,6 +52,14 @@ def get_adapter_for_user(user: AnyUser, project_pk: int | str, adapter_pk: int |
         "project", "job", "release", "base_model", "started_by"
     )
     return row_or_404(adapters, adapter_pk, "No such adapter.")
+
+
+def get_reward_model_for_user(user: AnyUser, project_pk: int | str, reward_model_pk: int | str) -> RewardModel:
+    project = get_project_for_training(user, project_pk)
+    rows = RewardModel.objects.filter(project=project).select_related(
+        "project", "job", "release", "base_model", "started_by"
+    )
+    return row_or_404(rows, reward_model_pk, "No such reward model.")
 
 
 def base_models_for_user(user: AnyUser) -> QuerySet[BaseModel]:

@@ -17,18 +17,26 @@ from training.models import (
     JobLogLine,
     JobMetric,
     JobState,
+    RewardModel,
     TrainingJob,
 )
 
 LINEAGE_FORMAT = "enclave-adapter-lineage/1"
+REWARD_LINEAGE_FORMAT = "enclave-reward-model-lineage/1"
 
 
 def jobs_of(project: Project) -> QuerySet[TrainingJob]:
-    return TrainingJob.objects.filter(project=project).select_related("release", "base_model", "created_by", "adapter")
+    return TrainingJob.objects.filter(project=project).select_related(
+        "release", "base_model", "created_by", "adapter", "reward_model"
+    )
 
 
 def adapters_of(project: Project) -> QuerySet[Adapter]:
     return Adapter.objects.filter(project=project).select_related("release", "base_model", "job")
+
+
+def reward_models_of(project: Project) -> QuerySet[RewardModel]:
+    return RewardModel.objects.filter(project=project).select_related("release", "base_model", "job")
 
 
 def ready_base_models() -> QuerySet[BaseModel]:
@@ -71,14 +79,16 @@ def job_eta_seconds(job: TrainingJob) -> float | None:
     return max(0.0, per_step * (job.total_steps - job.step))
 
 
-def lineage(adapter: Adapter) -> dict[str, Any]:
-    """The adapter's lineage record: what a reviewer needs to say which data, model, config and code made it."""
+def lineage(adapter: Adapter | RewardModel) -> dict[str, Any]:
+    """The lineage record of an adapter (or a reward model): what a reviewer needs to say which data, model,
+    config and code made it."""
     job = adapter.job
+    reward = isinstance(adapter, RewardModel)
     release = adapter.release
     base = adapter.base_model
-    return {
+    record: dict[str, Any] = {
         "format": LINEAGE_FORMAT,
-        "adapter": {
+        "reward_model" if reward else "adapter": {
             "id": adapter.pk,
             "name": adapter.name,
             "sha256": adapter.sha256,
@@ -123,16 +133,26 @@ def lineage(adapter: Adapter) -> dict[str, Any]:
         "network": job.environment.get("network", {}),
         "metrics": adapter.metrics,
         "project": {"id": adapter.project_id, "name": adapter.project.name},
-        # A continued DPO adapter's starting weights: ``metrics.train.start_weights_sha256`` equals the parent's
-        # ``end_weights_sha256``.
-        "parent": {
-            "id": parent.pk,
-            "name": parent.name,
-            "sha256": adapter.parent_sha256,
-            "url": reverse("adapter", args=[adapter.project_id, parent.pk]),
-        }
-        if (parent := adapter.parent) is not None
-        else None,
-        # Made in a round (rounds marks it): the round and the generation run whose candidates experts ranked.
-        "round": marks_of("adapter", adapter.pk).get("round"),
     }
+    if isinstance(adapter, RewardModel):
+        # Scores are only meaningful for text tokenised as in training: scoring checks this hash.
+        record["format"] = REWARD_LINEAGE_FORMAT
+        record["tokenizer_hash"] = adapter.tokenizer_hash
+        return record
+    record.update(
+        {
+            # A continued DPO adapter's starting weights: ``metrics.train.start_weights_sha256`` equals the parent's
+            # ``end_weights_sha256``.
+            "parent": {
+                "id": parent.pk,
+                "name": parent.name,
+                "sha256": adapter.parent_sha256,
+                "url": reverse("adapter", args=[adapter.project_id, parent.pk]),
+            }
+            if (parent := adapter.parent) is not None
+            else None,
+            # Made in a round (rounds marks it): the round and the generation run whose candidates experts ranked.
+            "round": marks_of("adapter", adapter.pk).get("round"),
+        }
+    )
+    return record

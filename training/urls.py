@@ -11,6 +11,17 @@ urlpatterns = [
     path("projects/<id:pk>/adapters/<id:adapter_pk>/", views.adapter_detail, name="adapter"),
     path("projects/<id:pk>/adapters/<id:adapter_pk>/lineage.json", views.adapter_lineage, name="adapter_lineage"),
     path("projects/<id:pk>/adapters/<id:adapter_pk>/files/<int:index>/", views.adapter_file, name="adapter_file"),
+    path("projects/<id:pk>/reward-models/<id:reward_model_pk>/", views.reward_model_detail, name="reward_model"),
+    path(
+        "projects/<id:pk>/reward-models/<id:reward_model_pk>/lineage.json",
+        views.reward_model_lineage,
+        name="reward_model_lineage",
+    ),
+    path(
+        "projects/<id:pk>/reward-models/<id:reward_model_pk>/files/<int:index>/",
+        views.reward_model_file,
+        name="reward_model_file",
+    ),
     path("models/", views.base_models, name="base_models"),
     path("models/<id:model_pk>/", views.base_model_detail, name="base_model"),
     path("models/<id:model_pk>/edit/", views.base_model_edit, name="base_model_edit"),
@@ -44,6 +55,12 @@ api_urlpatterns = [
         "projects/<id:pk>/adapters/<id:adapter_pk>/files/<int:index>/",
         api.AdapterFileView.as_view(),
         name="api_adapter_file",
+    ),
+    path("projects/<id:pk>/reward-models/", api.RewardModelListView.as_view(), name="api_reward_models"),
+    path(
+        "projects/<id:pk>/reward-models/<id:reward_model_pk>/",
+        api.RewardModelDetailView.as_view(),
+        name="api_reward_model",
     ),
     path(
         "projects/<id:pk>/adapters/<id:adapter_pk>/lineage/",

@@ -20,7 +20,7 @@ from releases.models import Release
 from training import selectors, services
 from training.config import PRESETS
 from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, config_rows, preset_table
-from training.models import RELEASE_KIND_FOR_JOB, Adapter, BaseModel, JobKind, JobState, TrainingJob
+from training.models import JOB_KIND_FOR_RELEASE, Adapter, BaseModel, JobKind, JobState, RewardModel, TrainingJob
 from training.permissions import (
     can_run_training,
     get_adapter_for_user,
@@ -28,6 +28,7 @@ from training.permissions import (
     get_job_for_admin,
     get_job_for_user,
     get_project_for_training,
+    get_reward_model_for_user,
 )
 
 # Below this many parameters the quick CPU preset is the sensible first choice (the demo's tiny model).
@@ -44,6 +45,7 @@ def job_list(request: HttpRequest, pk: int) -> HttpResponse:
         "project": project,
         "jobs": jobs,
         "adapters": selectors.adapters_of(project)[:200],
+        "reward_models": selectors.reward_models_of(project)[:200],
         "can_run": can_run_training(request.user, project),
         "active": any(job.is_active for job in jobs),
     }
@@ -91,9 +93,6 @@ def job_new(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "training/new.html", context, status=400 if form.errors else 200)
 
 
-_JOB_KIND_FOR_RELEASE = {release_kind: job_kind for job_kind, release_kind in RELEASE_KIND_FOR_JOB.items()}
-
-
 def _initial(
     release: Release | None, presets: dict[str, dict[str, dict[str, Any]]], *, release_kind: str = "preference"
 ) -> dict[str, Any]:
@@ -104,14 +103,14 @@ def _initial(
         (m for m in selectors.ready_base_models() if m.parameter_count and m.parameter_count < SMALL_MODEL), None
     )
     preset = "cpu_check" if small is not None else "standard"
-    kind = _JOB_KIND_FOR_RELEASE[release.kind if release is not None else release_kind]
-    initial: dict[str, Any] = {"preset": preset, "kind": kind}
+    kind = JOB_KIND_FOR_RELEASE[release.kind if release is not None else release_kind]
+    initial: dict[str, Any] = {"preset": preset, "kind": kind, "preference_kind": JobKind.DPO}
     if small is not None:
         initial["base_model"] = small.pk
     if release is not None:
         initial["release"] = release.pk
     table = presets[preset]
-    values = {**table["sft"], **table["dpo"], **table[kind]}  # the other kind's options stay filled in
+    values = {**table["sft"], **table["reward"], **table["dpo"], **table[kind]}  # the other kinds' stay filled in
     initial.update({name: values[name] for name in CONFIG_FIELDS})
     return initial
 
@@ -125,6 +124,7 @@ def _job_context(request: HttpRequest, job: TrainingJob) -> dict[str, Any]:
         "eta": _duration(eta) if eta is not None else "",
         "can_run": can_run_training(request.user, job.project),
         "adapter": getattr(job, "adapter", None) if job.state == JobState.SUCCEEDED else None,
+        "reward_model": getattr(job, "reward_model", None) if job.state == JobState.SUCCEEDED else None,
     }
 
 
@@ -212,11 +212,45 @@ def adapter_lineage(request: HttpRequest, pk: int, adapter_pk: int) -> JsonRespo
     return lineage_response(get_adapter_for_user(request.user, pk, adapter_pk))
 
 
-def lineage_response(adapter: Adapter) -> JsonResponse:
+def lineage_response(adapter: Adapter | RewardModel) -> JsonResponse:
     """The lineage record as a JSON download (the page's link and the API's route)."""
     response = JsonResponse(selectors.lineage(adapter), json_dumps_params={"indent": 2, "sort_keys": True})
-    response["Content-Disposition"] = f'attachment; filename="adapter-{adapter.pk}-lineage.json"'
+    response["Content-Disposition"] = f'attachment; filename="{_file_stem(adapter)}-lineage.json"'
     return response
+
+
+def _file_stem(trained: Adapter | RewardModel) -> str:
+    return f"reward-model-{trained.pk}" if isinstance(trained, RewardModel) else f"adapter-{trained.pk}"
+
+
+@login_required
+@require_GET
+def reward_model_detail(request: HttpRequest, pk: int, reward_model_pk: int) -> HttpResponse:
+    reward_model = get_reward_model_for_user(request.user, pk, reward_model_pk)
+    return render(
+        request,
+        "training/reward_model.html",
+        {
+            "project": reward_model.project,
+            "heading": f"Reward model #{reward_model.pk}",
+            "reward_model": reward_model,
+            "lineage": selectors.lineage(reward_model),
+            "files": list(enumerate(reward_model.files)),
+            "config_rows": config_rows(reward_model.config),
+        },
+    )
+
+
+@login_required
+@require_GET
+def reward_model_lineage(request: HttpRequest, pk: int, reward_model_pk: int) -> JsonResponse:
+    return lineage_response(get_reward_model_for_user(request.user, pk, reward_model_pk))
+
+
+@login_required
+@require_GET
+def reward_model_file(request: HttpRequest, pk: int, reward_model_pk: int, index: int) -> HttpResponseBase:
+    return stream_adapter_file(request, get_reward_model_for_user(request.user, pk, reward_model_pk), index)
 
 
 @login_required
@@ -225,8 +259,9 @@ def adapter_file(request: HttpRequest, pk: int, adapter_pk: int, index: int) -> 
     return stream_adapter_file(request, get_adapter_for_user(request.user, pk, adapter_pk), index)
 
 
-def stream_adapter_file(request: HttpRequest, adapter: Adapter, index: int) -> HttpResponseBase:
-    """Stream one file of an adapter (the page's link and the API's route), as release files are streamed:
+def stream_adapter_file(request: HttpRequest, adapter: Adapter | RewardModel, index: int) -> HttpResponseBase:
+    """Stream one file of an adapter or a reward model (the page's link and the API's route), as release files are
+    streamed:
     the ETag is its sha256, and a client that already holds it (If-None-Match) gets 304."""
     if not 0 <= index < len(adapter.files):
         raise Http404("No such file.")
@@ -240,7 +275,7 @@ def stream_adapter_file(request: HttpRequest, adapter: Adapter, index: int) -> H
         response = FileResponse(
             stream,
             as_attachment=True,
-            filename=f"adapter-{adapter.pk}-{entry['path']}",
+            filename=f"{_file_stem(adapter)}-{entry['path']}",
             content_type="application/octet-stream",
         )
         response["Content-Length"] = str(entry["size_bytes"])

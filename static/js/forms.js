@@ -3,7 +3,9 @@
 // data-when="value …" show only for those values, and the hidden ones are disabled so they are not sent. A
 // select's option may stand for a value of its own (data-switch: a release option carries the kind of job it
 // trains); data-switch-into names a hidden input that carries the value to the server and to other scripts
-// (a "change" event).
+// (a "change" event). data-switch-refine="name:value" lets radio buttons refine one value: when the control
+// says "value", the checked radio of "name" says which (a preference release trains a DPO adapter or a
+// reward model).
 (function () {
   "use strict";
 
@@ -25,9 +27,19 @@
     if (!control) return;
     var fallback = form.getAttribute("data-switch-default") || "";
     var into = form.getAttribute("data-switch-into");
+    var refine = (form.getAttribute("data-switch-refine") || "").split(":");
+
+    function current() {
+      var value = valueOf(form, control, fallback);
+      if (refine.length === 2 && value === refine[1]) {
+        var picked = form.querySelector("[name='" + refine[0] + "']:checked");
+        if (picked) value = picked.value;
+      }
+      return value;
+    }
 
     function apply() {
-      var value = valueOf(form, control, fallback);
+      var value = current();
       form.setAttribute("data-switch-value", value);
       form.querySelectorAll("[data-when]").forEach(function (el) {
         var show = el.getAttribute("data-when").split(" ").indexOf(value) >= 0;
@@ -46,7 +58,7 @@
     }
 
     form.addEventListener("change", function (event) {
-      if (event.target.name === control.name) apply();
+      if (event.target.name === control.name || event.target.name === refine[0]) apply();
     });
     apply();
   }

@@ -132,6 +132,15 @@
         { key: "eval_rewards/accuracies", label: "eval accuracy", scale: "y2", points: true },
       ]));
     }
+    var pairs = document.getElementById("chart-pairs");
+    if (pairs && kind === "reward") {
+      charts.push(new Chart(pairs, [
+        { key: "margin", label: "margin" },
+        { key: "eval_margin", label: "eval margin", points: true },
+        { key: "accuracy", label: "pair accuracy", scale: "y2" },
+        { key: "eval_accuracy", label: "eval pair accuracy", scale: "y2", points: true },
+      ]));
+    }
     var lr = document.getElementById("chart-lr");
     if (lr) {
       charts.push(new Chart(lr, [
