@@ -16,8 +16,8 @@ os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATAS
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
 
 
 def main() -> None:
@@ -25,13 +25,21 @@ def main() -> None:
     config = json.loads(config_json)
     torch.set_num_threads(1)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if kind == "reward":  # a one-output score head on the base model
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, num_labels=1, local_files_only=True, dtype=torch.float32
+        )
+        model.config.pad_token_id = tokenizer.pad_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
     keys = ("messages",) if kind == "sft" else ("prompt", "chosen", "rejected")
     with open(train_path, encoding="utf-8") as stream:
         rows = [{key: json.loads(line)[key] for key in keys} for line in stream if line.strip()]
     lora = LoraConfig(
         r=config["lora_r"], lora_alpha=config["lora_alpha"], lora_dropout=config["lora_dropout"],
-        target_modules="all-linear", task_type="CAUSAL_LM",
+        target_modules="all-linear", task_type="SEQ_CLS" if kind == "reward" else "CAUSAL_LM",
     )  # fmt: skip
     args = {
         "output_dir": os.path.join(os.path.dirname(train_path), "bare-checkpoints"),
@@ -41,8 +49,11 @@ def main() -> None:
         "data_seed": config["seed"], "full_determinism": True, "disable_tqdm": True,
         "max_length": config["max_length"], "bf16": False, "use_cpu": True, "dataloader_num_workers": 0,
     }  # fmt: skip
-    trainer: SFTTrainer | DPOTrainer
-    if kind == "sft":
+    trainer: SFTTrainer | DPOTrainer | RewardTrainer
+    if kind == "reward":
+        trainer = RewardTrainer(model=model, args=RewardConfig(**args), train_dataset=Dataset.from_list(rows),
+                                processing_class=tokenizer, peft_config=lora)  # fmt: skip
+    elif kind == "sft":
         trainer = SFTTrainer(model=model, args=SFTConfig(**args), train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer, peft_config=lora)  # fmt: skip
     else:

@@ -1,5 +1,6 @@
 """Seconds per training step of the job path against a bare TRL script with the same model, data and config,
-in one run; and the DPO learning check's held-out accuracy before and after, with its wall time.
+in one run (DPO, SFT and reward-model jobs); and the DPO learning check's held-out accuracy before and after,
+with its wall time, and the reward model's held-out pair accuracy before and after.
 
 The job path is the production one from the worker's side: ``training.runner.run_job`` (the code the Celery
 task runs) stages the release's files from the artifact store, forks the training child from the fork
@@ -13,6 +14,7 @@ every step; runs alternate, and the table gives the median seconds per step of `
     .venv/bin/python bench/training_jobs.py              (SQLite file and the filesystem store, ~3 minutes)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/enclave .venv/bin/python bench/training_jobs.py
     ... bench/training_jobs.py --runs 5 --steps 100
+    ... bench/training_jobs.py --kinds reward          (the reward-model job alone, ~1 minute)
 """
 
 import argparse
@@ -46,10 +48,10 @@ from releases.models import Release, ReleaseFile  # noqa: E402
 from training import learning_check, runner, services  # noqa: E402
 from training.config import JobConfig  # noqa: E402
 from training.inspection import file_sha256  # noqa: E402
-from training.models import Adapter, BaseModel, TrainingJob  # noqa: E402
+from training.models import Adapter, BaseModel, RewardModel, TrainingJob  # noqa: E402
 from training.tiny_model import make_tiny_model  # noqa: E402
 
-FILES = {"dpo": "trl_preference", "sft": "trl_sft"}
+FILES = {"dpo": "trl_preference", "sft": "trl_sft", "reward": "trl_preference"}
 
 
 def _sft_rows(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,7 +62,7 @@ def _release(
     project: Project, user: User, kind: str, train: list[dict[str, Any]], held_out: list[dict[str, Any]]
 ) -> Release:
     release = Release.objects.create(
-        project=project, kind="preference" if kind == "dpo" else "sft", name=f"bench-{kind}", version=1,
+        project=project, kind="sft" if kind == "sft" else "preference", name=f"bench-{kind}", version=1,
         recipe={"kind": kind}, state="built", hash="e" * 64, created_by=user,
     )  # fmt: skip
     storage = artifact_storage()
@@ -93,8 +95,8 @@ def _job_path(
     job.refresh_from_db()
     if state != "succeeded":
         raise SystemExit(f"the job failed: {job.failure_reason}")
-    adapter = Adapter.objects.get(job=job)
-    train = adapter.metrics["train"]
+    trained = RewardModel.objects.get(job=job) if job.kind == "reward" else Adapter.objects.get(job=job)
+    train = trained.metrics["train"]
     return {"seconds_per_step": train["seconds"] / train["steps"], "evaluation": job.evaluation, "wall": wall,
             "metrics": job.metrics.count()}  # fmt: skip
 
@@ -113,12 +115,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="runs of each path, alternating (median reported)")
     parser.add_argument("--steps", type=int, default=60, help="training steps a run")
+    parser.add_argument("--kinds", nargs="+", default=["dpo", "sft", "reward"], choices=["dpo", "sft", "reward"])
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="enclave-bench-train-"))
     model_dir = make_tiny_model(work / "model", hidden_size=64)
     train, held_out = learning_check.train_and_held_out()
-    data = {"dpo": (train, held_out), "sft": (_sft_rows(train), _sft_rows(held_out))}
+    data = {"dpo": (train, held_out), "sft": (_sft_rows(train), _sft_rows(held_out)), "reward": (train, held_out)}
     rows: list[list[str]] = []
     with throwaway_database() as database:
         user = User.objects.create(username="bench-admin", is_staff=True)
@@ -128,9 +131,11 @@ def main() -> None:
         assert validated is not None
         model = validated
         runner.worker_facts()  # warm the fork server once, as a worker does when it starts
-        for kind in ("dpo", "sft"):
+        for kind in args.kinds:
             config = {**learning_check.CONFIG, "max_steps": args.steps, "logging_steps": 1}
-            if kind == "sft":
+            if kind == "reward":
+                config = {**learning_check.REWARD_CONFIG, "max_steps": args.steps, "logging_steps": 1}
+            elif kind == "sft":
                 config = {k: v for k, v in config.items() if k not in ("beta", "loss_type")} | {"kind": "sft"}
                 config["packing"] = False
             release = _release(project, user, kind, *data[kind])
@@ -144,11 +149,19 @@ def main() -> None:
                 bare_steps.append(_bare(kind, model_dir, train_path, config))
             job, bare = statistics.median(job_steps), statistics.median(bare_steps)
             overhead = 100 * (job - bare) / bare
-            rows.append([f"{kind.upper()}: seconds per step, job path", f"{job * 1000:.1f} ms"])
-            rows.append([f"{kind.upper()}: seconds per step, bare TRL", f"{bare * 1000:.1f} ms"])
-            rows.append([f"{kind.upper()}: job path slower by (target ≤ 3 %)",
+            label = "Reward" if kind == "reward" else kind.upper()
+            rows.append([f"{label}: seconds per step, job path", f"{job * 1000:.1f} ms"])
+            rows.append([f"{label}: seconds per step, bare TRL", f"{bare * 1000:.1f} ms"])
+            rows.append([f"{label}: job path slower by (target ≤ 3 %)",
                          f"{overhead:+.1f} % ({'met' if overhead <= 3 else 'missed'})"])  # fmt: skip
-            rows.append([f"{kind.upper()}: metrics streamed to the database a run", str(runs[0]["metrics"])])
+            rows.append([f"{label}: metrics streamed to the database a run", str(runs[0]["metrics"])])
+            if kind == "reward":
+                before, after = runs[0]["evaluation"]["before"], runs[0]["evaluation"]["after"]
+                rows.append(["Reward learning check: held-out pair accuracy before → after",
+                             f"{before['pair_accuracy']:.3f} → {after['pair_accuracy']:.3f}"])  # fmt: skip
+                verdict = "passed" if learning_check.reward_passed(runs[0]["evaluation"]) else "FAILED"
+                rows.append(["Reward learning check: wall time of the job (incl. both evaluations)",
+                             f"{runs[0]['wall']:.1f} s ({verdict})"])  # fmt: skip
             if kind == "dpo":
                 evaluation = runs[0]["evaluation"]
                 before, after = evaluation["before"], evaluation["after"]
