@@ -14,7 +14,7 @@ from annotation import services as annotation_services
 from evaluation.services import evaluation_advance
 from preferences.models import Adjudication, Judgement
 from releases.models import Release
-from tests.access_matrix import matrix_adapter, matrix_pending_request, matrix_served_target
+from tests.access_matrix import matrix_adapter, matrix_pending_request, matrix_reward_model, matrix_served_target
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_lines, jsonl
 from tests.browser.axe import LAYOUT_RULES, axe_findings
 from tests.browser.conftest import ARTIFACTS, guide_picture, settle, watch
@@ -105,6 +105,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
     pending = matrix_pending_request(p).split("/")[0]  # a target with a pending promotion and its gate
     finished = p.made["finished_evaluation"]  # the pending promotion's evaluation, with its results
     run = run_with_an_answer(p)  # a generation run with a stored answer
+    reward_model = matrix_reward_model(p)  # a reward job's reward model
     questions = [f"Held-out question {n}: which card fees apply abroad?" for n in range(4)]
     judged = evaluation_advance(evaluation_id=answered_evaluation(p, prompts=questions).pk)  # being judged
     project = f"/projects/{a}"
@@ -152,6 +153,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             ),
             Visit("job-queued", f"{project}/training/{queued.pk}/", "#charts[data-points]"),
             Visit("adapter", f"{project}/adapters/{adapter}/", "#adapter-history"),
+            Visit("reward-model", f"{project}/reward-models/{reward_model}/", "#reward-model-metrics"),
         ],
         "approver": [
             Visit("deployments", f"{project}/deployments/", "#targets"),
@@ -166,6 +168,8 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("generation", f"{project}/generation/", "#runs"),
             Visit("generation-new", f"{project}/generation/new/", "#generation-form"),
             Visit("generation-run", f"{project}/generation/{run.pk}/", "#provenance"),
+            Visit("rounds", f"{project}/rounds/"),
+            Visit("round-new", f"{project}/rounds/new/", "#round-form"),
             Visit("evaluations", f"{project}/evaluations/", "#evaluations"),
             Visit("evaluation-new", f"{project}/evaluations/new/", "#evaluation-form"),
             Visit("evaluation-judging", f"{project}/evaluations/{judged.pk}/", "#head-to-head"),
