@@ -2,6 +2,7 @@
 reaper, redelivered and orphaned jobs, cancel, the base-model registry, and the pages and API around them."""
 
 import json
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -131,7 +132,8 @@ def test_it_fails_jobs_whose_worker_went_silent_redelivered_or_restarted(
     fresh.refresh_from_db()
     assert silent.state == JobState.FAILED
     assert silent.failure_reason.startswith("Worker lost: the gpu worker gpu@host stopped supervising this job")
-    assert "no heartbeat for 600 s (the limit is 90 s)" in silent.failure_reason
+    # 600 s, or a second or two more when the machine is busy between the fixture and the page's reaper
+    assert re.search(r"no heartbeat for 60\d s \(the limit is 90 s\)", silent.failure_reason), silent.failure_reason
     assert "train step 2/9" in silent.failure_reason
     assert fresh.state == JobState.RUNNING
 
