@@ -145,8 +145,8 @@ class BaseModelDetailView(APIView):
 
 class JobIn(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(
-        choices=["sft", "dpo", "reward"],
-        help_text="sft on an SFT release; dpo (an adapter) or reward (a reward model) on a preference release",
+        choices=["sft", "dpo", "kto", "reward"],
+        help_text="sft on an SFT release; dpo or kto (an adapter) or reward (a reward model) on a preference release",
     )
     release = serializers.IntegerField(help_text="id of a built release of this project (SFT or preference)")
     base_model = serializers.IntegerField(help_text="id of a ready base model")
@@ -157,7 +157,7 @@ class JobIn(serializers.Serializer[Any]):
         help_text="Overrides of the preset: lora_r, lora_alpha, lora_dropout, target_modules, use_dora, use_qlora, "
         "learning_rate, epochs, max_steps, batch_size, gradient_accumulation_steps, max_length, lr_scheduler, "
         "warmup_ratio, logging_steps, eval_steps, seed; SFT: packing; DPO: beta, loss_type (a list); "
-        "reward: center_rewards_coefficient.",
+        "KTO: beta, desirable_weight, undesirable_weight; reward: center_rewards_coefficient.",
     )
 
 
@@ -223,7 +223,7 @@ class JobListCreateView(ListView):
             202: JobOut,
             404: OpenApiResponse(description="No such project (or not yours to train in), release or base model."),
         },
-        summary="Start an SFT, DPO or reward-model LoRA job (project admins); refused with the reason before queueing",
+        summary="Start an SFT, DPO, KTO or reward-model LoRA job (project admins); refused with the reason before queueing",
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.RUN_TRAINING)

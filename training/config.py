@@ -23,12 +23,17 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 ALL_LINEAR = "all-linear"
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
-SFT_ONLY = ("packing",)
-DPO_ONLY = ("beta", "loss_type")
-REWARD_ONLY = ("center_rewards_coefficient",)
-KINDS = ("sft", "dpo", "reward")
-# The options that apply to each kind; the others are dropped from its canonical form (and so from its hash).
-_NOT_FOR = {"sft": DPO_ONLY + REWARD_ONLY, "dpo": SFT_ONLY + REWARD_ONLY, "reward": SFT_ONLY + DPO_ONLY}
+KINDS = ("sft", "dpo", "reward", "kto")
+# The options that apply to some kinds only; a kind's canonical form (and so its hash) leaves the others out.
+KIND_ONLY: dict[str, tuple[str, ...]] = {
+    "packing": ("sft",),
+    "beta": ("dpo", "kto"),
+    "loss_type": ("dpo",),
+    "desirable_weight": ("kto",),
+    "undesirable_weight": ("kto",),
+    "center_rewards_coefficient": ("reward",),
+}
+_NOT_FOR = {kind: tuple(name for name, kinds in KIND_ONLY.items() if kind not in kinds) for kind in KINDS}
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,17 @@ class JobConfig:
     # Reward only: pulls the mean reward towards 0 (TRL's center_rewards_coefficient; 0: off), so scores of
     # different reward models sit on comparable scales.
     center_rewards_coefficient: float = 0.0
+    # KTO only: the weights of desirable and undesirable answers' losses (KTO's paper: their counts times the
+    # weights in a ratio of 1 to 4/3; equal counts, as a preference release gives, train well with 1 and 1).
+    desirable_weight: float = 1.0
+    undesirable_weight: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # unknown keys, refused by validate()
 
     @classmethod
     def from_dict(cls, kind: str, values: dict[str, Any]) -> "JobConfig":
         """Read a config from form or API input; raises ``DomainError`` naming the field that is wrong."""
         if kind not in KINDS:
-            raise DomainError("The job kind is sft, dpo or reward.", field="kind")
+            raise DomainError("The job kind is sft, dpo, reward or kto.", field="kind")
         known = {f.name for f in fields(cls)} - {"kind", "extra"}
         unknown = sorted(set(values) - known - {"kind"})
         if unknown:
@@ -103,7 +112,13 @@ class JobConfig:
             ("eval_steps", 0 <= self.eval_steps <= 1_000_000, "Evaluate every N steps (0: before and after only)."),
             ("seed", 0 <= self.seed < 2**31, "The seed is between 0 and 2147483647."),
             ("target_modules", bool(self.target_modules), "Name at least one target module, or all-linear."),
-            ("beta", 0 < self.beta <= 10, "DPO beta is above 0 and at most 10."),
+            ("beta", 0 < self.beta <= 10, "Beta is above 0 and at most 10."),
+            ("desirable_weight", 0 < self.desirable_weight <= 100, "The desirable weight is above 0 and at most 100."),
+            (
+                "undesirable_weight",
+                0 < self.undesirable_weight <= 100,
+                "The undesirable weight is above 0 and at most 100.",
+            ),
             ("loss_type", bool(self.loss_type), "Choose at least one DPO loss type."),
             (
                 "center_rewards_coefficient",
@@ -127,6 +142,11 @@ class JobConfig:
                 )
         if len(set(self.loss_type)) != len(self.loss_type):
             raise DomainError("A DPO loss type is listed twice.", field="loss_type")
+        if self.kind == "kto" and self.batch_size < 2:
+            raise DomainError(
+                "KTO needs a batch of at least 2: its KL estimate pairs each answer with another prompt's in it.",
+                field="batch_size",
+            )
         if self.use_qlora and self.use_dora:
             raise DomainError("Choose DoRA or QLoRA, not both, in this version.", field="use_dora")
 
@@ -237,6 +257,6 @@ def preset_values(key: str, kind: str) -> dict[str, Any]:
     if key not in PRESETS:
         raise DomainError(f"Unknown preset “{key}”.", field="preset")
     values = dict(PRESETS[key].values)
-    if key == "standard" and kind == "dpo":
+    if key == "standard" and kind in ("dpo", "kto"):
         values["learning_rate"] = 5e-6
     return values

@@ -13,23 +13,14 @@ from core.forms import Fieldset, Slot, SwitchSelect, fieldsets
 from core.http import parse_id
 from releases.models import Release
 from training import selectors
-from training.config import (
-    DPO_LOSS_TYPES,
-    DPO_ONLY,
-    KINDS,
-    PRESETS,
-    REWARD_ONLY,
-    SCHEDULERS,
-    SFT_ONLY,
-    JobConfig,
-    preset_values,
-)
+from training.config import DPO_LOSS_TYPES, KIND_ONLY, KINDS, PRESETS, SCHEDULERS, JobConfig, preset_values
 from training.models import JOB_KIND_FOR_RELEASE, BaseModel, JobKind
 
 CONFIG_FIELDS = (
     "lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_qlora", "learning_rate", "epochs",
     "max_steps", "batch_size", "gradient_accumulation_steps", "max_length", "lr_scheduler", "warmup_ratio",
     "logging_steps", "eval_steps", "seed", "packing", "beta", "loss_type", "center_rewards_coefficient",
+    "desirable_weight", "undesirable_weight",
 )  # fmt: skip
 
 
@@ -49,15 +40,11 @@ def preset_table() -> dict[str, dict[str, dict[str, Any]]]:
 
 # The options of some kinds of job (space-separated): shown for those, neither sent nor read for the others. A
 # preference release trains a DPO adapter or, when "Train" says so, a reward model.
-ONLY_FOR = (
-    dict.fromkeys(SFT_ONLY, "sft")
-    | dict.fromkeys(DPO_ONLY, "dpo")
-    | dict.fromkeys(REWARD_ONLY, "reward")
-    | {"preference_kind": "dpo reward"}
-)
+ONLY_FOR = {name: " ".join(kinds) for name, kinds in KIND_ONLY.items()} | {"preference_kind": "dpo kto reward"}
+REQUIRED_WHEN_SHOWN = ("beta", "loss_type", "desirable_weight", "undesirable_weight")  # the preset fills them
 LAYOUT = (
     ("Training", ("release", "preference_kind", "base_model", "preset", "packing", "beta", "loss_type",
-                  "center_rewards_coefficient")),
+                  "desirable_weight", "undesirable_weight", "center_rewards_coefficient")),
     ("LoRA", ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_qlora")),
     ("Schedule", ("learning_rate", "lr_scheduler", "warmup_ratio", "epochs", "max_steps", "batch_size",
                   "gradient_accumulation_steps", "max_length", "logging_steps", "eval_steps", "seed")),
@@ -83,7 +70,8 @@ class BaseModelChoiceField(forms.ModelChoiceField):
 
 class JobForm(forms.Form):
     """The job's kind follows the chosen release (SFT on an SFT release; on a preference release a DPO adapter,
-    or a reward model when "Train" says so), and the form shows and reads only that kind's options."""
+    or a KTO adapter or a reward model when "Train" says so), and the form shows and reads only that kind's
+    options."""
 
     kind = forms.ChoiceField(choices=JobKind.choices, required=False, widget=forms.HiddenInput)
     release = ReleaseChoiceField(
@@ -93,6 +81,7 @@ class JobForm(forms.Form):
     preference_kind = forms.ChoiceField(
         label="Train", widget=forms.RadioSelect, required=False, initial=JobKind.DPO,
         choices=[(JobKind.DPO, "A DPO adapter (the model learns the preferred answers)"),
+                 (JobKind.KTO, "A KTO adapter (chosen answers desirable, rejected ones undesirable, one by one)"),
                  (JobKind.REWARD, "A reward model (scores answers; ranks candidates for the experts)")],
     )  # fmt: skip
     base_model = BaseModelChoiceField(queryset=BaseModel.objects.none(), empty_label=None)
@@ -120,12 +109,18 @@ class JobForm(forms.Form):
         help_text="SFT: several short conversations share one sequence.",
     )  # fmt: skip
     beta = forms.FloatField(
-        label="DPO beta", required=False, help_text="How far the adapter may move from the base model; 0.1 is usual."
+        label="Beta", required=False, help_text="How far the adapter may move from the base model; 0.1 is usual."
     )
     loss_type = forms.CharField(
         label="DPO loss types", required=False,
         help_text=f"comma-separated, e.g. sigmoid or sigmoid, sft; known: {', '.join(DPO_LOSS_TYPES)}",
     )  # fmt: skip
+    desirable_weight = forms.FloatField(
+        label="Desirable weight", required=False, min_value=0, help_text="KTO: weight of the chosen answers' loss."
+    )
+    undesirable_weight = forms.FloatField(
+        label="Undesirable weight", required=False, min_value=0, help_text="KTO: weight of the rejected answers' loss."
+    )
     center_rewards_coefficient = forms.FloatField(
         label="Reward centring", required=False, min_value=0,
         help_text="Pulls the mean reward towards 0 (0: off; 0.01 is usual), so scores stay on a steady scale.",
@@ -174,7 +169,7 @@ class JobForm(forms.Form):
         for name, only in ONLY_FOR.items():
             if kind not in only.split():
                 data.pop(name, None)  # the other kinds' options are not read
-            elif name in ("beta", "loss_type") and data.get(name) in (None, ""):
+            elif name in REQUIRED_WHEN_SHOWN and data.get(name) in (None, ""):
                 self.add_error(name, "Give a value; the preset fills it.")
         return data
 
@@ -183,8 +178,10 @@ class JobForm(forms.Form):
 
 
 def refined(kind: str, preference_kind: Any) -> str:
-    """A preference release trains a DPO adapter unless a reward model is asked for."""
-    return JobKind.REWARD if kind == JobKind.DPO and preference_kind == JobKind.REWARD else kind
+    """A preference release trains a DPO adapter unless a reward model or a KTO adapter is asked for."""
+    if kind == JobKind.DPO and preference_kind in (JobKind.REWARD, JobKind.KTO):
+        return str(preference_kind)
+    return kind
 
 
 class BaseModelForm(forms.Form):

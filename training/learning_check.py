@@ -80,6 +80,14 @@ REWARD_CONFIG = {
 }  # fmt: skip
 
 
+# KTO's check: the same pairs read one answer at a time (chosen desirable, rejected undesirable), LoRA r=8, 60 steps
+# of 8 answers; judged like DPO's, by the implicit reward's held-out preference accuracy and margin.
+KTO_CONFIG = {
+    **{key: value for key, value in CONFIG.items() if key != "loss_type"},
+    "kind": "kto", "desirable_weight": 1.0, "undesirable_weight": 1.0,
+}  # fmt: skip
+
+
 def reward_passed(evaluation: dict[str, Any]) -> bool:
     after = evaluation.get("after", {})
     return bool(after.get("pair_accuracy", 0) >= PASS_ACCURACY and after.get("mean_margin", 0) > 0)

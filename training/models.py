@@ -53,6 +53,7 @@ class JobKind(models.TextChoices):
     SFT = "sft", "SFT (supervised fine-tuning)"
     DPO = "dpo", "DPO (preference optimisation)"
     REWARD = "reward", "Reward model (pairwise, on preference data)"
+    KTO = "kto", "KTO (desirable and undesirable answers)"
 
 
 class JobState(models.TextChoices):
@@ -64,7 +65,12 @@ class JobState(models.TextChoices):
 
 
 ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
-RELEASE_KIND_FOR_JOB: dict[str, str] = {JobKind.SFT: "sft", JobKind.DPO: "preference", JobKind.REWARD: "preference"}
+RELEASE_KIND_FOR_JOB: dict[str, str] = {
+    JobKind.SFT: "sft",
+    JobKind.DPO: "preference",
+    JobKind.REWARD: "preference",
+    JobKind.KTO: "preference",
+}
 # The job a release trains unless told otherwise (a preference release also trains a reward model, on request).
 JOB_KIND_FOR_RELEASE: dict[str, str] = {"sft": JobKind.SFT, "preference": JobKind.DPO}
 

@@ -46,7 +46,8 @@ from training.registry import base_model_validate as base_model_validate
 WORKER_FRESH = timedelta(minutes=15)
 TRAIN_FILES = {"sft": "trl_sft/train.jsonl", "dpo": "trl_preference/train.jsonl"}
 EVAL_FILES = {"sft": "trl_sft/eval.jsonl", "dpo": "trl_preference/eval.jsonl"}
-TRAIN_FILES["reward"], EVAL_FILES["reward"] = TRAIN_FILES["dpo"], EVAL_FILES["dpo"]  # the same preference pairs
+for _kind in ("reward", "kto"):  # the same preference pairs
+    TRAIN_FILES[_kind], EVAL_FILES[_kind] = TRAIN_FILES["dpo"], EVAL_FILES["dpo"]
 
 
 # --- Workers ----------------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def training_job_start(
     from training.tasks import training_job_run_task
 
     if kind not in RELEASE_KIND_FOR_JOB:
-        raise DomainError("The job kind is sft, dpo or reward.", field="kind")
+        raise DomainError("The job kind is sft, dpo, reward or kto.", field="kind")
     if config.kind != kind:
         raise DomainError("The config was made for another job kind.", field="kind")
     if release.project_id != project.pk:
@@ -124,7 +125,7 @@ def training_job_start(
         )
     if release.kind != RELEASE_KIND_FOR_JOB[kind]:
         needed = "an SFT release" if kind == "sft" else "a preference release (chosen and rejected answers)"
-        what = {"sft": "An SFT", "dpo": "A DPO", "reward": "A reward-model"}[kind]
+        what = {"sft": "An SFT", "dpo": "A DPO", "reward": "A reward-model", "kto": "A KTO"}[kind]
         raise DomainError(f"{what} job needs {needed}; {release} is not one.", field="release")
     tainted = marks_of("release", release.pk).get("tainted")
     if tainted:

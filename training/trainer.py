@@ -1,6 +1,7 @@
-"""The training program a job's child process runs: TRL's SFTTrainer, DPOTrainer or RewardTrainer with a PEFT
-LoRA adapter on a local base model, offline (a reward job trains the base model's sequence-classification form
-with one output, its score head saved with the adapter). It knows nothing of Django or the database: it reads a
+"""The training program a job's child process runs: TRL's SFTTrainer, DPOTrainer, KTOTrainer or RewardTrainer with
+a PEFT LoRA adapter on a local base model, offline (a reward job trains the base model's sequence-classification
+form with one output, its score head saved with the adapter; a KTO job reads a preference release's pairs as
+desirable and undesirable answers). It knows nothing of Django or the database: it reads a
 spec (JSON) and the release's JSONL files from the job's work directory and writes three things back there:
 
 - ``events.jsonl``: one JSON line per logged step, evaluation or phase, flushed as it happens; the
@@ -46,7 +47,16 @@ from transformers import (  # noqa: E402
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from transformers.trainer_utils import enable_full_determinism  # noqa: E402
 from transformers.utils import logging as transformers_logging  # noqa: E402
-from trl import DPOConfig, DPOTrainer, RewardConfig, RewardTrainer, SFTConfig, SFTTrainer  # noqa: E402
+from trl import (  # noqa: E402
+    DPOConfig,
+    DPOTrainer,
+    KTOConfig,
+    KTOTrainer,
+    RewardConfig,
+    RewardTrainer,
+    SFTConfig,
+    SFTTrainer,
+)
 
 from training.preference_eval import preference_accuracy  # noqa: E402 - imports torch
 from training.reward_scoring import pair_accuracy  # noqa: E402 - imports torch
@@ -136,6 +146,15 @@ def read_jsonl(path: Path | None, keys: tuple[str, ...]) -> list[dict[str, Any]]
                 record = json.loads(line)
                 rows.append({key: record[key] for key in keys})
     return rows
+
+
+def unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Preference rows as KTO reads them: each pair's chosen answer desirable, its rejected answer undesirable."""
+    out = []
+    for row in rows:
+        out.append({"prompt": row["prompt"], "completion": row["chosen"], "label": True})
+        out.append({"prompt": row["prompt"], "completion": row["rejected"], "label": False})
+    return out
 
 
 def weights_digest(tensors: dict[str, Any]) -> str:
@@ -260,14 +279,33 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
     if not train_rows:
         raise RuntimeError("The release has no training rows.")
     say(f"{len(train_rows)} training rows, {len(eval_rows)} held-out rows.")
-    train_set = Dataset.from_list(train_rows)
-    eval_set = Dataset.from_list(eval_rows) if eval_rows else None
+    if kind == "kto":
+        train_set = Dataset.from_list(unpaired(train_rows))
+        eval_set = Dataset.from_list(unpaired(eval_rows)) if eval_rows else None
+    else:
+        train_set = Dataset.from_list(train_rows)
+        eval_set = Dataset.from_list(eval_rows) if eval_rows else None
     checkpoints = work / "checkpoints"
     args = _common_args(config, checkpoints, eval_set is not None)
     callback = StreamingCallback(emit)  # type: ignore[arg-type]
 
-    trainer: SFTTrainer | DPOTrainer | RewardTrainer
-    if kind == "reward":
+    trainer: SFTTrainer | DPOTrainer | KTOTrainer | RewardTrainer
+    if kind == "kto":
+        trainer = KTOTrainer(
+            model=model,
+            args=KTOConfig(
+                **args,
+                beta=config["beta"],
+                desirable_weight=config["desirable_weight"],
+                undesirable_weight=config["undesirable_weight"],
+            ),
+            train_dataset=train_set,
+            eval_dataset=eval_set,
+            processing_class=tokenizer,
+            peft_config=_lora(config),  # the reference model is the base model: the adapter disabled
+            callbacks=[callback],
+        )
+    elif kind == "reward":
         centring = config.get("center_rewards_coefficient") or None
         trainer = RewardTrainer(
             model=model,

@@ -110,7 +110,7 @@ def _initial(
     if release is not None:
         initial["release"] = release.pk
     table = presets[preset]
-    values = {**table["sft"], **table["reward"], **table["dpo"], **table[kind]}  # the other kinds' stay filled in
+    values = {**table["sft"], **table["reward"], **table["kto"], **table["dpo"], **table[kind]}  # others stay filled
     initial.update({name: values[name] for name in CONFIG_FIELDS})
     return initial
 

@@ -123,7 +123,7 @@
       ]));
     }
     var rewards = document.getElementById("chart-rewards");
-    if (rewards && kind === "dpo") {
+    if (rewards && (kind === "dpo" || kind === "kto")) {
       charts.push(new Chart(rewards, [
         { key: "rewards/chosen", label: "chosen" },
         { key: "rewards/rejected", label: "rejected" },

@@ -17,7 +17,7 @@ def test_it_shows_and_reads_only_the_options_of_the_kind_the_chosen_release_trai
     assert f'<option value="{release.pk}" selected data-switch="sft">' in page, "the option says what it trains"
     assert '<input type="hidden" name="kind" value="sft"' in page
     assert 'id="field-packing" data-when="sft">' in page
-    assert 'id="field-beta" data-when="dpo" hidden>' in page
+    assert 'id="field-beta" data-when="dpo kto" hidden>' in page
     assert 'id="field-loss_type" data-when="dpo" hidden>' in page
     assert '<strong data-when="sft">SFT (supervised fine-tuning)</strong>' in page
     for legend in ("Training", "LoRA", "Schedule"):

@@ -27,7 +27,7 @@ def test_it_trains_a_reward_model_when_train_says_so_and_reads_only_its_options(
     admin = client_for(personas.project_admin)
     page = admin.get(f"/projects/{personas.project.pk}/training/new/").content.decode()
     assert 'data-switch-refine="preference_kind:dpo"' in page
-    assert 'id="field-preference_kind" data-when="dpo reward">' in page
+    assert 'id="field-preference_kind" data-when="dpo kto reward">' in page
     assert 'id="field-center_rewards_coefficient" data-when="reward" hidden>' in page
 
     form = {**matrix_job_form(personas), "release": release.pk, "base_model": model.pk}
@@ -154,3 +154,28 @@ def test_it_trains_a_reward_model_on_a_gpu_worker_and_registers_its_lineage(
     assert job_row["reward_model"] == reward_model.pk
     assert job_row["adapter"] is None
     assert client_for(personas.annotator).get(f"/projects/{pk}/reward-models/{reward_model.pk}/").status_code == 404
+
+
+def test_it_starts_a_kto_job_from_the_form_and_the_api_and_refuses_a_batch_of_one(
+    personas: Personas, client_for: ClientFor, tiny_model_dir: Path
+) -> None:
+    release, model = dpo_inputs(personas, tiny_model_dir)
+    admin = client_for(personas.project_admin)
+    form = {**matrix_job_form(personas), "release": release.pk, "base_model": model.pk, "preference_kind": "kto"}
+    form |= {"desirable_weight": "1.0", "undesirable_weight": "1.33", "loss_type": "nonsense"}
+    response = admin.post(f"/projects/{personas.project.pk}/training/new/", form)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    job = TrainingJob.objects.get(project=personas.project)
+    assert job.kind == "kto"
+    assert job.config["undesirable_weight"] == 1.33
+    assert "beta" in job.config
+    assert "loss_type" not in job.config, "DPO's loss types are not KTO's"
+
+    url = f"/api/v1/projects/{personas.project.pk}/training/jobs/"
+    body = {"kind": "kto", "release": release.pk, "base_model": model.pk, "preset": "cpu_check",
+            "config": {"batch_size": 1}}  # fmt: skip
+    refused = admin.post(url, body, content_type="application/json")
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "batch_size" or "batch_size" in refused.content.decode()
+    body["config"] = {}
+    assert admin.post(url, body, content_type="application/json").json()["kind"] == "kto"
