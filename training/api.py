@@ -223,7 +223,7 @@ class JobListCreateView(ListView):
             202: JobOut,
             404: OpenApiResponse(description="No such project (or not yours to train in), release or base model."),
         },
-        summary="Start an SFT, DPO, KTO or reward-model LoRA job (project admins); refused with the reason before queueing",
+        summary="Start an SFT, DPO, KTO or reward-model LoRA job (project admins); refused with the reason, or queued",
     )
     def post(self, request: Request, pk: int) -> Response:
         project = get_project_for_user(request.user, pk, ProjectPerm.RUN_TRAINING)
