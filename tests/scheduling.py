@@ -22,7 +22,8 @@ T = TypeVar("T", bound=Test)
 LONG_MODULES = {
     "tests/enclave/test_api_fuzz.py": 170,
     "tests/training/test_gpu_node.py": 115,
-    "tests/training/test_trainer.py": 110,
+    "tests/training/test_trainer.py": 170,
+    "tests/rounds/test_two_rounds.py": 150,
     "tests/training/test_worker_jobs.py": 105,
     "tests/enclave/test_serve.py": 100,
     "tests/browser/test_pages.py": 90,
@@ -30,6 +31,7 @@ LONG_MODULES = {
     "tests/browser/test_evaluation_loop.py": 55,
     "tests/evaluation/test_generation_worker.py": 50,
     "tests/governance/test_dossier.py": 45,
+    "tests/training/test_reward_jobs.py": 45,
 }
 
 
