@@ -72,7 +72,11 @@ class RoundForm(forms.Form):
         super().__init__(*args, **kwargs)
         targets = DeploymentTarget.objects.filter(project=project).select_related("base_model", "current_adapter")
         self.fields["target"].queryset = targets  # type: ignore[attr-defined]
-        self.fields["reward_model"].queryset = RewardModel.objects.filter(project=project)  # type: ignore[attr-defined]
+        reward_models = RewardModel.objects.filter(project=project).order_by("-created_at", "-id")
+        self.fields["reward_model"].queryset = reward_models  # type: ignore[attr-defined]
+        newest = reward_models.first()
+        if newest is not None and not self.is_bound:
+            self.fields["reward_model"].initial = newest.pk  # the least-sure policy, chosen first, needs one
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
