@@ -224,8 +224,9 @@ def scoring_run_progress(
     child_pid: int | None = None,
 ) -> bool:
     """On the worker, about twice a second: store new scores (``{"candidate"}`` or ``{"item", "index"}`` with
-    ``score``) in bulk, once per reward model and answer (a score already stored is kept), add the forward
-    passes' ``seconds``, beat, and answer whether to stop (a cancel was asked for, or the run ended)."""
+    ``score``) in bulk, once per reward model and answer (a score already stored is kept; ``done`` counts the
+    run's stored scores, so a repeated pump counts nothing twice), add the forward passes' ``seconds``, beat, and
+    answer whether to stop (a cancel was asked for, or the run ended)."""
     with transaction.atomic():
         locked = ScoringRun.objects.select_for_update().get(pk=run.pk)
         if locked.state != JobState.RUNNING:
@@ -242,7 +243,7 @@ def scoring_run_progress(
                 ignore_conflicts=True,
                 batch_size=1000,
             )  # fmt: skip
-            locked.done = min(locked.done + len(scores), locked.total)
+            locked.done = min(RewardScore.objects.filter(run=locked).count(), locked.total)
         locked.seconds += float(seconds)
         if total is not None:
             locked.total = total

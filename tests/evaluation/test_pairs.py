@@ -24,7 +24,7 @@ def test_it_takes_the_smallest_margins_first_where_the_reward_model_is_least_sur
 def test_it_pairs_the_best_with_the_worst_first() -> None:
     pairs = choose_pairs(_answers([3.0, 0.2, 0.25, -4.0]), 2, BEST_VS_WORST, seed=1)
     assert (pairs[0].a, pairs[0].b) == (1, 4)
-    assert pairs[0].score_a == 3.0 and pairs[0].score_b == -4.0
+    assert (pairs[0].score_a, pairs[0].score_b) == (3.0, -4.0)
     assert (pairs[1].a, pairs[1].b) == (3, 2)
 
 
