@@ -109,9 +109,7 @@ def test_it_refuses_a_reward_model_of_another_project(
     personas: Personas, model: BaseModel, reward_model: RewardModel
 ) -> None:
     with pytest.raises(DomainError) as refused:
-        services.scoring_run_start(
-            actor=personas.outsider, project=personas.other_project, reward_model=reward_model
-        )
+        services.scoring_run_start(actor=personas.outsider, project=personas.other_project, reward_model=reward_model)
     assert (refused.value.field, refused.value.status) == ("reward_model", 404)
     _no_run_written()
 
