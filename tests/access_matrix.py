@@ -268,6 +268,49 @@ def _generation_body(p: Personas) -> dict[str, Any]:
     return {"base_model": _base_model(p), "source": "project_items", "limit": 5, "decoding": {"max_new_tokens": 8}}
 
 
+def _reward_model(p: Personas) -> int:
+    """A reward model of project A on the ready base model (its rows only: nothing loads it here)."""
+    if "reward_model" not in p.made:
+        from django.utils import timezone
+
+        from releases.models import Release
+        from training.models import BaseModel, RewardModel, TrainingJob
+
+        release, model = Release.objects.get(pk=_release(p)), BaseModel.objects.get(pk=_base_model(p))
+        now = timezone.now()
+        job = TrainingJob.objects.create(
+            project=p.project, kind="reward", release=release, base_model=model, config={}, config_hash="0" * 64,
+            state="succeeded", created_by=p.project_admin, started_at=now, finished_at=now,
+        )  # fmt: skip
+        p.made["reward_model"] = RewardModel.objects.create(
+            job=job, project=p.project, release=release, base_model=model, started_by=p.project_admin,
+            tokenizer_hash="", name="matrix-reward", storage_prefix=f"reward-models/{p.project.pk}/job-{job.pk}",
+            sha256="r" * 64, size_bytes=7, release_hash=release.hash, base_model_hash=model.content_hash, config={},
+            config_hash="0" * 64, seed=42, code_version="test", started_at=now, finished_at=now,
+        )  # fmt: skip
+    return int(p.made["reward_model"].pk)
+
+
+def _scoring_run(p: Personas) -> int:
+    """A queued scoring run of project A over its comparisons (its task is sent only on commit: never here)."""
+    if "scoring_run" not in p.made:
+        from evaluation import services as evaluation_services
+        from training.models import RewardModel
+
+        p.made["scoring_run"] = evaluation_services.scoring_run_start(
+            actor=p.project_admin, project=p.project, reward_model=RewardModel.objects.get(pk=_reward_model(p))
+        )
+    return int(p.made["scoring_run"].pk)
+
+
+def _scoring_form(p: Personas) -> dict[str, Any]:
+    return {"reward_model": _reward_model(p), "generation_run": "", "batch_size": 4}
+
+
+def _scoring_body(p: Personas) -> dict[str, Any]:
+    return {"reward_model": _reward_model(p), "batch_size": 4}
+
+
 def _items_setup(p: Personas, user: User) -> None:
     """Project A's imported items are the prompts of the runs the matrix starts."""
     _item(p)
@@ -792,6 +835,22 @@ ROUTES: list[Route] = [
           lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/{_generation_run(p)}/candidates/", DATA, api=True),
     Route("api generation run cancel", "post",
           lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/{_generation_run(p)}/cancel/", ADMINS, api=True),
+    # --- evaluation: scoring runs, pages ---
+    Route("scoring runs", "get", lambda p: f"/projects/{_a(p)}/scoring/", DATA,
+          setup=lambda p, u: (_scoring_run(p), None)[1]),
+    Route("scoring new page", "get", lambda p: f"/projects/{_a(p)}/scoring/new/", ADMINS),
+    Route("scoring new", "post", lambda p: f"/projects/{_a(p)}/scoring/new/", ADMINS, ok=302, data=_scoring_form),
+    Route("scoring run", "get", lambda p: f"/projects/{_a(p)}/scoring/{_scoring_run(p)}/", DATA),
+    Route("scoring run cancel", "post", lambda p: f"/projects/{_a(p)}/scoring/{_scoring_run(p)}/cancel/",
+          ADMINS, ok=302),
+    # --- evaluation: scoring runs, API ---
+    Route("api scoring runs", "get", lambda p: f"/api/v1/projects/{_a(p)}/scoring-runs/", DATA, api=True),
+    Route("api scoring run start", "post", lambda p: f"/api/v1/projects/{_a(p)}/scoring-runs/", ADMINS,
+          ok=202, api=True, data=_scoring_body),
+    Route("api scoring run", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/scoring-runs/{_scoring_run(p)}/", DATA, api=True),
+    Route("api scoring run cancel", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/scoring-runs/{_scoring_run(p)}/cancel/", ADMINS, api=True),
     # --- deployment targets: pages ---
     Route("deployments", "get", lambda p: f"/projects/{_a(p)}/deployments/", DEPLOY_READERS,
           setup=lambda p, u: (matrix_served_target(p), None)[1]),

@@ -5,6 +5,7 @@ poll for a scoring run's state."""
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 
 from django.core.files import File
 from django.utils import timezone
@@ -41,7 +42,8 @@ def stored_reward_model(
         project=project, kind="reward", release=release, base_model=base_model, config={}, config_hash="0" * 64,
         state=JobState.SUCCEEDED, created_by=actor, started_at=now, finished_at=now,
     )  # fmt: skip
-    storage, prefix, files = artifact_storage(), f"reward-models/{project.pk}/test-{next(_numbers)}-{job.pk}", []
+    storage, prefix = artifact_storage(), f"reward-models/{project.pk}/test-{next(_numbers)}-{job.pk}"
+    files: list[dict[str, Any]] = []
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = str(path.relative_to(directory))
         with path.open("rb") as stream:

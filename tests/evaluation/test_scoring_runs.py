@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, Project
 from annotation.models import Item
 from core.errors import DomainError
 from evaluation import services
@@ -41,7 +41,9 @@ def reward_model(personas: Personas, model: BaseModel, release: Release, tmp_pat
     )  # fmt: skip
 
 
-def answered_run(personas: Personas, model: BaseModel, *, answers: int = 2, project: object = None) -> GenerationRun:
+def answered_run(
+    personas: Personas, model: BaseModel, *, answers: int = 2, project: Project | None = None
+) -> GenerationRun:
     """A succeeded generation run of ``model`` with two prompts and ``answers`` candidates each."""
     run = services.generation_run_create(
         actor=personas.project_admin, project=project or personas.project, base_model=model, source="upload",
