@@ -68,3 +68,19 @@ def wait_for_scoring(run: ScoringRun, states: set[str], timeout: float = 180) ->
             return run
         time.sleep(0.3)
     raise AssertionError(f"{run} is still {run.state} after {timeout} s: {run.failure_reason}")
+
+
+def reward_model_row(*, project: Project, actor: User, base_model: BaseModel, release: Release) -> RewardModel:
+    """A registered reward model's rows alone (a succeeded reward job and the model): for tests whose scores are
+    written by hand, so nothing loads it."""
+    now = timezone.now()
+    job = TrainingJob.objects.create(
+        project=project, kind="reward", release=release, base_model=base_model, config={}, config_hash="0" * 64,
+        state=JobState.SUCCEEDED, created_by=actor, started_at=now, finished_at=now,
+    )  # fmt: skip
+    return RewardModel.objects.create(
+        job=job, project=project, release=release, base_model=base_model, started_by=actor, tokenizer_hash="",
+        name=f"reward-{job.pk}", storage_prefix=f"reward-models/{project.pk}/row-{job.pk}", sha256="e" * 64,
+        size_bytes=1, release_hash=release.hash, base_model_hash=base_model.content_hash, config={},
+        config_hash="0" * 64, seed=0, code_version="test", started_at=now, finished_at=now,
+    )  # fmt: skip
