@@ -121,9 +121,9 @@ class ScoringRunListCreateView(ListView):
 
 class ScoringRunDetailView(APIView):
     @extend_schema(responses=ScoringRunDetailOut, summary="A scoring run: state, progress, its scores summed up")
-    def get(self, request: Request, pk: int, run_pk: int) -> Response:
+    def get(self, request: Request, pk: int, scoring_pk: int) -> Response:
         services.scoring_runs_reap()
-        run = get_scoring_run_for_user(request.user, pk, run_pk)
+        run = get_scoring_run_for_user(request.user, pk, scoring_pk)
         run.scores_summary = selectors.scores_summary(run)  # type: ignore[attr-defined]
         return Response(ScoringRunDetailOut(run).data)
 
@@ -134,6 +134,6 @@ class ScoringRunCancelView(APIView):
         responses={200: ScoringRunOut, 409: OpenApiResponse(description="The run has already ended.")},
         summary="Cancel a queued or running scoring run (its stored scores are kept)",
     )
-    def post(self, request: Request, pk: int, run_pk: int) -> Response:
-        run = get_scoring_run_for_runner(request.user, pk, run_pk)
+    def post(self, request: Request, pk: int, scoring_pk: int) -> Response:
+        run = get_scoring_run_for_runner(request.user, pk, scoring_pk)
         return Response(ScoringRunOut(services.scoring_run_cancel(actor=request_user(request), run=run)).data)

@@ -24,8 +24,10 @@ urlpatterns = [
     # Scoring runs
     path("projects/<id:pk>/scoring/", views_scoring.scoring_list, name="scoring"),
     path("projects/<id:pk>/scoring/new/", views_scoring.scoring_new, name="scoring_new"),
-    path("projects/<id:pk>/scoring/<id:run_pk>/", views_scoring.scoring_run_detail, name="scoring_run"),
-    path("projects/<id:pk>/scoring/<id:run_pk>/cancel/", views_scoring.scoring_run_cancel, name="scoring_run_cancel"),
+    path("projects/<id:pk>/scoring/<id:scoring_pk>/", views_scoring.scoring_run_detail, name="scoring_run"),
+    path(
+        "projects/<id:pk>/scoring/<id:scoring_pk>/cancel/", views_scoring.scoring_run_cancel, name="scoring_run_cancel"
+    ),
     # --- Deployment targets ---
     path("projects/<id:pk>/deployments/", views_deployment.target_list, name="deployments"),
     path("projects/<id:pk>/deployments/new/", views_deployment.target_new, name="deployment_new"),
@@ -72,10 +74,12 @@ api_urlpatterns = [
     # Scoring runs
     path("projects/<id:pk>/scoring-runs/", api_scoring.ScoringRunListCreateView.as_view(), name="api_scoring_runs"),
     path(
-        "projects/<id:pk>/scoring-runs/<id:run_pk>/", api_scoring.ScoringRunDetailView.as_view(), name="api_scoring_run"
+        "projects/<id:pk>/scoring-runs/<id:scoring_pk>/",
+        api_scoring.ScoringRunDetailView.as_view(),
+        name="api_scoring_run",
     ),
     path(
-        "projects/<id:pk>/scoring-runs/<id:run_pk>/cancel/",
+        "projects/<id:pk>/scoring-runs/<id:scoring_pk>/cancel/",
         api_scoring.ScoringRunCancelView.as_view(),
         name="api_scoring_run_cancel",
     ),

@@ -58,16 +58,16 @@ def scoring_new(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             messages.success(request, f"{run} is queued for a gpu worker.")
-            return redirect("scoring_run", pk=pk, run_pk=run.pk)
+            return redirect("scoring_run", pk=pk, scoring_pk=run.pk)
     context = {"project": project, "form": form}
     return render(request, "evaluation/scoring_new.html", context, status=400 if form.errors else 200)
 
 
 @login_required
 @require_GET
-def scoring_run_detail(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
+def scoring_run_detail(request: HttpRequest, pk: int, scoring_pk: int) -> HttpResponse:
     services.scoring_runs_reap()
-    run = get_scoring_run_for_user(request.user, pk, run_pk)
+    run = get_scoring_run_for_user(request.user, pk, scoring_pk)
     context = {
         "project": run.project,
         "run": run,
@@ -86,8 +86,8 @@ def scoring_run_detail(request: HttpRequest, pk: int, run_pk: int) -> HttpRespon
 
 @login_required
 @require_POST
-def scoring_run_cancel(request: HttpRequest, pk: int, run_pk: int) -> HttpResponse:
-    run = get_scoring_run_for_runner(request.user, pk, run_pk)
+def scoring_run_cancel(request: HttpRequest, pk: int, scoring_pk: int) -> HttpResponse:
+    run = get_scoring_run_for_runner(request.user, pk, scoring_pk)
     try:
         run = services.scoring_run_cancel(actor=request_user(request), run=run)
     except DomainError as exc:
@@ -95,4 +95,4 @@ def scoring_run_cancel(request: HttpRequest, pk: int, run_pk: int) -> HttpRespon
     else:
         done = run.state == "cancelled"
         messages.success(request, f"{run} is cancelled." if done else f"Cancelling {run}: its worker stops it now.")
-    return redirect("scoring_run", pk=pk, run_pk=run_pk)
+    return redirect("scoring_run", pk=pk, scoring_pk=scoring_pk)

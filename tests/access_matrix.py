@@ -303,6 +303,15 @@ def _scoring_run(p: Personas) -> int:
     return int(p.made["scoring_run"].pk)
 
 
+def matrix_scoring_run(p: Personas) -> int:
+    """The queued scoring run above, for tests that need one of project A."""
+    return _scoring_run(p)
+
+
+def matrix_reward_model(p: Personas) -> int:
+    return _reward_model(p)
+
+
 def _scoring_form(p: Personas) -> dict[str, Any]:
     return {"reward_model": _reward_model(p), "generation_run": "", "batch_size": 4}
 
