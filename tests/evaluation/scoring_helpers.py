@@ -4,6 +4,7 @@ poll for a scoring run's state."""
 
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,14 @@ def stored_reward_model(
     )  # fmt: skip
 
 
-def wait_for_scoring(run: ScoringRun, states: set[str], timeout: float = 180) -> ScoringRun:
-    """Poll the run until it is in one of ``states``; returns it fresh."""
+def wait_for_scoring(
+    run: ScoringRun, states: set[str], timeout: float = 180, until: Callable[[ScoringRun], bool] | None = None
+) -> ScoringRun:
+    """Poll the run until it is in one of ``states`` (or ``until(run)`` holds); returns it fresh."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = ScoringRun.objects.get(pk=run.pk)
-        if run.state in states:
+        if run.state in states or (until is not None and until(run)):
             return run
         time.sleep(0.3)
     raise AssertionError(f"{run} is still {run.state} after {timeout} s: {run.failure_reason}")

@@ -42,12 +42,12 @@ def reward_model(personas: Personas, model: BaseModel, release: Release, tmp_pat
 
 
 def answered_run(
-    personas: Personas, model: BaseModel, *, answers: int = 2, project: Project | None = None
+    personas: Personas, model: BaseModel, *, answers: int = 2, prompts: int = 2, project: Project | None = None
 ) -> GenerationRun:
-    """A succeeded generation run of ``model`` with two prompts and ``answers`` candidates each."""
+    """A succeeded generation run of ``model`` with ``prompts`` prompts and ``answers`` candidates each."""
     run = services.generation_run_create(
         actor=personas.project_admin, project=project or personas.project, base_model=model, source="upload",
-        prompts=[{"messages": [{"role": "user", "content": f"Question {n}?"}]} for n in range(2)],
+        prompts=[{"messages": [{"role": "user", "content": f"Question {n}?"}]} for n in range(prompts)],
         decoding={"candidates": max(answers, 1), "temperature": 1.0}, source_name="q.jsonl",
     )  # fmt: skip
     for prompt in run.prompts.all():

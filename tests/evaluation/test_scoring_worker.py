@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import Client
 
 from accounts.models import AuditEvent
 from evaluation import services
@@ -18,7 +19,7 @@ from tests.evaluation.scoring_helpers import stored_reward_model, wait_for_scori
 from tests.evaluation.test_scoring_runs import answered_run
 from tests.training.helpers import preference_release, ready_model
 from tests.workers import start_worker, stop_worker
-from training.models import JobState
+from training.models import JobState, RewardModel
 
 pytestmark = pytest.mark.worker
 
@@ -83,4 +84,37 @@ def test_it_scores_every_candidate_as_the_reward_model_does_in_process(
     assert {
         "evaluation.scoring_run_start", "evaluation.scoring_run_running", "evaluation.scoring_run_succeeded"
     } <= actions  # fmt: skip
+
+    # A long run: its live fragment shows progress while it scores; a cancel stops the child and keeps what was
+    # stored.
+    client = Client()
+    client.force_login(personas.project_admin)
+    long_run = answered_run(personas, model, answers=16, prompts=64)
+    Candidate.objects.filter(run=long_run).update(text="thank you kindly, we will review it today " * 100)
+    long = services.scoring_run_start(
+        actor=personas.project_admin, project=personas.project, reward_model=reward_model, generation_run=long_run,
+        batch_size=1,
+    )  # fmt: skip
+    long = wait_for_scoring(long, ENDED, until=lambda run: run.done >= 2)
+    live = client.get(
+        f"/projects/{personas.project.pk}/scoring/{long.pk}/?fragment=status", headers={"HX-Request": "true"}
+    )
+    assert "of 1024 answers" in live.content.decode()
+    services.scoring_run_cancel(actor=personas.project_admin, run=long)
+    long = wait_for_scoring(long, ENDED, timeout=60)
+    assert long.state == JobState.CANCELLED, long.failure_reason
+    assert long.failure_reason.startswith("Cancelled by project_admin after ")
+    assert 2 <= RewardScore.objects.filter(run=long).count() < 1024
+
+    # A reward model whose stored file no longer matches its sha256 in the lineage is not used: the run fails
+    # and says why.
+    files = [dict(entry) for entry in reward_model.files]
+    files[0]["sha256"] = "0" * 64
+    RewardModel.objects.filter(pk=reward_model.pk).update(files=files)
+    broken = services.scoring_run_start(
+        actor=personas.project_admin, project=personas.project, reward_model=reward_model, generation_run=long_run
+    )
+    broken = wait_for_scoring(broken, ENDED)
+    assert broken.state == JobState.FAILED
+    assert "does not match its sha256 in the lineage" in broken.failure_reason, broken.failure_reason
     assert not any(Path(settings.TRAINING_WORK_DIR).glob("scoring-*")), "work directories are removed"
