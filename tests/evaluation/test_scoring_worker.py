@@ -62,7 +62,9 @@ def test_it_scores_every_candidate_as_the_reward_model_does_in_process(
     scoring = wait_for_scoring(scoring, ENDED)
     assert scoring.state == JobState.SUCCEEDED, f"{scoring.failure_reason}\n{_output(gpu_worker)}"
     assert (scoring.done, scoring.total) == (6, 6)
-    assert scoring.seconds > 0
+    result = scoring.environment["result"]
+    assert 0 < scoring.seconds <= result["loop_seconds"], "the forward passes alone are timed"
+    assert abs(scoring.seconds - result["forward_seconds"]) < 1e-3
     assert scoring.environment["network"]["refused"] == []
     assert scoring.environment["network"]["self_check"].startswith("refused 192.0.2.1")
 
