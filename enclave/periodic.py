@@ -8,7 +8,7 @@ changes). An entry that fails logs one line and runs again at its next turn.
 
 - ``training_jobs_reap``, every ``TRAINING_REAP_INTERVAL`` s: fail running training jobs whose gpu worker
   went silent past ``TRAINING_HEARTBEAT_TIMEOUT`` as "worker lost" (``training.lifecycle``), and generation
-  runs likewise (``evaluation.lifecycle``).
+  runs and scoring runs likewise (``evaluation.lifecycle``, ``evaluation.scoring_runs``).
 - ``rounds_advance_open``, every ``ROUNDS_ADVANCE_INTERVAL`` s: move open rounds on (``rounds.services``): a
   round's comparisons fully judged start its release; anything a lost follow-up left waiting moves too.
 
@@ -48,6 +48,14 @@ def _reap_generation_runs() -> None:
         logger.warning("generation runs failed as worker lost: %s", ", ".join(f"#{pk}" for pk in failed))
 
 
+def _reap_scoring_runs() -> None:
+    from evaluation.services import scoring_runs_reap
+
+    failed = scoring_runs_reap()
+    if failed:
+        logger.warning("scoring runs failed as worker lost: %s", ", ".join(f"#{pk}" for pk in failed))
+
+
 def _advance_rounds() -> None:
     from rounds.services import rounds_advance_open
 
@@ -59,6 +67,7 @@ def schedule() -> list[tuple[str, float, Callable[[], None]]]:
     return [
         ("training jobs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_training_jobs),
         ("generation runs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_generation_runs),
+        ("scoring runs reap", float(settings.TRAINING_REAP_INTERVAL), _reap_scoring_runs),
         ("rounds advance", float(settings.ROUNDS_ADVANCE_INTERVAL), _advance_rounds),
     ]
 

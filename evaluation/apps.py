@@ -6,3 +6,9 @@ class EvaluationConfig(AppConfig):
     in use, and deployment targets with four-eyes promotion and rollback."""
 
     name = "evaluation"
+
+    def ready(self) -> None:
+        from core.figures import figures_register
+        from evaluation.reward_agreement import reward_agreement_figures
+
+        figures_register("reward_models", reward_agreement_figures)

@@ -5,14 +5,15 @@ training starts and cancels them (``RUN_TRAINING``). Annotators and reviewers ne
 Deployment targets: those who read training and approvers read targets, their history and requests; project
 admins (who may train) create and change targets and ask for promotions and rollbacks; holders of the approve
 permission (approvers, project admins) approve or refuse them. Evaluations: those who read training read them;
-who may train starts and finishes them; annotators judge only in the judging project."""
+who may train starts and finishes them; annotators judge only in the judging project. Scoring runs: as
+generation runs (their scores are never an annotator's to see)."""
 
 from django.http import Http404
 
 from accounts.models import Project, ProjectPerm
 from accounts.permissions import AnyUser, get_project_for_any, get_project_for_user, project_perms_for
 from core.http import parse_id, row_or_404
-from evaluation.models import DeploymentTarget, Evaluation, GenerationRun, PromotionRequest
+from evaluation.models import DeploymentTarget, Evaluation, GenerationRun, PromotionRequest, ScoringRun
 from training.permissions import READ_PERMS as TRAINING_READ_PERMS
 from training.permissions import can_run_training as can_run_training
 from training.permissions import get_project_for_training
@@ -116,3 +117,18 @@ def get_evaluation_for_user(user: AnyUser, project_pk: int | str, evaluation_pk:
 def get_evaluation_for_runner(user: AnyUser, project_pk: int | str, evaluation_pk: int | str) -> Evaluation:
     """Finishing is for those who may start evaluations: project admins and site staff."""
     return _evaluation(get_project_for_user(user, project_pk, ProjectPerm.RUN_TRAINING), evaluation_pk)
+
+
+def _scoring_run(project: Project, run_pk: int | str) -> ScoringRun:
+    runs = ScoringRun.objects.filter(project=project).select_related(
+        "project", "reward_model", "reward_model__base_model", "generation_run", "created_by", "cancel_requested_by"
+    )
+    return row_or_404(runs, run_pk, "No such scoring run.")
+
+
+def get_scoring_run_for_user(user: AnyUser, project_pk: int | str, run_pk: int | str) -> ScoringRun:
+    return _scoring_run(get_project_for_generation(user, project_pk), run_pk)
+
+
+def get_scoring_run_for_runner(user: AnyUser, project_pk: int | str, run_pk: int | str) -> ScoringRun:
+    return _scoring_run(get_project_for_generating(user, project_pk), run_pk)

@@ -4,11 +4,11 @@ Generation runs: a project's runs, a run's candidates with their prompts, a samp
 choices of the run form. Deployment targets: the project's targets with their current models, a target's
 history and requests, what a promotion or rollback form offers, the current pointer a serving stack pulls, and
 an adapter's evaluations and deployments (for its lineage page). Evaluations: a project's, with their systems
-and runs."""
+and runs. Scoring runs: a project's, its reward models and scorable runs, a run's scores summed up."""
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Avg, Count, Max, Min, Q, QuerySet, StdDev
 from django.urls import reverse
 
 from accounts.models import Project
@@ -22,10 +22,12 @@ from evaluation.models import (
     GenerationRun,
     PromotionRequest,
     RequestState,
+    RewardScore,
+    ScoringRun,
 )
 from evaluation.results import evaluation_results
 from releases.models import Release, ReleaseState
-from training.models import Adapter
+from training.models import Adapter, JobState, RewardModel
 
 
 def runs_of(project: Project) -> QuerySet[GenerationRun]:
@@ -169,3 +171,36 @@ def figures_of(evaluation: Evaluation) -> dict[str, Any] | None:
     if evaluation.state == EvaluationState.JUDGING:
         return evaluation_results(evaluation)
     return None
+
+
+# --- Scoring runs --------------------------------------------------------------------------------------------
+
+
+def scoring_runs_of(project: Project) -> QuerySet[ScoringRun]:
+    return ScoringRun.objects.filter(project=project).select_related("reward_model", "generation_run", "created_by")
+
+
+def reward_models_of(project: Project) -> QuerySet[RewardModel]:
+    return RewardModel.objects.filter(project=project).select_related("base_model").order_by("-created_at", "-id")
+
+
+def scorable_runs_of(project: Project) -> QuerySet[GenerationRun]:
+    """The project's succeeded generation runs: what a scoring run may score."""
+    return runs_of(project).filter(state=JobState.SUCCEEDED).order_by("-created_at", "-id")
+
+
+def scores_summary(run: ScoringRun) -> dict[str, float | int | None]:
+    """How many scores the run stored, and their mean, spread and range (None without scores)."""
+    figures = RewardScore.objects.filter(run=run).aggregate(
+        count=Count("id"), mean=Avg("score"), stdev=StdDev("score"), low=Min("score"), high=Max("score")
+    )
+    return {key: figures[key] for key in ("count", "mean", "stdev", "low", "high")}
+
+
+def scored_sample_of(run: ScoringRun, count: int = 10) -> list[RewardScore]:
+    """The newest scores with their answers, for the run's live page (admins only: never an annotator's)."""
+    return list(
+        RewardScore.objects.filter(run=run)
+        .select_related("candidate", "candidate__prompt", "item")
+        .order_by("-id")[:count]
+    )

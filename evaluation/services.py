@@ -6,7 +6,9 @@
   ``evaluation.judging`` (systems, prompts, the training-split check), ``evaluation.judging_project`` and
   ``evaluation.results`` (the figures).
 - Deployment targets, promotion and rollback: the gate, the four-eyes rules and the carrying out are in
-  ``evaluation.deployment``, re-exported here."""
+  ``evaluation.deployment``, re-exported here.
+- Scoring runs: a reward model scores a generation run's or the project's comparisons' answers on the gpu
+  queue; start, cancel and the run's life on its worker are in ``evaluation.scoring_runs``, re-exported here."""
 
 import uuid
 from collections.abc import Sequence
@@ -48,6 +50,14 @@ from evaluation.models import (
 )
 from evaluation.prompts import MAX_PROMPTS, prompts_from_items, prompts_from_release, prompts_from_upload
 from evaluation.results import evaluation_results
+from evaluation.scoring_runs import scoring_run_beat as scoring_run_beat
+from evaluation.scoring_runs import scoring_run_begin as scoring_run_begin
+from evaluation.scoring_runs import scoring_run_cancel as scoring_run_cancel
+from evaluation.scoring_runs import scoring_run_finish as scoring_run_finish
+from evaluation.scoring_runs import scoring_run_progress as scoring_run_progress
+from evaluation.scoring_runs import scoring_run_start as scoring_run_start
+from evaluation.scoring_runs import scoring_runs_fail_orphans as scoring_runs_fail_orphans
+from evaluation.scoring_runs import scoring_runs_reap as scoring_runs_reap
 from releases import splits
 from releases.models import Release
 from training.models import Adapter, BaseModel, BaseModelState

@@ -1,6 +1,15 @@
 from django.urls import path
 
-from evaluation import api, api_deployment, api_evaluation, views, views_deployment, views_evaluation
+from evaluation import (
+    api,
+    api_deployment,
+    api_evaluation,
+    api_scoring,
+    views,
+    views_deployment,
+    views_evaluation,
+    views_scoring,
+)
 
 _TARGET = "projects/<id:pk>/deployments/<slug:name>/"
 _API_TARGET = "projects/<id:pk>/deployment-targets/<slug:name>/"
@@ -12,6 +21,13 @@ urlpatterns = [
     path("projects/<id:pk>/generation/new/", views.run_new, name="generation_new"),
     path("projects/<id:pk>/generation/<id:run_pk>/", views.run_detail, name="generation_run"),
     path("projects/<id:pk>/generation/<id:run_pk>/cancel/", views.run_cancel, name="generation_run_cancel"),
+    # Scoring runs
+    path("projects/<id:pk>/scoring/", views_scoring.scoring_list, name="scoring"),
+    path("projects/<id:pk>/scoring/new/", views_scoring.scoring_new, name="scoring_new"),
+    path("projects/<id:pk>/scoring/<id:scoring_pk>/", views_scoring.scoring_run_detail, name="scoring_run"),
+    path(
+        "projects/<id:pk>/scoring/<id:scoring_pk>/cancel/", views_scoring.scoring_run_cancel, name="scoring_run_cancel"
+    ),
     # --- Deployment targets ---
     path("projects/<id:pk>/deployments/", views_deployment.target_list, name="deployments"),
     path("projects/<id:pk>/deployments/new/", views_deployment.target_new, name="deployment_new"),
@@ -54,6 +70,18 @@ api_urlpatterns = [
         "projects/<id:pk>/generation-runs/<id:run_pk>/cancel/",
         api.GenerationRunCancelView.as_view(),
         name="api_generation_run_cancel",
+    ),
+    # Scoring runs
+    path("projects/<id:pk>/scoring-runs/", api_scoring.ScoringRunListCreateView.as_view(), name="api_scoring_runs"),
+    path(
+        "projects/<id:pk>/scoring-runs/<id:scoring_pk>/",
+        api_scoring.ScoringRunDetailView.as_view(),
+        name="api_scoring_run",
+    ),
+    path(
+        "projects/<id:pk>/scoring-runs/<id:scoring_pk>/cancel/",
+        api_scoring.ScoringRunCancelView.as_view(),
+        name="api_scoring_run_cancel",
     ),
     # --- Deployment targets ---
     path(

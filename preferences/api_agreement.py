@@ -11,8 +11,19 @@ from rest_framework.views import APIView
 
 from accounts.models import ProjectPerm
 from accounts.permissions import get_project_for_user, request_user
+from core.figures import figures_of
 from preferences import selectors, services
 from preferences.permissions import get_project_for_quality
+
+
+class RewardModelAgreementOut(serializers.Serializer[Any]):
+    reward_model = serializers.IntegerField(help_text="id of one of the project's reward models")
+    name = serializers.CharField()
+    n = serializers.IntegerField(help_text="Decided comparisons (pairs) whose two answers it scored; ties left out")
+    agreed = serializers.FloatField(help_text="Pairs where it scores the experts' answer higher (equal scores: ½)")
+    accuracy = serializers.FloatField(allow_null=True, help_text="agreed / n (null when n is 0)")
+    low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval, lower bound")
+    high = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval, upper bound")
 
 
 class AgreementOut(serializers.Serializer[Any]):
@@ -26,6 +37,11 @@ class AgreementOut(serializers.Serializer[Any]):
         "after every burst of judgements; poll until this is false.",
     )
     figures = serializers.DictField()
+    reward_models = RewardModelAgreementOut(
+        many=True,
+        help_text="Each reward model that scored the project's comparisons, against the experts' decided "
+        "preferences (computed when asked, not by the worker).",
+    )
 
 
 AGREEMENT_EXAMPLE = {
@@ -41,6 +57,17 @@ AGREEMENT_EXAMPLE = {
         "cohens_kappa": [{"a": "alice", "b": "bob", "shared": 120, "kappa": 0.68}],
         "consensus": {"alice": {"units": 40, "agreed": 35, "rate": 0.875}},
     },
+    "reward_models": [
+        {
+            "reward_model": 3,
+            "name": "reward-12",
+            "n": 120,
+            "agreed": 96.5,
+            "accuracy": 0.804,
+            "low": 0.725,
+            "high": 0.865,
+        }
+    ],
 }
 
 
@@ -58,6 +85,7 @@ class AgreementView(APIView):
             "judgements": snapshot.judgements if snapshot else 0,
             "pending": services.agreement_pending(project),
             "figures": snapshot.figures if snapshot else {},
+            "reward_models": figures_of("reward_models", project.pk),
         }
         return Response(AgreementOut(body).data)
 

@@ -19,6 +19,7 @@ from annotation.models import Item
 from annotation.rendering import render_markdown
 from annotation.selectors import current_rubric, draft_for
 from core.errors import DomainError
+from core.figures import figures_of
 from core.http import is_htmx, parse_count, render_work
 from preferences import charts, results, selectors, services
 from preferences.forms import PreferenceSettingsForm
@@ -306,6 +307,7 @@ def quality(request: HttpRequest, pk: int) -> HttpResponse:
             "annotators": selectors.annotator_quality(project),
             "charts": charts.quality_charts(project, request_user(request), positions),
             "can_exclude": ProjectPerm.MANAGE_DATA in project_perms_for(request.user, project),
+            "reward_models": figures_of("reward_models", project.pk),
         },
     )
 

@@ -287,6 +287,36 @@ def _generation_body(p: Personas) -> dict[str, Any]:
     return {"base_model": _base_model(p), "source": "project_items", "limit": 5, "decoding": {"max_new_tokens": 8}}
 
 
+def _reward_model(p: Personas) -> int:
+    """The reward model of project A (``matrix_reward_model``)."""
+    return matrix_reward_model(p)
+
+
+def _scoring_run(p: Personas) -> int:
+    """A queued scoring run of project A over its comparisons (its task is sent only on commit: never here)."""
+    if "scoring_run" not in p.made:
+        from evaluation import services as evaluation_services
+        from training.models import RewardModel
+
+        p.made["scoring_run"] = evaluation_services.scoring_run_start(
+            actor=p.project_admin, project=p.project, reward_model=RewardModel.objects.get(pk=_reward_model(p))
+        )
+    return int(p.made["scoring_run"].pk)
+
+
+def matrix_scoring_run(p: Personas) -> int:
+    """The queued scoring run above, for tests that need one of project A."""
+    return _scoring_run(p)
+
+
+def _scoring_form(p: Personas) -> dict[str, Any]:
+    return {"reward_model": _reward_model(p), "generation_run": "", "batch_size": 4}
+
+
+def _scoring_body(p: Personas) -> dict[str, Any]:
+    return {"reward_model": _reward_model(p), "batch_size": 4}
+
+
 def _items_setup(p: Personas, user: User) -> None:
     """Project A's imported items are the prompts of the runs the matrix starts."""
     _item(p)
@@ -819,6 +849,22 @@ ROUTES: list[Route] = [
           lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/{_generation_run(p)}/candidates/", DATA, api=True),
     Route("api generation run cancel", "post",
           lambda p: f"/api/v1/projects/{_a(p)}/generation-runs/{_generation_run(p)}/cancel/", ADMINS, api=True),
+    # --- evaluation: scoring runs, pages ---
+    Route("scoring runs", "get", lambda p: f"/projects/{_a(p)}/scoring/", DATA,
+          setup=lambda p, u: (_scoring_run(p), None)[1]),
+    Route("scoring new page", "get", lambda p: f"/projects/{_a(p)}/scoring/new/", ADMINS),
+    Route("scoring new", "post", lambda p: f"/projects/{_a(p)}/scoring/new/", ADMINS, ok=302, data=_scoring_form),
+    Route("scoring run", "get", lambda p: f"/projects/{_a(p)}/scoring/{_scoring_run(p)}/", DATA),
+    Route("scoring run cancel", "post", lambda p: f"/projects/{_a(p)}/scoring/{_scoring_run(p)}/cancel/",
+          ADMINS, ok=302),
+    # --- evaluation: scoring runs, API ---
+    Route("api scoring runs", "get", lambda p: f"/api/v1/projects/{_a(p)}/scoring-runs/", DATA, api=True),
+    Route("api scoring run start", "post", lambda p: f"/api/v1/projects/{_a(p)}/scoring-runs/", ADMINS,
+          ok=202, api=True, data=_scoring_body),
+    Route("api scoring run", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/scoring-runs/{_scoring_run(p)}/", DATA, api=True),
+    Route("api scoring run cancel", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/scoring-runs/{_scoring_run(p)}/cancel/", ADMINS, api=True),
     # --- deployment targets: pages ---
     Route("deployments", "get", lambda p: f"/projects/{_a(p)}/deployments/", DEPLOY_READERS,
           setup=lambda p, u: (matrix_served_target(p), None)[1]),

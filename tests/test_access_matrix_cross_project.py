@@ -24,11 +24,12 @@ from tests.conftest import PERSONA_NAMES, ClientFor, Personas
 OBJECT_HELPERS = frozenset({
     "_item", "_annotation", "_batch", "_comparison", "_adjudication", "_release", "_release_file", "_job",
     "matrix_adapter", "matrix_reward_model", "_annotator_membership", "_judged_annotator", "_generation_run",
-    "_deployment_target", "matrix_served_target", "matrix_pending_request", "_evaluation",
+    "_deployment_target", "matrix_served_target", "matrix_pending_request", "_evaluation", "_scoring_run",
+    "_reward_model",
 })  # fmt: skip
 CROSS_ROUTES = [route for route in ROUTES if OBJECT_HELPERS & set(route.path.__code__.co_names)]
 # The body fields that name an object of the project.
-ID_FIELDS = frozenset({"item", "a", "b", "release", "adapter", "target"})
+ID_FIELDS = frozenset({"item", "a", "b", "release", "adapter", "target", "reward_model"})
 BODY_ROUTES = [
     route for route in ROUTES if route not in CROSS_ROUTES and OBJECT_HELPERS & set(route.data.__code__.co_names)
 ]

@@ -166,7 +166,11 @@ if not REDIS_URL:
 
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
-CELERY_TASK_ROUTES = {"training.*": {"queue": "gpu"}, "evaluation.generation_run": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {
+    "training.*": {"queue": "gpu"},
+    "evaluation.generation_run": {"queue": "gpu"},
+    "evaluation.scoring_run": {"queue": "gpu"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

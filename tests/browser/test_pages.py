@@ -14,7 +14,13 @@ from annotation import services as annotation_services
 from evaluation.services import evaluation_advance
 from preferences.models import Adjudication, Judgement
 from releases.models import Release
-from tests.access_matrix import matrix_adapter, matrix_pending_request, matrix_reward_model, matrix_served_target
+from tests.access_matrix import (
+    matrix_adapter,
+    matrix_pending_request,
+    matrix_reward_model,
+    matrix_scoring_run,
+    matrix_served_target,
+)
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_lines, jsonl
 from tests.browser.axe import LAYOUT_RULES, axe_findings
 from tests.browser.conftest import ARTIFACTS, guide_picture, settle, watch
@@ -106,6 +112,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
     finished = p.made["finished_evaluation"]  # the pending promotion's evaluation, with its results
     run = run_with_an_answer(p)  # a generation run with a stored answer
     reward_model = matrix_reward_model(p)  # a reward job's reward model
+    scoring = matrix_scoring_run(p)  # a reward model's queued run over the comparisons
     questions = [f"Held-out question {n}: which card fees apply abroad?" for n in range(4)]
     judged = evaluation_advance(evaluation_id=answered_evaluation(p, prompts=questions).pk)  # being judged
     project = f"/projects/{a}"
@@ -170,6 +177,9 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("generation-run", f"{project}/generation/{run.pk}/", "#provenance"),
             Visit("rounds", f"{project}/rounds/"),
             Visit("round-new", f"{project}/rounds/new/", "#round-form"),
+            Visit("scoring", f"{project}/scoring/", "#scoring-runs"),
+            Visit("scoring-new", f"{project}/scoring/new/", "#scoring-form"),
+            Visit("scoring-run", f"{project}/scoring/{scoring}/", "#provenance"),
             Visit("evaluations", f"{project}/evaluations/", "#evaluations"),
             Visit("evaluation-new", f"{project}/evaluations/new/", "#evaluation-form"),
             Visit("evaluation-judging", f"{project}/evaluations/{judged.pk}/", "#head-to-head"),

@@ -102,7 +102,13 @@ def test_it_says_in_the_agreement_answer_what_it_counts_and_whether_a_run_is_und
 ) -> None:
     reviewer = client_for(personas.reviewer)
     path = f"/api/v1/projects/{personas.project.pk}/agreement/"
-    assert reviewer.get(path).json() == {"computed_at": None, "judgements": 0, "pending": False, "figures": {}}
+    assert reviewer.get(path).json() == {
+        "computed_at": None,
+        "judgements": 0,
+        "pending": False,
+        "figures": {},
+        "reward_models": [],
+    }
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     services.comparison_next(user=personas.annotator, project=personas.project)
     judgement = services.judgement_submit(

@@ -152,7 +152,13 @@ def test_it_filters_the_judgement_list_and_marks_excluded_annotators(personas: P
 def test_it_serves_the_latest_snapshot_from_the_agreement_endpoint(personas: Personas, client_for: ClientFor) -> None:
     lead = client_for(personas.data_lead)
     path = f"/api/v1/projects/{personas.project.pk}/agreement/"
-    assert lead.get(path).json() == {"computed_at": None, "judgements": 0, "pending": False, "figures": {}}
+    assert lead.get(path).json() == {
+        "computed_at": None,
+        "judgements": 0,
+        "pending": False,
+        "figures": {},
+        "reward_models": [],
+    }
     (item,) = make_comparisons(personas.project, personas.data_lead, 1)
     services.comparison_next(user=personas.annotator, project=personas.project)
     services.judgement_submit(
