@@ -204,6 +204,11 @@ class JobDetailOut(JobOut):
         return selectors.job_log_tail(job)
 
 
+TAINTED = OpenApiResponse(
+    description="The release holds text that an erasure removed: train on its rebuild without the erased items."
+)
+
+
 @extend_schema_view(get=extend_schema(summary="The project's training jobs, newest first"))
 class JobListCreateView(ListView):
     serializer_class = JobOut
@@ -222,6 +227,7 @@ class JobListCreateView(ListView):
         responses={
             202: JobOut,
             404: OpenApiResponse(description="No such project (or not yours to train in), release or base model."),
+            409: TAINTED,
         },
         summary="Start an SFT, DPO, KTO or reward-model LoRA job (project admins); refused with the reason, or queued",
     )
@@ -298,7 +304,9 @@ class JobCancelView(APIView):
 
 class JobRerunView(APIView):
     @extend_schema(
-        request=None, responses={202: JobOut}, summary="A new job with the same release, base model and config"
+        request=None,
+        responses={202: JobOut, 409: TAINTED},
+        summary="A new job with the same release, base model and config",
     )
     def post(self, request: Request, pk: int, job_pk: int) -> Response:
         job = services.training_job_rerun(actor=request_user(request), job=get_job_for_admin(request.user, pk, job_pk))
