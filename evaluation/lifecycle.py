@@ -19,6 +19,7 @@ from core import followups
 from core.dispatch import BrokerUnreachable, reach_broker
 from core.errors import DomainError
 from evaluation.models import Candidate, GenerationPrompt, GenerationRun
+from training.lifecycle import fail_orphans, reap_silent
 from training.models import JobState
 
 logger = logging.getLogger(__name__)
@@ -204,34 +205,16 @@ def fail_unsent_run(run_id: int, reason: str) -> None:
 def generation_runs_reap(*, now: Any = None) -> list[int]:
     """Fail running runs whose worker stopped beating (``TRAINING_HEARTBEAT_TIMEOUT``) as "worker lost";
     returns their ids. Runs with the training reaper (``enclave.periodic``) and when the run pages list runs."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
-    failed = []
-    stale = GenerationRun.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=cutoff)
-    for run_id in stale.values_list("pk", flat=True):
-        with transaction.atomic():
-            run = GenerationRun.objects.select_for_update().select_related("project").get(pk=run_id)
-            if run.state != JobState.RUNNING or (run.heartbeat_at and run.heartbeat_at >= cutoff):
-                continue
-            silent = int((now - run.heartbeat_at).total_seconds()) if run.heartbeat_at else 0
-            limit = settings.TRAINING_HEARTBEAT_TIMEOUT
-            _end(
-                run, JobState.FAILED, worker_lost_reason(run, f"no heartbeat for {silent} s (the limit is {limit} s).")
-            )
-            failed.append(run.pk)
-    return failed
+    return reap_silent(GenerationRun, _fail, worker_lost_reason, now=now)
 
 
 def generation_runs_fail_orphans(*, worker: str) -> list[int]:
     """A gpu worker that starts fails the runs it was running when it stopped: nobody supervises them now."""
-    failed = []
-    for run_id in GenerationRun.objects.filter(state=JobState.RUNNING, worker=worker).values_list("pk", flat=True):
-        with transaction.atomic():
-            run = GenerationRun.objects.select_for_update().select_related("project").get(pk=run_id)
-            if run.state == JobState.RUNNING:
-                _end(run, JobState.FAILED, worker_lost_reason(run, "it restarted while this run generated."))
-                failed.append(run.pk)
-    return failed
+    return fail_orphans(GenerationRun, worker, _fail, worker_lost_reason, "it restarted while this run generated.")
+
+
+def _fail(run: GenerationRun, reason: str) -> None:
+    _end(run, JobState.FAILED, reason)
 
 
 def worker_lost_reason(run: GenerationRun, what_happened: str) -> str:

@@ -3,12 +3,13 @@ while it trains, and its end (failed, cancelled, or succeeded with its adapter a
 that fails jobs whose worker went silent, and a restarted worker's orphans. Every start and end is
 audited; progress and heartbeats change no data worth an event."""
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from accounts.services import audit_event_record
@@ -255,36 +256,60 @@ def training_jobs_reap(*, now: Any = None) -> list[int]:
     """Fail running jobs whose worker stopped beating (``TRAINING_HEARTBEAT_TIMEOUT``) as "worker lost", with
     their last log lines in the reason; returns the job ids. Runs every ``TRAINING_REAP_INTERVAL`` seconds on
     the default workers (``enclave.periodic``), and when the job pages or the API list jobs."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
-    failed = []
-    for job_id in TrainingJob.objects.filter(state=JobState.RUNNING, heartbeat_at__lt=cutoff).values_list(
-        "pk", flat=True
-    ):
-        with transaction.atomic():
-            job = TrainingJob.objects.select_for_update().get(pk=job_id)
-            if job.state != JobState.RUNNING or (job.heartbeat_at and job.heartbeat_at >= cutoff):
-                continue
-            silent = int((now - job.heartbeat_at).total_seconds()) if job.heartbeat_at else 0
-            _fail(
-                job,
-                worker_lost_reason(
-                    job, f"no heartbeat for {silent} s (the limit is {settings.TRAINING_HEARTBEAT_TIMEOUT} s)."
-                ),
-            )
-            failed.append(job.pk)
-    return failed
+    return reap_silent(TrainingJob, _fail, worker_lost_reason, now=now)
 
 
 def training_jobs_fail_orphans(*, worker: str) -> list[int]:
     """A gpu worker that starts fails the jobs it was running when it stopped: nobody supervises them now."""
+    return fail_orphans(TrainingJob, worker, _fail, worker_lost_reason, "it restarted while this job ran.")
+
+
+Supervised = TypeVar("Supervised", bound=Model)
+
+
+def reap_silent(
+    rows: type[Supervised],
+    fail: Callable[[Supervised, str], None],
+    lost_reason: Callable[[Supervised, str], str],
+    *,
+    now: Any = None,
+) -> list[int]:
+    """Fail the running rows of ``rows`` (training jobs, generation and scoring runs: supervised on a gpu worker,
+    with ``state``, ``heartbeat_at`` and ``worker``) whose worker stopped beating for ``TRAINING_HEARTBEAT_TIMEOUT``,
+    each locked and checked again, with ``lost_reason(row, what happened)``; returns their ids."""
+    now = now or timezone.now()
+    limit = settings.TRAINING_HEARTBEAT_TIMEOUT
+    cutoff = now - timedelta(seconds=limit)
+    manager = rows._default_manager
     failed = []
-    for job in TrainingJob.objects.filter(state=JobState.RUNNING, worker=worker):
+    for pk in manager.filter(state=JobState.RUNNING, heartbeat_at__lt=cutoff).values_list("pk", flat=True):
         with transaction.atomic():
-            locked = TrainingJob.objects.select_for_update().get(pk=job.pk)
-            if locked.state == JobState.RUNNING:
-                _fail(locked, worker_lost_reason(locked, "it restarted while this job ran."))
-                failed.append(locked.pk)
+            row: Any = manager.select_for_update().select_related("project").get(pk=pk)
+            if row.state != JobState.RUNNING or (row.heartbeat_at and row.heartbeat_at >= cutoff):
+                continue
+            silent = int((now - row.heartbeat_at).total_seconds()) if row.heartbeat_at else 0
+            fail(row, lost_reason(row, f"no heartbeat for {silent} s (the limit is {limit} s)."))
+            failed.append(int(pk))
+    return failed
+
+
+def fail_orphans(
+    rows: type[Supervised],
+    worker: str,
+    fail: Callable[[Supervised, str], None],
+    lost_reason: Callable[[Supervised, str], str],
+    what_happened: str,
+) -> list[int]:
+    """When a gpu worker starts: fail the rows of ``rows`` it was running when it stopped (nobody supervises them
+    now), each locked and checked again; returns their ids."""
+    manager = rows._default_manager
+    failed = []
+    for pk in manager.filter(state=JobState.RUNNING, worker=worker).values_list("pk", flat=True):
+        with transaction.atomic():
+            row: Any = manager.select_for_update().select_related("project").get(pk=pk)
+            if row.state == JobState.RUNNING:
+                fail(row, lost_reason(row, what_happened))
+                failed.append(int(pk))
     return failed
 
 
