@@ -44,7 +44,13 @@ from accounts.models import Role, User
 from accounts.services import api_token_create, membership_add
 from annotation import services as annotation_services
 from evaluation.services import evaluation_advance
-from tests.access_matrix import matrix_adapter, matrix_pending_request, matrix_reward_model, matrix_scoring_run
+from tests.access_matrix import (
+    matrix_adapter,
+    matrix_pending_request,
+    matrix_reward_model,
+    matrix_round,
+    matrix_scoring_run,
+)
 from tests.annotation.helpers import GOOD_SCORES, give_rubric, import_items
 from tests.conftest import Personas, make_personas
 from tests.evaluation.judging_helpers import answered_evaluation, run_with_an_answer
@@ -178,6 +184,7 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
     p.made["open_comparison"] = make_comparisons(p.project, p.data_lead, 6)[0]
     p.made["generation_run"] = run_with_an_answer(p)
     matrix_scoring_run(p)  # a reward model's queued run over the comparisons (no gpu worker takes it)
+    matrix_round(p)  # round 1 of the project, judging
     matrix_pending_request(p)  # a deployment target ("matrix-pending") with a promotion waiting for approvals
     p.made["erasure"] = _an_erasure(p)
     p.made["group_mapping"] = group_mapping_create(
@@ -243,6 +250,8 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "run_pk": p.made["generation_run"].pk,
         "scoring_pk": matrix_scoring_run(p),
         "reward_model": matrix_reward_model(p),
+        "reward_model_pk": matrix_reward_model(p),
+        "number": matrix_round(p),
         "evaluation_pk": p.made["evaluation"].pk,
         "erasure_pk": p.made["erasure"].pk,
         "mapping_pk": p.made["group_mapping"].pk,
