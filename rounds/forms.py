@@ -12,7 +12,7 @@ from evaluation.models import DeploymentTarget, PromptSource
 from evaluation.prompts import MAX_PROMPTS, UPLOAD_FORMAT_LABELS
 from rounds.models import PairPolicy
 from rounds.services import MAX_CANDIDATES
-from training.config import PRESETS
+from training.config import PRESETS, preset_for
 from training.models import RewardModel
 
 SOURCES = [
@@ -72,6 +72,11 @@ class RoundForm(forms.Form):
         super().__init__(*args, **kwargs)
         targets = DeploymentTarget.objects.filter(project=project).select_related("base_model", "current_adapter")
         self.fields["target"].queryset = targets  # type: ignore[attr-defined]
+        first = targets.first()
+        if first is not None and not self.is_bound:
+            # The quick preset for a CPU-sized model (the demo's): the standard one would train a round's few
+            # dozen pairs for a step or two, at a warm-up learning rate near 0.
+            self.fields["dpo_preset"].initial = preset_for(first.base_model.parameter_count)
         reward_models = RewardModel.objects.filter(project=project).order_by("-created_at", "-id")
         self.fields["reward_model"].queryset = reward_models  # type: ignore[attr-defined]
         newest = reward_models.first()

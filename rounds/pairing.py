@@ -92,7 +92,9 @@ def comparison_line(round_: Round, pair: RoundPair, prompt: GenerationPrompt, an
 
 def comparisons_import(round_: Round, pairs: list[RoundPair]) -> int:
     """Import the pairs as comparison items of the round's project; links each pair to its item. Returns how
-    many items the import made. Raises ``DomainError`` when the import fails."""
+    many pairs have an item. Raises ``DomainError`` when the import fails, or when it finished and every pair
+    was already in the project (the same prompts and answers as an earlier round's): nothing would be judged.
+    Pairs the import dropped as duplicates are removed from the round, so judging can complete without them."""
     prompts = {p.pk: p for p in GenerationPrompt.objects.filter(pk__in={pair.prompt_id for pair in pairs})}
     answers = {
         c.pk: c for c in Candidate.objects.filter(pk__in={p.first_id for p in pairs} | {p.second_id for p in pairs})
@@ -112,7 +114,16 @@ def comparisons_import(round_: Round, pairs: list[RoundPair]) -> int:
     )
     if batch.status == "failed":
         raise DomainError(f"The round's comparisons could not be imported: {batch.failure_reason}")
-    return pairs_link(round_)
+    linked = pairs_link(round_)
+    if batch.status == "done" and linked < len(pairs):
+        round_.pairs.filter(item__isnull=True).delete()  # duplicates of comparisons the project already holds
+        if not linked:
+            raise DomainError(
+                f"Every one of the round's {len(pairs)} pairs is already a comparison of the project (the same "
+                "prompts and answers as an earlier round's: the policy answered as before). Start the round with "
+                "new prompts, or another seed."
+            )
+    return linked
 
 
 def pairs_link(round_: Round) -> int:

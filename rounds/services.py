@@ -225,7 +225,8 @@ def _open_judging(round_: Round) -> bool:
             "Every prompt's candidates were the same answer: there is nothing to compare. Raise the temperature."
         )
     linked = pairing.comparisons_import(round_, pairs)
-    _move(round_, RoundState.JUDGING, comparisons=len(pairs), payload={"pairs": len(pairs), "items": linked})
+    shown = round_.pairs.count()  # without the pairs the project already held
+    _move(round_, RoundState.JUDGING, comparisons=shown, payload={"pairs": shown, "items": linked})
     return True
 
 
@@ -271,6 +272,13 @@ def _after_release(round_: Round) -> bool:
         return True
     if release.state != ReleaseState.BUILT:
         return False
+    if not release.eval_rows:
+        raise DomainError(
+            f"The round's release {release} has no held-out rows (the {round_.eval_fraction:.0%} of its decided "
+            "pairs held out by prompt came to none), so a new adapter could not be evaluated "
+            "against the target's model: nothing was trained. Pairs the experts split on evenly, or called a tie, "
+            "are left out of a release. Start the next round with more prompts or a larger held-out share."
+        )
     job = training_services.training_job_start(
         actor=round_.created_by, project=round_.project, kind="dpo", release=release, base_model=round_.base_model,
         config=JobConfig.from_canonical(round_.dpo_config), preset=round_.dpo_preset,
@@ -290,6 +298,8 @@ def _after_training(round_: Round) -> bool:
     if job.state != JobState.SUCCEEDED:
         return False
     adapter = job.adapter
+    round_.adapter = adapter  # recorded first: its lineage names the round even if the evaluation is refused
+    round_.save(update_fields=["adapter"])
     evaluation = evaluation_services.evaluation_start(
         actor=round_.created_by, project=round_.project, adapter=adapter,
         against={"kind": "deployment_target", "target": round_.target_id}, source=PromptSource.RELEASE_EVAL,

@@ -252,6 +252,15 @@ PRESETS = {
 }  # fmt: skip
 
 
+# Below this many parameters a base model is CPU-sized (the demo's): the forms choose the quick preset for it.
+SMALL_MODEL = 50_000_000
+
+
+def preset_for(parameter_count: int | None) -> str:
+    """The preset a form chooses first for a base model of this size."""
+    return "cpu_check" if parameter_count and parameter_count < SMALL_MODEL else "standard"
+
+
 def preset_values(key: str, kind: str) -> dict[str, Any]:
     """The values of a preset for a job kind (the standard preset's DPO learning rate is lower)."""
     if key not in PRESETS:

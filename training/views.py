@@ -18,7 +18,7 @@ from core.errors import DomainError
 from core.storage import artifact_storage
 from releases.models import Release
 from training import selectors, services
-from training.config import PRESETS
+from training.config import PRESETS, SMALL_MODEL
 from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, config_rows, preset_table
 from training.models import JOB_KIND_FOR_RELEASE, Adapter, BaseModel, JobKind, JobState, RewardModel, TrainingJob
 from training.permissions import (
@@ -30,9 +30,6 @@ from training.permissions import (
     get_project_for_training,
     get_reward_model_for_user,
 )
-
-# Below this many parameters the quick CPU preset is the sensible first choice (the demo's tiny model).
-SMALL_MODEL = 50_000_000
 
 
 @login_required

@@ -167,3 +167,37 @@ def test_it_answers_404_to_a_persona_who_may_not_run_rounds(personas: Personas, 
         if user == personas.outsider:
             assert answer.status_code == 404
     assert not Round.objects.exists()
+
+
+def test_it_fails_a_round_whose_pairs_the_project_already_holds_instead_of_waiting(
+    personas: Personas, tiny_model_dir: Path
+) -> None:
+    """The same prompts answered the same way as an earlier round (its policy unchanged, the same seed): the
+    import finds every pair a duplicate, and the round fails saying so rather than wait for judgements that
+    cannot come."""
+    model = ready_model(personas.staff, tiny_model_dir)
+    reward_model = _reward_model(personas, model)
+    first = _scored_round(personas, model, reward_model)
+    services.round_end(actor=personas.project_admin, round_=first, reason="Tried again.")
+    DeploymentTarget.objects.filter(project=personas.project).update(name="assistant-before")  # a new one below
+    again = _scored_round(personas, model, reward_model)
+    assert again.state == RoundState.FAILED
+    assert "already a comparison of the project" in again.failure_reason
+    assert not again.pairs.exists()
+
+
+def test_it_fails_a_round_whose_release_holds_nothing_to_evaluate_on_before_training(
+    personas: Personas, tiny_model_dir: Path
+) -> None:
+    from tests.releases.helpers import build
+
+    model = ready_model(personas.staff, tiny_model_dir)
+    round_ = _scored_round(personas, model, _reward_model(personas, model))
+    release = build(personas.project, personas.data_lead, name="no held-out rows", eval_fraction=0.0)
+    assert release.eval_rows == 0
+    Round.objects.filter(pk=round_.pk).update(state=RoundState.RELEASING, release=release)
+    round_ = services.round_advance(round_id=round_.pk)
+    assert round_.state == RoundState.FAILED
+    assert "has no held-out rows" in round_.failure_reason
+    assert "nothing was trained" in round_.failure_reason
+    assert not TrainingJob.objects.filter(project=personas.project, kind="dpo").exists()
