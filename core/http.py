@@ -3,6 +3,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.sessions.exceptions import SessionInterrupted
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
@@ -99,7 +101,26 @@ class HtmxLoginRequiredMiddleware:
         if response.status_code == 302 and is_htmx(request) and not request.user.is_authenticated:
             login = resolve_url(settings.LOGIN_URL)
             if urlsplit(response["Location"]).path == login:
-                signed_out = HttpResponse("Signed out: log in again.", status=401, content_type="text/plain")
-                signed_out["X-Login-Url"] = login
-                return signed_out
+                return signed_out_response()
         return response
+
+
+def signed_out_response() -> HttpResponse:
+    """What an htmx request of a signed-out user gets: 401, and where to log in again."""
+    signed_out = HttpResponse("Signed out: log in again.", status=401, content_type="text/plain")
+    signed_out["X-Login-Url"] = resolve_url(settings.LOGIN_URL)
+    return signed_out
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's, except for a request whose session was deleted while it ran (its user logged out in another
+    tab): Django answers 400 (``SessionInterrupted``), an htmx request (a draft being saved) gets the signed-out
+    401 instead, which the page handles as any sign-out, keeping what was typed."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        try:
+            return super().process_response(request, response)
+        except SessionInterrupted:
+            if is_htmx(request):
+                return signed_out_response()
+            raise

@@ -61,7 +61,8 @@ MIDDLEWARE = [
     "enclave.api_errors.ApiRequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's, but a request whose session a sign-out in another tab deleted meanwhile answers htmx 401, not 400.
+    "core.http.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

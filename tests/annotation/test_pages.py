@@ -149,7 +149,7 @@ def test_it_shows_tabs_and_defaults_that_follow_the_kind_of_work_a_project_holds
     new_job = admin.get(f"/projects/{personas.project.pk}/training/new/").content.decode()
     assert '<input type="hidden" name="kind" value="sft"' in new_job, "no release yet: the project's kind of job"
     assert 'id="field-packing" data-when="sft">' in new_job, "SFT options shown"
-    assert 'id="field-beta" data-when="dpo" hidden>' in new_job, "DPO options hidden"
+    assert 'id="field-beta" data-when="dpo kto" hidden>' in new_job, "DPO options hidden"
     assert 'id="no-release"' in new_job, "says a release must be built first"
 
     make_comparisons(personas.other_project, personas.data_lead, 1)

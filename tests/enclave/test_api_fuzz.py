@@ -61,7 +61,7 @@ from tests.workers import ROOT, start_worker, stop_worker, worker_env
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres]
 
-EXAMPLES = int(os.environ.get("ENCLAVE_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("ENCLAVE_FUZZ_EXAMPLES", "3"))
 SEED = int(os.environ.get("ENCLAVE_FUZZ_SEED", "22"))
 # Site staff last: they may deactivate the others' accounts.
 PERSONAS = tuple(

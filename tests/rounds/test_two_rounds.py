@@ -28,7 +28,7 @@ from training.models import Adapter
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-DPO = {"max_steps": 20, "learning_rate": 5e-3, "max_length": 128, "batch_size": 4, "eval_steps": 0}
+DPO = {"max_steps": 8, "learning_rate": 5e-3, "max_length": 128, "batch_size": 4, "eval_steps": 0}
 DECODING = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 8, "seed": 3}
 
 
