@@ -26,7 +26,8 @@ import torch  # noqa: E402 - the offline and thread environment is set first
 from peft import PeftModel  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase  # noqa: E402
 
-from training.trainer import EventWriter, redirect_output_to  # noqa: E402
+from training.events import EventWriter  # noqa: E402
+from training.trainer import redirect_output_to  # noqa: E402
 
 
 def load_policy(model_dir: str, adapter_dir: str | None) -> tuple[Any, PreTrainedTokenizerBase, str]:

@@ -24,8 +24,9 @@ apply_offline_env()
 
 import torch  # noqa: E402 - the offline and thread environment is set first
 
+from training.events import EventWriter  # noqa: E402
 from training.reward_scoring import load_reward_model, reward_scores  # noqa: E402
-from training.trainer import EventWriter, redirect_output_to  # noqa: E402
+from training.trainer import redirect_output_to  # noqa: E402
 
 
 class TimedForward:

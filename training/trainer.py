@@ -15,7 +15,6 @@ which is what ``accelerate launch`` does on a machine with several GPUs.
 """
 
 import json
-import math
 import os
 import sys
 import time
@@ -39,10 +38,6 @@ from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
-    TrainerCallback,
-    TrainerControl,
-    TrainerState,
-    TrainingArguments,
 )
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from transformers.trainer_utils import enable_full_determinism  # noqa: E402
@@ -58,79 +53,12 @@ from trl import (  # noqa: E402
     SFTTrainer,
 )
 
+from training.events import EventWriter, StreamingCallback, finite  # noqa: E402 - imports transformers
 from training.preference_eval import preference_accuracy  # noqa: E402 - imports torch
 from training.reward_scoring import pair_accuracy  # noqa: E402 - imports torch
 
 disable_progress_bars()  # progress bars would fill the job's log with carriage returns
 transformers_logging.disable_progress_bar()
-
-
-# --- Events -----------------------------------------------------------------------------------------------
-
-
-class EventWriter:
-    """Appends JSON lines to ``events.jsonl``, flushed per line (a few microseconds: no database here)."""
-
-    def __init__(self, path: Path) -> None:
-        self.stream = path.open("a", buffering=1, encoding="utf-8")
-
-    def __call__(self, event: str, **values: Any) -> None:
-        self.stream.write(json.dumps({"event": event, "time": time.time(), **values}, allow_nan=False) + "\n")
-
-    def close(self) -> None:
-        self.stream.close()
-
-
-def _finite(values: dict[str, Any]) -> dict[str, float]:
-    clean = {}
-    for key, value in values.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            clean[key] = float(value)
-    return clean
-
-
-class StreamingCallback(TrainerCallback):
-    """Streams the trainer's logs: each logged training step and each evaluation becomes an event."""
-
-    def __init__(self, emit: EventWriter) -> None:
-        self.emit = emit
-
-    def on_train_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        self.emit("begin", total_steps=state.max_steps)
-
-    def on_log(
-        self,
-        args: TrainingArguments,
-        state: TrainerState,
-        control: TrainerControl,
-        logs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if not state.is_world_process_zero or not logs:
-            return
-        values = _finite(logs)
-        phase = "eval" if any(key.startswith("eval_") for key in values) else "train"
-        if phase == "train" and "loss" not in values and "train_loss" in values:
-            phase = "summary"
-        self.emit("log", step=state.global_step, epoch=state.epoch, phase=phase, values=values)
-        say(log_line(phase, state.global_step, state.max_steps, values))
-
-
-_LOG_KEYS = (
-    ("loss", "loss"), ("eval_loss", "eval loss"), ("learning_rate", "lr"), ("grad_norm", "grad norm"),
-    ("rewards/accuracies", "reward acc"), ("rewards/margins", "margin"), ("eval_rewards/accuracies", "eval reward acc"),
-    ("eval_rewards/margins", "eval margin"), ("mean_token_accuracy", "token acc"), ("train_loss", "mean loss"),
-    ("accuracy", "pair acc"), ("margin", "margin"), ("eval_accuracy", "eval pair acc"),
-    ("eval_margin", "eval margin"), ("train_runtime", "seconds"),
-)  # fmt: skip
-
-
-def log_line(phase: str, step: int, total: int, values: dict[str, float]) -> str:
-    """One readable line per logged step for the job's log (the numbers themselves go to events.jsonl)."""
-    parts = [f"{key_label} {values[key]:.4g}" for key, key_label in _LOG_KEYS if key in values]
-    return f"{phase} step {step}/{total}: " + " · ".join(parts)
 
 
 # --- Data ---------------------------------------------------------------------------------------------------
@@ -354,7 +282,7 @@ def run(spec: dict[str, Any], emit: Callable[..., None]) -> dict[str, Any]:
             return {}
         emit("phase", phase=f"evaluating {'the base model' if when == 'before' else 'the adapter'}")
         if kind == "sft":
-            values = _finite(trainer.evaluate(metric_key_prefix="eval"))  # a NaN loss is left out, not kept
+            values = finite(trainer.evaluate(metric_key_prefix="eval"))  # a NaN loss is left out, not kept
         elif kind == "reward":
             # Held-out pairwise accuracy (a tie counts ½) and mean margin, scored as a scoring run scores.
             peft_model.eval()

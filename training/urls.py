@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training import api, views
+from training import api, api_artifacts, views
 
 urlpatterns = [
     path("projects/<id:pk>/training/", views.job_list, name="training"),
@@ -46,25 +46,27 @@ api_urlpatterns = [
     path(
         "projects/<id:pk>/training/jobs/<id:job_pk>/rerun/", api.JobRerunView.as_view(), name="api_training_job_rerun"
     ),
-    path("projects/<id:pk>/adapters/", api.AdapterListView.as_view(), name="api_adapters"),
-    path("projects/<id:pk>/adapters/<id:adapter_pk>/", api.AdapterDetailView.as_view(), name="api_adapter"),
+    path("projects/<id:pk>/adapters/", api_artifacts.AdapterListView.as_view(), name="api_adapters"),
+    path("projects/<id:pk>/adapters/<id:adapter_pk>/", api_artifacts.AdapterDetailView.as_view(), name="api_adapter"),
     path(
-        "projects/<id:pk>/adapters/<id:adapter_pk>/files/", api.AdapterFileListView.as_view(), name="api_adapter_files"
+        "projects/<id:pk>/adapters/<id:adapter_pk>/files/",
+        api_artifacts.AdapterFileListView.as_view(),
+        name="api_adapter_files",
     ),
     path(
         "projects/<id:pk>/adapters/<id:adapter_pk>/files/<int:index>/",
-        api.AdapterFileView.as_view(),
+        api_artifacts.AdapterFileView.as_view(),
         name="api_adapter_file",
     ),
-    path("projects/<id:pk>/reward-models/", api.RewardModelListView.as_view(), name="api_reward_models"),
+    path("projects/<id:pk>/reward-models/", api_artifacts.RewardModelListView.as_view(), name="api_reward_models"),
     path(
         "projects/<id:pk>/reward-models/<id:reward_model_pk>/",
-        api.RewardModelDetailView.as_view(),
+        api_artifacts.RewardModelDetailView.as_view(),
         name="api_reward_model",
     ),
     path(
         "projects/<id:pk>/adapters/<id:adapter_pk>/lineage/",
-        api.AdapterLineageView.as_view(),
+        api_artifacts.AdapterLineageView.as_view(),
         name="api_adapter_lineage",
     ),
 ]
