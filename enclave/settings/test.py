@@ -46,3 +46,7 @@ ALLOWED_HOSTS = ["*"]
 if not DATABASE_IS_POSTGRES:
     # A file, not :memory:, so a worker subprocess can open the same test database.
     DATABASES["default"]["TEST"] = {"NAME": str(Path(DATA_DIR) / "test.sqlite3")}
+
+# WhiteNoise's middleware lists every static file when it is built, and the test client builds it for each Client
+# (about 50 ms, a tenth of a matrix request). Looked up per request instead; the served files are the same.
+WHITENOISE_AUTOREFRESH = True
