@@ -25,6 +25,10 @@ def model_label(adapter: Adapter | None, base_model: BaseModel) -> str:
     return str(adapter) if adapter is not None else f"{base_model} (no adapter)"
 
 
+def _count(n: int, one: str, many: str = "") -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def _check(name: str, label: str, passed: bool, detail: str, **numbers: Any) -> dict[str, Any]:
     return {"name": name, "label": label, "passed": passed, "detail": detail, **numbers}
 
@@ -91,8 +95,9 @@ def _win_rate_check(target: DeploymentTarget, evaluation: Evaluation | None, fin
     passed = low >= threshold
     relation = "reaches" if passed else "is below"
     detail = (
-        f"Against {current}: win rate {numbers['win_rate']:.3f} ({numbers['wins']} wins, {numbers['ties']} ties, "
-        f"{numbers['losses']} losses); the lower bound of its {confidence}% interval, {low:.3f}, {relation} the "
+        f"Against {current}: win rate {numbers['win_rate']:.3f} ({_count(numbers['wins'], 'win')}, "
+        f"{_count(numbers['ties'], 'tie')}, {_count(numbers['losses'], 'loss', 'losses')}); the lower bound of its "
+        f"{confidence}% interval, {low:.3f}, {relation} the "
         f"target's threshold {threshold:.3f}."
     )
     return _check("win_rate", label, passed, detail, **numbers)
@@ -108,7 +113,12 @@ def _held_out_check(target: DeploymentTarget, adapter: Adapter) -> dict[str, Any
     label = "Held-out figures against the current model"
     current = target.current_adapter
     mine = _held_out(adapter, "after")
-    if current is not None:
+    if current is not None and adapter.parent_id == current.pk and _held_out(adapter, "before"):
+        # A continued adapter (a round's): its job measured the current adapter, its parent, on the same held-out
+        # rows before training it further. The parent's own figures came from another release's rows.
+        theirs = _held_out(adapter, "before")
+        against = f"the current adapter {current}, which it continues, on the same held-out rows"
+    elif current is not None:
         theirs, against = _held_out(current, "after"), f"the current adapter {current}"
     else:
         theirs, against = _held_out(adapter, "before"), "the base model on this adapter's held-out rows"
@@ -122,8 +132,8 @@ def _held_out_check(target: DeploymentTarget, adapter: Adapter) -> dict[str, Any
         worse = "above" if lower_is_better else "below"
         detail = (
             f"{measure.capitalize()} {candidate:.4f} against {baseline:.4f} for {against}: "
-            + ("within" if passed else f"more than {margin:.1%} {worse}")
-            + f" the allowed {margin:.1%} (limit {limit:.4f})."
+            + ("within" if passed else "more than")
+            + f" the allowed {margin:.1%} {worse} it (limit {limit:.4f})."
         )
         return _check(
             "held_out", label, passed, detail,

@@ -83,7 +83,12 @@ class RoundOut(serializers.Serializer[Any]):
 
 
 class RoundDetailOut(RoundOut):
-    counts = serializers.SerializerMethodField(help_text="prompts, candidates, pairs, decided")
+    counts = serializers.SerializerMethodField(
+        help_text=(
+            "prompts, candidates, pairs, decided; once the release is built, released_train, released_eval and "
+            "left_out (decided pairs that make no preference: even splits, ties)"
+        )
+    )
     lineage = serializers.SerializerMethodField()
 
     def get_counts(self, round_: Round) -> dict[str, int]:

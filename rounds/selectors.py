@@ -17,15 +17,24 @@ def rounds_of(project: Project) -> QuerySet[Round]:
 
 
 def round_counts(round_: Round) -> dict[str, Any]:
-    """What the round page and the API show of its progress: prompts, candidates, pairs, decided pairs."""
+    """What the round page and the API show of its progress: prompts, candidates, pairs, decided pairs, and once
+    the release is built, the pairs in it (train and held out) and the decided ones it left out (even splits and
+    ties, which make no preference)."""
     run = round_.generation_run
     decided, total = decided_count(round_) if round_.comparisons else (0, 0)
-    return {
+    counts = {
         "prompts": run.prompt_count if run else 0,
         "candidates": run.candidates.count() if run else 0,
         "pairs": total,
         "decided": decided,
     }
+    release = round_.release
+    if release is not None and release.manifest:
+        rows = (release.manifest.get("counts") or {}).get("rows") or {}
+        counts["released_train"] = int(rows.get("train", 0))
+        counts["released_eval"] = int(rows.get("eval", 0))
+        counts["left_out"] = max(decided - counts["released_train"] - counts["released_eval"], 0)
+    return counts
 
 
 def pairs_of(round_: Round) -> QuerySet[RoundPair]:

@@ -17,6 +17,7 @@ from evaluation.models import (
 )
 from tests.conftest import Personas
 from tests.evaluation import deploy_helpers as h
+from training.models import Adapter
 
 pytestmark = pytest.mark.django_db
 
@@ -112,7 +113,8 @@ class TestGate:
         current = h.adapter(personas, after={"eval_loss": 1.0})
         target = h.target(personas, current, max_metric_regression=0.05)
         candidate = h.adapter(personas, after={"eval_loss": 1.06})
-        with pytest.raises(DomainError, match=r"1\.0600 against 1\.0000 .* more than 5\.0%"):
+        refusal = r"1\.0600 against 1\.0000 .* more than the allowed 5\.0% above it \(limit 1\.0500\)"
+        with pytest.raises(DomainError, match=refusal):
             services.promotion_request(
                 actor=personas.project_admin, target=target, adapter=candidate,
                 evaluation=h.evaluation(personas, candidate, current),
@@ -139,6 +141,28 @@ class TestGate:
         assert held_out["passed"]
         assert held_out["skipped"]
         assert held_out["detail"].startswith("Skipped:")
+
+    def test_it_compares_a_continued_adapter_with_its_parent_on_the_same_held_out_rows(
+        self, personas: Personas
+    ) -> None:
+        """A round's adapter continues the target's adapter: its job measured the parent on the round's held-out
+        rows ("before"); the parent's own figures came from another release and are not compared."""
+        parent = h.adapter(personas, after={"preference_accuracy": 1.0}, sha="a")
+        target = h.target(personas, parent, max_metric_regression=0.2)
+        child = h.adapter(personas, before={"preference_accuracy": 0.5}, after={"preference_accuracy": 0.75})
+        Adapter.objects.filter(pk=child.pk).update(parent=parent)
+        child.refresh_from_db()
+        gate = services.gate_check(target=target, adapter=child, evaluation=h.evaluation(personas, child, parent))
+        held_out = next(c for c in gate["checks"] if c["name"] == "held_out")
+        assert held_out["passed"], held_out
+        assert (held_out["candidate"], held_out["current"]) == (0.75, 0.5)
+        assert "which it continues, on the same held-out rows" in held_out["detail"]
+        # Not a continuation: the current adapter's own figures, as before (1.0 would refuse 0.75 at a 20 % margin).
+        stranger = h.adapter(personas, before={"preference_accuracy": 0.5}, after={"preference_accuracy": 0.75})
+        gate = services.gate_check(target=target, adapter=stranger, evaluation=h.evaluation(personas, stranger, parent))
+        held_out = next(c for c in gate["checks"] if c["name"] == "held_out")
+        assert not held_out["passed"]
+        assert "more than the allowed 20.0% below it (limit 0.8000)" in held_out["detail"]
 
 
 def _request(p: Personas, cast: h.Cast) -> PromotionRequest:

@@ -148,6 +148,9 @@ def test_it_runs_two_rounds_and_round_two_continues_round_ones_adapter(tiny_mode
     assert set(Candidate.objects.filter(run_id=second.generation_run_id).values_list("run__adapter", flat=True)) == {
         parent.pk
     }
+    job_page = client.get(f"/projects/{p.project.pk}/training/{job.pk}/").content.decode()
+    assert 'id="job-parent"' in job_page
+    assert parent.name in job_page
     page = client.get(f"/projects/{p.project.pk}/adapters/{child.pk}/").content.decode()
     assert parent.name in page
     assert f"generation run #{second.generation_run_id}" in page
@@ -158,3 +161,13 @@ def test_it_runs_two_rounds_and_round_two_continues_round_ones_adapter(tiny_mode
     assert detail["state"] == "promoted"
     assert detail["lineage"]["adapter"]["parent"] == parent.pk
     assert json.dumps(detail["results"]["evaluation"]["win_rate"]) != "null"
+    # What became of the decided pairs: in the release (train, held out), or left out (even splits, ties).
+    counts = detail["counts"]
+    assert counts["released_train"] + counts["released_eval"] + counts["left_out"] == counts["decided"]
+    assert counts["released_eval"] >= 1
+    round_page = client.get(f"/projects/{p.project.pk}/rounds/2/").content.decode()
+    assert f"{counts['released_train']} pairs to train on, {counts['released_eval']} held out" in round_page
+    # Its gate compared it with its parent on the round's own held-out rows, not on the parent's release.
+    assert second.promotion is not None
+    held_out = next(c for c in second.promotion.gate["checks"] if c["name"] == "held_out")
+    assert "which it continues, on the same held-out rows" in held_out["detail"], held_out
