@@ -25,7 +25,7 @@ def model_label(adapter: Adapter | None, base_model: BaseModel) -> str:
     return str(adapter) if adapter is not None else f"{base_model} (no adapter)"
 
 
-def _count(n: int, one: str, many: str = "") -> str:
+def _count(n: float, one: str, many: str = "") -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
