@@ -152,47 +152,6 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
-class _SharedGpuWorker:
-    """One gpu worker per pytest process, started when a test first asks for it and kept for the session.
-
-    Starting one imports torch, transformers, peft and trl twice over (the worker, then its fork server): about
-    20 CPU-seconds, which each of eight modules paid for its own worker. A test that finds it gone (one that
-    stopped it) gets a new one. Its output goes to one log; a test's failure message shows its tail."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_path = log_dir / "gpu-worker.log"
-        self.proc: subprocess.Popen[str] | None = None
-        self.log: Any = None
-
-    def get(self) -> "subprocess.Popen[str]":
-        if self.proc is None or self.proc.poll() is not None:
-            self.stop()
-            self.log = self.log_path.open("a")
-            self.proc = start_worker("gpu", "pytest-gpu", output=self.log)
-            self.proc.log_path = self.log_path  # type: ignore[attr-defined]
-        return self.proc
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            stop_worker(self.proc, timeout=60)
-        if self.log is not None:
-            self.log.close()
-        self.proc = self.log = None
-
-
-@pytest.fixture(scope="session")
-def _shared_gpu_worker(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SharedGpuWorker]:
-    shared = _SharedGpuWorker(tmp_path_factory.mktemp("gpu-worker"))
-    yield shared
-    shared.stop()
-
-
-@pytest.fixture
-def gpu_worker(transactional_db: None, _shared_gpu_worker: _SharedGpuWorker) -> "subprocess.Popen[str]":
-    """A real Celery worker on the gpu queue (shared by the process's tests; ``proc.log_path`` is its log)."""
-    return _shared_gpu_worker.get()
-
-
 @pytest.fixture
 def worker(transactional_db: None) -> Iterator["subprocess.Popen[str]"]:
     """A real Celery worker on the default queue, its output on a pipe (read it with ``communicate``)."""
