@@ -1,5 +1,6 @@
-"""The training program itself, run as the gpu worker's child runs it (a separate process, offline): the DPO
-learning check on a synthetic task, the network guard, and a clear error for bad input."""
+"""The training program itself, run as the gpu worker's child runs it (forked from a fork server that imported
+the training libraries once, offline): the DPO, reward and KTO learning checks on a synthetic task, continued
+training, the network guard, and a clear error for bad input."""
 
 import json
 import os
@@ -8,23 +9,52 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
-from training import learning_check
-from training.environment import OFFLINE_ENV
+from training import launch, learning_check
+from training.children import fork_context
+from training.environment import OFFLINE_ENV, THREAD_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(spec: dict[str, Any], work: Path) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Done:
+    returncode: int | None
+    stdout: str
+    stderr: str = ""
+
+
+def _run(spec: dict[str, Any], work: Path) -> Done:
+    """Run a spec as a gpu worker's supervisor does: a child forked from the fork server that imported the
+    training libraries once (``training.children.fork_context``), started like the worker's, offline and on one
+    thread; its output goes to ``output.log`` in the work directory."""
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec))
-    env = {**os.environ, **OFFLINE_ENV, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "training.trainer", str(spec_path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+    _fork_server_like_a_workers()
+    process = fork_context().Process(target=launch.child, args=(str(spec_path),), name=work.name)
+    process.start()
+    process.join(timeout=600)
+    if process.exitcode is None:
+        process.kill()
+        process.join(timeout=10)
+    log = work / "output.log"
+    return Done(returncode=process.exitcode, stdout=log.read_text() if log.exists() else "")
+
+
+def _fork_server_like_a_workers() -> None:
+    """The fork server of this process, started (once) with the environment a gpu worker gives it."""
+    saved = dict(os.environ)
+    os.environ.update({**OFFLINE_ENV, **THREAD_ENV})
+    try:
+        fork_context()
+        forkserver.ensure_running()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _write(path: Path, rows: list[dict[str, Any]]) -> str:
