@@ -11,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, Max, OuterRef, TextField
+from django.db.models.functions import Cast, Length
 from django.utils import timezone
 
 from accounts.models import Project, User
@@ -280,7 +281,9 @@ def prompt_embeddings_compute(*, project_id: int, item_ids: Collection[int] | No
     pending = Item.objects.filter(project_id=project_id).exclude(Exists(current))
     if item_ids is not None:
         pending = pending.filter(pk__in=list(item_ids))
-    ids = list(pending.order_by("pk").values_list("pk", flat=True))
+    # Shortest conversations first, so each chunk's batches pad to like lengths, as one sort of all would.
+    by_size = pending.annotate(size=Length(Cast("messages", output_field=TextField()))).order_by("size", "pk")
+    ids = list(by_size.values_list("pk", flat=True))
     if not ids:
         return 0
     model = embeddings.load_embedding_model()
