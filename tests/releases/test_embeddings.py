@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from django.conf import settings
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from accounts.models import AuditEvent
@@ -39,7 +38,7 @@ def minilm() -> EmbeddingModel:
 
 def _copy_of_model(target: Path) -> Path:
     """The packaged model's files, linked (weights) or copied (configs) into ``target``."""
-    source = Path(settings.EMBEDDING_MODEL_DIR)
+    source = embeddings.embedding_model_directory()
     for path in source.rglob("*"):
         if path.is_file():
             (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
