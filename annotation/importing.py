@@ -27,6 +27,7 @@ from annotation.models import (
 )
 from annotation.parsing import CsvMapping, ImportFormat, LineError, Message, Record, content_hash, parse
 from annotation.pii import Finding, PiiPolicy, Scrubber, compile_policy
+from core import followups
 from core.db import connection_lost, describe, lost_connection_reason, on_fresh_connection
 from core.dispatch import BrokerUnreachable, reach_broker, send_on_commit
 from core.errors import DomainError
@@ -394,6 +395,8 @@ def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, fa
                 "failure": failure,
             },
         )
+        if status == ImportStatus.DONE:
+            followups.ended("import_batch", batch.pk)  # the higher floors' work on new items (embeddings)
     with contextlib.suppress(Exception):  # the cache is the broker's Redis: down, it must not fail the outcome
         cache.delete(f"import-progress:{batch.pk}")
     return batch

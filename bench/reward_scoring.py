@@ -43,13 +43,14 @@ from django.core.files import File  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.models import Project, User  # noqa: E402
+from core.hashing import file_sha256  # noqa: E402
 from core.storage import artifact_storage  # noqa: E402
 from evaluation import scoring_runner  # noqa: E402
 from evaluation.models import Candidate, GenerationPrompt, GenerationRun, RewardScore, ScoringRun  # noqa: E402
 from releases import splits  # noqa: E402
 from releases.models import Release  # noqa: E402
 from training import services as training_services  # noqa: E402
-from training.inspection import file_sha256, tokenizer_hash  # noqa: E402
+from training.inspection import tokenizer_hash  # noqa: E402
 from training.models import BaseModel, RewardModel, TrainingJob  # noqa: E402
 from training.runner import worker_facts  # noqa: E402
 from training.tiny_model import _corpus, make_tiny_model  # noqa: E402

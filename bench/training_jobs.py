@@ -43,11 +43,11 @@ from _common import ROOT, print_columns, throwaway_database  # noqa: E402
 from django.core.files.base import ContentFile  # noqa: E402
 
 from accounts.models import Project, User  # noqa: E402
+from core.hashing import file_sha256  # noqa: E402
 from core.storage import artifact_storage  # noqa: E402
 from releases.models import Release, ReleaseFile  # noqa: E402
 from training import learning_check, runner, services  # noqa: E402
 from training.config import JobConfig  # noqa: E402
-from training.inspection import file_sha256  # noqa: E402
 from training.models import Adapter, BaseModel, RewardModel, TrainingJob  # noqa: E402
 from training.tiny_model import make_tiny_model  # noqa: E402
 

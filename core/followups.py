@@ -1,9 +1,10 @@
-"""Word from a lower floor that one of its rows reached an end (a generation run or training job ended, a
-release was built or failed, an evaluation finished, a promotion was decided), for a higher floor that waits
-on it without the lower one importing it: a round (``rounds``) moves on when its step's row ends. A listener
-registers itself when its app is ready; it is called once the transaction that ended the row commits, and
-its failure is logged, never raised into the lower floor's work (the higher floor also polls: nothing is
-lost when a listener fails)."""
+"""Word from a lower floor that one of its rows reached an end (an import batch finished, a generation run or
+training job ended, a release was built or failed, an evaluation finished, a promotion was decided), for a
+higher floor that waits on it without the lower one importing it: a round (``rounds``) moves on when its step's
+row ends, and the prompts of an import are embedded (``releases``). A listener registers itself when its app is
+ready; it is called once the transaction that ended the row commits, and its failure is logged, never raised
+into the lower floor's work (the higher floor also polls or makes up later: nothing is lost when a listener
+fails)."""
 
 import logging
 from collections.abc import Callable
@@ -16,7 +17,9 @@ Listener = Callable[[str, int], None]
 
 _listeners: list[Listener] = []
 
-KINDS = frozenset({"generation_run", "scoring_run", "release", "training_job", "evaluation", "promotion"})
+KINDS = frozenset(
+    {"import_batch", "generation_run", "scoring_run", "release", "training_job", "evaluation", "promotion"}
+)
 
 
 def followup_register(listener: Listener) -> None:

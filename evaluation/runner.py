@@ -19,13 +19,13 @@ from annotation.importing import project_scrubber
 from annotation.pii import Scrubber
 from annotation.selectors import annotation_settings
 from core.errors import DomainError
+from core.hashing import file_sha256
 from core.storage import artifact_storage
 from core.version import code_version
 from evaluation import launch, services
 from evaluation.models import GenerationRun
 from training.children import Child, ForkedChild, fork_context
 from training.environment import library_versions
-from training.inspection import file_sha256
 from training.models import Adapter, BaseModelState, JobState
 from training.runner import base_model_check_here, worker_facts
 from training.watching import HeartbeatThread, Tail, exit_reason, first_error_line, supervise

@@ -114,3 +114,25 @@ class ReleaseItem(models.Model):
 
     def __str__(self) -> str:
         return f"item #{self.item_id} in {self.split} of release #{self.release_id}"
+
+
+class PromptEmbedding(models.Model):
+    """An item's prompt embedded by the sentence model whose content hash is ``model_hash`` (one row an item:
+    a new model or a changed prompt replaces it). Stored as int8 with one scale a vector (``dim`` bytes and a
+    float, about a quarter of float32): component i is ``vector[i] * scale``; ``releases.embeddings`` encodes
+    and decodes. ``content_hash`` is the item's when it was embedded, so an edited prompt (a PII redaction) is
+    embedded again. Derived data, computed on a gpu worker after each import."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="+")
+    model_hash = models.CharField(max_length=64)
+    content_hash = models.CharField(max_length=64)
+    dim = models.PositiveSmallIntegerField()
+    scale = models.FloatField()
+    vector = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["model_hash"], name="prompt_embedding_model")]
+
+    def __str__(self) -> str:
+        return f"embedding of item #{self.item_id}"

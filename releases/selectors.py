@@ -1,14 +1,17 @@
-"""Reads of the releases app: lists, downloads and the diff between two releases."""
+"""Reads of the releases app: lists, downloads, the diff between two releases and a project's prompt embeddings."""
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+import numpy as np
+from django.db.models import F, QuerySet
 
 from accounts.models import Project
 from annotation.models import ImportBatch
 from core.http import parse_id
-from releases.models import Release, ReleaseItem, ReleaseState
+from releases.embeddings import dequantise
+from releases.models import PromptEmbedding, Release, ReleaseItem, ReleaseState
 
 DIFF_EXAMPLES = 50
 
@@ -102,3 +105,38 @@ def release_diff(a: Release, b: Release) -> dict[str, Any]:
         "counts": counts,
         "examples": examples,
     }
+
+
+@dataclass(frozen=True)
+class EmbeddingMatrix:
+    """A project's prompt embeddings by one model: row ``i`` of ``vectors`` (float32, unit length) is the prompt
+    of item ``item_ids[i]``; ids ascending."""
+
+    model_hash: str
+    item_ids: np.ndarray
+    vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+def prompt_embeddings(
+    *, project_id: int, model_hash: str, item_ids: Collection[int] | None = None, dim: int | None = None
+) -> EmbeddingMatrix:
+    """The project's items embedded by the model ``model_hash`` (``releases.embeddings.embedding_model_hash()``
+    where that model's directory is at hand) of their current text, decoded to a float32 matrix: items not
+    embedded yet, or edited since, are left out. ``item_ids`` narrows to those items; ``dim`` gives the width of
+    an empty result (0 otherwise)."""
+    rows = PromptEmbedding.objects.filter(
+        item__project_id=project_id, model_hash=model_hash, content_hash=F("item__content_hash")
+    )
+    if item_ids is not None:
+        rows = rows.filter(item_id__in=list(item_ids))
+    found = list(rows.order_by("item_id").values_list("item_id", "dim", "scale", "vector"))
+    if not found:
+        return EmbeddingMatrix(model_hash, np.zeros(0, dtype=np.int64), np.zeros((0, dim or 0), dtype=np.float32))
+    width = found[0][1]
+    codes = np.frombuffer(b"".join(bytes(row[3]) for row in found), dtype=np.int8).reshape(len(found), width)
+    scales = np.fromiter((row[2] for row in found), dtype=np.float32, count=len(found))
+    ids = np.fromiter((row[0] for row in found), dtype=np.int64, count=len(found))
+    return EmbeddingMatrix(model_hash, ids, dequantise(codes, scales))

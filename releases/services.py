@@ -1,31 +1,36 @@
 """Writes of the releases app: define, build (the pipeline is ``releases.build``, the files and the
-artifact store ``releases.artifacts``), delete (tombstone), verify and export dataset releases."""
+artifact store ``releases.artifacts``), delete (tombstone), verify and export dataset releases; embed the
+prompts of imported items (the model and the stored form are ``releases.embeddings``)."""
 
 import logging
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef, TextField
+from django.db.models.functions import Cast, Length
 from django.utils import timezone
 
 from accounts.models import Project, User
 from accounts.services import audit_event_record
-from annotation.models import ImportBatch, RubricVersion
+from annotation.models import ImportBatch, Item, RubricVersion
 from core import followups
 from core.db import connection_lost, describe, lost_connection_reason, on_fresh_connection
 from core.dispatch import send_on_commit
 from core.errors import DomainError
-from releases import artifacts
+from releases import artifacts, embeddings
 from releases.build import BuildRefused, build
-from releases.models import Release, ReleaseFile, ReleaseItem, ReleaseState
+from releases.models import PromptEmbedding, Release, ReleaseFile, ReleaseItem, ReleaseState
 from releases.recipe import Recipe
 
 logger = logging.getLogger(__name__)
+
+# Items embedded and stored a transaction: a worker that stops keeps what it stored before.
+EMBED_CHUNK = 512
 
 
 # --- Define ------------------------------------------------------------------------------------------------
@@ -252,3 +257,72 @@ def export_to_directory(*, release: Release, target: Path, formats: Iterable[str
         },
     )
     return written
+
+
+# --- Prompt embeddings -------------------------------------------------------------------------------------
+
+
+def prompt_embeddings_compute(*, project_id: int, item_ids: Collection[int] | None = None) -> int:
+    """Embed the prompts of the project's items (of ``item_ids`` among them, when given) that have no embedding
+    by the current model (``EMBEDDING_MODEL_DIR``, by its content hash) of their current text, and return how
+    many were embedded. Runs on a gpu worker (task ``releases.prompt_embeddings_compute``), never in a request.
+
+    Items are embedded in batches and stored ``EMBED_CHUNK`` at a time, each chunk in its own transaction, so a
+    worker that stops keeps what it stored. Idempotent and safe to run twice, also at once: an item already
+    embedded is not embedded again, an item whose text changed while it was embedded is left for the next run,
+    and two runs storing one item write the same row (one row an item: a new model or new text replaces it).
+    Writes ``PromptEmbedding`` rows and, when it embedded any, one ``embeddings.compute`` audit event. Raises
+    ``releases.embeddings.EmbeddingModelError`` when the model is missing or is not a mean-pooling sentence model.
+    """
+    model_hash = embeddings.embedding_model_hash()
+    current = PromptEmbedding.objects.filter(
+        item_id=OuterRef("pk"), model_hash=model_hash, content_hash=OuterRef("content_hash")
+    )
+    pending = Item.objects.filter(project_id=project_id).exclude(Exists(current))
+    if item_ids is not None:
+        pending = pending.filter(pk__in=list(item_ids))
+    # Shortest conversations first, so each chunk's batches pad to like lengths, as one sort of all would.
+    by_size = pending.annotate(size=Length(Cast("messages", output_field=TextField()))).order_by("size", "pk")
+    ids = list(by_size.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    model = embeddings.load_embedding_model()
+    embedded = 0
+    for start in range(0, len(ids), EMBED_CHUNK):
+        rows = list(
+            Item.objects.filter(pk__in=ids[start : start + EMBED_CHUNK]).values_list("pk", "content_hash", "messages")
+        )
+        vectors = model.embed([embeddings.embedding_text(messages) for _, _, messages in rows])
+        codes, scales = embeddings.quantise(vectors)
+        with transaction.atomic():
+            # Only items that still hold the text embedded (an edit meanwhile leaves its item for the next run).
+            unchanged = dict(Item.objects.filter(pk__in=[pk for pk, _, _ in rows]).values_list("pk", "content_hash"))
+            now = timezone.now()
+            stored = [
+                PromptEmbedding(
+                    item_id=pk,
+                    model_hash=model.content_hash,
+                    content_hash=digest,
+                    dim=model.dim,
+                    scale=float(scales[index]),
+                    vector=codes[index].tobytes(),
+                    created_at=now,
+                )
+                for index, (pk, digest, _) in enumerate(rows)
+                if unchanged.get(pk) == digest
+            ]
+            PromptEmbedding.objects.bulk_create(
+                stored, update_conflicts=True, unique_fields=["item"],
+                update_fields=["model_hash", "content_hash", "dim", "scale", "vector", "created_at"],
+            )  # fmt: skip
+        embedded += len(stored)
+    project = Project.objects.filter(pk=project_id).first()
+    if embedded and project is not None:
+        audit_event_record(
+            actor=None,
+            action="embeddings.compute",
+            target=project,
+            project=project,
+            payload={"items": embedded, "model_hash": model.content_hash, "dim": model.dim},
+        )
+    return embedded

@@ -2,7 +2,7 @@ from typing import Any
 
 from celery import shared_task
 
-from releases.services import release_build
+from releases.services import prompt_embeddings_compute, release_build
 
 
 @shared_task(name="releases.release_build", bind=True, max_retries=None)
@@ -13,3 +13,11 @@ def release_build_task(self: Any, release_id: int) -> str:
     if release is None:
         raise self.retry(countdown=10)
     return str(release.state)
+
+
+# Routed to the gpu queue (the model lives on gpu workers); acknowledged late, as the settings say: embedding is
+# idempotent, so a run whose worker died may come back and finish.
+@shared_task(name="releases.prompt_embeddings_compute")
+def prompt_embeddings_compute_task(project_id: int) -> int:
+    """Embed the project's prompts that have no embedding by the current model; returns how many it embedded."""
+    return prompt_embeddings_compute(project_id=project_id)

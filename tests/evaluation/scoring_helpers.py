@@ -29,8 +29,9 @@ def stored_reward_model(
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from core.hashing import file_sha256
     from core.storage import artifact_storage
-    from training.inspection import file_sha256, tokenizer_hash
+    from training.inspection import tokenizer_hash
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(base_model.path, local_files_only=True)
