@@ -20,18 +20,22 @@ T = TypeVar("T", bound=Test)
 
 # Module → seconds its tests took in CI (three processes on two cores). Only the ones over ~40 s matter here.
 LONG_MODULES = {
-    "tests/enclave/test_api_fuzz.py": 170,
-    "tests/training/test_gpu_node.py": 115,
-    "tests/training/test_trainer.py": 170,
-    "tests/rounds/test_two_rounds.py": 150,
-    "tests/training/test_worker_jobs.py": 105,
-    "tests/enclave/test_serve.py": 100,
-    "tests/browser/test_pages.py": 90,
-    "tests/training/test_worker_faults.py": 60,
-    "tests/browser/test_evaluation_loop.py": 55,
-    "tests/evaluation/test_generation_worker.py": 50,
+    "tests/enclave/test_api_fuzz.py": 240,
+    "tests/training/test_worker_jobs.py": 185,
+    "tests/training/test_gpu_node.py": 140,
+    "tests/enclave/test_serve.py": 140,
+    "tests/rounds/test_two_rounds.py": 125,
+    "tests/browser/test_pages.py": 120,
+    "tests/training/test_worker_faults.py": 95,
+    "tests/training/test_trainer.py": 70,
+    "tests/enclave/test_worker.py": 70,
+    "tests/releases/test_build_faults.py": 55,
+    "tests/browser/test_evaluation_loop.py": 50,
     "tests/governance/test_dossier.py": 45,
-    "tests/training/test_reward_jobs.py": 45,
+    "tests/browser/test_training.py": 45,
+    "tests/preferences/test_redis_fault.py": 45,
+    "tests/evaluation/test_scoring_worker.py": 45,
+    "tests/evaluation/test_generation_worker.py": 45,
 }
 
 
