@@ -21,7 +21,7 @@ from evaluation.models import Candidate, DeploymentTarget, Evaluation, Evaluatio
 from governance.matching import Matcher, context, limit_statements, replace, replace_in, strings_in
 from governance.models import TaintKind
 from preferences.models import Adjudication, Judgement
-from releases.models import Release, ReleaseItem
+from releases.models import PromptEmbedding, Release, ReleaseItem
 from training.models import Adapter, JobLogLine, TrainingJob
 
 
@@ -219,6 +219,13 @@ def hold_items(item_ids: Iterable[int], erasure_pk: int) -> int:
         item.save(update_fields=["content_hash", "state", "hold_reason"])
         count += 1
     return count
+
+
+def drop_embeddings(item_ids: Iterable[int]) -> int:
+    """Delete the prompt embeddings of the erased items: a vector of the erased text would still say something
+    of it. The next embedding run embeds the rewritten text."""
+    deleted, _ = PromptEmbedding.objects.filter(item_id__in=sorted(item_ids)).delete()
+    return int(deleted)
 
 
 # --- Taint closure -----------------------------------------------------------------------------------------

@@ -220,6 +220,7 @@ def erasure_erase(
             counts = db.rewrite(found, sorted(found.literals))
             item_ids = found.item_ids()
             db.hold_items(item_ids, erasure.pk)
+            embeddings_deleted = db.drop_embeddings(item_ids)
             release_ids = {int(m.group(2)) for p in places if (m := _RELEASE_FILE.match(p.name))}
             tainted = db.taint_closure(
                 item_ids=item_ids, release_ids=release_ids, run_ids=db.run_ids_of(found), project_ids=project_ids
@@ -244,6 +245,7 @@ def erasure_erase(
                 "database_matches": found.matches,
                 "files_to_rewrite": len(places),
                 "items_held": len(item_ids),
+                "embeddings_deleted": embeddings_deleted,
                 "tainted": {kind: len(rows) for kind, rows in erasure.report.items() if rows},
             }
             for project in Project.objects.filter(pk__in=touched).order_by("pk"):

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,7 +27,7 @@ from governance.matching import Matcher
 from governance.models import Erasure, Taint
 from governance.permissions import erasure_project_ids
 from preferences.models import Judgement
-from releases.models import Release, ReleaseItem
+from releases.models import PromptEmbedding, Release, ReleaseItem
 from tests.conftest import ClientFor, Personas
 from tests.evaluation.helpers import stored_adapter
 from tests.releases.helpers import build, comparisons, judge, sft_project
@@ -129,11 +130,24 @@ def test_it_erases_a_customer_number_everywhere_and_taints_the_release_and_adapt
     assert {f.name for f in preview.files} >= {f"releases/{personas.project.pk}/{release.pk}/parquet/train.parquet"}
     assert Erasure.objects.count() == 0  # a preview changes nothing
 
+    # An embedding of an item's prompt says something of its text: it goes with the erasure.
+    from releases.embeddings import quantise
+
+    codes, scales = quantise(np.ones((1, 384), dtype=np.float32) / np.sqrt(384))
+    affected = Item.objects.filter(project=personas.project).order_by("pk")
+    for item in affected:
+        PromptEmbedding.objects.create(
+            item=item, model_hash="e" * 64, content_hash=item.content_hash, dim=384, scale=float(scales[0]),
+            vector=codes[0].tobytes(),
+        )  # fmt: skip
+
     erasure = services.erasure_erase(
         actor=personas.data_lead, mode="pattern", term=PATTERN, reason="Subject access request DSR-17: erase.",
         request_key="k1", project_ids=scope,
     )  # fmt: skip
     assert erasure.state == "done", erasure.failure
+    assert not PromptEmbedding.objects.filter(item_id__in=erasure.items).exists()
+    assert PromptEmbedding.objects.exclude(item_id__in=erasure.items).count() == affected.count() - len(erasure.items)
     assert erasure.database_matches >= 6
     assert erasure.file_matches >= 6
 
