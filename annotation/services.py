@@ -248,7 +248,9 @@ def annotation_review(
         raise DomainError("Choose approve, send back, or edit and approve.", field="decision")
     with transaction.atomic():
         annotation = (
-            Annotation.objects.select_for_update().select_related("item", "rubric_version").get(pk=annotation.pk)
+            Annotation.objects.select_for_update(of=("self",))
+            .select_related("item", "rubric_version")
+            .get(pk=annotation.pk)
         )
         if annotation.annotator_id == reviewer.pk:
             raise DomainError("Nobody reviews their own work: another reviewer must take this one.", status=409)

@@ -239,4 +239,6 @@ def evaluation_fail(*, evaluation: Evaluation, reason: str, actor: User | None =
 
 
 def locked(evaluation_id: int) -> Evaluation:
-    return Evaluation.objects.select_for_update().select_related("project", "created_by").get(pk=evaluation_id)
+    return (
+        Evaluation.objects.select_for_update(of=("self",)).select_related("project", "created_by").get(pk=evaluation_id)
+    )

@@ -33,7 +33,9 @@ def generation_run_begin(*, run_id: int, worker: str, environment: dict[str, Any
     while queued, ended, or running under a supervisor that still beats); a running run with a stale heartbeat
     delivered again is failed as "worker lost", never generated twice."""
     with transaction.atomic():
-        run = GenerationRun.objects.select_for_update().filter(pk=run_id).select_related("base_model").first()
+        run = (
+            GenerationRun.objects.select_for_update(of=("self",)).filter(pk=run_id).select_related("base_model").first()
+        )
         if run is None or run.state in ENDED:
             return None
         if run.state == JobState.RUNNING:
@@ -128,7 +130,7 @@ def generation_run_finish(
     the count); ``failed`` and ``cancelled`` keep the reason; ``result`` (the child's timings and network
     record) goes into the run's environment. A run that already ended is left as it is."""
     with transaction.atomic():
-        run = GenerationRun.objects.select_for_update().select_related("project").get(pk=run.pk)
+        run = GenerationRun.objects.select_for_update(of=("self",)).select_related("project").get(pk=run.pk)
         if run.state != JobState.RUNNING:
             return run
         if result:
@@ -179,7 +181,7 @@ def generation_run_cancel(*, actor: User, run: GenerationRun) -> GenerationRun:
     process within a second or two (the candidates stored so far are kept). Raises ``DomainError`` (409) for a
     run that has already ended."""
     with transaction.atomic():
-        run = GenerationRun.objects.select_for_update().select_related("project").get(pk=run.pk)
+        run = GenerationRun.objects.select_for_update(of=("self",)).select_related("project").get(pk=run.pk)
         if run.state in ENDED:
             raise DomainError(f"{run} has already ended ({run.get_state_display().lower()}).", status=409)
         run.cancel_requested_at = run.cancel_requested_at or timezone.now()

@@ -168,7 +168,7 @@ def scoring_run_cancel(*, actor: User, run: ScoringRun) -> ScoringRun:
     within a second or two (the scores stored so far are kept). Raises ``DomainError`` (409) for a run that has
     already ended."""
     with transaction.atomic():
-        run = ScoringRun.objects.select_for_update().select_related("project").get(pk=run.pk)
+        run = ScoringRun.objects.select_for_update(of=("self",)).select_related("project").get(pk=run.pk)
         if run.state in ENDED:
             raise DomainError(f"{run} has already ended ({run.get_state_display().lower()}).", status=409)
         run.cancel_requested_at = run.cancel_requested_at or timezone.now()
@@ -191,7 +191,7 @@ def scoring_run_begin(*, run_id: int, worker: str, environment: dict[str, Any]) 
     while queued, ended, or running under a supervisor that still beats); a running run with a stale heartbeat
     delivered again is failed as "worker lost", never scored twice."""
     with transaction.atomic():
-        run = ScoringRun.objects.select_for_update().filter(pk=run_id).select_related("project").first()
+        run = ScoringRun.objects.select_for_update(of=("self",)).filter(pk=run_id).select_related("project").first()
         if run is None or run.state in ENDED:
             return None
         if run.state == JobState.RUNNING:
@@ -269,7 +269,7 @@ def scoring_run_finish(
     ``failed`` and ``cancelled`` keep the reason; ``result`` (the child's timings and network record) goes into
     the run's environment. A run that already ended is left as it is."""
     with transaction.atomic():
-        run = ScoringRun.objects.select_for_update().select_related("project").get(pk=run.pk)
+        run = ScoringRun.objects.select_for_update(of=("self",)).select_related("project").get(pk=run.pk)
         if run.state != JobState.RUNNING:
             return run
         if result:
@@ -301,7 +301,7 @@ def _end(run: ScoringRun, state: str, reason: str) -> None:
 def scoring_run_fail_unsent(run_id: int, reason: str) -> None:
     """The run's task never reached the broker: fail it with the reason rather than leave it queued."""
     with transaction.atomic():
-        run = ScoringRun.objects.select_for_update().select_related("project").get(pk=run_id)
+        run = ScoringRun.objects.select_for_update(of=("self",)).select_related("project").get(pk=run_id)
         if run.state == JobState.QUEUED:
             _end(run, JobState.FAILED, reason)
 

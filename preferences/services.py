@@ -136,7 +136,9 @@ def adjudication_decide(
     elif result.get("winner") not in {*range(count), "tie", "both_bad"}:
         raise DomainError("Choose the better candidate, a tie, or both bad.")
     with transaction.atomic():
-        adjudication = Adjudication.objects.select_for_update().select_related("item").get(pk=adjudication.pk)
+        adjudication = (
+            Adjudication.objects.select_for_update(of=("self",)).select_related("item").get(pk=adjudication.pk)
+        )
         if adjudication.decided_at is not None:
             raise DomainError("This comparison was already adjudicated.")
         if Judgement.objects.filter(item=adjudication.item, annotator=reviewer).exists():

@@ -50,7 +50,11 @@ def round_advance(*, round_id: int) -> Round:
     """Move an open round on as far as its rows allow (each move audited); a step that cannot be taken fails the
     round with the reason. Safe to run anywhere at any time: it holds the round's row."""
     with transaction.atomic():
-        round_ = Round.objects.select_for_update().select_related("project", "target", "created_by").get(pk=round_id)
+        round_ = (
+            Round.objects.select_for_update(of=("self",))
+            .select_related("project", "target", "created_by")
+            .get(pk=round_id)
+        )
         for _ in range(len(RoundState.values)):
             if round_.state in ENDED_STATES or not _step(round_):
                 break
@@ -267,7 +271,7 @@ def round_release_start(*, actor: User, round_: Round) -> Round:
     """An admin builds the round's release before every pair is decided (at least ``min_decided`` are).
     Raises ``DomainError`` (409) when the round is not judging or too few pairs are decided."""
     with transaction.atomic():
-        round_ = Round.objects.select_for_update().select_related("project", "created_by").get(pk=round_.pk)
+        round_ = Round.objects.select_for_update(of=("self",)).select_related("project", "created_by").get(pk=round_.pk)
         if round_.state != RoundState.JUDGING:
             raise DomainError(
                 f"Round {round_.number} is {round_.get_state_display().lower()}, not judging.", status=409
@@ -288,7 +292,7 @@ def round_end(*, actor: User, round_: Round, reason: str = "") -> Round:
     generation, scoring or training is asked to stop). The next round may start then. Raises ``DomainError``
     (409) for a round that has already ended."""
     with transaction.atomic():
-        round_ = Round.objects.select_for_update().select_related("project").get(pk=round_.pk)
+        round_ = Round.objects.select_for_update(of=("self",)).select_related("project").get(pk=round_.pk)
         if round_.state in ENDED_STATES:
             raise DomainError(f"Round {round_.number} has already ended.", status=409)
         state = RoundState.NOT_PROMOTED if round_.adapter_id else RoundState.CANCELLED

@@ -26,7 +26,12 @@ def training_job_begin(*, job_id: int, worker: str, environment: dict[str, Any])
     message come twice anyway (a requeue by hand, a broker restored from a backup), a running job whose
     heartbeat is stale is failed as "worker lost", never silently trained again."""
     with transaction.atomic():
-        job = TrainingJob.objects.select_for_update().filter(pk=job_id).select_related("release", "base_model").first()
+        job = (
+            TrainingJob.objects.select_for_update(of=("self",))
+            .filter(pk=job_id)
+            .select_related("release", "base_model")
+            .first()
+        )
         if job is None or job.state in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
             return None
         if job.state == JobState.RUNNING:
@@ -180,7 +185,11 @@ def trained_register(
     if weights is None:
         raise DomainError("The training process saved no adapter_model.safetensors.")
     with transaction.atomic():
-        job = TrainingJob.objects.select_for_update().select_related("release", "base_model", "project").get(pk=job.pk)
+        job = (
+            TrainingJob.objects.select_for_update(of=("self",))
+            .select_related("release", "base_model", "project")
+            .get(pk=job.pk)
+        )
         if job.state != JobState.RUNNING:
             raise DomainError(f"{job} already ended as {job.state}; what it trained is not registered.")
         started_with = job.environment.get("inputs", {}).get("base_model_hash", job.base_model.content_hash)
@@ -284,7 +293,7 @@ def reap_silent(
     failed = []
     for pk in manager.filter(state=JobState.RUNNING, heartbeat_at__lt=cutoff).values_list("pk", flat=True):
         with transaction.atomic():
-            row: Any = manager.select_for_update().select_related("project").get(pk=pk)
+            row: Any = manager.select_for_update(of=("self",)).select_related("project").get(pk=pk)
             if row.state != JobState.RUNNING or (row.heartbeat_at and row.heartbeat_at >= cutoff):
                 continue
             silent = int((now - row.heartbeat_at).total_seconds()) if row.heartbeat_at else 0
@@ -306,7 +315,7 @@ def fail_orphans(
     failed = []
     for pk in manager.filter(state=JobState.RUNNING, worker=worker).values_list("pk", flat=True):
         with transaction.atomic():
-            row: Any = manager.select_for_update().select_related("project").get(pk=pk)
+            row: Any = manager.select_for_update(of=("self",)).select_related("project").get(pk=pk)
             if row.state == JobState.RUNNING:
                 fail(row, lost_reason(row, what_happened))
                 failed.append(int(pk))
