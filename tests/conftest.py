@@ -153,6 +153,17 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def gpu_worker(transactional_db: None, tmp_path: Path) -> Iterator["subprocess.Popen[str]"]:
+    """A real Celery worker on the gpu queue for one test, its output in ``proc.log_path``."""
+    log_path = tmp_path / "gpu-worker.log"
+    with log_path.open("w") as log:
+        proc = start_worker("gpu", "pytest-gpu", output=log)
+        proc.log_path = log_path
+        yield proc
+        stop_worker(proc, timeout=60)
+
+
+@pytest.fixture
 def worker(transactional_db: None) -> Iterator["subprocess.Popen[str]"]:
     """A real Celery worker on the default queue, its output on a pipe (read it with ``communicate``)."""
     proc = start_worker("default", "pytest")

@@ -4,7 +4,6 @@ process, progress and forward-pass time recorded, the network refused, the work 
 
 import math
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,22 +17,11 @@ from tests.conftest import make_personas
 from tests.evaluation.scoring_helpers import stored_reward_model, wait_for_scoring
 from tests.evaluation.test_scoring_runs import answered_run
 from tests.training.helpers import preference_release, ready_model
-from tests.workers import start_worker, stop_worker
 from training.models import JobState, RewardModel
 
 pytestmark = pytest.mark.worker
 
 ENDED: set[str] = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
-
-
-@pytest.fixture
-def gpu_worker(transactional_db: None, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    log = (tmp_path / "gpu-worker.log").open("w")
-    proc = start_worker("gpu", "pytest-gpu", output=log)
-    proc.log_path = tmp_path / "gpu-worker.log"
-    yield proc
-    stop_worker(proc, timeout=60)
-    log.close()
 
 
 def _output(proc: subprocess.Popen[str]) -> str:

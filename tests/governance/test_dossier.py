@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from tests.evaluation import deploy_helpers as h
 from tests.factories import MembershipFactory, UserFactory
 from tests.releases.helpers import build, comparisons, judge
 from tests.training.helpers import distinct_prompts, quick_config, ready_model, wait_for
-from tests.workers import start_worker, stop_worker
 from training import services as training_services
 from training.models import Adapter, JobState
 
@@ -71,15 +69,6 @@ def flipped(source: Path, target: Path, name: str) -> Path:
 
 
 # --- The whole chain, trained for real (one training job for the module) ---------------------------------------
-
-
-@pytest.fixture
-def gpu_worker(transactional_db: None, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    log = (tmp_path / "gpu-worker.log").open("w")
-    proc = start_worker("gpu", "pytest-dossier", output=log)
-    yield proc
-    stop_worker(proc, timeout=60)
-    log.close()
 
 
 def _judged_release(p: Personas) -> Any:

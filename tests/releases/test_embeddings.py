@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from releases.selectors import prompt_embeddings
 from releases.services import prompt_embeddings_compute
 from tests.annotation.helpers import chat_line, import_lines
 from tests.conftest import Personas, make_personas
-from tests.workers import start_worker, stop_worker
 
 PROMPTS = (
     "How do I reset my card PIN?",
@@ -156,16 +154,6 @@ def test_it_refuses_a_model_that_does_not_pool_by_the_mean(tmp_path: Path) -> No
     (changed / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     with pytest.raises(EmbeddingModelError, match="only mean pooling"):
         load_embedding_model(changed)
-
-
-@pytest.fixture
-def gpu_worker(transactional_db: None, tmp_path: Path) -> Iterator["subprocess.Popen[str]"]:
-    log = (tmp_path / "gpu-worker.log").open("w")
-    proc = start_worker("gpu", "pytest-gpu", output=log)
-    proc.log_path = tmp_path / "gpu-worker.log"
-    yield proc
-    stop_worker(proc, timeout=60)
-    log.close()
 
 
 @pytest.mark.worker

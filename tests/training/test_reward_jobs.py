@@ -4,7 +4,6 @@ tiny model, the reward model registered with its lineage, its page and API, and 
 trainer read them."""
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from core.errors import DomainError
 from tests.access_matrix import matrix_job_form
 from tests.conftest import ClientFor, Personas, make_personas
 from tests.training.helpers import dpo_inputs, quick_config, sft_release, wait_for
-from tests.workers import start_worker, stop_worker
 from training import selectors, services
 from training.config import JobConfig
 from training.models import JobMetric, JobState, RewardModel, TrainingJob
@@ -76,16 +74,6 @@ def test_it_refuses_a_reward_job_on_a_release_that_is_not_a_preference_release(
         JobConfig.from_dict("reward", {"center_rewards_coefficient": 2})
     assert unknown.value.field == "center_rewards_coefficient"
     assert not TrainingJob.objects.filter(project=personas.project).exists()
-
-
-@pytest.fixture
-def gpu_worker(transactional_db: None, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    log = (tmp_path / "gpu-worker.log").open("w")
-    proc = start_worker("gpu", "pytest-gpu", output=log)
-    proc.log_path = tmp_path / "gpu-worker.log"
-    yield proc
-    stop_worker(proc, timeout=60)
-    log.close()
 
 
 @pytest.mark.worker

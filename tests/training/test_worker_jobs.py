@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,21 +18,10 @@ from core.storage import artifact_storage
 from tests.conftest import make_personas
 from tests.processes import alive, gone_within
 from tests.training.helpers import dpo_inputs, preference_release, quick_config, sft_release, wait_for
-from tests.workers import start_worker, stop_worker
 from training import selectors, services
 from training.models import Adapter, BaseModel, JobMetric, JobState, TrainingJob, TrainingWorker
 
 pytestmark = pytest.mark.worker
-
-
-@pytest.fixture
-def gpu_worker(transactional_db: None, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    log = (tmp_path / "gpu-worker.log").open("w")
-    proc = start_worker("gpu", "pytest-gpu", output=log)
-    proc.log_path = tmp_path / "gpu-worker.log"
-    yield proc
-    stop_worker(proc, timeout=60)
-    log.close()
 
 
 def _worker_output(proc: subprocess.Popen[str]) -> str:
