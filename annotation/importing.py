@@ -2,7 +2,6 @@
 the scrubbed text and inserted all or nothing, in the request or on a worker, with a line-numbered report."""
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from django.utils import timezone
 from accounts.models import Project, User
 from accounts.services import audit_event_record
 from annotation import selectors
+from annotation.import_report import ImportReport
 from annotation.models import (
     AnnotationSettings,
     ImportBatch,
@@ -26,7 +26,7 @@ from annotation.models import (
     Slot,
 )
 from annotation.parsing import CsvMapping, ImportFormat, LineError, Message, Record, content_hash, parse
-from annotation.pii import Finding, PiiPolicy, Scrubber, compile_policy
+from annotation.pii import PiiPolicy, Scrubber, compile_policy
 from core import followups
 from core.db import connection_lost, describe, lost_connection_reason, on_fresh_connection
 from core.dispatch import BrokerUnreachable, reach_broker, send_on_commit
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 # Files up to this size are imported within the request; larger ones by a worker, with a progress bar.
 SYNC_IMPORT_BYTES = 2 * 1024 * 1024
 _INSERT_CHUNK = 1000
-_REPORT_LIMIT = 1000
 
 
 def import_start(
@@ -132,7 +131,7 @@ def import_run(*, batch_id: int) -> ImportBatch:
         status=ImportStatus.RUNNING
     ):
         return ImportBatch.objects.get(pk=batch.pk)  # failed meanwhile (its task was reported unsent)
-    report = _ImportReport()
+    report = ImportReport()
     try:
         with transaction.atomic():
             _import_items(batch, report)
@@ -153,50 +152,6 @@ def import_run(*, batch_id: int) -> ImportBatch:
             lambda: _finish_import(batch, report, ImportStatus.FAILED, failure=failure), what=f"import #{batch.pk}"
         )
     return _finish_import(batch, report, status)
-
-
-class _ImportReport:
-    def __init__(self) -> None:
-        self.lines = 0
-        self.imported = 0
-        self.bad = 0
-        self.duplicates = 0
-        self.pii_rejected = 0
-        self.errors: list[dict[str, Any]] = []
-        self.skipped: list[dict[str, Any]] = []  # duplicates and PII-rejected items: reported, not errors
-        self.scrub_counts: dict[str, int] = {}
-        # sha256 over the scrubbed content, record by record: what identifies the import. The uploaded file's
-        # own hash is never kept, as it would be a fingerprint of unscrubbed text.
-        self.content_digest = hashlib.sha256()
-        self.uncertain_count = 0
-        self.uncertain: list[dict[str, Any]] = []  # where, what type and shape: never the value
-
-    def uncertain_value(self, line: int, finding: Finding) -> None:
-        self.uncertain_count += 1
-        if len(self.uncertain) < _REPORT_LIMIT:
-            self.uncertain.append(
-                {
-                    "line": line,
-                    "type": finding.type,
-                    "turn": finding.turn,
-                    "column": finding.start,
-                    "hint": finding.hint,
-                    "scrubbed": not finding.kept,
-                }
-            )
-
-    def error(self, line: int, reason: str) -> None:
-        self.bad += 1
-        if len(self.errors) < _REPORT_LIMIT:
-            self.errors.append({"line": line, "reason": reason})
-
-    def skip(self, line: int, reason: str, *, pii: bool = False) -> None:
-        if pii:
-            self.pii_rejected += 1
-        else:
-            self.duplicates += 1
-        if len(self.skipped) < _REPORT_LIMIT:
-            self.skipped.append({"line": line, "reason": reason})
 
 
 def _records(batch: ImportBatch, stream: IO[bytes]) -> Iterator[Record | LineError]:
@@ -228,7 +183,7 @@ def project_scrubber(config: AnnotationSettings, *, replace: bool = False) -> Sc
     )
 
 
-def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
+def _import_items(batch: ImportBatch, report: ImportReport) -> None:
     config = selectors.annotation_settings(batch.project)
     scrubber = project_scrubber(config)
     with open(batch.stored_path, "rb") as stream:  # its position drives the progress bar
@@ -236,7 +191,7 @@ def _import_items(batch: ImportBatch, report: _ImportReport) -> None:
 
 
 def _import_stream(
-    batch: ImportBatch, report: _ImportReport, config: AnnotationSettings, scrubber: Scrubber, stream: IO[bytes]
+    batch: ImportBatch, report: ImportReport, config: AnnotationSettings, scrubber: Scrubber, stream: IO[bytes]
 ) -> None:
     project = batch.project
     seen_in_file: dict[str, int] = {}
@@ -312,7 +267,7 @@ def _gold_in_candidate_ids(gold: Any) -> Any:
     return [[number - 1 for number in tier] for tier in gold]
 
 
-def _progress(batch: ImportBatch, report: _ImportReport, position: int) -> None:
+def _progress(batch: ImportBatch, report: ImportReport, position: int) -> None:
     """The import is one transaction, so its rows are invisible until the end; progress goes to the
     cache, which every process shares, and the batch page reads it from there."""
     percent = min(99, int(100 * position / batch.size_bytes)) if batch.size_bytes else 0
@@ -322,7 +277,7 @@ def _progress(batch: ImportBatch, report: _ImportReport, position: int) -> None:
         )
 
 
-def _insert(batch: ImportBatch, pending: list[tuple[int, Item]], report: _ImportReport, k: int) -> None:
+def _insert(batch: ImportBatch, pending: list[tuple[int, Item]], report: ImportReport, k: int) -> None:
     project = batch.project
     hashes = [item.content_hash for _, item in pending]
     existing = dict(Item.objects.filter(project=project, content_hash__in=hashes).values_list("content_hash", "id"))
@@ -354,10 +309,10 @@ def _fail_unsent_import(batch_id: int, reason: str) -> None:
     with transaction.atomic():
         batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == ImportStatus.QUEUED:  # a worker that got the task after all moves it on under this lock
-            _finish_import(batch, _ImportReport(), ImportStatus.FAILED, failure=reason)
+            _finish_import(batch, ImportReport(), ImportStatus.FAILED, failure=reason)
 
 
-def _finish_import(batch: ImportBatch, report: _ImportReport, status: str, *, failure: str = "") -> ImportBatch:
+def _finish_import(batch: ImportBatch, report: ImportReport, status: str, *, failure: str = "") -> ImportBatch:
     """Record the outcome, delete the uploaded file (raw text must not outlive the import) and audit."""
     Path(batch.stored_path).unlink(missing_ok=True)
     with transaction.atomic():
