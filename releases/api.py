@@ -49,6 +49,24 @@ class RecipeIn(serializers.Serializer[Any]):
     near_duplicate_threshold = serializers.FloatField(required=False, min_value=0.5, max_value=1)
     mixin_batches = serializers.ListField(child=serializers.IntegerField(), required=False)
     mixin_fraction = serializers.FloatField(required=False, min_value=0, max_value=0.9)
+    paraphrase_threshold = serializers.FloatField(
+        required=False, min_value=0, max_value=1,
+        help_text="Cosine similarity of prompt embeddings at which a training prompt paraphrases an evaluation "
+        "prompt (handled by `leakage` as a near duplicate); 0 turns the check off. Default 0.9.",
+    )  # fmt: skip
+    stratify_by = serializers.ListField(
+        child=Text(), required=False, max_length=3,
+        help_text="Item metadata keys (e.g. topic, channel, language): new evaluation items are drawn so that the "
+        "evaluation split's share of each stratum follows the project's items.",
+    )  # fmt: skip
+    stratify_tolerance = serializers.FloatField(
+        required=False, min_value=0, max_value=0.5,
+        help_text="How far (absolute share) a stratum's evaluation share may be from its target; default 0.05.",
+    )  # fmt: skip
+    eval_items = serializers.ListField(
+        child=serializers.IntegerField(), required=False,
+        help_text="Item ids put on the evaluation side whatever their hash (what “Refresh the eval set” sends).",
+    )  # fmt: skip
 
 
 class ReleaseIn(serializers.Serializer[Any]):

@@ -32,7 +32,8 @@ LAYOUT = (
     ("Release", ("name", "kind")),
     ("Selection", ("rubric_versions", "exclude_flagged_annotators", "exclude_flags", "aggregation", "ties", "tags",
                    "min_agreement_percent", "min_strength")),
-    ("Split", ("leakage", "eval_percent", "near_duplicate_percent", "mixin_percent", "mixin_batches")),
+    ("Split", ("leakage", "eval_percent", "near_duplicate_percent", "paraphrase_percent", "stratify_by",
+               "stratify_tolerance_percent", "mixin_percent", "mixin_batches")),
     ("Export", ("ranking_pairs", "per_criterion", "assumptions")),
 )  # fmt: skip
 WIDE = {"name", "kind", "aggregation", "ties", "leakage", "ranking_pairs", "per_criterion", "assumptions",
@@ -91,6 +92,20 @@ class ReleaseForm(forms.Form):
     near_duplicate_percent = forms.FloatField(
         label="Near duplicate at similarity (%)", min_value=50, max_value=100, initial=80,
         help_text="Estimated similarity of word 3-grams between a training and an evaluation prompt.",
+    )  # fmt: skip
+    paraphrase_percent = forms.FloatField(
+        label="Paraphrase at embedding similarity (%)", min_value=0, max_value=100, initial=90, required=False,
+        help_text="Cosine similarity of the prompts' sentence embeddings; catches reworded copies that 3-grams miss. "
+        "0: not checked.",
+    )  # fmt: skip
+    stratify_by = forms.CharField(
+        required=False, label="Stratify the evaluation split by",
+        help_text="Item metadata keys, comma-separated (e.g. topic, channel): the evaluation split's share of each "
+        "stratum follows the project's items. Empty: by the stable hash alone.",
+    )  # fmt: skip
+    stratify_tolerance_percent = forms.FloatField(
+        label="Stratum share tolerance (points)", min_value=0, max_value=50, initial=5, required=False,
+        help_text="How far a stratum's share of the evaluation split may be from its share of the project's items.",
     )  # fmt: skip
     mixin_batches = forms.MultipleChoiceField(
         required=False, widget=forms.CheckboxSelectMultiple, label="General-purpose mix-in imports",
@@ -163,6 +178,15 @@ class ReleaseForm(forms.Form):
             "exclude_flagged_annotators": data["exclude_flagged_annotators"],
             "leakage": data["leakage"],
             "near_duplicate_threshold": data["near_duplicate_percent"] / 100,
+            "paraphrase_threshold": (
+                Recipe.paraphrase_threshold if data["paraphrase_percent"] is None else data["paraphrase_percent"] / 100
+            ),
+            "stratify_by": data["stratify_by"],
+            "stratify_tolerance": (
+                Recipe.stratify_tolerance
+                if data["stratify_tolerance_percent"] is None
+                else data["stratify_tolerance_percent"] / 100
+            ),
         }
         if data["kind"] == "sft":
             recipe |= {
@@ -201,6 +225,9 @@ class ReleaseForm(forms.Form):
             "per_criterion": recipe.per_criterion,
             "leakage": recipe.leakage,
             "near_duplicate_percent": recipe.near_duplicate_threshold * 100,
+            "paraphrase_percent": recipe.paraphrase_threshold * 100,
+            "stratify_by": ", ".join(recipe.stratify_by),
+            "stratify_tolerance_percent": recipe.stratify_tolerance * 100,
             "mixin_batches": [str(b) for b in recipe.mixin_batches],
             "mixin_percent": recipe.mixin_fraction * 100,
         }

@@ -1,6 +1,7 @@
 """What goes into a release: the recipe, validated once and stored canonically (its canonical JSON is part
 of the manifest, so the same recipe on the same data always gives the same release hash)."""
 
+import re
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -43,10 +44,22 @@ class Recipe:
     near_duplicate_threshold: float = 0.8  # estimated Jaccard similarity of word 3-gram shingles
     mixin_batches: tuple[int, ...] = ()  # SFT: general-purpose import batches mixed into train
     mixin_fraction: float = 0.0  # at most this share of the train rows come from the mix-in
+    # Cosine similarity of two prompts' embeddings (releases.embeddings) at which a training prompt paraphrases
+    # an evaluation prompt; 0 turns the check off. Handled by the leakage policy as MinHash's near duplicates.
+    paraphrase_threshold: float = 0.9
+    stratify_by: tuple[str, ...] = ()  # item metadata keys: the eval split's shares per stratum follow the project's
+    stratify_tolerance: float = 0.05  # how far (absolute share) a stratum's eval share may be from its target
+    eval_items: tuple[int, ...] = ()  # items put on the evaluation side by name ("Refresh the eval set")
+
+    # Fields added after releases were first built: left out of the canonical form at their default, so a stored
+    # recipe that predates them rebuilds to the same manifest and hash.
+    _LATER = ("paraphrase_threshold", "stratify_by", "stratify_tolerance", "eval_items")
 
     def canonical(self) -> dict[str, Any]:
         return {
-            key: sorted(value) if isinstance(value, tuple) else value for key, value in sorted(asdict(self).items())
+            key: (list(value) if key == "stratify_by" else sorted(value)) if isinstance(value, tuple) else value
+            for key, value in sorted(asdict(self).items())
+            if key not in self._LATER or value != getattr(Recipe, key)
         }
 
     @classmethod
@@ -66,12 +79,16 @@ class Recipe:
         values["exclude_flags"] = tuple(sorted({str(f) for f in data.get("exclude_flags", DEFAULT_EXCLUDED_FLAGS)}))
         values["exclude_flagged_annotators"] = bool(data.get("exclude_flagged_annotators", True))
         values["per_criterion"] = bool(data.get("per_criterion", False))
+        values["eval_items"] = tuple(sorted({_int(v, "eval_items") for v in data.get("eval_items", ())}))
+        values["stratify_by"] = _keys(data.get("stratify_by", ()))
         for key, low, high in (
             ("min_agreement", 0.0, 1.0),
             ("min_strength", 0.0, 3.0),
             ("eval_fraction", 0.0, 0.5),
             ("near_duplicate_threshold", 0.5, 1.0),
             ("mixin_fraction", 0.0, 0.9),
+            ("paraphrase_threshold", 0.0, 1.0),
+            ("stratify_tolerance", 0.0, 0.5),
         ):
             default = getattr(cls, key)
             try:
@@ -91,6 +108,11 @@ class Recipe:
             if value not in choices:
                 raise DomainError(f"{key} is one of: {', '.join(choices)}.", field=key)
             values[key] = value
+        if 0 < values["paraphrase_threshold"] < 0.5:
+            raise DomainError(
+                "paraphrase_threshold is 0 (no paraphrase check) or a cosine similarity from 0.5 to 1.",
+                field="paraphrase_threshold",
+            )
         if kind == "sft" and (values["per_criterion"] or values["min_strength"]):
             raise DomainError("Per-criterion sets and minimum strength apply to preference releases.", field="kind")
         if kind == "preference" and values["mixin_batches"]:
@@ -98,6 +120,32 @@ class Recipe:
         if values["mixin_fraction"] and not values["mixin_batches"]:
             raise DomainError("Choose the mix-in import batches for a mix-in fraction.", field="mixin_batches")
         return cls(**values)
+
+
+_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_STRATIFY_KEYS = 3
+
+
+def _keys(value: Any) -> tuple[str, ...]:
+    """Metadata keys to stratify by: a list (or a comma-separated string) of at most three plain keys."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple):
+        raise DomainError("stratify_by is a list of metadata keys.", field="stratify_by")
+    keys = []
+    for key in value:
+        key = str(key).strip()
+        if not key or key in keys:
+            continue
+        if not _KEY.fullmatch(key):
+            raise DomainError(
+                f"“{key[:40]}” is not a metadata key: letters, digits, “_”, “.” and “-”, at most 64.",
+                field="stratify_by",
+            )
+        keys.append(key)
+    if len(keys) > MAX_STRATIFY_KEYS:
+        raise DomainError(f"Stratify by at most {MAX_STRATIFY_KEYS} metadata keys.", field="stratify_by")
+    return tuple(keys)  # in the order given: the first key names the stratum first
 
 
 def _int(value: Any, field: str) -> int:
@@ -132,6 +180,10 @@ _DESCRIBED: tuple[tuple[str, str, Any], ...] = (
     ("per_criterion", "Per-criterion pair sets", lambda v: "yes, and overall" if v else "overall only"),
     ("leakage", "When a leak is found", lambda v: LEAK_POLICIES.get(v, v)),
     ("near_duplicate_threshold", "Near duplicate at similarity", _percent),
+    ("paraphrase_threshold", "Paraphrase at embedding similarity", lambda v: _percent(v) if v else "not checked"),
+    ("stratify_by", "Evaluation split stratified by", lambda v: _listed(v, "nothing (stable hash only)")),
+    ("stratify_tolerance", "Stratum share tolerance", _percent),
+    ("eval_items", "Items added to evaluation by name", lambda v: f"{len(v):,}" if v else "none"),
     ("mixin_batches", "General-purpose mix-in imports", lambda v: _listed([f"#{n}" for n in v], "none")),
     ("mixin_fraction", "Mix-in share of train", _percent),
 )
