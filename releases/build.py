@@ -27,7 +27,7 @@ from annotation.models import (
     Item,
 )
 from core import followups
-from releases import artifacts, splits
+from releases import artifacts, splits, strata
 from releases.datasheet import Tally
 from releases.exporters import Exporter, exporters_for
 from releases.models import FROZEN_STATES, Release, ReleaseFile, ReleaseItem, ReleaseState
@@ -59,6 +59,7 @@ class _Splitter:
     sticky_items: set[int]
     sticky_groups: set[str]
     sticky_moved: set[int] = field(default_factory=set)  # in eval only because an earlier leak check moved them
+    plan: strata.Plan | None = None  # a stratified recipe's split, made before the rows are written
 
     def split(self, unit: Unit) -> str:
         if unit.source == "mixin":
@@ -66,13 +67,21 @@ class _Splitter:
         group = unit.group_hash
         if unit.item_id in self.sticky_items or unit.item_id in self.sticky_moved or group in self.sticky_groups:
             return "eval"
+        if self.plan is not None:
+            return "eval" if self.plan.in_eval(group) else "train"
         return "eval" if splits.in_eval_by_hash(group, self.fraction) else "train"
 
     def eval_reason(self, unit: Unit, *, moved: bool) -> str:
         """Why an evaluation item is there, for the datasheet (the hash first: a rebuild says the same)."""
-        if unit.source != "mixin" and splits.in_eval_by_hash(unit.group_hash, self.fraction):
+        if self.plan is not None and unit.source != "mixin" and not moved:
+            # One reason for kept and drawn items alike: a rebuild finds the items it drew kept, and says the same.
+            return f"in the share of its stratum ({', '.join(self.plan.keys)}): kept from earlier releases or drawn"
+        if self.plan is None and unit.source != "mixin" and splits.in_eval_by_hash(unit.group_hash, self.fraction):
             return "in the requested share (stable hash)"
         return "moved there by the leak check" if moved else "kept from earlier releases (sticky)"
+
+    def stratum(self, unit: Unit) -> str | None:
+        return self.plan.stratum.get(unit.item_id) if self.plan is not None and unit.source != "mixin" else None
 
     @classmethod
     def for_release(cls, release: Release, fraction: float) -> "_Splitter":
@@ -85,6 +94,40 @@ class _Splitter:
         sticky_items = set(chosen.values_list("item_id", flat=True))
         moved = set(frozen_eval.filter(moved=True).values_list("item_id", flat=True)) - sticky_items
         return cls(fraction, sticky_items, set(chosen.values_list("group_hash", flat=True)), moved)
+
+    def stratify(self, release: Release, selection: Selection) -> None:
+        """Plan a stratified recipe's split (``releases.strata``) from one pass over what it selects: the groups
+        decided by earlier releases keep their side, new ones are drawn per stratum."""
+        recipe = selection.recipe
+        keys = recipe.stratify_by
+        earlier_train = set(
+            ReleaseItem.objects.filter(
+                release__project_id=release.project_id, release__state__in=FROZEN_STATES, split="train"
+            )
+            .exclude(release=release)
+            .values_list("item_id", flat=True)
+        )
+        units, in_eval, in_train = [], set(), set()
+        for unit in selection.units():
+            if unit.source == "mixin":
+                continue
+            group = unit.group_hash
+            units.append((unit.item_id, group, strata.stratum_of(unit.metadata, keys)))
+            if unit.item_id in self.sticky_items or unit.item_id in self.sticky_moved or group in self.sticky_groups:
+                in_eval.add(group)
+            elif unit.item_id in earlier_train:
+                in_train.add(group)
+        kind = "sft" if recipe.kind == "sft" else "comparison"
+        self.plan = strata.plan(
+            keys=keys,
+            fraction=recipe.eval_fraction,
+            tolerance=recipe.stratify_tolerance,
+            population=strata.population(release.project_id, kind, keys),
+            units=units,
+            in_eval=in_eval,
+            in_train=in_train - in_eval,
+            position=splits.position,
+        )
 
 
 def _set_progress(release: Release, percent: int, note: str) -> None:
@@ -105,6 +148,9 @@ def build(release: Release, scratch: Path) -> Release:
         release__project=project, release__state__in=FROZEN_STATES, split="eval"
     ).exclude(release=release)
     splitter = _Splitter.for_release(release, recipe.eval_fraction)
+    if recipe.stratify_by:
+        _set_progress(release, 1, "planning the stratified split")
+        splitter.stratify(release, selection)
 
     # One pass writes every row while the evaluation side (this release's eval items, then every earlier
     # one) is indexed and the training items wait on disk; they are checked for leaks once the index is
@@ -146,6 +192,8 @@ def build(release: Release, scratch: Path) -> Release:
         written = passes.write(leak_action=leak_action)
     for leak in found:
         written.tally.leaks[leak.kind] += 1
+    if splitter.plan is not None:
+        written.tally.stratification = splitter.plan.summary(written.tally.strata)
     exporters, timers, tally = written.exporters, written.timers, written.tally
     batches, voters, rubric_versions = written.batches, written.voters, written.rubric_versions
     root = passes.root
@@ -267,6 +315,8 @@ class _Pass:
                     pending.add(unit.item_id, unit.messages, unit.normalised)
             if split == "eval":
                 tally.eval_reasons[self.splitter.eval_reason(unit, moved=moved)] += 1
+            if (stratum := self.splitter.stratum(unit)) is not None:
+                tally.strata[split][stratum] += 1
             _write_unit(release, unit, split, exporters, out.timers, tally)
             item_rows.append(_item_row(release, unit, split, moved=moved and split == "eval"))
             out.batches[unit.batch_id or 0] = out.batches.get(unit.batch_id or 0, 0) + 1

@@ -47,6 +47,8 @@ class Tally:
     eval_reasons: Counter[str] = field(default_factory=Counter)  # why each evaluation item is there
     ratings: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # criterion -> unit -> rater
     rated_items: int = 0
+    strata: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # split -> stratum -> items
+    stratification: dict[str, Any] | None = None  # a stratified split's section (``releases.strata.Plan.summary``)
 
     def rate(self, item_id: int, votes: list[tuple[int, dict[str, Any]]], candidates: int) -> None:
         """Keep each vote's per-pair scores (nominal labels) for Krippendorff's alpha, up to ALPHA_ITEMS items."""
@@ -191,6 +193,13 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str, contents
     gaps += [f"criterion “{c}”: {n} rows" for c, n in sorted(tally.per_criterion.items()) if n < THIN_SLICE]
     if not contents["eval"]["rows"]:
         gaps.append("the evaluation split is empty")
+    if tally.stratification is not None:
+        gaps += [
+            f"stratum “{r['stratum']}”: {r['eval_share'] * 100:.1f} % of the evaluation split against "
+            f"{r['target_share'] * 100:.1f} % of the project's items ({r['why']})"
+            for r in tally.stratification["strata"]
+            if not r["within_tolerance"]
+        ]
     shares = requested_and_built(recipe, contents, tally)
     mitigation = [
         "Candidates were shown in an order shuffled per annotator and item (seeded, stored with each judgement)."
@@ -225,6 +234,7 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str, contents
             "per_split": contents,
             "requested_and_built": shares,
         }
+        | ({"stratification": tally.stratification} if tally.stratification is not None else {})
         | (
             {"per_criterion": dict(sorted(_summed(contents, "per_criterion").items()))}
             if kind == "preference"

@@ -24,6 +24,32 @@ def _table(rows: list[tuple[Any, ...]], header: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _stratification(section: dict[str, Any]) -> str:
+    """The stratified split per stratum: its share of the project's items (the target) beside the evaluation
+    split's, and whether within the recipe's tolerance."""
+    head = (
+        f"\nStratification of the evaluation split by {', '.join(section['keys'])}, tolerance "
+        f"{section['tolerance'] * 100:g} points: new evaluation items are drawn so that each stratum's share of the "
+        "evaluation split follows its share of the project's items; items keep the side earlier releases gave them.\n\n"
+    )
+    rows = [
+        (
+            r["stratum"],
+            r["project_items"],
+            _pct(r["target_share"]),
+            r["train_items"],
+            r["eval_items"],
+            _pct(r["eval_share"]),
+            f"{r['distance'] * 100:+.1f}",
+            "yes" if r["within_tolerance"] else f"no: {r['why']}",
+        )
+        for r in section["strata"]
+    ]
+    header = ("stratum", "project items", "target share", "train items", "eval items", "eval share", "points off",
+              "within tolerance")  # fmt: skip
+    return head + _table(rows, header)
+
+
 def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
     """The datasheet as Markdown, from the manifest and the datasheet JSON (what ``datasheet.md`` holds)."""
     e = sheet["e_quantity_and_suitability"]
@@ -92,6 +118,8 @@ def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
             f"\nMix-in: {mix['rows']} of {mix['of_rows']} training rows ({_pct(mix['built_share_of_train_rows'])}); "
             f"the recipe asked for at most {_pct(mix['requested_fraction'])}.\n"
         )
+    if e.get("stratification"):
+        out.append(_stratification(e["stratification"]))
     per_split = e.get("per_split") or {}
     strata = sorted({k for s in per_split.values() for k in s.get("per_criterion", s.get("per_source", {}))})
     if strata:

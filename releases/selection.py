@@ -57,6 +57,7 @@ class Unit:
     tags: list[str] = field(default_factory=list)
     rubric_version: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # the item's, for a stratified split
 
     @cached_property
     def normalised(self) -> str:
@@ -204,6 +205,7 @@ class Selection:
                     [a for who in answers.values() for a in who],
                     tags=tags,
                     rubric_version=version,
+                    metadata=metadata if isinstance(metadata, dict) else {},
                 )
 
     def _mixin_units(self) -> Iterator[Unit]:
@@ -261,7 +263,8 @@ class Selection:
         ):
             if not rows_found and item_id not in adjudicated:
                 continue
-            tags = _tags(loads(metadata))
+            metadata = loads(metadata)
+            tags = _tags(metadata)
             if not self.selected(tags, tally):
                 continue
             messages, candidates = loads(messages_text), loads(candidates)
@@ -314,4 +317,13 @@ class Selection:
                 "positions": [(len(order), top_displayed(result, order)) for _, _, result, order in found],
                 "strengths": [result.get("strength") for _, _, result, _ in found if result.get("strength")],
             }
-            yield Unit(item_id, batch_id, messages, rows, voters, tags=tags, stats=stats)
+            yield Unit(
+                item_id,
+                batch_id,
+                messages,
+                rows,
+                voters,
+                tags=tags,
+                stats=stats,
+                metadata=metadata if isinstance(metadata, dict) else {},
+            )

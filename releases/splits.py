@@ -59,10 +59,14 @@ def raw_digest(messages: list[dict[str, Any]]) -> str:
     return hashlib.sha256(orjson.dumps(messages, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
+def position(group_hash: str) -> float:
+    """A group's place in [0, 1), from its hash: stable across releases and machines."""
+    return int(hashlib.sha256(f"enclave-split:{group_hash}".encode()).hexdigest()[:16], 16) / 16**16
+
+
 def in_eval_by_hash(group_hash: str, fraction: float) -> bool:
-    """Stable across releases and machines: the group's position in [0, 1) from its hash."""
-    position = int(hashlib.sha256(f"enclave-split:{group_hash}".encode()).hexdigest()[:16], 16) / 16**16
-    return position < fraction
+    """Whether the unstratified split puts the group in evaluation: its position is below the fraction."""
+    return position(group_hash) < fraction
 
 
 # Polynomial hashing modulo 2**64 over the text's bytes: with C[k] = sum of b[j] * Q**j for j < k (Q the
