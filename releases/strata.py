@@ -24,8 +24,9 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, F
-from django.db.models.fields.json import KeyTextTransform
+import orjson
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from annotation.models import Item, ItemState
 
@@ -33,27 +34,31 @@ NONE = "(none)"
 MAX_EVAL_SHARE_OF_STRATUM = 0.5
 
 
+def _value(value: Any) -> str:
+    """A metadata value as a stratum names it: text stripped, JSON for anything else ("true", "3", "[1,2]")."""
+    if value is None:
+        return NONE
+    text = value.strip() if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return text[:80] if text else NONE
+
+
 def stratum_of(metadata: Any, keys: Collection[str]) -> str:
     """The stratum of an item's metadata: its values for ``keys``, joined by " · " ("(none)" where missing)."""
     data = metadata if isinstance(metadata, dict) else {}
-    values = []
-    for key in keys:
-        value = data.get(key)
-        text = NONE if value is None or (isinstance(value, str) and not value.strip()) else str(value).strip()
-        values.append(text[:80])
-    return " · ".join(values)
+    return " · ".join(_value(data.get(key)) for key in keys)
 
 
 def population(project_id: int, kind: str, keys: tuple[str, ...]) -> Counter[str]:
-    """How many of the project's open items of ``kind`` ("sft", "comparison") fall in each stratum: counted by the
-    database, grouped by the keys' values (one small query, whatever the project's size)."""
+    """How many of the project's open items of ``kind`` ("sft", "comparison") fall in each stratum, named by
+    ``stratum_of`` exactly as the selected items are (the metadata read as text and parsed here: a database's
+    JSON operators give booleans and numbers back in their own spellings)."""
     items = Item.objects.filter(project_id=project_id, kind=kind, state=ItemState.OPEN)
     if kind == "comparison":
         items = items.filter(gold__isnull=True)
-    names = {f"k{i}": KeyTextTransform(key, "metadata") for i, key in enumerate(keys)}
     counts: Counter[str] = Counter()
-    for row in items.annotate(**names).values(*names).annotate(n=Count("id")).order_by(*[F(n) for n in names]):
-        counts[stratum_of({key: row[f"k{i}"] for i, key in enumerate(keys)}, keys)] += row["n"]
+    texts = items.annotate(text=Cast("metadata", TextField())).values_list("text", flat=True)
+    for text in texts.iterator(chunk_size=5000):
+        counts[stratum_of(orjson.loads(text) if text else None, keys)] += 1
     return counts
 
 

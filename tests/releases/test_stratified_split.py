@@ -122,11 +122,14 @@ def test_two_keys_and_missing_values_make_their_own_strata(personas: Personas) -
     traffic(personas, {"cards": 40, "loans": 40}, tag="a", channel="chat")
     traffic(personas, {"cards": 40, "loans": 40}, tag="b", channel="email")
     line = comparison_line("A question with no metadata at all, number one", "x", "y")
-    import_comparisons(personas.project, personas.data_lead, line)
+    flagged = comparison_line("A question from a customer marked vip", "x", "y", metadata={"topic": True})
+    import_comparisons(personas.project, personas.data_lead, line, flagged)
     release = build(personas.project, personas.data_lead, eval_fraction=0.2, stratify_by=["topic", "channel"])
     assert release.state == "built", release.failure_reason
     names = {r["stratum"] for r in stratification(release)["strata"]}
     assert {"cards · chat", "cards · email", "loans · chat", "loans · email", "(none) · (none)"} <= names
+    rows = {r["stratum"]: r for r in stratification(release)["strata"]}
+    assert rows["true · (none)"]["project_items"] == 1
 
 
 def test_the_same_recipe_on_the_same_data_gives_the_same_hash(personas: Personas) -> None:
@@ -155,3 +158,4 @@ def test_a_stratum_is_the_items_values_of_the_keys() -> None:
     assert strata.stratum_of({"topic": ""}, ("topic",)) == "(none)"
     assert strata.stratum_of(None, ("topic",)) == "(none)"
     assert strata.stratum_of({"topic": 3}, ("topic",)) == "3"
+    assert strata.stratum_of({"vip": True, "tier": [1, 2]}, ("vip", "tier")) == "true · [1,2]"
