@@ -262,7 +262,9 @@ def export_to_directory(*, release: Release, target: Path, formats: Iterable[str
 # --- Prompt embeddings -------------------------------------------------------------------------------------
 
 
-def prompt_embeddings_compute(*, project_id: int, item_ids: Collection[int] | None = None) -> int:
+def prompt_embeddings_compute(
+    *, project_id: int, item_ids: Collection[int] | None = None, limit: int | None = None
+) -> int:
     """Embed the prompts of the project's items (of ``item_ids`` among them, when given) that have no embedding
     by the current model (``EMBEDDING_MODEL_DIR``, by its content hash) of their current text, and return how
     many were embedded. Runs on a gpu worker (task ``releases.prompt_embeddings_compute``), never in a request.
@@ -271,7 +273,8 @@ def prompt_embeddings_compute(*, project_id: int, item_ids: Collection[int] | No
     worker that stops keeps what it stored. Idempotent and safe to run twice, also at once: an item already
     embedded is not embedded again, an item whose text changed while it was embedded is left for the next run,
     and two runs storing one item write the same row (one row an item: a new model or new text replaces it).
-    Writes ``PromptEmbedding`` rows and, when it embedded any, one ``embeddings.compute`` audit event. Raises
+    ``limit`` embeds at most that many (the shortest first) and leaves the rest for the next run. Writes
+    ``PromptEmbedding`` rows and, when it embedded any, one ``embeddings.compute`` audit event. Raises
     ``releases.embeddings.EmbeddingModelError`` when the model is missing or is not a mean-pooling sentence model.
     """
     model_hash = embeddings.embedding_model_hash()
@@ -283,7 +286,8 @@ def prompt_embeddings_compute(*, project_id: int, item_ids: Collection[int] | No
         pending = pending.filter(pk__in=list(item_ids))
     # Shortest conversations first, so each chunk's batches pad to like lengths, as one sort of all would.
     by_size = pending.annotate(size=Length(Cast("messages", output_field=TextField()))).order_by("size", "pk")
-    ids = list(by_size.values_list("pk", flat=True))
+    found = by_size.values_list("pk", flat=True)
+    ids = list(found[:limit] if limit is not None else found)
     if not ids:
         return 0
     model = embeddings.load_embedding_model()

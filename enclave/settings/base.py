@@ -338,6 +338,8 @@ def _packaged_embedding_model() -> str:
 _embedding_model_dir = env_str("EMBEDDING_MODEL_DIR", _packaged_embedding_model())
 EMBEDDING_MODEL_DIR = Path(_embedding_model_dir).resolve() if _embedding_model_dir else None
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1, maximum=4096)
+# Prompts one embedding task embeds before it queues the next (behind whatever the gpu queue holds by then).
+EMBEDDING_TASK_ITEMS = env_int("EMBEDDING_TASK_ITEMS", 2048, minimum=1, maximum=1_000_000)
 
 # A gpu node apart from the web (another machine, no disk in common) meets it only through PostgreSQL, Redis
 # and the S3-compatible artifact store. The embedded default keeps all three in files under ENCLAVE_DATA_DIR,

@@ -3,7 +3,6 @@ meaning, the compact stored form, the model hash, idempotence, and an import emb
 
 import json
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from releases.selectors import prompt_embeddings
 from releases.services import prompt_embeddings_compute
 from tests.annotation.helpers import chat_line, import_lines
 from tests.conftest import Personas, make_personas
+from tests.workers import start_worker, stop_worker
 
 PROMPTS = (
     "How do I reset my card PIN?",
@@ -157,7 +157,18 @@ def test_it_refuses_a_model_that_does_not_pool_by_the_mean(tmp_path: Path) -> No
 
 
 @pytest.mark.worker
-def test_it_embeds_every_imported_item_on_a_gpu_worker(gpu_worker: "subprocess.Popen[str]") -> None:
+def test_it_embeds_every_imported_item_on_a_gpu_worker(transactional_db: None, tmp_path: Path) -> None:
+    """A chain of tasks of at most ``EMBEDDING_TASK_ITEMS`` prompts each (here 16 of the 40 imported)."""
+    log_path = tmp_path / "gpu-worker.log"
+    with log_path.open("w") as log:
+        worker = start_worker("gpu", "pytest-gpu", output=log, EMBEDDING_TASK_ITEMS="16")
+        try:
+            _imported_and_embedded(log_path)
+        finally:
+            stop_worker(worker, timeout=60)
+
+
+def _imported_and_embedded(log_path: Path) -> None:
     personas = make_personas()
     lines = [chat_line(f"{text} (case {n})") for n in range(8) for text in PROMPTS]
     batch = import_lines(personas.project, personas.data_lead, *lines)
@@ -169,10 +180,11 @@ def test_it_embeds_every_imported_item_on_a_gpu_worker(gpu_worker: "subprocess.P
         if PromptEmbedding.objects.filter(item__batch=batch).count() == len(lines):
             break
         time.sleep(0.5)
-    log = Path(gpu_worker.log_path).read_text()[-4000:]  # type: ignore[attr-defined]
+    log = log_path.read_text()[-4000:]
     assert PromptEmbedding.objects.filter(item__batch=batch).count() == len(lines), log
     model_hash = embedding_model_hash()
     assert set(PromptEmbedding.objects.filter(item__batch=batch).values_list("model_hash", flat=True)) == {model_hash}
     matrix = prompt_embeddings(project_id=personas.project.pk, model_hash=model_hash)
     assert sorted(matrix.item_ids.tolist()) == sorted(Item.objects.filter(batch=batch).values_list("pk", flat=True))
-    assert AuditEvent.objects.filter(project=personas.project, action="embeddings.compute").exists()
+    events = AuditEvent.objects.filter(project=personas.project, action="embeddings.compute").order_by("id")
+    assert [event.payload["items"] for event in events] == [16, 16, 8]
