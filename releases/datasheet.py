@@ -47,6 +47,7 @@ class Tally:
     eval_reasons: Counter[str] = field(default_factory=Counter)  # why each evaluation item is there
     ratings: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)  # criterion -> unit -> rater
     rated_items: int = 0
+    paraphrase: dict[str, Any] = field(default_factory=dict)  # the paraphrase check (``releases.paraphrase.report``)
 
     def rate(self, item_id: int, votes: list[tuple[int, dict[str, Any]]], candidates: int) -> None:
         """Keep each vote's per-pair scores (nominal labels) for Krippendorff's alpha, up to ALPHA_ITEMS items."""
@@ -238,6 +239,7 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str, contents
             "agreement_per_criterion": agreement,
         },
         "g_mitigation": mitigation,
+        **({"g_paraphrase_check": tally.paraphrase} if tally.paraphrase else {}),
         "h_gaps": gaps,
     }
     return sheet
