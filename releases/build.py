@@ -126,7 +126,6 @@ def build(release: Release, scratch: Path) -> Release:
     index.freeze()
     _set_progress(release, 86, "checking for leaks")
     # Paraphrases by stored prompt embeddings, in the same rounds (``releases.paraphrase``).
-    checked_at = time.perf_counter()
     paraphrases = paraphrase.paraphrase_index(
         project_id=project.pk, threshold=recipe.paraphrase_threshold, eval_ids=index.ids
     )
@@ -134,7 +133,6 @@ def build(release: Release, scratch: Path) -> Release:
         found = splits.leak_closure(pending, index, eval_anyway=waiting_moved, also=paraphrases)
     else:
         found = list(pending.leaks(index, also=paraphrases))
-    paraphrase_seconds = round(time.perf_counter() - checked_at, 3)
     if paraphrases is not None and paraphrases.model_hash is not None and paraphrases.stats.missing:
         paraphrase.embeddings_requested(project.pk)
     leaks = [leak.as_dict() | {"action": recipe.leakage} for leak in found]
@@ -175,7 +173,7 @@ def build(release: Release, scratch: Path) -> Release:
     if paraphrases is not None:
         without = len(paraphrases.stats.missing)
         stats["paraphrase_check"] = {
-            "seconds": paraphrase_seconds,
+            "seconds": round(paraphrases.stats.seconds, 3),
             "items_checked": len(paraphrases.stats.checked),
             "items_without_embedding": without,
             "note": f"{without} items had no prompt embedding yet and were checked by MinHash only" if without else "",

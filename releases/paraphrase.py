@@ -24,6 +24,7 @@ loans" interest rate 0.72, a standing order set up / cancelled 0.71) but for "op
 """
 
 import logging
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,11 +76,12 @@ def _load(project_id: int, model_hash: str, item_ids: Iterable[int]) -> tuple[_V
 
 @dataclass
 class ParaphraseStats:
-    """What the check saw, shared by the index and those made of moved items: the training items it compared
-    and every item (either side) it could not, having no embedding."""
+    """What the check saw, shared by the index and those made of moved items: the training items it compared,
+    every item (either side) it could not, having no embedding, and the seconds it took (reads included)."""
 
     checked: set[int] = field(default_factory=set)
     missing: set[int] = field(default_factory=set)
+    seconds: float = 0.0
 
 
 class ParaphraseIndex:
@@ -91,18 +93,21 @@ class ParaphraseIndex:
     ) -> None:  # fmt: skip
         self.project_id, self.model_hash, self.threshold = project_id, model_hash, threshold
         self.stats = stats or ParaphraseStats()
+        began = time.perf_counter()
         if model_hash is None:
             empty = _Vectors(np.zeros(0, np.int64), np.zeros((0, 0), np.float32), np.zeros(0))
             self.side, missing = empty, set(eval_ids)
         else:
             self.side, missing = _load(project_id, model_hash, eval_ids)
         self.stats.missing |= missing
+        self.stats.seconds += time.perf_counter() - began
 
     def probe(self, item_ids: np.ndarray) -> list[Leak]:
         """The paraphrase leak of each training item that has one, in the order of ``item_ids``."""
         if self.model_hash is None:
             self.stats.missing.update(int(i) for i in item_ids)
             return []
+        began = time.perf_counter()
         mine, missing = _load(self.project_id, self.model_hash, item_ids.tolist())
         self.stats.missing |= missing
         self.stats.checked.update(mine.item_ids.tolist())
@@ -120,6 +125,7 @@ class ParaphraseIndex:
                     found[train] = Leak(
                         "paraphrase", train, int(self.side.item_ids[best[row]]), min(1.0, float(similarity[row]))
                     )
+        self.stats.seconds += time.perf_counter() - began
         return [found[i] for i in item_ids.tolist() if i in found]
 
     def of(self, items: Collection[int]) -> "ParaphraseIndex":
