@@ -209,7 +209,8 @@ def main() -> None:
         results = run(count, args.words, base_env, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    header = ["build", "leakage", "threshold", "leaks", "build s", "paraphrase check s", "vs MinHash only", "peak MB", "torch"]
+    header = ["build", "leakage", "threshold", "leaks", "build s", "paraphrase check s", "vs MinHash only"]
+    header += ["peak MB", "torch"]
     rows = [_row(r, results[0]["seconds"]) for r in results[:2]]
     rows += [_row(r, results[2]["seconds"]) for r in results[2:]]
     print_columns(f"Preference release of {count:,} judgements: the paraphrase check", header, rows)
