@@ -19,6 +19,7 @@ from releases import splits
 from releases.datasheet_markdown import markdown
 from releases.embeddings import EmbeddingModel, embedding_model_hash, load_embedding_model
 from releases.models import PromptEmbedding, Release
+from releases.recipe import Recipe
 from releases.services import prompt_embeddings_compute
 from tests.conftest import Personas
 from tests.releases.helpers import build
@@ -70,6 +71,16 @@ def test_it_puts_the_prompts_on_the_sides_and_at_the_similarities_the_tests_assu
     assert similarity(LOGIN, EVAL_PASSWORD) < THRESHOLD - 0.1
     for text in OTHERS:
         assert max(similarity(text, e) for e in (EVAL_PASSWORD, EVAL_INTEREST, EVAL_FEE)) < THRESHOLD - 0.1
+    # The default threshold between a reworded question and another question of the same domain.
+    password, reworded, pin = minilm.embed(
+        [
+            "How do I reset my online banking password?",
+            "I forgot my password for internet banking, how can I change it?",
+            "How do I change my card PIN?",
+        ]
+    )
+    assert Recipe.paraphrase_threshold == THRESHOLD
+    assert password @ reworded > THRESHOLD > password @ pin
     # MinHash misses every one of these pairs: word 3-grams of reworded questions hardly meet.
     cases = (((EVAL_PASSWORD, EVAL_INTEREST, EVAL_FEE), (PASSWORD, INTEREST, FEE)), ((PASSWORD,), (LOGIN,)))
     for indexed, probed in cases:
