@@ -21,7 +21,7 @@ from releases.embeddings import EmbeddingModel, embedding_model_hash, load_embed
 from releases.models import PromptEmbedding, Release
 from releases.recipe import Recipe
 from releases.services import prompt_embeddings_compute
-from tests.conftest import Personas
+from tests.conftest import ClientFor, Personas
 from tests.releases.helpers import build
 from tests.releases.test_leak_closure import judged, leaks_left, rebuilt, split_of
 
@@ -168,7 +168,7 @@ def test_it_moves_paraphrases_of_moved_items_too_and_rebuilds_to_the_same_hash(
 
 
 def test_it_checks_items_without_a_current_embedding_by_minhash_only_and_says_so(
-    personas: Personas, minilm: EmbeddingModel
+    personas: Personas, minilm: EmbeddingModel, client_for: ClientFor
 ) -> None:
     p = personas
     items = embedded(p)
@@ -183,6 +183,10 @@ def test_it_checks_items_without_a_current_embedding_by_minhash_only_and_says_so
     stats = release.build_stats["paraphrase_check"]
     assert stats["items_without_embedding"] == 2
     assert stats["note"] == "2 items had no prompt embedding yet and were checked by MinHash only"
+    page = client_for(p.data_lead).get(f"/projects/{p.project.pk}/releases/{release.pk}/").content.decode()
+    assert f'<td>paraphrase</td><td class="num">#{items[PASSWORD].pk}</td>' in page
+    assert "Paraphrase check: 2 items had no prompt embedding yet and were checked by MinHash only" in page
+    assert "Paraphrase check</h3>" in page
 
 
 def test_it_moves_across_both_checks_in_one_closure(tmp_path: Path) -> None:
