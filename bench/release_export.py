@@ -109,7 +109,7 @@ class Loaded:
     database_mb: float
 
 
-def _load(*, project: Any, lead: Any, annotators: list[int], count: int, words: int) -> Loaded:
+def load_comparisons(*, project: Any, lead: Any, annotators: list[int], count: int, words: int) -> Loaded:
     """``count`` comparison items (by COPY, with their ids) and one pairwise judgement of each (by COPY)."""
     from django.db import connection, transaction
     from django.utils import timezone
@@ -267,13 +267,14 @@ def _child_build(release_id: int, profile: str) -> None:
                 "peak_at_s": peak_at,
                 "baseline_anon_mb": baseline_anon,
                 "peak_anon_mb": peak_anon,
+                "torch_imported": "torch" in sys.modules,
             }
         ),
         flush=True,
     )
 
 
-def _run_child_build(release_id: int, env: dict[str, str], profile: str) -> dict[str, Any]:
+def run_child_build(release_id: int, env: dict[str, str], profile: str) -> dict[str, Any]:
     command = [sys.executable, str(Path(__file__).resolve()), "--child-build", str(release_id)]
     if profile:
         command += ["--child-profile", profile]
@@ -428,7 +429,7 @@ def _run_size(count: int, opts: Options, base_env: dict[str, str], work: Path) -
             annotators.append(user.pk)
 
         print(f"[{count:,}] loading ({words} words a text) …", flush=True)
-        loaded = _load(project=project, lead=lead, annotators=annotators, count=count, words=words)
+        loaded = load_comparisons(project=project, lead=lead, annotators=annotators, count=count, words=words)
         print(
             f"[{count:,}] loaded in {loaded.seconds:.0f} s, vacuum analyze {loaded.analyze_seconds:.0f} s", flush=True
         )
@@ -447,7 +448,7 @@ def _run_size(count: int, opts: Options, base_env: dict[str, str], work: Path) -
         try:
             print(f"[{count:,}] building …", flush=True)
             profile = str(work / f"build-{count}.prof") if opts.profile else ""
-            built = _run_child_build(release.pk, env, profile)
+            built = run_child_build(release.pk, env, profile)
             if built["state"] != "built":
                 raise SystemExit(f"the build ended {built['state']}: {built['failure_reason']}")
             result["build"] = built

@@ -52,7 +52,7 @@ class RecipeIn(serializers.Serializer[Any]):
     paraphrase_threshold = serializers.FloatField(
         required=False, min_value=0, max_value=1,
         help_text="Cosine similarity of prompt embeddings at which a training prompt paraphrases an evaluation "
-        "prompt (handled by `leakage` as a near duplicate); 0 turns the check off. Default 0.9.",
+        "prompt (handled by `leakage` as a near duplicate); 0 turns the check off. Default 0.75.",
     )  # fmt: skip
     stratify_by = serializers.ListField(
         child=Text(), required=False, max_length=3,

@@ -27,7 +27,7 @@ from annotation.models import (
     Item,
 )
 from core import followups
-from releases import artifacts, splits, strata
+from releases import artifacts, paraphrase, splits, strata
 from releases.datasheet import Tally
 from releases.exporters import Exporter, exporters_for
 from releases.models import FROZEN_STATES, Release, ReleaseFile, ReleaseItem, ReleaseState
@@ -171,15 +171,21 @@ def build(release: Release, scratch: Path) -> Release:
             index.add(item_id, messages)  # skips the items indexed above
     index.freeze()
     _set_progress(release, 86, "checking for leaks")
+    # Paraphrases by stored prompt embeddings, in the same rounds (``releases.paraphrase``).
+    paraphrases = paraphrase.paraphrase_index(
+        project_id=project.pk, threshold=recipe.paraphrase_threshold, eval_ids=index.ids
+    )
     if recipe.leakage == "move_to_eval":
-        found = splits.leak_closure(pending, index, eval_anyway=waiting_moved)
+        found = splits.leak_closure(pending, index, eval_anyway=waiting_moved, also=paraphrases)
     else:
-        found = list(pending.leaks(index))
+        found = list(pending.leaks(index, also=paraphrases))
+    if paraphrases is not None and paraphrases.model_hash is not None and paraphrases.stats.missing:
+        paraphrase.embeddings_requested(project.pk)
     leaks = [leak.as_dict() | {"action": recipe.leakage} for leak in found]
     if found and recipe.leakage == "fail":
         raise BuildRefused(
-            f"{len(leaks)} training item(s) leak into the evaluation side (exact, normalised or near duplicates); "
-            "nothing was released. See the leak report, or choose another leakage policy.",
+            f"{len(leaks)} training item(s) leak into the evaluation side (exact, normalised or near duplicates, "
+            "or paraphrases); nothing was released. See the leak report, or choose another leakage policy.",
             {"leaks": leaks[:1000], "total": len(leaks)},
         )
     leak_action = {leak.train_item: recipe.leakage for leak in found}
@@ -194,6 +200,9 @@ def build(release: Release, scratch: Path) -> Release:
         written.tally.leaks[leak.kind] += 1
     if splitter.plan is not None:
         written.tally.stratification = splitter.plan.summary(written.tally.strata)
+    written.tally.paraphrase = paraphrase.report(
+        paraphrases, found, threshold=recipe.paraphrase_threshold, action=recipe.leakage
+    )
     exporters, timers, tally = written.exporters, written.timers, written.tally
     batches, voters, rubric_versions = written.batches, written.voters, written.rubric_versions
     root = passes.root
@@ -209,6 +218,14 @@ def build(release: Release, scratch: Path) -> Release:
     _set_progress(release, 96, "storing files")
     artifacts.store(release, root, files)
     stats = {"seconds": round(time.perf_counter() - started, 3), "exporter_seconds": timers, "leaks": len(leaks)}
+    if paraphrases is not None:
+        without = len(paraphrases.stats.missing)
+        stats["paraphrase_check"] = {
+            "seconds": round(paraphrases.stats.seconds, 3),
+            "items_checked": len(paraphrases.stats.checked),
+            "items_without_embedding": without,
+            "note": f"{without} items had no prompt embedding yet and were checked by MinHash only" if without else "",
+        }
     with transaction.atomic():
         ReleaseFile.objects.bulk_create([ReleaseFile(release=release, **asdict(f)) for f in files])
         Release.objects.filter(pk=release.pk).update(

@@ -49,6 +49,7 @@ class Tally:
     rated_items: int = 0
     strata: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))  # split -> stratum -> items
     stratification: dict[str, Any] | None = None  # a stratified split's section (``releases.strata.Plan.summary``)
+    paraphrase: dict[str, Any] = field(default_factory=dict)  # the paraphrase check (``releases.paraphrase.report``)
 
     def rate(self, item_id: int, votes: list[tuple[int, dict[str, Any]]], candidates: int) -> None:
         """Keep each vote's per-pair scores (nominal labels) for Krippendorff's alpha, up to ALPHA_ITEMS items."""
@@ -248,6 +249,7 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str, contents
             "agreement_per_criterion": agreement,
         },
         "g_mitigation": mitigation,
+        **({"g_paraphrase_check": tally.paraphrase} if tally.paraphrase else {}),
         "h_gaps": gaps,
     }
     return sheet

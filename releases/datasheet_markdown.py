@@ -191,6 +191,44 @@ def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
         )
     out.append("\n## (g) Mitigation\n")
     out += [f"- {line}\n" for line in sheet["g_mitigation"]]
+    if "g_paraphrase_check" in sheet:
+        out.append(_paraphrase_check(sheet["g_paraphrase_check"]))
     out.append("\n## (h) Gaps and shortcomings\n")
     out += [f"- {line}\n" for line in sheet["h_gaps"]] or ["- none found\n"]
+    return "".join(out)
+
+
+def _paraphrase_check(check: dict[str, Any]) -> str:
+    """The "Paraphrase check" subsection of (g): the embedding comparison beside MinHash, and its closest pairs."""
+    out = ["\n### Paraphrase check\n\n"]
+    if not check["threshold"]:
+        return out[0] + "Not run: the recipe's paraphrase threshold is 0.\n"
+    model = check["model_hash"]
+    out.append(
+        f"Training prompts were compared with every evaluation prompt by the cosine similarity of their sentence "
+        f"embeddings (model `{model[:16] if model else 'none installed'}`); a pair at {check['threshold']:g} or "
+        f"above leaks as a paraphrase. {check['items_checked']} training items were compared.\n"
+    )
+    if check["items_without_embedding"]:
+        out.append(
+            f"\n{check['items_without_embedding']} items had no prompt embedding yet and were checked by MinHash "
+            "only.\n"
+        )
+    pairs = ", ".join(f"{n} ({action.replace('_', ' ')})" for action, n in sorted(check["pairs"].items()))
+    out.append(f"\nPairs found: {pairs or 'none'}.\n")
+    if check["examples"]:
+        out.append("\n")
+        out.append(
+            _table(
+                [
+                    (
+                        f"#{x['train_item']} {x['train_prompt']}".replace("|", "\\|"),
+                        f"#{x['eval_item']} {x['eval_prompt']}".replace("|", "\\|"),
+                        x["similarity"],
+                    )
+                    for x in check["examples"]
+                ],
+                ("training prompt", "evaluation prompt", "similarity"),
+            )
+        )
     return "".join(out)

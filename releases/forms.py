@@ -94,7 +94,7 @@ class ReleaseForm(forms.Form):
         help_text="Estimated similarity of word 3-grams between a training and an evaluation prompt.",
     )  # fmt: skip
     paraphrase_percent = forms.FloatField(
-        label="Paraphrase at embedding similarity (%)", min_value=0, max_value=100, initial=90, required=False,
+        label="Paraphrase at embedding similarity (%)", min_value=0, max_value=100, initial=75, required=False,
         help_text="Cosine similarity of the prompts' sentence embeddings; catches reworded copies that 3-grams miss. "
         "0: not checked.",
     )  # fmt: skip

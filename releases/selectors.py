@@ -120,6 +120,24 @@ class EmbeddingMatrix:
         return len(self.item_ids)
 
 
+def prompt_embedding_codes(
+    *, project_id: int, model_hash: str, item_ids: Collection[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The stored int8 codes of the project's prompt embeddings by the model ``model_hash`` of the items' current
+    text (items not embedded yet, or edited since, are left out): item ids ascending and one row of codes each,
+    without the scales (a cosine needs none). ``item_ids`` narrows to those items."""
+    rows = PromptEmbedding.objects.filter(
+        item__project_id=project_id, model_hash=model_hash, content_hash=F("item__content_hash")
+    )
+    if item_ids is not None:
+        rows = rows.filter(item_id__in=list(item_ids))
+    found = list(rows.order_by("item_id").values_list("item_id", "dim", "vector"))
+    if not found:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.int8)
+    codes = np.frombuffer(b"".join(bytes(row[2]) for row in found), dtype=np.int8).reshape(len(found), found[0][1])
+    return np.fromiter((row[0] for row in found), dtype=np.int64, count=len(found)), codes
+
+
 def prompt_embeddings(
     *, project_id: int, model_hash: str, item_ids: Collection[int] | None = None, dim: int | None = None
 ) -> EmbeddingMatrix:

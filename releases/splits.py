@@ -7,7 +7,9 @@ release. Evaluation is sticky: an item (or a group) that was ever in an evaluati
 
 Leaks are looked for between every training item and the evaluation side (this release's eval split and
 every earlier one): the same raw prompt, the same normalised prompt, or a near duplicate whose estimated
-Jaccard similarity of word 3-gram shingles reaches the threshold (MinHash from ``rensa``, banded LSH).
+Jaccard similarity of word 3-gram shingles reaches the threshold (MinHash from ``rensa``, banded LSH); and
+beside them a second check of the same items, the paraphrase check by prompt embeddings (``LeakProbe``,
+``releases.paraphrase``): an item MinHash finds is not probed by it, so each item leaks once, MinHash first.
 
 The shingles are hashed without a Python object per shingle: one polynomial prefix sum over the
 normalised text's bytes gives every word 3-gram's hash from its start and end offsets, and ``rensa`` (Rust)
@@ -20,7 +22,7 @@ import unicodedata
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 import orjson
@@ -147,7 +149,7 @@ def signatures(texts: list[str]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Leak:
-    kind: str  # exact | normalised | near
+    kind: str  # exact | normalised | near | paraphrase
     train_item: int
     eval_item: int
     similarity: float
@@ -277,6 +279,18 @@ class EvalIndex:
         return Leak("near", item_id, int(self._item_of[found[best]]), float(similarity[best]))
 
 
+class LeakProbe(Protocol):
+    """A second leak check beside MinHash's (the paraphrase check): its evaluation side, probed by item ids."""
+
+    def probe(self, item_ids: np.ndarray) -> list[Leak]:
+        """The leaks of those training items that leak, in the order of ``item_ids``."""
+        ...
+
+    def of(self, items: Collection[int]) -> "LeakProbe":
+        """The same check with only ``items`` (training items moved to the evaluation side) on that side."""
+        ...
+
+
 _PENDING = np.dtype([("item", "<i8"), ("exact", "V16"), ("normalised", "V16"), ("signature", "<u4", (NUM_PERM,))])
 
 
@@ -324,15 +338,21 @@ class PendingProbes:
                 if len(rows):
                     yield rows
 
-    def leaks(self, index: EvalIndex, skip: Collection[int] = ()) -> Iterator[Leak]:
-        """Every leak among the items added (but those in ``skip``), in the order they were added."""
+    def leaks(self, index: EvalIndex, skip: Collection[int] = (), also: LeakProbe | None = None) -> Iterator[Leak]:
+        """Every leak among the items added (but those in ``skip``), in the order they were added; ``also``
+        probes the items MinHash does not find."""
         for rows in self._chunks(skip):
-            yield from index.probe_many(
+            found = index.probe_many(
                 rows["item"],
                 [bytes(v) for v in rows["exact"]],
                 [bytes(v) for v in rows["normalised"]],
                 rows["signature"],
             )
+            if also is not None:
+                rest = rows["item"][~np.isin(rows["item"], [leak.train_item for leak in found])]
+                by_item = {leak.train_item: leak for leak in (*found, *also.probe(rest))}
+                found = [by_item[item] for item in rows["item"].tolist() if item in by_item]
+            yield from found
 
     def index_of(self, items: Collection[int], threshold: float) -> EvalIndex:
         """A frozen evaluation index of some of the items added (those moved to the evaluation side)."""
@@ -345,19 +365,22 @@ class PendingProbes:
         return index
 
 
-def leak_closure(pending: PendingProbes, index: EvalIndex, *, eval_anyway: Collection[int] = ()) -> list[Leak]:
+def leak_closure(
+    pending: PendingProbes, index: EvalIndex, *, eval_anyway: Collection[int] = (), also: LeakProbe | None = None
+) -> list[Leak]:
     """The leaks of the items waiting in ``pending`` when every item that leaks moves to the evaluation side:
     an item moved there is on the evaluation side for the items still waiting too, so the check is repeated
     against the items moved last until nothing moves. ``eval_anyway`` are waiting items that end on the
     evaluation side whether they leak or not (moved there by an earlier release): those that no leak moves
     join it once nothing else moves, and the check goes on against them. The result depends on the items and
     the index only (the order of the rounds is fixed), so the same data always gives the same split; no item
-    left waiting is a near or exact copy of one on the evaluation side."""
+    left waiting is a near or exact copy of one on the evaluation side. ``also`` (the paraphrase check) takes
+    part in every round: an item either check moves is on the evaluation side for both."""
     found: list[Leak] = []
     placed: set[int] = set()
-    against = index
+    against, also_against = index, also
     while True:
-        moved = list(pending.leaks(against, skip=placed))
+        moved = list(pending.leaks(against, skip=placed, also=also_against))
         found += moved
         newly = {leak.train_item for leak in moved}
         if not newly:
@@ -366,3 +389,4 @@ def leak_closure(pending: PendingProbes, index: EvalIndex, *, eval_anyway: Colle
                 return found
         placed |= newly
         against = pending.index_of(newly, index.threshold)
+        also_against = also.of(newly) if also is not None else None
