@@ -21,17 +21,17 @@ def merged_model_request(*, actor: User, adapter: Adapter) -> MergedModel:
     from training.tasks import merged_model_build_task
 
     base = adapter.base_model
-    if base.state != BaseModelState.READY or base.content_hash != adapter.base_model_hash:
-        raise DomainError(
-            f"The base model {base} changed after {adapter.name} was trained on it "
-            f"({base.get_state_display().lower()}, hash {base.content_hash[:12]}…); it cannot be merged.",
-            status=409,
-        )
     task_id = str(uuid.uuid4())
     with transaction.atomic():
         merged = MergedModel.objects.select_for_update().filter(adapter=adapter).first()
         if merged is not None and merged.state != MergedState.FAILED:
             return merged
+        if base.state != BaseModelState.READY or base.content_hash != adapter.base_model_hash:
+            raise DomainError(
+                f"The base model {base} changed after {adapter.name} was trained on it "
+                f"({base.get_state_display().lower()}, hash {base.content_hash[:12]}…); it cannot be merged.",
+                status=409,
+            )
         values: dict[str, Any] = {
             "state": MergedState.QUEUED, "failure_reason": "", "storage_prefix": "", "files": [], "sha256": "",
             "size_bytes": 0, "adapter_sha256": adapter.sha256, "base_model_hash": adapter.base_model_hash,
