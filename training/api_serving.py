@@ -32,7 +32,7 @@ class TargetVerdictOut(serializers.Serializer[Any]):
     target = Text(help_text="vllm, lorax, llama_cpp or ollama")
     name = Text()
     verdict = serializers.ChoiceField(choices=["loads", "loads_with_flag", "does_not_load"])
-    verdict_label = Text(source="label")
+    verdict_label = Text()
     flags = serializers.ListField(child=Text(), help_text="Server flags it needs, e.g. --max-lora-rank 64.")
     reasons = serializers.ListField(child=Text(), help_text="Why it does not load.")
     notes = serializers.ListField(child=Text(), help_text="What it loads but ignores.")

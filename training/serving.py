@@ -199,7 +199,7 @@ def verdict(target: Target, shape: AdapterShape) -> dict[str, Any]:
         "target": target.key,
         "name": target.name,
         "verdict": state,
-        "label": VERDICT_LABELS[state],
+        "verdict_label": VERDICT_LABELS[state],
         "flags": flags,
         "reasons": refusals,
         "notes": notes,
