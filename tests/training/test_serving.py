@@ -246,3 +246,12 @@ def test_it_merges_on_a_gpu_worker_into_a_model_that_generates_as_base_plus_adap
         assert torch.allclose(with_adapter(ids).logits, whole(ids).logits, atol=1e-5)
         plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir, local_files_only=True).eval()
         assert not torch.allclose(plain(ids).logits, whole(ids).logits, atol=1e-3)  # the adapter mattered
+
+
+def test_it_says_why_a_merge_child_failed(tmp_path: Path) -> None:
+    from training.merge_runner import _failure
+
+    assert _failure(tmp_path, -9) == "The merge process was killed by signal 9 (out of memory is the usual cause)."
+    assert _failure(tmp_path, 3) == "The merge process ended with exit code 3 without a result."
+    (tmp_path / "error.json").write_text('{"message": "OSError: no file named model.safetensors"}')
+    assert _failure(tmp_path, 1) == "The merge failed: OSError: no file named model.safetensors"
