@@ -69,9 +69,10 @@ VLLM = Target(
     sources=(
         Source("https://github.com/vllm-project/vllm/blob/main/vllm/config/lora.py", "commit 01230b4 (v0.11)",
                "max_lora_rank defaults to 16 and is one of 1, 8, 16, 32, 64, 128, 256, 320, 512"),
-        Source("https://github.com/vllm-project/vllm/blob/main/vllm/lora/peft_helper.py", "commit 0214369",
-               "refuses adapters with modules_to_save ('vLLM only supports modules_to_save being None') and DoRA "
-               "('vLLM does not yet support DoRA')"),
+        Source("https://github.com/vllm-project/vllm/blob/main/vllm/lora/peft_helper.py",
+               "commits 0214369 and later (main, read 2026-12)",
+               "refuses DoRA ('vLLM does not yet support DoRA') and modules_to_save: none at all in older releases, "
+               "only classifier or score of classification models in newer ones, so never for a causal LM"),
         Source("https://docs.vllm.ai/en/latest/models/supported_models.html", "read 2026-12",
                "LoRA is offered for the architectures whose LoRA column is ticked"),
     ),
