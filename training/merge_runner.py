@@ -19,14 +19,30 @@ from core.storage import artifact_storage
 from training import launch
 from training.children import ForkedChild, fork_context
 from training.environment import library_versions
-from training.merging import merged_model_begin, merged_model_finish
-from training.models import MergedModel
+from training.merging import merged_model_beat, merged_model_begin, merged_model_finish
+from training.models import MergedModel, MergedState
 from training.runner import base_model_check_here, stage_trained, worker_facts
-from training.watching import supervise
+from training.watching import HeartbeatThread, supervise
 
 logger = logging.getLogger(__name__)
 
 CARD = "README.md"
+WORK_PREFIX = "merge-"
+
+
+def remove_work_of_ended_merges() -> list[str]:
+    """Delete what merges left in the work directory when their worker was killed with its child; those of
+    running merges are kept, as other workers may share the work directory."""
+    work = Path(settings.TRAINING_WORK_DIR)
+    found = {path.name: path for path in work.glob(f"{WORK_PREFIX}*") if path.is_dir()}
+    ids = {name: int(name[len(WORK_PREFIX) :]) for name in found if name[len(WORK_PREFIX) :].isdigit()}
+    running = set(
+        MergedModel.objects.filter(pk__in=ids.values(), state=MergedState.RUNNING).values_list("pk", flat=True)
+    )
+    removed = [name for name, pk in ids.items() if pk not in running]
+    for name in removed:
+        shutil.rmtree(found[name], ignore_errors=True)
+    return removed
 
 
 def run_merge(merged_id: int, worker: str) -> str:
@@ -34,9 +50,11 @@ def run_merge(merged_id: int, worker: str) -> str:
     merged = merged_model_begin(merged_id=merged_id, worker=worker)
     if merged is None:
         return "skipped"
-    work = Path(settings.TRAINING_WORK_DIR) / f"merge-{merged.pk}"
+    work = Path(settings.TRAINING_WORK_DIR) / f"{WORK_PREFIX}{merged.pk}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    beat = HeartbeatThread(merged.pk, beat=lambda pk: merged_model_beat(merged_id=pk))
+    beat.start()
     try:
         versions = worker_facts()["versions"]
         adapter = merged.adapter
@@ -62,6 +80,7 @@ def run_merge(merged_id: int, worker: str) -> str:
         message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
         merged_model_finish(merged_id=merged.pk, reason=message, library_versions=library_versions())
     finally:
+        beat.stop()
         shutil.rmtree(work, ignore_errors=True)
     merged.refresh_from_db(fields=["state"])
     return str(merged.state)

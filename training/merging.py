@@ -2,8 +2,10 @@
 ``training.merge_runner`` does the work; every state change here is audited."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,6 +26,8 @@ def merged_model_request(*, actor: User, adapter: Adapter) -> MergedModel:
     task_id = str(uuid.uuid4())
     with transaction.atomic():
         merged = MergedModel.objects.select_for_update().filter(adapter=adapter).first()
+        if merged is not None and _silent(merged):
+            merged = merged_model_finish(merged_id=merged.pk, reason=f"The gpu worker {merged.worker} was lost.")
         if merged is not None and merged.state != MergedState.FAILED:
             return merged
         if base.state != BaseModelState.READY or base.content_hash != adapter.base_model_hash:
@@ -61,6 +65,19 @@ def merged_model_request(*, actor: User, adapter: Adapter) -> MergedModel:
     return merged
 
 
+def _silent(merged: MergedModel) -> bool:
+    """A merge whose worker stopped beating (killed, or its machine gone) is lost: it may be asked for again."""
+    if merged.state != MergedState.RUNNING:
+        return False
+    last = merged.heartbeat_at or merged.started_at or merged.requested_at
+    return timezone.now() - last > timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT)
+
+
+def merged_model_beat(*, merged_id: int) -> None:
+    """The worker is alive and still merging."""
+    MergedModel.objects.filter(pk=merged_id, state=MergedState.RUNNING).update(heartbeat_at=timezone.now())
+
+
 def _fail_unsent(merged_id: int, reason: str) -> None:
     """The merge's task never reached the broker: fail it with the reason rather than leave it queued."""
     merged_model_finish(merged_id=merged_id, reason=reason)
@@ -73,7 +90,8 @@ def merged_model_begin(*, merged_id: int, worker: str) -> MergedModel | None:
         if merged is None or merged.state != MergedState.QUEUED:
             return None
         merged.state, merged.worker, merged.started_at = MergedState.RUNNING, worker, timezone.now()
-        merged.save(update_fields=["state", "worker", "started_at"])
+        merged.heartbeat_at = merged.started_at
+        merged.save(update_fields=["state", "worker", "started_at", "heartbeat_at"])
     return MergedModel.objects.select_related("adapter__project", "adapter__base_model").get(pk=merged_id)
 
 

@@ -270,6 +270,7 @@ class MergedModel(models.Model):
     requested_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # the merging worker's, every few seconds
 
     class Meta:
         ordering = ["-requested_at", "-id"]

@@ -67,3 +67,4 @@ def _prepare_gpu_worker(sender: Any = None, **kwargs: Any) -> None:
     if "gpu" in queues:
         runner.prepare_worker(str(consumer.hostname))
         merging.merged_models_fail_orphans(worker=str(consumer.hostname))
+        merge_runner.remove_work_of_ended_merges()

@@ -4,10 +4,13 @@ exactly what base + adapter (PEFT, from the adapter's directory alone, offline) 
 
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from core.errors import DomainError
@@ -112,6 +115,12 @@ def test_it_refuses_to_merge_onto_a_base_model_that_changed_and_fails_orphans(pe
     assert merged.state == MergedState.FAILED
     assert "stopped while it merged" in merged.failure_reason
     assert merging.merged_model_request(actor=personas.project_admin, adapter=adapter).state == MergedState.QUEUED
+    # A merge whose worker stopped beating (and never came back) is failed as lost when asked for again.
+    long_ago = timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT + 1)
+    MergedModel.objects.filter(pk=merged.pk).update(state=MergedState.RUNNING, worker="gpu@gone", heartbeat_at=long_ago)
+    assert merging.merged_model_request(actor=personas.project_admin, adapter=adapter).state == MergedState.QUEUED
+    lost = AuditEvent.objects.filter(action="training.merged_model_fail", object_id=str(merged.pk)).order_by("pk")
+    assert [event.payload["reason"] for event in lost][-1] == "The gpu worker gpu@gone was lost."
 
 
 def _tiny_adapter(model_dir: Path, target: Path) -> Path:
