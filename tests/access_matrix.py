@@ -209,7 +209,7 @@ def matrix_adapter(p: Personas) -> int:
     return int(p.made["adapter"].pk)
 
 
-def _merged(p: Personas) -> None:
+def matrix_merged(p: Personas) -> None:
     """A ready merge of the matrix adapter with one file (its weights) in the artifact store."""
     if "merged" not in p.made:
         from django.core.files.base import ContentFile
@@ -813,7 +813,7 @@ ROUTES: list[Route] = [
     Route("adapter merge", "post", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/", ADMINS, ok=302),
     Route("adapter merged file", "get",
           lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/files/0/", DATA,
-          setup=lambda p, u: _merged(p)),
+          setup=lambda p, u: matrix_merged(p)),
     Route("reward model page", "get", lambda p: f"/projects/{_a(p)}/reward-models/{matrix_reward_model(p)}/", DATA),
     Route("reward model lineage", "get",
           lambda p: f"/projects/{_a(p)}/reward-models/{matrix_reward_model(p)}/lineage.json", DATA),
@@ -863,13 +863,13 @@ ROUTES: list[Route] = [
           lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/serving/", DATA, api=True),
     Route("api adapter merged", "get",
           lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/", DATA, api=True,
-          setup=lambda p, u: _merged(p)),
+          setup=lambda p, u: matrix_merged(p)),
     Route("api adapter merge", "post",
           lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/", ADMINS, ok=202, api=True,
-          setup=lambda p, u: _merged(p)),
+          setup=lambda p, u: matrix_merged(p)),
     Route("api adapter merged file", "get",
           lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/files/0/", DATA, api=True,
-          setup=lambda p, u: _merged(p)),
+          setup=lambda p, u: matrix_merged(p)),
     # --- evaluation: generation runs, pages ---
     Route("generation runs", "get", lambda p: f"/projects/{_a(p)}/generation/", DATA,
           setup=lambda p, u: (_generation_run(p), None)[1]),
