@@ -258,6 +258,7 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "erasure_pk": p.made["erasure"].pk,
         "mapping_pk": p.made["group_mapping"].pk,
         "name": "matrix-pending",
+        "target": p.made["pending"].target_id,  # a round's deployment target, named in its body
         "request_pk": p.made["pending"].pk,
         "index": 0,
         "model_pk": BaseModel.objects.get().pk,
