@@ -7,9 +7,9 @@
 
 ``document_links``: OpenAPI links from what an operation answers to the operations that take it: from a list
 (its first row) and from a create to every operation whose path ends in that object's id, the ids before it
-carried over from the request; and the few that are not found by their path (a release's files, the two
-releases of a diff, the comparison ``next`` hands out). Clients read them as "where to go next"; the fuzzing
-test (tests/enclave/test_api_fuzz.py) follows them from what one call made to the calls that use it.
+carried over from the request; and the few that are not found by their path (a release's files, a merged
+model's files, the two releases of a diff, the comparison ``next`` hands out). Clients read them as "where to go
+next"; the fuzzing test (tests/enclave/test_api_fuzz.py) follows them from what one call made to the calls that use it.
 """
 
 import re
@@ -220,6 +220,12 @@ def _extra_links(paths: dict[str, dict[str, Any]]) -> None:
         links = paths[release]["get"]["responses"]["200"].setdefault("links", {})
         _link(links, target, {"id": "$request.path.id", "release_pk": "$request.path.release_pk",
                               "file_pk": "$response.body#/files/0/id"}, "The release's first file")  # fmt: skip
+    merged = f"{project}/adapters/{{adapter_pk}}/merged/"
+    if merged in paths:
+        links = paths[merged]["get"]["responses"]["200"].setdefault("links", {})
+        _link(links, paths[f"{merged}files/{{index}}/"]["get"], {"id": "$request.path.id",
+              "adapter_pk": "$request.path.adapter_pk", "index": "$response.body#/files/0/index"},
+              "The merged model's first file")  # fmt: skip
     releases = paths.get(f"{project}/releases/", {}).get("get")
     if releases is not None:
         links = releases["responses"]["200"].setdefault("links", {})

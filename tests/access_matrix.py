@@ -209,6 +209,27 @@ def matrix_adapter(p: Personas) -> int:
     return int(p.made["adapter"].pk)
 
 
+def matrix_merged(p: Personas) -> None:
+    """A ready merge of the matrix adapter with one file (its weights) in the artifact store."""
+    if "merged" not in p.made:
+        from django.core.files.base import ContentFile
+
+        from core.storage import artifact_storage
+        from training.models import Adapter, MergedModel
+
+        adapter = Adapter.objects.get(pk=matrix_adapter(p))
+        prefix = f"merged/{p.project.pk}/adapter-{adapter.pk}"
+        storage = artifact_storage()
+        if storage.exists(f"{prefix}/model.safetensors"):
+            storage.delete(f"{prefix}/model.safetensors")
+        storage.save(f"{prefix}/model.safetensors", ContentFile(b"merged"))
+        p.made["merged"] = MergedModel.objects.create(
+            adapter=adapter, state="ready", storage_prefix=prefix, sha256="d" * 64, size_bytes=6,
+            files=[{"path": "model.safetensors", "size_bytes": 6, "sha256": "d" * 64}], adapter_sha256=adapter.sha256,
+            base_model_hash=adapter.base_model_hash, requested_by=adapter.started_by,
+        )  # fmt: skip
+
+
 def matrix_reward_model(p: Personas) -> int:
     """A finished reward job's reward model (project A, the release above), its one file in the artifact store."""
     if "reward_model" not in p.made:
@@ -789,6 +810,10 @@ ROUTES: list[Route] = [
     Route("adapter page", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/", DATA),
     Route("adapter lineage", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/lineage.json", DATA),
     Route("adapter file", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/files/0/", DATA),
+    Route("adapter merge", "post", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/", ADMINS, ok=302),
+    Route("adapter merged file", "get",
+          lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/files/0/", DATA,
+          setup=lambda p, u: matrix_merged(p)),
     Route("reward model page", "get", lambda p: f"/projects/{_a(p)}/reward-models/{matrix_reward_model(p)}/", DATA),
     Route("reward model lineage", "get",
           lambda p: f"/projects/{_a(p)}/reward-models/{matrix_reward_model(p)}/lineage.json", DATA),
@@ -834,6 +859,17 @@ ROUTES: list[Route] = [
           DATA, api=True),
     Route("api adapter lineage", "get",
           lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/lineage/", DATA, api=True),
+    Route("api adapter serving", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/serving/", DATA, api=True),
+    Route("api adapter merged", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/", DATA, api=True,
+          setup=lambda p, u: matrix_merged(p)),
+    Route("api adapter merge", "post",
+          lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/", ADMINS, ok=202, api=True,
+          setup=lambda p, u: matrix_merged(p)),
+    Route("api adapter merged file", "get",
+          lambda p: f"/api/v1/projects/{_a(p)}/adapters/{matrix_adapter(p)}/merged/files/0/", DATA, api=True,
+          setup=lambda p, u: matrix_merged(p)),
     # --- evaluation: generation runs, pages ---
     Route("generation runs", "get", lambda p: f"/projects/{_a(p)}/generation/", DATA,
           setup=lambda p, u: (_generation_run(p), None)[1]),

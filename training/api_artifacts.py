@@ -19,6 +19,7 @@ from core.marks import MarkField, marks_of
 from training import selectors
 from training.models import Adapter, RewardModel
 from training.permissions import get_adapter_for_user, get_project_for_training, get_reward_model_for_user
+from training.serving import serving_of
 from training.views import lineage_response, stream_adapter_file
 
 
@@ -56,11 +57,15 @@ class AdapterListView(ListView):
 class AdapterDetailView(APIView):
     @extend_schema(
         responses={200: OpenApiTypes.OBJECT},
-        summary="An adapter's lineage record: release, base model, config, seed, versions, code, hardware, metrics",
+        summary="An adapter's lineage record: release, base model, config, seed, versions, code, hardware, metrics, "
+        "and where it loads (serving: each serving target's verdict, as the serving/ resource gives it)",
     )
     def get(self, request: Request, pk: int, adapter_pk: int) -> Response:
         adapter = get_adapter_for_user(request.user, pk, adapter_pk)
-        return Response(selectors.lineage(adapter) | {"tainted": marks_of("adapter", adapter.pk).get("tainted")})
+        return Response(
+            selectors.lineage(adapter)
+            | {"tainted": marks_of("adapter", adapter.pk).get("tainted"), "serving": serving_of(adapter)}
+        )
 
 
 # --- Adapter downloads -----------------------------------------------------------------------------------

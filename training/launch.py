@@ -23,3 +23,9 @@ def probe(path: str) -> None:
     }
     with open(path, "w", encoding="utf-8") as stream:
         json.dump(facts, stream)
+
+
+def merge(spec_path: str) -> None:
+    from training.merge_child import merge_main
+
+    merge_main(spec_path)

@@ -240,3 +240,44 @@ class RewardModel(Trained):
 
     class Meta(Trained.Meta):
         pass
+
+
+class MergedState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Merging"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class MergedModel(models.Model):
+    """An adapter merged into its base model (``merge_and_unload``) for serving targets that take only full
+    models: safetensors weights, the tokenizer and a model card naming the release, base model, config and adapter
+    hashes. One per adapter: asking again while it is queued or ready answers with this row; after a failure the
+    same row is queued anew. ``files`` holds every file's sha256, the card's too; ``sha256`` is the weights'."""
+
+    adapter = models.OneToOneField(Adapter, on_delete=models.PROTECT, related_name="merged")
+    state = models.CharField(max_length=16, choices=MergedState.choices, default=MergedState.QUEUED)
+    failure_reason = models.TextField(blank=True)
+    storage_prefix = models.CharField(max_length=300, blank=True)
+    files = models.JSONField(default=list, blank=True)  # [{path, size_bytes, sha256}]
+    sha256 = models.CharField(max_length=64, blank=True)  # of model.safetensors
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    adapter_sha256 = models.CharField(max_length=64)  # what was merged, as requested
+    base_model_hash = models.CharField(max_length=64)
+    library_versions = models.JSONField(default=dict, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    requested_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)  # the merging worker's, every few seconds
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"merged model of adapter #{self.adapter_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in (MergedState.QUEUED, MergedState.RUNNING)

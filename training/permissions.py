@@ -54,6 +54,13 @@ def get_adapter_for_user(user: AnyUser, project_pk: int | str, adapter_pk: int |
     return row_or_404(adapters, adapter_pk, "No such adapter.")
 
 
+def get_adapter_for_admin(user: AnyUser, project_pk: int | str, adapter_pk: int | str) -> Adapter:
+    """Merging an adapter into its base model runs on the gpu queue: for those who may start jobs."""
+    project = get_project_for_user(user, project_pk, ProjectPerm.RUN_TRAINING)
+    adapters = Adapter.objects.filter(project=project).select_related("project", "job", "release", "base_model")
+    return row_or_404(adapters, adapter_pk, "No such adapter.")
+
+
 def get_reward_model_for_user(user: AnyUser, project_pk: int | str, reward_model_pk: int | str) -> RewardModel:
     project = get_project_for_training(user, project_pk)
     rows = RewardModel.objects.filter(project=project).select_related(

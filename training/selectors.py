@@ -17,6 +17,8 @@ from training.models import (
     JobLogLine,
     JobMetric,
     JobState,
+    MergedModel,
+    MergedState,
     RewardModel,
     TrainingJob,
 )
@@ -153,6 +155,26 @@ def lineage(adapter: Adapter | RewardModel) -> dict[str, Any]:
             else None,
             # Made in a round (rounds marks it): the round and the generation run whose candidates experts ranked.
             "round": marks_of("adapter", adapter.pk).get("round"),
+            # The adapter merged into its base model, once a merge is ready (training.merge_runner).
+            "merged_model": merged_record(adapter),
         }
     )
     return record
+
+
+def merged_record(adapter: Adapter) -> dict[str, Any] | None:
+    merged = MergedModel.objects.filter(adapter=adapter, state=MergedState.READY).first()
+    if merged is None:
+        return None
+    return {
+        "id": merged.pk,
+        "sha256": merged.sha256,
+        "size_bytes": merged.size_bytes,
+        "files": merged.files,
+        "storage_prefix": merged.storage_prefix,
+        "adapter_sha256": merged.adapter_sha256,
+        "base_model_hash": merged.base_model_hash,
+        "library_versions": merged.library_versions,
+        "worker": merged.worker,
+        "finished_at": merged.finished_at.isoformat() if merged.finished_at else None,
+    }

@@ -8,7 +8,7 @@ from celery import Task, shared_task
 from celery.signals import worker_ready
 from celery.worker.request import Request
 
-from training import runner, services
+from training import merge_runner, merging, runner, services
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,12 @@ def base_model_validate_task(model_id: int) -> str:
     return str(model.state) if model is not None else "deleted"
 
 
+@shared_task(name="training.merged_model_build", bind=True, base=TrainingRunTask)
+def merged_model_build_task(self: TrainingRunTask, merged_id: int) -> str:
+    """Merge an adapter into its base model; the child process merges. Delivered as a training run: never twice."""
+    return merge_runner.run_merge(merged_id, worker=str(self.request.hostname or "gpu"))
+
+
 @worker_ready.connect
 def _prepare_gpu_worker(sender: Any = None, **kwargs: Any) -> None:
     """Only workers that consume the gpu queue warm the training fork server and report their hardware."""
@@ -60,3 +66,5 @@ def _prepare_gpu_worker(sender: Any = None, **kwargs: Any) -> None:
     queues = {queue.name for queue in getattr(getattr(consumer, "task_consumer", None), "queues", [])}
     if "gpu" in queues:
         runner.prepare_worker(str(consumer.hostname))
+        merging.merged_models_fail_orphans(worker=str(consumer.hostname))
+        merge_runner.remove_work_of_ended_merges()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training import api, api_artifacts, views
+from training import api, api_artifacts, api_serving, views, views_serving
 
 urlpatterns = [
     path("projects/<id:pk>/training/", views.job_list, name="training"),
@@ -11,6 +11,14 @@ urlpatterns = [
     path("projects/<id:pk>/adapters/<id:adapter_pk>/", views.adapter_detail, name="adapter"),
     path("projects/<id:pk>/adapters/<id:adapter_pk>/lineage.json", views.adapter_lineage, name="adapter_lineage"),
     path("projects/<id:pk>/adapters/<id:adapter_pk>/files/<int:index>/", views.adapter_file, name="adapter_file"),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/merged/", views_serving.merged_request, name="adapter_merged_request"
+    ),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/merged/files/<int:index>/",
+        views_serving.merged_file,
+        name="adapter_merged_file",
+    ),
     path("projects/<id:pk>/reward-models/<id:reward_model_pk>/", views.reward_model_detail, name="reward_model"),
     path(
         "projects/<id:pk>/reward-models/<id:reward_model_pk>/lineage.json",
@@ -68,5 +76,20 @@ api_urlpatterns = [
         "projects/<id:pk>/adapters/<id:adapter_pk>/lineage/",
         api_artifacts.AdapterLineageView.as_view(),
         name="api_adapter_lineage",
+    ),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/serving/",
+        api_serving.AdapterServingView.as_view(),
+        name="api_adapter_serving",
+    ),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/merged/",
+        api_serving.AdapterMergedView.as_view(),
+        name="api_adapter_merged",
+    ),
+    path(
+        "projects/<id:pk>/adapters/<id:adapter_pk>/merged/files/<int:index>/",
+        api_serving.AdapterMergedFileView.as_view(),
+        name="api_adapter_merged_file",
     ),
 ]

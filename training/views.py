@@ -20,7 +20,16 @@ from releases.models import Release
 from training import selectors, services
 from training.config import PRESETS, SMALL_MODEL
 from training.forms import CONFIG_FIELDS, BaseModelForm, JobForm, config_rows, preset_table
-from training.models import JOB_KIND_FOR_RELEASE, Adapter, BaseModel, JobKind, JobState, RewardModel, TrainingJob
+from training.models import (
+    JOB_KIND_FOR_RELEASE,
+    Adapter,
+    BaseModel,
+    JobKind,
+    JobState,
+    MergedModel,
+    RewardModel,
+    TrainingJob,
+)
 from training.permissions import (
     can_run_training,
     get_adapter_for_user,
@@ -30,6 +39,7 @@ from training.permissions import (
     get_project_for_training,
     get_reward_model_for_user,
 )
+from training.serving import serving_of
 
 
 @login_required
@@ -199,6 +209,9 @@ def adapter_detail(request: HttpRequest, pk: int, adapter_pk: int) -> HttpRespon
             "files": list(enumerate(adapter.files)),
             # The signed dossier (governance) is for those who may read the project's audit log.
             "can_export_dossier": ProjectPerm.VIEW_AUDIT in project_perms_for(request.user, adapter.project),
+            "serving": serving_of(adapter),
+            "merged": MergedModel.objects.filter(adapter=adapter).first(),
+            "can_merge": ProjectPerm.RUN_TRAINING in project_perms_for(request.user, adapter.project),
         },
     )
 
@@ -216,7 +229,9 @@ def lineage_response(adapter: Adapter | RewardModel) -> JsonResponse:
     return response
 
 
-def _file_stem(trained: Adapter | RewardModel) -> str:
+def _file_stem(trained: Adapter | RewardModel | MergedModel) -> str:
+    if isinstance(trained, MergedModel):
+        return f"adapter-{trained.adapter_id}-merged"
     return f"reward-model-{trained.pk}" if isinstance(trained, RewardModel) else f"adapter-{trained.pk}"
 
 
@@ -256,7 +271,9 @@ def adapter_file(request: HttpRequest, pk: int, adapter_pk: int, index: int) -> 
     return stream_adapter_file(request, get_adapter_for_user(request.user, pk, adapter_pk), index)
 
 
-def stream_adapter_file(request: HttpRequest, adapter: Adapter | RewardModel, index: int) -> HttpResponseBase:
+def stream_adapter_file(
+    request: HttpRequest, adapter: Adapter | RewardModel | MergedModel, index: int
+) -> HttpResponseBase:
     """Stream one file of an adapter or a reward model (the page's link and the API's route), as release files are
     streamed:
     the ETag is its sha256, and a client that already holds it (If-None-Match) gets 304."""

@@ -46,6 +46,7 @@ from annotation import services as annotation_services
 from evaluation.services import evaluation_advance
 from tests.access_matrix import (
     matrix_adapter,
+    matrix_merged,
     matrix_pending_request,
     matrix_reward_model,
     matrix_round,
@@ -176,6 +177,7 @@ def world(transactional_db: None, on_postgres: None) -> Personas:
             time_spent_ms=1_000, submit_key=f"fuzz-{n}",
         )  # fmt: skip
     matrix_adapter(p)  # a built release of two judged comparisons, a base model, a job and its adapter
+    matrix_merged(p)  # the adapter merged into its base model, ready, its weights in the artifact store
     p.made["evaluation"] = answered_evaluation(p, prompts=["A held-out question?"])  # its answers, not yet judged
     evaluation_advance(evaluation_id=p.made["evaluation"].pk)
     # The diff's own release: the fuzzing deletes the first one early (its id is offered to the delete), after
@@ -256,6 +258,7 @@ def known_ids(p: Personas) -> dict[str, Any]:
         "erasure_pk": p.made["erasure"].pk,
         "mapping_pk": p.made["group_mapping"].pk,
         "name": "matrix-pending",
+        "target": p.made["pending"].target_id,  # a round's deployment target, named in its body
         "request_pk": p.made["pending"].pk,
         "index": 0,
         "model_pk": BaseModel.objects.get().pk,
