@@ -59,6 +59,7 @@ class _Splitter:
     sticky_items: set[int]
     sticky_groups: set[str]
     sticky_moved: set[int] = field(default_factory=set)  # in eval only because an earlier leak check moved them
+    eval_items: frozenset[int] = frozenset()  # the recipe's items put on the evaluation side by name
 
     def split(self, unit: Unit) -> str:
         if unit.source == "mixin":
@@ -66,25 +67,36 @@ class _Splitter:
         group = unit.group_hash
         if unit.item_id in self.sticky_items or unit.item_id in self.sticky_moved or group in self.sticky_groups:
             return "eval"
+        if unit.item_id in self.eval_items:
+            return "eval"
         return "eval" if splits.in_eval_by_hash(group, self.fraction) else "train"
 
     def eval_reason(self, unit: Unit, *, moved: bool) -> str:
         """Why an evaluation item is there, for the datasheet (the hash first: a rebuild says the same)."""
         if unit.source != "mixin" and splits.in_eval_by_hash(unit.group_hash, self.fraction):
             return "in the requested share (stable hash)"
-        return "moved there by the leak check" if moved else "kept from earlier releases (sticky)"
+        if moved:
+            return "moved there by the leak check"
+        sticky = unit.item_id in self.sticky_items or unit.group_hash in self.sticky_groups
+        return (
+            "added by “Refresh the eval set”"
+            if unit.item_id in self.eval_items and not sticky
+            else ("kept from earlier releases (sticky)")
+        )
 
     @classmethod
-    def for_release(cls, release: Release, fraction: float) -> "_Splitter":
+    def for_release(cls, release: Release, fraction: float, eval_items: tuple[int, ...] = ()) -> "_Splitter":
         """Evaluation is sticky: every item (and group) in an earlier release's eval split stays there. Items
-        that were there only because a leak check moved them are kept apart, to be checked again."""
+        that were there only because a leak check moved them are kept apart, to be checked again. The recipe's
+        ``eval_items`` go to eval too (a new item never moves a training item: that is the caller's choice)."""
         frozen_eval = ReleaseItem.objects.filter(
             release__project_id=release.project_id, release__state__in=FROZEN_STATES, split="eval"
         ).exclude(release=release)
         chosen = frozen_eval.filter(moved=False)
         sticky_items = set(chosen.values_list("item_id", flat=True))
         moved = set(frozen_eval.filter(moved=True).values_list("item_id", flat=True)) - sticky_items
-        return cls(fraction, sticky_items, set(chosen.values_list("group_hash", flat=True)), moved)
+        groups = set(chosen.values_list("group_hash", flat=True))
+        return cls(fraction, sticky_items, groups, moved, frozenset(eval_items))
 
 
 def _set_progress(release: Release, percent: int, note: str) -> None:
@@ -104,7 +116,7 @@ def build(release: Release, scratch: Path) -> Release:
     frozen_eval = ReleaseItem.objects.filter(
         release__project=project, release__state__in=FROZEN_STATES, split="eval"
     ).exclude(release=release)
-    splitter = _Splitter.for_release(release, recipe.eval_fraction)
+    splitter = _Splitter.for_release(release, recipe.eval_fraction, recipe.eval_items)
 
     # One pass writes every row while the evaluation side (this release's eval items, then every earlier
     # one) is indexed and the training items wait on disk; they are checked for leaks once the index is

@@ -2,6 +2,8 @@ from typing import Any
 
 from celery import shared_task
 
+from releases.drift import drift_report_compute
+from releases.followups import drift_report_after
 from releases.services import prompt_embeddings_compute, release_build
 
 
@@ -20,4 +22,13 @@ def release_build_task(self: Any, release_id: int) -> str:
 @shared_task(name="releases.prompt_embeddings_compute")
 def prompt_embeddings_compute_task(project_id: int) -> int:
     """Embed the project's prompts that have no embedding by the current model; returns how many it embedded."""
-    return prompt_embeddings_compute(project_id=project_id)
+    embedded = prompt_embeddings_compute(project_id=project_id)
+    if embedded:  # the drift report reads the new embeddings
+        drift_report_after(project_id)
+    return embedded
+
+
+@shared_task(name="releases.drift_report_compute")
+def drift_report_compute_task(report_id: int) -> str:
+    """Compute a queued eval-set drift report (default queue: numpy on stored embeddings, no model)."""
+    return str(drift_report_compute(report_id=report_id).state)
