@@ -4,6 +4,7 @@ the same today."""
 
 from typing import Any
 
+from releases import drift_datasheet
 from releases.datasheet import SPLITS
 from releases.recipe import describe
 
@@ -165,4 +166,5 @@ def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
     out += [f"- {line}\n" for line in sheet["g_mitigation"]]
     out.append("\n## (h) Gaps and shortcomings\n")
     out += [f"- {line}\n" for line in sheet["h_gaps"]] or ["- none found\n"]
+    out.append(drift_datasheet.markdown(sheet))  # eval-set health, when the build had something to say
     return "".join(out)

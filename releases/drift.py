@@ -133,7 +133,9 @@ def drift_report_compute(*, report_id: int) -> DriftReport:
     project's window days, figures, flags; stores them and marks it done, or failed with the reason. A report
     already done (a message delivered twice) is returned as it is."""
     with transaction.atomic():
-        report = DriftReport.objects.select_for_update().select_related("project", "release").get(pk=report_id)
+        report = (
+            DriftReport.objects.select_for_update(of=("self",)).select_related("project", "release").get(pk=report_id)
+        )
         if report.state not in (DriftState.QUEUED, DriftState.RUNNING):
             return report
         report.state = DriftState.RUNNING
