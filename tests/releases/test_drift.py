@@ -76,18 +76,28 @@ def test_it_flags_the_shifted_key_and_not_the_stable_ones(personas: Personas) ->
     report = _report(personas)
     assert report.state == "done", report.failure_reason
     keys = report.result["keys"]
-    assert keys["topic"]["flagged"] and keys["topic"]["psi"] > 0.2 and keys["topic"]["chi2_p"] < 0.01
-    assert not keys["channel"]["flagged"] and keys["channel"]["psi"] < 0.05
-    assert "topic" in report.flagged and "channel" not in report.flagged and "language" not in report.flagged
+    assert keys["topic"]["flagged"]
+    assert keys["topic"]["psi"] > 0.2
+    assert keys["topic"]["chi2_p"] < 0.01
+    assert not keys["channel"]["flagged"]
+    assert keys["channel"]["psi"] < 0.05
+    assert "topic" in report.flagged
+    assert "channel" not in report.flagged
+    assert "language" not in report.flagged
     assert "prompt length" not in report.flagged
     fraud = next(v for v in keys["topic"]["values"] if v["value"] == "fraud")
-    assert fraud["eval"] == 0 and fraud["recent"] == 30
-    assert report.result["recent_items"] == 60 and report.result["eval_items"] > 20
-    assert report.result["embedding"]["centroid_distance"] > 0.05 and "embedding centroid" in report.flagged
+    assert fraud["eval"] == 0
+    assert fraud["recent"] == 30
+    assert report.result["recent_items"] == 60
+    assert report.result["eval_items"] > 20
+    assert report.result["embedding"]["centroid_distance"] > 0.05
+    assert "embedding centroid" in report.flagged
     far = report.result["farthest"]
-    assert len(far) == 20 and all("fraud" in row["prompt"] for row in far)
+    assert len(far) == 20
+    assert all("fraud" in row["prompt"] for row in far)
     gaps = {(g["key"], g["value"]) for g in report.result["coverage_gaps"]}
-    assert ("topic", "fraud") in gaps and report.thresholds["min_eval_per_stratum"] == 20
+    assert ("topic", "fraud") in gaps
+    assert report.thresholds["min_eval_per_stratum"] == 20
     assert AuditEvent.objects.filter(action="drift.request").count() == 1
 
 
@@ -98,7 +108,8 @@ def test_it_honours_the_projects_thresholds(personas: Personas) -> None:
         values={"psi_max": 9.0, "centroid_max": 1.5, "mmd_p_min": 0.0, "min_eval_per_stratum": 1},
     )  # fmt: skip
     report = _report(personas)
-    assert report.flagged == [] and report.thresholds["psi_max"] == 9.0
+    assert report.flagged == []
+    assert report.thresholds["psi_max"] == 9.0
     assert {(g["key"], g["value"]) for g in report.result["coverage_gaps"]} == {("topic", "fraud")}
     assert AuditEvent.objects.filter(action="drift.settings").count() == 1
 
@@ -110,13 +121,16 @@ def test_it_shows_the_report_on_the_page_the_badges_and_the_api(personas: Person
     page = lead.get(f"/projects/{personas.project.pk}/releases/drift/")
     assert page.status_code == 200
     text = page.content.decode()
-    assert 'id="key-topic"' in text and "Refresh the eval set" in text and "Coverage gaps" in text
+    assert 'id="key-topic"' in text
+    assert "Refresh the eval set" in text
+    assert "Coverage gaps" in text
     assert text.index('id="key-topic"') < text.index('id="key-channel"')  # flagged keys first
     for path in (f"/projects/{personas.project.pk}/", f"/projects/{personas.project.pk}/releases/"):
         assert "Eval set drift: topic" in lead.get(path).content.decode()
     answer = lead.get(f"/api/v1/projects/{personas.project.pk}/drift/")
     assert answer.status_code == 200
-    assert answer.json()["report"]["id"] == report.pk and "topic" in answer.json()["report"]["flagged"]
+    assert answer.json()["report"]["id"] == report.pk
+    assert "topic" in answer.json()["report"]["flagged"]
     assert client_for(personas.outsider).get(f"/projects/{personas.project.pk}/releases/drift/").status_code == 404
     assert client_for(personas.annotator).get(f"/api/v1/projects/{personas.project.pk}/drift/").status_code == 404
 
@@ -126,16 +140,20 @@ def test_it_refreshes_the_eval_set_keeping_every_eval_item_and_moving_no_trainin
     report = _report(personas)
     refreshed = eval_set_refresh(actor=personas.data_lead, project=personas.project)
     added = set(refreshed.recipe["eval_items"])
-    assert refreshed.name == first.name and refreshed.version == first.version + 1 and added
+    assert refreshed.name == first.name
+    assert refreshed.version == first.version + 1
+    assert added
     assert {r["item"] for r in report.result["farthest"]} <= added
     built = release_build(release_id=refreshed.pk)
-    assert built is not None and built.state == "built", built.failure_reason if built else None
+    assert built is not None
+    assert built.state == "built", built.failure_reason
     before = dict(ReleaseItem.objects.filter(release=first).values_list("item_id", "split"))
     after = dict(ReleaseItem.objects.filter(release=built).values_list("item_id", "split"))
     assert all(after[item] == "eval" for item, split in before.items() if split == "eval")
     assert all(after[item] == "eval" for item in added)
     diff = release_diff(first, built)
-    assert diff["counts"]["eval_to_train"] == 0 and diff["counts"]["train_to_eval"] == 0
+    assert diff["counts"]["eval_to_train"] == 0
+    assert diff["counts"]["train_to_eval"] == 0
     why = built.datasheet["e_quantity_and_suitability"]["requested_and_built"]["eval"]["why"]
     assert 0 < why["added by “Refresh the eval set”"] <= len(added)  # the others were in eval by their hash anyway
     assert built.datasheet["eval_health"]["drift_at_build"]["report"] == report.pk
@@ -148,7 +166,8 @@ def test_it_lists_coverage_gaps_of_the_recipes_strata_in_the_datasheet(personas:
     approve_all(personas.project, personas.annotator, personas.reviewer)
     release = build(personas.project, personas.data_lead, kind="sft", eval_fraction=0.3, stratify_by=["topic"])
     gaps = release.datasheet["eval_health"]["coverage_gaps"]
-    assert {g["value"] for g in gaps} == set(TOPICS_BEFORE) and all(g["items"] == 6 for g in gaps)
+    assert {g["value"] for g in gaps} == set(TOPICS_BEFORE)
+    assert all(g["items"] == 6 for g in gaps)
     md = release.files.get(path="datasheet.md")
     assert md is not None
 
@@ -157,7 +176,8 @@ def test_it_measures_with_known_statistics() -> None:
     same = drift_stats.categorical_drift(
         drift_stats.Counter({"a": 50, "b": 50}), drift_stats.Counter({"a": 48, "b": 52})
     )
-    assert same["psi"] < 0.01 and same["chi2_p"] > 0.5
+    assert same["psi"] < 0.01
+    assert same["chi2_p"] > 0.5
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 16))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -181,6 +201,7 @@ def test_it_sees_a_new_topic_in_real_minilm_embeddings(personas: Personas) -> No
     assert prompt_embeddings_compute(project_id=personas.project.pk) == 24
     report = _report(personas)
     embedding = report.result["embedding"]
-    assert embedding["recent_embedded"] == 12 and embedding["centroid_distance"] > 0.05
+    assert embedding["recent_embedded"] == 12
+    assert embedding["centroid_distance"] > 0.05
     assert "embedding centroid" in report.flagged
     assert report.result["farthest"][0]["similarity"] < 0.6
