@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from annotation.models import ImportBatch, Item
 from releases import drift, drift_stats
+from releases.datasheet_markdown import markdown
 from releases.drift_refresh import eval_set_refresh
 from releases.embeddings import quantise
 from releases.models import DriftReport, PromptEmbedding, Release, ReleaseItem
@@ -154,9 +155,10 @@ def test_it_refreshes_the_eval_set_keeping_every_eval_item_and_moving_no_trainin
     diff = release_diff(first, built)
     assert diff["counts"]["eval_to_train"] == 0
     assert diff["counts"]["train_to_eval"] == 0
-    why = built.datasheet["e_quantity_and_suitability"]["requested_and_built"]["eval"]["why"]
+    sheet = built.datasheet or {}
+    why = sheet["e_quantity_and_suitability"]["requested_and_built"]["eval"]["why"]
     assert 0 < why["added by “Refresh the eval set”"] <= len(added)  # the others were in eval by their hash anyway
-    assert built.datasheet["eval_health"]["drift_at_build"]["report"] == report.pk
+    assert sheet["eval_health"]["drift_at_build"]["report"] == report.pk
     assert AuditEvent.objects.filter(action="drift.refresh_eval_set").count() == 1
 
 
@@ -165,11 +167,11 @@ def test_it_lists_coverage_gaps_of_the_recipes_strata_in_the_datasheet(personas:
     import_lines(personas.project, personas.data_lead, *_lines(TOPICS_BEFORE, 24, 0))
     approve_all(personas.project, personas.annotator, personas.reviewer)
     release = build(personas.project, personas.data_lead, kind="sft", eval_fraction=0.3, stratify_by=["topic"])
-    gaps = release.datasheet["eval_health"]["coverage_gaps"]
+    gaps = (release.datasheet or {})["eval_health"]["coverage_gaps"]
     assert {g["value"] for g in gaps} == set(TOPICS_BEFORE)
     assert all(g["items"] == 6 for g in gaps)
-    md = release.files.get(path="datasheet.md")
-    assert md is not None
+    text = markdown(release.manifest or {}, release.datasheet or {})
+    assert f"| topic | cards | {gaps[0]['eval_items']} | 6 |" in text
 
 
 def test_it_measures_with_known_statistics() -> None:
