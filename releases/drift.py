@@ -227,25 +227,24 @@ def compute(report: DriftReport) -> tuple[str, dict[str, Any]]:
     recent_ids, recent_meta, recent_texts = _load(window)
     flagged: list[str] = []
 
-    def crosses(figures: dict[str, Any]) -> bool:
-        return (figures["psi"] or 0) >= limits["psi_max"] and (figures["chi2_p"] or 1) < limits["chi2_p_min"]
-
     keys = {}
     for key in _keys(project, eval_meta + recent_meta):
         keys[key] = drift_stats.categorical_drift(_counts(eval_meta, key), _counts(recent_meta, key))
-        keys[key]["flagged"] = crosses(keys[key])
+        keys[key]["flagged"] = flag_key(keys[key], limits)
         flagged += [key] if keys[key]["flagged"] else []
     language: dict[str, Any] = {"key": None, "note": "no language metadata (no offline language detector installed)"}
     for key in LANGUAGE_KEYS:
         if any(key in meta for meta in eval_meta + recent_meta):
             language = {"key": key, **drift_stats.categorical_drift(_counts(eval_meta, key), _counts(recent_meta, key))}
-            language["flagged"] = crosses(language)
+            language["flagged"] = flag_key(language, limits)
             flagged += ["language"] if language["flagged"] else []
             break
     lengths = drift_stats.length_drift(
         [drift_stats.token_count(t) for t in eval_texts], [drift_stats.token_count(t) for t in recent_texts]
     )
-    lengths["flagged"] = (lengths["ks"] or 0) >= limits["ks_max"] and (lengths["p"] or 1) < limits["chi2_p_min"]
+    lengths["flagged"] = lengths["ks"] is not None and bool(
+        lengths["ks"] >= limits["ks_max"] and lengths["p"] < limits["chi2_p_min"]
+    )
     flagged += ["prompt length"] if lengths["flagged"] else []
     model_hash, embedding, far = _embeddings(project, eval_ids, recent_ids)
     if embedding.get("centroid_distance") is not None and embedding["centroid_distance"] >= limits["centroid_max"]:
@@ -270,6 +269,14 @@ def compute(report: DriftReport) -> tuple[str, dict[str, Any]]:
         "flagged": flagged,
     }
     return model_hash, result
+
+
+def flag_key(figures: dict[str, Any], limits: dict[str, Any]) -> bool:
+    """A key (or the language) drifted: its PSI reaches the threshold and its p-value is below the threshold's
+    (a p-value of 0.0, which huge samples give, counts: it is not a missing one)."""
+    if figures["psi"] is None or figures["chi2_p"] is None:
+        return False
+    return bool(figures["psi"] >= limits["psi_max"] and figures["chi2_p"] < limits["chi2_p_min"])
 
 
 def coverage_gaps(keys: dict[str, dict[str, Any]], minimum: float) -> list[dict[str, Any]]:

@@ -207,3 +207,11 @@ def test_it_sees_a_new_topic_in_real_minilm_embeddings(personas: Personas) -> No
     assert embedding["centroid_distance"] > 0.05
     assert "embedding centroid" in report.flagged
     assert report.result["farthest"][0]["similarity"] < 0.6
+
+
+def test_it_flags_a_key_whose_p_value_underflows_to_zero() -> None:
+    huge = drift_stats.categorical_drift(
+        drift_stats.Counter({"a": 50_000, "b": 50_000}), drift_stats.Counter({"a": 90_000, "b": 10_000})
+    )
+    assert huge["chi2_p"] == 0.0
+    assert drift.flag_key(huge, {"psi_max": 0.2, "chi2_p_min": 0.01})
