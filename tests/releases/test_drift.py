@@ -215,3 +215,22 @@ def test_it_flags_a_key_whose_p_value_underflows_to_zero() -> None:
     )
     assert huge["chi2_p"] == 0.0
     assert drift.flag_key(huge, {"psi_max": 0.2, "chi2_p_min": 0.01})
+
+
+def test_it_reports_on_one_releases_eval_split_when_asked(personas: Personas, client_for) -> None:  # type: ignore[no-untyped-def]
+    release = _shifted_project(personas)
+    lead = client_for(personas.data_lead)
+    base = f"/api/v1/projects/{personas.project.pk}/drift/"
+    asked = lead.post(f"{base}refresh-report/", {"release": release.pk}, content_type="application/json")
+    assert asked.status_code == 202
+    assert asked.json()["release"] == release.pk
+    drift.drift_report_compute(report_id=asked.json()["id"])
+    assert lead.get(base).json()["report"] is None  # the current eval set has no report of its own yet
+    assert lead.get(f"{base}?release={release.pk}").json()["report"]["flagged"][0] == "topic"
+    assert lead.get(f"{base}?release=999999").status_code == 404
+    page = lead.get(f"/projects/{personas.project.pk}/releases/drift/?release={release.pk}").content.decode()
+    assert f"of {release.name} v{release.version}" in page
+    saved = lead.patch(f"{base}settings/", {"psi_max": 0.5}, content_type="application/json")
+    assert saved.json()["psi_max"] == 0.5
+    refused = lead.patch(f"{base}settings/", {"window_days": 0}, content_type="application/json")
+    assert refused.status_code == 400
