@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from accounts.services import audit_event_record
-from annotation.models import Item
+from annotation.models import Annotation, AnnotationState, Item
 from core.errors import DomainError
+from preferences.models import Judgement
 from releases.drift import NONE, eval_health_settings, eval_rows, metadata_value, recent_items
 from releases.models import FROZEN_STATES, Release, ReleaseItem, ReleaseState
 from releases.selectors import latest_drift_report
@@ -73,6 +74,15 @@ def refresh_candidates(project: Project, release: Release) -> tuple[list[int], d
     return chosen, dict(why)
 
 
+def labelled(kind: str, item_ids: list[int]) -> int:
+    """How many of the items a build would take now (an approved annotation, or a judgement); the others join the
+    eval side once labelled, in a later build of the same recipe."""
+    if kind == "preference":
+        return Judgement.objects.filter(item_id__in=item_ids).values("item_id").distinct().count()
+    approved = Annotation.objects.filter(item_id__in=item_ids, state=AnnotationState.APPROVED)
+    return approved.values("item_id").distinct().count()
+
+
 def eval_set_refresh(*, actor: User, project: Project) -> Release:
     """Define the next version of the project's latest built release with recent items added to its eval side
     (``refresh_candidates``) and queue its build. Raises ``DomainError`` (409) when the project has no built
@@ -93,6 +103,9 @@ def eval_set_refresh(*, actor: User, project: Project) -> Release:
     report = latest_drift_report(project.pk)
     audit_event_record(
         actor=actor, action="drift.refresh_eval_set", target=release, project=project,
-        payload={"from": latest.pk, "added": len(chosen), "why": why, "report": report.pk if report else None},
+        payload={
+            "from": latest.pk, "added": len(chosen), "labelled": labelled(latest.kind, chosen), "why": why,
+            "report": report.pk if report else None,
+        },
     )  # fmt: skip
     return release

@@ -103,5 +103,11 @@ def drift_refresh_eval_set(request: HttpRequest, pk: int) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, exc.message)
         return _back(pk, None)
-    messages.success(request, f"{release} is queued with recent items added to its eval side; a worker builds it now.")
+    added = list(release.recipe.get("eval_items") or [])
+    ready = drift_refresh.labelled(release.kind, added)
+    messages.success(
+        request,
+        f"{release} is queued with {len(added)} recent item(s) named for its eval side; a worker builds it now. "
+        f"{ready} of them are labelled; the others join the eval side when labelled and the release is rebuilt.",
+    )
     return redirect("release_detail", pk=pk, release_pk=release.pk)

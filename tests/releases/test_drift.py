@@ -159,7 +159,8 @@ def test_it_refreshes_the_eval_set_keeping_every_eval_item_and_moving_no_trainin
     why = sheet["e_quantity_and_suitability"]["requested_and_built"]["eval"]["why"]
     assert 0 < why["added by “Refresh the eval set”"] <= len(added)  # the others were in eval by their hash anyway
     assert sheet["eval_health"]["drift_at_build"]["report"] == report.pk
-    assert AuditEvent.objects.filter(action="drift.refresh_eval_set").count() == 1
+    event = AuditEvent.objects.get(action="drift.refresh_eval_set")
+    assert event.payload["added"] == event.payload["labelled"] == len(added)  # every recent item was approved
 
 
 def test_it_lists_coverage_gaps_of_the_recipes_strata_in_the_datasheet(personas: Personas) -> None:
