@@ -159,6 +159,11 @@ def pending_drift_report(project_id: int, release_id: int | None = None) -> Drif
     return reports.order_by("-id").first()
 
 
+def failed_drift_report(project_id: int, release_id: int | None = None) -> DriftReport | None:
+    """The newest report of that set that failed (the page says why when it is newer than the latest computed)."""
+    return _drift_reports(project_id, release_id).filter(state=DriftState.FAILED).order_by("-id").first()
+
+
 def drift_badge(project_id: int) -> list[dict[str, Any]]:
     """What the project overview and release pages show: the checks the latest report of the current eval set
     flagged (one row, or none when nothing crossed a threshold); ``core.figures`` kind ``eval_drift``."""

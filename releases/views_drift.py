@@ -28,11 +28,13 @@ def drift_context(project: Project, release: Release | None) -> dict[str, Any]:
     pending = selectors.pending_drift_report(project.pk, release.pk if release else None)
     if pending is not None and report is not None and pending.pk < report.pk:
         pending = None
+    failed = selectors.failed_drift_report(project.pk, release.pk if release else None)
     return {
         "project": project,
         "release": release,
         "report": report,
         "pending": pending,
+        "failed": failed if failed is not None and (report is None or failed.pk > report.pk) else None,
         "keys": _key_rows(report),
         "settings": drift.eval_health_settings(project),
     }

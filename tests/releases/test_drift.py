@@ -235,3 +235,11 @@ def test_it_reports_on_one_releases_eval_split_when_asked(personas: Personas, cl
     assert saved.json()["psi_max"] == 0.5
     refused = lead.patch(f"{base}settings/", {"window_days": 0}, content_type="application/json")
     assert refused.status_code == 400
+
+
+def test_it_says_why_the_latest_report_failed(personas: Personas, client_for) -> None:  # type: ignore[no-untyped-def]
+    report = drift.drift_report_request(actor=personas.data_lead, project=personas.project)
+    DriftReport.objects.filter(pk=report.pk).update(state="failed", failure_reason="The broker is away.")
+    page = client_for(personas.data_lead).get(f"/projects/{personas.project.pk}/releases/drift/").content.decode()
+    assert "The broker is away." in page
+    assert 'id="no-report"' in page
