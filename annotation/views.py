@@ -24,6 +24,7 @@ from annotation.permissions import get_item_for_user
 from annotation.rendering import render_markdown
 from annotation.rubrics import Criterion, parse_criteria
 from core.errors import DomainError
+from core.figures import figures_of
 from core.http import is_htmx, parse_count, render_work
 
 
@@ -233,6 +234,10 @@ def project_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
             # What the project holds decides the buttons and counts, as it decides its tabs.
             "sft": "sft" in kinds,
             "comparisons": "comparison" in kinds,
+            # A higher floor's mark (releases: eval-set drift), for those who read releases.
+            "drift_flags": figures_of("eval_drift", project.pk)
+            if can[ProjectPerm.MANAGE_DATA] or can[ProjectPerm.RUN_TRAINING]
+            else [],
             "sent_back": selectors.sent_back_to(request_user(request), project)[:20]
             if can[ProjectPerm.ANNOTATE]
             else [],

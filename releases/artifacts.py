@@ -19,6 +19,7 @@ from core.errors import DomainError
 from core.storage import artifact_storage
 from core.version import code_version
 from preferences.selectors import preference_settings
+from releases import drift_datasheet
 from releases.datasheet import Tally, built_contents, render
 from releases.datasheet_markdown import markdown
 from releases.exporters import Exporter, WrittenFile, file_sha256
@@ -49,6 +50,7 @@ def write_datasheet_and_manifest(
     return the datasheet and the release hash."""
     contents = built_contents(root, release.kind)
     sheet = render(manifest=manifest, tally=tally, assumptions=release.assumptions, contents=contents)
+    sheet |= drift_datasheet.sections(release)  # eval-set health: drift at build time, coverage gaps
     text = markdown(manifest, sheet)
     for name, data in (("datasheet.json", canonical_json(sheet)), ("datasheet.md", text.encode())):
         (root / name).write_bytes(data)

@@ -59,6 +59,7 @@ class _Splitter:
     sticky_items: set[int]
     sticky_groups: set[str]
     sticky_moved: set[int] = field(default_factory=set)  # in eval only because an earlier leak check moved them
+    eval_items: frozenset[int] = frozenset()  # the recipe's items put on the evaluation side by name
     plan: strata.Plan | None = None  # a stratified recipe's split, made before the rows are written
 
     def split(self, unit: Unit) -> str:
@@ -67,14 +68,18 @@ class _Splitter:
         group = unit.group_hash
         if unit.item_id in self.sticky_items or unit.item_id in self.sticky_moved or group in self.sticky_groups:
             return "eval"
+        if unit.item_id in self.eval_items:
+            return "eval"
         if self.plan is not None:
             return "eval" if self.plan.in_eval(group) else "train"
         return "eval" if splits.in_eval_by_hash(group, self.fraction) else "train"
 
     def eval_reason(self, unit: Unit, *, moved: bool) -> str:
-        """Why an evaluation item is there, for the datasheet (the hash first: a rebuild says the same)."""
+        """Why an evaluation item is there, for the datasheet. Each reason holds for a rebuild too (the items a
+        build drew or was given are kept by the next), so a rebuild on unchanged data says the same."""
+        if unit.source != "mixin" and unit.item_id in self.eval_items:
+            return "added by “Refresh the eval set”"
         if self.plan is not None and unit.source != "mixin" and not moved:
-            # One reason for kept and drawn items alike: a rebuild finds the items it drew kept, and says the same.
             return f"in the share of its stratum ({', '.join(self.plan.keys)}): kept from earlier releases or drawn"
         if self.plan is None and unit.source != "mixin" and splits.in_eval_by_hash(unit.group_hash, self.fraction):
             return "in the requested share (stable hash)"
@@ -84,16 +89,18 @@ class _Splitter:
         return self.plan.stratum.get(unit.item_id) if self.plan is not None and unit.source != "mixin" else None
 
     @classmethod
-    def for_release(cls, release: Release, fraction: float) -> "_Splitter":
+    def for_release(cls, release: Release, fraction: float, eval_items: tuple[int, ...] = ()) -> "_Splitter":
         """Evaluation is sticky: every item (and group) in an earlier release's eval split stays there. Items
-        that were there only because a leak check moved them are kept apart, to be checked again."""
+        that were there only because a leak check moved them are kept apart, to be checked again. The recipe's
+        ``eval_items`` go to eval too (a new item never moves a training item: that is the caller's choice)."""
         frozen_eval = ReleaseItem.objects.filter(
             release__project_id=release.project_id, release__state__in=FROZEN_STATES, split="eval"
         ).exclude(release=release)
         chosen = frozen_eval.filter(moved=False)
         sticky_items = set(chosen.values_list("item_id", flat=True))
         moved = set(frozen_eval.filter(moved=True).values_list("item_id", flat=True)) - sticky_items
-        return cls(fraction, sticky_items, set(chosen.values_list("group_hash", flat=True)), moved)
+        groups = set(chosen.values_list("group_hash", flat=True))
+        return cls(fraction, sticky_items, groups, moved, frozenset(eval_items))
 
     def stratify(self, release: Release, selection: Selection) -> None:
         """Plan a stratified recipe's split (``releases.strata``) from one pass over what it selects: the groups
@@ -113,7 +120,8 @@ class _Splitter:
                 continue
             group = unit.group_hash
             units.append((unit.item_id, group, strata.stratum_of(unit.metadata, keys)))
-            if unit.item_id in self.sticky_items or unit.item_id in self.sticky_moved or group in self.sticky_groups:
+            sticky = unit.item_id in self.sticky_items or unit.item_id in self.sticky_moved
+            if sticky or unit.item_id in self.eval_items or group in self.sticky_groups:
                 in_eval.add(group)
             elif unit.item_id in earlier_train:
                 in_train.add(group)
@@ -147,7 +155,7 @@ def build(release: Release, scratch: Path) -> Release:
     frozen_eval = ReleaseItem.objects.filter(
         release__project=project, release__state__in=FROZEN_STATES, split="eval"
     ).exclude(release=release)
-    splitter = _Splitter.for_release(release, recipe.eval_fraction)
+    splitter = _Splitter.for_release(release, recipe.eval_fraction, recipe.eval_items)
     if recipe.stratify_by:
         _set_progress(release, 1, "planning the stratified split")
         splitter.stratify(release, selection)

@@ -4,6 +4,7 @@ the same today."""
 
 from typing import Any
 
+from releases import drift_datasheet
 from releases.datasheet import SPLITS
 from releases.recipe import describe
 
@@ -195,6 +196,7 @@ def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
         out.append(_paraphrase_check(sheet["g_paraphrase_check"]))
     out.append("\n## (h) Gaps and shortcomings\n")
     out += [f"- {line}\n" for line in sheet["h_gaps"]] or ["- none found\n"]
+    out.append(drift_datasheet.markdown(sheet))  # eval-set health, when the build had something to say
     return "".join(out)
 
 

@@ -231,3 +231,32 @@ class ReleaseForm(forms.Form):
             "mixin_batches": [str(b) for b in recipe.mixin_batches],
             "mixin_percent": recipe.mixin_fraction * 100,
         }
+
+
+class DriftSettingsForm(forms.Form):
+    """A project's eval-set health thresholds (``EvalHealthSettings``), edited on the drift page."""
+
+    psi_max = forms.FloatField(
+        label="PSI at most", min_value=0, max_value=10,
+        help_text="Population stability index of a metadata key's shares; 0.2 is the usual “significant shift”.",
+    )  # fmt: skip
+    chi2_p_min = forms.FloatField(
+        label="p-value at least", min_value=0, max_value=1,
+        help_text="A key (chi-square) and the prompt length (KS) are flagged only below this p-value too.",
+    )  # fmt: skip
+    ks_max = forms.FloatField(
+        label="KS statistic at most", min_value=0, max_value=1,
+        help_text="Prompt length in tokens, two-sample Kolmogorov-Smirnov.",
+    )  # fmt: skip
+    centroid_max = forms.FloatField(
+        label="Centroid distance at most", min_value=0, max_value=2,
+        help_text="Cosine distance of the mean prompt embeddings of both sides.",
+    )  # fmt: skip
+    mmd_p_min = forms.FloatField(
+        label="MMD p-value at least", min_value=0, max_value=1,
+        help_text="Permutation test of the embeddings' maximum mean discrepancy.",
+    )  # fmt: skip
+    window_days = forms.IntegerField(label="Recent window (days)", min_value=1, max_value=3650)
+    min_eval_per_stratum = forms.IntegerField(
+        label="Eval items a stratum at least", min_value=0, max_value=100_000, help_text="Fewer: a coverage gap."
+    )  # fmt: skip

@@ -136,3 +136,63 @@ class PromptEmbedding(models.Model):
 
     def __str__(self) -> str:
         return f"embedding of item #{self.item_id}"
+
+
+class EvalHealthSettings(models.Model):
+    """A project's thresholds for eval-set drift and coverage (one row a project; without one, the defaults).
+    A report flags a check that crosses its threshold; the drift page, the badges and the next datasheet say so."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="+")
+    psi_max = models.FloatField(default=0.2)  # population stability index of a metadata key's shares
+    chi2_p_min = models.FloatField(default=0.01)  # a key (and prompt length) also needs a p-value below this
+    ks_max = models.FloatField(default=0.2)  # two-sample KS statistic of prompt lengths in tokens
+    centroid_max = models.FloatField(default=0.05)  # cosine distance of the mean prompt embeddings
+    mmd_p_min = models.FloatField(default=0.01)  # permutation p-value of the embeddings' MMD
+    window_days = models.PositiveSmallIntegerField(default=30)  # the recent imports compared with the eval set
+    min_eval_per_stratum = models.PositiveIntegerField(default=20)  # fewer eval items in a stratum: a coverage gap
+    updated_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    THRESHOLDS = ("psi_max", "chi2_p_min", "ks_max", "centroid_max", "mmd_p_min", "window_days", "min_eval_per_stratum")
+
+    def __str__(self) -> str:
+        return f"eval-set health thresholds of project #{self.project_id}"
+
+    def thresholds(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self.THRESHOLDS}
+
+
+class DriftState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Computing"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class DriftReport(models.Model):
+    """The eval split of a release (``release`` null: the project's current eval set, every frozen release's
+    eval items) against the items imported between ``window_start`` and ``window_end``; computed by the task
+    ``releases.drift_report_compute`` (``releases.drift``), read by the drift page. ``result`` holds the
+    figures, ``flagged`` the checks that crossed the ``thresholds`` in force when it was computed."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=DriftState.choices, default=DriftState.QUEUED)
+    failure_reason = models.TextField(blank=True)
+    requested_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    model_hash = models.CharField(max_length=64, blank=True)
+    thresholds = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    flagged = models.JSONField(default=list, blank=True)  # ["topic", "embedding centroid", ...]
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "state", "-id"], name="drift_report_latest")]
+
+    def __str__(self) -> str:
+        return f"drift report #{self.pk}"

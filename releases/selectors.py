@@ -11,7 +11,7 @@ from accounts.models import Project
 from annotation.models import ImportBatch
 from core.http import parse_id
 from releases.embeddings import dequantise
-from releases.models import PromptEmbedding, Release, ReleaseItem, ReleaseState
+from releases.models import DriftReport, DriftState, PromptEmbedding, Release, ReleaseItem, ReleaseState
 
 DIFF_EXAMPLES = 50
 
@@ -158,3 +158,34 @@ def prompt_embeddings(
     scales = np.fromiter((row[2] for row in found), dtype=np.float32, count=len(found))
     ids = np.fromiter((row[0] for row in found), dtype=np.int64, count=len(found))
     return EmbeddingMatrix(model_hash, ids, dequantise(codes, scales))
+
+
+def _drift_reports(project_id: int, release_id: int | None) -> QuerySet[DriftReport]:
+    reports = DriftReport.objects.filter(project_id=project_id)
+    return reports.filter(release__isnull=True) if release_id is None else reports.filter(release_id=release_id)
+
+
+def latest_drift_report(project_id: int, release_id: int | None = None) -> DriftReport | None:
+    """The newest computed drift report of the project's current eval set (or of the release's eval split)."""
+    reports = _drift_reports(project_id, release_id).filter(state=DriftState.DONE)
+    return reports.select_related("release").order_by("-id").first()
+
+
+def pending_drift_report(project_id: int, release_id: int | None = None) -> DriftReport | None:
+    """A report of that set still queued or being computed (the newest)."""
+    reports = _drift_reports(project_id, release_id).filter(state__in=(DriftState.QUEUED, DriftState.RUNNING))
+    return reports.order_by("-id").first()
+
+
+def failed_drift_report(project_id: int, release_id: int | None = None) -> DriftReport | None:
+    """The newest report of that set that failed (the page says why when it is newer than the latest computed)."""
+    return _drift_reports(project_id, release_id).filter(state=DriftState.FAILED).order_by("-id").first()
+
+
+def drift_badge(project_id: int) -> list[dict[str, Any]]:
+    """What the project overview and release pages show: the checks the latest report of the current eval set
+    flagged (one row, or none when nothing crossed a threshold); ``core.figures`` kind ``eval_drift``."""
+    report = latest_drift_report(project_id)
+    if report is None or not report.flagged:
+        return []
+    return [{"report": report.pk, "flagged": list(report.flagged), "computed_at": report.computed_at}]

@@ -44,6 +44,7 @@ def release_list(request: HttpRequest, pk: int) -> HttpResponse:
             "project": project,
             "releases": selectors.releases_of(project),
             "can_build": ProjectPerm.MANAGE_DATA in perms,
+            "drift_flags": selectors.drift_badge(project.pk),
         },
     )
 
@@ -94,6 +95,7 @@ def _detail_context(request: HttpRequest, release: Release) -> dict[str, Any]:
         "building": release.state in (ReleaseState.QUEUED, ReleaseState.BUILDING),
         "others": selectors.built_releases(release.project).exclude(pk=release.pk),
         "recipe_rows": describe(release.recipe or {}),
+        "drift_flags": selectors.drift_badge(release.project_id),
     }
 
 

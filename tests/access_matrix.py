@@ -149,6 +149,20 @@ def _release(p: Personas) -> int:
     return int(p.made["release"].pk)
 
 
+def _refreshable(p: Personas) -> int:
+    """Project A with its built release and a comparison imported since, in no release: something to refresh."""
+    if "refreshable" not in p.made:
+        _release(p)
+        p.made["refreshable"] = make_comparisons(p.project, p.data_lead, 1)[0]
+    return p.project.pk
+
+
+DRIFT_THRESHOLDS = {
+    "psi_max": 0.25, "chi2_p_min": 0.01, "ks_max": 0.2, "centroid_max": 0.05, "mmd_p_min": 0.01, "window_days": 30,
+    "min_eval_per_stratum": 20,
+}  # fmt: skip
+
+
 def _release_file(p: Personas) -> int:
     from releases.models import ReleaseFile
 
@@ -785,6 +799,12 @@ ROUTES: list[Route] = [
     Route("release file", "get", lambda p: f"/projects/{_a(p)}/releases/{_release(p)}/files/{_release_file(p)}/", DATA),
     Route("release diff", "get", lambda p: f"/projects/{_a(p)}/releases/diff/", DATA),
     Route("release delete", "post", lambda p: f"/projects/{_a(p)}/releases/{_release(p)}/delete/", ADMINS, ok=302),
+    Route("release drift", "get", lambda p: f"/projects/{_a(p)}/releases/drift/", DATA),
+    Route("release drift report", "post", lambda p: f"/projects/{_a(p)}/releases/drift/refresh-report/", DATA, ok=302),
+    Route("release drift settings", "post", lambda p: f"/projects/{_a(p)}/releases/drift/settings/", DATA, ok=302,
+          data=lambda p: DRIFT_THRESHOLDS),
+    Route("release drift refresh eval set", "post",
+          lambda p: f"/projects/{_refreshable(p)}/releases/drift/refresh-eval-set/", DATA, ok=302),
     # --- releases: API ---
     Route("api releases", "get", lambda p: f"/api/v1/projects/{_a(p)}/releases/", DATA, api=True),
     Route("api release create", "post", lambda p: f"/api/v1/projects/{_a(p)}/releases/", DATA, ok=202, api=True,
@@ -796,6 +816,14 @@ ROUTES: list[Route] = [
           lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/files/{_release_file(p)}/", DATA, api=True),
     Route("api release diff", "get", lambda p: f"/api/v1/projects/{_a(p)}/releases/diff/", DATA, api=True,
           data=lambda p: {"a": _release(p), "b": _release(p)}),
+    Route("api drift", "get", lambda p: f"/api/v1/projects/{_a(p)}/drift/", DATA, api=True),
+    Route("api drift report", "post", lambda p: f"/api/v1/projects/{_a(p)}/drift/refresh-report/", DATA, ok=202,
+          api=True),
+    Route("api drift refresh eval set", "post", lambda p: f"/api/v1/projects/{_refreshable(p)}/drift/refresh-eval-set/",
+          DATA, ok=202, api=True),
+    Route("api drift settings", "get", lambda p: f"/api/v1/projects/{_a(p)}/drift/settings/", DATA, api=True),
+    Route("api drift settings save", "patch", lambda p: f"/api/v1/projects/{_a(p)}/drift/settings/", DATA, api=True,
+          data=lambda p: {"psi_max": 0.3}),
     Route("api release delete", "delete",
           lambda p: f"/api/v1/projects/{_a(p)}/releases/{_release(p)}/?reason=matrix", ADMINS, api=True),
     # --- training: pages ---

@@ -16,3 +16,14 @@ def duration_ms(value: int | None) -> str:
         return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+@register.filter
+def p_value(value: float | None) -> str:
+    """A p-value as a statistician writes it: "0.042", "0.0031", "< 0.0001" (never "0.0000"), "—" for none."""
+    if value is None:
+        return "—"
+    number = float(value)
+    if number < 0.0001:
+        return "< 0.0001"
+    return f"{number:.4f}" if number < 0.01 else f"{number:.3f}"

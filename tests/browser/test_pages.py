@@ -146,6 +146,7 @@ def _product(p: Personas) -> dict[str, list[Visit]]:
             Visit("release-new", f"{project}/releases/new/", guide="release-new"),
             Visit("release", f"{project}/releases/{second.pk}/", guide="release"),
             Visit("release-diff", f"{project}/releases/diff/?a={release.pk}&b={second.pk}"),
+            Visit("release-drift", f"{project}/releases/drift/"),
             Visit("training", f"{project}/training/"),
             Visit(
                 "job",

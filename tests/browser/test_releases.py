@@ -131,3 +131,26 @@ def test_it_shows_each_form_the_options_of_its_kind(page) -> None:  # type: igno
     assert _shown(page, "#delete-model-form")
     expect(page.locator("#base-model-edit-form button")).to_have_text("Save and check again")
     _fits(page, "base-model")
+
+
+def test_it_shows_the_demo_banking_drift_page_with_the_topic_flagged(page) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import call_command
+
+    from accounts.models import Project
+    from enclave.management.commands.seed_demo import DEMO_PASSWORD, DEMO_PROJECT
+
+    call_command("seed_demo", verbosity=0)
+    banking = Project.objects.get(name=DEMO_PROJECT)
+    page.goto("/login/")
+    page.fill("#id_username", "datalead")
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Your projects')")
+    page.goto(f"/projects/{banking.pk}/")
+    page.click("#drift-badge a")
+    page.wait_for_selector("#drift-summary")
+    assert page.locator("#key-topic .badge.warn").inner_text() == "drift"
+    assert page.locator("#key-channel .badge.ok").inner_text() == "stable"
+    assert page.locator("#drift-farthest tbody tr").count() == 20
+    assert "fraud" in page.locator("#drift-gaps").inner_text()
+    screenshot(page, "release-drift", guide="release-drift")

@@ -5,7 +5,7 @@ from django.test import Client
 from accounts.models import Project, User
 from annotation.models import Item, RubricVersion, Slot
 from preferences.models import Adjudication, AgreementSnapshot, Judgement
-from releases.models import Release
+from releases.models import DriftReport, Release
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +78,19 @@ def test_it_seeds_every_demo_project_once_and_the_pages_work() -> None:
     assert set(charts) == {"per_day", "progress", "agreement", "bias", "scatter"}
     blank = {name: chart["empty"] for name, chart in charts.items() if chart["empty"]}
     assert blank == {}, "every chart has something to draw with the demo data"
+
+
+def test_it_seeds_a_banking_project_whose_drift_page_flags_the_topic_only() -> None:
+    call_command("seed_demo", verbosity=0)
+    banking = Project.objects.get(name="Retail banking support (demo)")
+    report = DriftReport.objects.filter(project=banking, state="done").get()
+    flagged_keys = [key for key, figures in report.result["keys"].items() if figures["flagged"]]
+    assert flagged_keys == ["topic"], report.result["keys"]
+    assert "channel" in report.result["keys"]
+    assert not {"language", "prompt length"} & set(report.flagged)
+    assert {g["value"] for g in report.result["coverage_gaps"] if g["key"] == "topic"} >= {"fraud"}
+    lead = Client()
+    lead.force_login(User.objects.get(username="datalead"))
+    page = lead.get(f"/projects/{banking.pk}/releases/drift/").content.decode()
+    assert 'id="key-topic"' in page
+    assert "Eval set drift: topic" in lead.get(f"/projects/{banking.pk}/").content.decode()

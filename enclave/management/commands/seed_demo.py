@@ -12,6 +12,7 @@ from accounts import services
 from accounts.models import Project, Role, User
 from annotation import services as annotation_services
 from annotation.models import ImportBatch, RubricVersion
+from enclave import demo_drift
 from evaluation import services as evaluation_services
 from evaluation.models import DeploymentTarget
 from preferences import gold as preference_gold
@@ -153,8 +154,9 @@ class Command(BaseCommand):
             services.membership_add(actor=actor, project=project, user=user, role=role)
 
     def _annotation_demo(self, project: Project, users: dict[str, User]) -> None:
-        """A rubric, an import of support chats with planted PII (scrubbed on the way in), and two
-        submitted annotations so the review queue has work."""
+        """A rubric, three months of labelled and released history (``enclave.demo_drift``), an import of support
+        chats with planted PII (scrubbed on the way in), two submitted annotations so the review queue has work,
+        and this week's import, whose topic mix has shifted: the drift page flags the topic."""
         lead = users["datalead"]
         if not RubricVersion.objects.filter(project=project).exists():
             rubric = json.loads((DEMO_DIR / "banking_rubric.json").read_text())
@@ -163,10 +165,12 @@ class Command(BaseCommand):
             )
         if ImportBatch.objects.filter(project=project).exists():
             return
+        demo_drift.history(project, users)
         with (DEMO_DIR / "banking_support.jsonl").open("rb") as upload:
-            annotation_services.import_start(
+            support = annotation_services.import_start(
                 actor=lead, project=project, upload=upload, source_name="banking_support.jsonl", fmt="chat_jsonl"
             )
+        ImportBatch.objects.filter(pk=support.pk).update(created_at=timezone.now() - timedelta(days=40))
         annotator = users["annotator"]
         for n in range(2):
             slot = annotation_services.item_next(user=annotator, project=project)
@@ -182,6 +186,7 @@ class Command(BaseCommand):
                 time_spent_ms=45_000 + n * 10_000,
                 submit_key=f"demo-{slot.item_id}",
             )
+        demo_drift.this_week(project, users)
 
     def _demo_day(self, project: Project, *, since: datetime, days_ago: int) -> None:
         """Date the judgements made since ``since`` ``days_ago`` days back, and (for a past day) recompute
