@@ -104,12 +104,22 @@ def history(project: Project, users: dict[str, User], count: int = 150) -> None:
             flags=[], note="", time_spent_ms=40_000 + 300 * n, submit_key=f"demo-history-{slot.item_id}",
         )  # fmt: skip
         annotation_services.annotation_review(reviewer=reviewer, annotation=annotation, decision="approve")
+    _embed(project)  # before the build, so its paraphrase check covers every prompt
     release = release_services.release_create(
         actor=lead, project=project, name="Support SFT",
         recipe={"kind": "sft", "eval_fraction": 0.3, "stratify_by": ["topic"], "leakage": "drop"},
         assumptions="Demo data: synthetic support chats of the last quarter, labelled by bank staff.",
     )  # fmt: skip
     release_services.release_build(release_id=release.pk)
+
+
+def _embed(project: Project) -> None:
+    """Embed the project's prompts here (the gpu worker would, a little later), when the model is at hand; without
+    it the paraphrase check and the drift report say how many items had no embedding."""
+    try:
+        release_services.prompt_embeddings_compute(project_id=project.pk)
+    except EmbeddingModelError as exc:
+        logger.warning("demo prompts not embedded: %s", exc)
 
 
 def _answer(item: Item) -> str:
@@ -122,10 +132,7 @@ def this_week(project: Project, users: dict[str, User], count: int = 80) -> Drif
     the gpu worker does it otherwise) and a drift report computed, under the demo's thresholds."""
     lead = users["datalead"]
     _import(project, lead, RECENT_SOURCE, _lines(RECENT, count, 40), days_ago=2)
-    try:
-        release_services.prompt_embeddings_compute(project_id=project.pk)
-    except EmbeddingModelError as exc:  # the report then says how many items had no embedding
-        logger.warning("demo prompts not embedded: %s", exc)
+    _embed(project)
     drift.eval_health_settings_update(actor=lead, project=project, values={"min_eval_per_stratum": 10})
     report = drift.drift_report_request(actor=lead, project=project)
     return drift.drift_report_compute(report_id=report.pk)
