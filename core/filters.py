@@ -56,18 +56,34 @@ def _unknown_errors(
     return errors
 
 
+def _empty_errors(data: Mapping[str, Any], filters: Mapping[str, django_filters.Filter]) -> dict[str, list[str]]:
+    """Errors for a parameter given empty whose schema type has no empty value (a choice, a number, a boolean, a
+    moment): django-filter reads "state=" as no filter and answered everything. Free text may be empty."""
+    return {
+        name: [f"“{name}” is empty: give a value, or leave the parameter out."]
+        for name, found in filters.items()
+        if data.get(name) == "" and not isinstance(found, django_filters.CharFilter)
+    }
+
+
 class StrictFilterSet(django_filters.FilterSet):
-    """A filterset whose unknown parameters are errors, each under its own name."""
+    """A filterset whose unknown parameters, and empty values where the type has none, are errors, each under its
+    own name."""
 
     view: APIView | None = None  # the list view, set by StrictFilterBackend
 
     def is_valid(self) -> bool:
-        return super().is_valid() and not _unknown_errors(self.data, self.filters)
+        return (
+            super().is_valid()
+            and not _unknown_errors(self.data, self.filters)
+            and not _empty_errors(self.data, self.filters)
+        )
 
     @property
     def errors(self) -> ErrorDict:
         errors = ErrorDict(super().errors)
-        for name, messages in _unknown_errors(self.data, self.filters).items():
+        found = _empty_errors(self.data, self.filters) | _unknown_errors(self.data, self.filters)
+        for name, messages in found.items():
             errors[name] = ErrorList(messages)
         return errors
 

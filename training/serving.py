@@ -7,12 +7,15 @@ less), and the page says so. The inputs are the adapter's own ``adapter_config.j
 DoRA, ``modules_to_save``) and the base model's architecture, read from its ``config.json`` when it was checked."""
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.storage import artifact_storage
 from training.config import ALL_LINEAR
 from training.models import Adapter
+
+logger = logging.getLogger(__name__)
 
 LOADS = "loads"
 LOADS_WITH_FLAG = "loads_with_flag"
@@ -231,8 +234,11 @@ def adapter_shape(adapter: Adapter) -> tuple[AdapterShape, str]:
     the job's config, where ``all-linear`` stands for the base model's linear modules."""
     architecture = adapter.base_model.architecture
     if any(entry["path"] == "adapter_config.json" for entry in adapter.files):
-        with artifact_storage().open(f"{adapter.storage_prefix}/adapter_config.json", "rb") as stream:
-            return shape_from_config(json.loads(stream.read()), architecture), "adapter_config.json"
+        try:
+            with artifact_storage().open(f"{adapter.storage_prefix}/adapter_config.json", "rb") as stream:
+                return shape_from_config(json.loads(stream.read()), architecture), "adapter_config.json"
+        except (OSError, ValueError) as exc:  # gone from the store (an erasure, an operator) or unreadable
+            logger.warning("adapter #%s: adapter_config.json unreadable (%s); using the job's config", adapter.pk, exc)
     config = adapter.config
     modules = tuple(config.get("target_modules") or (ALL_LINEAR,))
     if modules == (ALL_LINEAR,):

@@ -69,6 +69,11 @@ def test_it_refuses_an_unknown_parameter_by_name_on_every_list(every_list: tuple
         ("/api/v1/projects/{p}/judgements/", {"created_before": "tomorrow"}, "created_before"),
         ("/api/v1/projects/{p}/imports/", {"status": "bogus"}, "status"),
         ("/api/v1/projects/{p}/audit-events/", {"since": "yesterday"}, "since"),
+        # Empty, where the type has no empty value (it read as no filter and answered everything).
+        ("/api/v1/projects/{p}/items/", {"state": ""}, "state"),
+        ("/api/v1/projects/{p}/items/", {"edge_case": ""}, "edge_case"),
+        ("/api/v1/projects/{p}/items/", {"batch": ""}, "batch"),
+        ("/api/v1/projects/{p}/annotations/", {"submitted_after": ""}, "submitted_after"),
     ],
 )
 def test_it_refuses_an_invalid_filter_value_by_name(
@@ -77,6 +82,12 @@ def test_it_refuses_an_invalid_filter_value_by_name(
     answer = client_for(personas.staff).get(path.format(p=personas.project.pk), params)
     assert answer.status_code == 400, answer.content
     assert list(answer.json()) == [named]
+
+
+def test_it_takes_an_empty_text_filter_as_no_filter(personas: Personas, client_for: ClientFor) -> None:
+    """Free text may be empty (the schema allows it), and an empty one filters nothing, as django-filter reads it."""
+    answer = client_for(personas.staff).get(f"/api/v1/projects/{personas.project.pk}/annotations/", {"annotator": ""})
+    assert answer.status_code == 200, answer.content
 
 
 def test_it_keeps_the_meaning_of_valid_filters(personas: Personas, client_for: ClientFor) -> None:
