@@ -2,7 +2,8 @@
 labelled, reviewed and released with a held-out share; then this week's import, in which card-fraud and scam
 questions dominate the topic mix while the channels and the language keep their shares. Its drift report flags
 the topic (and the prompts' embeddings, which follow the topics), not the channel: what ``seed_demo`` shows on
-the drift page. The texts are made here, from templates, so the mix is exact and the prompt lengths alike."""
+the drift page. The texts are six questions a topic, asked in other words again and again, so the mix is
+exact; the history's release holds out two whole questions a topic."""
 
 import io
 import json
@@ -26,53 +27,84 @@ RECENT_SOURCE = "support_this_week.jsonl"
 CHANNELS = ("chat", "email", "phone")
 TEMPLATES = {
     "cards": [
-        "My debit card was declined at the supermarket {day} although my balance is fine. Why?",
-        "How do I order a replacement card, my old one is cracked and the chip fails {day}?",
+        "My debit card was declined at the supermarket although my balance is fine. Why?",
+        "How do I order a replacement card, my old one is cracked and the chip fails?",
+        "Can I use my card in the United States without extra fees?",
+        "I forgot the PIN of my credit card. How can I see or reset it?",
+        "Why is there a hold of 150 euros on my card from a hotel I left last week?",
+        "Is contactless payment switched off on new cards until the first PIN payment?",
     ],
     "transfers": [
-        "A transfer of {amount} euros to my landlord {day} has not arrived yet. Where is it?",
-        "Can I change the reference of a standing order that runs {day} every month?",
+        "A transfer of 800 euros to my landlord has not arrived yet. Where is it?",
+        "Can I change the reference of a standing order that runs every month?",
+        "What is the daily limit for instant transfers in the app?",
+        "I sent money to the wrong IBAN by mistake. Can you get it back?",
+        "How long does a payment to a bank in Switzerland take, and what does it cost?",
+        "Why was my salary booked two days later than usual this month?",
     ],
     "loans": [
-        "What would the monthly rate be {day} for a personal loan of {amount} euros over four years?",
-        "Can I repay my car loan early {day} without paying a fee for it?",
+        "What would the monthly rate be for a personal loan of 12,000 euros over four years?",
+        "Can I repay my car loan early without paying a fee for it?",
+        "Do I need a guarantor to borrow money as a student?",
+        "My loan application was refused. Will you tell me the reason?",
+        "Can I pause two instalments of my loan while I am on parental leave?",
+        "Does a second credit check lower my score if I apply again next month?",
     ],
     "savings": [
-        "What interest does the savings account pay on {amount} euros if I open it {day}?",
-        "How do I move {amount} euros from my savings account to my current account {day}?",
+        "What interest does the savings account pay at the moment?",
+        "How do I move money from my savings account to my current account?",
+        "Is my fixed-term deposit protected if the bank goes bust?",
+        "Can I open a savings plan for my granddaughter in her name?",
+        "Can I withdraw part of a fixed-term deposit before it ends?",
+        "Do I have to pay tax on the interest, and does the bank deduct it?",
     ],
     "mortgages": [
-        "My fixed mortgage rate ends {day}. What are my options for the next ten years?",
-        "Can I make a special repayment of {amount} euros on my mortgage {day}?",
+        "My fixed mortgage rate ends in spring. What are my options for the next ten years?",
+        "Can I make a special repayment on my mortgage this year?",
+        "Which documents do you need to value the flat I want to buy?",
+        "We are divorcing. Can one of us take over the whole mortgage?",
+        "Is building insurance required before the mortgage is paid out?",
+        "How much deposit do I need for a first home worth 300,000 euros?",
     ],
     "fraud": [
-        "Someone used my card for {amount} euros online {day}, not me. What now?",
-        "I got a text {day} to confirm a payment of {amount} euros. A scam, right?",
+        "Someone used my card for 240 euros online, not me. What now?",
+        "I got a text to confirm a payment I never made. A scam, right?",
+        "A caller claiming to be from your security team asked for my TAN. Was that you?",
+        "My phone was stolen and my banking app is on it. What should I block first?",
+        "There are three small test payments from a shop I do not know. Should I worry?",
+        "I clicked a link in an email about my account and typed my password. What now?",
     ],
 }
-DAYS = ("today", "yesterday", "on Monday", "last Friday", "this morning", "at the weekend", "last night")
-CLOSINGS = ("Thanks a lot.", "Please help me.", "Kind regards from Anna.", "It is rather urgent for me.")
 HISTORY = ("cards", "transfers", "loans", "savings", "mortgages")
 # This week: fraud is half of all questions; the channels cycle as before.
 RECENT = ("fraud", "cards", "fraud", "transfers", "fraud", "loans", "fraud", "savings", "fraud", "mortgages")
 
 
+GREETINGS = ("Hello,", "Hi there,", "Good morning,", "Dear bank,", "Quick question:", "Hello again,")
+CLOSINGS = ("Thanks a lot.", "Please help me.", "Kind regards from Anna.", "It is rather urgent for me.")
+HELD_OUT = 2  # the first two questions of each topic: the history's evaluation side, whole questions at a time
+
+
 def _lines(topics: tuple[str, ...], count: int, first: int) -> bytes:
-    """``count`` chats cycling through ``topics``; each template's ``first``-th use onwards picks its day and
-    closing words, so no two prompts are copies (the release's leak check would find them)."""
+    """``count`` chats cycling through ``topics``, each topic through its questions from its ``first``-th use on,
+    each use with its own greeting and closing words (no two prompts are copies: the import would skip them). The
+    questions of a topic are worded and meant differently enough (below 0.75 cosine, checked with the embedding
+    model) that the release's leak checks find no paraphrase between two of them; a question's own variants are
+    paraphrases of each other, so the history holds out whole questions (``HELD_OUT``)."""
     rows, used = [], dict.fromkeys(TEMPLATES, first)
     for n in range(count):
         topic = topics[n % len(topics)]
         k = used[topic]
         used[topic] += 1
-        question = TEMPLATES[topic][k % 2].format(day=DAYS[(k // 2) % len(DAYS)], amount=50 + (n * 37) % 950)
-        closing = CLOSINGS[(k // 2) % len(CLOSINGS)]  # with the day: 28 distinct endings a template
+        questions = TEMPLATES[topic]
+        variant = k // len(questions)
+        greeting, closing = GREETINGS[variant % len(GREETINGS)], CLOSINGS[(variant // len(GREETINGS)) % len(CLOSINGS)]
         rows.append(
             {
                 "id": f"{'week' if first else 'hist'}-{n:04d}",
                 "messages": [
                     {"role": "system", "content": "You are the retail bank's customer-support assistant."},
-                    {"role": "user", "content": f"{question} {closing}"},
+                    {"role": "user", "content": f"{greeting} {questions[k % len(questions)]} {closing}"},
                 ],
                 "metadata": {"topic": topic, "channel": CHANNELS[n % 3], "language": "en"},
             }
@@ -105,9 +137,16 @@ def history(project: Project, users: dict[str, User], count: int = 150) -> None:
         )  # fmt: skip
         annotation_services.annotation_review(reviewer=reviewer, annotation=annotation, decision="approve")
     _embed(project)  # before the build, so its paraphrase check covers every prompt
+    held_out = [q for questions in TEMPLATES.values() for q in questions[:HELD_OUT]]
+    eval_items = [
+        pk
+        for pk, messages in Item.objects.filter(batch=batch).values_list("pk", "messages")
+        if any(q in messages[-1]["content"] for q in held_out)
+    ]
     release = release_services.release_create(
         actor=lead, project=project, name="Support SFT",
-        recipe={"kind": "sft", "eval_fraction": 0.3, "stratify_by": ["topic"], "leakage": "drop"},
+        recipe={"kind": "sft", "eval_fraction": 0.3, "stratify_by": ["topic"], "leakage": "drop",
+                "eval_items": eval_items},
         assumptions="Demo data: synthetic support chats of the last quarter, labelled by bank staff.",
     )  # fmt: skip
     release_services.release_build(release_id=release.pk)

@@ -35,7 +35,7 @@ class Splitter:
         """Why an evaluation item is there, for the datasheet. Each reason holds for a rebuild too (the items a
         build drew or was given are kept by the next), so a rebuild on unchanged data says the same."""
         if unit.source != "mixin" and unit.item_id in self.eval_items:
-            return "added by “Refresh the eval set”"
+            return "named by the recipe (eval_items, e.g. by “Refresh the eval set”)"
         if self.plan is not None and unit.source != "mixin" and not moved:
             return f"in the share of its stratum ({', '.join(self.plan.keys)}): kept from earlier releases or drawn"
         if self.plan is None and unit.source != "mixin" and splits.in_eval_by_hash(unit.group_hash, self.fraction):

@@ -157,7 +157,8 @@ def test_it_refreshes_the_eval_set_keeping_every_eval_item_and_moving_no_trainin
     assert diff["counts"]["train_to_eval"] == 0
     sheet = built.datasheet or {}
     why = sheet["e_quantity_and_suitability"]["requested_and_built"]["eval"]["why"]
-    assert 0 < why["added by “Refresh the eval set”"] <= len(added)  # the others were in eval by their hash anyway
+    named = why["named by the recipe (eval_items, e.g. by “Refresh the eval set”)"]
+    assert 0 < named <= len(added)  # the others were in eval by their hash anyway
     assert sheet["eval_health"]["drift_at_build"]["report"] == report.pk
     event = AuditEvent.objects.get(action="drift.refresh_eval_set")
     assert event.payload["added"] == event.payload["labelled"] == len(added)  # every recent item was approved
