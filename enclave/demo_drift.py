@@ -99,12 +99,15 @@ def _lines(topics: tuple[str, ...], count: int, first: int) -> bytes:
         questions = TEMPLATES[topic]
         variant = k // len(questions)
         greeting, closing = GREETINGS[variant % len(GREETINGS)], CLOSINGS[(variant // len(GREETINGS)) % len(CLOSINGS)]
+        question = questions[k % len(questions)]
+        if greeting.endswith(",") and not question.startswith(("I ", "I'")):
+            question = question[0].lower() + question[1:]
         rows.append(
             {
                 "id": f"{'week' if first else 'hist'}-{n:04d}",
                 "messages": [
                     {"role": "system", "content": "You are the retail bank's customer-support assistant."},
-                    {"role": "user", "content": f"{greeting} {questions[k % len(questions)]} {closing}"},
+                    {"role": "user", "content": f"{greeting} {question} {closing}"},
                 ],
                 "metadata": {"topic": topic, "channel": CHANNELS[n % 3], "language": "en"},
             }
@@ -137,11 +140,13 @@ def history(project: Project, users: dict[str, User], count: int = 150) -> None:
         )  # fmt: skip
         annotation_services.annotation_review(reviewer=reviewer, annotation=annotation, decision="approve")
     _embed(project)  # before the build, so its paraphrase check covers every prompt
+    # The demo's strata are small: a stratum with fewer than ten eval items is a coverage gap.
+    drift.eval_health_settings_update(actor=lead, project=project, values={"min_eval_per_stratum": 10})
     held_out = [q for questions in TEMPLATES.values() for q in questions[:HELD_OUT]]
     eval_items = [
         pk
         for pk, messages in Item.objects.filter(batch=batch).values_list("pk", "messages")
-        if any(q in messages[-1]["content"] for q in held_out)
+        if any(q[1:] in messages[-1]["content"] for q in held_out)  # its first letter may be lower case
     ]
     release = release_services.release_create(
         actor=lead, project=project, name="Support SFT",
@@ -172,6 +177,5 @@ def this_week(project: Project, users: dict[str, User], count: int = 80) -> Drif
     lead = users["datalead"]
     _import(project, lead, RECENT_SOURCE, _lines(RECENT, count, 40), days_ago=2)
     _embed(project)
-    drift.eval_health_settings_update(actor=lead, project=project, values={"min_eval_per_stratum": 10})
     report = drift.drift_report_request(actor=lead, project=project)
     return drift.drift_report_compute(report_id=report.pk)

@@ -51,6 +51,12 @@ def write_datasheet_and_manifest(
     contents = built_contents(root, release.kind)
     sheet = render(manifest=manifest, tally=tally, assumptions=release.assumptions, contents=contents)
     sheet |= drift_datasheet.sections(release)  # eval-set health: drift at build time, coverage gaps
+    health = sheet.get("eval_health") or {}
+    sheet["h_gaps"] += [
+        f"{gap['key']} “{gap['value']}”: {gap['eval_items']} evaluation item(s), fewer than "
+        f"{health['min_eval_per_stratum']} (coverage gap)"
+        for gap in health.get("coverage_gaps", [])
+    ]
     text = markdown(manifest, sheet)
     for name, data in (("datasheet.json", canonical_json(sheet)), ("datasheet.md", text.encode())):
         (root / name).write_bytes(data)
