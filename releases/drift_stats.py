@@ -14,6 +14,7 @@ SEED = 20_261_207
 MMD_SAMPLE = 1000  # prompts a side in the MMD and its permutations
 MMD_PERMUTATIONS = 200
 FARTHEST = 20
+DISTINCT = 0.9  # two recent prompts this close (cosine) are one question in other words: the farthest list shows one
 FARTHEST_SAMPLE = 5000  # recent prompts searched for the farthest from any eval prompt
 MIN_SIDE = 5  # fewer items on a side: the tests are not run
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -119,13 +120,15 @@ def farthest(
     eval_ids: np.ndarray, eval_vectors: np.ndarray, recent_ids: np.ndarray, recent_vectors: np.ndarray
 ) -> list[tuple[int, int, float]]:
     """The ``FARTHEST`` recent prompts least similar to every eval prompt: (recent id, nearest eval id, cosine
-    similarity to it), least similar first; among at most ``FARTHEST_SAMPLE`` recent prompts."""
+    similarity to it), least similar first; among at most ``FARTHEST_SAMPLE`` recent prompts. A prompt within
+    ``DISTINCT`` cosine of one listed already (the same question in other words) is passed over, so the list shows
+    twenty things the eval set misses, not one thing twenty times."""
     if not len(eval_vectors) or not len(recent_vectors):
         return []
     rng = np.random.default_rng(SEED)
     if len(recent_vectors) > FARTHEST_SAMPLE:
-        chosen = np.sort(rng.choice(len(recent_vectors), size=FARTHEST_SAMPLE, replace=False))
-        recent_ids, recent_vectors = recent_ids[chosen], recent_vectors[chosen]
+        sample = np.sort(rng.choice(len(recent_vectors), size=FARTHEST_SAMPLE, replace=False))
+        recent_ids, recent_vectors = recent_ids[sample], recent_vectors[sample]
     best = np.full(len(recent_vectors), -2.0, dtype=np.float32)
     nearest = np.zeros(len(recent_vectors), dtype=np.int64)
     for start in range(0, len(eval_vectors), 4096):  # bounded memory: a block of eval prompts at a time
@@ -134,5 +137,11 @@ def farthest(
         top = block[np.arange(len(block)), where]
         better = top > best
         best[better], nearest[better] = top[better], where[better] + start
-    order = np.argsort(best, kind="stable")[:FARTHEST]
-    return [(int(recent_ids[i]), int(eval_ids[nearest[i]]), float(best[i])) for i in order]
+    chosen: list[int] = []
+    for i in np.argsort(best, kind="stable").tolist():
+        if chosen and float((recent_vectors[chosen] @ recent_vectors[i]).max()) >= DISTINCT:
+            continue
+        chosen.append(i)
+        if len(chosen) == FARTHEST:
+            break
+    return [(int(recent_ids[i]), int(eval_ids[nearest[i]]), float(best[i])) for i in chosen]

