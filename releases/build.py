@@ -28,6 +28,7 @@ from annotation.models import (
 )
 from core import followups
 from releases import artifacts, paraphrase, splits
+from releases import followups as followups_of_releases
 from releases.datasheet import Tally
 from releases.exporters import Exporter, exporters_for
 from releases.models import FROZEN_STATES, Release, ReleaseFile, ReleaseItem, ReleaseState
@@ -104,7 +105,7 @@ def build(release: Release, scratch: Path) -> Release:
     else:
         found = list(pending.leaks(index, also=paraphrases))
     if paraphrases is not None and paraphrases.model_hash is not None and paraphrases.stats.missing:
-        paraphrase.embeddings_requested(project.pk)
+        followups_of_releases.embeddings_requested(project.pk)
     leaks = [leak.as_dict() | {"action": recipe.leakage} for leak in found]
     if found and recipe.leakage == "fail":
         raise BuildRefused(

@@ -31,13 +31,19 @@ def on_ended(kind: str, pk: int) -> None:
     )
     if project_id is None:
         return
+    embeddings_requested(project_id)
+    drift_report_after(project_id)
+
+
+def embeddings_requested(project_id: int) -> None:
+    """Send the embedding task for the project (by name, to the gpu queue): after an import, and from a build that
+    found prompts without a vector, so the next build has them. A broker that is away is logged; the caller goes on."""
     try:
         reach_broker(
             lambda: current_app.send_task("releases.prompt_embeddings_compute", kwargs={"project_id": project_id})
         )
     except BrokerUnreachable:
-        logger.warning("prompts of import #%s not sent to be embedded: the broker is away", pk)
-    drift_report_after(project_id)
+        logger.warning("prompts of project #%s not sent to be embedded: the broker is away", project_id)
 
 
 def drift_report_after(project_id: int) -> None:

@@ -30,10 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from celery import current_app
 
 from annotation.models import Item
-from core.dispatch import BrokerUnreachable, reach_broker
 from releases import embeddings
 from releases.selectors import prompt_embedding_codes
 from releases.splits import Leak
@@ -146,17 +144,6 @@ def paraphrase_index(*, project_id: int, threshold: float, eval_ids: Collection[
     except embeddings.EmbeddingModelError:
         model_hash = None
     return ParaphraseIndex(project_id=project_id, model_hash=model_hash, threshold=threshold, eval_ids=eval_ids)
-
-
-def embeddings_requested(project_id: int) -> None:
-    """Send the embedding task for the project (by name, to the gpu queue), so the next build finds the vectors
-    this one missed; a broker that is away is logged, and the build goes on."""
-    try:
-        reach_broker(
-            lambda: current_app.send_task("releases.prompt_embeddings_compute", kwargs={"project_id": project_id})
-        )
-    except BrokerUnreachable:
-        logger.warning("prompts of project #%s not sent to be embedded: the broker is away", project_id)
 
 
 def _shortened(messages: list[dict[str, Any]]) -> str:
