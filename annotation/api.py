@@ -17,6 +17,7 @@ from accounts.permissions import get_project_for_user, request_user, user_has_pr
 from annotation import selectors, services
 from annotation.models import Annotation, AnnotationState, ImportBatch, ImportStatus, Item, ItemState, ReviewDecision
 from annotation.parsing import ImportFormat
+from annotation.peers.records import PeerFormat
 from annotation.permissions import get_annotation_for_reviewer, get_batch_for_user
 from core.fields import Text
 from core.filters import BooleanFilter, IdFilter, StrictFilterSet, at_or_after, before
@@ -31,6 +32,9 @@ class ImportProgressOut(serializers.Serializer[Any]):
 class ImportOut(serializers.ModelSerializer[ImportBatch]):
     uploaded_by = Text(source="uploaded_by.username")
     status_url = serializers.SerializerMethodField(help_text="Where to poll the import until its status is final.")
+    mapping_url = serializers.SerializerMethodField(
+        help_text="Another tool's file waiting for its mapping: where to POST it; null otherwise."
+    )
     progress = serializers.SerializerMethodField(help_text="While queued or running: how far it has read.")
 
     class Meta:
@@ -39,11 +43,19 @@ class ImportOut(serializers.ModelSerializer[ImportBatch]):
             "id", "source_name", "fmt", "purpose", "sha256", "size_bytes", "status", "skip_bad_lines", "uploaded_by",
             "lines_read", "imported_count", "bad_line_count", "duplicate_count", "pii_rejected_count",
             "errors", "duplicates", "scrub_counts", "uncertain_count", "uncertain", "failure_reason", "created_at",
-            "finished_at", "status_url", "progress",
+            "finished_at", "status_url", "mapping_url", "progress",
+            "peer_scan", "field_map", "annotator_map", "judgement_count", "answer_count", "dropped_count", "dropped",
         ]  # fmt: skip
 
     def get_status_url(self, batch: ImportBatch) -> str:
         path = reverse("api_import", kwargs={"pk": batch.project_id, "batch_pk": batch.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def get_mapping_url(self, batch: ImportBatch) -> str | None:
+        if batch.status != ImportStatus.MAPPING:
+            return None
+        path = reverse("api_import_mapping", kwargs={"pk": batch.project_id, "batch_pk": batch.pk})
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
 
@@ -62,10 +74,18 @@ _IMPORT_STATUS_CODES = {
     ImportStatus.RUNNING: status.HTTP_202_ACCEPTED,
     ImportStatus.REFUSED: status.HTTP_422_UNPROCESSABLE_ENTITY,
     ImportStatus.FAILED: status.HTTP_503_SERVICE_UNAVAILABLE,
+    ImportStatus.MAPPING: status.HTTP_202_ACCEPTED,
+    ImportStatus.CANCELLED: status.HTTP_200_OK,
 }
 IMPORT_RESPONSES = {
     201: ImportOut,
-    202: OpenApiResponse(ImportOut, description="Imported by a worker: poll `status_url` until `status` is final."),
+    202: OpenApiResponse(
+        ImportOut,
+        description=(
+            "Imported by a worker: poll `status_url` until `status` is final. Or, for another tool's file, "
+            "`status` `mapping`: `peer_scan` lists its fields and annotators; POST the mapping to `mapping_url`."
+        ),
+    ),
     422: OpenApiResponse(
         ImportOut, description="Refused: bad lines and no `skip_bad_lines`; nothing imported, `errors` numbers them."
     ),
@@ -83,7 +103,7 @@ def import_response(request: Request, batch: ImportBatch) -> Response:
 
 class ImportIn(serializers.Serializer[None]):
     file = serializers.FileField(allow_empty_file=True)  # an empty file is refused by the import, as a 422
-    fmt = serializers.ChoiceField(choices=[f.value for f in ImportFormat])
+    fmt = serializers.ChoiceField(choices=[*(f.value for f in ImportFormat), *(f.value for f in PeerFormat)])
     skip_bad_lines = serializers.BooleanField(default=False)
     purpose = serializers.ChoiceField(
         choices=["annotation", "mixin"], default="annotation",
@@ -94,11 +114,22 @@ class ImportIn(serializers.Serializer[None]):
     csv_system = Text(required=False, default="")
     csv_id = Text(required=False, default="")
     csv_metadata = serializers.ListField(child=Text(), required=False, default=list)
+    fields = serializers.JSONField(
+        required=False, default=None,
+        help_text='Label Studio: which task fields hold what, {"prompt": …, "candidates": [left, right, …], '
+        '"response": …}; without it the guess in `peer_scan.field_guess` is used.',
+    )  # fmt: skip
+    annotators = serializers.JSONField(
+        required=False, default=None,
+        help_text="Another tool's file: each annotator key of the file mapped to a member's user id, \"new\" (a "
+        "pseudonymous imported annotator that cannot sign in) or \"skip\". With every annotator mapped the import "
+        "goes on at once; otherwise it waits (202, `status` `mapping`).",
+    )  # fmt: skip
 
 
 class ImportFilter(StrictFilterSet):
     status = django_filters.ChoiceFilter(choices=ImportStatus.choices)
-    fmt = django_filters.ChoiceFilter(choices=[(f.value, f.value) for f in ImportFormat])
+    fmt = django_filters.ChoiceFilter(choices=[(f.value, f.value) for f in [*ImportFormat, *PeerFormat]])
     created_after = at_or_after("created_at")
     created_before = before("created_at")
 
@@ -151,6 +182,8 @@ class ImportListView(ListView):
             csv_mapping=mapping,
             skip_bad_lines=values["skip_bad_lines"],
             purpose=values["purpose"],
+            fields=values["fields"],
+            annotators=values["annotators"],
         )
         return import_response(request, batch)
 

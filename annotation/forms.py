@@ -8,6 +8,7 @@ from annotation import selectors
 from annotation.formats import format_misfit
 from annotation.models import AnnotationSettings, PiiMode, PiiUncertain
 from annotation.parsing import ImportFormat
+from annotation.peers.records import PeerFormat
 from core.forms import Fieldset, fieldsets
 
 FORMAT_LABELS = {
@@ -15,6 +16,9 @@ FORMAT_LABELS = {
     ImportFormat.PROMPT_RESPONSE_JSONL: 'JSONL, {"prompt", "response"}',
     ImportFormat.CSV: "CSV with a column mapping",
     ImportFormat.COMPARISON_JSONL: 'JSONL comparisons ({"prompt" or "messages", "candidates": [...]})',
+    PeerFormat.LABEL_STUDIO: "Label Studio JSON export (pairwise, ranking or edited answers), with its judgements",
+    PeerFormat.ARGILLA: "Argilla v2 dataset (a zip of the folder Dataset.to_disk writes), with its responses",
+    PeerFormat.OPENASSISTANT: "OpenAssistant message trees (JSONL), each set of ranked replies a comparison",
 }
 FORMAT_CHOICES = [(fmt.value, label) for fmt, label in FORMAT_LABELS.items()]
 CSV_FIELDS = ("csv_prompt", "csv_response", "csv_system", "csv_id", "csv_metadata")

@@ -26,6 +26,11 @@ class ImportReport:
         self.content_digest = hashlib.sha256()
         self.uncertain_count = 0
         self.uncertain: list[dict[str, Any]] = []  # where, what type and shape: never the value
+        # A peer tool's file: judgements and answers imported with the items, and what could not be mapped.
+        self.judgements = 0
+        self.answers = 0
+        self.dropped_count = 0
+        self.dropped: list[dict[str, Any]] = []
 
     def uncertain_value(self, line: int, finding: Finding) -> None:
         self.uncertain_count += 1
@@ -53,3 +58,14 @@ class ImportReport:
             self.duplicates += 1
         if len(self.skipped) < REPORT_LIMIT:
             self.skipped.append({"line": line, "reason": reason})
+
+    def nothing_kept(self) -> None:
+        """The import was rolled back: none of what it counted as imported was kept."""
+        self.imported = self.judgements = self.answers = 0
+
+    def drop(self, line: int, reason: str) -> None:
+        """A well-formed part of a peer tool's file that was left out (an unsupported control, a cancelled or
+        empty annotation, an annotator mapped to nobody): reported, not an error."""
+        self.dropped_count += 1
+        if len(self.dropped) < REPORT_LIMIT:
+            self.dropped.append({"line": line, "reason": reason})

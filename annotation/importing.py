@@ -2,6 +2,7 @@
 the scrubbed text and inserted all or nothing, in the request or on a worker, with a line-numbered report."""
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import Project, User
 from accounts.services import audit_event_record
-from annotation import selectors
+from annotation import peer_import, selectors
 from annotation.import_report import ImportReport
 from annotation.models import (
     AnnotationSettings,
@@ -26,6 +27,7 @@ from annotation.models import (
     Slot,
 )
 from annotation.parsing import CsvMapping, ImportFormat, LineError, Message, Record, content_hash, parse
+from annotation.peer_import import PEER_FORMATS
 from annotation.pii import PiiPolicy, Scrubber, compile_policy
 from core import followups
 from core.db import connection_lost, describe, lost_connection_reason, on_fresh_connection
@@ -49,19 +51,30 @@ def import_start(
     csv_mapping: dict[str, Any] | None = None,
     skip_bad_lines: bool = False,
     purpose: str = "annotation",
+    fields: dict[str, Any] | None = None,
+    annotators: dict[str, Any] | None = None,
 ) -> ImportBatch:
     """Store the uploaded file, record an ``ImportBatch`` and import it: small
     files at once, large ones on a worker. ``purpose="mixin"`` imports general-purpose conversations with
     their answers, which releases may mix into training and annotators never see. Raises ``DomainError``
     for an unknown format or purpose, or a CSV import without a prompt column. The Imports page and the API
     ask ``annotation.formats.import_format_check`` first; this takes either kind of work (the demo and
-    fixtures build projects that hold both)."""
-    if fmt not in ImportFormat.__members__.values():
+    fixtures build projects that hold both).
+
+    A peer tool's file (``peer_import.PEER_FORMATS``) is read once for its fields and annotators and waits
+    (status ``mapping``) for the data lead's mapping, unless ``annotators`` (and, for Label Studio, ``fields``)
+    given here map every annotator it names: then it goes on as ``import_mapping_confirm`` would. A mapping
+    given here and wrong raises ``DomainError``, and the import keeps waiting for a right one."""
+    peer = fmt in PEER_FORMATS
+    if fmt not in ImportFormat.__members__.values() and not peer:
         raise DomainError(f"Unknown import format “{fmt}”.", field="fmt")
     if purpose not in {"annotation", "mixin"}:
         raise DomainError(f"Unknown import purpose “{purpose}”.", field="purpose")
-    if purpose == "mixin" and fmt == ImportFormat.COMPARISON_JSONL:
-        raise DomainError("A general-purpose mix-in is conversations with answers, not comparisons.", field="fmt")
+    if purpose == "mixin" and (fmt == ImportFormat.COMPARISON_JSONL or peer):
+        raise DomainError(
+            "A general-purpose mix-in is conversations with answers, not comparisons or another tool's export.",
+            field="fmt",
+        )
     if fmt == ImportFormat.CSV and not (csv_mapping or {}).get("prompt"):
         raise DomainError("A CSV import needs the name of the prompt column.", field="csv_mapping")
     incoming = Path(settings.MEDIA_ROOT) / "imports" / str(project.pk)
@@ -84,6 +97,7 @@ def import_start(
             sha256="",  # set when the import has run: a hash of the scrubbed content, never of the upload
             size_bytes=size,
             stored_path=str(stored),
+            status=ImportStatus.MAPPING if peer else ImportStatus.QUEUED,
         )
         audit_event_record(
             actor=actor,
@@ -97,18 +111,101 @@ def import_start(
                 "purpose": purpose,
             },
         )
-        if size > SYNC_IMPORT_BYTES:
-            from annotation.tasks import import_run_task
+        if not peer:
+            _send_if_large(batch)
+    if peer:
+        return _peer_start(actor, batch, fields=fields, annotators=annotators)
+    return _run_if_small(batch)
 
-            send_on_commit(
-                lambda: import_run_task.delay(batch.pk),
-                what=f"import #{batch.pk}",
-                on_refused=lambda reason: _fail_unsent_import(batch.pk, reason),
-            )
-    if size <= SYNC_IMPORT_BYTES:
+
+def _send_if_large(batch: ImportBatch) -> None:
+    """Within the transaction that queued the batch: a large file goes to a worker once it commits."""
+    if batch.size_bytes > SYNC_IMPORT_BYTES:
+        from annotation.tasks import import_run_task
+
+        send_on_commit(
+            lambda: import_run_task.delay(batch.pk),
+            what=f"import #{batch.pk}",
+            on_refused=lambda reason: _fail_unsent_import(batch.pk, reason),
+        )
+
+
+def _run_if_small(batch: ImportBatch) -> ImportBatch:
+    if batch.size_bytes <= SYNC_IMPORT_BYTES:
         import_run(batch_id=batch.pk)
     batch.refresh_from_db()  # done, or queued, or failed because its task could not be sent
     return batch
+
+
+def _peer_start(
+    actor: User, batch: ImportBatch, *, fields: dict[str, Any] | None, annotators: dict[str, Any] | None
+) -> ImportBatch:
+    """Read a peer tool's file for the mapping step; refuse it when it cannot be read at all; go on at once
+    when the upload came with a mapping of every annotator."""
+    scan = peer_import.scan_file(batch.project, Path(batch.stored_path), batch.fmt)
+    ImportBatch.objects.filter(pk=batch.pk).update(peer_scan=scan)
+    batch.peer_scan = scan
+    if scan["errors"]:
+        report = ImportReport()
+        for error in scan["errors"]:
+            report.error(error["line"], error["reason"])
+        return _finish_import(batch, report, ImportStatus.REFUSED)
+    if not peer_import.mapping_complete(batch, annotators):
+        return batch
+    try:
+        return import_mapping_confirm(actor=actor, batch=batch, fields=fields, annotators=annotators or {})
+    except DomainError as exc:
+        exc.message = f"{exc.message} Import #{batch.pk} keeps the file until it is mapped."
+        raise
+
+
+def import_mapping_confirm(
+    *, actor: User, batch: ImportBatch, fields: dict[str, Any] | None, annotators: dict[str, Any]
+) -> ImportBatch:
+    """Record the data lead's mapping of a peer tool's file (which fields hold what; each annotator the file
+    names mapped to a member, to a new imported annotator that cannot sign in, or left out) and import it:
+    at once when small, on a worker when large. Raises ``DomainError`` when the import is not waiting for a
+    mapping or the mapping is incomplete or wrong (``peer_import.mapping_check``); nothing changes then."""
+    with transaction.atomic():
+        batch = ImportBatch.objects.select_for_update().select_related("project").get(pk=batch.pk)
+        if batch.status != ImportStatus.MAPPING:
+            raise DomainError(f"Import #{batch.pk} is not waiting for a mapping (it is {batch.get_status_display()}).")
+        field_map, resolved = peer_import.mapping_check(batch, fields=fields, annotators=annotators)
+        batch.field_map = field_map
+        batch.annotator_map = resolved
+        batch.status = ImportStatus.QUEUED
+        batch.save(update_fields=["field_map", "annotator_map", "status"])
+        choices = [next(iter(value)) for value in resolved.values()]
+        audit_event_record(
+            actor=actor,
+            action="import.mapped",
+            target=batch,
+            project=batch.project,
+            payload={
+                "fields": field_map,
+                "to_members": choices.count("user"),
+                "to_new_imported": choices.count(peer_import.NEW),
+                "left_out": choices.count(peer_import.SKIP),
+            },
+        )
+        _send_if_large(batch)
+    return _run_if_small(batch)
+
+
+def import_cancel(*, actor: User, batch: ImportBatch) -> ImportBatch:
+    """Cancel an import still waiting for its mapping: its stored file is deleted, nothing is imported.
+    Raises ``DomainError`` for an import past that step."""
+    with transaction.atomic():
+        locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        if locked.status != ImportStatus.MAPPING:
+            raise DomainError(f"Import #{batch.pk} can no longer be cancelled (it is {locked.get_status_display()}).")
+        Path(locked.stored_path).unlink(missing_ok=True)
+        locked.status = ImportStatus.CANCELLED
+        locked.stored_path = ""
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "stored_path", "finished_at"])
+        audit_event_record(actor=actor, action="import.cancelled", target=locked, project=locked.project, payload={})
+    return locked
 
 
 class _Refused(Exception):
@@ -140,9 +237,9 @@ def import_run(*, batch_id: int) -> ImportBatch:
             status = ImportStatus.DONE
     except _Refused:
         status = ImportStatus.REFUSED
-        report.imported = 0
+        report.nothing_kept()
     except Exception as exc:
-        report.imported = 0  # rolled back: nothing of it was kept
+        report.nothing_kept()  # rolled back
         if not connection_lost(exc):
             _finish_import(batch, report, ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}")
             raise
@@ -187,7 +284,11 @@ def _import_items(batch: ImportBatch, report: ImportReport) -> None:
     config = selectors.annotation_settings(batch.project)
     scrubber = project_scrubber(config)
     with open(batch.stored_path, "rb") as stream:  # its position drives the progress bar
-        _import_stream(batch, report, config, scrubber, stream)
+        if batch.fmt in PEER_FORMATS:
+            progress = functools.partial(_progress, batch, report)
+            peer_import.import_peer_stream(batch, report, config, scrubber, stream, progress)
+        else:
+            _import_stream(batch, report, config, scrubber, stream)
 
 
 def _import_stream(
@@ -330,6 +431,10 @@ def _finish_import(batch: ImportBatch, report: ImportReport, status: str, *, fai
         batch.sha256 = report.content_digest.hexdigest()
         batch.uncertain = report.uncertain
         batch.failure_reason = failure
+        batch.judgement_count = report.judgements
+        batch.answer_count = report.answers
+        batch.dropped_count = report.dropped_count
+        batch.dropped = report.dropped
         batch.stored_path = ""
         batch.finished_at = timezone.now()
         batch.save()
@@ -348,6 +453,11 @@ def _finish_import(batch: ImportBatch, report: ImportReport, status: str, *, fai
                 "pii_uncertain": report.uncertain_count,
                 "sha256": batch.sha256,
                 "failure": failure,
+                **(
+                    {"judgements": report.judgements, "answers": report.answers, "dropped": report.dropped_count}
+                    if batch.fmt in PEER_FORMATS
+                    else {}
+                ),
             },
         )
         if status == ImportStatus.DONE:

@@ -57,11 +57,13 @@ class RubricVersion(models.Model):
 
 
 class ImportStatus(models.TextChoices):
+    MAPPING = "mapping", "Waiting for the data lead's mapping"  # a peer tool's file: whose judgements are whose
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     DONE = "done", "Imported"
     REFUSED = "refused", "Refused (bad lines, nothing imported)"
     FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled before its mapping (nothing imported)"
 
 
 class ImportBatch(models.Model):
@@ -92,6 +94,15 @@ class ImportBatch(models.Model):
     # [{"line", "type", "turn", "column", "hint", "scrubbed"}], first 1000; never the value: the hint masks it
     uncertain = models.JSONField(default=list, blank=True)
     failure_reason = models.TextField(blank=True)
+    # A peer tool's file (Label Studio, Argilla, OpenAssistant): what its first read found (tool, project,
+    # fields, annotators with counts), the fields and annotators the data lead mapped, and what came of it.
+    peer_scan = models.JSONField(null=True, blank=True)
+    field_map = models.JSONField(null=True, blank=True)  # {"prompt", "candidates", "response"}
+    annotator_map = models.JSONField(null=True, blank=True)  # {tool's key: {"user": id} or {"new": true}}
+    judgement_count = models.PositiveIntegerField(default=0)
+    answer_count = models.PositiveIntegerField(default=0)
+    dropped_count = models.PositiveIntegerField(default=0)
+    dropped = models.JSONField(default=list, blank=True)  # [{"line": n, "reason": "..."}], first 1000
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -100,6 +111,26 @@ class ImportBatch(models.Model):
 
     def __str__(self) -> str:
         return f"import #{self.pk} {self.source_name}"
+
+
+class ImportedAnnotator(models.Model):
+    """A person known only to a peer tool, whose imported judgements and answers need an author: an account
+    that cannot sign in (inactive, no password), named by pseudonym, made only when a data lead maps that
+    person to "a new imported annotator". The same person in a later import of the same tool maps to it
+    again."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    tool = models.CharField(max_length=32)
+    key = models.CharField(max_length=200)  # the tool's own id of the person (a user id, "consensus")
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="imported_as")
+    first_batch = models.ForeignKey(ImportBatch, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "tool", "key"], name="one_imported_annotator")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.tool} {self.key})"
 
 
 class ItemState(models.TextChoices):
@@ -233,6 +264,8 @@ class Annotation(models.Model):
     history = models.JSONField(default=list, blank=True)  # earlier revisions, oldest first
     submitted_at = models.DateTimeField(default=timezone.now)
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    # Imported from a peer tool: {"tool", "project", "annotator", "id", "at", "batch"}; None when written here.
+    origin = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="one_annotation_per_user_item")]

@@ -19,24 +19,29 @@ from annotation.models import (
     SlotState,
 )
 from annotation.parsing import ImportFormat
+from annotation.peers.records import PeerFormat
 from core.dispatch import BrokerUnreachable, reach_broker
 
 WORK_KINDS = frozenset({"sft", "comparison"})
+PEER_FORMATS = frozenset(f.value for f in PeerFormat)
 
 
 def work_kinds(project: Project) -> frozenset[str]:
     """The kinds of work a project holds, from its imports (a handful of rows, not its items): "sft"
     (conversations to annotate) and/or "comparison". A project that imported nothing yet may get either."""
-    formats = set(
-        ImportBatch.objects.filter(project=project, purpose="annotation", imported_count__gt=0)
-        .values_list("fmt", flat=True)
-        .distinct()
-    )
-    kinds = frozenset("comparison" if fmt == ImportFormat.COMPARISON_JSONL else "sft" for fmt in formats)
-    return kinds or WORK_KINDS
+    batches = ImportBatch.objects.filter(project=project, purpose="annotation", imported_count__gt=0)
+    formats = set(batches.values_list("fmt", flat=True).distinct())
+    kinds = {"comparison" if fmt == ImportFormat.COMPARISON_JSONL else "sft" for fmt in formats - PEER_FORMATS}
+    if formats & PEER_FORMATS:  # another tool's file may hold either: what it became says
+        peer_items = Item.objects.filter(batch__in=batches.filter(fmt__in=PEER_FORMATS))
+        kinds |= {kind for kind in ("comparison", "sft") if peer_items.filter(kind=kind).exists()}
+    return frozenset(kinds) or WORK_KINDS
 
 
 SFT_FORMATS = (ImportFormat.CHAT_JSONL, ImportFormat.PROMPT_RESPONSE_JSONL, ImportFormat.CSV)
+# Other tools' files: Label Studio's and Argilla's hold comparisons or answers; OpenAssistant's, comparisons.
+PEER_COMPARISON_FORMATS = (PeerFormat.LABEL_STUDIO, PeerFormat.ARGILLA, PeerFormat.OPENASSISTANT)
+PEER_SFT_FORMATS = (PeerFormat.LABEL_STUDIO, PeerFormat.ARGILLA)
 
 
 def import_formats(project: Project) -> list[ImportFormat]:
@@ -45,10 +50,10 @@ def import_formats(project: Project) -> list[ImportFormat]:
     imported nothing yet (or, from before this rule, already holds both)."""
     kinds = work_kinds(project)
     if kinds == {"comparison"}:
-        return [ImportFormat.COMPARISON_JSONL]
+        return [ImportFormat.COMPARISON_JSONL, *PEER_COMPARISON_FORMATS]
     if kinds == {"sft"}:
-        return list(SFT_FORMATS)
-    return [*SFT_FORMATS, ImportFormat.COMPARISON_JSONL]
+        return [*SFT_FORMATS, *PEER_SFT_FORMATS]
+    return [*SFT_FORMATS, ImportFormat.COMPARISON_JSONL, *PEER_COMPARISON_FORMATS]
 
 
 def default_release_kind(project: Project) -> str:
@@ -73,6 +78,11 @@ def current_rubric(project: Project) -> RubricVersion | None:
 
 def import_batches(project: Project) -> QuerySet[ImportBatch]:
     return ImportBatch.objects.filter(project=project).select_related("uploaded_by").order_by("-created_at")
+
+
+def mapping_members(project: Project) -> QuerySet[User]:
+    """Whom a peer tool's annotator may be mapped to: the project's members who sign in here."""
+    return User.objects.filter(memberships__project=project, is_active=True).order_by("username")
 
 
 def import_progress(batch: ImportBatch) -> dict[str, int]:

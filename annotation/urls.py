@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotation import api, api_setup, views, views_review, views_setup
+from annotation import api, api_peers, api_setup, views, views_peers, views_review, views_setup
 
 urlpatterns = [
     path("projects/<id:pk>/", views.project_dashboard, name="project_detail"),
@@ -13,6 +13,8 @@ urlpatterns = [
     path("projects/<id:pk>/review/<id:annotation_pk>/", views_review.review, name="review"),
     path("projects/<id:pk>/imports/", views_setup.imports, name="imports"),
     path("projects/<id:pk>/imports/<id:batch_pk>/", views_setup.import_detail, name="import_detail"),
+    path("projects/<id:pk>/imports/<id:batch_pk>/mapping/", views_peers.import_mapping, name="import_mapping"),
+    path("projects/<id:pk>/imports/<id:batch_pk>/cancel/", views_peers.import_cancel, name="import_cancel"),
     path("projects/<id:pk>/rubric/", views_setup.rubric, name="rubric"),
     path("projects/<id:pk>/annotation-settings/", views_setup.annotation_settings, name="annotation_settings"),
     path("projects/<id:pk>/on-hold/", views_setup.on_hold, name="on_hold"),
@@ -21,6 +23,16 @@ urlpatterns = [
 api_urlpatterns = [
     path("projects/<id:pk>/imports/", api.ImportListView.as_view(), name="api_imports"),
     path("projects/<id:pk>/imports/<id:batch_pk>/", api.ImportDetailView.as_view(), name="api_import"),
+    path(
+        "projects/<id:pk>/imports/<id:batch_pk>/mapping/",
+        api_peers.ImportMappingView.as_view(),
+        name="api_import_mapping",
+    ),
+    path(
+        "projects/<id:pk>/imports/<id:batch_pk>/cancel/",
+        api_peers.ImportCancelView.as_view(),
+        name="api_import_cancel",
+    ),
     path("projects/<id:pk>/items/", api.ItemListView.as_view(), name="api_items"),
     path("projects/<id:pk>/annotations/", api.AnnotationListView.as_view(), name="api_annotations"),
     path(

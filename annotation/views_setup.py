@@ -12,8 +12,9 @@ from accounts.models import ProjectPerm
 from accounts.permissions import get_project_for_user, request_user, user_has_project_perm
 from annotation import selectors, services
 from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm, criteria_from_post
-from annotation.models import RubricVersion
+from annotation.models import ImportStatus, RubricVersion
 from annotation.parsing import ImportFormat
+from annotation.peer_import import needs_fields
 from annotation.permissions import get_batch_for_user, get_item_for_user
 from annotation.rendering import render_markdown
 from annotation.rubrics import SCALES, parse_criteria
@@ -72,6 +73,9 @@ def import_detail(request: HttpRequest, pk: int, batch_pk: int) -> HttpResponse:
     batch = get_batch_for_user(request.user, pk, batch_pk)
     progress = selectors.import_progress(batch)
     context = {"project": batch.project, "batch": batch, "progress": progress, "heading": f"Import #{batch.pk}"}
+    if batch.status == ImportStatus.MAPPING:
+        context["members"] = selectors.mapping_members(batch.project)
+        context["needs_fields"] = needs_fields(batch.fmt)
     if is_htmx(request):
         return render(request, "annotation/_import_status.html", context)
     return render(request, "annotation/import_detail.html", context)

@@ -4,6 +4,7 @@ themselves are ``preferences.agreement``'s (pure Python)."""
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Hashable
 from datetime import datetime
 from typing import Any
@@ -150,20 +151,44 @@ def _judgement_fingerprint(project: Project) -> tuple[int, int | None]:
     return int(found["count"]), found["last"]
 
 
+class _Imported:
+    """Judgements imported from another tool among those counted: how many, from where, by whom."""
+
+    def __init__(self) -> None:
+        self.judgements = 0
+        self.sources: Counter[tuple[str, str]] = Counter()
+        self.annotators: Counter[str] = Counter()
+
+    def add(self, annotator: str, origin: dict[str, Any]) -> None:
+        self.judgements += 1
+        self.sources[(str(origin.get("tool", "")), str(origin.get("project", "")))] += 1
+        self.annotators[annotator] += 1
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "judgements": self.judgements,
+            "sources": [{"tool": t, "project": p, "judgements": n} for (t, p), n in sorted(self.sources.items())],
+            "annotators": dict(sorted(self.annotators.items())),
+        }
+
+
 def agreement_recompute(*, project: Project) -> AgreementSnapshot:
     """Recompute the project's agreement figures from every non-gold judgement and store a snapshot:
     Krippendorff's alpha (nominal on choices, ordinal on signed strength, nominal per criterion), Cohen's
     kappa for each pair of annotators sharing items, mean Kendall's W over ranked items, and each
     annotator's agreement with the consensus."""
     read_at = timezone.now()  # every judgement committed before this is counted
-    rows = _agreement_rows(project).values_list("id", "item_id", "annotator__username", "result")
+    rows = _agreement_rows(project).values_list("id", "item_id", "annotator__username", "result", "origin")
     choice: dict[Hashable, dict[Hashable, Hashable]] = {}
     strength: dict[Hashable, dict[Hashable, Hashable]] = {}
     per_criterion: dict[str, dict[Hashable, dict[Hashable, Hashable]]] = {}
     rankings: dict[int, list[dict[Hashable, float]]] = {}
     count, last_id = 0, None
-    for judgement_id, item_id, annotator, result in rows.iterator(chunk_size=5000):
+    imported = _Imported()
+    for judgement_id, item_id, annotator, result, origin in rows.iterator(chunk_size=5000):
         count += 1
+        if origin:
+            imported.add(annotator, origin)
         last_id = judgement_id if last_id is None else max(last_id, judgement_id)
         if "ranking" in result:
             ranks: dict[Hashable, float] = {
@@ -195,6 +220,7 @@ def agreement_recompute(*, project: Project) -> AgreementSnapshot:
             str(rater): {"units": score.units, "agreed": score.agreed, "rate": score.rate}
             for rater, score in agreement_with_consensus(choice).items()
         },
+        "imported": imported.figures(),
     }
     snapshot = AgreementSnapshot.objects.create(
         project=project, computed_at=read_at, judgements=count, last_judgement_id=last_id, figures=figures

@@ -54,6 +54,8 @@ class Judgement(models.Model):
     gold_correct = models.BooleanField(null=True)
     too_fast = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # Imported from a peer tool: {"tool", "project", "annotator", "id", "at", "batch"}; None when judged here.
+    origin = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="one_judgement_per_user_item")]

@@ -23,6 +23,7 @@ from releases import drift_datasheet
 from releases.datasheet import Tally, built_contents, render
 from releases.datasheet_markdown import markdown
 from releases.exporters import Exporter, WrittenFile, file_sha256
+from releases.imported import imported_origin
 from releases.models import Release, ReleaseFile
 from releases.recipe import Recipe
 
@@ -111,7 +112,9 @@ def manifest(
         versions = list(RubricVersion.objects.filter(project=project, version__in=rubric_versions).order_by("version"))
         procedure = {"review": "four-eyes: an annotation is approved by a reviewer other than its annotator"}
     procedure["annotators_per_item"] = annotation_settings(project).annotators_per_item
+    imported = imported_origin(release)
     return {
+        **({"imported": imported} if imported else {}),  # absent, not empty, so other releases hash as before
         "format": MANIFEST_FORMAT,
         "project": {"id": project.pk, "name": project.name},
         "kind": release.kind,

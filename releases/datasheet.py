@@ -220,7 +220,10 @@ def render(*, manifest: dict[str, Any], tally: Tally, assumptions: str, contents
         )
     sheet: dict[str, Any] = {
         "a_design_choices": {"kind": kind, "recipe": recipe},
-        "b_collection_and_origin": {"import_batches": manifest["import_batches"]},
+        "b_collection_and_origin": {
+            "import_batches": manifest["import_batches"],
+            **({"imported": manifest["imported"]} if manifest.get("imported") else {}),
+        },
         "c_preparation": {
             "pii_scrubbing": manifest["pii_scrubbing"],
             "procedure": manifest["procedure"],

@@ -82,6 +82,29 @@ def markdown(manifest: dict[str, Any], sheet: dict[str, Any]) -> str:
             ("batch", "source", "format", "sha256", "items used"),
         )
     )
+    imported = sheet["b_collection_and_origin"].get("imported")
+    if imported:
+        out.append(
+            "Judgements and answers imported from other tools, on the items of this release, with the times "
+            "those tools recorded:\n\n"
+        )
+        out.append(
+            _table(
+                [
+                    (
+                        r["tool"],
+                        r["project"] or "—",
+                        r["batch"],
+                        r.get("judgements", r.get("answers")),
+                        len(r["annotators"]),
+                        (r["first"] or "—")[:10],
+                        (r["last"] or "—")[:10],
+                    )
+                    for r in imported
+                ],
+                ("tool", "its project", "import", "judgements or answers", "annotators", "first", "last"),
+            )
+        )
     out.append("## (c) Preparation\n")
     out.append(
         f"- PII scrubbing (placeholders per type, over the batches used): "

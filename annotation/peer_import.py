@@ -1,0 +1,429 @@
+"""A peer tool's file through the import pipeline: the first read that finds its fields and annotators, the
+data lead's mapping (which field is what, who is whom), and the records it becomes: items, their imported
+judgements (written by ``preferences``, a higher floor, through the writer it registers) and their imported
+answers (annotations), each keeping its origin: tool, project, annotator, time."""
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from django.contrib.auth.hashers import make_password
+
+from accounts.models import Project, User
+from accounts.selectors import project_members
+from annotation import selectors
+from annotation.import_report import ImportReport
+from annotation.models import (
+    Annotation,
+    AnnotationSettings,
+    AnnotationState,
+    ImportBatch,
+    ImportedAnnotator,
+    Item,
+    PiiMode,
+    Slot,
+    SlotState,
+)
+from annotation.parsing import LineError, Message, content_hash
+from annotation.peers.reading import peer_read, peer_scan
+from annotation.peers.records import TOOL_NAMES, FieldMap, PeerFormat, PeerRecord, PeerScan
+from annotation.pii import Scrubber
+from core.errors import DomainError
+
+PEER_FORMATS = selectors.PEER_FORMATS
+NEW = "new"  # map a tool's annotator to a new imported annotator (an account that cannot sign in)
+SKIP = "skip"  # leave that annotator's judgements and answers out
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ImportedJudgement:
+    """What ``preferences`` writes for one imported judgement: on ``item``, by ``annotator``, ``result`` in
+    candidate ids, with its time and origin."""
+
+    item: Item
+    annotator: User
+    result: dict[str, Any]
+    rationale: str
+    time_spent_ms: int
+    origin: dict[str, Any]
+
+
+JudgementWriter = Callable[[ImportBatch, list[ImportedJudgement]], None]
+_writers: list[JudgementWriter] = []
+
+
+def judgement_writer_register(writer: JudgementWriter) -> None:
+    """``preferences`` registers what stores imported judgements when its app is ready."""
+    if writer not in _writers:
+        _writers.append(writer)
+
+
+# --- the first read and the mapping ------------------------------------------------------------------------------
+
+
+def scan_file(project: Project, path: Path, fmt: str) -> dict[str, Any]:
+    """Read the stored file once for the mapping step; return what the batch keeps of it (``peer_scan``),
+    each annotator with the project member whose e-mail matches theirs, suggested (never applied unasked)."""
+    scan: PeerScan = peer_scan(path, fmt)
+    emails = {
+        m.user.email.casefold(): m.user.pk
+        for m in project_members(project).filter(user__is_active=True)
+        if m.user.email and not hasattr(m.user, "imported_as")
+    }
+    known = dict(
+        ImportedAnnotator.objects.filter(project=project, tool=fmt).values_list("key", "user_id")  # mapped before
+    )
+    return {
+        "tool": scan.tool,
+        "project": scan.project,
+        "records": scan.records,
+        "fields": scan.fields,
+        "field_guess": _field_map_json(scan.field_guess),
+        "annotators": [
+            {
+                "key": seen.annotator.key,
+                "label": seen.annotator.label,
+                "judgements": seen.judgements,
+                "answers": seen.answers,
+                "suggested_user": emails.get(seen.annotator.label.casefold()),
+                "imported_before": known.get(seen.annotator.key),
+            }
+            for seen in scan.annotators
+        ],
+        "errors": [{"line": e.line, "reason": e.reason} for e in scan.errors],
+    }
+
+
+def _field_map_json(fields: FieldMap | None) -> dict[str, Any] | None:
+    if fields is None:
+        return None
+    raw = asdict(fields)
+    raw["candidates"] = list(fields.candidates)
+    return raw
+
+
+def needs_fields(fmt: str) -> bool:
+    """Only a Label Studio export leaves its fields' meaning unsaid (its labeling config is not exported)."""
+    return fmt == PeerFormat.LABEL_STUDIO
+
+
+def mapping_check(
+    batch: ImportBatch, *, fields: dict[str, Any] | None, annotators: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Check a mapping against the batch's scan; return it normalised (fields, annotators). Every annotator
+    the file names must be mapped: to a member of the project (by user id), to ``"new"`` or to ``"skip"``;
+    no two to the same member. Raises ``DomainError`` naming what is wrong."""
+    scan = batch.peer_scan or {}
+    field_map = None
+    if needs_fields(batch.fmt):
+        field_map = _fields_check(fields or scan.get("field_guess") or {}, scan.get("fields") or [])
+    seen = {a["key"]: a for a in scan.get("annotators", [])}
+    unknown = sorted(set(annotators) - set(seen))
+    if unknown:
+        raise DomainError(f"The file names no annotator “{unknown[0]}”.", field="annotators")
+    missing = [a["label"] for key, a in seen.items() if key not in annotators]
+    if missing:
+        raise DomainError(
+            f"Say whom each annotator of the file is; not mapped: {', '.join(missing[:5])}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            + ". Map each to a member of the project, to a new imported annotator, or leave them out.",
+            field="annotators",
+        )
+    if any(a.get("answers") for a in seen.values()) and selectors.current_rubric(batch.project) is None:
+        raise DomainError(
+            "The file holds written answers, and every annotation here is made under the project's rubric: write "
+            "the rubric first (Rubric page), then map the import.",
+        )
+    members = dict(project_members(batch.project).values_list("user_id", "user__username"))
+    resolved: dict[str, Any] = {}
+    taken: dict[int, str] = {}
+    for key, value in annotators.items():
+        choice = value.get("user") if isinstance(value, dict) else value
+        if choice in (NEW, SKIP):
+            resolved[key] = {choice: True}
+            continue
+        try:
+            user_id = int(choice)
+        except (TypeError, ValueError):
+            raise DomainError(
+                f"Map {seen[key]['label']} to a member's user id, “new” or “skip”, not “{choice}”.", field="annotators"
+            ) from None
+        if user_id not in members:
+            raise DomainError(f"User #{user_id} is not a member of this project.", field="annotators")
+        if user_id in taken:
+            raise DomainError(
+                f"{seen[taken[user_id]]['label']} and {seen[key]['label']} are both mapped to {members[user_id]}: "
+                "each person judges an item once.",
+                field="annotators",
+            )
+        taken[user_id] = key
+        resolved[key] = {"user": user_id}
+    return field_map, resolved
+
+
+def _fields_check(raw: dict[str, Any], known: list[str]) -> dict[str, Any]:
+    prompt = str(raw.get("prompt") or "").strip()
+    if not prompt:
+        raise DomainError("Name the field that holds the prompt.", field="fields")
+    candidates = [str(c).strip() for c in raw.get("candidates") or [] if str(c).strip()]
+    response = str(raw.get("response") or "").strip() or None
+    named = [prompt, *candidates, *([response] if response else [])]
+    if known:
+        strange = [name for name in named if name not in known]
+        if strange:
+            raise DomainError(
+                f"The file's tasks have no field “{strange[0]}” (they have: {', '.join(known[:20])}).", field="fields"
+            )
+    if len(set(named)) != len(named):
+        raise DomainError("A field can hold one thing: the prompt, a candidate or the response.", field="fields")
+    if len(candidates) == 1:
+        raise DomainError("A comparison needs two candidate fields or more (or none, for answers).", field="fields")
+    return {"prompt": prompt, "candidates": candidates, "response": response}
+
+
+def mapping_complete(batch: ImportBatch, annotators: dict[str, Any] | None) -> bool:
+    """Whether a mapping given with the upload covers every annotator the file names."""
+    keys = {a["key"] for a in (batch.peer_scan or {}).get("annotators", [])}
+    return not keys or (annotators is not None and keys <= set(annotators))
+
+
+# --- the import --------------------------------------------------------------------------------------------------
+
+
+def _authors(batch: ImportBatch) -> dict[str, User | None]:
+    """The tool's annotator keys to their authors: the mapped member, an imported annotator (made now, within
+    the import's transaction, when new), or None (left out)."""
+    mapping = batch.annotator_map or {}
+    users = {u.pk: u for u in User.objects.filter(pk__in=[v["user"] for v in mapping.values() if "user" in v])}
+    authors: dict[str, User | None] = {}
+    for key, value in mapping.items():
+        if "user" in value:
+            authors[key] = users.get(value["user"])
+        elif NEW in value:
+            authors[key] = _imported_annotator(batch, key)
+        else:
+            authors[key] = None
+    return authors
+
+
+def _imported_annotator(batch: ImportBatch, key: str) -> User:
+    existing = (
+        ImportedAnnotator.objects.filter(project=batch.project, tool=batch.fmt, key=key).select_related("user").first()
+    )
+    if existing is not None:
+        return existing.user
+    digest = hashlib.sha256(f"{batch.project_id}:{batch.fmt}:{key}".encode()).hexdigest()[:10]
+    prefix = {"label_studio_json": "labelstudio", "argilla_disk": "argilla", "openassistant_trees": "oasst"}[batch.fmt]
+    user = User.objects.create(
+        username=f"{prefix}-{digest}",
+        first_name=f"Imported from {TOOL_NAMES[PeerFormat(batch.fmt)]}",
+        is_active=False,
+        password=make_password(None),  # unusable: this account never signs in
+    )
+    ImportedAnnotator.objects.create(project=batch.project, tool=batch.fmt, key=key, user=user, first_batch=batch)
+    return user
+
+
+@dataclass
+class _Pending:
+    line: int
+    item: Item
+    judgements: list[tuple[User, dict[str, Any], str, int, dict[str, Any]]]
+    answers: list[tuple[User, str, int, dict[str, Any]]]
+
+
+def import_peer_stream(
+    batch: ImportBatch,
+    report: ImportReport,
+    config: AnnotationSettings,
+    scrubber: Scrubber,
+    stream: IO[bytes],
+    progress: Callable[[int], None],
+) -> None:
+    """Import a peer tool's stored file (``stream`` is open on it, for progress): every record scrubbed,
+    de-duplicated and inserted with its judgements and answers; what cannot be mapped is reported as dropped,
+    malformed records as bad lines."""
+    if not _writers:
+        raise RuntimeError("no writer of imported judgements is registered (is the preferences app installed?)")
+    fields = None
+    if batch.field_map:
+        fields = FieldMap(**{**batch.field_map, "candidates": tuple(batch.field_map["candidates"])})
+    authors = _authors(batch)
+    kinds = selectors.work_kinds(batch.project)
+    scan = batch.peer_scan or {}
+    labels = {a["key"]: a["label"] for a in scan.get("annotators", [])}
+    origin = {"tool": scan.get("tool", batch.fmt), "project": scan.get("project", ""), "batch": batch.pk}
+    seen_in_file: dict[str, int] = {}
+    pending: list[_Pending] = []
+    for entry in peer_read(Path(batch.stored_path), batch.fmt, fields=fields):
+        report.lines = max(report.lines, entry.line)
+        if isinstance(entry, LineError):
+            report.error(entry.line, entry.reason)
+            continue
+        if not isinstance(entry, PeerRecord):
+            report.drop(entry.line, entry.reason)
+            continue
+        for reason in entry.dropped:
+            report.drop(entry.line, reason)
+        kind = "comparison" if entry.candidates else "sft"
+        if kind not in kinds:
+            what = "a comparison" if kind == "comparison" else "a conversation to annotate"
+            other = "conversations to annotate (SFT)" if kind == "comparison" else "comparisons"
+            report.error(entry.line, f"this record is {what}; the project holds {other}")
+            continue
+        row = _record_row(batch, entry, report, config, scrubber, authors, labels, origin)
+        if row is None:
+            continue
+        digest = row.item.content_hash
+        report.content_digest.update(f"{entry.line}\t{digest}\n".encode())
+        if digest in seen_in_file:
+            report.skip(entry.line, f"same conversation as line {seen_in_file[digest]}")
+            continue
+        seen_in_file[digest] = entry.line
+        pending.append(row)
+        if len(pending) >= _CHUNK:
+            _insert(batch, pending, report, config.annotators_per_item)
+            pending = []
+            progress(stream.tell())
+    if pending:
+        _insert(batch, pending, report, config.annotators_per_item)
+
+
+def _record_row(
+    batch: ImportBatch,
+    entry: PeerRecord,
+    report: ImportReport,
+    config: AnnotationSettings,
+    scrubber: Scrubber,
+    authors: dict[str, User | None],
+    labels: dict[str, str],
+    origin: dict[str, Any],
+) -> _Pending | None:
+    """Scrub one record's texts (one scrub, so placeholders agree across them) into an unsaved item with its
+    judgements and answers by their mapped authors; None when the project's PII policy rejects it."""
+    texts = [m.content for m in entry.messages] + ([entry.response] if entry.response is not None else [])
+    texts += [c.content for c in entry.candidates]
+    texts += [a.response for a in entry.answers] + [j.rationale for j in entry.judgements]
+    result = scrubber.scrub(texts)
+    for kind, count in result.counts.items():
+        report.scrub_counts[kind] = report.scrub_counts.get(kind, 0) + count
+    for finding in result.uncertain:
+        report.uncertain_value(entry.line, finding)
+    if result.found and config.pii_mode == PiiMode.REJECT:
+        found = ", ".join(f"{k}×{n}" for k, n in sorted(result.counts.items()))
+        report.skip(entry.line, f"contains PII ({found}); the project's policy rejects such items", pii=True)
+        return None
+    scrubbed = iter(result.texts)
+    messages = [Message(role=m.role, content=next(scrubbed)) for m in entry.messages]
+    response = next(scrubbed) if entry.response is not None else None
+    candidates = [next(scrubbed) for _ in entry.candidates]
+    answer_texts = [next(scrubbed) for _ in entry.answers]
+    rationales = [next(scrubbed) for _ in entry.judgements]
+    item = Item(
+        project=batch.project,
+        batch=batch,
+        kind="comparison" if candidates else "sft",
+        external_id=entry.external_id or "",
+        messages=[{"role": m.role, "content": m.content} for m in messages],
+        response=response,
+        candidates=[
+            {"content": text, "provenance": candidate.provenance()}
+            for text, candidate in zip(candidates, entry.candidates, strict=True)
+        ],
+        metadata=entry.metadata,
+        content_hash=content_hash(messages, response, candidates),
+    )
+    row = _Pending(entry.line, item, [], [])
+    by_author: set[int] = set()
+    for judgement, rationale in zip(entry.judgements, rationales, strict=True):
+        author = _author(entry.line, judgement.annotator.key, authors, labels, by_author, report)
+        if author is not None:
+            made = _origin(origin, judgement.annotator.key, judgement.external_id, judgement.created_at)
+            row.judgements.append((author, judgement.result, rationale, judgement.lead_time_ms or 0, made))
+    for answer, text in zip(entry.answers, answer_texts, strict=True):
+        author = _author(entry.line, answer.annotator.key, authors, labels, by_author, report)
+        if author is not None:
+            made = _origin(origin, answer.annotator.key, answer.external_id, answer.created_at)
+            row.answers.append((author, text, answer.lead_time_ms or 0, made))
+    return row
+
+
+def _author(
+    line: int, key: str, authors: dict[str, User | None], labels: dict[str, str], done: set[int], report: ImportReport
+) -> User | None:
+    author = authors.get(key)
+    if author is None:
+        report.drop(line, f"{labels.get(key, key)}'s annotation left out, as mapped")
+        return None
+    if author.pk in done:
+        report.drop(line, f"a second annotation by {labels.get(key, key)} left out: each person judges an item once")
+        return None
+    done.add(author.pk)
+    return author
+
+
+def _origin(base: dict[str, Any], key: str, external_id: str, at: Any) -> dict[str, Any]:
+    return {**base, "annotator": key, "id": external_id, "at": at.isoformat() if at is not None else None}
+
+
+def _insert(batch: ImportBatch, pending: list[_Pending], report: ImportReport, k: int) -> None:
+    """Insert a chunk: items new to the project, a slot per annotator wanted (done for those whose judgement
+    or answer came with the file, free for the rest), then the judgements and answers."""
+    existing = dict(
+        Item.objects.filter(project=batch.project, content_hash__in=[p.item.content_hash for p in pending]).values_list(
+            "content_hash", "id"
+        )
+    )
+    fresh = []
+    for row in pending:
+        if row.item.content_hash in existing:
+            kept = len(row.judgements) + len(row.answers)
+            also = f"; its {kept} annotation{'s' if kept != 1 else ''} not imported" if kept else ""
+            report.skip(row.line, f"already in the project as item #{existing[row.item.content_hash]}{also}")
+        else:
+            fresh.append(row)
+    if report.bad and not batch.skip_bad_lines:
+        return  # the batch will be refused: keep reading only to report every bad line
+    Item.objects.bulk_create([row.item for row in fresh], batch_size=_CHUNK)
+    slots = []
+    for row in fresh:
+        done = [author for author, *_ in row.judgements] + [author for author, *_ in row.answers]
+        slots += [
+            Slot(item=row.item, project=batch.project, index=i, state=SlotState.DONE, user=author)
+            for i, author in enumerate(done)
+        ]
+        slots += [Slot(item=row.item, project=batch.project, index=i) for i in range(len(done), k)]
+    Slot.objects.bulk_create(slots, batch_size=_CHUNK)
+    judgements = [
+        ImportedJudgement(row.item, author, result, rationale, ms, origin)
+        for row in fresh
+        for author, result, rationale, ms, origin in row.judgements
+    ]
+    for writer in _writers:
+        writer(batch, judgements)
+    rubric = selectors.current_rubric(batch.project)
+    answers = [(row.item, *answer) for row in fresh for answer in row.answers]
+    assert rubric is not None or not answers, "mapping_check refuses answers before the project has a rubric"
+    Annotation.objects.bulk_create(
+        [
+            Annotation(
+                item=item,
+                annotator=author,
+                rubric_version=rubric,
+                original_response=item.response,
+                response=text,
+                time_spent_ms=ms,
+                state=AnnotationState.SUBMITTED,  # a reviewer here approves or sends it back: four eyes still hold
+                submit_key=hashlib.sha256(f"import:{batch.pk}:{item.content_hash}:{author.pk}".encode()).hexdigest(),
+                origin=origin,
+            )
+            for item, author, text, ms, origin in answers
+        ],
+        batch_size=_CHUNK,
+    )
+    report.imported += len(fresh)
+    report.judgements += len(judgements)
+    report.answers += len(answers)
