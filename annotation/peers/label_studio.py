@@ -165,8 +165,9 @@ def _candidates(
         for number, item in enumerate(items, start=1):
             where = f"{label}: candidate {number} of “{name}”"
             if isinstance(item, dict):
-                text = next((item[key] for key in _ITEM_TEXT_KEYS if isinstance(item.get(key), str)), None)
-                extra = {key: value for key, value in item.items() if key not in _ITEM_TEXT_KEYS}
+                used = next((key for key in _ITEM_TEXT_KEYS if isinstance(item.get(key), str)), "body")
+                text = item.get(used)
+                extra = {key: value for key, value in item.items() if key != used}
                 check_json_storable(extra, where)
                 candidates.append(CandidateRecord(clean_text(text, where, limits), extra=extra))
                 ids.append(str(item.get("id", number)))

@@ -25,9 +25,10 @@ import argilla as rg  # type: ignore[import-not-found]
 import httpx  # type: ignore[import-not-found]
 from label_studio_sdk.label_interface import LabelInterface  # type: ignore[import-not-found]
 from label_studio_sdk.types import Annotation, LseTask  # type: ignore[import-not-found]
-from pydantic import BaseModel  # type: ignore[import-not-found]
+from pydantic import BaseModel
 
 NOW = "2025-03-01T10:00:00Z"
+SUBMITTED = "submitted"
 ALICE, BOB = uuid.UUID(int=1), uuid.UUID(int=2)
 
 
@@ -118,7 +119,7 @@ def write_argilla(out: Path) -> None:
                         "preference", ["response-2", "response-1", "response-3"], user_id=BOB, status="submitted"
                     ),
                 ],
-            },  # fmt: skip
+            },
             {"id": "prime-2", "fields": {**answers, "prompt": "Name an even prime."}},
         ],
     )
@@ -133,13 +134,21 @@ def write_argilla(out: Path) -> None:
         "argilla_label",
         label,
         [
-            {"id": "hello-1", "fields": pair, "responses": [
-                rg.Response("better", "response-1", user_id=ALICE, status="submitted"),
-                rg.Response("better", "tie", user_id=BOB, status="submitted")]},
-            {"id": "hello-2", "fields": {**pair, "prompt": "Say hello."}, "responses": [
-                rg.Response("better", "response-2", user_id=BOB, status="submitted")]},
+            {
+                "id": "hello-1",
+                "fields": pair,
+                "responses": [
+                    rg.Response("better", "response-1", user_id=ALICE, status="submitted"),
+                    rg.Response("better", "tie", user_id=BOB, status="submitted"),
+                ],
+            },
+            {
+                "id": "hello-2",
+                "fields": {**pair, "prompt": "Say hello."},
+                "responses": [rg.Response("better", "response-2", user_id=BOB, status="submitted")],
+            },
         ],
-    )  # fmt: skip
+    )
     sft = {
         "fields": [rg.TextField(name="instruction"), rg.TextField(name="response")],
         "questions": [rg.TextQuestion(name="corrected"), rg.RatingQuestion(name="quality", values=[1, 2, 3])],
@@ -150,13 +159,21 @@ def write_argilla(out: Path) -> None:
         "argilla_sft",
         sft,
         [
-            {"id": "sft-1", "fields": {"instruction": "Capital of France?", "response": "Lyon"}, "responses": [
-                rg.Response("corrected", "Paris", user_id=ALICE, status="submitted"),
-                rg.Response("quality", 1, user_id=ALICE, status="submitted")]},
-            {"id": "sft-2", "fields": {"instruction": "2 + 2?", "response": "4"}, "responses": [
-                rg.Response("quality", 3, user_id=BOB, status="submitted")]},
+            {
+                "id": "sft-1",
+                "fields": {"instruction": "Capital of France?", "response": "Lyon"},
+                "responses": [
+                    rg.Response("corrected", "Paris", user_id=ALICE, status="submitted"),
+                    rg.Response("quality", 1, user_id=ALICE, status="submitted"),
+                ],
+            },
+            {
+                "id": "sft-2",
+                "fields": {"instruction": "2 + 2?", "response": "4"},
+                "responses": [rg.Response("quality", 3, user_id=BOB, status="submitted")],
+            },
         ],
-    )  # fmt: skip
+    )
 
 
 # --- Label Studio ----------------------------------------------------------------------------------------------
@@ -166,7 +183,9 @@ PAIRWISE_CONFIG = """<View>
   <Text name="answer1" value="$answer1"/>
   <Text name="answer2" value="$answer2"/>
   <Pairwise name="comparison" toName="answer1,answer2"/>
-  <Choices name="verdict" toName="prompt"><Choice value="Answer 1"/><Choice value="Answer 2"/><Choice value="Tie"/></Choices>
+  <Choices name="verdict" toName="prompt">
+    <Choice value="Answer 1"/><Choice value="Answer 2"/><Choice value="Tie"/>
+  </Choices>
   <Choices name="sentiment" toName="prompt"><Choice value="positive"/><Choice value="negative"/></Choices>
   <TextArea name="reason" toName="prompt"/>
 </View>"""
@@ -183,8 +202,16 @@ SFT_CONFIG = """<View>
 
 
 def _annotation(number: int, user: int, regions: list[Any], **extra: Any) -> dict[str, Any]:
-    fields = {"was_cancelled": False, "ground_truth": False, "created_at": NOW, "updated_at": NOW, "lead_time": 12.5,
-              "project": 7, "task": number // 10, **extra}  # fmt: skip
+    fields = {
+        "was_cancelled": False,
+        "ground_truth": False,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "lead_time": 12.5,
+        "project": 7,
+        "task": number // 10,
+        **extra,
+    }
     annotation = Annotation(
         id=number, completed_by=user, result=[json.loads(region.to_json()) for region in regions], **fields
     )
@@ -204,29 +231,53 @@ def write_label_studio(out: Path) -> None:
         pairwise.get_control(name) for name in ("comparison", "verdict", "sentiment", "reason")
     )
     pair = {"prompt": "What is 2 + 2?", "answer1": "4", "answer2": "5"}
-    items = [{"id": "a", "title": "A", "body": "Paris"}, {"id": "b", "title": "B", "body": "Lyon"},
-             {"id": "c", "title": "C", "body": "Nice"}]  # fmt: skip
+    items = [
+        {"id": "a", "title": "A", "body": "Paris"},
+        {"id": "b", "title": "B", "body": "Lyon"},
+        {"id": "c", "title": "C", "body": "Nice"},
+    ]
     tasks = [
-        _task(1, pair, [_annotation(11, 1, [pw.label("left"), reason.label(text=["4 is right"])]),
-                        _annotation(12, 2, [pw.label("right")], lead_time=3.25)]),
-        _task(2, pair, [_annotation(21, 1, [verdict.label("Answer 2")]), _annotation(22, 2, [verdict.label("Tie")]),
-                        _annotation(23, 2, [], was_cancelled=True)]),
+        _task(
+            1,
+            pair,
+            [
+                _annotation(11, 1, [pw.label("left"), reason.label(text=["4 is right"])]),
+                _annotation(12, 2, [pw.label("right")], lead_time=3.25),
+            ],
+        ),
+        _task(
+            2,
+            pair,
+            [
+                _annotation(21, 1, [verdict.label("Answer 2")]),
+                _annotation(22, 2, [verdict.label("Tie")]),
+                _annotation(23, 2, [], was_cancelled=True),
+            ],
+        ),
         _task(3, pair, [_annotation(31, 1, [sentiment.label("positive")])]),
-    ]  # fmt: skip
+    ]
     (out / "ls_pairwise.json").write_text(json.dumps(tasks, indent=2, ensure_ascii=False))
     ranked = [
-        _task(4, {"prompt": "Capital of France?", "items": items}, [
-            _annotation(41, 1, [ranker.get_control("rank").label(ranker={"rank": ["a", "c", "b"]})]),
-            _annotation(42, 2, [ranker.get_control("buckets").label(ranker={"good": ["a"], "bad": ["b", "c"]})])]),
-        _task(5, {"prompt": "Capital of Italy?", "items": items}, [
-            _annotation(51, 1, [ranker.get_control("buckets").label(ranker={"good": ["a"], "_": ["b", "c"]})])]),
-    ]  # fmt: skip
+        _task(
+            4,
+            {"prompt": "Capital of France?", "items": items},
+            [
+                _annotation(41, 1, [ranker.get_control("rank").label(ranker={"rank": ["a", "c", "b"]})]),
+                _annotation(42, 2, [ranker.get_control("buckets").label(ranker={"good": ["a"], "bad": ["b", "c"]})]),
+            ],
+        ),
+        _task(
+            5,
+            {"prompt": "Capital of Italy?", "items": items},
+            [_annotation(51, 1, [ranker.get_control("buckets").label(ranker={"good": ["a"], "_": ["b", "c"]})])],
+        ),
+    ]
     (out / "ls_ranker.json").write_text(json.dumps(ranked, ensure_ascii=False))
     edit = sft.get_control("answer")
     sft_tasks = [
-        _task(1, {"instruction": "Greet me.", "response": "Hi"}, [_annotation(11, 3, [edit.label(text=["Hello there!"])])]),
+        _task(1, {"instruction": "Greet me.", "response": "Hi"}, [_annotation(11, 3, [edit.label(text=["Hello!"])])]),
         _task(2, {"instruction": "Thank me.", "response": "ok"}, []),
-    ]  # fmt: skip
+    ]
     (out / "ls_sft.jsonl").write_text("".join(json.dumps(task) + "\n" for task in sft_tasks))
 
 
@@ -261,18 +312,33 @@ class ExportMessageTree(BaseModel):
 
 
 def _node(message_id: str, role: str, text: str, rank: int | None = None, **extra: Any) -> ExportMessageNode:
-    return ExportMessageNode(message_id=message_id, user_id=f"user-{message_id}", created_date=NOW, text=text,
-                             role=role, lang="en", review_count=3, review_result=True, deleted=False, rank=rank,
-                             synthetic=False, **extra)  # fmt: skip
+    return ExportMessageNode(
+        message_id=message_id,
+        user_id=f"user-{message_id}",
+        created_date=NOW,
+        text=text,
+        role=role,
+        lang="en",
+        review_count=3,
+        review_result=True,
+        deleted=False,
+        rank=rank,
+        synthetic=False,
+        **extra,
+    )
 
 
 def write_openassistant(out: Path) -> None:
-    replies = [_node("m2", "assistant", "Paris.", 1), _node("m3", "assistant", "It is Paris, on the Seine.", 0),
-               _node("m4", "assistant", "Lyon.", 2, replies=[_node("m5", "prompter", "Are you sure?")])]  # fmt: skip
+    replies = [
+        _node("m2", "assistant", "Paris.", 1),
+        _node("m3", "assistant", "It is Paris, on the Seine.", 0),
+        _node("m4", "assistant", "Lyon.", 2, replies=[_node("m5", "prompter", "Are you sure?")]),
+    ]
     tree = ExportMessageTree(
-        message_tree_id="t1", tree_state="ready_for_export",
+        message_tree_id="t1",
+        tree_state="ready_for_export",
         prompt=_node("m1", "prompter", "What is the capital of France?", replies=replies),
-    )  # fmt: skip
+    )
     (out / "oasst_trees.jsonl").write_text(json.dumps(tree.model_dump()) + "\n")
 
 
