@@ -5,7 +5,6 @@ their parent, judged by the tree's ranking (a consensus of its rankers, so one a
 from __future__ import annotations
 
 import gzip
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from annotation.parsing import CandidateRecord, Limits, LineError, Message
 from annotation.peers.common import (
+    MAX_ARRAY_BYTES,
     Invalid,
     check_json_storable,
     clean_text,
@@ -58,8 +58,16 @@ def read(path: Path, limits: Limits) -> Iterator[Entry]:
         return
     with tempfile.TemporaryDirectory() as folder:
         plain = Path(folder) / "trees.jsonl"
-        with gzip.open(path, "rb") as source, plain.open("wb") as target:
-            shutil.copyfileobj(source, target)
+        try:
+            with gzip.open(path, "rb") as source, plain.open("wb") as target:
+                # Chunk by chunk, so a small file that would unpack to terabytes stops at the cap.
+                while chunk := source.read(1024 * 1024):
+                    target.write(chunk)
+                    if target.tell() > MAX_ARRAY_BYTES:
+                        raise Invalid(f"the file unpacks to more than {MAX_ARRAY_BYTES:,} bytes")
+        except (OSError, EOFError, Invalid) as exc:
+            yield LineError(1, exc.reason if isinstance(exc, Invalid) else f"the gzip file is damaged ({exc})")
+            return
         yield from _read_plain(plain, limits)
 
 

@@ -3,6 +3,7 @@ run in ``.venv-peers``), on the real-shaped fixtures in ``peers/`` and on broken
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import os
@@ -29,17 +30,21 @@ LS, ARGILLA, OA = PeerFormat.LABEL_STUDIO, PeerFormat.ARGILLA, PeerFormat.OPENAS
 
 @pytest.fixture(scope="session")
 def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The inputs written by the peers' libraries, once per test process, in its own temporary folder."""
+    """The inputs written by the peers' libraries, once per test session: the pytest-xdist processes of a session
+    share its temporary root, and the first to take the lock writes them (importing argilla takes seconds)."""
     if not PEERS_PYTHON.exists():
         message = f"{PEERS_PYTHON} is missing: run `make peers-venv` (the peers' libraries write these inputs)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
-    out = tmp_path_factory.mktemp("peers")
-    done = subprocess.run(
-        [str(PEERS_PYTHON), "-W", "ignore", str(MAKE_INPUTS), str(out)], capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path_factory.getbasetemp().parent / "peer-inputs"
+    with (tmp_path_factory.getbasetemp().parent / "peer-inputs.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "written").exists():
+            command = [str(PEERS_PYTHON), "-W", "ignore", str(MAKE_INPUTS), str(out)]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+            assert done.returncode == 0, done.stderr[-3000:]
+            (out / "written").touch()
     return out
 
 
@@ -337,6 +342,14 @@ def test_it_scans_trees_for_the_consensus_and_reads_them_gzipped(tmp_path: Path)
     with (FIXTURES / "oasst_trees.jsonl").open("rb") as source, gzip.open(packed, "wb") as target:
         shutil.copyfileobj(source, target)
     assert entries(packed, OA) == entries(FIXTURES / "oasst_trees.jsonl", OA)
+
+
+def test_it_reports_a_damaged_gzip_file(tmp_path: Path) -> None:
+    packed = tmp_path / "trees.jsonl.gz"
+    packed.write_bytes(gzip.compress(b'{"message_tree_id": "t"}\n')[:-6])
+    (error,) = entries(packed, OA)
+    assert isinstance(error, LineError)
+    assert error.reason.startswith("the gzip file is damaged")
 
 
 def test_it_reads_trees_of_the_published_schema(made: Path) -> None:
