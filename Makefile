@@ -10,13 +10,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: run test install system-packages lint types pytest fuzz chromium clean
+.PHONY: run test install system-packages lint types pytest fuzz chromium clean peers-venv
 
 run: $(STAMP)
 	$(BIN)/python manage.py serve
 
 # mypy (about a minute on a fresh clone) runs beside the suite, not before it: CI's budget is the wall clock.
-test: $(STAMP) chromium lint
+test: $(STAMP) chromium lint peers-venv
 	@$(MAKE) --no-print-directory -j2 types pytest
 
 install: $(STAMP)
@@ -62,6 +62,21 @@ $(STAMP): pyproject.toml | system-packages
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 	@echo "Installed."
+
+# The peers' own libraries (Argilla, the Label Studio SDK) write the peer readers' test inputs; they would change
+# numpy in .venv, so they get a venv of their own, installed once per pinned set (about half a minute).
+PEERS_VENV := .venv-peers
+PEERS_REQUIREMENTS := tests/annotation/peers_make/requirements.txt
+PEERS_STAMP := $(PEERS_VENV)/.installed-$(shell cat $(PEERS_REQUIREMENTS) | sha256sum | cut -c1-16)
+peers-venv: $(PEERS_STAMP)
+$(PEERS_STAMP): $(PEERS_REQUIREMENTS)
+	@echo "Installing the peers' libraries into $(PEERS_VENV) (once; pip's log: $(PEERS_VENV)/install.log)"
+	@test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	@$(PEERS_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off $(PIP_FLAGS) \
+		-r $(PEERS_REQUIREMENTS) > $(PEERS_VENV)/install.log 2>&1 \
+		|| { echo "pip failed: its whole output is in $(PEERS_VENV)/install.log"; exit 1; }
+	@rm -f $(PEERS_VENV)/.installed-*
+	@touch $(PEERS_STAMP)
 
 # Browser tests drive Debian's Chromium; install it when missing (root on these machines).
 chromium:
