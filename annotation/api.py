@@ -114,7 +114,7 @@ class ImportIn(serializers.Serializer[None]):
     csv_system = Text(required=False, default="")
     csv_id = Text(required=False, default="")
     csv_metadata = serializers.ListField(child=Text(), required=False, default=list)
-    fields = serializers.JSONField(
+    field_map = serializers.JSONField(
         required=False, default=None,
         help_text='Label Studio: which task fields hold what, {"prompt": …, "candidates": [left, right, …], '
         '"response": …}; without it the guess in `peer_scan.field_guess` is used.',
@@ -182,7 +182,7 @@ class ImportListView(ListView):
             csv_mapping=mapping,
             skip_bad_lines=values["skip_bad_lines"],
             purpose=values["purpose"],
-            fields=values["fields"],
+            fields=values["field_map"],
             annotators=values["annotators"],
         )
         return import_response(request, batch)

@@ -16,7 +16,7 @@ from annotation.permissions import get_batch_for_user
 
 
 class ImportMappingIn(serializers.Serializer[None]):
-    fields = serializers.JSONField(
+    field_map = serializers.JSONField(
         required=False, default=None,
         help_text='Label Studio only: {"prompt": field, "candidates": [left, right, …], "response": field or null}. '
         "Without it, the guess in `peer_scan.field_guess`.",
@@ -44,7 +44,7 @@ class ImportMappingView(APIView):
         data.is_valid(raise_exception=True)
         values: dict[str, Any] = data.validated_data
         batch = services.import_mapping_confirm(
-            actor=request_user(request), batch=batch, fields=values["fields"], annotators=values["annotators"]
+            actor=request_user(request), batch=batch, fields=values["field_map"], annotators=values["annotators"]
         )
         return import_response(request, batch)
 

@@ -229,6 +229,9 @@ def import_run(*, batch_id: int) -> ImportBatch:
     ):
         return ImportBatch.objects.get(pk=batch.pk)  # failed meanwhile (its task was reported unsent)
     report = ImportReport()
+    if not Path(batch.stored_path).is_file():  # deleted by hand, or a data directory restored without it
+        gone = "The uploaded file is no longer on the server, so nothing was imported: upload it again."
+        return _finish_import(batch, report, ImportStatus.FAILED, failure=gone)
     try:
         with transaction.atomic():
             _import_items(batch, report)

@@ -146,8 +146,8 @@ def mapping_check(
             resolved[key] = {choice: True}
             continue
         try:
-            user_id = int(choice)
-        except (TypeError, ValueError):
+            user_id = int(str(choice))
+        except ValueError:
             raise DomainError(
                 f"Map {seen[key]['label']} to a member's user id, “new” or “skip”, not “{choice}”.", field="annotators"
             ) from None

@@ -44,7 +44,7 @@ PEER_COMPARISON_FORMATS = (PeerFormat.LABEL_STUDIO, PeerFormat.ARGILLA, PeerForm
 PEER_SFT_FORMATS = (PeerFormat.LABEL_STUDIO, PeerFormat.ARGILLA)
 
 
-def import_formats(project: Project) -> list[ImportFormat]:
+def import_formats(project: Project) -> list[ImportFormat | PeerFormat]:
     """The import formats that fit the project's work, the usual one first: comparisons only in a project of
     comparisons, conversations (chat, prompt/response, CSV) only in an SFT project; all of them while it has
     imported nothing yet (or, from before this rule, already holds both)."""

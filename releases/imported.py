@@ -5,6 +5,8 @@ datasheet's "(b) Data collection and origin", only when there are any."""
 
 from typing import Any
 
+from django.db.models import QuerySet
+
 from annotation.models import Annotation, AnnotationState
 from preferences.models import Judgement
 from releases.models import Release, ReleaseItem
@@ -16,12 +18,17 @@ def imported_origin(release: Release) -> list[dict[str, Any]]:
     imported answers (SFT) its items carry, by how many annotators (pseudonyms), and the first and last time
     the tool recorded. Empty when none of its items came with any."""
     items = ReleaseItem.objects.filter(release=release).values("item_id")
+    rows: QuerySet[Any, tuple[int, Any]]
     if release.kind == "preference":
-        rows = Judgement.objects.filter(item_id__in=items, origin__isnull=False, is_gold=False)
+        rows = Judgement.objects.filter(item_id__in=items, origin__isnull=False, is_gold=False).values_list(
+            "annotator_id", "origin"
+        )
     else:
-        rows = Annotation.objects.filter(item_id__in=items, origin__isnull=False, state=AnnotationState.APPROVED)
+        rows = Annotation.objects.filter(
+            item_id__in=items, origin__isnull=False, state=AnnotationState.APPROVED
+        ).values_list("annotator_id", "origin")
     groups: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for annotator_id, origin in rows.values_list("annotator_id", "origin").iterator(chunk_size=5000):
+    for annotator_id, origin in rows.iterator(chunk_size=5000):
         key = (str(origin.get("tool", "")), str(origin.get("project", "")), int(origin.get("batch") or 0))
         group = groups.setdefault(key, {"count": 0, "annotators": set(), "times": []})
         group["count"] += 1

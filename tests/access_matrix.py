@@ -6,8 +6,10 @@ refused with 401/403 (API). Later features append their routes to ``ROUTES`` her
 """
 
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -15,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from accounts.models import GroupMapping, Role, User
 from accounts.services import membership_add
 from annotation import services as annotation_services
+from annotation.models import ImportBatch
 from tests.annotation.helpers import GOOD_SCORES, chat_line, give_rubric, import_items, jsonl
 from tests.conftest import Personas
 from tests.factories import PASSWORD
@@ -92,6 +95,39 @@ def _batch(p: Personas) -> int:
             source_name="m.jsonl", fmt="chat_jsonl",
         )  # fmt: skip
     return int(p.made["batch"].pk)
+
+
+_OASST_TREE = json.dumps(
+    {
+        "message_tree_id": "t1",
+        "tree_state": "ready_for_export",
+        "prompt": {
+            "message_id": "p", "parent_id": None, "text": "What is an ISA?", "role": "prompter", "lang": "en",
+            "replies": [
+                {"message_id": f"a{n}", "parent_id": "p", "text": text, "role": "assistant", "rank": n, "replies": []}
+                for n, text in enumerate(["A savings account.", "A bond."])
+            ],
+        },
+    }
+)  # fmt: skip
+
+
+def _waiting_batch(p: Personas) -> int:
+    """An OpenAssistant import waiting for its mapping (each test maps or cancels its own)."""
+    if "waiting_batch" not in p.made:
+        p.made["waiting_batch"] = annotation_services.import_start(
+            actor=p.data_lead, project=p.project, upload=io.BytesIO(jsonl(_OASST_TREE)),
+            source_name="trees.jsonl", fmt="openassistant_trees",
+        )  # fmt: skip
+    return int(p.made["waiting_batch"].pk)
+
+
+def _restore_upload(p: Personas, user: User) -> None:
+    """Each request's savepoint rolls the waiting batch back, but not its stored file, which a mapped import
+    deletes: put it back for the next persona."""
+    batch = ImportBatch.objects.get(pk=_waiting_batch(p))
+    if batch.stored_path and not Path(batch.stored_path).exists():
+        Path(batch.stored_path).write_bytes(jsonl(_OASST_TREE))
 
 
 def _upload(p: Personas) -> dict[str, Any]:
@@ -683,6 +719,14 @@ ROUTES: list[Route] = [
     Route("imports page", "get", lambda p: f"/projects/{_a(p)}/imports/", DATA),
     Route("import upload", "post", lambda p: f"/projects/{_a(p)}/imports/", DATA, ok=302, data=_upload),
     Route("import detail", "get", lambda p: f"/projects/{_a(p)}/imports/{_batch(p)}/", DATA),
+    Route(
+        "import mapping", "post", lambda p: f"/projects/{_a(p)}/imports/{_waiting_batch(p)}/mapping/", DATA, ok=302,
+        data=lambda p: {"annotator-0": "new"}, setup=_restore_upload,
+    ),
+    Route(
+        "import cancel", "post", lambda p: f"/projects/{_a(p)}/imports/{_waiting_batch(p)}/cancel/", DATA, ok=302,
+        setup=_restore_upload,
+    ),
     Route("rubric page", "get", lambda p: f"/projects/{_a(p)}/rubric/", MEMBERS),
     Route(
         "rubric save", "post", lambda p: f"/projects/{_a(p)}/rubric/", DATA, ok=302,
@@ -705,6 +749,14 @@ ROUTES: list[Route] = [
         multipart=True, data=_upload,
     ),
     Route("api import detail", "get", lambda p: f"/api/v1/projects/{_a(p)}/imports/{_batch(p)}/", DATA, api=True),
+    Route(
+        "api import mapping", "post", lambda p: f"/api/v1/projects/{_a(p)}/imports/{_waiting_batch(p)}/mapping/",
+        DATA, ok=201, api=True, data=lambda p: {"annotators": {"consensus": "new"}}, setup=_restore_upload,
+    ),
+    Route(
+        "api import cancel", "post", lambda p: f"/api/v1/projects/{_a(p)}/imports/{_waiting_batch(p)}/cancel/",
+        DATA, api=True, setup=_restore_upload,
+    ),
     Route("api items", "get", lambda p: f"/api/v1/projects/{_a(p)}/items/", DATA, api=True),
     Route("api annotations", "get", lambda p: f"/api/v1/projects/{_a(p)}/annotations/", DATA_OR_REVIEW, api=True),
     Route(

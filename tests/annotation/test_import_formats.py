@@ -20,19 +20,20 @@ def test_it_offers_the_formats_of_the_projects_work_the_usual_one_first(
     lead = client_for(personas.data_lead)
     url = f"/projects/{personas.project.pk}/imports/"
     fresh = lead.get(url).content.decode()
-    assert _format_options(fresh) == ["chat_jsonl", "prompt_response_jsonl", "csv", "comparison_jsonl"]
+    peers = ["label_studio_json", "argilla_disk", "openassistant_trees"]
+    assert _format_options(fresh) == ["chat_jsonl", "prompt_response_jsonl", "csv", "comparison_jsonl", *peers]
     assert 'id="field-csv_prompt" data-when="csv" hidden>' in fresh, "CSV columns only for CSV"
 
     make_comparisons(personas.project, personas.data_lead, 1)
     comparisons = lead.get(url).content.decode()
-    assert _format_options(comparisons) == ["comparison_jsonl"]
+    assert _format_options(comparisons) == ["comparison_jsonl", *peers]
     assert 'name="purpose"' not in comparisons, "no SFT mix-in in a project of comparisons"
     assert 'name="csv_prompt"' not in comparisons
     assert "<h2>Import comparisons</h2>" in comparisons
 
     import_lines(personas.other_project, personas.data_lead, chat_line("What is an IBAN?"))
     sft = client_for(personas.staff).get(f"/projects/{personas.other_project.pk}/imports/").content.decode()
-    assert _format_options(sft) == ["chat_jsonl", "prompt_response_jsonl", "csv"]
+    assert _format_options(sft) == ["chat_jsonl", "prompt_response_jsonl", "csv", *peers[:2]]
     assert 'id="field-purpose" data-when="chat_jsonl prompt_response_jsonl csv">' in sft
 
 

@@ -118,6 +118,11 @@ def _ls_file() -> bytes:
     return json.dumps(tasks, indent=2).encode()
 
 
+def _scan(batch: ImportBatch) -> dict[str, Any]:
+    assert batch.peer_scan is not None
+    return batch.peer_scan
+
+
 def _upload(personas: Personas, data: bytes, fmt: str, name: str, **kwargs: Any) -> ImportBatch:
     return services.import_start(
         actor=personas.data_lead,
@@ -137,8 +142,8 @@ def test_it_waits_for_the_mapping_then_imports_openassistant_rankings(personas: 
     batch = _upload(personas, data, "openassistant_trees", "oasst.trees.jsonl")
     assert batch.status == "mapping"
     assert not Item.objects.filter(project=personas.project).exists()
-    assert [a["key"] for a in batch.peer_scan["annotators"]] == ["consensus"]
-    assert batch.peer_scan["tool"] == "OpenAssistant"
+    assert [a["key"] for a in _scan(batch)["annotators"]] == ["consensus"]
+    assert _scan(batch)["tool"] == "OpenAssistant"
 
     batch = services.import_mapping_confirm(
         actor=personas.data_lead, batch=batch, fields=None, annotators={"consensus": "new"}
@@ -151,9 +156,10 @@ def test_it_waits_for_the_mapping_then_imports_openassistant_rankings(personas: 
     assert next(c["content"] for c in three.candidates) == "A tax-free savings account."
     judgement = Judgement.objects.get(item=three)
     assert judgement.result == {"ranking": [[0], [1], [2]]}
-    assert judgement.origin["tool"] == "OpenAssistant"
-    assert judgement.origin["annotator"] == "consensus"
-    assert judgement.origin["batch"] == batch.pk
+    origin = judgement.origin or {}
+    assert origin["tool"] == "OpenAssistant"
+    assert origin["annotator"] == "consensus"
+    assert origin["batch"] == batch.pk
     two = Judgement.objects.get(item__messages__0__content__startswith="Is a cheque")
     assert two.result["winner"] == 0
     author = judgement.annotator
@@ -170,7 +176,7 @@ def test_it_waits_for_the_mapping_then_imports_openassistant_rankings(personas: 
         "openassistant_trees",
         "more.jsonl",
     )
-    assert again.peer_scan["annotators"][0]["imported_before"] == author.pk
+    assert _scan(again)["annotators"][0]["imported_before"] == author.pk
     again = services.import_mapping_confirm(
         actor=personas.data_lead, batch=again, fields=None, annotators={"consensus": "new"}
     )
@@ -182,7 +188,7 @@ def test_it_maps_label_studio_annotators_scrubs_pii_and_reports_what_it_dropped(
     personas.data_lead.save()
     batch = _upload(personas, _ls_file(), "label_studio_json", "project-12-export.json")
     assert batch.status == "mapping"
-    anna, boris = sorted(batch.peer_scan["annotators"], key=lambda a: a["key"])
+    anna, boris = sorted(_scan(batch)["annotators"], key=lambda a: a["key"])
     assert anna["label"] == "anna@bank.example"
     assert anna["suggested_user"] == personas.data_lead.pk  # by e-mail: suggested, not applied
     assert boris["suggested_user"] is None
@@ -204,8 +210,8 @@ def test_it_maps_label_studio_annotators_scrubs_pii_and_reports_what_it_dropped(
     by_lead = Judgement.objects.get(item=card, annotator=personas.data_lead)
     assert by_lead.result == {"winner": 0, "strength": None}
     assert by_lead.time_spent_ms == 12500
-    assert by_lead.origin["at"].startswith("2025-03-02T10:00:00")
-    assert by_lead.origin["project"] == "12"
+    assert (by_lead.origin or {})["at"].startswith("2025-03-02T10:00:00")
+    assert (by_lead.origin or {})["project"] == "12"
     imported = ImportedAnnotator.objects.get(project=personas.project, key=boris["key"]).user
     assert Judgement.objects.get(item=card, annotator=imported).result["winner"] == 1
     assert "boris" not in imported.username
@@ -216,8 +222,8 @@ def test_it_maps_label_studio_annotators_scrubs_pii_and_reports_what_it_dropped(
 
 def test_it_refuses_a_mapping_that_is_incomplete_or_names_outsiders(personas: Personas) -> None:
     batch = _upload(personas, _ls_file(), "label_studio_json", "export.json")
-    keys = [a["key"] for a in batch.peer_scan["annotators"]]
-    cases = [
+    keys = [a["key"] for a in _scan(batch)["annotators"]]
+    cases: list[tuple[dict[str, Any], str]] = [
         ({keys[0]: "new"}, "not mapped"),
         ({keys[0]: personas.outsider.pk, keys[1]: "new"}, "not a member"),
         ({keys[0]: personas.annotator.pk, keys[1]: personas.annotator.pk}, "each person judges an item once"),
@@ -251,7 +257,7 @@ def test_it_leaves_out_an_annotator_mapped_to_skip_and_goes_on_at_once_with_a_fu
     assert batch.judgement_count == 2
     assert any("left out, as mapped" in d["reason"] for d in batch.dropped)
     assert ImportedAnnotator.objects.filter(project=personas.project).count() == 1
-    assert sorted(batch.annotator_map) == keys
+    assert sorted(batch.annotator_map or {}) == keys
 
 
 def test_it_imports_nothing_when_a_record_is_bad(personas: Personas) -> None:
@@ -332,7 +338,7 @@ def test_it_imports_edited_answers_for_review_with_their_origin(personas: Person
     assert annotation.state == "submitted"  # reviewed here: four eyes hold for imported work too
     assert annotation.response.startswith("Up to two hours")
     assert annotation.original_response == "A while."
-    assert annotation.origin["tool"] == "Label Studio"
+    assert (annotation.origin or {})["tool"] == "Label Studio"
 
 
 def test_it_offers_the_mapping_step_on_the_page_and_the_api(personas: Personas) -> None:
@@ -352,7 +358,7 @@ def test_it_offers_the_mapping_step_on_the_page_and_the_api(personas: Personas) 
 
     answer = client.post(
         body["mapping_url"],
-        {"fields": LS_FIELDS, "annotators": {"3": "new", "4": personas.annotator.pk}},
+        {"field_map": LS_FIELDS, "annotators": {"3": "new", "4": personas.annotator.pk}},
         content_type="application/json",
     )
     assert answer.status_code == 201, answer.content
