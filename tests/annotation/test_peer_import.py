@@ -19,6 +19,7 @@ from preferences.agreement_runs import agreement_recompute
 from preferences.models import Judgement
 from tests.annotation.helpers import give_rubric
 from tests.conftest import Personas
+from tests.releases.helpers import build
 
 pytestmark = pytest.mark.django_db
 
@@ -367,3 +368,73 @@ def test_it_offers_the_mapping_step_on_the_page_and_the_api(personas: Personas) 
     outsider = Client()
     outsider.force_login(personas.outsider)
     assert outsider.post(body["mapping_url"], {}, content_type="application/json").status_code == 404
+
+
+ALICE, BOB = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
+
+
+def test_it_imports_an_argilla_dataset_saved_by_argilla_itself(personas: Personas, made: Path) -> None:
+    batch = _upload(personas, (made / "argilla_ranking.zip").read_bytes(), "argilla_disk", "argilla_ranking.zip")
+    assert batch.status == "mapping"
+    assert sorted(a["key"] for a in _scan(batch)["annotators"]) == [ALICE, BOB]
+    batch = services.import_mapping_confirm(
+        actor=personas.data_lead, batch=batch, fields=None, annotators={ALICE: "new", BOB: personas.annotator.pk}
+    )
+    assert batch.status == "done", (batch.errors, batch.failure_reason)
+    prime = Item.objects.get(batch=batch, external_id="prime-1")
+    assert [c["content"] for c in prime.candidates] == ["4", "7", "9"]
+    by_annotator = Judgement.objects.get(item=prime, annotator=personas.annotator)
+    assert by_annotator.result == {"ranking": [[1], [0], [2]]}
+    by_alice = Judgement.objects.exclude(annotator=personas.annotator).get(item=prime)
+    assert by_alice.result == {"ranking": [[1], [2], [0]]}
+    assert by_alice.rationale == "7 is prime."
+    assert (by_alice.origin or {})["project"] == "argilla_ranking"
+    unanswered = Item.objects.get(batch=batch, external_id="prime-2")
+    assert not Judgement.objects.filter(item=unanswered).exists()
+    assert Slot.objects.filter(item=unanswered, state="free").exists()  # to be judged here
+
+
+def test_it_imports_what_the_label_studio_sdk_wrote_and_the_real_shaped_files(personas: Personas, made: Path) -> None:
+    batch = _upload(personas, (made / "ls_pairwise.json").read_bytes(), "label_studio_json", "ls.json")
+    assert _scan(batch)["field_guess"] == {"prompt": "prompt", "candidates": ["answer1", "answer2"], "response": None}
+    every = {a["key"]: "new" for a in _scan(batch)["annotators"]}
+    batch = services.import_mapping_confirm(actor=personas.data_lead, batch=batch, fields=None, annotators=every)
+    assert batch.status == "done", (batch.errors, batch.failure_reason)
+    assert batch.judgement_count >= 2
+    first = Item.objects.get(batch=batch, external_id="1")
+    assert sorted(j.result["winner"] for j in Judgement.objects.filter(item=first)) == [0, 1]
+
+    fixtures = Path(__file__).parent / "peers"
+    trees = _upload(personas, (fixtures / "oasst_trees.jsonl").read_bytes(), "openassistant_trees", "trees.jsonl")
+    trees = services.import_mapping_confirm(
+        actor=personas.data_lead, batch=trees, fields=None, annotators={"consensus": "new"}
+    )
+    assert trees.status == "done", (trees.errors, trees.failure_reason)
+    assert trees.imported_count == trees.judgement_count == 4
+    assert trees.dropped_count >= 2  # the ranking of prompter replies, the deleted reply
+
+
+def test_it_names_imported_judgements_in_the_release_datasheet(personas: Personas) -> None:
+    batch = _upload(
+        personas, _ls_file(), "label_studio_json", "e.json", fields=LS_FIELDS, annotators={"3": "new", "4": "new"}
+    )
+    assert batch.status == "done"
+    release = build(personas.project, personas.data_lead, eval_fraction=0.0)
+    assert release.manifest is not None
+    assert release.datasheet is not None
+    (imported,) = release.manifest["imported"]
+    assert imported["tool"] == "Label Studio"
+    assert imported["project"] == "12"
+    assert imported["batch"] == batch.pk
+    # Only the released items' judgements: the split first task (1 to 1) passes no preference and is left out.
+    assert release.manifest["counts"]["items"] == {"train": 1}
+    assert imported["judgements"] == 1
+    assert len(imported["annotators"]) == 1
+    assert all(name.startswith("annotator-") for name in imported["annotators"])  # pseudonyms
+    assert imported["first"].startswith("2025-03-02")
+    assert release.datasheet["b_collection_and_origin"]["imported"] == [imported]
+    client = Client()
+    client.force_login(personas.data_lead)
+    answer = client.get(f"/api/v1/projects/{personas.project.pk}/releases/{release.pk}/datasheet/?as=md")
+    text = b"".join(answer.streaming_content).decode()  # type: ignore[attr-defined]
+    assert "| Label Studio | 12 |" in text

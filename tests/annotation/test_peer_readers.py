@@ -3,12 +3,9 @@ run in ``.venv-peers``), on the real-shaped fixtures in ``peers/`` and on broken
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import json
-import os
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,32 +17,9 @@ from annotation.peers.guessing import guess_fields
 from annotation.peers.reading import peer_read, peer_scan
 from annotation.peers.records import FieldMap, PeerDropped, PeerFormat, PeerRecord
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "peers"
-MAKE_INPUTS = Path(__file__).parent / "peers_make" / "make_inputs.py"
-PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
 ALICE, BOB = "00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"
 LS, ARGILLA, OA = PeerFormat.LABEL_STUDIO, PeerFormat.ARGILLA, PeerFormat.OPENASSISTANT
-
-
-@pytest.fixture(scope="session")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The inputs written by the peers' libraries, once per test session: the pytest-xdist processes of a session
-    share its temporary root, and the first to take the lock writes them (importing argilla takes seconds)."""
-    if not PEERS_PYTHON.exists():
-        message = f"{PEERS_PYTHON} is missing: run `make peers-venv` (the peers' libraries write these inputs)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    out = tmp_path_factory.getbasetemp().parent / "peer-inputs"
-    with (tmp_path_factory.getbasetemp().parent / "peer-inputs.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (out / "written").exists():
-            command = [str(PEERS_PYTHON), "-W", "ignore", str(MAKE_INPUTS), str(out)]
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-            assert done.returncode == 0, done.stderr[-3000:]
-            (out / "written").touch()
-    return out
 
 
 def entries(path: Path, fmt: PeerFormat, **kwargs: Any) -> list[PeerRecord | PeerDropped | LineError]:
