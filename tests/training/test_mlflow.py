@@ -25,7 +25,7 @@ from tests.workers import ROOT, start_worker, stop_worker, worker_env
 from training import selectors, services, tracking
 from training.models import JobMetric, JobState, MlflowRun, MlflowState, TrainingJob
 
-ENDED = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+ENDED: set[str] = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
 
 
 def _run_of(job: TrainingJob, until: Callable[[MlflowRun], bool], timeout: float = 90) -> MlflowRun:
@@ -181,8 +181,8 @@ def _check_run(client: object, job: TrainingJob, row: MlflowRun, folder: Path) -
     assert row.model_name == f"enclave.{job.project.name}.{job.base_model.name}"
     assert version.run_id == row.run_id
     assert version.tags["enclave.adapter_sha256"] == adapter.sha256
-    assert adapter.sha256 in version.description
-    assert version.source.endswith("/adapter")
+    assert adapter.sha256 in (version.description or "")
+    assert (version.source or "").endswith("/adapter")
 
 
 @pytest.mark.django_db
