@@ -10,13 +10,13 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-16)
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-.PHONY: run test install system-packages lint types pytest fuzz chromium clean peers-venv
+.PHONY: run test install system-packages lint types pytest fuzz chromium mlflow-server peers-venv test-venvs clean
 
 run: $(STAMP)
 	$(BIN)/python manage.py serve
 
 # mypy (about a minute on a fresh clone) runs beside the suite, not before it: CI's budget is the wall clock.
-test: $(STAMP) chromium lint peers-venv
+test: $(STAMP) chromium test-venvs lint
 	@$(MAKE) --no-print-directory -j2 types pytest
 
 install: $(STAMP)
@@ -78,12 +78,35 @@ $(PEERS_STAMP): $(PEERS_REQUIREMENTS)
 	@rm -f $(PEERS_VENV)/.installed-*
 	@touch $(PEERS_STAMP)
 
+# The test suite's own side venvs, side by side (each about half a minute the first time, nothing after).
+test-venvs:
+	@$(MAKE) --no-print-directory -j2 mlflow-server peers-venv
+
 # Browser tests drive Debian's Chromium; install it when missing (root on these machines).
 chromium:
 	@test -x /usr/bin/chromium || { \
 		if [ "$$(id -u)" = 0 ]; then \
 			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); \
 		else echo "Chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; fi; }
+
+# The MLflow tracking server that tests/training/test_mlflow.py starts: the full mlflow of the client's pinned version
+# (mlflow-skinny in pyproject.toml), in a virtual environment of its own, since its pins (pyarrow<26, gunicorn<27)
+# conflict with Enclave's. Installed once per version; the product never runs it.
+MLFLOW_VERSION := $(shell sed -n 's/^ *"mlflow-skinny==\([^"]*\)".*/\1/p' pyproject.toml)
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)
+mlflow-server: $(MLFLOW_STAMP)
+
+$(MLFLOW_STAMP): BIN := $(MLFLOW_VENV)/bin
+$(MLFLOW_STAMP): PIP_LOG := $(MLFLOW_VENV)/install.log
+$(MLFLOW_STAMP):
+	@test -n "$(MLFLOW_VERSION)" || { echo "pyproject.toml pins no mlflow-skinny==VERSION"; exit 1; }
+	@echo "Installing the MLflow $(MLFLOW_VERSION) tracking server for the tests into $(MLFLOW_VENV) (once per version)"
+	@rm -rf $(MLFLOW_VENV) && $(PYTHON) -m venv $(MLFLOW_VENV)
+	@: > $(PIP_LOG)
+	@$(PIP) "mlflow==$(MLFLOW_VERSION)" $(PIP_PROGRESS)
+	@touch $@
+	@echo "Installed."
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -109,4 +132,4 @@ fuzz: $(STAMP)
 		$(BIN)/pytest -p no:cacheprovider -s tests/enclave/test_api_fuzz.py
 
 clean:
-	rm -rf $(VENV) var tests/artifacts
+	rm -rf $(VENV) $(MLFLOW_VENV) var tests/artifacts

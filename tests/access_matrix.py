@@ -887,6 +887,7 @@ ROUTES: list[Route] = [
     Route("training job", "get", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/", DATA),
     Route("training job cancel", "post", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/cancel/", ADMINS, ok=302),
     Route("training job rerun", "post", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/rerun/", ADMINS, ok=302),
+    Route("training job mlflow", "post", lambda p: f"/projects/{_a(p)}/training/{_job(p)}/mlflow/", ADMINS, ok=302),
     Route("adapter page", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/", DATA),
     Route("adapter lineage", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/lineage.json", DATA),
     Route("adapter file", "get", lambda p: f"/projects/{_a(p)}/adapters/{matrix_adapter(p)}/files/0/", DATA),
@@ -928,6 +929,9 @@ ROUTES: list[Route] = [
           ADMINS, api=True),
     Route("api training job rerun", "post", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/{_job(p)}/rerun/",
           ADMINS, ok=202, api=True),
+    # No tracking server in the suite's settings: a 409 that says so (tests/training/test_mlflow.py sends one).
+    Route("api training job mlflow", "post", lambda p: f"/api/v1/projects/{_a(p)}/training/jobs/{_job(p)}/mlflow/",
+          ADMINS, ok=409, api=True),
     Route("api adapters", "get", lambda p: f"/api/v1/projects/{_a(p)}/adapters/", DATA, api=True),
     Route("api reward models", "get", lambda p: f"/api/v1/projects/{_a(p)}/reward-models/", DATA, api=True),
     Route("api reward model", "get",

@@ -26,6 +26,7 @@ LONG_MODULES = {
     "tests/enclave/test_serve.py": 140,
     "tests/rounds/test_two_rounds.py": 125,
     "tests/browser/test_pages.py": 120,
+    "tests/training/test_mlflow.py": 110,  # one SFT job, two workers, an MLflow server: 128 s alone here, loaded
     "tests/training/test_worker_faults.py": 95,
     "tests/training/test_trainer.py": 70,
     "tests/enclave/test_worker.py": 70,

@@ -2,7 +2,7 @@
 services (which audit), never by hand."""
 
 from accounts.admin import register_read_only
-from training.models import Adapter, BaseModel, TrainingJob, TrainingWorker
+from training.models import Adapter, BaseModel, MlflowRun, TrainingJob, TrainingWorker
 
 register_read_only(
     BaseModel,
@@ -21,3 +21,8 @@ register_read_only(
 )
 
 register_read_only(TrainingWorker, list_display=("hostname", "bitsandbytes", "last_seen_at"))
+
+register_read_only(
+    MlflowRun, list_display=("job", "state", "experiment_name", "run_id", "model_version", "attempts", "updated_at"),
+    list_filter=("state",),
+)  # fmt: skip

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -30,6 +30,7 @@ from training.permissions import (
     get_job_for_user,
     get_project_for_training,
 )
+from training.tracking import mlflow_status
 
 
 class BaseModelIn(serializers.Serializer[Any]):
@@ -155,6 +156,21 @@ class JobIn(serializers.Serializer[Any]):
     )
 
 
+class MlflowOut(serializers.Serializer[Any]):
+    state = Text(help_text="queued, logged or failed")
+    reason = Text(help_text="Why it failed (the server away, a refusal); empty otherwise")
+    tracking_uri = Text(help_text="The tracking server, without credentials")
+    experiment_id = Text()
+    experiment = Text()
+    run_id = Text()
+    run_url = Text(help_text="The run in the tracking server's UI")
+    model_name = Text(help_text="The registered model of the adapter's version")
+    model_version = Text()
+    model_version_url = Text()
+    attempts = serializers.IntegerField()
+    updated_at = serializers.DateTimeField()
+
+
 class JobOut(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     kind = Text()
@@ -180,6 +196,15 @@ class JobOut(serializers.Serializer[Any]):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     heartbeat_at = serializers.DateTimeField(allow_null=True)
+    mlflow = serializers.SerializerMethodField(
+        help_text="The job's run in the MLflow tracking server (MLFLOW_TRACKING_URI): state (queued, logged, failed), "
+        "reason of a failure, experiment, run id and link, registered model version; null when none is kept"
+    )
+
+    @extend_schema_field(MlflowOut(allow_null=True))
+    def get_mlflow(self, job: Any) -> dict[str, Any] | None:
+        status = mlflow_status(job)
+        return dict(MlflowOut(status).data) if status is not None else None
 
     def get_adapter(self, job: Any) -> int | None:
         adapter = getattr(job, "adapter", None)
@@ -305,3 +330,18 @@ class JobRerunView(APIView):
     def post(self, request: Request, pk: int, job_pk: int) -> Response:
         job = services.training_job_rerun(actor=request_user(request), job=get_job_for_admin(request.user, pk, job_pk))
         return Response(JobOut(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobMlflowResendView(APIView):
+    @extend_schema(
+        request=None,
+        responses={
+            202: JobOut,
+            409: OpenApiResponse(description="No tracking server is set, the job has not ended, or its run is logged."),
+        },
+        summary="Send an ended job's run to the MLflow tracking server again after a failure (project admins)",
+    )
+    def post(self, request: Request, pk: int, job_pk: int) -> Response:
+        job = get_job_for_admin(request.user, pk, job_pk)
+        services.training_job_mlflow_resend(actor=request_user(request), job=job)
+        return Response(JobOut(get_job_for_admin(request.user, pk, job_pk)).data, status=status.HTTP_202_ACCEPTED)

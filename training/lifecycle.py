@@ -17,6 +17,7 @@ from core import followups
 from core.errors import DomainError
 from training.inspection import tokenizer_hash
 from training.models import Adapter, JobKind, JobLogLine, JobMetric, JobState, RewardModel, TrainingJob
+from training.tracking import mlflow_log_queue
 
 
 def training_job_begin(*, job_id: int, worker: str, environment: dict[str, Any]) -> TrainingJob | None:
@@ -122,7 +123,10 @@ def _end(job: TrainingJob, state: str, reason: str) -> None:
     job.phase = ""
     job.save(update_fields=["state", "failure_reason", "finished_at", "phase"])
     action = "training.job_cancelled" if state == JobState.CANCELLED else "training.job_fail"
-    audit_event_record(actor=None, action=action, target=job, project=job.project, payload={"reason": reason[:2000]})
+    mlflow = {"mlflow": "queued"} if mlflow_log_queue(job) else {}
+    audit_event_record(
+        actor=None, action=action, target=job, project=job.project, payload={"reason": reason[:2000], **mlflow}
+    )
     followups.ended("training_job", job.pk)
 
 
@@ -242,6 +246,8 @@ def trained_register(
         if job.total_steps:
             job.step = job.total_steps
         job.save(update_fields=["state", "finished_at", "phase", "evaluation", "environment", "step"])
+        if mlflow_log_queue(job):
+            extra["mlflow"] = "queued"
         audit_event_record(
             actor=None,
             action=action,

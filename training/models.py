@@ -281,3 +281,32 @@ class MergedModel(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in (MergedState.QUEUED, MergedState.RUNNING)
+
+
+class MlflowState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    LOGGED = "logged", "Logged"
+    FAILED = "failed", "Failed"
+
+
+class MlflowRun(models.Model):
+    """A training job's run in the organisation's MLflow tracking server (``MLFLOW_TRACKING_URI``), made by a
+    default worker after the job ended (``training.tracking``): queued when the job ends, then logged (the run,
+    its experiment and the registered model version) or failed with the reason. One per job: logging again finds
+    the run by its job tag instead of making a second. ``tracking_uri`` is the server's address without
+    credentials, as it was when the run was logged."""
+
+    job = models.OneToOneField(TrainingJob, on_delete=models.CASCADE, related_name="mlflow_run")
+    state = models.CharField(max_length=16, choices=MlflowState.choices, default=MlflowState.QUEUED)
+    reason = models.TextField(blank=True)
+    tracking_uri = models.CharField(max_length=500, blank=True)
+    experiment_id = models.CharField(max_length=64, blank=True)
+    experiment_name = models.CharField(max_length=500, blank=True)
+    run_id = models.CharField(max_length=64, blank=True)
+    model_name = models.CharField(max_length=500, blank=True)
+    model_version = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"MLflow run of job #{self.job_id}"

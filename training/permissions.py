@@ -32,7 +32,7 @@ def can_run_training(user: AnyUser, project: Project) -> bool:
 
 def _job(project: Project, job_pk: int | str) -> TrainingJob:
     jobs = TrainingJob.objects.filter(project=project).select_related(
-        "project", "release", "base_model", "created_by", "cancel_requested_by", "rerun_of"
+        "project", "release", "base_model", "created_by", "cancel_requested_by", "rerun_of", "mlflow_run"
     )
     return row_or_404(jobs, job_pk, "No such job.")
 

@@ -29,7 +29,7 @@ REWARD_LINEAGE_FORMAT = "enclave-reward-model-lineage/1"
 
 def jobs_of(project: Project) -> QuerySet[TrainingJob]:
     return TrainingJob.objects.filter(project=project).select_related(
-        "release", "base_model", "created_by", "adapter", "reward_model"
+        "release", "base_model", "created_by", "adapter", "reward_model", "mlflow_run"
     )
 
 

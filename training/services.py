@@ -41,6 +41,7 @@ from training.registry import base_model_register as base_model_register
 from training.registry import base_model_revalidate as base_model_revalidate
 from training.registry import base_model_update as base_model_update
 from training.registry import base_model_validate as base_model_validate
+from training.tracking import training_job_mlflow_resend as training_job_mlflow_resend
 
 # A worker that reported within this long counts as online when deciding which configs can run.
 WORKER_FRESH = timedelta(minutes=15)

@@ -8,7 +8,7 @@ from celery import Task, shared_task
 from celery.signals import worker_ready
 from celery.worker.request import Request
 
-from training import merge_runner, merging, runner, services
+from training import merge_runner, merging, runner, services, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,15 @@ def base_model_validate_task(model_id: int) -> str:
     """Check a registered base model's files on a worker; returns its state ("deleted" if it is gone)."""
     model = services.base_model_validate(model_id=model_id)
     return str(model.state) if model is not None else "deleted"
+
+
+# On the default queue (the settings route it there), acknowledged late: a task redelivered after its worker died
+# finds the run by its job tag and logs it once.
+@shared_task(name="training.training_job_mlflow_log")
+def training_job_mlflow_log_task(job_id: int) -> str:
+    """Log an ended job's run to the MLflow tracking server; returns its state ("skipped": nothing queued)."""
+    row = tracking.training_job_mlflow_log(job_id=job_id)
+    return str(row.state) if row is not None else "skipped"
 
 
 @shared_task(name="training.merged_model_build", bind=True, base=TrainingRunTask)

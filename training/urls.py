@@ -8,6 +8,7 @@ urlpatterns = [
     path("projects/<id:pk>/training/<id:job_pk>/", views.job_detail, name="training_job"),
     path("projects/<id:pk>/training/<id:job_pk>/cancel/", views.job_cancel, name="training_job_cancel"),
     path("projects/<id:pk>/training/<id:job_pk>/rerun/", views.job_rerun, name="training_job_rerun"),
+    path("projects/<id:pk>/training/<id:job_pk>/mlflow/", views.job_mlflow_resend, name="training_job_mlflow_resend"),
     path("projects/<id:pk>/adapters/<id:adapter_pk>/", views.adapter_detail, name="adapter"),
     path("projects/<id:pk>/adapters/<id:adapter_pk>/lineage.json", views.adapter_lineage, name="adapter_lineage"),
     path("projects/<id:pk>/adapters/<id:adapter_pk>/files/<int:index>/", views.adapter_file, name="adapter_file"),
@@ -53,6 +54,11 @@ api_urlpatterns = [
     ),
     path(
         "projects/<id:pk>/training/jobs/<id:job_pk>/rerun/", api.JobRerunView.as_view(), name="api_training_job_rerun"
+    ),
+    path(
+        "projects/<id:pk>/training/jobs/<id:job_pk>/mlflow/",
+        api.JobMlflowResendView.as_view(),
+        name="api_training_job_mlflow_resend",
     ),
     path("projects/<id:pk>/adapters/", api_artifacts.AdapterListView.as_view(), name="api_adapters"),
     path("projects/<id:pk>/adapters/<id:adapter_pk>/", api_artifacts.AdapterDetailView.as_view(), name="api_adapter"),

@@ -40,6 +40,7 @@ from training.permissions import (
     get_reward_model_for_user,
 )
 from training.serving import serving_of
+from training.tracking import mlflow_status
 
 
 @login_required
@@ -132,6 +133,7 @@ def _job_context(request: HttpRequest, job: TrainingJob) -> dict[str, Any]:
         "can_run": can_run_training(request.user, job.project),
         "adapter": getattr(job, "adapter", None) if job.state == JobState.SUCCEEDED else None,
         "reward_model": getattr(job, "reward_model", None) if job.state == JobState.SUCCEEDED else None,
+        "mlflow": mlflow_status(job),
     }
 
 
@@ -190,6 +192,19 @@ def job_rerun(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
         return redirect("training_job", pk=pk, job_pk=job_pk)
     messages.success(request, f"{again} runs {job} again with identical inputs.")
     return redirect("training_job", pk=pk, job_pk=again.pk)
+
+
+@login_required
+@require_POST
+def job_mlflow_resend(request: HttpRequest, pk: int, job_pk: int) -> HttpResponse:
+    job = get_job_for_admin(request.user, pk, job_pk)
+    try:
+        services.training_job_mlflow_resend(actor=request_user(request), job=job)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{job} is queued for MLflow again: a worker sends its run now.")
+    return redirect("training_job", pk=pk, job_pk=job_pk)
 
 
 @login_required

@@ -17,6 +17,7 @@ from kombu import Queue
 from enclave.settings.env import (
     env_bool,
     env_database,
+    env_http_url,
     env_int,
     env_list,
     env_optional_str,
@@ -169,6 +170,7 @@ if not REDIS_URL:
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (Queue("default"), Queue("gpu"))
 CELERY_TASK_ROUTES = {
+    "training.training_job_mlflow_log": {"queue": "default"},  # a few requests to a server: no gpu worker's time
     "training.*": {"queue": "gpu"},
     "evaluation.generation_run": {"queue": "gpu"},
     "evaluation.scoring_run": {"queue": "gpu"},
@@ -321,6 +323,18 @@ TRAINING_MODEL_ROOTS = [Path(root).resolve() for root in env_list("TRAINING_MODE
 # Processes that train one job on this worker: 0 means one per visible GPU (one process without a GPU). More
 # than one runs the job under ``accelerate launch`` (torch.distributed: NCCL on GPUs, gloo on CPUs).
 TRAINING_PROCESSES = env_int("TRAINING_PROCESSES", 0, minimum=0, maximum=64)
+
+# Runs in MLflow (training/tracking.py). With MLFLOW_TRACKING_URI (the organisation's own tracking server, http or
+# https) every training job that ends is logged there by a default worker, in the experiment
+# "<MLFLOW_EXPERIMENT_PREFIX>/<project name>": its config, metrics, hashes, lineage, datasheet and adapter. Unset,
+# nothing is sent and mlflow is never imported. Each request waits MLFLOW_REQUEST_TIMEOUT seconds and is tried again
+# MLFLOW_REQUEST_RETRIES times (with backoff) before the job's logging is recorded as failed. MLflow's own variables
+# for the server's credentials (MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME and _PASSWORD, MLFLOW_TRACKING_
+# SERVER_CERT_PATH) are read by its client.
+MLFLOW_TRACKING_URI = env_http_url("MLFLOW_TRACKING_URI")
+MLFLOW_EXPERIMENT_PREFIX = env_str("MLFLOW_EXPERIMENT_PREFIX", "enclave")
+MLFLOW_REQUEST_TIMEOUT = env_int("MLFLOW_REQUEST_TIMEOUT", 30, minimum=1, maximum=600)
+MLFLOW_REQUEST_RETRIES = env_int("MLFLOW_REQUEST_RETRIES", 3, minimum=0, maximum=10)
 
 
 def _packaged_embedding_model() -> str:

@@ -8,6 +8,7 @@ expected.
 import os
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -98,6 +99,17 @@ def env_database(name: str, default: dict[str, Any]) -> dict[str, Any]:
     if config["ENGINE"] == "django.db.backends.postgresql" and not config.get("NAME"):
         raise _bad(name, value, "a URL that names the database, e.g. postgres://user@host:5432/enclave")
     return config
+
+
+def env_http_url(name: str) -> str | None:
+    """An http:// or https:// URL with a host (a server inside the perimeter), without a trailing slash."""
+    value = _raw(name)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise _bad(name, value, "an http://host:port or https://host URL (no query or fragment)")
+    return value.rstrip("/")
 
 
 def env_redis_url(name: str) -> str | None:
