@@ -16,7 +16,7 @@ from annotation import services
 from annotation.models import Annotation, ImportBatch, ImportedAnnotator, Item, Slot
 from core.errors import DomainError
 from preferences.agreement_runs import agreement_recompute
-from preferences.models import Judgement
+from preferences.models import Adjudication, Judgement
 from tests.annotation.helpers import give_rubric
 from tests.conftest import Personas
 from tests.releases.helpers import build
@@ -219,6 +219,9 @@ def test_it_maps_label_studio_annotators_scrubs_pii_and_reports_what_it_dropped(
     assert imported.email == ""
     freeze = Item.objects.get(project=personas.project, external_id="2")
     assert Judgement.objects.filter(item=freeze).count() == 1  # Boris cancelled his
+    opened = Adjudication.objects.get(item=card)  # Anna and Boris disagree: adjudicated here
+    assert opened.agreement == 0.5
+    assert AuditEvent.objects.filter(action="adjudication.open", payload__import=batch.pk).count() == 1
 
 
 def test_it_refuses_a_mapping_that_is_incomplete_or_names_outsiders(personas: Personas) -> None:
@@ -364,6 +367,20 @@ def test_it_offers_the_mapping_step_on_the_page_and_the_api(personas: Personas) 
     )
     assert answer.status_code == 201, answer.content
     assert answer.json()["judgement_count"] == 3
+
+    upload = io.BytesIO(_ls_file().replace(b"freeze", b"block"))
+    upload.name = "again.json"
+    at_once = client.post(
+        url,
+        {
+            "file": upload,
+            "fmt": "label_studio_json",
+            "annotators": json.dumps({"3": "new", "4": "skip"}),
+            "field_map": json.dumps(LS_FIELDS),
+        },
+    )
+    assert at_once.status_code == 201, at_once.content  # mapped with the upload: imported in one call
+    assert at_once.json()["judgement_count"] == 1  # the first task is a duplicate now; Boris left out
 
     outsider = Client()
     outsider.force_login(personas.outsider)
