@@ -61,10 +61,8 @@ def import_start(
     ask ``annotation.formats.import_format_check`` first; this takes either kind of work (the demo and
     fixtures build projects that hold both).
 
-    A peer tool's file (``peer_import.PEER_FORMATS``) is read once for its fields and annotators and waits
-    (status ``mapping``) for the data lead's mapping, unless ``annotators`` (and, for Label Studio, ``fields``)
-    given here map every annotator it names: then it goes on as ``import_mapping_confirm`` would. A mapping
-    given here and wrong raises ``DomainError``, and the import keeps waiting for a right one."""
+    Another tool's file (``PEER_FORMATS``) waits for the data lead's mapping (``annotation.peer_mapping``) unless
+    ``annotators`` (and ``fields``) given here map every annotator it names; a wrong one raises ``DomainError``."""
     peer = fmt in PEER_FORMATS
     if fmt not in ImportFormat.__members__.values() and not peer:
         raise DomainError(f"Unknown import format “{fmt}”.", field="fmt")
@@ -112,13 +110,15 @@ def import_start(
             },
         )
         if not peer:
-            _send_if_large(batch)
+            send_if_large(batch)
     if peer:
-        return _peer_start(actor, batch, fields=fields, annotators=annotators)
-    return _run_if_small(batch)
+        from annotation.peer_mapping import peer_start  # it stands on this module: the mapping step, then the run
+
+        return peer_start(actor, batch, fields=fields, annotators=annotators)
+    return run_if_small(batch)
 
 
-def _send_if_large(batch: ImportBatch) -> None:
+def send_if_large(batch: ImportBatch) -> None:
     """Within the transaction that queued the batch: a large file goes to a worker once it commits."""
     if batch.size_bytes > SYNC_IMPORT_BYTES:
         from annotation.tasks import import_run_task
@@ -130,82 +130,11 @@ def _send_if_large(batch: ImportBatch) -> None:
         )
 
 
-def _run_if_small(batch: ImportBatch) -> ImportBatch:
+def run_if_small(batch: ImportBatch) -> ImportBatch:
     if batch.size_bytes <= SYNC_IMPORT_BYTES:
         import_run(batch_id=batch.pk)
     batch.refresh_from_db()  # done, or queued, or failed because its task could not be sent
     return batch
-
-
-def _peer_start(
-    actor: User, batch: ImportBatch, *, fields: dict[str, Any] | None, annotators: dict[str, Any] | None
-) -> ImportBatch:
-    """Read a peer tool's file for the mapping step; refuse it when it cannot be read at all; go on at once
-    when the upload came with a mapping of every annotator."""
-    scan = peer_import.scan_file(batch.project, Path(batch.stored_path), batch.fmt)
-    ImportBatch.objects.filter(pk=batch.pk).update(peer_scan=scan)
-    batch.peer_scan = scan
-    if scan["errors"]:
-        report = ImportReport()
-        for error in scan["errors"]:
-            report.error(error["line"], error["reason"])
-        return _finish_import(batch, report, ImportStatus.REFUSED)
-    if not peer_import.mapping_complete(batch, annotators):
-        return batch
-    try:
-        return import_mapping_confirm(actor=actor, batch=batch, fields=fields, annotators=annotators or {})
-    except DomainError as exc:
-        exc.message = f"{exc.message} Import #{batch.pk} keeps the file until it is mapped."
-        raise
-
-
-def import_mapping_confirm(
-    *, actor: User, batch: ImportBatch, fields: dict[str, Any] | None, annotators: dict[str, Any]
-) -> ImportBatch:
-    """Record the data lead's mapping of a peer tool's file (which fields hold what; each annotator the file
-    names mapped to a member, to a new imported annotator that cannot sign in, or left out) and import it:
-    at once when small, on a worker when large. Raises ``DomainError`` when the import is not waiting for a
-    mapping or the mapping is incomplete or wrong (``peer_import.mapping_check``); nothing changes then."""
-    with transaction.atomic():
-        batch = ImportBatch.objects.select_for_update().select_related("project").get(pk=batch.pk)
-        if batch.status != ImportStatus.MAPPING:
-            raise DomainError(f"Import #{batch.pk} is not waiting for a mapping (it is {batch.get_status_display()}).")
-        field_map, resolved = peer_import.mapping_check(batch, fields=fields, annotators=annotators)
-        batch.field_map = field_map
-        batch.annotator_map = resolved
-        batch.status = ImportStatus.QUEUED
-        batch.save(update_fields=["field_map", "annotator_map", "status"])
-        choices = [next(iter(value)) for value in resolved.values()]
-        audit_event_record(
-            actor=actor,
-            action="import.mapped",
-            target=batch,
-            project=batch.project,
-            payload={
-                "fields": field_map,
-                "to_members": choices.count("user"),
-                "to_new_imported": choices.count(peer_import.NEW),
-                "left_out": choices.count(peer_import.SKIP),
-            },
-        )
-        _send_if_large(batch)
-    return _run_if_small(batch)
-
-
-def import_cancel(*, actor: User, batch: ImportBatch) -> ImportBatch:
-    """Cancel an import still waiting for its mapping: its stored file is deleted, nothing is imported.
-    Raises ``DomainError`` for an import past that step."""
-    with transaction.atomic():
-        locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
-        if locked.status != ImportStatus.MAPPING:
-            raise DomainError(f"Import #{batch.pk} can no longer be cancelled (it is {locked.get_status_display()}).")
-        Path(locked.stored_path).unlink(missing_ok=True)
-        locked.status = ImportStatus.CANCELLED
-        locked.stored_path = ""
-        locked.finished_at = timezone.now()
-        locked.save(update_fields=["status", "stored_path", "finished_at"])
-        audit_event_record(actor=actor, action="import.cancelled", target=locked, project=locked.project, payload={})
-    return locked
 
 
 class _Refused(Exception):
@@ -231,7 +160,7 @@ def import_run(*, batch_id: int) -> ImportBatch:
     report = ImportReport()
     if not Path(batch.stored_path).is_file():  # deleted by hand, or a data directory restored without it
         gone = "The uploaded file is no longer on the server, so nothing was imported: upload it again."
-        return _finish_import(batch, report, ImportStatus.FAILED, failure=gone)
+        return finish_import(batch, report, ImportStatus.FAILED, failure=gone)
     try:
         with transaction.atomic():
             _import_items(batch, report)
@@ -244,14 +173,14 @@ def import_run(*, batch_id: int) -> ImportBatch:
     except Exception as exc:
         report.nothing_kept()  # rolled back
         if not connection_lost(exc):
-            _finish_import(batch, report, ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}")
+            finish_import(batch, report, ImportStatus.FAILED, failure=f"{type(exc).__name__}: {exc}")
             raise
         logger.error("Import #%s: database connection lost at line %s: %s", batch.pk, report.lines, describe(exc))
         failure = lost_connection_reason("import")
         return on_fresh_connection(
-            lambda: _finish_import(batch, report, ImportStatus.FAILED, failure=failure), what=f"import #{batch.pk}"
+            lambda: finish_import(batch, report, ImportStatus.FAILED, failure=failure), what=f"import #{batch.pk}"
         )
-    return _finish_import(batch, report, status)
+    return finish_import(batch, report, status)
 
 
 def _records(batch: ImportBatch, stream: IO[bytes]) -> Iterator[Record | LineError]:
@@ -413,10 +342,10 @@ def _fail_unsent_import(batch_id: int, reason: str) -> None:
     with transaction.atomic():
         batch = ImportBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == ImportStatus.QUEUED:  # a worker that got the task after all moves it on under this lock
-            _finish_import(batch, ImportReport(), ImportStatus.FAILED, failure=reason)
+            finish_import(batch, ImportReport(), ImportStatus.FAILED, failure=reason)
 
 
-def _finish_import(batch: ImportBatch, report: ImportReport, status: str, *, failure: str = "") -> ImportBatch:
+def finish_import(batch: ImportBatch, report: ImportReport, status: str, *, failure: str = "") -> ImportBatch:
     """Record the outcome, delete the uploaded file (raw text must not outlive the import) and audit."""
     Path(batch.stored_path).unlink(missing_ok=True)
     with transaction.atomic():

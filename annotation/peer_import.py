@@ -1,18 +1,17 @@
-"""A peer tool's file through the import pipeline: the first read that finds its fields and annotators, the
-data lead's mapping (which field is what, who is whom), and the records it becomes: items, their imported
-judgements (written by ``preferences``, a higher floor, through the writer it registers) and their imported
-answers (annotations), each keeping its origin: tool, project, annotator, time."""
+"""A peer tool's file through the import pipeline, once the data lead mapped it (``annotation.peer_mapping``):
+the records it becomes: items, their imported judgements (written by ``preferences``, a higher floor, through
+the writer it registers) and their imported answers (annotations), each keeping its origin: tool, project,
+annotator, time."""
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from django.contrib.auth.hashers import make_password
 
-from accounts.models import Project, User
-from accounts.selectors import project_members
+from accounts.models import User
 from annotation import selectors
 from annotation.import_report import ImportReport
 from annotation.models import (
@@ -27,10 +26,9 @@ from annotation.models import (
     SlotState,
 )
 from annotation.parsing import LineError, Message, content_hash
-from annotation.peers.reading import peer_read, peer_scan
-from annotation.peers.records import TOOL_NAMES, FieldMap, PeerFormat, PeerRecord, PeerScan
+from annotation.peers.reading import peer_read
+from annotation.peers.records import TOOL_NAMES, FieldMap, PeerFormat, PeerRecord
 from annotation.pii import Scrubber
-from core.errors import DomainError
 
 PEER_FORMATS = selectors.PEER_FORMATS
 NEW = "new"  # map a tool's annotator to a new imported annotator (an account that cannot sign in)
@@ -59,135 +57,6 @@ def judgement_writer_register(writer: JudgementWriter) -> None:
     """``preferences`` registers what stores imported judgements when its app is ready."""
     if writer not in _writers:
         _writers.append(writer)
-
-
-# --- the first read and the mapping ------------------------------------------------------------------------------
-
-
-def scan_file(project: Project, path: Path, fmt: str) -> dict[str, Any]:
-    """Read the stored file once for the mapping step; return what the batch keeps of it (``peer_scan``),
-    each annotator with the project member whose e-mail matches theirs, suggested (never applied unasked)."""
-    scan: PeerScan = peer_scan(path, fmt)
-    emails = {
-        m.user.email.casefold(): m.user.pk
-        for m in project_members(project).filter(user__is_active=True)
-        if m.user.email and not hasattr(m.user, "imported_as")
-    }
-    known = dict(
-        ImportedAnnotator.objects.filter(project=project, tool=fmt).values_list("key", "user_id")  # mapped before
-    )
-    return {
-        "tool": scan.tool,
-        "project": scan.project,
-        "records": scan.records,
-        "fields": scan.fields,
-        "field_guess": _field_map_json(scan.field_guess),
-        "annotators": [
-            {
-                "key": seen.annotator.key,
-                "label": seen.annotator.label,
-                "judgements": seen.judgements,
-                "answers": seen.answers,
-                "suggested_user": emails.get(seen.annotator.label.casefold()),
-                "imported_before": known.get(seen.annotator.key),
-            }
-            for seen in scan.annotators
-        ],
-        "errors": [{"line": e.line, "reason": e.reason} for e in scan.errors],
-    }
-
-
-def _field_map_json(fields: FieldMap | None) -> dict[str, Any] | None:
-    if fields is None:
-        return None
-    raw = asdict(fields)
-    raw["candidates"] = list(fields.candidates)
-    return raw
-
-
-def needs_fields(fmt: str) -> bool:
-    """Only a Label Studio export leaves its fields' meaning unsaid (its labeling config is not exported)."""
-    return fmt == PeerFormat.LABEL_STUDIO
-
-
-def mapping_check(
-    batch: ImportBatch, *, fields: dict[str, Any] | None, annotators: dict[str, Any]
-) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """Check a mapping against the batch's scan; return it normalised (fields, annotators). Every annotator
-    the file names must be mapped: to a member of the project (by user id), to ``"new"`` or to ``"skip"``;
-    no two to the same member. Raises ``DomainError`` naming what is wrong."""
-    scan = batch.peer_scan or {}
-    field_map = None
-    if needs_fields(batch.fmt):
-        field_map = _fields_check(fields or scan.get("field_guess") or {}, scan.get("fields") or [])
-    seen = {a["key"]: a for a in scan.get("annotators", [])}
-    unknown = sorted(set(annotators) - set(seen))
-    if unknown:
-        raise DomainError(f"The file names no annotator “{unknown[0]}”.", field="annotators")
-    missing = [a["label"] for key, a in seen.items() if key not in annotators]
-    if missing:
-        raise DomainError(
-            f"Say whom each annotator of the file is; not mapped: {', '.join(missing[:5])}"
-            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            + ". Map each to a member of the project, to a new imported annotator, or leave them out.",
-            field="annotators",
-        )
-    if any(a.get("answers") for a in seen.values()) and selectors.current_rubric(batch.project) is None:
-        raise DomainError(
-            "The file holds written answers, and every annotation here is made under the project's rubric: write "
-            "the rubric first (Rubric page), then map the import.",
-        )
-    members = dict(project_members(batch.project).values_list("user_id", "user__username"))
-    resolved: dict[str, Any] = {}
-    taken: dict[int, str] = {}
-    for key, value in annotators.items():
-        choice = value.get("user") if isinstance(value, dict) else value
-        if choice in (NEW, SKIP):
-            resolved[key] = {choice: True}
-            continue
-        try:
-            user_id = int(str(choice))
-        except ValueError:
-            raise DomainError(
-                f"Map {seen[key]['label']} to a member's user id, “new” or “skip”, not “{choice}”.", field="annotators"
-            ) from None
-        if user_id not in members:
-            raise DomainError(f"User #{user_id} is not a member of this project.", field="annotators")
-        if user_id in taken:
-            raise DomainError(
-                f"{seen[taken[user_id]]['label']} and {seen[key]['label']} are both mapped to {members[user_id]}: "
-                "each person judges an item once.",
-                field="annotators",
-            )
-        taken[user_id] = key
-        resolved[key] = {"user": user_id}
-    return field_map, resolved
-
-
-def _fields_check(raw: dict[str, Any], known: list[str]) -> dict[str, Any]:
-    prompt = str(raw.get("prompt") or "").strip()
-    if not prompt:
-        raise DomainError("Name the field that holds the prompt.", field="fields")
-    candidates = [str(c).strip() for c in raw.get("candidates") or [] if str(c).strip()]
-    response = str(raw.get("response") or "").strip() or None
-    named = [prompt, *candidates, *([response] if response else [])]
-    if known:
-        strange = [name for name in named if name not in known]
-        if strange:
-            raise DomainError(
-                f"The file's tasks have no field “{strange[0]}” (they have: {', '.join(known[:20])}).", field="fields"
-            )
-    if len(set(named)) != len(named):
-        raise DomainError("A field can hold one thing: the prompt, a candidate or the response.", field="fields")
-    if len(candidates) == 1:
-        raise DomainError("A comparison needs two candidate fields or more (or none, for answers).", field="fields")
-    return {"prompt": prompt, "candidates": candidates, "response": response}
-
-
-def mapping_complete(batch: ImportBatch, annotators: dict[str, Any] | None) -> bool:
-    """Whether a mapping given with the upload covers every annotator the file names."""
-    keys = {a["key"] for a in (batch.peer_scan or {}).get("annotators", [])}
-    return not keys or (annotators is not None and keys <= set(annotators))
 
 
 # --- the import --------------------------------------------------------------------------------------------------

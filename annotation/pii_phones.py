@@ -44,6 +44,12 @@ _CONTEXT_CHARS = 160
 _CONTEXT_WORDS_BEFORE = 6
 _CONTEXT_WORDS_AFTER = 3
 _OTHER_WORD_REACH = 1  # "order 123", "Your order is 123", "Bestellnummer lautet 123"
+# A word saying where something goes, just before the number: the number is the destination, not the thing
+# named before it ("send my security codes to 07911 123456", "envoyez le code au 06 12 34 56 78").
+# Not after a number: "2024-001234 to 2024-001240" is a range.
+_DESTINATION_RE = re.compile(
+    r"(?:\A|(?<=[^0-9\s])\s*?\s)(?:to|onto|an|à|au|aux|a|al|naar|na|till|til|do|para|per)[ \t]+\Z", re.IGNORECASE
+)
 _WORD_RE = re.compile(r"[^\W\d_]+")
 _HYPHEN_JOIN_RE = re.compile(r"(?<=[^\W\d_])\.?-(?=[^\W\d_])")
 # Stems that say "phone" in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and the
@@ -489,7 +495,9 @@ def _context_before(text: str, start: int) -> Literal["phone", "other", "number"
     if "#" in window[-3:] or "№" in window[-3:]:
         return "other"
     weak_phone = False
-    distance = 0  # words between, not counting "number" words ("order number: ...")
+    # Words between, not counting "number" words ("order number: ..."); a destination just before the number
+    # puts the words before it out of reach ("codes to 0791...": what the codes are sent to).
+    distance = _OTHER_WORD_REACH + 1 if _DESTINATION_RE.search(window) else 0
     words = _words_of(window)
     for word in reversed(words[-_CONTEXT_WORDS_BEFORE:]):
         kind = _word_kind(word)

@@ -14,8 +14,6 @@ from accounts.services import audit_event_record
 # The import, queue and submission use cases live with their rooms; views, the API and tasks call them here
 # as every write.
 from annotation.formats import import_format_check as import_format_check
-from annotation.importing import import_cancel as import_cancel
-from annotation.importing import import_mapping_confirm as import_mapping_confirm
 from annotation.importing import import_run as import_run
 from annotation.importing import import_start as import_start
 from annotation.models import (
@@ -33,6 +31,8 @@ from annotation.models import (
     SlotState,
 )
 from annotation.parsing import Message, content_hash
+from annotation.peer_mapping import import_cancel as import_cancel
+from annotation.peer_mapping import import_mapping_confirm as import_mapping_confirm
 from annotation.pii import PiiPolicy, PiiPolicyError, compile_policy
 from annotation.queue import draft_page_token as draft_page_token
 from annotation.queue import draft_save as draft_save

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from accounts.permissions import request_user
 from annotation import services
 from annotation.models import ImportBatch
-from annotation.peer_import import needs_fields
+from annotation.peer_mapping import needs_fields
 from annotation.permissions import get_batch_for_user
 from core.errors import DomainError
 

@@ -14,7 +14,7 @@ from annotation import selectors, services
 from annotation.forms import AnnotationSettingsForm, ImportForm, RubricForm, criteria_from_post
 from annotation.models import ImportStatus, RubricVersion
 from annotation.parsing import ImportFormat
-from annotation.peer_import import needs_fields
+from annotation.peer_mapping import needs_fields
 from annotation.permissions import get_batch_for_user, get_item_for_user
 from annotation.rendering import render_markdown
 from annotation.rubrics import SCALES, parse_criteria

@@ -159,6 +159,9 @@ def test_it_reads_a_national_number_of_another_region_where_the_text_says_phone(
         ("0470/12.34.56", "BE"),
         ("My credit card is blocked: 0171 1234567", "GB"),  # "card" is too far off to name this number
         ("Meine Karte ist gesperrt, Handy 0171 123456", "DE"),
+        # Where the codes go, not a code: "codes to <number>".
+        ("Got a new phone, send my security codes to 07911 123456 from now on", "GB"),
+        ("envoyez le code au 06 12 34 56 78", "FR"),
     ],
 )
 def test_it_scrubs_possible_numbers_where_the_text_or_the_format_says_phone(text: str, region: str) -> None:
@@ -194,6 +197,8 @@ def test_it_scrubs_possible_numbers_where_the_text_or_the_format_says_phone(text
         "SIRET 732 829 320 00074",
         "Your order is 4501234567",
         "a transfer of 1 234 567 yesterday",
+        "transfer to account 4501234567",
+        "ref 2024-001234 to 2024-001240",
     ],
 )
 def test_it_keeps_numbers_that_are_not_phone_numbers(text: str) -> None:
