@@ -101,7 +101,7 @@ def test_it_shows_each_form_the_options_of_its_kind(page) -> None:  # type: igno
     _fits(page, "release-sft")
     page.goto(f"/projects/{sft.pk}/imports/")
     assert page.locator("[name=fmt]").evaluate_all("rs => rs.map(r => r.value)") == [
-        "chat_jsonl", "prompt_response_jsonl", "csv",
+        "chat_jsonl", "prompt_response_jsonl", "csv", "label_studio_json", "argilla_disk",
     ]  # fmt: skip
     assert not _shown(page, "#field-csv_prompt")
     page.check("#id_fmt_2")  # CSV: its column names appear
