@@ -34,6 +34,9 @@ PEER_FORMATS = selectors.PEER_FORMATS
 NEW = "new"  # map a tool's annotator to a new imported annotator (an account that cannot sign in)
 SKIP = "skip"  # leave that annotator's judgements and answers out
 _CHUNK = 500
+# What each tool calls the record a dropped part belongs to: a compact JSON export is one line, so its line
+# number alone does not find it.
+_NOUNS = {"label_studio_json": "task", "argilla_disk": "record", "openassistant_trees": "replies to message"}
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ def import_peer_stream(
             report.drop(entry.line, entry.reason)
             continue
         for reason in entry.dropped:
-            report.drop(entry.line, reason)
+            report.drop(entry.line, _where(batch, entry) + reason)
         kind = "comparison" if entry.candidates else "sft"
         if kind not in kinds:
             what = "a comparison" if kind == "comparison" else "a conversation to annotate"
@@ -208,27 +211,40 @@ def _record_row(
     row = _Pending(entry.line, item, [], [])
     by_author: set[int] = set()
     for judgement, rationale in zip(entry.judgements, rationales, strict=True):
-        author = _author(entry.line, judgement.annotator.key, authors, labels, by_author, report)
+        author = _author(entry.line, _where(batch, entry), judgement.annotator.key, authors, labels, by_author, report)
         if author is not None:
             made = _origin(origin, judgement.annotator.key, judgement.external_id, judgement.created_at)
             row.judgements.append((author, judgement.result, rationale, judgement.lead_time_ms or 0, made))
     for answer, text in zip(entry.answers, answer_texts, strict=True):
-        author = _author(entry.line, answer.annotator.key, authors, labels, by_author, report)
+        author = _author(entry.line, _where(batch, entry), answer.annotator.key, authors, labels, by_author, report)
         if author is not None:
             made = _origin(origin, answer.annotator.key, answer.external_id, answer.created_at)
             row.answers.append((author, text, answer.lead_time_ms or 0, made))
     return row
 
 
+def _where(batch: ImportBatch, entry: PeerRecord) -> str:
+    """How a dropped part's reason starts: the record it belongs to, as its tool names it ("task 303: ")."""
+    return f"{_NOUNS[batch.fmt]} {entry.external_id}: " if entry.external_id else ""
+
+
 def _author(
-    line: int, key: str, authors: dict[str, User | None], labels: dict[str, str], done: set[int], report: ImportReport
+    line: int,
+    where: str,
+    key: str,
+    authors: dict[str, User | None],
+    labels: dict[str, str],
+    done: set[int],
+    report: ImportReport,
 ) -> User | None:
     author = authors.get(key)
     if author is None:
-        report.drop(line, f"{labels.get(key, key)}'s annotation left out, as mapped")
+        report.drop(line, f"{where}{labels.get(key, key)}'s annotation left out, as mapped")
         return None
     if author.pk in done:
-        report.drop(line, f"a second annotation by {labels.get(key, key)} left out: each person judges an item once")
+        report.drop(
+            line, f"{where}a second annotation by {labels.get(key, key)} left out: each person judges an item once"
+        )
         return None
     done.add(author.pk)
     return author
