@@ -195,8 +195,12 @@ def verdict(target: Target, shape: AdapterShape) -> dict[str, Any]:
             flags.append(f"{target.rank_flag} {needed}")
     allowed = target.modules_by_architecture.get(shape.architecture)
     if allowed is not None and not refusals:
-        ignored = sorted(set(shape.target_modules) - allowed - {ALL_LINEAR})
-        if ignored:
+        # PEFT matches a target module by its last name ("model.layers.0.self_attn.q_proj" is a "q_proj").
+        names = {module.rsplit(".", 1)[-1] for module in shape.target_modules} - {ALL_LINEAR}
+        ignored = sorted(names - allowed)
+        if names and not names & allowed:
+            refusals.append(f"none of the adapter's modules ({', '.join(ignored)}) is one {target.name} applies")
+        elif ignored:
             notes.append(f"{target.name} ignores the adapter's {', '.join(ignored)} (with a warning)")
     state = DOES_NOT_LOAD if refusals else LOADS_WITH_FLAG if flags else LOADS
     return {

@@ -68,6 +68,14 @@ def test_it_refuses_an_architecture_a_target_does_not_document() -> None:
     gpt2 = _by_target({"target_modules": ["c_attn", "c_proj", "c_fc", "lm_head"]}, architecture="GPT2LMHeadModel")
     assert gpt2["lorax"]["verdict"] == LOADS
     assert gpt2["lorax"]["notes"] == ["TGI / LoRAX ignores the adapter's lm_head (with a warning)"]
+    # Modules named by their full path (as "all-linear" is saved) are the same modules, by their last name.
+    full = [f"model.layers.{n}.self_attn.{m}" for n in (0, 1) for m in ("q_proj", "v_proj")]
+    paths = _by_target({"target_modules": full})
+    assert paths["lorax"]["verdict"] == LOADS
+    assert paths["lorax"]["notes"] == []
+    alien = _by_target({"target_modules": ["c_attn"]})
+    assert alien["lorax"]["verdict"] == DOES_NOT_LOAD
+    assert "none of the adapter's modules (c_attn)" in alien["lorax"]["reasons"][0]
 
 
 def test_it_shows_the_table_on_the_page_and_in_the_api_to_readers_only(
