@@ -175,9 +175,10 @@ def _imported_and_embedded(log_path: Path) -> None:
     assert batch.status == "done"
     assert batch.imported_count == len(lines)
 
+    events = AuditEvent.objects.filter(project=personas.project, action="embeddings.compute").order_by("id")
     deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if PromptEmbedding.objects.filter(item__batch=batch).count() == len(lines):
+    while time.monotonic() < deadline:  # the vectors, then the last task's audit event, in its own transaction
+        if PromptEmbedding.objects.filter(item__batch=batch).count() == len(lines) and events.count() >= 3:
             break
         time.sleep(0.5)
     log = log_path.read_text()[-4000:]
@@ -186,5 +187,4 @@ def _imported_and_embedded(log_path: Path) -> None:
     assert set(PromptEmbedding.objects.filter(item__batch=batch).values_list("model_hash", flat=True)) == {model_hash}
     matrix = prompt_embeddings(project_id=personas.project.pk, model_hash=model_hash)
     assert sorted(matrix.item_ids.tolist()) == sorted(Item.objects.filter(batch=batch).values_list("pk", flat=True))
-    events = AuditEvent.objects.filter(project=personas.project, action="embeddings.compute").order_by("id")
     assert [event.payload["items"] for event in events] == [16, 16, 8]
