@@ -34,11 +34,15 @@ __all__ = [
     "CandidateRecord",
     "CsvMapping",
     "ImportFormat",
+    "Invalid",
     "Limits",
     "LineError",
     "Message",
     "Record",
+    "check_json_storable",
+    "check_storable",
     "content_hash",
+    "json_type",
     "normalise_for_dedup",
     "parse",
 ]
@@ -147,8 +151,8 @@ class BinaryLineSource(Protocol):
     def readline(self, size: int = -1, /) -> bytes: ...
 
 
-class _Invalid(Exception):
-    """A line (or row) is unusable; ``reason`` is the sentence shown to the user."""
+class Invalid(Exception):
+    """A line (or row, or another tool's task) is unusable; ``reason`` is the sentence shown to the user."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -318,9 +322,9 @@ def _parse_jsonl(
         try:
             obj = _load_json(text)
             if not isinstance(obj, dict):
-                raise _Invalid(f"the line must be a JSON object, not {_json_type(obj)}")
+                raise Invalid(f"the line must be a JSON object, not {json_type(obj)}")
             result = build(obj, raw.number, limits)
-        except _Invalid as exc:
+        except Invalid as exc:
             result = LineError(raw.number, exc.reason)
         yield result
 
@@ -329,39 +333,39 @@ def _load_json(text: str) -> Any:
     """Return the decoded JSON value of one line.
 
     Raises:
-        _Invalid: if the text is not JSON, nests too deeply, or holds a number with too many digits.
+        Invalid: if the text is not JSON, nests too deeply, or holds a number with too many digits.
     """
     try:
         # Without its line ending: a line cut off mid-object is reported where it ends, not at "column 1"
         # of a line after it.
         return json.loads(text.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
-        raise _Invalid(f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}") from None
+        raise Invalid(f"invalid JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}") from None
     except RecursionError:
-        raise _Invalid("invalid JSON: nested too deeply") from None
+        raise Invalid("invalid JSON: nested too deeply") from None
     except ValueError:
         # Python refuses integers of more than 4,300 digits (int_max_str_digits) with a plain ValueError.
-        raise _Invalid("invalid JSON: a number has too many digits") from None
+        raise Invalid("invalid JSON: a number has too many digits") from None
 
 
 def _chat_record(obj: dict[str, Any], line: int, limits: Limits) -> Record:
     """Return the record of one chat line.
 
     Raises:
-        _Invalid: for the first problem found, messages first.
+        Invalid: for the first problem found, messages first.
     """
     if "messages" not in obj:
-        raise _Invalid("missing field 'messages'")
+        raise Invalid("missing field 'messages'")
     messages = _json_messages(obj, limits)
     response = None
     if messages[-1].role == "assistant":
         response = messages.pop().content
         if not messages or messages[-1].role != "user":
-            raise _Invalid("the conversation must end with a user message before the response")
+            raise Invalid("the conversation must end with a user message before the response")
     elif messages[-1].role != "user":
         # Without a response there must be something for the model to answer; a trailing system or tool turn
         # is almost always a truncated export.
-        raise _Invalid("the conversation must end with a user message or an assistant response")
+        raise Invalid("the conversation must end with a user message or an assistant response")
     return Record(line, tuple(messages), response, _json_external_id(obj), _json_metadata(obj))
 
 
@@ -369,13 +373,13 @@ def _json_messages(obj: dict[str, Any], limits: Limits) -> list[Message]:
     """Return the validated messages of a line that has a ``messages`` key.
 
     Raises:
-        _Invalid: if it is not a non-empty list, is too long, or a message is unusable.
+        Invalid: if it is not a non-empty list, is too long, or a message is unusable.
     """
     items = obj["messages"]
     if not isinstance(items, list) or not items:
-        raise _Invalid("'messages' must be a non-empty list")
+        raise Invalid("'messages' must be a non-empty list")
     if len(items) > limits.max_messages:
-        raise _Invalid(f"too many messages ({len(items):,}; the limit is {limits.max_messages:,})")
+        raise Invalid(f"too many messages ({len(items):,}; the limit is {limits.max_messages:,})")
     return [_message(item, number, limits) for number, item in enumerate(items, start=1)]
 
 
@@ -383,23 +387,23 @@ def _message(item: Any, number: int, limits: Limits) -> Message:
     """Return message ``number`` (1-based) of a chat line.
 
     Raises:
-        _Invalid: if it is not an object with a known role and usable string content.
+        Invalid: if it is not an object with a known role and usable string content.
     """
     label = f"message {number}"
     if not isinstance(item, dict):
-        raise _Invalid(f"{label} must be an object with 'role' and 'content', not {_json_type(item)}")
+        raise Invalid(f"{label} must be an object with 'role' and 'content', not {json_type(item)}")
     if "role" not in item:
-        raise _Invalid(f"{label} has no 'role'")
+        raise Invalid(f"{label} has no 'role'")
     role = item["role"]
     if not isinstance(role, str):
-        raise _Invalid(f"{label} has a role that is {_json_type(role)}, not a string")
+        raise Invalid(f"{label} has a role that is {json_type(role)}, not a string")
     if role not in ROLES:
-        raise _Invalid(f"unknown role {_show(role)} in {label}")
+        raise Invalid(f"unknown role {_show(role)} in {label}")
     if "content" not in item:
-        raise _Invalid(f"{label} has no 'content'")
+        raise Invalid(f"{label} has no 'content'")
     content = item["content"]
     if not isinstance(content, str):
-        raise _Invalid(f"{label} has content that is {_json_type(content)}, not a string")
+        raise Invalid(f"{label} has content that is {json_type(content)}, not a string")
     return Message(role, _clean_text(content, label, limits, empty=f"{label} has empty content"))
 
 
@@ -407,7 +411,7 @@ def _prompt_response_record(obj: dict[str, Any], line: int, limits: Limits) -> R
     """Return the record of one prompt/response line.
 
     Raises:
-        _Invalid: for the first problem found.
+        Invalid: for the first problem found.
     """
     messages = _prompt_messages(obj, limits)
     response = _json_text(obj, "response", limits)
@@ -418,11 +422,11 @@ def _prompt_messages(obj: dict[str, Any], limits: Limits) -> tuple[Message, ...]
     """Return the optional system message and the user message of a line with ``prompt`` and ``system``.
 
     Raises:
-        _Invalid: if the prompt is missing or null, or either text is unusable.
+        Invalid: if the prompt is missing or null, or either text is unusable.
     """
     prompt = _json_text(obj, "prompt", limits)
     if prompt is None:
-        raise _Invalid("missing field 'prompt'" if "prompt" not in obj else "'prompt' must be a string, not null")
+        raise Invalid("missing field 'prompt'" if "prompt" not in obj else "'prompt' must be a string, not null")
     system = _json_text(obj, "system", limits)
     return ((Message("system", system),) if system is not None else ()) + (Message("user", prompt),)
 
@@ -434,29 +438,29 @@ def _comparison_record(obj: dict[str, Any], line: int, limits: Limits) -> Record
     ``system``; a null value counts as absent, so exporters that write both keys with one of them null still work.
 
     Raises:
-        _Invalid: for the first problem found: context, candidates, gold, id, metadata.
+        Invalid: for the first problem found: context, candidates, gold, id, metadata.
     """
     has_messages = obj.get("messages") is not None
     has_prompt = obj.get("prompt") is not None
     if has_messages and has_prompt:
-        raise _Invalid("give either 'messages' or 'prompt', not both")
+        raise Invalid("give either 'messages' or 'prompt', not both")
     if has_messages:
         if obj.get("system") is not None:
             # Dropping it silently would lose the system prompt; with 'messages' it belongs in the conversation.
-            raise _Invalid("'system' goes with 'prompt'; with 'messages', make it the first message")
+            raise Invalid("'system' goes with 'prompt'; with 'messages', make it the first message")
         messages = tuple(_json_messages(obj, limits))
         if messages[-1].role == "assistant":
-            raise _Invalid("the conversation must end with a user message; the answers go in 'candidates'")
+            raise Invalid("the conversation must end with a user message; the answers go in 'candidates'")
         if messages[-1].role != "user":
-            raise _Invalid("the conversation must end with a user message")
+            raise Invalid("the conversation must end with a user message")
     elif has_prompt:
         messages = _prompt_messages(obj, limits)
     elif "messages" in obj:
-        raise _Invalid("'messages' must be a non-empty list")
+        raise Invalid("'messages' must be a non-empty list")
     elif "prompt" in obj:
-        raise _Invalid("'prompt' must be a string, not null")
+        raise Invalid("'prompt' must be a string, not null")
     else:
-        raise _Invalid("missing field 'messages' or 'prompt'")
+        raise Invalid("missing field 'messages' or 'prompt'")
     candidates = _json_candidates(obj, limits)
     gold = obj.get("gold")
     if gold is not None:
@@ -468,24 +472,24 @@ def _json_candidates(obj: dict[str, Any], limits: Limits) -> tuple[CandidateReco
     """Return the line's candidates, in file order.
 
     Raises:
-        _Invalid: if ``candidates`` is missing, not a list of MIN_CANDIDATES to MAX_CANDIDATES objects, a
+        Invalid: if ``candidates`` is missing, not a list of MIN_CANDIDATES to MAX_CANDIDATES objects, a
             candidate is unusable, or two candidates have the same content.
     """
     if "candidates" not in obj:
-        raise _Invalid("missing field 'candidates'")
+        raise Invalid("missing field 'candidates'")
     items = obj["candidates"]
     if (
         not isinstance(items, list)
         or not MIN_CANDIDATES <= len(items) <= MAX_CANDIDATES
         or not all(isinstance(item, dict) for item in items)
     ):
-        raise _Invalid(f"'candidates' must be a list of {MIN_CANDIDATES} to {MAX_CANDIDATES} objects")
+        raise Invalid(f"'candidates' must be a list of {MIN_CANDIDATES} to {MAX_CANDIDATES} objects")
     candidates = tuple(_candidate(item, number, limits) for number, item in enumerate(items, start=1))
     first_with: dict[str, int] = {}
     for number, candidate in enumerate(candidates, start=1):
         earlier = first_with.setdefault(candidate.content, number)
         if earlier != number:
-            raise _Invalid(f"candidates {earlier} and {number} are identical")
+            raise Invalid(f"candidates {earlier} and {number} are identical")
     return candidates
 
 
@@ -493,24 +497,24 @@ def _candidate(item: dict[str, Any], number: int, limits: Limits) -> CandidateRe
     """Return candidate ``number`` (1-based) of a comparison line.
 
     Raises:
-        _Invalid: if its content is missing or unusable, or a provenance field has the wrong type or is unstorable.
+        Invalid: if its content is missing or unusable, or a provenance field has the wrong type or is unstorable.
     """
     label = f"candidate {number}"
     if "content" not in item:
-        raise _Invalid(f"{label} has no 'content'")
+        raise Invalid(f"{label} has no 'content'")
     content = item["content"]
     if not isinstance(content, str):
-        raise _Invalid(f"{label} has content that is {_json_type(content)}, not a string")
+        raise Invalid(f"{label} has content that is {json_type(content)}, not a string")
     text = _clean_text(content, f"{label} content", limits, empty=f"{label} has empty content")
     model, version, adapter = (_candidate_string(item, key, label) for key in ("model", "version", "adapter"))
     decoding = item.get("decoding")
     if decoding is None:
         decoding = {}
     elif not isinstance(decoding, dict):
-        raise _Invalid(f"{label} 'decoding' must be an object")
-    _check_json_storable(decoding, f"{label} 'decoding'")
+        raise Invalid(f"{label} 'decoding' must be an object")
+    check_json_storable(decoding, f"{label} 'decoding'")
     extra = {key: value for key, value in item.items() if key not in _CANDIDATE_KEYS}
-    _check_json_storable(extra, label)
+    check_json_storable(extra, label)
     return CandidateRecord(text, model, version, adapter, decoding, extra)
 
 
@@ -518,15 +522,15 @@ def _candidate_string(item: dict[str, Any], key: str, label: str) -> str:
     """Return a candidate's provenance string under ``key``, stripped; "" if absent or null.
 
     Raises:
-        _Invalid: if it is not a string or holds a NUL or unpaired surrogate.
+        Invalid: if it is not a string or holds a NUL or unpaired surrogate.
     """
     value = item.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _Invalid(f"{label} '{key}' must be a string, not {_json_type(value)}")
+        raise Invalid(f"{label} '{key}' must be a string, not {json_type(value)}")
     text = value.strip()
-    _check_storable(text, f"{label} '{key}'")
+    check_storable(text, f"{label} '{key}'")
     return text
 
 
@@ -534,58 +538,58 @@ def _check_gold(gold: Any, count: int) -> None:
     """Check a gold verdict against ``count`` candidates (see ``Record.gold`` for the three accepted shapes).
 
     Raises:
-        _Invalid: naming what is wrong.
+        Invalid: naming what is wrong.
     """
     if isinstance(gold, str):
         if gold != _GOLD_TIE:
-            raise _Invalid(f"'gold' must be a candidate number, \"{_GOLD_TIE}\" or a ranking, not {_show(gold)}")
+            raise Invalid(f"'gold' must be a candidate number, \"{_GOLD_TIE}\" or a ranking, not {_show(gold)}")
         return
     if isinstance(gold, int) and not isinstance(gold, bool):
         _check_gold_number(gold, count, "'gold'")
         return
     if not isinstance(gold, list):
-        raise _Invalid(
+        raise Invalid(
             f"'gold' must be a candidate number, \"{_GOLD_TIE}\" or a ranking (a list of lists of candidate "
-            f"numbers), not {_json_type(gold)}"
+            f"numbers), not {json_type(gold)}"
         )
     if not gold:
-        raise _Invalid("'gold' ranking is empty")
+        raise Invalid("'gold' ranking is empty")
     seen: set[int] = set()
     for place, group in enumerate(gold, start=1):
         label = f"'gold' ranking group {place}"
         if not isinstance(group, list) or not group:
-            raise _Invalid(f"{label} must be a non-empty list of candidate numbers")
+            raise Invalid(f"{label} must be a non-empty list of candidate numbers")
         for number in group:
             if isinstance(number, bool) or not isinstance(number, int):
-                raise _Invalid(f"{label} holds {_json_type(number)}, not a candidate number")
+                raise Invalid(f"{label} holds {json_type(number)}, not a candidate number")
             _check_gold_number(number, count, label)
             if number in seen:
-                raise _Invalid(f"'gold' ranking names candidate {number} more than once")
+                raise Invalid(f"'gold' ranking names candidate {number} more than once")
             seen.add(number)
     missing = [str(number) for number in range(1, count + 1) if number not in seen]
     if missing:
         which = f"candidate {missing[0]}" if len(missing) == 1 else f"candidates {', '.join(missing)}"
-        raise _Invalid(f"'gold' ranking leaves out {which}; it must rank every candidate exactly once")
+        raise Invalid(f"'gold' ranking leaves out {which}; it must rank every candidate exactly once")
 
 
 def _check_gold_number(number: int, count: int, label: str) -> None:
     if not 1 <= number <= count:
         # A number may have up to 4,300 digits; a reason should stay readable.
         shown = str(number) if abs(number) < 10**12 else f"{str(number)[:12]}…"
-        raise _Invalid(f"{label} names candidate {shown}, but the candidates are numbered 1 to {count}")
+        raise Invalid(f"{label} names candidate {shown}, but the candidates are numbered 1 to {count}")
 
 
 def _json_text(obj: dict[str, Any], key: str, limits: Limits) -> str | None:
     """Return the cleaned string under ``key``, or None if it is absent or null.
 
     Raises:
-        _Invalid: if it is not a string, is blank, too long, or holds a NUL or unpaired surrogate.
+        Invalid: if it is not a string, is blank, too long, or holds a NUL or unpaired surrogate.
     """
     value = obj.get(key)
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _Invalid(f"'{key}' must be a string, not {_json_type(value)}")
+        raise Invalid(f"'{key}' must be a string, not {json_type(value)}")
     # An empty string is refused rather than read as "absent": it usually means a generation failed upstream.
     return _clean_text(value, f"'{key}'", limits, empty=f"'{key}' is empty")
 
@@ -594,14 +598,14 @@ def _json_external_id(obj: dict[str, Any]) -> str | None:
     """Return the line's ``id`` as a string, or None if absent, null or blank.
 
     Raises:
-        _Invalid: if it is neither string nor integer, or is too long or unstorable.
+        Invalid: if it is neither string nor integer, or is too long or unstorable.
     """
     value = obj.get("id")
     if value is None:
         return None
     # bool is an int subclass, but an id of true is a mistake, not the id "True".
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _Invalid(f"'id' must be a string or an integer, not {_json_type(value)}")
+        raise Invalid(f"'id' must be a string or an integer, not {json_type(value)}")
     return _clean_id(str(value), "'id'")
 
 
@@ -609,28 +613,28 @@ def _json_metadata(obj: dict[str, Any]) -> dict[str, Any]:
     """Return the line's ``metadata`` object ({} if absent or null).
 
     Raises:
-        _Invalid: if it is not an object or holds a value a JSON column cannot store.
+        Invalid: if it is not an object or holds a value a JSON column cannot store.
     """
     value = obj.get("metadata")
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _Invalid(f"'metadata' must be an object, not {_json_type(value)}")
-    _check_json_storable(value, "'metadata'")
+        raise Invalid(f"'metadata' must be an object, not {json_type(value)}")
+    check_json_storable(value, "'metadata'")
     return value
 
 
-def _check_json_storable(value: Any, label: str) -> None:
-    """Raise _Invalid if any key or value would be refused by PostgreSQL's jsonb (NUL, lone surrogate, NaN)."""
+def check_json_storable(value: Any, label: str) -> None:
+    """Raise Invalid if any key or value would be refused by PostgreSQL's jsonb (NUL, lone surrogate, NaN)."""
     # Iterative, because json.loads accepts nesting deeper than a recursive walk could safely follow.
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            _check_storable(item, label)
+            check_storable(item, label)
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise _Invalid(f"{label} contains a number that is not finite (NaN or Infinity)")
+                raise Invalid(f"{label} contains a number that is not finite (NaN or Infinity)")
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -732,7 +736,7 @@ def _parse_csv(lines: Iterator[_RawLine], mapping: CsvMapping, limits: Limits) -
     names = [cell.strip() for cell in header]
     try:
         index = _column_index(names, mapping)
-    except _Invalid as exc:
+    except Invalid as exc:
         yield LineError(header_line, exc.reason)
         return
     for item in rows:
@@ -743,9 +747,9 @@ def _parse_csv(lines: Iterator[_RawLine], mapping: CsvMapping, limits: Limits) -
         result: Record | LineError
         try:
             if len(cells) != len(names):
-                raise _Invalid(f"row has {len(cells)} fields but the header has {len(names)}")
+                raise Invalid(f"row has {len(cells)} fields but the header has {len(names)}")
             result = _csv_record(cells, index, mapping, line, limits)
-        except _Invalid as exc:
+        except Invalid as exc:
             result = LineError(line, exc.reason)
         yield result
 
@@ -754,7 +758,7 @@ def _column_index(names: list[str], mapping: CsvMapping) -> dict[str, int]:
     """Return the position of every mapped column.
 
     Raises:
-        _Invalid: if a mapped column is missing from the header or appears in it more than once.
+        Invalid: if a mapped column is missing from the header or appears in it more than once.
     """
     missing = [name for name in mapping.columns() if name not in names]
     if missing:
@@ -764,10 +768,10 @@ def _column_index(names: list[str], mapping: CsvMapping) -> dict[str, int]:
             if len(missing) == 1
             else f"columns {', '.join(repr(name) for name in missing)} are"
         )
-        raise _Invalid(f"{which} not in the header (found: {shown})")
+        raise Invalid(f"{which} not in the header (found: {shown})")
     for name in mapping.columns():
         if names.count(name) > 1:
-            raise _Invalid(f"column {name!r} appears more than once in the header")
+            raise Invalid(f"column {name!r} appears more than once in the header")
     return {name: names.index(name) for name in mapping.columns()}
 
 
@@ -775,7 +779,7 @@ def _csv_record(cells: list[str], index: dict[str, int], mapping: CsvMapping, li
     """Return the record of one CSV row; empty optional cells count as absent.
 
     Raises:
-        _Invalid: for the first problem found.
+        Invalid: for the first problem found.
     """
     label = f"column {mapping.prompt!r}"
     prompt = _clean_text(cells[index[mapping.prompt]], label, limits, empty=f"{label} is empty")
@@ -785,7 +789,7 @@ def _csv_record(cells: list[str], index: dict[str, int], mapping: CsvMapping, li
     metadata: dict[str, Any] = {}
     for name in mapping.metadata:
         value = cells[index[name]]
-        _check_storable(value, f"column {name!r}")
+        check_storable(value, f"column {name!r}")
         metadata[name] = value
     messages = ((Message("system", system),) if system is not None else ()) + (Message("user", prompt),)
     return Record(line, messages, response, external_id, metadata)
@@ -805,14 +809,14 @@ def _clean_text(value: str, label: str, limits: Limits, *, empty: str) -> str:
     """Return ``value`` with CRLF turned into LF and nothing else changed.
 
     Raises:
-        _Invalid: with ``empty`` if it is blank; otherwise if it is too long or holds a NUL or lone surrogate.
+        Invalid: with ``empty`` if it is blank; otherwise if it is too long or holds a NUL or lone surrogate.
     """
     text = value.replace("\r\n", "\n") if "\r" in value else value
     if not text.strip():
-        raise _Invalid(empty)
+        raise Invalid(empty)
     if len(text) > limits.max_chars_per_message:
-        raise _Invalid(f"{label} is too long ({len(text):,} characters; the limit is {limits.max_chars_per_message:,})")
-    _check_storable(text, label)
+        raise Invalid(f"{label} is too long ({len(text):,} characters; the limit is {limits.max_chars_per_message:,})")
+    check_storable(text, label)
     return text
 
 
@@ -820,28 +824,28 @@ def _clean_id(value: str, label: str) -> str | None:
     """Return the stripped id, or None if blank.
 
     Raises:
-        _Invalid: if it is longer than MAX_ID_CHARS or holds a NUL or lone surrogate.
+        Invalid: if it is longer than MAX_ID_CHARS or holds a NUL or lone surrogate.
     """
     text = value.strip()
     if not text:
         return None
     if len(text) > MAX_ID_CHARS:
-        raise _Invalid(f"{label} is too long ({len(text):,} characters; the limit is {MAX_ID_CHARS})")
-    _check_storable(text, label)
+        raise Invalid(f"{label} is too long ({len(text):,} characters; the limit is {MAX_ID_CHARS})")
+    check_storable(text, label)
     return text
 
 
-def _check_storable(text: str, label: str) -> None:
-    """Raise _Invalid if the text holds a NUL or an unpaired surrogate, both of which PostgreSQL refuses."""
+def check_storable(text: str, label: str) -> None:
+    """Raise Invalid if the text holds a NUL or an unpaired surrogate, both of which PostgreSQL refuses."""
     if "\x00" in text:
-        raise _Invalid(f"{label} contains a NUL character")
+        raise Invalid(f"{label} contains a NUL character")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise _Invalid(f"{label} contains an unpaired surrogate (a broken \\u escape)") from None
+        raise Invalid(f"{label} contains an unpaired surrogate (a broken \\u escape)") from None
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     """Return the JSON name of a value's type with its article, for error messages ("an array")."""
     if value is None:
         return "null"

@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from annotation.parsing import CandidateRecord, Limits, LineError, Message
+from annotation.parsing import CandidateRecord, Invalid, Limits, LineError, Message, check_json_storable
 from annotation.peers.common import (
     BOTH_BAD_CHOICES,
     MAX_ARRAY_BYTES,
     TIE_CHOICES,
-    Invalid,
     chat_messages,
-    check_json_storable,
     choice_index,
     clean_text,
     count_annotators,

@@ -5,14 +5,22 @@ an order of candidates into Enclave's result shape."""
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from annotation.parsing import MAX_CANDIDATES, MIN_CANDIDATES, Limits, LineError, Message
+from annotation.parsing import (
+    MAX_CANDIDATES,
+    MIN_CANDIDATES,
+    Invalid,
+    Limits,
+    LineError,
+    Message,
+    check_storable,
+    json_type,
+)
 from annotation.peers.records import AnnotatorSeen, PeerRecord
 
 # A JSON array is read whole (its tasks are found by decoding one value after another), so its size is capped.
@@ -35,14 +43,6 @@ _CHAT_ROLES = {
 }
 
 
-class Invalid(Exception):
-    """A task or record is unusable; ``reason`` is the sentence shown to the user."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def clean_text(value: Any, label: str, limits: Limits) -> str:
     """Return ``value`` with CRLF turned into LF.
 
@@ -58,32 +58,6 @@ def clean_text(value: Any, label: str, limits: Limits) -> str:
         raise Invalid(f"{label} is too long ({len(text):,} characters; the limit is {limits.max_chars_per_message:,})")
     check_storable(text, label)
     return text
-
-
-def check_storable(text: str, label: str) -> None:
-    """Raise Invalid if the text holds a NUL or an unpaired surrogate, both of which PostgreSQL refuses."""
-    if "\x00" in text:
-        raise Invalid(f"{label} contains a NUL character")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Invalid(f"{label} contains an unpaired surrogate (a broken \\u escape)") from None
-
-
-def check_json_storable(value: Any, label: str) -> None:
-    """Raise Invalid if any key or value would be refused by PostgreSQL's jsonb (NUL, lone surrogate, NaN)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            check_storable(item, label)
-        elif isinstance(item, float) and not math.isfinite(item):
-            raise Invalid(f"{label} contains a number that is not finite (NaN or Infinity)")
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
 
 
 def chat_messages(value: list[Any], label: str, limits: Limits) -> tuple[Message, ...]:
@@ -140,21 +114,6 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def json_type(value: object) -> str:
-    """Return the JSON name of a value's type with its article, for error messages ("an array")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def json_values(path: Path, limits: Limits) -> Iterator[tuple[int, Any] | LineError]:

@@ -12,14 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from annotation.parsing import CandidateRecord, Limits, LineError, Message
+from annotation.parsing import CandidateRecord, Invalid, Limits, LineError, Message, check_json_storable, check_storable
 from annotation.peers.common import (
     BOTH_BAD_CHOICES,
     TIE_CHOICES,
-    Invalid,
     chat_messages,
-    check_json_storable,
-    check_storable,
     choice_index,
     clean_text,
     count_annotators,

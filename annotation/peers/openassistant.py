@@ -10,17 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from annotation.parsing import CandidateRecord, Limits, LineError, Message
-from annotation.peers.common import (
-    MAX_ARRAY_BYTES,
-    Invalid,
-    check_json_storable,
-    clean_text,
-    count_candidates,
-    json_values,
-    parse_time,
-    tiers_result,
-)
+from annotation.parsing import CandidateRecord, Invalid, Limits, LineError, Message, check_json_storable
+from annotation.peers.common import MAX_ARRAY_BYTES, clean_text, count_candidates, json_values, parse_time, tiers_result
 from annotation.peers.records import (
     AnnotatorSeen,
     Entry,
