@@ -305,16 +305,13 @@ ENCLAVE_CODE_VERSION = env_optional_str("ENCLAVE_CODE_VERSION")
 SERVE_CRASH_LIMIT = env_int("SERVE_CRASH_LIMIT", 5, minimum=2, maximum=100)
 SERVE_CRASH_WINDOW = env_int("SERVE_CRASH_WINDOW", 120, minimum=10, maximum=86_400)
 
-# Training. Each job trains in a child of the gpu worker, in its own directory under TRAINING_WORK_DIR (local
-# disk of the worker); the worker beats twice a second while it supervises, and a running job whose heartbeat is
-# older than TRAINING_HEARTBEAT_TIMEOUT seconds is failed as "worker lost" by the reaper, which the default
-# workers run every TRAINING_REAP_INTERVAL seconds (enclave/periodic.py). Base models may be registered only
-# under TRAINING_MODEL_ROOTS (the shared models volume), when set.
+# Training: each job trains in a child of the gpu worker, under TRAINING_WORK_DIR (the worker's local disk); a job
+# whose heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT seconds is failed as "worker lost" by the reaper, run
+# every TRAINING_REAP_INTERVAL seconds (enclave/periodic.py). Base models live under TRAINING_MODEL_ROOTS, when set.
 TRAINING_WORK_DIR = Path(env_str("TRAINING_WORK_DIR", str(DATA_DIR / "training"))).resolve()
 TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 90, minimum=10, maximum=86_400)
 TRAINING_REAP_INTERVAL = env_int("TRAINING_REAP_INTERVAL", 10, minimum=1, maximum=3600)
-# Every default worker moves open rounds on every ROUNDS_ADVANCE_INTERVAL seconds (enclave/periodic.py), beside the
-# follow-up sent when a round's step ends.
+# Default workers move open rounds on every ROUNDS_ADVANCE_INTERVAL seconds, beside a step's own follow-up.
 ROUNDS_ADVANCE_INTERVAL = env_int("ROUNDS_ADVANCE_INTERVAL", 30, minimum=1, maximum=3600)
 # Celery beat sends governance.retention_sweep every RETENTION_SWEEP_INTERVAL seconds (enclave/periodic.py).
 RETENTION_SWEEP_INTERVAL = env_int("RETENTION_SWEEP_INTERVAL", 24 * 3600, minimum=60, maximum=7 * 24 * 3600)
@@ -324,13 +321,8 @@ TRAINING_MODEL_ROOTS = [Path(root).resolve() for root in env_list("TRAINING_MODE
 # than one runs the job under ``accelerate launch`` (torch.distributed: NCCL on GPUs, gloo on CPUs).
 TRAINING_PROCESSES = env_int("TRAINING_PROCESSES", 0, minimum=0, maximum=64)
 
-# Runs in MLflow (training/tracking.py). With MLFLOW_TRACKING_URI (the organisation's own tracking server, http or
-# https) every training job that ends is logged there by a default worker, in the experiment
-# "<MLFLOW_EXPERIMENT_PREFIX>/<project name>": its config, metrics, hashes, lineage, datasheet and adapter. Unset,
-# nothing is sent and mlflow is never imported. Each request waits MLFLOW_REQUEST_TIMEOUT seconds and is tried again
-# MLFLOW_REQUEST_RETRIES times (with backoff) before the job's logging is recorded as failed. MLflow's own variables
-# for the server's credentials (MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME and _PASSWORD, MLFLOW_TRACKING_
-# SERVER_CERT_PATH) are read by its client.
+# Runs in MLflow (training/tracking.py; README "Tracking runs in MLflow"): unset, nothing is sent and mlflow is never
+# imported. MLflow's client reads the server's credentials from its own variables (MLFLOW_TRACKING_TOKEN, ...).
 MLFLOW_TRACKING_URI = env_http_url("MLFLOW_TRACKING_URI")
 MLFLOW_EXPERIMENT_PREFIX = env_str("MLFLOW_EXPERIMENT_PREFIX", "enclave")
 MLFLOW_REQUEST_TIMEOUT = env_int("MLFLOW_REQUEST_TIMEOUT", 30, minimum=1, maximum=600)
