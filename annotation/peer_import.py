@@ -124,6 +124,8 @@ def import_peer_stream(
     if batch.field_map:
         fields = FieldMap(**{**batch.field_map, "candidates": tuple(batch.field_map["candidates"])})
     authors = _authors(batch)
+    # Read once, where the settings selector looks first: the adjudication check of each imported item asks for it.
+    batch.project._state.fields_cache["annotation"] = config
     kinds = selectors.work_kinds(batch.project)
     scan = batch.peer_scan or {}
     labels = {a["key"]: a["label"] for a in scan.get("annotators", [])}

@@ -9,16 +9,12 @@ import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import phonenumbers
 
-from annotation.pii_shapes import ANY_DIGIT_RE, CARD_GROUPINGS, Span, long_code_in_fours
-
-
-def _words(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
+from annotation.pii_phone_shapes import DATE_RE, other_number_shape, other_run_shape
+from annotation.pii_phone_words import context, words
+from annotation.pii_shapes import ANY_DIGIT_RE, Span
 
 # --- Phone numbers -----------------------------------------------------------------------------------------
 #
@@ -39,94 +35,18 @@ _GROUP_RE = re.compile(r"[0-9]+")
 _PHONE_MIN_DIGITS = 7
 _PHONE_MAX_DIGITS = 17  # 15 of E.164 plus a written "00" or a trunk "(0)"
 _MAX_GROUPS = 8
-# Context: words on the same line, within this many characters (numbers between count, so it is generous)
-_CONTEXT_CHARS = 160
-_CONTEXT_WORDS_BEFORE = 6
-_CONTEXT_WORDS_AFTER = 3
-_OTHER_WORD_REACH = 1  # "order 123", "Your order is 123", "Bestellnummer lautet 123"
-# A word saying where something goes, just before the number: the number is the destination, not the thing
-# named before it ("send my security codes to 07911 123456", "envoyez le code au 06 12 34 56 78").
-# Not after a number: "2024-001234 to 2024-001240" is a range.
-_DESTINATION_RE = re.compile(
-    r"(?:\A|(?<=[^0-9\s])\s*?\s)(?:to|onto|an|à|au|aux|a|al|naar|na|till|til|do|para|per)[ \t]+\Z", re.IGNORECASE
-)
-_WORD_RE = re.compile(r"[^\W\d_]+")
-_HYPHEN_JOIN_RE = re.compile(r"(?<=[^\W\d_])\.?-(?=[^\W\d_])")
-# Stems that say "phone" in English, German, French, Spanish, Italian, Dutch, Portuguese, Polish and the
-# Nordic languages; a token counts when it starts or ends with one (German compounds: "Handynummer").
-_PHONE_WORDS = _words(
-    """
-    tel phone fone call ring mobile mobil cell sms text whatsapp fax handy telefon festnetz rufnummer
-    anruf zurückrufen erreichbar durchwahl téléphone telephone portable appel appelez joindre joignable
-    fixe teléfono telefono móvil movil celular llamar llámame llama cellulare chiamare chiamami
-    cellphone landline contact reach dial hotline kontakt contatto contacto bellen tlf puhelin komórka
-    komorka telemóvel rufen ruf vorwahl gsm tél tfno telf mob cel ph phon rückruf callback mobiel bel
-    telefoon telefonisch telefone ligar zadzwoń zadzwon dzwonić dzwonic raggiungibile bereikbaar
-    localizable rejoindre kontaktnummer notfall
-    """
-)
-# "My number is ...": a phone word when no word for another kind of number is nearer.
-_NUMBER_WORDS = ("number", "nummer", "numéro", "numero", "número", "numer", "nr", "no", "num", "nº", "n")
-# Words that say the number is something else; they win over a phone word further away.
-_OTHER_NUMBER_WORDS = _words(
-    """
-    order bestell auftrag commande pedido ordine bestelling zamówien invoice rechnung facture factura
-    fattura factuur faktur ref referenz référence referencia riferimento referentie ticket case dossier
-    tracking sendung paket parcel colis shipment vertrag contract contrat contrato contratto policy
-    police polizza póliza account konto compte cuenta conto rekening iban bic swift card karte carte
-    tarjeta carta kaart transaction transaktion überweisung virement transferencia bonifico id kunden
-    customer client cliente klant mandat mandate amount betrag montant importe importo bedrag total
-    summe sum balance saldo solde price preis prix precio prezzo prijs cost kosten eur euro euros usd
-    gbp chf pln sek dkk nok dollar dollars pound pounds franken francs zł zl złoty kr date datum fecha
-    data dated version build release serial seriennummer série postcode zip postleitzahl code pin tan
-    otp reference voucher gutschein coupon sku artikel article item isbn vat ust tva iva nip steuer tax
-    bsn ssn nino nif dni codice fiscale siret siren kvk vin imei mrn page seite visa mastercard amex app
-    ios android update firmware vorgang aktenzeichen sepa blz sort loan kredit credit crédito prêt
-    mortgage hypothek hypothèque hipoteca mutuo darlehen depot portfolio securities wertpapier isin
-    routing aba member mitglied versicherung insurance assurance seguro assicurazione claim schaden
-    sinistre siniestro receipt beleg quittung reçu recibo ricevuta booking buchung réservation reserva
-    prenotazione confirmation bestätigung pnr flight flug vuelo volo terminal atm branch filiale agence
-    sucursal merchant händler commerçant esercente creditor gläubiger akte incident request anfrage
-    demande solicitud richiesta lot charge batch transfer payment zahlung paiement pago pagamento paid
-    pay bezahlt überwiesen withdrawal deposit fee gebühr frais cargo commissione refund erstattung
-    remboursement reembolso rimborso przelew kwota rachunek overschrijving encomenda fatura conta
-    montante valor transferência beställning bestilling ordre belopp beløb passport reisepass
-    passeport pasaporte passaporto paspoort ausweis personalausweis pratica sinistro préstamo prestamo
-    prestito lening hypotheek polis schade lid lidmaatschap membership adhérent socio miembro az zähler
-    compteur contador contatore matrikel kennzeichen
-    """
-)
-_CURRENCY_RE = re.compile(
-    r"(?:[€$£¥₣₹₽₺₩]|\b(?:EUR|USD|GBP|CHF|PLN|SEK|DKK|NOK|CZK|HUF|Fr|CHF|zł|kr|euros?|Euro|dollars?|pounds?)\b)",
-    re.IGNORECASE,
-)
 # Regions tried for a national number that the policy's region does not read, when the text says phone.
-_PLAUSIBLE_REGIONS = _words(
+_PLAUSIBLE_REGIONS = words(
     """
     GB DE FR US NL IT ES CH AT IE PL BE LU PT SE DK NO FI CZ CA AU
     """
 )
-_CODE_BEFORE_RE = re.compile(r"(?:[A-Za-z]{2}[0-9]{2}(?: ?[0-9A-Za-z]{4})*|[A-Za-z]+[0-9]+[A-Za-z0-9]*)[ \-]\Z")
-_CODE_AFTER_RE = re.compile(r"[ \-]?(?:[A-Za-z]+[0-9]|[0-9]+[A-Za-z])")
-# A date not inside a longer dotted chain (06.12.34.56.78 is a French number), and a range of years.
-_DATE_RE = re.compile(
-    r"(?<![0-9])(?<![0-9][./-])(?:[0-9]{1,2}([./-])[0-9]{1,2}\1(?:[0-9]{4}|[0-9]{2})|[0-9]{4}([./-])[0-9]{1,2}\2[0-9]{1,2})"
-    r"(?![./-][0-9])(?![0-9])"
-)
-_YEAR_RANGE_RE = re.compile(r"(?<![0-9])(?:19|20)[0-9]{2} ?[-\u2013] ?(?:19|20)[0-9]{2}(?![0-9])")
-# A placeholder, or the part of one that a context window cut off: "[PHONE_1]", "ONE_1]", "[EMAI".
-_PLACEHOLDER_WORD_RE = re.compile(r"\[?[A-Z][A-Z0-9_]*_[0-9]+\]|\[[A-Z][A-Z0-9_]*\Z|\A[A-Z0-9_]*_[0-9]+\]")
 _GLUED_HEAD_RE = re.compile(r"[0-9][+(]?[ \t\u00a0\u202f\u2009]?\Z")
 _CERTAIN, _UNSURE = 2, 1
 # Regions whose people dial a trunk prefix "0" before a national number.
 _TRUNK_ZERO = {
     region: phonenumbers.ndd_prefix_for_region(region, True) == "0" for region in phonenumbers.SUPPORTED_REGIONS
 }
-# What follows a number that goes on ("1.234.567,89", "4501-2/3"); a slash before a long group starts the next
-# number ("0171 2345678/0171 8765432").
-# A short group set off by a slash at either end of a run goes with the number ("4501-2/3", "02/04/2022").
-_GOES_ON_RE = re.compile(r"[,.:][0-9]|/[0-9]{1,3}(?![0-9])(?![ \-./][0-9])|-[0-9A-Za-z]")
-_WENT_ON_RE = re.compile(r"[0-9][,.:]\Z|(?<![0-9])(?<![0-9][ \-./])[0-9]{1,3}/\Z|[A-Za-z]-\Z")
 # A date written with spaces: "28 06 2019", "2019 06 28".
 _SPACED_DATE_RE = re.compile(
     r"(?:0?[1-9]|[12][0-9]|3[01]) (?:0?[1-9]|1[0-2]) (?:19|20)[0-9]{2}|(?:19|20)[0-9]{2} (?:0?[1-9]|1[0-2]) "
@@ -158,9 +78,9 @@ def find_phones(text: str, region: str) -> Iterator[Span]:
         # "0171 1234567abc": the last group belongs to a word; but "0171 2345678Thomas" starts a name.
         if glued and not (text[match.end()].isupper() and text[match.end() + 1 : match.end() + 2].islower()):
             groups = groups[:-1]
-        if not groups or _other_run_shape(text, groups):
+        if not groups or other_run_shape(text, groups):
             continue
-        if _SPACED_DATE_RE.fullmatch(text, groups[0][0], groups[-1][1]) or _DATE_RE.fullmatch(
+        if _SPACED_DATE_RE.fullmatch(text, groups[0][0], groups[-1][1]) or DATE_RE.fullmatch(
             text, groups[0][0], groups[-1][1]
         ):
             continue  # "am 12 02 2023", "on 02/04/2022"
@@ -227,7 +147,7 @@ def _with_prefix(text: str, groups: tuple[tuple[int, int], ...], free: int, firs
         if text[head] != "0" and text[max(0, head - 2) : head].strip() not in ("+", "(", "(+"):
             continue
         digits = "".join(text[a:b] for a, b in groups[j:first]) + re.sub(r"[^0-9]", "", text[span.start : span.end])
-        if len(digits) > _PHONE_MAX_DIGITS or _context(text, head, span.end) != "phone":
+        if len(digits) > _PHONE_MAX_DIGITS or context(text, head, span.end) != "phone":
             return span
         while head > 0 and text[head - 1] in "+(":
             head -= 1
@@ -270,12 +190,12 @@ def _phone_verdict(
     digits = "".join(text[a:b] for a, b in window)
     lengths = [b - a for a, b in window]
     separators = [text[window[i][1] : window[i + 1][0]] for i in range(len(window) - 1)]
-    if _other_number_shape(text, start, end, digits, lengths, separators):
+    if other_number_shape(text, start, end, digits, lengths, separators):
         return None
-    context = _context(text, start, end)
-    if context == "other":
+    said = context(text, start, end)
+    if said == "other":
         return None
-    ctx = context == "phone"
+    ctx = said == "phone"
     international = written.startswith("+") or written.startswith("(+") or digits.startswith("00")
     if coded and not ctx and not international:
         return None  # "TX 9981 2231 0045": the digits of a reference code
@@ -404,167 +324,3 @@ def _phone_grouping(lengths: list[int], separators: list[str]) -> bool:
         return False
     kinds = {separator.strip() for separator in separators[1:]}
     return len(kinds) <= 1
-
-
-def _other_number_shape(
-    text: str, start: int, end: int, digits: str, lengths: list[int], separators: list[str]
-) -> bool:
-    """Whether the written number has the shape of something that is not a phone number."""
-    written = text[start:end]
-    marks = [separator.strip() for separator in separators]
-    before = text[max(0, start - 12) : start]
-    after = text[end : end + 12]
-    # A number that goes on: "1.234.567,89", "12345.67", "4501-2/3", "140-538-265-X"
-    if _GOES_ON_RE.match(after) or _WENT_ON_RE.search(before):
-        return True
-    # A date: 12.03.2024, 2024-03-12, 03/12/24
-    if len(lengths) == 3 and len(set(marks)) == 1 and marks[0] in {".", "/", "-"}:
-        a, b, c = (int(digits[sum(lengths[:i]) : sum(lengths[: i + 1])]) for i in range(3))
-        if lengths[2] in (2, 4) and lengths[0] <= 2 and lengths[1] <= 2 and 1 <= a <= 31 and 1 <= b <= 31:
-            return True
-        if lengths == [4, 2, 2] and 1 <= b <= 12 and 1 <= c <= 31:
-            return True
-    # Inside a range of dates or years: 01.01.2023 - 31.12.2023, 2019-2024
-    if _DATE_RE.search(written) or _YEAR_RANGE_RE.search(written):
-        return True
-    # A round amount: 100 000 000, 2 500 000
-    if (
-        len(lengths) > 1
-        and digits[0] != "0"
-        and lengths[0] <= 3
-        and all(g == "000" for g in _groups_of(digits, lengths)[1:])
-    ):
-        return True
-    # A version: 2.3.14, 0.19.4499, 1.12.11.26 (but "1.800.555.1234" is how Americans dot a number)
-    if len(marks) >= 2 and all(mark == "." for mark in marks) and 1 in lengths:
-        return not (lengths == [1, 3, 3, 4] and digits[0] == "1")
-    # ... or one that ends in a build number: 15.19.17.9564 (a dotted phone number has no trunk-less build)
-    if (
-        len(marks) >= 3
-        and all(mark == "." for mark in marks)
-        and digits[0] != "0"
-        and lengths[-1] >= 4 > max(lengths[1:-1])
-    ):
-        return True
-    # An amount: a currency just before or after
-    return bool(_CURRENCY_RE.search(before[-6:]) or _CURRENCY_RE.match(after.lstrip()[:8]))
-
-
-def _groups_of(digits: str, lengths: list[int]) -> list[str]:
-    """Split ``digits`` into groups of ``lengths``."""
-    groups, position = [], 0
-    for length in lengths:
-        groups.append(digits[position : position + length])
-        position += length
-    return groups
-
-
-def _other_run_shape(text: str, groups: tuple[tuple[int, int], ...]) -> bool:
-    """Whether a whole run of digit groups is shaped like a card or an IBAN that failed its checks (no part
-    of it is then read as a phone number), or continues a code of letters and digits."""
-    lengths = [end - start for start, end in groups]
-    digits = sum(lengths)
-    first = text[groups[0][0]]
-    card_printed = len(lengths) == 1 or lengths[:-1] == [4] * (len(lengths) - 1) or tuple(lengths) in CARD_GROUPINGS
-    if 13 <= digits <= 19 and first in "23456" and text[groups[0][0] - 1 : groups[0][0]] != "+" and card_printed:
-        return True
-    if long_code_in_fours(text, groups):
-        return True
-    before = text[max(0, groups[0][0] - 40) : groups[0][0]]
-    # "GB93 VJOJ 6038 2048 4014 58", "AB12 3456 7890": the run goes on a code that mixes letters and digits.
-    if _CODE_BEFORE_RE.search(before):
-        return True
-    return bool(_CODE_AFTER_RE.match(text, groups[-1][1]))
-
-
-def _context(text: str, start: int, end: int) -> Literal["phone", "other", ""]:
-    """Read the words just before the number (nearest first), then just after: the first that names a kind of
-    number decides. Only words count, on the same line, at most ``_CONTEXT_WORDS_BEFORE`` before and
-    ``_CONTEXT_WORDS_AFTER`` after; numbers and placeholders between are passed over, so a number reads the same
-    context before and after its neighbours are scrubbed (which keeps scrubbing idempotent)."""
-    before = _context_before(text, start)
-    if before == "phone" or before == "other":
-        return before
-    return "phone" if before == "number" or _context_after(text, end) == "phone" else ""
-
-
-@functools.lru_cache(maxsize=4096)
-def _context_before(text: str, start: int) -> Literal["phone", "other", "number", ""]:
-    line_start = text.rfind("\n", max(0, start - _CONTEXT_CHARS), start) + 1
-    window = text[max(line_start, start - _CONTEXT_CHARS) : start]
-    if "#" in window[-3:] or "№" in window[-3:]:
-        return "other"
-    weak_phone = False
-    # Words between, not counting "number" words ("order number: ..."); a destination just before the number
-    # puts the words before it out of reach ("codes to 0791...": what the codes are sent to).
-    distance = _OTHER_WORD_REACH + 1 if _DESTINATION_RE.search(window) else 0
-    words = _words_of(window)
-    for word in reversed(words[-_CONTEXT_WORDS_BEFORE:]):
-        kind = _word_kind(word)
-        if kind == "phone":
-            return kind
-        if kind == "number":
-            weak_phone = True
-            continue
-        if kind == "other" and distance <= _OTHER_WORD_REACH:
-            return kind
-        # Further off, a word for another kind of number names something else ("my card is blocked, 0171 ...").
-        distance += 1
-    return "number" if weak_phone else ""
-
-
-@functools.lru_cache(maxsize=4096)
-def _context_after(text: str, end: int) -> Literal["phone", ""]:
-    line_end = text.find("\n", end, end + _CONTEXT_CHARS)
-    window = text[end : line_end if line_end != -1 else end + _CONTEXT_CHARS]
-    for word in _words_of(window)[:_CONTEXT_WORDS_AFTER]:
-        kind = _word_kind(word)
-        if kind == "phone":
-            return "phone"
-        if kind == "other":
-            break
-    return ""
-
-
-def _words_of(window: str) -> list[str]:
-    """The casefolded words of ``window``, placeholders left out and hyphenated compounds joined
-    ("Personal-Nr." is "personalnr", "Tel.-Nr." is "telnr")."""
-    if "_" in window:
-        window = _PLACEHOLDER_WORD_RE.sub(" ", window)
-    if "-" in window:
-        window = _HYPHEN_JOIN_RE.sub("", window)
-    return _WORD_RE.findall(window.casefold())
-
-
-@functools.lru_cache(maxsize=8192)
-def _word_kind(word: str) -> Literal["phone", "other", "number", ""]:
-    """Say what kind of number ``word`` (casefolded) names: a word counts when it is a listed stem, starts
-    with a stem of 4+ letters or ends with one of 5+ (compounds such as "Bestellnummer", "Handynummer"); when
-    it holds both a phone stem and another one, the longer stem decides ("contact" is not "conto"). A compound
-    of a "number" word ("Personalnummer", "Zählernummer", "leningnummer") names a phone number only when its
-    first part is a phone word ("Handynummer", "Rufnummer"): otherwise it is another kind of number."""
-    other = _stem_match(word, _OTHER_NUMBER_WORDS)
-    phone = _stem_match(word, _PHONE_WORDS)
-    if other > phone:
-        return "other"
-    if phone:
-        return "phone"
-    if word in _NUMBER_WORDS:
-        return "number"
-    for suffix in _NUMBER_WORDS[:7]:
-        if word.endswith(suffix) and len(word) > len(suffix):
-            head = word[: -len(suffix)].rstrip("s")  # "Mitgliedsnummer", "Versicherungsnummer"
-            return "phone" if head and _stem_match(head, _PHONE_WORDS) else "other"
-    return ""
-
-
-def _stem_match(word: str, stems: tuple[str, ...]) -> int:
-    """The length of the longest of ``stems`` that ``word`` is, starts with (4+ letters) or ends with (5+)."""
-    return max(
-        (
-            len(stem)
-            for stem in stems
-            if word == stem or (len(stem) >= 4 and word.startswith(stem)) or (len(stem) >= 5 and word.endswith(stem))
-        ),
-        default=0,
-    )
